@@ -1,0 +1,89 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+
+	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/internal/modelconfig"
+	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/repository"
+	"github.com/ferryml/ferry/internal/scheduler"
+)
+
+// defaultORTLib is where `make ort` put the ONNX Runtime library; the Makefile sets it
+// with -ldflags so a built binary finds the library from any working directory.
+var defaultORTLib = ""
+
+// ortLibrary finds the ONNX Runtime shared library: FERRY_ORT_LIB, the path baked in at
+// build time, then .ort/lib next to the binary's folder or the working directory.
+func ortLibrary(getenv func(string) string) (string, error) {
+	if p := getenv("FERRY_ORT_LIB"); p != "" {
+		return p, nil
+	}
+	candidates := []string{defaultORTLib}
+	if exe, err := os.Executable(); err == nil {
+		candidates = append(candidates, filepath.Join(filepath.Dir(exe), "..", ".ort", "lib", "libonnxruntime.so.1"))
+	}
+	candidates = append(candidates, filepath.Join(".ort", "lib", "libonnxruntime.so.1"))
+	for _, c := range candidates {
+		if c == "" {
+			continue
+		}
+		if _, err := os.Stat(c); err == nil {
+			return c, nil
+		}
+	}
+	return "", fmt.Errorf("ONNX Runtime library not found: run `make ort` or set FERRY_ORT_LIB")
+}
+
+// backends is every execution engine in this binary, in one place.
+func backends(rt *onnx.Runtime, intraOp int) repository.Backends {
+	return repository.Backends{
+		"onnxruntime": {
+			Platform:        "onnxruntime_onnx",
+			DefaultFilename: "model.onnx",
+			Inspect: func(path string) (modelconfig.IO, error) {
+				io, err := rt.Inspect(path)
+				if err != nil {
+					return modelconfig.IO{}, err
+				}
+				return modelconfig.IO{Inputs: tensorInfos(io.Inputs), Outputs: tensorInfos(io.Outputs)}, nil
+			},
+			Open: func(_ context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error) {
+				return rt.Open(path, onnx.SessionOptions{IntraOpThreads: intraOpThreads(cfg, intraOp)})
+			},
+		},
+	}
+}
+
+func tensorInfos(in []onnx.TensorInfo) []modelconfig.TensorInfo {
+	out := make([]modelconfig.TensorInfo, len(in))
+	for i, t := range in {
+		out[i] = modelconfig.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape}
+	}
+	return out
+}
+
+// intraOpThreads picks ONNX Runtime's threads per session: the model's
+// `intra_op_thread_count` parameter (as Triton's onnxruntime backend names it), else the
+// flag, else the cores shared among the model's instances so instances × threads ≤ cores.
+func intraOpThreads(cfg *inference.ModelConfig, flag int) int {
+	if p, ok := cfg.GetParameters()["intra_op_thread_count"]; ok {
+		if n, err := strconv.Atoi(p.GetStringValue()); err == nil && n > 0 {
+			return n
+		}
+	}
+	if flag > 0 {
+		return flag
+	}
+	instances := 0
+	for _, g := range cfg.GetInstanceGroup() {
+		instances += int(max(g.GetCount(), 1))
+	}
+	return max(1, runtime.NumCPU()/max(instances, 1))
+}

@@ -1,0 +1,239 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/monitor/metrics"
+	"github.com/ferryml/ferry/internal/repository"
+	grpcapi "github.com/ferryml/ferry/internal/transport/grpc"
+	httpapi "github.com/ferryml/ferry/internal/transport/http"
+	oklog "github.com/oklog/run"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/spf13/cobra"
+	"google.golang.org/grpc"
+)
+
+// serveConfig is everything `ferry serve` reads from its flags.
+type serveConfig struct {
+	repository   string
+	host         string
+	httpPort     int
+	grpcPort     int
+	mode         string
+	loadModels   []string
+	pollInterval time.Duration
+	logFormat    string
+	logLevel     string
+	limits       core.Limits
+	drain        time.Duration
+	intraOp      int
+}
+
+func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
+	cfg := serveConfig{limits: core.DefaultLimits()}
+	cmd := &cobra.Command{
+		Use:   "serve",
+		Short: "Serve the models of a Triton-style model repository over V2 REST and gRPC",
+		Args:  cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			log, err := newLogger(cfg.logFormat, cfg.logLevel, stderr)
+			if err != nil {
+				return err
+			}
+			lib, err := ortLibrary(getenv)
+			if err != nil {
+				return err
+			}
+			rt, err := onnx.NewRuntime(onnx.Options{LibraryPath: lib, Logger: log.With("component", "onnx")})
+			if err != nil {
+				return err
+			}
+			defer rt.Close()
+			s, err := newServer(cfg, rt, log)
+			if err != nil {
+				return err
+			}
+			return s.Run(cmd.Context())
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&cfg.repository, "model-repository", "", "model repository folder (Triton layout)")
+	f.StringVar(&cfg.host, "host", "127.0.0.1", "address to listen on")
+	f.IntVar(&cfg.httpPort, "http-port", 8000, "port for V2 REST and /metrics (0 picks a free port)")
+	f.IntVar(&cfg.grpcPort, "grpc-port", 8001, "port for V2 gRPC (0 picks a free port)")
+	f.StringVar(&cfg.mode, "model-control-mode", "none", "none (load all at start), explicit (--load-model and the repository API) or poll (rescan)")
+	f.StringArrayVar(&cfg.loadModels, "load-model", nil, "model to load at start in explicit mode (repeatable)")
+	f.DurationVar(&cfg.pollInterval, "repository-poll-interval", 15*time.Second, "how often poll mode rescans the repository")
+	f.StringVar(&cfg.logFormat, "log-format", "", "json or text (default: text on a terminal, else json)")
+	f.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
+	f.Int64Var(&cfg.limits.MaxBodyBytes, "max-body-bytes", cfg.limits.MaxBodyBytes, "largest HTTP request body; larger is refused with 413")
+	f.Int64Var(&cfg.limits.MaxTensorElements, "max-tensor-elements", cfg.limits.MaxTensorElements, "most elements in one tensor")
+	f.IntVar(&cfg.limits.MaxRank, "max-tensor-rank", cfg.limits.MaxRank, "most dimensions of one tensor")
+	f.IntVar(&cfg.limits.MaxGRPCMessageSize, "grpc-max-message-bytes", cfg.limits.MaxGRPCMessageSize, "largest gRPC message, either direction")
+	f.DurationVar(&cfg.drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	f.IntVar(&cfg.intraOp, "onnx-intra-op-threads", 0, "ONNX Runtime threads per instance (0: cores divided among the model's instances)")
+	_ = cmd.MarkFlagRequired("model-repository")
+	return cmd
+}
+
+func (c serveConfig) validate() error {
+	var errs []error
+	if c.limits.MaxBodyBytes <= 0 {
+		errs = append(errs, fmt.Errorf("--max-body-bytes: must be > 0, got %d", c.limits.MaxBodyBytes))
+	}
+	if c.limits.MaxTensorElements <= 0 {
+		errs = append(errs, fmt.Errorf("--max-tensor-elements: must be > 0, got %d", c.limits.MaxTensorElements))
+	}
+	if c.limits.MaxRank <= 0 {
+		errs = append(errs, fmt.Errorf("--max-tensor-rank: must be > 0, got %d", c.limits.MaxRank))
+	}
+	if c.limits.MaxGRPCMessageSize <= 0 {
+		errs = append(errs, fmt.Errorf("--grpc-max-message-bytes: must be > 0, got %d", c.limits.MaxGRPCMessageSize))
+	}
+	if len(c.loadModels) > 0 && c.mode != string(repository.ModeExplicit) {
+		errs = append(errs, fmt.Errorf("--load-model needs --model-control-mode explicit"))
+	}
+	return errors.Join(errs...)
+}
+
+func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
+	var lv slog.Level
+	if err := lv.UnmarshalText([]byte(level)); err != nil {
+		return nil, fmt.Errorf("--log-level: %w", err)
+	}
+	opts := &slog.HandlerOptions{Level: lv}
+	if format == "" {
+		format = "json"
+		if f, ok := w.(*os.File); ok {
+			if st, err := f.Stat(); err == nil && st.Mode()&os.ModeCharDevice != 0 {
+				format = "text"
+			}
+		}
+	}
+	switch format {
+	case "json":
+		return slog.New(slog.NewJSONHandler(w, opts)), nil
+	case "text":
+		return slog.New(slog.NewTextHandler(w, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+}
+
+// server is one wired Ferry instance. newServer opens the listeners (so their addresses
+// are known) and builds every part; Run loads the startup models and serves.
+type server struct {
+	cfg     serveConfig
+	log     *slog.Logger
+	core    *core.Server
+	repo    *repository.Repository
+	grpcAPI *grpcapi.Server
+	http    *http.Server
+	grpc    *grpc.Server
+	httpLn  net.Listener
+	grpcLn  net.Listener
+}
+
+func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, error) {
+	if err := cfg.validate(); err != nil {
+		return nil, err
+	}
+	mode, err := repository.ParseMode(cfg.mode)
+	if err != nil {
+		return nil, fmt.Errorf("--model-control-mode: %w", err)
+	}
+	s := &server{cfg: cfg, log: log}
+	var m *metrics.Metrics
+	m = metrics.New(func() []core.ModelStats { return s.core.StatsSnapshot() })
+	s.repo, err = repository.New(repository.Options{
+		Root: cfg.repository, Mode: mode, Startup: cfg.loadModels, PollInterval: cfg.pollInterval,
+		Backends: backends(rt, cfg.intraOp), Logger: log.With("component", "repository"),
+		Hooks: repository.Hooks{Loaded: m.Loaded, State: m.State},
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.core = core.New(core.Options{Name: "ferry", Version: version, Repository: s.repo, Limits: cfg.limits,
+		Logger: log.With("component", "core"), Observer: m})
+
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	s.http = &http.Server{
+		Handler:           httpapi.New(s.core, httpapi.Options{Logger: log.With("component", "http"), Limits: cfg.limits, Metrics: metricsHandler}),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+	}
+	s.grpcAPI = grpcapi.New(s.core, grpcapi.Options{Logger: log.With("component", "grpc"), Limits: cfg.limits})
+	s.grpc = grpcapi.NewGRPCServer(s.grpcAPI)
+	if s.httpLn, err = net.Listen("tcp", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.httpPort))); err != nil {
+		return nil, fmt.Errorf("http listener: %w", err)
+	}
+	if s.grpcLn, err = net.Listen("tcp", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.grpcPort))); err != nil {
+		s.httpLn.Close()
+		return nil, fmt.Errorf("grpc listener: %w", err)
+	}
+	return s, nil
+}
+
+// Run serves until ctx ends (SIGTERM), then stops accepting, drains in-flight requests
+// within the drain timeout, and unloads the models. Readiness turns true only once the
+// startup models are loaded.
+func (s *server) Run(ctx context.Context) error {
+	s.log.Info("listening", "http", s.httpLn.Addr().String(), "grpc", s.grpcLn.Addr().String(), "repository", s.cfg.repository)
+	gctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var g oklog.Group
+	g.Add(func() error { <-gctx.Done(); return nil }, func(error) { cancel() })
+	g.Add(func() error {
+		if err := s.repo.Start(gctx); err != nil {
+			return err
+		}
+		s.core.SetReady(true)
+		s.grpcAPI.SetServing(true)
+		s.log.Info("ready")
+		return s.repo.Run(gctx)
+	}, func(error) { cancel() })
+	g.Add(func() error {
+		if err := s.http.Serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
+			return err
+		}
+		return nil
+	}, func(error) {
+		s.core.SetReady(false) // /v2/health/ready answers 503 while draining
+		s.grpcAPI.SetServing(false)
+		dctx, done := context.WithTimeout(context.Background(), s.cfg.drain)
+		defer done()
+		if err := s.http.Shutdown(dctx); err != nil {
+			s.log.Warn("http drain incomplete", "err", err)
+		}
+	})
+	g.Add(func() error { return s.grpc.Serve(s.grpcLn) }, func(error) {
+		stopped := make(chan struct{})
+		go func() { s.grpc.GracefulStop(); close(stopped) }()
+		select {
+		case <-stopped:
+		case <-time.After(s.cfg.drain):
+			s.log.Warn("grpc drain incomplete")
+			s.grpc.Stop()
+		}
+	})
+	err := g.Run()
+	if cerr := s.repo.Close(); cerr != nil {
+		s.log.Warn("unload failed", "err", cerr)
+	}
+	s.log.Info("stopped")
+	return err
+}

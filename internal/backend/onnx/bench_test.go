@@ -1,0 +1,65 @@
+package onnx
+
+import (
+	"context"
+	"fmt"
+	"testing"
+
+	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/tools/onnxgen"
+)
+
+// BenchmarkExecuteMLP reports rows per second through onnxgen.MLP (256 ->
+// 1024 -> 1024 -> 10), one session on ONNX Runtime's default threads.
+func BenchmarkExecuteMLP(b *testing.B) {
+	needORT(b)
+	s, err := rt.Open(writeModel(b, onnxgen.MLP(1)), SessionOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	for _, batch := range []int{1, 32} {
+		b.Run(fmt.Sprintf("batch=%d", batch), func(b *testing.B) {
+			in := []*tensor.Tensor{mlpInput(batch)}
+			ctx := context.Background()
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Execute(ctx, in, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(batch*b.N)/b.Elapsed().Seconds(), "items/s")
+		})
+	}
+}
+
+// BenchmarkExecuteOverhead measures the fixed cost of one Execute on the tiny
+// "simple" model, where ONNX Runtime's own work is negligible; a cancellable
+// context adds RunOptions and a context.AfterFunc per call.
+func BenchmarkExecuteOverhead(b *testing.B) {
+	needORT(b)
+	s, err := rt.Open(writeModel(b, onnxgen.Simple()), SessionOptions{IntraOpThreads: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer s.Close()
+	shape := tensor.Shape{1, 16}
+	in := []*tensor.Tensor{
+		tt("INPUT0", tensor.Int32, shape, make([]int32, 16)), tt("INPUT1", tensor.Int32, shape, make([]int32, 16)),
+	}
+	cancellable, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	for _, bc := range []struct {
+		name string
+		ctx  context.Context
+	}{{"background", context.Background()}, {"cancellable", cancellable}} {
+		b.Run(bc.name, func(b *testing.B) {
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := s.Execute(bc.ctx, in, nil); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

@@ -1,0 +1,178 @@
+package onnx
+
+import (
+	"crypto/rand"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/google/go-cmp/cmp"
+
+	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/tools/onnxgen"
+)
+
+func TestInspect(t *testing.T) {
+	needORT(t)
+	batch16 := tensor.Shape{-1, 16}
+	for _, tc := range []struct {
+		name  string
+		model []byte
+		want  IO
+	}{
+		{"simple", onnxgen.Simple(), IO{
+			Inputs:  []TensorInfo{{"INPUT0", tensor.Int32, batch16}, {"INPUT1", tensor.Int32, batch16}},
+			Outputs: []TensorInfo{{"OUTPUT0", tensor.Int32, batch16}, {"OUTPUT1", tensor.Int32, batch16}},
+		}},
+		{"identity FP16", onnxgen.Identity(onnxgen.Float16, "id"), IO{
+			Inputs:  []TensorInfo{{"INPUT0", tensor.FP16, tensor.Shape{-1, -1}}},
+			Outputs: []TensorInfo{{"OUTPUT0", tensor.FP16, tensor.Shape{-1, -1}}},
+		}},
+		{"identity BYTES", onnxgen.Identity(onnxgen.String, "id"), IO{
+			Inputs:  []TensorInfo{{"INPUT0", tensor.Bytes, tensor.Shape{-1, -1}}},
+			Outputs: []TensorInfo{{"OUTPUT0", tensor.Bytes, tensor.Shape{-1, -1}}},
+		}},
+		{"mlp", onnxgen.MLP(1), IO{
+			Inputs:  []TensorInfo{{"input", tensor.FP32, tensor.Shape{-1, onnxgen.MLPInputs}}},
+			Outputs: []TensorInfo{{"output", tensor.FP32, tensor.Shape{-1, onnxgen.MLPClasses}}},
+		}},
+		{"scalar output", reduceSumModel(), IO{
+			Inputs:  []TensorInfo{{"x", tensor.FP32, tensor.Shape{-1, -1}}},
+			Outputs: []TensorInfo{{"sum", tensor.FP32, tensor.Shape{}}},
+		}},
+		{"FP16 output of unknowable shape left out", unknowableFP16Model(), IO{
+			Inputs:  []TensorInfo{{"x", tensor.FP16, tensor.Shape{-1, -1}}},
+			Outputs: []TensorInfo{{"z", tensor.FP32, tensor.Shape{-1, -1}}},
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := rt.Inspect(writeModel(t, tc.model))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(got, tc.want); d != "" {
+				t.Errorf("Inspect (-got +want):\n%s", d)
+			}
+		})
+	}
+}
+
+// Corrupt and missing files fail Inspect and Open with an error naming the file.
+func TestInspectBadFile(t *testing.T) {
+	needORT(t)
+	dir := t.TempDir()
+	random := make([]byte, 4096)
+	rand.Read(random)
+	truncated := onnxgen.MLP(1)
+	truncated = truncated[:len(truncated)/2]
+	files := map[string][]byte{
+		"random.onnx":    random,
+		"empty.onnx":     {},
+		"truncated.onnx": truncated,
+	}
+	for name, b := range files {
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, name := range []string{"random.onnx", "empty.onnx", "truncated.onnx", "missing.onnx"} {
+		path := filepath.Join(dir, name)
+		t.Run(name, func(t *testing.T) {
+			if _, err := rt.Inspect(path); err == nil || !strings.Contains(err.Error(), path) {
+				t.Errorf("Inspect(%s) err = %v, want an error naming the file", name, err)
+			} else {
+				t.Logf("Inspect: %v", err)
+			}
+			s, err := rt.Open(path, SessionOptions{})
+			if err == nil {
+				s.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), path) {
+				t.Errorf("Open(%s) err = %v, want an error naming the file", name, err)
+			}
+		})
+	}
+	if _, err := rt.Inspect(filepath.Join(dir, "missing.onnx")); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("Inspect(missing) err = %v, want os.ErrNotExist", err)
+	}
+}
+
+func TestNewRuntimeErrors(t *testing.T) {
+	needORT(t)
+	for _, tc := range []struct {
+		name    string
+		opts    Options
+		wantErr string
+	}{
+		{"no library path", Options{}, "LibraryPath is required"},
+		{"missing library", Options{LibraryPath: "/nonexistent/libonnxruntime.so.1"}, "/nonexistent/libonnxruntime.so.1"},
+		{"second runtime", Options{LibraryPath: findORTLib()}, "already exists"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r, err := NewRuntime(tc.opts)
+			if err == nil {
+				r.Close()
+			}
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("NewRuntime err = %v, want it to contain %q", err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestParseGraphShapes(t *testing.T) {
+	g, err := parseGraphShapes(unknowableFP16Model())
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string][]dim{}
+	for name, s := range g.inputs {
+		got["in:"+name] = s.dims
+	}
+	for name, s := range g.outputs {
+		got["out:"+name] = s.dims
+	}
+	want := map[string][]dim{
+		"in:x":  {{param: "batch"}, {param: "n"}},
+		"out:y": {{param: "a"}, {param: "b"}},
+		"out:z": {{param: "batch"}, {param: "n"}},
+	}
+	if d := cmp.Diff(got, want, cmp.AllowUnexported(dim{})); d != "" {
+		t.Errorf("parseGraphShapes (-got +want):\n%s", d)
+	}
+	simple, err := parseGraphShapes(onnxgen.Simple())
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantIn := valueShape{known: true, dims: []dim{{param: "batch"}, {value: 16, fixed: true}}}
+	if d := cmp.Diff(simple.inputs["INPUT0"], wantIn, cmp.AllowUnexported(dim{}, valueShape{})); d != "" {
+		t.Errorf("simple INPUT0 (-got +want):\n%s", d)
+	}
+	if _, err := parseGraphShapes([]byte{0x3a, 0xff}); err == nil {
+		t.Error("parseGraphShapes(garbage) succeeded")
+	}
+}
+
+// reduceSumModel sums a FP32 [batch, n] input to a rank-0 output "sum".
+func reduceSumModel() []byte {
+	return onnxgen.NewModel("reduce_sum").
+		Input("x", onnxgen.Float, onnxgen.Sym("batch"), onnxgen.Sym("n")).
+		Node("ReduceSum", []string{"x"}, []string{"sum"}, onnxgen.AttrInt("keepdims", 0)).
+		Output("sum", onnxgen.Float).
+		Bytes()
+}
+
+// unknowableFP16Model has an FP16 output "y" whose dimensions are named after
+// nothing the inputs declare, so its size is unknown before a run, and a FP32
+// output "z" that is fine.
+func unknowableFP16Model() []byte {
+	return onnxgen.NewModel("unknowable").
+		Input("x", onnxgen.Float16, onnxgen.Sym("batch"), onnxgen.Sym("n")).
+		Node("Identity", []string{"x"}, []string{"y"}).
+		Node("Cast", []string{"x"}, []string{"z"}, onnxgen.AttrInt("to", int64(onnxgen.Float))).
+		Output("y", onnxgen.Float16, onnxgen.Sym("a"), onnxgen.Sym("b")).
+		Output("z", onnxgen.Float, onnxgen.Sym("batch"), onnxgen.Sym("n")).
+		Bytes()
+}

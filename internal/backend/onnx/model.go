@@ -1,0 +1,223 @@
+package onnx
+
+import (
+	"fmt"
+	"os"
+	"runtime/debug"
+	"strings"
+
+	ort "github.com/yalue/onnxruntime_go"
+
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+// TensorInfo describes one input or output of a model.
+type TensorInfo struct {
+	Name  string
+	DType tensor.DType
+	// Shape has -1 for each symbolic or unknown dimension. A model that
+	// declares no shape at all reports rank 0, as ONNX Runtime does.
+	Shape tensor.Shape
+}
+
+// IO describes a model's inputs and outputs, in model order.
+type IO struct {
+	Inputs, Outputs []TensorInfo
+}
+
+// outputSpec is one output a Session returns, and how it gets its memory.
+type outputSpec struct {
+	TensorInfo
+	// prealloc is set for outputs the binding cannot take from ONNX
+	// Runtime's memory (FP16 and BF16, whose size it miscomputes, and rank-0
+	// tensors, which it rejects): Execute allocates them, sized by dims.
+	prealloc bool
+	dims     []dimSource
+}
+
+// dimSource says where an output dimension's size comes from: a fixed size
+// (input < 0) or dimension axis of the request's input number input.
+type dimSource struct {
+	size        int64
+	input, axis int
+}
+
+// skippedOutput is an output of the model a Session cannot return.
+type skippedOutput struct {
+	name, reason string
+}
+
+// modelDesc is what Inspect and Open learn about a model file.
+type modelDesc struct {
+	path    string
+	inputs  []TensorInfo
+	outputs []outputSpec
+	skipped []skippedOutput
+}
+
+func (d *modelDesc) io() IO {
+	io := IO{Inputs: d.inputs, Outputs: make([]TensorInfo, len(d.outputs))}
+	for i, o := range d.outputs {
+		io.Outputs[i] = o.TensorInfo
+	}
+	return io
+}
+
+// describe reads the model's inputs and outputs through a throwaway ONNX
+// Runtime session (the binding has no way to ask a live session) with graph
+// optimisation off, which makes that session cheaper to build.
+func (r *Runtime) describe(path string) (*modelDesc, error) {
+	if _, err := os.Stat(path); err != nil {
+		return nil, fmt.Errorf("onnx: model %s: %w", path, err)
+	}
+	var ins, outs []ort.InputOutputInfo
+	err := safely(r.log, func() error {
+		so, err := ort.NewSessionOptions()
+		if err != nil {
+			return err
+		}
+		defer so.Destroy()
+		if err := so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelDisableAll); err != nil {
+			return err
+		}
+		ins, outs, err = ort.GetInputOutputInfoWithOptions(path, so)
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("onnx: model %s cannot be loaded: %w", path, err)
+	}
+	d := &modelDesc{path: path}
+	for _, in := range ins {
+		ti, reason := tensorInfo(in)
+		if reason != "" {
+			return nil, fmt.Errorf("onnx: model %s: input %q %s; the onnx backend cannot feed it", path, in.Name, reason)
+		}
+		d.inputs = append(d.inputs, ti)
+	}
+	var shapes *graphShapes // parsed only if an output needs it
+	for _, out := range outs {
+		ti, reason := tensorInfo(out)
+		if reason == "" {
+			var o outputSpec
+			o, reason, err = d.planOutput(ti, &shapes)
+			if err != nil {
+				return nil, err
+			}
+			if reason == "" {
+				d.outputs = append(d.outputs, o)
+				continue
+			}
+		}
+		d.skipped = append(d.skipped, skippedOutput{out.Name, reason})
+		r.log.Warn("onnx model output cannot be returned; it is left out", "model_path", path, "output", out.Name, "reason", reason)
+	}
+	if len(d.inputs) == 0 {
+		return nil, fmt.Errorf("onnx: model %s has no inputs; the onnx backend needs at least one", path)
+	}
+	if len(d.outputs) == 0 {
+		return nil, fmt.Errorf("onnx: model %s has no output the onnx backend can return", path)
+	}
+	return d, nil
+}
+
+// tensorInfo converts the binding's description, or says why it cannot.
+func tensorInfo(in ort.InputOutputInfo) (TensorInfo, string) {
+	if in.OrtValueType != ort.ONNXTypeTensor {
+		return TensorInfo{}, fmt.Sprintf("is a %s value, not a tensor", strings.ToLower(strings.TrimPrefix(in.OrtValueType.String(), "ONNX_TYPE_")))
+	}
+	dt, ok := dtypeOf(in.DataType)
+	if !ok {
+		return TensorInfo{}, fmt.Sprintf("has element type %s, which has no V2 datatype", onnxTypeName(in.DataType))
+	}
+	return TensorInfo{Name: in.Name, DType: dt, Shape: tensor.Shape(in.Dimensions.Clone())}, ""
+}
+
+// planOutput decides how Execute gets memory for output o. A non-empty reason
+// means the output cannot be returned at all.
+func (d *modelDesc) planOutput(o TensorInfo, shapes **graphShapes) (outputSpec, string, error) {
+	spec := outputSpec{TensorInfo: o}
+	half := o.DType == tensor.FP16 || o.DType == tensor.BF16
+	if !half && len(o.Shape) > 0 {
+		return spec, "", nil // ONNX Runtime allocates it
+	}
+	if *shapes == nil {
+		b, err := os.ReadFile(d.path)
+		if err != nil {
+			return spec, "", fmt.Errorf("onnx: model %s: %w", d.path, err)
+		}
+		if *shapes, err = parseGraphShapes(b); err != nil {
+			return spec, "", fmt.Errorf("onnx: model %s: %w", d.path, err)
+		}
+	}
+	decl := (*shapes).outputs[o.Name]
+	switch {
+	case !decl.known && !half:
+		return spec, "", nil // rank unknown, not a scalar: ONNX Runtime allocates it
+	case !decl.known:
+		return spec, fmt.Sprintf("is %s with no declared shape, so it cannot be allocated before the run (onnxruntime_go v1.27 cannot return %s tensors ONNX Runtime allocates)", o.DType, o.DType), nil
+	case len(o.Shape) == 0 && (half || o.DType == tensor.Bytes):
+		return spec, fmt.Sprintf("is a rank-0 %s tensor, which onnxruntime_go v1.27 cannot return", o.DType), nil
+	}
+	spec.prealloc = true
+	for a, size := range o.Shape {
+		if size >= 0 {
+			spec.dims = append(spec.dims, dimSource{size: size, input: -1})
+			continue
+		}
+		src, ok := d.dimFromInput(decl, a, *shapes)
+		if !ok {
+			return spec, fmt.Sprintf("is %s and its dimension %d is not named after an input dimension, so it cannot be allocated before the run (onnxruntime_go v1.27 cannot return %s tensors ONNX Runtime allocates)", o.DType, a, o.DType), nil
+		}
+		spec.dims = append(spec.dims, src)
+	}
+	return spec, "", nil
+}
+
+// dimFromInput finds an input dimension with the same dim_param as axis a of
+// the declared output shape: ONNX requires one name to mean one size across
+// the graph.
+func (d *modelDesc) dimFromInput(decl valueShape, a int, shapes *graphShapes) (dimSource, bool) {
+	if a >= len(decl.dims) || decl.dims[a].param == "" {
+		return dimSource{}, false
+	}
+	param := decl.dims[a].param
+	for i, in := range d.inputs {
+		for b, dd := range shapes.inputs[in.Name].dims {
+			if dd.param == param {
+				return dimSource{input: i, axis: b}, true
+			}
+		}
+	}
+	return dimSource{}, false
+}
+
+// InputError is a request the model cannot take: an unknown, missing,
+// repeated or mistyped input, or an output the session does not return. It is
+// the client's fault, as opposed to a failure of the run.
+type InputError struct {
+	Name   string
+	Output bool // Name is an output
+	Reason string
+}
+
+func (e *InputError) Error() string {
+	kind := "input"
+	if e.Output {
+		kind = "output"
+	}
+	return fmt.Sprintf("%s %q: %s", kind, e.Name, e.Reason)
+}
+
+// InvalidInput marks the error as the request's fault, so the server answers 400 /
+// INVALID_ARGUMENT; core matches this method without importing this package.
+func (e *InputError) InvalidInput() bool { return true }
+
+func inputErr(name, format string, args ...any) error {
+	return &InputError{Name: name, Reason: fmt.Sprintf(format, args...)}
+}
+
+func outputErr(name, format string, args ...any) error {
+	return &InputError{Name: name, Output: true, Reason: fmt.Sprintf(format, args...)}
+}
+
+func stack() string { return string(debug.Stack()) }

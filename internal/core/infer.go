@@ -1,0 +1,172 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ferryml/ferry/internal/modelconfig"
+	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/scheduler"
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+// Infer runs one request on the model version it names.
+func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, error) {
+	start := time.Now()
+	l, err := s.acquire(req.Model, req.Version)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Release()
+	if s.obs != nil {
+		s.obs.ObserveInFlight(l.Model, l.Version, 1)
+		defer s.obs.ObserveInFlight(l.Model, l.Version, -1)
+	}
+	items, outputs, err := s.check(l.Config, req)
+	if err != nil {
+		s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
+		return nil, err
+	}
+	res, err := l.Scheduler.Submit(ctx, &scheduler.Request{Inputs: req.Inputs, Outputs: outputs})
+	if err != nil {
+		s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
+		return nil, s.runError(l, err)
+	}
+	if l.Config.GetMaxBatchSize() == 0 {
+		res.Timing.Batch = 1 // a model that does not batch runs one item per request
+	}
+	resp := &InferResponse{Model: l.Model, Version: l.Version, ID: req.ID, Outputs: res.Outputs}
+	s.finish(l, true, items, res.Timing, time.Since(start))
+	return resp, nil
+}
+
+// runError turns what the scheduler and backend return into the core vocabulary.
+func (s *Server) runError(l *Lease, err error) error {
+	switch {
+	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
+		return Unavailablef("model '%s' version %s: request ended before it ran: %v", l.Model, l.Version, err)
+	case errors.Is(err, scheduler.ErrClosed):
+		return Unavailablef("model '%s' version %s is unloading", l.Model, l.Version)
+	case errors.Is(err, ErrInvalid), errors.Is(err, ErrUnavailable):
+		return err
+	}
+	var bad interface{ InvalidInput() bool }
+	if errors.As(err, &bad) && bad.InvalidInput() {
+		return Invalidf("model '%s' version %s: %v", l.Model, l.Version, err)
+	}
+	return fmt.Errorf("model '%s' version %s: inference failed: %w", l.Model, l.Version, err)
+}
+
+func (s *Server) finish(l *Lease, ok bool, items int, t scheduler.Timing, total time.Duration) {
+	s.stats.record(l.Model, l.Version, ok, items, t, total)
+	if s.obs != nil {
+		s.obs.ObserveRequest(l.Model, l.Version, ok, items, t, total)
+	}
+}
+
+// check validates the inputs against the model's config and returns the number of items
+// (batch rows) and the output names to compute.
+func (s *Server) check(cfg *inference.ModelConfig, req *InferRequest) (int, []string, error) {
+	maxBatch := int64(cfg.GetMaxBatchSize())
+	byName := make(map[string]*tensor.Tensor, len(req.Inputs))
+	for _, t := range req.Inputs {
+		if _, dup := byName[t.Name]; dup {
+			return 0, nil, &InputError{Input: t.Name, Reason: "given more than once"}
+		}
+		byName[t.Name] = t
+	}
+	batch := int64(-1)
+	for _, in := range cfg.GetInput() {
+		t, ok := byName[in.GetName()]
+		if !ok {
+			if in.GetOptional() {
+				continue
+			}
+			return 0, nil, &InputError{Input: in.GetName(), Reason: fmt.Sprintf("model '%s' expects this input; it is missing", cfg.GetName())}
+		}
+		delete(byName, in.GetName())
+		b, err := s.checkInput(in, t, maxBatch)
+		if err != nil {
+			return 0, nil, err
+		}
+		if batch >= 0 && b != batch {
+			return 0, nil, &InputError{Input: t.Name, Reason: fmt.Sprintf("batch size %d differs from the other inputs' %d", b, batch)}
+		}
+		batch = b
+	}
+	for name := range byName {
+		return 0, nil, &InputError{Input: name, Reason: fmt.Sprintf("model '%s' has no such input", cfg.GetName())}
+	}
+	outputs, err := requestedOutputs(cfg, req.Outputs)
+	if err != nil {
+		return 0, nil, err
+	}
+	if batch < 0 || maxBatch == 0 {
+		batch = 1
+	}
+	return int(batch), outputs, nil
+}
+
+// checkInput checks one input's datatype, shape and data; it returns its batch size.
+func (s *Server) checkInput(in *inference.ModelInput, t *tensor.Tensor, maxBatch int64) (int64, error) {
+	if err := s.limits.CheckShape(t.Name, t.Shape); err != nil {
+		return 0, err
+	}
+	if want := modelconfig.DType(in.GetDataType()); t.DType != want {
+		return 0, &InputError{Input: t.Name, Reason: fmt.Sprintf("datatype %s does not match the model's %s", t.DType, want)}
+	}
+	dims := tensor.Shape(in.GetDims())
+	shape := t.Shape
+	var batch int64 = 1
+	if maxBatch > 0 {
+		if len(shape) == 0 {
+			return 0, &InputError{Input: t.Name, Reason: fmt.Sprintf("shape [] has no batch dimension; expected [-1]+%v", dims)}
+		}
+		batch, shape = shape[0], shape[1:]
+		if batch < 1 || batch > maxBatch {
+			return 0, &InputError{Input: t.Name, Reason: fmt.Sprintf("batch size %d is outside 1..%d (max_batch_size)", batch, maxBatch)}
+		}
+	}
+	if !shape.Matches(dims) && !reshapeMatches(in, shape) {
+		want := dims.String()
+		if maxBatch > 0 {
+			want = "[-1," + want[1:]
+		}
+		return 0, &InputError{Input: t.Name, Reason: fmt.Sprintf("shape %v does not match the model's %s", t.Shape, want)}
+	}
+	if err := t.Validate(); err != nil {
+		return 0, &InputError{Input: t.Name, Reason: err.Error()}
+	}
+	return batch, nil
+}
+
+// reshapeMatches accepts the shape a config's reshape names, as Triton does.
+func reshapeMatches(in *inference.ModelInput, shape tensor.Shape) bool {
+	r := in.GetReshape()
+	return r != nil && shape.Matches(tensor.Shape(r.GetShape()))
+}
+
+// requestedOutputs checks the requested output names; none means all, in config order.
+func requestedOutputs(cfg *inference.ModelConfig, req []RequestedOutput) ([]string, error) {
+	if len(req) == 0 {
+		names := make([]string, len(cfg.GetOutput()))
+		for i, o := range cfg.GetOutput() {
+			names[i] = o.GetName()
+		}
+		return names, nil
+	}
+	known := make(map[string]bool, len(cfg.GetOutput()))
+	for _, o := range cfg.GetOutput() {
+		known[o.GetName()] = true
+	}
+	names := make([]string, len(req))
+	for i, o := range req {
+		if !known[o.Name] {
+			return nil, Invalidf("output %q: model '%s' has no such output", o.Name, cfg.GetName())
+		}
+		names[i] = o.Name
+	}
+	return names, nil
+}

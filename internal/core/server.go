@@ -1,0 +1,155 @@
+package core
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/scheduler"
+)
+
+// Observer is told about every finished request; metrics implement it. It is called on
+// the request path, so implementations must be quick and must not block.
+type Observer interface {
+	ObserveRequest(model, version string, ok bool, items int, t scheduler.Timing, total time.Duration)
+	ObserveInFlight(model, version string, delta int)
+}
+
+// Options configure a Server.
+type Options struct {
+	Name       string // server name in metadata ("ferry")
+	Version    string
+	Repository Repository
+	Limits     Limits
+	Logger     *slog.Logger
+	Observer   Observer // may be nil
+}
+
+// Server is the in-process serving API every transport calls.
+type Server struct {
+	name, version string
+	repo          Repository
+	limits        Limits
+	log           *slog.Logger
+	obs           Observer
+	ready         atomic.Bool
+	stats         *statsTable
+}
+
+// Extensions Ferry implements, as GET /v2 lists them.
+var Extensions = []string{"classification", "model_repository", "model_repository(unload_dependents)", "schedule_policy", "model_configuration", "system_shared_memory", "statistics", "binary_tensor_data", "parameters"}
+
+// New builds a Server. It is not ready until SetReady(true), which the caller does once
+// the startup models are loaded.
+func New(opts Options) *Server {
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Name == "" {
+		opts.Name = "ferry"
+	}
+	if opts.Limits == (Limits{}) {
+		opts.Limits = DefaultLimits()
+	}
+	return &Server{name: opts.Name, version: opts.Version, repo: opts.Repository, limits: opts.Limits,
+		log: opts.Logger, obs: opts.Observer, stats: newStatsTable()}
+}
+
+// Live reports whether the process serves at all; it always does while it runs.
+func (s *Server) Live() bool { return true }
+
+// Ready reports whether the server takes inference requests: startup models are loaded
+// and it is not draining.
+func (s *Server) Ready() bool { return s.ready.Load() }
+
+// SetReady flips readiness; shutdown sets it false before draining.
+func (s *Server) SetReady(v bool) { s.ready.Store(v) }
+
+// Limits are the request limits transports apply while decoding.
+func (s *Server) Limits() Limits { return s.limits }
+
+// Metadata answers GET /v2.
+func (s *Server) Metadata() ServerMetadata {
+	return ServerMetadata{Name: s.name, Version: s.version, Extensions: Extensions}
+}
+
+// acquire checks the model name and leases a ready version.
+func (s *Server) acquire(model, version string) (*Lease, error) {
+	if err := CheckModelName(model); err != nil {
+		return nil, err
+	}
+	return s.repo.Acquire(model, version)
+}
+
+// ModelMetadata answers GET /v2/models/{m}[/versions/{v}] from the completed config.
+func (s *Server) ModelMetadata(_ context.Context, model, version string) (*ModelMetadata, error) {
+	l, err := s.acquire(model, version)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Release()
+	cfg := l.Config
+	md := &ModelMetadata{Name: model, Versions: s.repo.Versions(model), Platform: cfg.GetPlatform()}
+	batch := cfg.GetMaxBatchSize() > 0
+	for _, in := range cfg.GetInput() {
+		md.Inputs = append(md.Inputs, TensorMetadata{Name: in.GetName(), DataType: v2Type(in.GetDataType()), Shape: metaShape(batch, in.GetDims())})
+	}
+	for _, out := range cfg.GetOutput() {
+		md.Outputs = append(md.Outputs, TensorMetadata{Name: out.GetName(), DataType: v2Type(out.GetDataType()), Shape: metaShape(batch, out.GetDims())})
+	}
+	return md, nil
+}
+
+func metaShape(batch bool, dims []int64) []int64 {
+	if !batch {
+		return append([]int64{}, dims...)
+	}
+	return append([]int64{-1}, dims...)
+}
+
+// ModelReady reports whether the version ("" = any) is READY. An unknown model is an error.
+func (s *Server) ModelReady(_ context.Context, model, version string) (bool, error) {
+	l, err := s.acquire(model, version)
+	if err != nil {
+		if errors.Is(err, ErrUnavailable) {
+			return false, nil
+		}
+		return false, err
+	}
+	l.Release()
+	return true, nil
+}
+
+// ModelConfig returns the completed configuration of a ready version.
+func (s *Server) ModelConfig(_ context.Context, model, version string) (*inference.ModelConfig, error) {
+	l, err := s.acquire(model, version)
+	if err != nil {
+		return nil, err
+	}
+	defer l.Release()
+	return l.Config, nil
+}
+
+// RepositoryIndex lists the repository's models and their states.
+func (s *Server) RepositoryIndex(_ context.Context, readyOnly bool) ([]ModelIndexEntry, error) {
+	return s.repo.Index(readyOnly), nil
+}
+
+// LoadModel loads or reloads a model (repository extension).
+func (s *Server) LoadModel(ctx context.Context, model string, opts LoadOptions) error {
+	if err := CheckModelName(model); err != nil {
+		return err
+	}
+	return s.repo.Load(ctx, model, opts)
+}
+
+// UnloadModel unloads a model once its in-flight requests finish (repository extension).
+func (s *Server) UnloadModel(ctx context.Context, model string) error {
+	if err := CheckModelName(model); err != nil {
+		return err
+	}
+	return s.repo.Unload(ctx, model)
+}

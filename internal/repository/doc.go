@@ -1,0 +1,7 @@
+// Package repository turns a Triton-style model repository on disk into loaded model
+// versions: it discovers models and numeric version folders, parses and completes each
+// config, applies the version policy, opens backend instances behind a scheduler, and
+// hands them out as reference-counted leases. A version being replaced stops taking new
+// leases, finishes the requests holding one, and only then closes. Control modes:
+// none (load everything at start), explicit (load on request) and poll (rescan).
+package repository

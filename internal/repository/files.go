@@ -1,0 +1,88 @@
+package repository
+
+import (
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/ferryml/ferry/internal/core"
+)
+
+// modelDirs lists the model folders directly under root.
+func modelDirs(root string) ([]string, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("model repository: %w", err)
+	}
+	var names []string
+	for _, e := range ents {
+		if isDir(root, e) && !strings.HasPrefix(e.Name(), ".") && core.CheckModelName(e.Name()) == nil {
+			names = append(names, e.Name())
+		}
+	}
+	sort.Strings(names)
+	return names, nil
+}
+
+// versionDirs lists the numeric version folders of a model, ascending.
+func versionDirs(dir string) ([]int64, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return nil, err
+	}
+	var vs []int64
+	for _, e := range ents {
+		if !isDir(dir, e) {
+			continue
+		}
+		v, err := strconv.ParseInt(e.Name(), 10, 64)
+		if err != nil || v < 0 {
+			continue // Triton ignores non-numeric folders too
+		}
+		vs = append(vs, v)
+	}
+	sort.Slice(vs, func(i, j int) bool { return vs[i] < vs[j] })
+	return vs, nil
+}
+
+// isDir follows symlinks, so a repository may link model folders in.
+func isDir(parent string, e fs.DirEntry) bool {
+	if e.IsDir() {
+		return true
+	}
+	if e.Type()&fs.ModeSymlink == 0 {
+		return false
+	}
+	st, err := os.Stat(filepath.Join(parent, e.Name()))
+	return err == nil && st.IsDir()
+}
+
+// fingerprint summarises a folder's files (names, sizes, modification times) so polling
+// can tell a changed version or config from an unchanged one without reading contents.
+func fingerprint(paths ...string) string {
+	h := sha256.New()
+	for _, p := range paths {
+		_ = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
+			if err != nil {
+				fmt.Fprintf(h, "%s:err\n", path)
+				return nil
+			}
+			if d.IsDir() {
+				return nil
+			}
+			info, err := d.Info()
+			if err != nil {
+				return nil
+			}
+			fmt.Fprintf(h, "%s:%d:%d\n", path, info.Size(), info.ModTime().UnixNano())
+			return nil
+		})
+	}
+	return hex.EncodeToString(h.Sum(nil))
+}

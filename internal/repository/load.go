@@ -1,0 +1,353 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/modelconfig"
+	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/scheduler"
+)
+
+// Backend is one execution engine as the repository uses it. cmd/ferry builds the table
+// of backends from the engine packages, which never import this one.
+type Backend struct {
+	// Platform is the config `platform` that selects this backend ("onnxruntime_onnx").
+	Platform string
+	// DefaultFilename is the model file in a version folder ("model.onnx"); a model
+	// without config is given the backend whose file it has.
+	DefaultFilename string
+	// Inspect reads the inputs and outputs from the model file, for auto-complete.
+	Inspect func(path string) (modelconfig.IO, error)
+	// Open creates one execution instance from the model file and complete config.
+	Open func(ctx context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error)
+}
+
+// Backends maps a config `backend` name ("onnxruntime") to its Backend.
+type Backends map[string]Backend
+
+// loadFromDisk (re)loads a model so its versions match the files and version policy.
+// Unchanged versions keep serving; a changed or new version is loaded and READY before
+// the version it replaces stops taking requests.
+func (r *Repository) loadFromDisk(ctx context.Context, name string, opts *core.LoadOptions) error {
+	if err := core.CheckModelName(name); err != nil {
+		return err
+	}
+	dir := filepath.Join(r.opts.Root, name)
+	if opts != nil && len(opts.Files) > 0 {
+		tmp, err := writeOverride(name, opts.Files)
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(tmp)
+		dir = tmp
+	} else if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+		return &core.NotFoundError{Model: name}
+	}
+	m := r.model(name)
+	m.ctl.Lock()
+	defer m.ctl.Unlock()
+
+	fp := fingerprint(dir)
+	if opts != nil && opts.Config != "" {
+		fp += "+" + opts.Config
+	}
+	r.mu.Lock()
+	unchanged := m.fp == fp && (opts == nil || len(opts.Files) == 0)
+	r.mu.Unlock()
+	if unchanged {
+		return nil
+	}
+	cfg, explicitMax, backend, err := r.readConfig(dir, name, opts)
+	if err != nil {
+		r.setModelFailure(m, fp, err)
+		return fmt.Errorf("model '%s': %w", name, err)
+	}
+	onDisk, err := versionDirs(dir)
+	if err != nil {
+		r.setModelFailure(m, fp, err)
+		return fmt.Errorf("model '%s': %w", name, err)
+	}
+	want, missing := modelconfig.Versions(cfg.GetVersionPolicy(), onDisk)
+	if len(want) == 0 {
+		err := fmt.Errorf("no version folder matches the version policy (found %v, missing %v)", onDisk, missing)
+		r.setModelFailure(m, fp, err)
+		return fmt.Errorf("model '%s': %w", name, err)
+	}
+	return r.applyVersions(ctx, m, dir, fp, want, cfg, explicitMax, backend)
+}
+
+// applyVersions loads the wanted versions that are new or changed, then swaps them in
+// and retires the versions no longer wanted.
+func (r *Repository) applyVersions(ctx context.Context, m *model, dir, fp string, want []int64,
+	cfg *inference.ModelConfig, explicitMax bool, backend Backend) error {
+	fresh := map[int64]*version{}
+	var errs []error
+	for _, n := range want {
+		vdir := filepath.Join(dir, strconv.FormatInt(n, 10))
+		vfp := fingerprint(vdir) + fp
+		r.mu.Lock()
+		old := m.versions[n]
+		r.mu.Unlock()
+		if old != nil && old.fp == vfp && old.state == core.StateReady {
+			continue
+		}
+		v := r.openVersion(ctx, m.name, n, vdir, cfg, explicitMax, backend)
+		v.fp = vfp
+		if v.state != core.StateReady {
+			errs = append(errs, fmt.Errorf("model '%s' version %d: %s", m.name, n, v.reason))
+			if old != nil && old.state == core.StateReady {
+				continue // the old copy keeps serving, as Triton does when a reload fails
+			}
+		}
+		fresh[n] = v
+	}
+	wanted := map[int64]bool{}
+	for _, n := range want {
+		wanted[n] = true
+	}
+	r.mu.Lock()
+	var retired []*version
+	for n, v := range m.versions {
+		if _, replaced := fresh[n]; replaced || !wanted[n] {
+			r.retireLocked(m, v)
+			retired = append(retired, v)
+		}
+	}
+	for n, v := range fresh {
+		m.versions[n] = v
+	}
+	m.fp, m.reason = fp, ""
+	r.mu.Unlock()
+	for _, v := range fresh {
+		r.hookState(m.name, v)
+	}
+	errs = append(errs, r.closeVersions(m.name, retired))
+	return errors.Join(errs...)
+}
+
+// openVersion completes the config for one version and opens its instances. Failure is
+// recorded in the returned version's state rather than returned, so the index shows it.
+func (r *Repository) openVersion(ctx context.Context, name string, n int64, vdir string,
+	base *inference.ModelConfig, explicitMax bool, backend Backend) *version {
+	start := time.Now()
+	v := &version{n: n, state: core.StateLoading}
+	r.hookState(name, v)
+	cfg, sched, err := r.open(ctx, name, vdir, base, explicitMax, backend)
+	if r.opts.Hooks.Loaded != nil {
+		r.opts.Hooks.Loaded(name, strconv.FormatInt(n, 10), time.Since(start), err)
+	}
+	if err != nil {
+		v.state, v.reason = core.StateUnavailable, err.Error()
+		r.log.Error("model version failed to load", "model", name, "version", n, "err", err)
+		return v
+	}
+	v.state, v.cfg, v.sched = core.StateReady, cfg, sched
+	r.log.Info("model version loaded", "model", name, "version", n, "took", time.Since(start).Round(time.Millisecond))
+	return v
+}
+
+func (r *Repository) open(ctx context.Context, name, vdir string, base *inference.ModelConfig,
+	explicitMax bool, backend Backend) (*inference.ModelConfig, *scheduler.Scheduler, error) {
+	cfg := cloneConfig(base)
+	file := cfg.GetDefaultModelFilename()
+	if file == "" {
+		file = backend.DefaultFilename
+	}
+	path := filepath.Join(vdir, file)
+	if _, err := os.Stat(path); err != nil {
+		return nil, nil, fmt.Errorf("model file: %w", err)
+	}
+	if backend.Inspect != nil {
+		io, err := backend.Inspect(path)
+		if err != nil {
+			return nil, nil, err
+		}
+		if err := modelconfig.AutoComplete(cfg, io, explicitMax); err != nil {
+			return nil, nil, err
+		}
+	}
+	if err := modelconfig.Validate(cfg, name); err != nil {
+		return nil, nil, err
+	}
+	count, err := instanceCount(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	instances := make([]scheduler.Instance, 0, count)
+	for range count {
+		in, err := backend.Open(ctx, path, cfg)
+		if err != nil {
+			for _, done := range instances {
+				done.Close()
+			}
+			return nil, nil, err
+		}
+		instances = append(instances, in)
+	}
+	return cfg, scheduler.New(name, instances), nil
+}
+
+// instanceCount adds up the instance groups; Ferry runs on CPUs only.
+func instanceCount(cfg *inference.ModelConfig) (int, error) {
+	total := 0
+	for i, g := range cfg.GetInstanceGroup() {
+		if g.GetKind() == inference.ModelInstanceGroup_KIND_GPU {
+			return 0, fmt.Errorf("instance_group[%d]: KIND_GPU is not available; this server runs models on the CPU (use KIND_CPU)", i)
+		}
+		total += int(max(g.GetCount(), 1))
+	}
+	return max(total, 1), nil
+}
+
+// readConfig parses config.pbtxt (or the JSON config given with a load request) and
+// picks the backend.
+func (r *Repository) readConfig(dir, name string, opts *core.LoadOptions) (*inference.ModelConfig, bool, Backend, error) {
+	var cfg *inference.ModelConfig
+	explicitMax := false
+	switch {
+	case opts != nil && opts.Config != "":
+		c, err := modelconfig.ParseJSON([]byte(opts.Config))
+		if err != nil {
+			return nil, false, Backend{}, fmt.Errorf("config parameter: %w", err)
+		}
+		cfg, explicitMax = c, strings.Contains(opts.Config, "max_batch_size")
+	default:
+		text, err := os.ReadFile(filepath.Join(dir, "config.pbtxt"))
+		switch {
+		case errors.Is(err, os.ErrNotExist):
+			cfg = &inference.ModelConfig{}
+		case err != nil:
+			return nil, false, Backend{}, err
+		default:
+			if cfg, err = modelconfig.Parse(text); err != nil {
+				return nil, false, Backend{}, fmt.Errorf("config.pbtxt: %w", err)
+			}
+			explicitMax = modelconfig.HasMaxBatchSize(text)
+		}
+	}
+	backend, err := r.pickBackend(dir, cfg)
+	if err != nil {
+		return nil, false, Backend{}, err
+	}
+	modelconfig.SetDefaults(cfg, name)
+	return cfg, explicitMax, backend, nil
+}
+
+// pickBackend follows the config's backend, then its platform, then the model file found.
+func (r *Repository) pickBackend(dir string, cfg *inference.ModelConfig) (Backend, error) {
+	if name := cfg.GetBackend(); name != "" {
+		b, ok := r.opts.Backends[name]
+		if !ok {
+			return Backend{}, fmt.Errorf("backend %q is not available in this server", name)
+		}
+		if cfg.Platform == "" {
+			cfg.Platform = b.Platform
+		}
+		return b, nil
+	}
+	for name, b := range r.opts.Backends {
+		if cfg.GetPlatform() != "" && b.Platform == cfg.GetPlatform() {
+			cfg.Backend = name
+			return b, nil
+		}
+	}
+	if cfg.GetPlatform() != "" {
+		return Backend{}, fmt.Errorf("platform %q is not available in this server", cfg.GetPlatform())
+	}
+	vs, _ := versionDirs(dir)
+	for name, b := range r.opts.Backends {
+		for _, n := range vs {
+			if _, err := os.Stat(filepath.Join(dir, strconv.FormatInt(n, 10), b.DefaultFilename)); err == nil {
+				cfg.Backend, cfg.Platform = name, b.Platform
+				return b, nil
+			}
+		}
+	}
+	return Backend{}, errors.New("no backend or platform in the config, and no version folder holds a model file a backend recognises")
+}
+
+// model returns the entry for name, creating it on first use.
+func (r *Repository) model(name string) *model {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.models[name]
+	if m == nil {
+		m = &model{name: name, versions: map[int64]*version{}}
+		r.models[name] = m
+	}
+	return m
+}
+
+// setModelFailure records a model-level failure; versions already serving keep serving.
+func (r *Repository) setModelFailure(m *model, fp string, err error) {
+	r.mu.Lock()
+	m.fp, m.reason = fp, err.Error()
+	r.mu.Unlock()
+	r.log.Error("model failed to load", "model", m.name, "err", err)
+}
+
+// retireLocked stops a version taking new leases. Caller holds r.mu.
+func (r *Repository) retireLocked(m *model, v *version) {
+	if m.versions[v.n] == v {
+		delete(m.versions, v.n)
+	}
+	if v.state == core.StateReady {
+		v.state = core.StateUnloading
+	}
+}
+
+// closeVersions waits for each retired version's leases, then closes its scheduler.
+func (r *Repository) closeVersions(name string, vs []*version) error {
+	var errs []error
+	for _, v := range vs {
+		v.refs.Wait()
+		if v.sched != nil {
+			errs = append(errs, v.sched.Close())
+		}
+		if r.opts.Hooks.State != nil {
+			r.opts.Hooks.State(name, strconv.FormatInt(v.n, 10), "")
+		}
+		r.log.Info("model version unloaded", "model", name, "version", v.n)
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Repository) hookState(name string, v *version) {
+	if r.opts.Hooks.State != nil {
+		r.opts.Hooks.State(name, strconv.FormatInt(v.n, 10), v.state)
+	}
+}
+
+// writeOverride puts the files of a load request in a fresh folder laid out like a model
+// folder, refusing paths that would escape it.
+func writeOverride(name string, files map[string][]byte) (string, error) {
+	tmp, err := os.MkdirTemp("", "ferry-load-"+name+"-")
+	if err != nil {
+		return "", err
+	}
+	for rel, data := range files {
+		clean := filepath.Clean(rel)
+		if filepath.IsAbs(clean) || clean == "." || strings.HasPrefix(clean, "..") {
+			os.RemoveAll(tmp)
+			return "", core.Invalidf("load file %q: path must stay inside the model folder", rel)
+		}
+		p := filepath.Join(tmp, clean)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			os.RemoveAll(tmp)
+			return "", err
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			os.RemoveAll(tmp)
+			return "", err
+		}
+	}
+	return tmp, nil
+}

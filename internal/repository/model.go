@@ -1,0 +1,100 @@
+package repository
+
+import (
+	"sort"
+	"strconv"
+	"sync"
+
+	"github.com/ferryml/ferry/internal/core"
+	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/scheduler"
+	"google.golang.org/protobuf/proto"
+)
+
+// model is one model folder's loaded state.
+type model struct {
+	name string
+	ctl  sync.Mutex // serialises loads and unloads of this model; taken before Repository.mu
+
+	// Guarded by Repository.mu.
+	fp       string // fingerprint of the files behind the current versions
+	reason   string // why the model as a whole failed (config error), "" if it did not
+	versions map[int64]*version
+}
+
+// version is one loaded (or failed) model version.
+type version struct {
+	n      int64
+	fp     string
+	state  string
+	reason string
+	cfg    *inference.ModelConfig
+	sched  *scheduler.Scheduler
+	refs   sync.WaitGroup // leases out; Add only while READY, under Repository.mu
+}
+
+func (m *model) sortedVersions() []*version {
+	vs := make([]*version, 0, len(m.versions))
+	for _, v := range m.versions {
+		vs = append(vs, v)
+	}
+	sort.Slice(vs, func(i, j int) bool { return vs[i].n < vs[j].n })
+	return vs
+}
+
+// pick chooses the version a request names, or the newest READY one.
+func (m *model) pick(want string) (*version, error) {
+	if want != "" {
+		n, err := strconv.ParseInt(want, 10, 64)
+		if err != nil || n < 0 {
+			return nil, core.Invalidf("model '%s': version %q is not a version number", m.name, want)
+		}
+		v := m.versions[n]
+		if v == nil {
+			return nil, &core.NotFoundError{Model: m.name, Version: want}
+		}
+		if v.state != core.StateReady {
+			return nil, core.Unavailablef("model '%s' version %s is not ready: %s", m.name, want, v.describe())
+		}
+		return v, nil
+	}
+	vs := m.sortedVersions()
+	for i := len(vs) - 1; i >= 0; i-- {
+		if vs[i].state == core.StateReady {
+			return vs[i], nil
+		}
+	}
+	switch {
+	case m.reason != "":
+		return nil, core.Unavailablef("model '%s' is not ready: %s", m.name, m.reason)
+	case len(vs) > 0:
+		return nil, core.Unavailablef("model '%s' is not ready: version %d %s", m.name, vs[len(vs)-1].n, vs[len(vs)-1].describe())
+	}
+	return nil, core.Unavailablef("model '%s' has no version to serve", m.name)
+}
+
+func (v *version) describe() string {
+	if v.reason == "" {
+		return v.state
+	}
+	return v.state + ": " + v.reason
+}
+
+func (m *model) indexEntries() []core.ModelIndexEntry {
+	if len(m.versions) == 0 {
+		return []core.ModelIndexEntry{{Name: m.name, State: core.StateUnavailable, Reason: m.reason}}
+	}
+	var out []core.ModelIndexEntry
+	for _, v := range m.sortedVersions() {
+		reason := v.reason
+		if reason == "" && m.reason != "" {
+			reason = m.reason
+		}
+		out = append(out, core.ModelIndexEntry{Name: m.name, Version: strconv.FormatInt(v.n, 10), State: v.state, Reason: reason})
+	}
+	return out
+}
+
+func cloneConfig(c *inference.ModelConfig) *inference.ModelConfig {
+	return proto.Clone(c).(*inference.ModelConfig)
+}

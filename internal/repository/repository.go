@@ -1,0 +1,307 @@
+package repository
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ferryml/ferry/internal/core"
+)
+
+// Mode is the model control mode, named as Triton's --model-control-mode values.
+type Mode string
+
+// The control modes.
+const (
+	ModeNone     Mode = "none"     // load every model at start; no load/unload API
+	ModeExplicit Mode = "explicit" // load only what is asked for (flag or API)
+	ModePoll     Mode = "poll"     // load everything, then rescan and apply changes
+)
+
+// ParseMode checks a --model-control-mode value.
+func ParseMode(s string) (Mode, error) {
+	switch m := Mode(s); m {
+	case ModeNone, ModeExplicit, ModePoll:
+		return m, nil
+	}
+	return "", fmt.Errorf("model control mode %q: want none, explicit or poll", s)
+}
+
+// Hooks let an observer (metrics) follow loads without being on their path.
+type Hooks struct {
+	// Loaded is called after every version load attempt.
+	Loaded func(model, version string, took time.Duration, err error)
+	// State is called when a version changes state (READY, UNAVAILABLE, UNLOADING, ...);
+	// state "" means the version is gone.
+	State func(model, version, state string)
+}
+
+// Options configure a Repository.
+type Options struct {
+	Root         string
+	Mode         Mode
+	Startup      []string // models to load at start in explicit mode
+	PollInterval time.Duration
+	Backends     Backends
+	Logger       *slog.Logger
+	Hooks        Hooks
+}
+
+// Repository owns the loaded models. All methods are safe for concurrent use.
+type Repository struct {
+	opts Options
+	log  *slog.Logger
+
+	mu     sync.Mutex // guards models and every version's state and refs
+	models map[string]*model
+}
+
+var _ core.Repository = (*Repository)(nil)
+
+// New checks the options; it loads nothing (Start does).
+func New(opts Options) (*Repository, error) {
+	if opts.Root == "" {
+		return nil, errors.New("model repository: no folder given")
+	}
+	st, err := os.Stat(opts.Root)
+	if err != nil {
+		return nil, fmt.Errorf("model repository: %w", err)
+	}
+	if !st.IsDir() {
+		return nil, fmt.Errorf("model repository %s: not a folder", opts.Root)
+	}
+	if opts.Mode == "" {
+		opts.Mode = ModeNone
+	}
+	if opts.PollInterval <= 0 {
+		opts.PollInterval = 15 * time.Second
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	return &Repository{opts: opts, log: opts.Logger, models: map[string]*model{}}, nil
+}
+
+// Start loads the startup models: all of them in none and poll modes, the named ones in
+// explicit mode. A model that fails is reported in the index and does not stop the
+// others; Start returns an error only when the repository itself cannot be read or a
+// named startup model does not exist.
+func (r *Repository) Start(ctx context.Context) error {
+	names := r.opts.Startup
+	if r.opts.Mode != ModeExplicit {
+		var err error
+		if names, err = modelDirs(r.opts.Root); err != nil {
+			return err
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make([]error, len(names))
+	for i, name := range names {
+		wg.Go(func() { errs[i] = r.loadFromDisk(ctx, name, nil) })
+	}
+	wg.Wait()
+	var missing []error
+	for i, err := range errs {
+		if err == nil {
+			continue
+		}
+		if errors.Is(err, core.ErrNotFound) {
+			missing = append(missing, err)
+			continue
+		}
+		r.log.Error("model failed to load", "model", names[i], "err", err)
+	}
+	return errors.Join(missing...)
+}
+
+// Run polls the repository in poll mode until ctx ends; in other modes it just waits.
+func (r *Repository) Run(ctx context.Context) error {
+	if r.opts.Mode != ModePoll {
+		<-ctx.Done()
+		return nil
+	}
+	t := time.NewTicker(r.opts.PollInterval)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			r.Poll(ctx)
+		}
+	}
+}
+
+// Poll rescans the repository once: new and changed models are (re)loaded, models whose
+// folder is gone are unloaded.
+func (r *Repository) Poll(ctx context.Context) {
+	names, err := modelDirs(r.opts.Root)
+	if err != nil {
+		r.log.Warn("repository poll failed", "err", err)
+		return
+	}
+	onDisk := map[string]bool{}
+	for _, name := range names {
+		onDisk[name] = true
+		if err := r.loadFromDisk(ctx, name, nil); err != nil {
+			r.log.Warn("model reload failed", "model", name, "err", err)
+		}
+	}
+	for _, name := range r.loadedNames() {
+		if !onDisk[name] {
+			if err := r.unloadModel(name); err != nil {
+				r.log.Warn("model unload failed", "model", name, "err", err)
+			}
+		}
+	}
+}
+
+// Close unloads every model, waiting for the requests that hold leases.
+func (r *Repository) Close() error {
+	var errs []error
+	for _, name := range r.loadedNames() {
+		errs = append(errs, r.unloadModel(name))
+	}
+	return errors.Join(errs...)
+}
+
+func (r *Repository) loadedNames() []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	names := make([]string, 0, len(r.models))
+	for name := range r.models {
+		names = append(names, name)
+	}
+	sort.Strings(names)
+	return names
+}
+
+// Acquire implements core.Repository.
+func (r *Repository) Acquire(name, version string) (*core.Lease, error) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.models[name]
+	if m == nil {
+		return nil, &core.NotFoundError{Model: name, Version: version}
+	}
+	v, err := m.pick(version)
+	if err != nil {
+		return nil, err
+	}
+	v.refs.Add(1)
+	var once sync.Once
+	return core.NewLease(name, strconv.FormatInt(v.n, 10), v.cfg, v.sched, func() {
+		once.Do(v.refs.Done)
+	}), nil
+}
+
+// Versions implements core.Repository.
+func (r *Repository) Versions(name string) []string {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.models[name]
+	if m == nil {
+		return nil
+	}
+	var out []string
+	for _, v := range m.sortedVersions() {
+		if v.state == core.StateReady {
+			out = append(out, strconv.FormatInt(v.n, 10))
+		}
+	}
+	return out
+}
+
+// Index implements core.Repository: every model folder, with the state of each version
+// that was loaded or tried; a model never loaded is listed without a version.
+func (r *Repository) Index(readyOnly bool) []core.ModelIndexEntry {
+	names, _ := modelDirs(r.opts.Root)
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	seen := map[string]bool{}
+	var out []core.ModelIndexEntry
+	add := func(e core.ModelIndexEntry) {
+		if !readyOnly || e.State == core.StateReady {
+			out = append(out, e)
+		}
+	}
+	for _, name := range names {
+		seen[name] = true
+		m := r.models[name]
+		if m == nil {
+			add(core.ModelIndexEntry{Name: name, State: core.StateUnavailable, Reason: "unloaded"})
+			continue
+		}
+		for _, e := range m.indexEntries() {
+			add(e)
+		}
+	}
+	for name, m := range r.models { // loaded through the API with override files, or removed from disk
+		if !seen[name] {
+			for _, e := range m.indexEntries() {
+				add(e)
+			}
+		}
+	}
+	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// Load implements the repository extension's load: (re)load the model from disk, or from
+// the config and files supplied with the request.
+func (r *Repository) Load(ctx context.Context, name string, opts core.LoadOptions) error {
+	if r.opts.Mode != ModeExplicit {
+		return core.Unavailablef("explicit model load / unload is not allowed in model control mode %q", r.opts.Mode)
+	}
+	if err := core.CheckModelName(name); err != nil {
+		return err
+	}
+	return r.loadFromDisk(ctx, name, &opts)
+}
+
+// Unload implements the repository extension's unload.
+func (r *Repository) Unload(ctx context.Context, name string) error {
+	if r.opts.Mode != ModeExplicit {
+		return core.Unavailablef("explicit model load / unload is not allowed in model control mode %q", r.opts.Mode)
+	}
+	if err := core.CheckModelName(name); err != nil {
+		return err
+	}
+	r.mu.Lock()
+	_, ok := r.models[name]
+	r.mu.Unlock()
+	if !ok {
+		if _, err := os.Stat(filepath.Join(r.opts.Root, name)); err != nil {
+			return &core.NotFoundError{Model: name}
+		}
+		return nil // already unloaded
+	}
+	return r.unloadModel(name)
+}
+
+// unloadModel retires every version of a model and forgets it.
+func (r *Repository) unloadModel(name string) error {
+	r.mu.Lock()
+	m := r.models[name]
+	r.mu.Unlock()
+	if m == nil {
+		return nil
+	}
+	m.ctl.Lock()
+	defer m.ctl.Unlock()
+	r.mu.Lock()
+	vs := m.sortedVersions()
+	for _, v := range vs {
+		r.retireLocked(m, v)
+	}
+	delete(r.models, name)
+	r.mu.Unlock()
+	return r.closeVersions(name, vs)
+}
