@@ -107,16 +107,11 @@ func (r *Repository) Start(ctx context.Context) error {
 		wg.Go(func() { errs[i] = r.loadFromDisk(ctx, name, nil) })
 	}
 	wg.Wait()
-	var missing []error
-	for i, err := range errs {
-		if err == nil {
-			continue
-		}
+	var missing []error // load failures are logged and indexed where they happen
+	for _, err := range errs {
 		if errors.Is(err, core.ErrNotFound) {
 			missing = append(missing, err)
-			continue
 		}
-		r.log.Error("model failed to load", "model", names[i], "err", err)
 	}
 	return errors.Join(missing...)
 }

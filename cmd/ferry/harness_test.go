@@ -1,0 +1,208 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/internal/core"
+	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/tools/onnxgen"
+	"go.uber.org/goleak"
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials/insecure"
+)
+
+// testRuntime is the process's one ONNX Runtime environment (ORT allows one at a time).
+var testRuntime *onnx.Runtime
+
+func TestMain(m *testing.M) {
+	lib, err := findORT()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "cmd/ferry tests need ONNX Runtime (run `make ort`):", err)
+		os.Exit(1)
+	}
+	testRuntime, err = onnx.NewRuntime(onnx.Options{LibraryPath: lib})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	testRuntime.Close()
+	if code == 0 {
+		if err := goleak.Find(goleak.IgnoreCurrent()); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines leaked:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// findORT looks where `make ort` puts the library, walking up from the package folder.
+func findORT() (string, error) {
+	if p := os.Getenv("FERRY_ORT_LIB"); p != "" {
+		return p, nil
+	}
+	dir, _ := os.Getwd()
+	for {
+		p := filepath.Join(dir, ".ort", "lib", "libonnxruntime.so.1")
+		if _, err := os.Stat(p); err == nil {
+			return p, nil
+		}
+		parent := filepath.Dir(dir)
+		if parent == dir {
+			return "", fmt.Errorf("no .ort/lib/libonnxruntime.so.1 above the working directory")
+		}
+		dir = parent
+	}
+}
+
+// testServer is a real Ferry serving on 127.0.0.1 with free ports.
+type testServer struct {
+	*server
+	URL    string // http://127.0.0.1:port
+	GRPC   inference.GRPCInferenceServiceClient
+	conn   *grpc.ClientConn
+	cancel context.CancelFunc
+	done   chan error
+}
+
+// serverOption adjusts a test server's configuration.
+type serverOption func(*serveConfig)
+
+// startServer serves repo and waits until it is ready (or, with readiness not expected,
+// until it answers live). The server stops when the test ends.
+func startServer(t testing.TB, repo string, opts ...serverOption) *testServer {
+	t.Helper()
+	cfg := serveConfig{repository: repo, host: "127.0.0.1", mode: "none", pollInterval: 15 * time.Second,
+		drain: 5 * time.Second, limits: defaultTestLimits()}
+	for _, o := range opts {
+		o(&cfg)
+	}
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	if testing.Verbose() {
+		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	s, err := newServer(cfg, testRuntime, log)
+	if err != nil {
+		t.Fatalf("newServer: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	ts := &testServer{server: s, URL: "http://" + s.httpLn.Addr().String(), cancel: cancel, done: make(chan error, 1)}
+	go func() { ts.done <- s.Run(ctx) }()
+	ts.conn, err = grpc.NewClient(s.grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30), grpc.MaxCallSendMsgSize(1<<30)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ts.GRPC = inference.NewGRPCInferenceServiceClient(ts.conn)
+	t.Cleanup(ts.stop)
+	ts.waitReady(t)
+	return ts
+}
+
+func (ts *testServer) waitReady(t testing.TB) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for time.Now().Before(deadline) {
+		if ts.core.Ready() {
+			return
+		}
+		select {
+		case err := <-ts.done:
+			t.Fatalf("server stopped before ready: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	t.Fatal("server not ready after 30s")
+}
+
+// stop shuts the server down as SIGTERM would and waits for Run to return.
+func (ts *testServer) stop() {
+	if ts.cancel == nil {
+		return
+	}
+	ts.cancel()
+	ts.cancel = nil
+	ts.conn.Close()
+	<-ts.done
+}
+
+func defaultTestLimits() core.Limits { return core.DefaultLimits() }
+
+// writeModel writes model bytes (and a config when non-empty) as repo/name/version/model.onnx.
+func writeModel(t testing.TB, repo, name string, version int, model []byte, config string) {
+	t.Helper()
+	dir := filepath.Join(repo, name, fmt.Sprint(version))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model.onnx"), model, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if config != "" {
+		if err := os.WriteFile(filepath.Join(repo, name, "config.pbtxt"), []byte(config), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+const simpleConfig = `name: "simple"
+platform: "onnxruntime_onnx"
+max_batch_size: 8
+input [
+  { name: "INPUT0" data_type: TYPE_INT32 dims: [ 16 ] },
+  { name: "INPUT1" data_type: TYPE_INT32 dims: [ 16 ] }
+]
+output [
+  { name: "OUTPUT0" data_type: TYPE_INT32 dims: [ 16 ] },
+  { name: "OUTPUT1" data_type: TYPE_INT32 dims: [ 16 ] }
+]
+`
+
+// exampleRepo is the example repository (simple, identity_fp32 without config, mlp) plus
+// an identity model for every V2 datatype ONNX supports, named identity_<type>.
+func exampleRepo(t testing.TB) string {
+	t.Helper()
+	repo := t.TempDir()
+	writeModel(t, repo, "simple", 1, onnxgen.Simple(), simpleConfig)
+	writeModel(t, repo, "mlp", 1, onnxgen.MLP(1), "")
+	for _, dt := range onnxgen.V2Types() {
+		name := "identity_" + strings.ToLower(dt.V2Name())
+		writeModel(t, repo, name, 1, onnxgen.Identity(dt, name), "")
+	}
+	return repo
+}
+
+// httpDo sends a request and returns status and body.
+func httpDo(t testing.TB, method, url, contentType string, body io.Reader, header ...string) (int, http.Header, []byte) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if contentType != "" {
+		req.Header.Set("Content-Type", contentType)
+	}
+	for i := 0; i+1 < len(header); i += 2 {
+		req.Header.Set(header[i], header[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("%s %s: %v", method, url, err)
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp.StatusCode, resp.Header, b
+}
