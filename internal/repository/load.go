@@ -218,7 +218,7 @@ func (r *Repository) readConfig(dir, name string, opts *core.LoadOptions) (*infe
 		if err != nil {
 			return nil, false, Backend{}, fmt.Errorf("config parameter: %w", err)
 		}
-		cfg, explicitMax = c, strings.Contains(opts.Config, "max_batch_size")
+		cfg, explicitMax = c, modelconfig.HasMaxBatchSizeJSON([]byte(opts.Config))
 	default:
 		text, err := os.ReadFile(filepath.Join(dir, "config.pbtxt"))
 		switch {
@@ -228,7 +228,7 @@ func (r *Repository) readConfig(dir, name string, opts *core.LoadOptions) (*infe
 			return nil, false, Backend{}, err
 		default:
 			if cfg, err = modelconfig.Parse(text); err != nil {
-				return nil, false, Backend{}, fmt.Errorf("config.pbtxt: %w", err)
+				return nil, false, Backend{}, err // Parse names the file and line
 			}
 			explicitMax = modelconfig.HasMaxBatchSize(text)
 		}
