@@ -40,7 +40,7 @@ func slowModel(rows int64, steps int) []byte {
 // finish successfully; the server stops accepting new connections meanwhile.
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	repo := t.TempDir()
-	writeModel(t, repo, "slow", 1, slowModel(64, 200), "")
+	writeModel(t, repo, "slow", 1, slowModel(64, 400), "")
 	ts := startServer(t, repo, func(c *serveConfig) { c.drain = 30 * time.Second })
 	body := `{"inputs":[{"name":"INPUT0","shape":[64,512],"datatype":"FP32","data":[` +
 		strings.TrimSuffix(strings.Repeat("1,", 64*512), ",") + `]}]}`

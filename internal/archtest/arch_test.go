@@ -1,0 +1,93 @@
+package archtest
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+const mod = "github.com/ferryml/ferry/"
+
+// banned lists, per package, import prefixes it must not import directly. (Transitive
+// rules would be too blunt: core hands out scheduler leases, proto code pulls in grpc.)
+var banned = map[string][]string{
+	"internal/tensor":          {mod + "internal/"},
+	"internal/modelconfig":     {mod + "internal/core", mod + "internal/repository", mod + "internal/scheduler", mod + "internal/transport", mod + "internal/backend"},
+	"internal/scheduler":       {mod + "internal/core", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend", "net/http"},
+	"internal/backend/onnx":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", "net/http"},
+	"internal/core":            {mod + "internal/repository", mod + "internal/transport", mod + "internal/backend", "net/http", "google.golang.org/grpc"},
+	"internal/repository":      {mod + "internal/transport", mod + "internal/backend", "net/http"},
+	"internal/transport/http":  {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "google.golang.org/grpc"},
+	"internal/transport/grpc":  {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "net/http"},
+	"internal/monitor/metrics": {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend"},
+}
+
+// cgoAllowed is the one package that may use cgo (STYLE: contain cgo).
+const cgoAllowed = "internal/backend/onnx"
+
+func TestImportRules(t *testing.T) {
+	root := moduleRoot(t)
+	for pkg, prefixes := range banned {
+		out, err := goList(root, "-f", `{{join .Imports " "}}`, mod+pkg)
+		if err != nil {
+			t.Fatalf("go list %s: %v\n%s", pkg, err, out)
+		}
+		for _, dep := range strings.Fields(string(out)) {
+			if dep == mod+pkg {
+				continue
+			}
+			for _, p := range prefixes {
+				if strings.HasPrefix(dep, p) {
+					t.Errorf("%s depends on %s; DESIGN.md forbids %s there", pkg, dep, p)
+				}
+			}
+		}
+	}
+}
+
+func TestOnlyONNXBackendUsesCgo(t *testing.T) {
+	out, err := goList(moduleRoot(t), "-f", "{{.ImportPath}} {{len .CgoFiles}}", "./...")
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) == 2 && f[1] != "0" && f[0] != mod+cgoAllowed {
+			t.Errorf("%s has cgo files; only %s may", f[0], cgoAllowed)
+		}
+	}
+}
+
+// TestEveryPackageHasDocGo: one package comment per package, in doc.go (STYLE 15).
+func TestEveryPackageHasDocGo(t *testing.T) {
+	out, err := goList(moduleRoot(t), "-f", "{{.Dir}} {{.Name}}", "./...")
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		if len(f) != 2 || f[1] == "main" {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(f[0], "doc.go")); err != nil {
+			t.Errorf("%s: no doc.go with the package comment", f[0])
+		}
+	}
+}
+
+func moduleRoot(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("go", "env", "GOMOD").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return filepath.Dir(strings.TrimSpace(string(out)))
+}
+
+func goList(dir string, args ...string) ([]byte, error) {
+	cmd := exec.Command("go", append([]string{"list"}, args...)...)
+	cmd.Dir = dir
+	return cmd.CombinedOutput()
+}
