@@ -155,12 +155,11 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		return nil, fmt.Errorf("--model-control-mode: %w", err)
 	}
 	s := &server{cfg: cfg, log: log}
-	var m *metrics.Metrics
-	m = metrics.New(func() []core.ModelStats { return s.core.StatsSnapshot() })
+	m := metrics.New(func() []core.ModelStats { return s.core.StatsSnapshot() })
 	s.repo, err = repository.New(repository.Options{
 		Root: cfg.repository, Mode: mode, Startup: cfg.loadModels, PollInterval: cfg.pollInterval,
 		Backends: backends(rt, cfg.intraOp), Logger: log.With("component", "repository"),
-		Hooks: repository.Hooks{Loaded: m.Loaded, State: m.State},
+		Hooks: repository.Hooks{Loaded: m.Loaded, State: m.State}, SchedulerObserver: m.Scheduler,
 	})
 	if err != nil {
 		return nil, err
@@ -237,3 +236,9 @@ func (s *server) Run(ctx context.Context) error {
 	s.log.Info("stopped")
 	return err
 }
+
+// Both transports take core through interfaces they declare; these guards keep them in step.
+var (
+	_ httpapi.Core = (*core.Server)(nil)
+	_ grpcapi.Core = (*core.Server)(nil)
+)

@@ -29,7 +29,12 @@ func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, 
 		s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
 		return nil, err
 	}
-	res, err := l.Scheduler.Submit(ctx, &scheduler.Request{Inputs: req.Inputs, Outputs: outputs})
+	sreq, err := schedulerRequest(req, outputs)
+	if err != nil {
+		s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
+		return nil, err
+	}
+	res, err := l.Scheduler.Submit(ctx, sreq)
 	if err != nil {
 		s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
 		return nil, s.runError(l, err)
@@ -38,6 +43,10 @@ func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, 
 		res.Timing.Batch = 1 // a model that does not batch runs one item per request
 	}
 	resp := &InferResponse{Model: l.Model, Version: l.Version, ID: req.ID, Outputs: res.Outputs}
+	if err := applyClassification(resp, req.Outputs, l.Config.GetMaxBatchSize() > 0); err != nil {
+		s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
+		return nil, err
+	}
 	s.finish(l, true, items, res.Timing, time.Since(start))
 	return resp, nil
 }
@@ -49,6 +58,8 @@ func (s *Server) runError(l *Lease, err error) error {
 		return Unavailablef("model '%s' version %s: request ended before it ran: %v", l.Model, l.Version, err)
 	case errors.Is(err, scheduler.ErrClosed):
 		return Unavailablef("model '%s' version %s is unloading", l.Model, l.Version)
+	case errors.Is(err, scheduler.ErrQueueFull), errors.Is(err, scheduler.ErrTimeout):
+		return Unavailablef("model '%s' version %s: %v", l.Model, l.Version, err)
 	case errors.Is(err, ErrInvalid), errors.Is(err, ErrUnavailable):
 		return err
 	}
@@ -169,4 +180,43 @@ func requestedOutputs(cfg *inference.ModelConfig, req []RequestedOutput) ([]stri
 		names[i] = o.Name
 	}
 	return names, nil
+}
+
+// schedulerRequest carries the V2 scheduling parameters ("priority", and "timeout" in
+// microseconds, as Triton names them) to the scheduler.
+func schedulerRequest(req *InferRequest, outputs []string) (*scheduler.Request, error) {
+	sr := &scheduler.Request{Inputs: req.Inputs, Outputs: outputs}
+	if v, ok := req.Parameters["priority"]; ok {
+		p, ok := asInt(v)
+		if !ok || p < 0 {
+			return nil, Invalidf("parameter \"priority\": want a non-negative integer, got %v", v)
+		}
+		sr.Priority = int(min(p, 1<<31))
+	}
+	if v, ok := req.Parameters["timeout"]; ok {
+		us, ok := asInt(v)
+		if !ok || us < 0 {
+			return nil, Invalidf("parameter \"timeout\": want microseconds as a non-negative integer, got %v", v)
+		}
+		sr.Timeout = time.Duration(min(us, int64(time.Duration(1<<62)/time.Microsecond))) * time.Microsecond
+	}
+	return sr, nil
+}
+
+// asInt accepts the integer forms a parameter arrives in (JSON numbers decode as float64
+// or int64 depending on the transport).
+func asInt(v any) (int64, bool) {
+	switch x := v.(type) {
+	case int64:
+		return x, true
+	case int:
+		return int64(x), true
+	case uint64:
+		return int64(min(x, 1<<62)), true
+	case float64:
+		if x == float64(int64(x)) {
+			return int64(x), true
+		}
+	}
+	return 0, false
 }

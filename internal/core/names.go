@@ -8,14 +8,25 @@ import (
 )
 
 // CheckModelName refuses model names that could address anything but one model folder.
-func CheckModelName(s string) error {
+func CheckModelName(s string) error { return CheckName("model", s) }
+
+// CheckName refuses a model or version name that could escape a model folder or confuse
+// logs: names become paths in the repository.
+func CheckName(kind, s string) error {
 	switch {
 	case s == "":
-		return Invalidf("model name is empty")
+		return Invalidf("%s name is empty", kind)
+	case strings.ContainsAny(s, `/\`):
+		return Invalidf("%s name %q is invalid: it must not contain '/' or '\\'", kind, s)
 	case strings.Contains(s, ".."):
-		return Invalidf("model name %q must not contain \"..\"", s)
-	case strings.ContainsAny(s, "/\\\x00"):
-		return Invalidf("model name %q must not contain \"/\", \"\\\" or NUL", s)
+		return Invalidf("%s name %q is invalid: it must not contain \"..\"", kind, s)
+	case s == ".":
+		return Invalidf("%s name %q is invalid", kind, s)
+	}
+	for _, c := range []byte(s) {
+		if c < 0x20 || c == 0x7f {
+			return Invalidf("%s name %q is invalid: it must not contain control characters", kind, s)
+		}
 	}
 	return nil
 }

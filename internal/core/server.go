@@ -40,7 +40,7 @@ type Server struct {
 }
 
 // Extensions Ferry implements, as GET /v2 lists them.
-var Extensions = []string{"classification", "model_repository", "model_repository(unload_dependents)", "schedule_policy", "model_configuration", "system_shared_memory", "statistics", "binary_tensor_data", "parameters"}
+var Extensions = []string{"classification", "model_repository", "model_repository(unload_dependents)", "schedule_policy", "model_configuration", "statistics", "binary_tensor_data", "parameters"}
 
 // New builds a Server. It is not ready until SetReady(true), which the caller does once
 // the startup models are loaded.

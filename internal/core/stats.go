@@ -37,8 +37,11 @@ func (st *statsTable) record(model, version string, ok bool, items int, t schedu
 	add(&ms.ComputeInfer, t.Infer)
 	add(&ms.ComputeOutput, t.Output)
 	ms.InferenceCount += uint64(items)
-	ms.ExecutionCount++ // one run per request until batching shares runs
 	ms.LastInference = time.Now()
+	if !t.Leader {
+		return // the batch's leader request counts the execution and its batch statistics
+	}
+	ms.ExecutionCount++
 	bs := batchStats(ms, uint64(t.Batch))
 	add(&bs.ComputeInput, t.Input)
 	add(&bs.ComputeInfer, t.Infer)

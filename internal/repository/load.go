@@ -140,7 +140,7 @@ func (r *Repository) openVersion(ctx context.Context, name string, n int64, vdir
 	start := time.Now()
 	v := &version{n: n, state: core.StateLoading}
 	r.hookState(name, v)
-	cfg, sched, err := r.open(ctx, name, vdir, base, explicitMax, backend)
+	cfg, sched, err := r.open(ctx, name, strconv.FormatInt(n, 10), vdir, base, explicitMax, backend)
 	if r.opts.Hooks.Loaded != nil {
 		r.opts.Hooks.Loaded(name, strconv.FormatInt(n, 10), time.Since(start), err)
 	}
@@ -154,7 +154,7 @@ func (r *Repository) openVersion(ctx context.Context, name string, n int64, vdir
 	return v
 }
 
-func (r *Repository) open(ctx context.Context, name, vdir string, base *inference.ModelConfig,
+func (r *Repository) open(ctx context.Context, name, ver, vdir string, base *inference.ModelConfig,
 	explicitMax bool, backend Backend) (*inference.ModelConfig, *scheduler.Scheduler, error) {
 	cfg := cloneConfig(base)
 	file := cfg.GetDefaultModelFilename()
@@ -192,7 +192,11 @@ func (r *Repository) open(ctx context.Context, name, vdir string, base *inferenc
 		}
 		instances = append(instances, in)
 	}
-	return cfg, scheduler.New(name, instances), nil
+	opts := schedulerOptions(cfg)
+	if r.opts.SchedulerObserver != nil {
+		opts.Observer = r.opts.SchedulerObserver(name, ver)
+	}
+	return cfg, scheduler.New(name+"/"+ver, instances, opts), nil
 }
 
 // instanceCount adds up the instance groups; Ferry runs on CPUs only.

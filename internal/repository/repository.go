@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/scheduler"
 )
 
 // Mode is the model control mode, named as Triton's --model-control-mode values.
@@ -52,6 +53,8 @@ type Options struct {
 	Backends     Backends
 	Logger       *slog.Logger
 	Hooks        Hooks
+	// SchedulerObserver, when set, gives each loaded version's scheduler its observer.
+	SchedulerObserver func(model, version string) scheduler.Observer
 }
 
 // Repository owns the loaded models. All methods are safe for concurrent use.

@@ -20,23 +20,34 @@ type Instance interface {
 	Close() error
 }
 
-// ErrClosed is returned for requests submitted after Close began.
-var ErrClosed = errors.New("scheduler closed")
+// Errors a request can end with before it runs. Core maps them to its vocabulary.
+var (
+	ErrClosed    = errors.New("scheduler closed")
+	ErrQueueFull = errors.New("queue is full")
+	ErrTimeout   = errors.New("request timeout expired in the queue")
+)
 
 // Request is the scheduler's view of one inference request.
 type Request struct {
 	Inputs  []*tensor.Tensor
 	Outputs []string // nil: all outputs
+	// Priority is the request's priority level (1 is highest); 0 means the default.
+	Priority int
+	// Timeout bounds the time in the queue when the queue policy allows overriding its
+	// default; 0 means the policy's default.
+	Timeout time.Duration
 }
 
 // Timing breaks a request's time down the way the statistics extension reports it.
 type Timing struct {
-	Queue   time.Duration // waiting for an instance
-	Input   time.Duration // preparing the batch's inputs
-	Infer   time.Duration // the backend's Execute
-	Output  time.Duration // preparing this request's outputs
-	Batch   int           // rows in the execution this request was part of
-	Started time.Time
+	Queue  time.Duration // waiting in the queue for a batch and an instance
+	Input  time.Duration // preparing the batch's inputs (concatenation)
+	Infer  time.Duration // the backend's Execute for the whole batch
+	Output time.Duration // splitting the batch's outputs
+	Batch  int           // rows in the execution this request was part of
+	// Leader is true for exactly one request of each execution, so counting executions
+	// and per-batch statistics over requests counts each execution once.
+	Leader bool
 }
 
 // Result is what Submit returns.
@@ -45,28 +56,55 @@ type Result struct {
 	Timing  Timing
 }
 
-// Scheduler hands requests to idle instances of one model version.
+// Observer is told what the queue does; metrics implement it. Calls must not block.
+type Observer interface {
+	Executed(rows int)               // one backend execution of that many rows
+	Dropped(reason string)           // a request left without running: "cancelled", "timeout", "queue_full"
+	QueueDepth(level int, delta int) // requests waiting at a priority level
+}
+
+// Options configure a Scheduler.
+type Options struct {
+	// MaxBatchSize is the model's max_batch_size: 0 means it does not batch.
+	MaxBatchSize int
+	// Batching enables the dynamic batcher; nil runs each request as it comes.
+	Batching *Batching
+	Observer Observer // may be nil
+}
+
+// Scheduler runs requests for one model version on its instances: directly on the next
+// idle instance, or through the dynamic batcher's queue when batching is configured.
 type Scheduler struct {
 	name      string
+	opts      Options
 	idle      chan Instance
 	instances []Instance
+	batcher   *batcher // nil without dynamic batching
 
 	mu       sync.Mutex
 	closed   bool
 	inflight sync.WaitGroup
 }
 
-// New builds a scheduler over already-open instances; it owns them from now on.
-func New(name string, instances []Instance) *Scheduler {
-	s := &Scheduler{name: name, idle: make(chan Instance, len(instances)), instances: instances}
+// New builds a scheduler over already-open instances and owns them from now on. With
+// dynamic batching it starts the batcher goroutine, which Close stops.
+func New(name string, instances []Instance, opts Options) *Scheduler {
+	if opts.Observer == nil {
+		opts.Observer = nopObserver{}
+	}
+	s := &Scheduler{name: name, opts: opts, idle: make(chan Instance, len(instances)), instances: instances}
 	for _, in := range instances {
 		s.idle <- in
+	}
+	if opts.Batching != nil {
+		s.batcher = newBatcher(s, *opts.Batching)
+		go s.batcher.loop()
 	}
 	return s
 }
 
-// Submit runs req on the next idle instance. It returns when the outputs are ready, the
-// context ends (the request then does not run), or the scheduler is closed.
+// Submit runs req and returns when its outputs are ready, the context ends (a request
+// still queued then leaves without running), or the scheduler is closed.
 func (s *Scheduler) Submit(ctx context.Context, req *Request) (*Result, error) {
 	s.mu.Lock()
 	if s.closed {
@@ -76,22 +114,32 @@ func (s *Scheduler) Submit(ctx context.Context, req *Request) (*Result, error) {
 	s.inflight.Add(1)
 	s.mu.Unlock()
 	defer s.inflight.Done()
+	if s.batcher != nil {
+		return s.batcher.submit(ctx, req)
+	}
+	return s.direct(ctx, req)
+}
 
+// direct runs a request on the next idle instance, without batching.
+func (s *Scheduler) direct(ctx context.Context, req *Request) (*Result, error) {
 	start := time.Now()
 	var inst Instance
 	select {
 	case inst = <-s.idle:
 	case <-ctx.Done():
+		s.opts.Observer.Dropped("cancelled")
 		return nil, context.Cause(ctx)
 	}
 	defer func() { s.idle <- inst }()
 	if err := ctx.Err(); err != nil {
+		s.opts.Observer.Dropped("cancelled")
 		return nil, context.Cause(ctx)
 	}
-	res := &Result{Timing: Timing{Queue: time.Since(start), Started: start, Batch: rows(req.Inputs)}}
+	res := &Result{Timing: Timing{Queue: time.Since(start), Batch: s.rows(req), Leader: true}}
 	t0 := time.Now()
 	out, err := execute(ctx, inst, req.Inputs, req.Outputs)
 	res.Timing.Infer = time.Since(t0)
+	s.opts.Observer.Executed(res.Timing.Batch)
 	if err != nil {
 		return nil, err
 	}
@@ -109,15 +157,17 @@ func execute(ctx context.Context, inst Instance, in []*tensor.Tensor, want []str
 	return inst.Execute(ctx, in, want)
 }
 
-// rows is the batch size of a request: the first dimension of its first input, or 1.
-func rows(in []*tensor.Tensor) int {
-	if len(in) == 0 || len(in[0].Shape) == 0 {
+// rows is a request's batch size: the first dimension of its first input when the model
+// batches, else 1.
+func (s *Scheduler) rows(req *Request) int {
+	if s.opts.MaxBatchSize == 0 || len(req.Inputs) == 0 || len(req.Inputs[0].Shape) == 0 {
 		return 1
 	}
-	return int(in[0].Shape[0])
+	return int(req.Inputs[0].Shape[0])
 }
 
-// Close stops taking requests, waits for those in flight, then closes every instance.
+// Close stops taking requests, waits for those in flight (queued ones still run), stops
+// the batcher, then closes every instance.
 func (s *Scheduler) Close() error {
 	s.mu.Lock()
 	if s.closed {
@@ -127,9 +177,18 @@ func (s *Scheduler) Close() error {
 	s.closed = true
 	s.mu.Unlock()
 	s.inflight.Wait()
+	if s.batcher != nil {
+		s.batcher.stop()
+	}
 	var errs []error
 	for _, in := range s.instances {
 		errs = append(errs, in.Close())
 	}
 	return errors.Join(errs...)
 }
+
+type nopObserver struct{}
+
+func (nopObserver) Executed(int)        {}
+func (nopObserver) Dropped(string)      {}
+func (nopObserver) QueueDepth(int, int) {}

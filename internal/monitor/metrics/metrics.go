@@ -18,6 +18,7 @@ type Metrics struct {
 	loadState                          *prometheus.GaugeVec
 	loadDuration                       *prometheus.HistogramVec
 	loadFailures                       *prometheus.CounterVec
+	sched                              schedulerMetrics
 
 	mu     sync.Mutex
 	states map[[2]string]string // model, version -> state, to zero the old state's gauge
@@ -60,6 +61,7 @@ func New(stats func() []core.ModelStats) *Metrics {
 			Namespace: "ferry", Name: "model_load_failures_total", Help: "Model version loads that failed.",
 		}, labels),
 		states: map[[2]string]string{},
+		sched:  newSchedulerMetrics(),
 	}
 }
 
@@ -112,7 +114,8 @@ var (
 )
 
 func (m *Metrics) collectors() []prometheus.Collector {
-	return []prometheus.Collector{m.queue, m.input, m.infer, m.output, m.total, m.inflight, m.loadState, m.loadDuration, m.loadFailures}
+	return append([]prometheus.Collector{m.queue, m.input, m.infer, m.output, m.total, m.inflight, m.loadState, m.loadDuration, m.loadFailures},
+		m.sched.collectors()...)
 }
 
 // Describe implements prometheus.Collector.

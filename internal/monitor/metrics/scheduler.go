@@ -1,0 +1,58 @@
+package metrics
+
+import (
+	"strconv"
+
+	"github.com/ferryml/ferry/internal/scheduler"
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// schedulerMetrics are the queue's own metrics, fed by scheduler.Observer.
+type schedulerMetrics struct {
+	batchSize *prometheus.HistogramVec
+	depth     *prometheus.GaugeVec
+	dropped   *prometheus.CounterVec
+}
+
+func newSchedulerMetrics() schedulerMetrics {
+	labels := []string{"model", "version"}
+	return schedulerMetrics{
+		batchSize: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Namespace: "ferry", Name: "batch_size", Help: "Rows per backend execution.",
+			Buckets: prometheus.ExponentialBuckets(1, 2, 11),
+		}, labels),
+		depth: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Namespace: "ferry", Name: "queue_depth", Help: "Requests waiting in the dynamic batcher's queue, per priority level.",
+		}, []string{"model", "version", "priority"}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "ferry", Name: "requests_dropped_total",
+			Help: "Requests that left the queue without running: reason is queue_full (rejected), timeout or cancelled.",
+		}, []string{"model", "version", "reason"}),
+	}
+}
+
+func (s schedulerMetrics) collectors() []prometheus.Collector {
+	return []prometheus.Collector{s.batchSize, s.depth, s.dropped}
+}
+
+// Scheduler returns the observer for one model version's scheduler.
+func (m *Metrics) Scheduler(model, version string) scheduler.Observer {
+	return &versionObserver{m: m.sched, model: model, version: version}
+}
+
+type versionObserver struct {
+	m              schedulerMetrics
+	model, version string
+}
+
+func (o *versionObserver) Executed(rows int) {
+	o.m.batchSize.WithLabelValues(o.model, o.version).Observe(float64(rows))
+}
+
+func (o *versionObserver) Dropped(reason string) {
+	o.m.dropped.WithLabelValues(o.model, o.version, reason).Inc()
+}
+
+func (o *versionObserver) QueueDepth(level, delta int) {
+	o.m.depth.WithLabelValues(o.model, o.version, strconv.Itoa(level)).Add(float64(delta))
+}

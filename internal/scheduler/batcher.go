@@ -1,0 +1,513 @@
+package scheduler
+
+import (
+	"context"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+// TimeoutAction is what happens to a request whose queue timeout expires.
+type TimeoutAction int
+
+// The timeout actions, as Triton's ModelQueuePolicy names them.
+const (
+	Reject TimeoutAction = iota // fail the request with ErrTimeout
+	Delay                       // keep it, behind every request that has not timed out
+)
+
+// QueuePolicy is one priority level's queue policy.
+type QueuePolicy struct {
+	Action         TimeoutAction
+	DefaultTimeout time.Duration // 0: no timeout
+	AllowOverride  bool          // a request's own timeout replaces DefaultTimeout
+	MaxQueueSize   int           // 0: unbounded; a full level refuses at once with ErrQueueFull
+}
+
+// Batching is Triton's dynamic_batching: requests wait up to MaxQueueDelay to be packed,
+// by rows, into batches of at most Options.MaxBatchSize rows.
+type Batching struct {
+	PreferredBatchSizes []int // batch sizes (rows) dispatched as soon as they can be formed
+	MaxQueueDelay       time.Duration
+	PreserveOrdering    bool // responses are returned in the order requests arrived
+	PriorityLevels      int  // 0 or 1: one level; level 1 is the highest
+	DefaultPriority     int  // level of requests that give none (or an out-of-range one)
+	DefaultPolicy       QueuePolicy
+	LevelPolicies       map[int]QueuePolicy
+}
+
+// item is one queued request.
+type item struct {
+	ctx     context.Context //nolint:containedctx // the batcher must drop work whose caller has gone
+	req     *Request
+	rows    int
+	level   int // index into batcher.levels
+	enq     time.Time
+	expires time.Time // zero: never
+	seq     uint64
+	queued  bool // still in a queue (guarded by batcher.mu)
+	res     *Result
+	err     error
+	done    chan struct{}
+}
+
+type level struct {
+	policy QueuePolicy
+	items  []*item
+}
+
+// batcher owns the queue of one dynamically batched model version. One goroutine (loop)
+// forms batches; each batch runs in its own goroutine on the instance it was formed for.
+type batcher struct {
+	s       *Scheduler
+	cfg     Batching
+	maxRows int
+
+	mu      sync.Mutex
+	levels  []*level
+	delayed []*item // timed out with DELAY: served after everything else
+	seq     uint64
+	next    uint64           // with PreserveOrdering: the next sequence number to deliver
+	ready   map[uint64]*item // finished, waiting for earlier ones
+
+	wake    chan struct{} // new work; buffered 1
+	quit    chan struct{}
+	exited  chan struct{}
+	running sync.WaitGroup
+}
+
+func newBatcher(s *Scheduler, cfg Batching) *batcher {
+	n := max(cfg.PriorityLevels, 1)
+	b := &batcher{s: s, cfg: cfg, maxRows: max(s.opts.MaxBatchSize, 1), ready: map[uint64]*item{},
+		wake: make(chan struct{}, 1), quit: make(chan struct{}), exited: make(chan struct{})}
+	for i := range n {
+		p, ok := cfg.LevelPolicies[i+1]
+		if !ok {
+			p = cfg.DefaultPolicy
+		}
+		b.levels = append(b.levels, &level{policy: p})
+	}
+	return b
+}
+
+// levelOf maps a request priority to a level index; 0 or out of range means the default,
+// as Triton does.
+func (b *batcher) levelOf(p int) int {
+	if p < 1 || p > len(b.levels) {
+		p = b.cfg.DefaultPriority
+	}
+	if p < 1 || p > len(b.levels) {
+		p = len(b.levels)
+	}
+	return p - 1
+}
+
+func (b *batcher) submit(ctx context.Context, req *Request) (*Result, error) {
+	now := time.Now()
+	it := &item{ctx: ctx, req: req, rows: b.s.rows(req), enq: now, done: make(chan struct{}), queued: true}
+	it.level = b.levelOf(req.Priority)
+	lv := b.levels[it.level]
+	timeout := lv.policy.DefaultTimeout
+	if lv.policy.AllowOverride && req.Timeout > 0 {
+		timeout = req.Timeout
+	}
+	if timeout > 0 {
+		it.expires = now.Add(timeout)
+	}
+	b.mu.Lock()
+	if m := lv.policy.MaxQueueSize; m > 0 && len(lv.items) >= m {
+		b.mu.Unlock()
+		b.s.opts.Observer.Dropped("queue_full")
+		return nil, ErrQueueFull
+	}
+	it.seq = b.seq
+	b.seq++
+	lv.items = append(lv.items, it)
+	b.mu.Unlock()
+	b.s.opts.Observer.QueueDepth(it.level+1, 1)
+	b.signal()
+
+	select {
+	case <-it.done:
+		return it.res, it.err
+	case <-ctx.Done():
+		b.mu.Lock()
+		wasQueued := b.removeLocked(it)
+		b.mu.Unlock()
+		if wasQueued {
+			b.s.opts.Observer.Dropped("cancelled")
+			b.finish(it, nil, context.Cause(ctx))
+		}
+		return nil, context.Cause(ctx)
+	}
+}
+
+func (b *batcher) signal() {
+	select {
+	case b.wake <- struct{}{}:
+	default:
+	}
+}
+
+// removeLocked takes a still-queued item out of its queue.
+func (b *batcher) removeLocked(it *item) bool {
+	if !it.queued {
+		return false
+	}
+	it.queued = false
+	b.s.opts.Observer.QueueDepth(it.level+1, -1)
+	if i := slices.Index(b.delayed, it); i >= 0 {
+		b.delayed = slices.Delete(b.delayed, i, i+1)
+		return true
+	}
+	lv := b.levels[it.level]
+	if i := slices.Index(lv.items, it); i >= 0 {
+		lv.items = slices.Delete(lv.items, i, i+1)
+	}
+	return true
+}
+
+// finish delivers an item's outcome; with PreserveOrdering, only after every earlier one.
+func (b *batcher) finish(it *item, res *Result, err error) {
+	it.res, it.err = res, err
+	if !b.cfg.PreserveOrdering {
+		close(it.done)
+		return
+	}
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	b.ready[it.seq] = it
+	for {
+		x, ok := b.ready[b.next]
+		if !ok {
+			return
+		}
+		delete(b.ready, b.next)
+		close(x.done)
+		b.next++
+	}
+}
+
+// loop forms batches until stop. Exits when quit is closed.
+func (b *batcher) loop() {
+	defer close(b.exited)
+	for {
+		if !b.waitWork() {
+			return
+		}
+		var inst Instance
+		select {
+		case inst = <-b.s.idle:
+		case <-b.quit:
+			return
+		}
+		batch := b.form()
+		if len(batch) == 0 {
+			b.s.idle <- inst
+			continue
+		}
+		b.running.Add(1)
+		go func() {
+			defer b.running.Done()
+			b.run(inst, batch)
+			b.s.idle <- inst
+		}()
+	}
+}
+
+func (b *batcher) pending() int {
+	n := len(b.delayed)
+	for _, lv := range b.levels {
+		n += len(lv.items)
+	}
+	return n
+}
+
+// waitWork blocks until something is queued; false once the batcher stops.
+func (b *batcher) waitWork() bool {
+	for {
+		b.mu.Lock()
+		n := b.pending()
+		b.mu.Unlock()
+		if n > 0 {
+			return true
+		}
+		select {
+		case <-b.wake:
+		case <-b.quit:
+			return false
+		}
+	}
+}
+
+// form picks the next batch, waiting up to the queue delay for it to fill; it returns
+// nil when the queue emptied meanwhile or the batcher stops.
+func (b *batcher) form() []*item {
+	for {
+		b.mu.Lock()
+		now := time.Now()
+		nextExpiry := b.expireLocked(now)
+		cands, prefix, oldest := b.pickLocked()
+		if len(cands) == 0 {
+			b.mu.Unlock()
+			return nil
+		}
+		rows := 0
+		for _, it := range cands {
+			rows += it.rows
+		}
+		deadline := oldest.Add(b.cfg.MaxQueueDelay)
+		switch {
+		case prefix > 0: // a preferred batch size is ready now
+			cands = cands[:prefix]
+		case rows >= b.maxRows, !now.Before(deadline), b.s.opts.MaxBatchSize == 0:
+		default:
+			b.mu.Unlock()
+			wait := deadline.Sub(now)
+			if !nextExpiry.IsZero() && nextExpiry.Sub(now) < wait {
+				wait = max(nextExpiry.Sub(now), 0)
+			}
+			if !b.sleep(wait) {
+				return nil
+			}
+			continue
+		}
+		for _, it := range cands {
+			b.removeLocked(it)
+		}
+		b.mu.Unlock()
+		return cands
+	}
+}
+
+// sleep waits for new work, the timeout or stop; false on stop.
+func (b *batcher) sleep(d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-b.wake:
+	case <-t.C:
+	case <-b.quit:
+		return false
+	}
+	return true
+}
+
+// expireLocked applies the queue policies to items past their timeout and returns the
+// nearest future expiry (zero if none).
+func (b *batcher) expireLocked(now time.Time) time.Time {
+	var next time.Time
+	for _, lv := range b.levels {
+		kept := lv.items[:0]
+		for _, it := range lv.items {
+			switch {
+			case it.expires.IsZero() || now.Before(it.expires):
+				kept = append(kept, it)
+				if !it.expires.IsZero() && (next.IsZero() || it.expires.Before(next)) {
+					next = it.expires
+				}
+			case lv.policy.Action == Delay:
+				b.delayed = append(b.delayed, it)
+			default:
+				it.queued = false
+				b.s.opts.Observer.QueueDepth(it.level+1, -1)
+				b.s.opts.Observer.Dropped("timeout")
+				go b.finish(it, nil, ErrTimeout) // finish takes b.mu
+			}
+		}
+		clear(lv.items[len(kept):])
+		lv.items = kept
+	}
+	return next
+}
+
+// pickLocked lists, in priority then arrival order (delayed items last), the requests
+// that fit one batch: compatible shapes, at most maxRows rows. prefix > 0 is the length
+// of the longest leading run whose rows add up to a preferred batch size.
+func (b *batcher) pickLocked() (cands []*item, prefix int, oldest time.Time) {
+	limit := b.maxRows
+	if b.s.opts.MaxBatchSize == 0 {
+		limit = 1 // a model that does not batch runs one request per execution
+	}
+	rows := 0
+	add := func(it *item) bool {
+		if rows+it.rows > limit || (len(cands) > 0 && !compatible(cands[0].req, it.req)) {
+			return false
+		}
+		cands = append(cands, it)
+		rows += it.rows
+		if slices.Contains(b.cfg.PreferredBatchSizes, rows) {
+			prefix = len(cands)
+		}
+		if oldest.IsZero() || it.enq.Before(oldest) {
+			oldest = it.enq
+		}
+		return true
+	}
+	for _, lv := range b.levels {
+		for _, it := range lv.items {
+			if !add(it) {
+				return
+			}
+		}
+	}
+	for _, it := range b.delayed {
+		if !add(it) {
+			return
+		}
+	}
+	return
+}
+
+// compatible reports whether two requests can share a batch: the same inputs with the
+// same datatypes and the same dimensions after the batch dimension.
+func compatible(a, b *Request) bool {
+	if len(a.Inputs) != len(b.Inputs) {
+		return false
+	}
+	for i, x := range a.Inputs {
+		y := b.Inputs[i]
+		if x.Name != y.Name || x.DType != y.DType || len(x.Shape) != len(y.Shape) || len(x.Shape) == 0 || !x.Shape[1:].Equal(y.Shape[1:]) {
+			return false
+		}
+	}
+	return true
+}
+
+// stop ends the loop and waits for running batches. Called by Scheduler.Close once no
+// request is in flight.
+func (b *batcher) stop() {
+	close(b.quit)
+	<-b.exited
+	b.running.Wait()
+}
+
+// run executes one batch and hands each request its slice of the outputs.
+func (b *batcher) run(inst Instance, batch []*item) {
+	start := time.Now()
+	live := batch[:0:0]
+	for _, it := range batch {
+		if err := it.ctx.Err(); err != nil { // its caller left after it was picked
+			b.s.opts.Observer.Dropped("cancelled")
+			b.finish(it, nil, context.Cause(it.ctx))
+			continue
+		}
+		live = append(live, it)
+	}
+	if len(live) == 0 {
+		return
+	}
+	in, rows, want, err := b.pack(live)
+	packed := time.Now()
+	var out []*tensor.Tensor
+	ctx := context.Background() // a batch serves several callers; none may cancel it alone
+	if len(live) == 1 {
+		ctx = live[0].ctx
+	}
+	if err == nil {
+		out, err = execute(ctx, inst, in, want)
+		b.s.opts.Observer.Executed(sum(rows))
+	}
+	inferred := time.Now()
+	var parts [][]*tensor.Tensor
+	if err == nil {
+		parts, err = unpack(out, rows)
+	}
+	done := time.Now()
+	for i, it := range live {
+		if err != nil {
+			b.finish(it, nil, err)
+			continue
+		}
+		b.finish(it, &Result{Outputs: pickOutputs(parts[i], it.req.Outputs), Timing: Timing{
+			Queue: start.Sub(it.enq), Input: packed.Sub(start), Infer: inferred.Sub(packed),
+			Output: done.Sub(inferred), Batch: sum(rows), Leader: i == 0,
+		}}, nil)
+	}
+}
+
+// pack concatenates the batch's inputs and lists the outputs any request wants.
+func (b *batcher) pack(batch []*item) ([]*tensor.Tensor, []int64, []string, error) {
+	rows := make([]int64, len(batch))
+	for i, it := range batch {
+		rows[i] = int64(it.rows)
+	}
+	want := outputUnion(batch)
+	if len(batch) == 1 {
+		return batch[0].req.Inputs, rows, want, nil
+	}
+	in := make([]*tensor.Tensor, len(batch[0].req.Inputs))
+	parts := make([]*tensor.Tensor, len(batch))
+	for j := range in {
+		for i, it := range batch {
+			parts[i] = it.req.Inputs[j]
+		}
+		t, err := tensor.Concat(parts)
+		if err != nil {
+			return nil, nil, nil, err
+		}
+		in[j] = t
+	}
+	return in, rows, want, nil
+}
+
+func outputUnion(batch []*item) []string {
+	var want []string
+	for _, it := range batch {
+		if it.req.Outputs == nil {
+			return nil
+		}
+		for _, o := range it.req.Outputs {
+			if !slices.Contains(want, o) {
+				want = append(want, o)
+			}
+		}
+	}
+	return want
+}
+
+// unpack splits every output along the batch dimension, one slice of rows per request.
+func unpack(out []*tensor.Tensor, rows []int64) ([][]*tensor.Tensor, error) {
+	parts := make([][]*tensor.Tensor, len(rows))
+	if len(rows) == 1 {
+		parts[0] = out
+		return parts, nil
+	}
+	for _, t := range out {
+		split, err := tensor.Split(t, rows)
+		if err != nil {
+			return nil, err
+		}
+		for i := range rows {
+			parts[i] = append(parts[i], split[i])
+		}
+	}
+	return parts, nil
+}
+
+// pickOutputs returns the outputs a request named, in its order (all when it named none).
+func pickOutputs(out []*tensor.Tensor, want []string) []*tensor.Tensor {
+	if want == nil {
+		return out
+	}
+	picked := make([]*tensor.Tensor, 0, len(want))
+	for _, name := range want {
+		for _, t := range out {
+			if t.Name == name {
+				picked = append(picked, t)
+				break
+			}
+		}
+	}
+	return picked
+}
+
+func sum(xs []int64) int {
+	n := int64(0)
+	for _, x := range xs {
+		n += x
+	}
+	return int(n)
+}

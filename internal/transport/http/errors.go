@@ -1,0 +1,47 @@
+package httpapi
+
+import (
+	"errors"
+	"net/http"
+
+	"github.com/ferryml/ferry/internal/core"
+)
+
+// statusOf maps an error to its HTTP status. It is the only place that does: handlers
+// return core's error vocabulary and never pick a status themselves.
+func statusOf(err error) int {
+	var in *core.InputError
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &in), errors.Is(err, core.ErrInvalid):
+		return http.StatusBadRequest
+	case errors.Is(err, core.ErrNotFound):
+		return http.StatusNotFound
+	case errors.Is(err, core.ErrUnavailable):
+		return http.StatusServiceUnavailable
+	case errors.Is(err, core.ErrTooLarge), errors.As(err, &tooBig):
+		return http.StatusRequestEntityTooLarge
+	}
+	return http.StatusInternalServerError
+}
+
+// errorBody is the V2 error object, {"error": "..."}.
+type errorBody struct {
+	Error string `json:"error"`
+}
+
+// writeError answers with err's status and message. Server-side failures are logged;
+// client errors are the client's to read.
+func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
+	status := statusOf(err)
+	if status >= http.StatusInternalServerError && status != http.StatusServiceUnavailable {
+		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	}
+	body, _ := marshalJSON(errorBody{Error: err.Error()})
+	hd := w.Header()
+	hd.Del("Content-Encoding")
+	hd.Del("Inference-Header-Content-Length")
+	hd.Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}

@@ -1,0 +1,174 @@
+package httpapi
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"strings"
+
+	"github.com/ferryml/ferry/internal/core"
+	inference "github.com/ferryml/ferry/internal/proto"
+)
+
+// Core is what the REST transport needs from the serving core (*core.Server satisfies
+// it). Every method may be called concurrently. Errors use core's vocabulary
+// (core.ErrNotFound, core.ErrInvalid, ...), which errors.go maps to statuses.
+type Core interface {
+	Live() bool
+	Ready() bool
+	Metadata() core.ServerMetadata
+	Limits() core.Limits
+	ModelMetadata(ctx context.Context, model, version string) (*core.ModelMetadata, error)
+	// ModelReady returns a *core.NotFoundError for an unknown model or version.
+	ModelReady(ctx context.Context, model, version string) (bool, error)
+	ModelConfig(ctx context.Context, model, version string) (*inference.ModelConfig, error)
+	// ModelStatistics reports every model when model is "" and every version when
+	// version is "".
+	ModelStatistics(ctx context.Context, model, version string) ([]core.ModelStats, error)
+	RepositoryIndex(ctx context.Context, readyOnly bool) ([]core.ModelIndexEntry, error)
+	LoadModel(ctx context.Context, model string, opts core.LoadOptions) error
+	UnloadModel(ctx context.Context, model string) error
+	Infer(ctx context.Context, req *core.InferRequest) (*core.InferResponse, error)
+}
+
+// Options configure a Handler.
+type Options struct {
+	// Logger receives server-side failures (5xx); nil discards them.
+	Logger *slog.Logger
+	// Limits bound request bodies and tensors; the zero value means core's Limits().
+	Limits core.Limits
+	// Metrics, when set, is served at GET /metrics (Prometheus text exposition).
+	Metrics http.Handler
+}
+
+// Handler serves the V2 REST API. It holds no per-request state and is safe for
+// concurrent use.
+type Handler struct {
+	core   Core
+	log    *slog.Logger
+	limits core.Limits
+	mux    *http.ServeMux
+}
+
+var _ http.Handler = (*Handler)(nil)
+
+// New builds a Handler over c with its own ServeMux. It starts nothing.
+func New(c Core, opts Options) *Handler {
+	h := &Handler{core: c, log: opts.Logger, limits: opts.Limits, mux: http.NewServeMux()}
+	if h.log == nil {
+		h.log = slog.New(slog.DiscardHandler)
+	}
+	if h.limits == (core.Limits{}) {
+		h.limits = c.Limits()
+	}
+	h.routes(opts.Metrics)
+	return h
+}
+
+func (h *Handler) routes(metrics http.Handler) {
+	m := h.mux
+	m.HandleFunc("GET /v2/health/live", h.live)
+	m.HandleFunc("GET /v2/health/ready", h.ready)
+	m.HandleFunc("GET /v2", h.serverMetadata)
+	m.HandleFunc("GET /v2/models/stats", h.stats)
+	for _, prefix := range []string{"/v2/models/{model}", "/v2/models/{model}/versions/{version}"} {
+		m.HandleFunc("GET "+prefix, h.modelMetadata)
+		m.HandleFunc("GET "+prefix+"/ready", h.modelReady)
+		m.HandleFunc("GET "+prefix+"/config", h.modelConfig)
+		m.HandleFunc("GET "+prefix+"/stats", h.stats)
+		m.HandleFunc("POST "+prefix+"/infer", h.infer)
+	}
+	m.HandleFunc("POST /v2/repository/index", h.repositoryIndex)
+	m.HandleFunc("POST /v2/repository/models/{model}/load", h.load)
+	m.HandleFunc("POST /v2/repository/models/{model}/unload", h.unload)
+	if metrics != nil {
+		m.Handle("GET /metrics", metrics)
+	}
+}
+
+// ServeHTTP routes the request. A panic in a handler becomes a 500 answer instead of a
+// dropped connection, and unknown routes get a JSON error like every other failure.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	defer func() {
+		if v := recover(); v != nil {
+			if v == http.ErrAbortHandler {
+				panic(v)
+			}
+			h.writeError(w, r, fmt.Errorf("internal error: %v", v))
+		}
+	}()
+	// Handler only looks the route up; ServeHTTP also sets the path values.
+	if _, pattern := h.mux.Handler(r); pattern == "" {
+		h.mux.ServeHTTP(&jsonStatusWriter{ResponseWriter: w}, r)
+		return
+	}
+	h.mux.ServeHTTP(w, r)
+}
+
+// jsonStatusWriter turns the mux's plain-text 404 and 405 answers into {"error": ...}.
+type jsonStatusWriter struct {
+	http.ResponseWriter
+	replaced bool
+}
+
+func (w *jsonStatusWriter) WriteHeader(code int) {
+	w.replaced = true
+	w.Header().Del("X-Content-Type-Options")
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Del("Content-Length")
+	w.ResponseWriter.WriteHeader(code)
+	msg := "no such endpoint"
+	if code == http.StatusMethodNotAllowed {
+		msg = "method not allowed; allowed: " + w.Header().Get("Allow")
+	}
+	body, _ := marshalJSON(errorBody{Error: msg})
+	_, _ = w.ResponseWriter.Write(body)
+}
+
+func (w *jsonStatusWriter) Write(b []byte) (int, error) {
+	if w.replaced {
+		return len(b), nil // the mux's text body; ours was written instead
+	}
+	return w.ResponseWriter.Write(b)
+}
+
+// modelPath returns the validated {model} and optional {version} path values.
+func modelPath(r *http.Request) (model, version string, err error) {
+	model, version = r.PathValue("model"), r.PathValue("version")
+	if err := core.CheckName("model", model); err != nil {
+		return "", "", err
+	}
+	if version != "" || strings.Contains(r.Pattern, "{version}") {
+		if err := core.CheckName("version", version); err != nil {
+			return "", "", err
+		}
+	}
+	return model, version, nil
+}
+
+// writeJSON answers with v as JSON.
+func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
+	body, err := marshalJSON(v)
+	if err != nil {
+		h.writeError(w, r, fmt.Errorf("encoding response: %w", err))
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_, _ = w.Write(body)
+}
+
+// marshalJSON is json.Marshal without HTML escaping: these bodies are read by programs,
+// and "<path>" reads better than "\u003cpath\u003e" in an error message.
+func marshalJSON(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
+}

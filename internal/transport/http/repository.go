@@ -1,0 +1,166 @@
+package httpapi
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"net/http"
+	"path"
+	"strings"
+
+	"github.com/ferryml/ferry/internal/core"
+)
+
+// Wire shapes of Triton's model repository extension.
+type (
+	indexRequestJSON struct {
+		Ready bool `json:"ready"`
+	}
+	indexEntryJSON struct {
+		Name    string `json:"name"`
+		Version string `json:"version,omitempty"`
+		State   string `json:"state"`
+		Reason  string `json:"reason,omitempty"`
+	}
+	// repositoryRequestJSON is the load and unload body; parameter values stay raw so
+	// each can be checked for the type its name needs.
+	repositoryRequestJSON struct {
+		Parameters map[string]json.RawMessage `json:"parameters"`
+	}
+)
+
+// filePrefix marks a load parameter carrying a model file, base64-encoded.
+const filePrefix = "file:"
+
+func (h *Handler) repositoryIndex(w http.ResponseWriter, r *http.Request) {
+	var req indexRequestJSON
+	if err := h.readSmallJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	entries, err := h.core.RepositoryIndex(r.Context(), req.Ready)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	out := make([]indexEntryJSON, len(entries))
+	for i, e := range entries {
+		out[i] = indexEntryJSON{Name: e.Name, Version: e.Version, State: e.State, Reason: e.Reason}
+	}
+	h.writeJSON(w, r, http.StatusOK, out)
+}
+
+// load serves POST /v2/repository/models/{m}/load. Success is 200 with an empty body,
+// as in Triton.
+func (h *Handler) load(w http.ResponseWriter, r *http.Request) {
+	model, _, err := modelPath(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var req repositoryRequestJSON
+	if err := h.readSmallJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	opts, err := loadOptions(req.Parameters)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	if err := h.core.LoadModel(r.Context(), model, opts); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// loadOptions reads the load parameters: "config" (a JSON model configuration in a
+// string) and "file:<path>" (base64 file contents).
+func loadOptions(params map[string]json.RawMessage) (core.LoadOptions, error) {
+	var opts core.LoadOptions
+	for name, raw := range params {
+		var s string
+		if err := json.Unmarshal(raw, &s); err != nil {
+			return opts, core.Invalidf("load parameter %q must be a string", name)
+		}
+		switch {
+		case name == "config":
+			opts.Config = s
+		case strings.HasPrefix(name, filePrefix):
+			p := strings.TrimPrefix(name, filePrefix)
+			if err := checkFilePath(p); err != nil {
+				return opts, core.Invalidf("load parameter %q: %v", name, err)
+			}
+			data, err := base64.StdEncoding.DecodeString(s)
+			if err != nil {
+				return opts, core.Invalidf("load parameter %q: file contents must be base64: %v", name, err)
+			}
+			if opts.Files == nil {
+				opts.Files = map[string][]byte{}
+			}
+			opts.Files[p] = data
+		default:
+			return opts, core.Invalidf("unknown load parameter %q (known: config, file:<path>)", name)
+		}
+	}
+	return opts, nil
+}
+
+// checkFilePath accepts a clean relative path inside the model directory.
+func checkFilePath(p string) error {
+	switch {
+	case p == "":
+		return core.Invalidf("empty file path")
+	case strings.ContainsAny(p, "\\\x00") || path.IsAbs(p) || path.Clean(p) != p:
+		return core.Invalidf("file path must be a clean relative path such as 1/model.onnx")
+	case p == ".." || strings.HasPrefix(p, "../"):
+		return core.Invalidf("file path must stay inside the model directory")
+	}
+	return nil
+}
+
+func (h *Handler) unload(w http.ResponseWriter, r *http.Request) {
+	model, _, err := modelPath(r)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	var req repositoryRequestJSON
+	if err := h.readSmallJSON(w, r, &req); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	for name, raw := range req.Parameters {
+		var dependents bool
+		if name != "unload_dependents" || json.Unmarshal(raw, &dependents) != nil {
+			h.writeError(w, r, core.Invalidf("unknown unload parameter %q (known: unload_dependents, a boolean)", name))
+			return
+		}
+		if dependents {
+			h.writeError(w, r, core.Invalidf("unload_dependents is not supported: unload each model by name"))
+			return
+		}
+	}
+	if err := h.core.UnloadModel(r.Context(), model); err != nil {
+		h.writeError(w, r, err)
+		return
+	}
+	w.WriteHeader(http.StatusOK)
+}
+
+// readSmallJSON decodes an optional JSON body (empty means defaults) within the body
+// limit. Unknown fields are ignored, as Triton ignores them.
+func (h *Handler) readSmallJSON(w http.ResponseWriter, r *http.Request, v any) error {
+	body, err := readBody(w, r, h.limits.MaxBodyBytes)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(body)) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return core.Invalidf("malformed JSON body: %v", err)
+	}
+	return nil
+}
