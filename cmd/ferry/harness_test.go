@@ -206,3 +206,5 @@ func httpDo(t testing.TB, method, url, contentType string, body io.Reader, heade
 	}
 	return resp.StatusCode, resp.Header, b
 }
+
+func httpClientCloseIdle() { http.DefaultClient.CloseIdleConnections() }
