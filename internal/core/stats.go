@@ -95,7 +95,7 @@ func (st *statsTable) snapshot(model, version string) []ModelStats {
 // model that has served nothing yet gets zero statistics for its ready versions.
 func (s *Server) ModelStatistics(_ context.Context, model, version string) ([]ModelStats, error) {
 	if model == "" {
-		return s.StatsSnapshot(), nil
+		return s.allStats(), nil
 	}
 	l, err := s.acquire(model, version)
 	if err != nil {
@@ -122,3 +122,25 @@ func (s *Server) ModelStatistics(_ context.Context, model, version string) ([]Mo
 
 // StatsSnapshot returns the statistics of every model version that has served a request.
 func (s *Server) StatsSnapshot() []ModelStats { return s.stats.snapshot("", "") }
+
+// allStats covers every ready version of every model, with zeros for those that have not
+// served yet, as the statistics extension's "all models" answer does.
+func (s *Server) allStats() []ModelStats {
+	out := s.stats.snapshot("", "")
+	have := map[[2]string]bool{}
+	for _, ms := range out {
+		have[[2]string{ms.Name, ms.Version}] = true
+	}
+	for _, e := range s.repo.Index(true) {
+		if !have[[2]string{e.Name, e.Version}] {
+			out = append(out, ModelStats{Name: e.Name, Version: e.Version})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Name != out[j].Name {
+			return out[i].Name < out[j].Name
+		}
+		return out[i].Version < out[j].Version
+	})
+	return out
+}

@@ -60,7 +60,9 @@ func (r *Repository) loadFromDisk(ctx context.Context, name string, opts *core.L
 		fp += "+" + opts.Config
 	}
 	r.mu.Lock()
-	unchanged := m.fp == fp && (opts == nil || len(opts.Files) == 0)
+	// Polling skips an unchanged model even when it failed (no retry every interval); a
+	// load request retries anything that is not fully serving.
+	unchanged := m.fp == fp && (opts == nil || len(opts.Files) == 0 && m.healthyLocked())
 	r.mu.Unlock()
 	if unchanged {
 		return nil
@@ -220,7 +222,7 @@ func (r *Repository) readConfig(dir, name string, opts *core.LoadOptions) (*infe
 	case opts != nil && opts.Config != "":
 		c, err := modelconfig.ParseJSON([]byte(opts.Config))
 		if err != nil {
-			return nil, false, Backend{}, fmt.Errorf("config parameter: %w", err)
+			return nil, false, Backend{}, core.Invalidf("config parameter: %v", err)
 		}
 		cfg, explicitMax = c, modelconfig.HasMaxBatchSizeJSON([]byte(opts.Config))
 	default:

@@ -73,6 +73,19 @@ func (m *model) pick(want string) (*version, error) {
 	return nil, core.Unavailablef("model '%s' has no version to serve", m.name)
 }
 
+// healthyLocked reports whether the model loaded without error and every version serves.
+func (m *model) healthyLocked() bool {
+	if m.reason != "" || len(m.versions) == 0 {
+		return false
+	}
+	for _, v := range m.versions {
+		if v.state != core.StateReady {
+			return false
+		}
+	}
+	return true
+}
+
 func (v *version) describe() string {
 	if v.reason == "" {
 		return v.state

@@ -187,6 +187,9 @@ func (r *Repository) Acquire(name, version string) (*core.Lease, error) {
 	defer r.mu.Unlock()
 	m := r.models[name]
 	if m == nil {
+		if st, err := os.Stat(filepath.Join(r.opts.Root, name)); err == nil && st.IsDir() {
+			return nil, core.Unavailablef("model '%s' is not loaded", name)
+		}
 		return nil, &core.NotFoundError{Model: name, Version: version}
 	}
 	v, err := m.pick(version)
@@ -261,7 +264,12 @@ func (r *Repository) Load(ctx context.Context, name string, opts core.LoadOption
 	if err := core.CheckModelName(name); err != nil {
 		return err
 	}
-	return r.loadFromDisk(ctx, name, &opts)
+	err := r.loadFromDisk(ctx, name, &opts)
+	if err != nil && !errors.Is(err, core.ErrNotFound) && !errors.Is(err, core.ErrInvalid) {
+		// The request was understood; the model is what failed (Triton answers 400 too).
+		return core.Invalidf("failed to load '%s': %v", name, err)
+	}
+	return err
 }
 
 // Unload implements the repository extension's unload.
