@@ -216,8 +216,12 @@ func TestRepositoryCallsReachCore(t *testing.T) {
 		t.Errorf("unload: status %d, core unloads %v", r.status, s.core.unloads)
 	}
 	r := s.do(t, "POST", "/v2/repository/models/echo/unload", []byte(`{"parameters":{"unload_dependents":true}}`), nil)
-	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "unload_dependents") {
-		t.Errorf("unload_dependents=true = %d %s, want 400 naming the parameter", r.status, r.body)
+	if r.status != 200 || len(s.core.unloads) != 2 {
+		t.Errorf("unload_dependents=true = %d %s, want 200 like gRPC", r.status, r.body)
+	}
+	r = s.do(t, "POST", "/v2/repository/models/echo/unload", []byte(`{"parameters":{"unload_everything":true}}`), nil)
+	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "unload_everything") {
+		t.Errorf("unknown unload parameter = %d %s, want 400 naming it", r.status, r.body)
 	}
 	for path, want := range map[string][2]string{
 		"/v2/models/stats":                 {"", ""},

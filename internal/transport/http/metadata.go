@@ -85,8 +85,8 @@ func tensorsJSON(ts []core.TensorMetadata) []tensorMetadataJSON {
 	return out
 }
 
-// modelReady answers 200 when ready and 400 when not (the V2 protocol asks for a 4xx
-// and Triton sends 400); an unknown model is 404 through the error table.
+// modelReady answers 200 when ready and 503 when not, like the other health endpoints
+// (DESIGN.md; Triton sends 400, and clients test for 200); an unknown model is 404.
 func (h *Handler) modelReady(w http.ResponseWriter, r *http.Request) {
 	model, version, err := modelPath(r)
 	if err != nil {

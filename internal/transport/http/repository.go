@@ -132,13 +132,9 @@ func (h *Handler) unload(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	for name, raw := range req.Parameters {
-		var dependents bool
+		var dependents bool // accepted as gRPC accepts it; each model unloads by name
 		if name != "unload_dependents" || json.Unmarshal(raw, &dependents) != nil {
 			h.writeError(w, r, core.Invalidf("unknown unload parameter %q (known: unload_dependents, a boolean)", name))
-			return
-		}
-		if dependents {
-			h.writeError(w, r, core.Invalidf("unload_dependents is not supported: unload each model by name"))
 			return
 		}
 	}
