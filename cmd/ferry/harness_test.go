@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"log/slog"
@@ -20,6 +21,9 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
 )
+
+// update rewrites the golden files under testdata/ (one flag for every test file here).
+var update = flag.Bool("update", false, "rewrite cmd/ferry/testdata/*.golden")
 
 // testRuntime is the process's one ONNX Runtime environment (ORT allows one at a time).
 var testRuntime *onnx.Runtime

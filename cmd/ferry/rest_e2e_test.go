@@ -11,7 +11,6 @@ import (
 	"encoding/base64"
 	"encoding/binary"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"maps"
@@ -30,7 +29,7 @@ import (
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
 
-var restUpdate = flag.Bool("update", false, "rewrite cmd/ferry/testdata/rest_*.golden")
+var restUpdate = update
 
 // JSON type descriptions for restCheckTypes. A jType names a JSON type; jArr is an array
 // whose elements all match elem; jObj is an object with these fields, where a key ending
