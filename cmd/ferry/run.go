@@ -22,6 +22,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)
+	root.AddCommand(benchCommand(getenv, stdout, stderr))
 	root.AddCommand(serveCommand(getenv, stderr), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",

@@ -116,6 +116,9 @@ func (b *batcher) submit(ctx context.Context, req *Request) (*Result, error) {
 	if timeout > 0 {
 		it.expires = now.Add(timeout)
 	}
+	if res, err, ok := b.runNow(it); ok {
+		return res, err
+	}
 	b.mu.Lock()
 	if m := lv.policy.MaxQueueSize; m > 0 && len(lv.items) >= m {
 		b.mu.Unlock()
@@ -141,6 +144,30 @@ func (b *batcher) submit(ctx context.Context, req *Request) (*Result, error) {
 			b.finish(it, nil, context.Cause(ctx))
 		}
 		return nil, context.Cause(ctx)
+	}
+}
+
+// runNow is the fast path: with no queue delay and no ordering to keep, a request that
+// finds the queue empty and an instance free would form a batch of one at once anyway,
+// so it runs on the caller's goroutine, skipping two goroutine hand-offs.
+func (b *batcher) runNow(it *item) (*Result, error, bool) {
+	if b.cfg.MaxQueueDelay > 0 || b.cfg.PreserveOrdering {
+		return nil, nil, false
+	}
+	b.mu.Lock()
+	empty := b.pending() == 0
+	b.mu.Unlock()
+	if !empty {
+		return nil, nil, false
+	}
+	select {
+	case sl := <-b.s.idle:
+		it.queued = false
+		b.run(sl.inst, []*item{it})
+		b.s.idle <- sl
+		return it.res, it.err, true
+	default:
+		return nil, nil, false
 	}
 }
 
@@ -197,24 +224,35 @@ func (b *batcher) loop() {
 		if !b.waitWork() {
 			return
 		}
-		var inst Instance
+		var sl *slot
 		select {
-		case inst = <-b.s.idle:
+		case sl = <-b.s.idle:
 		case <-b.quit:
 			return
 		}
 		batch := b.form()
 		if len(batch) == 0 {
-			b.s.idle <- inst
+			b.s.idle <- sl
 			continue
 		}
+		sl.work <- batch
+	}
+}
+
+// start launches the batch-forming loop and one worker per instance.
+func (b *batcher) start() {
+	for _, sl := range b.s.slots {
+		sl.work = make(chan []*item, 1)
 		b.running.Add(1)
-		go func() {
+		go func() { // exits when stop closes its work channel
 			defer b.running.Done()
-			b.run(inst, batch)
-			b.s.idle <- inst
+			for batch := range sl.work {
+				b.run(sl.inst, batch)
+				b.s.idle <- sl
+			}
 		}()
 	}
+	go b.loop()
 }
 
 func (b *batcher) pending() int {
@@ -381,6 +419,9 @@ func compatible(a, b *Request) bool {
 func (b *batcher) stop() {
 	close(b.quit)
 	<-b.exited
+	for _, sl := range b.s.slots {
+		close(sl.work)
+	}
 	b.running.Wait()
 }
 

@@ -36,6 +36,8 @@ type Request struct {
 	// Timeout bounds the time in the queue when the queue policy allows overriding its
 	// default; 0 means the policy's default.
 	Timeout time.Duration
+	// Sequence places the request in its stateful sequence (models with sequence batching).
+	Sequence *Sequence
 }
 
 // Timing breaks a request's time down the way the statistics extension reports it.
@@ -69,7 +71,9 @@ type Options struct {
 	MaxBatchSize int
 	// Batching enables the dynamic batcher; nil runs each request as it comes.
 	Batching *Batching
-	Observer Observer // may be nil
+	// Sequencing enables the sequence batcher (stateful models); it replaces Batching.
+	Sequencing *Sequencing
+	Observer   Observer // may be nil
 }
 
 // Scheduler runs requests for one model version on its instances: directly on the next
@@ -77,9 +81,11 @@ type Options struct {
 type Scheduler struct {
 	name      string
 	opts      Options
-	idle      chan Instance
-	instances []Instance
-	batcher   *batcher // nil without dynamic batching
+	idle      chan *slot // instances free to run; each is in the channel or running
+	slots     []*slot
+	instances []Instance // the same instances by index (the sequence batcher addresses them so)
+	batcher   *batcher   // nil without dynamic batching
+	sequencer *sequencer // nil without sequence batching
 
 	mu       sync.Mutex
 	closed   bool
@@ -92,13 +98,18 @@ func New(name string, instances []Instance, opts Options) *Scheduler {
 	if opts.Observer == nil {
 		opts.Observer = nopObserver{}
 	}
-	s := &Scheduler{name: name, opts: opts, idle: make(chan Instance, len(instances)), instances: instances}
+	s := &Scheduler{name: name, opts: opts, idle: make(chan *slot, len(instances)), instances: instances}
 	for _, in := range instances {
-		s.idle <- in
+		sl := &slot{inst: in}
+		s.slots = append(s.slots, sl)
+		s.idle <- sl
 	}
-	if opts.Batching != nil {
+	if opts.Sequencing != nil {
+		s.sequencer = newSequencer(s, *opts.Sequencing)
+		go s.sequencer.loop()
+	} else if opts.Batching != nil {
 		s.batcher = newBatcher(s, *opts.Batching)
-		go s.batcher.loop()
+		s.batcher.start()
 	}
 	return s
 }
@@ -114,6 +125,9 @@ func (s *Scheduler) Submit(ctx context.Context, req *Request) (*Result, error) {
 	s.inflight.Add(1)
 	s.mu.Unlock()
 	defer s.inflight.Done()
+	if s.sequencer != nil {
+		return s.sequencer.submit(ctx, req)
+	}
 	if s.batcher != nil {
 		return s.batcher.submit(ctx, req)
 	}
@@ -123,21 +137,21 @@ func (s *Scheduler) Submit(ctx context.Context, req *Request) (*Result, error) {
 // direct runs a request on the next idle instance, without batching.
 func (s *Scheduler) direct(ctx context.Context, req *Request) (*Result, error) {
 	start := time.Now()
-	var inst Instance
+	var sl *slot
 	select {
-	case inst = <-s.idle:
+	case sl = <-s.idle:
 	case <-ctx.Done():
 		s.opts.Observer.Dropped("cancelled")
 		return nil, context.Cause(ctx)
 	}
-	defer func() { s.idle <- inst }()
+	defer func() { s.idle <- sl }()
 	if err := ctx.Err(); err != nil {
 		s.opts.Observer.Dropped("cancelled")
 		return nil, context.Cause(ctx)
 	}
 	res := &Result{Timing: Timing{Queue: time.Since(start), Batch: s.rows(req), Leader: true}}
 	t0 := time.Now()
-	out, err := execute(ctx, inst, req.Inputs, req.Outputs)
+	out, err := execute(ctx, sl.inst, req.Inputs, req.Outputs)
 	res.Timing.Infer = time.Since(t0)
 	s.opts.Observer.Executed(res.Timing.Batch)
 	if err != nil {
@@ -180,11 +194,21 @@ func (s *Scheduler) Close() error {
 	if s.batcher != nil {
 		s.batcher.stop()
 	}
+	if s.sequencer != nil {
+		s.sequencer.stop()
+	}
 	var errs []error
-	for _, in := range s.instances {
-		errs = append(errs, in.Close())
+	for _, sl := range s.slots {
+		errs = append(errs, sl.inst.Close())
 	}
 	return errors.Join(errs...)
+}
+
+// slot is one instance and, with dynamic batching, the worker goroutine that runs the
+// batches formed for it (a long-lived goroutine keeps its grown stack between batches).
+type slot struct {
+	inst Instance
+	work chan []*item
 }
 
 type nopObserver struct{}

@@ -132,13 +132,16 @@ func tensorInfo(in ort.InputOutputInfo) (TensorInfo, string) {
 	return TensorInfo{Name: in.Name, DType: dt, Shape: tensor.Shape(in.Dimensions.Clone())}, ""
 }
 
-// planOutput decides how Execute gets memory for output o. A non-empty reason
-// means the output cannot be returned at all.
+// planOutput decides how Execute gets memory for output o. Outputs whose shape follows
+// from the inputs' (fixed sizes, or dim_params shared with an input) are allocated in Go
+// before the run, so ONNX Runtime writes the result where Ferry returns it: no copy, and
+// no wrapping of an ORT-allocated value (the costliest step for small models). Others
+// are allocated by ONNX Runtime. A non-empty reason means the output cannot be returned.
 func (d *modelDesc) planOutput(o TensorInfo, shapes **graphShapes) (outputSpec, string, error) {
 	spec := outputSpec{TensorInfo: o}
 	half := o.DType == tensor.FP16 || o.DType == tensor.BF16
-	if !half && len(o.Shape) > 0 {
-		return spec, "", nil // ONNX Runtime allocates it
+	if o.DType == tensor.Bytes && len(o.Shape) > 0 {
+		return spec, "", nil // strings: ONNX Runtime allocates them
 	}
 	if *shapes == nil {
 		b, err := os.ReadFile(d.path)
@@ -165,6 +168,10 @@ func (d *modelDesc) planOutput(o TensorInfo, shapes **graphShapes) (outputSpec, 
 			continue
 		}
 		src, ok := d.dimFromInput(decl, a, *shapes)
+		if !ok && !half && len(o.Shape) > 0 {
+			// ONNX Runtime allocates it: one more copy, but any shape works.
+			return outputSpec{TensorInfo: o}, "", nil
+		}
 		if !ok {
 			return spec, fmt.Sprintf("is %s and its dimension %d is not named after an input dimension, so it cannot be allocated before the run (onnxruntime_go v1.27 cannot return %s tensors ONNX Runtime allocates)", o.DType, a, o.DType), nil
 		}

@@ -1,0 +1,357 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/internal/bench"
+	"github.com/ferryml/ferry/internal/modelconfig"
+	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/spf13/cobra"
+)
+
+// benchConfig is everything `ferry bench` reads from its flags.
+type benchConfig struct {
+	model, version    string
+	url, grpcAddr     string
+	protocol          string
+	batch             int
+	concurrency       string
+	rate              float64
+	maxInFlight       int
+	duration, warmup  time.Duration
+	timeout           time.Duration
+	shapes            []string
+	inputData         string
+	seed              uint64
+	jsonOut, csvOut   string
+	engineDir         string
+	maxBatch, intraOp int
+}
+
+// openRuntime provides the ONNX Runtime for --engine and a function that releases it.
+type openRuntime func() (*onnx.Runtime, func(), error)
+
+func benchCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.Command {
+	return newBenchCommand(stdout, stderr, func() (*onnx.Runtime, func(), error) {
+		lib, err := ortLibrary(getenv)
+		if err != nil {
+			return nil, nil, err
+		}
+		rt, err := onnx.NewRuntime(onnx.Options{LibraryPath: lib})
+		if err != nil {
+			return nil, nil, err
+		}
+		return rt, func() { rt.Close() }, nil
+	})
+}
+
+func newBenchCommand(stdout, stderr io.Writer, runtime openRuntime) *cobra.Command {
+	var cfg benchConfig
+	cmd := &cobra.Command{
+		Use:   "bench -m MODEL [flags] | bench --engine MODEL_DIR",
+		Short: "Measure a model's throughput and latency over V2 HTTP or gRPC, or in process (--engine)",
+		Long: `bench drives a V2 server the way Triton's perf_analyzer does: closed loop at each
+--concurrency level (start:end:step, step +N or xN) or open loop at --request-rate
+(Poisson arrivals). Each level reports requests/s, items/s (requests x batch size),
+latency percentiles, errors and the server's average batch size from its statistics
+(Δinference_count / Δexecution_count over the level). Open loop also counts requests
+sent more than 2 ms late (the load generator fell behind) and requests dropped because
+--max-inflight were already waiting.
+
+With --engine MODEL_DIR it runs MODEL_DIR/<version>/model.onnx in this process through
+ONNX Runtime at batch sizes 1, 2, 4, ... --max-batch: the engine's limit, to compare the
+server with.`,
+		Args:          cobra.NoArgs,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+		RunE: func(cmd *cobra.Command, _ []string) error {
+			if cfg.engineDir != "" {
+				rt, release, err := runtime()
+				if err != nil {
+					return err
+				}
+				defer release()
+				return runEngineBench(cmd.Context(), cfg, rt, stdout, stderr)
+			}
+			return runServerBench(cmd.Context(), cmd, cfg, stdout, stderr)
+		},
+	}
+	f := cmd.Flags()
+	f.StringVarP(&cfg.model, "model", "m", "", "model to benchmark")
+	f.StringVarP(&cfg.version, "model-version", "x", "", "model version (default: the server's choice; with --engine, the highest)")
+	f.StringVarP(&cfg.url, "url", "u", "localhost:8000", "V2 REST address (with --protocol grpc and no --grpc, the gRPC address)")
+	f.StringVar(&cfg.grpcAddr, "grpc", "localhost:8001", "V2 gRPC address; setting it selects --protocol grpc")
+	f.StringVarP(&cfg.protocol, "protocol", "i", "", "http (JSON tensors), http-binary (binary tensor data extension) or grpc (default: http, or grpc when --grpc is set)")
+	f.IntVarP(&cfg.batch, "batch-size", "b", 1, "items per request (the batch dimension)")
+	f.StringVar(&cfg.concurrency, "concurrency", "1", "closed-loop levels: N or start:end[:step], step +N or xN (e.g. 1:64:x2)")
+	f.Float64Var(&cfg.rate, "request-rate", 0, "open loop instead: Poisson arrivals at this many requests per second")
+	f.IntVar(&cfg.maxInFlight, "max-inflight", 1024, "open loop: most requests in flight; arrivals beyond are dropped and counted")
+	f.DurationVar(&cfg.duration, "duration", 5*time.Second, "measurement window per level (per batch size with --engine)")
+	f.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured load before each window")
+	f.DurationVar(&cfg.timeout, "timeout", time.Minute, "per-request timeout")
+	f.StringArrayVar(&cfg.shapes, "shape", nil, "NAME:d1,d2,... the dimensions of an input's variable dims, without the batch dim (repeatable; default 1)")
+	f.StringVar(&cfg.inputData, "input-data", bench.DataRandom, "random, zero, or a JSON file {\"data\":[{\"INPUT0\":[...]}, ...]} with one item per entry")
+	f.Uint64Var(&cfg.seed, "seed", 1, "seed of the random data and the Poisson schedule")
+	f.StringVar(&cfg.jsonOut, "json", "", "also write the report as JSON to this file")
+	f.StringVar(&cfg.csvOut, "csv", "", "also write the report as CSV to this file")
+	f.StringVar(&cfg.engineDir, "engine", "", "measure MODEL_DIR/<version>/model.onnx in process instead of a server")
+	f.IntVar(&cfg.maxBatch, "max-batch", 0, "--engine: largest batch size (default: the config's max_batch_size, else 64)")
+	f.IntVar(&cfg.intraOp, "onnx-intra-op-threads", 0, "--engine: ONNX Runtime threads (0: as ferry serve picks them for the model)")
+	return cmd
+}
+
+func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, stdout, stderr io.Writer) error {
+	f := cmd.Flags()
+	if cfg.model == "" {
+		return errors.New("--model (-m) is required, or --engine MODEL_DIR")
+	}
+	if f.Changed("concurrency") && f.Changed("request-rate") {
+		return errors.New("--concurrency and --request-rate exclude each other")
+	}
+	levels, err := bench.ParseConcurrency(cfg.concurrency)
+	if err != nil {
+		return fmt.Errorf("--concurrency: %w", err)
+	}
+	opts, err := commonOptions(cfg)
+	if err != nil {
+		return err
+	}
+	opts.Batch, opts.Concurrency, opts.RequestRate, opts.MaxInFlight = cfg.batch, levels, cfg.rate, cfg.maxInFlight
+	opts.Progress = progress(stderr, serverLevelName)
+	client, err := newBenchClient(cmd, cfg, levels)
+	if err != nil {
+		return err
+	}
+	defer client.Close()
+	opts.Protocol = protocolOf(cmd, cfg)
+	rep, err := bench.Run(ctx, client, opts)
+	if err != nil {
+		return err
+	}
+	return writeReport(rep, cfg, stdout)
+}
+
+// commonOptions reads the flags shared by server and engine runs.
+func commonOptions(cfg benchConfig) (bench.Options, error) {
+	o := bench.Options{Duration: cfg.duration, Warmup: cfg.warmup, Seed: cfg.seed, Shapes: map[string]tensor.Shape{}}
+	for _, s := range cfg.shapes {
+		name, shape, err := bench.ParseShape(s)
+		if err != nil {
+			return o, fmt.Errorf("--shape: %w", err)
+		}
+		o.Shapes[name] = shape
+	}
+	o.Data = bench.Data{Mode: cfg.inputData, Seed: cfg.seed}
+	if cfg.inputData != bench.DataRandom && cfg.inputData != bench.DataZero {
+		fh, err := os.Open(cfg.inputData)
+		if err != nil {
+			return o, fmt.Errorf("--input-data: want random, zero or a JSON file: %w", err)
+		}
+		defer fh.Close()
+		if o.Data.Entries, err = bench.ReadDataFile(fh); err != nil {
+			return o, fmt.Errorf("--input-data %s: %w", cfg.inputData, err)
+		}
+		o.Data.Mode = bench.DataFile
+	}
+	return o, nil
+}
+
+func protocolOf(cmd *cobra.Command, cfg benchConfig) string {
+	if cfg.protocol != "" {
+		return cfg.protocol
+	}
+	if cmd.Flags().Changed("grpc") {
+		return "grpc"
+	}
+	return "http"
+}
+
+// newBenchClient picks the protocol and its address: --grpc for gRPC unless only --url
+// was given (perf_analyzer's `-i grpc -u host:8001`), --url for HTTP.
+func newBenchClient(cmd *cobra.Command, cfg benchConfig, levels []int) (bench.Client, error) {
+	conns := cfg.maxInFlight
+	if cfg.rate == 0 {
+		conns = levels[len(levels)-1]
+	}
+	switch p := protocolOf(cmd, cfg); p {
+	case "http", "http-binary":
+		return bench.NewHTTP(bench.HTTPOptions{URL: cfg.url, Model: cfg.model, Version: cfg.version,
+			Binary: p == "http-binary", MaxConns: conns, Timeout: cfg.timeout})
+	case "grpc":
+		addr := cfg.grpcAddr
+		if !cmd.Flags().Changed("grpc") && cmd.Flags().Changed("url") {
+			addr = cfg.url
+		}
+		return bench.NewGRPC(bench.GRPCOptions{Addr: addr, Model: cfg.model, Version: cfg.version, Timeout: cfg.timeout})
+	default:
+		return nil, fmt.Errorf("--protocol %q: want http, http-binary or grpc", p)
+	}
+}
+
+// progress prints a level as soon as it is measured, so a long sweep shows life.
+func progress(w io.Writer, what func(bench.Level) string) func(bench.Level) {
+	return func(l bench.Level) {
+		fmt.Fprintf(w, "%s: %.1f req/s, %.1f items/s, p50 %.3f ms, p99 %.3f ms, %d errors\n",
+			what(l), l.PerSecond, l.ItemsPerSec, l.P50/1000, l.P99/1000, l.Errors)
+	}
+}
+
+func serverLevelName(l bench.Level) string {
+	if l.RequestRate > 0 {
+		return fmt.Sprintf("request rate %g/s", l.RequestRate)
+	}
+	return fmt.Sprintf("concurrency %d", l.Concurrency)
+}
+
+func writeReport(rep *bench.Report, cfg benchConfig, stdout io.Writer) error {
+	if err := rep.WriteTable(stdout); err != nil {
+		return err
+	}
+	for _, out := range []struct {
+		path  string
+		write func(io.Writer) error
+	}{{cfg.jsonOut, rep.WriteJSON}, {cfg.csvOut, rep.WriteCSV}} {
+		if out.path == "" {
+			continue
+		}
+		if err := writeFile(out.path, out.write); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func writeFile(path string, write func(io.Writer) error) error {
+	fh, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	if err := write(fh); err != nil {
+		fh.Close()
+		return fmt.Errorf("%s: %w", path, err)
+	}
+	return fh.Close()
+}
+
+// runEngineBench measures the model in process, as `ferry serve` would run it.
+func runEngineBench(ctx context.Context, cfg benchConfig, rt *onnx.Runtime, stdout, stderr io.Writer) error {
+	version, err := engineVersion(cfg.engineDir, cfg.version)
+	if err != nil {
+		return err
+	}
+	mcfg, hasConfig, err := engineConfig(cfg.engineDir)
+	if err != nil {
+		return err
+	}
+	path := filepath.Join(cfg.engineDir, version, "model.onnx")
+	mio, err := rt.Inspect(path)
+	if err != nil {
+		return err
+	}
+	m := bench.Model{Name: filepath.Base(filepath.Clean(cfg.engineDir)), Version: version}
+	for _, in := range mio.Inputs {
+		m.Inputs = append(m.Inputs, bench.Input{Name: in.Name, DType: in.DType, Shape: in.Shape})
+	}
+	m.MaxBatchSize = engineMaxBatch(mcfg, hasConfig, m.Inputs, cfg.maxBatch)
+	opts, err := commonOptions(cfg)
+	if err != nil {
+		return err
+	}
+	threads := intraOpThreads(mcfg, cfg.intraOp)
+	sess, err := rt.Open(path, onnx.SessionOptions{IntraOpThreads: threads})
+	if err != nil {
+		return err
+	}
+	defer sess.Close()
+	sizes := []int{1}
+	if m.MaxBatchSize > 0 {
+		sizes = bench.PowersOfTwo(m.MaxBatchSize)
+	}
+	rep, err := bench.RunEngine(ctx, sessionEngine{sess}, m, bench.EngineOptions{
+		Name:       fmt.Sprintf("onnxruntime %s in process, %d intra-op threads", rt.Version(), threads),
+		BatchSizes: sizes, Duration: opts.Duration, Warmup: opts.Warmup, Shapes: opts.Shapes, Data: opts.Data,
+		Progress: progress(stderr, func(l bench.Level) string { return fmt.Sprintf("batch size %d", l.BatchSize) }),
+	})
+	if err != nil {
+		return err
+	}
+	return writeReport(rep, cfg, stdout)
+}
+
+// sessionEngine adapts an ONNX Runtime session to bench.Engine.
+type sessionEngine struct{ s *onnx.Session }
+
+func (e sessionEngine) Execute(ctx context.Context, in []*tensor.Tensor) error {
+	_, err := e.s.Execute(ctx, in, nil)
+	return err
+}
+
+// engineVersion is the requested version, else the highest numbered folder holding a
+// model.onnx, as the default version policy (latest 1) serves.
+func engineVersion(dir, want string) (string, error) {
+	if want != "" {
+		return want, nil
+	}
+	entries, err := os.ReadDir(dir)
+	if err != nil {
+		return "", fmt.Errorf("--engine: %w", err)
+	}
+	best := int64(-1)
+	for _, e := range entries {
+		v, err := strconv.ParseInt(e.Name(), 10, 64)
+		if err != nil || v <= best || !e.IsDir() {
+			continue
+		}
+		if _, err := os.Stat(filepath.Join(dir, e.Name(), "model.onnx")); err == nil {
+			best = v
+		}
+	}
+	if best < 0 {
+		return "", fmt.Errorf("--engine %s: no version folder with a model.onnx", dir)
+	}
+	return strconv.FormatInt(best, 10), nil
+}
+
+// engineConfig reads MODEL_DIR/config.pbtxt; a missing one is an empty config.
+func engineConfig(dir string) (cfg *inference.ModelConfig, found bool, err error) {
+	text, err := os.ReadFile(filepath.Join(dir, "config.pbtxt"))
+	if errors.Is(err, os.ErrNotExist) {
+		return &inference.ModelConfig{}, false, nil
+	}
+	if err != nil {
+		return nil, false, err
+	}
+	if cfg, err = modelconfig.Parse(text); err != nil {
+		return nil, false, fmt.Errorf("%s: %w", dir, err)
+	}
+	return cfg, true, nil
+}
+
+// engineMaxBatch is --max-batch, else the config's max_batch_size, else 64 when every
+// input's first dimension is variable (a model that batches but has no config).
+func engineMaxBatch(cfg *inference.ModelConfig, hasConfig bool, inputs []bench.Input, flag int) int {
+	if flag > 0 {
+		return flag
+	}
+	if hasConfig {
+		return int(cfg.GetMaxBatchSize()) // 0: the model does not batch
+	}
+	if len(inputs) == 0 {
+		return 0
+	}
+	for _, in := range inputs {
+		if len(in.Shape) == 0 || in.Shape[0] != -1 {
+			return 0
+		}
+	}
+	return 64
+}

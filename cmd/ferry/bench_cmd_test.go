@@ -1,0 +1,251 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"encoding/csv"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"testing"
+
+	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/internal/bench"
+	"github.com/ferryml/ferry/tools/onnxgen"
+)
+
+// runBench runs `ferry bench args...` with the tests' ONNX Runtime and returns stdout.
+func runBench(t *testing.T, args ...string) (string, error) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	cmd := newBenchCommand(&stdout, &stderr, func() (*onnx.Runtime, func(), error) {
+		return testRuntime, func() {}, nil // TestMain owns the process's one runtime
+	})
+	cmd.SetArgs(args)
+	cmd.SetOut(&stderr)
+	cmd.SetErr(&stderr)
+	err := cmd.ExecuteContext(context.Background())
+	if testing.Verbose() {
+		t.Logf("ferry bench %s\n%s%s", strings.Join(args, " "), stderr.String(), stdout.String())
+	}
+	return stdout.String(), err
+}
+
+// readReport parses the --json and --csv files of a run and checks they agree.
+func readReport(t *testing.T, jsonPath, csvPath string) *bench.Report {
+	t.Helper()
+	b, err := os.ReadFile(jsonPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var rep bench.Report
+	if err := json.Unmarshal(b, &rep); err != nil {
+		t.Fatalf("--json file: %v", err)
+	}
+	f, err := os.Open(csvPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	rows, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		t.Fatalf("--csv file: %v", err)
+	}
+	if len(rows) != len(rep.Levels)+1 {
+		t.Errorf("--csv has %d rows, want a header and %d levels", len(rows), len(rep.Levels))
+	}
+	return &rep
+}
+
+// checkLevel asserts what every healthy level shows, whatever the machine's speed.
+func checkLevel(t *testing.T, what string, l bench.Level, batch int) {
+	t.Helper()
+	if l.Requests == 0 || l.PerSecond <= 0 {
+		t.Errorf("%s: %d requests, %.1f req/s; want some", what, l.Requests, l.PerSecond)
+	}
+	if l.Errors != 0 {
+		t.Errorf("%s: %d errors, first: %s", what, l.Errors, l.FirstError)
+	}
+	if l.ItemsPerSec != l.PerSecond*float64(batch) {
+		t.Errorf("%s: %.1f items/s, want %.1f req/s × batch %d", what, l.ItemsPerSec, l.PerSecond, batch)
+	}
+	if !(0 < l.P50 && l.P50 <= l.P90 && l.P90 <= l.P95 && l.P95 <= l.P99) {
+		t.Errorf("%s: percentiles out of order: p50 %v p90 %v p95 %v p99 %v µs", what, l.P50, l.P90, l.P95, l.P99)
+	}
+}
+
+func TestBenchEachProtocol(t *testing.T) {
+	ts := startServer(t, exampleRepo(t))
+	grpcAddr := ts.grpcLn.Addr().String()
+	for _, tc := range []struct {
+		name  string
+		args  []string
+		batch int
+	}{
+		{"http json", []string{"-m", "mlp", "-u", ts.URL, "-i", "http"}, 1},
+		{"http binary", []string{"-m", "simple", "-u", strings.TrimPrefix(ts.URL, "http://"), "-i", "http-binary", "-b", "4"}, 4},
+		{"grpc", []string{"-m", "mlp", "--grpc", grpcAddr, "-b", "2"}, 2},
+		{"grpc with -u, as perf_analyzer", []string{"-m", "identity_int8", "-i", "grpc", "-u", grpcAddr, "--shape", "INPUT0:3", "--input-data", "zero"}, 1},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			jsonPath, csvPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.csv")
+			args := append(tc.args, "--duration", "300ms", "--warmup", "100ms", "--concurrency", "1:2:x2",
+				"--json", jsonPath, "--csv", csvPath)
+			out, err := runBench(t, args...)
+			if err != nil {
+				t.Fatalf("ferry bench: %v", err)
+			}
+			rep := readReport(t, jsonPath, csvPath)
+			if len(rep.Levels) != 2 || rep.Levels[0].Concurrency != 1 || rep.Levels[1].Concurrency != 2 {
+				t.Fatalf("levels %+v, want concurrency 1 and 2", rep.Levels)
+			}
+			for _, l := range rep.Levels {
+				checkLevel(t, tc.name, l, tc.batch)
+				// A request's rows run together; dynamic batching (which auto-complete turns
+				// on for the models without a config) may add other requests' rows.
+				if l.ServerAvgBatch < float64(tc.batch) {
+					t.Errorf("%s: server average batch %v, want at least %d", tc.name, l.ServerAvgBatch, tc.batch)
+				}
+			}
+			if !regexp.MustCompile(`concurrency +req/s +items/s`).MatchString(out) {
+				t.Errorf("stdout has no table:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestBenchRequestRate(t *testing.T) {
+	ts := startServer(t, exampleRepo(t))
+	dir := t.TempDir()
+	jsonPath, csvPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.csv")
+	_, err := runBench(t, "-m", "mlp", "--grpc", ts.grpcLn.Addr().String(), "--request-rate", "200",
+		"--duration", "500ms", "--warmup", "100ms", "--json", jsonPath, "--csv", csvPath)
+	if err != nil {
+		t.Fatalf("ferry bench: %v", err)
+	}
+	rep := readReport(t, jsonPath, csvPath)
+	if rep.Mode != bench.ModeRequestRate || len(rep.Levels) != 1 {
+		t.Fatalf("report mode %s with %d levels, want one request_rate level", rep.Mode, len(rep.Levels))
+	}
+	l := rep.Levels[0]
+	checkLevel(t, "request rate 200", l, 1)
+	if l.Dropped != 0 {
+		t.Errorf("%d requests dropped at 200/s", l.Dropped)
+	}
+}
+
+func TestBenchRejects(t *testing.T) {
+	ts := startServer(t, exampleRepo(t))
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"no model", []string{"-u", ts.URL}, "--model (-m) is required, or --engine MODEL_DIR"},
+		{"unknown model", []string{"-m", "nope", "-u", ts.URL}, "model metadata: HTTP 404: Request for unknown model: 'nope' is not found"},
+		{"batch beyond max_batch_size", []string{"-m", "simple", "-u", ts.URL, "-b", "9"}, `batch size 9: model "simple" takes at most 8 (max_batch_size)`},
+		{"shape of an unknown input", []string{"-m", "simple", "-u", ts.URL, "--shape", "X:1"}, `--shape X: model "simple" has no input "X"`},
+		{"both loops", []string{"-m", "simple", "--concurrency", "2", "--request-rate", "5"}, "--concurrency and --request-rate exclude each other"},
+		{"bad sweep", []string{"-m", "simple", "--concurrency", "8:1"}, `--concurrency: concurrency "8:1": end 1 is below start 8`},
+		{"bad protocol", []string{"-m", "simple", "-i", "udp"}, `--protocol "udp": want http, http-binary or grpc`},
+		{"missing data file", []string{"-m", "simple", "--input-data", "/nonexistent.json"}, "--input-data: want random, zero or a JSON file: open /nonexistent.json: no such file or directory"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := runBench(t, append(tc.args, "--duration", "100ms")...)
+			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+				t.Errorf("ferry bench %v: err = %v, want %q", tc.args, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+func TestBenchInputDataFile(t *testing.T) {
+	ts := startServer(t, exampleRepo(t))
+	dir := t.TempDir()
+	data := filepath.Join(dir, "data.json")
+	ints := func(v int) []int { return []int{v, v, v, v, v, v, v, v, v, v, v, v, v, v, v, v} }
+	file, _ := json.Marshal(map[string]any{"data": []any{
+		map[string]any{"INPUT0": ints(1), "INPUT1": ints(2)},
+		map[string]any{"INPUT0": ints(3), "INPUT1": ints(4)},
+	}})
+	if err := os.WriteFile(data, file, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	jsonPath, csvPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.csv")
+	if _, err := runBench(t, "-m", "simple", "-u", ts.URL, "-b", "2", "--input-data", data, "--duration", "200ms",
+		"--warmup", "0s", "--json", jsonPath, "--csv", csvPath); err != nil {
+		t.Fatalf("ferry bench: %v", err)
+	}
+	checkLevel(t, "file data", readReport(t, jsonPath, csvPath).Levels[0], 2)
+}
+
+func TestBenchEngine(t *testing.T) {
+	withConfig := filepath.Join(t.TempDir(), "mlp")
+	writeModel(t, filepath.Dir(withConfig), "mlp", 1, onnxgen.MLP(1), `name: "mlp"
+platform: "onnxruntime_onnx"
+max_batch_size: 4
+input [ { name: "input" data_type: TYPE_FP32 dims: [ 256 ] } ]
+output [ { name: "output" data_type: TYPE_FP32 dims: [ 10 ] } ]
+`)
+	writeModel(t, filepath.Dir(withConfig), "mlp", 3, onnxgen.MLP(3), "")
+	bare := filepath.Join(t.TempDir(), "mlp")
+	writeModel(t, filepath.Dir(bare), "mlp", 1, onnxgen.MLP(1), "")
+	for _, tc := range []struct {
+		name    string
+		args    []string
+		batches []int
+	}{
+		{"config max_batch_size bounds the sweep", []string{"--engine", withConfig}, []int{1, 2, 4}},
+		{"without a config, --max-batch", []string{"--engine", bare, "--max-batch", "2", "-x", "1"}, []int{1, 2}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			jsonPath, csvPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.csv")
+			out, err := runBench(t, append(tc.args, "--duration", "200ms", "--warmup", "50ms", "--json", jsonPath, "--csv", csvPath)...)
+			if err != nil {
+				t.Fatalf("ferry bench: %v", err)
+			}
+			rep := readReport(t, jsonPath, csvPath)
+			if rep.Mode != bench.ModeEngine || len(rep.Levels) != len(tc.batches) {
+				t.Fatalf("report mode %s with %d levels, want engine with batches %v", rep.Mode, len(rep.Levels), tc.batches)
+			}
+			for i, l := range rep.Levels {
+				if l.BatchSize != tc.batches[i] {
+					t.Errorf("level %d: batch %d, want %d", i, l.BatchSize, tc.batches[i])
+				}
+				checkLevel(t, "engine", l, l.BatchSize)
+			}
+			if !regexp.MustCompile(`batch +runs/s +items/s`).MatchString(out) {
+				t.Errorf("stdout has no engine table:\n%s", out)
+			}
+		})
+	}
+}
+
+func TestBenchEngineVersion(t *testing.T) {
+	root := t.TempDir()
+	writeModel(t, root, "m", 2, onnxgen.MLP(1), "")
+	writeModel(t, root, "m", 10, onnxgen.MLP(1), "")
+	if err := os.MkdirAll(filepath.Join(root, "m", "11"), 0o755); err != nil { // no model.onnx: skipped
+		t.Fatal(err)
+	}
+	if v, err := engineVersion(filepath.Join(root, "m"), ""); err != nil || v != "10" {
+		t.Errorf("engineVersion = %q, %v; want the highest with a model, 10", v, err)
+	}
+	if _, err := engineVersion(t.TempDir(), ""); err == nil {
+		t.Error("engineVersion found a version in an empty folder")
+	}
+}
+
+func TestBenchIsRegistered(t *testing.T) {
+	var stdout, stderr bytes.Buffer
+	if err := run(context.Background(), []string{"bench", "--help"}, func(string) string { return "" }, &stdout, &stderr); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(stdout.String(), "--concurrency") {
+		t.Errorf("ferry bench --help does not list --concurrency:\n%s", stdout.String())
+	}
+}

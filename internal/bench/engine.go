@@ -1,0 +1,96 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+// Engine runs a model in process, with no server in between. It is the yardstick a
+// server's throughput is compared with; cmd/ferry adapts an ONNX Runtime session.
+type Engine interface {
+	// Execute runs the model once on inputs, which it must not modify.
+	Execute(ctx context.Context, inputs []*tensor.Tensor) error
+}
+
+// EngineOptions configure RunEngine.
+type EngineOptions struct {
+	Name       string // names the engine in the report
+	BatchSizes []int  // one level each; 1 alone for a model that does not batch
+	Duration   time.Duration
+	Warmup     time.Duration
+	Shapes     map[string]tensor.Shape
+	Data       Data
+	Progress   func(Level)
+}
+
+// RunEngine measures the engine on model m at each batch size, one caller executing
+// back to back for the duration: the engine's own limit, with no queueing, network or
+// encoding.
+func RunEngine(ctx context.Context, e Engine, m Model, o EngineOptions) (*Report, error) {
+	if o.Duration <= 0 {
+		return nil, fmt.Errorf("duration %v: must be > 0", o.Duration)
+	}
+	if len(o.BatchSizes) == 0 {
+		return nil, errors.New("no batch size to measure")
+	}
+	rep := &Report{Mode: ModeEngine, Model: m.Name, Version: m.Version, Protocol: o.Name, Duration: o.Duration.Seconds()}
+	for _, b := range o.BatchSizes {
+		samples, err := Samples(m, b, o.Shapes, o.Data)
+		if err != nil {
+			return nil, err
+		}
+		if rep.Inputs == nil {
+			rep.Inputs = inputReports(samples[0])
+		}
+		l, err := engineLevel(ctx, e, samples, b, o)
+		if err != nil {
+			return nil, fmt.Errorf("batch size %d: %w", b, err)
+		}
+		if o.Progress != nil {
+			o.Progress(l)
+		}
+		rep.Levels = append(rep.Levels, l)
+	}
+	return rep, nil
+}
+
+func engineLevel(ctx context.Context, e Engine, samples [][]*tensor.Tensor, batch int, o EngineOptions) (Level, error) {
+	begin := time.Now()
+	start, end := begin.Add(o.Warmup), begin.Add(o.Warmup+o.Duration)
+	var lat []time.Duration
+	last := start
+	for i := 0; ; i++ {
+		t0 := time.Now()
+		if !t0.Before(end) {
+			break
+		}
+		if err := e.Execute(ctx, samples[i%len(samples)]); err != nil {
+			return Level{}, err
+		}
+		if t1 := time.Now(); !t0.Before(start) {
+			lat = append(lat, t1.Sub(t0))
+			last = t1
+		}
+	}
+	l := Level{Concurrency: 1, BatchSize: batch}
+	// Runs that started inside the window, over the time they took to finish.
+	l.measure(lat, last.Sub(start))
+	return l, nil
+}
+
+// PowersOfTwo lists 1, 2, 4, ... up to limit, and limit itself when it is not a power
+// of two.
+func PowersOfTwo(limit int) []int {
+	var out []int
+	for b := 1; b <= limit; b *= 2 {
+		out = append(out, b)
+	}
+	if limit > 0 && out[len(out)-1] != limit {
+		out = append(out, limit)
+	}
+	return out
+}

@@ -1,0 +1,282 @@
+package bench
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+// headerLength is the binary tensor data extension's header: the size of the JSON part
+// of a body whose tensors follow as raw bytes.
+const headerLength = "Inference-Header-Content-Length"
+
+// HTTPOptions configure an HTTPClient.
+type HTTPOptions struct {
+	URL     string // host:port, or a URL with http:// or https://
+	Model   string
+	Version string // "" lets the server pick
+	// Binary sends inputs and asks for outputs in the binary tensor data extension
+	// instead of JSON arrays.
+	Binary bool
+	// MaxConns is how many connections stay open for reuse; at least the largest number
+	// of requests in flight, or connections churn and the client measures itself.
+	MaxConns int
+	Timeout  time.Duration // per request, and per metadata or statistics call; 0 is defaultTimeout
+}
+
+// defaultTimeout bounds a request when the options set no timeout: a hung server
+// fails the run instead of stalling it.
+const defaultTimeout = time.Minute
+
+// HTTPClient speaks the V2 REST protocol to one model.
+type HTTPClient struct {
+	base   string // scheme://host:port/v2/models/{m}[/versions/{v}]
+	o      HTTPOptions
+	tr     *http.Transport
+	client *http.Client
+}
+
+var _ Client = (*HTTPClient)(nil)
+
+// NewHTTP checks the options and builds a client; it connects on first use.
+func NewHTTP(o HTTPOptions) (*HTTPClient, error) {
+	raw := o.URL
+	if !strings.Contains(raw, "://") {
+		raw = "http://" + raw
+	}
+	u, err := url.Parse(raw)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return nil, fmt.Errorf("url %q: want host:port or http(s)://host:port", o.URL)
+	}
+	if o.Model == "" {
+		return nil, errors.New("no model name")
+	}
+	base := strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/") + "/v2/models/" + url.PathEscape(o.Model)
+	if o.Version != "" {
+		base += "/versions/" + url.PathEscape(o.Version)
+	}
+	if o.Timeout <= 0 {
+		o.Timeout = defaultTimeout
+	}
+	tr := &http.Transport{
+		DialContext:         (&net.Dialer{Timeout: 5 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		MaxIdleConns:        max(o.MaxConns, 2),
+		MaxIdleConnsPerHost: max(o.MaxConns, 2),
+		IdleConnTimeout:     90 * time.Second,
+		DisableCompression:  true,
+	}
+	return &HTTPClient{base: base, o: o, tr: tr, client: &http.Client{Transport: tr, Timeout: o.Timeout}}, nil
+}
+
+// Close closes the idle connections; requests still running keep theirs until done.
+func (c *HTTPClient) Close() error {
+	c.tr.CloseIdleConnections()
+	return nil
+}
+
+type tensorMetaJSON struct {
+	Name     string  `json:"name"`
+	DataType string  `json:"datatype"`
+	Shape    []int64 `json:"shape"`
+}
+
+// Model reads GET /v2/models/{m} for the inputs and .../config for max_batch_size.
+func (c *HTTPClient) Model(ctx context.Context) (Model, error) {
+	var md struct {
+		Inputs []tensorMetaJSON `json:"inputs"`
+	}
+	if err := c.getJSON(ctx, c.base, &md); err != nil {
+		return Model{}, fmt.Errorf("model metadata: %w", err)
+	}
+	var cfg struct {
+		MaxBatchSize int `json:"max_batch_size"`
+	}
+	if err := c.getJSON(ctx, c.base+"/config", &cfg); err != nil {
+		return Model{}, fmt.Errorf("model config: %w", err)
+	}
+	m := Model{Name: c.o.Model, Version: c.o.Version, MaxBatchSize: cfg.MaxBatchSize}
+	for _, in := range md.Inputs {
+		dt, err := tensor.ParseDType(in.DataType)
+		if err != nil {
+			return Model{}, fmt.Errorf("model metadata: input %q: %w", in.Name, err)
+		}
+		m.Inputs = append(m.Inputs, Input{Name: in.Name, DType: dt, Shape: in.Shape})
+	}
+	return m, nil
+}
+
+// Stats reads GET /v2/models/{m}/stats, summed over the versions it lists.
+func (c *HTTPClient) Stats(ctx context.Context) (Stats, error) {
+	var st struct {
+		ModelStats []struct {
+			InferenceCount uint64 `json:"inference_count"`
+			ExecutionCount uint64 `json:"execution_count"`
+		} `json:"model_stats"`
+	}
+	if err := c.getJSON(ctx, c.base+"/stats", &st); err != nil {
+		return Stats{}, fmt.Errorf("model statistics: %w", err)
+	}
+	var s Stats
+	for _, m := range st.ModelStats {
+		s.InferenceCount += m.InferenceCount
+		s.ExecutionCount += m.ExecutionCount
+	}
+	return s, nil
+}
+
+func (c *HTTPClient) getJSON(ctx context.Context, u string, v any) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	if err != nil {
+		return err
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return fmt.Errorf("GET %s: %w", u, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return statusError(resp.StatusCode, body)
+	}
+	if err := json.Unmarshal(body, v); err != nil {
+		return fmt.Errorf("GET %s: %w", u, err)
+	}
+	return nil
+}
+
+// statusError turns a V2 error response ({"error": "..."}) into an error.
+func statusError(code int, body []byte) error {
+	var e struct {
+		Error string `json:"error"`
+	}
+	if json.Unmarshal(body, &e) == nil && e.Error != "" {
+		return fmt.Errorf("HTTP %d: %s", code, e.Error)
+	}
+	return fmt.Errorf("HTTP %d: %.200s", code, body)
+}
+
+// httpBody is one encoded infer request.
+type httpBody struct {
+	body      []byte
+	headerLen int // the JSON part's length in a binary request
+}
+
+// Prepare encodes each sample's request body once.
+func (c *HTTPClient) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error) {
+	if len(samples) == 0 {
+		return nil, errors.New("no request to prepare")
+	}
+	bodies := make([]httpBody, len(samples))
+	for i, s := range samples {
+		if c.o.Binary {
+			bodies[i] = binaryBody(s)
+			continue
+		}
+		var err error
+		if bodies[i], err = jsonBody(s); err != nil {
+			return nil, err
+		}
+	}
+	return func(ctx context.Context, i int) error { return c.infer(ctx, bodies[i%len(bodies)]) }, nil
+}
+
+func (c *HTTPClient) infer(ctx context.Context, b httpBody) error {
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, c.base+"/infer", bytes.NewReader(b.body))
+	if err != nil {
+		return err
+	}
+	if c.o.Binary {
+		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header.Set(headerLength, strconv.Itoa(b.headerLen))
+	} else {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		return statusError(resp.StatusCode, body)
+	}
+	n, err := io.Copy(io.Discard, resp.Body)
+	if err != nil {
+		return fmt.Errorf("reading the response: %w", err)
+	}
+	if c.o.Binary {
+		// binary_data_output was asked for, so the outputs come after a JSON header.
+		h, err := strconv.ParseInt(resp.Header.Get(headerLength), 10, 64)
+		if err != nil || h > n {
+			return fmt.Errorf("binary response: %s %q does not fit a %d-byte body", headerLength, resp.Header.Get(headerLength), n)
+		}
+	}
+	return nil
+}
+
+func jsonBody(inputs []*tensor.Tensor) (httpBody, error) {
+	b := []byte(`{"inputs":[`)
+	for i, t := range inputs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendInputHeader(b, t)
+		b = append(b, `,"data":`...)
+		var err error
+		if b, err = appendJSONData(b, t); err != nil {
+			return httpBody{}, err
+		}
+		b = append(b, '}')
+	}
+	return httpBody{body: append(b, "]}"...)}, nil
+}
+
+func binaryBody(inputs []*tensor.Tensor) httpBody {
+	b := []byte(`{"inputs":[`)
+	for i, t := range inputs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = appendInputHeader(b, t)
+		b = append(b, `,"parameters":{"binary_data_size":`...)
+		b = strconv.AppendInt(b, int64(len(t.Data)), 10)
+		b = append(b, "}}"...)
+	}
+	b = append(b, `],"parameters":{"binary_data_output":true}}`...)
+	h := len(b)
+	for _, t := range inputs {
+		b = append(b, t.Data...)
+	}
+	return httpBody{body: b, headerLen: h}
+}
+
+// appendInputHeader appends an input's opening: name, shape and datatype.
+func appendInputHeader(b []byte, t *tensor.Tensor) []byte {
+	name, _ := json.Marshal(t.Name) // a string always marshals
+	b = append(b, `{"name":`...)
+	b = append(b, name...)
+	b = append(b, `,"shape":[`...)
+	for i, d := range t.Shape {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = strconv.AppendInt(b, d, 10)
+	}
+	b = append(b, `],"datatype":"`...)
+	b = append(b, t.DType.String()...)
+	return append(b, '"')
+}

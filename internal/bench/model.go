@@ -1,0 +1,60 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+// Input is one model input as the model's metadata declares it.
+type Input struct {
+	Name  string
+	DType tensor.DType
+	// Shape has -1 for each variable dimension; for a batching model Shape[0] is the
+	// batch dimension.
+	Shape tensor.Shape
+}
+
+// Model is what a benchmark needs to know about the model under test.
+type Model struct {
+	Name    string
+	Version string // "" lets the server pick
+	// MaxBatchSize is the configuration's max_batch_size: 0 means the model takes no
+	// batch dimension, so every request is one item.
+	MaxBatchSize int
+	Inputs       []Input
+}
+
+// Stats is the part of the statistics extension a benchmark reads: its ratio over a
+// level is the server's average batch size.
+type Stats struct {
+	InferenceCount uint64 // items inferred (rows), summed over the model's versions
+	ExecutionCount uint64 // model executions (batches)
+}
+
+// Client is one protocol's connection to a server, for one model. Its methods are safe
+// for concurrent use once Prepare has returned.
+type Client interface {
+	// Model fetches the model's metadata and configuration.
+	Model(ctx context.Context) (Model, error)
+	// Stats fetches the model's cumulative statistics.
+	Stats(ctx context.Context) (Stats, error)
+	// Prepare encodes one request per sample once, so that sending costs the client
+	// as little as possible. Each sample is the inputs of one request.
+	Prepare(m Model, samples [][]*tensor.Tensor) (Sender, error)
+	// Close releases connections; it may be called after a failed setup.
+	Close() error
+}
+
+// Sender sends request number i (which picks sample i modulo the number of samples)
+// and waits for its response. A nil error means the server answered with success.
+type Sender func(ctx context.Context, i int) error
+
+// ref names the model (and version) in messages.
+func (m Model) ref() string {
+	if m.Version == "" {
+		return fmt.Sprintf("%q", m.Name)
+	}
+	return fmt.Sprintf("%q version %s", m.Name, m.Version)
+}

@@ -1,0 +1,232 @@
+package bench
+
+import (
+	"encoding/csv"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+// The kinds of run a Report holds.
+const (
+	ModeConcurrency = "concurrency"  // closed loop: a fixed number of requests in flight
+	ModeRequestRate = "request_rate" // open loop: Poisson arrivals
+	ModeEngine      = "engine"       // in-process engine, one caller
+)
+
+// Report is the result of one benchmark run, one Level per load level (or batch size).
+type Report struct {
+	Mode     string        `json:"mode"`
+	Model    string        `json:"model"`
+	Version  string        `json:"version,omitempty"`
+	Protocol string        `json:"protocol"` // http, http-binary, grpc, or the engine's name
+	Inputs   []InputReport `json:"inputs"`   // as sent in the first level
+	Duration float64       `json:"duration_s"`
+	Levels   []Level       `json:"levels"`
+}
+
+// InputReport is one input as the requests carry it.
+type InputReport struct {
+	Name     string  `json:"name"`
+	DataType string  `json:"datatype"`
+	Shape    []int64 `json:"shape"`
+}
+
+// Level is one measured load level. Latencies are in microseconds; the requests
+// counted are those that completed inside the measurement window.
+type Level struct {
+	Concurrency int     `json:"concurrency,omitempty"`
+	RequestRate float64 `json:"request_rate,omitempty"`
+	BatchSize   int     `json:"batch_size"`
+	Requests    int     `json:"requests"`
+	Errors      int     `json:"errors"`
+	Late        int     `json:"late"`    // open loop: sent more than 2 ms after their time
+	Dropped     int     `json:"dropped"` // open loop: not sent, the in-flight limit was reached
+	Seconds     float64 `json:"seconds"`
+	PerSecond   float64 `json:"requests_per_second"`
+	ItemsPerSec float64 `json:"items_per_second"`
+	P50         float64 `json:"p50_us"`
+	P90         float64 `json:"p90_us"`
+	P95         float64 `json:"p95_us"`
+	P99         float64 `json:"p99_us"`
+	Mean        float64 `json:"mean_us"`
+	// ServerAvgBatch is Δinference_count / Δexecution_count from the server's statistics
+	// over the window; 0 when the statistics were unavailable.
+	ServerAvgBatch float64 `json:"server_avg_batch"`
+	FirstError     string  `json:"first_error,omitempty"`
+}
+
+// measure fills the throughput and latency figures of l from the latencies of the
+// successful requests of a window of length window.
+func (l *Level) measure(lat []time.Duration, window time.Duration) {
+	l.Requests = len(lat)
+	l.Seconds = window.Seconds()
+	if l.Seconds > 0 {
+		l.PerSecond = float64(len(lat)) / l.Seconds
+		l.ItemsPerSec = l.PerSecond * float64(l.BatchSize)
+	}
+	if len(lat) == 0 {
+		return
+	}
+	slices.Sort(lat)
+	var sum time.Duration
+	for _, d := range lat {
+		sum += d
+	}
+	l.Mean = us(sum / time.Duration(len(lat)))
+	l.P50, l.P90, l.P95, l.P99 = us(percentile(lat, 50)), us(percentile(lat, 90)), us(percentile(lat, 95)), us(percentile(lat, 99))
+}
+
+// percentile is the nearest-rank percentile of sorted latencies, so it is always one of
+// the measured values and grows with p.
+func percentile(sorted []time.Duration, p float64) time.Duration {
+	i := int(math.Ceil(p/100*float64(len(sorted)))) - 1
+	return sorted[min(max(i, 0), len(sorted)-1)]
+}
+
+func us(d time.Duration) float64 { return math.Round(float64(d)/float64(time.Microsecond)*10) / 10 }
+
+// WriteJSON writes the report as indented JSON.
+func (r *Report) WriteJSON(w io.Writer) error {
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	return enc.Encode(r)
+}
+
+var csvHeader = []string{"mode", "model", "protocol", "concurrency", "request_rate", "batch_size", "requests", "errors",
+	"late", "dropped", "seconds", "requests_per_second", "items_per_second", "p50_us", "p90_us", "p95_us", "p99_us",
+	"mean_us", "server_avg_batch"}
+
+// WriteCSV writes one row per level under a header row.
+func (r *Report) WriteCSV(w io.Writer) error {
+	cw := csv.NewWriter(w)
+	if err := cw.Write(csvHeader); err != nil {
+		return err
+	}
+	f := func(v float64) string { return strconv.FormatFloat(v, 'f', -1, 64) }
+	for _, l := range r.Levels {
+		row := []string{r.Mode, r.Model, r.Protocol, strconv.Itoa(l.Concurrency), f(l.RequestRate), strconv.Itoa(l.BatchSize),
+			strconv.Itoa(l.Requests), strconv.Itoa(l.Errors), strconv.Itoa(l.Late), strconv.Itoa(l.Dropped), f(l.Seconds),
+			f(round(l.PerSecond, 2)), f(round(l.ItemsPerSec, 2)), f(l.P50), f(l.P90), f(l.P95), f(l.P99), f(l.Mean),
+			f(round(l.ServerAvgBatch, 3))}
+		if err := cw.Write(row); err != nil {
+			return err
+		}
+	}
+	cw.Flush()
+	return cw.Error()
+}
+
+func round(v float64, digits int) float64 {
+	p := math.Pow(10, float64(digits))
+	return math.Round(v*p) / p
+}
+
+// WriteTable writes a title line and an aligned table, then a line per level that
+// had errors, naming the first.
+func (r *Report) WriteTable(w io.Writer) error {
+	fmt.Fprintln(w, r.title())
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	cols := r.columns()
+	for _, c := range cols {
+		fmt.Fprintf(tw, "%s\t", c.name)
+	}
+	fmt.Fprintln(tw)
+	for _, l := range r.Levels {
+		for _, c := range cols {
+			fmt.Fprintf(tw, "%s\t", c.value(l))
+		}
+		fmt.Fprintln(tw)
+	}
+	if err := tw.Flush(); err != nil {
+		return err
+	}
+	for _, l := range r.Levels {
+		if l.Errors > 0 {
+			fmt.Fprintf(w, "%s: %d errors, first: %s\n", r.levelName(l), l.Errors, l.FirstError)
+		}
+	}
+	return nil
+}
+
+func (r *Report) title() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "model %s", r.Model)
+	if r.Version != "" {
+		fmt.Fprintf(&b, " version %s", r.Version)
+	}
+	fmt.Fprintf(&b, ", %s, %gs per level", r.Protocol, r.Duration)
+	if len(r.Levels) > 0 && r.Mode != ModeEngine {
+		fmt.Fprintf(&b, ", batch size %d", r.Levels[0].BatchSize)
+	}
+	for i, in := range r.Inputs {
+		sep := ", "
+		if i == 0 {
+			sep = "; inputs: "
+		}
+		fmt.Fprintf(&b, "%s%s %s%v", sep, in.Name, in.DataType, tensor.Shape(in.Shape))
+	}
+	return b.String()
+}
+
+func (r *Report) levelName(l Level) string {
+	switch r.Mode {
+	case ModeRequestRate:
+		return fmt.Sprintf("request rate %g", l.RequestRate)
+	case ModeEngine:
+		return fmt.Sprintf("batch size %d", l.BatchSize)
+	}
+	return fmt.Sprintf("concurrency %d", l.Concurrency)
+}
+
+type column struct {
+	name  string
+	value func(Level) string
+}
+
+func (r *Report) columns() []column {
+	ms := func(v float64) string { return strconv.FormatFloat(v/1000, 'f', 3, 64) }
+	num := func(v float64) string { return strconv.FormatFloat(v, 'f', 1, 64) }
+	latency := []column{
+		{"p50 ms", func(l Level) string { return ms(l.P50) }},
+		{"p90 ms", func(l Level) string { return ms(l.P90) }},
+		{"p95 ms", func(l Level) string { return ms(l.P95) }},
+		{"p99 ms", func(l Level) string { return ms(l.P99) }},
+		{"mean ms", func(l Level) string { return ms(l.Mean) }},
+	}
+	if r.Mode == ModeEngine {
+		return append([]column{
+			{"batch", func(l Level) string { return strconv.Itoa(l.BatchSize) }},
+			{"runs/s", func(l Level) string { return num(l.PerSecond) }},
+			{"items/s", func(l Level) string { return num(l.ItemsPerSec) }},
+		}, latency...)
+	}
+	cols := []column{{"concurrency", func(l Level) string { return strconv.Itoa(l.Concurrency) }}}
+	if r.Mode == ModeRequestRate {
+		cols = []column{{"rate/s", func(l Level) string { return num(l.RequestRate) }}}
+	}
+	cols = append(cols,
+		column{"req/s", func(l Level) string { return num(l.PerSecond) }},
+		column{"items/s", func(l Level) string { return num(l.ItemsPerSec) }})
+	cols = append(cols, latency...)
+	cols = append(cols, column{"errors", func(l Level) string { return strconv.Itoa(l.Errors) }})
+	if r.Mode == ModeRequestRate {
+		cols = append(cols,
+			column{"late", func(l Level) string { return strconv.Itoa(l.Late) }},
+			column{"dropped", func(l Level) string { return strconv.Itoa(l.Dropped) }})
+	}
+	return append(cols, column{"avg batch", func(l Level) string {
+		if l.ServerAvgBatch == 0 {
+			return "-"
+		}
+		return strconv.FormatFloat(l.ServerAvgBatch, 'f', 2, 64)
+	}})
+}

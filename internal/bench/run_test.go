@@ -1,0 +1,202 @@
+package bench
+
+import (
+	"context"
+	"errors"
+	"math"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+// fakeServer is a Client whose requests take a fixed time, so that under synctest's
+// fake clock a run's counts are exact. Every request is one execution of its batch.
+type fakeServer struct {
+	model    Model
+	delay    time.Duration
+	fail     func(i int) error // nil: every request succeeds
+	inflight atomic.Int64
+	peak     atomic.Int64
+	items    atomic.Uint64
+	execs    atomic.Uint64
+	mu       sync.Mutex
+	shapes   []tensor.Shape // of the prepared sample's inputs; guarded by mu
+}
+
+func (f *fakeServer) Model(context.Context) (Model, error) { return f.model, nil }
+func (f *fakeServer) Close() error                         { return nil }
+
+func (f *fakeServer) Stats(context.Context) (Stats, error) {
+	return Stats{InferenceCount: f.items.Load(), ExecutionCount: f.execs.Load()}, nil
+}
+
+func (f *fakeServer) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error) {
+	f.mu.Lock()
+	for _, t := range samples[0] {
+		f.shapes = append(f.shapes, t.Shape)
+	}
+	f.mu.Unlock()
+	batch := uint64(samples[0][0].Shape[0])
+	return func(ctx context.Context, i int) error {
+		n := f.inflight.Add(1)
+		defer f.inflight.Add(-1)
+		for p := f.peak.Load(); n > p && !f.peak.CompareAndSwap(p, n); p = f.peak.Load() {
+		}
+		select {
+		case <-time.After(f.delay):
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if f.fail != nil {
+			if err := f.fail(i); err != nil {
+				return err
+			}
+		}
+		f.items.Add(batch)
+		f.execs.Add(1)
+		return nil
+	}, nil
+}
+
+var fakeModel = Model{Name: "fake", MaxBatchSize: 8, Inputs: []Input{{Name: "x", DType: tensor.FP32, Shape: tensor.Shape{-1, 4}}}}
+
+func TestRunClosedLoopKeepsEachLevelInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeServer{model: fakeModel, delay: time.Millisecond}
+		rep, err := Run(t.Context(), f, Options{Protocol: "fake", Batch: 2, Concurrency: []int{1, 4},
+			Duration: 200 * time.Millisecond, Warmup: 50 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Mode != ModeConcurrency || len(rep.Levels) != 2 {
+			t.Fatalf("report mode %s with %d levels, want concurrency with 2", rep.Mode, len(rep.Levels))
+		}
+		for _, l := range rep.Levels {
+			// Each worker completes one request per millisecond of the 200 ms window.
+			want := 200 * float64(l.Concurrency) / 0.2
+			if math.Abs(l.PerSecond-want)/want > 0.01 {
+				t.Errorf("concurrency %d: %.1f req/s, want %.0f ±1%%", l.Concurrency, l.PerSecond, want)
+			}
+			if l.ItemsPerSec != 2*l.PerSecond || l.BatchSize != 2 {
+				t.Errorf("concurrency %d: %.1f items/s at batch %d, want 2 × %.1f", l.Concurrency, l.ItemsPerSec, l.BatchSize, l.PerSecond)
+			}
+			if l.P50 != 1000 || l.P99 != 1000 || l.Mean != 1000 {
+				t.Errorf("concurrency %d: latency p50 %v p99 %v mean %v µs, want 1000", l.Concurrency, l.P50, l.P99, l.Mean)
+			}
+			if l.ServerAvgBatch != 2 || l.Errors != 0 {
+				t.Errorf("concurrency %d: avg batch %v, %d errors; want 2, 0", l.Concurrency, l.ServerAvgBatch, l.Errors)
+			}
+		}
+		if p := f.peak.Load(); p != 4 {
+			t.Errorf("peak in flight %d, want 4 (the largest level)", p)
+		}
+		if want := (tensor.Shape{2, 4}); !f.shapes[0].Equal(want) {
+			t.Errorf("request shape %v, want %v", f.shapes[0], want)
+		}
+	})
+}
+
+func TestRunCountsErrors(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeServer{model: fakeModel, delay: time.Millisecond, fail: func(i int) error {
+			if i%4 == 3 {
+				return errors.New("HTTP 503: queue full")
+			}
+			return nil
+		}}
+		rep, err := Run(t.Context(), f, Options{Batch: 1, Concurrency: []int{2}, Duration: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := rep.Levels[0]
+		if total := l.Requests + l.Errors; math.Abs(float64(l.Errors)-float64(total)/4) > 2 {
+			t.Errorf("%d errors of %d requests, want a quarter", l.Errors, total)
+		}
+		if l.FirstError != "HTTP 503: queue full" {
+			t.Errorf("first error %q", l.FirstError)
+		}
+		var b strings.Builder
+		if err := rep.WriteTable(&b); err != nil || !strings.Contains(b.String(), "errors, first: HTTP 503: queue full") {
+			t.Errorf("the table does not name the first error:\n%s", b.String())
+		}
+	})
+}
+
+func TestRunFailsWhenTheFirstRequestFails(t *testing.T) {
+	f := &fakeServer{model: fakeModel, fail: func(int) error { return errors.New(`HTTP 400: input "x": bad`) }}
+	_, err := Run(t.Context(), f, Options{Batch: 1, Concurrency: []int{1}, Duration: time.Second})
+	if want := `first request to model "fake": HTTP 400: input "x": bad`; err == nil || err.Error() != want {
+		t.Errorf("Run err = %v, want %q", err, want)
+	}
+}
+
+func TestRunOpenLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeServer{model: fakeModel, delay: 2 * time.Millisecond}
+		rep, err := Run(t.Context(), f, Options{Batch: 1, RequestRate: 1000, MaxInFlight: 100, Seed: 3,
+			Duration: time.Second, Warmup: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := rep.Levels[0]
+		if rep.Mode != ModeRequestRate || l.RequestRate != 1000 {
+			t.Fatalf("mode %s rate %v, want request_rate 1000", rep.Mode, l.RequestRate)
+		}
+		// Poisson over 1 s at 1000/s: 1000 ± 3 standard deviations (√1000 ≈ 32).
+		if l.PerSecond < 900 || l.PerSecond > 1100 {
+			t.Errorf("%.0f req/s, want about 1000", l.PerSecond)
+		}
+		if l.P50 != 2000 || l.Late != 0 || l.Dropped != 0 || l.Errors != 0 {
+			t.Errorf("p50 %v µs, %d late, %d dropped, %d errors; want 2000, 0, 0, 0", l.P50, l.Late, l.Dropped, l.Errors)
+		}
+		// Independent arrivals overlap, unlike a closed loop of one.
+		if p := f.peak.Load(); p < 2 {
+			t.Errorf("peak in flight %d: arrivals did not overlap", p)
+		}
+	})
+}
+
+func TestRunOpenLoopDropsBeyondMaxInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeServer{model: fakeModel, delay: 10 * time.Millisecond}
+		rep, err := Run(t.Context(), f, Options{Batch: 1, RequestRate: 1000, MaxInFlight: 2, Seed: 3,
+			Duration: 500 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := rep.Levels[0]
+		if p := f.peak.Load(); p > 2+1 { // +1: the first request, sent before the level
+			t.Errorf("peak in flight %d, want at most 2", p)
+		}
+		// Two slots of 10 ms serve 200/s of the 1000/s offered.
+		if l.Dropped < 300 || l.PerSecond > 210 {
+			t.Errorf("%d dropped, %.0f req/s; want most of 500 arrivals dropped, about 200 req/s", l.Dropped, l.PerSecond)
+		}
+	})
+}
+
+func TestRunStopsWhenCancelled(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		ctx, cancel := context.WithCancel(t.Context())
+		f := &fakeServer{model: fakeModel, delay: time.Millisecond}
+		time.AfterFunc(150*time.Millisecond, cancel)
+		_, err := Run(ctx, f, Options{Batch: 1, Concurrency: []int{1, 2, 4}, Duration: time.Hour})
+		if !errors.Is(err, context.Canceled) {
+			t.Errorf("Run err = %v, want context.Canceled", err)
+		}
+	})
+}
+
+func TestRunRejectsOptions(t *testing.T) {
+	f := &fakeServer{model: fakeModel}
+	_, err := Run(t.Context(), f, Options{Batch: 1, Duration: 0, Warmup: -time.Second, RequestRate: 10})
+	want := "duration 0s: must be > 0\nwarmup -1s: must be >= 0\nmax in-flight 0: must be at least 1"
+	if err == nil || err.Error() != want {
+		t.Errorf("Run err = %v, want %q", err, want)
+	}
+}

@@ -1,0 +1,76 @@
+package bench
+
+import (
+	"math"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+)
+
+func TestPoissonScheduleMatchesRate(t *testing.T) {
+	for _, rate := range []float64{5, 200, 20000} {
+		span := time.Duration(200_000 / rate * float64(time.Second)) // about 200,000 arrivals
+		got, err := PoissonSchedule(rate, span, rand.New(rand.NewPCG(42, 7)))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !slices.IsSorted(got) || got[0] < 0 || got[len(got)-1] >= span {
+			t.Fatalf("rate %v: arrivals not sorted inside [0, %v)", rate, span)
+		}
+		gaps := make([]float64, len(got))
+		prev := time.Duration(0)
+		for i, at := range got {
+			gaps[i] = (at - prev).Seconds()
+			prev = at
+		}
+		mean, sd := meanSD(gaps)
+		// The mean of n exponential gaps has a standard error of (1/rate)/sqrt(n):
+		// about 0.2% here, so 2% is far outside chance, yet catches a wrong scale.
+		if want := 1 / rate; math.Abs(mean-want)/want > 0.02 {
+			t.Errorf("rate %v: mean inter-arrival %.6gs, want %.6gs ±2%% (%d arrivals)", rate, mean, want, len(got))
+		}
+		// Exponential gaps have a coefficient of variation of 1 (a fixed pace has 0).
+		if cv := sd / mean; math.Abs(cv-1) > 0.03 {
+			t.Errorf("rate %v: coefficient of variation %.3f, want 1 ±0.03 (Poisson arrivals)", rate, cv)
+		}
+		if n, want := float64(len(got)), rate*span.Seconds(); math.Abs(n-want)/want > 0.02 {
+			t.Errorf("rate %v over %v: %v arrivals, want %v ±2%%", rate, span, n, want)
+		}
+	}
+}
+
+func meanSD(xs []float64) (mean, sd float64) {
+	for _, x := range xs {
+		mean += x
+	}
+	mean /= float64(len(xs))
+	for _, x := range xs {
+		sd += (x - mean) * (x - mean)
+	}
+	return mean, math.Sqrt(sd / float64(len(xs)-1))
+}
+
+func TestPoissonScheduleIsSeeded(t *testing.T) {
+	a, _ := PoissonSchedule(100, 10*time.Second, rand.New(rand.NewPCG(1, 2)))
+	b, _ := PoissonSchedule(100, 10*time.Second, rand.New(rand.NewPCG(1, 2)))
+	c, _ := PoissonSchedule(100, 10*time.Second, rand.New(rand.NewPCG(3, 2)))
+	if !slices.Equal(a, b) {
+		t.Error("the same seed gave two schedules")
+	}
+	if slices.Equal(a, c) {
+		t.Error("two seeds gave the same schedule")
+	}
+}
+
+func TestPoissonScheduleRejects(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	for _, rate := range []float64{0, -3, math.NaN()} {
+		if _, err := PoissonSchedule(rate, time.Second, rng); err == nil {
+			t.Errorf("PoissonSchedule(%v) accepted a rate that is not positive", rate)
+		}
+	}
+	if _, err := PoissonSchedule(1e9, time.Minute, rng); err == nil {
+		t.Error("PoissonSchedule accepted 60e9 arrivals")
+	}
+}

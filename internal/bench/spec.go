@@ -1,0 +1,95 @@
+package bench
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+// maxLevels bounds a sweep so a typo such as 1:100000:+1 fails at once instead of
+// running for days.
+const maxLevels = 1000
+
+// ParseConcurrency reads a concurrency sweep: "N", "start:end" (step +1) or
+// "start:end:step", where step is "+N" or plain "N" (add N, as perf_analyzer's
+// --concurrency-range) or "xN" (multiply by N). The end level is included when the
+// steps land on it, and a sweep that steps past end stops before it.
+func ParseConcurrency(spec string) ([]int, error) {
+	parts := strings.Split(strings.TrimSpace(spec), ":")
+	if len(parts) > 3 {
+		return nil, fmt.Errorf("concurrency %q: want N, start:end or start:end:step", spec)
+	}
+	start, err := positive(parts[0], "start", spec)
+	if err != nil {
+		return nil, err
+	}
+	if len(parts) == 1 {
+		return []int{start}, nil
+	}
+	end, err := positive(parts[1], "end", spec)
+	if err != nil {
+		return nil, err
+	}
+	if end < start {
+		return nil, fmt.Errorf("concurrency %q: end %d is below start %d", spec, end, start)
+	}
+	mul, step := false, 1
+	if len(parts) == 3 {
+		s := parts[2]
+		switch {
+		case strings.HasPrefix(s, "x"), strings.HasPrefix(s, "*"):
+			mul, s = true, s[1:]
+		case strings.HasPrefix(s, "+"):
+			s = s[1:]
+		}
+		if step, err = positive(s, "step", spec); err != nil {
+			return nil, err
+		}
+		if mul && step < 2 {
+			return nil, fmt.Errorf("concurrency %q: a multiplying step must be at least x2", spec)
+		}
+	}
+	var levels []int
+	for c := start; c <= end; {
+		if len(levels) == maxLevels {
+			return nil, fmt.Errorf("concurrency %q: more than %d levels", spec, maxLevels)
+		}
+		levels = append(levels, c)
+		if mul {
+			c *= step
+		} else {
+			c += step
+		}
+	}
+	return levels, nil
+}
+
+func positive(s, what, spec string) (int, error) {
+	n, err := strconv.Atoi(strings.TrimSpace(s))
+	if err != nil || n < 1 {
+		return 0, fmt.Errorf("concurrency %q: %s %q is not a positive integer", spec, what, s)
+	}
+	return n, nil
+}
+
+// ParseShape reads one --shape value, "NAME:d1,d2,...": the dimensions an input's
+// variable (-1) dimensions take, without the batch dimension for a batching model (as
+// perf_analyzer's --shape).
+func ParseShape(s string) (string, tensor.Shape, error) {
+	i := strings.LastIndexByte(s, ':')
+	if i <= 0 || i == len(s)-1 {
+		return "", nil, fmt.Errorf("shape %q: want NAME:d1,d2,...", s)
+	}
+	name := s[:i]
+	var shape tensor.Shape
+	for _, f := range strings.Split(s[i+1:], ",") {
+		d, err := strconv.ParseInt(strings.TrimSpace(f), 10, 64)
+		if err != nil || d < 0 {
+			return "", nil, fmt.Errorf("shape %q: dimension %q is not a non-negative integer", s, f)
+		}
+		shape = append(shape, d)
+	}
+	return name, shape, nil
+}

@@ -1,0 +1,66 @@
+package bench
+
+import (
+	"slices"
+	"testing"
+
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+func TestParseConcurrency(t *testing.T) {
+	for _, tc := range []struct {
+		spec string
+		want []int
+	}{
+		{"1", []int{1}},
+		{" 8 ", []int{8}},
+		{"1:4", []int{1, 2, 3, 4}},
+		{"1:64:x2", []int{1, 2, 4, 8, 16, 32, 64}},
+		{"1:8:*2", []int{1, 2, 4, 8}},
+		{"1:50:x2", []int{1, 2, 4, 8, 16, 32}},
+		{"3:30:x3", []int{3, 9, 27}},
+		{"2:10:+4", []int{2, 6, 10}},
+		{"2:11:4", []int{2, 6, 10}},
+		{"5:5:x2", []int{5}},
+	} {
+		got, err := ParseConcurrency(tc.spec)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("ParseConcurrency(%q) = %v, %v; want %v", tc.spec, got, err, tc.want)
+		}
+	}
+}
+
+func TestParseConcurrencyRejects(t *testing.T) {
+	for _, tc := range []struct{ spec, wantErr string }{
+		{"", `concurrency "": start "" is not a positive integer`},
+		{"0", `concurrency "0": start "0" is not a positive integer`},
+		{"-1:4", `concurrency "-1:4": start "-1" is not a positive integer`},
+		{"4:1", `concurrency "4:1": end 1 is below start 4`},
+		{"1:8:x1", `concurrency "1:8:x1": a multiplying step must be at least x2`},
+		{"1:8:+0", `concurrency "1:8:+0": step "0" is not a positive integer`},
+		{"1:8:y2", `concurrency "1:8:y2": step "y2" is not a positive integer`},
+		{"1:2:3:4", `concurrency "1:2:3:4": want N, start:end or start:end:step`},
+		{"1:100000", `concurrency "1:100000": more than 1000 levels`},
+	} {
+		_, err := ParseConcurrency(tc.spec)
+		if err == nil || err.Error() != tc.wantErr {
+			t.Errorf("ParseConcurrency(%q) err = %v, want %q", tc.spec, err, tc.wantErr)
+		}
+	}
+}
+
+func TestParseShape(t *testing.T) {
+	name, shape, err := ParseShape("INPUT0:16,3")
+	if err != nil || name != "INPUT0" || !shape.Equal(tensor.Shape{16, 3}) {
+		t.Errorf("ParseShape(INPUT0:16,3) = %q, %v, %v", name, shape, err)
+	}
+	// The name may itself hold a colon; the dimensions follow the last one.
+	if name, shape, err = ParseShape("ns:x:4"); err != nil || name != "ns:x" || !shape.Equal(tensor.Shape{4}) {
+		t.Errorf("ParseShape(ns:x:4) = %q, %v, %v", name, shape, err)
+	}
+	for _, bad := range []string{"INPUT0", "INPUT0:", ":4", "INPUT0:4,a", "INPUT0:-2"} {
+		if _, _, err := ParseShape(bad); err == nil {
+			t.Errorf("ParseShape(%q) accepted a bad shape", bad)
+		}
+	}
+}
