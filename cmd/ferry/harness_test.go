@@ -87,15 +87,11 @@ type serverOption func(*serveConfig)
 func startServer(t testing.TB, repo string, opts ...serverOption) *testServer {
 	t.Helper()
 	cfg := serveConfig{repository: repo, host: "127.0.0.1", mode: "none", pollInterval: 15 * time.Second,
-		drain: 5 * time.Second, limits: defaultTestLimits()}
+		drain: 5 * time.Second, limits: defaultTestLimits(), strictReady: true}
 	for _, o := range opts {
 		o(&cfg)
 	}
-	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	if testing.Verbose() {
-		log = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	}
-	s, err := newServer(cfg, testRuntime, log)
+	s, err := newServer(cfg, testRuntime, testLogger())
 	if err != nil {
 		t.Fatalf("newServer: %v", err)
 	}
@@ -117,7 +113,7 @@ func (ts *testServer) waitReady(t testing.TB) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for time.Now().Before(deadline) {
-		if ts.core.Ready() {
+		if ts.core.Started() { // startup loading done; broken models may keep Ready false
 			return
 		}
 		select {
@@ -212,3 +208,11 @@ func httpDo(t testing.TB, method, url, contentType string, body io.Reader, heade
 }
 
 func httpClientCloseIdle() { http.DefaultClient.CloseIdleConnections() }
+
+// testLogger discards logs unless the tests run verbosely.
+func testLogger() *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}

@@ -416,7 +416,7 @@ func restTypeCases() []restTypeCase {
 func TestRESTServingAPI(t *testing.T) {
 	repo := exampleRepo(t)
 	writeModel(t, repo, "broken", 1, []byte("not an onnx file"), "")
-	ts := startServer(t, repo)
+	ts := startServer(t, repo, func(c *serveConfig) { c.strictReady = false }) // the broken model must not make the server unready here (TestStrictReadiness covers that)
 	for _, tc := range []struct {
 		name string
 		f    func(*testing.T, *testServer)

@@ -40,6 +40,10 @@ type serveConfig struct {
 	limits       core.Limits
 	drain        time.Duration
 	intraOp      int
+	cacheSize    byteSize // response cache budget; 0: no cache (cache.go)
+	// moreBackends are added to the backend table; tests use it for engines they control.
+	moreBackends repository.Backends
+	strictReady  bool
 }
 
 func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
@@ -83,8 +87,10 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f.Int64Var(&cfg.limits.MaxTensorElements, "max-tensor-elements", cfg.limits.MaxTensorElements, "most elements in one tensor")
 	f.IntVar(&cfg.limits.MaxRank, "max-tensor-rank", cfg.limits.MaxRank, "most dimensions of one tensor")
 	f.IntVar(&cfg.limits.MaxGRPCMessageSize, "grpc-max-message-bytes", cfg.limits.MaxGRPCMessageSize, "largest gRPC message, either direction")
+	f.BoolVar(&cfg.strictReady, "strict-readiness", true, "ready only while every loaded model is READY (as Triton); false: ready once startup loading is done")
 	f.DurationVar(&cfg.drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	f.IntVar(&cfg.intraOp, "onnx-intra-op-threads", 0, "ONNX Runtime threads per instance (0: cores divided among the model's instances)")
+	f.Var(&cfg.cacheSize, "cache-size", "response cache budget shared by models with response_cache enabled, e.g. 64MiB (0: no cache)")
 	_ = cmd.MarkFlagRequired("model-repository")
 	return cmd
 }
@@ -158,17 +164,19 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	m := metrics.New(func() []core.ModelStats { return s.core.StatsSnapshot() })
 	s.repo, err = repository.New(repository.Options{
 		Root: cfg.repository, Mode: mode, Startup: cfg.loadModels, PollInterval: cfg.pollInterval,
-		Backends: backends(rt, cfg.intraOp), Logger: log.With("component", "repository"),
+		Backends: withBackends(backends(rt, cfg.intraOp), cfg.moreBackends), Logger: log.With("component", "repository"),
 		Hooks: repository.Hooks{Loaded: m.Loaded, State: m.State}, SchedulerObserver: m.Scheduler,
 	})
 	if err != nil {
 		return nil, err
 	}
+	rc := newResponseCache(cfg.cacheSize)
 	s.core = core.New(core.Options{Name: "ferry", Version: version, Repository: s.repo, Limits: cfg.limits,
-		Logger: log.With("component", "core"), Observer: m})
+		Logger: log.With("component", "core"), Observer: m, StrictReadiness: cfg.strictReady, Cache: coreCache(rc)})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	registerCache(reg, rc)
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	s.http = &http.Server{
 		Handler:           httpapi.New(s.core, httpapi.Options{Logger: log.With("component", "http"), Limits: cfg.limits, Metrics: metricsHandler}),
@@ -242,3 +250,10 @@ var (
 	_ httpapi.Core = (*core.Server)(nil)
 	_ grpcapi.Core = (*core.Server)(nil)
 )
+
+func withBackends(table, more repository.Backends) repository.Backends {
+	for name, b := range more {
+		table[name] = b
+	}
+	return table
+}

@@ -22,6 +22,8 @@ var banned = map[string][]string{
 	"internal/transport/http":  {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "google.golang.org/grpc"},
 	"internal/transport/grpc":  {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "net/http"},
 	"internal/monitor/metrics": {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend"},
+	"internal/bench":           {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},
+	"internal/cache":           {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/proto", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
 }
 
 // cgoAllowed is the one package that may use cgo (STYLE: contain cgo).

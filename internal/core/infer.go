@@ -24,6 +24,9 @@ func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, 
 		s.obs.ObserveInFlight(l.Model, l.Version, 1)
 		defer s.obs.ObserveInFlight(l.Model, l.Version, -1)
 	}
+	if isEnsemble(l) {
+		return s.inferEnsemble(ctx, l, req, start) // ensemble.go: its steps come back through Infer
+	}
 	items, outputs, err := s.check(l.Config, req)
 	if err != nil {
 		s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
@@ -33,6 +36,10 @@ func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, 
 	if err != nil {
 		s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
 		return nil, err
+	}
+	cached, hit := s.cacheGet(l, req, outputs, items, start) // cache.go
+	if hit != nil {
+		return hit, nil
 	}
 	res, err := l.Scheduler.Submit(ctx, sreq)
 	if err != nil {
@@ -47,6 +54,7 @@ func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, 
 		s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
 		return nil, err
 	}
+	s.cachePut(l, cached, resp)
 	s.finish(l, true, items, res.Timing, time.Since(start))
 	return resp, nil
 }
@@ -186,6 +194,10 @@ func requestedOutputs(cfg *inference.ModelConfig, req []RequestedOutput) ([]stri
 // microseconds, as Triton names them) to the scheduler.
 func schedulerRequest(req *InferRequest, outputs []string) (*scheduler.Request, error) {
 	sr := &scheduler.Request{Inputs: req.Inputs, Outputs: outputs}
+	var err error
+	if sr.Sequence, err = sequenceOf(req.Parameters); err != nil { // sequence.go
+		return nil, err
+	}
 	if v, ok := req.Parameters["priority"]; ok {
 		p, ok := asInt(v)
 		if !ok || p < 0 {

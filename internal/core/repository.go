@@ -15,6 +15,8 @@ type Repository interface {
 	// Versions lists the model's READY versions, ascending.
 	Versions(model string) []string
 	Index(readyOnly bool) []ModelIndexEntry
+	// Healthy reports whether every loaded model has all its versions READY.
+	Healthy() bool
 	Load(ctx context.Context, model string, opts LoadOptions) error
 	Unload(ctx context.Context, model string) error
 }

@@ -26,6 +26,10 @@ type Options struct {
 	Limits     Limits
 	Logger     *slog.Logger
 	Observer   Observer // may be nil
+	// Cache is the response cache for versions that enable response_cache; nil: none.
+	Cache Cache
+	// StrictReadiness: the server is ready only while every loaded model is READY.
+	StrictReadiness bool
 }
 
 // Server is the in-process serving API every transport calls.
@@ -36,7 +40,10 @@ type Server struct {
 	log           *slog.Logger
 	obs           Observer
 	ready         atomic.Bool
+	strict        bool
 	stats         *statsTable
+	cache         Cache   // nil: no response cache
+	loads         loadIDs // tells reloads of one version apart in cache keys
 }
 
 // Extensions Ferry implements, as GET /v2 lists them.
@@ -55,7 +62,7 @@ func New(opts Options) *Server {
 		opts.Limits = DefaultLimits()
 	}
 	return &Server{name: opts.Name, version: opts.Version, repo: opts.Repository, limits: opts.Limits,
-		log: opts.Logger, obs: opts.Observer, stats: newStatsTable()}
+		log: opts.Logger, obs: opts.Observer, stats: newStatsTable(), cache: opts.Cache, strict: opts.StrictReadiness}
 }
 
 // Live reports whether the process serves at all; it always does while it runs.
@@ -63,10 +70,17 @@ func (s *Server) Live() bool { return true }
 
 // Ready reports whether the server takes inference requests: startup models are loaded
 // and it is not draining.
-func (s *Server) Ready() bool { return s.ready.Load() }
+// With strict readiness (Triton's default) every loaded model must also be READY.
+func (s *Server) Ready() bool {
+	return s.ready.Load() && (!s.strict || s.repo.Healthy())
+}
 
-// SetReady flips readiness; shutdown sets it false before draining.
+// SetReady marks the startup models loaded (true) or the server draining (false).
 func (s *Server) SetReady(v bool) { s.ready.Store(v) }
+
+// Started reports whether SetReady(true) happened and draining has not begun, whatever
+// the models' states.
+func (s *Server) Started() bool { return s.ready.Load() }
 
 // Limits are the request limits transports apply while decoding.
 func (s *Server) Limits() Limits { return s.limits }

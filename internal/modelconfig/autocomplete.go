@@ -45,6 +45,9 @@ type IO struct {
 //     only the batch gets dims [1] and an empty reshape, as in Triton.
 //   - When something was filled in, max_batch_size > 1 and no scheduler is
 //     set, an empty dynamic_batching is added (Triton does the same).
+//   - The control and state tensors of sequence_batching are the batcher's,
+//     never the config's inputs and outputs; each must exist in the model with
+//     the type (and state dims) the config gives it.
 //
 // A listed name missing from the model, a data type or dims that conflict
 // with the model are errors naming the tensor; all of them are returned
@@ -60,9 +63,14 @@ func AutoComplete(cfg *inference.ModelConfig, io IO, explicitMaxBatch bool) erro
 	}
 	mbs := cfg.MaxBatchSize
 	var errs []error
+	seqIn, seqOut := sequenceTensors(cfg) // supplied by the sequence batcher, not clients
+	errs = append(errs, checkSequenceTensors(cfg, io)...)
 
 	if len(cfg.Input) == 0 {
 		for _, t := range io.Inputs {
+			if seqIn[t.Name] {
+				continue
+			}
 			cfg.Input = append(cfg.Input, &inference.ModelInput{Name: t.Name})
 		}
 	}
@@ -74,6 +82,9 @@ func AutoComplete(cfg *inference.ModelConfig, io IO, explicitMaxBatch bool) erro
 
 	if len(cfg.Output) == 0 {
 		for _, t := range io.Outputs {
+			if seqOut[t.Name] {
+				continue
+			}
 			cfg.Output = append(cfg.Output, &inference.ModelOutput{Name: t.Name})
 		}
 	}

@@ -27,7 +27,8 @@ const DefaultSequenceIdleMicroseconds = 1_000_000
 //   - platform/backend: each from the other for ONNX Runtime
 //     ("onnxruntime_onnx" <-> "onnxruntime"), and ONNX Runtime when neither is
 //     set and default_model_filename is empty or ends in ".onnx" — ONNX is the
-//     one kind of model Ferry serves without a config.pbtxt; default_model_filename
+//     one kind of model Ferry serves without a config.pbtxt (an ensemble, which
+//     has no backend, is left without one); default_model_filename
 //     "model.onnx" for ONNX Runtime;
 //   - version_policy: latest { num_versions: 1 };
 //   - instance_group (not for ensembles): one group { count: 1, kind: KIND_CPU }
@@ -59,7 +60,7 @@ func SetDefaults(cfg *inference.ModelConfig, dirName string) {
 }
 
 func setBackend(cfg *inference.ModelConfig) {
-	if cfg.Platform == "" && cfg.Backend == "" &&
+	if cfg.Platform == "" && cfg.Backend == "" && cfg.GetEnsembleScheduling() == nil &&
 		(cfg.DefaultModelFilename == "" || strings.HasSuffix(cfg.DefaultModelFilename, ".onnx")) {
 		cfg.Backend = BackendONNXRuntime
 	}

@@ -19,6 +19,9 @@ func (v *validator) ensemble() {
 	if v.cfg.Optimization != nil {
 		v.add("optimization", "must not be set for an ensemble")
 	}
+	if v.cfg.GetResponseCache().GetEnable() {
+		v.add("response_cache.enable", "is not supported for an ensemble; enable it on the step models")
+	}
 	if len(es.Step) == 0 {
 		v.add("ensemble_scheduling.step", "must list at least one step")
 		return
@@ -35,14 +38,15 @@ func (v *validator) ensemble() {
 			read[t] = true
 			if !ready[t] && writers[t] == nil {
 				v.add(fmt.Sprintf("ensemble_scheduling.step[%d].input_map[%q]", i, k),
-					"tensor %q is neither an ensemble input nor written by a step", t)
+					"tensor %q (input %q of model %q) is neither an ensemble input nor written by any step", t, k, st.ModelName)
 			}
 		}
 	}
 	ran := run(es.Step, ready)
 	for i, st := range es.Step {
 		if !ran[i] && allKnown(st, ready, writers) {
-			v.add(fmt.Sprintf("ensemble_scheduling.step[%d]", i), "never runs: its inputs depend on each other in a cycle")
+			v.add(fmt.Sprintf("ensemble_scheduling.step[%d]", i), "never runs: its inputs come from a cycle of steps: %s",
+				cycleChain(es.Step, i, ready, writers))
 		}
 	}
 	for i, in := range v.cfg.Input {
@@ -129,4 +133,36 @@ func allKnown(st *inference.ModelEnsembling_Step, ready map[string]bool, writers
 		t := st.InputMap[k]
 		return !ready[t] && writers[t] == nil
 	})
+}
+
+// cycleChain describes why step i waits forever: it follows, from step i, the
+// first tensor each step still waits for back to the step that writes it,
+// until a step repeats, as `step[0] ("a") reads "B" from step[1] ("b"), which
+// reads "A" from step[0] ("a")`.
+func cycleChain(steps []*inference.ModelEnsembling_Step, i int, ready map[string]bool, writers map[string]*inference.ModelEnsembling_Step) string {
+	index := make(map[*inference.ModelEnsembling_Step]int, len(steps))
+	for j, st := range steps {
+		index[st] = j
+	}
+	s := fmt.Sprintf("step[%d] (%q)", i, steps[i].ModelName)
+	seen := map[int]bool{}
+	for !seen[i] {
+		seen[i] = true
+		var waits string
+		for _, k := range sortedKeys(steps[i].InputMap) {
+			if t := steps[i].InputMap[k]; !ready[t] && writers[t] != nil {
+				waits = t
+				break
+			}
+		}
+		if waits == "" {
+			break // cannot happen for a step that never ran with every tensor known
+		}
+		i = index[writers[waits]]
+		s += fmt.Sprintf(" reads %q from step[%d] (%q)", waits, i, steps[i].ModelName)
+		if !seen[i] {
+			s += ", which"
+		}
+	}
+	return s
 }

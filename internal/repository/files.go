@@ -63,8 +63,9 @@ func isDir(parent string, e fs.DirEntry) bool {
 	return err == nil && st.IsDir()
 }
 
-// fingerprint summarises a folder's files (names, sizes, modification times) so polling
-// can tell a changed version or config from an unchanged one without reading contents.
+// fingerprint summarises a folder's files (names, sizes, modification times) and
+// subfolders so polling can tell a changed version or config from an unchanged one
+// without reading contents.
 func fingerprint(paths ...string) string {
 	h := sha256.New()
 	for _, p := range paths {
@@ -74,6 +75,7 @@ func fingerprint(paths ...string) string {
 				return nil
 			}
 			if d.IsDir() {
+				fmt.Fprintf(h, "%s:dir\n", path) // an ensemble's version folders are empty
 				return nil
 			}
 			info, err := d.Info()

@@ -72,6 +72,12 @@ func (r *Repository) loadFromDisk(ctx context.Context, name string, opts *core.L
 		r.setModelFailure(m, fp, err)
 		return fmt.Errorf("model '%s': %w", name, err)
 	}
+	if isEnsemble(cfg) {
+		if err := r.ensembleSteps(ctx, name, cfg); err != nil {
+			r.setModelFailure(m, "", err) // no fingerprint: the next load or poll tries again, once the step models are there
+			return fmt.Errorf("model '%s': %w", name, err)
+		}
+	}
 	onDisk, err := versionDirs(dir)
 	if err != nil {
 		r.setModelFailure(m, fp, err)
@@ -158,6 +164,10 @@ func (r *Repository) openVersion(ctx context.Context, name string, n int64, vdir
 
 func (r *Repository) open(ctx context.Context, name, ver, vdir string, base *inference.ModelConfig,
 	explicitMax bool, backend Backend) (*inference.ModelConfig, *scheduler.Scheduler, error) {
+	if isEnsemble(base) {
+		cfg, err := openEnsemble(name, base) // no model file, no instances, no scheduler
+		return cfg, nil, err
+	}
 	cfg := cloneConfig(base)
 	file := cfg.GetDefaultModelFilename()
 	if file == "" {
@@ -179,6 +189,10 @@ func (r *Repository) open(ctx context.Context, name, ver, vdir string, base *inf
 	if err := modelconfig.Validate(cfg, name); err != nil {
 		return nil, nil, err
 	}
+	seq, err := sequencing(cfg, vdir) // sequence.go
+	if err != nil {
+		return nil, nil, err
+	}
 	count, err := instanceCount(cfg)
 	if err != nil {
 		return nil, nil, err
@@ -195,10 +209,18 @@ func (r *Repository) open(ctx context.Context, name, ver, vdir string, base *inf
 		instances = append(instances, in)
 	}
 	opts := schedulerOptions(cfg)
+	opts.Sequencing = seq
 	if r.opts.SchedulerObserver != nil {
 		opts.Observer = r.opts.SchedulerObserver(name, ver)
 	}
-	return cfg, scheduler.New(name+"/"+ver, instances, opts), nil
+	unmute := muteWarmup(&opts, cfg) // warmup.go
+	sched := scheduler.New(name+"/"+ver, instances, opts)
+	if err := r.warmUp(ctx, name, ver, vdir, cfg, sched, len(instances)); err != nil {
+		sched.Close() // closes the instances too
+		return nil, nil, err
+	}
+	unmute()
+	return cfg, sched, nil
 }
 
 // instanceCount adds up the instance groups; Ferry runs on CPUs only.
@@ -249,6 +271,9 @@ func (r *Repository) readConfig(dir, name string, opts *core.LoadOptions) (*infe
 
 // pickBackend follows the config's backend, then its platform, then the model file found.
 func (r *Repository) pickBackend(dir string, cfg *inference.ModelConfig) (Backend, error) {
+	if isEnsemble(cfg) {
+		return Backend{}, nil // core runs an ensemble's steps on their own models
+	}
 	if name := cfg.GetBackend(); name != "" {
 		b, ok := r.opts.Backends[name]
 		if !ok {

@@ -203,6 +203,18 @@ func (r *Repository) Acquire(name, version string) (*core.Lease, error) {
 	}), nil
 }
 
+// Healthy implements core.Repository: every model loaded (or tried) serves every version.
+func (r *Repository) Healthy() bool {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for _, m := range r.models {
+		if !m.healthyLocked() {
+			return false
+		}
+	}
+	return true
+}
+
 // Versions implements core.Repository.
 func (r *Repository) Versions(name string) []string {
 	r.mu.Lock()

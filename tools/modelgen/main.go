@@ -4,8 +4,11 @@
 //	simple/config.pbtxt         Triton's classic INT32 add/sub model
 //	simple/1/model.onnx
 //	identity_fp32/1/model.onnx  no config.pbtxt: the server must auto-complete it
-//	mlp/config.pbtxt            a small FP32 perceptron with softmax output
+//	mlp/config.pbtxt            a small FP32 perceptron with softmax output, dynamic batching
 //	mlp/1/model.onnx
+//	mlp_nobatch/...             the same model without dynamic batching (the baseline)
+//	accumulator/config.pbtxt    a stateful model: sequence batching with implicit state
+//	accumulator/1/model.onnx
 //
 // Usage:
 //
@@ -87,6 +90,62 @@ instance_group [
     kind: KIND_CPU
   }
 ]
+dynamic_batching {
+  max_queue_delay_microseconds: 2000
+}
+`
+
+// mlpNoBatchConfig is the same model without dynamic batching: each request runs alone,
+// the baseline the batcher is measured against.
+const mlpNoBatchConfig = `name: "mlp_nobatch"
+platform: "onnxruntime_onnx"
+max_batch_size: 64
+input [ { name: "input" data_type: TYPE_FP32 dims: [ 256 ] } ]
+output [ { name: "output" data_type: TYPE_FP32 dims: [ 10 ] } ]
+instance_group [ { count: 1 kind: KIND_CPU } ]
+`
+
+// accumulatorConfig serves onnxgen.Accumulator as a stateful model: each sequence
+// (V2 parameters sequence_id, sequence_start, sequence_end) gets back the running sum of
+// its INPUTs. INPUT_STATE/OUTPUT_STATE are the implicit state the server keeps per
+// sequence, so clients send only INPUT and see only OUTPUT.
+const accumulatorConfig = `name: "accumulator"
+platform: "onnxruntime_onnx"
+max_batch_size: 8
+input [
+  {
+    name: "INPUT"
+    data_type: TYPE_INT32
+    dims: [ 1 ]
+  }
+]
+output [
+  {
+    name: "OUTPUT"
+    data_type: TYPE_INT32
+    dims: [ 1 ]
+  }
+]
+sequence_batching {
+  max_sequence_idle_microseconds: 5000000
+  direct {
+    max_queue_delay_microseconds: 1000
+  }
+  state [
+    {
+      input_name: "INPUT_STATE"
+      output_name: "OUTPUT_STATE"
+      data_type: TYPE_INT32
+      dims: [ 1 ]
+      initial_state {
+        name: "zero"
+        data_type: TYPE_INT32
+        dims: [ 1 ]
+        zero_data: true
+      }
+    }
+  ]
+}
 `
 
 // files returns the repository's files by path relative to its root.
@@ -97,6 +156,10 @@ func files() map[string][]byte {
 		"identity_fp32/1/model.onnx": onnxgen.Identity(onnxgen.Float, "identity_fp32"),
 		"mlp/config.pbtxt":           []byte(mlpConfig),
 		"mlp/1/model.onnx":           onnxgen.MLP(mlpSeed),
+		"mlp_nobatch/config.pbtxt":   []byte(mlpNoBatchConfig),
+		"mlp_nobatch/1/model.onnx":   onnxgen.MLP(mlpSeed),
+		"accumulator/config.pbtxt":   []byte(accumulatorConfig),
+		"accumulator/1/model.onnx":   onnxgen.Accumulator(),
 	}
 }
 

@@ -23,7 +23,7 @@ func TestGenerateIdempotent(t *testing.T) {
 	if err := generate(root, &log); err != nil {
 		t.Fatal(err)
 	}
-	if !strings.Contains(log.String(), "6 file(s) changed") {
+	if !strings.Contains(log.String(), "10 file(s) changed") {
 		t.Errorf("first run:\n%s", log.String())
 	}
 	for rel, data := range files() {

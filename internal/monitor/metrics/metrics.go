@@ -127,6 +127,7 @@ func (m *Metrics) Describe(ch chan<- *prometheus.Desc) {
 	ch <- descFailure
 	ch <- descItems
 	ch <- descExecs
+	describeCache(ch)
 }
 
 // Collect implements prometheus.Collector.
@@ -139,5 +140,6 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descFailure, prometheus.CounterValue, float64(s.Fail.Count), s.Name, s.Version)
 		ch <- prometheus.MustNewConstMetric(descItems, prometheus.CounterValue, float64(s.InferenceCount), s.Name, s.Version)
 		ch <- prometheus.MustNewConstMetric(descExecs, prometheus.CounterValue, float64(s.ExecutionCount), s.Name, s.Version)
+		collectCache(ch, s)
 	}
 }
