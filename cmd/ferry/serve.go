@@ -44,6 +44,7 @@ type serveConfig struct {
 	// moreBackends are added to the backend table; tests use it for engines they control.
 	moreBackends repository.Backends
 	strictReady  bool
+	pprofAddr    string
 }
 
 func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
@@ -88,6 +89,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f.IntVar(&cfg.limits.MaxRank, "max-tensor-rank", cfg.limits.MaxRank, "most dimensions of one tensor")
 	f.IntVar(&cfg.limits.MaxGRPCMessageSize, "grpc-max-message-bytes", cfg.limits.MaxGRPCMessageSize, "largest gRPC message, either direction")
 	f.BoolVar(&cfg.strictReady, "strict-readiness", true, "ready only while every loaded model is READY (as Triton); false: ready once startup loading is done")
+	f.StringVar(&cfg.pprofAddr, "pprof-addr", "", "serve Go's profiler on this loopback address (off by default)")
 	f.DurationVar(&cfg.drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	f.IntVar(&cfg.intraOp, "onnx-intra-op-threads", 0, "ONNX Runtime threads per instance (0: cores divided among the model's instances)")
 	f.Var(&cfg.cacheSize, "cache-size", "response cache budget shared by models with response_cache enabled, e.g. 64MiB (0: no cache)")
@@ -204,6 +206,9 @@ func (s *server) Run(ctx context.Context) error {
 	defer cancel()
 	var g oklog.Group
 	g.Add(func() error { <-gctx.Done(); return nil }, func(error) { cancel() })
+	if s.cfg.pprofAddr != "" {
+		g.Add(func() error { return servePprof(gctx, s.cfg.pprofAddr) }, func(error) { cancel() })
+	}
 	g.Add(func() error {
 		if err := s.repo.Start(gctx); err != nil {
 			return err
