@@ -10,6 +10,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/modelconfig"
+	"github.com/ferryml/ferry/internal/ortlib"
 	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/internal/repository"
 	"github.com/ferryml/ferry/internal/scheduler"
@@ -20,23 +21,15 @@ import (
 var defaultORTLib = ""
 
 // ortLibrary finds the ONNX Runtime shared library: FERRY_ORT_LIB, the path baked in at
-// build time, then .ort/lib next to the binary's folder or the working directory.
+// build time, .ort/lib next to the binary's folder, then .ort/lib in or above the
+// working directory.
 func ortLibrary(getenv func(string) string) (string, error) {
-	if p := getenv("FERRY_ORT_LIB"); p != "" {
-		return p, nil
-	}
-	candidates := []string{defaultORTLib}
+	var nextToBinary string
 	if exe, err := os.Executable(); err == nil {
-		candidates = append(candidates, filepath.Join(filepath.Dir(exe), "..", ".ort", "lib", "libonnxruntime.so.1"))
+		nextToBinary = filepath.Join(filepath.Dir(exe), "..", ".ort", "lib", "libonnxruntime.so.1")
 	}
-	candidates = append(candidates, filepath.Join(".ort", "lib", "libonnxruntime.so.1"))
-	for _, c := range candidates {
-		if c == "" {
-			continue
-		}
-		if _, err := os.Stat(c); err == nil {
-			return c, nil
-		}
+	if p := ortlib.Find(getenv, defaultORTLib, nextToBinary); p != "" {
+		return p, nil
 	}
 	return "", fmt.Errorf("ONNX Runtime library not found: run `make ort` or set FERRY_ORT_LIB")
 }

@@ -13,13 +13,15 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryml/ferry/internal/backend/onnx"
-	"github.com/ferryml/ferry/internal/core"
-	inference "github.com/ferryml/ferry/internal/proto"
-	"github.com/ferryml/ferry/tools/onnxgen"
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+
+	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/ortlib"
+	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/tools/onnxgen"
 )
 
 // update rewrites the golden files under testdata/ (one flag for every test file here).
@@ -50,23 +52,12 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// findORT looks where `make ort` puts the library, walking up from the package folder.
+// findORT looks where `make ort` puts the library (or $FERRY_ORT_LIB).
 func findORT() (string, error) {
-	if p := os.Getenv("FERRY_ORT_LIB"); p != "" {
+	if p := ortlib.Find(os.Getenv); p != "" {
 		return p, nil
 	}
-	dir, _ := os.Getwd()
-	for {
-		p := filepath.Join(dir, ".ort", "lib", "libonnxruntime.so.1")
-		if _, err := os.Stat(p); err == nil {
-			return p, nil
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", fmt.Errorf("no .ort/lib/libonnxruntime.so.1 above the working directory")
-		}
-		dir = parent
-	}
+	return "", fmt.Errorf("no .ort/lib/libonnxruntime.so.1 above the working directory")
 }
 
 // testServer is a real Ferry serving on 127.0.0.1 with free ports.

@@ -14,6 +14,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/ferryml/ferry/internal/ortlib"
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
 
@@ -42,31 +43,8 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// findORTLib returns $FERRY_ORT_LIB, else the .ort/lib/libonnxruntime.so.1
-// that `make ort` fetches into the repository root, found by walking up from
-// the test's directory; "" if neither exists.
-func findORTLib() string {
-	if p := os.Getenv("FERRY_ORT_LIB"); p != "" {
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		p := filepath.Join(dir, ".ort", "lib", "libonnxruntime.so.1")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
+// findORTLib returns the library `make ort` fetched (or $FERRY_ORT_LIB); "" if none.
+func findORTLib() string { return ortlib.Find(os.Getenv) }
 
 func needORT(t *testing.T) {
 	t.Helper()

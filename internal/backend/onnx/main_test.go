@@ -12,6 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
+	"github.com/ferryml/ferry/internal/ortlib"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
@@ -52,28 +53,8 @@ func testLogger() *slog.Logger {
 	return nil
 }
 
-// findORTLib returns $FERRY_ORT_LIB, else the .ort/lib/libonnxruntime.so.1
-// that `make ort` fetches, found by walking up from the working directory.
-func findORTLib() string {
-	if p := os.Getenv("FERRY_ORT_LIB"); p != "" {
-		return p
-	}
-	dir, err := os.Getwd()
-	if err != nil {
-		return ""
-	}
-	for {
-		p := filepath.Join(dir, ".ort", "lib", "libonnxruntime.so.1")
-		if _, err := os.Stat(p); err == nil {
-			return p
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return ""
-		}
-		dir = parent
-	}
-}
+// findORTLib returns the library `make ort` fetched (or $FERRY_ORT_LIB); "" if none.
+func findORTLib() string { return ortlib.Find(os.Getenv) }
 
 func needORT(tb testing.TB) {
 	tb.Helper()
