@@ -63,13 +63,20 @@ func TooLargef(format string, args ...any) error {
 	return &wrapped{msg: fmt.Sprintf(format, args...), kind: ErrTooLarge}
 }
 
-// wrapped carries a sentinel kind without putting its text in the message.
+// wrapped carries a sentinel kind without putting its text in the message, and
+// optionally the cause (so errors.Is still sees context.DeadlineExceeded, say).
 type wrapped struct {
-	msg  string
-	kind error
+	msg   string
+	kind  error
+	cause error
 }
 
 func (e *wrapped) Error() string { return e.msg }
-func (e *wrapped) Unwrap() error { return e.kind }
+func (e *wrapped) Unwrap() []error {
+	if e.cause == nil {
+		return []error{e.kind}
+	}
+	return []error{e.kind, e.cause}
+}
 
 func itoa(n int64) string { return strconv.FormatInt(n, 10) }

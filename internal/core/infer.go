@@ -63,7 +63,8 @@ func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, 
 func (s *Server) runError(l *Lease, err error) error {
 	switch {
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
-		return Unavailablef("model '%s' version %s: request ended before it ran: %v", l.Model, l.Version, err)
+		return &wrapped{msg: fmt.Sprintf("model '%s' version %s: request ended before it ran: %v", l.Model, l.Version, err),
+			kind: ErrUnavailable, cause: err} // transports that know deadlines (gRPC) keep their meaning
 	case errors.Is(err, scheduler.ErrClosed):
 		return Unavailablef("model '%s' version %s is unloading", l.Model, l.Version)
 	case errors.Is(err, scheduler.ErrQueueFull), errors.Is(err, scheduler.ErrTimeout):

@@ -22,14 +22,14 @@ func codeOf(err error) codes.Code {
 		return codes.InvalidArgument
 	case errors.Is(err, core.ErrNotFound):
 		return codes.NotFound
-	case errors.Is(err, core.ErrUnavailable):
-		return codes.Unavailable
-	case errors.Is(err, core.ErrTooLarge):
-		return codes.ResourceExhausted
 	case errors.Is(err, context.Canceled):
 		return codes.Canceled
 	case errors.Is(err, context.DeadlineExceeded):
 		return codes.DeadlineExceeded
+	case errors.Is(err, core.ErrUnavailable):
+		return codes.Unavailable
+	case errors.Is(err, core.ErrTooLarge):
+		return codes.ResourceExhausted
 	}
 	if s, ok := status.FromError(err); ok {
 		return s.Code()
