@@ -3,12 +3,14 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"runtime"
 	"strconv"
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/internal/backend/remote"
 	"github.com/ferryml/ferry/internal/modelconfig"
 	"github.com/ferryml/ferry/internal/ortlib"
 	inference "github.com/ferryml/ferry/internal/proto"
@@ -35,8 +37,11 @@ func ortLibrary(getenv func(string) string) (string, error) {
 }
 
 // backends is every execution engine in this binary, in one place.
-func backends(rt *onnx.Runtime, intraOp int) repository.Backends {
+func backends(rt *onnx.Runtime, intraOp int, python string, log *slog.Logger) repository.Backends {
 	return repository.Backends{
+		"remote": remoteBackend(remote.New(log.With("backend", "remote"))),
+		"trees":  treesBackend(), // trees.go
+		"python": pythonBackend(python, log.With("backend", "python")),
 		"onnxruntime": {
 			Platform:        "onnxruntime_onnx",
 			DefaultFilename: "model.onnx",
@@ -50,6 +55,20 @@ func backends(rt *onnx.Runtime, intraOp int) repository.Backends {
 			Open: func(_ context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error) {
 				return rt.Open(path, onnx.SessionOptions{IntraOpThreads: intraOpThreads(cfg, intraOp)})
 			},
+		},
+	}
+}
+
+// remoteBackend forwards to an upstream V2 server; a model needs no file, only its
+// config's parameters (see internal/backend/remote).
+func remoteBackend(rb *remote.Backend) repository.Backend {
+	return repository.Backend{
+		Platform: "remote",
+		InspectConfig: func(ctx context.Context, _ string, cfg *inference.ModelConfig) (modelconfig.IO, error) {
+			return rb.Inspect(ctx, cfg)
+		},
+		Open: func(ctx context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error) {
+			return rb.Open(ctx, path, cfg)
 		},
 	}
 }

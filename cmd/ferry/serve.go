@@ -40,15 +40,22 @@ type serveConfig struct {
 	limits       core.Limits
 	drain        time.Duration
 	intraOp      int
+	python       string   // --python-interpreter: python3 for the python backend (python.go)
 	cacheSize    byteSize // response cache budget; 0: no cache (cache.go)
 	// moreBackends are added to the backend table; tests use it for engines they control.
 	moreBackends repository.Backends
 	strictReady  bool
 	pprofAddr    string
+	onDemand     onDemandConfig // ondemand.go
+
+	// modelCacheDir and store serve an s3:// repository (objstore.go).
+	modelCacheDir string
+	store         storeEnv
 }
 
 func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	cfg := serveConfig{limits: core.DefaultLimits()}
+	cfg.store = storeEnvFrom(getenv)
 	cmd := &cobra.Command{
 		Use:   "serve",
 		Short: "Serve the models of a Triton-style model repository over V2 REST and gRPC",
@@ -75,11 +82,12 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&cfg.repository, "model-repository", "", "model repository folder (Triton layout)")
+	f.StringVar(&cfg.repository, "model-repository", "", "model repository: a folder (Triton layout) or s3://bucket/prefix (credentials and endpoint from the AWS_* environment)")
+	f.StringVar(&cfg.modelCacheDir, "model-cache-dir", "", "where an s3:// repository is mirrored (default: a folder per store under $XDG_CACHE_HOME/ferry or ~/.cache/ferry)")
 	f.StringVar(&cfg.host, "host", "127.0.0.1", "address to listen on")
 	f.IntVar(&cfg.httpPort, "http-port", 8000, "port for V2 REST and /metrics (0 picks a free port)")
 	f.IntVar(&cfg.grpcPort, "grpc-port", 8001, "port for V2 gRPC (0 picks a free port)")
-	f.StringVar(&cfg.mode, "model-control-mode", "none", "none (load all at start), explicit (--load-model and the repository API) or poll (rescan)")
+	f.StringVar(&cfg.mode, "model-control-mode", "none", "none (load all at start), explicit (--load-model and the repository API), poll (rescan) or on-demand (load on first request)")
 	f.StringArrayVar(&cfg.loadModels, "load-model", nil, "model to load at start in explicit mode (repeatable)")
 	f.DurationVar(&cfg.pollInterval, "repository-poll-interval", 15*time.Second, "how often poll mode rescans the repository")
 	f.StringVar(&cfg.logFormat, "log-format", "", "json or text (default: text on a terminal, else json)")
@@ -92,7 +100,9 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f.StringVar(&cfg.pprofAddr, "pprof-addr", "", "serve Go's profiler on this loopback address (off by default)")
 	f.DurationVar(&cfg.drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	f.IntVar(&cfg.intraOp, "onnx-intra-op-threads", 0, "ONNX Runtime threads per instance (0: cores divided among the model's instances)")
+	f.StringVar(&cfg.python, "python-interpreter", "python3", "interpreter for python-backend models, a path or a name on PATH (a model's python_interpreter parameter overrides it)")
 	f.Var(&cfg.cacheSize, "cache-size", "response cache budget shared by models with response_cache enabled, e.g. 64MiB (0: no cache)")
+	cfg.onDemand.addFlags(f)
 	_ = cmd.MarkFlagRequired("model-repository")
 	return cmd
 }
@@ -114,6 +124,7 @@ func (c serveConfig) validate() error {
 	if len(c.loadModels) > 0 && c.mode != string(repository.ModeExplicit) {
 		errs = append(errs, fmt.Errorf("--load-model needs --model-control-mode explicit"))
 	}
+	errs = append(errs, c.onDemand.validate(c.mode)...)
 	return errors.Join(errs...)
 }
 
@@ -163,11 +174,16 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		return nil, fmt.Errorf("--model-control-mode: %w", err)
 	}
 	s := &server{cfg: cfg, log: log}
+	store, err := openModelStore(cfg, log) // nil unless the repository is s3://
+	if err != nil {
+		return nil, err
+	}
 	m := metrics.New(func() []core.ModelStats { return s.core.StatsSnapshot() })
 	s.repo, err = repository.New(repository.Options{
-		Root: cfg.repository, Mode: mode, Startup: cfg.loadModels, PollInterval: cfg.pollInterval,
-		Backends: withBackends(backends(rt, cfg.intraOp), cfg.moreBackends), Logger: log.With("component", "repository"),
-		Hooks: repository.Hooks{Loaded: m.Loaded, State: m.State}, SchedulerObserver: m.Scheduler,
+		Root: repositoryRoot(cfg, store), Source: storeSource(store, log.With("component", "objstore")), Mode: mode, Startup: cfg.loadModels, PollInterval: cfg.pollInterval,
+		Backends: withBackends(backends(rt, cfg.intraOp, cfg.python, log), cfg.moreBackends), Logger: log.With("component", "repository"),
+		Hooks: repository.Hooks{Loaded: m.Loaded, State: m.State, Unloaded: m.Unloaded, Resident: m.Resident}, SchedulerObserver: m.Scheduler,
+		LoadTimeout: cfg.onDemand.loadTimeout, MemoryBudget: int64(cfg.onDemand.budget), IdleUnload: cfg.onDemand.idleUnload, NativeHeapInUse: onnx.HeapInUse,
 	})
 	if err != nil {
 		return nil, err
@@ -179,6 +195,8 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerCache(reg, rc)
+	registerResident(reg, cfg.onDemand, s.repo)
+	registerStore(reg, store)
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	s.http = &http.Server{
 		Handler:           httpapi.New(s.core, httpapi.Options{Logger: log.With("component", "http"), Limits: cfg.limits, Metrics: metricsHandler}),

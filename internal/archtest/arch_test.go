@@ -17,6 +17,9 @@ var banned = map[string][]string{
 	"internal/modelconfig":     {mod + "internal/core", mod + "internal/repository", mod + "internal/scheduler", mod + "internal/transport", mod + "internal/backend"},
 	"internal/scheduler":       {mod + "internal/core", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend", "net/http"},
 	"internal/backend/onnx":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", "net/http"},
+	"internal/backend/remote":  {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport"},
+	"internal/backend/python":  {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", "net/http"},
+	"internal/backend/trees":   {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/modelconfig", mod + "internal/proto", "net/http"},
 	"internal/core":            {mod + "internal/repository", mod + "internal/transport", mod + "internal/backend", "net/http", "google.golang.org/grpc"},
 	"internal/repository":      {mod + "internal/transport", mod + "internal/backend", "net/http"},
 	"internal/transport/http":  {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "google.golang.org/grpc"},
@@ -24,6 +27,7 @@ var banned = map[string][]string{
 	"internal/monitor/metrics": {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend"},
 	"internal/bench":           {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},
 	"internal/cache":           {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/proto", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
+	"internal/objstore":        {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
 }
 
 // cgoAllowed is the one package that may use cgo (STYLE: contain cgo).

@@ -93,7 +93,7 @@ func (r *oneModel) reload() {
 	r.s = scheduler.New("m/1", []scheduler.Instance{r.inst}, scheduler.Options{MaxBatchSize: 4})
 }
 
-func (r *oneModel) Acquire(model, version string) (*Lease, error) {
+func (r *oneModel) Acquire(_ context.Context, model, version string) (*Lease, error) {
 	if model != "m" {
 		return nil, &NotFoundError{Model: model}
 	}
@@ -192,7 +192,7 @@ func TestCacheKey(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			repo := newOneModel(t, true)
 			s := New(Options{Repository: repo, Cache: cache.New(1 << 20)})
-			l, _ := repo.Acquire("m", "")
+			l, _ := repo.Acquire(context.Background(), "m", "")
 			a, b := base(), base()
 			tc.change(b)
 			ka, _ := s.cacheKey(l, a, outputNames(a))

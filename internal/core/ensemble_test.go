@@ -29,7 +29,7 @@ type ensModel struct {
 	sched *scheduler.Scheduler
 }
 
-func (r *ensRepo) Acquire(model, version string) (*Lease, error) {
+func (r *ensRepo) Acquire(_ context.Context, model, version string) (*Lease, error) {
 	m, ok := r.models[model]
 	if !ok || (version != "" && version != "1") {
 		return nil, &NotFoundError{Model: model, Version: version}

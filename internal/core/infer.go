@@ -15,7 +15,7 @@ import (
 // Infer runs one request on the model version it names.
 func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, error) {
 	start := time.Now()
-	l, err := s.acquire(req.Model, req.Version)
+	l, err := s.acquire(ctx, req.Model, req.Version)
 	if err != nil {
 		return nil, err
 	}
@@ -75,6 +75,10 @@ func (s *Server) runError(l *Lease, err error) error {
 	var bad interface{ InvalidInput() bool }
 	if errors.As(err, &bad) && bad.InvalidInput() {
 		return Invalidf("model '%s' version %s: %v", l.Model, l.Version, err)
+	}
+	var busy interface{ Unavailable() bool } // a backend whose upstream is down or overloaded
+	if errors.As(err, &busy) && busy.Unavailable() {
+		return Unavailablef("model '%s' version %s: %v", l.Model, l.Version, err)
 	}
 	return fmt.Errorf("model '%s' version %s: inference failed: %w", l.Model, l.Version, err)
 }

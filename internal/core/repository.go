@@ -11,7 +11,9 @@ import (
 // and the repository extension's operations. The repository package implements it.
 type Repository interface {
 	// Acquire leases a READY version ("" = the newest ready one). The caller must Release.
-	Acquire(model, version string) (*Lease, error)
+	// A repository that loads models on demand may block until the model is loaded, as
+	// long as ctx allows.
+	Acquire(ctx context.Context, model, version string) (*Lease, error)
 	// Versions lists the model's READY versions, ascending.
 	Versions(model string) []string
 	Index(readyOnly bool) []ModelIndexEntry

@@ -91,16 +91,16 @@ func (s *Server) Metadata() ServerMetadata {
 }
 
 // acquire checks the model name and leases a ready version.
-func (s *Server) acquire(model, version string) (*Lease, error) {
+func (s *Server) acquire(ctx context.Context, model, version string) (*Lease, error) {
 	if err := CheckModelName(model); err != nil {
 		return nil, err
 	}
-	return s.repo.Acquire(model, version)
+	return s.repo.Acquire(ctx, model, version)
 }
 
 // ModelMetadata answers GET /v2/models/{m}[/versions/{v}] from the completed config.
-func (s *Server) ModelMetadata(_ context.Context, model, version string) (*ModelMetadata, error) {
-	l, err := s.acquire(model, version)
+func (s *Server) ModelMetadata(ctx context.Context, model, version string) (*ModelMetadata, error) {
+	l, err := s.acquire(ctx, model, version)
 	if err != nil {
 		return nil, err
 	}
@@ -125,8 +125,8 @@ func metaShape(batch bool, dims []int64) []int64 {
 }
 
 // ModelReady reports whether the version ("" = any) is READY. An unknown model is an error.
-func (s *Server) ModelReady(_ context.Context, model, version string) (bool, error) {
-	l, err := s.acquire(model, version)
+func (s *Server) ModelReady(ctx context.Context, model, version string) (bool, error) {
+	l, err := s.acquire(ctx, model, version)
 	if err != nil {
 		if errors.Is(err, ErrUnavailable) {
 			return false, nil
@@ -138,8 +138,8 @@ func (s *Server) ModelReady(_ context.Context, model, version string) (bool, err
 }
 
 // ModelConfig returns the completed configuration of a ready version.
-func (s *Server) ModelConfig(_ context.Context, model, version string) (*inference.ModelConfig, error) {
-	l, err := s.acquire(model, version)
+func (s *Server) ModelConfig(ctx context.Context, model, version string) (*inference.ModelConfig, error) {
+	l, err := s.acquire(ctx, model, version)
 	if err != nil {
 		return nil, err
 	}

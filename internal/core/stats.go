@@ -93,11 +93,11 @@ func (st *statsTable) snapshot(model, version string) []ModelStats {
 
 // ModelStatistics answers the statistics extension. model "" means every model; a known
 // model that has served nothing yet gets zero statistics for its ready versions.
-func (s *Server) ModelStatistics(_ context.Context, model, version string) ([]ModelStats, error) {
+func (s *Server) ModelStatistics(ctx context.Context, model, version string) ([]ModelStats, error) {
 	if model == "" {
 		return s.allStats(), nil
 	}
-	l, err := s.acquire(model, version)
+	l, err := s.acquire(ctx, model, version)
 	if err != nil {
 		return nil, err
 	}

@@ -26,6 +26,12 @@ type TensorInfo struct {
 // IO is what a backend found in the model file, in the model's order.
 type IO struct {
 	Inputs, Outputs []TensorInfo
+	// MaxBatchSize, when > 0, replaces DefaultMaxBatchSize for this backend
+	// (trees batch cheaply, so they take larger batches than ONNX models).
+	MaxBatchSize int32
+	// Accepts lists, by tensor name, further datatypes a config may give a tensor
+	// besides the model's, for a backend that converts (trees read FP32 or FP64).
+	Accepts map[string][]tensor.DType
 }
 
 // AutoComplete fills in what config.pbtxt left out from the model itself, as
@@ -36,7 +42,8 @@ type IO struct {
 //     the model tensor of the same name; one with them is checked against it.
 //   - max_batch_size: when the config did not set it (explicitMaxBatch false
 //     and the value is 0), gave no dims, and every model input and output has
-//     a dynamic (-1) first dimension, it becomes DefaultMaxBatchSize.
+//     a dynamic (-1) first dimension, it becomes DefaultMaxBatchSize (or the
+//     backend's IO.MaxBatchSize).
 //     Otherwise it stays 0 and dims are the full model shapes. A config that
 //     writes dims without max_batch_size is read as max_batch_size 0, as Triton
 //     reads it.
@@ -60,6 +67,9 @@ func AutoComplete(cfg *inference.ModelConfig, io IO, explicitMaxBatch bool) erro
 	filling := incomplete(cfg)
 	if !explicitMaxBatch && cfg.MaxBatchSize == 0 && canBatch(io) && !anyDims(cfg) {
 		cfg.MaxBatchSize = DefaultMaxBatchSize
+		if io.MaxBatchSize > 0 {
+			cfg.MaxBatchSize = io.MaxBatchSize
+		}
 	}
 	mbs := cfg.MaxBatchSize
 	var errs []error
@@ -77,7 +87,7 @@ func AutoComplete(cfg *inference.ModelConfig, io IO, explicitMaxBatch bool) erro
 	inputs := byName(io.Inputs)
 	for i, in := range cfg.Input {
 		path := tensorPath("input", i, in.Name)
-		errs = append(errs, complete(path, inputs, "inputs", slot{in.Name, &in.DataType, &in.Dims, &in.Reshape}, mbs)...)
+		errs = append(errs, complete(path, inputs, "inputs", slot{in.Name, &in.DataType, &in.Dims, &in.Reshape}, mbs, io.Accepts[in.Name])...)
 	}
 
 	if len(cfg.Output) == 0 {
@@ -91,7 +101,7 @@ func AutoComplete(cfg *inference.ModelConfig, io IO, explicitMaxBatch bool) erro
 	outputs := byName(io.Outputs)
 	for i, out := range cfg.Output {
 		path := tensorPath("output", i, out.Name)
-		errs = append(errs, complete(path, outputs, "outputs", slot{out.Name, &out.DataType, &out.Dims, &out.Reshape}, mbs)...)
+		errs = append(errs, complete(path, outputs, "outputs", slot{out.Name, &out.DataType, &out.Dims, &out.Reshape}, mbs, io.Accepts[out.Name])...)
 	}
 
 	if filling && mbs > 1 && cfg.SchedulingChoice == nil {
@@ -110,7 +120,7 @@ type slot struct {
 
 // complete fills or checks one config tensor against the model tensor of the
 // same name.
-func complete(path string, model map[string]TensorInfo, kind string, s slot, mbs int32) []error {
+func complete(path string, model map[string]TensorInfo, kind string, s slot, mbs int32, accepts []tensor.DType) []error {
 	if s.name == "" {
 		return []error{fieldErr(path+".name", "must be set")}
 	}
@@ -124,7 +134,7 @@ func complete(path string, model map[string]TensorInfo, kind string, s slot, mbs
 		errs = append(errs, fieldErr(path, "the model's element type has no V2 datatype"))
 	case *s.dataType == inference.DataType_TYPE_INVALID:
 		*s.dataType = ConfigType(t.DType)
-	case DType(*s.dataType) != t.DType:
+	case DType(*s.dataType) != t.DType && !slices.Contains(accepts, DType(*s.dataType)):
 		errs = append(errs, fieldErr(path+".data_type", "%v conflicts with the model's %v (%v)",
 			*s.dataType, ConfigType(t.DType), t.DType))
 	}

@@ -3,5 +3,7 @@
 // config, applies the version policy, opens backend instances behind a scheduler, and
 // hands them out as reference-counted leases. A version being replaced stops taking new
 // leases, finishes the requests holding one, and only then closes. Control modes:
-// none (load everything at start), explicit (load on request) and poll (rescan).
+// none (load everything at start), explicit (load on request), poll (rescan) and
+// on-demand (load on a model's first request, unload least recently used idle models
+// under a memory budget measured at load, and models left idle).
 package repository

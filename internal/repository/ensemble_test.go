@@ -128,7 +128,7 @@ func TestEnsembleLoadErrorsNameTheProblem(t *testing.T) {
 			t.Errorf("index %s: %s %q, want UNAVAILABLE with a reason containing %q", tc.model, state, reason, tc.want)
 		}
 	}
-	l, err := r.Acquire("good", "")
+	l, err := r.Acquire(context.Background(), "good", "")
 	if err != nil {
 		t.Fatalf("Acquire(good): %v", err)
 	}

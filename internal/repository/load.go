@@ -24,8 +24,16 @@ type Backend struct {
 	// DefaultFilename is the model file in a version folder ("model.onnx"); a model
 	// without config is given the backend whose file it has.
 	DefaultFilename string
+	// ModelFile, when set, names the model file of a version folder for a config
+	// without default_model_filename, for a backend reading several formats (trees:
+	// model.json or model.txt); "" falls back to DefaultFilename.
+	ModelFile func(vdir string, cfg *inference.ModelConfig) string
 	// Inspect reads the inputs and outputs from the model file, for auto-complete.
 	Inspect func(path string) (modelconfig.IO, error)
+	// InspectConfig, when set, is used instead of Inspect by a backend whose inputs and
+	// outputs are described by the config rather than a file (remote: the upstream its
+	// parameters name). path is the model file, or the version folder when there is none.
+	InspectConfig func(ctx context.Context, path string, cfg *inference.ModelConfig) (modelconfig.IO, error)
 	// Open creates one execution instance from the model file and complete config.
 	Open func(ctx context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error)
 }
@@ -51,8 +59,7 @@ func (r *Repository) loadFromDisk(ctx context.Context, name string, opts *core.L
 	} else if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return &core.NotFoundError{Model: name}
 	}
-	m := r.model(name)
-	m.ctl.Lock()
+	m := r.lockModel(name) // ondemand.go
 	defer m.ctl.Unlock()
 
 	fp := fingerprint(dir)
@@ -132,12 +139,13 @@ func (r *Repository) applyVersions(ctx context.Context, m *model, dir, fp string
 	for n, v := range fresh {
 		m.versions[n] = v
 	}
+	r.swappedLocked(m.name, fresh) // budget.go: their measured bytes now count as resident
 	m.fp, m.reason = fp, ""
 	r.mu.Unlock()
 	for _, v := range fresh {
 		r.hookState(m.name, v)
 	}
-	errs = append(errs, r.closeVersions(m.name, retired))
+	errs = append(errs, r.closeVersions(m.name, retired, "replaced"))
 	return errors.Join(errs...)
 }
 
@@ -148,7 +156,8 @@ func (r *Repository) openVersion(ctx context.Context, name string, n int64, vdir
 	start := time.Now()
 	v := &version{n: n, state: core.StateLoading}
 	r.hookState(name, v)
-	cfg, sched, err := r.open(ctx, name, strconv.FormatInt(n, 10), vdir, base, explicitMax, backend)
+	cfg, sched, resident, err := r.openMeasured(ctx, name, n, vdir, base, explicitMax, backend) // budget.go
+	v.resident = resident
 	if r.opts.Hooks.Loaded != nil {
 		r.opts.Hooks.Loaded(name, strconv.FormatInt(n, 10), time.Since(start), err)
 	}
@@ -171,14 +180,19 @@ func (r *Repository) open(ctx context.Context, name, ver, vdir string, base *inf
 	cfg := cloneConfig(base)
 	file := cfg.GetDefaultModelFilename()
 	if file == "" {
-		file = backend.DefaultFilename
+		file = backend.modelFile(vdir, cfg)
+		cfg.DefaultModelFilename = file // the served config names the file used (trees: model.json or model.txt)
 	}
 	path := filepath.Join(vdir, file)
 	if _, err := os.Stat(path); err != nil {
 		return nil, nil, fmt.Errorf("model file: %w", err)
 	}
-	if backend.Inspect != nil {
-		io, err := backend.Inspect(path)
+	inspect := backend.Inspect
+	if backend.InspectConfig != nil {
+		inspect = func(p string) (modelconfig.IO, error) { return backend.InspectConfig(ctx, p, cfg) }
+	}
+	if inspect != nil {
+		io, err := inspect(path)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -296,7 +310,7 @@ func (r *Repository) pickBackend(dir string, cfg *inference.ModelConfig) (Backen
 	vs, _ := versionDirs(dir)
 	for name, b := range r.opts.Backends {
 		for _, n := range vs {
-			if _, err := os.Stat(filepath.Join(dir, strconv.FormatInt(n, 10), b.DefaultFilename)); err == nil {
+			if vdir := filepath.Join(dir, strconv.FormatInt(n, 10)); fileExists(filepath.Join(vdir, b.modelFile(vdir, cfg))) {
 				cfg.Backend, cfg.Platform = name, b.Platform
 				return b, nil
 			}
@@ -333,10 +347,12 @@ func (r *Repository) retireLocked(m *model, v *version) {
 	if v.state == core.StateReady {
 		v.state = core.StateUnloading
 	}
+	r.od.closing += v.resident // still held until closeVersions closes it (budget.go)
 }
 
 // closeVersions waits for each retired version's leases, then closes its scheduler.
-func (r *Repository) closeVersions(name string, vs []*version) error {
+// reason says why, for the Unloaded hook.
+func (r *Repository) closeVersions(name string, vs []*version, reason string) error {
 	var errs []error
 	for _, v := range vs {
 		v.refs.Wait()
@@ -346,7 +362,8 @@ func (r *Repository) closeVersions(name string, vs []*version) error {
 		if r.opts.Hooks.State != nil {
 			r.opts.Hooks.State(name, strconv.FormatInt(v.n, 10), "")
 		}
-		r.log.Info("model version unloaded", "model", name, "version", v.n)
+		r.hookUnloaded(name, v, reason) // budget.go
+		r.log.Info("model version unloaded", "model", name, "version", v.n, "reason", reason)
 	}
 	return errors.Join(errs...)
 }

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"github.com/ferryml/ferry/internal/core"
 	inference "github.com/ferryml/ferry/internal/proto"
@@ -20,6 +21,8 @@ type model struct {
 	fp       string // fingerprint of the files behind the current versions
 	reason   string // why the model as a whole failed (config error), "" if it did not
 	versions map[int64]*version
+
+	lastUsed atomic.Int64 // unix nanoseconds of the last lease taken or returned (ondemand.go)
 }
 
 // version is one loaded (or failed) model version.
@@ -31,6 +34,9 @@ type version struct {
 	cfg    *inference.ModelConfig
 	sched  *scheduler.Scheduler
 	refs   sync.WaitGroup // leases out; Add only while READY, under Repository.mu
+	leases atomic.Int64   // the same count, readable: eviction takes only versions at 0
+	// resident is the memory measured at load (budget.go); 0 when no budget is set.
+	resident int64
 }
 
 func (m *model) sortedVersions() []*version {
@@ -53,14 +59,14 @@ func (m *model) pick(want string) (*version, error) {
 		if v == nil {
 			return nil, &core.NotFoundError{Model: m.name, Version: want}
 		}
-		if v.state != core.StateReady {
+		if !v.serving() { // readiness.go
 			return nil, core.Unavailablef("model '%s' version %s is not ready: %s", m.name, want, v.describe())
 		}
 		return v, nil
 	}
 	vs := m.sortedVersions()
 	for i := len(vs) - 1; i >= 0; i-- {
-		if vs[i].state == core.StateReady {
+		if vs[i].serving() {
 			return vs[i], nil
 		}
 	}
@@ -87,10 +93,11 @@ func (m *model) healthyLocked() bool {
 }
 
 func (v *version) describe() string {
-	if v.reason == "" {
-		return v.state
+	state, reason := v.shown()
+	if reason == "" {
+		return state
 	}
-	return v.state + ": " + v.reason
+	return state + ": " + reason
 }
 
 func (m *model) indexEntries() []core.ModelIndexEntry {
@@ -99,11 +106,11 @@ func (m *model) indexEntries() []core.ModelIndexEntry {
 	}
 	var out []core.ModelIndexEntry
 	for _, v := range m.sortedVersions() {
-		reason := v.reason
+		state, reason := v.shown()
 		if reason == "" && m.reason != "" {
 			reason = m.reason
 		}
-		out = append(out, core.ModelIndexEntry{Name: m.name, Version: strconv.FormatInt(v.n, 10), State: v.state, Reason: reason})
+		out = append(out, core.ModelIndexEntry{Name: m.name, Version: strconv.FormatInt(v.n, 10), State: state, Reason: reason})
 	}
 	return out
 }

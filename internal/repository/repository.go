@@ -10,6 +10,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryml/ferry/internal/core"
@@ -24,15 +25,18 @@ const (
 	ModeNone     Mode = "none"     // load every model at start; no load/unload API
 	ModeExplicit Mode = "explicit" // load only what is asked for (flag or API)
 	ModePoll     Mode = "poll"     // load everything, then rescan and apply changes
+	// ModeOnDemand loads nothing at start; a model loads on its first request, and may be
+	// unloaded again under a memory budget or when idle (ondemand.go).
+	ModeOnDemand Mode = "on-demand"
 )
 
 // ParseMode checks a --model-control-mode value.
 func ParseMode(s string) (Mode, error) {
 	switch m := Mode(s); m {
-	case ModeNone, ModeExplicit, ModePoll:
+	case ModeNone, ModeExplicit, ModePoll, ModeOnDemand:
 		return m, nil
 	}
-	return "", fmt.Errorf("model control mode %q: want none, explicit or poll", s)
+	return "", fmt.Errorf("model control mode %q: want none, explicit, poll or on-demand", s)
 }
 
 // Hooks let an observer (metrics) follow loads without being on their path.
@@ -42,6 +46,12 @@ type Hooks struct {
 	// State is called when a version changes state (READY, UNAVAILABLE, UNLOADING, ...);
 	// state "" means the version is gone.
 	State func(model, version, state string)
+	// Unloaded is called when a version that was loaded is unloaded, with why: evicted
+	// (memory budget), idle, api, replaced (by a reload), removed (from disk), shutdown.
+	Unloaded func(model, version, reason string)
+	// Resident is called with a version's measured resident bytes once it is loaded, and
+	// with -1 when it is unloaded; only while a memory budget is set (budget.go).
+	Resident func(model, version string, bytes int64)
 }
 
 // Options configure a Repository.
@@ -55,6 +65,17 @@ type Options struct {
 	Hooks        Hooks
 	// SchedulerObserver, when set, gives each loaded version's scheduler its observer.
 	SchedulerObserver func(model, version string) scheduler.Observer
+	// Source, when set, fills Root before the repository reads it (source.go).
+	Source Source
+
+	// On-demand mode (ondemand.go, budget.go).
+	LoadTimeout  time.Duration // how long a request waits for its model to load (default 30s)
+	MemoryBudget int64         // bytes the loaded models may hold, measured at load; 0: no budget
+	IdleUnload   time.Duration // unload a model unused this long; 0: never
+	// NativeHeapInUse, when set, reports the bytes the C heap has handed out and not
+	// freed; loads are then measured with it (resident.go). cmd/ferry passes the ONNX
+	// Runtime backend's.
+	NativeHeapInUse func() int64
 }
 
 // Repository owns the loaded models. All methods are safe for concurrent use.
@@ -64,6 +85,9 @@ type Repository struct {
 
 	mu     sync.Mutex // guards models and every version's state and refs
 	models map[string]*model
+	od     onDemand // on-demand loads and the memory budget (ondemand.go); guarded by mu
+	// refused holds the last sync's refusals by model (source.go); never mutated once stored.
+	refused atomic.Pointer[map[string]error]
 }
 
 var _ core.Repository = (*Repository)(nil)
@@ -89,7 +113,10 @@ func New(opts Options) (*Repository, error) {
 	if opts.Logger == nil {
 		opts.Logger = slog.New(slog.DiscardHandler)
 	}
-	return &Repository{opts: opts, log: opts.Logger, models: map[string]*model{}}, nil
+	if err := checkOnDemand(&opts); err != nil {
+		return nil, err
+	}
+	return &Repository{opts: opts, log: opts.Logger, models: map[string]*model{}, od: newOnDemand(opts)}, nil
 }
 
 // Start loads the startup models: all of them in none and poll modes, the named ones in
@@ -97,6 +124,12 @@ func New(opts Options) (*Repository, error) {
 // others; Start returns an error only when the repository itself cannot be read or a
 // named startup model does not exist.
 func (r *Repository) Start(ctx context.Context) error {
+	if err := r.syncSource(ctx); err != nil {
+		return err
+	}
+	if r.opts.Mode == ModeOnDemand {
+		return nil // each model loads on its first request
+	}
 	names := r.opts.Startup
 	if r.opts.Mode != ModeExplicit {
 		var err error
@@ -119,8 +152,12 @@ func (r *Repository) Start(ctx context.Context) error {
 	return errors.Join(missing...)
 }
 
-// Run polls the repository in poll mode until ctx ends; in other modes it just waits.
+// Run polls the repository in poll mode until ctx ends; in on-demand mode it unloads
+// idle models (ondemand.go); in other modes it just waits.
 func (r *Repository) Run(ctx context.Context) error {
+	if r.opts.Mode == ModeOnDemand {
+		return r.runIdleUnload(ctx)
+	}
 	if r.opts.Mode != ModePoll {
 		<-ctx.Done()
 		return nil
@@ -140,6 +177,9 @@ func (r *Repository) Run(ctx context.Context) error {
 // Poll rescans the repository once: new and changed models are (re)loaded, models whose
 // folder is gone are unloaded.
 func (r *Repository) Poll(ctx context.Context) {
+	if err := r.syncSource(ctx); err != nil {
+		r.log.Warn("model store sync failed; the repository keeps its current files", "err", err)
+	}
 	names, err := modelDirs(r.opts.Root)
 	if err != nil {
 		r.log.Warn("repository poll failed", "err", err)
@@ -154,18 +194,20 @@ func (r *Repository) Poll(ctx context.Context) {
 	}
 	for _, name := range r.loadedNames() {
 		if !onDisk[name] {
-			if err := r.unloadModel(name); err != nil {
+			if err := r.unloadModel(name, "removed"); err != nil {
 				r.log.Warn("model unload failed", "model", name, "err", err)
 			}
 		}
 	}
 }
 
-// Close unloads every model, waiting for the requests that hold leases.
+// Close unloads every model, waiting for the requests that hold leases (and for
+// on-demand loads in progress, which it cancels).
 func (r *Repository) Close() error {
+	r.stopLoads() // ondemand.go
 	var errs []error
 	for _, name := range r.loadedNames() {
-		errs = append(errs, r.unloadModel(name))
+		errs = append(errs, r.unloadModel(name, "shutdown"))
 	}
 	return errors.Join(errs...)
 }
@@ -181,10 +223,22 @@ func (r *Repository) loadedNames() []string {
 	return names
 }
 
-// Acquire implements core.Repository.
-func (r *Repository) Acquire(name, version string) (*core.Lease, error) {
+// Acquire implements core.Repository. In on-demand mode it loads the model first when it
+// is not loaded, waiting as long as ctx and the load timeout allow (ondemand.go).
+func (r *Repository) Acquire(ctx context.Context, name, version string) (*core.Lease, error) {
+	if err := r.refusedError(name); err != nil {
+		return nil, err
+	}
+	if r.opts.Mode == ModeOnDemand {
+		return r.acquireOnDemand(ctx, name, version)
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	return r.leaseLocked(name, version)
+}
+
+// leaseLocked leases a READY version of a loaded model. Caller holds r.mu.
+func (r *Repository) leaseLocked(name, version string) (*core.Lease, error) {
 	m := r.models[name]
 	if m == nil {
 		if st, err := os.Stat(filepath.Join(r.opts.Root, name)); err == nil && st.IsDir() {
@@ -197,14 +251,23 @@ func (r *Repository) Acquire(name, version string) (*core.Lease, error) {
 		return nil, err
 	}
 	v.refs.Add(1)
+	v.leases.Add(1)
+	m.lastUsed.Store(time.Now().UnixNano())
 	var once sync.Once
 	return core.NewLease(name, strconv.FormatInt(v.n, 10), v.cfg, v.sched, func() {
-		once.Do(v.refs.Done)
+		once.Do(func() {
+			m.lastUsed.Store(time.Now().UnixNano())
+			v.leases.Add(-1)
+			v.refs.Done()
+		})
 	}), nil
 }
 
 // Healthy implements core.Repository: every model loaded (or tried) serves every version.
 func (r *Repository) Healthy() bool {
+	if r.opts.Mode == ModeOnDemand {
+		return true // models load and unload with the traffic; each reports its own state
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, m := range r.models {
@@ -212,7 +275,7 @@ func (r *Repository) Healthy() bool {
 			return false
 		}
 	}
-	return true
+	return r.refusedCount() == 0 // source.go: a model whose files were all refused cannot serve
 }
 
 // Versions implements core.Repository.
@@ -248,6 +311,10 @@ func (r *Repository) Index(readyOnly bool) []core.ModelIndexEntry {
 	for _, name := range names {
 		seen[name] = true
 		m := r.models[name]
+		if f := r.od.flights[name]; f != nil && !f.finished {
+			add(core.ModelIndexEntry{Name: name, State: core.StateLoading})
+			continue
+		}
 		if m == nil {
 			add(core.ModelIndexEntry{Name: name, State: core.StateUnavailable, Reason: "unloaded"})
 			continue
@@ -263,6 +330,7 @@ func (r *Repository) Index(readyOnly bool) []core.ModelIndexEntry {
 			}
 		}
 	}
+	out = r.addRefusedLocked(out, seen, readyOnly) // source.go
 	sort.SliceStable(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out
 }
@@ -270,13 +338,20 @@ func (r *Repository) Index(readyOnly bool) []core.ModelIndexEntry {
 // Load implements the repository extension's load: (re)load the model from disk, or from
 // the config and files supplied with the request.
 func (r *Repository) Load(ctx context.Context, name string, opts core.LoadOptions) error {
-	if r.opts.Mode != ModeExplicit {
+	if r.opts.Mode != ModeExplicit && r.opts.Mode != ModeOnDemand {
 		return core.Unavailablef("explicit model load / unload is not allowed in model control mode %q", r.opts.Mode)
 	}
 	if err := core.CheckModelName(name); err != nil {
 		return err
 	}
-	err := r.loadFromDisk(ctx, name, &opts)
+	if err := r.syncSource(ctx); err != nil {
+		r.log.Warn("model store sync failed; loading the files already here", "model", name, "err", err)
+	}
+	load := r.loadFromDisk
+	if r.opts.Mode == ModeOnDemand {
+		load = r.loadBudgeted // ondemand.go: under the memory budget
+	}
+	err := load(ctx, name, &opts)
 	if err != nil && !errors.Is(err, core.ErrNotFound) && !errors.Is(err, core.ErrInvalid) {
 		// The request was understood; the model is what failed (Triton answers 400 too).
 		return core.Invalidf("failed to load '%s': %v", name, err)
@@ -286,7 +361,7 @@ func (r *Repository) Load(ctx context.Context, name string, opts core.LoadOption
 
 // Unload implements the repository extension's unload.
 func (r *Repository) Unload(ctx context.Context, name string) error {
-	if r.opts.Mode != ModeExplicit {
+	if r.opts.Mode != ModeExplicit && r.opts.Mode != ModeOnDemand {
 		return core.Unavailablef("explicit model load / unload is not allowed in model control mode %q", r.opts.Mode)
 	}
 	if err := core.CheckModelName(name); err != nil {
@@ -301,11 +376,12 @@ func (r *Repository) Unload(ctx context.Context, name string) error {
 		}
 		return nil // already unloaded
 	}
-	return r.unloadModel(name)
+	return r.unloadModel(name, "api")
 }
 
-// unloadModel retires every version of a model and forgets it.
-func (r *Repository) unloadModel(name string) error {
+// unloadModel retires every version of a model and forgets it; reason goes to the
+// Unloaded hook.
+func (r *Repository) unloadModel(name, reason string) error {
 	r.mu.Lock()
 	m := r.models[name]
 	r.mu.Unlock()
@@ -319,7 +395,9 @@ func (r *Repository) unloadModel(name string) error {
 	for _, v := range vs {
 		r.retireLocked(m, v)
 	}
-	delete(r.models, name)
+	if r.models[name] == m { // an eviction may have replaced the entry meanwhile
+		delete(r.models, name)
+	}
 	r.mu.Unlock()
-	return r.closeVersions(name, vs)
+	return r.closeVersions(name, vs, reason)
 }

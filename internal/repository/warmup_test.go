@@ -180,7 +180,7 @@ model_warmup [
 		t.Errorf("scheduler observer saw %d warmup executions, want 0", fr.execs)
 	}
 	fr.mu.Unlock()
-	l, err := fr.Acquire("m", "")
+	l, err := fr.Acquire(context.Background(), "m", "")
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -313,7 +313,7 @@ model_warmup [ { name: "s1" batch_size: 1 inputs { key: "S" value: { data_type: 
 			if _, closed := fr.log.snapshot(); closed != 2 {
 				t.Errorf("%d of 2 instances closed after the failed load", closed)
 			}
-			if _, err := fr.Acquire("m", ""); !errors.Is(err, core.ErrUnavailable) {
+			if _, err := fr.Acquire(context.Background(), "m", ""); !errors.Is(err, core.ErrUnavailable) {
 				t.Errorf("Acquire after the failed load: %v, want unavailable", err)
 			}
 		})

@@ -440,6 +440,10 @@ func (b *batcher) run(inst Instance, batch []*item) {
 	if len(live) == 0 {
 		return
 	}
+	if ri, ok := inst.(RequestsInstance); ok && len(live) > 1 {
+		b.runRequests(ri, live, start) // requests.go
+		return
+	}
 	in, rows, want, err := b.pack(live)
 	packed := time.Now()
 	var out []*tensor.Tensor

@@ -19,6 +19,7 @@ type Metrics struct {
 	loadDuration                       *prometheus.HistogramVec
 	loadFailures                       *prometheus.CounterVec
 	sched                              schedulerMetrics
+	models                             modelMetrics // models.go
 
 	mu     sync.Mutex
 	states map[[2]string]string // model, version -> state, to zero the old state's gauge
@@ -62,6 +63,7 @@ func New(stats func() []core.ModelStats) *Metrics {
 		}, labels),
 		states: map[[2]string]string{},
 		sched:  newSchedulerMetrics(),
+		models: newModelMetrics(),
 	}
 }
 
@@ -87,6 +89,8 @@ func (m *Metrics) Loaded(model, version string, took time.Duration, err error) {
 	m.loadDuration.WithLabelValues(model, version).Observe(took.Seconds())
 	if err != nil {
 		m.loadFailures.WithLabelValues(model, version).Inc()
+	} else {
+		m.models.loads.WithLabelValues(model, version).Inc()
 	}
 }
 
@@ -115,7 +119,7 @@ var (
 
 func (m *Metrics) collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{m.queue, m.input, m.infer, m.output, m.total, m.inflight, m.loadState, m.loadDuration, m.loadFailures},
-		m.sched.collectors()...)
+		append(m.sched.collectors(), m.models.collectors()...)...)
 }
 
 // Describe implements prometheus.Collector.

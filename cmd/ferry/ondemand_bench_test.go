@@ -1,0 +1,99 @@
+package main
+
+import (
+	"net/http"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/tools/onnxgen"
+)
+
+// BenchmarkOnDemandFirstRequest compares, for each example model, the latency of the
+// first request to the model while it is unloaded (on-demand mode with a memory budget,
+// so the load is also measured) with its bare load time: ONNX Runtime inspecting and
+// opening the same file in this process, with the same threads, no server involved. The
+// two alternate in each iteration, so load on the host hits both alike. It reports
+//
+//	first-ms      the first request, over REST, unload to response
+//	bare-load-ms  Inspect + Open of the model file
+//	overhead-ms   first-ms - bare-load-ms (goal: <= 20)
+//	warm-ms       a request to the loaded model, for scale
+//	resident-B    what the server measured the loaded model to hold (ferry_model_resident_bytes)
+//
+// Run: go test -run=NONE -bench=OnDemandFirstRequest -benchtime=20x ./cmd/ferry/
+func BenchmarkOnDemandFirstRequest(b *testing.B) {
+	if testing.Short() {
+		b.Skip("loads models for real; run without -short")
+	}
+	repo := b.TempDir()
+	writeModel(b, repo, "simple", 1, onnxgen.Simple(), simpleConfig)
+	writeModel(b, repo, "identity_fp32", 1, onnxgen.Identity(onnxgen.Float, "identity_fp32"), "")
+	writeModel(b, repo, "mlp", 1, onnxgen.MLP(1), "")
+	ts := startServer(b, repo, onDemand(1<<40))
+	threads := onnx.SessionOptions{IntraOpThreads: runtime.NumCPU()} // the server's default for one instance
+
+	for _, m := range []struct{ name, body string }{
+		{"simple", `{"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"INT32","data":` + numbers(16) +
+			`},{"name":"INPUT1","shape":[1,16],"datatype":"INT32","data":` + numbers(16) + `}]}`},
+		{"identity_fp32", `{"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"FP32","data":` + numbers(16) + `}]}`},
+		{"mlp", `{"inputs":[{"name":"input","shape":[1,256],"datatype":"FP32","data":` + numbers(256) + `}]}`},
+	} {
+		b.Run(m.name, func(b *testing.B) {
+			path := filepath.Join(repo, m.name, "1", "model.onnx")
+			infer := func() time.Duration {
+				start := time.Now()
+				code, _, body := httpDo(b, http.MethodPost, ts.URL+"/v2/models/"+m.name+"/infer", "application/json", strings.NewReader(m.body))
+				if code != http.StatusOK {
+					b.Fatalf("%s: status %d: %s", m.name, code, body)
+				}
+				return time.Since(start)
+			}
+			var first, bare, warm time.Duration
+			for b.Loop() {
+				if code, _, body := httpDo(b, http.MethodPost, ts.URL+"/v2/repository/models/"+m.name+"/unload", "", nil); code != http.StatusOK {
+					b.Fatalf("unload %s: status %d: %s", m.name, code, body)
+				}
+				first += infer()
+				warm += infer()
+
+				start := time.Now()
+				if _, err := testRuntime.Inspect(path); err != nil {
+					b.Fatal(err)
+				}
+				s, err := testRuntime.Open(path, threads)
+				if err != nil {
+					b.Fatal(err)
+				}
+				bare += time.Since(start)
+				if err := s.Close(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			n := float64(b.N)
+			ms := func(d time.Duration) float64 { return float64(d) / float64(time.Millisecond) / n }
+			b.ReportMetric(ms(first), "first-ms")
+			b.ReportMetric(ms(bare), "bare-load-ms")
+			b.ReportMetric(ms(first)-ms(bare), "overhead-ms")
+			b.ReportMetric(ms(warm), "warm-ms")
+			b.ReportMetric(metricSum(b, ts.URL, "ferry_model_resident_bytes", `model="`+m.name+`"`), "resident-B")
+		})
+	}
+}
+
+// numbers is a JSON array of n small integers (valid for INT32 and FP32 inputs).
+func numbers(n int) string {
+	var sb strings.Builder
+	sb.WriteByte('[')
+	for i := range n {
+		if i > 0 {
+			sb.WriteByte(',')
+		}
+		sb.WriteString(string(rune('0' + i%10)))
+	}
+	sb.WriteByte(']')
+	return sb.String()
+}

@@ -1,0 +1,35 @@
+package main
+
+import (
+	"context"
+	"log/slog"
+
+	"github.com/ferryml/ferry/internal/backend/python"
+	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/repository"
+	"github.com/ferryml/ferry/internal/scheduler"
+)
+
+// pythonBackend runs Triton-style model.py files, each instance in a python3 child
+// process (internal/backend/python). The config lists the inputs and outputs: there
+// is nothing to inspect.
+func pythonBackend(interpreter string, log *slog.Logger) repository.Backend {
+	f := python.NewFactory(python.Options{Interpreter: interpreter, Logger: log})
+	return repository.Backend{
+		DefaultFilename: "model.py",
+		Open: func(ctx context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error) {
+			in, err := f.Open(ctx, path, cfg)
+			if err != nil {
+				return nil, err // not a nil *Instance inside the interface
+			}
+			return in, nil
+		},
+	}
+}
+
+// The scheduler hands a python instance each batch as its list of requests, and asks it
+// whether it can serve (a process that keeps failing to restart cannot).
+var (
+	_ scheduler.RequestsInstance = (*python.Instance)(nil)
+	_ scheduler.Readier          = (*python.Instance)(nil)
+)

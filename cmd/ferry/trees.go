@@ -1,0 +1,135 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strconv"
+
+	"github.com/ferryml/ferry/internal/backend/trees"
+	"github.com/ferryml/ferry/internal/modelconfig"
+	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/repository"
+	"github.com/ferryml/ferry/internal/scheduler"
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+// treesBackend serves XGBoost JSON (model.json) and LightGBM text (model.txt) models
+// with the pure-Go trees backend, as `backend: "trees"`. A model folder without a
+// config gets it when a version folder holds either file. Config parameters:
+//
+//   - model_type: "xgboost_json" or "lightgbm" (Triton FIL's names), picking the file
+//     (model.json or model.txt) when default_model_filename is not set; the platform
+//     ("xgboost", "lightgbm") may say the same. Without either, model.json is tried,
+//     then model.txt, and the format is read from the content.
+//   - output_margin: "true" returns raw margins instead of probabilities (or exp(...)).
+//   - threads: goroutines one batch is split across; by default the cores shared among
+//     the model's instances, so instances × threads ≤ cores.
+func treesBackend() repository.Backend {
+	return repository.Backend{
+		DefaultFilename: trees.FilenameXGBoost,
+		ModelFile:       treesModelFile,
+		Inspect:         treesInspect,
+		Open: func(_ context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error) {
+			opts, err := treesOptions(cfg)
+			if err != nil {
+				return nil, err
+			}
+			return trees.Open(path, opts)
+		},
+	}
+}
+
+// treesModelFile picks model.json or model.txt in vdir ("" when neither applies).
+func treesModelFile(vdir string, cfg *inference.ModelConfig) string {
+	if f, err := treesFormat(cfg); err == nil && f != trees.Unknown {
+		return f.Filename()
+	}
+	for _, name := range []string{trees.FilenameXGBoost, trees.FilenameLightGBM} {
+		if fileIsThere(filepath.Join(vdir, name)) {
+			return name
+		}
+	}
+	return ""
+}
+
+// treesInspect reads the model's width for auto-complete: input__0 [-1, features],
+// output__0 [-1, outputs], FP32 (FP64 accepted for either), max_batch_size
+// trees.DefaultMaxBatchSize.
+func treesInspect(path string) (modelconfig.IO, error) {
+	m, err := trees.Load(path, trees.Unknown)
+	if err != nil {
+		return modelconfig.IO{}, err
+	}
+	return modelconfig.IO{
+		Inputs:       []modelconfig.TensorInfo{{Name: trees.InputName, DType: tensor.FP32, Shape: tensor.Shape{-1, int64(m.NumFeatures())}}},
+		Outputs:      []modelconfig.TensorInfo{{Name: trees.OutputName, DType: tensor.FP32, Shape: tensor.Shape{-1, int64(m.NumOutputs())}}},
+		MaxBatchSize: trees.DefaultMaxBatchSize,
+		Accepts:      map[string][]tensor.DType{trees.InputName: {tensor.FP64}, trees.OutputName: {tensor.FP64}},
+	}, nil
+}
+
+// treesFormat reads the model_type parameter, else the platform; Unknown when neither
+// is set.
+func treesFormat(cfg *inference.ModelConfig) (trees.Format, error) {
+	if p, ok := cfg.GetParameters()["model_type"]; ok {
+		f, err := trees.ParseFormat(p.GetStringValue())
+		if err != nil {
+			return trees.Unknown, fmt.Errorf("parameters.model_type: %w", err)
+		}
+		return f, nil
+	}
+	if pl := cfg.GetPlatform(); pl != "" {
+		f, err := trees.ParseFormat(pl)
+		if err != nil {
+			return trees.Unknown, fmt.Errorf("platform: %w", err)
+		}
+		return f, nil
+	}
+	return trees.Unknown, nil
+}
+
+// treesOptions turns the complete config into the instance's options.
+func treesOptions(cfg *inference.ModelConfig) (trees.Options, error) {
+	var opts trees.Options
+	var err error
+	if opts.Format, err = treesFormat(cfg); err != nil {
+		return opts, err
+	}
+	params := cfg.GetParameters()
+	if p, ok := params["output_margin"]; ok {
+		if opts.OutputMargin, err = strconv.ParseBool(p.GetStringValue()); err != nil {
+			return opts, fmt.Errorf("parameters.output_margin: want true or false, got %q", p.GetStringValue())
+		}
+	}
+	opts.Threads = treesThreads(cfg)
+	if p, ok := params["threads"]; ok {
+		n, err := strconv.Atoi(p.GetStringValue())
+		if err != nil || n < 1 {
+			return opts, fmt.Errorf("parameters.threads: want an integer ≥ 1, got %q", p.GetStringValue())
+		}
+		opts.Threads = n
+	}
+	for _, out := range cfg.GetOutput() {
+		if out.GetName() == trees.OutputName {
+			opts.OutputDType = modelconfig.DType(out.GetDataType())
+		}
+	}
+	return opts, nil
+}
+
+// treesThreads shares the cores among the model's instances.
+func treesThreads(cfg *inference.ModelConfig) int {
+	instances := 0
+	for _, g := range cfg.GetInstanceGroup() {
+		instances += int(max(g.GetCount(), 1))
+	}
+	return max(1, runtime.NumCPU()/max(instances, 1))
+}
+
+func fileIsThere(path string) bool {
+	st, err := os.Stat(path)
+	return err == nil && !st.IsDir()
+}

@@ -1,0 +1,383 @@
+package python
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+// Restart backoff: the first restart after a crash is immediate; each further crash of
+// a process that lived less than stableAfter doubles the wait, up to maxBackoff.
+const (
+	minBackoff  = 100 * time.Millisecond
+	maxBackoff  = 10 * time.Second
+	stableAfter = 30 * time.Second
+)
+
+// ErrClosed is returned by Execute after Close.
+var ErrClosed = errors.New("python instance closed")
+
+// Instance is one instance of a Python model: a supervised child process running
+// model.py. Execute and ExecuteRequests are called by one goroutine at a time; Close
+// once, after the last of them has returned.
+type Instance struct {
+	spec spec
+	log  *slog.Logger
+	exec sync.Mutex // serializes executions, which share the process's pipes
+
+	mu       sync.Mutex
+	cur      *proc         // the initialized process; nil while (re)starting or closed
+	startErr error         // why the last restart failed; nil when none failed since
+	closed   bool          // Close has begun
+	changed  chan struct{} // closed and replaced whenever cur, startErr or closed change
+
+	quit      chan struct{} // closed by Close
+	done      chan struct{} // closed when the supervisor has stopped the last process
+	closeOnce sync.Once
+	closeErr  error // the supervisor's verdict on finalize(); read after done
+}
+
+// spec is everything needed to (re)start the process, fixed at Open.
+type spec struct {
+	model, version, instance string
+	interpreter, runner      string
+	dir                      string // the temporary folder holding the runner, removed by Close
+	initArgs                 []byte // JSON for the init frame
+	outputs                  map[string]outputSpec
+	outputOrder              []string
+	batched                  bool
+	opts                     Options
+}
+
+// Execute runs one request: execute() receives a list of one request.
+func (in *Instance) Execute(ctx context.Context, inputs []*tensor.Tensor, want []string) ([]*tensor.Tensor, error) {
+	outs, errs := in.ExecuteRequests(ctx, [][]*tensor.Tensor{inputs}, [][]string{want})
+	return outs[0], errs[0]
+}
+
+// ExecuteRequests runs a batch of requests in one call of execute(), which receives
+// them as a list, as Triton's Python backend does; each request gets its own outputs
+// or its own error. want[i] names request i's outputs (nil: all of the config's).
+func (in *Instance) ExecuteRequests(ctx context.Context, inputs [][]*tensor.Tensor, want [][]string) ([][]*tensor.Tensor, []error) {
+	in.exec.Lock()
+	defer in.exec.Unlock()
+	outs := make([][]*tensor.Tensor, len(inputs))
+	errs := make([]error, len(inputs))
+	fail := func(err error) ([][]*tensor.Tensor, []error) {
+		for i := range errs {
+			errs[i] = err
+		}
+		return outs, errs
+	}
+	names := make([][]string, len(inputs))
+	for i := range inputs {
+		if i < len(want) && want[i] != nil {
+			names[i] = want[i]
+		} else {
+			names[i] = in.spec.outputOrder
+		}
+	}
+	p, err := in.acquire(ctx)
+	if err != nil {
+		return fail(err)
+	}
+	defer p.users.Done()
+	res, err := in.roundTrip(ctx, p, inputs, names)
+	if err != nil {
+		return fail(err)
+	}
+	if len(res) != len(inputs) {
+		p.kill()
+		return fail(in.errorf("protocol error: %d results for %d requests", len(res), len(inputs)))
+	}
+	for i, r := range res {
+		var w []string
+		if i < len(want) {
+			w = want[i]
+		}
+		outs[i], errs[i] = in.check(r, w)
+	}
+	return outs, errs
+}
+
+// roundTrip sends one execute frame and returns the results.
+func (in *Instance) roundTrip(ctx context.Context, p *proc, inputs [][]*tensor.Tensor, want [][]string) ([]result, error) {
+	for p.abandoned > 0 { // the process is still busy with calls whose callers left
+		f, ok, err := p.await(ctx)
+		if err != nil {
+			return nil, in.errorf("waiting for the process to finish an abandoned execute(): %w", err)
+		}
+		if !ok {
+			return nil, in.lost(p, "execute()")
+		}
+		if f.kind != kindResults {
+			p.kill()
+			return nil, in.errorf("protocol error: frame %q instead of results", f.kind)
+		}
+		p.abandoned--
+	}
+	b, err := encodeExecute(inputs, want)
+	if err != nil {
+		return nil, in.errorf("%w", err)
+	}
+	if err := p.send(ctx, kindExecute, b); err != nil {
+		if ctx.Err() != nil {
+			p.kill() // a partial frame may be in the pipe
+			return nil, in.errorf("sending the request: %w", err)
+		}
+		return nil, in.lost(p, "execute()")
+	}
+	f, ok, err := p.await(ctx)
+	switch {
+	case err != nil:
+		p.abandoned++ // execute() cannot be interrupted; the next call reads its results first
+		return nil, in.errorf("request ended while execute() ran: %w", err)
+	case !ok:
+		return nil, in.lost(p, "execute()")
+	case f.kind != kindResults:
+		p.kill()
+		return nil, in.errorf("protocol error: frame %q instead of results", f.kind)
+	}
+	res, err := decodeResults(f.payload)
+	if err != nil {
+		p.kill()
+		return nil, in.errorf("protocol error: %w", err)
+	}
+	return res, nil
+}
+
+// lost reports a process that went away (or broke the protocol) during an operation.
+func (in *Instance) lost(p *proc, during string) error {
+	p.reap()
+	err := &ProcessError{Model: in.spec.model, Instance: in.spec.instance, PID: p.pid, Status: p.status(), During: during}
+	if p.readErr != nil && !errors.Is(p.readErr, io.EOF) {
+		err.Protocol = p.readErr.Error()
+	}
+	return err
+}
+
+// acquire returns the live process, waiting (within RestartWait) while it restarts.
+// The caller must call users.Done on it.
+func (in *Instance) acquire(ctx context.Context) (*proc, error) {
+	var timeout <-chan time.Time
+	for {
+		in.mu.Lock()
+		p, startErr, closed, changed := in.cur, in.startErr, in.closed, in.changed
+		if p != nil && p.hasExited() { // the supervisor has yet to notice; it publishes soon
+			p = nil
+		}
+		if p != nil && !closed {
+			p.users.Add(1)
+		}
+		in.mu.Unlock()
+		switch {
+		case closed:
+			return nil, in.errorf("%w", ErrClosed)
+		case p != nil:
+			return p, nil
+		case startErr != nil:
+			return nil, startErr
+		}
+		if timeout == nil {
+			t := time.NewTimer(in.spec.opts.RestartWait)
+			defer t.Stop()
+			timeout = t.C
+		}
+		select {
+		case <-changed:
+		case <-timeout:
+			return nil, in.errorf("the process is still restarting after %s", in.spec.opts.RestartWait)
+		case <-ctx.Done():
+			return nil, in.errorf("waiting for the process to restart: %w", context.Cause(ctx))
+		}
+	}
+}
+
+func (in *Instance) publish(p *proc, startErr error) {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	in.cur, in.startErr = p, startErr
+	close(in.changed)
+	in.changed = make(chan struct{})
+}
+
+// start spawns a process and runs initialize(); on failure nothing is left running.
+func (in *Instance) start(ctx context.Context) (*proc, error) {
+	p, err := spawn(in.spec.opts.Interpreter, in.spec.runner, in.spec.opts.MaxFrameBytes, in.log)
+	if err != nil {
+		return nil, in.errorf("starting %s: %w", in.spec.opts.Interpreter, err)
+	}
+	b := &frameBuilder{}
+	b.data(in.spec.initArgs)
+	err = p.send(ctx, kindInit, b)
+	var f frame
+	ok := false
+	if err == nil {
+		f, ok, err = p.await(ctx)
+	}
+	switch {
+	case err == nil && ok && f.kind == kindReady:
+		in.log.Info("python process ready", "pid", p.pid, "took", time.Since(p.started).Round(time.Millisecond), "runtime", string(f.payload))
+		return p, nil
+	case ctx.Err() != nil:
+		err = fmt.Errorf("initialize() did not finish: %w", context.Cause(ctx))
+	case err == nil && ok && f.kind == kindFatal:
+		err = errors.New(string(f.payload))
+	case err == nil && ok:
+		err = fmt.Errorf("protocol error: frame %q before the ready frame", f.kind)
+	default:
+		err = nil // a pipe closed: the interpreter failed before or during initialize()
+	}
+	p.reap()
+	p.retire()
+	if err == nil {
+		err = fmt.Errorf("the process ended (%s) before initialize() finished; its last stderr lines:%s", p.status(), p.tail.String())
+	}
+	return nil, in.errorf("%w", err)
+}
+
+// supervise owns the process from the first successful start until Close: it restarts
+// the process whenever it exits, and runs finalize() on Close.
+func (in *Instance) supervise(p *proc) {
+	defer close(in.done)
+	var backoff time.Duration
+	for {
+		in.publish(p, nil)
+		select {
+		case <-p.exited:
+		case <-in.quit:
+			in.publish(nil, nil)
+			in.closeErr = in.shutdown(p)
+			return
+		}
+		in.publish(nil, nil)
+		p.retire()
+		if time.Since(p.started) >= stableAfter {
+			backoff = 0
+		}
+		in.log.Error("python process exited; restarting it", "pid", p.pid, "status", p.status(),
+			"uptime", time.Since(p.started).Round(time.Millisecond), "backoff", backoff)
+		if p = in.restart(&backoff); p == nil {
+			return
+		}
+	}
+}
+
+// restart starts a new process, retrying with backoff until it succeeds or Close is
+// called (then it returns nil).
+func (in *Instance) restart(backoff *time.Duration) *proc {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() { // ends with restart
+		select {
+		case <-in.quit:
+			cancel()
+		case <-ctx.Done():
+		}
+	}()
+	for {
+		if *backoff > 0 {
+			t := time.NewTimer(*backoff)
+			select {
+			case <-t.C:
+			case <-ctx.Done():
+				t.Stop()
+				return nil
+			}
+		}
+		*backoff = min(max(2*(*backoff), minBackoff), maxBackoff)
+		p, err := in.start(ctx)
+		if err == nil {
+			return p
+		}
+		if ctx.Err() != nil {
+			return nil
+		}
+		in.log.Error("python process failed to restart", "err", err, "retry_in", *backoff)
+		in.publish(nil, err)
+	}
+}
+
+// shutdown runs finalize() within FinalizeTimeout, then makes sure the process is gone.
+func (in *Instance) shutdown(p *proc) error {
+	ctx, cancel := context.WithTimeout(context.Background(), in.spec.opts.FinalizeTimeout)
+	defer cancel()
+	err := p.send(ctx, kindFinalize, nil)
+	for err == nil { // results of abandoned calls may come before the done frame
+		f, ok, aerr := p.await(ctx)
+		if aerr != nil {
+			err = aerr
+		}
+		if !ok || f.kind == kindDone {
+			break
+		}
+	}
+	if err == nil {
+		select {
+		case <-p.exited:
+		case <-ctx.Done():
+			err = ctx.Err()
+		}
+	}
+	p.reap()
+	p.retire()
+	if err != nil {
+		in.log.Warn("python finalize() did not finish; the process was killed", "timeout", in.spec.opts.FinalizeTimeout, "err", err)
+		return in.errorf("finalize() did not finish within %s; the process was killed", in.spec.opts.FinalizeTimeout)
+	}
+	return nil
+}
+
+// Close runs finalize(), waits for the process to exit (killing it after
+// FinalizeTimeout) and removes the runner's temporary folder.
+func (in *Instance) Close() error {
+	in.closeOnce.Do(func() {
+		in.mu.Lock()
+		in.closed = true
+		close(in.changed)
+		in.changed = make(chan struct{})
+		in.mu.Unlock()
+		close(in.quit)
+		<-in.done
+		if err := os.RemoveAll(in.spec.dir); err != nil {
+			in.closeErr = errors.Join(in.closeErr, err)
+		}
+	})
+	return in.closeErr
+}
+
+// pid is the live process's id, 0 while there is none (tests kill it).
+func (in *Instance) pid() int {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	if in.cur == nil {
+		return 0
+	}
+	return in.cur.pid
+}
+
+func (in *Instance) errorf(format string, args ...any) error {
+	return fmt.Errorf("python model '%s' (instance %s): %w", in.spec.model, in.spec.instance, fmt.Errorf(format, args...))
+}
+
+// Ready reports whether the instance can take requests: it cannot once closed, or
+// while its process keeps failing to restart (the error says why). A process that is
+// restarting normally counts as ready, since requests wait for it.
+func (in *Instance) Ready() error {
+	in.mu.Lock()
+	defer in.mu.Unlock()
+	switch {
+	case in.closed:
+		return in.errorf("%w", ErrClosed)
+	case in.cur == nil && in.startErr != nil:
+		return in.startErr
+	}
+	return nil
+}

@@ -1,0 +1,203 @@
+package remote
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	inference "github.com/ferryml/ferry/internal/proto"
+)
+
+// Defaults for the parameters a config leaves out.
+const (
+	DefaultTimeout         = 30 * time.Second
+	DefaultRetries         = 2
+	DefaultRetryBudget     = 0.2
+	DefaultBreakerFailures = 5
+	DefaultBreakerCooldown = 5 * time.Second
+	DefaultHealthInterval  = 5 * time.Second
+)
+
+// Protocol is how the upstream is spoken to.
+type Protocol string
+
+// The protocols a url may name.
+const (
+	REST Protocol = "http" // V2 REST with the binary tensor data extension
+	GRPC Protocol = "grpc" // V2 gRPC with raw tensor contents
+)
+
+// Options are a remote model's settings, read from its config's parameters.
+type Options struct {
+	URL      string   // as written in the config, for messages
+	Protocol Protocol // REST or GRPC
+	Addr     string   // host:port
+	Model    string   // the upstream's model name
+	Version  string   // the upstream's version; "" lets the upstream pick
+
+	Timeout     time.Duration // per try
+	Retries     int           // extra tries after a retryable failure
+	RetryBudget float64       // extra tries (retries and hedges) per first try, over time
+	Hedge       Hedge
+
+	BreakerFailures int           // consecutive failures that open the circuit; 0 never opens it
+	BreakerCooldown time.Duration // how long the circuit stays open before a probe
+
+	HealthInterval time.Duration // upstream readiness checks; 0 turns them off
+}
+
+// Hedge says when a second try is sent while the first has not answered.
+type Hedge struct {
+	Quantile float64       // > 0: after this quantile of recent try latencies (0.95 for "p95")
+	After    time.Duration // > 0: after this fixed delay
+}
+
+// Off reports whether hedging is disabled.
+func (h Hedge) Off() bool { return h.Quantile == 0 && h.After == 0 }
+
+func (h Hedge) String() string {
+	switch {
+	case h.Quantile > 0:
+		return "p" + strconv.FormatFloat(h.Quantile*100, 'f', -1, 64)
+	case h.After > 0:
+		return h.After.String()
+	}
+	return "off"
+}
+
+// knownParams are the parameters a remote model's config may set.
+var knownParams = []string{"url", "model_name", "model_version", "timeout", "retries", "retry_budget",
+	"hedge", "breaker_failures", "breaker_cooldown", "health_interval"}
+
+// ParseOptions reads a remote model's parameters; model is the model's own name, the
+// upstream's by default. Every problem is reported, each naming its parameter.
+func ParseOptions(cfg *inference.ModelConfig) (Options, error) {
+	p := map[string]string{}
+	var errs []error
+	for k, v := range cfg.GetParameters() {
+		if !slices.Contains(knownParams, k) {
+			errs = append(errs, fmt.Errorf("parameters %q: not a remote backend parameter (known: %s)", k, strings.Join(knownParams, ", ")))
+			continue
+		}
+		p[k] = strings.TrimSpace(v.GetStringValue())
+	}
+	o := Options{Model: cfg.GetName(), Timeout: DefaultTimeout, Retries: DefaultRetries, RetryBudget: DefaultRetryBudget,
+		BreakerFailures: DefaultBreakerFailures, BreakerCooldown: DefaultBreakerCooldown, HealthInterval: DefaultHealthInterval}
+	add := func(err error) {
+		if err != nil {
+			errs = append(errs, err)
+		}
+	}
+	add(o.parseURL(p["url"]))
+	if v := p["model_name"]; v != "" {
+		o.Model = v
+	}
+	if v := p["model_version"]; v != "" {
+		if n, err := strconv.ParseInt(v, 10, 64); err != nil || n < 1 {
+			add(fmt.Errorf("parameters \"model_version\": %q is not a version number", v))
+		}
+		o.Version = v
+	}
+	add(duration(p, "timeout", &o.Timeout, false))
+	add(integer(p, "retries", &o.Retries))
+	add(integer(p, "breaker_failures", &o.BreakerFailures))
+	add(duration(p, "breaker_cooldown", &o.BreakerCooldown, false))
+	add(duration(p, "health_interval", &o.HealthInterval, true))
+	if v, ok := p["retry_budget"]; ok {
+		f, err := strconv.ParseFloat(v, 64)
+		if err != nil || f < 0 || f > 1 {
+			add(fmt.Errorf("parameters \"retry_budget\": %q must be a fraction between 0 and 1", v))
+		}
+		o.RetryBudget = f
+	}
+	if v, ok := p["hedge"]; ok {
+		h, err := parseHedge(v)
+		add(err)
+		o.Hedge = h
+	}
+	return o, errors.Join(errs...)
+}
+
+func (o *Options) parseURL(s string) error {
+	if s == "" {
+		return errors.New(`parameters "url": must name the upstream, as http://host:port (V2 REST) or grpc://host:port (V2 gRPC)`)
+	}
+	o.URL = s
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("parameters \"url\": %v", err)
+	}
+	switch u.Scheme {
+	case "http":
+		o.Protocol = REST
+	case "grpc":
+		o.Protocol = GRPC
+	default:
+		return fmt.Errorf("parameters \"url\": scheme %q: want http:// (V2 REST) or grpc:// (V2 gRPC)", u.Scheme)
+	}
+	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
+		return fmt.Errorf("parameters \"url\": %q: give only scheme, host and port (the V2 paths are fixed)", s)
+	}
+	if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
+		return fmt.Errorf("parameters \"url\": %q: needs host:port", s)
+	}
+	o.Addr = u.Host
+	return nil
+}
+
+func parseHedge(v string) (Hedge, error) {
+	switch {
+	case v == "" || v == "off":
+		return Hedge{}, nil
+	case strings.HasPrefix(v, "p"):
+		q, err := strconv.ParseFloat(v[1:], 64)
+		if err != nil || q <= 0 || q >= 100 {
+			return Hedge{}, fmt.Errorf("parameters \"hedge\": %q: a quantile is p1 .. p99.9", v)
+		}
+		return Hedge{Quantile: q / 100}, nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		return Hedge{}, fmt.Errorf("parameters \"hedge\": %q: want \"off\", a quantile of recent latencies (\"p95\") or a delay (\"20ms\")", v)
+	}
+	return Hedge{After: d}, nil
+}
+
+func duration(p map[string]string, key string, dst *time.Duration, offOK bool) error {
+	v, ok := p[key]
+	if !ok {
+		return nil
+	}
+	if offOK && (v == "off" || v == "0") {
+		*dst = 0
+		return nil
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		hint := ""
+		if offOK {
+			hint = ` or "off"`
+		}
+		return fmt.Errorf("parameters %q: %q: want a positive duration such as \"2s\"%s", key, v, hint)
+	}
+	*dst = d
+	return nil
+}
+
+func integer(p map[string]string, key string, dst *int) error {
+	v, ok := p[key]
+	if !ok {
+		return nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 || n > 100 {
+		return fmt.Errorf("parameters %q: %q: want a whole number from 0 to 100", key, v)
+	}
+	*dst = n
+	return nil
+}

@@ -1,0 +1,158 @@
+package remote
+
+import (
+	"bytes"
+	"encoding/binary"
+	"encoding/json"
+	"fmt"
+	"math"
+	"strconv"
+
+	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+// Upstreams are asked for binary outputs (raw bytes, the fast path). These converters
+// are the fallback for an upstream that answers with typed values instead: REST JSON
+// `data`, or gRPC typed `contents`.
+
+// rawFromJSON converts an output's JSON `data` (flat or nested) to raw tensor bytes.
+func rawFromJSON(dt tensor.DType, data json.RawMessage) ([]byte, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, fmt.Errorf("data: %v", err)
+	}
+	var flat []any
+	flatten(v, &flat)
+	out := make([]byte, 0, len(flat)*max(dt.Size(), 0))
+	for i, e := range flat {
+		var err error
+		if out, err = appendJSONValue(out, dt, e); err != nil {
+			return nil, fmt.Errorf("data[%d]: %w", i, err)
+		}
+	}
+	return out, nil
+}
+
+func flatten(v any, dst *[]any) {
+	if vs, ok := v.([]any); ok {
+		for _, e := range vs {
+			flatten(e, dst)
+		}
+		return
+	}
+	*dst = append(*dst, v)
+}
+
+func appendJSONValue(dst []byte, dt tensor.DType, v any) ([]byte, error) {
+	switch dt {
+	case tensor.Bytes:
+		s, ok := v.(string)
+		if !ok {
+			return nil, fmt.Errorf("%v is not a string", v)
+		}
+		return tensor.AppendBytesElement(dst, []byte(s)), nil
+	case tensor.Bool:
+		b, ok := v.(bool)
+		if !ok {
+			return nil, fmt.Errorf("%v is not a boolean", v)
+		}
+		return appendBool(dst, b), nil
+	case tensor.FP16, tensor.BF16:
+		return nil, fmt.Errorf("%s values in JSON are not supported; the upstream must support the binary data extension", dt)
+	}
+	n, ok := v.(json.Number)
+	if !ok {
+		return nil, fmt.Errorf("%v is not a number", v)
+	}
+	switch dt {
+	case tensor.FP32, tensor.FP64:
+		f, err := strconv.ParseFloat(n.String(), 64)
+		if err != nil {
+			return nil, err
+		}
+		return appendFloat(dst, dt, f), nil
+	case tensor.Uint64:
+		u, err := strconv.ParseUint(n.String(), 10, 64)
+		if err != nil {
+			return nil, err
+		}
+		return binary.LittleEndian.AppendUint64(dst, u), nil
+	}
+	i, err := strconv.ParseInt(n.String(), 10, 64)
+	if err != nil {
+		return nil, err
+	}
+	return appendInt(dst, dt, i), nil
+}
+
+// rawFromContents converts gRPC typed contents to raw tensor bytes.
+func rawFromContents(dt tensor.DType, c *inference.InferTensorContents) ([]byte, error) {
+	var out []byte
+	switch dt {
+	case tensor.Bool:
+		for _, b := range c.GetBoolContents() {
+			out = appendBool(out, b)
+		}
+	case tensor.Int8, tensor.Int16, tensor.Int32:
+		for _, v := range c.GetIntContents() {
+			out = appendInt(out, dt, int64(v))
+		}
+	case tensor.Int64:
+		for _, v := range c.GetInt64Contents() {
+			out = appendInt(out, dt, v)
+		}
+	case tensor.Uint8, tensor.Uint16, tensor.Uint32:
+		for _, v := range c.GetUintContents() {
+			out = appendInt(out, dt, int64(v))
+		}
+	case tensor.Uint64:
+		for _, v := range c.GetUint64Contents() {
+			out = binary.LittleEndian.AppendUint64(out, v)
+		}
+	case tensor.FP32:
+		for _, v := range c.GetFp32Contents() {
+			out = appendFloat(out, dt, float64(v))
+		}
+	case tensor.FP64:
+		for _, v := range c.GetFp64Contents() {
+			out = appendFloat(out, dt, v)
+		}
+	case tensor.Bytes:
+		for _, v := range c.GetBytesContents() {
+			out = tensor.AppendBytesElement(out, v)
+		}
+	default:
+		return nil, fmt.Errorf("%s has no typed contents field; the upstream must send raw_output_contents", dt)
+	}
+	return out, nil
+}
+
+func appendBool(dst []byte, b bool) []byte {
+	if b {
+		return append(dst, 1)
+	}
+	return append(dst, 0)
+}
+
+// appendInt appends i as the integer type dt (the caller checked the range).
+func appendInt(dst []byte, dt tensor.DType, i int64) []byte {
+	switch dt.Size() {
+	case 1:
+		return append(dst, byte(i))
+	case 2:
+		return binary.LittleEndian.AppendUint16(dst, uint16(i))
+	case 4:
+		return binary.LittleEndian.AppendUint32(dst, uint32(i))
+	}
+	return binary.LittleEndian.AppendUint64(dst, uint64(i))
+}
+
+func appendFloat(dst []byte, dt tensor.DType, f float64) []byte {
+	if dt == tensor.FP32 {
+		return binary.LittleEndian.AppendUint32(dst, math.Float32bits(float32(f)))
+	}
+	return binary.LittleEndian.AppendUint64(dst, math.Float64bits(f))
+}
