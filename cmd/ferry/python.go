@@ -24,6 +24,14 @@ func pythonBackend(interpreter string, log *slog.Logger) repository.Backend {
 			}
 			return in, nil
 		},
+		// The child's memory is outside this process: the memory budget adds it to what
+		// it measures here (ondemand.go).
+		OutsideMemory: func(in scheduler.Instance) int64 {
+			if p, ok := in.(*python.Instance); ok {
+				return p.ResidentBytes()
+			}
+			return 0
+		},
 	}
 }
 

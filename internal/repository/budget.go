@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/ferryml/ferry/internal/core"
@@ -92,6 +93,8 @@ func (r *Repository) openMeasured(ctx context.Context, name string, n int64, vdi
 	}
 	var cfg *inference.ModelConfig
 	var sched *scheduler.Scheduler
+	var outside func() int64
+	backend, outside = withOutsideMemory(backend)
 	bytes, err := r.measureLoad(func() (err error) {
 		cfg, sched, err = r.open(ctx, name, ver, vdir, base, explicitMax, backend)
 		return err
@@ -99,6 +102,7 @@ func (r *Repository) openMeasured(ctx context.Context, name string, n int64, vdi
 	if err != nil {
 		return nil, nil, 0, err
 	}
+	bytes += outside()
 	err = r.makeRoom(name, func(a *loadAccount) int64 {
 		if a == nil {
 			return bytes // a load outside loadBudgeted (none today): count it as it is
@@ -126,6 +130,35 @@ func (r *Repository) openMeasured(ctx context.Context, name string, n int64, vdi
 		r.opts.Hooks.Resident(name, ver, bytes)
 	}
 	return cfg, sched, bytes, nil
+}
+
+// withOutsideMemory wraps the backend's Open to keep the instances it opens, so that
+// outside() can add up the memory they hold in other processes.
+func withOutsideMemory(b Backend) (Backend, func() int64) {
+	if b.OutsideMemory == nil || b.Open == nil {
+		return b, func() int64 { return 0 }
+	}
+	var mu sync.Mutex // instances may be opened concurrently
+	var opened []scheduler.Instance
+	open := b.Open
+	b.Open = func(ctx context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error) {
+		in, err := open(ctx, path, cfg)
+		if err == nil {
+			mu.Lock()
+			opened = append(opened, in)
+			mu.Unlock()
+		}
+		return in, err
+	}
+	return b, func() int64 {
+		mu.Lock()
+		defer mu.Unlock()
+		var n int64
+		for _, in := range opened {
+			n += max(b.OutsideMemory(in), 0)
+		}
+		return n
+	}
 }
 
 // swappedLocked moves the measured bytes of freshly loaded versions from the load's

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/scheduler"
 )
 
 // The budget tests use mem models, whose instances hold real, touched memory, and the
@@ -154,5 +155,23 @@ func TestBudgetActsOnTheMeasurement(t *testing.T) {
 	}
 	if peak := s.max(); peak > budget {
 		t.Errorf("accounted memory reached %s, over the %s budget", formatBytes(peak), formatBytes(budget))
+	}
+}
+
+// Memory an instance holds in another process (a python child) is invisible to the
+// in-process measurement; the backend reports it and the budget adds it.
+func TestBudgetCountsOutsideMemory(t *testing.T) {
+	mr := newMemRepo(t, map[string]int{"child": 1}, Options{MemoryBudget: 1 << 40})
+	b := mr.opts.Backends["mem"]
+	b.OutsideMemory = func(in scheduler.Instance) int64 {
+		if _, ok := in.(*memInstance); ok {
+			return 64 << 20
+		}
+		return 0
+	}
+	mr.opts.Backends["mem"] = b
+	mr.use(t, "child")
+	if got := mr.ResidentBytes(); got < 129<<19 || got > 73<<20 {
+		t.Errorf("a 1 MiB model whose instance holds 64 MiB outside the process measures %s, want 65MiB and a little", formatBytes(got))
 	}
 }

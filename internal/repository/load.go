@@ -36,6 +36,9 @@ type Backend struct {
 	InspectConfig func(ctx context.Context, path string, cfg *inference.ModelConfig) (modelconfig.IO, error)
 	// Open creates one execution instance from the model file and complete config.
 	Open func(ctx context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error)
+	// OutsideMemory, when set, reports the memory an instance holds outside this process
+	// (python: its child), which the memory budget adds to what it measures here.
+	OutsideMemory func(scheduler.Instance) int64
 }
 
 // Backends maps a config `backend` name ("onnxruntime") to its Backend.

@@ -26,6 +26,9 @@ import (
 //     and releases it late; the same 4 MiB model measured -12 to +14 MiB this way, even
 //     with malloc_trim before each reading.
 //
+// A backend whose instances run in other processes (python) reports their memory through
+// Backend.OutsideMemory, which is added.
+//
 // Limits, either way: what other requests allocate and still hold at the second reading
 // (their in-flight tensors, an instance's arena that grows) is charged to the model
 // loading; memory the model allocates after its warmup (a bigger batch than warmed up)
