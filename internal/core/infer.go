@@ -27,15 +27,17 @@ func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, 
 	if isEnsemble(l) {
 		return s.inferEnsemble(ctx, l, req, start) // ensemble.go: its steps come back through Infer
 	}
-	items, outputs, err := s.check(l.Config, req)
-	if err != nil {
+	fail := func(err error) (*InferResponse, error) {
 		s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
 		return nil, err
 	}
+	items, outputs, err := s.check(l.Config, req)
+	if err != nil {
+		return fail(err)
+	}
 	sreq, err := schedulerRequest(req, outputs)
 	if err != nil {
-		s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
-		return nil, err
+		return fail(err)
 	}
 	cached, hit := s.cacheGet(l, req, outputs, items, start) // cache.go
 	if hit != nil {
@@ -43,16 +45,14 @@ func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, 
 	}
 	res, err := l.Scheduler.Submit(ctx, sreq)
 	if err != nil {
-		s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
-		return nil, s.runError(l, err)
+		return fail(s.runError(l, err))
 	}
 	if l.Config.GetMaxBatchSize() == 0 {
 		res.Timing.Batch = 1 // a model that does not batch runs one item per request
 	}
 	resp := &InferResponse{Model: l.Model, Version: l.Version, ID: req.ID, Outputs: res.Outputs}
 	if err := applyClassification(resp, req.Outputs, l.Config.GetMaxBatchSize() > 0); err != nil {
-		s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
-		return nil, err
+		return fail(err)
 	}
 	s.cachePut(l, cached, resp)
 	s.finish(l, true, items, res.Timing, time.Since(start))
