@@ -28,6 +28,9 @@ var banned = map[string][]string{
 	"internal/bench":           {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},
 	"internal/cache":           {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/proto", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
 	"internal/objstore":        {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
+
+	// The conformance suite drives the scheduler; it is a test helper, never a hop.
+	"internal/backend/backendtest": {mod + "internal/core", mod + "internal/repository", mod + "internal/transport", "net/http"},
 }
 
 // cgoAllowed is the one package that may use cgo (STYLE: contain cgo).
@@ -48,6 +51,24 @@ func TestImportRules(t *testing.T) {
 				if strings.HasPrefix(dep, p) {
 					t.Errorf("%s depends on %s; DESIGN.md forbids %s there", pkg, dep, p)
 				}
+			}
+		}
+	}
+}
+
+// TestBackendtestOnlyInTests: the conformance suite imports the scheduler, so a
+// backend that imported it outside its tests would depend on the scheduler after all.
+// (.Imports lists non-test imports only.)
+func TestBackendtestOnlyInTests(t *testing.T) {
+	out, err := goList(moduleRoot(t), "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...")
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, out)
+	}
+	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
+		f := strings.Fields(line)
+		for _, dep := range f[1:] {
+			if dep == mod+"internal/backend/backendtest" {
+				t.Errorf("%s imports backendtest outside its _test.go files", f[0])
 			}
 		}
 	}

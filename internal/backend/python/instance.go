@@ -84,6 +84,9 @@ func (in *Instance) ExecuteRequests(ctx context.Context, inputs [][]*tensor.Tens
 			names[i] = in.spec.outputOrder
 		}
 	}
+	if err := ctx.Err(); err != nil { // else the frame may still be sent and execute() run
+		return fail(in.errorf("%w", context.Cause(ctx)))
+	}
 	p, err := in.acquire(ctx)
 	if err != nil {
 		return fail(err)
