@@ -5,12 +5,10 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"math"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -451,20 +449,7 @@ func BenchmarkGRPCvsBare(b *testing.B) {
 		b.Skip("throughput comparison; not run with -short")
 	}
 	ts := startServer(b, vsRepo(b))
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		b.Fatal(err)
-	}
-	bare := grpc.NewServer()
-	inference.RegisterGRPCInferenceServiceServer(bare, bareGRPCServer{})
-	served := make(chan error, 1)
-	go func() { served <- bare.Serve(ln) }()
-	b.Cleanup(func() {
-		bare.Stop()
-		if err := <-served; err != nil && !errors.Is(err, grpc.ErrServerStopped) {
-			b.Errorf("bare gRPC server: %v", err)
-		}
-	})
+	bareAddr := treesBareGRPC(b)
 
 	raw := make([]byte, 0, 4*vsElems)
 	for _, v := range vsValues() {
@@ -473,7 +458,7 @@ func BenchmarkGRPCvsBare(b *testing.B) {
 	req := &inference.ModelInferRequest{ModelName: "identity_fp32", Id: "1",
 		Inputs:           []*inference.ModelInferRequest_InferInputTensor{{Name: "INPUT0", Datatype: "FP32", Shape: []int64{1, vsElems}}},
 		RawInputContents: [][]byte{raw}}
-	ferryAddr, bareAddr := ts.grpcLn.Addr().String(), ln.Addr().String()
+	ferryAddr := ts.grpcLn.Addr().String()
 	vsCheckGRPC(b, "ferry", ferryAddr, req)
 	vsCheckGRPC(b, "bare", bareAddr, req)
 	vsCompare(b, vsGRPCSide(b, "ferry", ferryAddr, req), vsGRPCSide(b, "bare", bareAddr, req))

@@ -193,8 +193,8 @@ func treesGRPCSide(b *testing.B, addr, name string, pool [][]float64, rows int) 
 	}}
 }
 
-// treesBareGRPC serves bench_test.go's bare echo server: the transport's ceiling for
-// these requests (it answers with the whole input, 32 times the bytes Ferry answers).
+// treesBareGRPC serves bench_test.go's bare echo server on a free port, stopped when the
+// benchmark ends: the transport's ceiling for a request (it answers with the whole input).
 func treesBareGRPC(b *testing.B) string {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
