@@ -431,3 +431,23 @@ func TestOnDemandServesEveryModelOfTheRepository(t *testing.T) {
 		}
 	}
 }
+
+// TestOnDemandReadinessProbeDoesNotLoad: a readiness probe of an unloaded model answers
+// "not ready" and leaves it unloaded; the first inference loads it, then it is ready.
+func TestOnDemandReadinessProbeDoesNotLoad(t *testing.T) {
+	repo := t.TempDir()
+	writeModel(t, repo, "simple", 1, onnxgen.Simple(), simpleConfig)
+	ts := startServer(t, repo, onDemand(0))
+	if code, _, b := httpDo(t, "GET", ts.URL+"/v2/models/simple/ready", "", nil); code != 503 {
+		t.Fatalf("ready of an unloaded model = %d %s, want 503", code, b)
+	}
+	if _, _, b := httpDo(t, "POST", ts.URL+"/v2/repository/index", "", nil); !strings.Contains(string(b), `"reason":"unloaded"`) {
+		t.Fatalf("the readiness probe loaded the model: index %s", b)
+	}
+	if code, _, b := httpDo(t, "POST", ts.URL+"/v2/models/simple/infer", "application/json", strings.NewReader(simpleBody(1))); code != 200 {
+		t.Fatalf("first infer = %d %s", code, b)
+	}
+	if code, _, b := httpDo(t, "GET", ts.URL+"/v2/models/simple/ready", "", nil); code != 200 {
+		t.Fatalf("ready after loading = %d %s, want 200", code, b)
+	}
+}

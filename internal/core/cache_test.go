@@ -101,8 +101,17 @@ func (r *oneModel) Acquire(_ context.Context, model, version string) (*Lease, er
 	defer r.mu.Unlock()
 	return NewLease("m", "1", r.cfg, r.s, func() {}), nil
 }
-func (r *oneModel) Versions(string) []string                        { return []string{"1"} }
-func (r *oneModel) Index(bool) []ModelIndexEntry                    { return nil }
+func (r *oneModel) Versions(string) []string     { return []string{"1"} }
+func (r *oneModel) Index(bool) []ModelIndexEntry { return nil }
+func (r *oneModel) Ready(model, version string) (bool, error) {
+	l, err := r.Acquire(context.Background(), model, version)
+	if err != nil {
+		return false, err
+	}
+	l.Release()
+	return true, nil
+}
+
 func (r *oneModel) Healthy() bool                                   { return true }
 func (r *oneModel) Load(context.Context, string, LoadOptions) error { return nil }
 func (r *oneModel) Unload(context.Context, string) error            { return nil }

@@ -37,8 +37,17 @@ func (r *ensRepo) Acquire(_ context.Context, model, version string) (*Lease, err
 	return NewLease(model, "1", m.cfg, m.sched, func() {}), nil
 }
 
-func (r *ensRepo) Versions(string) []string                        { return []string{"1"} }
-func (r *ensRepo) Index(bool) []ModelIndexEntry                    { return nil }
+func (r *ensRepo) Versions(string) []string     { return []string{"1"} }
+func (r *ensRepo) Index(bool) []ModelIndexEntry { return nil }
+func (r *ensRepo) Ready(model, version string) (bool, error) {
+	l, err := r.Acquire(context.Background(), model, version)
+	if err != nil {
+		return false, err
+	}
+	l.Release()
+	return true, nil
+}
+
 func (r *ensRepo) Healthy() bool                                   { return true }
 func (r *ensRepo) Load(context.Context, string, LoadOptions) error { return nil }
 func (r *ensRepo) Unload(context.Context, string) error            { return nil }

@@ -14,6 +14,9 @@ type Repository interface {
 	// A repository that loads models on demand may block until the model is loaded, as
 	// long as ctx allows.
 	Acquire(ctx context.Context, model, version string) (*Lease, error)
+	// Ready reports whether the version ("" = any) is READY, without loading anything:
+	// a readiness probe must not pull an unloaded model in. Unknown models are an error.
+	Ready(model, version string) (bool, error)
 	// Versions lists the model's READY versions, ascending.
 	Versions(model string) []string
 	Index(readyOnly bool) []ModelIndexEntry

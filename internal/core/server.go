@@ -2,7 +2,6 @@ package core
 
 import (
 	"context"
-	"errors"
 	"log/slog"
 	"sync/atomic"
 	"time"
@@ -125,16 +124,11 @@ func metaShape(batch bool, dims []int64) []int64 {
 }
 
 // ModelReady reports whether the version ("" = any) is READY. An unknown model is an error.
-func (s *Server) ModelReady(ctx context.Context, model, version string) (bool, error) {
-	l, err := s.acquire(ctx, model, version)
-	if err != nil {
-		if errors.Is(err, ErrUnavailable) {
-			return false, nil
-		}
+func (s *Server) ModelReady(_ context.Context, model, version string) (bool, error) {
+	if err := CheckModelName(model); err != nil {
 		return false, err
 	}
-	l.Release()
-	return true, nil
+	return s.repo.Ready(model, version)
 }
 
 // ModelConfig returns the completed configuration of a ready version.

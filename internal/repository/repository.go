@@ -237,6 +237,30 @@ func (r *Repository) Acquire(ctx context.Context, name, version string) (*core.L
 	return r.leaseLocked(name, version)
 }
 
+// Ready implements core.Repository: the state as it is, loading nothing (in on-demand
+// mode an unloaded model is simply not ready).
+func (r *Repository) Ready(name, version string) (bool, error) {
+	if err := r.refusedError(name); err != nil {
+		return false, nil
+	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	m := r.models[name]
+	if m == nil {
+		if st, err := os.Stat(filepath.Join(r.opts.Root, name)); err == nil && st.IsDir() {
+			return false, nil
+		}
+		return false, &core.NotFoundError{Model: name, Version: version}
+	}
+	if _, err := m.pick(version); err != nil {
+		if errors.Is(err, core.ErrUnavailable) {
+			return false, nil
+		}
+		return false, err
+	}
+	return true, nil
+}
+
 // leaseLocked leases a READY version of a loaded model. Caller holds r.mu.
 func (r *Repository) leaseLocked(name, version string) (*core.Lease, error) {
 	m := r.models[name]
