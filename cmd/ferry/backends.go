@@ -37,9 +37,9 @@ func ortLibrary(getenv func(string) string) (string, error) {
 }
 
 // backends is every execution engine in this binary, in one place.
-func backends(rt *onnx.Runtime, intraOp int, python string, log *slog.Logger) repository.Backends {
+func backends(rt *onnx.Runtime, rb *remote.Backend, intraOp int, python string, log *slog.Logger) repository.Backends {
 	return repository.Backends{
-		"remote": remoteBackend(remote.New(log.With("backend", "remote"))),
+		"remote": remoteBackend(rb),
 		"trees":  treesBackend(), // trees.go
 		"python": pythonBackend(python, log.With("backend", "python")),
 		"onnxruntime": {

@@ -256,6 +256,11 @@ func TestRemoteHedgingCutsP99(t *testing.T) {
 	if p99["hedged"] > p99["plain"]/2 {
 		t.Errorf("p99 with hedging %v, without %v: want hedging to cut it at least in half", p99["hedged"], p99["plain"])
 	}
+	_, _, m := httpDo(t, "GET", front.URL+"/metrics", "", nil)
+	if strings.Contains(string(m), `ferry_remote_hedges_total{model="hedged",version="1"} 0`+"\n") ||
+		!strings.Contains(string(m), `ferry_remote_hedges_total{model="plain",version="1"} 0`+"\n") {
+		t.Errorf("want hedges counted for the hedged model only:\n%s", grepLines(string(m), "ferry_remote_hedges"))
+	}
 }
 
 // TestRemoteBreakerOpensAndRecovers: with the upstream stopped, requests fail with the
@@ -299,6 +304,8 @@ func TestRemoteBreakerOpensAndRecovers(t *testing.T) {
 			req.ModelName = "r"
 			_, err := front.GRPC.ModelInfer(context.Background(), req)
 			e2eWantStatus(t, "gRPC infer with the circuit open", err, codes.Unavailable, "upstream circuit open")
+			remoteWantMetric(t, front, `ferry_remote_circuit_open{model="r",version="1"} 1`)
+			remoteWantMetric(t, front, `ferry_remote_tries_total{model="r",version="1"} 4`) // 1 good + 3 failed; open fails fast
 
 			startServer(t, upRepo, remoteWithPorts(httpPort, grpcPort)) // the upstream is back
 			deadline := time.Now().Add(20 * time.Second)
@@ -317,7 +324,17 @@ func TestRemoteBreakerOpensAndRecovers(t *testing.T) {
 					t.Fatalf("request %d after recovery: %d %s", i, code, b)
 				}
 			}
+			remoteWantMetric(t, front, `ferry_remote_circuit_open{model="r",version="1"} 0`)
 		})
+	}
+}
+
+// remoteWantMetric fails unless the server's /metrics holds the exact line.
+func remoteWantMetric(t *testing.T, ts *testServer, line string) {
+	t.Helper()
+	_, _, b := httpDo(t, "GET", ts.URL+"/metrics", "", nil)
+	if !strings.Contains(string(b), line+"\n") {
+		t.Errorf("/metrics lacks %q; remote series:\n%s", line, grepLines(string(b), "ferry_remote_"))
 	}
 }
 

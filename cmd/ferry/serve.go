@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/internal/backend/remote"
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/monitor/metrics"
 	"github.com/ferryml/ferry/internal/repository"
@@ -179,9 +180,10 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		return nil, err
 	}
 	m := metrics.New(func() []core.ModelStats { return s.core.StatsSnapshot() })
+	rb := remote.New(log.With("backend", "remote")) // also a metrics collector
 	s.repo, err = repository.New(repository.Options{
 		Root: repositoryRoot(cfg, store), Source: storeSource(store, log.With("component", "objstore")), Mode: mode, Startup: cfg.loadModels, PollInterval: cfg.pollInterval,
-		Backends: withBackends(backends(rt, cfg.intraOp, cfg.python, log), cfg.moreBackends), Logger: log.With("component", "repository"),
+		Backends: withBackends(backends(rt, rb, cfg.intraOp, cfg.python, log), cfg.moreBackends), Logger: log.With("component", "repository"),
 		Hooks: repository.Hooks{Loaded: m.Loaded, State: m.State, Unloaded: m.Unloaded, Resident: m.Resident}, SchedulerObserver: m.Scheduler,
 		LoadTimeout: cfg.onDemand.loadTimeout, MemoryBudget: int64(cfg.onDemand.budget), IdleUnload: cfg.onDemand.idleUnload, NativeHeapInUse: onnx.HeapInUse,
 	})
@@ -193,7 +195,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		Logger: log.With("component", "core"), Observer: m, StrictReadiness: cfg.strictReady, Cache: coreCache(rc)})
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(m, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(m, rb, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerCache(reg, rc)
 	registerResident(reg, cfg.onDemand, s.repo)
 	registerStore(reg, store)

@@ -106,6 +106,7 @@ func (b *Backend) Open(ctx context.Context, key string, cfg *inference.ModelConf
 			return nil, err
 		}
 		u = newUpstream(o, c, b.log.With("model", cfg.GetName(), "upstream", o.URL), b.now)
+		u.model, u.version = cfg.GetName(), versionOf(key)
 		b.shared[id] = u
 	}
 	u.refs++

@@ -48,6 +48,9 @@ type upstream struct {
 	lat     window
 	now     func() time.Time
 
+	model, version         string       // the local model version, for metrics
+	tries, retries, hedges atomic.Int64 // read by Backend.Collect
+
 	health   atomic.Pointer[readiness]
 	stop     context.CancelFunc // ends the health check; nil without one
 	finished chan struct{}      // closed when the health check has returned
@@ -98,6 +101,7 @@ func (u *upstream) call(ctx context.Context, in []*tensor.Tensor, want []string)
 		case !u.budget.withdraw():
 			return nil, fmt.Errorf("%w (not retried: retry budget of %v exhausted)", err, u.o.RetryBudget)
 		}
+		u.retries.Add(1)
 		if err := sleep(ctx, rand.N(retryBackoff<<min(attempt, 5))); err != nil {
 			return nil, fmt.Errorf("upstream %s: %w", u.describe(), err)
 		}
@@ -132,6 +136,7 @@ func (u *upstream) hedged(ctx context.Context, send sender) ([]*tensor.Tensor, e
 		case <-hedge:
 			hedge = nil
 			if u.budget.withdraw() && u.start(ctx, send, results) == nil {
+				u.hedges.Add(1)
 				out++
 			}
 		case r := <-results:
@@ -161,6 +166,7 @@ func (u *upstream) start(ctx context.Context, send sender, results chan<- tryRes
 		}
 		return err
 	}
+	u.tries.Add(1)
 	go func() {
 		tctx, cancel := context.WithTimeout(ctx, u.o.Timeout)
 		defer cancel()
