@@ -1,6 +1,7 @@
 package core
 
 import (
+	"path"
 	"strings"
 
 	"github.com/ferryml/ferry/internal/modelconfig"
@@ -32,3 +33,18 @@ func CheckName(kind, s string) error {
 }
 
 func v2Type(t inference.DataType) string { return modelconfig.DType(t).String() }
+
+// CheckLoadPath accepts a file path of a repository-extension load request ("file:<path>"):
+// a clean relative path inside the model folder, such as 1/model.onnx. It is the one rule
+// for every transport and for the repository that writes the files.
+func CheckLoadPath(p string) error {
+	switch {
+	case p == "":
+		return Invalidf("empty file path")
+	case strings.ContainsAny(p, "\\\x00") || path.IsAbs(p) || path.Clean(p) != p || p == ".":
+		return Invalidf("file path must be a clean relative path such as 1/model.onnx")
+	case p == ".." || strings.HasPrefix(p, "../"):
+		return Invalidf("file path must stay inside the model directory")
+	}
+	return nil
+}

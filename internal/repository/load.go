@@ -7,7 +7,6 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
-	"strings"
 	"time"
 
 	"github.com/ferryml/ferry/internal/core"
@@ -385,12 +384,11 @@ func writeOverride(name string, files map[string][]byte) (string, error) {
 		return "", err
 	}
 	for rel, data := range files {
-		clean := filepath.Clean(rel)
-		if filepath.IsAbs(clean) || clean == "." || strings.HasPrefix(clean, "..") {
+		if err := core.CheckLoadPath(rel); err != nil {
 			os.RemoveAll(tmp)
-			return "", core.Invalidf("load file %q: path must stay inside the model folder", rel)
+			return "", core.Invalidf("load file %q: %v", rel, err)
 		}
-		p := filepath.Join(tmp, clean)
+		p := filepath.Join(tmp, filepath.FromSlash(rel))
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			os.RemoveAll(tmp)
 			return "", err

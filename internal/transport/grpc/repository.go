@@ -2,7 +2,6 @@ package grpcapi
 
 import (
 	"context"
-	"io/fs"
 	"maps"
 	"slices"
 	"strings"
@@ -71,9 +70,7 @@ func loadOptions(params map[string]*inference.ModelRepositoryParameter) (core.Lo
 			opts.Config = v.StringParam
 		case strings.HasPrefix(k, "file:"):
 			path := strings.TrimPrefix(k, "file:")
-			// The path names a file inside the model directory; refuse anything that
-			// could step outside it.
-			if path == "" || path == "." || !fs.ValidPath(path) || strings.Contains(path, `\`) {
+			if core.CheckLoadPath(path) != nil { // the path names a file inside the model directory
 				return opts, core.Invalidf("load parameter %q: the path must be relative to the model directory, such as \"file:1/model.onnx\"", k)
 			}
 			v, ok := choice.(*inference.ModelRepositoryParameter_BytesParam)

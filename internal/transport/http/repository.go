@@ -5,7 +5,6 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"net/http"
-	"path"
 	"strings"
 
 	"github.com/ferryml/ferry/internal/core"
@@ -89,7 +88,7 @@ func loadOptions(params map[string]json.RawMessage) (core.LoadOptions, error) {
 			opts.Config = s
 		case strings.HasPrefix(name, filePrefix):
 			p := strings.TrimPrefix(name, filePrefix)
-			if err := checkFilePath(p); err != nil {
+			if err := core.CheckLoadPath(p); err != nil {
 				return opts, core.Invalidf("load parameter %q: %v", name, err)
 			}
 			data, err := base64.StdEncoding.DecodeString(s)
@@ -105,19 +104,6 @@ func loadOptions(params map[string]json.RawMessage) (core.LoadOptions, error) {
 		}
 	}
 	return opts, nil
-}
-
-// checkFilePath accepts a clean relative path inside the model directory.
-func checkFilePath(p string) error {
-	switch {
-	case p == "":
-		return core.Invalidf("empty file path")
-	case strings.ContainsAny(p, "\\\x00") || path.IsAbs(p) || path.Clean(p) != p:
-		return core.Invalidf("file path must be a clean relative path such as 1/model.onnx")
-	case p == ".." || strings.HasPrefix(p, "../"):
-		return core.Invalidf("file path must stay inside the model directory")
-	}
-	return nil
 }
 
 func (h *Handler) unload(w http.ResponseWriter, r *http.Request) {
