@@ -45,13 +45,7 @@ func backends(rt *onnx.Runtime, rb *remote.Backend, intraOp int, python string, 
 		"onnxruntime": {
 			Platform:        "onnxruntime_onnx",
 			DefaultFilename: "model.onnx",
-			Inspect: func(path string) (modelconfig.IO, error) {
-				io, err := rt.Inspect(path)
-				if err != nil {
-					return modelconfig.IO{}, err
-				}
-				return modelconfig.IO{Inputs: tensorInfos(io.Inputs), Outputs: tensorInfos(io.Outputs)}, nil
-			},
+			Inspect:         rt.Inspect,
 			Open: func(_ context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error) {
 				return rt.Open(path, onnx.SessionOptions{IntraOpThreads: intraOpThreads(cfg, intraOp)})
 			},
@@ -71,14 +65,6 @@ func remoteBackend(rb *remote.Backend) repository.Backend {
 			return rb.Open(ctx, path, cfg)
 		},
 	}
-}
-
-func tensorInfos(in []onnx.TensorInfo) []modelconfig.TensorInfo {
-	out := make([]modelconfig.TensorInfo, len(in))
-	for i, t := range in {
-		out[i] = modelconfig.TensorInfo{Name: t.Name, DType: t.DType, Shape: t.Shape}
-	}
-	return out
 }
 
 // intraOpThreads picks ONNX Runtime's threads per session: the model's

@@ -23,28 +23,28 @@ func TestInspect(t *testing.T) {
 		want  IO
 	}{
 		{"simple", onnxgen.Simple(), IO{
-			Inputs:  []TensorInfo{{"INPUT0", tensor.Int32, batch16}, {"INPUT1", tensor.Int32, batch16}},
-			Outputs: []TensorInfo{{"OUTPUT0", tensor.Int32, batch16}, {"OUTPUT1", tensor.Int32, batch16}},
+			Inputs:  []TensorInfo{{Name: "INPUT0", DType: tensor.Int32, Shape: batch16}, {Name: "INPUT1", DType: tensor.Int32, Shape: batch16}},
+			Outputs: []TensorInfo{{Name: "OUTPUT0", DType: tensor.Int32, Shape: batch16}, {Name: "OUTPUT1", DType: tensor.Int32, Shape: batch16}},
 		}},
 		{"identity FP16", onnxgen.Identity(onnxgen.Float16, "id"), IO{
-			Inputs:  []TensorInfo{{"INPUT0", tensor.FP16, tensor.Shape{-1, -1}}},
-			Outputs: []TensorInfo{{"OUTPUT0", tensor.FP16, tensor.Shape{-1, -1}}},
+			Inputs:  []TensorInfo{{Name: "INPUT0", DType: tensor.FP16, Shape: tensor.Shape{-1, -1}}},
+			Outputs: []TensorInfo{{Name: "OUTPUT0", DType: tensor.FP16, Shape: tensor.Shape{-1, -1}}},
 		}},
 		{"identity BYTES", onnxgen.Identity(onnxgen.String, "id"), IO{
-			Inputs:  []TensorInfo{{"INPUT0", tensor.Bytes, tensor.Shape{-1, -1}}},
-			Outputs: []TensorInfo{{"OUTPUT0", tensor.Bytes, tensor.Shape{-1, -1}}},
+			Inputs:  []TensorInfo{{Name: "INPUT0", DType: tensor.Bytes, Shape: tensor.Shape{-1, -1}}},
+			Outputs: []TensorInfo{{Name: "OUTPUT0", DType: tensor.Bytes, Shape: tensor.Shape{-1, -1}}},
 		}},
 		{"mlp", onnxgen.MLP(1), IO{
-			Inputs:  []TensorInfo{{"input", tensor.FP32, tensor.Shape{-1, onnxgen.MLPInputs}}},
-			Outputs: []TensorInfo{{"output", tensor.FP32, tensor.Shape{-1, onnxgen.MLPClasses}}},
+			Inputs:  []TensorInfo{{Name: "input", DType: tensor.FP32, Shape: tensor.Shape{-1, onnxgen.MLPInputs}}},
+			Outputs: []TensorInfo{{Name: "output", DType: tensor.FP32, Shape: tensor.Shape{-1, onnxgen.MLPClasses}}},
 		}},
 		{"scalar output", reduceSumModel(), IO{
-			Inputs:  []TensorInfo{{"x", tensor.FP32, tensor.Shape{-1, -1}}},
-			Outputs: []TensorInfo{{"sum", tensor.FP32, tensor.Shape{}}},
+			Inputs:  []TensorInfo{{Name: "x", DType: tensor.FP32, Shape: tensor.Shape{-1, -1}}},
+			Outputs: []TensorInfo{{Name: "sum", DType: tensor.FP32, Shape: tensor.Shape{}}},
 		}},
 		{"FP16 output of unknowable shape left out", unknowableFP16Model(), IO{
-			Inputs:  []TensorInfo{{"x", tensor.FP16, tensor.Shape{-1, -1}}},
-			Outputs: []TensorInfo{{"z", tensor.FP32, tensor.Shape{-1, -1}}},
+			Inputs:  []TensorInfo{{Name: "x", DType: tensor.FP16, Shape: tensor.Shape{-1, -1}}},
+			Outputs: []TensorInfo{{Name: "z", DType: tensor.FP32, Shape: tensor.Shape{-1, -1}}},
 		}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -8,22 +8,17 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/ferryml/ferry/internal/modelconfig"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
-// TensorInfo describes one input or output of a model.
-type TensorInfo struct {
-	Name  string
-	DType tensor.DType
-	// Shape has -1 for each symbolic or unknown dimension. A model that
-	// declares no shape at all reports rank 0, as ONNX Runtime does.
-	Shape tensor.Shape
-}
+// TensorInfo describes one input or output of a model: the type auto-complete takes, so
+// what Inspect finds goes to the repository without conversion. Shape has -1 for each
+// symbolic or unknown dimension; a model that declares no shape reports rank 0.
+type TensorInfo = modelconfig.TensorInfo
 
 // IO describes a model's inputs and outputs, in model order.
-type IO struct {
-	Inputs, Outputs []TensorInfo
-}
+type IO = modelconfig.IO
 
 // outputSpec is one output a Session returns, and how it gets its memory.
 type outputSpec struct {
