@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
@@ -79,9 +78,5 @@ func intraOpThreads(cfg *inference.ModelConfig, flag int) int {
 	if flag > 0 {
 		return flag
 	}
-	instances := 0
-	for _, g := range cfg.GetInstanceGroup() {
-		instances += int(max(g.GetCount(), 1))
-	}
-	return max(1, runtime.NumCPU()/max(instances, 1))
+	return modelconfig.CoresPerInstance(cfg)
 }

@@ -87,6 +87,7 @@ func TestBenchEachProtocol(t *testing.T) {
 		{"http json", []string{"-m", "mlp", "-u", ts.URL, "-i", "http"}, 1},
 		{"http binary", []string{"-m", "simple", "-u", strings.TrimPrefix(ts.URL, "http://"), "-i", "http-binary", "-b", "4"}, 4},
 		{"grpc", []string{"-m", "mlp", "--grpc", grpcAddr, "-b", "2"}, 2},
+		{"grpc streaming on 2 connections", []string{"-m", "mlp", "--grpc", grpcAddr, "--streaming", "--grpc-conns", "2", "-b", "2"}, 2},
 		{"grpc with -u, as perf_analyzer", []string{"-m", "identity_int8", "-i", "grpc", "-u", grpcAddr, "--shape", "INPUT0:3", "--input-data", "zero"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -194,12 +195,14 @@ output [ { name: "output" data_type: TYPE_FP32 dims: [ 10 ] } ]
 	bare := filepath.Join(t.TempDir(), "mlp")
 	writeModel(t, filepath.Dir(bare), "mlp", 1, onnxgen.MLP(1), "")
 	for _, tc := range []struct {
-		name    string
-		args    []string
-		batches []int
+		name     string
+		args     []string
+		batches  []int
+		sessions int
 	}{
-		{"config max_batch_size bounds the sweep", []string{"--engine", withConfig}, []int{1, 2, 4}},
-		{"without a config, --max-batch", []string{"--engine", bare, "--max-batch", "2", "-x", "1"}, []int{1, 2}},
+		{"config max_batch_size bounds the sweep", []string{"--engine", withConfig}, []int{1, 2, 4}, 1},
+		{"without a config, --max-batch", []string{"--engine", bare, "--max-batch", "2", "-x", "1"}, []int{1, 2}, 1},
+		{"two sessions side by side", []string{"--engine", bare, "--max-batch", "1", "--engine-instances", "2"}, []int{1}, 2},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -217,6 +220,9 @@ output [ { name: "output" data_type: TYPE_FP32 dims: [ 10 ] } ]
 					t.Errorf("level %d: batch %d, want %d", i, l.BatchSize, tc.batches[i])
 				}
 				checkLevel(t, "engine", l, l.BatchSize)
+				if l.Concurrency != tc.sessions {
+					t.Errorf("level %d: %d sessions side by side, want %d", i, l.Concurrency, tc.sessions)
+				}
 			}
 			if !regexp.MustCompile(`batch +runs/s +items/s`).MatchString(out) {
 				t.Errorf("stdout has no engine table:\n%s", out)

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"runtime"
 	"strconv"
 
 	"github.com/ferryml/ferry/internal/backend/trees"
@@ -122,11 +121,7 @@ func treesOptions(cfg *inference.ModelConfig) (trees.Options, error) {
 
 // treesThreads shares the cores among the model's instances.
 func treesThreads(cfg *inference.ModelConfig) int {
-	instances := 0
-	for _, g := range cfg.GetInstanceGroup() {
-		instances += int(max(g.GetCount(), 1))
-	}
-	return max(1, runtime.NumCPU()/max(instances, 1))
+	return modelconfig.CoresPerInstance(cfg)
 }
 
 func fileIsThere(path string) bool {

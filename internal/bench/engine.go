@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
+	"sync"
 	"time"
 
 	"github.com/ferryml/ferry/internal/tensor"
@@ -27,15 +29,19 @@ type EngineOptions struct {
 	Progress   func(Level)
 }
 
-// RunEngine measures the engine on model m at each batch size, one caller executing
-// back to back for the duration: the engine's own limit, with no queueing, network or
-// encoding.
-func RunEngine(ctx context.Context, e Engine, m Model, o EngineOptions) (*Report, error) {
+// RunEngine measures the model at each batch size with one caller per engine, each
+// executing back to back for the duration: the engine's own limit, with no queueing,
+// network or encoding. Several engines (one per model instance) run concurrently, as a
+// server runs its instances.
+func RunEngine(ctx context.Context, engines []Engine, m Model, o EngineOptions) (*Report, error) {
 	if o.Duration <= 0 {
 		return nil, fmt.Errorf("duration %v: must be > 0", o.Duration)
 	}
 	if len(o.BatchSizes) == 0 {
 		return nil, errors.New("no batch size to measure")
+	}
+	if len(engines) == 0 {
+		return nil, errors.New("no engine to measure")
 	}
 	rep := &Report{Mode: ModeEngine, Model: m.Name, Version: m.Version, Protocol: o.Name, Duration: o.Duration.Seconds()}
 	for _, b := range o.BatchSizes {
@@ -46,7 +52,7 @@ func RunEngine(ctx context.Context, e Engine, m Model, o EngineOptions) (*Report
 		if rep.Inputs == nil {
 			rep.Inputs = inputReports(samples[0])
 		}
-		l, err := engineLevel(ctx, e, samples, b, o)
+		l, err := engineLevel(ctx, engines, samples, b, o)
 		if err != nil {
 			return nil, fmt.Errorf("batch size %d: %w", b, err)
 		}
@@ -58,27 +64,47 @@ func RunEngine(ctx context.Context, e Engine, m Model, o EngineOptions) (*Report
 	return rep, nil
 }
 
-func engineLevel(ctx context.Context, e Engine, samples [][]*tensor.Tensor, batch int, o EngineOptions) (Level, error) {
+func engineLevel(ctx context.Context, engines []Engine, samples [][]*tensor.Tensor, batch int, o EngineOptions) (Level, error) {
 	begin := time.Now()
 	start, end := begin.Add(o.Warmup), begin.Add(o.Warmup+o.Duration)
-	var lat []time.Duration
-	last := start
-	for i := 0; ; i++ {
-		t0 := time.Now()
-		if !t0.Before(end) {
-			break
-		}
-		if err := e.Execute(ctx, samples[i%len(samples)]); err != nil {
+	lats := make([][]time.Duration, len(engines))
+	lasts := make([]time.Time, len(engines))
+	errs := make([]error, len(engines))
+	var wg sync.WaitGroup
+	for k, e := range engines {
+		wg.Go(func() {
+			lasts[k] = start
+			for i := k; ; i++ {
+				t0 := time.Now()
+				if !t0.Before(end) {
+					return
+				}
+				if err := e.Execute(ctx, samples[i%len(samples)]); err != nil {
+					errs[k] = err
+					return
+				}
+				if t1 := time.Now(); !t0.Before(start) {
+					lats[k] = append(lats[k], t1.Sub(t0))
+					lasts[k] = t1
+				}
+			}
+		})
+	}
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
 			return Level{}, err
 		}
-		if t1 := time.Now(); !t0.Before(start) {
-			lat = append(lat, t1.Sub(t0))
-			last = t1
+	}
+	l := Level{Concurrency: len(engines), BatchSize: batch}
+	// Runs that started inside the window, over the time the last of them took to finish.
+	last := start
+	for _, t := range lasts {
+		if t.After(last) {
+			last = t
 		}
 	}
-	l := Level{Concurrency: 1, BatchSize: batch}
-	// Runs that started inside the window, over the time they took to finish.
-	l.measure(lat, last.Sub(start))
+	l.measure(slices.Concat(lats...), last.Sub(start))
 	return l, nil
 }
 

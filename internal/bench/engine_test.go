@@ -34,7 +34,7 @@ func (e *fakeEngine) Execute(_ context.Context, in []*tensor.Tensor) error {
 func TestRunEngine(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := &fakeEngine{perRun: 900 * time.Microsecond, perItem: 100 * time.Microsecond}
-		rep, err := RunEngine(t.Context(), e, fakeModel, EngineOptions{Name: "fake", BatchSizes: PowersOfTwo(8),
+		rep, err := RunEngine(t.Context(), []Engine{e}, fakeModel, EngineOptions{Name: "fake", BatchSizes: PowersOfTwo(8),
 			Duration: 100 * time.Millisecond, Warmup: 10 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -54,10 +54,29 @@ func TestRunEngine(t *testing.T) {
 	})
 }
 
+func TestRunEngineRunsEnginesSideBySide(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a := &fakeEngine{perRun: time.Millisecond}
+		b := &fakeEngine{perRun: time.Millisecond}
+		rep, err := RunEngine(t.Context(), []Engine{a, b}, fakeModel, EngineOptions{BatchSizes: []int{2}, Duration: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := rep.Levels[0]
+		if l.Concurrency != 2 || l.ItemsPerSec < 3960 || l.ItemsPerSec > 4040 || l.P50 != 1000 {
+			t.Errorf("level = concurrency %d, %.0f items/s, p50 %v µs; want 2, 4000 (two engines of 1 ms runs at batch 2), 1000",
+				l.Concurrency, l.ItemsPerSec, l.P50)
+		}
+		if len(a.batches) == 0 || len(b.batches) == 0 {
+			t.Errorf("runs per engine: %d and %d, want both busy", len(a.batches), len(b.batches))
+		}
+	})
+}
+
 func TestRunEngineReportsTheFailingBatch(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		e := &fakeEngine{perRun: time.Millisecond, failAt: 4}
-		_, err := RunEngine(t.Context(), e, fakeModel, EngineOptions{BatchSizes: []int{1, 4}, Duration: 10 * time.Millisecond})
+		_, err := RunEngine(t.Context(), []Engine{e}, fakeModel, EngineOptions{BatchSizes: []int{1, 4}, Duration: 10 * time.Millisecond})
 		if want := "batch size 4: out of memory"; err == nil || err.Error() != want {
 			t.Errorf("RunEngine err = %v, want %q", err, want)
 		}

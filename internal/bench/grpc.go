@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	inference "github.com/ferryml/ferry/internal/proto"
@@ -21,14 +23,23 @@ type GRPCOptions struct {
 	// MaxMessageBytes raises grpc-go's 4 MiB default in both directions, so large
 	// tensors fit; 0 keeps 1 GiB.
 	MaxMessageBytes int
+	// Conns is how many connections requests take turns on; 0 is one. One connection
+	// batches its frames into fewer syscalls; several spread the HTTP/2 framing over
+	// more cores (Triton's client library shares a channel among at most 6 clients).
+	Conns int
+	// Streaming sends each request as a message on a ModelStreamInfer stream (one
+	// stream per request in flight, reused), as perf_analyzer's --streaming does,
+	// instead of one unary ModelInfer call each.
+	Streaming bool
 }
 
 // GRPCClient speaks the V2 gRPC protocol to one model, over one connection (HTTP/2
 // multiplexes the requests in flight).
 type GRPCClient struct {
-	o    GRPCOptions
-	conn *grpc.ClientConn
-	api  inference.GRPCInferenceServiceClient
+	o     GRPCOptions
+	conns []*grpc.ClientConn
+	apis  []inference.GRPCInferenceServiceClient
+	api   inference.GRPCInferenceServiceClient // the first, for control calls
 }
 
 var _ Client = (*GRPCClient)(nil)
@@ -47,16 +58,29 @@ func NewGRPC(o GRPCOptions) (*GRPCClient, error) {
 	if o.MaxMessageBytes <= 0 {
 		o.MaxMessageBytes = 1 << 30
 	}
-	conn, err := grpc.NewClient(o.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(o.MaxMessageBytes), grpc.MaxCallSendMsgSize(o.MaxMessageBytes)))
-	if err != nil {
-		return nil, fmt.Errorf("grpc %s: %w", o.Addr, err)
+	c := &GRPCClient{o: o}
+	for range max(o.Conns, 1) {
+		conn, err := grpc.NewClient(o.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(o.MaxMessageBytes), grpc.MaxCallSendMsgSize(o.MaxMessageBytes)))
+		if err != nil {
+			_ = c.Close()
+			return nil, fmt.Errorf("grpc %s: %w", o.Addr, err)
+		}
+		c.conns = append(c.conns, conn)
+		c.apis = append(c.apis, inference.NewGRPCInferenceServiceClient(conn))
 	}
-	return &GRPCClient{o: o, conn: conn, api: inference.NewGRPCInferenceServiceClient(conn)}, nil
+	c.api = c.apis[0]
+	return c, nil
 }
 
-// Close closes the connection.
-func (c *GRPCClient) Close() error { return c.conn.Close() }
+// Close closes the connections.
+func (c *GRPCClient) Close() error {
+	var errs []error
+	for _, conn := range c.conns {
+		errs = append(errs, conn.Close())
+	}
+	return errors.Join(errs...)
+}
 
 // Model calls ModelMetadata for the inputs and ModelConfig for max_batch_size.
 func (c *GRPCClient) Model(ctx context.Context) (Model, error) {
@@ -114,10 +138,13 @@ func (c *GRPCClient) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error
 		}
 		reqs[i] = r
 	}
+	if c.o.Streaming {
+		return c.streamSender(reqs), nil
+	}
 	return func(ctx context.Context, i int) error {
 		ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 		defer cancel()
-		resp, err := c.api.ModelInfer(ctx, reqs[i%len(reqs)])
+		resp, err := c.apis[i%len(c.apis)].ModelInfer(ctx, reqs[i%len(reqs)])
 		if err != nil {
 			return err
 		}
@@ -126,4 +153,71 @@ func (c *GRPCClient) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error
 		}
 		return nil
 	}, nil
+}
+
+// inferStream is one open ModelStreamInfer stream, used by one request at a time.
+type inferStream struct {
+	s      grpc.BidiStreamingClient[inference.ModelInferRequest, inference.ModelStreamInferResponse]
+	cancel context.CancelFunc
+}
+
+// streamSender sends each request on an idle stream from a free list, opening one
+// when none is idle, so there are as many streams as requests in flight at most.
+func (c *GRPCClient) streamSender(reqs []*inference.ModelInferRequest) Sender {
+	var mu sync.Mutex
+	var idle []*inferStream
+	var opened atomic.Uint64
+	return func(ctx context.Context, i int) error {
+		mu.Lock()
+		var st *inferStream
+		if n := len(idle); n > 0 {
+			st, idle = idle[n-1], idle[:n-1]
+		}
+		mu.Unlock()
+		if st == nil {
+			sctx, cancel := context.WithCancel(context.Background())
+			api := c.apis[int(opened.Add(1))%len(c.apis)]
+			s, err := api.ModelStreamInfer(sctx)
+			if err != nil {
+				cancel()
+				return err
+			}
+			st = &inferStream{s: s, cancel: cancel}
+		}
+		// A stream has no per-message deadline: the request's context or the timeout
+		// ends the whole stream, which is then not reused.
+		ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
+		defer cancel()
+		stop := context.AfterFunc(ctx, st.cancel)
+		err := st.roundTrip(reqs[i%len(reqs)])
+		if !stop() || err != nil {
+			st.cancel()
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
+			return err
+		}
+		mu.Lock()
+		idle = append(idle, st)
+		mu.Unlock()
+		return nil
+	}
+}
+
+// roundTrip sends one request and reads its response.
+func (st *inferStream) roundTrip(req *inference.ModelInferRequest) error {
+	if err := st.s.Send(req); err != nil {
+		return err
+	}
+	resp, err := st.s.Recv()
+	if err != nil {
+		return err
+	}
+	if msg := resp.GetErrorMessage(); msg != "" {
+		return errors.New(msg)
+	}
+	if len(resp.GetInferResponse().GetOutputs()) == 0 {
+		return errors.New("response without outputs")
+	}
+	return nil
 }

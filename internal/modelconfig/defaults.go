@@ -2,6 +2,7 @@ package modelconfig
 
 import (
 	"fmt"
+	"runtime"
 	"slices"
 	"strings"
 
@@ -90,6 +91,23 @@ func setInstanceGroups(cfg *inference.ModelConfig) {
 			g.Kind = inference.ModelInstanceGroup_KIND_CPU
 		}
 	}
+}
+
+// Instances is how many execution instances the instance groups ask for: their counts
+// added up (a count of 0 is 1), and 1 when there is no group.
+func Instances(cfg *inference.ModelConfig) int {
+	n := 0
+	for _, g := range cfg.GetInstanceGroup() {
+		n += int(max(g.GetCount(), 1))
+	}
+	return max(n, 1)
+}
+
+// CoresPerInstance shares the machine's cores among the instances (at least one each),
+// so instances × threads stays within the cores: the default thread count of backends
+// whose engine parallelises one execution.
+func CoresPerInstance(cfg *inference.ModelConfig) int {
+	return max(1, runtime.NumCPU()/Instances(cfg))
 }
 
 // Versions applies a version policy to the version numbers found on disk.

@@ -241,14 +241,12 @@ func (r *Repository) open(ctx context.Context, name, ver, vdir string, base *inf
 
 // instanceCount adds up the instance groups; Ferry runs on CPUs only.
 func instanceCount(cfg *inference.ModelConfig) (int, error) {
-	total := 0
 	for i, g := range cfg.GetInstanceGroup() {
 		if g.GetKind() == inference.ModelInstanceGroup_KIND_GPU {
 			return 0, fmt.Errorf("instance_group[%d]: KIND_GPU is not available; this server runs models on the CPU (use KIND_CPU)", i)
 		}
-		total += int(max(g.GetCount(), 1))
 	}
-	return max(total, 1), nil
+	return modelconfig.Instances(cfg), nil
 }
 
 // readConfig parses config.pbtxt (or the JSON config given with a load request) and

@@ -92,7 +92,7 @@ func (f *Factory) Open(ctx context.Context, path string, cfg *inference.ModelCon
 	inst, err := f.open(ctx, path, cfg)
 	f.mu.Lock()
 	n := f.count[cfg] + 1
-	if err != nil || n >= instanceTotal(cfg) { // the repository opens no more for this load
+	if err != nil || n >= modelconfig.Instances(cfg) { // the repository opens no more for this load
 		delete(f.count, cfg)
 	} else {
 		f.count[cfg] = n
@@ -210,14 +210,6 @@ func (f *Factory) instanceName(cfg *inference.ModelConfig) string {
 		n -= c
 	}
 	return fmt.Sprintf("%s_0_%d", cfg.GetName(), n)
-}
-
-func instanceTotal(cfg *inference.ModelConfig) int {
-	total := 0
-	for _, g := range cfg.GetInstanceGroup() {
-		total += int(max(g.GetCount(), 1))
-	}
-	return max(total, 1)
 }
 
 // writeRuntime writes the runner and pb_utils module to a new temporary folder.
