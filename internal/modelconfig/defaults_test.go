@@ -11,6 +11,26 @@ import (
 	"google.golang.org/protobuf/testing/protocmp"
 )
 
+func TestSetInstanceCount(t *testing.T) {
+	cfg, err := Parse([]byte(`backend: "trees" instance_group [ { kind: KIND_CPU }, { count: 3 } ]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	SetInstanceCount(cfg, 8)
+	SetDefaults(cfg, "m")
+	if got := []int32{cfg.InstanceGroup[0].Count, cfg.InstanceGroup[1].Count}; got[0] != 8 || got[1] != 3 {
+		t.Errorf("counts %v, want [8 3]: the backend's default where none is set, the config's elsewhere", got)
+	}
+	empty := &inference.ModelConfig{}
+	SetInstanceCount(empty, 0)
+	if len(empty.InstanceGroup) != 1 || empty.InstanceGroup[0].Count != 1 {
+		t.Errorf("groups %v, want one with count 1", empty.InstanceGroup)
+	}
+	if Instances(empty) != 1 || Instances(cfg) != 11 {
+		t.Errorf("Instances = %d and %d, want 1 and 11", Instances(empty), Instances(cfg))
+	}
+}
+
 func TestSetDefaults(t *testing.T) {
 	for _, tc := range []struct{ name, config, want string }{
 		{
@@ -18,14 +38,14 @@ func TestSetDefaults(t *testing.T) {
 			config: ``,
 			want: `name: "m" platform: "onnxruntime_onnx" backend: "onnxruntime" default_model_filename: "model.onnx"
 				version_policy { latest { num_versions: 1 } }
-				instance_group [ { name: "m_0" count: 1 kind: KIND_CPU } ]`,
+				instance_group [ { name: "m_0" count: 2 kind: KIND_CPU } ]`,
 		},
 		{
 			name:   "platform gives the backend, and set values stay",
 			config: `name: "m" platform: "onnxruntime_onnx" default_model_filename: "resnet.onnx" version_policy { all { } }`,
 			want: `name: "m" platform: "onnxruntime_onnx" backend: "onnxruntime" default_model_filename: "resnet.onnx"
 				version_policy { all { } }
-				instance_group [ { name: "m_0" count: 1 kind: KIND_CPU } ]`,
+				instance_group [ { name: "m_0" count: 2 kind: KIND_CPU } ]`,
 		},
 		{
 			name:   "groups get names, count 1 and CPU placement",
@@ -40,6 +60,13 @@ func TestSetDefaults(t *testing.T) {
 				instance_group [ { name: "m_0" count: 1 kind: KIND_CPU } ]`,
 		},
 		{
+			name:   "an ONNX group that sets no count gets Triton's 2, one that does keeps it",
+			config: `backend: "onnxruntime" instance_group [ { kind: KIND_CPU }, { count: 1 } ]`,
+			want: `name: "m" backend: "onnxruntime" platform: "onnxruntime_onnx" default_model_filename: "model.onnx"
+				version_policy { latest { num_versions: 1 } }
+				instance_group [ { name: "m_0" count: 2 kind: KIND_CPU }, { name: "m_1" count: 1 kind: KIND_CPU } ]`,
+		},
+		{
 			name:   "ensembles get no instance group",
 			config: `name: "e" platform: "ensemble" ensemble_scheduling { }`,
 			want:   `name: "e" platform: "ensemble" ensemble_scheduling { } version_policy { latest { num_versions: 1 } }`,
@@ -50,7 +77,7 @@ func TestSetDefaults(t *testing.T) {
 			want: `name: "m" backend: "onnxruntime" platform: "onnxruntime_onnx" default_model_filename: "model.onnx"
 				sequence_batching { max_sequence_idle_microseconds: 1000000 }
 				version_policy { latest { num_versions: 1 } }
-				instance_group [ { name: "m_0" count: 1 kind: KIND_CPU } ]`,
+				instance_group [ { name: "m_0" count: 2 kind: KIND_CPU } ]`,
 		},
 		{
 			name:   "a version policy with no choice becomes latest 1",

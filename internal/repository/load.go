@@ -35,6 +35,9 @@ type Backend struct {
 	InspectConfig func(ctx context.Context, path string, cfg *inference.ModelConfig) (modelconfig.IO, error)
 	// Open creates one execution instance from the model file and complete config.
 	Open func(ctx context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error)
+	// DefaultInstances, when > 0, is the instance count of a CPU group whose config sets
+	// none, instead of modelconfig's (Triton's) default.
+	DefaultInstances int
 	// OutsideMemory, when set, reports the memory an instance holds outside this process
 	// (python: its child), which the memory budget adds to what it measures here.
 	OutsideMemory func(scheduler.Instance) int64
@@ -278,6 +281,9 @@ func (r *Repository) readConfig(dir, name string, opts *core.LoadOptions) (*infe
 	backend, err := r.pickBackend(dir, cfg)
 	if err != nil {
 		return nil, false, Backend{}, err
+	}
+	if backend.DefaultInstances > 0 {
+		modelconfig.SetInstanceCount(cfg, backend.DefaultInstances)
 	}
 	modelconfig.SetDefaults(cfg, name)
 	return cfg, explicitMax, backend, nil

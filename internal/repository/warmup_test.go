@@ -230,6 +230,7 @@ func TestWarmupFileData(t *testing.T) {
 	fr := newFakeRepo(t, `name: "m"
 backend: "onnxruntime"
 max_batch_size: 0
+instance_group [ { count: 1 } ]
 input [ { name: "A" data_type: TYPE_FP32 dims: [ 2 ] }, { name: "B" data_type: TYPE_FP32 dims: [ 2 ] }, { name: "S" data_type: TYPE_STRING dims: [ 2 ] } ]
 output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 2 ] } ]
 model_warmup [ { name: "files" batch_size: 1 inputs [
@@ -327,6 +328,7 @@ func TestWarmupStatefulModel(t *testing.T) {
 	fr := newFakeRepo(t, `name: "m"
 backend: "onnxruntime"
 max_batch_size: 4
+instance_group [ { count: 1 } ]
 input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ 3 ] } ]
 output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ 3 ] } ]
 sequence_batching { control_input [ { name: "START" control [ { kind: CONTROL_SEQUENCE_START int32_false_true: [ 0, 1 ] } ] } ] }

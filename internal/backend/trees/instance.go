@@ -57,9 +57,10 @@ type Instance struct {
 	closed bool       // guarded by mu
 }
 
-// Open loads the model at path into a new Instance.
+// Open loads the model at path into a new Instance; instances opened on the same file
+// share one copy of the model (LoadShared).
 func Open(path string, opts Options) (*Instance, error) {
-	m, err := Load(path, opts.Format)
+	m, err := LoadShared(path, opts.Format)
 	if err != nil {
 		return nil, err
 	}
