@@ -1,0 +1,71 @@
+#!/bin/sh
+# bench-scheduling.sh measures, in one run, what dynamic batching buys on the mlp example
+# (issue 3's benchmark): the server and `ferry bench` on this machine, then the engine
+# alone. Each row is one `ferry bench`; ratios are computed here from the CSV reports.
+#
+#   tools/bench-scheduling.sh            # 8 s per row
+#   DURATION=3s tools/bench-scheduling.sh
+set -eu
+cd "$(dirname "$0")/.."
+DURATION=${DURATION:-8s}
+make -s build models >/dev/null
+out=$(mktemp -d)
+./bin/ferry serve --model-repository examples/models --grpc-port 8001 --http-port 8000 >"$out/server.log" 2>&1 &
+server=$!
+trap 'kill $server 2>/dev/null; rm -rf "$out"' EXIT INT TERM
+i=0
+until ./bin/ferry bench -m mlp --grpc localhost:8001 --duration 100ms >/dev/null 2>&1; do
+	i=$((i + 1))
+	[ $i -lt 100 ] || { cat "$out/server.log"; exit 1; }
+	sleep 0.1
+done
+
+# run NAME ARGS...: one ferry bench into $out/NAME.csv.
+run() {
+	name=$1
+	shift
+	./bin/ferry bench "$@" --duration "$DURATION" --csv "$out/$name.csv" >/dev/null 2>&1
+}
+# field NAME COLUMN: a column of a report's last row, counted from the end (the protocol
+# column may hold commas).
+field() {
+	tail -n 1 "$out/$1.csv" | awk -F, -v c="$2" '{ print $(NF - c) }'
+}
+# best NAME: the engine row with the most items/s, as "items/s p50_us p99_us batch".
+best() {
+	tail -n +2 "$out/$1.csv" | awk -F, 'BEGIN { m = 0 } $(NF-6) > m { m = $(NF-6); r = m " " $(NF-5) " " $(NF-2) " " $(NF-13) } END { print r }'
+}
+
+run a_batched -m mlp --grpc localhost:8001 --concurrency 64
+run a_nobatch -m mlp_nobatch --grpc localhost:8001 --concurrency 64
+run a_batched_stream -m mlp --grpc localhost:8001 --concurrency 64 --streaming
+run a_nobatch_stream -m mlp_nobatch --grpc localhost:8001 --concurrency 64 --streaming
+run b -m mlp --grpc localhost:8001 --concurrency 32 -b 8
+run b_stream -m mlp --grpc localhost:8001 --concurrency 32 -b 8 --streaming
+kill $server
+wait $server 2>/dev/null || true
+run engine --engine examples/models/mlp
+run engine_2x1 --engine examples/models/mlp --engine-instances 2 --onnx-intra-op-threads 1
+
+set -- $(best engine)
+engine=$1 engine_p50=$2 engine_p99=$3 engine_batch=$4
+set -- $(best engine_2x1)
+engine2=$1 engine2_batch=$4
+
+row() { # name label ratio
+	awk -v l="$2" -v i="$(field "$1" 6)" -v p50="$(field "$1" 5)" -v p99="$(field "$1" 2)" -v b="$(field "$1" 0)" -v r="$3" \
+		'BEGIN { printf "| %s | %.0f | %.1f | %.1f | %.1f | %s |\n", l, i, p50 / 1000, p99 / 1000, b, r }'
+}
+ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
+
+echo "| what | items/s | p50 ms | p99 ms | server avg batch | ratio |"
+echo "|---|---|---|---|---|---|"
+row a_batched "(a) mlp, 64 clients x 1 item, unary gRPC, batching on" "$(ratio "$(field a_batched 6)" "$(field a_nobatch 6)")x the unbatched"
+row a_nobatch "(a) mlp_nobatch, 64 clients x 1 item, unary gRPC" "1"
+row a_batched_stream "(a) mlp, 64 clients x 1 item, gRPC streaming, batching on" "$(ratio "$(field a_batched_stream 6)" "$(field a_nobatch_stream 6)")x the unbatched"
+row a_nobatch_stream "(a) mlp_nobatch, 64 clients x 1 item, gRPC streaming" "1"
+row b "(b) mlp, 32 clients x 8 items, unary gRPC" "$(ratio "$(field b 6)" "$engine") of the engine"
+row b_stream "(b) mlp, 32 clients x 8 items, gRPC streaming" "$(ratio "$(field b_stream 6)" "$engine") of the engine"
+awk -v b="$engine_batch" -v i="$engine" -v p50="$engine_p50" -v p99="$engine_p99" \
+	'BEGIN { printf "| engine, 1 session x 2 threads, best batch (%s), no load generator | %.0f | %.1f | %.1f | | 1 |\n", b, i, p50 / 1000, p99 / 1000 }'
+printf '| engine, 2 sessions x 1 thread, best batch (%s), for reference | %.0f | | | | %s |\n' "$engine2_batch" "$engine2" "$(ratio "$engine2" "$engine")"
