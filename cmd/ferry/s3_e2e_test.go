@@ -155,6 +155,36 @@ func TestS3RepositoryServesRefusesCorruptionAndPolls(t *testing.T) {
 	}
 }
 
+// TestS3OnDemandFollowsTheStore: in on-demand mode the store is re-read every poll
+// interval too: a model uploaded after start serves on its first request, and a loaded
+// model whose new version arrives is unloaded, so its next request loads version 2.
+func TestS3OnDemandFollowsTheStore(t *testing.T) {
+	srv := s3test.New(t, "models")
+	srv.RequireAccessKey(s3TestKey)
+	srv.Put(t, "prod/simple/config.pbtxt", []byte(simpleConfig))
+	srv.Put(t, "prod/simple/1/model.onnx", onnxgen.Simple())
+	ts := startServer(t, "s3://models/prod", withS3(srv, t.TempDir()), func(c *serveConfig) {
+		c.mode = "on-demand"
+		c.pollInterval = 50 * time.Millisecond
+	})
+	if code, v, b := s3Infer(t, ts, "simple"); code != 200 || v != "1" {
+		t.Fatalf("simple from s3 on demand: %d version %q %s", code, v, b)
+	}
+
+	srv.Put(t, "prod/later/config.pbtxt", []byte(strings.Replace(simpleConfig, `name: "simple"`, `name: "later"`, 1)))
+	srv.Put(t, "prod/later/1/model.onnx", onnxgen.Simple())
+	s3Wait(t, "a model uploaded after start serves", func() bool {
+		code, _, _ := s3Infer(t, ts, "later")
+		return code == 200
+	})
+
+	srv.Put(t, "prod/simple/2/model.onnx", onnxgen.Simple())
+	s3Wait(t, "version 2 serves", func() bool {
+		code, v, _ := s3Infer(t, ts, "simple")
+		return code == 200 && v == "2"
+	})
+}
+
 // TestS3StartsFromCacheWhenStoreIsDown: a server restarted while the store is unreachable
 // serves the files an earlier run verified; with an empty cache it refuses to start.
 func TestS3StartsFromCacheWhenStoreIsDown(t *testing.T) {

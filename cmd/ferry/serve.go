@@ -90,7 +90,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f.IntVar(&cfg.grpcPort, "grpc-port", 8001, "port for V2 gRPC (0 picks a free port)")
 	f.StringVar(&cfg.mode, "model-control-mode", "none", "none (load all at start), explicit (--load-model and the repository API), poll (rescan) or on-demand (load on first request)")
 	f.StringArrayVar(&cfg.loadModels, "load-model", nil, "model to load at start in explicit mode (repeatable)")
-	f.DurationVar(&cfg.pollInterval, "repository-poll-interval", 15*time.Second, "how often poll mode rescans the repository")
+	f.DurationVar(&cfg.pollInterval, "repository-poll-interval", 15*time.Second, "how often poll mode rescans the repository (on-demand mode: re-reads an object store and unloads models whose files changed)")
 	f.StringVar(&cfg.logFormat, "log-format", "", "json or text (default: text on a terminal, else json)")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.Int64Var(&cfg.limits.MaxBodyBytes, "max-body-bytes", cfg.limits.MaxBodyBytes, "largest HTTP request body; larger is refused with 413")

@@ -75,6 +75,9 @@ func (r *Repository) loadFromDisk(ctx context.Context, name string, opts *core.L
 	// Polling skips an unchanged model even when it failed (no retry every interval); a
 	// load request retries anything that is not fully serving.
 	unchanged := m.fp == fp && (opts == nil || len(opts.Files) == 0 && m.healthyLocked())
+	if !unchanged {
+		m.fromRequest = opts != nil && (opts.Config != "" || len(opts.Files) > 0)
+	}
 	r.mu.Unlock()
 	if unchanged {
 		return nil

@@ -18,9 +18,12 @@ type model struct {
 	ctl  sync.Mutex // serialises loads and unloads of this model; taken before Repository.mu
 
 	// Guarded by Repository.mu.
-	fp       string // fingerprint of the files behind the current versions
-	reason   string // why the model as a whole failed (config error), "" if it did not
-	versions map[int64]*version
+	fp string // fingerprint of the files behind the current versions
+	// fromRequest: the current versions came from a load request's config or files, not
+	// from the repository folder alone, so a change of the folder does not replace them.
+	fromRequest bool
+	reason      string // why the model as a whole failed (config error), "" if it did not
+	versions    map[int64]*version
 
 	lastUsed atomic.Int64 // unix nanoseconds of the last lease taken or returned (ondemand.go)
 }

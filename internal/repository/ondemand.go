@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"path/filepath"
 	"sync"
 	"time"
@@ -299,6 +300,36 @@ func (r *Repository) stopLoads() {
 
 // runIdleUnload unloads models unused for IdleUnload, checking a few times per period,
 // until ctx ends.
+// refreshOnDemand brings an on-demand repository up to date with its files: it syncs
+// the source (an object store), then unloads each loaded model whose files changed or
+// went away, so that its next request loads what is there now. New models need nothing:
+// their first request finds them.
+func (r *Repository) refreshOnDemand(ctx context.Context) {
+	if err := r.syncSource(ctx); err != nil {
+		r.log.Warn("model store sync failed; the repository keeps its current files", "err", err)
+	}
+	for _, name := range r.loadedNames() {
+		dir := filepath.Join(r.opts.Root, name)
+		r.mu.Lock()
+		m := r.models[name]
+		fp := ""
+		if m != nil && !m.fromRequest {
+			fp = m.fp
+		}
+		r.mu.Unlock()
+		if fp == "" || fp == fingerprint(dir) {
+			continue
+		}
+		reason := "replaced"
+		if st, err := os.Stat(dir); err != nil || !st.IsDir() {
+			reason = "removed"
+		}
+		if err := r.unloadModel(name, reason); err != nil {
+			r.log.Warn("model unload failed", "model", name, "err", err)
+		}
+	}
+}
+
 func (r *Repository) runIdleUnload(ctx context.Context) error {
 	if r.opts.IdleUnload <= 0 {
 		<-ctx.Done()

@@ -269,6 +269,49 @@ func TestOnDemandLoadAndUnloadAPI(t *testing.T) {
 	}
 }
 
+// TestOnDemandRefreshReplacesChangedModels: a loaded model whose files change (or go) is
+// unloaded at the next refresh, so its next request loads the new files; unchanged
+// models, and a model loaded from a load request's own config, stay.
+func TestOnDemandRefreshReplacesChangedModels(t *testing.T) {
+	mr := newMemRepo(t, map[string]int{"same": 1, "changed": 1, "gone": 1, "api": 1}, Options{})
+	ctx := context.Background()
+	for _, name := range []string{"same", "changed", "gone"} {
+		mr.use(t, name)
+	}
+	if err := mr.Load(ctx, "api", core.LoadOptions{Config: `{"backend": "mem", "max_batch_size": 0,
+		"input": [{"name": "INPUT0", "data_type": "TYPE_FP32", "dims": [1]}],
+		"output": [{"name": "OUTPUT0", "data_type": "TYPE_FP32", "dims": [1]}]}`}); err != nil {
+		t.Fatalf("Load(api) with a config: %v", err)
+	}
+	mr.refreshOnDemand(ctx)
+	if got := mr.unloads.String(); got != "" {
+		t.Fatalf("refresh with no file changed unloaded %q, want nothing", got)
+	}
+
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(filepath.Join(mr.opts.Root, "changed", "1", "model.mem"), later, later); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.RemoveAll(filepath.Join(mr.opts.Root, "gone")); err != nil {
+		t.Fatal(err)
+	}
+	mr.refreshOnDemand(ctx)
+	if got := mr.unloads.String(); got != "changed:replaced gone:removed" {
+		t.Errorf("unloads after the files changed: %q, want changed:replaced gone:removed", got)
+	}
+	st := mr.states()
+	if st["same"] != "READY " || st["api"] != "READY " {
+		t.Errorf("index after refresh: %v; want same and api still READY", st)
+	}
+	mr.use(t, "changed") // loads the new files
+	if n := mr.backend.openCount("changed"); n != 2 {
+		t.Errorf("changed opened %d times, want 2 (before and after the change)", n)
+	}
+	if _, err := mr.Acquire(ctx, "gone", ""); !errors.Is(err, core.ErrNotFound) {
+		t.Errorf("Acquire(gone) after its folder went: %v, want ErrNotFound", err)
+	}
+}
+
 func TestOnDemandOptionsChecked(t *testing.T) {
 	root := t.TempDir()
 	for _, tc := range []struct {

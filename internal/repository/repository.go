@@ -153,23 +153,34 @@ func (r *Repository) Start(ctx context.Context) error {
 }
 
 // Run polls the repository in poll mode until ctx ends; in on-demand mode it unloads
-// idle models (ondemand.go); in other modes it just waits.
+// idle models and, every PollInterval, the models whose files changed (ondemand.go); in
+// other modes it just waits.
 func (r *Repository) Run(ctx context.Context) error {
-	if r.opts.Mode == ModeOnDemand {
-		return r.runIdleUnload(ctx)
-	}
-	if r.opts.Mode != ModePoll {
+	switch r.opts.Mode {
+	case ModeOnDemand:
+		var wg sync.WaitGroup
+		wg.Go(func() { r.every(ctx, r.opts.PollInterval, r.refreshOnDemand) })
+		err := r.runIdleUnload(ctx)
+		wg.Wait()
+		return err
+	case ModePoll:
+		r.every(ctx, r.opts.PollInterval, r.Poll)
+	default:
 		<-ctx.Done()
-		return nil
 	}
-	t := time.NewTicker(r.opts.PollInterval)
+	return nil
+}
+
+// every calls f every interval until ctx ends.
+func (r *Repository) every(ctx context.Context, interval time.Duration, f func(context.Context)) {
+	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-t.C:
-			r.Poll(ctx)
+			f(ctx)
 		}
 	}
 }
