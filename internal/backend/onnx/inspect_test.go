@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -56,6 +57,39 @@ func TestInspect(t *testing.T) {
 				t.Errorf("Inspect (-got +want):\n%s", d)
 			}
 		})
+	}
+}
+
+// TestInspectFollowsTheFile: descriptions are remembered per file content, so a model
+// file replaced in place is described again, and what Inspect returns is the caller's.
+func TestInspectFollowsTheFile(t *testing.T) {
+	needORT(t)
+	path := writeModel(t, onnxgen.Simple())
+	first, err := rt.Inspect(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first.Inputs[0].Shape[1] = 99 // must not reach the remembered description
+	again, err := rt.Inspect(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := again.Inputs[0].Shape; !got.Equal(tensor.Shape{-1, 16}) {
+		t.Errorf("second Inspect: INPUT0 shape %v, want [-1 16]", got)
+	}
+	if err := os.WriteFile(path, onnxgen.MLP(1), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	later := time.Now().Add(time.Hour)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	replaced, err := rt.Inspect(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(replaced.Inputs) != 1 || replaced.Inputs[0].Name != "input" {
+		t.Errorf("Inspect after the file was replaced by mlp: inputs %+v, want mlp's one input", replaced.Inputs)
 	}
 }
 

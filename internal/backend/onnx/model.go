@@ -5,6 +5,7 @@ import (
 	"os"
 	"runtime/debug"
 	"strings"
+	"time"
 
 	ort "github.com/yalue/onnxruntime_go"
 
@@ -50,10 +51,14 @@ type modelDesc struct {
 	skipped []skippedOutput
 }
 
+// io is a copy of the description's inputs and outputs: the description is shared.
 func (d *modelDesc) io() IO {
-	io := IO{Inputs: d.inputs, Outputs: make([]TensorInfo, len(d.outputs))}
+	io := IO{Inputs: make([]TensorInfo, len(d.inputs)), Outputs: make([]TensorInfo, len(d.outputs))}
+	for i, in := range d.inputs {
+		io.Inputs[i] = TensorInfo{Name: in.Name, DType: in.DType, Shape: in.Shape.Clone()}
+	}
 	for i, o := range d.outputs {
-		io.Outputs[i] = o.TensorInfo
+		io.Outputs[i] = TensorInfo{Name: o.Name, DType: o.DType, Shape: o.Shape.Clone()}
 	}
 	return io
 }
@@ -61,10 +66,46 @@ func (d *modelDesc) io() IO {
 // describe reads the model's inputs and outputs through a throwaway ONNX
 // Runtime session (the binding has no way to ask a live session) with graph
 // optimisation off, which makes that session cheaper to build.
+// descKey names one content of a model file, as far as the file system tells.
+type descKey struct {
+	path  string
+	size  int64
+	mtime time.Time
+}
+
+// maxDescs bounds the descriptions a Runtime remembers; past it they are all forgotten.
+const maxDescs = 1024
+
+// describe reads the inputs and outputs of the model at path, once per file content:
+// ONNX Runtime builds a whole (unoptimised) session for it, two thirds of the cost of
+// opening an instance of the mlp example, and a model's auto-complete and each of its
+// instances ask for the same file.
 func (r *Runtime) describe(path string) (*modelDesc, error) {
-	if _, err := os.Stat(path); err != nil {
+	st, err := os.Stat(path)
+	if err != nil {
 		return nil, fmt.Errorf("onnx: model %s: %w", path, err)
 	}
+	key := descKey{path: path, size: st.Size(), mtime: st.ModTime()}
+	r.mu.Lock()
+	d := r.descs[key]
+	r.mu.Unlock()
+	if d != nil {
+		return d, nil
+	}
+	if d, err = r.readDesc(path); err != nil {
+		return nil, err
+	}
+	r.mu.Lock()
+	if len(r.descs) >= maxDescs {
+		clear(r.descs)
+	}
+	r.descs[key] = d
+	r.mu.Unlock()
+	return d, nil
+}
+
+// readDesc asks ONNX Runtime for the model's inputs and outputs and plans each output.
+func (r *Runtime) readDesc(path string) (*modelDesc, error) {
 	var ins, outs []ort.InputOutputInfo
 	err := safely(r.log, func() error {
 		so, err := ort.NewSessionOptions()

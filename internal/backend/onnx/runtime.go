@@ -45,7 +45,8 @@ type Runtime struct {
 	closed bool // guarded by life
 
 	mu       sync.Mutex
-	sessions map[*Session]struct{} // open sessions; guarded by mu
+	sessions map[*Session]struct{}  // open sessions; guarded by mu
+	descs    map[descKey]*modelDesc // models described so far (model.go); guarded by mu
 }
 
 // NewRuntime loads the ONNX Runtime library and initialises its environment.
@@ -80,7 +81,7 @@ func NewRuntime(opts Options) (*Runtime, error) {
 	}
 	envInUse = true
 	log.Info("onnx runtime initialised", "library", opts.LibraryPath, "ort_version", version)
-	return &Runtime{log: log, version: version, sessions: map[*Session]struct{}{}}, nil
+	return &Runtime{log: log, version: version, sessions: map[*Session]struct{}{}, descs: map[descKey]*modelDesc{}}, nil
 }
 
 // Version is the ONNX Runtime library's version ("1.30.0").
