@@ -17,7 +17,7 @@ import (
 )
 
 // treesBackend serves XGBoost JSON (model.json) and LightGBM text (model.txt) models
-// with the pure-Go trees backend, as `backend: "trees"`. A model folder without a
+// with the pure-Go trees backend, as `backend: "trees"` (or "tree"). A model folder without a
 // config gets it when a version folder holds either file. Config parameters:
 //
 //   - model_type: "xgboost_json" or "lightgbm" (Triton FIL's names), picking the file
@@ -32,6 +32,7 @@ func treesBackend() repository.Backend {
 		// One single-threaded instance per core: leaves splits a batch over goroutines
 		// that wait for the slowest, so under load from the request handling around it
 		// one instance per core serves 16-row requests 1.4x as fast (BenchmarkTreesServerVsLeaves).
+		Aliases:          []string{"tree"},
 		DefaultInstances: runtime.NumCPU(),
 		DefaultFilename:  trees.FilenameXGBoost,
 		ModelFile:        treesModelFile,

@@ -53,7 +53,7 @@ func treesRepo(t *testing.T) string {
 	// No config: the backend is picked by the file, everything else auto-completed.
 	writeTreeModel(t, repo, "xgb_reg", "xgb_regression.json", "model.json", "")
 	writeTreeModel(t, repo, "lgb_multi", "lgb_multiclass.txt", "model.txt", "")
-	writeTreeModel(t, repo, "xgb_margin", "xgb_multiclass.json", "model.json", `backend: "trees"
+	writeTreeModel(t, repo, "xgb_margin", "xgb_multiclass.json", "model.json", `backend: "tree"
 parameters { key: "output_margin" value { string_value: "true" } }`)
 	writeTreeModel(t, repo, "lgb_fp64", "lgb_regression.txt", "model.txt", `backend: "trees"
 platform: "lightgbm"
@@ -121,6 +121,12 @@ func TestTreeModelsServe(t *testing.T) {
 		// default right: -0.03.
 		tc := treeCase{"lgb_fp64", true, [][]float64{{math.NaN(), math.NaN(), math.NaN()}}, [][]float64{{0.4 + 0.12 - 0.03}}}
 		treesCheck(t, tc, treesInferGRPC(t, ts, tc))
+	})
+	t.Run("backend tree is an alias of trees", func(t *testing.T) {
+		code, _, b := httpDo(t, "GET", ts.URL+"/v2/models/xgb_margin/config", "", nil)
+		if code != 200 || !strings.Contains(string(b), `"backend":"trees"`) {
+			t.Errorf("config of a model whose config.pbtxt says backend \"tree\": %d %s, want backend trees", code, b)
+		}
 	})
 	t.Run("auto-completed configs", func(t *testing.T) {
 		for _, m := range []string{"xgb_reg", "lgb_multi", "lgb_fp64"} {

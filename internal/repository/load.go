@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"time"
 
@@ -35,6 +36,9 @@ type Backend struct {
 	InspectConfig func(ctx context.Context, path string, cfg *inference.ModelConfig) (modelconfig.IO, error)
 	// Open creates one execution instance from the model file and complete config.
 	Open func(ctx context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error)
+	// Aliases are other config `backend` names that select this backend; the config is
+	// given the backend's own name.
+	Aliases []string
 	// DefaultInstances, when > 0, is the instance count of a CPU group whose config sets
 	// none, instead of modelconfig's (Triton's) default.
 	DefaultInstances int
@@ -45,6 +49,20 @@ type Backend struct {
 
 // Backends maps a config `backend` name ("onnxruntime") to its Backend.
 type Backends map[string]Backend
+
+// lookup finds the backend a config names, by its name or one of its aliases, and
+// returns its own name.
+func (bs Backends) lookup(name string) (string, Backend, bool) {
+	if b, ok := bs[name]; ok {
+		return name, b, true
+	}
+	for own, b := range bs {
+		if slices.Contains(b.Aliases, name) {
+			return own, b, true
+		}
+	}
+	return "", Backend{}, false
+}
 
 // loadFromDisk (re)loads a model so its versions match the files and version policy.
 // Unchanged versions keep serving; a changed or new version is loaded and READY before
@@ -298,10 +316,11 @@ func (r *Repository) pickBackend(dir string, cfg *inference.ModelConfig) (Backen
 		return Backend{}, nil // core runs an ensemble's steps on their own models
 	}
 	if name := cfg.GetBackend(); name != "" {
-		b, ok := r.opts.Backends[name]
+		name, b, ok := r.opts.Backends.lookup(name)
 		if !ok {
-			return Backend{}, fmt.Errorf("backend %q is not available in this server", name)
+			return Backend{}, fmt.Errorf("backend %q is not available in this server", cfg.GetBackend())
 		}
+		cfg.Backend = name
 		if cfg.Platform == "" {
 			cfg.Platform = b.Platform
 		}
