@@ -2,9 +2,17 @@ package main
 
 import (
 	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/tls"
+	"crypto/x509"
+	"crypto/x509/pkix"
 	"encoding/json"
+	"encoding/pem"
 	"fmt"
 	"io"
+	"math/big"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -19,7 +27,9 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
 )
 
 // writeRemoteModel writes a remote model forwarding to the upstream's "simple": a config
@@ -420,4 +430,133 @@ func TestRemoteLoadNeedsUpstream(t *testing.T) {
 	if s := states["configured"]; !strings.HasPrefix(s, "UNAVAILABLE") || !strings.Contains(s, "health check") {
 		t.Errorf("configured: %q, want loaded but UNAVAILABLE until its upstream's health check passes", s)
 	}
+}
+
+// TestRemoteOverTLS: https:// and grpcs:// upstreams serve when their certificate is
+// trusted through tls_ca_file, also with a client certificate (mutual TLS) where the
+// upstream asks for one; an upstream whose certificate is not trusted fails its model's
+// load with the reason.
+func TestRemoteOverTLS(t *testing.T) {
+	up := startServer(t, exampleRepo(t))
+	dir := t.TempDir()
+	ca := remoteTestCA(t)
+	serverCert := ca.issue(t, "upstream", x509.ExtKeyUsageServerAuth)
+	caFile := filepath.Join(dir, "ca.pem")
+	certFile, keyFile := ca.issueFiles(t, dir, "client", x509.ExtKeyUsageClientAuth)
+	if err := os.WriteFile(caFile, ca.pem, 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	target, err := url.Parse(up.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest := httptest.NewUnstartedServer(httputil.NewSingleHostReverseProxy(target))
+	rest.TLS = &tls.Config{Certificates: []tls.Certificate{serverCert}}
+	rest.StartTLS()
+	t.Cleanup(rest.Close)
+	// The gRPC upstream wants a client certificate signed by the same CA.
+	pool := x509.NewCertPool()
+	pool.AppendCertsFromPEM(ca.pem)
+	gs := grpc.NewServer(grpc.Creds(credentials.NewTLS(&tls.Config{Certificates: []tls.Certificate{serverCert},
+		ClientAuth: tls.RequireAndVerifyClientCert, ClientCAs: pool})))
+	up.grpcAPI.Register(gs)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	go gs.Serve(ln) //nolint:errcheck // ends with Stop
+	t.Cleanup(gs.Stop)
+	restURL := "https://" + rest.Listener.Addr().String()
+
+	repo := t.TempDir()
+	writeRemoteModel(t, repo, "via_https", restURL, "tls_ca_file", caFile, "timeout", "5s")
+	writeRemoteModel(t, repo, "via_grpcs", "grpcs://"+ln.Addr().String(), "tls_ca_file", caFile,
+		"tls_cert_file", certFile, "tls_key_file", keyFile, "timeout", "5s")
+	writeRemoteModel(t, repo, "untrusted", restURL, "timeout", "5s")
+	front := startServer(t, repo, func(c *serveConfig) { c.strictReady = false })
+
+	for _, model := range []string{"via_https", "via_grpcs"} {
+		body := simpleBody(2)
+		if got, want := restOutputs(t, front, model, body), restOutputs(t, up, "simple", body); got != want {
+			t.Errorf("%s: outputs %s, want the upstream's %s", model, got, want)
+		}
+	}
+	e, _ := findEntry(s3Index(t, front), "untrusted", "")
+	if e.State != "UNAVAILABLE" || !strings.Contains(e.Reason, "certificate signed by unknown authority") {
+		t.Errorf("untrusted upstream: %+v, want UNAVAILABLE saying the certificate is not trusted", e)
+	}
+}
+
+// remoteCA is a certificate authority made for one test.
+type remoteCA struct {
+	cert *x509.Certificate
+	key  *ecdsa.PrivateKey
+	pem  []byte
+}
+
+func remoteTestCA(t *testing.T) *remoteCA {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "ferry test CA"},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		IsCA: true, BasicConstraintsValid: true, KeyUsage: x509.KeyUsageCertSign}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cert, err := x509.ParseCertificate(der)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &remoteCA{cert: cert, key: key, pem: pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})}
+}
+
+// issue signs a certificate for 127.0.0.1 with the given use.
+func (ca *remoteCA) issue(t *testing.T, name string, use x509.ExtKeyUsage) tls.Certificate {
+	t.Helper()
+	certPEM, keyPEM := ca.issuePEM(t, name, use)
+	pair, err := tls.X509KeyPair(certPEM, keyPEM)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pair
+}
+
+// issueFiles writes a signed certificate and its key as PEM files in dir.
+func (ca *remoteCA) issueFiles(t *testing.T, dir, name string, use x509.ExtKeyUsage) (certFile, keyFile string) {
+	t.Helper()
+	certPEM, keyPEM := ca.issuePEM(t, name, use)
+	certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+".key")
+	if err := os.WriteFile(certFile, certPEM, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(keyFile, keyPEM, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return certFile, keyFile
+}
+
+func (ca *remoteCA) issuePEM(t *testing.T, name string, use x509.ExtKeyUsage) (certPEM, keyPEM []byte) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tmpl := &x509.Certificate{SerialNumber: big.NewInt(time.Now().UnixNano()), Subject: pkix.Name{CommonName: name},
+		NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(time.Hour),
+		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{use},
+		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}}
+	der, err := x509.CreateCertificate(rand.Reader, tmpl, ca.cert, &key.PublicKey, ca.key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	keyDER, err := x509.MarshalPKCS8PrivateKey(key)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der}), pem.EncodeToMemory(&pem.Block{Type: "PRIVATE KEY", Bytes: keyDER})
 }

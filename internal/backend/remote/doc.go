@@ -14,7 +14,8 @@
 //	parameters { key: "hedge" value: { string_value: "p95" } }
 //
 //	url               http://host:port (V2 REST, binary tensor extension) or
-//	                  grpc://host:port (V2 gRPC, raw contents); required
+//	                  grpc://host:port (V2 gRPC, raw contents); https:// and
+//	                  grpcs:// for the same over TLS; required
 //	model_name        the upstream's model; default: this model's name
 //	model_version     the upstream's version; default: the upstream's choice
 //	timeout           per try (default 30s)
@@ -24,6 +25,10 @@
 //	breaker_failures  consecutive failures that open the circuit; 0 never (default 5)
 //	breaker_cooldown  how long it stays open before a probe (default 5s)
 //	health_interval   how often upstream readiness is checked, or "off" (default 5s)
+//	tls_ca_file       PEM certificates to trust instead of the system's roots
+//	tls_server_name   the name the upstream's certificate must carry (default: url's host)
+//	tls_cert_file     with tls_key_file: a client certificate, for upstreams that ask
+//	tls_key_file      for one (mutual TLS); both PEM
 //
 // Unknown parameters are refused by name. Inputs and outputs come from the config when
 // it lists them all with data types and dims; otherwise [Backend.Inspect] reads the

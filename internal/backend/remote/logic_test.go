@@ -34,7 +34,15 @@ func TestParseOptions(t *testing.T) {
 		{"no url", map[string]string{}, nil, []string{`parameters "url": must name the upstream`}},
 		{"a url with a path", map[string]string{"url": "http://h:1/v2"}, nil, []string{`give only scheme, host and port`}},
 		{"a url without a port", map[string]string{"url": "http://h"}, nil, []string{`needs host:port`}},
-		{"an unknown scheme", map[string]string{"url": "https://h:1"}, nil, []string{`scheme "https"`}},
+		{"an unknown scheme", map[string]string{"url": "ftp://h:1"}, nil, []string{`scheme "ftp"`}},
+		{"https and grpcs are TLS", map[string]string{"url": "grpcs://h:1", "tls_server_name": "up.internal"}, func(o Options) bool {
+			return o.Protocol == GRPC && o.TLS != nil && o.TLS.ServerName == "up.internal" && o.TLS.RootCAs == nil
+		}, nil},
+		{"TLS settings need a TLS url", map[string]string{"url": "http://h:1", "tls_ca_file": "/ca.pem"}, nil,
+			[]string{`parameters "tls_ca_file": TLS settings need an https:// or grpcs:// url, not "http://h:1"`}},
+		{"bad TLS files", map[string]string{"url": "https://h:1", "tls_ca_file": "/nonexistent/ca.pem", "tls_cert_file": "/c.pem"}, nil,
+			[]string{`parameters "tls_ca_file": open /nonexistent/ca.pem: no such file or directory`,
+				`parameters "tls_cert_file", "tls_key_file": a client certificate needs both`}},
 		{"every bad value at once", map[string]string{"url": "http://h:1", "timeout": "soon", "retries": "-1",
 			"retry_budget": "2", "hedge": "p100", "breaker_cooldown": "0s", "model_version": "v1"}, nil,
 			[]string{`parameters "timeout": "soon"`, `parameters "retries": "-1"`, `parameters "retry_budget": "2"`,

@@ -1,10 +1,13 @@
 package remote
 
 import (
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
+	"os"
 	"slices"
 	"strconv"
 	"strings"
@@ -49,6 +52,11 @@ type Options struct {
 	BreakerCooldown time.Duration // how long the circuit stays open before a probe
 
 	HealthInterval time.Duration // upstream readiness checks; 0 turns them off
+
+	// TLS, when set, secures the connection (https:// and grpcs:// urls): the system's
+	// roots or tls_ca_file are trusted, tls_server_name overrides the name checked, and
+	// tls_cert_file with tls_key_file present a client certificate (mutual TLS).
+	TLS *tls.Config
 }
 
 // Hedge says when a second try is sent while the first has not answered.
@@ -72,7 +80,8 @@ func (h Hedge) String() string {
 
 // knownParams are the parameters a remote model's config may set.
 var knownParams = []string{"url", "model_name", "model_version", "timeout", "retries", "retry_budget",
-	"hedge", "breaker_failures", "breaker_cooldown", "health_interval"}
+	"hedge", "breaker_failures", "breaker_cooldown", "health_interval",
+	"tls_ca_file", "tls_server_name", "tls_cert_file", "tls_key_file"}
 
 // ParseOptions reads a remote model's parameters; model is the model's own name, the
 // upstream's by default. Every problem is reported, each naming its parameter.
@@ -120,12 +129,13 @@ func ParseOptions(cfg *inference.ModelConfig) (Options, error) {
 		add(err)
 		o.Hedge = h
 	}
+	add(o.parseTLS(p))
 	return o, errors.Join(errs...)
 }
 
 func (o *Options) parseURL(s string) error {
 	if s == "" {
-		return errors.New(`parameters "url": must name the upstream, as http://host:port (V2 REST) or grpc://host:port (V2 gRPC)`)
+		return errors.New(`parameters "url": must name the upstream, as http://host:port or https://host:port (V2 REST) or grpc://host:port or grpcs://host:port (V2 gRPC)`)
 	}
 	o.URL = s
 	u, err := url.Parse(s)
@@ -133,12 +143,15 @@ func (o *Options) parseURL(s string) error {
 		return fmt.Errorf("parameters \"url\": %v", err)
 	}
 	switch u.Scheme {
-	case "http":
+	case "http", "https":
 		o.Protocol = REST
-	case "grpc":
+	case "grpc", "grpcs":
 		o.Protocol = GRPC
 	default:
-		return fmt.Errorf("parameters \"url\": scheme %q: want http:// (V2 REST) or grpc:// (V2 gRPC)", u.Scheme)
+		return fmt.Errorf("parameters \"url\": scheme %q: want http:// or https:// (V2 REST), grpc:// or grpcs:// (V2 gRPC)", u.Scheme)
+	}
+	if u.Scheme == "https" || u.Scheme == "grpcs" {
+		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
 		return fmt.Errorf("parameters \"url\": %q: give only scheme, host and port (the V2 paths are fixed)", s)
@@ -148,6 +161,51 @@ func (o *Options) parseURL(s string) error {
 	}
 	o.Addr = u.Host
 	return nil
+}
+
+// parseTLS reads the tls_* parameters into o.TLS; they need an https:// or grpcs:// url.
+func (o *Options) parseTLS(p map[string]string) error {
+	var set []string
+	for _, k := range []string{"tls_ca_file", "tls_server_name", "tls_cert_file", "tls_key_file"} {
+		if p[k] != "" {
+			set = append(set, k)
+		}
+	}
+	if len(set) == 0 {
+		return nil
+	}
+	if o.TLS == nil {
+		if o.URL == "" {
+			return nil // the url's own error says what is wrong
+		}
+		return fmt.Errorf("parameters %q: TLS settings need an https:// or grpcs:// url, not %q", strings.Join(set, ", "), o.URL)
+	}
+	var errs []error
+	o.TLS.ServerName = p["tls_server_name"]
+	if f := p["tls_ca_file"]; f != "" {
+		pem, err := os.ReadFile(f)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("parameters \"tls_ca_file\": %w", err))
+		} else if pool := x509.NewCertPool(); !pool.AppendCertsFromPEM(pem) {
+			errs = append(errs, fmt.Errorf("parameters \"tls_ca_file\": %s holds no PEM certificate", f))
+		} else {
+			o.TLS.RootCAs = pool
+		}
+	}
+	cert, key := p["tls_cert_file"], p["tls_key_file"]
+	switch {
+	case cert == "" && key == "":
+	case cert == "" || key == "":
+		errs = append(errs, errors.New(`parameters "tls_cert_file", "tls_key_file": a client certificate needs both`))
+	default:
+		pair, err := tls.LoadX509KeyPair(cert, key)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("parameters \"tls_cert_file\", \"tls_key_file\": %w", err))
+		} else {
+			o.TLS.Certificates = []tls.Certificate{pair}
+		}
+	}
+	return errors.Join(errs...)
 }
 
 func parseHedge(v string) (Hedge, error) {

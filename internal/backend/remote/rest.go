@@ -23,7 +23,7 @@ const headerLength = "Inference-Header-Content-Length"
 // after a JSON header, and outputs are asked for the same way.
 type restClient struct {
 	o    Options
-	base string // http://host:port/v2/models/{model}[/versions/{version}]
+	base string // http(s)://host:port/v2/models/{model}[/versions/{version}]
 	hc   *http.Client
 }
 
@@ -34,8 +34,13 @@ func newREST(o Options) *restClient {
 		MaxIdleConnsPerHost: 256, // hedges and instances keep several connections busy
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
+		TLSClientConfig:     o.TLS,
 	}
-	base := "http://" + o.Addr + "/v2/models/" + url.PathEscape(o.Model)
+	scheme := "http://"
+	if o.TLS != nil {
+		scheme = "https://"
+	}
+	base := scheme + o.Addr + "/v2/models/" + url.PathEscape(o.Model)
 	if o.Version != "" {
 		base += "/versions/" + o.Version
 	}
