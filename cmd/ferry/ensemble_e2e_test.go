@@ -469,3 +469,42 @@ func TestEnsembleExplicitLoad(t *testing.T) {
 		t.Errorf("chain OUT1 = %v, want %v", got["OUT1"], a)
 	}
 }
+
+// TestEnsembleUnloadDependents: unload_dependents unloads an ensemble's step models
+// with it, except one another loaded ensemble still uses; without it the steps stay.
+func TestEnsembleUnloadDependents(t *testing.T) {
+	ts := startServer(t, ensRepo(t), func(c *serveConfig) {
+		c.mode = "explicit"
+		c.loadModels = []string{"diamond", "chain"}
+	})
+	ready := func(model string) bool {
+		res, err := ts.GRPC.ModelReady(t.Context(), &inference.ModelReadyRequest{Name: model})
+		return err == nil && res.GetReady()
+	}
+	unload := func(model, body string) {
+		t.Helper()
+		if code, _, b := httpDo(t, "POST", ts.URL+"/v2/repository/models/"+model+"/unload", "application/json", strings.NewReader(body)); code != 200 {
+			t.Fatalf("unload %s: %d %s", model, code, b)
+		}
+	}
+	unload("diamond", `{"parameters":{"unload_dependents":true}}`)
+	if ready("diamond") || ready("identity_int32") || !ready("simple") || !ready("chain") {
+		t.Errorf("after unloading diamond with dependents: diamond %v, identity_int32 %v, simple %v, chain %v; want only simple and chain (chain uses simple) ready",
+			ready("diamond"), ready("identity_int32"), ready("simple"), ready("chain"))
+	}
+	unload("chain", `{}`)
+	if ready("chain") || !ready("simple") {
+		t.Errorf("after unloading chain alone: chain %v, simple %v; want simple still ready", ready("chain"), ready("simple"))
+	}
+	if code, _, b := httpDo(t, "POST", ts.URL+"/v2/repository/models/chain/load", "", nil); code != 200 {
+		t.Fatalf("load chain: %d %s", code, b)
+	}
+	_, err := ts.GRPC.RepositoryModelUnload(t.Context(), &inference.RepositoryModelUnloadRequest{ModelName: "chain",
+		Parameters: map[string]*inference.ModelRepositoryParameter{"unload_dependents": {ParameterChoice: &inference.ModelRepositoryParameter_BoolParam{BoolParam: true}}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ready("chain") || ready("simple") {
+		t.Errorf("after unloading chain with dependents over gRPC: chain %v, simple %v; want neither ready", ready("chain"), ready("simple"))
+	}
+}

@@ -2,7 +2,10 @@ package core
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -155,9 +158,59 @@ func (s *Server) LoadModel(ctx context.Context, model string, opts LoadOptions) 
 }
 
 // UnloadModel unloads a model once its in-flight requests finish (repository extension).
-func (s *Server) UnloadModel(ctx context.Context, model string) error {
+// With dependents (Triton's unload_dependents), an ensemble's step models are unloaded
+// after it, and theirs for nested ensembles, except a step model another loaded
+// ensemble still uses.
+func (s *Server) UnloadModel(ctx context.Context, model string, dependents bool) error {
 	if err := CheckModelName(model); err != nil {
 		return err
 	}
-	return s.repo.Unload(ctx, model)
+	var steps []string
+	if dependents {
+		steps = s.stepModels(model) // before the unload takes the config away
+	}
+	if err := s.repo.Unload(ctx, model); err != nil {
+		return err
+	}
+	var errs []error
+	for _, step := range steps {
+		if step == model || s.usedByEnsembles()[step] {
+			continue
+		}
+		if err := s.UnloadModel(ctx, step, true); err != nil && !errors.Is(err, ErrNotFound) {
+			errs = append(errs, fmt.Errorf("unloading %q, a step of %q: %w", step, model, err))
+		}
+	}
+	return errors.Join(errs...)
+}
+
+// stepModels lists the models a loaded ensemble's steps run (none for a model that is
+// not a loaded ensemble). It never loads a model: it asks only models already READY.
+func (s *Server) stepModels(model string) []string {
+	if ready, err := s.repo.Ready(model, ""); err != nil || !ready {
+		return nil
+	}
+	l, err := s.repo.Acquire(context.Background(), model, "")
+	if err != nil {
+		return nil
+	}
+	defer l.Release()
+	var steps []string
+	for _, st := range l.Config.GetEnsembleScheduling().GetStep() {
+		if !slices.Contains(steps, st.GetModelName()) {
+			steps = append(steps, st.GetModelName())
+		}
+	}
+	return steps
+}
+
+// usedByEnsembles is the set of models the steps of the loaded ensembles run.
+func (s *Server) usedByEnsembles() map[string]bool {
+	used := map[string]bool{}
+	for _, e := range s.repo.Index(true) {
+		for _, step := range s.stepModels(e.Name) {
+			used[step] = true
+		}
+	}
+	return used
 }

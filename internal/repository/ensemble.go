@@ -85,6 +85,13 @@ func (r *Repository) ensureStepModel(ctx context.Context, step string) error {
 	_, known := r.models[step]
 	r.mu.Unlock()
 	if known {
+		if r.opts.Mode == ModeExplicit && !r.isEnsembleFolder(step) {
+			// Another load may be under way (two ensembles loading with the same step):
+			// wait for it, so the step's versions are there to check. A plain model's
+			// load takes no other model's lock, so this cannot deadlock; a step that is
+			// an ensemble is not waited for, as two ensembles may name each other.
+			r.lockModel(step).ctl.Unlock()
+		}
 		return nil
 	}
 	if st, err := os.Stat(filepath.Join(r.opts.Root, step)); err != nil || !st.IsDir() {
@@ -97,6 +104,16 @@ func (r *Repository) ensureStepModel(ctx context.Context, step string) error {
 		return fmt.Errorf("composing model '%s' failed to load: %v", step, err)
 	}
 	return nil
+}
+
+// isEnsembleFolder reports whether the model folder's config.pbtxt describes an ensemble.
+func (r *Repository) isEnsembleFolder(name string) bool {
+	text, err := os.ReadFile(filepath.Join(r.opts.Root, name, "config.pbtxt"))
+	if err != nil {
+		return false
+	}
+	cfg, err := modelconfig.Parse(text)
+	return err == nil && isEnsemble(cfg)
 }
 
 // readyConfig returns the config of the version a step runs (want <= 0: the newest

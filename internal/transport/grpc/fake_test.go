@@ -120,12 +120,15 @@ func (f *fakeCore) LoadModel(_ context.Context, model string, opts core.LoadOpti
 	return nil
 }
 
-func (f *fakeCore) UnloadModel(_ context.Context, model string) error {
+func (f *fakeCore) UnloadModel(_ context.Context, model string, dependents bool) error {
 	if err := f.known(model, ""); err != nil {
 		return err
 	}
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	if dependents {
+		model += " with dependents"
+	}
 	f.unloads = append(f.unloads, model)
 	return nil
 }

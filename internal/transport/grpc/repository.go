@@ -36,19 +36,21 @@ func (s *Server) RepositoryModelLoad(ctx context.Context, req *inference.Reposit
 	return &inference.RepositoryModelLoadResponse{}, nil
 }
 
-// RepositoryModelUnload implements inference.GRPCInferenceServiceServer. The only
-// parameter Triton defines, unload_dependents, is accepted and has no effect: core
-// unloads one model at a time.
+// RepositoryModelUnload implements inference.GRPCInferenceServiceServer, with the one
+// parameter Triton defines, unload_dependents (a bool_param).
 func (s *Server) RepositoryModelUnload(ctx context.Context, req *inference.RepositoryModelUnloadRequest) (*inference.RepositoryModelUnloadResponse, error) {
+	dependents := false
 	for _, k := range slices.Sorted(maps.Keys(req.GetParameters())) {
 		if k != "unload_dependents" {
 			return nil, s.statusError(core.Invalidf("unknown unload parameter %q; Ferry accepts only \"unload_dependents\"", k))
 		}
-		if _, ok := req.GetParameters()[k].GetParameterChoice().(*inference.ModelRepositoryParameter_BoolParam); !ok {
+		v, ok := req.GetParameters()[k].GetParameterChoice().(*inference.ModelRepositoryParameter_BoolParam)
+		if !ok {
 			return nil, s.statusError(core.Invalidf("unload parameter \"unload_dependents\" must be a bool_param"))
 		}
+		dependents = v.BoolParam
 	}
-	if err := s.core.UnloadModel(ctx, req.GetModelName()); err != nil {
+	if err := s.core.UnloadModel(ctx, req.GetModelName(), dependents); err != nil {
 		return nil, s.statusError(err)
 	}
 	return &inference.RepositoryModelUnloadResponse{}, nil

@@ -27,7 +27,7 @@ type Core interface {
 	ModelStatistics(ctx context.Context, model, version string) ([]core.ModelStats, error)
 	RepositoryIndex(ctx context.Context, readyOnly bool) ([]core.ModelIndexEntry, error)
 	LoadModel(ctx context.Context, model string, opts core.LoadOptions) error
-	UnloadModel(ctx context.Context, model string) error
+	UnloadModel(ctx context.Context, model string, dependents bool) error
 	Infer(ctx context.Context, req *core.InferRequest) (*core.InferResponse, error)
 }
 

@@ -235,7 +235,7 @@ func TestRepositoryRPCs(t *testing.T) {
 	checkCall(t, "unload_dependents as string", err, codes.InvalidArgument, `unload parameter "unload_dependents" must be a bool_param`)
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
-	if d := cmp.Diff([]string{"echo"}, fc.unloads); d != "" {
+	if d := cmp.Diff([]string{"echo with dependents"}, fc.unloads); d != "" {
 		t.Errorf("UnloadModel calls (-want +got):\n%s", d)
 	}
 }

@@ -216,8 +216,8 @@ func TestRepositoryCallsReachCore(t *testing.T) {
 		t.Errorf("unload: status %d, core unloads %v", r.status, s.core.unloads)
 	}
 	r := s.do(t, "POST", "/v2/repository/models/echo/unload", []byte(`{"parameters":{"unload_dependents":true}}`), nil)
-	if r.status != 200 || len(s.core.unloads) != 2 {
-		t.Errorf("unload_dependents=true = %d %s, want 200 like gRPC", r.status, r.body)
+	if r.status != 200 || len(s.core.unloads) != 2 || s.core.unloads[0] != "echo" || s.core.unloads[1] != "echo with dependents" {
+		t.Errorf("unload_dependents=true = %d %s, core unloads %q; want 200, echo then echo with dependents", r.status, r.body, s.core.unloads)
 	}
 	r = s.do(t, "POST", "/v2/repository/models/echo/unload", []byte(`{"parameters":{"unload_everything":true}}`), nil)
 	if r.status != http.StatusBadRequest || !strings.Contains(string(r.body), "unload_everything") {

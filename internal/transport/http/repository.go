@@ -117,14 +117,14 @@ func (h *Handler) unload(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	dependents := false
 	for name, raw := range req.Parameters {
-		var dependents bool // accepted as gRPC accepts it; each model unloads by name
 		if name != "unload_dependents" || json.Unmarshal(raw, &dependents) != nil {
 			h.writeError(w, r, core.Invalidf("unknown unload parameter %q (known: unload_dependents, a boolean)", name))
 			return
 		}
 	}
-	if err := h.core.UnloadModel(r.Context(), model); err != nil {
+	if err := h.core.UnloadModel(r.Context(), model, dependents); err != nil {
 		h.writeError(w, r, err)
 		return
 	}
