@@ -52,14 +52,8 @@ func (h *Handler) repositoryIndex(w http.ResponseWriter, r *http.Request) {
 // load serves POST /v2/repository/models/{m}/load. Success is 200 with an empty body,
 // as in Triton.
 func (h *Handler) load(w http.ResponseWriter, r *http.Request) {
-	model, _, err := modelPath(r)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	var req repositoryRequestJSON
-	if err := h.readSmallJSON(w, r, &req); err != nil {
-		h.writeError(w, r, err)
+	model, req, ok := h.repositoryRequest(w, r)
+	if !ok {
 		return
 	}
 	opts, err := loadOptions(req.Parameters)
@@ -106,15 +100,25 @@ func loadOptions(params map[string]json.RawMessage) (core.LoadOptions, error) {
 	return opts, nil
 }
 
-func (h *Handler) unload(w http.ResponseWriter, r *http.Request) {
+// repositoryRequest reads the model name and the JSON body of a load or unload; on a
+// bad one it has answered with the error and ok is false.
+func (h *Handler) repositoryRequest(w http.ResponseWriter, r *http.Request) (model string, req repositoryRequestJSON, ok bool) {
 	model, _, err := modelPath(r)
+	if err == nil {
+		err = h.readSmallJSON(w, r, &req)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
-		return
+		return "", req, false
 	}
-	var req repositoryRequestJSON
-	if err := h.readSmallJSON(w, r, &req); err != nil {
-		h.writeError(w, r, err)
+	return model, req, true
+}
+
+// unload serves POST /v2/repository/models/{m}/unload, with Triton's one parameter,
+// unload_dependents.
+func (h *Handler) unload(w http.ResponseWriter, r *http.Request) {
+	model, req, ok := h.repositoryRequest(w, r)
+	if !ok {
 		return
 	}
 	dependents := false
