@@ -26,14 +26,18 @@ run() {
 	shift
 	./bin/ferry bench "$@" --duration "$DURATION" --csv "$out/$name.csv" >/dev/null 2>&1
 }
-# field NAME COLUMN: a column of a report's last row, counted from the end (the protocol
-# column may hold commas).
+# Columns of a ferry bench CSV row, counted from its end (the protocol column may hold
+# commas): batch_size, items_per_second, p50_us, p99_us, server_avg_batch and the
+# server's and client's CPU µs per request.
+BATCH=15 ITEMS=8 P50=7 P99=4 AVGBATCH=2 SRVCPU=1 CLICPU=0
+# field NAME COLUMN: a column of a report's last row.
 field() {
 	tail -n 1 "$out/$1.csv" | awk -F, -v c="$2" '{ print $(NF - c) }'
 }
 # best NAME: the engine row with the most items/s, as "items/s p50_us p99_us batch".
 best() {
-	tail -n +2 "$out/$1.csv" | awk -F, 'BEGIN { m = 0 } $(NF-6) > m { m = $(NF-6); r = m " " $(NF-5) " " $(NF-2) " " $(NF-13) } END { print r }'
+	tail -n +2 "$out/$1.csv" | awk -F, -v i=$ITEMS -v p50=$P50 -v p99=$P99 -v b=$BATCH \
+		'BEGIN { m = 0 } $(NF-i) > m { m = $(NF-i); r = m " " $(NF-p50) " " $(NF-p99) " " $(NF-b) } END { print r }'
 }
 
 run a_batched -m mlp --grpc localhost:8001 --concurrency 64
@@ -53,19 +57,20 @@ set -- $(best engine_2x1)
 engine2=$1 engine2_batch=$4
 
 row() { # name label ratio
-	awk -v l="$2" -v i="$(field "$1" 6)" -v p50="$(field "$1" 5)" -v p99="$(field "$1" 2)" -v b="$(field "$1" 0)" -v r="$3" \
-		'BEGIN { printf "| %s | %.0f | %.1f | %.1f | %.1f | %s |\n", l, i, p50 / 1000, p99 / 1000, b, r }'
+	awk -v l="$2" -v i="$(field "$1" $ITEMS)" -v p50="$(field "$1" $P50)" -v p99="$(field "$1" $P99)" -v b="$(field "$1" $AVGBATCH)" \
+		-v s="$(field "$1" $SRVCPU)" -v c="$(field "$1" $CLICPU)" -v r="$3" \
+		'BEGIN { printf "| %s | %.0f | %.1f | %.1f | %.1f | %.0f | %.0f | %s |\n", l, i, p50 / 1000, p99 / 1000, b, s, c, r }'
 }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", a / b }'; }
 
-echo "| what | items/s | p50 ms | p99 ms | server avg batch | ratio |"
-echo "|---|---|---|---|---|---|"
-row a_batched "(a) mlp, 64 clients x 1 item, unary gRPC, batching on" "$(ratio "$(field a_batched 6)" "$(field a_nobatch 6)")x the unbatched"
+echo "| what | items/s | p50 ms | p99 ms | server avg batch | server CPU µs/req | bench CPU µs/req | ratio |"
+echo "|---|---|---|---|---|---|---|---|"
+row a_batched "(a) mlp, 64 clients x 1 item, unary gRPC, batching on" "$(ratio "$(field a_batched $ITEMS)" "$(field a_nobatch $ITEMS)")x the unbatched"
 row a_nobatch "(a) mlp_nobatch, 64 clients x 1 item, unary gRPC" "1"
-row a_batched_stream "(a) mlp, 64 clients x 1 item, gRPC streaming, batching on" "$(ratio "$(field a_batched_stream 6)" "$(field a_nobatch_stream 6)")x the unbatched"
+row a_batched_stream "(a) mlp, 64 clients x 1 item, gRPC streaming, batching on" "$(ratio "$(field a_batched_stream $ITEMS)" "$(field a_nobatch_stream $ITEMS)")x the unbatched"
 row a_nobatch_stream "(a) mlp_nobatch, 64 clients x 1 item, gRPC streaming" "1"
-row b "(b) mlp, 32 clients x 8 items, unary gRPC" "$(ratio "$(field b 6)" "$engine") of the engine"
-row b_stream "(b) mlp, 32 clients x 8 items, gRPC streaming" "$(ratio "$(field b_stream 6)" "$engine") of the engine"
+row b "(b) mlp, 32 clients x 8 items, unary gRPC" "$(ratio "$(field b $ITEMS)" "$engine") of the engine"
+row b_stream "(b) mlp, 32 clients x 8 items, gRPC streaming" "$(ratio "$(field b_stream $ITEMS)" "$engine") of the engine"
 awk -v b="$engine_batch" -v i="$engine" -v p50="$engine_p50" -v p99="$engine_p99" \
-	'BEGIN { printf "| engine, 1 session x 2 threads, best batch (%s), no load generator | %.0f | %.1f | %.1f | | 1 |\n", b, i, p50 / 1000, p99 / 1000 }'
-printf '| engine, 2 sessions x 1 thread, best batch (%s), for reference | %.0f | | | | %s |\n' "$engine2_batch" "$engine2" "$(ratio "$engine2" "$engine")"
+	'BEGIN { printf "| engine, 1 session x 2 threads, best batch (%s), no load generator | %.0f | %.1f | %.1f | | | | 1 |\n", b, i, p50 / 1000, p99 / 1000 }'
+printf '| engine, 2 sessions x 1 thread, best batch (%s), for reference | %.0f | | | | | | %s |\n' "$engine2_batch" "$engine2" "$(ratio "$engine2" "$engine")"

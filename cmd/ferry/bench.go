@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
@@ -23,6 +24,7 @@ type benchConfig struct {
 	model, version    string
 	url, grpcAddr     string
 	grpcConns         int
+	metricsURL        string
 	streaming         bool
 	protocol          string
 	batch             int
@@ -93,6 +95,7 @@ server with.`,
 	f.StringVarP(&cfg.version, "model-version", "x", "", "model version (default: the server's choice; with --engine, the highest)")
 	f.StringVarP(&cfg.url, "url", "u", "localhost:8000", "V2 REST address (with --protocol grpc and no --grpc, the gRPC address)")
 	f.StringVar(&cfg.grpcAddr, "grpc", "localhost:8001", "V2 gRPC address; setting it selects --protocol grpc")
+	f.StringVar(&cfg.metricsURL, "metrics-url", "", "the server's Prometheus /metrics, read for its CPU per request (default: /metrics at --url; none: off)")
 	f.BoolVar(&cfg.streaming, "streaming", false, "gRPC: send requests on ModelStreamInfer streams (one per request in flight) instead of unary calls")
 	f.IntVar(&cfg.grpcConns, "grpc-conns", 1, "gRPC connections the requests take turns on (one multiplexes best on few cores: 11 connections cost 64 clients 25% of their throughput on 2 cores)")
 	f.StringVarP(&cfg.protocol, "protocol", "i", "", "http (JSON tensors), http-binary (binary tensor data extension) or grpc (default: http, or grpc when --grpc is set)")
@@ -132,6 +135,9 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 		return err
 	}
 	opts.Batch, opts.Concurrency, opts.RequestRate, opts.MaxInFlight = cfg.batch, levels, cfg.rate, cfg.maxInFlight
+	if mu := metricsURL(cmd, cfg); mu != "" {
+		opts.ServerCPU = bench.MetricsCPU(mu)
+	}
 	opts.Progress = progress(stderr, serverLevelName)
 	client, err := newBenchClient(cmd, cfg, levels)
 	if err != nil {
@@ -144,6 +150,25 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 		return err
 	}
 	return writeReport(rep, cfg, stdout)
+}
+
+// metricsURL is where the server's CPU time is read: --metrics-url, else /metrics at the
+// REST address (Ferry serves both on one port), unless --url names the gRPC address.
+func metricsURL(cmd *cobra.Command, cfg benchConfig) string {
+	if cmd.Flags().Changed("metrics-url") || cfg.metricsURL == "none" {
+		if cfg.metricsURL == "none" {
+			return ""
+		}
+		return cfg.metricsURL
+	}
+	if protocolOf(cmd, cfg) == "grpc" && !cmd.Flags().Changed("grpc") && cmd.Flags().Changed("url") {
+		return "" // --url is the gRPC address, perf_analyzer style: the REST port is unknown
+	}
+	base := cfg.url
+	if !strings.Contains(base, "://") {
+		base = "http://" + base
+	}
+	return strings.TrimSuffix(base, "/") + "/metrics"
 }
 
 // commonOptions reads the flags shared by server and engine runs.

@@ -86,8 +86,9 @@ func TestBenchEachProtocol(t *testing.T) {
 	}{
 		{"http json", []string{"-m", "mlp", "-u", ts.URL, "-i", "http"}, 1},
 		{"http binary", []string{"-m", "simple", "-u", strings.TrimPrefix(ts.URL, "http://"), "-i", "http-binary", "-b", "4"}, 4},
-		{"grpc", []string{"-m", "mlp", "--grpc", grpcAddr, "-b", "2"}, 2},
-		{"grpc streaming on 2 connections", []string{"-m", "mlp", "--grpc", grpcAddr, "--streaming", "--grpc-conns", "2", "-b", "2"}, 2},
+		{"grpc", []string{"-m", "mlp", "--grpc", grpcAddr, "-b", "2", "--metrics-url", ts.URL + "/metrics"}, 2},
+		{"grpc streaming on 2 connections", []string{"-m", "mlp", "--grpc", grpcAddr, "--streaming", "--grpc-conns", "2", "-b", "2",
+			"--metrics-url", ts.URL + "/metrics"}, 2},
 		{"grpc with -u, as perf_analyzer", []string{"-m", "identity_int8", "-i", "grpc", "-u", grpcAddr, "--shape", "INPUT0:3", "--input-data", "zero"}, 1},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -109,6 +110,12 @@ func TestBenchEachProtocol(t *testing.T) {
 				// on for the models without a config) may add other requests' rows.
 				if l.ServerAvgBatch < float64(tc.batch) {
 					t.Errorf("%s: server average batch %v, want at least %d", tc.name, l.ServerAvgBatch, tc.batch)
+				}
+				// The perf_analyzer-style case names only the gRPC address, so the server's
+				// /metrics is unknown there.
+				if wantServerCPU := !strings.Contains(tc.name, "perf_analyzer"); (l.ServerCPUPerRequest > 0) != wantServerCPU || l.ClientCPUPerRequest <= 0 {
+					t.Errorf("%s: CPU per request: server %v µs, client %v µs; want both measured (server only with a known /metrics)",
+						tc.name, l.ServerCPUPerRequest, l.ClientCPUPerRequest)
 				}
 			}
 			if !regexp.MustCompile(`concurrency +req/s +items/s`).MatchString(out) {

@@ -61,7 +61,12 @@ type Level struct {
 	// ServerAvgBatch is Δinference_count / Δexecution_count from the server's statistics
 	// over the window; 0 when the statistics were unavailable.
 	ServerAvgBatch float64 `json:"server_avg_batch"`
-	FirstError     string  `json:"first_error,omitempty"`
+	// ServerCPUPerRequest is the server process's CPU time over the window per request
+	// answered in it, in µs (0: unknown, see Options.ServerCPU); ClientCPUPerRequest is
+	// the same for this process, the load generator.
+	ServerCPUPerRequest float64 `json:"server_cpu_us_per_request,omitempty"`
+	ClientCPUPerRequest float64 `json:"client_cpu_us_per_request,omitempty"`
+	FirstError          string  `json:"first_error,omitempty"`
 }
 
 // measure fills the throughput and latency figures of l from the latencies of the
@@ -103,7 +108,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 
 var csvHeader = []string{"mode", "model", "protocol", "concurrency", "request_rate", "batch_size", "requests", "errors",
 	"late", "dropped", "seconds", "requests_per_second", "items_per_second", "p50_us", "p90_us", "p95_us", "p99_us",
-	"mean_us", "server_avg_batch"}
+	"mean_us", "server_avg_batch", "server_cpu_us_per_request", "client_cpu_us_per_request"}
 
 // WriteCSV writes one row per level under a header row.
 func (r *Report) WriteCSV(w io.Writer) error {
@@ -116,7 +121,7 @@ func (r *Report) WriteCSV(w io.Writer) error {
 		row := []string{r.Mode, r.Model, r.Protocol, strconv.Itoa(l.Concurrency), f(l.RequestRate), strconv.Itoa(l.BatchSize),
 			strconv.Itoa(l.Requests), strconv.Itoa(l.Errors), strconv.Itoa(l.Late), strconv.Itoa(l.Dropped), f(l.Seconds),
 			f(round(l.PerSecond, 2)), f(round(l.ItemsPerSec, 2)), f(l.P50), f(l.P90), f(l.P95), f(l.P99), f(l.Mean),
-			f(round(l.ServerAvgBatch, 3))}
+			f(round(l.ServerAvgBatch, 3)), f(l.ServerCPUPerRequest), f(l.ClientCPUPerRequest)}
 		if err := cw.Write(row); err != nil {
 			return err
 		}
@@ -223,10 +228,14 @@ func (r *Report) columns() []column {
 			column{"late", func(l Level) string { return strconv.Itoa(l.Late) }},
 			column{"dropped", func(l Level) string { return strconv.Itoa(l.Dropped) }})
 	}
-	return append(cols, column{"avg batch", func(l Level) string {
-		if l.ServerAvgBatch == 0 {
+	orDash := func(v float64, digits int) string {
+		if v == 0 {
 			return "-"
 		}
-		return strconv.FormatFloat(l.ServerAvgBatch, 'f', 2, 64)
-	}})
+		return strconv.FormatFloat(v, 'f', digits, 64)
+	}
+	return append(cols,
+		column{"avg batch", func(l Level) string { return orDash(l.ServerAvgBatch, 2) }},
+		column{"server µs/req", func(l Level) string { return orDash(l.ServerCPUPerRequest, 1) }},
+		column{"client µs/req", func(l Level) string { return orDash(l.ClientCPUPerRequest, 1) }})
 }

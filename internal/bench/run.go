@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/ferryml/ferry/internal/tensor"
@@ -39,6 +40,9 @@ type Options struct {
 	Shapes      map[string]tensor.Shape
 	Data        Data
 	Seed        uint64 // seeds the Poisson schedule
+	// ServerCPU, when set, reads the CPU time the server process has used so far
+	// (process_cpu_seconds_total from its /metrics), for CPU per request.
+	ServerCPU func(ctx context.Context) (time.Duration, error)
 	// Progress, when set, receives each level as soon as it is measured.
 	Progress func(Level)
 }
@@ -187,7 +191,7 @@ func closedLoop(ctx context.Context, c Client, send Sender, n int, o Options) (L
 			}
 		})
 	}
-	avg := serverBatch(ctx, c, w)
+	e := observe(ctx, c, o, w)
 	cancel() // the window is over: requests still in flight are not counted
 	wg.Wait()
 	if err := ctx.Err(); err != nil {
@@ -197,7 +201,7 @@ func closedLoop(ctx context.Context, c Client, send Sender, n int, o Options) (L
 	for _, t := range tallies {
 		all.merge(t)
 	}
-	return level(Level{Concurrency: n, BatchSize: o.Batch, ServerAvgBatch: avg}, all, o.Duration), nil
+	return e.apply(level(Level{Concurrency: n, BatchSize: o.Batch}, all, o.Duration)), nil
 }
 
 // openLoop sends requests at Poisson arrival times, each on its own goroutine, whether
@@ -212,9 +216,9 @@ func openLoop(ctx context.Context, c Client, send Sender, o Options) (Level, err
 	defer cancel()
 	w := newWindow(o)
 	l := Level{RequestRate: o.RequestRate, BatchSize: o.Batch}
-	var avg float64
+	var e edges
 	var sg sync.WaitGroup
-	sg.Go(func() { avg = serverBatch(ctx, c, w) }) // apart, so the dispatcher keeps time
+	sg.Go(func() { e = observe(ctx, c, o, w) }) // apart, so the dispatcher keeps time
 
 	var mu sync.Mutex
 	var all tally // guarded by mu
@@ -255,8 +259,7 @@ func openLoop(ctx context.Context, c Client, send Sender, o Options) (Level, err
 	if err := ctx.Err(); err != nil {
 		return Level{}, err
 	}
-	l.ServerAvgBatch = avg
-	return level(l, all, o.Duration), nil
+	return e.apply(level(l, all, o.Duration)), nil
 }
 
 func level(l Level, t tally, d time.Duration) Level {
@@ -268,21 +271,70 @@ func level(l Level, t tally, d time.Duration) Level {
 	return l
 }
 
-// serverBatch reads the server's statistics at the window's start and end and returns
-// the average batch size between them: 0 when a snapshot failed or nothing ran.
-func serverBatch(ctx context.Context, c Client, w window) float64 {
+// edges is what a level reads at its window's start and end, beyond the latencies.
+type edges struct {
+	before, after      Stats
+	statsOK            bool
+	serverCPU, ownCPU  time.Duration
+	serverOK, ownCPUOK bool
+}
+
+// observe reads, at the window's start and at its end, the server's statistics, the
+// server's CPU time (when Options.ServerCPU is set) and this process's CPU time.
+func observe(ctx context.Context, c Client, o Options, w window) edges {
+	var e edges
 	if !sleepUntil(ctx, w.start) {
-		return 0
+		return e
 	}
 	before, errBefore := stats(ctx, c)
+	srvBefore, errSrvBefore := serverCPU(ctx, o)
+	ownBefore, errOwnBefore := processCPU()
 	if !sleepUntil(ctx, w.end) {
-		return 0
+		return e
 	}
 	after, errAfter := stats(ctx, c)
-	if errBefore != nil || errAfter != nil || after.ExecutionCount <= before.ExecutionCount {
-		return 0
+	srvAfter, errSrvAfter := serverCPU(ctx, o)
+	ownAfter, errOwnAfter := processCPU()
+	e.before, e.after = before, after
+	e.statsOK = errBefore == nil && errAfter == nil && after.ExecutionCount > before.ExecutionCount
+	e.serverCPU, e.serverOK = srvAfter-srvBefore, errSrvBefore == nil && errSrvAfter == nil
+	e.ownCPU, e.ownCPUOK = ownAfter-ownBefore, errOwnBefore == nil && errOwnAfter == nil
+	return e
+}
+
+// apply adds the server's average batch size (Δinference_count / Δexecution_count) and
+// the CPU per request, server's and this process's, to a measured level.
+func (e edges) apply(l Level) Level {
+	if e.statsOK {
+		l.ServerAvgBatch = float64(e.after.InferenceCount-e.before.InferenceCount) / float64(e.after.ExecutionCount-e.before.ExecutionCount)
 	}
-	return float64(after.InferenceCount-before.InferenceCount) / float64(after.ExecutionCount-before.ExecutionCount)
+	if l.Requests > 0 {
+		if e.serverOK {
+			l.ServerCPUPerRequest = us(e.serverCPU / time.Duration(l.Requests))
+		}
+		if e.ownCPUOK {
+			l.ClientCPUPerRequest = us(e.ownCPU / time.Duration(l.Requests))
+		}
+	}
+	return l
+}
+
+func serverCPU(ctx context.Context, o Options) (time.Duration, error) {
+	if o.ServerCPU == nil {
+		return 0, errors.New("no server CPU reader")
+	}
+	ctx, cancel := context.WithTimeout(ctx, statsTimeout)
+	defer cancel()
+	return o.ServerCPU(ctx)
+}
+
+// processCPU is the CPU time (user and system) this process has used so far.
+func processCPU() (time.Duration, error) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, err
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), nil
 }
 
 func stats(ctx context.Context, c Client) (Stats, error) {
