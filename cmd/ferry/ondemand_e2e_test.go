@@ -451,3 +451,52 @@ func TestOnDemandReadinessProbeDoesNotLoad(t *testing.T) {
 		t.Fatalf("ready after loading = %d %s, want 200", code, b)
 	}
 }
+
+// TestOnDemandRefreshUnderLoad: while 8 clients keep asking for a model, its file keeps
+// changing, so every refresh unloads it and the next request loads it again; no request
+// fails, and the model really was replaced several times.
+func TestOnDemandRefreshUnderLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("2 s of traffic; not run with -short")
+	}
+	repo := t.TempDir()
+	writeModel(t, repo, "simple", 1, onnxgen.Simple(), simpleConfig)
+	ts := startServer(t, repo, onDemand(0), func(c *serveConfig) { c.pollInterval = 50 * time.Millisecond })
+	model := filepath.Join(repo, "simple", "1", "model.onnx")
+
+	ctx, cancel := context.WithTimeout(t.Context(), 2*time.Second)
+	defer cancel()
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for ctx.Err() == nil {
+				res, err := ts.GRPC.ModelInfer(t.Context(), e2eSimpleRequest("", 1, true))
+				if err == nil && len(res.GetRawOutputContents()) == 2 {
+					ok.Add(1)
+					continue
+				}
+				failed.Add(1)
+				firstErr.CompareAndSwap(nil, fmt.Sprint(err))
+			}
+		})
+	}
+	touches := 0
+	for tick := time.NewTicker(150 * time.Millisecond); ctx.Err() == nil; <-tick.C {
+		now := time.Now()
+		if err := os.Chtimes(model, now, now); err != nil {
+			t.Fatal(err)
+		}
+		touches++
+	}
+	wg.Wait()
+	if failed.Load() != 0 || ok.Load() == 0 {
+		t.Errorf("%d requests ok, %d failed (first: %v); want none failed", ok.Load(), failed.Load(), firstErr.Load())
+	}
+	loads := metricSum(t, ts.URL, "ferry_model_loads_total", `model="simple"`)
+	if loads < 3 {
+		t.Errorf("simple loaded %v times while its file changed %d times, want at least 3", loads, touches)
+	}
+	t.Logf("%d requests, %d file changes, %v loads", ok.Load(), touches, loads)
+}
