@@ -363,16 +363,24 @@ func engineVersion(dir, want string) (string, error) {
 // engineConfig reads MODEL_DIR/config.pbtxt; a missing one is an empty config.
 func engineConfig(dir string) (cfg *inference.ModelConfig, found bool, err error) {
 	text, err := os.ReadFile(filepath.Join(dir, "config.pbtxt"))
-	if errors.Is(err, os.ErrNotExist) {
-		return &inference.ModelConfig{}, false, nil
-	}
-	if err != nil {
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		cfg = &inference.ModelConfig{}
+	case err != nil:
 		return nil, false, err
+	default:
+		if cfg, err = modelconfig.Parse(text); err != nil {
+			return nil, false, fmt.Errorf("%s: %w", dir, err)
+		}
+		found = true
 	}
-	if cfg, err = modelconfig.Parse(text); err != nil {
-		return nil, false, fmt.Errorf("%s: %w", dir, err)
+	// The server's defaults, so instances and threads are counted as serve counts them
+	// (an ONNX Runtime group without a count has 2 instances).
+	if cfg.Backend == "" && cfg.Platform == "" {
+		cfg.Backend = modelconfig.BackendONNXRuntime
 	}
-	return cfg, true, nil
+	modelconfig.SetDefaults(cfg, filepath.Base(filepath.Clean(dir)))
+	return cfg, found, nil
 }
 
 // engineMaxBatch is --max-batch, else the config's max_batch_size, else 64 when every

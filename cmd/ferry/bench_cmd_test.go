@@ -207,9 +207,10 @@ output [ { name: "output" data_type: TYPE_FP32 dims: [ 10 ] } ]
 		batches  []int
 		sessions int
 	}{
-		{"config max_batch_size bounds the sweep", []string{"--engine", withConfig}, []int{1, 2, 4}, 1},
-		{"without a config, --max-batch", []string{"--engine", bare, "--max-batch", "2", "-x", "1"}, []int{1, 2}, 1},
-		{"two sessions side by side", []string{"--engine", bare, "--max-batch", "1", "--engine-instances", "2"}, []int{1}, 2},
+		// Neither config names an instance group: serve runs 2 instances, and so does --engine.
+		{"config max_batch_size bounds the sweep", []string{"--engine", withConfig}, []int{1, 2, 4}, 2},
+		{"without a config, --max-batch", []string{"--engine", bare, "--max-batch", "2", "-x", "1"}, []int{1, 2}, 2},
+		{"--engine-instances", []string{"--engine", bare, "--max-batch", "1", "--engine-instances", "3"}, []int{1}, 3},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
