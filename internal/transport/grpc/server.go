@@ -72,12 +72,20 @@ func New(c Core, opts Options) *Server {
 	return s
 }
 
+// streamWorkers is how many long-lived goroutines serve RPCs; past that, grpc-go starts
+// one goroutine per RPC, as it does without workers. A new goroutine grows its stack
+// while decoding the request (runtime.newstack was 8% of the server's CPU at 64 unary
+// clients); a worker keeps its grown stack. Measured with ferry bench's server CPU per
+// request, identity_fp32 at 64 clients: 30-31 µs with workers, 32-36 µs without.
+const streamWorkers = 128
+
 // ServerOptions are the grpc.Server options this service needs: message size limits
-// raised to Limits.MaxGRPCMessageSize in both directions.
+// raised to Limits.MaxGRPCMessageSize in both directions, and stream workers.
 func (s *Server) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.limits.MaxGRPCMessageSize),
 		grpc.MaxSendMsgSize(s.limits.MaxGRPCMessageSize),
+		grpc.NumStreamWorkers(streamWorkers),
 	}
 }
 
