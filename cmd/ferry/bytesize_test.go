@@ -35,3 +35,26 @@ func TestParseByteSize(t *testing.T) {
 		})
 	}
 }
+
+func TestByteSizeStringRoundTrips(t *testing.T) {
+	for _, b := range []byteSize{0, 512, 1536, 1 << 10, 64 << 20, 3 << 30, 1 << 40, 64_000_000} {
+		s := b.String()
+		got, err := parseByteSize(s)
+		if err != nil || got != b {
+			t.Errorf("parseByteSize(%q) (from %d) = %d, %v; want %d", s, int64(b), got, err, int64(b))
+		}
+	}
+	if b := byteSize(64 << 20); b.String() != "64MiB" {
+		t.Errorf("64 MiB prints as %q, want 64MiB", b.String())
+	}
+}
+
+func TestGCHeadroomYieldsToGOGC(t *testing.T) {
+	cfg := serveConfig{gcHeadroom: 64 << 20}
+	if h := gcHeadroom(cfg, func(string) string { return "" }); h != 64<<20 {
+		t.Errorf("gcHeadroom without GOGC = %d, want 64 MiB", h)
+	}
+	if h := gcHeadroom(cfg, func(k string) string { return map[string]string{"GOGC": "200"}[k] }); h != 0 {
+		t.Errorf("gcHeadroom with GOGC=200 = %d, want 0 (the operator's GOGC wins)", h)
+	}
+}

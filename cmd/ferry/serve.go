@@ -15,6 +15,7 @@ import (
 	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/backend/remote"
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/gctune"
 	"github.com/ferryml/ferry/internal/monitor/metrics"
 	"github.com/ferryml/ferry/internal/repository"
 	grpcapi "github.com/ferryml/ferry/internal/transport/grpc"
@@ -43,6 +44,7 @@ type serveConfig struct {
 	intraOp      int
 	python       string   // --python-interpreter: python3 for the python backend (python.go)
 	cacheSize    byteSize // response cache budget; 0: no cache (cache.go)
+	gcHeadroom   byteSize // see gcHeadroom
 	// moreBackends are added to the backend table; tests use it for engines they control.
 	moreBackends repository.Backends
 	strictReady  bool
@@ -55,7 +57,7 @@ type serveConfig struct {
 }
 
 func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
-	cfg := serveConfig{limits: core.DefaultLimits()}
+	cfg := serveConfig{limits: core.DefaultLimits(), gcHeadroom: 64 << 20}
 	cfg.store = storeEnvFrom(getenv)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -78,6 +80,11 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 			s, err := newServer(cfg, rt, log)
 			if err != nil {
 				return err
+			}
+			if h := gcHeadroom(cfg, getenv); h > 0 {
+				ctx, stop := context.WithCancel(cmd.Context())
+				defer stop()
+				go gctune.Run(ctx, h, time.Second)
 			}
 			return s.Run(cmd.Context())
 		},
@@ -102,6 +109,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f.DurationVar(&cfg.drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
 	f.IntVar(&cfg.intraOp, "onnx-intra-op-threads", 0, "ONNX Runtime threads per instance (0: cores divided among the model's instances)")
 	f.StringVar(&cfg.python, "python-interpreter", "python3", "interpreter for python-backend models, a path or a name on PATH (a model's python_interpreter parameter overrides it)")
+	f.Var(&cfg.gcHeadroom, "gc-headroom", "memory Go may allocate between garbage collections while the live heap is smaller (0: Go's default, GOGC=100; ignored when GOGC is set)")
 	f.Var(&cfg.cacheSize, "cache-size", "response cache budget shared by models with response_cache enabled, e.g. 64MiB (0: no cache)")
 	cfg.onDemand.addFlags(f)
 	_ = cmd.MarkFlagRequired("model-repository")
@@ -268,6 +276,18 @@ func (s *server) Run(ctx context.Context) error {
 	}
 	s.log.Info("stopped")
 	return err
+}
+
+// gcHeadroom is what gctune keeps allocatable between collections: --gc-headroom, or
+// nothing when the environment sets GOGC. A server's live heap is small (models live in
+// ONNX Runtime's memory), so GOGC=100 collects dozens of times a second under load: at
+// 64 clients of identity_fp32 the server spent 22-30 µs of CPU per request with a 64 MiB
+// headroom against 28-41 µs without.
+func gcHeadroom(cfg serveConfig, getenv func(string) string) uint64 {
+	if getenv("GOGC") != "" {
+		return 0
+	}
+	return uint64(cfg.gcHeadroom)
 }
 
 // Both transports take core through interfaces they declare; these guards keep them in step.
