@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryml/ferry/internal/gctune"
 	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/tools/onnxgen"
 	"google.golang.org/grpc"
@@ -342,6 +343,7 @@ func BenchmarkRESTvsBare(b *testing.B) {
 	if testing.Short() {
 		b.Skip("throughput comparison; not run with -short")
 	}
+	servingGC(b)
 	ts := startServer(b, vsRepo(b))
 	bare := httptest.NewServer(bareRESTHandler())
 	b.Cleanup(bare.Close)
@@ -448,6 +450,7 @@ func BenchmarkGRPCvsBare(b *testing.B) {
 	if testing.Short() {
 		b.Skip("throughput comparison; not run with -short")
 	}
+	servingGC(b)
 	ts := startServer(b, vsRepo(b))
 	bareAddr := treesBareGRPC(b)
 
@@ -463,4 +466,18 @@ func BenchmarkGRPCvsBare(b *testing.B) {
 	vsCheckGRPC(b, "bare", bareAddr, req)
 	vsCompare(b, vsGRPCSide(b, "ferry", ferryAddr, req), vsGRPCSide(b, "bare", bareAddr, req))
 	vsReportBatching(b, ts)
+}
+
+// servingGC runs the garbage collector of the benchmark process as `ferry serve` runs it
+// (gctune with the default --gc-headroom), for the whole benchmark: the server measured
+// here lives in the test binary, which serveCommand's tuner does not reach. Both sides of
+// a comparison share the process, so both get it.
+func servingGC(b *testing.B) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { gctune.Run(ctx, 64<<20, time.Second); close(done) }()
+	b.Cleanup(func() { cancel(); <-done })
 }

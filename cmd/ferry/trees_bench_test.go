@@ -65,6 +65,7 @@ func BenchmarkTreesServerVsLeaves(b *testing.B) {
 	if testing.Short() {
 		b.Skip("throughput comparison; not run with -short")
 	}
+	servingGC(b)
 	forest := treegen.Random(11, treesBenchTrees, treesBenchDepth, treesBenchFeatures)
 	repo := b.TempDir()
 	config := ""
