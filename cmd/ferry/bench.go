@@ -13,7 +13,6 @@ import (
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/bench"
-	"github.com/ferryml/ferry/internal/gctune"
 	"github.com/ferryml/ferry/internal/modelconfig"
 	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/internal/tensor"
@@ -61,10 +60,8 @@ func benchCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.C
 	// The load generator's CPU is taken from the server's machine: like the server, it
 	// keeps a GC headroom, unless the environment sets GOGC. Its own CPU per unary request,
 	// identity_fp32 at 64 clients, 3 rounds: 16.5-18.0 µs with it, 18.2-20.7 without.
-	if getenv("GOGC") == "" {
-		cmd.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
-			go gctune.Run(cmd.Context(), 64<<20, time.Second)
-		}
+	cmd.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
+		tuneGC(cmd.Context(), defaultGCHeadroom, getenv)
 	}
 	return cmd
 }
@@ -165,10 +162,10 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 // metricsURL is where the server's CPU time is read: --metrics-url, else /metrics at the
 // REST address (Ferry serves both on one port), unless --url names the gRPC address.
 func metricsURL(cmd *cobra.Command, cfg benchConfig) string {
-	if cmd.Flags().Changed("metrics-url") || cfg.metricsURL == "none" {
-		if cfg.metricsURL == "none" {
-			return ""
-		}
+	switch {
+	case cfg.metricsURL == "none":
+		return ""
+	case cfg.metricsURL != "":
 		return cfg.metricsURL
 	}
 	if protocolOf(cmd, cfg) == "grpc" && !cmd.Flags().Changed("grpc") && cmd.Flags().Changed("url") {

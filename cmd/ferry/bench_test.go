@@ -473,11 +473,12 @@ func BenchmarkGRPCvsBare(b *testing.B) {
 // here lives in the test binary, which serveCommand's tuner does not reach. Both sides of
 // a comparison share the process, so both get it.
 func servingGC(b *testing.B) {
-	if os.Getenv("GOGC") != "" {
+	h := gcHeadroom(defaultGCHeadroom, os.Getenv)
+	if h == 0 {
 		return
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { gctune.Run(ctx, 64<<20, time.Second); close(done) }()
+	go func() { gctune.Run(ctx, h, time.Second); close(done) }()
 	b.Cleanup(func() { cancel(); <-done })
 }

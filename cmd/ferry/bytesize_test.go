@@ -50,11 +50,10 @@ func TestByteSizeStringRoundTrips(t *testing.T) {
 }
 
 func TestGCHeadroomYieldsToGOGC(t *testing.T) {
-	cfg := serveConfig{gcHeadroom: 64 << 20}
-	if h := gcHeadroom(cfg, func(string) string { return "" }); h != 64<<20 {
+	if h := gcHeadroom(defaultGCHeadroom, func(string) string { return "" }); h != 64<<20 {
 		t.Errorf("gcHeadroom without GOGC = %d, want 64 MiB", h)
 	}
-	if h := gcHeadroom(cfg, func(k string) string { return map[string]string{"GOGC": "200"}[k] }); h != 0 {
+	if h := gcHeadroom(defaultGCHeadroom, func(k string) string { return map[string]string{"GOGC": "200"}[k] }); h != 0 {
 		t.Errorf("gcHeadroom with GOGC=200 = %d, want 0 (the operator's GOGC wins)", h)
 	}
 }

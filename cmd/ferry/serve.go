@@ -57,7 +57,7 @@ type serveConfig struct {
 }
 
 func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
-	cfg := serveConfig{limits: core.DefaultLimits(), gcHeadroom: 64 << 20}
+	cfg := serveConfig{limits: core.DefaultLimits(), gcHeadroom: defaultGCHeadroom}
 	cfg.store = storeEnvFrom(getenv)
 	cmd := &cobra.Command{
 		Use:   "serve",
@@ -81,12 +81,10 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 			if err != nil {
 				return err
 			}
-			if h := gcHeadroom(cfg, getenv); h > 0 {
-				ctx, stop := context.WithCancel(cmd.Context())
-				defer stop()
-				go gctune.Run(ctx, h, time.Second)
-			}
-			return s.Run(cmd.Context())
+			ctx, stop := context.WithCancel(cmd.Context())
+			defer stop()
+			tuneGC(ctx, cfg.gcHeadroom, getenv)
+			return s.Run(ctx)
 		},
 	}
 	f := cmd.Flags()
@@ -278,16 +276,26 @@ func (s *server) Run(ctx context.Context) error {
 	return err
 }
 
-// gcHeadroom is what gctune keeps allocatable between collections: --gc-headroom, or
-// nothing when the environment sets GOGC. A server's live heap is small (models live in
-// ONNX Runtime's memory), so GOGC=100 collects dozens of times a second under load: at
-// 64 clients of identity_fp32 the server spent 22-30 µs of CPU per request with a 64 MiB
+// defaultGCHeadroom is --gc-headroom's default; ferry bench keeps it too.
+const defaultGCHeadroom byteSize = 64 << 20
+
+// gcHeadroom is what gctune keeps allocatable between collections: headroom, or nothing
+// when the environment sets GOGC. A server's live heap is small (models live in ONNX
+// Runtime's memory), so GOGC=100 collects dozens of times a second under load: at 64
+// clients of identity_fp32 the server spent 22-30 µs of CPU per request with a 64 MiB
 // headroom against 28-41 µs without.
-func gcHeadroom(cfg serveConfig, getenv func(string) string) uint64 {
+func gcHeadroom(headroom byteSize, getenv func(string) string) uint64 {
 	if getenv("GOGC") != "" {
 		return 0
 	}
-	return uint64(cfg.gcHeadroom)
+	return uint64(headroom)
+}
+
+// tuneGC runs gctune until ctx ends, unless gcHeadroom says not to.
+func tuneGC(ctx context.Context, headroom byteSize, getenv func(string) string) {
+	if h := gcHeadroom(headroom, getenv); h > 0 {
+		go gctune.Run(ctx, h, time.Second)
+	}
 }
 
 // Both transports take core through interfaces they declare; these guards keep them in step.
