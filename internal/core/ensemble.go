@@ -35,15 +35,9 @@ func isEnsemble(l *Lease) bool { return l.Config.GetEnsembleScheduling() != nil 
 // Validation refuses response_cache on an ensemble: the cache keys a response by the
 // loaded scheduler, which an ensemble lacks, so a changed ensemble or step model could
 // answer with stale outputs. Its step models may cache.
-func (s *Server) inferEnsemble(ctx context.Context, l *Lease, req *InferRequest, start time.Time) (*InferResponse, error) {
-	fail := func(err error) (*InferResponse, error) {
-		s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
-		return nil, err
-	}
-	items, outputs, err := s.check(l.Config, req)
-	if err != nil {
-		return fail(err)
-	}
+// items and outputs are what Infer's check of the request found.
+func (s *Server) inferEnsemble(ctx context.Context, l *Lease, req *InferRequest, start time.Time, items int, outputs []string) (*InferResponse, error) {
+	fail := func(err error) (*InferResponse, error) { return s.failed(l, start, err) }
 	depth, _ := ctx.Value(ensembleDepthKey{}).(int)
 	if depth >= maxEnsembleDepth {
 		return fail(Unavailablef("ensemble '%s' version %s: ensembles nest more than %d deep; do two ensembles name each other as steps?", l.Model, l.Version, maxEnsembleDepth))

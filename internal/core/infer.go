@@ -24,16 +24,13 @@ func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, 
 		s.obs.ObserveInFlight(l.Model, l.Version, 1)
 		defer s.obs.ObserveInFlight(l.Model, l.Version, -1)
 	}
-	if isEnsemble(l) {
-		return s.inferEnsemble(ctx, l, req, start) // ensemble.go: its steps come back through Infer
-	}
-	fail := func(err error) (*InferResponse, error) {
-		s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
-		return nil, err
-	}
+	fail := func(err error) (*InferResponse, error) { return s.failed(l, start, err) }
 	items, outputs, err := s.check(l.Config, req)
 	if err != nil {
 		return fail(err)
+	}
+	if isEnsemble(l) {
+		return s.inferEnsemble(ctx, l, req, start, items, outputs) // ensemble.go: its steps come back through Infer
 	}
 	sreq, err := schedulerRequest(req, outputs)
 	if err != nil {
@@ -81,6 +78,12 @@ func (s *Server) runError(l *Lease, err error) error {
 		return Unavailablef("model '%s' version %s: %v", l.Model, l.Version, err)
 	}
 	return fmt.Errorf("model '%s' version %s: inference failed: %w", l.Model, l.Version, err)
+}
+
+// failed counts a request to l, started at start, that ended in err, and returns err.
+func (s *Server) failed(l *Lease, start time.Time, err error) (*InferResponse, error) {
+	s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
+	return nil, err
 }
 
 func (s *Server) finish(l *Lease, ok bool, items int, t scheduler.Timing, total time.Duration) {

@@ -172,9 +172,13 @@ func (s *Server) UnloadModel(ctx context.Context, model string, dependents bool)
 	if err := s.repo.Unload(ctx, model); err != nil {
 		return err
 	}
+	if len(steps) == 0 {
+		return nil
+	}
+	inUse := s.usedByEnsembles() // once: a step's own unload changes only its own steps' use
 	var errs []error
 	for _, step := range steps {
-		if step == model || s.usedByEnsembles()[step] {
+		if step == model || inUse[step] {
 			continue
 		}
 		if err := s.UnloadModel(ctx, step, true); err != nil && !errors.Is(err, ErrNotFound) {
