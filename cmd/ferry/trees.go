@@ -109,7 +109,7 @@ func treesOptions(cfg *inference.ModelConfig) (trees.Options, error) {
 			return opts, fmt.Errorf("parameters.output_margin: want true or false, got %q", p.GetStringValue())
 		}
 	}
-	opts.Threads = treesThreads(cfg)
+	opts.Threads = modelconfig.CoresPerInstance(cfg) // instances × threads ≤ cores
 	if p, ok := params["threads"]; ok {
 		n, err := strconv.Atoi(p.GetStringValue())
 		if err != nil || n < 1 {
@@ -123,11 +123,6 @@ func treesOptions(cfg *inference.ModelConfig) (trees.Options, error) {
 		}
 	}
 	return opts, nil
-}
-
-// treesThreads shares the cores among the model's instances.
-func treesThreads(cfg *inference.ModelConfig) int {
-	return modelconfig.CoresPerInstance(cfg)
 }
 
 func fileIsThere(path string) bool {
