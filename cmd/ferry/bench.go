@@ -381,11 +381,8 @@ func engineConfig(dir string) (cfg *inference.ModelConfig, found bool, err error
 		}
 		found = true
 	}
-	// The server's defaults, so instances and threads are counted as serve counts them
-	// (an ONNX Runtime group without a count has 2 instances).
-	if cfg.Backend == "" && cfg.Platform == "" {
-		cfg.Backend = modelconfig.BackendONNXRuntime
-	}
+	// The server's defaults (ONNX Runtime when the config names no backend), so instances
+	// and threads are counted as serve counts them: a group without a count has 2.
 	modelconfig.SetDefaults(cfg, filepath.Base(filepath.Clean(dir)))
 	return cfg, found, nil
 }

@@ -159,12 +159,12 @@ func (r *Repository) Run(ctx context.Context) error {
 	switch r.opts.Mode {
 	case ModeOnDemand:
 		var wg sync.WaitGroup
-		wg.Go(func() { r.every(ctx, r.opts.PollInterval, r.refreshOnDemand) })
+		wg.Go(func() { every(ctx, r.opts.PollInterval, r.refreshOnDemand) })
 		err := r.runIdleUnload(ctx)
 		wg.Wait()
 		return err
 	case ModePoll:
-		r.every(ctx, r.opts.PollInterval, r.Poll)
+		every(ctx, r.opts.PollInterval, r.Poll)
 	default:
 		<-ctx.Done()
 	}
@@ -172,7 +172,7 @@ func (r *Repository) Run(ctx context.Context) error {
 }
 
 // every calls f every interval until ctx ends.
-func (r *Repository) every(ctx context.Context, interval time.Duration, f func(context.Context)) {
+func every(ctx context.Context, interval time.Duration, f func(context.Context)) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
 	for {
