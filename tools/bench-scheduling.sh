@@ -5,12 +5,14 @@
 #
 #   tools/bench-scheduling.sh            # 8 s per row
 #   DURATION=3s tools/bench-scheduling.sh
+#   MODELS=/tmp/variant tools/bench-scheduling.sh   # a copy of examples/models with other configs
 set -eu
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-8s}
+MODELS=${MODELS:-examples/models}
 make -s build models >/dev/null
 out=$(mktemp -d)
-./bin/ferry serve --model-repository examples/models --grpc-port 8001 --http-port 8000 >"$out/server.log" 2>&1 &
+./bin/ferry serve --model-repository "$MODELS" --grpc-port 8001 --http-port 8000 >"$out/server.log" 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null; rm -rf "$out"' EXIT INT TERM
 i=0
@@ -48,8 +50,8 @@ run b -m mlp --grpc localhost:8001 --concurrency 32 -b 8
 run b_stream -m mlp --grpc localhost:8001 --concurrency 32 -b 8 --streaming
 kill $server
 wait $server 2>/dev/null || true
-run engine --engine examples/models/mlp
-run engine_2x1 --engine examples/models/mlp --engine-instances 2 --onnx-intra-op-threads 1
+run engine --engine "$MODELS/mlp"
+run engine_2x1 --engine "$MODELS/mlp" --engine-instances 2 --onnx-intra-op-threads 1
 
 set -- $(best engine)
 engine=$1 engine_p50=$2 engine_p99=$3 engine_batch=$4
