@@ -36,6 +36,17 @@ test: ort
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
+# Run every fuzz target (the decoders of requests, configs, upstream answers, the Python
+# runner's frames and bench data files) for FUZZTIME each; go test fuzzes one at a time.
+FUZZTIME ?= 30s
+fuzz: ort
+	@for pkg in $$($(GO) list ./...); do \
+		for t in $$($(GO) test -list '^Fuzz' $$pkg | grep '^Fuzz'); do \
+			echo "== $$pkg $$t"; \
+			$(GO) test $$pkg -run=NONE -fuzz="^$$t\$$" -fuzztime=$(FUZZTIME) || exit 1; \
+		done; \
+	done
+
 # Regenerate the committed protobuf code (needs protoc from Debian's protobuf-compiler
 # and protoc-gen-go / protoc-gen-go-grpc on PATH); builds never need this.
 proto:
