@@ -40,6 +40,9 @@ type benchConfig struct {
 	engineDir         string
 	maxBatch, intraOp int
 	engineInstances   int
+	seqLength         int
+	seqIDRange        string
+	seqOpen           int
 }
 
 // openRuntime provides the ONNX Runtime for --engine and a function that releases it.
@@ -118,6 +121,9 @@ server with.`,
 	f.Uint64Var(&cfg.seed, "seed", 1, "seed of the random data and the Poisson schedule")
 	f.StringVar(&cfg.jsonOut, "json", "", "also write the report as JSON to this file")
 	f.StringVar(&cfg.csvOut, "csv", "", "also write the report as CSV to this file")
+	f.IntVar(&cfg.seqLength, "sequence-length", bench.DefaultSequenceLength, "stateful models: requests per sequence")
+	f.StringVar(&cfg.seqIDRange, "sequence-id-range", "1", "stateful models: sequence ids start[:end], taken in turn, end excluded (without end: no limit)")
+	f.IntVar(&cfg.seqOpen, "num-of-sequences", bench.DefaultOpenSequences, "stateful models, open loop: sequences the requests take turns on (closed loop: one per client)")
 	f.StringVar(&cfg.engineDir, "engine", "", "measure MODEL_DIR/<version>/model.onnx in process instead of a server")
 	f.IntVar(&cfg.maxBatch, "max-batch", 0, "--engine: largest batch size (default: the config's max_batch_size, else 64)")
 	f.IntVar(&cfg.intraOp, "onnx-intra-op-threads", 0, "--engine: ONNX Runtime threads (0: as ferry serve picks them for the model)")
@@ -142,6 +148,14 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 		return err
 	}
 	opts.Batch, opts.Concurrency, opts.RequestRate, opts.MaxInFlight = cfg.batch, levels, cfg.rate, cfg.maxInFlight
+	first, last, err := bench.ParseIDRange(cfg.seqIDRange)
+	if err != nil {
+		return fmt.Errorf("--sequence-id-range: %w", err)
+	}
+	if cfg.seqLength < 1 || cfg.seqOpen < 1 {
+		return fmt.Errorf("--sequence-length %d, --num-of-sequences %d: both must be at least 1", cfg.seqLength, cfg.seqOpen)
+	}
+	opts.Sequences = bench.Sequences{Length: cfg.seqLength, FirstID: first, LastID: last, Open: cfg.seqOpen}
 	if mu := metricsURL(cmd, cfg); mu != "" {
 		opts.ServerCPU = bench.MetricsCPU(mu)
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -159,12 +160,54 @@ func TestBenchRejects(t *testing.T) {
 		{"both loops", []string{"-m", "simple", "--concurrency", "2", "--request-rate", "5"}, "--concurrency and --request-rate exclude each other"},
 		{"bad sweep", []string{"-m", "simple", "--concurrency", "8:1"}, `--concurrency: concurrency "8:1": end 1 is below start 8`},
 		{"bad protocol", []string{"-m", "simple", "-i", "udp"}, `--protocol "udp": want http, http-binary or grpc`},
+		{"sequence id 0", []string{"-m", "accumulator", "-u", ts.URL, "--sequence-id-range", "0:5"}, `--sequence-id-range: sequence id range "0:5": want start[:end] with 1 <= start < end`},
+		{"empty sequences", []string{"-m", "accumulator", "-u", ts.URL, "--sequence-length", "0"}, "--sequence-length 0, --num-of-sequences 4: both must be at least 1"},
 		{"missing data file", []string{"-m", "simple", "--input-data", "/nonexistent.json"}, "--input-data: want random, zero or a JSON file: open /nonexistent.json: no such file or directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := runBench(t, append(tc.args, "--duration", "100ms")...)
 			if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Errorf("ferry bench %v: err = %v, want %q", tc.args, err, tc.wantErr)
+			}
+		})
+	}
+}
+
+// TestBenchSequenceModel benchmarks stateful accumulators, whose every request must
+// carry a sequence id and come in order after its sequence's start: any slip is an
+// error from the server. acc_direct_bench has 16 slots and keeps an idle sequence for a
+// minute; the second level has twice as many clients as the first, so had the first
+// left its sequences open when it stopped, they would hold every slot and the second
+// level would measure nothing.
+func TestBenchSequenceModel(t *testing.T) {
+	repo := seqRepo(t)
+	writeModel(t, repo, "acc_direct_bench", 1, onnxgen.Accumulator(), seqIO+`sequence_batching {
+  max_sequence_idle_microseconds: 60000000 direct { }`+seqState+"\n}\n")
+	ts := startServer(t, repo)
+	grpcAddr := ts.grpcLn.Addr().String()
+	for _, tc := range []struct {
+		name string
+		args []string
+	}{
+		{"grpc", []string{"-m", "acc_direct_bench", "--grpc", grpcAddr, "--concurrency", "16:32:+16"}},
+		{"grpc streaming", []string{"-m", "acc_direct_bench", "--grpc", grpcAddr, "--streaming", "--concurrency", "16:32:+16"}},
+		{"http json", []string{"-m", "acc_direct_bench", "-u", ts.URL, "-i", "http", "--concurrency", "16:32:+16"}},
+		{"http binary, open loop, oldest", []string{"-m", "acc_oldest", "-u", ts.URL, "-i", "http-binary", "--request-rate", "400", "--num-of-sequences", "3"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			jsonPath, csvPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.csv")
+			args := append([]string{"--sequence-length", "4", "--duration", "300ms", "--warmup", "100ms",
+				"--json", jsonPath, "--csv", csvPath}, tc.args...)
+			if _, err := runBench(t, args...); err != nil {
+				t.Fatalf("ferry bench: %v", err)
+			}
+			rep := readReport(t, jsonPath, csvPath)
+			if rep.SequenceLength != 4 {
+				t.Errorf("report: sequence length %d, want 4", rep.SequenceLength)
+			}
+			for _, l := range rep.Levels {
+				checkLevel(t, fmt.Sprintf("%s, level %+v", tc.name, l), l, 1)
 			}
 		})
 	}

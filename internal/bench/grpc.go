@@ -94,7 +94,8 @@ func (c *GRPCClient) Model(ctx context.Context) (Model, error) {
 	if err != nil {
 		return Model{}, fmt.Errorf("model config: %w", err)
 	}
-	m := Model{Name: c.o.Model, Version: c.o.Version, MaxBatchSize: int(cfg.GetConfig().GetMaxBatchSize())}
+	m := Model{Name: c.o.Model, Version: c.o.Version, MaxBatchSize: int(cfg.GetConfig().GetMaxBatchSize()),
+		Sequence: cfg.GetConfig().GetSequenceBatching() != nil}
 	for _, in := range md.GetInputs() {
 		dt, err := tensor.ParseDType(in.GetDatatype())
 		if err != nil {
@@ -141,10 +142,10 @@ func (c *GRPCClient) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error
 	if c.o.Streaming {
 		return c.streamSender(reqs), nil
 	}
-	return func(ctx context.Context, i int) error {
+	return func(ctx context.Context, i int, seq Step) error {
 		ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 		defer cancel()
-		resp, err := c.apis[i%len(c.apis)].ModelInfer(ctx, reqs[i%len(reqs)])
+		resp, err := c.apis[i%len(c.apis)].ModelInfer(ctx, inSequence(reqs[i%len(reqs)], seq))
 		if err != nil {
 			return err
 		}
@@ -153,6 +154,24 @@ func (c *GRPCClient) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error
 		}
 		return nil
 	}, nil
+}
+
+// inSequence is req as step seq of a sequence: a new message with the sequence
+// parameters that shares req's tensors. The zero Step returns req itself.
+func inSequence(req *inference.ModelInferRequest, seq Step) *inference.ModelInferRequest {
+	if seq == (Step{}) {
+		return req
+	}
+	return &inference.ModelInferRequest{
+		ModelName: req.ModelName, ModelVersion: req.ModelVersion, Id: req.Id,
+		Inputs: req.Inputs, Outputs: req.Outputs, RawInputContents: req.RawInputContents,
+		// As tritonclient sends them: the id as int64_param, the flags as bool_param.
+		Parameters: map[string]*inference.InferParameter{
+			"sequence_id":    {ParameterChoice: &inference.InferParameter_Int64Param{Int64Param: int64(seq.ID)}},
+			"sequence_start": {ParameterChoice: &inference.InferParameter_BoolParam{BoolParam: seq.Start}},
+			"sequence_end":   {ParameterChoice: &inference.InferParameter_BoolParam{BoolParam: seq.End}},
+		},
+	}
 }
 
 // inferStream is one open ModelStreamInfer stream, used by one request at a time.
@@ -167,7 +186,7 @@ func (c *GRPCClient) streamSender(reqs []*inference.ModelInferRequest) Sender {
 	var mu sync.Mutex
 	var idle []*inferStream
 	var opened atomic.Uint64
-	return func(ctx context.Context, i int) error {
+	return func(ctx context.Context, i int, seq Step) error {
 		mu.Lock()
 		var st *inferStream
 		if n := len(idle); n > 0 {
@@ -189,7 +208,7 @@ func (c *GRPCClient) streamSender(reqs []*inference.ModelInferRequest) Sender {
 		ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 		defer cancel()
 		stop := context.AfterFunc(ctx, st.cancel)
-		err := st.roundTrip(reqs[i%len(reqs)])
+		err := st.roundTrip(inSequence(reqs[i%len(reqs)], seq))
 		if !stop() || err != nil {
 			st.cancel()
 			if ctx.Err() != nil {

@@ -82,7 +82,7 @@ func TestGRPCStreamingReusesStreams(t *testing.T) {
 	for w := range workers {
 		wg.Go(func() {
 			for i := range each {
-				if err := send(t.Context(), w*each+i); err != nil {
+				if err := send(t.Context(), w*each+i, Step{}); err != nil {
 					errs[w] = err
 					return
 				}
@@ -101,11 +101,11 @@ func TestGRPCStreamingReusesStreams(t *testing.T) {
 func TestGRPCStreamingReportsTheServersError(t *testing.T) {
 	_, addr := startStreamServer(t)
 	send := streamClient(t, addr, "nope")
-	if err := send(t.Context(), 0); err == nil || !strings.Contains(err.Error(), "unknown model nope") {
+	if err := send(t.Context(), 0, Step{}); err == nil || !strings.Contains(err.Error(), "unknown model nope") {
 		t.Errorf("send err = %v, want the server's message", err)
 	}
 	// The failed stream is not reused: the next request opens another and fails alike.
-	if err := send(t.Context(), 1); err == nil || !strings.Contains(err.Error(), "unknown model nope") {
+	if err := send(t.Context(), 1, Step{}); err == nil || !strings.Contains(err.Error(), "unknown model nope") {
 		t.Errorf("second send err = %v, want the server's message", err)
 	}
 }
@@ -115,7 +115,7 @@ func TestGRPCStreamingStopsWithTheContext(t *testing.T) {
 	send := streamClient(t, addr, "ok")
 	ctx, cancel := context.WithCancel(t.Context())
 	cancel()
-	if err := send(ctx, 0); !errors.Is(err, context.Canceled) {
+	if err := send(ctx, 0, Step{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("send on a cancelled context: err = %v, want context.Canceled", err)
 	}
 }

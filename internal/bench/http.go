@@ -100,12 +100,14 @@ func (c *HTTPClient) Model(ctx context.Context) (Model, error) {
 		return Model{}, fmt.Errorf("model metadata: %w", err)
 	}
 	var cfg struct {
-		MaxBatchSize int `json:"max_batch_size"`
+		MaxBatchSize     int             `json:"max_batch_size"`
+		SequenceBatching json.RawMessage `json:"sequence_batching"`
 	}
 	if err := c.getJSON(ctx, c.base+"/config", &cfg); err != nil {
 		return Model{}, fmt.Errorf("model config: %w", err)
 	}
-	m := Model{Name: c.o.Model, Version: c.o.Version, MaxBatchSize: cfg.MaxBatchSize}
+	m := Model{Name: c.o.Model, Version: c.o.Version, MaxBatchSize: cfg.MaxBatchSize,
+		Sequence: len(cfg.SequenceBatching) > 0 && string(cfg.SequenceBatching) != "null"}
 	for _, in := range md.Inputs {
 		dt, err := tensor.ParseDType(in.DataType)
 		if err != nil {
@@ -169,10 +171,29 @@ func statusError(code int, body []byte) error {
 	return fmt.Errorf("HTTP %d: %.200s", code, body)
 }
 
-// httpBody is one encoded infer request.
+// httpBody is one encoded infer request. Every body opens with the request's
+// parameters, `{"parameters":{`, so that a sequence's can be added there.
 type httpBody struct {
 	body      []byte
 	headerLen int // the JSON part's length in a binary request
+}
+
+const bodyOpening = `{"parameters":{`
+
+// inSequence is b as step seq of a sequence: a copy with the sequence parameters. The
+// zero Step returns b itself.
+func (b httpBody) inSequence(seq Step) httpBody {
+	if seq == (Step{}) {
+		return b
+	}
+	params := fmt.Appendf(nil, `"sequence_id":%d,"sequence_start":%t,"sequence_end":%t`, seq.ID, seq.Start, seq.End)
+	at := len(bodyOpening)
+	if b.body[at] != '}' {
+		params = append(params, ',')
+	}
+	out := make([]byte, 0, len(b.body)+len(params))
+	out = append(append(append(out, b.body[:at]...), params...), b.body[at:]...)
+	return httpBody{body: out, headerLen: b.headerLen + len(params)}
 }
 
 // Prepare encodes each sample's request body once.
@@ -191,7 +212,9 @@ func (c *HTTPClient) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error
 			return nil, err
 		}
 	}
-	return func(ctx context.Context, i int) error { return c.infer(ctx, bodies[i%len(bodies)]) }, nil
+	return func(ctx context.Context, i int, seq Step) error {
+		return c.infer(ctx, bodies[i%len(bodies)].inSequence(seq))
+	}, nil
 }
 
 func (c *HTTPClient) infer(ctx context.Context, b httpBody) error {
@@ -229,7 +252,7 @@ func (c *HTTPClient) infer(ctx context.Context, b httpBody) error {
 }
 
 func jsonBody(inputs []*tensor.Tensor) (httpBody, error) {
-	b := []byte(`{"inputs":[`)
+	b := []byte(bodyOpening + `},"inputs":[`)
 	for i, t := range inputs {
 		if i > 0 {
 			b = append(b, ',')
@@ -246,7 +269,7 @@ func jsonBody(inputs []*tensor.Tensor) (httpBody, error) {
 }
 
 func binaryBody(inputs []*tensor.Tensor) httpBody {
-	b := []byte(`{"inputs":[`)
+	b := []byte(bodyOpening + `"binary_data_output":true},"inputs":[`)
 	for i, t := range inputs {
 		if i > 0 {
 			b = append(b, ',')
@@ -256,7 +279,7 @@ func binaryBody(inputs []*tensor.Tensor) httpBody {
 		b = strconv.AppendInt(b, int64(len(t.Data)), 10)
 		b = append(b, "}}"...)
 	}
-	b = append(b, `],"parameters":{"binary_data_output":true}}`...)
+	b = append(b, "]}"...)
 	h := len(b)
 	for _, t := range inputs {
 		b = append(b, t.Data...)

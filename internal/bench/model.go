@@ -24,6 +24,9 @@ type Model struct {
 	// batch dimension, so every request is one item.
 	MaxBatchSize int
 	Inputs       []Input
+	// Sequence marks a stateful model (the config has sequence_batching): each request
+	// belongs to a sequence and a sequence's requests are sent one after another.
+	Sequence bool
 }
 
 // Stats is the part of the statistics extension a benchmark reads: its ratio over a
@@ -47,9 +50,17 @@ type Client interface {
 	Close() error
 }
 
-// Sender sends request number i (which picks sample i modulo the number of samples)
-// and waits for its response. A nil error means the server answered with success.
-type Sender func(ctx context.Context, i int) error
+// Sender sends request number i (which picks sample i modulo the number of samples),
+// as step seq of a sequence, and waits for its response. seq is the zero Step for a
+// model without sequences. A nil error means the server answered with success.
+type Sender func(ctx context.Context, i int, seq Step) error
+
+// Step places a request in a sequence of a stateful model: the V2 parameters
+// sequence_id, sequence_start and sequence_end. The zero Step is outside any sequence.
+type Step struct {
+	ID         uint64
+	Start, End bool
+}
 
 // ref names the model (and version) in messages.
 func (m Model) ref() string {

@@ -30,7 +30,9 @@ type Report struct {
 	Protocol string        `json:"protocol"` // http, http-binary, grpc, or the engine's name
 	Inputs   []InputReport `json:"inputs"`   // as sent in the first level
 	Duration float64       `json:"duration_s"`
-	Levels   []Level       `json:"levels"`
+	// SequenceLength is the requests per sequence of a stateful model; 0 for others.
+	SequenceLength int     `json:"sequence_length,omitempty"`
+	Levels         []Level `json:"levels"`
 }
 
 // InputReport is one input as the requests carry it.
@@ -171,6 +173,9 @@ func (r *Report) title() string {
 	fmt.Fprintf(&b, ", %s, %gs per level", r.Protocol, r.Duration)
 	if len(r.Levels) > 0 && r.Mode != ModeEngine {
 		fmt.Fprintf(&b, ", batch size %d", r.Levels[0].BatchSize)
+	}
+	if r.SequenceLength > 0 {
+		fmt.Fprintf(&b, ", sequences of %d requests", r.SequenceLength)
 	}
 	for i, in := range r.Inputs {
 		sep := ", "

@@ -43,6 +43,8 @@ type Options struct {
 	// ServerCPU, when set, reads the CPU time the server process has used so far
 	// (process_cpu_seconds_total from its /metrics), for CPU per request.
 	ServerCPU func(ctx context.Context) (time.Duration, error)
+	// Sequences shape the requests to a stateful model; ignored for other models.
+	Sequences Sequences
 	// Progress, when set, receives each level as soon as it is measured.
 	Progress func(Level)
 }
@@ -69,6 +71,9 @@ func (o Options) validate() error {
 			errs = append(errs, fmt.Errorf("concurrency %d: must be at least 1", c))
 		}
 	}
+	if err := o.Sequences.validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -92,19 +97,23 @@ func Run(ctx context.Context, c Client, o Options) (*Report, error) {
 	}
 	// One request first: a wrong input or a missing model is one clear error, not a
 	// table of failures.
-	if err := send(ctx, 0); err != nil {
+	seqs := newSequencer(m, o.Sequences)
+	if err := send(ctx, 0, seqs.single()); err != nil {
 		return nil, fmt.Errorf("first request to model %s: %w", m.ref(), err)
 	}
 	rep := &Report{Model: m.Name, Version: m.Version, Protocol: o.Protocol, Duration: o.Duration.Seconds(),
 		Inputs: inputReports(samples[0])}
+	if seqs != nil {
+		rep.SequenceLength = seqs.length
+	}
 	var levels []func() (Level, error)
 	if o.RequestRate > 0 {
 		rep.Mode = ModeRequestRate
-		levels = append(levels, func() (Level, error) { return openLoop(ctx, c, send, o) })
+		levels = append(levels, func() (Level, error) { return openLoop(ctx, c, send, seqs, o) })
 	} else {
 		rep.Mode = ModeConcurrency
 		for _, n := range o.Concurrency {
-			levels = append(levels, func() (Level, error) { return closedLoop(ctx, c, send, n, o) })
+			levels = append(levels, func() (Level, error) { return closedLoop(ctx, c, send, seqs, n, o) })
 		}
 	}
 	for _, level := range levels {
@@ -166,8 +175,9 @@ func newWindow(o Options) window {
 func (w window) contains(t time.Time) bool { return !t.Before(w.start) && !t.After(w.end) }
 
 // closedLoop keeps n requests in flight: each worker sends its next request as soon as
-// the previous one is answered.
-func closedLoop(ctx context.Context, c Client, send Sender, n int, o Options) (Level, error) {
+// the previous one is answered. For a stateful model each worker runs one sequence
+// after another.
+func closedLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, n int, o Options) (Level, error) {
 	reqCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	w := newWindow(o)
@@ -177,10 +187,12 @@ func closedLoop(ctx context.Context, c Client, send Sender, n int, o Options) (L
 	for k := range tallies {
 		wg.Go(func() {
 			t := &tallies[k]
+			seq := seqs.walker()
+			defer func() { seq.finish(ctx, send, k) }()
 			for reqCtx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				t0 := time.Now()
-				err := send(reqCtx, i)
+				err := send(reqCtx, i, seq.next())
 				t1 := time.Now()
 				if t1.After(w.end) || reqCtx.Err() != nil {
 					return // cut off by the window's end, not failed
@@ -205,8 +217,9 @@ func closedLoop(ctx context.Context, c Client, send Sender, n int, o Options) (L
 }
 
 // openLoop sends requests at Poisson arrival times, each on its own goroutine, whether
-// or not earlier ones were answered.
-func openLoop(ctx context.Context, c Client, send Sender, o Options) (Level, error) {
+// or not earlier ones were answered. For a stateful model requests take turns on a few
+// sequences, each of which sends one request at a time.
+func openLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, o Options) (Level, error) {
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed+1))
 	sched, err := PoissonSchedule(o.RequestRate, o.Warmup+o.Duration, rng)
 	if err != nil {
@@ -222,6 +235,7 @@ func openLoop(ctx context.Context, c Client, send Sender, o Options) (Level, err
 
 	var mu sync.Mutex
 	var all tally // guarded by mu
+	lanes := seqs.lanes()
 	sem := make(chan struct{}, o.MaxInFlight)
 	var wg sync.WaitGroup
 	for i, off := range sched {
@@ -244,7 +258,7 @@ func openLoop(ctx context.Context, c Client, send Sender, o Options) (Level, err
 		wg.Go(func() {
 			defer func() { <-sem }()
 			t0 := time.Now()
-			err := send(reqCtx, i)
+			err := lanes.send(reqCtx, send, i)
 			t1 := time.Now()
 			if w.contains(t1) && reqCtx.Err() == nil {
 				mu.Lock()
@@ -256,6 +270,7 @@ func openLoop(ctx context.Context, c Client, send Sender, o Options) (Level, err
 	sg.Wait() // returns at the window's end, after the second statistics snapshot
 	cancel()
 	wg.Wait()
+	lanes.finish(ctx, send)
 	if err := ctx.Err(); err != nil {
 		return Level{}, err
 	}

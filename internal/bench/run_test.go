@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"strings"
 	"sync"
@@ -26,6 +27,53 @@ type fakeServer struct {
 	execs    atomic.Uint64
 	mu       sync.Mutex
 	shapes   []tensor.Shape // of the prepared sample's inputs; guarded by mu
+	seqs     seqChecker
+}
+
+// seqChecker holds a stateful model's sequences to the rules a sequence batcher
+// enforces: a sequence opens with a start, its requests come one at a time, and nothing
+// follows its end.
+type seqChecker struct {
+	mu        sync.Mutex
+	open      map[uint64]bool // id -> a request of it in flight
+	ended     map[uint64]bool
+	steps     int
+	completed int // sequences ended by a request that carried on from a start
+	errs      []string
+}
+
+func (c *seqChecker) begin(seq Step) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.open == nil {
+		c.open, c.ended = map[uint64]bool{}, map[uint64]bool{}
+	}
+	c.steps++
+	busy, known := c.open[seq.ID]
+	switch {
+	case seq.ID == 0:
+		c.errs = append(c.errs, "a request without a sequence id")
+	case c.ended[seq.ID]:
+		c.errs = append(c.errs, fmt.Sprintf("sequence %d: a request after its end", seq.ID))
+	case seq.Start && known:
+		c.errs = append(c.errs, fmt.Sprintf("sequence %d started twice", seq.ID))
+	case !seq.Start && !known:
+		c.errs = append(c.errs, fmt.Sprintf("sequence %d: a request before its start", seq.ID))
+	case busy:
+		c.errs = append(c.errs, fmt.Sprintf("sequence %d: two requests in flight", seq.ID))
+	}
+	c.open[seq.ID] = true
+}
+
+func (c *seqChecker) done(seq Step) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.open[seq.ID] = false
+	if seq.End {
+		delete(c.open, seq.ID)
+		c.ended[seq.ID] = true
+		c.completed++
+	}
 }
 
 func (f *fakeServer) Model(context.Context) (Model, error) { return f.model, nil }
@@ -42,7 +90,13 @@ func (f *fakeServer) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error
 	}
 	f.mu.Unlock()
 	batch := uint64(samples[0][0].Shape[0])
-	return func(ctx context.Context, i int) error {
+	return func(ctx context.Context, i int, seq Step) error {
+		if f.model.Sequence {
+			f.seqs.begin(seq)
+			defer f.seqs.done(seq)
+		} else if seq != (Step{}) {
+			f.seqs.errs = append(f.seqs.errs, "sequence parameters for a model without sequences")
+		}
 		n := f.inflight.Add(1)
 		defer f.inflight.Add(-1)
 		for p := f.peak.Load(); n > p && !f.peak.CompareAndSwap(p, n); p = f.peak.Load() {
@@ -198,5 +252,52 @@ func TestRunRejectsOptions(t *testing.T) {
 	want := "duration 0s: must be > 0\nwarmup -1s: must be >= 0\nmax in-flight 0: must be at least 1"
 	if err == nil || err.Error() != want {
 		t.Errorf("Run err = %v, want %q", err, want)
+	}
+}
+
+func TestRunSequences(t *testing.T) {
+	seqModel := fakeModel
+	seqModel.Sequence = true
+	for _, tc := range []struct {
+		name string
+		o    Options
+	}{
+		{"closed loop", Options{Concurrency: []int{1, 4}}},
+		{"open loop", Options{RequestRate: 3000, MaxInFlight: 64, Sequences: Sequences{Open: 3}}},
+		{"closed loop, ids wrap", Options{Concurrency: []int{2}, Sequences: Sequences{FirstID: 5, LastID: 9}}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				f := &fakeServer{model: seqModel, delay: time.Millisecond}
+				o := tc.o
+				o.Batch, o.Duration, o.Warmup = 1, 200*time.Millisecond, 20*time.Millisecond
+				o.Sequences.Length = 5
+				if o.Sequences.LastID != 0 {
+					// Wrapped ids come back: sequences may be ended and reopened.
+					o.Sequences.Length = 1
+				}
+				rep, err := Run(t.Context(), f, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				for _, l := range rep.Levels {
+					if l.Requests == 0 || l.Errors != 0 {
+						t.Errorf("level %+v: want requests and no errors", l)
+					}
+				}
+				if o.Sequences.LastID != 0 {
+					return
+				}
+				for _, e := range f.seqs.errs {
+					t.Error(e)
+				}
+				if len(f.seqs.open) != 0 {
+					t.Errorf("%d sequences left open after the run, want every one ended", len(f.seqs.open))
+				}
+				if f.seqs.steps < 5*f.seqs.completed/2 {
+					t.Errorf("%d requests for %d sequences of 5: most sequences should run whole", f.seqs.steps, f.seqs.completed)
+				}
+			})
+		})
 	}
 }
