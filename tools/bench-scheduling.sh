@@ -30,8 +30,8 @@ run() {
 }
 # Columns of a ferry bench CSV row, counted from its end (the protocol column may hold
 # commas): batch_size, items_per_second, p50_us, p99_us, server_avg_batch and the
-# server's and client's CPU µs per request.
-BATCH=15 ITEMS=8 P50=7 P99=4 AVGBATCH=2 SRVCPU=1 CLICPU=0
+# server's and client's CPU µs per request (then windows and unstable).
+BATCH=17 ITEMS=10 P50=9 P99=6 AVGBATCH=4 SRVCPU=3 CLICPU=2
 # field NAME COLUMN: a column of a report's last row.
 field() {
 	tail -n 1 "$out/$1.csv" | awk -F, -v c="$2" '{ print $(NF - c) }'

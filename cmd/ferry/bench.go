@@ -43,6 +43,8 @@ type benchConfig struct {
 	seqLength         int
 	seqIDRange        string
 	seqOpen           int
+	stability         float64
+	maxTrials         int
 }
 
 // openRuntime provides the ONNX Runtime for --engine and a function that releases it.
@@ -114,6 +116,8 @@ server with.`,
 	f.Float64Var(&cfg.rate, "request-rate", 0, "open loop instead: Poisson arrivals at this many requests per second")
 	f.IntVar(&cfg.maxInFlight, "max-inflight", 1024, "open loop: most requests in flight; arrivals beyond are dropped and counted")
 	f.DurationVar(&cfg.duration, "duration", 5*time.Second, "measurement window per level (per batch size with --engine)")
+	f.Float64Var(&cfg.stability, "stability-percentage", 0, "measure each level in --duration windows until the last 3 agree within this percentage (throughput and mean latency), as perf_analyzer does by default with 10; 0: one window")
+	f.IntVar(&cfg.maxTrials, "max-trials", bench.DefaultMaxWindows, "with --stability-percentage: most windows per level")
 	f.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured load before each window")
 	f.DurationVar(&cfg.timeout, "timeout", time.Minute, "per-request timeout")
 	f.StringArrayVar(&cfg.shapes, "shape", nil, "NAME:d1,d2,... the dimensions of an input's variable dims, without the batch dim (repeatable; default 1)")
@@ -155,6 +159,7 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 	if cfg.seqLength < 1 || cfg.seqOpen < 1 {
 		return fmt.Errorf("--sequence-length %d, --num-of-sequences %d: both must be at least 1", cfg.seqLength, cfg.seqOpen)
 	}
+	opts.Stability, opts.MaxWindows = cfg.stability, cfg.maxTrials
 	opts.Sequences = bench.Sequences{Length: cfg.seqLength, FirstID: first, LastID: last, Open: cfg.seqOpen}
 	if mu := metricsURL(cmd, cfg); mu != "" {
 		opts.ServerCPU = bench.MetricsCPU(mu)

@@ -213,6 +213,30 @@ func TestBenchSequenceModel(t *testing.T) {
 	}
 }
 
+// TestBenchStability measures in windows until three agree, as perf_analyzer does; the
+// wide tolerance keeps a busy test machine from making it flaky, and either way the last
+// three windows are reported.
+func TestBenchStability(t *testing.T) {
+	ts := startServer(t, exampleRepo(t))
+	dir := t.TempDir()
+	jsonPath, csvPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.csv")
+	out, err := runBench(t, "-m", "simple", "--grpc", ts.grpcLn.Addr().String(), "--metrics-url", ts.URL+"/metrics",
+		"--concurrency", "2", "--duration", "100ms", "--warmup", "50ms", "--stability-percentage", "60", "--max-trials", "4",
+		"--json", jsonPath, "--csv", csvPath)
+	if err != nil {
+		t.Fatalf("ferry bench: %v", err)
+	}
+	rep := readReport(t, jsonPath, csvPath)
+	l := rep.Levels[0]
+	checkLevel(t, "stability", l, 1)
+	if rep.Stability != 60 || l.Windows < 3 || l.Windows > 4 || l.Seconds != 0.3 {
+		t.Errorf("stability %v, %d windows, %vs reported; want 60, 3 or 4 windows, the last three (0.3 s)", rep.Stability, l.Windows, l.Seconds)
+	}
+	if !strings.Contains(out, "0.1s windows until 3 agree within ±60%") {
+		t.Errorf("the table's title does not say how it measured:\n%s", out)
+	}
+}
+
 func TestBenchInputDataFile(t *testing.T) {
 	ts := startServer(t, exampleRepo(t))
 	dir := t.TempDir()

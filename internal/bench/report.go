@@ -30,6 +30,9 @@ type Report struct {
 	Protocol string        `json:"protocol"` // http, http-binary, grpc, or the engine's name
 	Inputs   []InputReport `json:"inputs"`   // as sent in the first level
 	Duration float64       `json:"duration_s"`
+	// Stability is the percentage within which a level's last three windows had to
+	// agree; 0: each level is one window.
+	Stability float64 `json:"stability_percent,omitempty"`
 	// SequenceLength is the requests per sequence of a stateful model; 0 for others.
 	SequenceLength int     `json:"sequence_length,omitempty"`
 	Levels         []Level `json:"levels"`
@@ -69,6 +72,10 @@ type Level struct {
 	ServerCPUPerRequest float64 `json:"server_cpu_us_per_request,omitempty"`
 	ClientCPUPerRequest float64 `json:"client_cpu_us_per_request,omitempty"`
 	FirstError          string  `json:"first_error,omitempty"`
+	// Windows is how many windows were measured when stability was asked for; the level
+	// reports the last three. Unstable means they never agreed.
+	Windows  int  `json:"windows,omitempty"`
+	Unstable bool `json:"unstable,omitempty"`
 }
 
 // measure fills the throughput and latency figures of l from the latencies of the
@@ -110,7 +117,7 @@ func (r *Report) WriteJSON(w io.Writer) error {
 
 var csvHeader = []string{"mode", "model", "protocol", "concurrency", "request_rate", "batch_size", "requests", "errors",
 	"late", "dropped", "seconds", "requests_per_second", "items_per_second", "p50_us", "p90_us", "p95_us", "p99_us",
-	"mean_us", "server_avg_batch", "server_cpu_us_per_request", "client_cpu_us_per_request"}
+	"mean_us", "server_avg_batch", "server_cpu_us_per_request", "client_cpu_us_per_request", "windows", "unstable"}
 
 // WriteCSV writes one row per level under a header row.
 func (r *Report) WriteCSV(w io.Writer) error {
@@ -123,7 +130,8 @@ func (r *Report) WriteCSV(w io.Writer) error {
 		row := []string{r.Mode, r.Model, r.Protocol, strconv.Itoa(l.Concurrency), f(l.RequestRate), strconv.Itoa(l.BatchSize),
 			strconv.Itoa(l.Requests), strconv.Itoa(l.Errors), strconv.Itoa(l.Late), strconv.Itoa(l.Dropped), f(l.Seconds),
 			f(round(l.PerSecond, 2)), f(round(l.ItemsPerSec, 2)), f(l.P50), f(l.P90), f(l.P95), f(l.P99), f(l.Mean),
-			f(round(l.ServerAvgBatch, 3)), f(l.ServerCPUPerRequest), f(l.ClientCPUPerRequest)}
+			f(round(l.ServerAvgBatch, 3)), f(l.ServerCPUPerRequest), f(l.ClientCPUPerRequest), strconv.Itoa(l.Windows),
+			strconv.FormatBool(l.Unstable)}
 		if err := cw.Write(row); err != nil {
 			return err
 		}
@@ -160,6 +168,10 @@ func (r *Report) WriteTable(w io.Writer) error {
 		if l.Errors > 0 {
 			fmt.Fprintf(w, "%s: %d errors, first: %s\n", r.levelName(l), l.Errors, l.FirstError)
 		}
+		if l.Unstable {
+			fmt.Fprintf(w, "%s: not stable within ±%g%% after %d windows; the last %d are reported\n",
+				r.levelName(l), r.Stability, l.Windows, stableWindows)
+		}
 	}
 	return nil
 }
@@ -170,7 +182,11 @@ func (r *Report) title() string {
 	if r.Version != "" {
 		fmt.Fprintf(&b, " version %s", r.Version)
 	}
-	fmt.Fprintf(&b, ", %s, %gs per level", r.Protocol, r.Duration)
+	if r.Stability > 0 {
+		fmt.Fprintf(&b, ", %s, %gs windows until %d agree within ±%g%%", r.Protocol, r.Duration, stableWindows, r.Stability)
+	} else {
+		fmt.Fprintf(&b, ", %s, %gs per level", r.Protocol, r.Duration)
+	}
 	if len(r.Levels) > 0 && r.Mode != ModeEngine {
 		fmt.Fprintf(&b, ", batch size %d", r.Levels[0].BatchSize)
 	}
@@ -239,8 +255,12 @@ func (r *Report) columns() []column {
 		}
 		return strconv.FormatFloat(v, 'f', digits, 64)
 	}
-	return append(cols,
+	cols = append(cols,
 		column{"avg batch", func(l Level) string { return orDash(l.ServerAvgBatch, 2) }},
 		column{"server µs/req", func(l Level) string { return orDash(l.ServerCPUPerRequest, 1) }},
 		column{"client µs/req", func(l Level) string { return orDash(l.ClientCPUPerRequest, 1) }})
+	if r.Stability > 0 {
+		cols = append(cols, column{"windows", func(l Level) string { return strconv.Itoa(l.Windows) }})
+	}
+	return cols
 }

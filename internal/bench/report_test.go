@@ -40,7 +40,7 @@ func TestLevelMeasure(t *testing.T) {
 	}
 }
 
-// goldenReports cover the three modes' columns; the figures are made up.
+// goldenReports cover the three modes' columns and a stability run; the figures are made up.
 var goldenReports = map[string]*Report{
 	"concurrency": {Mode: ModeConcurrency, Model: "mlp", Protocol: "grpc", Duration: 5,
 		Inputs: []InputReport{{Name: "input", DataType: "FP32", Shape: []int64{1, 256}}},
@@ -55,6 +55,14 @@ var goldenReports = map[string]*Report{
 		Inputs: []InputReport{{Name: "INPUT0", DataType: "INT32", Shape: []int64{4, 16}}, {Name: "INPUT1", DataType: "INT32", Shape: []int64{4, 16}}},
 		Levels: []Level{{RequestRate: 500, BatchSize: 4, Requests: 1001, Late: 12, Dropped: 1, Seconds: 2, PerSecond: 500.5,
 			ItemsPerSec: 2002, P50: 300, P90: 400, P95: 500, P99: 900, Mean: 350}}},
+	"stability": {Mode: ModeConcurrency, Model: "accumulator", Protocol: "grpc", Duration: 5, Stability: 10, SequenceLength: 20,
+		Inputs: []InputReport{{Name: "INPUT", DataType: "INT32", Shape: []int64{1, 1}}},
+		Levels: []Level{
+			{Concurrency: 4, BatchSize: 1, Requests: 30000, Seconds: 15, PerSecond: 2000, ItemsPerSec: 2000,
+				P50: 480, P90: 610, P95: 700, P99: 1500, Mean: 500, ServerAvgBatch: 1.5, Windows: 4},
+			{Concurrency: 8, BatchSize: 1, Requests: 45000, Seconds: 15, PerSecond: 3000, ItemsPerSec: 3000,
+				P50: 900, P90: 1400, P95: 1700, P99: 3100, Mean: 1000, ServerAvgBatch: 2.5, Windows: 10, Unstable: true},
+		}},
 	"engine": {Mode: ModeEngine, Model: "mlp", Version: "1", Protocol: "onnxruntime 1.30.0 in process, 2 intra-op threads", Duration: 5,
 		Inputs: []InputReport{{Name: "input", DataType: "FP32", Shape: []int64{1, 256}}},
 		Levels: []Level{

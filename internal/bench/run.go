@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -43,6 +44,12 @@ type Options struct {
 	// ServerCPU, when set, reads the CPU time the server process has used so far
 	// (process_cpu_seconds_total from its /metrics), for CPU per request.
 	ServerCPU func(ctx context.Context) (time.Duration, error)
+	// Stability > 0 measures each level in back-to-back windows of Duration until the
+	// last three agree within this percentage (throughput and mean latency), at most
+	// MaxWindows of them (0: DefaultMaxWindows), and reports those three, as
+	// perf_analyzer's --stability-percentage and --max-trials do. 0 measures one window.
+	Stability  float64
+	MaxWindows int
 	// Sequences shape the requests to a stateful model; ignored for other models.
 	Sequences Sequences
 	// Progress, when set, receives each level as soon as it is measured.
@@ -70,6 +77,9 @@ func (o Options) validate() error {
 		if c < 1 {
 			errs = append(errs, fmt.Errorf("concurrency %d: must be at least 1", c))
 		}
+	}
+	if o.Stability < 0 || o.MaxWindows < 0 {
+		errs = append(errs, fmt.Errorf("stability %v%%, max windows %d: must be >= 0", o.Stability, o.MaxWindows))
 	}
 	if err := o.Sequences.validate(); err != nil {
 		errs = append(errs, err)
@@ -106,6 +116,7 @@ func Run(ctx context.Context, c Client, o Options) (*Report, error) {
 	if seqs != nil {
 		rep.SequenceLength = seqs.length
 	}
+	rep.Stability = o.Stability
 	var levels []func() (Level, error)
 	if o.RequestRate > 0 {
 		rep.Mode = ModeRequestRate
@@ -137,7 +148,7 @@ func inputReports(ts []*tensor.Tensor) []InputReport {
 	return out
 }
 
-// tally collects one goroutine's results inside the window.
+// tally collects the results of the requests that completed in one window.
 type tally struct {
 	lat      []time.Duration
 	errors   int
@@ -163,175 +174,119 @@ func (t *tally) merge(o tally) {
 	}
 }
 
-// window is one level's timeline: load starts at begin, measurement runs from start
-// to end. A request belongs to the level when it completes inside [start, end].
-type window struct{ begin, start, end time.Time }
-
-func newWindow(o Options) window {
-	begin := time.Now()
-	return window{begin: begin, start: begin.Add(o.Warmup), end: begin.Add(o.Warmup + o.Duration)}
-}
-
-func (w window) contains(t time.Time) bool { return !t.Before(w.start) && !t.After(w.end) }
-
 // closedLoop keeps n requests in flight: each worker sends its next request as soon as
 // the previous one is answered. For a stateful model each worker runs one sequence
 // after another.
 func closedLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, n int, o Options) (Level, error) {
 	reqCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := newWindow(o)
+	tl := newTimeline(o)
+	rec := newRecorder(tl)
 	var next atomic.Int64 // request numbers, so that file samples take turns
-	tallies := make([]tally, n)
 	var wg sync.WaitGroup
-	for k := range tallies {
+	for k := range n {
 		wg.Go(func() {
-			t := &tallies[k]
 			seq := seqs.walker()
 			defer func() { seq.finish(ctx, send, k) }()
 			for reqCtx.Err() == nil {
 				i := int(next.Add(1) - 1)
 				t0 := time.Now()
 				err := send(reqCtx, i, seq.next())
-				t1 := time.Now()
-				if t1.After(w.end) || reqCtx.Err() != nil {
-					return // cut off by the window's end, not failed
+				if reqCtx.Err() != nil {
+					return // cut off by the level's end, not failed
 				}
-				if w.contains(t1) {
-					t.add(t1.Sub(t0), err)
-				}
+				rec.add(t0, time.Now(), err)
 			}
 		})
 	}
-	e := observe(ctx, c, o, w)
-	cancel() // the window is over: requests still in flight are not counted
+	sp, ok := watch(ctx, c, o, tl, rec)
+	cancel() // the level is over: requests still in flight are not counted
 	wg.Wait()
-	if err := ctx.Err(); err != nil {
-		return Level{}, err
+	if err := ctx.Err(); err != nil || !ok {
+		return Level{}, cmp.Or(err, context.Canceled)
 	}
-	var all tally
-	for _, t := range tallies {
-		all.merge(t)
-	}
-	return e.apply(level(Level{Concurrency: n, BatchSize: o.Batch}, all, o.Duration)), nil
+	return sp.level(Level{Concurrency: n, BatchSize: o.Batch}, rec, o), nil
 }
 
 // openLoop sends requests at Poisson arrival times, each on its own goroutine, whether
 // or not earlier ones were answered. For a stateful model requests take turns on a few
 // sequences, each of which sends one request at a time.
 func openLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, o Options) (Level, error) {
+	tl := newTimeline(o)
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed+1))
-	sched, err := PoissonSchedule(o.RequestRate, o.Warmup+o.Duration, rng)
+	sched, err := PoissonSchedule(o.RequestRate, tl.last().Sub(tl.begin), rng)
 	if err != nil {
 		return Level{}, err
 	}
 	reqCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w := newWindow(o)
-	l := Level{RequestRate: o.RequestRate, BatchSize: o.Batch}
-	var e edges
+	rec := newRecorder(tl)
+	var sp span
+	var ok bool
+	dispatch, measured := context.WithCancel(ctx) // ends when the measurement does
+	defer measured()
 	var sg sync.WaitGroup
-	sg.Go(func() { e = observe(ctx, c, o, w) }) // apart, so the dispatcher keeps time
+	sg.Go(func() { // apart, so the dispatcher keeps time
+		defer measured()
+		sp, ok = watch(ctx, c, o, tl, rec)
+	})
 
-	var mu sync.Mutex
-	var all tally // guarded by mu
+	var late, dropped []int // per window
+	count := func(counts *[]int, at time.Time) {
+		if k := tl.index(at); k >= 0 {
+			for len(*counts) <= k {
+				*counts = append(*counts, 0)
+			}
+			(*counts)[k]++
+		}
+	}
 	lanes := seqs.lanes()
 	sem := make(chan struct{}, o.MaxInFlight)
 	var wg sync.WaitGroup
 	for i, off := range sched {
-		at := w.begin.Add(off)
-		if !sleepUntil(ctx, at) {
+		at := tl.begin.Add(off)
+		if !sleepUntil(dispatch, at) {
 			break
 		}
-		measured := !at.Before(w.start)
 		select {
 		case sem <- struct{}{}:
 		default:
-			if measured {
-				l.Dropped++
-			}
+			count(&dropped, at)
 			continue
 		}
-		if measured && time.Since(at) > lateAfter {
-			l.Late++
+		if time.Since(at) > lateAfter {
+			count(&late, at)
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
 			t0 := time.Now()
 			err := lanes.send(reqCtx, send, i)
-			t1 := time.Now()
-			if w.contains(t1) && reqCtx.Err() == nil {
-				mu.Lock()
-				all.add(t1.Sub(t0), err)
-				mu.Unlock()
+			if reqCtx.Err() == nil {
+				rec.add(t0, time.Now(), err)
 			}
 		})
 	}
-	sg.Wait() // returns at the window's end, after the second statistics snapshot
+	sg.Wait() // returns at the last window's end, after its statistics snapshot
 	cancel()
 	wg.Wait()
 	lanes.finish(ctx, send)
-	if err := ctx.Err(); err != nil {
-		return Level{}, err
+	if err := ctx.Err(); err != nil || !ok {
+		return Level{}, cmp.Or(err, context.Canceled)
 	}
-	return e.apply(level(l, all, o.Duration)), nil
+	l := Level{RequestRate: o.RequestRate, BatchSize: o.Batch}
+	for k := sp.lo; k < sp.hi; k++ {
+		l.Late += at(late, k)
+		l.Dropped += at(dropped, k)
+	}
+	return sp.level(l, rec, o), nil
 }
 
-func level(l Level, t tally, d time.Duration) Level {
-	l.Errors = t.errors
-	if t.firstErr != nil {
-		l.FirstError = t.firstErr.Error()
+// at is counts[k], or 0 past its end.
+func at(counts []int, k int) int {
+	if k < len(counts) {
+		return counts[k]
 	}
-	l.measure(t.lat, d)
-	return l
-}
-
-// edges is what a level reads at its window's start and end, beyond the latencies.
-type edges struct {
-	before, after      Stats
-	statsOK            bool
-	serverCPU, ownCPU  time.Duration
-	serverOK, ownCPUOK bool
-}
-
-// observe reads, at the window's start and at its end, the server's statistics, the
-// server's CPU time (when Options.ServerCPU is set) and this process's CPU time.
-func observe(ctx context.Context, c Client, o Options, w window) edges {
-	var e edges
-	if !sleepUntil(ctx, w.start) {
-		return e
-	}
-	before, errBefore := stats(ctx, c)
-	srvBefore, errSrvBefore := serverCPU(ctx, o)
-	ownBefore, errOwnBefore := processCPU()
-	if !sleepUntil(ctx, w.end) {
-		return e
-	}
-	after, errAfter := stats(ctx, c)
-	srvAfter, errSrvAfter := serverCPU(ctx, o)
-	ownAfter, errOwnAfter := processCPU()
-	e.before, e.after = before, after
-	e.statsOK = errBefore == nil && errAfter == nil && after.ExecutionCount > before.ExecutionCount
-	e.serverCPU, e.serverOK = srvAfter-srvBefore, errSrvBefore == nil && errSrvAfter == nil
-	e.ownCPU, e.ownCPUOK = ownAfter-ownBefore, errOwnBefore == nil && errOwnAfter == nil
-	return e
-}
-
-// apply adds the server's average batch size (Δinference_count / Δexecution_count) and
-// the CPU per request, server's and this process's, to a measured level.
-func (e edges) apply(l Level) Level {
-	if e.statsOK {
-		l.ServerAvgBatch = float64(e.after.InferenceCount-e.before.InferenceCount) / float64(e.after.ExecutionCount-e.before.ExecutionCount)
-	}
-	if l.Requests > 0 {
-		if e.serverOK {
-			l.ServerCPUPerRequest = us(e.serverCPU / time.Duration(l.Requests))
-		}
-		if e.ownCPUOK {
-			l.ClientCPUPerRequest = us(e.ownCPU / time.Duration(l.Requests))
-		}
-	}
-	return l
+	return 0
 }
 
 func serverCPU(ctx context.Context, o Options) (time.Duration, error) {

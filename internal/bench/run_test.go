@@ -1,6 +1,7 @@
 package bench
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -20,7 +21,8 @@ import (
 type fakeServer struct {
 	model    Model
 	delay    time.Duration
-	fail     func(i int) error // nil: every request succeeds
+	delayAt  func(now time.Time) time.Duration // when set, replaces delay
+	fail     func(i int) error                 // nil: every request succeeds
 	inflight atomic.Int64
 	peak     atomic.Int64
 	items    atomic.Uint64
@@ -101,8 +103,12 @@ func (f *fakeServer) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error
 		defer f.inflight.Add(-1)
 		for p := f.peak.Load(); n > p && !f.peak.CompareAndSwap(p, n); p = f.peak.Load() {
 		}
+		d := f.delay
+		if f.delayAt != nil {
+			d = f.delayAt(time.Now())
+		}
 		select {
-		case <-time.After(f.delay):
+		case <-time.After(d):
 		case <-ctx.Done():
 			return ctx.Err()
 		}
@@ -296,6 +302,56 @@ func TestRunSequences(t *testing.T) {
 				}
 				if f.seqs.steps < 5*f.seqs.completed/2 {
 					t.Errorf("%d requests for %d sequences of 5: most sequences should run whole", f.seqs.steps, f.seqs.completed)
+				}
+			})
+		})
+	}
+}
+
+func TestRunUntilStable(t *testing.T) {
+	const window = 100 * time.Millisecond
+	for _, tc := range []struct {
+		name         string
+		o            Options
+		slowEveryOdd bool // requests take 1 ms in even windows, 2 ms in odd ones
+		windows      int
+		unstable     bool
+	}{
+		{"steady server, closed loop", Options{Concurrency: []int{2}}, false, 3, false},
+		{"steady server, open loop", Options{RequestRate: 4000, MaxInFlight: 100, Stability: 15}, false, 3, false},
+		{"server that swings", Options{Concurrency: []int{2}, MaxWindows: 5}, true, 5, true},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				start := time.Now()
+				f := &fakeServer{model: fakeModel, delay: time.Millisecond}
+				if tc.slowEveryOdd {
+					f.delayAt = func(now time.Time) time.Duration {
+						return time.Millisecond * time.Duration(1+int(now.Sub(start)/window)%2)
+					}
+				}
+				o := tc.o
+				// Requests complete on whole milliseconds; windows start half-way between.
+				o.Batch, o.Duration, o.Warmup = 1, window, 500*time.Microsecond
+				o.Stability = cmp.Or(o.Stability, 10)
+				rep, err := Run(t.Context(), f, o)
+				if err != nil {
+					t.Fatal(err)
+				}
+				l := rep.Levels[0]
+				if l.Windows != tc.windows || l.Unstable != tc.unstable {
+					t.Errorf("%d windows, unstable %v; want %d, %v", l.Windows, l.Unstable, tc.windows, tc.unstable)
+				}
+				if l.Seconds != (3 * window).Seconds() {
+					t.Errorf("reported %vs, want the last three windows", l.Seconds)
+				}
+				if tc.o.RequestRate == 0 && !tc.slowEveryOdd {
+					if want := 2 * 3 * window / time.Millisecond; l.Requests != int(want) {
+						t.Errorf("%d requests in the reported windows, want %d", l.Requests, want)
+					}
+				}
+				if rep.Stability != o.Stability {
+					t.Errorf("report stability %v, want %v", rep.Stability, o.Stability)
 				}
 			})
 		})
