@@ -6,10 +6,12 @@
 #   tools/bench-scheduling.sh            # 8 s per row
 #   DURATION=3s tools/bench-scheduling.sh
 #   MODELS=/tmp/variant tools/bench-scheduling.sh   # a copy of examples/models with other configs
+#   STABILITY=10 DURATION=3s tools/bench-scheduling.sh  # server rows: 3 s windows until 3 agree within 10%
 set -eu
 cd "$(dirname "$0")/.."
 DURATION=${DURATION:-8s}
 MODELS=${MODELS:-examples/models}
+STABILITY=${STABILITY:-0}
 make -s build models >/dev/null
 out=$(mktemp -d)
 ./bin/ferry serve --model-repository "$MODELS" --grpc-port 8001 --http-port 8000 >"$out/server.log" 2>&1 &
@@ -28,6 +30,12 @@ run() {
 	shift
 	./bin/ferry bench "$@" --duration "$DURATION" --csv "$out/$name.csv" >/dev/null 2>&1
 }
+# serve NAME ARGS...: one ferry bench against the server.
+serve() {
+	name=$1
+	shift
+	run "$name" "$@" --stability-percentage "$STABILITY"
+}
 # Columns of a ferry bench CSV row, counted from its end (the protocol column may hold
 # commas): batch_size, items_per_second, p50_us, p99_us, server_avg_batch and the
 # server's and client's CPU µs per request (then windows and unstable).
@@ -42,12 +50,12 @@ best() {
 		'BEGIN { m = 0 } $(NF-i) > m { m = $(NF-i); r = m " " $(NF-p50) " " $(NF-p99) " " $(NF-b) } END { print r }'
 }
 
-run a_batched -m mlp --grpc localhost:8001 --concurrency 64
-run a_nobatch -m mlp_nobatch --grpc localhost:8001 --concurrency 64
-run a_batched_stream -m mlp --grpc localhost:8001 --concurrency 64 --streaming
-run a_nobatch_stream -m mlp_nobatch --grpc localhost:8001 --concurrency 64 --streaming
-run b -m mlp --grpc localhost:8001 --concurrency 32 -b 8
-run b_stream -m mlp --grpc localhost:8001 --concurrency 32 -b 8 --streaming
+serve a_batched -m mlp --grpc localhost:8001 --concurrency 64
+serve a_nobatch -m mlp_nobatch --grpc localhost:8001 --concurrency 64
+serve a_batched_stream -m mlp --grpc localhost:8001 --concurrency 64 --streaming
+serve a_nobatch_stream -m mlp_nobatch --grpc localhost:8001 --concurrency 64 --streaming
+serve b -m mlp --grpc localhost:8001 --concurrency 32 -b 8
+serve b_stream -m mlp --grpc localhost:8001 --concurrency 32 -b 8 --streaming
 kill $server
 wait $server 2>/dev/null || true
 run engine --engine "$MODELS/mlp"
