@@ -45,6 +45,8 @@ type benchConfig struct {
 	seqOpen           int
 	stability         float64
 	maxTrials         int
+	percentile        float64
+	latencyLimit      time.Duration
 }
 
 // openRuntime provides the ONNX Runtime for --engine and a function that releases it.
@@ -118,6 +120,8 @@ server with.`,
 	f.DurationVar(&cfg.duration, "duration", 5*time.Second, "measurement window per level (per batch size with --engine)")
 	f.Float64Var(&cfg.stability, "stability-percentage", 0, "measure each level in --duration windows until the last 3 agree within this percentage (throughput and mean latency), as perf_analyzer does by default with 10; 0: one window")
 	f.IntVar(&cfg.maxTrials, "max-trials", bench.DefaultMaxWindows, "with --stability-percentage: most windows per level")
+	f.Float64Var(&cfg.percentile, "percentile", 0, "the latency --stability-percentage and --latency-threshold judge: 50, 90, 95 or 99 (default: the mean)")
+	f.DurationVar(&cfg.latencyLimit, "latency-threshold", 0, "end a --concurrency sweep after the first level whose latency (see --percentile) is above this, e.g. 10ms")
 	f.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured load before each window")
 	f.DurationVar(&cfg.timeout, "timeout", time.Minute, "per-request timeout")
 	f.StringArrayVar(&cfg.shapes, "shape", nil, "NAME:d1,d2,... the dimensions of an input's variable dims, without the batch dim (repeatable; default 1)")
@@ -160,6 +164,7 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 		return fmt.Errorf("--sequence-length %d, --num-of-sequences %d: both must be at least 1", cfg.seqLength, cfg.seqOpen)
 	}
 	opts.Stability, opts.MaxWindows = cfg.stability, cfg.maxTrials
+	opts.Percentile, opts.LatencyLimit = cfg.percentile, cfg.latencyLimit
 	opts.Sequences = bench.Sequences{Length: cfg.seqLength, FirstID: first, LastID: last, Open: cfg.seqOpen}
 	if mu := metricsURL(cmd, cfg); mu != "" {
 		opts.ServerCPU = bench.MetricsCPU(mu)

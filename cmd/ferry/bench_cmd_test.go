@@ -162,6 +162,7 @@ func TestBenchRejects(t *testing.T) {
 		{"bad protocol", []string{"-m", "simple", "-i", "udp"}, `--protocol "udp": want http, http-binary or grpc`},
 		{"sequence id 0", []string{"-m", "accumulator", "-u", ts.URL, "--sequence-id-range", "0:5"}, `--sequence-id-range: sequence id range "0:5": want start[:end] with 1 <= start < end`},
 		{"empty sequences", []string{"-m", "accumulator", "-u", ts.URL, "--sequence-length", "0"}, "--sequence-length 0, --num-of-sequences 4: both must be at least 1"},
+		{"odd percentile", []string{"-m", "simple", "-u", ts.URL, "--percentile", "97"}, "percentile 97: want 50, 90, 95 or 99 (or 0, the mean)"},
 		{"missing data file", []string{"-m", "simple", "--input-data", "/nonexistent.json"}, "--input-data: want random, zero or a JSON file: open /nonexistent.json: no such file or directory"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

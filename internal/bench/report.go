@@ -33,6 +33,12 @@ type Report struct {
 	// Stability is the percentage within which a level's last three windows had to
 	// agree; 0: each level is one window.
 	Stability float64 `json:"stability_percent,omitempty"`
+	// Percentile names the latency that stability and the latency limit judged: 50, 90,
+	// 95 or 99; 0 is the mean.
+	Percentile float64 `json:"percentile,omitempty"`
+	// LatencyLimit, in µs, is set when a sweep stopped at its last level because that
+	// level's latency was above it.
+	LatencyLimit float64 `json:"latency_limit_us,omitempty"`
 	// SequenceLength is the requests per sequence of a stateful model; 0 for others.
 	SequenceLength int     `json:"sequence_length,omitempty"`
 	Levels         []Level `json:"levels"`
@@ -76,6 +82,22 @@ type Level struct {
 	// reports the last three. Unstable means they never agreed.
 	Windows  int  `json:"windows,omitempty"`
 	Unstable bool `json:"unstable,omitempty"`
+}
+
+// latency is the level's latency percentile p (50, 90, 95 or 99) in µs, or its mean
+// when p is 0.
+func (l Level) latency(p float64) float64 {
+	switch p {
+	case 50:
+		return l.P50
+	case 90:
+		return l.P90
+	case 95:
+		return l.P95
+	case 99:
+		return l.P99
+	}
+	return l.Mean
 }
 
 // measure fills the throughput and latency figures of l from the latencies of the
@@ -173,7 +195,19 @@ func (r *Report) WriteTable(w io.Writer) error {
 				r.levelName(l), r.Stability, l.Windows, stableWindows)
 		}
 	}
+	if r.LatencyLimit > 0 && len(r.Levels) > 0 {
+		l := r.Levels[len(r.Levels)-1]
+		fmt.Fprintf(w, "%s: %s latency %.3f ms is over the %.3f ms limit; the sweep stopped there\n",
+			r.levelName(l), r.latencyName(), l.latency(r.Percentile)/1000, r.LatencyLimit/1000)
+	}
 	return nil
+}
+
+func (r *Report) latencyName() string {
+	if r.Percentile == 0 {
+		return "mean"
+	}
+	return fmt.Sprintf("p%g", r.Percentile)
 }
 
 func (r *Report) title() string {
@@ -183,7 +217,8 @@ func (r *Report) title() string {
 		fmt.Fprintf(&b, " version %s", r.Version)
 	}
 	if r.Stability > 0 {
-		fmt.Fprintf(&b, ", %s, %gs windows until %d agree within ±%g%%", r.Protocol, r.Duration, stableWindows, r.Stability)
+		fmt.Fprintf(&b, ", %s, %gs windows until %d agree within ±%g%% (throughput, %s latency)", r.Protocol, r.Duration,
+			stableWindows, r.Stability, r.latencyName())
 	} else {
 		fmt.Fprintf(&b, ", %s, %gs per level", r.Protocol, r.Duration)
 	}

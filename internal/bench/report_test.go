@@ -56,6 +56,7 @@ var goldenReports = map[string]*Report{
 		Levels: []Level{{RequestRate: 500, BatchSize: 4, Requests: 1001, Late: 12, Dropped: 1, Seconds: 2, PerSecond: 500.5,
 			ItemsPerSec: 2002, P50: 300, P90: 400, P95: 500, P99: 900, Mean: 350}}},
 	"stability": {Mode: ModeConcurrency, Model: "accumulator", Protocol: "grpc", Duration: 5, Stability: 10, SequenceLength: 20,
+		Percentile: 95, LatencyLimit: 1500,
 		Inputs: []InputReport{{Name: "INPUT", DataType: "INT32", Shape: []int64{1, 1}}},
 		Levels: []Level{
 			{Concurrency: 4, BatchSize: 1, Requests: 30000, Seconds: 15, PerSecond: 2000, ItemsPerSec: 2000,

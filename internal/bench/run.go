@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math/rand/v2"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -50,6 +51,12 @@ type Options struct {
 	// perf_analyzer's --stability-percentage and --max-trials do. 0 measures one window.
 	Stability  float64
 	MaxWindows int
+	// Percentile is the latency that stability and LatencyLimit judge: 50, 90, 95 or 99;
+	// 0 is the mean (perf_analyzer's --percentile).
+	Percentile float64
+	// LatencyLimit > 0 ends a concurrency sweep after the first level whose latency
+	// (see Percentile) is above it (perf_analyzer's --latency-threshold).
+	LatencyLimit time.Duration
 	// Sequences shape the requests to a stateful model; ignored for other models.
 	Sequences Sequences
 	// Progress, when set, receives each level as soon as it is measured.
@@ -77,6 +84,12 @@ func (o Options) validate() error {
 		if c < 1 {
 			errs = append(errs, fmt.Errorf("concurrency %d: must be at least 1", c))
 		}
+	}
+	if !slices.Contains([]float64{0, 50, 90, 95, 99}, o.Percentile) {
+		errs = append(errs, fmt.Errorf("percentile %v: want 50, 90, 95 or 99 (or 0, the mean)", o.Percentile))
+	}
+	if o.LatencyLimit < 0 {
+		errs = append(errs, fmt.Errorf("latency limit %v: must be >= 0", o.LatencyLimit))
 	}
 	if o.Stability < 0 || o.MaxWindows < 0 {
 		errs = append(errs, fmt.Errorf("stability %v%%, max windows %d: must be >= 0", o.Stability, o.MaxWindows))
@@ -116,7 +129,7 @@ func Run(ctx context.Context, c Client, o Options) (*Report, error) {
 	if seqs != nil {
 		rep.SequenceLength = seqs.length
 	}
-	rep.Stability = o.Stability
+	rep.Stability, rep.Percentile = o.Stability, o.Percentile
 	var levels []func() (Level, error)
 	if o.RequestRate > 0 {
 		rep.Mode = ModeRequestRate
@@ -136,6 +149,10 @@ func Run(ctx context.Context, c Client, o Options) (*Report, error) {
 			o.Progress(l)
 		}
 		rep.Levels = append(rep.Levels, l)
+		if o.LatencyLimit > 0 && l.latency(o.Percentile) > us(o.LatencyLimit) {
+			rep.LatencyLimit = us(o.LatencyLimit)
+			break // the levels beyond would only be slower
+		}
 	}
 	return rep, nil
 }

@@ -357,3 +357,31 @@ func TestRunUntilStable(t *testing.T) {
 		})
 	}
 }
+
+func TestRunStopsAtTheLatencyLimit(t *testing.T) {
+	for _, tc := range []struct {
+		limit      time.Duration
+		percentile float64
+		levels     int
+	}{
+		{500 * time.Microsecond, 95, 1},  // a request takes 1 ms per request in flight
+		{10 * time.Millisecond, 0, 3},    // never over
+		{1500 * time.Microsecond, 99, 2}, // over once two requests share the server
+	} {
+		synctest.Test(t, func(t *testing.T) {
+			f := &fakeServer{model: fakeModel, delay: time.Millisecond}
+			f.delayAt = func(time.Time) time.Duration { return time.Duration(f.inflight.Load()) * time.Millisecond }
+			rep, err := Run(t.Context(), f, Options{Batch: 1, Concurrency: []int{1, 2, 4}, Duration: 50 * time.Millisecond,
+				Warmup: 500 * time.Microsecond, LatencyLimit: tc.limit, Percentile: tc.percentile})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(rep.Levels) != tc.levels {
+				t.Errorf("limit %v: %d levels, want %d", tc.limit, len(rep.Levels), tc.levels)
+			}
+			if stopped := rep.LatencyLimit != 0; stopped != (tc.levels < 3) {
+				t.Errorf("limit %v: report's latency limit %v, want it set only when the sweep stopped early", tc.limit, rep.LatencyLimit)
+			}
+		})
+	}
+}

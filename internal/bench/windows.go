@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"math"
+	"slices"
 	"sync"
 	"time"
 )
@@ -79,25 +80,24 @@ func (r *recorder) merged(lo, hi int) tally {
 	return t
 }
 
-// stable reports whether windows [lo, hi) agree: each one's throughput and mean latency
-// within pct percent of their average over the windows, as perf_analyzer's
-// --stability-percentage judges them. A window without a success is never stable.
-func (r *recorder) stable(lo, hi int, pct float64) bool {
+// stable reports whether windows [lo, hi) agree: each one's throughput and latency
+// (percentile p, or the mean when p is 0) within pct percent of their average over the
+// windows, as perf_analyzer's --stability-percentage judges them. A window without a
+// success is never stable.
+func (r *recorder) stable(lo, hi int, pct, p float64) bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	var rates, means []float64
+	var rates, lats []float64
 	for _, w := range r.windows[lo:hi] {
 		if len(w.lat) == 0 {
 			return false
 		}
-		var sum time.Duration
-		for _, d := range w.lat {
-			sum += d
-		}
-		rates = append(rates, float64(len(w.lat)))
-		means = append(means, float64(sum)/float64(len(w.lat)))
+		l := Level{BatchSize: 1}
+		l.measure(slices.Clone(w.lat), r.tl.d)
+		rates = append(rates, l.PerSecond)
+		lats = append(lats, l.latency(p))
 	}
-	return within(rates, pct) && within(means, pct)
+	return within(rates, pct) && within(lats, pct)
 }
 
 // within reports whether every value is within pct percent of their average.
@@ -154,7 +154,7 @@ func watch(ctx context.Context, c Client, o Options, tl timeline, rec *recorder)
 		}
 		snaps = append(snaps, takeSnapshot(ctx, c, o))
 		done := k+1 == tl.n
-		if o.Stability > 0 && k+1 >= stableWindows && rec.stable(k+1-stableWindows, k+1, o.Stability) {
+		if o.Stability > 0 && k+1 >= stableWindows && rec.stable(k+1-stableWindows, k+1, o.Stability, o.Percentile) {
 			return span{lo: k + 1 - stableWindows, hi: k + 1, before: snaps[k+1-stableWindows], after: snaps[k+1], windows: k + 1}, true
 		}
 		if done {
