@@ -46,7 +46,7 @@ type Options struct {
 	// (process_cpu_seconds_total from its /metrics), for CPU per request.
 	ServerCPU func(ctx context.Context) (time.Duration, error)
 	// Stability > 0 measures each level in back-to-back windows of Duration until the
-	// last three agree within this percentage (throughput and mean latency), at most
+	// last three agree within this percentage (throughput and latency, see Percentile), at most
 	// MaxWindows of them (0: DefaultMaxWindows), and reports those three, as
 	// perf_analyzer's --stability-percentage and --max-trials do. 0 measures one window.
 	Stability  float64
