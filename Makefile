@@ -36,8 +36,8 @@ test: ort
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
-# Run every fuzz target (the decoders of requests, configs, upstream answers, the Python
-# runner's frames and bench data files) for FUZZTIME each; go test fuzzes one at a time.
+# Run every fuzz target (the decoders of requests, configs, model files, upstream answers,
+# the Python runner's frames and bench data files) for FUZZTIME each; go test fuzzes one at a time.
 FUZZTIME ?= 30s
 fuzz: ort
 	@for pkg in $$($(GO) list ./...); do \

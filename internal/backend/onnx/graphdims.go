@@ -40,72 +40,20 @@ const (
 	shapeDim        = 1  // TensorShapeProto.dim
 	dimValue        = 1  // TensorShapeProto.Dimension.dim_value
 	dimParam        = 2  // TensorShapeProto.Dimension.dim_param
+
+	graphInitializer       = 5  // GraphProto.initializer
+	graphSparseInitializer = 15 // GraphProto.sparse_initializer
+	tensorName             = 8  // TensorProto.name
+	sparseValues           = 1  // SparseTensorProto.values
+	tensorElemType         = 1  // TypeProto.Tensor.elem_type
+	typeSequence           = 4  // TypeProto.sequence_type
+	typeMap                = 5  // TypeProto.map_type
+	typeOpaque             = 7  // TypeProto.opaque_type
+	typeSparseTensor       = 8  // TypeProto.sparse_tensor_type
+	typeOptional           = 9  // TypeProto.optional_type
 )
 
 var errProto = errors.New("malformed ONNX protobuf")
-
-// parseGraphShapes reads the declared input and output shapes from the bytes
-// of an ONNX ModelProto. ONNX Runtime reports symbolic dimensions as -1 and
-// the binding does not expose their names, which Ferry needs to work out an
-// output's shape before a run (see outputPlan).
-func parseGraphShapes(model []byte) (*graphShapes, error) {
-	g := &graphShapes{inputs: map[string]valueShape{}, outputs: map[string]valueShape{}}
-	err := eachField(model, func(num protowire.Number, v []byte) error {
-		if num != modelGraph {
-			return nil
-		}
-		return eachField(v, func(num protowire.Number, v []byte) error {
-			switch num {
-			case graphInput:
-				return parseValueInfo(v, g.inputs)
-			case graphOutput:
-				return parseValueInfo(v, g.outputs)
-			}
-			return nil
-		})
-	})
-	if err != nil {
-		return nil, err
-	}
-	return g, nil
-}
-
-func parseValueInfo(b []byte, into map[string]valueShape) error {
-	var name string
-	var shape valueShape
-	err := eachField(b, func(num protowire.Number, v []byte) error {
-		switch num {
-		case valueInfoName:
-			name = string(v)
-		case valueInfoType:
-			return eachField(v, func(num protowire.Number, v []byte) error {
-				if num != typeTensor {
-					return nil
-				}
-				return eachField(v, func(num protowire.Number, v []byte) error {
-					if num != tensorTypeShape {
-						return nil
-					}
-					shape.known = true
-					return eachField(v, func(num protowire.Number, v []byte) error {
-						if num != shapeDim {
-							return nil
-						}
-						d, err := parseDim(v)
-						shape.dims = append(shape.dims, d)
-						return err
-					})
-				})
-			})
-		}
-		return nil
-	})
-	if err != nil {
-		return err
-	}
-	into[name] = shape
-	return nil
-}
 
 func parseDim(b []byte) (dim, error) {
 	var d dim

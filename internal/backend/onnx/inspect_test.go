@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/google/go-cmp/cmp"
+	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/ferryml/ferry/internal/tensor"
 	"github.com/ferryml/ferry/tools/onnxgen"
@@ -157,10 +158,11 @@ func TestNewRuntimeErrors(t *testing.T) {
 }
 
 func TestParseGraphShapes(t *testing.T) {
-	g, err := parseGraphShapes(unknowableFP16Model())
+	decl, err := parseGraph(unknowableFP16Model())
 	if err != nil {
 		t.Fatal(err)
 	}
+	g := decl.shapes
 	got := map[string][]dim{}
 	for name, s := range g.inputs {
 		got["in:"+name] = s.dims
@@ -174,18 +176,18 @@ func TestParseGraphShapes(t *testing.T) {
 		"out:z": {{param: "batch"}, {param: "n"}},
 	}
 	if d := cmp.Diff(got, want, cmp.AllowUnexported(dim{})); d != "" {
-		t.Errorf("parseGraphShapes (-got +want):\n%s", d)
+		t.Errorf("parseGraph shapes (-got +want):\n%s", d)
 	}
-	simple, err := parseGraphShapes(onnxgen.Simple())
+	simple, err := parseGraph(onnxgen.Simple())
 	if err != nil {
 		t.Fatal(err)
 	}
 	wantIn := valueShape{known: true, dims: []dim{{param: "batch"}, {value: 16, fixed: true}}}
-	if d := cmp.Diff(simple.inputs["INPUT0"], wantIn, cmp.AllowUnexported(dim{}, valueShape{})); d != "" {
+	if d := cmp.Diff(simple.shapes.inputs["INPUT0"], wantIn, cmp.AllowUnexported(dim{}, valueShape{})); d != "" {
 		t.Errorf("simple INPUT0 (-got +want):\n%s", d)
 	}
-	if _, err := parseGraphShapes([]byte{0x3a, 0xff}); err == nil {
-		t.Error("parseGraphShapes(garbage) succeeded")
+	if _, err := parseGraph([]byte{0x3a, 0xff}); err == nil {
+		t.Error("parseGraph(garbage) succeeded")
 	}
 }
 
@@ -209,4 +211,57 @@ func unknowableFP16Model() []byte {
 		Output("y", onnxgen.Float16, onnxgen.Sym("a"), onnxgen.Sym("b")).
 		Output("z", onnxgen.Float, onnxgen.Sym("batch"), onnxgen.Sym("n")).
 		Bytes()
+}
+
+// overridableModel adds a constant to x; the constant "w" is declared both as a graph
+// input and as an initializer, which makes it an overridable initializer that ONNX
+// Runtime does not list among the inputs.
+func overridableModel() []byte {
+	return onnxgen.NewModel("overridable").
+		Input("x", onnxgen.Float, onnxgen.Sym("batch"), onnxgen.Fixed(2)).
+		Input("w", onnxgen.Float, onnxgen.Fixed(2)).
+		InitializerFloat32("w", []int64{2}, []float32{1, 2}).
+		Node("Add", []string{"x", "w"}, []string{"y"}).
+		Output("y", onnxgen.Float, onnxgen.Sym("batch"), onnxgen.Fixed(2)).
+		Bytes()
+}
+
+// TestDeclaredIOMatchesONNXRuntime reads each model's inputs and outputs from its file
+// and checks they are what ONNX Runtime reports after building a session, which is
+// what parseGraph saves.
+func TestDeclaredIOMatchesONNXRuntime(t *testing.T) {
+	needORT(t)
+	models := map[string][]byte{
+		"simple": onnxgen.Simple(), "mlp": onnxgen.MLP(1), "accumulator": onnxgen.Accumulator(),
+		"accumulator with controls": onnxgen.AccumulatorWithControls(), "scalar output": reduceSumModel(),
+		"unknowable FP16": unknowableFP16Model(), "overridable initializer": overridableModel(),
+		"cast": castModel(onnxgen.Int32, onnxgen.Float),
+	}
+	for _, dt := range onnxgen.V2Types() {
+		models["identity "+dt.V2Name()] = onnxgen.Identity(dt, "id")
+	}
+	for name, model := range models {
+		t.Run(name, func(t *testing.T) {
+			decl, err := parseGraph(model)
+			if err != nil || !decl.complete {
+				t.Fatalf("parseGraph: %+v, %v", decl, err)
+			}
+			ins, outs := decl.inputs, decl.outputs
+			so, err := ort.NewSessionOptions()
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer so.Destroy()
+			wantIns, wantOuts, err := ort.GetInputOutputInfoWithOptions(writeModel(t, model), so)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d := cmp.Diff(ins, wantIns); d != "" {
+				t.Errorf("inputs (-declared +ONNX Runtime):\n%s", d)
+			}
+			if d := cmp.Diff(outs, wantOuts); d != "" {
+				t.Errorf("outputs (-declared +ONNX Runtime):\n%s", d)
+			}
+		})
+	}
 }

@@ -63,9 +63,6 @@ func (d *modelDesc) io() IO {
 	return io
 }
 
-// describe reads the model's inputs and outputs through a throwaway ONNX
-// Runtime session (the binding has no way to ask a live session) with graph
-// optimisation off, which makes that session cheaper to build.
 // descKey names one content of a model file, as far as the file system tells.
 type descKey struct {
 	path  string
@@ -76,10 +73,8 @@ type descKey struct {
 // maxDescs bounds the descriptions a Runtime remembers; past it they are all forgotten.
 const maxDescs = 1024
 
-// describe reads the inputs and outputs of the model at path, once per file content:
-// ONNX Runtime builds a whole (unoptimised) session for it, two thirds of the cost of
-// opening an instance of the mlp example, and a model's auto-complete and each of its
-// instances ask for the same file.
+// describe reads the inputs and outputs of the model at path, once per file content: a
+// model's auto-complete and each of its instances ask for the same file.
 func (r *Runtime) describe(path string) (*modelDesc, error) {
 	st, err := os.Stat(path)
 	if err != nil {
@@ -104,23 +99,22 @@ func (r *Runtime) describe(path string) (*modelDesc, error) {
 	return d, nil
 }
 
-// readDesc asks ONNX Runtime for the model's inputs and outputs and plans each output.
+// readDesc reads the model's inputs and outputs from its file (see parseGraph), or asks
+// ONNX Runtime when the file is beyond that reading, and plans each output.
 func (r *Runtime) readDesc(path string) (*modelDesc, error) {
-	var ins, outs []ort.InputOutputInfo
-	err := safely(r.log, func() error {
-		so, err := ort.NewSessionOptions()
-		if err != nil {
-			return err
-		}
-		defer so.Destroy()
-		if err := so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelDisableAll); err != nil {
-			return err
-		}
-		ins, outs, err = ort.GetInputOutputInfoWithOptions(path, so)
-		return err
-	})
+	model, release, err := mapFile(path)
 	if err != nil {
-		return nil, fmt.Errorf("onnx: model %s cannot be loaded: %w", path, err)
+		return nil, fmt.Errorf("onnx: model %s: %w", path, err)
+	}
+	defer release()
+	decl, parseErr := parseGraph(model)
+	var ins, outs []ort.InputOutputInfo
+	if parseErr == nil && decl.complete {
+		ins, outs = decl.inputs, decl.outputs
+	} else if ins, outs, err = r.sessionIO(path); err != nil {
+		// Not a model this reading covers, or not a model at all: ONNX Runtime says
+		// what it makes of the file.
+		return nil, err
 	}
 	d := &modelDesc{path: path}
 	for _, in := range ins {
@@ -130,12 +124,11 @@ func (r *Runtime) readDesc(path string) (*modelDesc, error) {
 		}
 		d.inputs = append(d.inputs, ti)
 	}
-	var shapes *graphShapes // parsed only if an output needs it
 	for _, out := range outs {
 		ti, reason := tensorInfo(out)
 		if reason == "" {
 			var o outputSpec
-			o, reason, err = d.planOutput(ti, &shapes)
+			o, reason, err = d.planOutput(ti, decl, parseErr)
 			if err != nil {
 				return nil, err
 			}
@@ -156,6 +149,27 @@ func (r *Runtime) readDesc(path string) (*modelDesc, error) {
 	return d, nil
 }
 
+// sessionIO asks ONNX Runtime for the model's inputs and outputs, through a throwaway
+// session with graph optimisation off (the binding has no way to ask a live one).
+func (r *Runtime) sessionIO(path string) (ins, outs []ort.InputOutputInfo, err error) {
+	err = safely(r.log, func() error {
+		so, err := ort.NewSessionOptions()
+		if err != nil {
+			return err
+		}
+		defer so.Destroy()
+		if err := so.SetGraphOptimizationLevel(ort.GraphOptimizationLevelDisableAll); err != nil {
+			return err
+		}
+		ins, outs, err = ort.GetInputOutputInfoWithOptions(path, so)
+		return err
+	})
+	if err != nil {
+		return nil, nil, fmt.Errorf("onnx: model %s cannot be loaded: %w", path, err)
+	}
+	return ins, outs, nil
+}
+
 // tensorInfo converts the binding's description, or says why it cannot.
 func tensorInfo(in ort.InputOutputInfo) (TensorInfo, string) {
 	if in.OrtValueType != ort.ONNXTypeTensor {
@@ -173,26 +187,21 @@ func tensorInfo(in ort.InputOutputInfo) (TensorInfo, string) {
 // before the run, so ONNX Runtime writes the result where Ferry returns it: no copy, and
 // no wrapping of an ORT-allocated value (the costliest step for small models). Others
 // are allocated by ONNX Runtime. A non-empty reason means the output cannot be returned.
-func (d *modelDesc) planOutput(o TensorInfo, shapes **graphShapes) (outputSpec, string, error) {
+func (d *modelDesc) planOutput(o TensorInfo, decl *graphDecl, parseErr error) (outputSpec, string, error) {
 	spec := outputSpec{TensorInfo: o}
 	half := o.DType == tensor.FP16 || o.DType == tensor.BF16
 	if o.DType == tensor.Bytes && len(o.Shape) > 0 {
 		return spec, "", nil // strings: ONNX Runtime allocates them
 	}
-	if *shapes == nil {
-		b, err := os.ReadFile(d.path)
-		if err != nil {
-			return spec, "", fmt.Errorf("onnx: model %s: %w", d.path, err)
-		}
-		if *shapes, err = parseGraphShapes(b); err != nil {
-			return spec, "", fmt.Errorf("onnx: model %s: %w", d.path, err)
-		}
+	if parseErr != nil {
+		return spec, "", fmt.Errorf("onnx: model %s: %w", d.path, parseErr)
 	}
-	decl := (*shapes).outputs[o.Name]
+	shapes := &decl.shapes
+	declared := shapes.outputs[o.Name]
 	switch {
-	case !decl.known && !half:
+	case !declared.known && !half:
 		return spec, "", nil // rank unknown, not a scalar: ONNX Runtime allocates it
-	case !decl.known:
+	case !declared.known:
 		return spec, fmt.Sprintf("is %s with no declared shape, so it cannot be allocated before the run (onnxruntime_go v1.27 cannot return %s tensors ONNX Runtime allocates)", o.DType, o.DType), nil
 	case len(o.Shape) == 0 && (half || o.DType == tensor.Bytes):
 		return spec, fmt.Sprintf("is a rank-0 %s tensor, which onnxruntime_go v1.27 cannot return", o.DType), nil
@@ -203,7 +212,7 @@ func (d *modelDesc) planOutput(o TensorInfo, shapes **graphShapes) (outputSpec, 
 			spec.dims = append(spec.dims, dimSource{size: size, input: -1})
 			continue
 		}
-		src, ok := d.dimFromInput(decl, a, *shapes)
+		src, ok := d.dimFromInput(declared, a, shapes)
 		if !ok && !half && len(o.Shape) > 0 {
 			// ONNX Runtime allocates it: one more copy, but any shape works.
 			return outputSpec{TensorInfo: o}, "", nil
