@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -73,6 +74,9 @@ func engineLevel(ctx context.Context, engines []Engine, samples [][]*tensor.Tens
 	var wg sync.WaitGroup
 	for k, e := range engines {
 		wg.Go(func() {
+			// As the server's batcher runs each instance: from one OS thread.
+			runtime.LockOSThread()
+			defer runtime.UnlockOSThread()
 			lasts[k] = start
 			for i := k; ; i++ {
 				t0 := time.Now()
