@@ -44,9 +44,10 @@ BATCH=17 ITEMS=10 P50=9 P99=6 AVGBATCH=4 SRVCPU=3 CLICPU=2
 field() {
 	tail -n 1 "$out/$1.csv" | awk -F, -v c="$2" '{ print $(NF - c) }'
 }
-# best NAME: the engine row with the most items/s, as "items/s p50_us p99_us batch".
+# best NAME...: the engine row with the most items/s over the reports, as "items/s p50_us
+# p99_us batch".
 best() {
-	tail -n +2 "$out/$1.csv" | awk -F, -v i=$ITEMS -v p50=$P50 -v p99=$P99 -v b=$BATCH \
+	for n in "$@"; do tail -n +2 "$out/$n.csv"; done | awk -F, -v i=$ITEMS -v p50=$P50 -v p99=$P99 -v b=$BATCH \
 		'BEGIN { m = 0 } $(NF-i) > m { m = $(NF-i); r = m " " $(NF-p50) " " $(NF-p99) " " $(NF-b) } END { print r }'
 }
 
@@ -58,12 +59,15 @@ serve b -m mlp --grpc localhost:8001 --concurrency 32 -b 8
 serve b_stream -m mlp --grpc localhost:8001 --concurrency 32 -b 8 --streaming
 kill $server
 wait $server 2>/dev/null || true
+# The engine twice, its best run the limit: a disturbed engine run would flatter the server.
 run engine --engine "$MODELS/mlp"
 run engine_2x1 --engine "$MODELS/mlp" --engine-instances 2 --onnx-intra-op-threads 1
+run engine_again --engine "$MODELS/mlp"
+run engine_2x1_again --engine "$MODELS/mlp" --engine-instances 2 --onnx-intra-op-threads 1
 
-set -- $(best engine)
+set -- $(best engine engine_again)
 engine=$1 engine_p50=$2 engine_p99=$3 engine_batch=$4
-set -- $(best engine_2x1)
+set -- $(best engine_2x1 engine_2x1_again)
 engine2=$1 engine2_batch=$4
 
 row() { # name label ratio
@@ -82,5 +86,5 @@ row a_nobatch_stream "(a) mlp_nobatch, 64 clients x 1 item, gRPC streaming" "1"
 row b "(b) mlp, 32 clients x 8 items, unary gRPC" "$(ratio "$(field b $ITEMS)" "$engine") of the engine"
 row b_stream "(b) mlp, 32 clients x 8 items, gRPC streaming" "$(ratio "$(field b_stream $ITEMS)" "$engine") of the engine"
 awk -v b="$engine_batch" -v i="$engine" -v p50="$engine_p50" -v p99="$engine_p99" \
-	'BEGIN { printf "| engine, 1 session x 2 threads, best batch (%s), no load generator | %.0f | %.1f | %.1f | | | | 1 |\n", b, i, p50 / 1000, p99 / 1000 }'
-printf '| engine, 2 sessions x 1 thread, best batch (%s), for reference | %.0f | | | | | | %s |\n' "$engine2_batch" "$engine2" "$(ratio "$engine2" "$engine")"
+	'BEGIN { printf "| engine, 1 session x 2 threads, best batch (%s) of two runs, no load generator | %.0f | %.1f | %.1f | | | | 1 |\n", b, i, p50 / 1000, p99 / 1000 }'
+printf '| engine, 2 sessions x 1 thread, best batch (%s) of two runs, for reference | %.0f | | | | | | %s |\n' "$engine2_batch" "$engine2" "$(ratio "$engine2" "$engine")"
