@@ -2,7 +2,6 @@ package scheduler
 
 import (
 	"context"
-	"runtime"
 	"slices"
 	"sync"
 	"time"
@@ -246,18 +245,11 @@ func (b *batcher) start() {
 		sl.work = make(chan []*item, 1)
 		b.running.Add(1)
 		go func() { // exits when stop closes its work channel
-			// Each instance runs its batches from one OS thread. ONNX Runtime keeps
-			// per-thread state for the thread that calls Run (which of its workers
-			// served it last, its queue); a goroutine that moves between threads loses
-			// it. Measured with the mlp example (one 2-thread session): a 64-row run
-			// takes 1.21-1.24 ms inside the server with this, 1.56-1.63 ms without,
-			// and 32 clients x 8 items get 22% more through.
-			runtime.LockOSThread()
 			defer b.running.Done()
-			for batch := range sl.work {
+			onThread(sl.work, func(batch []*item) {
 				b.run(sl.inst, batch)
 				b.s.idle <- sl
-			}
+			})
 		}()
 	}
 	go b.loop()

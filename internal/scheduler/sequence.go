@@ -143,10 +143,11 @@ type sequencer struct {
 
 	mu       sync.Mutex
 	seqs     map[seqKey]*sequence
-	slots    []*sequence // nil: free. Direct: slot k is row k/instances of instance k%instances
-	backlog  []*sequence // sequences waiting for a slot, oldest first
-	busy     []bool      // per instance
-	nextIdle time.Time   // no idle sequence expires before this (zero: none idle)
+	slots    []*sequence      // nil: free. Direct: slot k is row k/instances of instance k%instances
+	backlog  []*sequence      // sequences waiting for a slot, oldest first
+	busy     []bool           // per instance
+	work     []chan *seqBatch // per instance: batches for its thread (onThread)
+	nextIdle time.Time        // no idle sequence expires before this (zero: none idle)
 	arrivals uint64
 
 	wake    chan struct{} // buffered 1
@@ -168,6 +169,14 @@ func newSequencer(s *Scheduler, cfg Sequencing) *sequencer {
 		slots = cfg.MaxCandidates
 	}
 	q.slots = make([]*sequence, slots)
+	q.work = make([]chan *seqBatch, n)
+	for i := range q.work {
+		q.work[i] = make(chan *seqBatch, 1)
+		go onThread(q.work[i], func(b *seqBatch) { // exits when stop closes its channel
+			defer q.running.Done()
+			q.run(b)
+		})
+	}
 	return q
 }
 
@@ -365,10 +374,7 @@ func (q *sequencer) loop() {
 		q.mu.Unlock()
 		for _, b := range batches {
 			q.running.Add(1)
-			go func() {
-				defer q.running.Done()
-				q.run(b)
-			}()
+			q.work[b.inst] <- b // never blocks: an instance holds one batch at a time
 		}
 		if !due.IsZero() && (next.IsZero() || due.Before(next)) {
 			next = due
@@ -402,4 +408,7 @@ func (q *sequencer) stop() {
 	close(q.quit)
 	<-q.exited
 	q.running.Wait()
+	for _, w := range q.work {
+		close(w)
+	}
 }
