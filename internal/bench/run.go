@@ -292,14 +292,14 @@ func openLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, o Opt
 	}
 	l := Level{RequestRate: o.RequestRate, BatchSize: o.Batch}
 	for k := sp.lo; k < sp.hi; k++ {
-		l.Late += at(late, k)
-		l.Dropped += at(dropped, k)
+		l.Late += countAt(late, k)
+		l.Dropped += countAt(dropped, k)
 	}
 	return sp.level(l, rec, o), nil
 }
 
-// at is counts[k], or 0 past its end.
-func at(counts []int, k int) int {
+// countAt is counts[k], or 0 past its end.
+func countAt(counts []int, k int) int {
 	if k < len(counts) {
 		return counts[k]
 	}
