@@ -14,6 +14,7 @@ const mod = "github.com/ferryml/ferry/"
 // rules would be too blunt: core hands out scheduler leases, proto code pulls in grpc.)
 var banned = map[string][]string{
 	"internal/tensor":          {mod + "internal/"},
+	"internal/periodic":        {mod + "internal/"},
 	"internal/modelconfig":     {mod + "internal/core", mod + "internal/repository", mod + "internal/scheduler", mod + "internal/transport", mod + "internal/backend"},
 	"internal/scheduler":       {mod + "internal/core", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend", "net/http"},
 	"internal/backend/onnx":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", "net/http"},

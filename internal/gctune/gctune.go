@@ -5,6 +5,8 @@ import (
 	"runtime/debug"
 	"runtime/metrics"
 	"time"
+
+	"github.com/ferryml/ferry/internal/periodic"
 )
 
 // maxPercent bounds GOGC when the live heap is tiny.
@@ -39,14 +41,5 @@ func Run(ctx context.Context, headroom uint64, interval time.Duration) {
 	}
 	orig := set()
 	defer debug.SetGCPercent(orig)
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			set()
-		}
-	}
+	periodic.Run(ctx, interval, func(context.Context) { set() })
 }

@@ -9,6 +9,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferryml/ferry/internal/periodic"
+
 	"github.com/ferryml/ferry/internal/core"
 )
 
@@ -335,16 +337,9 @@ func (r *Repository) runIdleUnload(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTicker(min(max(r.opts.IdleUnload/4, 10*time.Millisecond), time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case now := <-t.C:
-			r.unloadIdle(now)
-		}
-	}
+	periodic.Run(ctx, min(max(r.opts.IdleUnload/4, 10*time.Millisecond), time.Second),
+		func(context.Context) { r.unloadIdle(time.Now()) })
+	return nil
 }
 
 // unloadIdle unloads every idle model last used IdleUnload or more before now.

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferryml/ferry/internal/periodic"
+
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/scheduler"
 )
@@ -159,30 +161,16 @@ func (r *Repository) Run(ctx context.Context) error {
 	switch r.opts.Mode {
 	case ModeOnDemand:
 		var wg sync.WaitGroup
-		wg.Go(func() { every(ctx, r.opts.PollInterval, r.refreshOnDemand) })
+		wg.Go(func() { periodic.Run(ctx, r.opts.PollInterval, r.refreshOnDemand) })
 		err := r.runIdleUnload(ctx)
 		wg.Wait()
 		return err
 	case ModePoll:
-		every(ctx, r.opts.PollInterval, r.Poll)
+		periodic.Run(ctx, r.opts.PollInterval, r.Poll)
 	default:
 		<-ctx.Done()
 	}
 	return nil
-}
-
-// every calls f every interval until ctx ends.
-func every(ctx context.Context, interval time.Duration, f func(context.Context)) {
-	t := time.NewTicker(interval)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-			f(ctx)
-		}
-	}
 }
 
 // Poll rescans the repository once: new and changed models are (re)loaded, models whose

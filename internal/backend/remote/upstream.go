@@ -9,6 +9,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferryml/ferry/internal/periodic"
+
 	"github.com/ferryml/ferry/internal/modelconfig"
 	"github.com/ferryml/ferry/internal/tensor"
 )
@@ -223,16 +225,7 @@ func (u *upstream) watch(ctx context.Context) {
 	u.finished = make(chan struct{})
 	go func() {
 		defer close(u.finished)
-		t := time.NewTicker(u.o.HealthInterval)
-		defer t.Stop()
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case <-t.C:
-				u.check(ctx)
-			}
-		}
+		periodic.Run(ctx, u.o.HealthInterval, u.check)
 	}()
 }
 
