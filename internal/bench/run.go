@@ -248,13 +248,10 @@ func openLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, o Opt
 		sp, ok = watch(ctx, c, o, tl, rec)
 	})
 
-	var late, dropped []int // per window
-	count := func(counts *[]int, at time.Time) {
+	late, dropped := make([]int, tl.n), make([]int, tl.n) // per window
+	count := func(counts []int, at time.Time) {
 		if k := tl.index(at); k >= 0 {
-			for len(*counts) <= k {
-				*counts = append(*counts, 0)
-			}
-			(*counts)[k]++
+			counts[k]++
 		}
 	}
 	lanes := seqs.lanes()
@@ -268,11 +265,11 @@ func openLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, o Opt
 		select {
 		case sem <- struct{}{}:
 		default:
-			count(&dropped, at)
+			count(dropped, at)
 			continue
 		}
 		if time.Since(at) > lateAfter {
-			count(&late, at)
+			count(late, at)
 		}
 		wg.Go(func() {
 			defer func() { <-sem }()
@@ -292,18 +289,10 @@ func openLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, o Opt
 	}
 	l := Level{RequestRate: o.RequestRate, BatchSize: o.Batch}
 	for k := sp.lo; k < sp.hi; k++ {
-		l.Late += countAt(late, k)
-		l.Dropped += countAt(dropped, k)
+		l.Late += late[k]
+		l.Dropped += dropped[k]
 	}
 	return sp.level(l, rec, o), nil
-}
-
-// countAt is counts[k], or 0 past its end.
-func countAt(counts []int, k int) int {
-	if k < len(counts) {
-		return counts[k]
-	}
-	return 0
 }
 
 func serverCPU(ctx context.Context, o Options) (time.Duration, error) {

@@ -139,47 +139,43 @@ func (w *walker) finish(ctx context.Context, send Sender, i int) {
 	_ = send(ctx, i, Step{ID: w.id, End: true})
 }
 
-// lanes are an open-loop level's sequences: requests take turns on them, and each
-// lane sends one request at a time so that its sequence stays in order.
-type lanes struct {
-	turn []chan struct{} // holds a token while the lane's request is in flight
-	w    []*walker
+// lane is one of an open-loop level's sequences. Requests take turns on the lanes, and
+// each lane sends one request at a time so that its sequence stays in order.
+type lane struct {
+	turn chan struct{} // holds a token while the lane's request is in flight
+	w    *walker
 }
 
-func (q *sequencer) lanes() *lanes {
+// lanes is nil for a model without sequences.
+type lanes []lane
+
+func (q *sequencer) lanes() lanes {
 	if q == nil {
 		return nil
 	}
-	l := &lanes{turn: make([]chan struct{}, q.open), w: make([]*walker, q.open)}
-	for k := range l.w {
-		l.turn[k], l.w[k] = make(chan struct{}, 1), q.walker()
+	l := make(lanes, q.open)
+	for k := range l {
+		l[k] = lane{turn: make(chan struct{}, 1), w: q.walker()}
 	}
 	return l
 }
 
 // send sends request i on its lane, after the lane's earlier requests.
-func (l *lanes) send(ctx context.Context, send Sender, i int) error {
+func (l lanes) send(ctx context.Context, send Sender, i int) error {
 	if l == nil {
 		return send(ctx, i, Step{})
 	}
-	k := i % len(l.w)
-	l.turn[k] <- struct{}{}
-	defer func() { <-l.turn[k] }()
-	return send(ctx, i, l.w[k].next())
+	ln := l[i%len(l)]
+	ln.turn <- struct{}{}
+	defer func() { <-ln.turn }()
+	return send(ctx, i, ln.w.next())
 }
 
-// finish ends every lane's open sequence.
-func (l *lanes) finish(ctx context.Context, send Sender) {
-	if l == nil {
-		return
-	}
+// finish ends every lane's open sequence, once no request is in flight.
+func (l lanes) finish(ctx context.Context, send Sender) {
 	var wg sync.WaitGroup
-	for k, w := range l.w {
-		wg.Go(func() {
-			l.turn[k] <- struct{}{}
-			defer func() { <-l.turn[k] }()
-			w.finish(ctx, send, k)
-		})
+	for k, ln := range l {
+		wg.Go(func() { ln.w.finish(ctx, send, k) })
 	}
 	wg.Wait()
 }

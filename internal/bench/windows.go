@@ -75,7 +75,7 @@ func (r *recorder) merged(lo, hi int) tally {
 	defer r.mu.Unlock()
 	var t tally
 	for _, w := range r.windows[lo:hi] {
-		t.merge(tally{lat: append([]time.Duration(nil), w.lat...), errors: w.errors, firstErr: w.firstErr})
+		t.merge(w) // copies the latencies: t's slice starts empty
 	}
 	return t
 }
