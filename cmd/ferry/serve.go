@@ -18,6 +18,7 @@ import (
 	"github.com/ferryml/ferry/internal/gctune"
 	"github.com/ferryml/ferry/internal/monitor/metrics"
 	"github.com/ferryml/ferry/internal/repository"
+	"github.com/ferryml/ferry/internal/threadprio"
 	grpcapi "github.com/ferryml/ferry/internal/transport/grpc"
 	httpapi "github.com/ferryml/ferry/internal/transport/http"
 	oklog "github.com/oklog/run"
@@ -50,6 +51,8 @@ type serveConfig struct {
 	strictReady  bool
 	pprofAddr    string
 	onDemand     onDemandConfig // ondemand.go
+	// inferenceFirst moves request handling to SCHED_BATCH (see threadprio).
+	inferenceFirst bool
 
 	// modelCacheDir and store serve an s3:// repository (objstore.go).
 	modelCacheDir string
@@ -67,6 +70,13 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 			log, err := newLogger(cfg.logFormat, cfg.logLevel, stderr)
 			if err != nil {
 				return err
+			}
+			if cfg.inferenceFirst {
+				// Before the runtime and its sessions exist: threads started later inherit
+				// the class, and inference threads are put in front explicitly.
+				if err := threadprio.Background(); err != nil {
+					log.Warn("request handling keeps its scheduling class", "err", err)
+				}
 			}
 			lib, err := ortLibrary(getenv)
 			if err != nil {
@@ -109,6 +119,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f.StringVar(&cfg.python, "python-interpreter", "python3", "interpreter for python-backend models, a path or a name on PATH (a model's python_interpreter parameter overrides it)")
 	f.Var(&cfg.gcHeadroom, "gc-headroom", "memory Go may allocate between garbage collections while the live heap is smaller (0: Go's default, GOGC=100; ignored when GOGC is set)")
 	f.Var(&cfg.cacheSize, "cache-size", "response cache budget shared by models with response_cache enabled, e.g. 64MiB (0: no cache)")
+	f.BoolVar(&cfg.inferenceFirst, "inference-first", true, "Linux: request-handling threads run as SCHED_BATCH, so that their wakeups do not preempt model execution when the cores are busy")
 	cfg.onDemand.addFlags(f)
 	_ = cmd.MarkFlagRequired("model-repository")
 	return cmd

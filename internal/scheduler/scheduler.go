@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/threadprio"
 )
 
 // Instance is one execution instance of a model version (an ONNX Runtime session, a
@@ -170,9 +171,11 @@ func (s *Scheduler) direct(ctx context.Context, req *Request) (*Result, error) {
 // takes 1.21-1.24 ms inside the server on one thread, 1.56-1.63 ms otherwise, and 32
 // clients sending 8 items each get 22% more through. (Handing each unbatched request to
 // its instance's thread instead cost more than it gained, so direct runs stay on the
-// caller's goroutine.)
+// caller's goroutine.) The thread is an inference thread: in front of request handling
+// for the Linux scheduler (see threadprio).
 func onThread[T any](work <-chan T, do func(T)) {
-	runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
+	runtime.LockOSThread()      // never unlocked: the thread exits with the goroutine
+	_ = threadprio.Foreground() // on failure the thread keeps the process's class
 	for v := range work {
 		do(v)
 	}

@@ -13,6 +13,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 
 	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/threadprio"
 )
 
 // SessionOptions tune one Session. Zero values keep ONNX Runtime's defaults.
@@ -74,14 +75,18 @@ func (r *Runtime) Open(modelPath string, opts SessionOptions) (*Session, error) 
 	if fi, err := os.Stat(modelPath); err == nil {
 		s.size = fi.Size()
 	}
-	err = safely(r.log, func() error {
-		so, err := sessionOptions(opts)
-		if err != nil {
+	// ONNX Runtime starts the session's pool threads here; created from an inference
+	// thread, they are inference threads too.
+	err = threadprio.Do(func() error {
+		return safely(r.log, func() error {
+			so, err := sessionOptions(opts)
+			if err != nil {
+				return err
+			}
+			defer so.Destroy()
+			s.sess, err = ort.NewDynamicAdvancedSession(modelPath, inNames, outNames, so)
 			return err
-		}
-		defer so.Destroy()
-		s.sess, err = ort.NewDynamicAdvancedSession(modelPath, inNames, outNames, so)
-		return err
+		})
 	})
 	if err != nil {
 		return nil, fmt.Errorf("onnx: open %s: %w", modelPath, err)

@@ -14,6 +14,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferryml/ferry/internal/threadprio"
 )
 
 // proc is one child process: the interpreter running the runner script on one model.py.
@@ -69,7 +71,9 @@ func spawn(interpreter, runner string, maxFrame uint64, log *slog.Logger) (*proc
 	cmd.Stdout, cmd.Stderr = outW, errW
 	cmd.ExtraFiles = []*os.File{reqR, respW} // fds 3 and 4 in the child
 	cmd.SysProcAttr = sysProcAttr()
-	if err := cmd.Start(); err != nil {
+	// The child inherits the starting thread's scheduling class: it runs the model, so it
+	// starts from an inference thread.
+	if err := threadprio.Do(cmd.Start); err != nil {
 		closeAll()
 		return nil, err
 	}

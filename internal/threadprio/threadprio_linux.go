@@ -1,0 +1,92 @@
+package threadprio
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"syscall"
+	"unsafe"
+)
+
+// Linux scheduling policies (sched.h).
+const (
+	schedOther = 0
+	schedBatch = 3
+)
+
+// Supported reports whether the calls change anything on this system.
+const Supported = true
+
+// setPolicy sets a thread's policy (tid 0: the calling thread) at static priority 0,
+// the only one the normal classes have.
+func setPolicy(tid, policy int) error {
+	var param struct{ priority int32 }
+	_, _, e := syscall.RawSyscall(syscall.SYS_SCHED_SETSCHEDULER, uintptr(tid), uintptr(policy), uintptr(unsafe.Pointer(&param)))
+	if e != 0 {
+		return e
+	}
+	return nil
+}
+
+func policy(tid int) (int, error) {
+	p, _, e := syscall.RawSyscall(syscall.SYS_SCHED_GETSCHEDULER, uintptr(tid), 0, 0)
+	if e != 0 {
+		return 0, e
+	}
+	return int(p), nil
+}
+
+// Background moves every thread of the process to SCHED_BATCH. Threads created
+// afterwards inherit the class of the thread that creates them, so call it early, before
+// any inference thread exists; those made later through Do stay in front.
+func Background() error {
+	// Twice: a thread the Go runtime starts while the first pass lists the directory
+	// may have been cloned from one not yet moved.
+	for range 2 {
+		ents, err := os.ReadDir("/proc/self/task")
+		if err != nil {
+			return fmt.Errorf("threadprio: list threads: %w", err)
+		}
+		for _, e := range ents {
+			tid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			err = setPolicy(tid, schedBatch)
+			if err != nil && !errors.Is(err, syscall.ESRCH) { // ESRCH: the thread has exited
+				return fmt.Errorf("threadprio: thread %d to SCHED_BATCH: %w", tid, err)
+			}
+		}
+	}
+	return nil
+}
+
+// Foreground moves the calling OS thread to SCHED_OTHER. The caller must have locked its
+// goroutine to the thread (runtime.LockOSThread), or the mark lands on a thread Go
+// shares with other goroutines; the usual use is a thread locked for good, which exits
+// with its goroutine.
+func Foreground() error {
+	if err := setPolicy(0, schedOther); err != nil {
+		return fmt.Errorf("threadprio: thread to SCHED_OTHER: %w", err)
+	}
+	return nil
+}
+
+// Do runs f on a thread in SCHED_OTHER and then puts the thread back in its class:
+// threads and processes f creates (ONNX Runtime's pool, a child process) inherit
+// SCHED_OTHER.
+func Do(f func() error) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	was, err := policy(0)
+	if err != nil || was == schedOther {
+		return f()
+	}
+	if err := Foreground(); err != nil {
+		return f()
+	}
+	defer setPolicy(0, was) //nolint:errcheck // returning to the thread's own class cannot be refused
+	return f()
+}

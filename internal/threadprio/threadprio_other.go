@@ -1,0 +1,15 @@
+//go:build !linux
+
+package threadprio
+
+// Supported reports whether the calls change anything on this system.
+const Supported = false
+
+// Background does nothing on this system.
+func Background() error { return nil }
+
+// Foreground does nothing on this system.
+func Foreground() error { return nil }
+
+// Do runs f.
+func Do(f func() error) error { return f() }
