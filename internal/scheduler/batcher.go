@@ -68,6 +68,7 @@ type batcher struct {
 	mu      sync.Mutex
 	levels  []*level
 	delayed []*item // timed out with DELAY: served after everything else
+	rows    int     // rows queued, delayed included
 	seq     uint64
 	next    uint64           // with PreserveOrdering: the next sequence number to deliver
 	ready   map[uint64]*item // finished, waiting for earlier ones
@@ -127,10 +128,14 @@ func (b *batcher) submit(ctx context.Context, req *Request) (*Result, error) {
 	}
 	it.seq = b.seq
 	b.seq++
+	wake := b.mustWake(it)
 	lv.items = append(lv.items, it)
+	b.rows += it.rows
 	b.mu.Unlock()
 	b.s.opts.Observer.QueueDepth(it.level+1, 1)
-	b.signal()
+	if wake {
+		b.signal()
+	}
 
 	select {
 	case <-it.done:
@@ -171,6 +176,18 @@ func (b *batcher) runNow(it *item) (*Result, error, bool) {
 	}
 }
 
+// mustWake reports whether queueing it can change what the batch-forming loop does, so
+// that it is woken only then: for the first request (the loop is idle or starts the
+// queue delay), for a batch that may now be full or of a preferred size, and for a
+// request with a timeout (the loop watches expiries). A request that only adds rows to
+// a batch still short of full changes nothing before the queue delay ends; waking the
+// loop for each of 64 single-item requests cost a goroutine switch and a scan of the
+// queue per request. Called with b.mu held, before it is queued.
+func (b *batcher) mustWake(it *item) bool {
+	return b.pending() == 0 || b.rows+it.rows >= b.maxRows || len(b.cfg.PreferredBatchSizes) > 0 ||
+		!it.expires.IsZero() || b.s.opts.MaxBatchSize == 0
+}
+
 func (b *batcher) signal() {
 	select {
 	case b.wake <- struct{}{}:
@@ -184,6 +201,7 @@ func (b *batcher) removeLocked(it *item) bool {
 		return false
 	}
 	it.queued = false
+	b.rows -= it.rows
 	b.s.opts.Observer.QueueDepth(it.level+1, -1)
 	if i := slices.Index(b.delayed, it); i >= 0 {
 		b.delayed = slices.Delete(b.delayed, i, i+1)
@@ -350,6 +368,7 @@ func (b *batcher) expireLocked(now time.Time) time.Time {
 				b.delayed = append(b.delayed, it)
 			default:
 				it.queued = false
+				b.rows -= it.rows
 				b.s.opts.Observer.QueueDepth(it.level+1, -1)
 				b.s.opts.Observer.Dropped("timeout")
 				go b.finish(it, nil, ErrTimeout) // finish takes b.mu
