@@ -41,26 +41,60 @@ func policy(tid int) (int, error) {
 // Background moves every thread of the process to SCHED_BATCH. Threads created
 // afterwards inherit the class of the thread that creates them, so call it early, before
 // any inference thread exists; those made later through Do stay in front.
-func Background() error {
+func Background() error { return setAll(schedBatch) }
+
+// Reset puts every thread of the process back in SCHED_OTHER, undoing Background.
+func Reset() error { return setAll(schedOther) }
+
+func setAll(policy int) error {
 	// Twice: a thread the Go runtime starts while the first pass lists the directory
 	// may have been cloned from one not yet moved.
 	for range 2 {
-		ents, err := os.ReadDir("/proc/self/task")
+		tids, err := threads()
 		if err != nil {
-			return fmt.Errorf("threadprio: list threads: %w", err)
+			return err
 		}
-		for _, e := range ents {
-			tid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			err = setPolicy(tid, schedBatch)
+		for _, tid := range tids {
+			err = setPolicy(tid, policy)
 			if err != nil && !errors.Is(err, syscall.ESRCH) { // ESRCH: the thread has exited
-				return fmt.Errorf("threadprio: thread %d to SCHED_BATCH: %w", tid, err)
+				return fmt.Errorf("threadprio: thread %d to policy %d: %w", tid, policy, err)
 			}
 		}
 	}
 	return nil
+}
+
+func threads() ([]int, error) {
+	ents, err := os.ReadDir("/proc/self/task")
+	if err != nil {
+		return nil, fmt.Errorf("threadprio: list threads: %w", err)
+	}
+	tids := make([]int, 0, len(ents))
+	for _, e := range ents {
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
+		}
+	}
+	return tids, nil
+}
+
+// Threads lists the process's threads in front (SCHED_OTHER) and behind (SCHED_BATCH);
+// threads in other classes are in neither list.
+func Threads() (front, back []int, err error) {
+	tids, err := threads()
+	if err != nil {
+		return nil, nil, err
+	}
+	for _, tid := range tids {
+		switch p, err := policy(tid); {
+		case err != nil: // exited
+		case p == schedOther:
+			front = append(front, tid)
+		case p == schedBatch:
+			back = append(back, tid)
+		}
+	}
+	return front, back, nil
 }
 
 // Foreground moves the calling OS thread to SCHED_OTHER. The caller must have locked its

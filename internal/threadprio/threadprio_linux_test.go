@@ -1,39 +1,29 @@
 package threadprio
 
 import (
-	"os"
 	"os/exec"
 	"runtime"
-	"strconv"
+	"slices"
 	"syscall"
 	"testing"
 )
 
-func threadPolicies(t *testing.T) map[int]int {
+func background(t *testing.T) {
 	t.Helper()
-	ents, err := os.ReadDir("/proc/self/task")
-	if err != nil {
-		t.Fatal(err)
-	}
-	got := map[int]int{}
-	for _, e := range ents {
-		tid, _ := strconv.Atoi(e.Name())
-		if p, err := policy(tid); err == nil {
-			got[tid] = p
-		}
-	}
-	return got
-}
-
-func TestBackgroundMovesEveryThreadAndForegroundOnlyTheCaller(t *testing.T) {
 	if err := Background(); err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { restoreAll(t) })
-	for tid, p := range threadPolicies(t) {
-		if p != schedBatch {
-			t.Errorf("thread %d has policy %d after Background, want SCHED_BATCH (%d)", tid, p, schedBatch)
+	t.Cleanup(func() {
+		if err := Reset(); err != nil {
+			t.Error(err)
 		}
+	})
+}
+
+func TestBackgroundMovesEveryThreadAndForegroundOnlyTheCaller(t *testing.T) {
+	background(t)
+	if front, back, _ := Threads(); len(front) != 0 || len(back) == 0 {
+		t.Errorf("after Background: %d threads in front, %d behind; want none and all", len(front), len(back))
 	}
 	done := make(chan int)
 	release := make(chan struct{})
@@ -47,22 +37,13 @@ func TestBackgroundMovesEveryThreadAndForegroundOnlyTheCaller(t *testing.T) {
 	}()
 	fg := <-done
 	defer close(release)
-	for tid, p := range threadPolicies(t) {
-		want := schedBatch
-		if tid == fg {
-			want = schedOther
-		}
-		if p != want {
-			t.Errorf("thread %d has policy %d, want %d (foreground thread %d)", tid, p, want, fg)
-		}
+	if front, _, _ := Threads(); !slices.Equal(front, []int{fg}) {
+		t.Errorf("threads in front %v, want only the one that called Foreground (%d)", front, fg)
 	}
 }
 
 func TestDoHandsItsClassToChildProcessesAndRestoresTheThread(t *testing.T) {
-	if err := Background(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { restoreAll(t) })
+	background(t)
 	start := func() *exec.Cmd {
 		cmd := exec.Command("sleep", "10")
 		if err := cmd.Start(); err != nil {
@@ -93,12 +74,5 @@ func TestDoHandsItsClassToChildProcessesAndRestoresTheThread(t *testing.T) {
 	}
 	if p, err := policy(outside.Process.Pid); err != nil || p != schedBatch {
 		t.Errorf("child started outside Do: policy %d (%v), want SCHED_BATCH", p, err)
-	}
-}
-
-// restoreAll puts the test binary's threads back in SCHED_OTHER for the next test.
-func restoreAll(t *testing.T) {
-	for tid := range threadPolicies(t) {
-		setPolicy(tid, schedOther) //nolint:errcheck // best effort
 	}
 }

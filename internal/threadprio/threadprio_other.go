@@ -13,3 +13,9 @@ func Foreground() error { return nil }
 
 // Do runs f.
 func Do(f func() error) error { return f() }
+
+// Reset does nothing on this system.
+func Reset() error { return nil }
+
+// Threads lists nothing on this system.
+func Threads() (front, back []int, err error) { return nil, nil, nil }
