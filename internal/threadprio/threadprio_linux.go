@@ -14,6 +14,7 @@ import (
 const (
 	schedOther = 0
 	schedBatch = 3
+	schedIdle  = 5
 )
 
 // Supported reports whether the calls change anything on this system.
@@ -38,15 +39,18 @@ func policy(tid int) (int, error) {
 	return int(p), nil
 }
 
-// Background moves every thread of the process to SCHED_BATCH. Threads created
+// Background moves the process's threads from SCHED_OTHER to SCHED_BATCH; threads an
+// administrator put in another class (real-time, idle) keep it. Threads created
 // afterwards inherit the class of the thread that creates them, so call it early, before
 // any inference thread exists; those made later through Do stay in front.
-func Background() error { return setAll(schedBatch) }
+func Background() error { return move(schedOther, schedBatch) }
 
-// Reset puts every thread of the process back in SCHED_OTHER, undoing Background.
-func Reset() error { return setAll(schedOther) }
+// Reset moves the process's threads from SCHED_BATCH back to SCHED_OTHER, undoing
+// Background.
+func Reset() error { return move(schedBatch, schedOther) }
 
-func setAll(policy int) error {
+// move sets every thread of the process that has policy from to policy to.
+func move(from, to int) error {
 	// Twice: a thread the Go runtime starts while the first pass lists the directory
 	// may have been cloned from one not yet moved.
 	for range 2 {
@@ -55,9 +59,12 @@ func setAll(policy int) error {
 			return err
 		}
 		for _, tid := range tids {
-			err = setPolicy(tid, policy)
+			if p, err := policy(tid); err != nil || p != from {
+				continue // exited, or not ours to move
+			}
+			err = setPolicy(tid, to)
 			if err != nil && !errors.Is(err, syscall.ESRCH) { // ESRCH: the thread has exited
-				return fmt.Errorf("threadprio: thread %d to policy %d: %w", tid, policy, err)
+				return fmt.Errorf("threadprio: thread %d to policy %d: %w", tid, to, err)
 			}
 		}
 	}
@@ -97,11 +104,14 @@ func Threads() (front, back []int, err error) {
 	return front, back, nil
 }
 
-// Foreground moves the calling OS thread to SCHED_OTHER. The caller must have locked its
-// goroutine to the thread (runtime.LockOSThread), or the mark lands on a thread Go
-// shares with other goroutines; the usual use is a thread locked for good, which exits
-// with its goroutine.
+// Foreground moves the calling OS thread from SCHED_BATCH to SCHED_OTHER. The caller
+// must have locked its goroutine to the thread (runtime.LockOSThread), or the mark lands
+// on a thread Go shares with other goroutines; the usual use is a thread locked for
+// good, which exits with its goroutine.
 func Foreground() error {
+	if p, err := policy(0); err == nil && p != schedBatch {
+		return nil // in front already, or in a class set by someone else
+	}
 	if err := setPolicy(0, schedOther); err != nil {
 		return fmt.Errorf("threadprio: thread to SCHED_OTHER: %w", err)
 	}
@@ -115,7 +125,7 @@ func Do(f func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	was, err := policy(0)
-	if err != nil || was == schedOther {
+	if err != nil || was != schedBatch { // in front already, or in a class set by someone else
 		return f()
 	}
 	if err := Foreground(); err != nil {

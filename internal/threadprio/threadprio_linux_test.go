@@ -76,3 +76,35 @@ func TestDoHandsItsClassToChildProcessesAndRestoresTheThread(t *testing.T) {
 		t.Errorf("child started outside Do: policy %d (%v), want SCHED_BATCH", p, err)
 	}
 }
+
+// A thread someone put in another class keeps it: here SCHED_IDLE, which any process may
+// enter (leaving it needs privileges, so the thread is left to exit).
+func TestBackgroundLeavesOtherClassesAlone(t *testing.T) {
+	tid := make(chan int)
+	release := make(chan struct{})
+	go func() {
+		runtime.LockOSThread() // never unlocked: the idle thread exits with the goroutine
+		if err := setPolicy(0, schedIdle); err != nil {
+			t.Error(err)
+		}
+		tid <- syscall.Gettid()
+		<-release
+		if err := Foreground(); err != nil {
+			t.Error(err)
+		}
+		if p, _ := policy(0); p != schedIdle {
+			t.Errorf("Foreground moved a SCHED_IDLE thread to policy %d", p)
+		}
+		tid <- 0
+	}()
+	idle := <-tid
+	background(t)
+	if p, _ := policy(idle); p != schedIdle {
+		t.Errorf("Background moved a SCHED_IDLE thread to policy %d", p)
+	}
+	if front, back, _ := Threads(); slices.Contains(front, idle) || slices.Contains(back, idle) {
+		t.Errorf("the SCHED_IDLE thread %d is listed in front or behind", idle)
+	}
+	close(release)
+	<-tid
+}
