@@ -164,7 +164,7 @@ func (s *Scheduler) direct(ctx context.Context, req *Request) (*Result, error) {
 }
 
 // onThread calls do with each value from work, in order, from one OS thread of its own,
-// until work is closed; the thread ends with it. The batcher and the sequencer run each
+// until work is closed. The batcher and the sequencer run each
 // instance this way. ONNX Runtime keeps per-thread state for the thread that calls Run
 // (which of its workers served it last, its queue), and a goroutine that Go moves
 // between threads loses it: with the mlp example (one 2-thread session) a 64-row run
@@ -173,9 +173,16 @@ func (s *Scheduler) direct(ctx context.Context, req *Request) (*Result, error) {
 // its instance's thread instead cost more than it gained, so direct runs stay on the
 // caller's goroutine.) The thread is an inference thread: in front of request handling
 // for the Linux scheduler (see threadprio).
+//
+// When work closes, the thread goes back to Go's pool rather than exiting with the
+// goroutine: a child process started from it earlier (os/exec forks from whichever
+// thread runs the caller) would get its parent-death signal. A Python model's process
+// was killed so when an unrelated model's scheduler stopped.
 func onThread[T any](work <-chan T, do func(T)) {
-	runtime.LockOSThread()      // never unlocked: the thread exits with the goroutine
-	_ = threadprio.Foreground() // on failure the thread keeps the process's class
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	back, _ := threadprio.Foreground() // on failure the thread keeps the process's class
+	defer back()
 	for v := range work {
 		do(v)
 	}

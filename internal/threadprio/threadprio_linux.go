@@ -104,18 +104,18 @@ func Threads() (front, back []int, err error) {
 	return front, back, nil
 }
 
-// Foreground moves the calling OS thread from SCHED_BATCH to SCHED_OTHER. The caller
-// must have locked its goroutine to the thread (runtime.LockOSThread), or the mark lands
-// on a thread Go shares with other goroutines; the usual use is a thread locked for
-// good, which exits with its goroutine.
-func Foreground() error {
-	if p, err := policy(0); err == nil && p != schedBatch {
-		return nil // in front already, or in a class set by someone else
+// Foreground moves the calling OS thread from SCHED_BATCH to SCHED_OTHER and returns
+// the function that moves it back. The caller must have locked its goroutine to the
+// thread (runtime.LockOSThread) until it calls back, or the mark lands on a thread Go
+// shares with other goroutines. back is never nil.
+func Foreground() (back func(), err error) {
+	if p, err := policy(0); err != nil || p != schedBatch {
+		return func() {}, nil // in front already, or in a class set by someone else
 	}
 	if err := setPolicy(0, schedOther); err != nil {
-		return fmt.Errorf("threadprio: thread to SCHED_OTHER: %w", err)
+		return func() {}, fmt.Errorf("threadprio: thread to SCHED_OTHER: %w", err)
 	}
-	return nil
+	return func() { setPolicy(0, schedBatch) }, nil //nolint:errcheck // returning to SCHED_BATCH cannot be refused
 }
 
 // Do runs f on a thread in SCHED_OTHER and then puts the thread back in its class:
@@ -124,13 +124,7 @@ func Foreground() error {
 func Do(f func() error) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	was, err := policy(0)
-	if err != nil || was != schedBatch { // in front already, or in a class set by someone else
-		return f()
-	}
-	if err := Foreground(); err != nil {
-		return f()
-	}
-	defer setPolicy(0, was) //nolint:errcheck // returning to the thread's own class cannot be refused
+	back, _ := Foreground() // on failure f runs in the thread's class
+	defer back()
 	return f()
 }

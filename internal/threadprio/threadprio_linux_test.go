@@ -28,15 +28,19 @@ func TestBackgroundMovesEveryThreadAndForegroundOnlyTheCaller(t *testing.T) {
 	done := make(chan int)
 	release := make(chan struct{})
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread exits with the goroutine
-		if err := Foreground(); err != nil {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		back, err := Foreground()
+		if err != nil {
 			t.Error(err)
 		}
+		defer back()
 		done <- syscall.Gettid()
 		<-release
+		done <- 0
 	}()
 	fg := <-done
-	defer close(release)
+	defer func() { close(release); <-done }() // the thread is back before Reset
 	if front, _, _ := Threads(); !slices.Equal(front, []int{fg}) {
 		t.Errorf("threads in front %v, want only the one that called Foreground (%d)", front, fg)
 	}
@@ -89,7 +93,7 @@ func TestBackgroundLeavesOtherClassesAlone(t *testing.T) {
 		}
 		tid <- syscall.Gettid()
 		<-release
-		if err := Foreground(); err != nil {
+		if _, err := Foreground(); err != nil {
 			t.Error(err)
 		}
 		if p, _ := policy(0); p != schedIdle {

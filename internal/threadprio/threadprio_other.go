@@ -9,7 +9,7 @@ const Supported = false
 func Background() error { return nil }
 
 // Foreground does nothing on this system.
-func Foreground() error { return nil }
+func Foreground() (back func(), err error) { return func() {}, nil }
 
 // Do runs f.
 func Do(f func() error) error { return f() }
