@@ -571,7 +571,9 @@ func TestSchedulingTimeouts(t *testing.T) {
 	})
 
 	t.Run("DELAY", func(t *testing.T) {
-		busy := schedGo(ctx, ts, "grpc", "delay", schedReq{name: "busy", cost: schedSlow, fill: 1, params: map[string]int64{"timeout": long}})
+		// Very slow: it must outlast three waits, two of them behind medium requests'
+		// arrival, which took over 200 ms under make test's parallel packages.
+		busy := schedGo(ctx, ts, "grpc", "delay", schedReq{name: "busy", cost: schedVerySlow, fill: 1, params: map[string]int64{"timeout": long}})
 		schedWait(t, ts, "the first request running", func(m schedMetrics) bool { return m.inFlight("delay") == 1 })
 		// Both run for a while, so their answers reach the client well apart.
 		late := schedGo(ctx, ts, "http", "delay", schedReq{name: "timed-out", cost: schedMedium, fill: 2})
