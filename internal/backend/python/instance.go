@@ -318,6 +318,9 @@ func (in *Instance) shutdown(p *proc) error {
 		if aerr != nil {
 			err = aerr
 		}
+		if !ok && aerr == nil && p.readErr != nil && !errors.Is(p.readErr, io.EOF) {
+			err = fmt.Errorf("protocol error: %w", p.readErr) // frames ended on garbage
+		}
 		if !ok || f.kind == kindDone {
 			break
 		}
@@ -331,11 +334,16 @@ func (in *Instance) shutdown(p *proc) error {
 	}
 	p.reap()
 	p.retire()
-	if err != nil {
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
 		in.log.Warn("python finalize() did not finish; the process was killed", "timeout", in.spec.opts.FinalizeTimeout, "err", err)
 		return in.errorf("finalize() did not finish within %s; the process was killed", in.spec.opts.FinalizeTimeout)
+	default: // the process was gone or broke the protocol: say so rather than blame a timeout
+		in.log.Warn("python finalize() failed", "pid", p.pid, "status", p.status(), "err", err)
+		return in.errorf("finalize() failed (process %d, %s): %w", p.pid, p.status(), err)
 	}
-	return nil
 }
 
 // Close runs finalize(), waits for the process to exit (killing it after

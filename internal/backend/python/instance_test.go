@@ -623,3 +623,31 @@ class TritonPythonModel:
 		t.Errorf("ResidentBytes: small model %d, big model %d; want the big one 64 MiB more", s, b)
 	}
 }
+
+// TestCloseNamesABrokenFinalize: a process that breaks the protocol during finalize()
+// is reported as such, not as a finalize() that ran out of time.
+func TestCloseNamesABrokenFinalize(t *testing.T) {
+	needPython(t)
+	m := writeModel(t, "garble", echoOnlyConfig("garble"), `
+import os
+import triton_python_backend_utils as pb_utils
+
+class TritonPythonModel:
+    def execute(self, requests):
+        return [pb_utils.InferenceResponse([pb_utils.get_input_tensor_by_name(r, "IN")]) for r in requests]
+
+    def finalize(self):
+        os.write(4, b"\xff" * 64)  # not a frame
+        os._exit(3)
+`)
+	in := m.mustOpen(t, Options{FinalizeTimeout: 10 * time.Second})
+	start := time.Now()
+	err := in.Close()
+	if err == nil || !strings.Contains(err.Error(), "finalize() failed") || strings.Contains(err.Error(), "did not finish") {
+		t.Errorf("Close: err = %v, want finalize() failed naming the cause", err)
+	}
+	t.Log(err)
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("Close took %s", d)
+	}
+}
