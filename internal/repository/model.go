@@ -67,17 +67,23 @@ func (m *model) pick(want string) (*version, error) {
 		}
 		return v, nil
 	}
-	vs := m.sortedVersions()
-	for i := len(vs) - 1; i >= 0; i-- {
-		if vs[i].serving() {
-			return vs[i], nil
+	// One pass, no sorting: this runs for every request that names no version.
+	var best, newest *version
+	for _, v := range m.versions {
+		if newest == nil || v.n > newest.n {
+			newest = v
+		}
+		if (best == nil || v.n > best.n) && v.serving() {
+			best = v
 		}
 	}
 	switch {
+	case best != nil:
+		return best, nil
 	case m.reason != "":
 		return nil, core.Unavailablef("model '%s' is not ready: %s", m.name, m.reason)
-	case len(vs) > 0:
-		return nil, core.Unavailablef("model '%s' is not ready: version %d %s", m.name, vs[len(vs)-1].n, vs[len(vs)-1].describe())
+	case newest != nil:
+		return nil, core.Unavailablef("model '%s' is not ready: version %d %s", m.name, newest.n, newest.describe())
 	}
 	return nil, core.Unavailablef("model '%s' has no version to serve", m.name)
 }

@@ -300,7 +300,14 @@ func appendLE(b []byte, v uint64, size int) []byte {
 // refuseSharedMemory rejects the shared-memory extension's tensor parameters: Ferry
 // does not implement it, and ignoring them would run the model without the data.
 func refuseSharedMemory(params map[string]*inference.InferParameter) error {
-	for _, k := range slices.Sorted(maps.Keys(params)) {
+	found := false // look before sorting, which allocates, for every input of every request
+	for k := range params {
+		found = found || strings.HasPrefix(k, "shared_memory_")
+	}
+	if !found {
+		return nil
+	}
+	for _, k := range slices.Sorted(maps.Keys(params)) { // the same key named every time
 		if strings.HasPrefix(k, "shared_memory_") {
 			return fmt.Errorf("parameter %q: the shared-memory extension is not supported; send the data in the request", k)
 		}
