@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"runtime"
 	"sync"
 	"time"
 
@@ -179,13 +178,12 @@ func (s *Scheduler) direct(ctx context.Context, req *Request) (*Result, error) {
 // thread runs the caller) would get its parent-death signal. A Python model's process
 // was killed so when an unrelated model's scheduler stopped.
 func onThread[T any](work <-chan T, do func(T)) {
-	runtime.LockOSThread()
-	defer runtime.UnlockOSThread()
-	back, _ := threadprio.Foreground() // on failure the thread keeps the process's class
-	defer back()
-	for v := range work {
-		do(v)
-	}
+	threadprio.Do(func() error { //nolint:errcheck // the loop returns no error
+		for v := range work {
+			do(v)
+		}
+		return nil
+	})
 }
 
 // execute shields the server from a panicking backend: the panic becomes this request's error.

@@ -17,9 +17,6 @@ const (
 	schedIdle  = 5
 )
 
-// Supported reports whether the calls change anything on this system.
-const Supported = true
-
 // setPolicy sets a thread's policy (tid 0: the calling thread) at static priority 0,
 // the only one the normal classes have.
 func setPolicy(tid, policy int) error {

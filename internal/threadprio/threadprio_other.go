@@ -2,9 +2,6 @@
 
 package threadprio
 
-// Supported reports whether the calls change anything on this system.
-const Supported = false
-
 // Background does nothing on this system.
 func Background() error { return nil }
 

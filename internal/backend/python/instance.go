@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"sync"
@@ -160,8 +159,8 @@ func (in *Instance) roundTrip(ctx context.Context, p *proc, inputs [][]*tensor.T
 func (in *Instance) lost(p *proc, during string) error {
 	p.reap()
 	err := &ProcessError{Model: in.spec.model, Instance: in.spec.instance, PID: p.pid, Status: p.status(), During: during}
-	if p.readErr != nil && !errors.Is(p.readErr, io.EOF) {
-		err.Protocol = p.readErr.Error()
+	if perr := p.protocolErr(); perr != nil {
+		err.Protocol = perr.Error()
 	}
 	return err
 }
@@ -318,8 +317,8 @@ func (in *Instance) shutdown(p *proc) error {
 		if aerr != nil {
 			err = aerr
 		}
-		if !ok && aerr == nil && p.readErr != nil && !errors.Is(p.readErr, io.EOF) {
-			err = fmt.Errorf("protocol error: %w", p.readErr) // frames ended on garbage
+		if !ok && aerr == nil && p.protocolErr() != nil { // frames closed: readErr is set
+			err = fmt.Errorf("protocol error: %w", p.protocolErr()) // they ended on garbage
 		}
 		if !ok || f.kind == kindDone {
 			break

@@ -382,17 +382,7 @@ func TestCloseRunsFinalize(t *testing.T) {
 // gets the process killed, and Close says so.
 func TestCloseKillsAHangingFinalize(t *testing.T) {
 	needPython(t)
-	m := writeModel(t, "hang", echoOnlyConfig("hang"), `
-import time
-import triton_python_backend_utils as pb_utils
-
-class TritonPythonModel:
-    def execute(self, requests):
-        return [pb_utils.InferenceResponse([pb_utils.get_input_tensor_by_name(r, "IN")]) for r in requests]
-
-    def finalize(self):
-        time.sleep(60)
-`)
+	m := writeModel(t, "hang", echoOnlyConfig("hang"), echoWithFinalize("time", "time.sleep(60)"))
 	in := m.mustOpen(t, Options{FinalizeTimeout: 200 * time.Millisecond})
 	pid := in.pid()
 	start := time.Now()
@@ -628,18 +618,8 @@ class TritonPythonModel:
 // is reported as such, not as a finalize() that ran out of time.
 func TestCloseNamesABrokenFinalize(t *testing.T) {
 	needPython(t)
-	m := writeModel(t, "garble", echoOnlyConfig("garble"), `
-import os
-import triton_python_backend_utils as pb_utils
-
-class TritonPythonModel:
-    def execute(self, requests):
-        return [pb_utils.InferenceResponse([pb_utils.get_input_tensor_by_name(r, "IN")]) for r in requests]
-
-    def finalize(self):
-        os.write(4, b"\xff" * 64)  # not a frame
-        os._exit(3)
-`)
+	m := writeModel(t, "garble", echoOnlyConfig("garble"), echoWithFinalize("os", `os.write(4, b"\xff" * 64)  # not a frame
+        os._exit(3)`))
 	in := m.mustOpen(t, Options{FinalizeTimeout: 10 * time.Second})
 	start := time.Now()
 	err := in.Close()
@@ -650,4 +630,20 @@ class TritonPythonModel:
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("Close took %s", d)
 	}
+}
+
+// echoWithFinalize is an echo model.py whose finalize() runs body (indented for the
+// method), with module imported.
+func echoWithFinalize(module, body string) string {
+	return `
+import ` + module + `
+import triton_python_backend_utils as pb_utils
+
+class TritonPythonModel:
+    def execute(self, requests):
+        return [pb_utils.InferenceResponse([pb_utils.get_input_tensor_by_name(r, "IN")]) for r in requests]
+
+    def finalize(self):
+        ` + body + `
+`
 }

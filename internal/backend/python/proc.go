@@ -161,6 +161,15 @@ func (p *proc) kill() {
 	p.cmd.Process.Kill()
 }
 
+// protocolErr is why the frames stopped when that was not a clean close of the pipe
+// (nil otherwise). Read it only after frames has closed.
+func (p *proc) protocolErr() error {
+	if p.readErr == nil || errors.Is(p.readErr, io.EOF) {
+		return nil
+	}
+	return p.readErr
+}
+
 func (p *proc) hasExited() bool {
 	select {
 	case <-p.exited:
