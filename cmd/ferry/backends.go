@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/backend/remote"
@@ -46,7 +47,11 @@ func backends(rt *onnx.Runtime, rb *remote.Backend, intraOp int, python string, 
 			DefaultFilename: "model.onnx",
 			Inspect:         rt.Inspect,
 			Open: func(_ context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error) {
-				return rt.Open(path, onnx.SessionOptions{IntraOpThreads: intraOpThreads(cfg, intraOp)})
+				opts, err := onnxOptions(cfg, intraOp)
+				if err != nil {
+					return nil, err
+				}
+				return rt.Open(path, opts)
 			},
 		},
 	}
@@ -66,17 +71,91 @@ func remoteBackend(rb *remote.Backend) repository.Backend {
 	}
 }
 
-// intraOpThreads picks ONNX Runtime's threads per session: the model's
-// `intra_op_thread_count` parameter (as Triton's onnxruntime backend names it), else the
-// flag, else the cores shared among the model's instances so instances × threads ≤ cores.
-func intraOpThreads(cfg *inference.ModelConfig, flag int) int {
-	if p, ok := cfg.GetParameters()["intra_op_thread_count"]; ok {
-		if n, err := strconv.Atoi(p.GetStringValue()); err == nil && n > 0 {
-			return n
+// onnxOptions reads a model's ONNX Runtime settings from its config, with the names and
+// values Triton's onnxruntime backend reads:
+//   - parameters intra_op_thread_count and inter_op_thread_count, whole numbers; 0 or
+//     none leaves intra-op threads to the flag, else to the cores shared among the
+//     model's instances so that instances × threads ≤ cores;
+//   - parameter execution_mode: 0 sequential, 1 parallel;
+//   - parameters enable_mem_arena and enable_mem_pattern: 1 or 0;
+//   - optimization { graph { level } }: -1 basic, 1 extended, 2 none, anything else all.
+//
+// Parameters named session.* are ONNX Runtime session config entries and go to the
+// session as they are: Triton passes session.use_device_allocator_for_initializers so,
+// and Ferry passes any, such as session.intra_op.spin_duration_us. A value that is not
+// what its parameter takes is an error naming both, so the model fails to load rather
+// than run with a setting nobody asked for.
+func onnxOptions(cfg *inference.ModelConfig, intraOpFlag int) (onnx.SessionOptions, error) {
+	var o onnx.SessionOptions
+	params := cfg.GetParameters()
+	str := func(key string) (string, bool) {
+		p, ok := params[key]
+		return strings.TrimSpace(p.GetStringValue()), ok
+	}
+	count := func(key string) (int, error) {
+		v, ok := str(key)
+		if !ok {
+			return 0, nil
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			return 0, fmt.Errorf("parameter %s: %q is not a whole number >= 0", key, v)
+		}
+		return n, nil
+	}
+	flag := func(key string, dst *bool) error {
+		v, ok := str(key)
+		if !ok {
+			return nil
+		}
+		on, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("parameter %s: %q is not 1 or 0", key, v)
+		}
+		*dst = !on
+		return nil
+	}
+	var err error
+	if o.IntraOpThreads, err = count("intra_op_thread_count"); err != nil {
+		return o, err
+	}
+	if o.IntraOpThreads == 0 {
+		o.IntraOpThreads = intraOpFlag
+	}
+	if o.IntraOpThreads == 0 {
+		o.IntraOpThreads = modelconfig.CoresPerInstance(cfg)
+	}
+	if o.InterOpThreads, err = count("inter_op_thread_count"); err != nil {
+		return o, err
+	}
+	switch v, _ := str("execution_mode"); v {
+	case "", "0":
+	case "1":
+		o.Parallel = true
+	default:
+		return o, fmt.Errorf("parameter execution_mode: %q is not 0 (sequential) or 1 (parallel)", v)
+	}
+	if err := flag("enable_mem_arena", &o.NoMemArena); err != nil {
+		return o, err
+	}
+	if err := flag("enable_mem_pattern", &o.NoMemPattern); err != nil {
+		return o, err
+	}
+	switch cfg.GetOptimization().GetGraph().GetLevel() {
+	case -1:
+		o.Optimization = onnx.OptimizeBasic
+	case 1:
+		o.Optimization = onnx.OptimizeExtended
+	case 2:
+		o.Optimization = onnx.OptimizeNone
+	}
+	for key := range params {
+		if strings.HasPrefix(key, "session.") {
+			if o.Config == nil {
+				o.Config = map[string]string{}
+			}
+			o.Config[key], _ = str(key)
 		}
 	}
-	if flag > 0 {
-		return flag
-	}
-	return modelconfig.CoresPerInstance(cfg)
+	return o, nil
 }

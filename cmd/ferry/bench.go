@@ -338,14 +338,17 @@ func runEngineBench(ctx context.Context, cfg benchConfig, rt *onnx.Runtime, stdo
 	if err != nil {
 		return err
 	}
-	threads := intraOpThreads(mcfg, cfg.intraOp)
+	sessOpts, err := onnxOptions(mcfg, cfg.intraOp)
+	if err != nil {
+		return err
+	}
 	n := cfg.engineInstances
 	if n <= 0 {
 		n = modelconfig.Instances(mcfg)
 	}
 	engines := make([]bench.Engine, n)
 	for i := range engines {
-		sess, err := rt.Open(path, onnx.SessionOptions{IntraOpThreads: threads})
+		sess, err := rt.Open(path, sessOpts)
 		if err != nil {
 			return err
 		}
@@ -357,7 +360,7 @@ func runEngineBench(ctx context.Context, cfg benchConfig, rt *onnx.Runtime, stdo
 		sizes = bench.PowersOfTwo(m.MaxBatchSize)
 	}
 	rep, err := bench.RunEngine(ctx, engines, m, bench.EngineOptions{
-		Name:       fmt.Sprintf("onnxruntime %s in process, %d session(s) side by side, %d intra-op threads each", rt.Version(), n, threads),
+		Name:       fmt.Sprintf("onnxruntime %s in process, %d session(s) side by side, %d intra-op threads each", rt.Version(), n, sessOpts.IntraOpThreads),
 		BatchSizes: sizes, Duration: opts.Duration, Warmup: opts.Warmup, Shapes: opts.Shapes, Data: opts.Data,
 		Progress: progress(stderr, func(l bench.Level) string { return fmt.Sprintf("batch size %d", l.BatchSize) }),
 	})

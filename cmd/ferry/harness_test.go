@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -171,6 +172,23 @@ func exampleRepo(t testing.TB) string {
 		writeModel(t, repo, name, 1, onnxgen.Identity(dt, name), "")
 	}
 	return repo
+}
+
+// indexEntry is one row of POST /v2/repository/index.
+type indexEntry struct{ Name, Version, State, Reason string }
+
+// repositoryIndex fetches the server's repository index.
+func repositoryIndex(t testing.TB, url string) []indexEntry {
+	t.Helper()
+	code, _, b := httpDo(t, "POST", url+"/v2/repository/index", "application/json", nil)
+	if code != 200 {
+		t.Fatalf("index: %d %s", code, b)
+	}
+	var index []indexEntry
+	if err := json.Unmarshal(b, &index); err != nil {
+		t.Fatalf("index: %v: %s", err, b)
+	}
+	return index
 }
 
 // httpDo sends a request and returns status and body.

@@ -96,14 +96,7 @@ func TestBrokenModelsAreReportedAndOthersServe(t *testing.T) {
 	writeModel(t, repo, "unknownfield", 1, onnxgen.Simple(), "name: \"unknownfield\"\nmax_batch_sise: 8\n")
 	ts := startServer(t, repo)
 
-	code, _, b := httpDo(t, "POST", ts.URL+"/v2/repository/index", "application/json", nil)
-	if code != 200 {
-		t.Fatalf("index: %d %s", code, b)
-	}
-	var index []struct{ Name, Version, State, Reason string }
-	if err := json.Unmarshal(b, &index); err != nil {
-		t.Fatal(err)
-	}
+	index := repositoryIndex(t, ts.URL)
 	want := map[string]string{ // model -> text its reason must contain
 		"corrupt":      "model.onnx",
 		"syntax":       "config.pbtxt",
@@ -123,7 +116,7 @@ func TestBrokenModelsAreReportedAndOthersServe(t *testing.T) {
 		}
 	}
 	if len(want) != 0 {
-		t.Errorf("index lacks %v: %s", want, b)
+		t.Errorf("index lacks %v: %+v", want, index)
 	}
 	for _, m := range []string{"corrupt", "syntax", "unknownfield"} {
 		code, _, b := httpDo(t, "POST", ts.URL+"/v2/models/"+m+"/infer", "application/json", strings.NewReader(identityBody))
@@ -131,7 +124,7 @@ func TestBrokenModelsAreReportedAndOthersServe(t *testing.T) {
 			t.Errorf("infer %s: %d %s, want 503 not ready", m, code, b)
 		}
 	}
-	code, _, b = httpDo(t, "POST", ts.URL+"/v2/models/simple/infer", "application/json", strings.NewReader(simpleBody(1)))
+	code, _, b := httpDo(t, "POST", ts.URL+"/v2/models/simple/infer", "application/json", strings.NewReader(simpleBody(1)))
 	if code != 200 {
 		t.Fatalf("simple after broken models: %d %s", code, b)
 	}

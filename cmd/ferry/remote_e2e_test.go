@@ -482,7 +482,7 @@ func TestRemoteOverTLS(t *testing.T) {
 			t.Errorf("%s: outputs %s, want the upstream's %s", model, got, want)
 		}
 	}
-	e, _ := findEntry(s3Index(t, front), "untrusted", "")
+	e, _ := findEntry(repositoryIndex(t, front.URL), "untrusted", "")
 	if e.State != "UNAVAILABLE" || !strings.Contains(e.Reason, "certificate signed by unknown authority") {
 		t.Errorf("untrusted upstream: %+v, want UNAVAILABLE saying the certificate is not trusted", e)
 	}

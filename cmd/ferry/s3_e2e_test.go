@@ -28,21 +28,6 @@ func withS3(srv *s3test.Server, cache string) serverOption {
 	}
 }
 
-type indexEntry struct{ Name, Version, State, Reason string }
-
-func s3Index(t *testing.T, ts *testServer) []indexEntry {
-	t.Helper()
-	code, _, b := httpDo(t, "POST", ts.URL+"/v2/repository/index", "application/json", nil)
-	if code != 200 {
-		t.Fatalf("index: %d %s", code, b)
-	}
-	var out []indexEntry
-	if err := json.Unmarshal(b, &out); err != nil {
-		t.Fatal(err)
-	}
-	return out
-}
-
 // s3Infer asks simple for an answer and returns the status and the version that answered.
 func s3Infer(t *testing.T, ts *testServer, model string) (int, string, string) {
 	t.Helper()
@@ -98,7 +83,7 @@ func TestS3RepositoryServesRefusesCorruptionAndPolls(t *testing.T) {
 	}
 	// The corrupted object is refused, named, and its model never loads.
 	const brokenErr = "object s3://models/prod/broken/1/model.onnx refused: checksum mismatch: the store's ETag says MD5 "
-	if e, _ := findEntry(s3Index(t, ts), "broken", ""); e.State != "UNAVAILABLE" || !strings.Contains(e.Reason, brokenErr) {
+	if e, _ := findEntry(repositoryIndex(t, ts.URL), "broken", ""); e.State != "UNAVAILABLE" || !strings.Contains(e.Reason, brokenErr) {
 		t.Errorf("index entry of broken: %+v, want UNAVAILABLE with %q", e, brokenErr)
 	}
 	if code, _, b := s3Infer(t, ts, "broken"); code != 503 || !strings.Contains(b, brokenErr) {
@@ -113,10 +98,10 @@ func TestS3RepositoryServesRefusesCorruptionAndPolls(t *testing.T) {
 	srv.Corrupt("prod/simple/2/model.onnx", true)
 	const v2Err = "object s3://models/prod/simple/2/model.onnx refused: checksum mismatch"
 	s3Wait(t, "the index names the refused version 2 object", func() bool {
-		e, _ := findEntry(s3Index(t, ts), "simple", "1")
+		e, _ := findEntry(repositoryIndex(t, ts.URL), "simple", "1")
 		return strings.Contains(e.Reason, v2Err)
 	})
-	if e, _ := findEntry(s3Index(t, ts), "simple", "1"); e.State != "READY" {
+	if e, _ := findEntry(repositoryIndex(t, ts.URL), "simple", "1"); e.State != "READY" {
 		t.Errorf("simple version 1 after the refused update: %+v, want READY", e)
 	}
 	if code, v, b := s3Infer(t, ts, "simple"); code != 200 || v != "1" {
@@ -129,7 +114,7 @@ func TestS3RepositoryServesRefusesCorruptionAndPolls(t *testing.T) {
 		_, v, _ := s3Infer(t, ts, "simple")
 		return v == "2"
 	})
-	index := s3Index(t, ts)
+	index := repositoryIndex(t, ts.URL)
 	if e, ok := findEntry(index, "simple", "2"); !ok || e.State != "READY" || e.Reason != "" {
 		t.Errorf("simple version 2 in the index: %+v, want READY without a reason", e)
 	}

@@ -140,14 +140,7 @@ func TestTreeModelsServe(t *testing.T) {
 		}
 	})
 	t.Run("broken configs are reported", func(t *testing.T) {
-		code, _, b := httpDo(t, "POST", ts.URL+"/v2/repository/index", "application/json", nil)
-		if code != 200 {
-			t.Fatalf("index: %d %s", code, b)
-		}
-		var index []struct{ Name, State, Reason string }
-		if err := json.Unmarshal(b, &index); err != nil {
-			t.Fatal(err)
-		}
+		index := repositoryIndex(t, ts.URL)
 		want := map[string]string{
 			"bad_margin": `parameters.output_margin: want true or false, got "maybe"`,
 			"bad_type":   "the model type is xgboost_json but the file is a lightgbm model",
@@ -161,7 +154,7 @@ func TestTreeModelsServe(t *testing.T) {
 			}
 		}
 		if len(want) > 0 {
-			t.Errorf("index %s lacks %v", b, want)
+			t.Errorf("index %+v lacks %v", index, want)
 		}
 	})
 }

@@ -69,8 +69,15 @@ func TestSessionOptions(t *testing.T) {
 	}{
 		{"defaults", SessionOptions{}, ""},
 		{"one intra-op thread", SessionOptions{IntraOpThreads: 1}, ""},
-		{"parallel execution", SessionOptions{IntraOpThreads: 2, InterOpThreads: 2}, ""},
+		{"parallel execution", SessionOptions{IntraOpThreads: 2, Parallel: true, InterOpThreads: 2}, ""},
+		{"basic optimization, no arena, no memory pattern", SessionOptions{IntraOpThreads: 1, Optimization: OptimizeBasic, NoMemArena: true, NoMemPattern: true}, ""},
+		{"no optimization, bounded spinning", SessionOptions{IntraOpThreads: 2, Optimization: OptimizeNone,
+			Config: map[string]string{"session.intra_op.allow_spinning": "1", "session.intra_op.spin_duration_us": "50"}}, ""},
 		{"negative threads", SessionOptions{IntraOpThreads: -1}, "thread counts must be >= 0"},
+		{"unknown optimization level", SessionOptions{Optimization: 7}, "unknown graph optimization level 7"},
+		// ONNX Runtime checks this entry's value when it creates the session: the
+		// entries reach it.
+		{"bad session entry", SessionOptions{IntraOpThreads: 2, Config: map[string]string{"session.intra_op_thread_affinities": "not;affinities"}}, "Processor id"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			s, err := rt.Open(path, tc.opts)

@@ -5,8 +5,10 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
 	"os"
 	"runtime"
+	"slices"
 	"strings"
 	"sync"
 
@@ -16,17 +18,37 @@ import (
 	"github.com/ferryml/ferry/internal/threadprio"
 )
 
-// SessionOptions tune one Session. Zero values keep ONNX Runtime's defaults.
+// SessionOptions tune one Session. Zero values keep ONNX Runtime's defaults, except
+// spinning (see sessionOptions).
 type SessionOptions struct {
 	// IntraOpThreads sizes the thread pool that splits one operator's work;
 	// 0 is ONNX Runtime's default, one thread per physical core. With several
 	// sessions in one process, set it so their sum fits the machine.
 	IntraOpThreads int
-	// InterOpThreads, when > 0, selects ONNX Runtime's parallel execution
-	// mode (the only mode that uses it) to run independent branches of the
-	// graph on that many threads.
+	// Parallel selects ONNX Runtime's parallel execution mode, which runs
+	// independent branches of the graph at once on InterOpThreads threads (0:
+	// ONNX Runtime's default). Sequential mode ignores InterOpThreads.
+	Parallel       bool
 	InterOpThreads int
+	// Optimization is how far ONNX Runtime rewrites the graph at load.
+	Optimization Optimization
+	// NoMemArena and NoMemPattern turn off ONNX Runtime's CPU memory arena and its
+	// memory pattern planning, which trade memory for fewer allocations.
+	NoMemArena, NoMemPattern bool
+	// Config holds session configuration entries ("session.intra_op.allow_spinning",
+	// ...), set after Ferry's own so that they win.
+	Config map[string]string
 }
+
+// Optimization is a graph optimization level.
+type Optimization int
+
+const (
+	OptimizeAll      Optimization = iota // ONNX Runtime's default
+	OptimizeExtended                     // basic, and fusions such as Gemm+activation
+	OptimizeBasic                        // constant folding, redundant nodes removed
+	OptimizeNone
+)
 
 // Session is one loaded model. Execute may be called concurrently (ONNX
 // Runtime's Run is thread-safe); Close waits for running Executes to finish.
@@ -103,26 +125,47 @@ func sessionOptions(opts SessionOptions) (*ort.SessionOptions, error) {
 	if opts.IntraOpThreads < 0 || opts.InterOpThreads < 0 {
 		return nil, fmt.Errorf("thread counts must be >= 0, got intra-op %d, inter-op %d", opts.IntraOpThreads, opts.InterOpThreads)
 	}
+	level, ok := map[Optimization]ort.GraphOptimizationLevel{
+		OptimizeAll: ort.GraphOptimizationLevelEnableAll, OptimizeExtended: ort.GraphOptimizationLevelEnableExtended,
+		OptimizeBasic: ort.GraphOptimizationLevelEnableBasic, OptimizeNone: ort.GraphOptimizationLevelDisableAll,
+	}[opts.Optimization]
+	if !ok {
+		return nil, fmt.Errorf("unknown graph optimization level %d", opts.Optimization)
+	}
 	so, err := ort.NewSessionOptions()
 	if err != nil {
 		return nil, err
 	}
-	// ONNX Runtime's pool threads spin between runs by default. In a server the same
-	// cores decode requests and form batches, so spinning steals them; measured on 2
-	// cores with the mlp example at 64 clients it cost about a fifth of the throughput.
-	err = so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0")
-	if err == nil && opts.IntraOpThreads > 0 {
-		err = so.SetIntraOpNumThreads(opts.IntraOpThreads)
+	steps := []func() error{
+		// ONNX Runtime's pool threads spin between runs by default. In a server the same
+		// cores decode requests and form batches, so spinning steals them; measured on 2
+		// cores with the mlp example at 64 clients it cost about a fifth of the throughput.
+		func() error { return so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0") },
+		func() error { return so.SetGraphOptimizationLevel(level) },
 	}
-	if err == nil && opts.InterOpThreads > 0 {
-		err = so.SetExecutionMode(ort.ExecutionModeParallel)
-		if err == nil {
-			err = so.SetInterOpNumThreads(opts.InterOpThreads)
+	if opts.IntraOpThreads > 0 {
+		steps = append(steps, func() error { return so.SetIntraOpNumThreads(opts.IntraOpThreads) })
+	}
+	if opts.Parallel {
+		steps = append(steps, func() error { return so.SetExecutionMode(ort.ExecutionModeParallel) })
+		if opts.InterOpThreads > 0 {
+			steps = append(steps, func() error { return so.SetInterOpNumThreads(opts.InterOpThreads) })
 		}
 	}
-	if err != nil {
-		so.Destroy()
-		return nil, err
+	if opts.NoMemArena {
+		steps = append(steps, func() error { return so.SetCpuMemArena(false) })
+	}
+	if opts.NoMemPattern {
+		steps = append(steps, func() error { return so.SetMemPattern(false) })
+	}
+	for _, k := range slices.Sorted(maps.Keys(opts.Config)) {
+		steps = append(steps, func() error { return so.AddSessionConfigEntry(k, opts.Config[k]) })
+	}
+	for _, step := range steps {
+		if err := step(); err != nil {
+			so.Destroy()
+			return nil, err
+		}
 	}
 	return so, nil
 }
