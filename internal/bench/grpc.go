@@ -12,6 +12,7 @@ import (
 	"github.com/ferryml/ferry/internal/tensor"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/protobuf/proto"
 )
 
 // GRPCOptions configure a GRPCClient.
@@ -38,8 +39,7 @@ type GRPCOptions struct {
 type GRPCClient struct {
 	o     GRPCOptions
 	conns []*grpc.ClientConn
-	apis  []inference.GRPCInferenceServiceClient
-	api   inference.GRPCInferenceServiceClient // the first, for control calls
+	api   inference.GRPCInferenceServiceClient // on the first, for control calls
 }
 
 var _ Client = (*GRPCClient)(nil)
@@ -67,9 +67,8 @@ func NewGRPC(o GRPCOptions) (*GRPCClient, error) {
 			return nil, fmt.Errorf("grpc %s: %w", o.Addr, err)
 		}
 		c.conns = append(c.conns, conn)
-		c.apis = append(c.apis, inference.NewGRPCInferenceServiceClient(conn))
 	}
-	c.api = c.apis[0]
+	c.api = inference.NewGRPCInferenceServiceClient(c.conns[0])
 	return c, nil
 }
 
@@ -123,12 +122,15 @@ func (c *GRPCClient) Stats(ctx context.Context) (Stats, error) {
 }
 
 // Prepare builds each sample's ModelInferRequest once, with the tensors in
-// raw_input_contents. The messages are shared by every call and never modified.
+// raw_input_contents, and encodes it once: as perf_analyzer does, the load generator
+// spends its share of the machine on the wire, not on protobuf. Steps of a sequence
+// carry parameters of their own, so they are encoded per call.
 func (c *GRPCClient) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error) {
 	if len(samples) == 0 {
 		return nil, errors.New("no request to prepare")
 	}
 	reqs := make([]*inference.ModelInferRequest, len(samples))
+	wire := make([]encodedRequest, len(samples))
 	for i, s := range samples {
 		r := &inference.ModelInferRequest{ModelName: c.o.Model, ModelVersion: c.o.Version}
 		for _, t := range s {
@@ -137,22 +139,32 @@ func (c *GRPCClient) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error
 			})
 			r.RawInputContents = append(r.RawInputContents, t.Data)
 		}
-		reqs[i] = r
+		b, err := proto.Marshal(r)
+		if err != nil {
+			return nil, fmt.Errorf("encode request: %w", err)
+		}
+		reqs[i], wire[i] = r, b
+	}
+	// message is what goes on the wire for request i at step seq.
+	message := func(i int, seq Step) any {
+		if seq == (Step{}) {
+			return wire[i%len(wire)]
+		}
+		return inSequence(reqs[i%len(reqs)], seq)
 	}
 	if c.o.Streaming {
-		return c.streamSender(reqs), nil
+		return c.streamSender(message), nil
 	}
 	return func(ctx context.Context, i int, seq Step) error {
 		ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 		defer cancel()
-		resp, err := c.apis[i%len(c.apis)].ModelInfer(ctx, inSequence(reqs[i%len(reqs)], seq))
+		var reply inferReply
+		err := c.conns[i%len(c.conns)].Invoke(ctx, inference.GRPCInferenceService_ModelInfer_FullMethodName,
+			message(i, seq), &reply, grpc.ForceCodecV2(wireCodec{}))
 		if err != nil {
 			return err
 		}
-		if len(resp.GetOutputs()) == 0 {
-			return errors.New("response without outputs")
-		}
-		return nil
+		return reply.err()
 	}, nil
 }
 
@@ -176,13 +188,13 @@ func inSequence(req *inference.ModelInferRequest, seq Step) *inference.ModelInfe
 
 // inferStream is one open ModelStreamInfer stream, used by one request at a time.
 type inferStream struct {
-	s      grpc.BidiStreamingClient[inference.ModelInferRequest, inference.ModelStreamInferResponse]
+	s      grpc.ClientStream
 	cancel context.CancelFunc
 }
 
 // streamSender sends each request on an idle stream from a free list, opening one
 // when none is idle, so there are as many streams as requests in flight at most.
-func (c *GRPCClient) streamSender(reqs []*inference.ModelInferRequest) Sender {
+func (c *GRPCClient) streamSender(message func(int, Step) any) Sender {
 	var mu sync.Mutex
 	var idle []*inferStream
 	var opened atomic.Uint64
@@ -195,8 +207,9 @@ func (c *GRPCClient) streamSender(reqs []*inference.ModelInferRequest) Sender {
 		mu.Unlock()
 		if st == nil {
 			sctx, cancel := context.WithCancel(context.Background())
-			api := c.apis[int(opened.Add(1))%len(c.apis)]
-			s, err := api.ModelStreamInfer(sctx)
+			conn := c.conns[int(opened.Add(1))%len(c.conns)]
+			s, err := conn.NewStream(sctx, &inference.GRPCInferenceService_ServiceDesc.Streams[0],
+				inference.GRPCInferenceService_ModelStreamInfer_FullMethodName, grpc.ForceCodecV2(wireCodec{}))
 			if err != nil {
 				cancel()
 				return err
@@ -208,7 +221,7 @@ func (c *GRPCClient) streamSender(reqs []*inference.ModelInferRequest) Sender {
 		ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
 		defer cancel()
 		stop := context.AfterFunc(ctx, st.cancel)
-		err := st.roundTrip(inSequence(reqs[i%len(reqs)], seq))
+		err := st.roundTrip(message(i, seq))
 		if !stop() || err != nil {
 			st.cancel()
 			if ctx.Err() != nil {
@@ -224,19 +237,16 @@ func (c *GRPCClient) streamSender(reqs []*inference.ModelInferRequest) Sender {
 }
 
 // roundTrip sends one request and reads its response.
-func (st *inferStream) roundTrip(req *inference.ModelInferRequest) error {
-	if err := st.s.Send(req); err != nil {
+func (st *inferStream) roundTrip(req any) error {
+	if err := st.s.SendMsg(req); err != nil {
 		return err
 	}
-	resp, err := st.s.Recv()
-	if err != nil {
+	var reply streamReply
+	if err := st.s.RecvMsg(&reply); err != nil {
 		return err
 	}
-	if msg := resp.GetErrorMessage(); msg != "" {
-		return errors.New(msg)
+	if reply.errMsg != "" {
+		return errors.New(reply.errMsg)
 	}
-	if len(resp.GetInferResponse().GetOutputs()) == 0 {
-		return errors.New("response without outputs")
-	}
-	return nil
+	return reply.infer.err()
 }
