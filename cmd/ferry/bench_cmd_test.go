@@ -307,6 +307,20 @@ output [ { name: "output" data_type: TYPE_FP32 dims: [ 10 ] } ]
 	}
 }
 
+// TestBenchEngineOpensSessionsAsServeDoes: --engine reads the model's ONNX Runtime
+// options as serve does, so an option serve refuses stops the engine too, named.
+func TestBenchEngineOpensSessionsAsServeDoes(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "mlp")
+	writeModel(t, filepath.Dir(dir), "mlp", 1, onnxgen.MLP(1), `name: "mlp"
+max_batch_size: 2
+parameters { key: "execution_mode" value: { string_value: "fast" } }
+`)
+	_, err := runBench(t, "--engine", dir, "--duration", "100ms", "--warmup", "0s")
+	if err == nil || !strings.Contains(err.Error(), `parameter execution_mode: "fast"`) {
+		t.Errorf("ferry bench --engine with a bad execution_mode: %v, want the parameter named", err)
+	}
+}
+
 func TestBenchEngineVersion(t *testing.T) {
 	root := t.TempDir()
 	writeModel(t, root, "m", 2, onnxgen.MLP(1), "")
