@@ -47,7 +47,7 @@ const (
 	OptimizeAll      Optimization = iota // ONNX Runtime's default
 	OptimizeExtended                     // basic, and fusions such as Gemm+activation
 	OptimizeBasic                        // constant folding, redundant nodes removed
-	OptimizeNone
+	OptimizeNone                         // the graph as the file has it
 )
 
 // Session is one loaded model. Execute may be called concurrently (ONNX
@@ -140,6 +140,8 @@ func sessionOptions(opts SessionOptions) (*ort.SessionOptions, error) {
 		// ONNX Runtime's pool threads spin between runs by default. In a server the same
 		// cores decode requests and form batches, so spinning steals them; measured on 2
 		// cores with the mlp example at 64 clients it cost about a fifth of the throughput.
+		// A model may ask otherwise through Config (session.intra_op.allow_spinning and
+		// session.intra_op.spin_duration_us).
 		func() error { return so.AddSessionConfigEntry("session.intra_op.allow_spinning", "0") },
 		func() error { return so.SetGraphOptimizationLevel(level) },
 	}
