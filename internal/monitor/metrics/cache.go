@@ -29,7 +29,7 @@ func collectCache(ch chan<- prometheus.Metric, s core.ModelStats) {
 // ObserveCacheHit implements core.CacheObserver: a hit is a successful request, so it
 // counts in the end-to-end latency; it has no queue or compute time to observe.
 func (m *Metrics) ObserveCacheHit(model, version string, _ int, total time.Duration) {
-	m.total.WithLabelValues(model, version).Observe(total.Seconds())
+	m.series(model, version).total.Observe(total.Seconds())
 }
 
 // CacheBytes is a gauge of the bytes the response cache holds, read at each scrape from

@@ -23,6 +23,29 @@ type Metrics struct {
 
 	mu     sync.Mutex
 	states map[[2]string]string // model, version -> state, to zero the old state's gauge
+
+	requests sync.Map // [2]string{model, version} -> *requestSeries
+}
+
+// requestSeries are one version's per-request series, looked up once: a request observes
+// seven of them, and each lookup by label values hashes and validates the labels. Request
+// series are never deleted, so a version's stay valid for the server's life.
+type requestSeries struct {
+	queue, input, infer, output, total prometheus.Observer
+	inflight                           prometheus.Gauge
+}
+
+func (m *Metrics) series(model, version string) *requestSeries {
+	k := [2]string{model, version}
+	if s, ok := m.requests.Load(k); ok {
+		return s.(*requestSeries)
+	}
+	s, _ := m.requests.LoadOrStore(k, &requestSeries{
+		queue: m.queue.WithLabelValues(model, version), input: m.input.WithLabelValues(model, version),
+		infer: m.infer.WithLabelValues(model, version), output: m.output.WithLabelValues(model, version),
+		total: m.total.WithLabelValues(model, version), inflight: m.inflight.WithLabelValues(model, version),
+	})
+	return s.(*requestSeries)
 }
 
 var (
@@ -72,16 +95,17 @@ func (m *Metrics) ObserveRequest(model, version string, ok bool, _ int, t schedu
 	if !ok {
 		return // failures are counted from the stats table; their timings are not comparable
 	}
-	m.queue.WithLabelValues(model, version).Observe(t.Queue.Seconds())
-	m.input.WithLabelValues(model, version).Observe(t.Input.Seconds())
-	m.infer.WithLabelValues(model, version).Observe(t.Infer.Seconds())
-	m.output.WithLabelValues(model, version).Observe(t.Output.Seconds())
-	m.total.WithLabelValues(model, version).Observe(total.Seconds())
+	s := m.series(model, version)
+	s.queue.Observe(t.Queue.Seconds())
+	s.input.Observe(t.Input.Seconds())
+	s.infer.Observe(t.Infer.Seconds())
+	s.output.Observe(t.Output.Seconds())
+	s.total.Observe(total.Seconds())
 }
 
 // ObserveInFlight implements core.Observer.
 func (m *Metrics) ObserveInFlight(model, version string, delta int) {
-	m.inflight.WithLabelValues(model, version).Add(float64(delta))
+	m.series(model, version).inflight.Add(float64(delta))
 }
 
 // Loaded is the repository's load hook.

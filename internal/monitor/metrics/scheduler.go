@@ -2,6 +2,7 @@ package metrics
 
 import (
 	"strconv"
+	"sync"
 
 	"github.com/ferryml/ferry/internal/scheduler"
 	"github.com/prometheus/client_golang/prometheus"
@@ -37,22 +38,30 @@ func (s schedulerMetrics) collectors() []prometheus.Collector {
 
 // Scheduler returns the observer for one model version's scheduler.
 func (m *Metrics) Scheduler(model, version string) scheduler.Observer {
-	return &versionObserver{m: m.sched, model: model, version: version}
+	return &versionObserver{m: m.sched, model: model, version: version,
+		batchSize: m.sched.batchSize.WithLabelValues(model, version)}
 }
 
 type versionObserver struct {
 	m              schedulerMetrics
 	model, version string
+	batchSize      prometheus.Observer
+	depth          sync.Map // priority level -> prometheus.Gauge, looked up once each
 }
 
 func (o *versionObserver) Executed(rows int) {
-	o.m.batchSize.WithLabelValues(o.model, o.version).Observe(float64(rows))
+	o.batchSize.Observe(float64(rows))
 }
 
 func (o *versionObserver) Dropped(reason string) {
 	o.m.dropped.WithLabelValues(o.model, o.version, reason).Inc()
 }
 
+// QueueDepth runs twice per queued request.
 func (o *versionObserver) QueueDepth(level, delta int) {
-	o.m.depth.WithLabelValues(o.model, o.version, strconv.Itoa(level)).Add(float64(delta))
+	g, ok := o.depth.Load(level)
+	if !ok {
+		g, _ = o.depth.LoadOrStore(level, o.m.depth.WithLabelValues(o.model, o.version, strconv.Itoa(level)))
+	}
+	g.(prometheus.Gauge).Add(float64(delta))
 }
