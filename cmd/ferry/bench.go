@@ -32,6 +32,7 @@ type benchConfig struct {
 	batch             int
 	concurrency       string
 	rate              float64
+	distribution      string
 	maxInFlight       int
 	duration, warmup  time.Duration
 	timeout           time.Duration
@@ -82,7 +83,7 @@ func newBenchCommand(stdout, stderr io.Writer, runtime openRuntime) *cobra.Comma
 		Short: "Measure a model's throughput and latency over V2 HTTP or gRPC, or in process (--engine)",
 		Long: `bench drives a V2 server the way Triton's perf_analyzer does: closed loop at each
 --concurrency level (start:end:step, step +N or xN) or open loop at --request-rate
-(Poisson arrivals). Each level reports requests/s, items/s (requests x batch size),
+(Poisson arrivals, or a fixed pace with --request-distribution constant). Each level reports requests/s, items/s (requests x batch size),
 latency percentiles, errors and the server's average batch size from its statistics
 (Δinference_count / Δexecution_count over the level). Open loop also counts requests
 sent more than 2 ms late (the load generator fell behind) and requests dropped because
@@ -118,7 +119,8 @@ server with.`,
 	f.StringVarP(&cfg.protocol, "protocol", "i", "", "http (JSON tensors), http-binary (binary tensor data extension) or grpc (default: http, or grpc when --grpc is set)")
 	f.IntVarP(&cfg.batch, "batch-size", "b", 1, "items per request (the batch dimension)")
 	f.StringVar(&cfg.concurrency, "concurrency", "1", "closed-loop levels: N or start:end[:step], step +N or xN (e.g. 1:64:x2)")
-	f.Float64Var(&cfg.rate, "request-rate", 0, "open loop instead: Poisson arrivals at this many requests per second")
+	f.Float64Var(&cfg.rate, "request-rate", 0, "open loop instead: arrivals at this many requests per second")
+	f.StringVar(&cfg.distribution, "request-distribution", bench.Poisson, "open loop: how arrivals are spaced, poisson (independent users) or constant (a fixed pace)")
 	f.IntVar(&cfg.maxInFlight, "max-inflight", 1024, "open loop: most requests in flight; arrivals beyond are dropped and counted")
 	f.DurationVar(&cfg.duration, "duration", 5*time.Second, "measurement window per level (per batch size with --engine)")
 	f.Float64Var(&cfg.stability, "stability-percentage", 0, "measure each level in --duration windows until the last 3 agree within this percentage (throughput and mean latency), as perf_analyzer does by default with 10; 0: one window")
@@ -150,6 +152,9 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 	if f.Changed("concurrency") && f.Changed("request-rate") {
 		return errors.New("--concurrency and --request-rate exclude each other")
 	}
+	if f.Changed("request-distribution") && cfg.rate == 0 {
+		return errors.New("--request-distribution spaces the arrivals of --request-rate, which is not set")
+	}
 	levels, err := bench.ParseConcurrency(cfg.concurrency)
 	if err != nil {
 		return fmt.Errorf("--concurrency: %w", err)
@@ -166,6 +171,7 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 		}
 	}
 	opts.Batch, opts.Concurrency, opts.RequestRate, opts.MaxInFlight = cfg.batch, levels, cfg.rate, cfg.maxInFlight
+	opts.Distribution = cfg.distribution
 	first, last, err := bench.ParseIDRange(cfg.seqIDRange)
 	if err != nil {
 		return fmt.Errorf("--sequence-id-range: %w", err)

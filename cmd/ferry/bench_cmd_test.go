@@ -144,6 +144,30 @@ func TestBenchRequestRate(t *testing.T) {
 	if l.Dropped != 0 {
 		t.Errorf("%d requests dropped at 200/s", l.Dropped)
 	}
+	if rep.Distribution != bench.Poisson {
+		t.Errorf("distribution %q, want the default, poisson", rep.Distribution)
+	}
+}
+
+// TestBenchConstantRate: --request-distribution reaches the run, and the report and the
+// table say how the arrivals were spaced (the pace itself: TestRunOpenLoopConstantPace).
+func TestBenchConstantRate(t *testing.T) {
+	ts := startServer(t, exampleRepo(t))
+	dir := t.TempDir()
+	jsonPath, csvPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.csv")
+	out, err := runBench(t, "-m", "mlp", "--grpc", ts.grpcLn.Addr().String(), "--request-rate", "200",
+		"--request-distribution", "constant", "--duration", "500ms", "--warmup", "100ms", "--json", jsonPath, "--csv", csvPath)
+	if err != nil {
+		t.Fatalf("ferry bench: %v", err)
+	}
+	rep := readReport(t, jsonPath, csvPath)
+	if rep.Mode != bench.ModeRequestRate || rep.Distribution != bench.Constant || len(rep.Levels) != 1 {
+		t.Fatalf("report mode %s, distribution %q, %d levels; want one constant request_rate level", rep.Mode, rep.Distribution, len(rep.Levels))
+	}
+	checkLevel(t, "constant rate 200", rep.Levels[0], 1)
+	if !strings.Contains(out, "constant arrivals") {
+		t.Errorf("the table's title does not name the distribution:\n%s", out)
+	}
 }
 
 func TestBenchRejects(t *testing.T) {
@@ -158,6 +182,8 @@ func TestBenchRejects(t *testing.T) {
 		{"batch beyond max_batch_size", []string{"-m", "simple", "-u", ts.URL, "-b", "9"}, `batch size 9: model "simple" takes at most 8 (max_batch_size)`},
 		{"shape of an unknown input", []string{"-m", "simple", "-u", ts.URL, "--shape", "X:1"}, `--shape X: model "simple" has no input "X"`},
 		{"both loops", []string{"-m", "simple", "--concurrency", "2", "--request-rate", "5"}, "--concurrency and --request-rate exclude each other"},
+		{"distribution without a rate", []string{"-m", "simple", "--request-distribution", "constant"}, "--request-distribution spaces the arrivals of --request-rate, which is not set"},
+		{"unknown distribution", []string{"-m", "simple", "-u", ts.URL, "--request-rate", "5", "--request-distribution", "bursty"}, `request distribution "bursty": want poisson or constant`},
 		{"bad sweep", []string{"-m", "simple", "--concurrency", "8:1"}, `--concurrency: concurrency "8:1": end 1 is below start 8`},
 		{"bad protocol", []string{"-m", "simple", "-i", "udp"}, `--protocol "udp": want http, http-binary or grpc`},
 		{"sequence id 0", []string{"-m", "accumulator", "-u", ts.URL, "--sequence-id-range", "0:5"}, `--sequence-id-range: sequence id range "0:5": want start[:end] with 1 <= start < end`},

@@ -18,7 +18,7 @@ import (
 // The kinds of run a Report holds.
 const (
 	ModeConcurrency = "concurrency"  // closed loop: a fixed number of requests in flight
-	ModeRequestRate = "request_rate" // open loop: Poisson arrivals
+	ModeRequestRate = "request_rate" // open loop: arrivals at a rate (Distribution)
 	ModeEngine      = "engine"       // in-process engine, one caller
 )
 
@@ -39,6 +39,8 @@ type Report struct {
 	// LatencyLimit, in µs, is set when a sweep stopped at its last level because that
 	// level's latency was above it.
 	LatencyLimit float64 `json:"latency_limit_us,omitempty"`
+	// Distribution spaces an open loop's arrivals: Poisson or Constant.
+	Distribution string `json:"distribution,omitempty"`
 	// SequenceLength is the requests per sequence of a stateful model; 0 for others.
 	SequenceLength int     `json:"sequence_length,omitempty"`
 	Levels         []Level `json:"levels"`
@@ -224,6 +226,9 @@ func (r *Report) title() string {
 	}
 	if len(r.Levels) > 0 && r.Mode != ModeEngine {
 		fmt.Fprintf(&b, ", batch size %d", r.Levels[0].BatchSize)
+	}
+	if r.Distribution != "" {
+		fmt.Fprintf(&b, ", %s arrivals", r.Distribution)
 	}
 	if r.SequenceLength > 0 {
 		fmt.Fprintf(&b, ", sequences of %d requests", r.SequenceLength)

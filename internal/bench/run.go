@@ -31,9 +31,11 @@ type Options struct {
 	Batch    int    // items per request (the batch dimension); 1 for a model that does not batch
 	// Concurrency lists the closed-loop levels: each keeps that many requests in flight.
 	Concurrency []int
-	// RequestRate > 0 runs one open-loop level instead: Poisson arrivals at this many
-	// requests per second, whatever the server's pace.
-	RequestRate float64
+	// RequestRate > 0 runs one open-loop level instead: arrivals at this many requests
+	// per second, whatever the server's pace, spaced as Distribution says (Poisson or
+	// Constant; "" is Poisson).
+	RequestRate  float64
+	Distribution string
 	// MaxInFlight caps open-loop requests in flight; an arrival beyond it is dropped and
 	// counted.
 	MaxInFlight int
@@ -41,7 +43,7 @@ type Options struct {
 	Warmup      time.Duration // load before each window that is not measured
 	Shapes      map[string]tensor.Shape
 	Data        Data
-	Seed        uint64 // seeds the Poisson schedule
+	Seed        uint64 // seeds a Poisson schedule
 	// ServerCPU, when set, reads the CPU time the server process has used so far
 	// (process_cpu_seconds_total from its /metrics), for CPU per request.
 	ServerCPU func(ctx context.Context) (time.Duration, error)
@@ -73,6 +75,9 @@ func (o Options) validate() error {
 	}
 	if o.RequestRate < 0 {
 		errs = append(errs, fmt.Errorf("request rate %v: must be > 0", o.RequestRate))
+	}
+	if d := o.Distribution; d != "" && d != Poisson && d != Constant {
+		errs = append(errs, fmt.Errorf("request distribution %q: want %s or %s", d, Poisson, Constant))
 	}
 	if o.RequestRate > 0 && o.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("max in-flight %d: must be at least 1", o.MaxInFlight))
@@ -132,7 +137,7 @@ func Run(ctx context.Context, c Client, o Options) (*Report, error) {
 	rep.Stability, rep.Percentile = o.Stability, o.Percentile
 	var levels []func() (Level, error)
 	if o.RequestRate > 0 {
-		rep.Mode = ModeRequestRate
+		rep.Mode, rep.Distribution = ModeRequestRate, cmp.Or(o.Distribution, Poisson)
 		levels = append(levels, func() (Level, error) { return openLoop(ctx, c, send, seqs, o) })
 	} else {
 		rep.Mode = ModeConcurrency
@@ -225,13 +230,13 @@ func closedLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, n i
 	return sp.level(Level{Concurrency: n, BatchSize: o.Batch}, rec, o), nil
 }
 
-// openLoop sends requests at Poisson arrival times, each on its own goroutine, whether
+// openLoop sends requests at the schedule's arrival times, each on its own goroutine, whether
 // or not earlier ones were answered. For a stateful model requests take turns on a few
 // sequences, each of which sends one request at a time.
 func openLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, o Options) (Level, error) {
 	tl := newTimeline(o)
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed+1))
-	sched, err := PoissonSchedule(o.RequestRate, tl.last().Sub(tl.begin), rng)
+	sched, err := Schedule(o.Distribution, o.RequestRate, tl.last().Sub(tl.begin), rng)
 	if err != nil {
 		return Level{}, err
 	}

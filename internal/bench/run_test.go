@@ -221,6 +221,27 @@ func TestRunOpenLoop(t *testing.T) {
 	})
 }
 
+// TestRunOpenLoopConstantPace: a constant 1000/s with 500 µs answers never has two
+// requests in flight, and sends exactly its rate; Poisson arrivals at the same rate
+// overlap (TestRunOpenLoop).
+func TestRunOpenLoopConstantPace(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeServer{model: fakeModel, delay: 500 * time.Microsecond}
+		rep, err := Run(t.Context(), f, Options{Batch: 1, RequestRate: 1000, Distribution: Constant, MaxInFlight: 100,
+			Duration: time.Second, Warmup: 100 * time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := rep.Levels[0]
+		if rep.Distribution != Constant || l.PerSecond < 999 || l.PerSecond > 1001 {
+			t.Errorf("%s arrivals, %.1f req/s; want constant, 1000", rep.Distribution, l.PerSecond)
+		}
+		if p := f.peak.Load(); p != 1 {
+			t.Errorf("peak in flight %d, want 1", p)
+		}
+	})
+}
+
 func TestRunOpenLoopDropsBeyondMaxInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeServer{model: fakeModel, delay: 10 * time.Millisecond}

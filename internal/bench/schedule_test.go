@@ -4,6 +4,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -72,5 +73,23 @@ func TestPoissonScheduleRejects(t *testing.T) {
 	}
 	if _, err := PoissonSchedule(1e9, time.Minute, rng); err == nil {
 		t.Error("PoissonSchedule accepted 60e9 arrivals")
+	}
+}
+
+func TestConstantScheduleKeepsAFixedPace(t *testing.T) {
+	got, err := Schedule(Constant, 200, time.Second, nil) // no randomness to draw
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 199 && len(got) != 200 {
+		t.Fatalf("%d arrivals in 1 s at 200/s, want 200 (199 if rounding puts the last at 1 s)", len(got))
+	}
+	for i, at := range got {
+		if want := time.Duration(i+1) * 5 * time.Millisecond; (at - want).Abs() > time.Microsecond {
+			t.Fatalf("arrival %d at %v, want %v", i, at, want)
+		}
+	}
+	if _, err := Schedule("bursty", 200, time.Second, nil); err == nil || !strings.Contains(err.Error(), `"bursty"`) {
+		t.Errorf("an unknown distribution: err = %v", err)
 	}
 }
