@@ -31,7 +31,7 @@ type benchConfig struct {
 	protocol          string
 	batch             int
 	concurrency       string
-	rate              float64
+	rate              string
 	distribution      string
 	maxInFlight       int
 	duration, warmup  time.Duration
@@ -82,8 +82,9 @@ func newBenchCommand(stdout, stderr io.Writer, runtime openRuntime) *cobra.Comma
 		Use:   "bench -m MODEL [flags] | bench --engine MODEL_DIR",
 		Short: "Measure a model's throughput and latency over V2 HTTP or gRPC, or in process (--engine)",
 		Long: `bench drives a V2 server the way Triton's perf_analyzer does: closed loop at each
---concurrency level (start:end:step, step +N or xN) or open loop at --request-rate
-(Poisson arrivals, or a fixed pace with --request-distribution constant). Each level reports requests/s, items/s (requests x batch size),
+--concurrency level (start:end:step, step +N or xN) or open loop at each --request-rate
+(R or start:end:step; Poisson arrivals, or a fixed pace with --request-distribution
+constant). Each level reports requests/s, items/s (requests x batch size),
 latency percentiles, errors and the server's average batch size from its statistics
 (Δinference_count / Δexecution_count over the level). Open loop also counts requests
 sent more than 2 ms late (the load generator fell behind) and requests dropped because
@@ -119,14 +120,14 @@ server with.`,
 	f.StringVarP(&cfg.protocol, "protocol", "i", "", "http (JSON tensors), http-binary (binary tensor data extension) or grpc (default: http, or grpc when --grpc is set)")
 	f.IntVarP(&cfg.batch, "batch-size", "b", 1, "items per request (the batch dimension)")
 	f.StringVar(&cfg.concurrency, "concurrency", "1", "closed-loop levels: N or start:end[:step], step +N or xN (e.g. 1:64:x2)")
-	f.Float64Var(&cfg.rate, "request-rate", 0, "open loop instead: arrivals at this many requests per second")
+	f.StringVar(&cfg.rate, "request-rate", "", "open loop instead: arrivals at this many requests per second; R or start:end:step, step +S or xF (e.g. 500:2000:500)")
 	f.StringVar(&cfg.distribution, "request-distribution", bench.Poisson, "open loop: how arrivals are spaced, poisson (independent users) or constant (a fixed pace)")
 	f.IntVar(&cfg.maxInFlight, "max-inflight", 1024, "open loop: most requests in flight; arrivals beyond are dropped and counted")
 	f.DurationVar(&cfg.duration, "duration", 5*time.Second, "measurement window per level (per batch size with --engine)")
 	f.Float64Var(&cfg.stability, "stability-percentage", 0, "measure each level in --duration windows until the last 3 agree within this percentage (throughput and mean latency), as perf_analyzer does by default with 10; 0: one window")
 	f.IntVar(&cfg.maxTrials, "max-trials", bench.DefaultMaxWindows, "with --stability-percentage: most windows per level")
 	f.Float64Var(&cfg.percentile, "percentile", 0, "the latency --stability-percentage and --latency-threshold judge: 50, 90, 95 or 99 (default: the mean)")
-	f.DurationVar(&cfg.latencyLimit, "latency-threshold", 0, "end a --concurrency sweep after the first level whose latency (see --percentile) is above this, e.g. 10ms")
+	f.DurationVar(&cfg.latencyLimit, "latency-threshold", 0, "end a --concurrency or --request-rate sweep after the first level whose latency (see --percentile) is above this, e.g. 10ms")
 	f.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured load before each window")
 	f.DurationVar(&cfg.timeout, "timeout", time.Minute, "per-request timeout")
 	f.StringArrayVar(&cfg.shapes, "shape", nil, "NAME:d1,d2,... the dimensions of an input's variable dims, without the batch dim (repeatable; default 1)")
@@ -152,7 +153,7 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 	if f.Changed("concurrency") && f.Changed("request-rate") {
 		return errors.New("--concurrency and --request-rate exclude each other")
 	}
-	if f.Changed("request-distribution") && cfg.rate == 0 {
+	if f.Changed("request-distribution") && cfg.rate == "" {
 		return errors.New("--request-distribution spaces the arrivals of --request-rate, which is not set")
 	}
 	levels, err := bench.ParseConcurrency(cfg.concurrency)
@@ -170,7 +171,12 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 			fmt.Fprintln(stderr, "bench: --sched-batch:", err)
 		}
 	}
-	opts.Batch, opts.Concurrency, opts.RequestRate, opts.MaxInFlight = cfg.batch, levels, cfg.rate, cfg.maxInFlight
+	opts.Batch, opts.Concurrency, opts.MaxInFlight = cfg.batch, levels, cfg.maxInFlight
+	if cfg.rate != "" {
+		if opts.RequestRates, err = bench.ParseRates(cfg.rate); err != nil {
+			return fmt.Errorf("--request-rate: %w", err)
+		}
+	}
 	opts.Distribution = cfg.distribution
 	first, last, err := bench.ParseIDRange(cfg.seqIDRange)
 	if err != nil {
@@ -257,7 +263,7 @@ func protocolOf(cmd *cobra.Command, cfg benchConfig) string {
 // was given (perf_analyzer's `-i grpc -u host:8001`), --url for HTTP.
 func newBenchClient(cmd *cobra.Command, cfg benchConfig, levels []int) (bench.Client, error) {
 	conns := cfg.maxInFlight
-	if cfg.rate == 0 {
+	if cfg.rate == "" {
 		conns = levels[len(levels)-1]
 	}
 	switch p := protocolOf(cmd, cfg); p {

@@ -149,22 +149,29 @@ func TestBenchRequestRate(t *testing.T) {
 	}
 }
 
-// TestBenchConstantRate: --request-distribution reaches the run, and the report and the
-// table say how the arrivals were spaced (the pace itself: TestRunOpenLoopConstantPace).
+// TestBenchConstantRate: a --request-rate sweep gives a level per rate, and
+// --request-distribution reaches the run: the report and the table say how the arrivals
+// were spaced (the pace itself: TestRunOpenLoopConstantPace).
 func TestBenchConstantRate(t *testing.T) {
 	ts := startServer(t, exampleRepo(t))
 	dir := t.TempDir()
 	jsonPath, csvPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.csv")
-	out, err := runBench(t, "-m", "mlp", "--grpc", ts.grpcLn.Addr().String(), "--request-rate", "200",
+	out, err := runBench(t, "-m", "mlp", "--grpc", ts.grpcLn.Addr().String(), "--request-rate", "100:200:100",
 		"--request-distribution", "constant", "--duration", "500ms", "--warmup", "100ms", "--json", jsonPath, "--csv", csvPath)
 	if err != nil {
 		t.Fatalf("ferry bench: %v", err)
 	}
 	rep := readReport(t, jsonPath, csvPath)
-	if rep.Mode != bench.ModeRequestRate || rep.Distribution != bench.Constant || len(rep.Levels) != 1 {
-		t.Fatalf("report mode %s, distribution %q, %d levels; want one constant request_rate level", rep.Mode, rep.Distribution, len(rep.Levels))
+	if rep.Mode != bench.ModeRequestRate || rep.Distribution != bench.Constant || len(rep.Levels) != 2 {
+		t.Fatalf("report mode %s, distribution %q, %d levels; want two constant request_rate levels", rep.Mode, rep.Distribution, len(rep.Levels))
 	}
-	checkLevel(t, "constant rate 200", rep.Levels[0], 1)
+	for i, want := range []float64{100, 200} {
+		l := rep.Levels[i]
+		if l.RequestRate != want {
+			t.Errorf("level %d at %v/s, want %v", i, l.RequestRate, want)
+		}
+		checkLevel(t, fmt.Sprintf("constant rate %v", want), l, 1)
+	}
 	if !strings.Contains(out, "constant arrivals") {
 		t.Errorf("the table's title does not name the distribution:\n%s", out)
 	}
@@ -182,6 +189,7 @@ func TestBenchRejects(t *testing.T) {
 		{"batch beyond max_batch_size", []string{"-m", "simple", "-u", ts.URL, "-b", "9"}, `batch size 9: model "simple" takes at most 8 (max_batch_size)`},
 		{"shape of an unknown input", []string{"-m", "simple", "-u", ts.URL, "--shape", "X:1"}, `--shape X: model "simple" has no input "X"`},
 		{"both loops", []string{"-m", "simple", "--concurrency", "2", "--request-rate", "5"}, "--concurrency and --request-rate exclude each other"},
+		{"bad rate", []string{"-m", "simple", "--request-rate", "0"}, `--request-rate: request rate "0": start "0" is not a positive number`},
 		{"distribution without a rate", []string{"-m", "simple", "--request-distribution", "constant"}, "--request-distribution spaces the arrivals of --request-rate, which is not set"},
 		{"unknown distribution", []string{"-m", "simple", "-u", ts.URL, "--request-rate", "5", "--request-distribution", "bursty"}, `request distribution "bursty": want poisson or constant`},
 		{"bad sweep", []string{"-m", "simple", "--concurrency", "8:1"}, `--concurrency: concurrency "8:1": end 1 is below start 8`},

@@ -31,10 +31,10 @@ type Options struct {
 	Batch    int    // items per request (the batch dimension); 1 for a model that does not batch
 	// Concurrency lists the closed-loop levels: each keeps that many requests in flight.
 	Concurrency []int
-	// RequestRate > 0 runs one open-loop level instead: arrivals at this many requests
-	// per second, whatever the server's pace, spaced as Distribution says (Poisson or
-	// Constant; "" is Poisson).
-	RequestRate  float64
+	// RequestRates, when set, are open-loop levels instead: arrivals at that many
+	// requests per second, whatever the server's pace, spaced as Distribution says
+	// (Poisson or Constant; "" is Poisson).
+	RequestRates []float64
 	Distribution string
 	// MaxInFlight caps open-loop requests in flight; an arrival beyond it is dropped and
 	// counted.
@@ -56,8 +56,9 @@ type Options struct {
 	// Percentile is the latency that stability and LatencyLimit judge: 50, 90, 95 or 99;
 	// 0 is the mean (perf_analyzer's --percentile).
 	Percentile float64
-	// LatencyLimit > 0 ends a concurrency sweep after the first level whose latency
-	// (see Percentile) is above it (perf_analyzer's --latency-threshold).
+	// LatencyLimit > 0 ends a sweep, of concurrency or of request rates, after the first
+	// level whose latency (see Percentile) is above it (perf_analyzer's
+	// --latency-threshold).
 	LatencyLimit time.Duration
 	// Sequences shape the requests to a stateful model; ignored for other models.
 	Sequences Sequences
@@ -73,16 +74,18 @@ func (o Options) validate() error {
 	if o.Warmup < 0 {
 		errs = append(errs, fmt.Errorf("warmup %v: must be >= 0", o.Warmup))
 	}
-	if o.RequestRate < 0 {
-		errs = append(errs, fmt.Errorf("request rate %v: must be > 0", o.RequestRate))
+	for _, r := range o.RequestRates {
+		if !(r > 0) {
+			errs = append(errs, fmt.Errorf("request rate %v: must be > 0", r))
+		}
 	}
 	if d := o.Distribution; d != "" && d != Poisson && d != Constant {
 		errs = append(errs, fmt.Errorf("request distribution %q: want %s or %s", d, Poisson, Constant))
 	}
-	if o.RequestRate > 0 && o.MaxInFlight < 1 {
+	if len(o.RequestRates) > 0 && o.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("max in-flight %d: must be at least 1", o.MaxInFlight))
 	}
-	if o.RequestRate == 0 && len(o.Concurrency) == 0 {
+	if len(o.RequestRates) == 0 && len(o.Concurrency) == 0 {
 		errs = append(errs, errors.New("no concurrency level and no request rate"))
 	}
 	for _, c := range o.Concurrency {
@@ -136,9 +139,11 @@ func Run(ctx context.Context, c Client, o Options) (*Report, error) {
 	}
 	rep.Stability, rep.Percentile = o.Stability, o.Percentile
 	var levels []func() (Level, error)
-	if o.RequestRate > 0 {
+	if len(o.RequestRates) > 0 {
 		rep.Mode, rep.Distribution = ModeRequestRate, cmp.Or(o.Distribution, Poisson)
-		levels = append(levels, func() (Level, error) { return openLoop(ctx, c, send, seqs, o) })
+		for _, rate := range o.RequestRates {
+			levels = append(levels, func() (Level, error) { return openLoop(ctx, c, send, seqs, rate, o) })
+		}
 	} else {
 		rep.Mode = ModeConcurrency
 		for _, n := range o.Concurrency {
@@ -233,10 +238,10 @@ func closedLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, n i
 // openLoop sends requests at the schedule's arrival times, each on its own goroutine, whether
 // or not earlier ones were answered. For a stateful model requests take turns on a few
 // sequences, each of which sends one request at a time.
-func openLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, o Options) (Level, error) {
+func openLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, rate float64, o Options) (Level, error) {
 	tl := newTimeline(o)
 	rng := rand.New(rand.NewPCG(o.Seed, o.Seed+1))
-	sched, err := Schedule(o.Distribution, o.RequestRate, tl.last().Sub(tl.begin), rng)
+	sched, err := Schedule(o.Distribution, rate, tl.last().Sub(tl.begin), rng)
 	if err != nil {
 		return Level{}, err
 	}
@@ -292,7 +297,7 @@ func openLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, o Opt
 	if err := ctx.Err(); err != nil || !ok {
 		return Level{}, cmp.Or(err, context.Canceled)
 	}
-	l := Level{RequestRate: o.RequestRate, BatchSize: o.Batch}
+	l := Level{RequestRate: rate, BatchSize: o.Batch}
 	for k := sp.lo; k < sp.hi; k++ {
 		l.Late += late[k]
 		l.Dropped += dropped[k]

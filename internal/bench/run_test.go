@@ -198,7 +198,7 @@ func TestRunFailsWhenTheFirstRequestFails(t *testing.T) {
 func TestRunOpenLoop(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeServer{model: fakeModel, delay: 2 * time.Millisecond}
-		rep, err := Run(t.Context(), f, Options{Batch: 1, RequestRate: 1000, MaxInFlight: 100, Seed: 3,
+		rep, err := Run(t.Context(), f, Options{Batch: 1, RequestRates: []float64{1000}, MaxInFlight: 100, Seed: 3,
 			Duration: time.Second, Warmup: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -227,7 +227,7 @@ func TestRunOpenLoop(t *testing.T) {
 func TestRunOpenLoopConstantPace(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeServer{model: fakeModel, delay: 500 * time.Microsecond}
-		rep, err := Run(t.Context(), f, Options{Batch: 1, RequestRate: 1000, Distribution: Constant, MaxInFlight: 100,
+		rep, err := Run(t.Context(), f, Options{Batch: 1, RequestRates: []float64{1000}, Distribution: Constant, MaxInFlight: 100,
 			Duration: time.Second, Warmup: 100 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -242,10 +242,34 @@ func TestRunOpenLoopConstantPace(t *testing.T) {
 	})
 }
 
+// TestRunRateSweep: a level per rate, in order, until one is over the latency limit.
+func TestRunRateSweep(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeServer{model: fakeModel, delay: 2 * time.Millisecond}
+		rep, err := Run(t.Context(), f, Options{Batch: 1, RequestRates: []float64{100, 200}, Distribution: Constant,
+			MaxInFlight: 100, Duration: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Levels) != 2 || rep.Levels[0].RequestRate != 100 || rep.Levels[1].RequestRate != 200 ||
+			rep.Levels[1].PerSecond < 199 || rep.Levels[1].PerSecond > 201 {
+			t.Fatalf("levels %+v, want 100/s then 200/s", rep.Levels)
+		}
+		rep, err = Run(t.Context(), f, Options{Batch: 1, RequestRates: []float64{100, 200}, MaxInFlight: 100,
+			Duration: time.Second, LatencyLimit: time.Millisecond})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(rep.Levels) != 1 || rep.LatencyLimit != 1000 {
+			t.Errorf("%d levels, limit %v µs; want the sweep to end after the first, over 1 ms", len(rep.Levels), rep.LatencyLimit)
+		}
+	})
+}
+
 func TestRunOpenLoopDropsBeyondMaxInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeServer{model: fakeModel, delay: 10 * time.Millisecond}
-		rep, err := Run(t.Context(), f, Options{Batch: 1, RequestRate: 1000, MaxInFlight: 2, Seed: 3,
+		rep, err := Run(t.Context(), f, Options{Batch: 1, RequestRates: []float64{1000}, MaxInFlight: 2, Seed: 3,
 			Duration: 500 * time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
@@ -275,7 +299,7 @@ func TestRunStopsWhenCancelled(t *testing.T) {
 
 func TestRunRejectsOptions(t *testing.T) {
 	f := &fakeServer{model: fakeModel}
-	_, err := Run(t.Context(), f, Options{Batch: 1, Duration: 0, Warmup: -time.Second, RequestRate: 10})
+	_, err := Run(t.Context(), f, Options{Batch: 1, Duration: 0, Warmup: -time.Second, RequestRates: []float64{10}})
 	want := "duration 0s: must be > 0\nwarmup -1s: must be >= 0\nmax in-flight 0: must be at least 1"
 	if err == nil || err.Error() != want {
 		t.Errorf("Run err = %v, want %q", err, want)
@@ -290,7 +314,7 @@ func TestRunSequences(t *testing.T) {
 		o    Options
 	}{
 		{"closed loop", Options{Concurrency: []int{1, 4}}},
-		{"open loop", Options{RequestRate: 3000, MaxInFlight: 64, Sequences: Sequences{Open: 3}}},
+		{"open loop", Options{RequestRates: []float64{3000}, MaxInFlight: 64, Sequences: Sequences{Open: 3}}},
 		{"closed loop, ids wrap", Options{Concurrency: []int{2}, Sequences: Sequences{FirstID: 5, LastID: 9}}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -339,7 +363,7 @@ func TestRunUntilStable(t *testing.T) {
 		unstable     bool
 	}{
 		{"steady server, closed loop", Options{Concurrency: []int{2}}, false, 3, false},
-		{"steady server, open loop", Options{RequestRate: 4000, MaxInFlight: 100, Stability: 15}, false, 3, false},
+		{"steady server, open loop", Options{RequestRates: []float64{4000}, MaxInFlight: 100, Stability: 15}, false, 3, false},
 		{"server that swings", Options{Concurrency: []int{2}, MaxWindows: 5}, true, 5, true},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -366,7 +390,7 @@ func TestRunUntilStable(t *testing.T) {
 				if l.Seconds != (3 * window).Seconds() {
 					t.Errorf("reported %vs, want the last three windows", l.Seconds)
 				}
-				if tc.o.RequestRate == 0 && !tc.slowEveryOdd {
+				if len(tc.o.RequestRates) == 0 && !tc.slowEveryOdd {
 					if want := 2 * 3 * window / time.Millisecond; l.Requests != int(want) {
 						t.Errorf("%d requests in the reported windows, want %d", l.Requests, want)
 					}

@@ -2,6 +2,7 @@ package bench
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -64,6 +65,65 @@ func ParseConcurrency(spec string) ([]int, error) {
 		}
 	}
 	return levels, nil
+}
+
+// ParseRates reads open-loop request rates, requests per second: "R" or
+// "start:end:step", where step is "+S" or plain "S" (add S, as perf_analyzer's
+// --request-rate-range) or "xF" (multiply by F > 1). The end rate is included when the
+// steps land on it.
+func ParseRates(spec string) ([]float64, error) {
+	parts := strings.Split(strings.TrimSpace(spec), ":")
+	if len(parts) != 1 && len(parts) != 3 {
+		return nil, fmt.Errorf("request rate %q: want R or start:end:step", spec)
+	}
+	num := func(s, what string) (float64, error) {
+		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
+		if err != nil || !(v > 0) || math.IsInf(v, 0) {
+			return 0, fmt.Errorf("request rate %q: %s %q is not a positive number", spec, what, s)
+		}
+		return v, nil
+	}
+	start, err := num(parts[0], "start")
+	if err != nil || len(parts) == 1 {
+		return []float64{start}, err
+	}
+	end, err := num(parts[1], "end")
+	if err != nil {
+		return nil, err
+	}
+	if end < start {
+		return nil, fmt.Errorf("request rate %q: end %g is below start %g", spec, end, start)
+	}
+	step, mul := parts[2], false
+	switch {
+	case strings.HasPrefix(step, "x"), strings.HasPrefix(step, "*"):
+		step, mul = step[1:], true
+	case strings.HasPrefix(step, "+"):
+		step = step[1:]
+	}
+	by, err := num(step, "step")
+	if err != nil {
+		return nil, err
+	}
+	if mul && by <= 1 {
+		return nil, fmt.Errorf("request rate %q: a multiplying step must be above x1", spec)
+	}
+	var rates []float64
+	// Each rate is computed from start, not from the one before, so steps such as 0.1
+	// do not drift; 1e-9 of slack lets the end rate in.
+	for i := 0; ; i++ {
+		r := start + float64(i)*by
+		if mul {
+			r = start * math.Pow(by, float64(i))
+		}
+		if r > end*(1+1e-9) {
+			return rates, nil
+		}
+		if len(rates) == maxLevels {
+			return nil, fmt.Errorf("request rate %q: more than %d levels", spec, maxLevels)
+		}
+		rates = append(rates, r)
+	}
 }
 
 func positive(s, what, spec string) (int, error) {

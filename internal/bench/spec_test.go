@@ -2,6 +2,7 @@ package bench
 
 import (
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/ferryml/ferry/internal/tensor"
@@ -61,6 +62,42 @@ func TestParseShape(t *testing.T) {
 	for _, bad := range []string{"INPUT0", "INPUT0:", ":4", "INPUT0:4,a", "INPUT0:-2"} {
 		if _, _, err := ParseShape(bad); err == nil {
 			t.Errorf("ParseShape(%q) accepted a bad shape", bad)
+		}
+	}
+}
+
+func TestParseRates(t *testing.T) {
+	for _, tc := range []struct {
+		spec string
+		want []float64
+	}{
+		{"250", []float64{250}},
+		{"0.5", []float64{0.5}},
+		{"100:400:100", []float64{100, 200, 300, 400}},
+		{"100:350:+100", []float64{100, 200, 300}},
+		{"0.1:0.3:0.1", []float64{0.1, 0.2, 0.30000000000000004}},
+		{"100:1000:x2", []float64{100, 200, 400, 800}},
+		{" 50:50:10 ", []float64{50}},
+	} {
+		got, err := ParseRates(tc.spec)
+		if err != nil || !slices.Equal(got, tc.want) {
+			t.Errorf("ParseRates(%q) = %v, %v; want %v", tc.spec, got, err, tc.want)
+		}
+	}
+	for _, tc := range []struct{ spec, wantErr string }{
+		{"", `start "" is not a positive number`},
+		{"0", `start "0" is not a positive number`},
+		{"-5", `start "-5" is not a positive number`},
+		{"NaN", `start "NaN" is not a positive number`},
+		{"Inf", `start "Inf" is not a positive number`},
+		{"100:200", "want R or start:end:step"},
+		{"200:100:10", "end 100 is below start 200"},
+		{"100:200:x1", "a multiplying step must be above x1"},
+		{"100:200:0", `step "0" is not a positive number`},
+		{"1:100000:0.01", "more than 1000 levels"},
+	} {
+		if _, err := ParseRates(tc.spec); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("ParseRates(%q) err = %v, want %q", tc.spec, err, tc.wantErr)
 		}
 	}
 }
