@@ -33,6 +33,7 @@ type benchConfig struct {
 	concurrency       string
 	rate              string
 	distribution      string
+	intervals         string
 	maxInFlight       int
 	duration, warmup  time.Duration
 	timeout           time.Duration
@@ -121,6 +122,7 @@ server with.`,
 	f.IntVarP(&cfg.batch, "batch-size", "b", 1, "items per request (the batch dimension)")
 	f.StringVar(&cfg.concurrency, "concurrency", "1", "closed-loop levels: N or start:end[:step], step +N or xN (e.g. 1:64:x2)")
 	f.StringVar(&cfg.rate, "request-rate", "", "open loop instead: arrivals at this many requests per second; R or start:end:step, step +S or xF (e.g. 500:2000:500)")
+	f.StringVar(&cfg.intervals, "request-intervals", "", "open loop instead: a file of the gaps between arrivals, microseconds, one per line, replayed in turn (perf_analyzer's flag)")
 	f.StringVar(&cfg.distribution, "request-distribution", bench.Poisson, "open loop: how arrivals are spaced, poisson (independent users) or constant (a fixed pace)")
 	f.IntVar(&cfg.maxInFlight, "max-inflight", 1024, "open loop: most requests in flight; arrivals beyond are dropped and counted")
 	f.DurationVar(&cfg.duration, "duration", 5*time.Second, "measurement window per level (per batch size with --engine)")
@@ -153,6 +155,9 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 	if f.Changed("concurrency") && f.Changed("request-rate") {
 		return errors.New("--concurrency and --request-rate exclude each other")
 	}
+	if cfg.intervals != "" && (f.Changed("concurrency") || f.Changed("request-rate") || f.Changed("request-distribution")) {
+		return errors.New("--request-intervals replaces --concurrency, --request-rate and --request-distribution")
+	}
 	if f.Changed("request-distribution") && cfg.rate == "" {
 		return errors.New("--request-distribution spaces the arrivals of --request-rate, which is not set")
 	}
@@ -178,6 +183,12 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 		}
 	}
 	opts.Distribution = cfg.distribution
+	if cfg.intervals != "" {
+		opts.Distribution = ""
+		if opts.Intervals, err = readIntervals(cfg.intervals); err != nil {
+			return fmt.Errorf("--request-intervals: %w", err)
+		}
+	}
 	first, last, err := bench.ParseIDRange(cfg.seqIDRange)
 	if err != nil {
 		return fmt.Errorf("--sequence-id-range: %w", err)
@@ -259,11 +270,24 @@ func protocolOf(cmd *cobra.Command, cfg benchConfig) string {
 	return "http"
 }
 
+func readIntervals(path string) ([]time.Duration, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	gaps, err := bench.ReadIntervals(f)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	return gaps, nil
+}
+
 // newBenchClient picks the protocol and its address: --grpc for gRPC unless only --url
 // was given (perf_analyzer's `-i grpc -u host:8001`), --url for HTTP.
 func newBenchClient(cmd *cobra.Command, cfg benchConfig, levels []int) (bench.Client, error) {
 	conns := cfg.maxInFlight
-	if cfg.rate == "" {
+	if cfg.rate == "" && cfg.intervals == "" {
 		conns = levels[len(levels)-1]
 	}
 	switch p := protocolOf(cmd, cfg); p {

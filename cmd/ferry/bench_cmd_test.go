@@ -149,6 +149,30 @@ func TestBenchRequestRate(t *testing.T) {
 	}
 }
 
+// TestBenchRequestIntervals: a file of 5 ms gaps is a 200/s open loop, reported as such.
+func TestBenchRequestIntervals(t *testing.T) {
+	ts := startServer(t, exampleRepo(t))
+	dir := t.TempDir()
+	gaps := filepath.Join(dir, "gaps.txt")
+	if err := os.WriteFile(gaps, []byte("5000\n5000\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	jsonPath, csvPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.csv")
+	out, err := runBench(t, "-m", "mlp", "--grpc", ts.grpcLn.Addr().String(), "--request-intervals", gaps,
+		"--duration", "500ms", "--warmup", "100ms", "--json", jsonPath, "--csv", csvPath)
+	if err != nil {
+		t.Fatalf("ferry bench: %v", err)
+	}
+	rep := readReport(t, jsonPath, csvPath)
+	if rep.Mode != bench.ModeRequestRate || rep.Distribution != bench.Intervals || len(rep.Levels) != 1 || rep.Levels[0].RequestRate != 200 {
+		t.Fatalf("report mode %s, distribution %q, levels %+v; want one intervals level at 200/s", rep.Mode, rep.Distribution, rep.Levels)
+	}
+	checkLevel(t, "intervals", rep.Levels[0], 1)
+	if !strings.Contains(out, "arrivals at the given intervals") {
+		t.Errorf("the table's title does not name the schedule:\n%s", out)
+	}
+}
+
 // TestBenchConstantRate: a --request-rate sweep gives a level per rate, and
 // --request-distribution reaches the run: the report and the table say how the arrivals
 // were spaced (the pace itself: TestRunOpenLoopConstantPace).
@@ -189,6 +213,8 @@ func TestBenchRejects(t *testing.T) {
 		{"batch beyond max_batch_size", []string{"-m", "simple", "-u", ts.URL, "-b", "9"}, `batch size 9: model "simple" takes at most 8 (max_batch_size)`},
 		{"shape of an unknown input", []string{"-m", "simple", "-u", ts.URL, "--shape", "X:1"}, `--shape X: model "simple" has no input "X"`},
 		{"both loops", []string{"-m", "simple", "--concurrency", "2", "--request-rate", "5"}, "--concurrency and --request-rate exclude each other"},
+		{"intervals and a rate", []string{"-m", "simple", "--request-intervals", "x.txt", "--request-rate", "5"}, "--request-intervals replaces --concurrency, --request-rate and --request-distribution"},
+		{"missing intervals file", []string{"-m", "simple", "-u", ts.URL, "--request-intervals", "/nonexistent.txt"}, "--request-intervals: open /nonexistent.txt: no such file or directory"},
 		{"bad rate", []string{"-m", "simple", "--request-rate", "0"}, `--request-rate: request rate "0": start "0" is not a positive number`},
 		{"distribution without a rate", []string{"-m", "simple", "--request-distribution", "constant"}, "--request-distribution spaces the arrivals of --request-rate, which is not set"},
 		{"unknown distribution", []string{"-m", "simple", "-u", ts.URL, "--request-rate", "5", "--request-distribution", "bursty"}, `request distribution "bursty": want poisson or constant`},

@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"testing"
+	"time"
 
 	"github.com/ferryml/ferry/internal/tensor"
 )
@@ -33,6 +34,29 @@ func FuzzReadDataFile(f *testing.F) {
 						t.Fatalf("%s: a request from an accepted file is invalid: %v", dt, err)
 					}
 				}
+			}
+		}
+	})
+}
+
+// FuzzReadIntervals feeds the --request-intervals reader arbitrary files: it may refuse
+// them, never crash, and what it accepts makes a schedule of positive, growing times.
+func FuzzReadIntervals(f *testing.F) {
+	f.Add([]byte("1000\n2000\n"))
+	f.Add([]byte("\n 5 \n\n"))
+	f.Add([]byte("3600000000"))
+	f.Fuzz(func(t *testing.T, file []byte) {
+		gaps, err := ReadIntervals(bytes.NewReader(file))
+		if err != nil {
+			return
+		}
+		sched, err := IntervalSchedule(gaps, 10*time.Millisecond)
+		if err != nil {
+			t.Fatalf("accepted intervals %v make no schedule: %v", gaps, err)
+		}
+		for i := 1; i < len(sched); i++ {
+			if sched[i] <= sched[i-1] {
+				t.Fatalf("schedule not growing at %d: %v", i, sched)
 			}
 		}
 	})

@@ -227,7 +227,11 @@ func (r *Report) title() string {
 	if len(r.Levels) > 0 && r.Mode != ModeEngine {
 		fmt.Fprintf(&b, ", batch size %d", r.Levels[0].BatchSize)
 	}
-	if r.Distribution != "" {
+	switch r.Distribution {
+	case "":
+	case Intervals:
+		b.WriteString(", arrivals at the given intervals")
+	default:
 		fmt.Fprintf(&b, ", %s arrivals", r.Distribution)
 	}
 	if r.SequenceLength > 0 {

@@ -36,6 +36,9 @@ type Options struct {
 	// (Poisson or Constant; "" is Poisson).
 	RequestRates []float64
 	Distribution string
+	// Intervals, when set, is one open-loop level instead whose arrivals are spaced by
+	// these gaps in turn, repeated (perf_analyzer's --request-intervals).
+	Intervals []time.Duration
 	// MaxInFlight caps open-loop requests in flight; an arrival beyond it is dropped and
 	// counted.
 	MaxInFlight int
@@ -82,10 +85,13 @@ func (o Options) validate() error {
 	if d := o.Distribution; d != "" && d != Poisson && d != Constant {
 		errs = append(errs, fmt.Errorf("request distribution %q: want %s or %s", d, Poisson, Constant))
 	}
-	if len(o.RequestRates) > 0 && o.MaxInFlight < 1 {
+	if len(o.Intervals) > 0 && (len(o.RequestRates) > 0 || o.Distribution != "") {
+		errs = append(errs, errors.New("request intervals replace request rates and their distribution"))
+	}
+	if (len(o.RequestRates) > 0 || len(o.Intervals) > 0) && o.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("max in-flight %d: must be at least 1", o.MaxInFlight))
 	}
-	if len(o.RequestRates) == 0 && len(o.Concurrency) == 0 {
+	if len(o.RequestRates) == 0 && len(o.Intervals) == 0 && len(o.Concurrency) == 0 {
 		errs = append(errs, errors.New("no concurrency level and no request rate"))
 	}
 	for _, c := range o.Concurrency {
@@ -139,12 +145,24 @@ func Run(ctx context.Context, c Client, o Options) (*Report, error) {
 	}
 	rep.Stability, rep.Percentile = o.Stability, o.Percentile
 	var levels []func() (Level, error)
-	if len(o.RequestRates) > 0 {
-		rep.Mode, rep.Distribution = ModeRequestRate, cmp.Or(o.Distribution, Poisson)
-		for _, rate := range o.RequestRates {
-			levels = append(levels, func() (Level, error) { return openLoop(ctx, c, send, seqs, rate, o) })
+	switch {
+	case len(o.Intervals) > 0:
+		rep.Mode, rep.Distribution = ModeRequestRate, Intervals
+		var sum time.Duration
+		for _, g := range o.Intervals {
+			sum += g
 		}
-	} else {
+		rate := float64(len(o.Intervals)) / sum.Seconds()
+		plan := func(span time.Duration) ([]time.Duration, error) { return IntervalSchedule(o.Intervals, span) }
+		levels = append(levels, func() (Level, error) { return openLoop(ctx, c, send, seqs, rate, plan, o) })
+	case len(o.RequestRates) > 0:
+		rep.Mode, rep.Distribution = ModeRequestRate, cmp.Or(o.Distribution, Poisson)
+		rng := rand.New(rand.NewPCG(o.Seed, o.Seed+1))
+		for _, rate := range o.RequestRates {
+			plan := func(span time.Duration) ([]time.Duration, error) { return Schedule(o.Distribution, rate, span, rng) }
+			levels = append(levels, func() (Level, error) { return openLoop(ctx, c, send, seqs, rate, plan, o) })
+		}
+	default:
 		rep.Mode = ModeConcurrency
 		for _, n := range o.Concurrency {
 			levels = append(levels, func() (Level, error) { return closedLoop(ctx, c, send, seqs, n, o) })
@@ -238,10 +256,10 @@ func closedLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, n i
 // openLoop sends requests at the schedule's arrival times, each on its own goroutine, whether
 // or not earlier ones were answered. For a stateful model requests take turns on a few
 // sequences, each of which sends one request at a time.
-func openLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, rate float64, o Options) (Level, error) {
+func openLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, rate float64,
+	plan func(span time.Duration) ([]time.Duration, error), o Options) (Level, error) {
 	tl := newTimeline(o)
-	rng := rand.New(rand.NewPCG(o.Seed, o.Seed+1))
-	sched, err := Schedule(o.Distribution, rate, tl.last().Sub(tl.begin), rng)
+	sched, err := plan(tl.last().Sub(tl.begin))
 	if err != nil {
 		return Level{}, err
 	}

@@ -266,6 +266,26 @@ func TestRunRateSweep(t *testing.T) {
 	})
 }
 
+// TestRunOpenLoopIntervals: gaps of 1 ms and 3 ms in turn are 500 requests a second,
+// and the level reports that rate.
+func TestRunOpenLoopIntervals(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeServer{model: fakeModel, delay: 500 * time.Microsecond}
+		rep, err := Run(t.Context(), f, Options{Batch: 1, Intervals: []time.Duration{time.Millisecond, 3 * time.Millisecond},
+			MaxInFlight: 100, Duration: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		l := rep.Levels[0]
+		if rep.Mode != ModeRequestRate || rep.Distribution != Intervals || l.RequestRate != 500 || l.PerSecond < 499 || l.PerSecond > 501 {
+			t.Errorf("%s %s at %v/s, %.1f req/s; want request_rate, intervals, 500", rep.Mode, rep.Distribution, l.RequestRate, l.PerSecond)
+		}
+		if p := f.peak.Load(); p != 1 {
+			t.Errorf("peak in flight %d, want 1 (every gap is longer than an answer)", p)
+		}
+	})
+}
+
 func TestRunOpenLoopDropsBeyondMaxInFlight(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := &fakeServer{model: fakeModel, delay: 10 * time.Millisecond}

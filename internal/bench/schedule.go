@@ -1,8 +1,13 @@
 package bench
 
 import (
+	"bufio"
+	"errors"
 	"fmt"
+	"io"
 	"math/rand/v2"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -15,6 +20,8 @@ const maxArrivals = 50_000_000
 const (
 	Poisson  = "poisson"  // exponential gaps: independent users
 	Constant = "constant" // one request every 1/rate: a fixed pace
+	// Intervals is a schedule of given gaps (perf_analyzer's --request-intervals).
+	Intervals = "intervals"
 )
 
 // Schedule returns the send times, as offsets from the start, of the arrival process
@@ -52,4 +59,53 @@ func Schedule(distribution string, rate float64, span time.Duration, rng *rand.R
 // same schedule.
 func PoissonSchedule(rate float64, span time.Duration, rng *rand.Rand) ([]time.Duration, error) {
 	return Schedule(Poisson, rate, span, rng)
+}
+
+// IntervalSchedule returns send times spaced by gaps, taken in turn and repeated until
+// span ends: a recorded or synthetic traffic pattern replayed.
+func IntervalSchedule(gaps []time.Duration, span time.Duration) ([]time.Duration, error) {
+	if len(gaps) == 0 {
+		return nil, errors.New("no request interval")
+	}
+	var sum time.Duration
+	for i, g := range gaps {
+		if g <= 0 {
+			return nil, fmt.Errorf("request interval %d is %v: must be > 0", i+1, g)
+		}
+		sum += g
+	}
+	if want := float64(span) / float64(sum) * float64(len(gaps)); want > maxArrivals {
+		return nil, fmt.Errorf("request intervals over %v are %.0f requests; at most %d fit one run", span, want, maxArrivals)
+	}
+	var out []time.Duration
+	for t, i := gaps[0], 0; t < span; t += gaps[i%len(gaps)] {
+		out = append(out, t)
+		i++
+	}
+	return out, nil
+}
+
+// ReadIntervals reads request intervals as perf_analyzer's --request-intervals file holds
+// them: one whole number of microseconds per line; blank lines are skipped.
+func ReadIntervals(r io.Reader) ([]time.Duration, error) {
+	var gaps []time.Duration
+	sc := bufio.NewScanner(r)
+	for line := 1; sc.Scan(); line++ {
+		text := strings.TrimSpace(sc.Text())
+		if text == "" {
+			continue
+		}
+		us, err := strconv.ParseInt(text, 10, 64)
+		if err != nil || us < 1 || us > int64(time.Hour/time.Microsecond) {
+			return nil, fmt.Errorf("line %d: %q is not a whole number of microseconds from 1 to 3600000000", line, text)
+		}
+		gaps = append(gaps, time.Duration(us)*time.Microsecond)
+	}
+	if err := sc.Err(); err != nil {
+		return nil, err
+	}
+	if len(gaps) == 0 {
+		return nil, errors.New("no interval in the file")
+	}
+	return gaps, nil
 }

@@ -93,3 +93,39 @@ func TestConstantScheduleKeepsAFixedPace(t *testing.T) {
 		t.Errorf("an unknown distribution: err = %v", err)
 	}
 }
+
+func TestIntervalScheduleReplaysTheGaps(t *testing.T) {
+	ms := time.Millisecond
+	got, err := IntervalSchedule([]time.Duration{1 * ms, 3 * ms}, 10*ms)
+	if want := []time.Duration{1 * ms, 4 * ms, 5 * ms, 8 * ms, 9 * ms}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("IntervalSchedule = %v, %v; want %v", got, err, want)
+	}
+	for _, gaps := range [][]time.Duration{nil, {ms, 0}, {-ms}} {
+		if _, err := IntervalSchedule(gaps, time.Second); err == nil {
+			t.Errorf("IntervalSchedule(%v) accepted gaps that are not all positive", gaps)
+		}
+	}
+	if _, err := IntervalSchedule([]time.Duration{time.Nanosecond}, time.Hour); err == nil {
+		t.Error("IntervalSchedule accepted 3.6e12 arrivals")
+	}
+}
+
+func TestReadIntervals(t *testing.T) {
+	got, err := ReadIntervals(strings.NewReader("1000\n\n 3000 \n250"))
+	if want := []time.Duration{time.Millisecond, 3 * time.Millisecond, 250 * time.Microsecond}; err != nil || !slices.Equal(got, want) {
+		t.Errorf("ReadIntervals = %v, %v; want %v", got, err, want)
+	}
+	for _, tc := range []struct{ file, wantErr string }{
+		{"", "no interval in the file"},
+		{"\n\n", "no interval in the file"},
+		{"100\nabc\n", `line 2: "abc" is not a whole number of microseconds`},
+		{"0", `line 1: "0" is not`},
+		{"-5", `line 1: "-5" is not`},
+		{"1.5", `line 1: "1.5" is not`},
+		{"99999999999999", `line 1: "99999999999999" is not`},
+	} {
+		if _, err := ReadIntervals(strings.NewReader(tc.file)); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
+			t.Errorf("ReadIntervals(%q) err = %v, want %q", tc.file, err, tc.wantErr)
+		}
+	}
+}
