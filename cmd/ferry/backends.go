@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -87,58 +88,26 @@ func remoteBackend(rb *remote.Backend) repository.Backend {
 // than run with a setting nobody asked for.
 func onnxOptions(cfg *inference.ModelConfig, intraOpFlag int) (onnx.SessionOptions, error) {
 	var o onnx.SessionOptions
-	params := cfg.GetParameters()
-	str := func(key string) (string, bool) {
-		p, ok := params[key]
-		return strings.TrimSpace(p.GetStringValue()), ok
-	}
-	count := func(key string) (int, error) {
-		v, ok := str(key)
-		if !ok {
-			return 0, nil
-		}
-		n, err := strconv.Atoi(v)
-		if err != nil || n < 0 {
-			return 0, fmt.Errorf("parameter %s: %q is not a whole number >= 0", key, v)
-		}
-		return n, nil
-	}
-	flag := func(key string, dst *bool) error {
-		v, ok := str(key)
-		if !ok {
-			return nil
-		}
-		on, err := strconv.ParseBool(v)
-		if err != nil {
-			return fmt.Errorf("parameter %s: %q is not 1 or 0", key, v)
-		}
-		*dst = !on
-		return nil
-	}
+	params := modelParams(cfg.GetParameters())
 	var err error
-	if o.IntraOpThreads, err = count("intra_op_thread_count"); err != nil {
+	if o.IntraOpThreads, err = params.count("intra_op_thread_count"); err != nil {
 		return o, err
 	}
-	if o.IntraOpThreads == 0 {
-		o.IntraOpThreads = intraOpFlag
-	}
-	if o.IntraOpThreads == 0 {
-		o.IntraOpThreads = modelconfig.CoresPerInstance(cfg)
-	}
-	if o.InterOpThreads, err = count("inter_op_thread_count"); err != nil {
+	o.IntraOpThreads = cmp.Or(o.IntraOpThreads, intraOpFlag, modelconfig.CoresPerInstance(cfg))
+	if o.InterOpThreads, err = params.count("inter_op_thread_count"); err != nil {
 		return o, err
 	}
-	switch v, _ := str("execution_mode"); v {
+	switch v, _ := params.str("execution_mode"); v {
 	case "", "0":
 	case "1":
 		o.Parallel = true
 	default:
 		return o, fmt.Errorf("parameter execution_mode: %q is not 0 (sequential) or 1 (parallel)", v)
 	}
-	if err := flag("enable_mem_arena", &o.NoMemArena); err != nil {
+	if o.NoMemArena, err = params.off("enable_mem_arena"); err != nil {
 		return o, err
 	}
-	if err := flag("enable_mem_pattern", &o.NoMemPattern); err != nil {
+	if o.NoMemPattern, err = params.off("enable_mem_pattern"); err != nil {
 		return o, err
 	}
 	switch cfg.GetOptimization().GetGraph().GetLevel() {
@@ -154,8 +123,42 @@ func onnxOptions(cfg *inference.ModelConfig, intraOpFlag int) (onnx.SessionOptio
 			if o.Config == nil {
 				o.Config = map[string]string{}
 			}
-			o.Config[key], _ = str(key)
+			o.Config[key], _ = params.str(key)
 		}
 	}
 	return o, nil
+}
+
+// modelParams are a model config's parameters, read as strings (Triton's only kind).
+type modelParams map[string]*inference.ModelParameter
+
+func (p modelParams) str(key string) (string, bool) {
+	v, ok := p[key]
+	return strings.TrimSpace(v.GetStringValue()), ok
+}
+
+// count is a whole number >= 0; 0 when the parameter is not set.
+func (p modelParams) count(key string) (int, error) {
+	v, ok := p.str(key)
+	if !ok {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("parameter %s: %q is not a whole number >= 0", key, v)
+	}
+	return n, nil
+}
+
+// off reports a switch set to 0 (or false); a switch not set is on.
+func (p modelParams) off(key string) (bool, error) {
+	v, ok := p.str(key)
+	if !ok {
+		return false, nil
+	}
+	on, err := strconv.ParseBool(v)
+	if err != nil {
+		return false, fmt.Errorf("parameter %s: %q is not 1 or 0", key, v)
+	}
+	return !on, nil
 }

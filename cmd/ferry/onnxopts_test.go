@@ -6,7 +6,9 @@ import (
 	"testing"
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/modelconfig"
+	"github.com/ferryml/ferry/internal/repository"
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
 
@@ -122,5 +124,16 @@ optimization { graph { level: 2 } }
 	}
 	if g, p := strings.ReplaceAll(string(got), `"tuned"`, `"simple"`), string(plain); g != p {
 		t.Errorf("tuned answered\n%s\nplain answered\n%s", g, p)
+	}
+}
+
+func TestServeRefusesNegativeIntraOpThreads(t *testing.T) {
+	cfg := serveConfig{limits: core.DefaultLimits(), intraOp: -1, mode: string(repository.ModeNone)}
+	if err := cfg.validate(); err == nil || !strings.Contains(err.Error(), "--onnx-intra-op-threads: must be >= 0, got -1") {
+		t.Errorf("validate() = %v, want the flag named", err)
+	}
+	cfg.intraOp = 0
+	if err := cfg.validate(); err != nil {
+		t.Errorf("validate() of the defaults = %v", err)
 	}
 }

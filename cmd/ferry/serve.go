@@ -139,6 +139,9 @@ func (c serveConfig) validate() error {
 	if c.limits.MaxGRPCMessageSize <= 0 {
 		errs = append(errs, fmt.Errorf("--grpc-max-message-bytes: must be > 0, got %d", c.limits.MaxGRPCMessageSize))
 	}
+	if c.intraOp < 0 {
+		errs = append(errs, fmt.Errorf("--onnx-intra-op-threads: must be >= 0, got %d", c.intraOp))
+	}
 	if len(c.loadModels) > 0 && c.mode != string(repository.ModeExplicit) {
 		errs = append(errs, fmt.Errorf("--load-model needs --model-control-mode explicit"))
 	}
