@@ -18,6 +18,7 @@ import (
 	"github.com/ferryml/ferry/internal/tensor"
 	"github.com/ferryml/ferry/internal/threadprio"
 	"github.com/spf13/cobra"
+	"google.golang.org/grpc/metadata"
 )
 
 // benchConfig is everything `ferry bench` reads from its flags.
@@ -38,6 +39,7 @@ type benchConfig struct {
 	duration, warmup  time.Duration
 	timeout           time.Duration
 	shapes            []string
+	headers           []string
 	inputData         string
 	seed              uint64
 	jsonOut, csvOut   string
@@ -132,6 +134,7 @@ server with.`,
 	f.DurationVar(&cfg.latencyLimit, "latency-threshold", 0, "end a --concurrency or --request-rate sweep after the first level whose latency (see --percentile) is above this, e.g. 10ms")
 	f.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured load before each window")
 	f.DurationVar(&cfg.timeout, "timeout", time.Minute, "per-request timeout")
+	f.StringArrayVarP(&cfg.headers, "header", "H", nil, `"Name: value" sent with every request, as an HTTP header or gRPC metadata (repeatable), e.g. -H "Authorization: Bearer $TOKEN"`)
 	f.StringArrayVar(&cfg.shapes, "shape", nil, "NAME:d1,d2,... the dimensions of an input's variable dims, without the batch dim (repeatable; default 1)")
 	f.StringVar(&cfg.inputData, "input-data", bench.DataRandom, "random, zero, or a JSON file {\"data\":[{\"INPUT0\":[...]}, ...]} with one item per entry")
 	f.Uint64Var(&cfg.seed, "seed", 1, "seed of the random data and the Poisson schedule")
@@ -290,16 +293,25 @@ func newBenchClient(cmd *cobra.Command, cfg benchConfig, levels []int) (bench.Cl
 	if cfg.rate == "" && cfg.intervals == "" {
 		conns = levels[len(levels)-1]
 	}
+	header, err := bench.ParseHeaders(cfg.headers)
+	if err != nil {
+		return nil, fmt.Errorf("--header: %w", err)
+	}
 	switch p := protocolOf(cmd, cfg); p {
 	case "http", "http-binary":
 		return bench.NewHTTP(bench.HTTPOptions{URL: cfg.url, Model: cfg.model, Version: cfg.version,
-			Binary: p == "http-binary", MaxConns: conns, Timeout: cfg.timeout})
+			Binary: p == "http-binary", MaxConns: conns, Timeout: cfg.timeout, Header: header})
 	case "grpc":
 		addr := cfg.grpcAddr
 		if !cmd.Flags().Changed("grpc") && cmd.Flags().Changed("url") {
 			addr = cfg.url
 		}
-		return bench.NewGRPC(bench.GRPCOptions{Addr: addr, Model: cfg.model, Version: cfg.version, Timeout: cfg.timeout, Conns: cfg.grpcConns, Streaming: cfg.streaming})
+		md := metadata.MD{}
+		for k, vs := range header {
+			md.Append(k, vs...) // lower-cased, as gRPC wants
+		}
+		return bench.NewGRPC(bench.GRPCOptions{Addr: addr, Model: cfg.model, Version: cfg.version, Timeout: cfg.timeout,
+			Conns: cfg.grpcConns, Streaming: cfg.streaming, Metadata: md})
 	default:
 		return nil, fmt.Errorf("--protocol %q: want http, http-binary or grpc", p)
 	}

@@ -215,6 +215,7 @@ func TestBenchRejects(t *testing.T) {
 		{"both loops", []string{"-m", "simple", "--concurrency", "2", "--request-rate", "5"}, "--concurrency and --request-rate exclude each other"},
 		{"intervals and a rate", []string{"-m", "simple", "--request-intervals", "x.txt", "--request-rate", "5"}, "--request-intervals replaces --concurrency, --request-rate and --request-distribution"},
 		{"missing intervals file", []string{"-m", "simple", "-u", ts.URL, "--request-intervals", "/nonexistent.txt"}, "--request-intervals: open /nonexistent.txt: no such file or directory"},
+		{"bad header", []string{"-m", "simple", "-u", ts.URL, "-H", "no colon"}, `--header: header "no colon": want Name:value`},
 		{"bad rate", []string{"-m", "simple", "--request-rate", "0"}, `--request-rate: request rate "0": start "0" is not a positive number`},
 		{"distribution without a rate", []string{"-m", "simple", "--request-distribution", "constant"}, "--request-distribution spaces the arrivals of --request-rate, which is not set"},
 		{"unknown distribution", []string{"-m", "simple", "-u", ts.URL, "--request-rate", "5", "--request-distribution", "bursty"}, `request distribution "bursty": want poisson or constant`},

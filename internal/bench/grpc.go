@@ -12,6 +12,7 @@ import (
 	"github.com/ferryml/ferry/internal/tensor"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
 
@@ -28,6 +29,9 @@ type GRPCOptions struct {
 	// batches its frames into fewer syscalls; several spread the HTTP/2 framing over
 	// more cores (Triton's client library shares a channel among at most 6 clients).
 	Conns int
+	// Metadata goes with every call (perf_analyzer's -H), e.g. an authorization for a
+	// server behind a gateway.
+	Metadata metadata.MD
 	// Streaming sends each request as a message on a ModelStreamInfer stream (one
 	// stream per request in flight, reused), as perf_analyzer's --streaming does,
 	// instead of one unary ModelInfer call each.
@@ -60,8 +64,18 @@ func NewGRPC(o GRPCOptions) (*GRPCClient, error) {
 	}
 	c := &GRPCClient{o: o}
 	for range max(o.Conns, 1) {
-		conn, err := grpc.NewClient(o.Addr, grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(o.MaxMessageBytes), grpc.MaxCallSendMsgSize(o.MaxMessageBytes)))
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
+			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(o.MaxMessageBytes), grpc.MaxCallSendMsgSize(o.MaxMessageBytes))}
+		if md := o.Metadata; len(md) > 0 {
+			opts = append(opts,
+				grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
+					return invoker(metadata.NewOutgoingContext(ctx, md), method, req, reply, cc, opts...)
+				}),
+				grpc.WithChainStreamInterceptor(func(ctx context.Context, desc *grpc.StreamDesc, cc *grpc.ClientConn, method string, streamer grpc.Streamer, opts ...grpc.CallOption) (grpc.ClientStream, error) {
+					return streamer(metadata.NewOutgoingContext(ctx, md), desc, cc, method, opts...)
+				}))
+		}
+		conn, err := grpc.NewClient(o.Addr, opts...)
 		if err != nil {
 			_ = c.Close()
 			return nil, fmt.Errorf("grpc %s: %w", o.Addr, err)

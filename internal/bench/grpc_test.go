@@ -5,6 +5,7 @@ import (
 	"errors"
 	"io"
 	"net"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,9 @@ import (
 	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/internal/tensor"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
 )
 
 // streamServer answers ModelStreamInfer: an output for model "ok", an error message in
@@ -20,10 +24,23 @@ import (
 type streamServer struct {
 	inference.UnimplementedGRPCInferenceServiceServer
 	streams atomic.Int64
+	md      atomic.Pointer[metadata.MD] // of the last call
+}
+
+func (s *streamServer) keep(ctx context.Context) {
+	md, _ := metadata.FromIncomingContext(ctx)
+	s.md.Store(&md)
+}
+
+// ModelMetadata records the call's metadata and fails.
+func (s *streamServer) ModelMetadata(ctx context.Context, _ *inference.ModelMetadataRequest) (*inference.ModelMetadataResponse, error) {
+	s.keep(ctx)
+	return nil, status.Error(codes.NotFound, "no metadata here")
 }
 
 func (s *streamServer) ModelStreamInfer(st grpc.BidiStreamingServer[inference.ModelInferRequest, inference.ModelStreamInferResponse]) error {
 	s.streams.Add(1)
+	s.keep(st.Context())
 	for {
 		req, err := st.Recv()
 		if errors.Is(err, io.EOF) {
@@ -118,4 +135,33 @@ func TestGRPCStreamingStopsWithTheContext(t *testing.T) {
 	if err := send(ctx, 0, Step{}); !errors.Is(err, context.Canceled) {
 		t.Errorf("send on a cancelled context: err = %v, want context.Canceled", err)
 	}
+}
+
+func TestGRPCMetadataGoesWithEveryCall(t *testing.T) {
+	srv, addr := startStreamServer(t)
+	c, err := NewGRPC(GRPCOptions{Addr: addr, Model: "ok", Streaming: true, Metadata: metadata.Pairs("authorization", "Bearer t0k")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	check := func(what string) {
+		t.Helper()
+		md := srv.md.Swap(nil)
+		if md == nil || !slices.Equal(md.Get("authorization"), []string{"Bearer t0k"}) {
+			t.Errorf("%s: the server saw metadata %v, want authorization", what, md)
+		}
+	}
+	if _, err := c.Model(t.Context()); err == nil {
+		t.Fatal("Model succeeded against a server without metadata")
+	}
+	check("unary call")
+	in := &tensor.Tensor{Name: "IN", DType: tensor.FP32, Shape: tensor.Shape{1}, Data: make([]byte, 4)}
+	send, err := c.Prepare(Model{Name: "ok"}, [][]*tensor.Tensor{{in}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := send(t.Context(), 0, Step{}); err != nil {
+		t.Fatal(err)
+	}
+	check("stream")
 }

@@ -33,6 +33,9 @@ type HTTPOptions struct {
 	// of requests in flight, or connections churn and the client measures itself.
 	MaxConns int
 	Timeout  time.Duration // per request, and per metadata or statistics call; 0 is defaultTimeout
+	// Header goes on every request (perf_analyzer's -H), e.g. an Authorization for a
+	// server behind a gateway.
+	Header http.Header
 }
 
 // defaultTimeout bounds a request when the options set no timeout: a hung server
@@ -76,7 +79,25 @@ func NewHTTP(o HTTPOptions) (*HTTPClient, error) {
 		IdleConnTimeout:     90 * time.Second,
 		DisableCompression:  true,
 	}
-	return &HTTPClient{base: base, o: o, tr: tr, client: &http.Client{Transport: tr, Timeout: o.Timeout}}, nil
+	var rt http.RoundTripper = tr
+	if len(o.Header) > 0 {
+		rt = withHeader{tr, o.Header}
+	}
+	return &HTTPClient{base: base, o: o, tr: tr, client: &http.Client{Transport: rt, Timeout: o.Timeout}}, nil
+}
+
+// withHeader adds its header to every request that goes through it.
+type withHeader struct {
+	next http.RoundTripper
+	h    http.Header
+}
+
+func (w withHeader) RoundTrip(req *http.Request) (*http.Response, error) {
+	req = req.Clone(req.Context()) // a RoundTripper must not modify the caller's request
+	for k, vs := range w.h {
+		req.Header[k] = vs
+	}
+	return w.next.RoundTrip(req)
 }
 
 // Close closes the idle connections; requests still running keep theirs until done.

@@ -3,10 +3,12 @@ package bench
 import (
 	"fmt"
 	"math"
+	"net/http"
 	"strconv"
 	"strings"
 
 	"github.com/ferryml/ferry/internal/tensor"
+	"golang.org/x/net/http/httpguts"
 )
 
 // maxLevels bounds a sweep so a typo such as 1:100000:+1 fails at once instead of
@@ -124,6 +126,25 @@ func ParseRates(spec string) ([]float64, error) {
 		}
 		rates = append(rates, r)
 	}
+}
+
+// ParseHeaders reads -H values, "Name: value" each (perf_analyzer's form), into a
+// header; a name may repeat.
+func ParseHeaders(specs []string) (http.Header, error) {
+	h := http.Header{}
+	for _, s := range specs {
+		name, value, ok := strings.Cut(s, ":")
+		name = strings.TrimSpace(name)
+		if !ok || !httpguts.ValidHeaderFieldName(name) {
+			return nil, fmt.Errorf("header %q: want Name:value", s)
+		}
+		value = strings.TrimSpace(value)
+		if !httpguts.ValidHeaderFieldValue(value) {
+			return nil, fmt.Errorf("header %q: the value has characters a header cannot carry", s)
+		}
+		h.Add(name, value)
+	}
+	return h, nil
 }
 
 func positive(s, what, spec string) (int, error) {

@@ -1,8 +1,11 @@
 package bench
 
 import (
+	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ferryml/ferry/internal/tensor"
@@ -99,5 +102,48 @@ func TestParseRates(t *testing.T) {
 		if _, err := ParseRates(tc.spec); err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 			t.Errorf("ParseRates(%q) err = %v, want %q", tc.spec, err, tc.wantErr)
 		}
+	}
+}
+
+func TestParseHeaders(t *testing.T) {
+	h, err := ParseHeaders([]string{"Authorization: Bearer a:b", "x-tag:1", "X-Tag: 2"})
+	if err != nil || h.Get("Authorization") != "Bearer a:b" || !slices.Equal(h.Values("X-Tag"), []string{"1", "2"}) {
+		t.Errorf("ParseHeaders = %v, %v", h, err)
+	}
+	for _, bad := range []string{"no colon", ": empty name", "bad name: x", "X: a\nb"} {
+		if _, err := ParseHeaders([]string{bad}); err == nil || !strings.Contains(err.Error(), "header") {
+			t.Errorf("ParseHeaders(%q) err = %v", bad, err)
+		}
+	}
+}
+
+func TestHTTPHeaderGoesWithEveryRequest(t *testing.T) {
+	var seen atomic.Pointer[string]
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := r.Header.Get("Authorization")
+		seen.Store(&v)
+		http.Error(w, `{"error":"no"}`, http.StatusNotFound)
+	}))
+	defer srv.Close()
+	c, err := NewHTTP(HTTPOptions{URL: srv.URL, Model: "m", Header: http.Header{"Authorization": {"Bearer t0k"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	if _, err := c.Model(t.Context()); err == nil {
+		t.Fatal("Model succeeded against a server that answers 404")
+	}
+	if v := seen.Load(); v == nil || *v != "Bearer t0k" {
+		t.Errorf("the server saw Authorization %v, want Bearer t0k", v)
+	}
+	in := &tensor.Tensor{Name: "IN", DType: tensor.FP32, Shape: tensor.Shape{1}, Data: make([]byte, 4)}
+	send, err := c.Prepare(Model{Name: "m"}, [][]*tensor.Tensor{{in}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	seen.Store(nil)
+	_ = send(t.Context(), 0, Step{})
+	if v := seen.Load(); v == nil || *v != "Bearer t0k" {
+		t.Errorf("infer: the server saw Authorization %v, want Bearer t0k", v)
 	}
 }
