@@ -40,6 +40,7 @@ type benchConfig struct {
 	timeout           time.Duration
 	shapes            []string
 	headers           []string
+	compression       string
 	inputData         string
 	seed              uint64
 	jsonOut, csvOut   string
@@ -134,6 +135,7 @@ server with.`,
 	f.DurationVar(&cfg.latencyLimit, "latency-threshold", 0, "end a --concurrency or --request-rate sweep after the first level whose latency (see --percentile) is above this, e.g. 10ms")
 	f.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured load before each window")
 	f.DurationVar(&cfg.timeout, "timeout", time.Minute, "per-request timeout")
+	f.StringVar(&cfg.compression, "grpc-compression-algorithm", "none", "gRPC: compress every message with none, gzip or deflate (perf_analyzer's flag)")
 	f.StringArrayVarP(&cfg.headers, "header", "H", nil, `"Name: value" sent with every request, as an HTTP header or gRPC metadata (repeatable), e.g. -H "Authorization: Bearer $TOKEN"`)
 	f.StringArrayVar(&cfg.shapes, "shape", nil, "NAME:d1,d2,... the dimensions of an input's variable dims, without the batch dim (repeatable; default 1)")
 	f.StringVar(&cfg.inputData, "input-data", bench.DataRandom, "random, zero, or a JSON file {\"data\":[{\"INPUT0\":[...]}, ...]} with one item per entry")
@@ -311,7 +313,7 @@ func newBenchClient(cmd *cobra.Command, cfg benchConfig, levels []int) (bench.Cl
 			md.Append(k, vs...) // lower-cased, as gRPC wants
 		}
 		return bench.NewGRPC(bench.GRPCOptions{Addr: addr, Model: cfg.model, Version: cfg.version, Timeout: cfg.timeout,
-			Conns: cfg.grpcConns, Streaming: cfg.streaming, Metadata: md})
+			Conns: cfg.grpcConns, Streaming: cfg.streaming, Metadata: md, Compression: strings.TrimPrefix(cfg.compression, "none")})
 	default:
 		return nil, fmt.Errorf("--protocol %q: want http, http-binary or grpc", p)
 	}

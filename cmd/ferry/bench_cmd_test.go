@@ -173,6 +173,21 @@ func TestBenchRequestIntervals(t *testing.T) {
 	}
 }
 
+// TestBenchGRPCCompression: ferry bench sends gzip and deflate as perf_analyzer's
+// --grpc-compression-algorithm does, and the server serves them.
+func TestBenchGRPCCompression(t *testing.T) {
+	ts := startServer(t, exampleRepo(t))
+	for _, algo := range []string{"gzip", "deflate", "none"} {
+		dir := t.TempDir()
+		jsonPath, csvPath := filepath.Join(dir, "r.json"), filepath.Join(dir, "r.csv")
+		if _, err := runBench(t, "-m", "simple", "--grpc", ts.grpcLn.Addr().String(), "--grpc-compression-algorithm", algo,
+			"--duration", "200ms", "--warmup", "0s", "--json", jsonPath, "--csv", csvPath); err != nil {
+			t.Fatalf("ferry bench --grpc-compression-algorithm %s: %v", algo, err)
+		}
+		checkLevel(t, algo, readReport(t, jsonPath, csvPath).Levels[0], 1)
+	}
+}
+
 // TestBenchConstantRate: a --request-rate sweep gives a level per rate, and
 // --request-distribution reaches the run: the report and the table say how the arrivals
 // were spaced (the pace itself: TestRunOpenLoopConstantPace).
@@ -215,6 +230,7 @@ func TestBenchRejects(t *testing.T) {
 		{"both loops", []string{"-m", "simple", "--concurrency", "2", "--request-rate", "5"}, "--concurrency and --request-rate exclude each other"},
 		{"intervals and a rate", []string{"-m", "simple", "--request-intervals", "x.txt", "--request-rate", "5"}, "--request-intervals replaces --concurrency, --request-rate and --request-distribution"},
 		{"missing intervals file", []string{"-m", "simple", "-u", ts.URL, "--request-intervals", "/nonexistent.txt"}, "--request-intervals: open /nonexistent.txt: no such file or directory"},
+		{"bad compression", []string{"-m", "simple", "--grpc", ts.grpcLn.Addr().String(), "--grpc-compression-algorithm", "br"}, `compression "br": want none, gzip or deflate`},
 		{"bad header", []string{"-m", "simple", "-u", ts.URL, "-H", "no colon"}, `--header: header "no colon": want Name:value`},
 		{"bad rate", []string{"-m", "simple", "--request-rate", "0"}, `--request-rate: request rate "0": start "0" is not a positive number`},
 		{"distribution without a rate", []string{"-m", "simple", "--request-distribution", "constant"}, "--request-distribution spaces the arrivals of --request-rate, which is not set"},

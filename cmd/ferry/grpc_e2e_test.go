@@ -6,6 +6,7 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -14,11 +15,15 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials/insecure"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/stats"
 	"google.golang.org/grpc/status"
 	"google.golang.org/protobuf/testing/protocmp"
 	"google.golang.org/protobuf/types/known/emptypb"
@@ -1003,5 +1008,56 @@ func e2eClassificationParameterIsNotIgnored(t *testing.T, ts *testServer) {
 	}
 	if o := res.GetOutputs()[0]; o.GetDatatype() != "BYTES" || !slices.Equal(o.GetShape(), []int64{1, 3}) {
 		t.Errorf("ModelInfer(mlp) with classification 3: output %s %v, want BYTES [1,3] top-3 classes or INVALID_ARGUMENT", o.GetDatatype(), o.GetShape())
+	}
+}
+
+// TestGRPCCompression: requests compressed with gzip or deflate, as tritonclient's
+// compression_algorithm sends them, are served, and answered compressed the same way
+// (grpc-go mirrors the request's encoding); the message size limit applies to the
+// decompressed size, so a small compressed request cannot smuggle a large tensor in.
+func TestGRPCCompression(t *testing.T) {
+	ts := startServer(t, exampleRepo(t), func(c *serveConfig) { c.limits.MaxGRPCMessageSize = 1 << 20 })
+	for _, algo := range []string{"gzip", "deflate"} {
+		t.Run(algo, func(t *testing.T) {
+			// gRPC keeps grpc-encoding from the application; its stats say what came in.
+			var payloads payloadSizes
+			conn, err := grpc.NewClient(ts.grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
+				grpc.WithStatsHandler(&payloads))
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer conn.Close()
+			res, err := inference.NewGRPCInferenceServiceClient(conn).ModelInfer(t.Context(), e2eSimpleRequest(algo, 8, false), grpc.UseCompressor(algo))
+			if err != nil {
+				t.Fatalf("ModelInfer with %s: %v", algo, err)
+			}
+			e2eCheckSimple(t, res, 8, "OUTPUT0", "OUTPUT1")
+			if in := payloads.in.Load(); in == nil || in.CompressedLength == 0 || in.CompressedLength >= in.Length {
+				t.Errorf("response payload %+v: not compressed", in)
+			}
+			// 2 MiB of zeros compress to a few KiB; decompressed they are over the limit.
+			req := &inference.ModelInferRequest{ModelName: "identity_fp32",
+				Inputs:           []*inference.ModelInferRequest_InferInputTensor{{Name: "INPUT0", Datatype: "FP32", Shape: []int64{1, 1 << 19}}},
+				RawInputContents: [][]byte{make([]byte, 4<<19)}}
+			_, err = ts.GRPC.ModelInfer(t.Context(), req, grpc.UseCompressor(algo))
+			e2eWantStatus(t, "ModelInfer of 2 MiB compressed with a 1 MiB limit", err, codes.ResourceExhausted)
+			e2eStillServes(t, ts)
+		})
+	}
+}
+
+// payloadSizes is a stats.Handler that keeps the last payload received.
+type payloadSizes struct {
+	in atomic.Pointer[stats.InPayload]
+}
+
+func (p *payloadSizes) TagRPC(ctx context.Context, _ *stats.RPCTagInfo) context.Context { return ctx }
+func (p *payloadSizes) TagConn(ctx context.Context, _ *stats.ConnTagInfo) context.Context {
+	return ctx
+}
+func (p *payloadSizes) HandleConn(context.Context, stats.ConnStats) {}
+func (p *payloadSizes) HandleRPC(_ context.Context, s stats.RPCStats) {
+	if in, ok := s.(*stats.InPayload); ok {
+		p.in.Store(in)
 	}
 }

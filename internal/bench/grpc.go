@@ -8,6 +8,9 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferryml/ferry/internal/grpcdeflate"
+	_ "google.golang.org/grpc/encoding/gzip" // --grpc-compression-algorithm gzip
+
 	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/internal/tensor"
 	"google.golang.org/grpc"
@@ -29,6 +32,9 @@ type GRPCOptions struct {
 	// batches its frames into fewer syscalls; several spread the HTTP/2 framing over
 	// more cores (Triton's client library shares a channel among at most 6 clients).
 	Conns int
+	// Compression is the grpc-encoding of every call: "" (none), "gzip" or "deflate"
+	// (perf_analyzer's --grpc-compression-algorithm).
+	Compression string
 	// Metadata goes with every call (perf_analyzer's -H), e.g. an authorization for a
 	// server behind a gateway.
 	Metadata metadata.MD
@@ -56,6 +62,11 @@ func NewGRPC(o GRPCOptions) (*GRPCClient, error) {
 	if o.Model == "" {
 		return nil, errors.New("no model name")
 	}
+	switch o.Compression {
+	case "", "gzip", grpcdeflate.Name:
+	default:
+		return nil, fmt.Errorf("compression %q: want none, gzip or deflate", o.Compression)
+	}
 	if o.Timeout <= 0 {
 		o.Timeout = defaultTimeout
 	}
@@ -64,8 +75,11 @@ func NewGRPC(o GRPCOptions) (*GRPCClient, error) {
 	}
 	c := &GRPCClient{o: o}
 	for range max(o.Conns, 1) {
-		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
-			grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(o.MaxMessageBytes), grpc.MaxCallSendMsgSize(o.MaxMessageBytes))}
+		callOpts := []grpc.CallOption{grpc.MaxCallRecvMsgSize(o.MaxMessageBytes), grpc.MaxCallSendMsgSize(o.MaxMessageBytes)}
+		if o.Compression != "" {
+			callOpts = append(callOpts, grpc.UseCompressor(o.Compression))
+		}
+		opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()), grpc.WithDefaultCallOptions(callOpts...)}
 		if md := o.Metadata; len(md) > 0 {
 			opts = append(opts,
 				grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {

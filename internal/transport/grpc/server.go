@@ -4,6 +4,9 @@ import (
 	"context"
 	"log/slog"
 
+	_ "github.com/ferryml/ferry/internal/grpcdeflate" // deflate, which Triton's clients offer
+	_ "google.golang.org/grpc/encoding/gzip"          // and gzip: requests compressed so are answered so
+
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
