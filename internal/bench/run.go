@@ -145,24 +145,15 @@ func Run(ctx context.Context, c Client, o Options) (*Report, error) {
 	}
 	rep.Stability, rep.Percentile = o.Stability, o.Percentile
 	var levels []func() (Level, error)
-	switch {
-	case len(o.Intervals) > 0:
-		rep.Mode, rep.Distribution = ModeRequestRate, Intervals
-		var sum time.Duration
-		for _, g := range o.Intervals {
-			sum += g
-		}
-		rate := float64(len(o.Intervals)) / sum.Seconds()
-		plan := func(span time.Duration) ([]time.Duration, error) { return IntervalSchedule(o.Intervals, span) }
-		levels = append(levels, func() (Level, error) { return openLoop(ctx, c, send, seqs, rate, plan, o) })
-	case len(o.RequestRates) > 0:
+	if open := openLevels(o); len(open) > 0 {
 		rep.Mode, rep.Distribution = ModeRequestRate, cmp.Or(o.Distribution, Poisson)
-		rng := rand.New(rand.NewPCG(o.Seed, o.Seed+1))
-		for _, rate := range o.RequestRates {
-			plan := func(span time.Duration) ([]time.Duration, error) { return Schedule(o.Distribution, rate, span, rng) }
-			levels = append(levels, func() (Level, error) { return openLoop(ctx, c, send, seqs, rate, plan, o) })
+		if len(o.Intervals) > 0 {
+			rep.Distribution = Intervals
 		}
-	default:
+		for _, l := range open {
+			levels = append(levels, func() (Level, error) { return openLoop(ctx, c, send, seqs, l.rate, l.plan, o) })
+		}
+	} else {
 		rep.Mode = ModeConcurrency
 		for _, n := range o.Concurrency {
 			levels = append(levels, func() (Level, error) { return closedLoop(ctx, c, send, seqs, n, o) })
@@ -253,8 +244,35 @@ func closedLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, n i
 	return sp.level(Level{Concurrency: n, BatchSize: o.Batch}, rec, o), nil
 }
 
-// openLoop sends requests at the schedule's arrival times, each on its own goroutine, whether
-// or not earlier ones were answered. For a stateful model requests take turns on a few
+// openLevel is one open-loop level: its rate, and the arrival times it plans for a span.
+type openLevel struct {
+	rate float64
+	plan func(span time.Duration) ([]time.Duration, error)
+}
+
+// openLevels are the open-loop levels o asks for: one replaying Intervals, or one per
+// request rate, their schedules drawn in turn from one seeded source. None for a
+// closed loop.
+func openLevels(o Options) []openLevel {
+	if len(o.Intervals) > 0 {
+		var sum time.Duration
+		for _, g := range o.Intervals {
+			sum += g
+		}
+		return []openLevel{{rate: float64(len(o.Intervals)) / sum.Seconds(),
+			plan: func(span time.Duration) ([]time.Duration, error) { return IntervalSchedule(o.Intervals, span) }}}
+	}
+	rng := rand.New(rand.NewPCG(o.Seed, o.Seed+1))
+	var out []openLevel
+	for _, rate := range o.RequestRates {
+		out = append(out, openLevel{rate: rate,
+			plan: func(span time.Duration) ([]time.Duration, error) { return Schedule(o.Distribution, rate, span, rng) }})
+	}
+	return out
+}
+
+// openLoop sends requests at the arrival times plan gives, each on its own goroutine,
+// whether or not earlier ones were answered. For a stateful model requests take turns on a few
 // sequences, each of which sends one request at a time.
 func openLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, rate float64,
 	plan func(span time.Duration) ([]time.Duration, error), o Options) (Level, error) {
