@@ -41,6 +41,7 @@ type benchConfig struct {
 	shapes            []string
 	headers           []string
 	compression       string
+	binarySearch      bool
 	inputData         string
 	seed              uint64
 	jsonOut, csvOut   string
@@ -132,6 +133,7 @@ server with.`,
 	f.Float64Var(&cfg.stability, "stability-percentage", 0, "measure each level in --duration windows until the last 3 agree within this percentage (throughput and mean latency), as perf_analyzer does by default with 10; 0: one window")
 	f.IntVar(&cfg.maxTrials, "max-trials", bench.DefaultMaxWindows, "with --stability-percentage: most windows per level")
 	f.Float64Var(&cfg.percentile, "percentile", 0, "the latency --stability-percentage and --latency-threshold judge: 50, 90, 95 or 99 (default: the mean)")
+	f.BoolVar(&cfg.binarySearch, "binary-search", false, "with --latency-threshold: binary-search the sweep for the last level within it instead of measuring every level up to it (perf_analyzer's flag)")
 	f.DurationVar(&cfg.latencyLimit, "latency-threshold", 0, "end a --concurrency or --request-rate sweep after the first level whose latency (see --percentile) is above this, e.g. 10ms")
 	f.DurationVar(&cfg.warmup, "warmup", time.Second, "unmeasured load before each window")
 	f.DurationVar(&cfg.timeout, "timeout", time.Minute, "per-request timeout")
@@ -202,7 +204,7 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 		return fmt.Errorf("--sequence-length %d, --num-of-sequences %d: both must be at least 1", cfg.seqLength, cfg.seqOpen)
 	}
 	opts.Stability, opts.MaxWindows = cfg.stability, cfg.maxTrials
-	opts.Percentile, opts.LatencyLimit = cfg.percentile, cfg.latencyLimit
+	opts.Percentile, opts.LatencyLimit, opts.BinarySearch = cfg.percentile, cfg.latencyLimit, cfg.binarySearch
 	opts.Sequences = bench.Sequences{Length: cfg.seqLength, FirstID: first, LastID: last, Open: cfg.seqOpen}
 	if mu := metricsURL(cmd, cfg); mu != "" {
 		opts.ServerCPU = bench.MetricsCPU(mu)

@@ -231,6 +231,7 @@ func TestBenchRejects(t *testing.T) {
 		{"intervals and a rate", []string{"-m", "simple", "--request-intervals", "x.txt", "--request-rate", "5"}, "--request-intervals replaces --concurrency, --request-rate and --request-distribution"},
 		{"missing intervals file", []string{"-m", "simple", "-u", ts.URL, "--request-intervals", "/nonexistent.txt"}, "--request-intervals: open /nonexistent.txt: no such file or directory"},
 		{"bad compression", []string{"-m", "simple", "--grpc", ts.grpcLn.Addr().String(), "--grpc-compression-algorithm", "br"}, `compression "br": want none, gzip or deflate`},
+		{"binary search without a threshold", []string{"-m", "simple", "-u", ts.URL, "--concurrency", "1:4", "--binary-search"}, "a binary search needs a latency limit to search for"},
 		{"bad header", []string{"-m", "simple", "-u", ts.URL, "-H", "no colon"}, `--header: header "no colon": want Name:value`},
 		{"bad rate", []string{"-m", "simple", "--request-rate", "0"}, `--request-rate: request rate "0": start "0" is not a positive number`},
 		{"distribution without a rate", []string{"-m", "simple", "--request-distribution", "constant"}, "--request-distribution spaces the arrivals of --request-rate, which is not set"},

@@ -36,9 +36,12 @@ type Report struct {
 	// Percentile names the latency that stability and the latency limit judged: 50, 90,
 	// 95 or 99; 0 is the mean.
 	Percentile float64 `json:"percentile,omitempty"`
-	// LatencyLimit, in µs, is set when a sweep stopped at its last level because that
-	// level's latency was above it.
+	// LatencyLimit, in µs, is set when a level's latency was above it: a sweep stopped
+	// there, or a binary search turned back.
 	LatencyLimit float64 `json:"latency_limit_us,omitempty"`
+	// BinarySearch: the levels are those a binary search for the last one within the
+	// latency limit measured, not a sweep.
+	BinarySearch bool `json:"binary_search,omitempty"`
 	// Distribution spaces an open loop's arrivals: Poisson or Constant.
 	Distribution string `json:"distribution,omitempty"`
 	// SequenceLength is the requests per sequence of a stateful model; 0 for others.
@@ -197,12 +200,31 @@ func (r *Report) WriteTable(w io.Writer) error {
 				r.levelName(l), r.Stability, l.Windows, stableWindows)
 		}
 	}
-	if r.LatencyLimit > 0 && len(r.Levels) > 0 {
+	switch {
+	case r.BinarySearch:
+		r.writeSearchResult(w)
+	case r.LatencyLimit > 0 && len(r.Levels) > 0:
 		l := r.Levels[len(r.Levels)-1]
 		fmt.Fprintf(w, "%s: %s latency %.3f ms is over the %.3f ms limit; the sweep stopped there\n",
 			r.levelName(l), r.latencyName(), l.latency(r.Percentile)/1000, r.LatencyLimit/1000)
 	}
 	return nil
+}
+
+// writeSearchResult names the last level a binary search found within the limit.
+func (r *Report) writeSearchResult(w io.Writer) {
+	var best *Level
+	for i, l := range r.Levels {
+		if r.LatencyLimit == 0 || l.latency(r.Percentile) <= r.LatencyLimit {
+			best = &r.Levels[i]
+		}
+	}
+	if best == nil {
+		fmt.Fprintf(w, "binary search: no level measured is within the latency limit\n")
+		return
+	}
+	fmt.Fprintf(w, "binary search: %s is the last level within the latency limit (%s latency %.3f ms)\n",
+		r.levelName(*best), r.latencyName(), best.latency(r.Percentile)/1000)
 }
 
 func (r *Report) latencyName() string {

@@ -63,6 +63,10 @@ type Options struct {
 	// level whose latency (see Percentile) is above it (perf_analyzer's
 	// --latency-threshold).
 	LatencyLimit time.Duration
+	// BinarySearch measures only the levels a binary search for the last one within
+	// LatencyLimit needs, assuming latency grows with the level (perf_analyzer's
+	// --binary-search), instead of every level up to the first one over it.
+	BinarySearch bool
 	// Sequences shape the requests to a stateful model; ignored for other models.
 	Sequences Sequences
 	// Progress, when set, receives each level as soon as it is measured.
@@ -90,6 +94,9 @@ func (o Options) validate() error {
 	}
 	if (len(o.RequestRates) > 0 || len(o.Intervals) > 0) && o.MaxInFlight < 1 {
 		errs = append(errs, fmt.Errorf("max in-flight %d: must be at least 1", o.MaxInFlight))
+	}
+	if o.BinarySearch && o.LatencyLimit <= 0 {
+		errs = append(errs, errors.New("a binary search needs a latency limit to search for"))
 	}
 	if len(o.RequestRates) == 0 && len(o.Intervals) == 0 && len(o.Concurrency) == 0 {
 		errs = append(errs, errors.New("no concurrency level and no request rate"))
@@ -159,10 +166,10 @@ func Run(ctx context.Context, c Client, o Options) (*Report, error) {
 			levels = append(levels, func() (Level, error) { return closedLoop(ctx, c, send, seqs, n, o) })
 		}
 	}
-	for _, level := range levels {
-		l, err := level()
+	measure := func(i int) (over bool, err error) {
+		l, err := levels[i]()
 		if err != nil {
-			return nil, err
+			return false, err
 		}
 		if o.Progress != nil {
 			o.Progress(l)
@@ -170,10 +177,49 @@ func Run(ctx context.Context, c Client, o Options) (*Report, error) {
 		rep.Levels = append(rep.Levels, l)
 		if o.LatencyLimit > 0 && l.latency(o.Percentile) > us(o.LatencyLimit) {
 			rep.LatencyLimit = us(o.LatencyLimit)
-			break // the levels beyond would only be slower
+			return true, nil
+		}
+		return false, nil
+	}
+	if o.BinarySearch {
+		rep.BinarySearch = true
+		return rep, searchLevels(rep, len(levels), measure)
+	}
+	for i := range levels {
+		if over, err := measure(i); err != nil || over {
+			return rep, err // beyond a level over the limit, the others would only be slower
 		}
 	}
 	return rep, nil
+}
+
+// searchLevels measures levels 0..n-1 by binary search for the last one not over the
+// latency limit, then puts the report's levels in sweep order.
+func searchLevels(rep *Report, n int, measure func(i int) (over bool, err error)) error {
+	var at []int // the sweep index of each measured level
+	lo, hi := 0, n-1
+	for lo <= hi {
+		mid := (lo + hi) / 2
+		over, err := measure(mid)
+		if err != nil {
+			return err
+		}
+		at = append(at, mid)
+		if over {
+			hi = mid - 1
+		} else {
+			lo = mid + 1
+		}
+	}
+	byIndex := make(map[int]Level, len(at))
+	for k, i := range at {
+		byIndex[i] = rep.Levels[k]
+	}
+	slices.Sort(at)
+	for k, i := range at {
+		rep.Levels[k] = byIndex[i]
+	}
+	return nil
 }
 
 func inputReports(ts []*tensor.Tensor) []InputReport {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -448,5 +449,38 @@ func TestRunStopsAtTheLatencyLimit(t *testing.T) {
 				t.Errorf("limit %v: report's latency limit %v, want it set only when the sweep stopped early", tc.limit, rep.LatencyLimit)
 			}
 		})
+	}
+}
+
+// TestRunBinarySearch: latency grows 1 ms per request in flight; with a 4.5 ms limit over
+// concurrency 1..8 the search measures 4, 6 and 5 (not 1 to 5), reports them in sweep
+// order, and names 4 the last level within the limit.
+func TestRunBinarySearch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := &fakeServer{model: fakeModel, delay: time.Millisecond}
+		f.delayAt = func(time.Time) time.Duration { return time.Duration(f.inflight.Load()) * time.Millisecond }
+		rep, err := Run(t.Context(), f, Options{Batch: 1, Concurrency: []int{1, 2, 3, 4, 5, 6, 7, 8}, Duration: 50 * time.Millisecond,
+			Warmup: 500 * time.Microsecond, LatencyLimit: 4500 * time.Microsecond, Percentile: 50, BinarySearch: true})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got []int
+		for _, l := range rep.Levels {
+			got = append(got, l.Concurrency)
+		}
+		if !slices.Equal(got, []int{4, 5, 6}) || !rep.BinarySearch || rep.LatencyLimit != 4500 {
+			t.Errorf("levels %v, binary search %v, limit %v; want [4 5 6], true, 4500", got, rep.BinarySearch, rep.LatencyLimit)
+		}
+		var out strings.Builder
+		if err := rep.WriteTable(&out); err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(out.String(), "binary search: concurrency 4 is the last level within the latency limit") {
+			t.Errorf("table:\n%s", out.String())
+		}
+	})
+	if _, err := Run(t.Context(), &fakeServer{model: fakeModel}, Options{Batch: 1, Concurrency: []int{1, 2}, Duration: time.Second, BinarySearch: true}); err == nil ||
+		!strings.Contains(err.Error(), "a binary search needs a latency limit") {
+		t.Errorf("a binary search without a limit: err = %v", err)
 	}
 }
