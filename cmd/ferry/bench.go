@@ -188,10 +188,9 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 		if opts.RequestRates, err = bench.ParseRates(cfg.rate); err != nil {
 			return fmt.Errorf("--request-rate: %w", err)
 		}
+		opts.Distribution = cfg.distribution
 	}
-	opts.Distribution = cfg.distribution
 	if cfg.intervals != "" {
-		opts.Distribution = ""
 		if opts.Intervals, err = readIntervals(cfg.intervals); err != nil {
 			return fmt.Errorf("--request-intervals: %w", err)
 		}
@@ -315,7 +314,7 @@ func newBenchClient(cmd *cobra.Command, cfg benchConfig, levels []int) (bench.Cl
 			md.Append(k, vs...) // lower-cased, as gRPC wants
 		}
 		return bench.NewGRPC(bench.GRPCOptions{Addr: addr, Model: cfg.model, Version: cfg.version, Timeout: cfg.timeout,
-			Conns: cfg.grpcConns, Streaming: cfg.streaming, Metadata: md, Compression: strings.TrimPrefix(cfg.compression, "none")})
+			Conns: cfg.grpcConns, Streaming: cfg.streaming, Metadata: md, Compression: cfg.compression})
 	default:
 		return nil, fmt.Errorf("--protocol %q: want http, http-binary or grpc", p)
 	}

@@ -32,7 +32,7 @@ type GRPCOptions struct {
 	// batches its frames into fewer syscalls; several spread the HTTP/2 framing over
 	// more cores (Triton's client library shares a channel among at most 6 clients).
 	Conns int
-	// Compression is the grpc-encoding of every call: "" (none), "gzip" or "deflate"
+	// Compression is the grpc-encoding of every call: "" or "none", "gzip" or "deflate"
 	// (perf_analyzer's --grpc-compression-algorithm).
 	Compression string
 	// Metadata goes with every call (perf_analyzer's -H), e.g. an authorization for a
@@ -63,6 +63,8 @@ func NewGRPC(o GRPCOptions) (*GRPCClient, error) {
 		return nil, errors.New("no model name")
 	}
 	switch o.Compression {
+	case "none":
+		o.Compression = ""
 	case "", "gzip", grpcdeflate.Name:
 	default:
 		return nil, fmt.Errorf("compression %q: want none, gzip or deflate", o.Compression)
@@ -75,7 +77,10 @@ func NewGRPC(o GRPCOptions) (*GRPCClient, error) {
 	}
 	c := &GRPCClient{o: o}
 	for range max(o.Conns, 1) {
-		callOpts := []grpc.CallOption{grpc.MaxCallRecvMsgSize(o.MaxMessageBytes), grpc.MaxCallSendMsgSize(o.MaxMessageBytes)}
+		// wireCodec on every call: inference calls send encoded requests and read replies;
+		// the other calls go through protobuf as usual.
+		callOpts := []grpc.CallOption{grpc.MaxCallRecvMsgSize(o.MaxMessageBytes), grpc.MaxCallSendMsgSize(o.MaxMessageBytes),
+			grpc.ForceCodecV2(wireCodec{})}
 		if o.Compression != "" {
 			callOpts = append(callOpts, grpc.UseCompressor(o.Compression))
 		}
@@ -188,7 +193,7 @@ func (c *GRPCClient) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error
 		defer cancel()
 		var reply inferReply
 		err := c.conns[i%len(c.conns)].Invoke(ctx, inference.GRPCInferenceService_ModelInfer_FullMethodName,
-			message(i, seq), &reply, grpc.ForceCodecV2(wireCodec{}))
+			message(i, seq), &reply)
 		if err != nil {
 			return err
 		}
@@ -237,7 +242,7 @@ func (c *GRPCClient) streamSender(message func(int, Step) any) Sender {
 			sctx, cancel := context.WithCancel(context.Background())
 			conn := c.conns[int(opened.Add(1))%len(c.conns)]
 			s, err := conn.NewStream(sctx, &inference.GRPCInferenceService_ServiceDesc.Streams[0],
-				inference.GRPCInferenceService_ModelStreamInfer_FullMethodName, grpc.ForceCodecV2(wireCodec{}))
+				inference.GRPCInferenceService_ModelStreamInfer_FullMethodName)
 			if err != nil {
 				cancel()
 				return err

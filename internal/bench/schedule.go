@@ -25,7 +25,9 @@ const (
 )
 
 // Schedule returns the send times, as offsets from the start, of the arrival process
-// named by distribution at rate requests per second over span. "" is Poisson.
+// named by distribution at rate requests per second over span. "" is Poisson:
+// inter-arrival gaps are exponential with mean 1/rate, the arrivals of independent
+// users; the same rng seed gives the same schedule.
 func Schedule(distribution string, rate float64, span time.Duration, rng *rand.Rand) ([]time.Duration, error) {
 	if !(rate > 0) {
 		return nil, fmt.Errorf("request rate %v: must be > 0", rate)
@@ -52,13 +54,6 @@ func Schedule(distribution string, rate float64, span time.Duration, rng *rand.R
 		}
 		out = append(out, off)
 	}
-}
-
-// PoissonSchedule is Schedule of a Poisson process: inter-arrival gaps are exponential
-// with mean 1/rate, the arrivals of independent users. The same rng seed gives the
-// same schedule.
-func PoissonSchedule(rate float64, span time.Duration, rng *rand.Rand) ([]time.Duration, error) {
-	return Schedule(Poisson, rate, span, rng)
 }
 
 // IntervalSchedule returns send times spaced by gaps, taken in turn and repeated until

@@ -12,7 +12,7 @@ import (
 func TestPoissonScheduleMatchesRate(t *testing.T) {
 	for _, rate := range []float64{5, 200, 20000} {
 		span := time.Duration(200_000 / rate * float64(time.Second)) // about 200,000 arrivals
-		got, err := PoissonSchedule(rate, span, rand.New(rand.NewPCG(42, 7)))
+		got, err := Schedule(Poisson, rate, span, rand.New(rand.NewPCG(42, 7)))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -53,9 +53,9 @@ func meanSD(xs []float64) (mean, sd float64) {
 }
 
 func TestPoissonScheduleIsSeeded(t *testing.T) {
-	a, _ := PoissonSchedule(100, 10*time.Second, rand.New(rand.NewPCG(1, 2)))
-	b, _ := PoissonSchedule(100, 10*time.Second, rand.New(rand.NewPCG(1, 2)))
-	c, _ := PoissonSchedule(100, 10*time.Second, rand.New(rand.NewPCG(3, 2)))
+	a, _ := Schedule(Poisson, 100, 10*time.Second, rand.New(rand.NewPCG(1, 2)))
+	b, _ := Schedule(Poisson, 100, 10*time.Second, rand.New(rand.NewPCG(1, 2)))
+	c, _ := Schedule(Poisson, 100, 10*time.Second, rand.New(rand.NewPCG(3, 2)))
 	if !slices.Equal(a, b) {
 		t.Error("the same seed gave two schedules")
 	}
@@ -67,11 +67,11 @@ func TestPoissonScheduleIsSeeded(t *testing.T) {
 func TestPoissonScheduleRejects(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	for _, rate := range []float64{0, -3, math.NaN()} {
-		if _, err := PoissonSchedule(rate, time.Second, rng); err == nil {
-			t.Errorf("PoissonSchedule(%v) accepted a rate that is not positive", rate)
+		if _, err := Schedule(Poisson, rate, time.Second, rng); err == nil {
+			t.Errorf("Schedule(Poisson, %v) accepted a rate that is not positive", rate)
 		}
 	}
-	if _, err := PoissonSchedule(1e9, time.Minute, rng); err == nil {
+	if _, err := Schedule(Poisson, 1e9, time.Minute, rng); err == nil {
 		t.Error("PoissonSchedule accepted 60e9 arrivals")
 	}
 }

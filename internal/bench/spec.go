@@ -40,13 +40,8 @@ func ParseConcurrency(spec string) ([]int, error) {
 	}
 	mul, step := false, 1
 	if len(parts) == 3 {
-		s := parts[2]
-		switch {
-		case strings.HasPrefix(s, "x"), strings.HasPrefix(s, "*"):
-			mul, s = true, s[1:]
-		case strings.HasPrefix(s, "+"):
-			s = s[1:]
-		}
+		var s string
+		s, mul = splitStep(parts[2])
 		if step, err = positive(s, "step", spec); err != nil {
 			return nil, err
 		}
@@ -96,13 +91,7 @@ func ParseRates(spec string) ([]float64, error) {
 	if end < start {
 		return nil, fmt.Errorf("request rate %q: end %g is below start %g", spec, end, start)
 	}
-	step, mul := parts[2], false
-	switch {
-	case strings.HasPrefix(step, "x"), strings.HasPrefix(step, "*"):
-		step, mul = step[1:], true
-	case strings.HasPrefix(step, "+"):
-		step = step[1:]
-	}
+	step, mul := splitStep(parts[2])
 	by, err := num(step, "step")
 	if err != nil {
 		return nil, err
@@ -145,6 +134,17 @@ func ParseHeaders(specs []string) (http.Header, error) {
 		h.Add(name, value)
 	}
 	return h, nil
+}
+
+// splitStep reads a sweep's step: "xN" or "*N" multiplies by N, "+N" or "N" adds N.
+func splitStep(s string) (n string, mul bool) {
+	switch {
+	case strings.HasPrefix(s, "x"), strings.HasPrefix(s, "*"):
+		return s[1:], true
+	case strings.HasPrefix(s, "+"):
+		return s[1:], false
+	}
+	return s, false
 }
 
 func positive(s, what, spec string) (int, error) {

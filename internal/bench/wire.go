@@ -37,13 +37,16 @@ const (
 	streamResponseInferResult = 2 // ModelStreamInferResponse.infer_response
 )
 
+// protoCodec is grpc-go's, for every message but the load generator's own.
+var protoCodec = encoding.GetCodecV2(proto.Name)
+
 func (wireCodec) Name() string { return "proto" }
 
 func (wireCodec) Marshal(v any) (mem.BufferSlice, error) {
 	if b, ok := v.(encodedRequest); ok {
 		return mem.BufferSlice{mem.SliceBuffer(b)}, nil
 	}
-	return encoding.GetCodecV2(proto.Name).Marshal(v)
+	return protoCodec.Marshal(v)
 }
 
 func (wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
@@ -61,7 +64,7 @@ func (wireCodec) Unmarshal(data mem.BufferSlice, v any) error {
 		*r = streamReply{}
 		return r.parse(b)
 	}
-	return encoding.GetCodecV2(proto.Name).Unmarshal(data, v)
+	return protoCodec.Unmarshal(data, v)
 }
 
 // err is the reply's fault, if any.
