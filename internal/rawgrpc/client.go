@@ -235,27 +235,42 @@ func (cl *Client) Close() error {
 	return nil
 }
 
-// headers is the header block of method's calls. Every field is a literal that the
-// server does not index, so the block is the same for every call.
+// headers is the header block of method's calls. It names fields through HPACK's
+// static table where the table has them and sends the rest as literals the server
+// does not index, so the block is the same for every call on every connection.
 func (cl *Client) headers(method string) []byte {
 	if b, ok := cl.blocks.Load(method); ok {
 		return b.([]byte)
 	}
 	var b []byte
-	b = appendField(b, ":method", "POST")
-	b = appendField(b, ":scheme", "http")
-	b = appendField(b, ":path", method)
-	b = appendField(b, ":authority", cl.addr)
-	b = appendField(b, "content-type", "application/grpc")
+	b = append(b, 0x80|staticMethodPOST, 0x80|staticSchemeHTTP) // indexed fields (6.1)
+	b = appendNamed(b, staticPath, method)
+	b = appendNamed(b, staticAuthority, cl.addr)
+	b = appendNamed(b, staticContentType, "application/grpc")
 	b = appendField(b, "te", "trailers")
-	b = appendField(b, "user-agent", "ferry-bench")
+	b = appendNamed(b, staticUserAgent, "ferry-bench")
 	b = append(b, cl.meta...)
 	cl.blocks.Store(method, b)
 	return b
 }
 
-// appendField appends an HPACK "literal header field without indexing, new name"
-// (RFC 7541, 6.2.2), which leaves both sides' tables as they were.
+// Entries of HPACK's static table (RFC 7541, appendix A).
+const (
+	staticAuthority   = 1
+	staticMethodPOST  = 3
+	staticPath        = 4
+	staticSchemeHTTP  = 6
+	staticContentType = 31
+	staticUserAgent   = 58
+)
+
+// appendNamed appends a "literal header field without indexing" whose name is static
+// table entry i (RFC 7541, 6.2.2).
+func appendNamed(b []byte, i uint64, value string) []byte {
+	return appendString(appendInt(b, 4, i), value)
+}
+
+// appendField appends a "literal header field without indexing" with a new name.
 func appendField(b []byte, name, value string) []byte {
 	b = append(b, 0)
 	b = appendString(b, name)

@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	_ "google.golang.org/grpc/encoding/gzip"
@@ -361,6 +362,20 @@ func TestHPACK(t *testing.T) {
 	}{{5, 10, []byte{10}}, {5, 1337, []byte{31, 154, 10}}, {8, 42, []byte{42}}, {7, 127, []byte{127, 0}}} {
 		if got := appendInt(nil, c.n, c.v); !bytes.Equal(got, c.want) {
 			t.Errorf("appendInt(%d, %d) = %v, want %v", c.n, c.v, got, c.want)
+		}
+	}
+	// A call's header block reads back as the fields it means.
+	cl := &Client{addr: "h:1", meta: appendField(nil, "x-a", "b")}
+	var got []string
+	dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) { got = append(got, f.Name+"="+f.Value) })
+	for range 2 { // and the same again: nothing is indexed
+		got = got[:0]
+		if _, err := dec.Write(cl.headers("/s.S/M")); err != nil {
+			t.Fatal(err)
+		}
+		want := ":method=POST :scheme=http :path=/s.S/M :authority=h:1 content-type=application/grpc te=trailers user-agent=ferry-bench x-a=b"
+		if strings.Join(got, " ") != want {
+			t.Fatalf("header block reads\n%s, want\n%s", strings.Join(got, " "), want)
 		}
 	}
 	for d, want := range map[time.Duration]string{time.Second: "1000000u", time.Minute: "60000000u",
