@@ -51,7 +51,7 @@ type testServer struct {
 	cancelled chan error
 }
 
-func startServer(t *testing.T, addr string) *testServer {
+func startServer(t testing.TB, addr string) *testServer {
 	t.Helper()
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
@@ -111,7 +111,7 @@ func (ts *testServer) handle(_ any, st grpc.ServerStream) error {
 	return status.Errorf(codes.Unimplemented, "no method %s", method)
 }
 
-func newClient(t *testing.T, addr string, o Options) *Client {
+func newClient(t testing.TB, addr string, o Options) *Client {
 	t.Helper()
 	cl, err := NewClient(addr, o)
 	if err != nil {
