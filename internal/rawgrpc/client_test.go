@@ -51,15 +51,15 @@ type testServer struct {
 	cancelled chan error
 }
 
-func startServer(t testing.TB, addr string) *testServer {
+func startServer(t testing.TB, addr string, opts ...grpc.ServerOption) *testServer {
 	t.Helper()
 	lis, err := net.Listen("tcp", addr)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ts := &testServer{addr: lis.Addr().String(), cancelled: make(chan error, 16)}
-	ts.srv = grpc.NewServer(grpc.ForceServerCodecV2(bytesCodec{}), grpc.MaxRecvMsgSize(64<<20),
-		grpc.UnknownServiceHandler(ts.handle))
+	ts.srv = grpc.NewServer(append([]grpc.ServerOption{grpc.ForceServerCodecV2(bytesCodec{}), grpc.MaxRecvMsgSize(64 << 20),
+		grpc.UnknownServiceHandler(ts.handle)}, opts...)...)
 	go ts.srv.Serve(lis)
 	t.Cleanup(ts.srv.Stop)
 	return ts
@@ -174,6 +174,37 @@ func TestConcurrentCalls(t *testing.T) {
 	close(errs)
 	for err := range errs {
 		t.Error(err)
+	}
+}
+
+// TestStreamLimit: past the server's MAX_CONCURRENT_STREAMS, calls wait for a stream
+// to end instead of failing.
+func TestStreamLimit(t *testing.T) {
+	ts := startServer(t, "127.0.0.1:0", grpc.MaxConcurrentStreams(2))
+	cl := newClient(t, ts.addr, Options{})
+	if _, err := call(t, cl, "Echo", nil); err != nil { // the server's SETTINGS are in
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 16)
+	for g := range 16 {
+		wg.Go(func() {
+			for i := range 20 {
+				req := fmt.Appendf(nil, "%d-%d", g, i)
+				if got, err := call(t, cl, "Echo", req); err != nil || !bytes.Equal(got, req) {
+					errs <- fmt.Errorf("call %s: %q, %v", req, got, err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	if n := cl.slots[0].Load().active.Load(); n != 0 {
+		t.Errorf("%d streams still counted open", n)
 	}
 }
 
