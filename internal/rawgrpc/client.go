@@ -170,6 +170,7 @@ func (cl *Client) start(ctx context.Context, method string, unary bool) (*Stream
 	}
 	s, err := c.open(method, unary)
 	if err != nil {
+		c.unlockWrite()
 		return nil, err
 	}
 	return s, nil

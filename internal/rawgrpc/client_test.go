@@ -177,6 +177,32 @@ func TestConcurrentCalls(t *testing.T) {
 	}
 }
 
+// TestLargeBothWays keeps both directions of one connection full at once, several
+// windows' worth each, so that flow control is exercised both ways while writers and
+// the reader contend.
+func TestLargeBothWays(t *testing.T) {
+	ts := startServer(t, "127.0.0.1:0")
+	cl := newClient(t, ts.addr, Options{MaxRecvBytes: 8 << 20})
+	var wg sync.WaitGroup
+	errs := make(chan error, 8)
+	for g := range 8 {
+		wg.Go(func() {
+			req := bytes.Repeat([]byte{byte(g)}, 2<<20+g)
+			for range 4 {
+				if got, err := call(t, cl, "Echo", req); err != nil || !bytes.Equal(got, req) {
+					errs <- fmt.Errorf("client %d: %d bytes back, %v", g, len(got), err)
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
 // TestStreamLimit: past the server's MAX_CONCURRENT_STREAMS, calls wait for a stream
 // to end instead of failing.
 func TestStreamLimit(t *testing.T) {

@@ -43,37 +43,48 @@ const (
 // errClosed ends calls on a connection that was closed by its client.
 var errClosed = status.Error(codes.Canceled, "rawgrpc: connection closed")
 
-// conn is one HTTP/2 connection. Writers (callers, and the reader for control frames)
-// hold wmu while they frame; the last writer in line flushes, so concurrent calls share
-// a write syscall. The reader goroutine owns the receive side of every stream.
+// conn is one HTTP/2 connection. Writers hold wmu while they frame, and the last
+// writer in line flushes, so concurrent calls share a write syscall. The reader goroutine
+// owns the receive side of every stream and never waits for a writer: one may hold wmu
+// through a write that blocks until the server reads, and the server may be waiting to
+// write to us. So the flow-control state has a lock of its own, and the reader's frames
+// (acknowledgements, window updates, resets) go out at once only when wmu is free, else
+// through a control goroutine.
 type conn struct {
 	nc net.Conn
 	c  *Client
 
 	wmu     sync.Mutex
-	wcond   *sync.Cond   // on wmu: a send window grew, a stream slot freed or the connection ended
 	waiting atomic.Int32 // writers queued for wmu
 	bw      *bufio.Writer
 	fr      *http2.Framer
 	nextID  uint32
-	connWin int64 // the connection's send window
-	initWin int64 // the server's initial stream window
+	werr    error // a write failed: the writer that releases wmu ends the connection
+
+	fmu     sync.Mutex
+	fcond   *sync.Cond // on fmu: a window grew, a stream slot freed, a stalled call or the connection ended
+	connWin int64      // the connection's send window
+	initWin int64      // the server's initial stream window
 	// maxFrame is the largest DATA payload the server takes.
-	maxFrame int
+	maxFrame int64
 	// maxStreams is the server's limit on open streams; active counts ours.
 	maxStreams atomic.Int64
 	active     atomic.Int64
 
 	mu      sync.Mutex // guards streams and err
 	streams map[uint32]*Stream
-	err     error       // why the connection ended; once set, no new stream starts
+	err     error       // why the connection takes no new stream
 	dead    atomic.Bool // err is set: the client dials another connection
+
+	ctlMu   sync.Mutex
+	ctl     []func() error // the reader's frames, for the control goroutine to write
+	ctlKick chan struct{}
 
 	recvd int64 // connection bytes received since the last window update (reader only)
 	done  chan struct{}
 }
 
-// dial opens a connection and starts its reader.
+// dial opens a connection and starts its reader and control goroutines.
 func dial(ctx context.Context, cl *Client) (*conn, error) {
 	var d net.Dialer
 	nc, err := d.DialContext(ctx, "tcp", cl.addr)
@@ -82,9 +93,9 @@ func dial(ctx context.Context, cl *Client) (*conn, error) {
 	}
 	c := &conn{nc: nc, c: cl, bw: bufio.NewWriterSize(nc, 64<<10), nextID: 1,
 		connWin: defaultWindow, initWin: defaultWindow, maxFrame: 16384,
-		streams: map[uint32]*Stream{}, done: make(chan struct{})}
+		streams: map[uint32]*Stream{}, ctlKick: make(chan struct{}, 1), done: make(chan struct{})}
 	c.maxStreams.Store(math.MaxInt64)
-	c.wcond = sync.NewCond(&c.wmu)
+	c.fcond = sync.NewCond(&c.fmu)
 	c.fr = http2.NewFramer(c.bw, bufio.NewReaderSize(nc, 64<<10))
 	c.fr.ReadMetaHeaders = hpack.NewDecoder(4096, nil)
 	c.fr.MaxHeaderListSize = 1 << 20
@@ -106,6 +117,7 @@ func dial(ctx context.Context, cl *Client) (*conn, error) {
 		return nil, err
 	}
 	go c.readLoop()
+	go c.controlLoop()
 	return c, nil
 }
 
@@ -117,48 +129,55 @@ func (c *conn) lockWrite() {
 }
 
 // unlockWrite flushes unless another writer is in line (it will flush both), then
-// releases the write side. A flush error ends the connection.
+// releases the write side. A failed write or flush ends the connection.
 func (c *conn) unlockWrite() {
-	var err error
-	if c.waiting.Load() == 0 {
+	err := c.werr
+	if err == nil && c.waiting.Load() == 0 {
 		err = c.bw.Flush()
+		c.werr = err
 	}
 	c.wmu.Unlock()
 	if err != nil {
-		c.fail(err)
+		c.fail(status.Errorf(codes.Unavailable, "rawgrpc: write: %v", err))
 	}
 }
 
-// wait flushes what is buffered (whoever buffered it may be waiting too) and waits
-// for wcond.
-func (c *conn) wait() error {
-	if err := c.bw.Flush(); err != nil {
-		return err
+// flush writes out what is buffered, with wmu held, before a writer waits: whoever
+// buffered it may be in line behind this writer.
+func (c *conn) flush() error {
+	if c.werr == nil {
+		c.werr = c.bw.Flush()
 	}
-	c.wcond.Wait()
-	return nil
+	return c.werr
 }
 
 // fail ends the connection for err: every open stream ends with it, and waiting
-// writers wake.
+// writers wake. It must not be called with wmu or fmu held.
 func (c *conn) fail(err error) {
 	c.mu.Lock()
-	if c.err != nil {
+	if c.streams == nil {
 		c.mu.Unlock()
 		return
 	}
-	c.err = err
-	c.dead.Store(true)
+	if c.err == nil {
+		c.err = err
+		c.dead.Store(true)
+	}
 	streams := c.streams
-	c.streams = map[uint32]*Stream{}
+	c.streams = nil
 	c.mu.Unlock()
 	c.nc.Close()
 	for _, s := range streams {
 		s.finish(err)
 	}
-	c.wmu.Lock()
-	c.wcond.Broadcast()
-	c.wmu.Unlock()
+	c.signal()
+}
+
+// signal wakes the writers waiting on fcond.
+func (c *conn) signal() {
+	c.fmu.Lock()
+	c.fcond.Broadcast()
+	c.fmu.Unlock()
 }
 
 // broken reports why the connection takes no new stream, if it does not.
@@ -168,39 +187,54 @@ func (c *conn) broken() error {
 	return c.err
 }
 
+// retire stops new streams for err (a GOAWAY, stream ids used up) and lets those
+// open finish; the connection closes when the last one does.
+func (c *conn) retire(err error) {
+	c.mu.Lock()
+	if c.err == nil {
+		c.err = err
+		c.dead.Store(true)
+	}
+	c.mu.Unlock()
+	if c.active.Load() == 0 {
+		c.nc.Close()
+	}
+	c.signal()
+}
+
 // open starts a stream: its HEADERS are framed (not yet flushed) with the write side
-// held, which the caller releases.
+// held, which the caller releases with unlockWrite, error or not.
 func (c *conn) open(method string, unary bool) (*Stream, error) {
 	c.lockWrite()
+	c.fmu.Lock()
 	for c.active.Load() >= c.maxStreams.Load() && c.broken() == nil {
-		if err := c.wait(); err != nil {
-			c.wmu.Unlock()
-			c.fail(err)
+		c.fmu.Unlock()
+		if err := c.flush(); err != nil { // the calls that would free a slot may be buffered
 			return nil, err
+		}
+		c.fmu.Lock()
+		if c.active.Load() >= c.maxStreams.Load() && c.broken() == nil {
+			c.fcond.Wait()
 		}
 	}
 	s := &Stream{c: c, id: c.nextID, sendWin: c.initWin, notify: make(chan struct{}, 1), unary: unary}
 	c.mu.Lock()
 	err := c.err
-	if err == nil && s.id > lastStreamID-2 {
-		err = status.Error(codes.Unavailable, "rawgrpc: stream ids used up")
-		c.err = err
-		c.dead.Store(true)
-	}
 	if err == nil {
 		c.streams[s.id] = s
+		c.active.Add(1)
 	}
 	c.mu.Unlock()
+	c.fmu.Unlock()
 	if err != nil {
-		c.unlockWrite()
 		return nil, err
 	}
-	c.nextID += 2
-	c.active.Add(1)
+	if c.nextID += 2; c.nextID > lastStreamID {
+		c.retire(status.Error(codes.Unavailable, "rawgrpc: stream ids used up"))
+	}
 	if err := c.fr.WriteHeaders(http2.HeadersFrameParam{StreamID: s.id, BlockFragment: c.c.headers(method),
 		EndHeaders: true}); err != nil {
-		c.unlockWrite()
-		c.fail(err)
+		c.werr = err
 		return nil, err
 	}
 	return s, nil
@@ -210,35 +244,21 @@ func (c *conn) open(method string, unary bool) (*Stream, error) {
 // and the frame size, and waiting for windows when they are spent.
 func (c *conn) send(s *Stream, msg []byte, end bool) error {
 	for {
-		if err := c.broken(); err != nil {
+		if err := s.ended(); err != nil { // a failed connection ends every call
 			return err
 		}
-		if err := s.ended(); err != nil {
+		n, err := c.reserve(s, int64(len(msg)))
+		if err != nil {
 			return err
 		}
-		n := min(int64(len(msg)), c.connWin, s.sendWin, int64(c.maxFrame))
-		if n <= 0 && len(msg) > 0 {
-			// Out of window: wait for the server's update, or for the call to end
-			// (finish wakes a stalled stream; the flag goes up before the last look).
-			s.stalled.Store(true)
-			if err := s.ended(); err != nil {
-				return err
-			}
-			err := c.wait()
-			s.stalled.Store(false)
-			if err != nil {
-				c.fail(err)
-				return err
-			}
+		if n == 0 && len(msg) > 0 {
 			continue
 		}
 		last := int(n) == len(msg)
 		if err := c.fr.WriteData(s.id, end && last, msg[:n]); err != nil {
-			c.fail(err)
+			c.werr = err
 			return err
 		}
-		c.connWin -= n
-		s.sendWin -= n
 		msg = msg[n:]
 		if last {
 			return nil
@@ -246,16 +266,43 @@ func (c *conn) send(s *Stream, msg []byte, end bool) error {
 	}
 }
 
+// reserve takes up to want bytes of s's and the connection's send windows, at most a
+// frame's worth. With none to take it flushes, then waits for a window update, the
+// call's end or the connection's, and returns 0.
+func (c *conn) reserve(s *Stream, want int64) (int64, error) {
+	c.fmu.Lock()
+	if n := min(want, c.connWin, s.sendWin, c.maxFrame); n > 0 || want == 0 {
+		c.connWin -= n
+		s.sendWin -= n
+		c.fmu.Unlock()
+		return max(n, 0), nil
+	}
+	c.fmu.Unlock()
+	if err := c.flush(); err != nil {
+		return 0, err
+	}
+	// finish wakes a stalled stream: the flag goes up before the last look.
+	s.stalled.Store(true)
+	defer s.stalled.Store(false)
+	c.fmu.Lock()
+	defer c.fmu.Unlock()
+	if min(c.connWin, s.sendWin) <= 0 && s.ended() == nil && !c.closed() {
+		c.fcond.Wait()
+	}
+	return 0, nil
+}
+
+// closed reports whether the connection has failed (not merely retired).
+func (c *conn) closed() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.streams == nil
+}
+
 // reset tells the server the client gave up on s.
 func (c *conn) reset(s *Stream) {
-	if !c.forget(s.id) {
-		return
-	}
-	c.lockWrite()
-	err := c.fr.WriteRSTStream(s.id, http2.ErrCodeCancel)
-	c.unlockWrite()
-	if err != nil {
-		c.fail(err)
+	if c.forget(s.id) {
+		c.control(func() error { return c.fr.WriteRSTStream(s.id, http2.ErrCodeCancel) })
 	}
 }
 
@@ -270,13 +317,11 @@ func (c *conn) forget(id uint32) bool {
 	}
 	left := c.active.Add(-1)
 	if left == 0 && c.dead.Load() {
-		c.nc.Close() // replaced (GOAWAY, ids used up) and now idle
+		c.nc.Close() // retired and now idle
 	}
 	// Writers wait for a slot only at the server's limit: wake them on the way below it.
 	if left == c.maxStreams.Load()-1 {
-		c.wmu.Lock()
-		c.wcond.Broadcast()
-		c.wmu.Unlock()
+		c.signal()
 	}
 	return true
 }
@@ -315,13 +360,48 @@ func (c *conn) readLoop() {
 	}
 }
 
-// control writes a frame of the reader's.
+// control writes a frame of the reader's: at once when no writer holds the write side
+// (a ping's acknowledgement then costs no goroutine switch), else through the control
+// goroutine, so that the reader never waits.
 func (c *conn) control(write func() error) {
-	c.lockWrite()
-	err := write()
-	c.unlockWrite()
-	if err != nil {
-		c.fail(err)
+	c.ctlMu.Lock()
+	c.ctl = append(c.ctl, write)
+	c.ctlMu.Unlock()
+	if c.wmu.TryLock() {
+		c.writeControl()
+		c.unlockWrite()
+		return
+	}
+	select {
+	case c.ctlKick <- struct{}{}:
+	default:
+	}
+}
+
+// writeControl writes the reader's pending frames, with the write side held.
+func (c *conn) writeControl() {
+	c.ctlMu.Lock()
+	frames := c.ctl
+	c.ctl = nil
+	c.ctlMu.Unlock()
+	for _, write := range frames {
+		if c.werr == nil {
+			c.werr = write()
+		}
+	}
+}
+
+// controlLoop writes the reader's frames until the connection ends.
+func (c *conn) controlLoop() {
+	for {
+		select {
+		case <-c.ctlKick:
+		case <-c.done:
+			return
+		}
+		c.lockWrite()
+		c.writeControl()
+		c.unlockWrite()
 	}
 }
 
@@ -349,14 +429,14 @@ func (c *conn) handle(f http2.Frame) error {
 			c.control(func() error { return c.fr.WritePing(true, data) })
 		}
 	case *http2.WindowUpdateFrame:
-		c.wmu.Lock()
+		c.fmu.Lock()
 		if f.StreamID == 0 {
 			c.connWin += int64(f.Increment)
 		} else if s := c.stream(f.StreamID); s != nil {
 			s.sendWin += int64(f.Increment)
 		}
-		c.wcond.Broadcast()
-		c.wmu.Unlock()
+		c.fcond.Broadcast()
+		c.fmu.Unlock()
 	case *http2.GoAwayFrame:
 		c.goAway(f)
 	case *http2.PushPromiseFrame:
@@ -367,7 +447,7 @@ func (c *conn) handle(f http2.Frame) error {
 
 // settings applies the server's settings and acknowledges them.
 func (c *conn) settings(f *http2.SettingsFrame) {
-	c.wmu.Lock()
+	c.fmu.Lock()
 	_ = f.ForeachSetting(func(s http2.Setting) error {
 		switch s.ID {
 		case http2.SettingInitialWindowSize:
@@ -380,25 +460,21 @@ func (c *conn) settings(f *http2.SettingsFrame) {
 			}
 			c.mu.Unlock()
 		case http2.SettingMaxFrameSize:
-			c.maxFrame = int(s.Val)
+			c.maxFrame = int64(s.Val)
 		case http2.SettingMaxConcurrentStreams:
 			c.maxStreams.Store(int64(s.Val))
 		}
 		return nil
 	})
-	c.wcond.Broadcast()
-	c.wmu.Unlock()
+	c.fcond.Broadcast()
+	c.fmu.Unlock()
 	c.control(c.fr.WriteSettingsAck)
 }
 
-// goAway ends the streams the server will not process and stops new ones.
+// goAway ends the streams the server will not process and retires the connection.
 func (c *conn) goAway(f *http2.GoAwayFrame) {
 	err := status.Errorf(codes.Unavailable, "rawgrpc: server sent GOAWAY (%v)", f.ErrCode)
 	c.mu.Lock()
-	if c.err == nil {
-		c.err = err
-		c.dead.Store(true)
-	}
 	var gone []*Stream
 	for id, s := range c.streams {
 		if id > f.LastStreamID {
@@ -411,12 +487,7 @@ func (c *conn) goAway(f *http2.GoAwayFrame) {
 			s.finish(err)
 		}
 	}
-	if c.active.Load() == 0 {
-		c.nc.Close() // nothing left to finish here
-	}
-	c.wmu.Lock()
-	c.wcond.Broadcast()
-	c.wmu.Unlock()
+	c.retire(err)
 }
 
 // data passes a DATA frame to its stream and returns the window it used.

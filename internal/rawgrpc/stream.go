@@ -96,9 +96,7 @@ func (s *Stream) finish(err error) {
 	s.mu.Unlock()
 	s.wake()
 	if s.stalled.Load() {
-		s.c.wmu.Lock()
-		s.c.wcond.Broadcast()
-		s.c.wmu.Unlock()
+		s.c.signal()
 	}
 }
 
