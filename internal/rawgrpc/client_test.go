@@ -44,7 +44,7 @@ func (bytesCodec) Unmarshal(d mem.BufferSlice, v any) error {
 //	Block: waits for the call to end and reports it on cancelled;
 //	Meta: answers the x-token metadata and whether the call has a deadline;
 //	Big: answers as many bytes as the request's decimal number;
-//	Reject: fails without reading the request.
+//	Reject: fails without reading the request; Slow: echoes after 300 ms.
 type testServer struct {
 	addr      string
 	srv       *grpc.Server
@@ -103,6 +103,9 @@ func (ts *testServer) handle(_ any, st grpc.ServerStream) error {
 		_, deadline := st.Context().Deadline()
 		reply := fmt.Appendf(nil, "%s|%s|%v", strings.Join(md["x-token"], ","), strings.Join(md["x-key-bin"], ","), deadline)
 		return st.SendMsg(&reply)
+	case "Slow":
+		time.Sleep(300 * time.Millisecond)
+		return st.SendMsg(&req)
 	case "Big":
 		n, _ := strconv.Atoi(string(req))
 		reply := bytes.Repeat([]byte{'b'}, n)
@@ -359,6 +362,42 @@ func TestServerGoesAway(t *testing.T) {
 	startServer(t, ts.addr) // the client dials the new one
 	if got, err := call(t, cl, "Echo", []byte("back")); err != nil || string(got) != "back" {
 		t.Fatalf("after a new server started: %q, %v", got, err)
+	}
+}
+
+// TestDrainingServer: calls in flight when the server starts a graceful stop (GOAWAY)
+// finish on their connection; the next call dials again.
+func TestDrainingServer(t *testing.T) {
+	ts := startServer(t, "127.0.0.1:0")
+	cl := newClient(t, ts.addr, Options{})
+	if _, err := call(t, cl, "Echo", nil); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	errs := make(chan error, 4)
+	for i := range 4 {
+		wg.Go(func() {
+			req := fmt.Appendf(nil, "slow %d", i)
+			if got, err := call(t, cl, "Slow", req); err != nil || !bytes.Equal(got, req) {
+				errs <- fmt.Errorf("call in flight: %q, %v", got, err)
+			}
+		})
+	}
+	time.Sleep(100 * time.Millisecond) // the four are in the server's handler
+	stopped := make(chan struct{})
+	go func() {
+		ts.srv.GracefulStop()
+		close(stopped)
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+	<-stopped
+	startServer(t, ts.addr) // the next call dials it
+	if got, err := call(t, cl, "Echo", []byte("next")); err != nil || string(got) != "next" {
+		t.Fatalf("after the drain: %q, %v", got, err)
 	}
 }
 
