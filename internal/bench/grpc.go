@@ -207,11 +207,8 @@ func (c *GRPCClient) encode(r *inference.ModelInferRequest) (rawgrpc.Message, er
 }
 
 // inSequence is req as step seq of a sequence: a new message with the sequence
-// parameters that shares req's tensors. The zero Step returns req itself.
+// parameters that shares req's tensors.
 func inSequence(req *inference.ModelInferRequest, seq Step) *inference.ModelInferRequest {
-	if seq == (Step{}) {
-		return req
-	}
 	return &inference.ModelInferRequest{
 		ModelName: req.ModelName, ModelVersion: req.ModelVersion, Id: req.Id,
 		Inputs: req.Inputs, Outputs: req.Outputs, RawInputContents: req.RawInputContents,

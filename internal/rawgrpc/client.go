@@ -1,6 +1,7 @@
 package rawgrpc
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"errors"
@@ -13,6 +14,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"golang.org/x/net/http2/hpack"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/encoding"
 	"google.golang.org/grpc/status"
@@ -42,8 +44,8 @@ type Client struct {
 	o       Options
 	maxRecv int
 	comp    encoding.Compressor
-	meta    []byte   // metadata and options, encoded once
-	blocks  sync.Map // method -> its calls' header block
+	meta    []hpack.HeaderField // metadata and options, in every call's headers
+	blocks  sync.Map            // method -> its calls' header block
 	slots   []atomic.Pointer[conn]
 	turn    atomic.Uint64
 	dialMu  sync.Mutex
@@ -69,11 +71,11 @@ func NewClient(addr string, o Options) (*Client, error) {
 		if cl.comp = encoding.GetCompressor(o.Compression); cl.comp == nil {
 			return nil, fmt.Errorf("rawgrpc: no compressor %q is registered", o.Compression)
 		}
-		cl.meta = appendField(cl.meta, "grpc-encoding", o.Compression)
-		cl.meta = appendField(cl.meta, "grpc-accept-encoding", o.Compression)
+		cl.meta = append(cl.meta, hpack.HeaderField{Name: "grpc-encoding", Value: o.Compression},
+			hpack.HeaderField{Name: "grpc-accept-encoding", Value: o.Compression})
 	}
 	if o.Timeout > 0 {
-		cl.meta = appendField(cl.meta, "grpc-timeout", timeoutValue(o.Timeout))
+		cl.meta = append(cl.meta, hpack.HeaderField{Name: "grpc-timeout", Value: timeoutValue(o.Timeout)})
 	}
 	for name, values := range o.Metadata {
 		name = strings.ToLower(name)
@@ -84,7 +86,7 @@ func NewClient(addr string, o Options) (*Client, error) {
 			if strings.HasSuffix(name, "-bin") {
 				v = base64.RawStdEncoding.EncodeToString([]byte(v))
 			}
-			cl.meta = appendField(cl.meta, name, v)
+			cl.meta = append(cl.meta, hpack.HeaderField{Name: name, Value: v})
 		}
 	}
 	return cl, nil
@@ -98,8 +100,8 @@ func (cl *Client) Encode(msg []byte) (Message, error) {
 		copy(m[5:], msg)
 		return m, nil
 	}
-	var b strings.Builder
-	b.WriteString("\x00\x00\x00\x00\x00")
+	var b bytes.Buffer
+	b.Write(make([]byte, 5)) // the prefix, filled in below
 	w, err := cl.comp.Compress(&b)
 	if err == nil {
 		_, err = w.Write(msg)
@@ -110,7 +112,7 @@ func (cl *Client) Encode(msg []byte) (Message, error) {
 	if err != nil {
 		return nil, fmt.Errorf("rawgrpc: compress (%s): %w", cl.o.Compression, err)
 	}
-	m := Message(b.String())
+	m := Message(b.Bytes())
 	putPrefix(m, 1, len(m)-5)
 	return m, nil
 }
@@ -236,66 +238,26 @@ func (cl *Client) Close() error {
 	return nil
 }
 
-// headers is the header block of method's calls. It names fields through HPACK's
-// static table where the table has them and sends the rest as literals the server
-// does not index, so the block is the same for every call on every connection.
+// headers is the header block of method's calls. Every field goes as a literal the
+// server must not index (hpack's Sensitive), so the encoder's table stays empty and the
+// block is the same for every call on every connection.
 func (cl *Client) headers(method string) []byte {
 	if b, ok := cl.blocks.Load(method); ok {
 		return b.([]byte)
 	}
-	var b []byte
-	b = append(b, 0x80|staticMethodPOST, 0x80|staticSchemeHTTP) // indexed fields (6.1)
-	b = appendNamed(b, staticPath, method)
-	b = appendNamed(b, staticAuthority, cl.addr)
-	b = appendNamed(b, staticContentType, "application/grpc")
-	b = appendField(b, "te", "trailers")
-	b = appendNamed(b, staticUserAgent, "ferry-bench")
-	b = append(b, cl.meta...)
-	cl.blocks.Store(method, b)
-	return b
-}
-
-// Entries of HPACK's static table (RFC 7541, appendix A).
-const (
-	staticAuthority   = 1
-	staticMethodPOST  = 3
-	staticPath        = 4
-	staticSchemeHTTP  = 6
-	staticContentType = 31
-	staticUserAgent   = 58
-)
-
-// appendNamed appends a "literal header field without indexing" whose name is static
-// table entry i (RFC 7541, 6.2.2).
-func appendNamed(b []byte, i uint64, value string) []byte {
-	return appendString(appendInt(b, 4, i), value)
-}
-
-// appendField appends a "literal header field without indexing" with a new name.
-func appendField(b []byte, name, value string) []byte {
-	b = append(b, 0)
-	b = appendString(b, name)
-	return appendString(b, value)
-}
-
-// appendString appends an HPACK string literal, not Huffman-coded.
-func appendString(b []byte, s string) []byte {
-	b = appendInt(b, 7, uint64(len(s)))
-	return append(b, s...)
-}
-
-// appendInt appends v as an HPACK integer with an n-bit prefix (RFC 7541, 5.1), the
-// prefix's other bits zero.
-func appendInt(b []byte, n uint, v uint64) []byte {
-	limit := uint64(1)<<n - 1
-	if v < limit {
-		return append(b, byte(v))
+	var buf bytes.Buffer
+	enc := hpack.NewEncoder(&buf)
+	fields := append([]hpack.HeaderField{
+		{Name: ":method", Value: "POST"}, {Name: ":scheme", Value: "http"}, {Name: ":path", Value: method},
+		{Name: ":authority", Value: cl.addr}, {Name: "content-type", Value: "application/grpc"},
+		{Name: "te", Value: "trailers"}, {Name: "user-agent", Value: "ferry-bench"},
+	}, cl.meta...)
+	for _, f := range fields {
+		f.Sensitive = true
+		enc.WriteField(f) // a bytes.Buffer takes every write
 	}
-	b = append(b, byte(limit))
-	for v -= limit; v >= 128; v >>= 7 {
-		b = append(b, byte(v&127)|128)
-	}
-	return append(b, byte(v))
+	cl.blocks.Store(method, buf.Bytes())
+	return buf.Bytes()
 }
 
 // timeoutValue is d as a grpc-timeout: at most 8 digits, in the finest unit that fits,

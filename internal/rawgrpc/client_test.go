@@ -156,27 +156,34 @@ func TestUnary(t *testing.T) {
 func TestConcurrentCalls(t *testing.T) {
 	ts := startServer(t, "127.0.0.1:0")
 	cl := newClient(t, ts.addr, Options{Conns: 2})
+	startEchoes(t, cl, "Echo", 64, 100, func(g, i int) []byte {
+		return bytes.Repeat(fmt.Appendf(nil, "%d-%d;", g, i), 1+i*37%500)
+	})()
+}
+
+// startEchoes starts clients goroutines, each making calls calls of method (one that
+// echoes) with req(client, call) and checking it gets its own request back; the
+// function it returns waits for them and reports each client's first failure.
+func startEchoes(t *testing.T, cl *Client, method string, clients, calls int, req func(g, i int) []byte) (wait func()) {
 	var wg sync.WaitGroup
-	errs := make(chan error, 64)
-	for g := range 64 {
+	errs := make(chan error, clients)
+	for g := range clients {
 		wg.Go(func() {
-			for i := range 100 {
-				req := bytes.Repeat(fmt.Appendf(nil, "%d-%d;", g, i), 1+i*37%500)
-				got, err := call(t, cl, "Echo", req)
-				if err == nil && !bytes.Equal(got, req) {
-					err = fmt.Errorf("call %d-%d: answer of another call", g, i)
-				}
-				if err != nil {
-					errs <- err
+			for i := range calls {
+				r := req(g, i)
+				if got, err := call(t, cl, method, r); err != nil || !bytes.Equal(got, r) {
+					errs <- fmt.Errorf("client %d, call %d: %d bytes back, %v", g, i, len(got), err)
 					return
 				}
 			}
 		})
 	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
+	return func() {
+		wg.Wait()
+		close(errs)
+		for err := range errs {
+			t.Error(err)
+		}
 	}
 }
 
@@ -186,24 +193,7 @@ func TestConcurrentCalls(t *testing.T) {
 func TestLargeBothWays(t *testing.T) {
 	ts := startServer(t, "127.0.0.1:0")
 	cl := newClient(t, ts.addr, Options{MaxRecvBytes: 8 << 20})
-	var wg sync.WaitGroup
-	errs := make(chan error, 8)
-	for g := range 8 {
-		wg.Go(func() {
-			req := bytes.Repeat([]byte{byte(g)}, 2<<20+g)
-			for range 4 {
-				if got, err := call(t, cl, "Echo", req); err != nil || !bytes.Equal(got, req) {
-					errs <- fmt.Errorf("client %d: %d bytes back, %v", g, len(got), err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	startEchoes(t, cl, "Echo", 8, 4, func(g, _ int) []byte { return bytes.Repeat([]byte{byte(g)}, 2<<20+g) })()
 }
 
 // TestStreamLimit: past the server's MAX_CONCURRENT_STREAMS, calls wait for a stream
@@ -214,24 +204,7 @@ func TestStreamLimit(t *testing.T) {
 	if _, err := call(t, cl, "Echo", nil); err != nil { // the server's SETTINGS are in
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 16)
-	for g := range 16 {
-		wg.Go(func() {
-			for i := range 20 {
-				req := fmt.Appendf(nil, "%d-%d", g, i)
-				if got, err := call(t, cl, "Echo", req); err != nil || !bytes.Equal(got, req) {
-					errs <- fmt.Errorf("call %s: %q, %v", req, got, err)
-					return
-				}
-			}
-		})
-	}
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	startEchoes(t, cl, "Echo", 16, 20, func(g, i int) []byte { return fmt.Appendf(nil, "%d-%d", g, i) })()
 	if n := cl.slots[0].Load().active.Load(); n != 0 {
 		t.Errorf("%d streams still counted open", n)
 	}
@@ -373,27 +346,14 @@ func TestDrainingServer(t *testing.T) {
 	if _, err := call(t, cl, "Echo", nil); err != nil {
 		t.Fatal(err)
 	}
-	var wg sync.WaitGroup
-	errs := make(chan error, 4)
-	for i := range 4 {
-		wg.Go(func() {
-			req := fmt.Appendf(nil, "slow %d", i)
-			if got, err := call(t, cl, "Slow", req); err != nil || !bytes.Equal(got, req) {
-				errs <- fmt.Errorf("call in flight: %q, %v", got, err)
-			}
-		})
-	}
+	inFlight := startEchoes(t, cl, "Slow", 4, 1, func(g, _ int) []byte { return fmt.Appendf(nil, "slow %d", g) })
 	time.Sleep(100 * time.Millisecond) // the four are in the server's handler
 	stopped := make(chan struct{})
 	go func() {
 		ts.srv.GracefulStop()
 		close(stopped)
 	}()
-	wg.Wait()
-	close(errs)
-	for err := range errs {
-		t.Error(err)
-	}
+	inFlight()
 	<-stopped
 	startServer(t, ts.addr) // the next call dials it
 	if got, err := call(t, cl, "Echo", []byte("next")); err != nil || string(got) != "next" {
@@ -449,19 +409,9 @@ func TestNotGRPC(t *testing.T) {
 	}
 }
 
-func TestHPACK(t *testing.T) {
-	// RFC 7541, C.1: 10 with a 5-bit prefix, 1337 with a 5-bit prefix, 42 with 8 bits.
-	for _, c := range []struct {
-		n    uint
-		v    uint64
-		want []byte
-	}{{5, 10, []byte{10}}, {5, 1337, []byte{31, 154, 10}}, {8, 42, []byte{42}}, {7, 127, []byte{127, 0}}} {
-		if got := appendInt(nil, c.n, c.v); !bytes.Equal(got, c.want) {
-			t.Errorf("appendInt(%d, %d) = %v, want %v", c.n, c.v, got, c.want)
-		}
-	}
+func TestHeaderBlock(t *testing.T) {
 	// A call's header block reads back as the fields it means.
-	cl := &Client{addr: "h:1", meta: appendField(nil, "x-a", "b")}
+	cl := &Client{addr: "h:1", meta: []hpack.HeaderField{{Name: "x-a", Value: "b"}}}
 	var got []string
 	dec := hpack.NewDecoder(4096, func(f hpack.HeaderField) { got = append(got, f.Name+"="+f.Value) })
 	for range 2 { // and the same again: nothing is indexed

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"math"
 	"net"
@@ -275,17 +274,11 @@ func (c *conn) reserve(s *Stream, want int64) (int64, error) {
 	defer s.stalled.Store(false)
 	c.fmu.Lock()
 	defer c.fmu.Unlock()
-	if min(c.connWin, s.sendWin) <= 0 && s.ended() == nil && !c.closed() {
+	// A failed connection finishes every call, s too.
+	if min(c.connWin, s.sendWin) <= 0 && s.ended() == nil {
 		c.fcond.Wait()
 	}
 	return 0, nil
-}
-
-// closed reports whether the connection has failed (not merely retired).
-func (c *conn) closed() bool {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.streams == nil
 }
 
 // reset tells the server the client gave up on s.
@@ -481,7 +474,6 @@ func (c *conn) goAway(f *http2.GoAwayFrame) {
 
 // data passes a DATA frame to its stream and returns the window it used.
 func (c *conn) data(f *http2.DataFrame) error {
-	var err error
 	if n := int64(f.Length); n > 0 {
 		c.recvd += n
 		if c.recvd >= recvThreshold {
@@ -497,7 +489,7 @@ func (c *conn) data(f *http2.DataFrame) error {
 	if inc := s.received(int64(f.Length)); inc > 0 {
 		c.control(func() error { return c.fr.WriteWindowUpdate(s.id, inc) })
 	}
-	if err = s.data(f.Data(), c.c.maxRecv); err != nil {
+	if err := s.data(f.Data()); err != nil {
 		if c.forget(s.id) {
 			s.finish(err)
 			c.control(func() error { return c.fr.WriteRSTStream(s.id, http2.ErrCodeCancel) })
@@ -528,5 +520,3 @@ func resetError(code http2.ErrCode) error {
 	}
 	return status.Errorf(c, "rawgrpc: stream reset by the server: %v", code)
 }
-
-func (c *conn) String() string { return fmt.Sprintf("rawgrpc conn to %s", c.c.addr) }

@@ -45,7 +45,7 @@ func feed(b []byte, n int) ([][]byte, error) {
 	s := &Stream{c: &conn{c: &Client{maxRecv: 1 << 16}}, notify: make(chan struct{}, 1)}
 	for len(b) > 0 {
 		k := min(n, len(b))
-		if err := s.data(b[:k], s.c.c.maxRecv); err != nil {
+		if err := s.data(b[:k]); err != nil {
 			return s.msgs, err
 		}
 		b = b[k:]

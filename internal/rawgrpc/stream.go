@@ -208,10 +208,10 @@ func field(f *http2.MetaHeadersFrame, name string) (string, bool) {
 }
 
 // data adds a DATA payload to the stream, delivering the messages it completes.
-func (s *Stream) data(p []byte, maxRecv int) error {
+func (s *Stream) data(p []byte) error {
 	s.buf = append(s.buf, p...)
 	for {
-		m, rest, ok, err := nextMessage(s.buf, maxRecv)
+		m, rest, ok, err := nextMessage(s.buf, s.c.c.maxRecv)
 		if err != nil || !ok {
 			return err
 		}
