@@ -37,6 +37,9 @@ var (
 type Runtime struct {
 	log     *slog.Logger
 	version string
+	// perSession is the C heap a session of a one-node model holds (prime.go): the
+	// least any session holds on top of its weights.
+	perSession int64
 
 	// life is held shared while Inspect and Open use the environment and
 	// exclusively by Close while it destroys it.
@@ -69,19 +72,25 @@ func NewRuntime(opts Options) (*Runtime, error) {
 	}
 	ort.SetSharedLibraryPath(opts.LibraryPath)
 	var version string
+	var perSession int64
 	err := safely(log, func() error {
 		if err := ort.InitializeEnvironment(); err != nil {
 			return err
 		}
 		version = ort.GetVersion()
-		return nil
+		var err error
+		if perSession, err = prime(); err != nil {
+			ort.DestroyEnvironment()
+		}
+		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("onnx: initialise ONNX Runtime from %s: %w", opts.LibraryPath, err)
 	}
 	envInUse = true
-	log.Info("onnx runtime initialised", "library", opts.LibraryPath, "ort_version", version)
-	return &Runtime{log: log, version: version, sessions: map[*Session]struct{}{}, descs: map[descKey]*modelDesc{}}, nil
+	log.Info("onnx runtime initialised", "library", opts.LibraryPath, "ort_version", version, "session_bytes", perSession)
+	return &Runtime{log: log, version: version, perSession: perSession,
+		sessions: map[*Session]struct{}{}, descs: map[descKey]*modelDesc{}}, nil
 }
 
 // Version is the ONNX Runtime library's version ("1.30.0").

@@ -185,10 +185,11 @@ func (s *Session) IO() IO {
 	return io
 }
 
-// ResidentBytes is a rough floor of the memory the session holds: the model
-// file's size, which its weights dominate. ONNX Runtime's arenas and
-// pre-packed weights come on top and are not measured.
-func (s *Session) ResidentBytes() int64 { return s.size }
+// ResidentBytes is a floor of the memory the session holds: the model file's
+// size, which its weights dominate, plus what the smallest session holds
+// (measured when the Runtime started). ONNX Runtime's arena, pre-packed
+// weights and a bigger graph's kernels come on top.
+func (s *Session) ResidentBytes() int64 { return s.size + s.rt.perSession }
 
 // Close releases the session after the Executes in progress return. Closing
 // twice is a no-op.
