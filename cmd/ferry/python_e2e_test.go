@@ -92,7 +92,8 @@ parameters { key: "marker" value { string_value: "%s" } }
 `
 
 // pyFaultyModel echoes its input. -1 raises, -2 answers TritonError(INVALID_ARG), -3
-// writes its pid to the marker file and sleeps (for the test to kill it).
+// writes its pid to the marker file and sleeps (for the test to kill it), -4 exits the
+// process (a crash). initialize() waits while the marker's .holdinit file exists.
 const pyFaultyModel = `
 import json, os, time
 import triton_python_backend_utils as pb_utils
@@ -101,6 +102,9 @@ import triton_python_backend_utils as pb_utils
 class TritonPythonModel:
     def initialize(self, args):
         self.marker = json.loads(args["model_config"])["parameters"]["marker"]["string_value"]
+        deadline = time.time() + 30
+        while os.path.exists(self.marker + ".holdinit") and time.time() < deadline:
+            time.sleep(0.005)
 
     def execute(self, requests):
         out = []
@@ -112,6 +116,8 @@ class TritonPythonModel:
             if v == -2:
                 out.append(pb_utils.InferenceResponse(error=pb_utils.TritonError("-2 is out of range", pb_utils.TritonError.INVALID_ARG)))
                 continue
+            if v == -4:
+                os._exit(70)
             if v == -3:
                 with open(self.marker + ".tmp", "w") as f:
                     f.write(str(os.getpid()))
@@ -420,4 +426,78 @@ func pythonChildren(t *testing.T) map[int]string {
 		}
 	}
 	return out
+}
+
+// TestPythonNotReadyWhileItsProcessRestarts: from a crash of a model's process until the
+// new one has run initialize(), the model is not ready (ready endpoint, index) and,
+// with strict readiness, neither is the server; a request that arrives meanwhile waits
+// for the restart and succeeds. A second crash soon after is backed off, and a request
+// then fails at once with a 503 saying when the process starts again.
+func TestPythonNotReadyWhileItsProcessRestarts(t *testing.T) {
+	needPython3(t)
+	repo, marker := pythonRepo(t)
+	ts := startServer(t, repo)
+	status := func(path string) int {
+		code, _, _ := httpDo(t, "GET", ts.URL+path, "", nil)
+		return code
+	}
+	serverReady := func() int { return status("/v2/health/ready") }
+	modelReady := func() int { return status("/v2/models/faulty/ready") }
+	if s, m := serverReady(), modelReady(); s != 200 || m != 200 {
+		t.Fatalf("before the crash: server ready %d, model ready %d", s, m)
+	}
+	if err := os.WriteFile(marker+".holdinit", nil, 0o644); err != nil { // the restart waits
+		t.Fatal(err)
+	}
+	if code, _, msg := pyInfer(t, ts.URL, "faulty", oneInput(-4, false)); code != 500 || !strings.Contains(msg, "exit status 70") {
+		t.Fatalf("request that crashes the process: %d %s", code, msg)
+	}
+	if s, m := serverReady(), modelReady(); s != 503 || m != 503 {
+		t.Errorf("while the process restarts: server ready %d, model ready %d, want 503 and 503", s, m)
+	}
+	if code := status("/v2/models/add_int32/ready"); code != 200 {
+		t.Errorf("another model while faulty restarts: ready %d", code)
+	}
+	for _, e := range repositoryIndex(t, ts.URL) {
+		if e.Name == "faulty" && (e.State != "UNAVAILABLE" || !strings.Contains(e.Reason, "a new process is starting")) {
+			t.Errorf("index while the process restarts: %+v, want UNAVAILABLE because a new process is starting", e)
+		}
+	}
+	type reply struct {
+		code int
+		outs map[string][]float64
+		msg  string
+	}
+	done := make(chan reply, 1)
+	go func() {
+		code, outs, msg := pyInfer(t, ts.URL, "faulty", oneInput(5, false))
+		done <- reply{code, outs, msg}
+	}()
+	time.Sleep(100 * time.Millisecond)
+	select {
+	case r := <-done:
+		t.Fatalf("request during the restart answered before the process was up: %+v", r)
+	default:
+	}
+	if err := os.Remove(marker + ".holdinit"); err != nil {
+		t.Fatal(err)
+	}
+	if r := <-done; r.code != 200 || !floatsEqual(r.outs["OUT"], []float64{5}) {
+		t.Errorf("request that waited for the restart: %+v", r)
+	}
+	if s, m := serverReady(), modelReady(); s != 200 || m != 200 {
+		t.Errorf("after the restart: server ready %d, model ready %d", s, m)
+	}
+
+	// Within 5 s of the restart: the next start waits a back-off, which requests do not.
+	if code, _, msg := pyInfer(t, ts.URL, "faulty", oneInput(-4, false)); code != 500 {
+		t.Fatalf("second crash: %d %s", code, msg)
+	}
+	if code, _, msg := pyInfer(t, ts.URL, "faulty", oneInput(6, false)); code != 503 || !strings.Contains(msg, "the next start is in") {
+		t.Errorf("request during the back-off: %d %s, want 503 naming the next start", code, msg)
+	}
+	waitFor(t, func() bool { return modelReady() == 200 })
+	if code, outs, msg := pyInfer(t, ts.URL, "faulty", oneInput(7, false)); code != 200 || !floatsEqual(outs["OUT"], []float64{7}) {
+		t.Errorf("after the back-off: %d %v %s", code, outs, msg)
+	}
 }

@@ -1,16 +1,34 @@
 package repository
 
-import "github.com/ferryml/ferry/internal/core"
+import (
+	"errors"
+
+	"github.com/ferryml/ferry/internal/core"
+)
 
 // A READY version can stop serving without being unloaded when its instances report
-// readiness (scheduler.Readier: a remote model whose upstream is down). Such a version
-// stays loaded, shows as UNAVAILABLE with the instances' reason, and is not picked for
-// requests until they are ready again. Server readiness (Healthy) does not consult it:
-// an upstream outage is not fixed by taking this server out of its load balancer.
+// readiness (scheduler.Readier: a remote model whose upstream is down, a Python model
+// whose process is restarting). Such a version stays loaded, shows as UNAVAILABLE with
+// the instances' reason, and is not picked for requests until they are ready again.
+//
+// The instances' reason may say more, through methods the Python backend's
+// RestartingError has:
+//   - Starting() true: a new process is being started now. Requests are still let in
+//     and wait for it (the backend bounds the wait), while the version reports not
+//     ready: a restart costs them its start time, not an error.
+//   - Local() true: the cause is in this server. With strict readiness the server then
+//     reports not ready (Healthy), since another replica can serve meanwhile. An
+//     upstream outage does not: every replica shares it, so taking this server out of
+//     its load balancer fixes nothing.
 
 // serving reports whether v takes requests. Caller holds Repository.mu.
 func (v *version) serving() bool {
-	return v.state == core.StateReady && v.instancesReady() == nil
+	if v.state != core.StateReady {
+		return false
+	}
+	err := v.instancesReady()
+	var s interface{ Starting() bool }
+	return err == nil || errors.As(err, &s) && s.Starting()
 }
 
 func (v *version) instancesReady() error {
@@ -18,6 +36,21 @@ func (v *version) instancesReady() error {
 		return nil
 	}
 	return v.sched.Ready()
+}
+
+// downLocked reports whether a READY version of m has no instance that can serve, for a
+// reason in this server. Caller holds Repository.mu.
+func (m *model) downLocked() bool {
+	for _, v := range m.versions {
+		if v.state != core.StateReady {
+			continue
+		}
+		var l interface{ Local() bool }
+		if err := v.instancesReady(); errors.As(err, &l) && l.Local() {
+			return true
+		}
+	}
+	return false
 }
 
 // shown is the state and reason the index and error messages give for v.

@@ -251,13 +251,14 @@ func (r *Repository) Ready(name, version string) (bool, error) {
 		}
 		return false, &core.NotFoundError{Model: name, Version: version}
 	}
-	if _, err := m.pick(version); err != nil {
+	v, err := m.pick(version)
+	if err != nil {
 		if errors.Is(err, core.ErrUnavailable) {
 			return false, nil
 		}
 		return false, err
 	}
-	return true, nil
+	return v.instancesReady() == nil, nil // pick lets requests wait for a restart (readiness.go)
 }
 
 // leaseLocked leases a READY version of a loaded model. Caller holds r.mu.
@@ -294,7 +295,7 @@ func (r *Repository) Healthy() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, m := range r.models {
-		if !m.healthyLocked() {
+		if !m.healthyLocked() || m.downLocked() { // downLocked: readiness.go
 			return false
 		}
 	}

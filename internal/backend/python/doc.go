@@ -39,10 +39,13 @@
 // # Supervision
 //
 // A supervisor goroutine per instance restarts the process whenever it exits: at once
-// the first time, then with a doubling backoff (100 ms up to 10 s) while it keeps
-// crashing within 30 s of starting. A crash fails the requests in flight with a
-// [ProcessError] naming the model, pid and exit status; requests that arrive during a
-// restart wait for it (up to Options.RestartWait). Every child is reaped (no zombies),
+// the first time, then with a doubling back-off (100 ms up to 10 s) while it keeps
+// crashing within 5 s of finishing initialize(); a process that served longer restarts
+// at once again (restart.go says why 5 s). A crash fails the requests in flight with a
+// [ProcessError] naming the model, pid and exit status. While the process is down the
+// instance is not ready (Instance.Ready returns a [RestartingError]): requests wait
+// for a start under way (up to Options.RestartWait) and fail at once, with a 503,
+// while a back-off runs. Every child is reaped (no zombies),
 // runs in its own process group (killed as a group) and dies with Ferry (Linux's
 // parent-death signal). A caller that leaves while execute() runs gets its error at
 // once; Python cannot interrupt execute(), so the next call first waits for those

@@ -50,7 +50,8 @@ type Options struct {
 	// MaxFrameBytes bounds one message from a child (4 GiB).
 	MaxFrameBytes uint64
 
-	noNumpy bool // tests: use NDArray even when numpy is importable
+	noNumpy     bool          // tests: use NDArray even when numpy is importable
+	stableAfter time.Duration // tests: a shorter healthy run that resets the back-off (stableAfter)
 }
 
 func (o Options) withDefaults() Options {
@@ -68,6 +69,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxFrameBytes == 0 {
 		o.MaxFrameBytes = 4 << 30
+	}
+	if o.stableAfter <= 0 {
+		o.stableAfter = stableAfter
 	}
 	return o
 }

@@ -12,14 +12,6 @@ import (
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
-// Restart backoff: the first restart after a crash is immediate; each further crash of
-// a process that lived less than stableAfter doubles the wait, up to maxBackoff.
-const (
-	minBackoff  = 100 * time.Millisecond
-	maxBackoff  = 10 * time.Second
-	stableAfter = 30 * time.Second
-)
-
 // ErrClosed is returned by Execute after Close.
 var ErrClosed = errors.New("python instance closed")
 
@@ -31,11 +23,11 @@ type Instance struct {
 	log  *slog.Logger
 	exec sync.Mutex // serializes executions, which share the process's pipes
 
-	mu       sync.Mutex
-	cur      *proc         // the initialized process; nil while (re)starting or closed
-	startErr error         // why the last restart failed; nil when none failed since
-	closed   bool          // Close has begun
-	changed  chan struct{} // closed and replaced whenever cur, startErr or closed change
+	mu      sync.Mutex
+	cur     *proc            // the initialized process; nil while (re)starting or closed
+	down    *RestartingError // why cur is nil while the supervisor restarts it; never mutated
+	closed  bool             // Close has begun
+	changed chan struct{}    // closed and replaced whenever cur, down or closed change
 
 	quit      chan struct{} // closed by Close
 	done      chan struct{} // closed when the supervisor has stopped the last process
@@ -165,13 +157,15 @@ func (in *Instance) lost(p *proc, during string) error {
 	return err
 }
 
-// acquire returns the live process, waiting (within RestartWait) while it restarts.
-// The caller must call users.Done on it.
+// acquire returns the live process. While a new one is being started it waits for it
+// (within RestartWait); while the supervisor waits out a back-off it fails at once
+// with the RestartingError, rather than hold the request for up to maxBackoff. The
+// caller must call users.Done on the process.
 func (in *Instance) acquire(ctx context.Context) (*proc, error) {
 	var timeout <-chan time.Time
 	for {
 		in.mu.Lock()
-		p, startErr, closed, changed := in.cur, in.startErr, in.closed, in.changed
+		p, down, closed, changed := in.cur, in.down, in.closed, in.changed
 		if p != nil && p.hasExited() { // the supervisor has yet to notice; it publishes soon
 			p = nil
 		}
@@ -184,8 +178,8 @@ func (in *Instance) acquire(ctx context.Context) (*proc, error) {
 			return nil, in.errorf("%w", ErrClosed)
 		case p != nil:
 			return p, nil
-		case startErr != nil:
-			return nil, startErr
+		case down != nil && !down.Starting():
+			return nil, down
 		}
 		if timeout == nil {
 			t := time.NewTimer(in.spec.opts.RestartWait)
@@ -202,10 +196,11 @@ func (in *Instance) acquire(ctx context.Context) (*proc, error) {
 	}
 }
 
-func (in *Instance) publish(p *proc, startErr error) {
+// publish makes p the process requests run on, or (p nil) says why there is none.
+func (in *Instance) publish(p *proc, down *RestartingError) {
 	in.mu.Lock()
 	defer in.mu.Unlock()
-	in.cur, in.startErr = p, startErr
+	in.cur, in.down = p, down
 	close(in.changed)
 	in.changed = make(chan struct{})
 }
@@ -226,6 +221,7 @@ func (in *Instance) start(ctx context.Context) (*proc, error) {
 	}
 	switch {
 	case err == nil && ok && f.kind == kindReady:
+		p.readyAt = time.Now()
 		in.log.Info("python process ready", "pid", p.pid, "took", time.Since(p.started).Round(time.Millisecond), "runtime", string(f.payload))
 		return p, nil
 	case ctx.Err() != nil:
@@ -243,68 +239,6 @@ func (in *Instance) start(ctx context.Context) (*proc, error) {
 		err = fmt.Errorf("the process ended (%s) before initialize() finished; its last stderr lines:%s", p.status(), p.tail.String())
 	}
 	return nil, in.errorf("%w", err)
-}
-
-// supervise owns the process from the first successful start until Close: it restarts
-// the process whenever it exits, and runs finalize() on Close.
-func (in *Instance) supervise(p *proc) {
-	defer close(in.done)
-	var backoff time.Duration
-	for {
-		in.publish(p, nil)
-		select {
-		case <-p.exited:
-		case <-in.quit:
-			in.publish(nil, nil)
-			in.closeErr = in.shutdown(p)
-			return
-		}
-		in.publish(nil, nil)
-		p.retire()
-		if time.Since(p.started) >= stableAfter {
-			backoff = 0
-		}
-		in.log.Error("python process exited; restarting it", "pid", p.pid, "status", p.status(),
-			"uptime", time.Since(p.started).Round(time.Millisecond), "backoff", backoff)
-		if p = in.restart(&backoff); p == nil {
-			return
-		}
-	}
-}
-
-// restart starts a new process, retrying with backoff until it succeeds or Close is
-// called (then it returns nil).
-func (in *Instance) restart(backoff *time.Duration) *proc {
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() { // ends with restart
-		select {
-		case <-in.quit:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	for {
-		if *backoff > 0 {
-			t := time.NewTimer(*backoff)
-			select {
-			case <-t.C:
-			case <-ctx.Done():
-				t.Stop()
-				return nil
-			}
-		}
-		*backoff = min(max(2*(*backoff), minBackoff), maxBackoff)
-		p, err := in.start(ctx)
-		if err == nil {
-			return p
-		}
-		if ctx.Err() != nil {
-			return nil
-		}
-		in.log.Error("python process failed to restart", "err", err, "retry_in", *backoff)
-		in.publish(nil, err)
-	}
 }
 
 // shutdown runs finalize() within FinalizeTimeout, then makes sure the process is gone.
@@ -377,17 +311,21 @@ func (in *Instance) errorf(format string, args ...any) error {
 	return fmt.Errorf("python model '%s' (instance %s): %w", in.spec.model, in.spec.instance, fmt.Errorf(format, args...))
 }
 
-// Ready reports whether the instance can take requests: it cannot once closed, or
-// while its process keeps failing to restart (the error says why). A process that is
-// restarting normally counts as ready, since requests wait for it.
+// Ready reports whether the instance can take requests: it cannot once closed, nor
+// while its process is down, from the moment it exits until a new one has run
+// initialize() (a *RestartingError says why and whether a start is under way).
 func (in *Instance) Ready() error {
 	in.mu.Lock()
 	defer in.mu.Unlock()
 	switch {
 	case in.closed:
 		return in.errorf("%w", ErrClosed)
-	case in.cur == nil && in.startErr != nil:
-		return in.startErr
+	case in.cur != nil && in.cur.hasExited(): // the supervisor has yet to publish why
+		return in.restarting(in.cur, nil)
+	case in.cur != nil:
+		return nil
+	case in.down != nil:
+		return in.down
 	}
-	return nil
+	return in.restarting(nil, nil) // not reached: down is set whenever cur is nil before Close
 }

@@ -153,7 +153,8 @@ parameters { key: "marker" value { string_value: "%s" } }
 // echoModel answers each request with its input and the number of requests execute()
 // received. Magic inputs: -1 raises, -2 answers a TritonError(INVALID_ARG), -3 writes
 // the pid to the marker file and sleeps, -4 waits for the test's release file, -5
-// returns FP64 for OUT.
+// returns FP64 for OUT, -6 exits the process (a crash). initialize() fails while the
+// marker's .failinit file exists and waits while its .holdinit file does.
 const echoModel = `
 import json, os, time
 import triton_python_backend_utils as pb_utils
@@ -166,6 +167,9 @@ class TritonPythonModel:
         self.name = args["model_instance_name"]
         if os.path.exists(self.marker + ".failinit"):
             raise RuntimeError("told to fail")
+        deadline = time.time() + 30
+        while os.path.exists(self.marker + ".holdinit") and time.time() < deadline:
+            time.sleep(0.005)
 
     def execute(self, requests):
         out = []
@@ -182,6 +186,8 @@ class TritonPythonModel:
                     f.write(str(os.getpid()))
                 os.rename(self.marker + ".tmp", self.marker)
                 time.sleep(60)
+            if v == -6:
+                os._exit(70)
             if v == -4:
                 open(self.marker + ".busy", "w").close()
                 deadline = time.time() + 30
@@ -417,10 +423,10 @@ func TestFailedRestartMakesTheInstanceUnready(t *testing.T) {
 	if err := syscall.Kill(in.pid(), syscall.SIGKILL); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, "the instance to report the failed restart", func() bool { return in.Ready() != nil })
-	if err := in.Ready(); !strings.Contains(err.Error(), "initialize failed: RuntimeError: told to fail") {
-		t.Errorf("Ready = %v", err)
-	}
+	waitFor(t, "the instance to report the failed restart", func() bool {
+		err := in.Ready()
+		return err != nil && strings.Contains(err.Error(), "initialize failed: RuntimeError: told to fail")
+	})
 	if _, err := in.Execute(context.Background(), one(1), nil); err == nil || !strings.Contains(err.Error(), "told to fail") {
 		t.Errorf("Execute while the restart fails: err = %v", err)
 	}

@@ -28,6 +28,7 @@ type proc struct {
 	cmd       *exec.Cmd
 	pid       int
 	started   time.Time
+	readyAt   time.Time // when initialize() finished (set by start, read by the supervisor)
 	toChild   *os.File
 	w         *bufio.Writer
 	frames    chan frame    // from the reader goroutine; closed at EOF or a read error
