@@ -1,11 +1,18 @@
 package main
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"net/http/httptrace"
+	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -97,4 +104,150 @@ func grepLines(s, substr string) string {
 		}
 	}
 	return strings.Join(out, "\n")
+}
+
+// TestShutdownAnswersKeepAliveRequests: REST clients that keep sending on keep-alive
+// connections through SIGTERM lose no request. Whatever a client wrote on a connection
+// the server had accepted gets its 200; the server ends connections between requests,
+// and once it stops accepting, a client only fails to connect.
+func TestShutdownAnswersKeepAliveRequests(t *testing.T) {
+	repo := t.TempDir()
+	writeModel(t, repo, "identity_fp32", 1, onnxgen.Identity(onnxgen.Float, "identity_fp32"), "")
+	const trials, clients = 4, 16
+	for trial := range trials {
+		ts := startServer(t, repo, func(c *serveConfig) { c.drain, c.drainGrace = 5*time.Second, time.Second })
+		load := startKeepAliveLoad(ts.URL+"/v2/models/identity_fp32/infer", clients)
+		load.waitReused(t, 50) // every client is well into its keep-alive connection
+		ts.stop()              // as SIGTERM, while all of them keep sending
+		n := load.finish()
+		t.Logf("trial %d: %d answered, %d lost, %d not sent (no connection), %d reset before the server accepted them",
+			trial, n.answered, n.lost, n.unsent, n.unaccepted)
+		if n.lost > 0 {
+			t.Errorf("trial %d: %d requests written to the server got no answer, e.g. %v", trial, n.lost, n.lostErr)
+		}
+		if n.answered == 0 {
+			t.Errorf("trial %d: no request answered", trial)
+		}
+	}
+}
+
+// keepAliveLoad is clients that each send infer requests back to back over their own
+// keep-alive connection until finish.
+type keepAliveLoad struct {
+	done   chan struct{}
+	wg     sync.WaitGroup
+	mu     sync.Mutex
+	counts loadCounts
+	reused []int // per client: requests answered on a reused connection
+}
+
+// loadCounts is what became of every request sent.
+type loadCounts struct {
+	answered   int   // 200 with the whole body
+	unsent     int   // the client could not connect or its write failed: the server never had it
+	unaccepted int   // written on a new connection, reset: still in the listener's backlog when it closed
+	lost       int   // written on a connection the server had accepted, no 200
+	lostErr    error // the first of them
+}
+
+func startKeepAliveLoad(url string, clients int) *keepAliveLoad {
+	l := &keepAliveLoad{done: make(chan struct{}), reused: make([]int, clients)}
+	const body = `{"inputs":[{"name":"INPUT0","shape":[1,4],"datatype":"FP32","data":[1,2,3,4]}]}`
+	for i := range clients {
+		l.wg.Go(func() {
+			tr := &http.Transport{MaxIdleConnsPerHost: 1}
+			defer tr.CloseIdleConnections()
+			c := &http.Client{Transport: tr, Timeout: 10 * time.Second}
+			for {
+				select {
+				case <-l.done:
+					return
+				default:
+				}
+				reused, err := sendTraced(c, url, body)
+				l.count(i, reused, err)
+			}
+		})
+	}
+	return l
+}
+
+// sendTraced posts body once. It reports whether the request went out on a reused
+// connection, and an error unless the answer was a 200; errNotSent when the request
+// was never written.
+func sendTraced(c *http.Client, url, body string) (reused bool, err error) {
+	var gotReused, wrote atomic.Bool
+	trace := &httptrace.ClientTrace{
+		GotConn:      func(i httptrace.GotConnInfo) { gotReused.Store(i.Reused) },
+		WroteRequest: func(i httptrace.WroteRequestInfo) { wrote.Store(i.Err == nil) },
+	}
+	req, err := http.NewRequestWithContext(httptrace.WithClientTrace(context.Background(), trace), "POST", url, strings.NewReader(body))
+	if err != nil {
+		return false, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := c.Do(req) // a POST is not retried once written, as with most clients
+	if err != nil {
+		// WroteRequest means written to the Transport's buffer; flushing it may still fail.
+		var op *net.OpError
+		if !wrote.Load() || errors.As(err, &op) && op.Op == "write" {
+			return gotReused.Load(), fmt.Errorf("%w: %w", errNotSent, err)
+		}
+		return gotReused.Load(), err
+	}
+	_, err = io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if err == nil && resp.StatusCode != http.StatusOK {
+		err = fmt.Errorf("status %d", resp.StatusCode)
+	}
+	return gotReused.Load(), err
+}
+
+var errNotSent = errors.New("not sent")
+
+func (l *keepAliveLoad) count(client int, reused bool, err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch {
+	case err == nil:
+		l.counts.answered++
+		if reused {
+			l.reused[client]++
+		}
+	case errors.Is(err, errNotSent):
+		l.counts.unsent++
+	case !reused && errors.Is(err, syscall.ECONNRESET):
+		// The kernel completed the handshake, the server closed its listener before
+		// accepting: the same as a refused connection, which no server can avoid.
+		l.counts.unaccepted++
+	default:
+		l.counts.lost++
+		if l.counts.lostErr == nil {
+			l.counts.lostErr = fmt.Errorf("reused connection %t: %w", reused, err)
+		}
+	}
+}
+
+// waitReused waits until every client has had n answers on a reused connection.
+func (l *keepAliveLoad) waitReused(t *testing.T, n int) {
+	t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		l.mu.Lock()
+		least := slices.Min(l.reused)
+		l.mu.Unlock()
+		if least >= n {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	l.finish()
+	t.Fatalf("clients never reached %d answers on reused connections", n)
+}
+
+// finish stops the clients and counts.
+func (l *keepAliveLoad) finish() loadCounts {
+	close(l.done)
+	l.wg.Wait()
+	return l.counts
 }

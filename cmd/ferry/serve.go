@@ -42,6 +42,7 @@ type serveConfig struct {
 	logLevel     string
 	limits       core.Limits
 	drain        time.Duration
+	drainGrace   time.Duration // part of drain: REST keeps accepting, answering with Connection: close (drain.go)
 	intraOp      int
 	python       string   // --python-interpreter: python3 for the python backend (python.go)
 	cacheSize    byteSize // response cache budget; 0: no cache (cache.go)
@@ -115,6 +116,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&cfg.strictReady, "strict-readiness", true, "ready only while every loaded model is READY (as Triton); false: ready once startup loading is done")
 	f.StringVar(&cfg.pprofAddr, "pprof-addr", "", "serve Go's profiler on this loopback address (off by default)")
 	f.DurationVar(&cfg.drain, "drain-timeout", 30*time.Second, "on SIGTERM, how long in-flight requests may take to finish")
+	f.DurationVar(&cfg.drainGrace, "drain-grace", 5*time.Second, "on SIGTERM, how long REST keeps accepting connections, answering each request with Connection: close, before it stops (part of --drain-timeout)")
 	f.IntVar(&cfg.intraOp, "onnx-intra-op-threads", 0, "ONNX Runtime threads per instance (0: cores divided among the model's instances)")
 	f.StringVar(&cfg.python, "python-interpreter", "python3", "interpreter for python-backend models, a path or a name on PATH (a model's python_interpreter parameter overrides it)")
 	f.Var(&cfg.gcHeadroom, "gc-headroom", "memory Go may allocate between garbage collections while the live heap is smaller (0: Go's default, GOGC=100; ignored when GOGC is set)")
@@ -237,9 +239,9 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	return s, nil
 }
 
-// Run serves until ctx ends (SIGTERM), then stops accepting, drains in-flight requests
-// within the drain timeout, and unloads the models. Readiness turns true only once the
-// startup models are loaded.
+// Run serves until ctx ends (SIGTERM), then stops accepting (REST after its grace period,
+// drain.go), drains in-flight requests within the drain timeout, and unloads the models.
+// Readiness turns true only once the startup models are loaded.
 func (s *server) Run(ctx context.Context) error {
 	s.log.Info("listening", "http", s.httpLn.Addr().String(), "grpc", s.grpcLn.Addr().String(), "repository", s.cfg.repository)
 	gctx, cancel := context.WithCancel(ctx)
@@ -258,17 +260,19 @@ func (s *server) Run(ctx context.Context) error {
 		s.log.Info("ready")
 		return s.repo.Run(gctx)
 	}, func(error) { cancel() })
-	g.Add(func() error {
-		if err := s.http.Serve(s.httpLn); !errors.Is(err, http.ErrServerClosed) {
-			return err
+	rest := newHTTPDrain(s.http, s.httpLn)
+	g.Add(rest.Serve, func(error) {
+		// Load balancers saw readiness only if it was ever true; then they need the grace
+		// to notice the 503 and stop sending.
+		grace := min(s.cfg.drainGrace, s.cfg.drain)
+		if !s.core.Started() {
+			grace = 0
 		}
-		return nil
-	}, func(error) {
 		s.core.SetReady(false) // /v2/health/ready answers 503 while draining
 		s.grpcAPI.SetServing(false)
 		dctx, done := context.WithTimeout(context.Background(), s.cfg.drain)
 		defer done()
-		if err := s.http.Shutdown(dctx); err != nil {
+		if err := rest.drain(dctx, grace); err != nil {
 			s.log.Warn("http drain incomplete", "err", err)
 		}
 	})
