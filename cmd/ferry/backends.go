@@ -38,7 +38,14 @@ func ortLibrary(getenv func(string) string) (string, error) {
 }
 
 // backends is every execution engine in this binary, in one place.
-func backends(rt *onnx.Runtime, rb *remote.Backend, intraOp int, python string, log *slog.Logger) repository.Backends {
+//
+// Under a memory budget, ONNX sessions run without ONNX Runtime's CPU memory arena unless
+// a model's config asks for it (enable_mem_arena: 1): each session's arena takes 1 MiB at
+// its first run and keeps its peak until it closes, which for small models is fifteen
+// times what the session holds and which a load cannot measure (it comes after). Without
+// it, a run's buffers are freed when the run ends, so what a model holds is what its load
+// measured.
+func backends(rt *onnx.Runtime, rb *remote.Backend, intraOp int, budgeted bool, python string, log *slog.Logger) repository.Backends {
 	return repository.Backends{
 		"remote": remoteBackend(rb),
 		"trees":  treesBackend(), // trees.go
@@ -48,7 +55,7 @@ func backends(rt *onnx.Runtime, rb *remote.Backend, intraOp int, python string, 
 			DefaultFilename: "model.onnx",
 			Inspect:         rt.Inspect,
 			Open: func(_ context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error) {
-				opts, err := onnxOptions(cfg, intraOp)
+				opts, err := onnxOptions(cfg, intraOp, !budgeted)
 				if err != nil {
 					return nil, err
 				}
@@ -78,7 +85,8 @@ func remoteBackend(rb *remote.Backend) repository.Backend {
 //     none leaves intra-op threads to the flag, else to the cores shared among the
 //     model's instances so that instances × threads ≤ cores;
 //   - parameter execution_mode: 0 sequential, 1 parallel;
-//   - parameters enable_mem_arena and enable_mem_pattern: 1 or 0;
+//   - parameters enable_mem_arena and enable_mem_pattern: 1 or 0 (not set: the pattern
+//     on, the arena as arena says);
 //   - optimization { graph { level } }: -1 basic, 1 extended, 2 none, anything else all.
 //
 // Parameters named session.* are ONNX Runtime session config entries and go to the
@@ -86,7 +94,7 @@ func remoteBackend(rb *remote.Backend) repository.Backend {
 // and Ferry passes any, such as session.intra_op.spin_duration_us. A value that is not
 // what its parameter takes is an error naming both, so the model fails to load rather
 // than run with a setting nobody asked for.
-func onnxOptions(cfg *inference.ModelConfig, intraOpFlag int) (onnx.SessionOptions, error) {
+func onnxOptions(cfg *inference.ModelConfig, intraOpFlag int, arena bool) (onnx.SessionOptions, error) {
 	var o onnx.SessionOptions
 	params := modelParams(cfg.GetParameters())
 	var err error
@@ -104,12 +112,15 @@ func onnxOptions(cfg *inference.ModelConfig, intraOpFlag int) (onnx.SessionOptio
 	default:
 		return o, fmt.Errorf("parameter execution_mode: %q is not 0 (sequential) or 1 (parallel)", v)
 	}
-	if o.NoMemArena, err = params.off("enable_mem_arena"); err != nil {
+	if arena, err = params.on("enable_mem_arena", arena); err != nil {
 		return o, err
 	}
-	if o.NoMemPattern, err = params.off("enable_mem_pattern"); err != nil {
+	o.NoMemArena = !arena
+	pattern, err := params.on("enable_mem_pattern", true)
+	if err != nil {
 		return o, err
 	}
+	o.NoMemPattern = !pattern
 	switch cfg.GetOptimization().GetGraph().GetLevel() {
 	case -1:
 		o.Optimization = onnx.OptimizeBasic
@@ -150,15 +161,15 @@ func (p modelParams) count(key string) (int, error) {
 	return n, nil
 }
 
-// off reports a switch set to 0 (or false); a switch not set is on.
-func (p modelParams) off(key string) (bool, error) {
+// on reports whether a switch is set to 1 (or true); a switch not set is def.
+func (p modelParams) on(key string, def bool) (bool, error) {
 	v, ok := p.str(key)
 	if !ok {
-		return false, nil
+		return def, nil
 	}
 	on, err := strconv.ParseBool(v)
 	if err != nil {
 		return false, fmt.Errorf("parameter %s: %q is not 1 or 0", key, v)
 	}
-	return !on, nil
+	return on, nil
 }

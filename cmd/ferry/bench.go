@@ -389,7 +389,7 @@ func runEngineBench(ctx context.Context, cfg benchConfig, rt *onnx.Runtime, stdo
 	if err != nil {
 		return err
 	}
-	sessOpts, err := onnxOptions(mcfg, cfg.intraOp)
+	sessOpts, err := onnxOptions(mcfg, cfg.intraOp, true)
 	if err != nil {
 		return err
 	}

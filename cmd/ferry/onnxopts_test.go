@@ -24,6 +24,7 @@ func TestONNXOptionsReadTritonParameters(t *testing.T) {
 		name, config string
 		flag         int
 		sharedCores  bool // want IntraOpThreads from modelconfig.CoresPerInstance
+		budgeted     bool // the server has a memory budget
 		want         onnx.SessionOptions
 		wantErr      string
 	}{
@@ -41,6 +42,10 @@ func TestONNXOptionsReadTritonParameters(t *testing.T) {
 				Config: map[string]string{"session.intra_op.spin_duration_us": "100"}}},
 		{name: "memory options on", config: params("enable_mem_arena", "1", "enable_mem_pattern", "true", "intra_op_thread_count", "1"),
 			want: onnx.SessionOptions{IntraOpThreads: 1}},
+		{name: "under a memory budget the arena is off by default", budgeted: true, config: params("intra_op_thread_count", "1"),
+			want: onnx.SessionOptions{IntraOpThreads: 1, NoMemArena: true}},
+		{name: "under a memory budget a model may ask for the arena", budgeted: true, config: params("intra_op_thread_count", "1", "enable_mem_arena", "1"),
+			want: onnx.SessionOptions{IntraOpThreads: 1}},
 		{name: "basic optimization", config: params("intra_op_thread_count", "1") + `optimization { graph { level: -1 } }`,
 			want: onnx.SessionOptions{IntraOpThreads: 1, Optimization: onnx.OptimizeBasic}},
 		{name: "no optimization", config: params("intra_op_thread_count", "1") + `optimization { graph { level: 2 } }`,
@@ -55,7 +60,7 @@ func TestONNXOptionsReadTritonParameters(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			got, err := onnxOptions(cfg, tc.flag)
+			got, err := onnxOptions(cfg, tc.flag, !tc.budgeted)
 			if tc.wantErr != "" {
 				if err == nil || !strings.Contains(err.Error(), tc.wantErr) {
 					t.Fatalf("err = %v, want it to contain %q", err, tc.wantErr)

@@ -205,7 +205,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	rb := remote.New(log.With("backend", "remote")) // also a metrics collector
 	s.repo, err = repository.New(repository.Options{
 		Root: repositoryRoot(cfg, store), Source: storeSource(store, log.With("component", "objstore")), Mode: mode, Startup: cfg.loadModels, PollInterval: cfg.pollInterval,
-		Backends: withBackends(backends(rt, rb, cfg.intraOp, cfg.python, log), cfg.moreBackends), Logger: log.With("component", "repository"),
+		Backends: withBackends(backends(rt, rb, cfg.intraOp, cfg.onDemand.budget > 0, cfg.python, log), cfg.moreBackends), Logger: log.With("component", "repository"),
 		Hooks: repository.Hooks{Loaded: m.Loaded, State: m.State, Unloaded: m.Unloaded, Resident: m.Resident}, SchedulerObserver: m.Scheduler,
 		LoadTimeout: cfg.onDemand.loadTimeout, MemoryBudget: int64(cfg.onDemand.budget), IdleUnload: cfg.onDemand.idleUnload, NativeHeapInUse: onnx.HeapInUse,
 	})

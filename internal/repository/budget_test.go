@@ -86,7 +86,8 @@ func TestBudgetEvictsLeastRecentlyUsedIdle(t *testing.T) {
 
 func TestBudgetNeverEvictsAModelInUse(t *testing.T) {
 	budget := perModel(t) * 7 / 2
-	mr := newMemRepo(t, map[string]int{"a": 8, "b": 8, "c": 8, "d": 8}, Options{MemoryBudget: budget})
+	mr := newMemRepo(t, map[string]int{"a": 8, "b": 8, "c": 8, "d": 8},
+		Options{MemoryBudget: budget, LoadTimeout: 300 * time.Millisecond})
 	ctx := context.Background()
 	var held []*core.Lease
 	for _, name := range []string{"a", "b", "c"} {
@@ -97,9 +98,9 @@ func TestBudgetNeverEvictsAModelInUse(t *testing.T) {
 		held = append(held, l)
 	}
 	_, err := mr.Acquire(ctx, "d", "")
-	if !errors.Is(err, core.ErrUnavailable) || !strings.Contains(err.Error(), "memory budget "+formatBytes(budget)) ||
-		!strings.Contains(err.Error(), "3 models in use") {
-		t.Errorf("Acquire(d) with every loaded model in use: %v; want ErrUnavailable naming the budget and 3 models in use", err)
+	if !errors.Is(err, core.ErrUnavailable) || !strings.Contains(err.Error(), "no room after 300ms") ||
+		!strings.Contains(err.Error(), "memory budget "+formatBytes(budget)) || !strings.Contains(err.Error(), "3 models in use") {
+		t.Errorf("Acquire(d) with every loaded model in use past the load timeout: %v; want ErrUnavailable naming the wait, the budget and 3 models in use", err)
 	}
 	if got := mr.unloads.String(); got != "" {
 		t.Errorf("unloads %q while every model was in use, want none", got)
@@ -117,9 +118,66 @@ func TestBudgetNeverEvictsAModelInUse(t *testing.T) {
 	held[2].Release()
 }
 
+// A load that finds every loaded model in use waits for one to become idle, rather than
+// failing its request: the request is served as soon as a lease ends.
+func TestBudgetLoadWaitsForAModelToBecomeIdle(t *testing.T) {
+	budget := perModel(t) * 7 / 2
+	mr := newMemRepo(t, map[string]int{"a": 8, "b": 8, "c": 8, "d": 8}, Options{MemoryBudget: budget})
+	ctx := context.Background()
+	var held []*core.Lease
+	for _, name := range []string{"a", "b", "c"} {
+		l, err := mr.Acquire(ctx, name, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+	}
+	got := make(chan error, 1)
+	go func() {
+		l, err := mr.Acquire(ctx, "d", "")
+		if err == nil {
+			l.Release()
+		}
+		got <- err
+	}()
+	select {
+	case err := <-got:
+		t.Fatalf("Acquire(d) returned %v while every loaded model was in use; want it to wait", err)
+	case <-time.After(200 * time.Millisecond):
+	}
+	released := time.Now()
+	held[2].Release() // c is idle now
+	if err := <-got; err != nil {
+		t.Fatalf("Acquire(d) once c was idle: %v", err)
+	}
+	if waited := time.Since(released); waited > 5*time.Second {
+		t.Errorf("Acquire(d) returned %s after c became idle", waited)
+	}
+	if got := mr.unloads.String(); got != "c:evicted" {
+		t.Errorf("unloads %q, want c:evicted (the only idle model)", got)
+	}
+	held[0].Release()
+	held[1].Release()
+}
+
+// A model that cannot fit even in an empty budget fails at once, without waiting.
+func TestBudgetTooBigFailsAtOnce(t *testing.T) {
+	budget := perModel(t) / 2
+	mr := newMemRepo(t, map[string]int{"a": 8}, Options{MemoryBudget: budget})
+	start := time.Now()
+	_, err := mr.Acquire(context.Background(), "a", "")
+	if !errors.Is(err, core.ErrUnavailable) || !strings.Contains(err.Error(), "memory budget") {
+		t.Errorf("Acquire(a), bigger than the budget: %v; want ErrUnavailable naming the budget", err)
+	}
+	if took := time.Since(start); took > 10*time.Second {
+		t.Errorf("the refusal took %s; want it at once", took)
+	}
+}
+
 // A model that measures more than estimated makes more room after it is measured; one
-// that cannot fit even alone is refused, forgotten (so it is not shown as broken), and
-// refused again at once next time, from its measurement, without loading.
+// that cannot fit even alone is measured once more (a load measured under traffic may
+// be charged other requests' memory), refused, forgotten (so it is not shown as broken),
+// and refused again at once next time, from its measurement, without loading.
 func TestBudgetActsOnTheMeasurement(t *testing.T) {
 	one := perModel(t)
 	budget := one * 7 / 2
@@ -144,8 +202,8 @@ func TestBudgetActsOnTheMeasurement(t *testing.T) {
 			t.Errorf("attempt %d: Acquire(huge), larger than the budget: %v; want ErrUnavailable naming the memory budget", attempt, err)
 		}
 	}
-	if n := mr.backend.openCount("huge"); n != 1 {
-		t.Errorf("huge opened %d times, want 1: the second attempt knows its size", n)
+	if n := mr.backend.openCount("huge"); n != 2 {
+		t.Errorf("huge opened %d times, want 2 (measured twice on the first attempt): the second attempt knows its size", n)
 	}
 	if got := mr.unloads.String(); got != "a:evicted b:evicted" {
 		t.Errorf("unloads %q, want still a:evicted b:evicted", got)

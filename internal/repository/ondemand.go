@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryml/ferry/internal/periodic"
@@ -27,7 +28,7 @@ import (
 const DefaultLoadTimeout = 30 * time.Second
 
 // onDemand is the Repository's state for on-demand loading. Guarded by Repository.mu,
-// except sem, stop and running, which synchronise themselves.
+// except roomWaiters, sem, stop and running, which synchronise themselves.
 type onDemand struct {
 	flights map[string]*flight // loads requests wait for, by model
 	stopped bool               // Close has begun: no new loads
@@ -37,6 +38,13 @@ type onDemand struct {
 	closing      int64                   // measured bytes of retired versions not closed yet
 	lastMeasured map[string]int64        // each model's last measurement, kept after it unloads
 
+	// room is closed (and replaced) when a load waiting for room in the budget may find
+	// it: a lease ended, a flight finished, memory was freed. roomWaiters counts the
+	// loads waiting, so that nothing is signalled when none is.
+	room        chan struct{}
+	roomWaiters atomic.Int32
+	roomFor     map[string]error // the loads waiting for room, and why they do not fit yet
+
 	sem     chan struct{}  // serialises loads under a budget, so a measurement is one load's
 	stop    chan struct{}  // closed by Close: loads in progress are cancelled
 	running sync.WaitGroup // flights in progress
@@ -45,7 +53,7 @@ type onDemand struct {
 func newOnDemand(opts Options) onDemand {
 	return onDemand{
 		flights: map[string]*flight{}, loads: map[string]*loadAccount{}, lastMeasured: map[string]int64{},
-		sem: make(chan struct{}, 1), stop: make(chan struct{}),
+		roomFor: map[string]error{}, room: make(chan struct{}), sem: make(chan struct{}, 1), stop: make(chan struct{}),
 	}
 }
 
@@ -109,7 +117,13 @@ func (r *Repository) acquireOnDemand(ctx context.Context, name, version string) 
 			r.leave(name, f)
 			return nil, fmt.Errorf("model '%s' is loading: %w", name, ctx.Err())
 		case <-timeout:
-			r.leave(name, f)
+			r.mu.Lock()
+			r.leaveLocked(name, f)
+			room := r.od.roomFor[name]
+			r.mu.Unlock()
+			if room != nil { // the clearer reason: the budget, not a slow load
+				return nil, fmt.Errorf("no room after %s (the model load timeout): %w", r.opts.LoadTimeout, room)
+			}
 			return nil, core.Unavailablef("model '%s' is loading and not ready after %s (the model load timeout)", name, r.opts.LoadTimeout)
 		}
 	}
@@ -169,6 +183,7 @@ func (r *Repository) leaveLocked(name string, f *flight) {
 	f.waiters--
 	if f.waiters == 0 && f.finished && r.od.flights[name] == f {
 		delete(r.od.flights, name)
+		r.roomLocked() // the model may be idle now
 	}
 }
 
@@ -194,6 +209,7 @@ func (r *Repository) fly(ctx context.Context, name string, f *flight) {
 	close(f.done)
 	if f.waiters == 0 && r.od.flights[name] == f {
 		delete(r.od.flights, name)
+		r.roomLocked()
 	}
 	r.mu.Unlock()
 }

@@ -281,7 +281,7 @@ func (r *Repository) leaseLocked(name, version string) (*core.Lease, error) {
 	return core.NewLease(name, strconv.FormatInt(v.n, 10), v.cfg, v.sched, func() {
 		once.Do(func() {
 			m.lastUsed.Store(time.Now().UnixNano())
-			v.leases.Add(-1)
+			r.released(v) // budget.go
 			v.refs.Done()
 		})
 	}), nil

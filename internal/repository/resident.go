@@ -4,38 +4,45 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"runtime"
 	"runtime/debug"
-	"runtime/metrics"
 	"strconv"
 	"strings"
 )
 
 // How a load is measured (used while a memory budget is set, when loads run one at a
-// time so the growth is one load's):
+// time so that no other load moves the figure):
 //
 //   - With Options.NativeHeapInUse (cmd/ferry passes the C allocator's in-use bytes, which
-//     is where ONNX Runtime keeps a session): the growth of the C heap's in-use bytes plus
-//     the growth of Go's live heap (after a collection) across opening the instances and
-//     the warmup. Allocator accounting is immune to memory reuse, so it is repeatable:
-//     loading a model with a 4 MiB initializer measured 4.07-4.10 MiB every time.
+//     is where ONNX Runtime keeps a session): the growth of the C heap's in-use bytes
+//     across opening the instances and the warmup. Allocator accounting is immune to
+//     memory reuse, so it is repeatable: loading a model with a 4 MiB initializer
+//     measured 4.07-4.10 MiB every time. Go's heap is not read: requests in flight move
+//     the live heap by megabytes between two readings (their buffers, sync.Pool
+//     contents), which swamped models of a few hundred KiB in both directions; a loaded
+//     version's Go side (config, scheduler, goroutines) is charged as a fixed overhead
+//     (budget.go).
 //   - Without it: the growth of the process's anonymous resident memory (/proc/self/statm
 //     resident minus shared pages), with Go's free memory returned to the OS before each
-//     reading. This suits pure-Go backends. For C memory it is noisy: glibc keeps memory
-//     freed by earlier unloads in per-thread arenas and reuses it without the RSS growing,
-//     and releases it late; the same 4 MiB model measured -12 to +14 MiB this way, even
-//     with malloc_trim before each reading.
+//     reading. This suits pure-Go backends measured without traffic (tests). For C memory
+//     it is noisy: glibc keeps memory freed by earlier unloads in per-thread arenas and
+//     reuses it without the RSS growing, and releases it late; the same 4 MiB model
+//     measured -12 to +14 MiB this way, even with malloc_trim before each reading.
 //
 // A backend whose instances run in other processes (python) reports their memory through
 // Backend.OutsideMemory, which is added.
 //
-// Limits, either way: what other requests allocate and still hold at the second reading
-// (their in-flight tensors, an instance's arena that grows) is charged to the model
-// loading; memory the model allocates after its warmup (a bigger batch than warmed up)
-// is not charged until it is reloaded; file pages a backend maps (shared, evictable) are
-// not counted. Negative growth counts as 0.
+// Requests for other models run during a load, and what they allocate or free between
+// the two readings is charged to it. Without per-session arenas (cmd/ferry turns ONNX
+// Runtime's off under a budget) that is a run's transient buffers, small next to a
+// session, but it can go either way; so a version is never charged less than its floor
+// (charge, budget.go): what its instances report holding (ONNX: the file plus the C heap
+// of the smallest session, measured when the runtime started), at least its files.
+// Memory a model allocates after its warmup (an arena it asked for, a bigger batch) is
+// not charged until it is reloaded; file pages a backend maps (shared, evictable) are
+// not counted.
 
-// measureLoad runs load and returns how many bytes the process holds more afterwards.
+// measureLoad runs load and returns how many bytes the process holds more afterwards
+// (negative when requests in flight freed more than the load took).
 func (r *Repository) measureLoad(load func() error) (int64, error) {
 	probe := r.probe()
 	before, err := probe()
@@ -49,28 +56,17 @@ func (r *Repository) measureLoad(load func() error) (int64, error) {
 	if err != nil {
 		return 0, err
 	}
-	return max(after-before, 0), nil
+	return after - before, nil
 }
 
 func (r *Repository) probe() func() (int64, error) {
 	if native := r.opts.NativeHeapInUse; native != nil {
-		return func() (int64, error) { return goLiveHeap() + native(), nil }
+		return func() (int64, error) { return native(), nil }
 	}
 	return func() (int64, error) {
 		debug.FreeOSMemory() // a collection, then Go's free pages go back to the OS
 		return anonResident()
 	}
-}
-
-// goLiveHeap collects garbage, then reads the heap the collection found live.
-func goLiveHeap() int64 {
-	runtime.GC()
-	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
-	metrics.Read(s)
-	if s[0].Value.Kind() != metrics.KindUint64 {
-		return 0
-	}
-	return int64(s[0].Value.Uint64())
 }
 
 // anonResident reads the process's anonymous resident memory: statm's resident pages
