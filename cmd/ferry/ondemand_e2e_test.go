@@ -143,8 +143,19 @@ func lookup(ctx context.Context, c *http.Client, url string, i, r int) error {
 // fragment (e.g. `reason="evicted"`).
 func metricSum(t testing.TB, url, family string, fragments ...string) float64 {
 	t.Helper()
-	_, _, body := httpDo(t, http.MethodGet, url+"/metrics", "", nil)
 	var sum float64
+	for _, v := range metricValues(t, url, family, fragments...) {
+		sum += v
+	}
+	return sum
+}
+
+// metricValues lists the samples of a /metrics family whose labels contain every
+// fragment.
+func metricValues(t testing.TB, url, family string, fragments ...string) []float64 {
+	t.Helper()
+	_, _, body := httpDo(t, http.MethodGet, url+"/metrics", "", nil)
+	var vs []float64
 	sc := bufio.NewScanner(bytes.NewReader(body))
 	sc.Buffer(make([]byte, 1<<20), 1<<20)
 next:
@@ -162,9 +173,9 @@ next:
 		if err != nil {
 			t.Fatalf("metrics line %q: %v", line, err)
 		}
-		sum += v
+		vs = append(vs, v)
 	}
-	return sum
+	return vs
 }
 
 // lookupResident measures what one lookup model holds, as the server measures it: the
