@@ -1,11 +1,18 @@
 package httpapi
 
 import (
+	"context"
 	"errors"
 	"net/http"
 
 	"github.com/ferryml/ferry/internal/core"
 )
+
+// statusClientClosed is nginx's 499 Client Closed Request: the client went away (its
+// request's context was cancelled, while it waited for a model to load, say) before the
+// answer. Nobody reads it; it is for logs and metrics, which must not count it as a
+// server failure.
+const statusClientClosed = 499
 
 // statusOf maps an error to its HTTP status. It is the only place that does: handlers
 // return core's error vocabulary and never pick a status themselves.
@@ -13,6 +20,8 @@ func statusOf(err error) int {
 	var in *core.InputError
 	var tooBig *http.MaxBytesError
 	switch {
+	case errors.Is(err, context.Canceled):
+		return statusClientClosed
 	case errors.As(err, &in), errors.Is(err, core.ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, core.ErrNotFound):
@@ -34,7 +43,10 @@ type errorBody struct {
 // client errors are the client's to read.
 func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) {
 	status := statusOf(err)
-	if status >= http.StatusInternalServerError && status != http.StatusServiceUnavailable {
+	switch {
+	case status == statusClientClosed:
+		h.log.Info("request cancelled by the client", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+	case status >= http.StatusInternalServerError && status != http.StatusServiceUnavailable:
 		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	body, _ := marshalJSON(errorBody{Error: err.Error()})

@@ -1,9 +1,14 @@
 package httpapi
 
 import (
+	"bytes"
+	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/ferryml/ferry/internal/core"
@@ -24,6 +29,8 @@ func TestStatusOf(t *testing.T) {
 		{"unavailable", core.Unavailablef("queue full"), http.StatusServiceUnavailable},
 		{"too large", core.TooLargef("body"), http.StatusRequestEntityTooLarge},
 		{"max bytes reader", &http.MaxBytesError{Limit: 10}, http.StatusRequestEntityTooLarge},
+		{"client gone while its model loads", fmt.Errorf("model 'm' is loading: %w", context.Canceled), statusClientClosed},
+		{"client gone while queued", fmt.Errorf("request ended before it ran: %w: %w", core.ErrUnavailable, context.Canceled), statusClientClosed},
 		{"anything else", errors.New("backend crashed"), http.StatusInternalServerError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -44,6 +51,25 @@ func TestCheckName(t *testing.T) {
 	} {
 		if err := core.CheckName("model", tc.name); (err == nil) != tc.ok {
 			t.Errorf("core.CheckName(%q) = %v, want ok=%v", tc.name, err, tc.ok)
+		}
+	}
+}
+
+// A request its client cancelled is logged at info, not as a server error.
+func TestWriteErrorLogsAClientCancelAtInfo(t *testing.T) {
+	for _, tc := range []struct {
+		err       error
+		wantLevel string
+	}{
+		{fmt.Errorf("model 'm' is loading: %w", context.Canceled), "level=INFO"},
+		{errors.New("backend crashed"), "level=ERROR"},
+	} {
+		var logs bytes.Buffer
+		h := &Handler{log: slog.New(slog.NewTextHandler(&logs, nil))}
+		w := httptest.NewRecorder()
+		h.writeError(w, httptest.NewRequest(http.MethodPost, "/v2/models/m/infer", nil), tc.err)
+		if !strings.Contains(logs.String(), tc.wantLevel) {
+			t.Errorf("writeError(%v) logged %q, want %s", tc.err, logs.String(), tc.wantLevel)
 		}
 	}
 }
