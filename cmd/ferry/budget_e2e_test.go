@@ -212,3 +212,22 @@ func TestOnDemandBudgetBoundsLoadedModelsUnderConcurrency(t *testing.T) {
 		}
 	}
 }
+
+// A budget that fits one model and a half, and requests alternating between two models:
+// every request is answered, and each load evicts the other model. Before issue 12 a load
+// could be charged nothing (what Go's heap moved meanwhile), and both sat in a budget for
+// one; and the first model of a process, charged ONNX Runtime's one-time set-up, was
+// refused for good. Tests here share one runtime, so that part is checked in
+// internal/backend/onnx (TestFirstSessionPaysNoOneTimeCosts).
+func TestOnDemandBudgetAlternatingModelsEachFit(t *testing.T) {
+	one := tinyCharge(t)
+	ts := startServer(t, tinyRepo(t, 2), onDemand(one+one/2))
+	for i := range 6 {
+		if err := inferTiny(context.Background(), http.DefaultClient, ts.URL, i%2); err != nil {
+			t.Fatalf("request %d: %v", i, err)
+		}
+	}
+	if evicted := metricSum(t, ts.URL, "ferry_model_unloads_total", `reason="evicted"`); evicted < 5 {
+		t.Errorf("%v evictions over six alternating requests, want 5 (one model fits)", evicted)
+	}
+}
