@@ -1,8 +1,10 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"slices"
@@ -59,14 +61,12 @@ func inferTiny(ctx context.Context, c *http.Client, url string, i int) error {
 		return err
 	}
 	defer resp.Body.Close()
-	var b strings.Builder
-	if _, err := fmt.Fprint(&b, resp.Body); err != nil {
+	b, err := io.ReadAll(resp.Body)
+	if err != nil {
 		return err
 	}
-	if resp.StatusCode != http.StatusOK {
-		buf := make([]byte, 512)
-		n, _ := resp.Body.Read(buf)
-		return fmt.Errorf("%s: status %d: %s", lookupName(i), resp.StatusCode, buf[:n])
+	if resp.StatusCode != http.StatusOK || !bytes.Contains(b, []byte(`"outputs"`)) {
+		return fmt.Errorf("%s: status %d: %s", lookupName(i), resp.StatusCode, b)
 	}
 	return nil
 }
@@ -162,37 +162,19 @@ func TestOnDemandBudgetBoundsLoadedModelsUnderConcurrency(t *testing.T) {
 		}
 	})
 
-	ctx, cancel := context.WithTimeout(context.Background(), traffic)
-	defer cancel()
-	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-	defer client.CloseIdleConnections()
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for c := range clients {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(c), 12))
-			for ctx.Err() == nil {
-				if err := inferTiny(context.WithoutCancel(ctx), client, ts.URL, rng.IntN(models)); err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-					continue
-				}
-				ok.Add(1)
-			}
-		})
-	}
-	wg.Wait()
+	load := drive(clients, traffic, func(c *http.Client, rng *rand.Rand) error {
+		return inferTiny(context.Background(), c, ts.URL, rng.IntN(models))
+	})
 	close(stop)
 	sampling.Wait()
 
 	evicted := metricSum(t, ts.URL, "ferry_model_unloads_total", `reason="evicted"`)
 	t.Logf("one model charged %d bytes alone; budget %d; least charge seen %d; %d requests in %s (%d failed), %v evictions",
-		one, budget, minCharge.Load(), ok.Load(), traffic, failed.Load(), evicted)
+		one, budget, minCharge.Load(), load.ok, traffic, load.failed, evicted)
 	t.Logf("READY models at most %d; accounted at most %d bytes; C heap grew by at most %d bytes; on average accounted %d, C heap grown %d",
 		maxReady.Load(), peakAccounted.Load(), peakHeap.Load(), accSum.Load()/max(samples.Load(), 1), heapSum.Load()/max(samples.Load(), 1))
-	if n := failed.Load(); n > 0 {
-		t.Errorf("%d of %d requests failed; first: %v", n, n+ok.Load(), firstErr.Load())
+	if load.failed > 0 {
+		t.Errorf("%d of %d requests failed; first: %v", load.failed, load.failed+load.ok, load.firstErr)
 	}
 	if got := minCharge.Load(); got < least {
 		t.Errorf("a version was charged %d bytes; a tiny model is charged %d alone, want at least %d", got, one, least)
@@ -207,7 +189,7 @@ func TestOnDemandBudgetBoundsLoadedModelsUnderConcurrency(t *testing.T) {
 		t.Errorf("%v evictions; with %d models and room for %d, want at least %d", evicted, models, bound, models-bound)
 	}
 	for i := range models {
-		if err := inferTiny(context.Background(), client, ts.URL, i); err != nil {
+		if err := inferTiny(context.Background(), http.DefaultClient, ts.URL, i); err != nil {
 			t.Errorf("after the traffic, a lone request: %v", err)
 		}
 	}
@@ -230,4 +212,38 @@ func TestOnDemandBudgetAlternatingModelsEachFit(t *testing.T) {
 	if evicted := metricSum(t, ts.URL, "ferry_model_unloads_total", `reason="evicted"`); evicted < 5 {
 		t.Errorf("%v evictions over six alternating requests, want 5 (one model fits)", evicted)
 	}
+}
+
+// loadResult is what drive saw: requests answered, requests failed, the first failure.
+type loadResult struct {
+	ok, failed int64
+	firstErr   error
+}
+
+// drive runs clients closed-loop clients for d, each with its own seeded random source
+// and all sharing one keep-alive HTTP client, each calling do until d has passed.
+func drive(clients int, d time.Duration, do func(*http.Client, *rand.Rand) error) loadResult {
+	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
+	defer client.CloseIdleConnections()
+	end := time.Now().Add(d)
+	var ok, failed atomic.Int64
+	var firstErr atomic.Value
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(c), 42))
+			for time.Now().Before(end) {
+				if err := do(client, rng); err != nil {
+					failed.Add(1)
+					firstErr.CompareAndSwap(nil, err)
+					continue
+				}
+				ok.Add(1)
+			}
+		})
+	}
+	wg.Wait()
+	tr := loadResult{ok: ok.Load(), failed: failed.Load()}
+	tr.firstErr, _ = firstErr.Load().(error)
+	return tr
 }

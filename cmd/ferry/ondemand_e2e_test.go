@@ -270,28 +270,9 @@ dynamic_batching { max_queue_delay_microseconds: 10000000 }
 		}
 	})
 
-	ctx, cancel := context.WithTimeout(context.Background(), traffic)
-	defer cancel()
-	client := &http.Client{Timeout: time.Minute, Transport: &http.Transport{MaxIdleConnsPerHost: clients}}
-	defer client.CloseIdleConnections()
-	var ok, failed atomic.Int64
-	var firstErr atomic.Value
-	var wg sync.WaitGroup
-	for c := range clients {
-		wg.Go(func() {
-			rng := rand.New(rand.NewPCG(uint64(c), 42))
-			for ctx.Err() == nil {
-				err := lookup(context.WithoutCancel(ctx), client, ts.URL, rng.IntN(models), rng.IntN(lookupRows))
-				if err != nil {
-					failed.Add(1)
-					firstErr.CompareAndSwap(nil, err)
-					continue
-				}
-				ok.Add(1)
-			}
-		})
-	}
-	wg.Wait()
+	load := drive(clients, traffic, func(c *http.Client, rng *rand.Rand) error {
+		return lookup(context.Background(), c, ts.URL, rng.IntN(models), rng.IntN(lookupRows))
+	})
 	checking.Wait()
 	close(stopSampling)
 	sampling.Wait()
@@ -302,11 +283,11 @@ dynamic_batching { max_queue_delay_microseconds: 10000000 }
 	evicted := metricSum(t, ts.URL, "ferry_model_unloads_total", `reason="evicted"`)
 	loads := metricSum(t, ts.URL, "ferry_model_loads_total")
 	t.Logf("%d requests in %s (%d failed), %v loads, %v evictions, peak accounted %d of %d bytes",
-		ok.Load(), traffic, failed.Load(), loads, evicted, peak.Load(), budget)
-	if n := failed.Load(); n > 0 {
-		t.Errorf("%d of %d requests failed; first: %v", n, n+ok.Load(), firstErr.Load())
+		load.ok, traffic, load.failed, loads, evicted, peak.Load(), budget)
+	if load.failed > 0 {
+		t.Errorf("%d of %d requests failed; first: %v", load.failed, load.failed+load.ok, load.firstErr)
 	}
-	if ok.Load() == 0 {
+	if load.ok == 0 {
 		t.Error("no request succeeded")
 	}
 	if p := peak.Load(); p > budget {

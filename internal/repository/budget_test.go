@@ -89,14 +89,7 @@ func TestBudgetNeverEvictsAModelInUse(t *testing.T) {
 	mr := newMemRepo(t, map[string]int{"a": 8, "b": 8, "c": 8, "d": 8},
 		Options{MemoryBudget: budget, LoadTimeout: 300 * time.Millisecond})
 	ctx := context.Background()
-	var held []*core.Lease
-	for _, name := range []string{"a", "b", "c"} {
-		l, err := mr.Acquire(ctx, name, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, l)
-	}
+	held := holdAll(t, mr, "a", "b", "c")
 	_, err := mr.Acquire(ctx, "d", "")
 	if !errors.Is(err, core.ErrUnavailable) || !strings.Contains(err.Error(), "no room after 300ms") ||
 		!strings.Contains(err.Error(), "memory budget "+formatBytes(budget)) || !strings.Contains(err.Error(), "3 models in use") {
@@ -124,14 +117,7 @@ func TestBudgetLoadWaitsForAModelToBecomeIdle(t *testing.T) {
 	budget := perModel(t) * 7 / 2
 	mr := newMemRepo(t, map[string]int{"a": 8, "b": 8, "c": 8, "d": 8}, Options{MemoryBudget: budget})
 	ctx := context.Background()
-	var held []*core.Lease
-	for _, name := range []string{"a", "b", "c"} {
-		l, err := mr.Acquire(ctx, name, "")
-		if err != nil {
-			t.Fatal(err)
-		}
-		held = append(held, l)
-	}
+	held := holdAll(t, mr, "a", "b", "c")
 	got := make(chan error, 1)
 	go func() {
 		l, err := mr.Acquire(ctx, "d", "")
@@ -232,4 +218,18 @@ func TestBudgetCountsOutsideMemory(t *testing.T) {
 	if got := mr.ResidentBytes(); got < 129<<19 || got > 73<<20 {
 		t.Errorf("a 1 MiB model whose instance holds 64 MiB outside the process measures %s, want 65MiB and a little", formatBytes(got))
 	}
+}
+
+// holdAll leases each model (loading it) and keeps the leases.
+func holdAll(t *testing.T, mr *memRepo, names ...string) []*core.Lease {
+	t.Helper()
+	var held []*core.Lease
+	for _, name := range names {
+		l, err := mr.Acquire(context.Background(), name, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		held = append(held, l)
+	}
+	return held
 }
