@@ -36,7 +36,7 @@ func pythonBackend(interpreter string, log *slog.Logger) repository.Backend {
 }
 
 // The scheduler hands a python instance each batch as its list of requests, and asks it
-// whether it can serve (a process that keeps failing to restart cannot).
+// whether it can serve (not while its process is down or restarting).
 var (
 	_ scheduler.RequestsInstance = (*python.Instance)(nil)
 	_ scheduler.Readier          = (*python.Instance)(nil)
