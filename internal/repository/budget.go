@@ -295,22 +295,27 @@ func (r *Repository) makeRoom(name string, extra func(*loadAccount) int64, commi
 			defer t.Stop()
 			timeout = t.C
 		}
-		var done bool
-		select {
-		case <-room:
-		case <-timeout:
-			done = true
-		case <-r.od.stop:
-			done = true
-		}
-		r.mu.Lock()
-		r.od.roomWaiters.Add(-1)
-		delete(r.od.roomFor, name)
-		r.mu.Unlock()
-		if done {
+		if !r.awaitRoom(name, room, timeout) {
 			return err
 		}
 	}
+}
+
+// awaitRoom waits for room to be signalled (true), the load timeout or Close (false),
+// and then takes the load off the waiting list makeRoom put it on.
+func (r *Repository) awaitRoom(name string, room <-chan struct{}, timeout <-chan time.Time) bool {
+	signalled := false
+	select {
+	case <-room:
+		signalled = true
+	case <-timeout:
+	case <-r.od.stop:
+	}
+	r.mu.Lock()
+	r.od.roomWaiters.Add(-1)
+	delete(r.od.roomFor, name)
+	r.mu.Unlock()
+	return signalled
 }
 
 // roomLocked wakes a load waiting in makeRoom: a model may have become idle or memory
