@@ -540,7 +540,7 @@ func TestSchedulingTimeouts(t *testing.T) {
 	ctx := t.Context()
 
 	t.Run("REJECT", func(t *testing.T) {
-		busy := schedGo(ctx, ts, "grpc", "reject", schedReq{name: "busy", cost: schedSlow, fill: 1, params: map[string]int64{"timeout": long}})
+		busy := schedGo(ctx, ts, "grpc", "reject", schedReq{name: "busy", cost: schedVerySlow, fill: 1, params: map[string]int64{"timeout": long}})
 		schedWait(t, ts, "the first request running", func(m schedMetrics) bool { return m.inFlight("reject") == 1 })
 		byDefault := schedGo(ctx, ts, "http", "reject", schedReq{name: "default-timeout", cost: schedFast, fill: 2})
 		short := schedGo(ctx, ts, "grpc", "reject", schedReq{name: "short-timeout", cost: schedFast, fill: 3, params: map[string]int64{"timeout": 1000}})
