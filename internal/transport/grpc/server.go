@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	_ "github.com/ferryml/ferry/internal/grpcdeflate" // deflate, which Triton's clients offer
@@ -23,7 +24,8 @@ type Core interface {
 	Metadata() core.ServerMetadata
 	Limits() core.Limits
 	ModelMetadata(ctx context.Context, model, version string) (*core.ModelMetadata, error)
-	// ModelReady fails with a *core.NotFoundError for an unknown model or version.
+	// ModelReady fails with a *core.NotFoundError for an unknown model or version (the
+	// RPC answers ready=false for it).
 	ModelReady(ctx context.Context, model, version string) (bool, error)
 	ModelConfig(ctx context.Context, model, version string) (*inference.ModelConfig, error)
 	// ModelStatistics covers every model when model is "".
@@ -150,10 +152,19 @@ func (s *Server) ServerReady(context.Context, *inference.ServerReadyRequest) (*i
 	return &inference.ServerReadyResponse{Ready: s.core.Ready()}, nil
 }
 
-// ModelReady implements inference.GRPCInferenceServiceServer. An unknown model is
-// NOT_FOUND, as in Triton, rather than ready=false.
+// ModelReady implements inference.GRPCInferenceServiceServer. As released Triton does
+// (InferenceServer::ModelIsReady), a name that names no model (unknown, empty, or one no
+// model folder can have) and an unknown version answer OK with ready=false, which
+// tritonclient.grpc's is_model_ready() turns into False; only a version that is not a
+// number is INVALID_ARGUMENT. REST keeps answering 404 for an unknown model.
 func (s *Server) ModelReady(ctx context.Context, req *inference.ModelReadyRequest) (*inference.ModelReadyResponse, error) {
+	if core.CheckModelName(req.GetName()) != nil {
+		return &inference.ModelReadyResponse{}, nil
+	}
 	ready, err := s.core.ModelReady(ctx, req.GetName(), req.GetVersion())
+	if errors.Is(err, core.ErrNotFound) {
+		return &inference.ModelReadyResponse{}, nil
+	}
 	if err != nil {
 		return nil, s.statusError(err)
 	}

@@ -72,10 +72,14 @@ func TestModelRPCs(t *testing.T) {
 			t.Errorf("ModelReady(%q, %q) = %v, %v; want ready=%v", tc.model, tc.version, res, err, tc.want)
 		}
 	}
-	_, err := c.ModelReady(ctx, &inference.ModelReadyRequest{Name: "nope"})
-	checkCall(t, "ModelReady(nope)", err, codes.NotFound, "Request for unknown model: 'nope' is not found")
-	_, err = c.ModelReady(ctx, &inference.ModelReadyRequest{Name: "echo", Version: "7"})
-	checkCall(t, "ModelReady(echo, 7)", err, codes.NotFound, "Request for unknown model: 'echo' version 7 is not found")
+	// Unknown models and versions, and names no model can have, are not ready, as in
+	// Triton: OK with ready=false, never NOT_FOUND.
+	for _, tc := range []struct{ model, version string }{{"nope", ""}, {"echo", "7"}, {"", ""}, {"../echo", ""}} {
+		res, err := c.ModelReady(ctx, &inference.ModelReadyRequest{Name: tc.model, Version: tc.version})
+		if err != nil || res.GetReady() {
+			t.Errorf("ModelReady(%q, %q) = %v, %v; want ready=false and no error", tc.model, tc.version, res, err)
+		}
+	}
 
 	md, err := c.ModelMetadata(ctx, &inference.ModelMetadataRequest{Name: "echo"})
 	if err != nil {
