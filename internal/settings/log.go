@@ -205,6 +205,8 @@ func describe(v any) string {
 		return "number " + string(x)
 	case uint32:
 		return fmt.Sprintf("number %d", x)
+	case fmt.Stringer:
+		return x.String()
 	}
 	return fmt.Sprintf("%T", v)
 }

@@ -11,9 +11,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 
 	"github.com/ferryml/ferry/internal/core"
 	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/settings"
 )
 
 // Core is the serving API this transport calls; *core.Server implements it. Errors use
@@ -34,6 +36,10 @@ type Core interface {
 	LoadModel(ctx context.Context, model string, opts core.LoadOptions) error
 	UnloadModel(ctx context.Context, model string, dependents bool) error
 	Infer(ctx context.Context, req *core.InferRequest) (*core.InferResponse, error)
+	// TraceSettings and LogSettings apply an update (none when empty) and return the
+	// settings after it; model "" is the global trace setting.
+	TraceSettings(ctx context.Context, model string, update settings.TraceUpdate) (settings.TraceSetting, error)
+	LogSettings(ctx context.Context, update settings.LogUpdate) (settings.LogSetting, error)
 }
 
 // Options configure a Server.
@@ -85,20 +91,26 @@ func New(c Core, opts Options) *Server {
 const streamWorkers = 128
 
 // ServerOptions are the grpc.Server options this service needs: message size limits
-// raised to Limits.MaxGRPCMessageSize in both directions, and stream workers.
+// raised to Limits.MaxGRPCMessageSize in both directions, stream workers, and the
+// interceptors that log each call at debug level (logging.go).
 func (s *Server) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.limits.MaxGRPCMessageSize),
 		grpc.MaxSendMsgSize(s.limits.MaxGRPCMessageSize),
 		grpc.NumStreamWorkers(streamWorkers),
+		grpc.ChainUnaryInterceptor(s.logUnary),
+		grpc.ChainStreamInterceptor(s.logStream),
 	}
 }
 
 // NewGRPCServer returns a grpc.Server built with ServerOptions (then extra) on which
-// the inference and health services are registered. The caller serves and stops it.
+// the inference and health services are registered, and the server reflection service
+// (v1 and v1alpha), so grpcurl and other tools list and call the services without the
+// .proto files, as with Triton. The caller serves and stops it.
 func NewGRPCServer(s *Server, extra ...grpc.ServerOption) *grpc.Server {
 	gs := grpc.NewServer(append(s.ServerOptions(), extra...)...)
 	s.Register(gs)
+	reflection.Register(gs)
 	return gs
 }
 
