@@ -144,7 +144,9 @@ func TestLogVerboseLevelShowsDebugLines(t *testing.T) {
 	}
 	ts := startServerLogging(t, exampleRepo(t), log.Handler(), func(c *serveConfig) { c.level = level })
 	ts.GRPC = inference.NewGRPCInferenceServiceClient(ts.conn)
-	debugLine := func(path string) []string { return []string{`"level":"DEBUG"`, `"msg":"http request"`, `"path":"` + path + `"`} }
+	debugLine := func(path string) []string {
+		return []string{`"level":"DEBUG"`, `"msg":"http request"`, `"path":"` + path + `"`}
+	}
 
 	restCall(t, ts, "GET", "/v2/health/ready", "")
 	if out.has(debugLine("/v2/health/ready")...) {
