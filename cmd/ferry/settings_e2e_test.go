@@ -186,3 +186,17 @@ func TestLogVerboseLevelShowsDebugLines(t *testing.T) {
 	code, _, b = restCall(t, ts, "POST", "/v2/logging", `{"log_info":"no"}`)
 	restWantError(t, "POST log_info as a string", code, b, http.StatusBadRequest, `log_info: want a boolean, got string "no"`)
 }
+
+// TestTraceSettingsOfAModelNotLoaded: a model the repository has but has not loaded
+// (explicit mode) may have trace settings, kept for when it serves; only a name the
+// repository does not know is not found.
+func TestTraceSettingsOfAModelNotLoaded(t *testing.T) {
+	ts := startServer(t, exampleRepo(t), func(c *serveConfig) { c.mode = "explicit"; c.loadModels = []string{"simple"} })
+	code, got := traceJSON(t, ts, "POST", "/v2/models/mlp/trace/setting", `{"trace_level":["TIMESTAMPS"]}`)
+	if code != 200 || !cmp.Equal(got["trace_level"], []any{"TIMESTAMPS"}) {
+		t.Errorf("POST mlp's trace settings, mlp not loaded: %d %v, want 200 and its level", code, got)
+	}
+	if got := grpcTrace(t, ts, &inference.TraceSettingRequest{ModelName: "mlp"})["trace_level"]; !cmp.Equal(got, []string{"TIMESTAMPS"}) {
+		t.Errorf("gRPC TraceSetting(mlp), mlp not loaded: trace_level %v, want [TIMESTAMPS]", got)
+	}
+}
