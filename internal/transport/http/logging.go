@@ -15,18 +15,10 @@ import (
 // setting: log_file and log_format strings, log_info, log_warning and log_error
 // booleans, log_verbose_level a number.
 func (h *Handler) logging(w http.ResponseWriter, r *http.Request) {
-	var u settings.LogUpdate
-	if r.Method == http.MethodPost {
-		var raw map[string]json.RawMessage
-		if err := h.readSmallJSON(w, r, &raw); err != nil {
-			h.writeError(w, r, err)
-			return
-		}
-		var err error
-		if u, err = decodeLogUpdate(raw); err != nil {
-			h.writeError(w, r, err)
-			return
-		}
+	u, err := readSettings(h, w, r, decodeLogUpdate)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
 	}
 	st, err := h.core.LogSettings(r.Context(), u)
 	if err != nil {

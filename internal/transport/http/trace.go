@@ -19,18 +19,10 @@ func (h *Handler) traceSetting(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	var u settings.TraceUpdate
-	if r.Method == http.MethodPost {
-		var raw map[string]json.RawMessage
-		if err := h.readSmallJSON(w, r, &raw); err != nil {
-			h.writeError(w, r, err)
-			return
-		}
-		var err error
-		if u, err = decodeTraceUpdate(raw); err != nil {
-			h.writeError(w, r, err)
-			return
-		}
+	u, err := readSettings(h, w, r, decodeTraceUpdate)
+	if err != nil {
+		h.writeError(w, r, err)
+		return
 	}
 	st, err := h.core.TraceSettings(r.Context(), model, u)
 	if err != nil {
@@ -46,6 +38,19 @@ func (h *Handler) traceSetting(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	h.writeJSON(w, r, http.StatusOK, out)
+}
+
+// readSettings decodes the settings a POST body holds (a JSON object of them) with
+// decode; a GET and an empty body change nothing.
+func readSettings[U any](h *Handler, w http.ResponseWriter, r *http.Request, decode func(map[string]json.RawMessage) (U, error)) (U, error) {
+	var raw map[string]json.RawMessage
+	if r.Method == http.MethodPost {
+		if err := h.readSmallJSON(w, r, &raw); err != nil {
+			var none U
+			return none, err
+		}
+	}
+	return decode(raw)
 }
 
 // decodeTraceUpdate reads the settings of a trace request: each a string, a list of
