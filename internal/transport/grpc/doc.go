@@ -1,5 +1,6 @@
 // Package grpcapi serves the Open Inference Protocol (KServe V2) over gRPC: Triton's
-// inference.GRPCInferenceService, byte for byte, plus the standard gRPC health service.
+// inference.GRPCInferenceService, byte for byte, plus the standard gRPC health and server
+// reflection services.
 // It converts each wire message to core's types, checks tensors against their shape,
 // datatype and the configured limits before allocating, calls core, and maps core's
 // errors to status codes in one place (errors.go). It knows nothing of backends.

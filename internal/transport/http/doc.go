@@ -1,7 +1,8 @@
 // Package httpapi serves the Open Inference Protocol (KServe "V2") over HTTP/REST, wire
 // compatible with KServe and Triton: health, server and model metadata, model config and
 // readiness, inference with JSON tensors and the binary tensor data extension (including
-// raw binary requests), and Triton's statistics and model repository extensions.
+// raw binary requests), and Triton's statistics, model repository, trace and logging
+// extensions.
 //
 // The package converts the wire format to core's request type and back; it never talks to
 // a backend. Errors map to HTTP statuses in one place (errors.go). Request bodies are
