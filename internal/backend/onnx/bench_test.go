@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"testing"
 
+	ort "github.com/yalue/onnxruntime_go"
+
 	"github.com/ferryml/ferry/internal/tensor"
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
@@ -92,6 +94,65 @@ func BenchmarkOpenMLP(b *testing.B) {
 				b.Fatal(err)
 			}
 			s.Close()
+		}
+	})
+}
+
+// BenchmarkStringFill compares filling a 1000-element STRING tensor of 32-byte
+// strings the binding's way (SetContents: a Go string and a C.CString per
+// element, C strings that end at a NUL) with fill's (one cgo call, each
+// element copied by length), and the whole Execute through an identity model.
+func BenchmarkStringFill(b *testing.B) {
+	needORT(b)
+	var data []byte
+	for i := range 1000 {
+		data = tensor.AppendBytesElement(data, fmt.Appendf(nil, "%032d", i))
+	}
+	shape := tensor.Shape{1, 1000}
+	b.Run("SetContents", func(b *testing.B) {
+		b.ReportAllocs()
+		for b.Loop() {
+			elems, err := tensor.BytesElements(data)
+			if err != nil {
+				b.Fatal(err)
+			}
+			strs := make([]string, len(elems))
+			for i, e := range elems {
+				strs[i] = string(e)
+			}
+			v, err := ort.NewStringTensor(ort.Shape(shape))
+			if err != nil {
+				b.Fatal(err)
+			}
+			if err := v.SetContents(strs); err != nil {
+				b.Fatal(err)
+			}
+			v.Destroy()
+		}
+	})
+	b.Run("by_length", func(b *testing.B) {
+		in := &tensor.Tensor{Name: "INPUT0", DType: tensor.Bytes, Shape: shape, Data: data}
+		b.ReportAllocs()
+		for b.Loop() {
+			v, err := stringValue(in, rt.strs)
+			if err != nil {
+				b.Fatal(err)
+			}
+			v.Destroy()
+		}
+	})
+	b.Run("execute_identity", func(b *testing.B) {
+		s, err := rt.Open(writeModel(b, onnxgen.Identity(onnxgen.String, "identity_bytes")), SessionOptions{IntraOpThreads: 1})
+		if err != nil {
+			b.Fatal(err)
+		}
+		defer s.Close()
+		in := []*tensor.Tensor{{Name: "INPUT0", DType: tensor.Bytes, Shape: shape, Data: data}}
+		b.ReportAllocs()
+		for b.Loop() {
+			if _, err := s.Execute(context.Background(), in, nil); err != nil {
+				b.Fatal(err)
+			}
 		}
 	})
 }

@@ -23,9 +23,12 @@
 // tensors of a V2 datatype (sequences, maps, complex, float8, ...), are left
 // out of the session with a warning at Open; asking for one is an error.
 //
-// BYTES tensors map to ONNX STRING tensors. Their elements pass through C
-// strings, so a BYTES input element containing a NUL byte is refused rather
-// than silently cut.
+// BYTES tensors map to ONNX STRING tensors, element by element and by length,
+// so any byte passes, NUL included. The binding fills string tensors from C
+// strings, which end at the first NUL, so inputs are filled through ONNX
+// Runtime's C API directly (GetResizedStringTensorElementBuffer, strtensor.go);
+// outputs are read with offsets (GetStringTensorContent), which the binding
+// already does.
 //
 // The binding's DynamicAdvancedSession fixes its output names at creation, so
 // every run computes every output the session has; outputs not asked for are

@@ -40,6 +40,9 @@ type Runtime struct {
 	// perSession is the C heap a session of a one-node model holds (prime.go): the
 	// least any session holds on top of its weights.
 	perSession int64
+	// strs fills string tensors by length (strtensor.go); closed after the
+	// environment.
+	strs *stringAPI
 
 	// life is held shared while Inspect and Open use the environment and
 	// exclusively by Close while it destroys it.
@@ -73,14 +76,20 @@ func NewRuntime(opts Options) (*Runtime, error) {
 	ort.SetSharedLibraryPath(opts.LibraryPath)
 	var version string
 	var perSession int64
+	var strs *stringAPI
 	err := safely(log, func() error {
 		if err := ort.InitializeEnvironment(); err != nil {
 			return err
 		}
 		version = ort.GetVersion()
 		var err error
+		if strs, err = loadStringAPI(opts.LibraryPath); err != nil {
+			ort.DestroyEnvironment()
+			return err
+		}
 		if perSession, err = prime(); err != nil {
 			ort.DestroyEnvironment()
+			strs.close()
 		}
 		return err
 	})
@@ -89,7 +98,7 @@ func NewRuntime(opts Options) (*Runtime, error) {
 	}
 	envInUse = true
 	log.Info("onnx runtime initialised", "library", opts.LibraryPath, "ort_version", version, "session_bytes", perSession)
-	return &Runtime{log: log, version: version, perSession: perSession,
+	return &Runtime{log: log, version: version, perSession: perSession, strs: strs,
 		sessions: map[*Session]struct{}{}, descs: map[descKey]*modelDesc{}}, nil
 }
 
@@ -119,6 +128,9 @@ func (r *Runtime) Close() error {
 	defer envMu.Unlock()
 	if err := safely(r.log, ort.DestroyEnvironment); err != nil {
 		errs = append(errs, fmt.Errorf("onnx: destroy ONNX Runtime environment: %w", err))
+	}
+	if err := r.strs.close(); err != nil {
+		errs = append(errs, err)
 	}
 	envInUse = false
 	return errors.Join(errs...)

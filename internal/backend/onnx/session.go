@@ -327,7 +327,7 @@ func (s *Session) run(ctx context.Context, in []*tensor.Tensor, want []int) ([]*
 	inVals := make([]ort.Value, len(in))
 	defer destroyAll(inVals)
 	for i, t := range in {
-		v, err := inputValue(t, &pin)
+		v, err := inputValue(t, &pin, s.rt.strs)
 		if err != nil {
 			return nil, err
 		}

@@ -1,7 +1,6 @@
 package onnx
 
 import (
-	"bytes"
 	"fmt"
 	"runtime"
 	"unsafe"
@@ -14,9 +13,9 @@ import (
 // inputValue wraps a validated input tensor as an ONNX Runtime value. Numeric
 // tensors alias t.Data (pinned in pin) unless it is misaligned for its element
 // type. The caller destroys the value.
-func inputValue(t *tensor.Tensor, pin *runtime.Pinner) (ort.Value, error) {
+func inputValue(t *tensor.Tensor, pin *runtime.Pinner, strs *stringAPI) (ort.Value, error) {
 	if t.DType == tensor.Bytes {
-		return stringValue(t)
+		return stringValue(t, strs)
 	}
 	if t.DType == tensor.Bool {
 		// Any other byte is neither a C++ nor a Go bool; refuse it rather
@@ -45,10 +44,10 @@ func inputValue(t *tensor.Tensor, pin *runtime.Pinner) (ort.Value, error) {
 	return v, nil
 }
 
-// stringValue copies a BYTES tensor into an ONNX STRING tensor. The binding
-// passes each element as a NUL-terminated C string, so an element holding a
-// NUL byte is refused rather than cut short.
-func stringValue(t *tensor.Tensor) (ort.Value, error) {
+// stringValue copies a BYTES tensor into an ONNX STRING tensor. Each element
+// is copied by its length (strs), so elements may hold NUL bytes and any other
+// byte; ONNX Runtime's strings are byte strings.
+func stringValue(t *tensor.Tensor, strs *stringAPI) (ort.Value, error) {
 	if len(t.Shape) == 0 {
 		return nil, inputErr(t.Name, "a rank-0 BYTES tensor is not supported by the onnx backend")
 	}
@@ -56,18 +55,11 @@ func stringValue(t *tensor.Tensor) (ort.Value, error) {
 	if err != nil {
 		return nil, inputErr(t.Name, "%v", err)
 	}
-	strs := make([]string, len(elems))
-	for i, e := range elems {
-		if bytes.IndexByte(e, 0) >= 0 {
-			return nil, inputErr(t.Name, "BYTES element %d contains a NUL byte, which ONNX Runtime string tensors cannot take through onnxruntime_go", i)
-		}
-		strs[i] = string(e)
-	}
 	v, err := ort.NewStringTensor(ort.Shape(t.Shape))
 	if err != nil {
 		return nil, fmt.Errorf("onnx: input %q: %w", t.Name, err)
 	}
-	if err := v.SetContents(strs); err != nil {
+	if err := strs.fill(v, t.Data, elems); err != nil {
 		v.Destroy()
 		return nil, fmt.Errorf("onnx: input %q: %w", t.Name, err)
 	}
