@@ -288,6 +288,8 @@ func (r *Repository) readConfig(dir, name string, opts *core.LoadOptions) (*infe
 	default:
 		text, err := os.ReadFile(filepath.Join(dir, "config.pbtxt"))
 		switch {
+		case errors.Is(err, os.ErrNotExist) && r.opts.DisableAutoComplete:
+			return nil, false, Backend{}, errors.New("no config.pbtxt; auto-complete is disabled, so every model needs a complete config")
 		case errors.Is(err, os.ErrNotExist):
 			cfg = &inference.ModelConfig{}
 		case err != nil:
@@ -298,6 +300,12 @@ func (r *Repository) readConfig(dir, name string, opts *core.LoadOptions) (*infe
 			}
 			explicitMax = modelconfig.HasMaxBatchSize(text)
 		}
+	}
+	if r.opts.DisableAutoComplete {
+		if err := modelconfig.CheckComplete(cfg); err != nil {
+			return nil, false, Backend{}, fmt.Errorf("auto-complete is disabled, so the config must state what the model file would have filled in:\n%w", err)
+		}
+		explicitMax = true // max_batch_size 0 means 0, not "pick one"
 	}
 	backend, err := r.pickBackend(dir, cfg)
 	if err != nil {
