@@ -302,7 +302,7 @@ func (r *Repository) Healthy() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, m := range r.models {
-		if !m.healthyLocked() || m.downLocked() { // downLocked: readiness.go
+		if !m.servesLocked() || m.downLocked() { // a failed reload leaves a model serving: readiness.go
 			return false
 		}
 	}
