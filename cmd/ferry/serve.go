@@ -17,6 +17,7 @@ import (
 	"github.com/ferryml/ferry/internal/gctune"
 	"github.com/ferryml/ferry/internal/monitor/metrics"
 	"github.com/ferryml/ferry/internal/repository"
+	"github.com/ferryml/ferry/internal/settings"
 	"github.com/ferryml/ferry/internal/threadprio"
 	grpcapi "github.com/ferryml/ferry/internal/transport/grpc"
 	httpapi "github.com/ferryml/ferry/internal/transport/http"
@@ -64,6 +65,10 @@ type serveConfig struct {
 	// modelCacheDir and store serve an s3:// repository (objstore.go).
 	modelCacheDir string
 	store         storeEnv
+
+	// level is the level the log's handler reads (newLogger); the logging extension
+	// changes it (logging.go). nil: a level no handler reads (tests with their own logger).
+	level *slog.LevelVar
 }
 
 func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
@@ -74,10 +79,11 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 		Short: "Serve the models of a Triton-style model repository over V2 REST and gRPC",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
-			log, err := newLogger(cfg.logFormat, cfg.logLevel, stderr)
+			log, level, err := newLogger(cfg.logFormat, cfg.logLevel, stderr)
 			if err != nil {
 				return err
 			}
+			cfg.level = level
 			if cfg.inferenceFirst {
 				// Before the runtime and its sessions exist: threads started later inherit
 				// the class, and inference threads are put in front explicitly.
@@ -160,10 +166,12 @@ func (c serveConfig) validate() error {
 	return errors.Join(errs...)
 }
 
-func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
-	var lv slog.Level
+// newLogger builds the server's logger; its handler reads the returned level, which
+// starts at --log-level and which the logging extension changes (logging.go).
+func newLogger(format, level string, w io.Writer) (*slog.Logger, *slog.LevelVar, error) {
+	lv := new(slog.LevelVar)
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
-		return nil, fmt.Errorf("--log-level: %w", err)
+		return nil, nil, fmt.Errorf("--log-level: %w", err)
 	}
 	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: readableDurations}
 	if format == "" {
@@ -176,11 +184,11 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, error) {
 	}
 	switch format {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), nil
+		return slog.New(slog.NewJSONHandler(w, opts)), lv, nil
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), nil
+		return slog.New(slog.NewTextHandler(w, opts)), lv, nil
 	}
-	return nil, fmt.Errorf("--log-format %q: want json or text", format)
+	return nil, nil, fmt.Errorf("--log-format %q: want json or text", format)
 }
 
 // server is one wired Ferry instance. newServer opens the listeners (so their addresses
@@ -191,6 +199,7 @@ type server struct {
 	core    *core.Server
 	repo    *repository.Repository
 	grpcAPI *grpcapi.Server
+	trace   *settings.Trace // the trace extension's settings; a tracer asks its Sample
 	http    *http.Server
 	grpc    *grpc.Server
 	httpLn  net.Listener
@@ -226,8 +235,10 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		return nil, err
 	}
 	rc := newResponseCache(cfg.cacheSize)
+	s.trace = settings.NewTrace(settings.DefaultTrace())
 	s.core = core.New(core.Options{Name: "ferry", Version: version, Repository: s.repo, Limits: cfg.limits,
-		Logger: log.With("component", "core"), Observer: m, StrictReadiness: cfg.strictReady, Cache: coreCache(rc)})
+		Logger: log.With("component", "core"), Observer: m, StrictReadiness: cfg.strictReady, Cache: coreCache(rc),
+		Trace: s.trace, Log: logSettings(cfg.level)})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m, rb, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -57,12 +57,16 @@ next:
 	return -1
 }
 
-// startServerLogging is startServer with the server's log kept in logs, so a test can
-// see the order in which loading, warmup and readiness happened.
-func startServerLogging(t *testing.T, repo string, logs *logRecords) *testServer {
+// startServerLogging is startServer with the server's log written to logs, so a test can
+// see the order in which loading, warmup and readiness happened (or what a log level
+// lets through).
+func startServerLogging(t *testing.T, repo string, logs slog.Handler, opts ...serverOption) *testServer {
 	t.Helper()
 	cfg := serveConfig{repository: repo, host: "127.0.0.1", mode: "none", pollInterval: 15 * time.Second,
 		drain: 5 * time.Second, limits: defaultTestLimits()}
+	for _, o := range opts {
+		o(&cfg)
+	}
 	s, err := newServer(cfg, testRuntime, slog.New(logs))
 	if err != nil {
 		t.Fatalf("newServer: %v", err)

@@ -11,6 +11,7 @@ import (
 
 	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/internal/scheduler"
+	"github.com/ferryml/ferry/internal/settings"
 )
 
 // Observer is told about every finished request; metrics implement it. It is called on
@@ -32,6 +33,10 @@ type Options struct {
 	Cache Cache
 	// StrictReadiness: the server is ready only while every loaded model is READY.
 	StrictReadiness bool
+	// Trace and Log are the trace and logging extensions' settings (settings.go); nil:
+	// fresh ones (Triton's trace defaults; a log level no handler reads).
+	Trace *settings.Trace
+	Log   *settings.Log
 }
 
 // Server is the in-process serving API every transport calls.
@@ -46,10 +51,16 @@ type Server struct {
 	stats         *statsTable
 	cache         Cache   // nil: no response cache
 	loads         loadIDs // tells reloads of one version apart in cache keys
+	trace         *settings.Trace
+	logs          *settings.Log
 }
 
-// Extensions Ferry implements, as GET /v2 lists them.
-var Extensions = []string{"classification", "model_repository", "model_repository(unload_dependents)", "schedule_policy", "model_configuration", "statistics", "binary_tensor_data", "parameters"}
+// Extensions Ferry implements, as GET /v2 lists them, with Triton's names; a test probes
+// an endpoint of each (cmd/ferry). "cuda_shared_memory" is left out on purpose: its
+// endpoints exist only to refuse (Ferry has no GPU), so it is not served.
+var Extensions = []string{"classification", "sequence", "model_repository", "model_repository(unload_dependents)",
+	"schedule_policy", "model_configuration", "system_shared_memory", "binary_tensor_data", "parameters",
+	"statistics", "trace", "logging"}
 
 // New builds a Server. It is not ready until SetReady(true), which the caller does once
 // the startup models are loaded.
@@ -63,8 +74,15 @@ func New(opts Options) *Server {
 	if opts.Limits == (Limits{}) {
 		opts.Limits = DefaultLimits()
 	}
+	if opts.Trace == nil {
+		opts.Trace = settings.NewTrace(settings.DefaultTrace())
+	}
+	if opts.Log == nil {
+		opts.Log = settings.NewLog(new(slog.LevelVar))
+	}
 	return &Server{name: opts.Name, version: opts.Version, repo: opts.Repository, limits: opts.Limits,
-		log: opts.Logger, obs: opts.Observer, stats: newStatsTable(), cache: opts.Cache, strict: opts.StrictReadiness}
+		log: opts.Logger, obs: opts.Observer, stats: newStatsTable(), cache: opts.Cache, strict: opts.StrictReadiness,
+		trace: opts.Trace, logs: opts.Log}
 }
 
 // Live reports whether the process serves at all; it always does while it runs.

@@ -2,6 +2,7 @@ package grpcapi
 
 import (
 	"context"
+	"errors"
 	"log/slog"
 
 	_ "github.com/ferryml/ferry/internal/grpcdeflate" // deflate, which Triton's clients offer
@@ -10,9 +11,11 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
+	"google.golang.org/grpc/reflection"
 
 	"github.com/ferryml/ferry/internal/core"
 	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/settings"
 )
 
 // Core is the serving API this transport calls; *core.Server implements it. Errors use
@@ -23,7 +26,8 @@ type Core interface {
 	Metadata() core.ServerMetadata
 	Limits() core.Limits
 	ModelMetadata(ctx context.Context, model, version string) (*core.ModelMetadata, error)
-	// ModelReady fails with a *core.NotFoundError for an unknown model or version.
+	// ModelReady fails with a *core.NotFoundError for an unknown model or version (the
+	// RPC answers ready=false for it).
 	ModelReady(ctx context.Context, model, version string) (bool, error)
 	ModelConfig(ctx context.Context, model, version string) (*inference.ModelConfig, error)
 	// ModelStatistics covers every model when model is "".
@@ -32,6 +36,10 @@ type Core interface {
 	LoadModel(ctx context.Context, model string, opts core.LoadOptions) error
 	UnloadModel(ctx context.Context, model string, dependents bool) error
 	Infer(ctx context.Context, req *core.InferRequest) (*core.InferResponse, error)
+	// TraceSettings and LogSettings apply an update (none when empty) and return the
+	// settings after it; model "" is the global trace setting.
+	TraceSettings(ctx context.Context, model string, update settings.TraceUpdate) (settings.TraceSetting, error)
+	LogSettings(ctx context.Context, update settings.LogUpdate) (settings.LogSetting, error)
 }
 
 // Options configure a Server.
@@ -83,20 +91,26 @@ func New(c Core, opts Options) *Server {
 const streamWorkers = 128
 
 // ServerOptions are the grpc.Server options this service needs: message size limits
-// raised to Limits.MaxGRPCMessageSize in both directions, and stream workers.
+// raised to Limits.MaxGRPCMessageSize in both directions, stream workers, and the
+// interceptors that log each call at debug level (logging.go).
 func (s *Server) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.limits.MaxGRPCMessageSize),
 		grpc.MaxSendMsgSize(s.limits.MaxGRPCMessageSize),
 		grpc.NumStreamWorkers(streamWorkers),
+		grpc.ChainUnaryInterceptor(s.logUnary),
+		grpc.ChainStreamInterceptor(s.logStream),
 	}
 }
 
 // NewGRPCServer returns a grpc.Server built with ServerOptions (then extra) on which
-// the inference and health services are registered. The caller serves and stops it.
+// the inference and health services are registered, and the server reflection service
+// (v1 and v1alpha), so grpcurl and other tools list and call the services without the
+// .proto files, as with Triton. The caller serves and stops it.
 func NewGRPCServer(s *Server, extra ...grpc.ServerOption) *grpc.Server {
 	gs := grpc.NewServer(append(s.ServerOptions(), extra...)...)
 	s.Register(gs)
+	reflection.Register(gs)
 	return gs
 }
 
@@ -150,10 +164,19 @@ func (s *Server) ServerReady(context.Context, *inference.ServerReadyRequest) (*i
 	return &inference.ServerReadyResponse{Ready: s.core.Ready()}, nil
 }
 
-// ModelReady implements inference.GRPCInferenceServiceServer. An unknown model is
-// NOT_FOUND, as in Triton, rather than ready=false.
+// ModelReady implements inference.GRPCInferenceServiceServer. As released Triton does
+// (InferenceServer::ModelIsReady), a name that names no model (unknown, empty, or one no
+// model folder can have) and an unknown version answer OK with ready=false, which
+// tritonclient.grpc's is_model_ready() turns into False; only a version that is not a
+// number is INVALID_ARGUMENT. REST keeps answering 404 for an unknown model.
 func (s *Server) ModelReady(ctx context.Context, req *inference.ModelReadyRequest) (*inference.ModelReadyResponse, error) {
+	if core.CheckModelName(req.GetName()) != nil {
+		return &inference.ModelReadyResponse{}, nil
+	}
 	ready, err := s.core.ModelReady(ctx, req.GetName(), req.GetVersion())
+	if errors.Is(err, core.ErrNotFound) {
+		return &inference.ModelReadyResponse{}, nil
+	}
 	if err != nil {
 		return nil, s.statusError(err)
 	}

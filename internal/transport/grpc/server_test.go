@@ -72,10 +72,14 @@ func TestModelRPCs(t *testing.T) {
 			t.Errorf("ModelReady(%q, %q) = %v, %v; want ready=%v", tc.model, tc.version, res, err, tc.want)
 		}
 	}
-	_, err := c.ModelReady(ctx, &inference.ModelReadyRequest{Name: "nope"})
-	checkCall(t, "ModelReady(nope)", err, codes.NotFound, "Request for unknown model: 'nope' is not found")
-	_, err = c.ModelReady(ctx, &inference.ModelReadyRequest{Name: "echo", Version: "7"})
-	checkCall(t, "ModelReady(echo, 7)", err, codes.NotFound, "Request for unknown model: 'echo' version 7 is not found")
+	// Unknown models and versions, and names no model can have, are not ready, as in
+	// Triton: OK with ready=false, never NOT_FOUND.
+	for _, tc := range []struct{ model, version string }{{"nope", ""}, {"echo", "7"}, {"", ""}, {"../echo", ""}} {
+		res, err := c.ModelReady(ctx, &inference.ModelReadyRequest{Name: tc.model, Version: tc.version})
+		if err != nil || res.GetReady() {
+			t.Errorf("ModelReady(%q, %q) = %v, %v; want ready=false and no error", tc.model, tc.version, res, err)
+		}
+	}
 
 	md, err := c.ModelMetadata(ctx, &inference.ModelMetadataRequest{Name: "echo"})
 	if err != nil {
@@ -289,7 +293,7 @@ func TestServerOptionsRaiseMessageLimits(t *testing.T) {
 	if got, want := s.limits.MaxGRPCMessageSize, core.DefaultLimits().MaxGRPCMessageSize; got != want {
 		t.Errorf("MaxGRPCMessageSize with none set = %d, want the default %d, not grpc-go's 4 MiB", got, want)
 	}
-	if n := len(s.ServerOptions()); n != 3 {
-		t.Errorf("ServerOptions() has %d options, want receive and send limits and stream workers", n)
+	if n := len(s.ServerOptions()); n != 5 {
+		t.Errorf("ServerOptions() has %d options, want receive and send limits, stream workers and the two debug-log interceptors", n)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/core"
 	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/settings"
 )
 
 // Core is what the REST transport needs from the serving core (*core.Server satisfies
@@ -32,6 +33,10 @@ type Core interface {
 	LoadModel(ctx context.Context, model string, opts core.LoadOptions) error
 	UnloadModel(ctx context.Context, model string, dependents bool) error
 	Infer(ctx context.Context, req *core.InferRequest) (*core.InferResponse, error)
+	// TraceSettings and LogSettings apply an update (none when empty) and return the
+	// settings after it; model "" is the global trace setting.
+	TraceSettings(ctx context.Context, model string, update settings.TraceUpdate) (settings.TraceSetting, error)
+	LogSettings(ctx context.Context, update settings.LogUpdate) (settings.LogSetting, error)
 }
 
 // Options configure a Handler.
@@ -84,6 +89,12 @@ func (h *Handler) routes(metrics http.Handler) {
 	m.HandleFunc("POST /v2/repository/index", h.repositoryIndex)
 	m.HandleFunc("POST /v2/repository/models/{model}/load", h.load)
 	m.HandleFunc("POST /v2/repository/models/{model}/unload", h.unload)
+	// The trace and logging extensions (trace.go, logging.go).
+	for _, method := range []string{"GET ", "POST "} {
+		m.HandleFunc(method+"/v2/trace/setting", h.traceSetting)
+		m.HandleFunc(method+"/v2/models/{model}/trace/setting", h.traceSetting)
+		m.HandleFunc(method+"/v2/logging", h.logging)
+	}
 	if metrics != nil {
 		m.Handle("GET /metrics", metrics)
 	}
@@ -92,6 +103,7 @@ func (h *Handler) routes(metrics http.Handler) {
 // ServeHTTP routes the request. A panic in a handler becomes a 500 answer instead of a
 // dropped connection, and unknown routes get a JSON error like every other failure.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	h.logRequest(r)
 	defer func() {
 		if v := recover(); v != nil {
 			if v == http.ErrAbortHandler {
