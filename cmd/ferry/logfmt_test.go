@@ -34,7 +34,7 @@ func TestRoundDuration(t *testing.T) {
 func TestLogDurationsReadable(t *testing.T) {
 	for _, format := range []string{"json", "text"} {
 		var buf bytes.Buffer
-		log, err := newLogger(format, "info", &buf)
+		log, _, err := newLogger(format, "info", &buf)
 		if err != nil {
 			t.Fatal(err)
 		}

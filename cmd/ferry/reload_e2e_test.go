@@ -1,17 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"os"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
-
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/tools/onnxgen"
@@ -24,49 +19,19 @@ input [ { name: "INPUT0" data_type: TYPE_FP32 dims: [ -1 ] } ]
 output [ { name: "OUTPUT0" data_type: TYPE_FP32 dims: [ -1 ] } ]
 `
 
-// syncBuffer is a log destination the server writes while the test reads.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // startPollServer serves repo in poll mode, rescanning every 50 ms, with strict
-// readiness and its JSON log (the production logger) in the returned buffer.
-func startPollServer(t *testing.T, repo string) (*testServer, *syncBuffer) {
+// readiness and its JSON log (the production logger) in logs.
+func startPollServer(t *testing.T, repo string, logs *lockedLog) *testServer {
 	t.Helper()
-	logs := &syncBuffer{}
-	log, err := newLogger("json", "info", logs)
+	log, _, err := newLogger("json", "info", logs)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg := serveConfig{repository: repo, host: "127.0.0.1", mode: "poll", pollInterval: 50 * time.Millisecond,
-		drain: time.Second, limits: defaultTestLimits(), strictReady: true}
-	s, err := newServer(cfg, testRuntime, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{server: s, URL: "http://" + s.httpLn.Addr().String(), cancel: cancel, done: make(chan error, 1)}
-	go func() { ts.done <- s.Run(ctx) }()
-	if ts.conn, err = grpc.NewClient(s.grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
-		t.Fatal(err)
-	}
+	ts := startServerLogging(t, repo, log.Handler(), func(c *serveConfig) {
+		c.mode, c.pollInterval, c.strictReady = "poll", 50*time.Millisecond, true
+	})
 	ts.GRPC = inference.NewGRPCInferenceServiceClient(ts.conn)
-	t.Cleanup(ts.stop)
-	ts.waitReady(t)
-	return ts, logs
+	return ts
 }
 
 // TestReadinessWhileReloadFails: in poll mode, a config.pbtxt or model.onnx broken
@@ -87,7 +52,8 @@ func TestReadinessWhileReloadFails(t *testing.T) {
 			repo := t.TempDir()
 			good := onnxgen.Identity(onnxgen.Float, "m")
 			writeModel(t, repo, "m", 1, good, reloadConfig)
-			ts, logs := startPollServer(t, repo)
+			var logs lockedLog
+			ts := startPollServer(t, repo, &logs)
 			serving(t, ts, "at start", "")
 
 			path := filepath.Join(repo, "m", tc.file)
@@ -98,15 +64,15 @@ func TestReadinessWhileReloadFails(t *testing.T) {
 			writeFileAtomic(t, path, tc.broken)
 			waitFor(t, func() bool { return modelReason(t, ts) != "" })
 			serving(t, ts, "after the reload failed", tc.reason)
-			if !strings.Contains(logs.String(), `"level":"ERROR"`) || !strings.Contains(logs.String(), `"model":"m"`) {
-				t.Errorf("the log has no error for model m:\n%s", logs.String())
+			if !logs.has(`"level":"ERROR"`, `"model":"m"`, tc.reason) {
+				t.Errorf("the log has no error for model m naming %s", tc.reason)
 			}
 
 			writeFileAtomic(t, path, before)
 			waitFor(t, func() bool { return modelReason(t, ts) == "" })
 			serving(t, ts, "after the fix", "")
-			if tc.file != "config.pbtxt" { // the broken model never loaded, so the fix loads version 1 again
-				waitFor(t, func() bool { return strings.Count(logs.String(), `"msg":"model version loaded"`) == 2 })
+			if !logs.has(`"msg":"model version unloaded"`, `"model":"m"`, `"reason":"replaced"`) {
+				t.Error("the log does not say the fixed files replaced the version loaded at start")
 			}
 		})
 	}
