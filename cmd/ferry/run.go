@@ -18,7 +18,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		Short:         "Ferry serves trained models over the Open Inference Protocol (KServe/Triton V2)",
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		Version:       version, // --version, as tritonserver and most servers take it
 	}
+	root.SetVersionTemplate("ferry {{.Version}}\n") // the same line as `ferry version`
 	root.SetArgs(args)
 	root.SetOut(stdout)
 	root.SetErr(stderr)

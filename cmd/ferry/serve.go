@@ -9,7 +9,6 @@ import (
 	"net"
 	"net/http"
 	"os"
-	"strconv"
 	"time"
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
@@ -34,8 +33,15 @@ import (
 type serveConfig struct {
 	repository   string
 	host         string
+	httpAddr     string // --http-address; "" is --host
+	grpcAddr     string // --grpc-address; "" is --host
 	httpPort     int
 	grpcPort     int
+	metricsAddr  string // --metrics-address; "" is the HTTP listener's
+	metricsPort  int    // port of a separate /metrics listener, when metricsOn (tritonflags.go)
+	metricsOn    bool
+	exitOnError  bool // fail at start when a startup model fails to load
+	noAutoFill   bool // --disable-auto-complete-config
 	mode         string
 	loadModels   []string
 	pollInterval time.Duration
@@ -107,12 +113,11 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f := cmd.Flags()
 	f.StringVar(&cfg.repository, "model-repository", "", "model repository: a folder (Triton layout) or s3://bucket/prefix (credentials and endpoint from the AWS_* environment)")
 	f.StringVar(&cfg.modelCacheDir, "model-cache-dir", "", "where an s3:// repository is mirrored (default: a folder per store under $XDG_CACHE_HOME/ferry or ~/.cache/ferry)")
-	f.StringVar(&cfg.host, "host", "127.0.0.1", "address to listen on")
+	f.StringVar(&cfg.host, "host", "127.0.0.1", "address to listen on (the default of --http-address and --grpc-address)")
 	f.IntVar(&cfg.httpPort, "http-port", 8000, "port for V2 REST and /metrics (0 picks a free port)")
 	f.IntVar(&cfg.grpcPort, "grpc-port", 8001, "port for V2 gRPC (0 picks a free port)")
 	f.StringVar(&cfg.mode, "model-control-mode", "none", "none (load all at start), explicit (--load-model and the repository API), poll (rescan) or on-demand (load on first request)")
 	f.StringArrayVar(&cfg.loadModels, "load-model", nil, "model to load at start in explicit mode (repeatable)")
-	f.DurationVar(&cfg.pollInterval, "repository-poll-interval", 15*time.Second, "how often poll mode rescans the repository (on-demand mode: re-reads an object store and unloads models whose files changed)")
 	f.StringVar(&cfg.logFormat, "log-format", "", "json or text (default: text on a terminal, else json)")
 	f.StringVar(&cfg.logLevel, "log-level", "info", "debug, info, warn or error")
 	f.Int64Var(&cfg.limits.MaxBodyBytes, "max-body-bytes", cfg.limits.MaxBodyBytes, "largest HTTP request body; larger is refused with 413")
@@ -129,6 +134,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f.Var(&cfg.cacheSize, "cache-size", "response cache budget shared by models with response_cache enabled, e.g. 64MiB (0: no cache)")
 	f.BoolVar(&cfg.inferenceFirst, "inference-first", true, "Linux: request-handling threads run as SCHED_BATCH, so that their wakeups do not preempt model execution when the cores are busy")
 	cfg.onDemand.addFlags(f)
+	cfg.addTritonFlags(f)
 	_ = cmd.MarkFlagRequired("model-repository")
 	return cmd
 }
@@ -150,6 +156,9 @@ func (c serveConfig) validate() error {
 	if c.intraOp < 0 {
 		errs = append(errs, fmt.Errorf("--onnx-intra-op-threads: must be >= 0, got %d", c.intraOp))
 	}
+	if c.metricsAddr != "" && !c.metricsOn {
+		errs = append(errs, fmt.Errorf("--metrics-address needs --metrics-port"))
+	}
 	if len(c.loadModels) > 0 && c.mode != string(repository.ModeExplicit) {
 		errs = append(errs, fmt.Errorf("--load-model needs --model-control-mode explicit"))
 	}
@@ -164,7 +173,7 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, *slog.LevelVar,
 	if err := lv.UnmarshalText([]byte(level)); err != nil {
 		return nil, nil, fmt.Errorf("--log-level: %w", err)
 	}
-	opts := &slog.HandlerOptions{Level: lv}
+	opts := &slog.HandlerOptions{Level: lv, ReplaceAttr: readableDurations}
 	if format == "" {
 		format = "json"
 		if f, ok := w.(*os.File); ok {
@@ -195,6 +204,9 @@ type server struct {
 	grpc    *grpc.Server
 	httpLn  net.Listener
 	grpcLn  net.Listener
+	// metricsLn and metricsSrv serve /metrics alone when --metrics-port is set (tritonflags.go).
+	metricsLn  net.Listener
+	metricsSrv *http.Server
 }
 
 func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, error) {
@@ -216,6 +228,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		Root: repositoryRoot(cfg, store), Source: storeSource(store, log.With("component", "objstore")), Mode: mode, Startup: cfg.loadModels, PollInterval: cfg.pollInterval,
 		Backends: withBackends(backends(rt, rb, cfg.intraOp, cfg.onDemand.budget > 0, cfg.python, log), cfg.moreBackends), Logger: log.With("component", "repository"),
 		Hooks: repository.Hooks{Loaded: m.Loaded, State: m.State, Unloaded: m.Unloaded, Resident: m.Resident}, SchedulerObserver: m.Scheduler,
+		ExitOnError: cfg.exitOnError, DisableAutoComplete: cfg.noAutoFill,
 		LoadTimeout: cfg.onDemand.loadTimeout, MemoryBudget: int64(cfg.onDemand.budget), IdleUnload: cfg.onDemand.idleUnload, NativeHeapInUse: onnx.HeapInUse,
 	})
 	if err != nil {
@@ -240,12 +253,17 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	}
 	s.grpcAPI = grpcapi.New(s.core, grpcapi.Options{Logger: log.With("component", "grpc"), Limits: cfg.limits})
 	s.grpc = grpcapi.NewGRPCServer(s.grpcAPI)
-	if s.httpLn, err = net.Listen("tcp", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.httpPort))); err != nil {
+	if s.httpLn, err = net.Listen("tcp", cfg.bindAddr(cfg.httpAddr, cfg.httpPort)); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
-	if s.grpcLn, err = net.Listen("tcp", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.grpcPort))); err != nil {
+	if s.grpcLn, err = net.Listen("tcp", cfg.bindAddr(cfg.grpcAddr, cfg.grpcPort)); err != nil {
 		s.httpLn.Close()
 		return nil, fmt.Errorf("grpc listener: %w", err)
+	}
+	if err := s.listenMetrics(metricsHandler); err != nil {
+		s.httpLn.Close()
+		s.grpcLn.Close()
+		return nil, err
 	}
 	return s, nil
 }
@@ -254,7 +272,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 // drain.go), drains in-flight requests within the drain timeout, and unloads the models.
 // Readiness turns true only once the startup models are loaded.
 func (s *server) Run(ctx context.Context) error {
-	s.log.Info("listening", "http", s.httpLn.Addr().String(), "grpc", s.grpcLn.Addr().String(), "repository", s.cfg.repository)
+	s.log.Info("listening", "http", s.httpLn.Addr().String(), "grpc", s.grpcLn.Addr().String(), "metrics", s.metricsAddr(), "repository", s.cfg.repository)
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	var g oklog.Group
@@ -297,6 +315,7 @@ func (s *server) Run(ctx context.Context) error {
 			s.grpc.Stop()
 		}
 	})
+	s.addMetrics(&g)
 	err := g.Run()
 	if cerr := s.repo.Close(); cerr != nil {
 		s.log.Warn("unload failed", "err", cerr)

@@ -138,6 +138,9 @@ func (r *Repository) applyVersions(ctx context.Context, m *model, dir, fp string
 		old := m.versions[n]
 		r.mu.Unlock()
 		if old != nil && old.fp == vfp && old.state == core.StateReady {
+			r.mu.Lock()
+			old.stale = "" // its own files are back
+			r.mu.Unlock()
 			continue
 		}
 		v := r.openVersion(ctx, m.name, n, vdir, cfg, explicitMax, backend)
@@ -145,7 +148,10 @@ func (r *Repository) applyVersions(ctx context.Context, m *model, dir, fp string
 		if v.state != core.StateReady {
 			errs = append(errs, fmt.Errorf("model '%s' version %d: %s", m.name, n, v.reason))
 			if old != nil && old.state == core.StateReady {
-				continue // the old copy keeps serving, as Triton does when a reload fails
+				r.mu.Lock()
+				old.stale = v.reason // the old copy keeps serving, as Triton does when a reload fails
+				r.mu.Unlock()
+				continue
 			}
 		}
 		fresh[n] = v
@@ -166,7 +172,7 @@ func (r *Repository) applyVersions(ctx context.Context, m *model, dir, fp string
 		m.versions[n] = v
 	}
 	r.swappedLocked(m.name, fresh) // budget.go: their measured bytes now count as resident
-	m.fp, m.reason = fp, ""
+	m.fp, m.reason, m.stale = fp, "", ""
 	r.mu.Unlock()
 	for _, v := range fresh {
 		r.hookState(m.name, v)
@@ -288,6 +294,8 @@ func (r *Repository) readConfig(dir, name string, opts *core.LoadOptions) (*infe
 	default:
 		text, err := os.ReadFile(filepath.Join(dir, "config.pbtxt"))
 		switch {
+		case errors.Is(err, os.ErrNotExist) && r.opts.DisableAutoComplete:
+			return nil, false, Backend{}, errors.New("no config.pbtxt; auto-complete is disabled, so every model needs a complete config")
 		case errors.Is(err, os.ErrNotExist):
 			cfg = &inference.ModelConfig{}
 		case err != nil:
@@ -298,6 +306,12 @@ func (r *Repository) readConfig(dir, name string, opts *core.LoadOptions) (*infe
 			}
 			explicitMax = modelconfig.HasMaxBatchSize(text)
 		}
+	}
+	if r.opts.DisableAutoComplete {
+		if err := modelconfig.CheckComplete(cfg); err != nil {
+			return nil, false, Backend{}, fmt.Errorf("auto-complete is disabled, so the config must state what the model file would have filled in:\n%w", err)
+		}
+		explicitMax = true // max_batch_size 0 means 0, not "pick one"
 	}
 	backend, err := r.pickBackend(dir, cfg)
 	if err != nil {
@@ -359,11 +373,23 @@ func (r *Repository) model(name string) *model {
 	return m
 }
 
-// setModelFailure records a model-level failure; versions already serving keep serving.
+// setModelFailure records a model-level failure. Versions already serving keep serving
+// the files loaded before, and then the failure is stale, not the model's reason: the
+// model still serves, so the server stays ready (a readiness probe must not pull a pod
+// whose models all serve), while the index and the log say what failed.
 func (r *Repository) setModelFailure(m *model, fp string, err error) {
 	r.mu.Lock()
-	m.fp, m.reason = fp, err.Error()
+	serving := m.servesLocked()
+	if serving {
+		m.fp, m.stale = fp, err.Error()
+	} else {
+		m.fp, m.reason = fp, err.Error()
+	}
 	r.mu.Unlock()
+	if serving {
+		r.log.Error("model reload failed; the versions loaded before keep serving", "model", m.name, "err", err)
+		return
+	}
 	r.log.Error("model failed to load", "model", m.name, "err", err)
 }
 

@@ -1,6 +1,7 @@
 package repository
 
 import (
+	"cmp"
 	"sort"
 	"strconv"
 	"sync"
@@ -23,7 +24,11 @@ type model struct {
 	// from the repository folder alone, so a change of the folder does not replace them.
 	fromRequest bool
 	reason      string // why the model as a whole failed (config error), "" if it did not
-	versions    map[int64]*version
+	// stale is why the last reload failed as a whole (its config) while the versions
+	// loaded before kept serving; "" once a reload succeeds. Unlike reason it leaves the
+	// model serving, so it does not make the server unready (readiness.go).
+	stale    string
+	versions map[int64]*version
 
 	lastUsed atomic.Int64 // unix nanoseconds of the last lease taken or returned (ondemand.go)
 }
@@ -40,6 +45,9 @@ type version struct {
 	leases atomic.Int64   // the same count, readable: eviction takes only versions at 0
 	// resident is the memory measured at load (budget.go); 0 when no budget is set.
 	resident int64
+	// stale is why the files that changed under this READY version failed to load; it
+	// serves the files loaded before until they load. Guarded by Repository.mu.
+	stale string
 }
 
 func (m *model) sortedVersions() []*version {
@@ -88,8 +96,23 @@ func (m *model) pick(want string) (*version, error) {
 	return nil, core.Unavailablef("model '%s' has no version to serve", m.name)
 }
 
-// healthyLocked reports whether the model loaded without error and every version serves.
+// healthyLocked reports whether the model's current files loaded without error and
+// every version serves.
 func (m *model) healthyLocked() bool {
+	if !m.servesLocked() || m.stale != "" {
+		return false
+	}
+	for _, v := range m.versions {
+		if v.stale != "" {
+			return false
+		}
+	}
+	return true
+}
+
+// servesLocked reports whether every version of the model serves, though perhaps from
+// files loaded before a reload that failed: what strict readiness asks.
+func (m *model) servesLocked() bool {
 	if m.reason != "" || len(m.versions) == 0 {
 		return false
 	}
@@ -119,9 +142,21 @@ func (m *model) indexEntries() []core.ModelIndexEntry {
 		if reason == "" && m.reason != "" {
 			reason = m.reason
 		}
+		if reason == "" && state == core.StateReady {
+			reason = staleReason(cmp.Or(v.stale, m.stale))
+		}
 		out = append(out, core.ModelIndexEntry{Name: m.name, Version: strconv.FormatInt(v.n, 10), State: state, Reason: reason})
 	}
 	return out
+}
+
+// staleReason is the index's reason for a version serving the files loaded before a
+// reload that failed with why; "" when none failed.
+func staleReason(why string) string {
+	if why == "" {
+		return ""
+	}
+	return "serving the files loaded before; their reload failed: " + why
 }
 
 func cloneConfig(c *inference.ModelConfig) *inference.ModelConfig {

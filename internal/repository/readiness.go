@@ -21,6 +21,13 @@ import (
 //     upstream outage does not: every replica shares it, so taking this server out of
 //     its load balancer fixes nothing.
 
+// A reload that fails (poll mode, or a load request) while versions loaded before still
+// serve leaves them serving and READY, as Triton does: the failure is kept as stale
+// (model.stale for the config, version.stale for a version's files), shown in the
+// index as the READY version's reason and logged, and it does not make the server
+// unready, since a readiness probe must not pull a pod whose models all serve. The
+// next load of changed files clears it.
+
 // serving reports whether v takes requests. Caller holds Repository.mu.
 func (v *version) serving() bool {
 	if v.state != core.StateReady {

@@ -69,6 +69,13 @@ type Options struct {
 	SchedulerObserver func(model, version string) scheduler.Observer
 	// Source, when set, fills Root before the repository reads it (source.go).
 	Source Source
+	// ExitOnError makes Start fail when any startup model fails to load, naming each
+	// (tritonserver --exit-on-error); otherwise failures are only indexed and logged.
+	ExitOnError bool
+	// DisableAutoComplete loads only configs that state everything themselves
+	// (tritonserver --disable-auto-complete-config): nothing is filled in from the model
+	// file, which is still checked against the config.
+	DisableAutoComplete bool
 
 	// On-demand mode (ondemand.go, budget.go).
 	LoadTimeout  time.Duration // how long a request waits for its model to load (default 30s)
@@ -123,8 +130,8 @@ func New(opts Options) (*Repository, error) {
 
 // Start loads the startup models: all of them in none and poll modes, the named ones in
 // explicit mode. A model that fails is reported in the index and does not stop the
-// others; Start returns an error only when the repository itself cannot be read or a
-// named startup model does not exist.
+// others; Start returns an error only when the repository itself cannot be read, a
+// named startup model does not exist or, with ExitOnError, a startup model failed.
 func (r *Repository) Start(ctx context.Context) error {
 	if err := r.syncSource(ctx); err != nil {
 		return err
@@ -145,13 +152,13 @@ func (r *Repository) Start(ctx context.Context) error {
 		wg.Go(func() { errs[i] = r.loadFromDisk(ctx, name, nil) })
 	}
 	wg.Wait()
-	var missing []error // load failures are logged and indexed where they happen
+	var failed []error // load failures are logged and indexed where they happen
 	for _, err := range errs {
-		if errors.Is(err, core.ErrNotFound) {
-			missing = append(missing, err)
+		if errors.Is(err, core.ErrNotFound) || err != nil && r.opts.ExitOnError {
+			failed = append(failed, err)
 		}
 	}
-	return errors.Join(missing...)
+	return errors.Join(failed...)
 }
 
 // Run polls the repository in poll mode until ctx ends; in on-demand mode it unloads
@@ -295,7 +302,7 @@ func (r *Repository) Healthy() bool {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	for _, m := range r.models {
-		if !m.healthyLocked() || m.downLocked() { // downLocked: readiness.go
+		if !m.servesLocked() || m.downLocked() { // a failed reload leaves a model serving: readiness.go
 			return false
 		}
 	}
