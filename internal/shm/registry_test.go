@@ -72,10 +72,10 @@ func TestRegisterRefusesBadRegions(t *testing.T) {
 	}
 	defer os.Remove(shmDir + "ferry-shm-test-link")
 	for _, tc := range []struct {
-		name, key            string
-		offset, size         uint64
-		kind                 error
-		want                 string
+		name, key    string
+		offset, size uint64
+		kind         error
+		want         string
 	}{
 		{"missing", "/ferry-shm-test-no-such-object", 0, 1, ErrInvalid, "no such shared memory object"},
 		{"path", "../etc/passwd", 0, 1, ErrInvalid, "must not contain '/'"},
