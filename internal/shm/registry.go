@@ -19,7 +19,8 @@ type Region struct {
 }
 
 // Registry is the table of registered regions. It is safe for concurrent use; the zero
-// value is not usable, call New. Close it when the server stops.
+// value is not usable, call New. Close it when the server stops. A nil *Registry is a
+// server without shared memory: it lists no regions and refuses to register one.
 type Registry struct {
 	mu      sync.Mutex // guards regions, closed and every mapping's refs
 	regions map[string]*mapping
@@ -39,6 +40,9 @@ func New() *Registry { return &Registry{regions: map[string]*mapping{}} }
 
 // Register maps byteSize bytes at offset of the shared memory object key under name.
 func (r *Registry) Register(name, key string, offset, byteSize uint64) error {
+	if r == nil {
+		return errDisabled
+	}
 	if err := checkName(name); err != nil {
 		return err
 	}
@@ -97,6 +101,9 @@ func mapRegion(rg Region, file string) (*mapping, error) {
 // memory is unmapped when the last request using it releases its lease. Unregistering a
 // name that is not registered does nothing, as in Triton.
 func (r *Registry) Unregister(name string) error {
+	if r == nil {
+		return nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if m, ok := r.regions[name]; ok {
@@ -108,6 +115,9 @@ func (r *Registry) Unregister(name string) error {
 
 // UnregisterAll unregisters every region.
 func (r *Registry) UnregisterAll() error {
+	if r == nil {
+		return nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	return r.unregisterAll()
@@ -127,6 +137,9 @@ func (r *Registry) unregisterAll() error {
 // Close unregisters every region and refuses new ones; call it once the transports have
 // stopped. A lease still held keeps its mapping until it is released.
 func (r *Registry) Close() error {
+	if r == nil {
+		return nil
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	r.closed = true
@@ -149,6 +162,9 @@ func (r *Registry) unref(m *mapping) error {
 
 // Status reports the region name, or every region (sorted by name) when name is "".
 func (r *Registry) Status(name string) ([]Region, error) {
+	if r == nil {
+		r = &Registry{}
+	}
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if name != "" {
@@ -178,6 +194,9 @@ type Lease struct {
 func (r *Registry) Acquire(name string, offset, size int64) (*Lease, error) {
 	if offset < 0 || size < 0 {
 		return nil, invalidf("shared memory region %q: offset %d and byte size %d must not be negative", name, offset, size)
+	}
+	if r == nil {
+		return nil, errDisabled
 	}
 	r.mu.Lock()
 	defer r.mu.Unlock()

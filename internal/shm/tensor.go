@@ -77,9 +77,6 @@ func (r *Registry) ReadTensor(ref Ref, dt tensor.DType, shape tensor.Shape) ([]b
 			return nil, invalidf("%s %d does not match shape %v of %s (%d elements of %d bytes)", ParamByteSize, ref.Size, shape, dt, n, size)
 		}
 	}
-	if r == nil {
-		return nil, invalidf("shared memory is not enabled on this server")
-	}
 	l, err := r.Acquire(ref.Region, ref.Offset, ref.Size)
 	if err != nil {
 		return nil, err
@@ -104,11 +101,11 @@ func (r *Registry) ReadTensor(ref Ref, dt tensor.DType, shape tensor.Shape) ([]b
 // WriteTensor copies an output's bytes into its region. The region's byte size must
 // hold them.
 func (r *Registry) WriteTensor(ref Ref, t *tensor.Tensor) error {
+	if err := t.Validate(); err != nil {
+		return fmt.Errorf("model returned a malformed output %q: %w", t.Name, err)
+	}
 	if int64(len(t.Data)) > ref.Size {
 		return invalidf("output %q needs %d bytes but %s is %d", t.Name, len(t.Data), ParamByteSize, ref.Size)
-	}
-	if r == nil {
-		return invalidf("output %q: shared memory is not enabled on this server", t.Name)
 	}
 	l, err := r.Acquire(ref.Region, ref.Offset, ref.Size)
 	if err != nil {
@@ -121,7 +118,12 @@ func (r *Registry) WriteTensor(ref Ref, t *tensor.Tensor) error {
 	return nil
 }
 
-// String names the ref in messages.
-func (ref Ref) String() string {
-	return fmt.Sprintf("region %q offset %d byte size %d", ref.Region, ref.Offset, ref.Size)
+// OutputRefOf is RefOf for a requested output, which also must not ask for the
+// classification extension: a class list is not the tensor the region was sized for.
+func OutputRefOf(params map[string]any) (Ref, bool, error) {
+	ref, ok, err := RefOf(params)
+	if _, classify := params["classification"]; ok && classify {
+		return Ref{}, false, invalidf("an output in shared memory cannot also take parameter classification")
+	}
+	return ref, ok, err
 }

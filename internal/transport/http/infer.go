@@ -26,6 +26,9 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Model, req.Version = model, version
 	resp, err := h.core.Infer(r.Context(), req)
+	if err == nil {
+		err = h.writeShared(req, resp)
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -50,7 +53,7 @@ func (h *Handler) decodeInfer(w http.ResponseWriter, r *http.Request, model, ver
 	if hdrLen == 0 {
 		return h.rawRequest(r.Context(), model, version, body)
 	}
-	return DecodeInferRequest(body, hdrLen, h.limits)
+	return decodeInferRequest(body, hdrLen, h.limits, h.shm)
 }
 
 // rawRequest builds the request of a raw binary body from the model's metadata, and
