@@ -127,3 +127,31 @@ func OutputRefOf(params map[string]any) (Ref, bool, error) {
 	}
 	return ref, ok, err
 }
+
+// WriteOutputs copies each output that its requested parameters (paramsOf(name), as
+// checked by OutputRefOf when the request was decoded) send to shared memory into its
+// region, and returns where each went by output name (nil when none did), for the
+// response. Outputs are written in order; the first failure stops the copying.
+func (r *Registry) WriteOutputs(outputs []*tensor.Tensor, paramsOf func(name string) map[string]any) (map[string]Ref, error) {
+	var refs map[string]Ref
+	for _, t := range outputs {
+		if t == nil {
+			continue // the transport's encoder reports it
+		}
+		ref, ok, err := OutputRefOf(paramsOf(t.Name))
+		if err != nil {
+			return nil, invalidf("output %q: %v", t.Name, err)
+		}
+		if !ok {
+			continue
+		}
+		if err := r.WriteTensor(ref, t); err != nil {
+			return nil, err
+		}
+		if refs == nil {
+			refs = map[string]Ref{}
+		}
+		refs[t.Name] = ref
+	}
+	return refs, nil
+}

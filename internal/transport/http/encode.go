@@ -32,25 +32,21 @@ func (e *encodedResponse) binarySize() int {
 // wantsBinary reports whether an output goes in the binary section: its own binary_data
 // parameter decides, else the request's binary_data_output.
 func wantsBinary(req *core.InferRequest, name string) bool {
-	for _, o := range req.Outputs {
-		if o.Name == name {
-			if v, ok := o.Parameters[paramBinary].(bool); ok {
-				return v
-			}
-			break
-		}
+	if v, ok := outputParams(req, name)[paramBinary].(bool); ok {
+		return v
 	}
 	v, _ := req.Parameters[paramBinaryOutput].(bool)
 	return v
 }
 
 // encodeInferResponse writes the $inference_response JSON by hand, appending numbers
-// straight from the tensors' bytes.
-func encodeInferResponse(req *core.InferRequest, resp *core.InferResponse) (*encodedResponse, error) {
+// straight from the tensors' bytes. Outputs in shared (written to shared memory, by
+// name) carry no data.
+func encodeInferResponse(req *core.InferRequest, resp *core.InferResponse, shared map[string]shm.Ref) (*encodedResponse, error) {
 	size := 128
 	for _, t := range resp.Outputs {
 		size += 96 + len(t.Name) + 8*len(t.Shape)
-		if _, shared := sharedRef(req, t.Name); !shared && !wantsBinary(req, t.Name) {
+		if _, inShm := shared[t.Name]; !inShm && !wantsBinary(req, t.Name) {
 			size += 3 * len(t.Data) // about right for FP32 text; append grows the rest
 		}
 	}
@@ -79,7 +75,7 @@ func encodeInferResponse(req *core.InferRequest, resp *core.InferResponse) (*enc
 			b = append(b, ',')
 		}
 		var err error
-		if ref, shared := sharedRef(req, t.Name); shared {
+		if ref, inShm := shared[t.Name]; inShm {
 			b, err = sharedOutput(b, t, ref)
 		} else {
 			b, err = enc.output(b, t, wantsBinary(req, t.Name))

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/shm"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
@@ -26,14 +27,15 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Model, req.Version = model, version
 	resp, err := h.core.Infer(r.Context(), req)
+	var shared map[string]shm.Ref
 	if err == nil {
-		err = h.writeShared(req, resp)
+		shared, err = h.shm.WriteOutputs(resp.Outputs, func(name string) map[string]any { return outputParams(req, name) })
 	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	enc, err := encodeInferResponse(req, resp)
+	enc, err := encodeInferResponse(req, resp, shared)
 	if err != nil {
 		h.writeError(w, r, err)
 		return

@@ -173,28 +173,11 @@ func checkSharedOutput(p core.Parameters) error {
 	return err
 }
 
-// sharedRef is where the request asked for output name to go, if in shared memory.
-// The parameters were checked when the request was decoded.
-func sharedRef(req *core.InferRequest, name string) (shm.Ref, bool) {
+// outputParams are the parameters the request gave output name (nil if none).
+func outputParams(req *core.InferRequest, name string) map[string]any {
 	for _, o := range req.Outputs {
 		if o.Name == name {
-			ref, ok, err := shm.OutputRefOf(o.Parameters)
-			return ref, ok && err == nil
-		}
-	}
-	return shm.Ref{}, false
-}
-
-// writeShared copies the outputs requested in shared memory into their regions.
-func (h *Handler) writeShared(req *core.InferRequest, resp *core.InferResponse) error {
-	for _, t := range resp.Outputs {
-		if t == nil {
-			continue // the encoder reports it
-		}
-		if ref, ok := sharedRef(req, t.Name); ok {
-			if err := h.shm.WriteTensor(ref, t); err != nil {
-				return err
-			}
+			return o.Parameters
 		}
 	}
 	return nil
