@@ -66,7 +66,10 @@ func (ref Ref) Params(size int) map[string]any {
 // ReadTensor copies an input's bytes out of its region into a new Go buffer, after
 // checking that the byte size is what the shape and datatype need (for BYTES, the
 // serialized size with the 4-byte length prefixes, whose element count must match).
-func (r *Registry) ReadTensor(ref Ref, dt tensor.DType, shape tensor.Shape) ([]byte, error) {
+// The shape's element limit bounds fixed-size types; maxBytes (0: none) bounds BYTES,
+// whose size the shape does not say, so a huge region cannot make the server allocate
+// what it was never meant to.
+func (r *Registry) ReadTensor(ref Ref, dt tensor.DType, shape tensor.Shape, maxBytes int64) ([]byte, error) {
 	n, err := shape.NumElements()
 	if err != nil {
 		return nil, invalidf("%v", err)
@@ -76,6 +79,8 @@ func (r *Registry) ReadTensor(ref Ref, dt tensor.DType, shape tensor.Shape) ([]b
 		if size == 0 || n > math.MaxInt64/size || n*size != ref.Size {
 			return nil, invalidf("%s %d does not match shape %v of %s (%d elements of %d bytes)", ParamByteSize, ref.Size, shape, dt, n, size)
 		}
+	} else if maxBytes > 0 && ref.Size > maxBytes {
+		return nil, invalidf("%s %d is over the limit of %d bytes for a BYTES tensor", ParamByteSize, ref.Size, maxBytes)
 	}
 	l, err := r.Acquire(ref.Region, ref.Offset, ref.Size)
 	if err != nil {

@@ -95,11 +95,11 @@ func TestReadAndWriteTensor(t *testing.T) {
 	}
 	l.Release()
 
-	got, err := r.ReadTensor(Ref{"r", 0, 16}, tensor.FP32, tensor.Shape{1, 4})
+	got, err := r.ReadTensor(Ref{"r", 0, 16}, tensor.FP32, tensor.Shape{1, 4}, 0)
 	if err != nil || !bytes.Equal(got, bytes.Repeat([]byte{7}, 16)) {
 		t.Errorf("ReadTensor FP32 [1,4] = %v, %v", got, err)
 	}
-	got, err = r.ReadTensor(Ref{"r", 16, int64(len(strs))}, tensor.Bytes, tensor.Shape{2})
+	got, err = r.ReadTensor(Ref{"r", 16, int64(len(strs))}, tensor.Bytes, tensor.Shape{2}, 0)
 	if err != nil || !bytes.Equal(got, strs) {
 		t.Errorf("ReadTensor BYTES [2] = %q, %v; want %q", got, err, strs)
 	}
@@ -114,8 +114,9 @@ func TestReadAndWriteTensor(t *testing.T) {
 		{Ref{"x", 0, 16}, tensor.FP32, tensor.Shape{4}, `"x" is not registered`},
 		{Ref{"r", 16, int64(len(strs))}, tensor.Bytes, tensor.Shape{3}, "needs 3 BYTES elements"},
 		{Ref{"r", 0, 16}, tensor.Bytes, tensor.Shape{1}, "length prefix"},
+		{Ref{"r", 0, 101}, tensor.Bytes, tensor.Shape{1}, "shared_memory_byte_size 101 is over the limit of 100 bytes for a BYTES tensor"},
 	} {
-		if _, err := r.ReadTensor(tc.ref, tc.dt, tc.shape); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
+		if _, err := r.ReadTensor(tc.ref, tc.dt, tc.shape, 100); !errors.Is(err, ErrInvalid) || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("ReadTensor(%v, %v, %v) err = %v, want ErrInvalid containing %q", tc.ref, tc.dt, tc.shape, err, tc.want)
 		}
 	}
@@ -124,7 +125,7 @@ func TestReadAndWriteTensor(t *testing.T) {
 	if err := r.WriteTensor(Ref{"r", 100, 8}, out); err != nil {
 		t.Fatal(err)
 	}
-	if got, _ := r.ReadTensor(Ref{"r", 100, 3}, tensor.Uint8, tensor.Shape{3}); !bytes.Equal(got, out.Data) {
+	if got, _ := r.ReadTensor(Ref{"r", 100, 3}, tensor.Uint8, tensor.Shape{3}, 0); !bytes.Equal(got, out.Data) {
 		t.Errorf("region at 100 = %v after WriteTensor, want %v", got, out.Data)
 	}
 	err = r.WriteTensor(Ref{"r", 100, 2}, out)
@@ -135,7 +136,7 @@ func TestReadAndWriteTensor(t *testing.T) {
 		t.Errorf("WriteTensor into an unknown region err = %v", err)
 	}
 	var none *Registry
-	if _, err := none.ReadTensor(Ref{"r", 0, 4}, tensor.FP32, tensor.Shape{1}); !errors.Is(err, ErrInvalid) {
+	if _, err := none.ReadTensor(Ref{"r", 0, 4}, tensor.FP32, tensor.Shape{1}, 0); !errors.Is(err, ErrInvalid) {
 		t.Errorf("ReadTensor on a nil registry err = %v", err)
 	}
 }

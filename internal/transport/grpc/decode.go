@@ -373,7 +373,8 @@ func inputLabel(i int, in *inference.ModelInferRequest_InferInputTensor) string 
 }
 
 // decodeSharedInput checks inputs[i] and copies its data out of its region. As in
-// Triton, an input in shared memory must not also carry contents.
+// Triton, an input in shared memory must not also carry contents. A BYTES input may be
+// as large as a gRPC message.
 func decodeSharedInput(i int, in *inference.ModelInferRequest_InferInputTensor, ref shm.Ref, lim core.Limits, regions *shm.Registry) (*tensor.Tensor, error) {
 	t, _, err := inputHead(i, in, lim)
 	if err != nil {
@@ -382,7 +383,7 @@ func decodeSharedInput(i int, in *inference.ModelInferRequest_InferInputTensor, 
 	if in.GetContents() != nil {
 		return nil, &core.InputError{Input: t.Name, Reason: "takes its data from shared memory (parameter " + shm.ParamRegion + "), so contents must not be set"}
 	}
-	if t.Data, err = regions.ReadTensor(ref, t.DType, t.Shape); err != nil {
+	if t.Data, err = regions.ReadTensor(ref, t.DType, t.Shape, int64(lim.MaxGRPCMessageSize)); err != nil {
 		return nil, &core.InputError{Input: t.Name, Reason: err.Error()}
 	}
 	return t, nil

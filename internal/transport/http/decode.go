@@ -46,7 +46,7 @@ func decodeInferRequest(body []byte, headerLength int64, limits core.Limits, reg
 	if err := attachBinary(req, pending, body[headerLength:], hasHeader); err != nil {
 		return nil, err
 	}
-	if err := attachShared(req, shared, regions); err != nil {
+	if err := attachShared(req, shared, regions, limits); err != nil {
 		return nil, err
 	}
 	return req, nil

@@ -155,11 +155,12 @@ type pendingShared struct {
 	ref   shm.Ref
 }
 
-// attachShared copies each shared memory input out of its region.
-func attachShared(req *core.InferRequest, pending []pendingShared, regions *shm.Registry) error {
+// attachShared copies each shared memory input out of its region. A BYTES input may be
+// as large as a request body.
+func attachShared(req *core.InferRequest, pending []pendingShared, regions *shm.Registry, limits core.Limits) error {
 	for _, p := range pending {
 		t := req.Inputs[p.input]
-		data, err := regions.ReadTensor(p.ref, t.DType, t.Shape)
+		data, err := regions.ReadTensor(p.ref, t.DType, t.Shape, limits.MaxBodyBytes)
 		if err != nil {
 			return &core.InputError{Input: t.Name, Reason: err.Error()}
 		}
