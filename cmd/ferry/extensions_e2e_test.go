@@ -102,9 +102,6 @@ func TestAdvertisedExtensionsAreServed(t *testing.T) {
 			if !slices.Contains(core.Extensions, name) {
 				t.Fatalf("%s is served (it has a probe) but core.Extensions does not list it", name)
 			}
-			if name == "system_shared_memory" {
-				t.Skip("served by branch h-shm; the lead removes this skip when merging it")
-			}
 			code, h, b := restCall(t, ts, p.method, p.path, p.body)
 			if code != http.StatusOK {
 				t.Fatalf("%s %s: %d %s, want 200", p.method, p.path, code, b)
@@ -130,10 +127,6 @@ func TestEveryRPCIsImplemented(t *testing.T) {
 		m := methods.Get(i)
 		name := string(m.Name())
 		t.Run(name, func(t *testing.T) {
-			if strings.HasPrefix(name, "SystemSharedMemory") || strings.HasPrefix(name, "CudaSharedMemory") {
-				// Branch h-shm implements these; the lead removes this skip when merging it.
-				t.Skip("shared memory RPCs come with branch h-shm")
-			}
 			full := "/" + string(svc.FullName()) + "/" + name
 			in, out := dynamicpb.NewMessage(m.Input()), dynamicpb.NewMessage(m.Output())
 			var err error

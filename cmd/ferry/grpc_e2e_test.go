@@ -969,7 +969,6 @@ func e2eAdvertisedExtensionsWork(t *testing.T, ts *testServer) {
 		if !slices.Contains(exts, "system_shared_memory") {
 			t.Skip("not advertised")
 		}
-		t.Skip("system shared memory is served by branch h-shm; the lead removes this skip when merging it")
 		err := ts.conn.Invoke(ctx, "/inference.GRPCInferenceService/SystemSharedMemoryStatus", &emptypb.Empty{}, &emptypb.Empty{})
 		if status.Code(err) == codes.Unimplemented {
 			t.Errorf("ServerMetadata advertises system_shared_memory (%v), but SystemSharedMemoryStatus answers %v", exts, err)
