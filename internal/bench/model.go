@@ -24,6 +24,9 @@ type Model struct {
 	// batch dimension, so every request is one item.
 	MaxBatchSize int
 	Inputs       []Input
+	// Outputs are the output names the metadata lists, for requests that place them
+	// in shared memory.
+	Outputs []string
 	// Sequence marks a stateful model (the config has sequence_batching): each request
 	// belongs to a sequence and a sequence's requests are sent one after another.
 	Sequence bool
