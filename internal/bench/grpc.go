@@ -148,9 +148,17 @@ func (c *GRPCClient) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, fmt.Errorf("model statistics: %w", err)
 	}
 	var s Stats
+	ph := func(d *inference.StatisticDuration) Phase {
+		return Phase{Count: d.GetCount(), Total: time.Duration(d.GetNs())}
+	}
 	for _, m := range resp.GetModelStats() {
 		s.InferenceCount += m.GetInferenceCount()
 		s.ExecutionCount += m.GetExecutionCount()
+		is := m.GetInferenceStats()
+		s.Queue.add(ph(is.GetQueue()))
+		s.ComputeInput.add(ph(is.GetComputeInput()))
+		s.ComputeInfer.add(ph(is.GetComputeInfer()))
+		s.ComputeOutput.add(ph(is.GetComputeOutput()))
 	}
 	return s, nil
 }

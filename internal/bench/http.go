@@ -156,12 +156,23 @@ func (c *HTTPClient) Model(ctx context.Context) (Model, error) {
 
 // Stats reads GET /v2/models/{m}/stats, summed over the versions it lists.
 func (c *HTTPClient) Stats(ctx context.Context) (Stats, error) {
+	type phase struct {
+		Count uint64 `json:"count"`
+		Ns    uint64 `json:"ns"`
+	}
 	var st struct {
 		ModelStats []struct {
 			InferenceCount uint64 `json:"inference_count"`
 			ExecutionCount uint64 `json:"execution_count"`
+			InferenceStats struct {
+				Queue         phase `json:"queue"`
+				ComputeInput  phase `json:"compute_input"`
+				ComputeInfer  phase `json:"compute_infer"`
+				ComputeOutput phase `json:"compute_output"`
+			} `json:"inference_stats"`
 		} `json:"model_stats"`
 	}
+	ph := func(p phase) Phase { return Phase{Count: p.Count, Total: time.Duration(p.Ns)} }
 	if err := c.getJSON(ctx, c.base+"/stats", &st); err != nil {
 		return Stats{}, fmt.Errorf("model statistics: %w", err)
 	}
@@ -169,6 +180,11 @@ func (c *HTTPClient) Stats(ctx context.Context) (Stats, error) {
 	for _, m := range st.ModelStats {
 		s.InferenceCount += m.InferenceCount
 		s.ExecutionCount += m.ExecutionCount
+		is := m.InferenceStats
+		s.Queue.add(ph(is.Queue))
+		s.ComputeInput.add(ph(is.ComputeInput))
+		s.ComputeInfer.add(ph(is.ComputeInfer))
+		s.ComputeOutput.add(ph(is.ComputeOutput))
 	}
 	return s, nil
 }

@@ -81,6 +81,12 @@ type Level struct {
 	// answered in it, in µs (0: unknown, see Options.ServerCPU); ClientCPUPerRequest is
 	// the same for this process, the load generator.
 	ServerCPUPerRequest float64 `json:"server_cpu_us_per_request,omitempty"`
+	// The server's mean time per request in each phase its statistics time (queue,
+	// compute input, infer and output), µs; 0 when unknown.
+	ServerQueue         float64 `json:"server_queue_us,omitempty"`
+	ServerComputeInput  float64 `json:"server_compute_input_us,omitempty"`
+	ServerComputeInfer  float64 `json:"server_compute_infer_us,omitempty"`
+	ServerComputeOutput float64 `json:"server_compute_output_us,omitempty"`
 	ClientCPUPerRequest float64 `json:"client_cpu_us_per_request,omitempty"`
 	FirstError          string  `json:"first_error,omitempty"`
 	// Windows is how many windows were measured when stability was asked for; the level

@@ -318,6 +318,12 @@ func (sp span) level(l Level, rec *recorder, o Options) Level {
 	if b.statsErr == nil && a.statsErr == nil && a.stats.ExecutionCount > b.stats.ExecutionCount {
 		l.ServerAvgBatch = float64(a.stats.InferenceCount-b.stats.InferenceCount) / float64(a.stats.ExecutionCount-b.stats.ExecutionCount)
 	}
+	if b.statsErr == nil && a.statsErr == nil {
+		l.ServerQueue = a.stats.Queue.mean(b.stats.Queue)
+		l.ServerComputeInput = a.stats.ComputeInput.mean(b.stats.ComputeInput)
+		l.ServerComputeInfer = a.stats.ComputeInfer.mean(b.stats.ComputeInfer)
+		l.ServerComputeOutput = a.stats.ComputeOutput.mean(b.stats.ComputeOutput)
+	}
 	if l.Requests > 0 {
 		if b.srvErr == nil && a.srvErr == nil {
 			l.ServerCPUPerRequest = us((a.server - b.server) / time.Duration(l.Requests))
