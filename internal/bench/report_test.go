@@ -81,9 +81,9 @@ var goldenReports = map[string]*Report{
 func TestReportGolden(t *testing.T) {
 	for name, rep := range goldenReports {
 		for ext, write := range map[string]func(*bytes.Buffer) error{
-			"txt":  func(b *bytes.Buffer) error { return rep.WriteTable(b) },
-			"csv":  func(b *bytes.Buffer) error { return rep.WriteCSV(b) },
-			"json": func(b *bytes.Buffer) error { return rep.WriteJSON(b) },
+			"txt":      func(b *bytes.Buffer) error { return rep.WriteTable(b) },
+			"csv":      func(b *bytes.Buffer) error { return rep.WriteCSV(b) },
+			"json":     func(b *bytes.Buffer) error { return rep.WriteJSON(b) },
 			"perf.csv": func(b *bytes.Buffer) error { return rep.WritePerfAnalyzerCSV(b) },
 		} {
 			if ext == "perf.csv" && rep.Mode == ModeEngine {
