@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
@@ -55,6 +56,7 @@ type benchConfig struct {
 	maxTrials         int
 	percentile        float64
 	latencyLimit      time.Duration
+	pa                perfAnalyzerFlags
 }
 
 // openRuntime provides the ONNX Runtime for --engine and a function that releases it.
@@ -151,18 +153,23 @@ server with.`,
 	f.IntVar(&cfg.maxBatch, "max-batch", 0, "--engine: largest batch size (default: the config's max_batch_size, else 64)")
 	f.IntVar(&cfg.intraOp, "onnx-intra-op-threads", 0, "--engine: ONNX Runtime threads (0: as ferry serve picks them for the model)")
 	f.IntVar(&cfg.engineInstances, "engine-instances", 0, "--engine: sessions run side by side, each by its own caller (0: the config's instance_group count, as ferry serve runs it)")
+	addPerfAnalyzerFlags(f, &cfg)
 	return cmd
 }
 
-func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, stdout, stderr io.Writer) error {
+func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, stdout, stderr io.Writer) (err error) {
 	f := cmd.Flags()
 	if cfg.model == "" {
 		return errors.New("--model (-m) is required, or --engine MODEL_DIR")
 	}
-	if f.Changed("concurrency") && f.Changed("request-rate") {
-		return errors.New("--concurrency and --request-rate exclude each other")
+	if err := checkAliases(f); err != nil {
+		return err
 	}
-	if cfg.intervals != "" && (f.Changed("concurrency") || f.Changed("request-rate") || f.Changed("request-distribution")) {
+	concurrency, rate := changedName(f, "concurrency"), changedName(f, "request-rate")
+	if concurrency != "" && rate != "" {
+		return fmt.Errorf("%s and %s exclude each other", concurrency, rate)
+	}
+	if cfg.intervals != "" && (concurrency != "" || rate != "" || f.Changed("request-distribution")) {
 		return errors.New("--request-intervals replaces --concurrency, --request-rate and --request-distribution")
 	}
 	if f.Changed("request-distribution") && cfg.rate == "" {
@@ -170,10 +177,13 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 	}
 	levels, err := bench.ParseConcurrency(cfg.concurrency)
 	if err != nil {
-		return fmt.Errorf("--concurrency: %w", err)
+		return fmt.Errorf("%s: %w", cmp.Or(concurrency, "--concurrency"), err)
 	}
 	opts, err := commonOptions(cfg)
 	if err != nil {
+		return err
+	}
+	if err := cfg.pa.apply(f, &opts, stderr); err != nil {
 		return err
 	}
 	if cfg.schedBatch {
@@ -186,7 +196,7 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 	opts.Batch, opts.Concurrency, opts.MaxInFlight = cfg.batch, levels, cfg.maxInFlight
 	if cfg.rate != "" {
 		if opts.RequestRates, err = bench.ParseRates(cfg.rate); err != nil {
-			return fmt.Errorf("--request-rate: %w", err)
+			return fmt.Errorf("%s: %w", cmp.Or(rate, "--request-rate"), err)
 		}
 		opts.Distribution = cfg.distribution
 	}
@@ -208,18 +218,23 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 	if mu := metricsURL(cmd, cfg); mu != "" {
 		opts.ServerCPU = bench.MetricsCPU(mu)
 	}
-	opts.Progress = progress(stderr, serverLevelName)
+	opts.Progress = cfg.pa.progress(stderr, serverLevelName)
 	client, err := newBenchClient(cmd, cfg, levels)
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer func() { // also after an error or an interrupt: it releases shared memory regions
+		err = errors.Join(err, client.Close())
+	}()
 	opts.Protocol = protocolOf(cmd, cfg)
 	rep, err := bench.Run(ctx, client, opts)
 	if err != nil {
 		return err
 	}
-	return writeReport(rep, cfg, stdout)
+	if err := writeReport(rep, cfg, stdout); err != nil {
+		return err
+	}
+	return cfg.pa.writeCSV(rep)
 }
 
 // metricsURL is where the server's CPU time is read: --metrics-url, else /metrics at the
@@ -300,10 +315,14 @@ func newBenchClient(cmd *cobra.Command, cfg benchConfig, levels []int) (bench.Cl
 	if err != nil {
 		return nil, fmt.Errorf("--header: %w", err)
 	}
+	shm, err := cfg.pa.sharedMemory()
+	if err != nil {
+		return nil, err
+	}
 	switch p := protocolOf(cmd, cfg); p {
 	case "http", "http-binary":
 		return bench.NewHTTP(bench.HTTPOptions{URL: cfg.url, Model: cfg.model, Version: cfg.version,
-			Binary: p == "http-binary", MaxConns: conns, Timeout: cfg.timeout, Header: header})
+			Binary: p == "http-binary", MaxConns: conns, Timeout: cfg.timeout, Header: header, SharedMemory: shm})
 	case "grpc":
 		addr := cfg.grpcAddr
 		if !cmd.Flags().Changed("grpc") && cmd.Flags().Changed("url") {
@@ -314,17 +333,9 @@ func newBenchClient(cmd *cobra.Command, cfg benchConfig, levels []int) (bench.Cl
 			md.Append(k, vs...) // lower-cased, as gRPC wants
 		}
 		return bench.NewGRPC(bench.GRPCOptions{Addr: addr, Model: cfg.model, Version: cfg.version, Timeout: cfg.timeout,
-			Conns: cfg.grpcConns, Streaming: cfg.streaming, Metadata: md, Compression: cfg.compression})
+			Conns: cfg.grpcConns, Streaming: cfg.streaming, Metadata: md, Compression: cfg.compression, SharedMemory: shm})
 	default:
 		return nil, fmt.Errorf("--protocol %q: want http, http-binary or grpc", p)
-	}
-}
-
-// progress prints a level as soon as it is measured, so a long sweep shows life.
-func progress(w io.Writer, what func(bench.Level) string) func(bench.Level) {
-	return func(l bench.Level) {
-		fmt.Fprintf(w, "%s: %.1f req/s, %.1f items/s, p50 %.3f ms, p99 %.3f ms, %d errors\n",
-			what(l), l.PerSecond, l.ItemsPerSec, l.P50/1000, l.P99/1000, l.Errors)
 	}
 }
 
@@ -413,7 +424,7 @@ func runEngineBench(ctx context.Context, cfg benchConfig, rt *onnx.Runtime, stdo
 	rep, err := bench.RunEngine(ctx, engines, m, bench.EngineOptions{
 		Name:       fmt.Sprintf("onnxruntime %s in process, %d session(s) side by side, %d intra-op threads each", rt.Version(), n, sessOpts.IntraOpThreads),
 		BatchSizes: sizes, Duration: opts.Duration, Warmup: opts.Warmup, Shapes: opts.Shapes, Data: opts.Data,
-		Progress: progress(stderr, func(l bench.Level) string { return fmt.Sprintf("batch size %d", l.BatchSize) }),
+		Progress: cfg.pa.progress(stderr, func(l bench.Level) string { return fmt.Sprintf("batch size %d", l.BatchSize) }),
 	})
 	if err != nil {
 		return err

@@ -20,6 +20,13 @@ import (
 // runBench runs `ferry bench args...` with the tests' ONNX Runtime and returns stdout.
 func runBench(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	stdout, _, err := runBenchOutputs(t, args...)
+	return stdout, err
+}
+
+// runBenchOutputs runs `ferry bench args...` and returns stdout and stderr.
+func runBenchOutputs(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd := newBenchCommand(&stdout, &stderr, func() (*onnx.Runtime, func(), error) {
 		return testRuntime, func() {}, nil // TestMain owns the process's one runtime
@@ -31,7 +38,7 @@ func runBench(t *testing.T, args ...string) (string, error) {
 	if testing.Verbose() {
 		t.Logf("ferry bench %s\n%s%s", strings.Join(args, " "), stderr.String(), stdout.String())
 	}
-	return stdout.String(), err
+	return stdout.String(), stderr.String(), err
 }
 
 // readReport parses the --json and --csv files of a run and checks they agree.

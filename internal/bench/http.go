@@ -227,7 +227,8 @@ func statusError(code int, body []byte) error {
 // parameters, `{"parameters":{`, so that a sequence's can be added there.
 type httpBody struct {
 	body      []byte
-	headerLen int // the JSON part's length in a binary request
+	binary    bool // the binary tensor data extension: tensors follow the JSON part
+	headerLen int  // the JSON part's length in a binary request
 }
 
 const bodyOpening = `{"parameters":{`
@@ -245,7 +246,7 @@ func (b httpBody) inSequence(seq Step) httpBody {
 	}
 	out := make([]byte, 0, len(b.body)+len(params))
 	out = append(append(append(out, b.body[:at]...), params...), b.body[at:]...)
-	return httpBody{body: out, headerLen: b.headerLen + len(params)}
+	return httpBody{body: out, binary: b.binary, headerLen: b.headerLen + len(params)}
 }
 
 // Prepare encodes each sample's request body once (with SharedMemory, once per set of
@@ -283,8 +284,7 @@ func (c *HTTPClient) infer(ctx context.Context, b httpBody) error {
 	if err != nil {
 		return err
 	}
-	binary := b.headerLen > 0
-	if binary {
+	if b.binary {
 		req.Header.Set("Content-Type", "application/octet-stream")
 		req.Header.Set(headerLength, strconv.Itoa(b.headerLen))
 	} else {
@@ -303,7 +303,7 @@ func (c *HTTPClient) infer(ctx context.Context, b httpBody) error {
 	if err != nil {
 		return fmt.Errorf("reading the response: %w", err)
 	}
-	if binary {
+	if b.binary {
 		// binary_data_output was asked for, so the outputs come after a JSON header.
 		h, err := strconv.ParseInt(resp.Header.Get(headerLength), 10, 64)
 		if err != nil || h > n {
@@ -346,7 +346,7 @@ func binaryBody(inputs []*tensor.Tensor) httpBody {
 	for _, t := range inputs {
 		b = append(b, t.Data...)
 	}
-	return httpBody{body: b, headerLen: h}
+	return httpBody{body: b, binary: true, headerLen: h}
 }
 
 // appendInputHeader appends an input's opening: name, shape and datatype.

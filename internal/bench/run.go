@@ -28,7 +28,10 @@ const statsTimeout = 5 * time.Second
 // Options configure a run against a server.
 type Options struct {
 	Protocol string // names the protocol in the report
-	Batch    int    // items per request (the batch dimension); 1 for a model that does not batch
+	// SharedMemory names, in the report, the shared memory the client's tensors travel
+	// in: "" or ShmSystem.
+	SharedMemory string
+	Batch        int // items per request (the batch dimension); 1 for a model that does not batch
 	// Concurrency lists the closed-loop levels: each keeps that many requests in flight.
 	Concurrency []int
 	// RequestRates, when set, are open-loop levels instead: arrivals at that many
@@ -157,12 +160,12 @@ func Run(ctx context.Context, c Client, o Options) (*Report, error) {
 	if err := send(ctx, 0, seqs.single()); err != nil {
 		return nil, fmt.Errorf("first request to model %s: %w", m.ref(), err)
 	}
-	rep := &Report{Model: m.Name, Version: m.Version, Protocol: o.Protocol, Duration: o.Duration.Seconds(),
+	rep := &Report{Model: m.Name, Version: m.Version, Protocol: o.Protocol, SharedMemory: o.SharedMemory, Duration: o.Duration.Seconds(),
 		Inputs: inputReports(samples[0])}
 	if seqs != nil {
 		rep.SequenceLength = seqs.length
 	}
-	rep.Stability, rep.Percentile = o.Stability, o.Percentile
+	rep.Stability, rep.Percentile, rep.WindowRequests = o.Stability, o.Percentile, o.WindowRequests
 	var levels []func() (Level, error)
 	if open := openLevels(o); len(open) > 0 {
 		rep.Mode, rep.Distribution = ModeRequestRate, cmp.Or(o.Distribution, Poisson)

@@ -214,8 +214,8 @@ func TestShmBodyNamesRegions(t *testing.T) {
 			{"name":"A","shape":[3],"datatype":"UINT8","parameters":{"shared_memory_region":"r_in0","shared_memory_offset":3,"shared_memory_byte_size":3}},
 			{"name":"B","shape":[1],"datatype":"UINT8","parameters":{"shared_memory_region":"r_in1","shared_memory_offset":1,"shared_memory_byte_size":1}}],
 		"outputs":[{"name":"OUT","parameters":{"shared_memory_region":"r_out0","shared_memory_offset":0,"shared_memory_byte_size":64}}]}`), &want)
-	if d := cmp.Diff(want, got); d != "" || b.headerLen != 0 {
-		t.Errorf("shmBody (-want +got):\n%s, header length %d (want 0: JSON)", d, b.headerLen)
+	if d := cmp.Diff(want, got); d != "" || b.binary {
+		t.Errorf("shmBody (-want +got):\n%s, binary %v (want JSON)", d, b.binary)
 	}
 	// A sequence step still finds the parameters' opening.
 	seq := b.inSequence(Step{ID: 7, Start: true})
