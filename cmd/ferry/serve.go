@@ -18,6 +18,7 @@ import (
 	"github.com/ferryml/ferry/internal/gctune"
 	"github.com/ferryml/ferry/internal/monitor/metrics"
 	"github.com/ferryml/ferry/internal/repository"
+	"github.com/ferryml/ferry/internal/shm"
 	"github.com/ferryml/ferry/internal/threadprio"
 	grpcapi "github.com/ferryml/ferry/internal/transport/grpc"
 	httpapi "github.com/ferryml/ferry/internal/transport/http"
@@ -182,6 +183,7 @@ type server struct {
 	core    *core.Server
 	repo    *repository.Repository
 	grpcAPI *grpcapi.Server
+	shm     *shm.Registry // system shared memory regions, both transports' (shm.go)
 	http    *http.Server
 	grpc    *grpc.Server
 	httpLn  net.Listener
@@ -222,12 +224,13 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	registerResident(reg, cfg.onDemand, s.repo)
 	registerStore(reg, store)
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
+	s.shm = shm.New()
 	s.http = &http.Server{
-		Handler:           httpapi.New(s.core, httpapi.Options{Logger: log.With("component", "http"), Limits: cfg.limits, Metrics: metricsHandler}),
+		Handler:           httpapi.New(s.core, httpapi.Options{Logger: log.With("component", "http"), Limits: cfg.limits, Metrics: metricsHandler, SharedMemory: s.shm}),
 		ReadHeaderTimeout: 10 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 	}
-	s.grpcAPI = grpcapi.New(s.core, grpcapi.Options{Logger: log.With("component", "grpc"), Limits: cfg.limits})
+	s.grpcAPI = grpcapi.New(s.core, grpcapi.Options{Logger: log.With("component", "grpc"), Limits: cfg.limits, SharedMemory: s.shm})
 	s.grpc = grpcapi.NewGRPCServer(s.grpcAPI)
 	if s.httpLn, err = net.Listen("tcp", net.JoinHostPort(cfg.host, strconv.Itoa(cfg.httpPort))); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
@@ -287,6 +290,7 @@ func (s *server) Run(ctx context.Context) error {
 		}
 	})
 	err := g.Run()
+	closeSharedMemory(s.shm, s.log) // the transports have stopped: no request holds a region
 	if cerr := s.repo.Close(); cerr != nil {
 		s.log.Warn("unload failed", "err", cerr)
 	}

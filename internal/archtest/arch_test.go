@@ -15,6 +15,7 @@ const mod = "github.com/ferryml/ferry/"
 var banned = map[string][]string{
 	"internal/tensor":          {mod + "internal/"},
 	"internal/periodic":        {mod + "internal/"},
+	"internal/shm":             {mod + "internal/core", mod + "internal/transport", mod + "internal/proto", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/backend"},
 	"internal/modelconfig":     {mod + "internal/core", mod + "internal/repository", mod + "internal/scheduler", mod + "internal/transport", mod + "internal/backend"},
 	"internal/scheduler":       {mod + "internal/core", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend", "net/http"},
 	"internal/backend/onnx":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", "net/http"},

@@ -10,17 +10,22 @@ import (
 
 	"github.com/ferryml/ferry/internal/core"
 	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/shm"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
 // decodeInfer converts a ModelInferRequest into core's request. Every input is checked
 // against its own datatype and shape and against lim before any tensor data is
-// allocated; raw_input_contents are used in place, without copying.
-func decodeInfer(req *inference.ModelInferRequest, lim core.Limits) (*core.InferRequest, error) {
+// allocated; raw_input_contents are used in place, without copying. Inputs in shared
+// memory are copied out of their regions.
+func decodeInfer(req *inference.ModelInferRequest, lim core.Limits, regions *shm.Registry) (*core.InferRequest, error) {
 	inputs, raw := req.GetInputs(), req.GetRawInputContents()
-	// Triton's rule: raw_input_contents carries every input, in order, or none.
-	if len(raw) > 0 && len(raw) != len(inputs) {
-		return nil, core.Invalidf("raw_input_contents has %d entries for %d inputs; it must hold one entry per input, in the order of inputs, or none", len(raw), len(inputs))
+	shared, err := sharedInputs(inputs)
+	if err != nil {
+		return nil, err
+	}
+	if err := checkRawCount(len(raw), len(inputs), len(shared)); err != nil {
+		return nil, err
 	}
 	params, err := decodeParams(req.GetParameters())
 	if err != nil {
@@ -34,12 +39,19 @@ func decodeInfer(req *inference.ModelInferRequest, lim core.Limits) (*core.Infer
 		Inputs:     make([]*tensor.Tensor, len(inputs)),
 	}
 	seen := make(map[string]bool, len(inputs))
+	next := 0 // the next raw_input_contents entry
 	for i, in := range inputs {
-		var data []byte
-		if len(raw) > 0 {
-			data = raw[i]
+		var t *tensor.Tensor
+		if ref, ok := shared[i]; ok {
+			t, err = decodeSharedInput(i, in, ref, lim, regions)
+		} else {
+			var data []byte
+			if len(raw) > 0 {
+				data = raw[next]
+				next++
+			}
+			t, err = decodeInput(i, in, len(raw) > 0, data, lim)
 		}
-		t, err := decodeInput(i, in, len(raw) > 0, data, lim)
 		if err != nil {
 			return nil, err
 		}
@@ -54,6 +66,18 @@ func decodeInfer(req *inference.ModelInferRequest, lim core.Limits) (*core.Infer
 		return nil, err
 	}
 	return out, nil
+}
+
+// checkRawCount applies Triton's rule: raw_input_contents carries every input that is
+// not in shared memory, in order, or none.
+func checkRawCount(raw, inputs, shared int) error {
+	switch {
+	case raw == 0 || raw == inputs-shared:
+		return nil
+	case shared == 0:
+		return core.Invalidf("raw_input_contents has %d entries for %d inputs; it must hold one entry per input, in the order of inputs, or none", raw, inputs)
+	}
+	return core.Invalidf("raw_input_contents has %d entries for %d inputs not in shared memory; it must hold one entry per such input, in the order of inputs, or none", raw, inputs-shared)
 }
 
 func decodeOutputs(outs []*inference.ModelInferRequest_InferRequestedOutputTensor) ([]core.RequestedOutput, error) {
@@ -71,10 +95,10 @@ func decodeOutputs(outs []*inference.ModelInferRequest_InferRequestedOutputTenso
 			return nil, core.Invalidf("output %q is requested more than once", name)
 		}
 		seen[name] = true
-		if err := refuseSharedMemory(o.GetParameters()); err != nil {
-			return nil, core.Invalidf("output %q: %v", name, err)
-		}
 		params, err := decodeParams(o.GetParameters())
+		if err == nil {
+			_, _, err = shm.OutputRefOf(params)
+		}
 		if err != nil {
 			return nil, core.Invalidf("output %q: %v", name, err)
 		}
@@ -86,27 +110,13 @@ func decodeOutputs(outs []*inference.ModelInferRequest_InferRequestedOutputTenso
 // decodeInput checks and converts inputs[i]. useRaw says the request carries its data in
 // raw_input_contents, of which raw is this input's entry.
 func decodeInput(i int, in *inference.ModelInferRequest_InferInputTensor, useRaw bool, raw []byte, lim core.Limits) (*tensor.Tensor, error) {
-	name := in.GetName()
-	if name == "" {
-		return nil, core.Invalidf("inputs[%d]: name is required", i)
-	}
-	bad := func(format string, args ...any) error {
-		return &core.InputError{Input: name, Reason: fmt.Sprintf(format, args...)}
-	}
-	dt, err := tensor.ParseDType(in.GetDatatype())
+	t, n, err := inputHead(i, in, lim)
 	if err != nil {
-		return nil, bad("%v", err)
-	}
-	shape := tensor.Shape(in.GetShape())
-	if err := lim.CheckShape(name, shape); err != nil {
 		return nil, err
 	}
-	n, err := shape.NumElements() // cannot fail after CheckShape; kept for safety
-	if err != nil {
-		return nil, bad("%v", err)
-	}
-	if err := refuseSharedMemory(in.GetParameters()); err != nil {
-		return nil, bad("%v", err)
+	name, dt, shape := t.Name, t.DType, t.Shape
+	bad := func(format string, args ...any) error {
+		return &core.InputError{Input: name, Reason: fmt.Sprintf(format, args...)}
 	}
 	var data []byte
 	if useRaw {
@@ -120,7 +130,30 @@ func decodeInput(i int, in *inference.ModelInferRequest_InferInputTensor, useRaw
 	if err != nil {
 		return nil, bad("%v", err)
 	}
-	return &tensor.Tensor{Name: name, DType: dt, Shape: shape, Data: data}, nil
+	t.Data = data
+	return t, nil
+}
+
+// inputHead checks inputs[i]'s name, datatype and shape (against lim) and returns the
+// tensor without data, and its element count.
+func inputHead(i int, in *inference.ModelInferRequest_InferInputTensor, lim core.Limits) (*tensor.Tensor, int64, error) {
+	name := in.GetName()
+	if name == "" {
+		return nil, 0, core.Invalidf("inputs[%d]: name is required", i)
+	}
+	dt, err := tensor.ParseDType(in.GetDatatype())
+	if err != nil {
+		return nil, 0, &core.InputError{Input: name, Reason: err.Error()}
+	}
+	shape := tensor.Shape(in.GetShape())
+	if err := lim.CheckShape(name, shape); err != nil {
+		return nil, 0, err
+	}
+	n, err := shape.NumElements() // cannot fail after CheckShape; kept for safety
+	if err != nil {
+		return nil, 0, &core.InputError{Input: name, Reason: err.Error()}
+	}
+	return &tensor.Tensor{Name: name, DType: dt, Shape: shape}, n, nil
 }
 
 // rawData checks raw_input_contents[i] against the shape: the exact byte size for
@@ -297,22 +330,62 @@ func appendLE(b []byte, v uint64, size int) []byte {
 	return b
 }
 
-// refuseSharedMemory rejects the shared-memory extension's tensor parameters: Ferry
-// does not implement it, and ignoring them would run the model without the data.
-func refuseSharedMemory(params map[string]*inference.InferParameter) error {
-	found := false // look before sorting, which allocates, for every input of every request
+// sharedInputs reads the shared memory parameters of every input: the Ref of each input
+// in shared memory, by index (nil when none is).
+func sharedInputs(inputs []*inference.ModelInferRequest_InferInputTensor) (map[int]shm.Ref, error) {
+	var refs map[int]shm.Ref
+	for i, in := range inputs {
+		ref, ok, err := sharedRef(in.GetParameters())
+		if err != nil {
+			return nil, &core.InputError{Input: inputLabel(i, in), Reason: err.Error()}
+		}
+		if ok {
+			if refs == nil {
+				refs = map[int]shm.Ref{}
+			}
+			refs[i] = ref
+		}
+	}
+	return refs, nil
+}
+
+// sharedRef reads a tensor's shared memory parameters; ok is false when it has none.
+func sharedRef(params map[string]*inference.InferParameter) (shm.Ref, bool, error) {
+	found := false // look before decoding, which sorts and allocates, for every input of every request
 	for k := range params {
 		found = found || strings.HasPrefix(k, "shared_memory_")
 	}
 	if !found {
-		return nil
+		return shm.Ref{}, false, nil
 	}
-	for _, k := range slices.Sorted(maps.Keys(params)) { // the same key named every time
-		if strings.HasPrefix(k, "shared_memory_") {
-			return fmt.Errorf("parameter %q: the shared-memory extension is not supported; send the data in the request", k)
-		}
+	p, err := decodeParams(params)
+	if err != nil {
+		return shm.Ref{}, false, err
 	}
-	return nil
+	return shm.RefOf(p)
+}
+
+func inputLabel(i int, in *inference.ModelInferRequest_InferInputTensor) string {
+	if in.GetName() != "" {
+		return in.GetName()
+	}
+	return fmt.Sprintf("inputs[%d]", i)
+}
+
+// decodeSharedInput checks inputs[i] and copies its data out of its region. As in
+// Triton, an input in shared memory must not also carry contents.
+func decodeSharedInput(i int, in *inference.ModelInferRequest_InferInputTensor, ref shm.Ref, lim core.Limits, regions *shm.Registry) (*tensor.Tensor, error) {
+	t, _, err := inputHead(i, in, lim)
+	if err != nil {
+		return nil, err
+	}
+	if in.GetContents() != nil {
+		return nil, &core.InputError{Input: t.Name, Reason: "takes its data from shared memory (parameter " + shm.ParamRegion + "), so contents must not be set"}
+	}
+	if t.Data, err = regions.ReadTensor(ref, t.DType, t.Shape); err != nil {
+		return nil, &core.InputError{Input: t.Name, Reason: err.Error()}
+	}
+	return t, nil
 }
 
 // decodeParams converts InferParameters to core.Parameters (bool, int64, float64,

@@ -9,12 +9,16 @@ import (
 
 	"github.com/ferryml/ferry/internal/core"
 	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/shm"
 )
 
 // encodeInfer builds the wire response. Outputs travel as raw_output_contents, as
 // Triton sends them; tensor.Tensor's layout (BYTES included) is already that format,
 // so the data is not copied. The request fills in an id or model the core left empty.
-func encodeInfer(req *inference.ModelInferRequest, res *core.InferResponse) (*inference.ModelInferResponse, error) {
+// An output in shared (written to shared memory, by name) carries the shared_memory_*
+// parameters and an empty raw_output_contents entry: as in Triton, every output has
+// an entry, since clients (tritonclient's as_numpy) find an output's by its index.
+func encodeInfer(req *inference.ModelInferRequest, res *core.InferResponse, shared map[string]shm.Ref) (*inference.ModelInferResponse, error) {
 	out := &inference.ModelInferResponse{
 		ModelName:         res.Model,
 		ModelVersion:      res.Version,
@@ -37,7 +41,16 @@ func encodeInfer(req *inference.ModelInferRequest, res *core.InferResponse) (*in
 			return nil, fmt.Errorf("model %q output %q: %w", out.ModelName, t.Name, err)
 		}
 		out.Outputs[i] = &inference.ModelInferResponse_InferOutputTensor{Name: t.Name, Datatype: t.DType.String(), Shape: t.Shape}
-		out.RawOutputContents[i] = t.Data
+		ref, inShm := shared[t.Name]
+		if !inShm {
+			out.RawOutputContents[i] = t.Data
+			continue
+		}
+		var err error
+		if out.Outputs[i].Parameters, err = encodeParams(ref.Params(len(t.Data))); err != nil {
+			return nil, err
+		}
+		out.RawOutputContents[i] = []byte{}
 	}
 	var err error
 	if out.Parameters, err = encodeParams(res.Parameters); err != nil {

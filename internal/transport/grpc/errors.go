@@ -8,6 +8,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/shm"
 )
 
 // codeOf is the one place that maps an error to a gRPC status code. Core's vocabulary
@@ -18,9 +19,11 @@ func codeOf(err error) codes.Code {
 	switch {
 	case err == nil:
 		return codes.OK
-	case errors.As(err, &in), errors.Is(err, core.ErrInvalid):
+	case errors.As(err, &in), errors.Is(err, core.ErrInvalid), errors.Is(err, shm.ErrInvalid):
 		return codes.InvalidArgument
-	case errors.Is(err, core.ErrNotFound):
+	case errors.Is(err, shm.ErrExists):
+		return codes.AlreadyExists
+	case errors.Is(err, core.ErrNotFound), errors.Is(err, shm.ErrNotFound):
 		return codes.NotFound
 	case errors.Is(err, context.Canceled):
 		return codes.Canceled

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/shm"
 )
 
 func TestCodeOf(t *testing.T) {
@@ -30,6 +31,9 @@ func TestCodeOf(t *testing.T) {
 		{"cancelled", context.Canceled, codes.Canceled},
 		{"deadline", fmt.Errorf("queue: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
 		{"grpc status", status.Error(codes.PermissionDenied, "no"), codes.PermissionDenied},
+		{"bad shared memory request", shm.ErrCUDAUnsupported, codes.InvalidArgument},
+		{"shared memory region exists", fmt.Errorf("register: %w", shm.ErrExists), codes.AlreadyExists},
+		{"no such shared memory region", shm.CUDARegionNotFound("r"), codes.NotFound},
 		{"plain error", errors.New("backend exploded"), codes.Internal},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -89,7 +89,7 @@ func TestSeedCorpus(t *testing.T) {
 		if got, err := readSeed(file); err != nil || !proto.Equal(got, req) {
 			t.Errorf("seed %s is missing or stale (go test -run TestSeedCorpus -update rewrites it): %v", file, err)
 		}
-		if _, err := decodeInfer(req, core.DefaultLimits()); err != nil {
+		if _, err := decodeInfer(req, core.DefaultLimits(), nil); err != nil {
 			t.Errorf("seed %s does not decode: %v", name, err)
 		}
 	}
@@ -131,7 +131,7 @@ func FuzzDecodeInferRequest(f *testing.F) {
 			return
 		}
 		for _, lim := range []core.Limits{small, core.DefaultLimits()} {
-			creq, err := decodeInfer(req, lim)
+			creq, err := decodeInfer(req, lim, nil)
 			if err != nil {
 				if codeOf(err) != codes.InvalidArgument {
 					t.Fatalf("decode error %q maps to %v, want INVALID_ARGUMENT", err, codeOf(err))
@@ -149,7 +149,7 @@ func FuzzDecodeInferRequest(f *testing.F) {
 					t.Fatalf("accepted input over the limits: %v", err)
 				}
 			}
-			res, err := encodeInfer(req, &core.InferResponse{Model: creq.Model, ID: creq.ID, Outputs: creq.Inputs, Parameters: creq.Parameters})
+			res, err := encodeInfer(req, &core.InferResponse{Model: creq.Model, ID: creq.ID, Outputs: creq.Inputs, Parameters: creq.Parameters}, nil)
 			if err != nil {
 				t.Fatalf("encoding the decoded tensors back: %v", err)
 			}

@@ -32,7 +32,7 @@ func (s *Server) ModelInfer(ctx context.Context, req *inference.ModelInferReques
 // infer decodes, runs and encodes one request. The response size is checked here so
 // the client reads which limit it hit instead of grpc's generic refusal.
 func (s *Server) infer(ctx context.Context, req *inference.ModelInferRequest) (*inference.ModelInferResponse, error) {
-	creq, err := decodeInfer(req, s.limits)
+	creq, err := decodeInfer(req, s.limits, s.shm)
 	if err != nil {
 		return nil, err
 	}
@@ -40,7 +40,11 @@ func (s *Server) infer(ctx context.Context, req *inference.ModelInferRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	res, err := encodeInfer(req, cres)
+	shared, err := s.shm.WriteOutputs(cres.Outputs, func(name string) map[string]any { return outputParams(creq, name) })
+	if err != nil {
+		return nil, err
+	}
+	res, err := encodeInfer(req, cres, shared)
 	if err != nil {
 		return nil, err
 	}

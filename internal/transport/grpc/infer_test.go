@@ -193,6 +193,8 @@ func TestModelInferRejectsBadInput(t *testing.T) {
 		return &inference.ModelInferRequest{ModelName: "echo", Inputs: []*inference.ModelInferRequest_InferInputTensor{x}, RawInputContents: data}
 	}
 	shm := map[string]*inference.InferParameter{"shared_memory_region": {ParameterChoice: &inference.InferParameter_StringParam{StringParam: "r0"}}}
+	shm8 := map[string]*inference.InferParameter{"shared_memory_region": {ParameterChoice: &inference.InferParameter_StringParam{StringParam: "r0"}},
+		"shared_memory_byte_size": {ParameterChoice: &inference.InferParameter_Int64Param{Int64Param: 8}}}
 	ints := &inference.InferTensorContents{IntContents: []int32{1, 2}}
 
 	for _, tc := range []struct {
@@ -247,11 +249,21 @@ func TestModelInferRejectsBadInput(t *testing.T) {
 			`input "x": appears more than once in inputs`},
 		{"input without a name", typed(in("", "INT32", []int64{2}, ints)), codes.InvalidArgument,
 			`inputs[0]: name is required`},
-		{"shared memory input", typed(&inference.ModelInferRequest_InferInputTensor{Name: "x", Datatype: "INT32", Shape: []int64{2}, Parameters: shm}), codes.InvalidArgument,
-			`input "x": parameter "shared_memory_region": the shared-memory extension is not supported; send the data in the request`},
-		{"shared memory output", &inference.ModelInferRequest{ModelName: "echo",
+		{"shared memory input without its size", typed(&inference.ModelInferRequest_InferInputTensor{Name: "x", Datatype: "INT32", Shape: []int64{2}, Parameters: shm}), codes.InvalidArgument,
+			`input "x": parameters shared_memory_region and shared_memory_byte_size must be given together`},
+		{"shared memory output without its size", &inference.ModelInferRequest{ModelName: "echo",
 			Outputs: []*inference.ModelInferRequest_InferRequestedOutputTensor{{Name: "y", Parameters: shm}}}, codes.InvalidArgument,
-			`output "y": parameter "shared_memory_region": the shared-memory extension is not supported; send the data in the request`},
+			`output "y": parameters shared_memory_region and shared_memory_byte_size must be given together`},
+		{"shared memory input and contents", typed(&inference.ModelInferRequest_InferInputTensor{Name: "x", Datatype: "INT32", Shape: []int64{2}, Parameters: shm8, Contents: ints}), codes.InvalidArgument,
+			`input "x": takes its data from shared memory (parameter shared_memory_region), so contents must not be set`},
+		{"shared memory input, size not the shape's", typed(&inference.ModelInferRequest_InferInputTensor{Name: "x", Datatype: "INT32", Shape: []int64{3}, Parameters: shm8}), codes.InvalidArgument,
+			`input "x": shared_memory_byte_size 8 does not match shape [3] of INT32 (3 elements of 4 bytes)`},
+		{"shared memory input on a server without regions", typed(&inference.ModelInferRequest_InferInputTensor{Name: "x", Datatype: "INT32", Shape: []int64{2}, Parameters: shm8}), codes.InvalidArgument,
+			`input "x": system shared memory is not enabled on this server`},
+		{"raw for the input in shared memory too", &inference.ModelInferRequest{ModelName: "echo",
+			Inputs:           []*inference.ModelInferRequest_InferInputTensor{{Name: "a", Datatype: "INT32", Shape: []int64{2}, Parameters: shm8}, in("b", "INT32", []int64{1}, nil)},
+			RawInputContents: [][]byte{le(int32(1), int32(2)), le(int32(3))}}, codes.InvalidArgument,
+			`raw_input_contents has 2 entries for 1 inputs not in shared memory; it must hold one entry per such input, in the order of inputs, or none`},
 		{"output requested twice", &inference.ModelInferRequest{ModelName: "echo",
 			Outputs: []*inference.ModelInferRequest_InferRequestedOutputTensor{{Name: "y"}, {Name: "y"}}}, codes.InvalidArgument,
 			`output "y" is requested more than once`},

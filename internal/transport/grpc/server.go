@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/core"
 	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/shm"
 )
 
 // Core is the serving API this transport calls; *core.Server implements it. Errors use
@@ -41,6 +42,9 @@ type Options struct {
 	// MaxGRPCMessageSize of 0 means core.DefaultLimits' (never grpc-go's 4 MiB default,
 	// which breaks tritonclient's large tensors).
 	Limits core.Limits
+	// SharedMemory holds the regions of the shared memory extension (shm.go); nil
+	// refuses to register any. The caller owns it and closes it after the server stops.
+	SharedMemory *shm.Registry
 }
 
 // Server implements inference.GRPCInferenceServiceServer over a Core. It holds no
@@ -52,6 +56,7 @@ type Server struct {
 	log    *slog.Logger
 	limits core.Limits
 	health *health.Server
+	shm    *shm.Registry
 }
 
 var _ inference.GRPCInferenceServiceServer = (*Server)(nil)
@@ -70,7 +75,7 @@ func New(c Core, opts Options) *Server {
 	if lim.MaxGRPCMessageSize <= 0 {
 		lim.MaxGRPCMessageSize = core.DefaultLimits().MaxGRPCMessageSize
 	}
-	s := &Server{core: c, log: log, limits: lim, health: health.NewServer()}
+	s := &Server{core: c, log: log, limits: lim, health: health.NewServer(), shm: opts.SharedMemory}
 	s.SetServing(false) // until the caller says the models it needs are loaded
 	return s
 }

@@ -62,7 +62,7 @@ func BenchmarkEncodeInferResponse(b *testing.B) {
 	}
 	resp := &core.InferResponse{Model: "m", Outputs: req.Inputs}
 	for b.Loop() {
-		if _, err := encodeInferResponse(&core.InferRequest{}, resp); err != nil {
+		if _, err := encodeInferResponse(&core.InferRequest{}, resp, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

@@ -4,10 +4,10 @@ import (
 	"fmt"
 	"math"
 	"strconv"
-	"strings"
 	"unicode/utf8"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/shm"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
@@ -22,8 +22,14 @@ const (
 // benchmarks and other transports that carry the same bytes. headerLength is the value of
 // Inference-Header-Content-Length, or -1 when the header is absent (the whole body is
 // JSON). A raw binary body (headerLength 0) needs the model's metadata; the handler
-// decodes it with rawRequest instead. Model and Version are left for the caller.
+// decodes it with rawRequest instead. Model and Version are left for the caller. Inputs
+// in shared memory are refused: reading them needs the server's regions.
 func DecodeInferRequest(body []byte, headerLength int64, limits core.Limits) (*core.InferRequest, error) {
+	return decodeInferRequest(body, headerLength, limits, nil)
+}
+
+// decodeInferRequest is DecodeInferRequest reading shared memory inputs from regions.
+func decodeInferRequest(body []byte, headerLength int64, limits core.Limits, regions *shm.Registry) (*core.InferRequest, error) {
 	hasHeader := headerLength >= 0
 	switch {
 	case headerLength == 0:
@@ -33,11 +39,14 @@ func DecodeInferRequest(body []byte, headerLength int64, limits core.Limits) (*c
 	case headerLength > int64(len(body)):
 		return nil, core.Invalidf("Inference-Header-Content-Length %d is larger than the body (%d bytes)", headerLength, len(body))
 	}
-	req, pending, err := decodeInferJSON(body[:headerLength], limits)
+	req, pending, shared, err := decodeInferJSON(body[:headerLength], limits)
 	if err != nil {
 		return nil, err
 	}
 	if err := attachBinary(req, pending, body[headerLength:], hasHeader); err != nil {
+		return nil, err
+	}
+	if err := attachShared(req, shared, regions); err != nil {
 		return nil, err
 	}
 	return req, nil
@@ -56,14 +65,16 @@ type inferDecoder struct {
 	limits  core.Limits
 	req     *core.InferRequest
 	pending []pendingBinary
+	shared  []pendingShared
 }
 
 // decodeInferJSON decodes the JSON part of an infer request. Inputs that carry
-// binary_data_size are returned as pending, in input order, for attachBinary.
-func decodeInferJSON(buf []byte, limits core.Limits) (*core.InferRequest, []pendingBinary, error) {
+// binary_data_size are returned as pending, in input order, for attachBinary; inputs in
+// shared memory as shared, for attachShared.
+func decodeInferJSON(buf []byte, limits core.Limits) (*core.InferRequest, []pendingBinary, []pendingShared, error) {
 	d := &inferDecoder{s: scanner{buf: buf}, limits: limits, req: &core.InferRequest{}}
 	if d.s.peek() != '{' {
-		return nil, nil, d.s.errorf("the inference request must be a JSON object, found %s", d.s.describe())
+		return nil, nil, nil, d.s.errorf("the inference request must be a JSON object, found %s", d.s.describe())
 	}
 	seen := 0
 	err := d.s.object(func(key []byte) error {
@@ -99,15 +110,15 @@ func decodeInferJSON(buf []byte, limits core.Limits) (*core.InferRequest, []pend
 		return d.s.skip() // other fields (such as "model_name") are not part of the protocol
 	})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := d.s.end(); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
 	if err := checkBoolParam(d.req.Parameters, paramBinaryOutput, "request"); err != nil {
-		return nil, nil, err
+		return nil, nil, nil, err
 	}
-	return d.req, d.pending, nil
+	return d.req, d.pending, d.shared, nil
 }
 
 // input decodes one $request_input.
@@ -152,6 +163,7 @@ type inputFields struct {
 	haveShape  bool
 	haveData   bool
 	binarySize int64 // -1 when the data is in JSON
+	shared     *shm.Ref
 }
 
 // label names the input in errors, even before its name has been read.
@@ -193,17 +205,19 @@ func (d *inferDecoder) inputField(key string, t *tensor.Tensor, in *inputFields,
 
 // inputParameters applies the transport parameters of an input.
 func (in *inputFields) inputParameters(t *tensor.Tensor, p core.Parameters) error {
-	for k, v := range p {
-		switch {
-		case k == paramBinarySize:
-			n, ok := v.(int64)
-			if !ok || n < 0 {
-				return &core.InputError{Input: in.label(t), Reason: fmt.Sprintf("parameter %s must be a non-negative integer, got %v", k, v)}
-			}
-			in.binarySize = n
-		case strings.HasPrefix(k, "shared_memory_"):
-			return &core.InputError{Input: in.label(t), Reason: "parameter " + k + ": the shared memory extension is not supported"}
+	if v, ok := p[paramBinarySize]; ok {
+		n, ok := v.(int64)
+		if !ok || n < 0 {
+			return &core.InputError{Input: in.label(t), Reason: fmt.Sprintf("parameter %s must be a non-negative integer, got %v", paramBinarySize, v)}
 		}
+		in.binarySize = n
+	}
+	ref, ok, err := shm.RefOf(p)
+	if err != nil {
+		return &core.InputError{Input: in.label(t), Reason: err.Error()}
+	}
+	if ok {
+		in.shared = &ref
 	}
 	return nil
 }
@@ -246,11 +260,20 @@ func (d *inferDecoder) finishInput(t *tensor.Tensor, in *inputFields, deferred [
 		return &core.InputError{Input: t.Name, Reason: `missing "shape"`}
 	case in.haveData && in.binarySize >= 0:
 		return &core.InputError{Input: t.Name, Reason: `has both "data" and parameter ` + paramBinarySize}
-	case !in.haveData && in.binarySize < 0:
-		return &core.InputError{Input: t.Name, Reason: `missing "data" (or parameter ` + paramBinarySize + ` for binary data)`}
+	case in.shared != nil && (in.haveData || in.binarySize >= 0):
+		return &core.InputError{Input: t.Name, Reason: "takes its data from shared memory (parameter " + shm.ParamRegion + `), so it must not have "data" or parameter ` + paramBinarySize}
+	case !in.haveData && in.binarySize < 0 && in.shared == nil:
+		return &core.InputError{Input: t.Name, Reason: `missing "data" (or parameter ` + paramBinarySize + ` for binary data, or ` + shm.ParamRegion + ` for shared memory)`}
 	}
 	if deferred != nil {
 		return d.data(&scanner{buf: deferred}, t, in)
+	}
+	if in.shared != nil {
+		if _, err := d.checkInput(t, in); err != nil {
+			return err
+		}
+		d.shared = append(d.shared, pendingShared{input: in.index, ref: *in.shared})
+		return nil
 	}
 	if in.binarySize >= 0 {
 		n, err := d.checkInput(t, in)
@@ -323,10 +346,8 @@ func (d *inferDecoder) output() error {
 	if err := checkBoolParam(out.Parameters, paramBinary, what); err != nil {
 		return err
 	}
-	for k := range out.Parameters {
-		if strings.HasPrefix(k, "shared_memory_") {
-			return core.Invalidf("%s: parameter %s is not supported", what, k)
-		}
+	if err := checkSharedOutput(out.Parameters); err != nil {
+		return core.Invalidf("%s: %v", what, err)
 	}
 	d.req.Outputs = append(d.req.Outputs, out)
 	return nil

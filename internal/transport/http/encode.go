@@ -10,6 +10,7 @@ import (
 	"unsafe"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/shm"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
@@ -31,25 +32,21 @@ func (e *encodedResponse) binarySize() int {
 // wantsBinary reports whether an output goes in the binary section: its own binary_data
 // parameter decides, else the request's binary_data_output.
 func wantsBinary(req *core.InferRequest, name string) bool {
-	for _, o := range req.Outputs {
-		if o.Name == name {
-			if v, ok := o.Parameters[paramBinary].(bool); ok {
-				return v
-			}
-			break
-		}
+	if v, ok := outputParams(req, name)[paramBinary].(bool); ok {
+		return v
 	}
 	v, _ := req.Parameters[paramBinaryOutput].(bool)
 	return v
 }
 
 // encodeInferResponse writes the $inference_response JSON by hand, appending numbers
-// straight from the tensors' bytes.
-func encodeInferResponse(req *core.InferRequest, resp *core.InferResponse) (*encodedResponse, error) {
+// straight from the tensors' bytes. Outputs in shared (written to shared memory, by
+// name) carry no data.
+func encodeInferResponse(req *core.InferRequest, resp *core.InferResponse, shared map[string]shm.Ref) (*encodedResponse, error) {
 	size := 128
 	for _, t := range resp.Outputs {
 		size += 96 + len(t.Name) + 8*len(t.Shape)
-		if !wantsBinary(req, t.Name) {
+		if _, inShm := shared[t.Name]; !inShm && !wantsBinary(req, t.Name) {
 			size += 3 * len(t.Data) // about right for FP32 text; append grows the rest
 		}
 	}
@@ -78,7 +75,12 @@ func encodeInferResponse(req *core.InferRequest, resp *core.InferResponse) (*enc
 			b = append(b, ',')
 		}
 		var err error
-		if b, err = enc.output(b, t, wantsBinary(req, t.Name)); err != nil {
+		if ref, inShm := shared[t.Name]; inShm {
+			b, err = sharedOutput(b, t, ref)
+		} else {
+			b, err = enc.output(b, t, wantsBinary(req, t.Name))
+		}
+		if err != nil {
 			return nil, err
 		}
 	}
@@ -87,6 +89,26 @@ func encodeInferResponse(req *core.InferRequest, resp *core.InferResponse) (*enc
 }
 
 func (e *encodedResponse) output(b []byte, t *tensor.Tensor, bin bool) ([]byte, error) {
+	b, err := outputHead(b, t)
+	if err != nil {
+		return nil, err
+	}
+	if bin {
+		b = append(b, `,"parameters":{"`+paramBinarySize+`":`...)
+		b = strconv.AppendInt(b, int64(len(t.Data)), 10)
+		e.binary = append(e.binary, t.Data)
+		return append(b, "}}"...), nil
+	}
+	b = append(b, `,"data":[`...)
+	b, err = appendData(b, t)
+	if err != nil {
+		return nil, err
+	}
+	return append(b, "]}"...), nil
+}
+
+// outputHead appends an output object's start: name, datatype and shape.
+func outputHead(b []byte, t *tensor.Tensor) ([]byte, error) {
 	if err := t.Validate(); err != nil {
 		return nil, fmt.Errorf("model returned a malformed output %q: %w", t.Name, err)
 	}
@@ -101,19 +123,23 @@ func (e *encodedResponse) output(b []byte, t *tensor.Tensor, bin bool) ([]byte, 
 		}
 		b = strconv.AppendInt(b, d, 10)
 	}
-	b = append(b, ']')
-	if bin {
-		b = append(b, `,"parameters":{"`+paramBinarySize+`":`...)
-		b = strconv.AppendInt(b, int64(len(t.Data)), 10)
-		e.binary = append(e.binary, t.Data)
-		return append(b, "}}"...), nil
-	}
-	b = append(b, `,"data":[`...)
-	b, err := appendData(b, t)
+	return append(b, ']'), nil
+}
+
+// sharedOutput appends an output written to shared memory: no data, and the
+// shared_memory_* parameters saying where it is, its byte size being what was written.
+func sharedOutput(b []byte, t *tensor.Tensor, ref shm.Ref) ([]byte, error) {
+	b, err := outputHead(b, t)
 	if err != nil {
 		return nil, err
 	}
-	return append(b, "]}"...), nil
+	b = append(b, `,"parameters":{"`+shm.ParamRegion+`":`...)
+	b = appendJSONString(b, ref.Region)
+	b = append(b, `,"`+shm.ParamOffset+`":`...)
+	b = strconv.AppendInt(b, ref.Offset, 10)
+	b = append(b, `,"`+shm.ParamByteSize+`":`...)
+	b = strconv.AppendInt(b, int64(len(t.Data)), 10)
+	return append(b, "}}"...), nil
 }
 
 // appendData appends an output's elements as a flat JSON array body.

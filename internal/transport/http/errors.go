@@ -6,6 +6,7 @@ import (
 	"net/http"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/shm"
 )
 
 // statusClientClosed is nginx's 499 Client Closed Request: the client went away (its
@@ -22,9 +23,9 @@ func statusOf(err error) int {
 	switch {
 	case errors.Is(err, context.Canceled):
 		return statusClientClosed
-	case errors.As(err, &in), errors.Is(err, core.ErrInvalid):
+	case errors.As(err, &in), errors.Is(err, core.ErrInvalid), errors.Is(err, shm.ErrInvalid), errors.Is(err, shm.ErrExists):
 		return http.StatusBadRequest
-	case errors.Is(err, core.ErrNotFound):
+	case errors.Is(err, core.ErrNotFound), errors.Is(err, shm.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, core.ErrUnavailable):
 		return http.StatusServiceUnavailable

@@ -12,6 +12,7 @@ import (
 	"testing"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/shm"
 )
 
 func TestStatusOf(t *testing.T) {
@@ -31,6 +32,9 @@ func TestStatusOf(t *testing.T) {
 		{"max bytes reader", &http.MaxBytesError{Limit: 10}, http.StatusRequestEntityTooLarge},
 		{"client gone while its model loads", fmt.Errorf("model 'm' is loading: %w", context.Canceled), statusClientClosed},
 		{"client gone while queued", fmt.Errorf("request ended before it ran: %w: %w", core.ErrUnavailable, context.Canceled), statusClientClosed},
+		{"bad shared memory request", shm.ErrCUDAUnsupported, http.StatusBadRequest},
+		{"shared memory region exists", fmt.Errorf("register: %w", shm.ErrExists), http.StatusBadRequest},
+		{"no such shared memory region", shm.CUDARegionNotFound("r"), http.StatusNotFound},
 		{"anything else", errors.New("backend crashed"), http.StatusInternalServerError},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -45,7 +45,7 @@ func FuzzDecodeInferJSON(f *testing.F) {
 			return
 		}
 		checkDecoded(t, req)
-		enc, err := encodeInferResponse(&core.InferRequest{}, &core.InferResponse{Outputs: req.Inputs})
+		enc, err := encodeInferResponse(&core.InferRequest{}, &core.InferResponse{Outputs: req.Inputs}, nil)
 		if err != nil {
 			return // e.g. BYTES that are not UTF-8 have no JSON form
 		}

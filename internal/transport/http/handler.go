@@ -11,6 +11,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/core"
 	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/shm"
 )
 
 // Core is what the REST transport needs from the serving core (*core.Server satisfies
@@ -42,6 +43,9 @@ type Options struct {
 	Limits core.Limits
 	// Metrics, when set, is served at GET /metrics (Prometheus text exposition).
 	Metrics http.Handler
+	// SharedMemory holds the regions of the shared memory extension (shm.go); nil
+	// refuses to register any. The caller owns it and closes it after the server stops.
+	SharedMemory *shm.Registry
 }
 
 // Handler serves the V2 REST API. It holds no per-request state and is safe for
@@ -51,13 +55,14 @@ type Handler struct {
 	log    *slog.Logger
 	limits core.Limits
 	mux    *http.ServeMux
+	shm    *shm.Registry
 }
 
 var _ http.Handler = (*Handler)(nil)
 
 // New builds a Handler over c with its own ServeMux. It starts nothing.
 func New(c Core, opts Options) *Handler {
-	h := &Handler{core: c, log: opts.Logger, limits: opts.Limits, mux: http.NewServeMux()}
+	h := &Handler{core: c, log: opts.Logger, limits: opts.Limits, mux: http.NewServeMux(), shm: opts.SharedMemory}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
@@ -84,6 +89,7 @@ func (h *Handler) routes(metrics http.Handler) {
 	m.HandleFunc("POST /v2/repository/index", h.repositoryIndex)
 	m.HandleFunc("POST /v2/repository/models/{model}/load", h.load)
 	m.HandleFunc("POST /v2/repository/models/{model}/unload", h.unload)
+	h.sharedMemoryRoutes()
 	if metrics != nil {
 		m.Handle("GET /metrics", metrics)
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/shm"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
@@ -26,11 +27,15 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Model, req.Version = model, version
 	resp, err := h.core.Infer(r.Context(), req)
+	var shared map[string]shm.Ref
+	if err == nil {
+		shared, err = h.shm.WriteOutputs(resp.Outputs, func(name string) map[string]any { return outputParams(req, name) })
+	}
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	enc, err := encodeInferResponse(req, resp)
+	enc, err := encodeInferResponse(req, resp, shared)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -50,7 +55,7 @@ func (h *Handler) decodeInfer(w http.ResponseWriter, r *http.Request, model, ver
 	if hdrLen == 0 {
 		return h.rawRequest(r.Context(), model, version, body)
 	}
-	return DecodeInferRequest(body, hdrLen, h.limits)
+	return decodeInferRequest(body, hdrLen, h.limits, h.shm)
 }
 
 // rawRequest builds the request of a raw binary body from the model's metadata, and
