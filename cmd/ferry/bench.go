@@ -104,6 +104,9 @@ server with.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := resolveAliases(cmd.Flags(), &cfg); err != nil {
+				return err
+			}
 			if cfg.engineDir != "" {
 				rt, release, err := runtime()
 				if err != nil {
@@ -161,9 +164,6 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 	f := cmd.Flags()
 	if cfg.model == "" {
 		return errors.New("--model (-m) is required, or --engine MODEL_DIR")
-	}
-	if err := checkAliases(f); err != nil {
-		return err
 	}
 	concurrency, rate := changedName(f, "concurrency"), changedName(f, "request-rate")
 	if concurrency != "" && rate != "" {

@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -69,24 +71,25 @@ func changedName(f *pflag.FlagSet, name string) string {
 	return ""
 }
 
-// checkAliases refuses a flag given together with its perf_analyzer alias.
-func checkAliases(f *pflag.FlagSet) error {
-	for alias, of := range aliases {
-		if f.Changed(alias) && f.Changed(of) {
+// resolveAliases refuses a flag given together with its perf_analyzer alias, and
+// sets --duration from -p.
+func resolveAliases(f *pflag.FlagSet, cfg *benchConfig) error {
+	for _, alias := range slices.Sorted(maps.Keys(aliases)) {
+		if of := aliases[alias]; f.Changed(alias) && f.Changed(of) {
 			return fmt.Errorf("--%s and --%s are two names of one setting; give one", alias, of)
 		}
+	}
+	if f.Changed("measurement-interval") {
+		if cfg.pa.intervalMs < 1 {
+			return fmt.Errorf("--measurement-interval %d: want milliseconds, at least 1", cfg.pa.intervalMs)
+		}
+		cfg.duration = time.Duration(cfg.pa.intervalMs) * time.Millisecond
 	}
 	return nil
 }
 
 // apply sets the options the flags change.
 func (pa perfAnalyzerFlags) apply(f *pflag.FlagSet, o *bench.Options, stderr io.Writer) error {
-	if f.Changed("measurement-interval") {
-		if pa.intervalMs < 1 {
-			return fmt.Errorf("--measurement-interval %d: want milliseconds, at least 1", pa.intervalMs)
-		}
-		o.Duration = time.Duration(pa.intervalMs) * time.Millisecond
-	}
 	switch pa.mode {
 	case timeWindows:
 		if f.Changed("measurement-request-count") {
