@@ -52,19 +52,26 @@ func readReport(t *testing.T, jsonPath, csvPath string) *bench.Report {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatalf("--json file: %v", err)
 	}
-	f, err := os.Open(csvPath)
+	rows := readCSV(t, csvPath)
+	if len(rows) != len(rep.Levels)+1 {
+		t.Errorf("--csv has %d rows, want a header and %d levels", len(rows), len(rep.Levels))
+	}
+	return &rep
+}
+
+// readCSV reads a CSV file's rows.
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	rows, err := csv.NewReader(f).ReadAll()
 	if err != nil {
-		t.Fatalf("--csv file: %v", err)
+		t.Fatalf("%s: %v", path, err)
 	}
-	if len(rows) != len(rep.Levels)+1 {
-		t.Errorf("--csv has %d rows, want a header and %d levels", len(rows), len(rep.Levels))
-	}
-	return &rep
+	return rows
 }
 
 // checkLevel asserts what every healthy level shows, whatever the machine's speed.

@@ -2,8 +2,6 @@ package main
 
 import (
 	"bytes"
-	"encoding/csv"
-	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -41,15 +39,7 @@ func TestBenchPerfAnalyzerFlags(t *testing.T) {
 		t.Errorf("stderr, not a terminal, rewrites lines:\n%q", stderr)
 	}
 
-	f, err := os.Open(perfPath)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	rows, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
+	rows := readCSV(t, perfPath)
 	wantHeader := []string{"Concurrency", "Inferences/Second", "Client Send", "Network+Server Send/Recv", "Server Queue",
 		"Server Compute Input", "Server Compute Infer", "Server Compute Output", "Client Recv",
 		"p50 latency", "p90 latency", "p95 latency", "p99 latency"}

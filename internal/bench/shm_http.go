@@ -1,11 +1,8 @@
 package bench
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
-	"io"
 	"net/http"
 	"net/url"
 	"strconv"
@@ -73,34 +70,12 @@ func (c *HTTPClient) registerShm(ctx context.Context, name, key string, size int
 	if err != nil {
 		return err
 	}
-	return c.post(ctx, c.root+"/v2/systemsharedmemory/region/"+url.PathEscape(name)+"/register", body)
+	_, err = c.control(ctx, http.MethodPost, c.root+"/v2/systemsharedmemory/region/"+url.PathEscape(name)+"/register", body)
+	return err
 }
 
 // unregisterShm is POST /v2/systemsharedmemory/region/{name}/unregister.
 func (c *HTTPClient) unregisterShm(ctx context.Context, name string) error {
-	return c.post(ctx, c.root+"/v2/systemsharedmemory/region/"+url.PathEscape(name)+"/unregister", nil)
-}
-
-// post sends a control request and wants 200.
-func (c *HTTPClient) post(ctx context.Context, u string, body []byte) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u, bytes.NewReader(body))
-	if err != nil {
-		return err
-	}
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-	if err != nil {
-		return fmt.Errorf("POST %s: %w", u, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return statusError(resp.StatusCode, b)
-	}
-	return nil
+	_, err := c.control(ctx, http.MethodPost, c.root+"/v2/systemsharedmemory/region/"+url.PathEscape(name)+"/unregister", nil)
+	return err
 }
