@@ -98,32 +98,36 @@ func TestBenchSharedMemoryOutputTooSmall(t *testing.T) {
 	}
 }
 
-// TestBenchSharedMemoryInterrupted cancels a run mid-level, as SIGINT does: the run
-// ends with the cancellation and its regions are released.
+// TestBenchSharedMemoryInterrupted cancels a run, as SIGINT does, while its first
+// regions are being registered and once all four clients' are: the run ends with the
+// cancellation and every region is released.
 func TestBenchSharedMemoryInterrupted(t *testing.T) {
 	ts := startServer(t, exampleRepo(t))
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	cmd := newBenchCommand(&stdout, &stderr, func() (*onnx.Runtime, func(), error) { return testRuntime, func() {}, nil })
-	cmd.SetArgs([]string{"-m", "identity_fp32", "--shape", "INPUT0:64", "--shared-memory", "system", "--grpc", ts.grpcLn.Addr().String(),
-		"--concurrency", "4", "--duration", "1h", "--metrics-url", "none"})
-	done := make(chan error, 1)
-	go func() { done <- cmd.ExecuteContext(ctx) }()
-	// Interrupt once the four clients' regions exist: input and output each.
-	for deadline := time.Now().Add(30 * time.Second); len(benchRegions(t)) < 8; {
-		if time.Now().After(deadline) {
-			t.Fatalf("after 30s, regions: %v", benchRegions(t))
-		}
-		select {
-		case err := <-done:
-			t.Fatalf("bench ended before it was interrupted: %v\n%s", err, stderr.String())
-		case <-time.After(10 * time.Millisecond):
-		}
+	for _, regions := range []int{1, 8} { // 8: four clients' input and output
+		t.Run(fmt.Sprintf("after %d regions", regions), func(t *testing.T) {
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			cmd := newBenchCommand(&stdout, &stderr, func() (*onnx.Runtime, func(), error) { return testRuntime, func() {}, nil })
+			cmd.SetArgs([]string{"-m", "identity_fp32", "--shape", "INPUT0:64", "--shared-memory", "system", "--grpc", ts.grpcLn.Addr().String(),
+				"--concurrency", "4", "--duration", "1h", "--metrics-url", "none"})
+			done := make(chan error, 1)
+			go func() { done <- cmd.ExecuteContext(ctx) }()
+			for deadline := time.Now().Add(30 * time.Second); len(benchRegions(t)) < regions; {
+				if time.Now().After(deadline) {
+					t.Fatalf("after 30s, regions: %v", benchRegions(t))
+				}
+				select {
+				case err := <-done:
+					t.Fatalf("bench ended before it was interrupted: %v\n%s", err, stderr.String())
+				case <-time.After(time.Millisecond):
+				}
+			}
+			cancel()
+			if err := <-done; !errors.Is(err, context.Canceled) {
+				t.Errorf("interrupted bench: err = %v, want context.Canceled", err)
+			}
+			checkReleased(t, ts)
+		})
 	}
-	cancel()
-	if err := <-done; !errors.Is(err, context.Canceled) {
-		t.Errorf("interrupted bench: err = %v, want context.Canceled", err)
-	}
-	checkReleased(t, ts)
 }

@@ -33,8 +33,8 @@ const DefaultOutputShmBytes = 102400
 // /dev/shm/x, so a file made there is a region any process can shm_open by its key.
 const shmDir = "/dev/shm"
 
-// unregisterTimeout bounds the calls that release regions at the end of a run, which
-// may follow a cancelled context (an interrupt).
+// unregisterTimeout bounds the calls that register and release regions, which do not
+// end with a cancelled context (an interrupt): their outcome must be known.
 const unregisterTimeout = 10 * time.Second
 
 // SharedMemory makes a client send its tensors through system shared memory regions
@@ -224,9 +224,13 @@ func (p *shmPool) newSet(ctx context.Context, id int) (s *shmSet, err error) {
 		names = append(names, "output "+strconv.Quote(name))
 		s.out = append(s.out, shmRef{region: r.name, size: p.outBytes})
 	}
-	// Registered once filled: a server may map the region and read it at once.
+	// Registered once filled: a server may map the region and read it at once. A
+	// registration is not cut off by the request's end (an interrupt): one the server
+	// carried out but the client gave up on would stay registered.
+	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unregisterTimeout)
+	defer cancel()
 	for i, r := range s.regions {
-		if err := p.reg.registerShm(ctx, r.name, r.key(), len(r.mem)); err != nil {
+		if err := p.reg.registerShm(rctx, r.name, r.key(), len(r.mem)); err != nil {
 			return s, fmt.Errorf("%s: register shared memory region %s: %w", names[i], r.name, err)
 		}
 		r.registered = true
