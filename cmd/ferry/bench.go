@@ -1,20 +1,17 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"fmt"
 	"io"
 	"os"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/bench"
-	"github.com/ferryml/ferry/internal/modelconfig"
-	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/internal/tensor"
 	"github.com/ferryml/ferry/internal/threadprio"
 	"github.com/spf13/cobra"
@@ -55,6 +52,7 @@ type benchConfig struct {
 	maxTrials         int
 	percentile        float64
 	latencyLimit      time.Duration
+	pa                perfAnalyzerFlags
 }
 
 // openRuntime provides the ONNX Runtime for --engine and a function that releases it.
@@ -102,6 +100,9 @@ server with.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if err := resolveAliases(cmd.Flags(), &cfg); err != nil {
+				return err
+			}
 			if cfg.engineDir != "" {
 				rt, release, err := runtime()
 				if err != nil {
@@ -151,18 +152,20 @@ server with.`,
 	f.IntVar(&cfg.maxBatch, "max-batch", 0, "--engine: largest batch size (default: the config's max_batch_size, else 64)")
 	f.IntVar(&cfg.intraOp, "onnx-intra-op-threads", 0, "--engine: ONNX Runtime threads (0: as ferry serve picks them for the model)")
 	f.IntVar(&cfg.engineInstances, "engine-instances", 0, "--engine: sessions run side by side, each by its own caller (0: the config's instance_group count, as ferry serve runs it)")
+	addPerfAnalyzerFlags(f, &cfg)
 	return cmd
 }
 
-func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, stdout, stderr io.Writer) error {
+func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, stdout, stderr io.Writer) (err error) {
 	f := cmd.Flags()
 	if cfg.model == "" {
 		return errors.New("--model (-m) is required, or --engine MODEL_DIR")
 	}
-	if f.Changed("concurrency") && f.Changed("request-rate") {
-		return errors.New("--concurrency and --request-rate exclude each other")
+	concurrency, rate := changedName(f, "concurrency"), changedName(f, "request-rate")
+	if concurrency != "" && rate != "" {
+		return fmt.Errorf("%s and %s exclude each other", concurrency, rate)
 	}
-	if cfg.intervals != "" && (f.Changed("concurrency") || f.Changed("request-rate") || f.Changed("request-distribution")) {
+	if cfg.intervals != "" && (concurrency != "" || rate != "" || f.Changed("request-distribution")) {
 		return errors.New("--request-intervals replaces --concurrency, --request-rate and --request-distribution")
 	}
 	if f.Changed("request-distribution") && cfg.rate == "" {
@@ -170,10 +173,13 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 	}
 	levels, err := bench.ParseConcurrency(cfg.concurrency)
 	if err != nil {
-		return fmt.Errorf("--concurrency: %w", err)
+		return fmt.Errorf("%s: %w", cmp.Or(concurrency, "--concurrency"), err)
 	}
 	opts, err := commonOptions(cfg)
 	if err != nil {
+		return err
+	}
+	if err := cfg.pa.apply(f, &opts, stderr); err != nil {
 		return err
 	}
 	if cfg.schedBatch {
@@ -186,7 +192,7 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 	opts.Batch, opts.Concurrency, opts.MaxInFlight = cfg.batch, levels, cfg.maxInFlight
 	if cfg.rate != "" {
 		if opts.RequestRates, err = bench.ParseRates(cfg.rate); err != nil {
-			return fmt.Errorf("--request-rate: %w", err)
+			return fmt.Errorf("%s: %w", cmp.Or(rate, "--request-rate"), err)
 		}
 		opts.Distribution = cfg.distribution
 	}
@@ -208,18 +214,23 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 	if mu := metricsURL(cmd, cfg); mu != "" {
 		opts.ServerCPU = bench.MetricsCPU(mu)
 	}
-	opts.Progress = progress(stderr, serverLevelName)
+	opts.Progress = cfg.pa.progress(stderr, serverLevelName)
 	client, err := newBenchClient(cmd, cfg, levels)
 	if err != nil {
 		return err
 	}
-	defer client.Close()
+	defer func() { // also after an error or an interrupt: it releases shared memory regions
+		err = errors.Join(err, client.Close())
+	}()
 	opts.Protocol = protocolOf(cmd, cfg)
 	rep, err := bench.Run(ctx, client, opts)
 	if err != nil {
 		return err
 	}
-	return writeReport(rep, cfg, stdout)
+	if err := writeReport(rep, cfg, stdout); err != nil {
+		return err
+	}
+	return cfg.pa.writeCSV(rep)
 }
 
 // metricsURL is where the server's CPU time is read: --metrics-url, else /metrics at the
@@ -300,10 +311,14 @@ func newBenchClient(cmd *cobra.Command, cfg benchConfig, levels []int) (bench.Cl
 	if err != nil {
 		return nil, fmt.Errorf("--header: %w", err)
 	}
+	shm, err := cfg.pa.sharedMemory()
+	if err != nil {
+		return nil, err
+	}
 	switch p := protocolOf(cmd, cfg); p {
 	case "http", "http-binary":
 		return bench.NewHTTP(bench.HTTPOptions{URL: cfg.url, Model: cfg.model, Version: cfg.version,
-			Binary: p == "http-binary", MaxConns: conns, Timeout: cfg.timeout, Header: header})
+			Binary: p == "http-binary", MaxConns: conns, Timeout: cfg.timeout, Header: header, SharedMemory: shm})
 	case "grpc":
 		addr := cfg.grpcAddr
 		if !cmd.Flags().Changed("grpc") && cmd.Flags().Changed("url") {
@@ -314,17 +329,9 @@ func newBenchClient(cmd *cobra.Command, cfg benchConfig, levels []int) (bench.Cl
 			md.Append(k, vs...) // lower-cased, as gRPC wants
 		}
 		return bench.NewGRPC(bench.GRPCOptions{Addr: addr, Model: cfg.model, Version: cfg.version, Timeout: cfg.timeout,
-			Conns: cfg.grpcConns, Streaming: cfg.streaming, Metadata: md, Compression: cfg.compression})
+			Conns: cfg.grpcConns, Streaming: cfg.streaming, Metadata: md, Compression: cfg.compression, SharedMemory: shm})
 	default:
 		return nil, fmt.Errorf("--protocol %q: want http, http-binary or grpc", p)
-	}
-}
-
-// progress prints a level as soon as it is measured, so a long sweep shows life.
-func progress(w io.Writer, what func(bench.Level) string) func(bench.Level) {
-	return func(l bench.Level) {
-		fmt.Fprintf(w, "%s: %.1f req/s, %.1f items/s, p50 %.3f ms, p99 %.3f ms, %d errors\n",
-			what(l), l.PerSecond, l.ItemsPerSec, l.P50/1000, l.P99/1000, l.Errors)
 	}
 }
 
@@ -363,134 +370,4 @@ func writeFile(path string, write func(io.Writer) error) error {
 		return fmt.Errorf("%s: %w", path, err)
 	}
 	return fh.Close()
-}
-
-// runEngineBench measures the model in process, as `ferry serve` would run it.
-func runEngineBench(ctx context.Context, cfg benchConfig, rt *onnx.Runtime, stdout, stderr io.Writer) error {
-	version, err := engineVersion(cfg.engineDir, cfg.version)
-	if err != nil {
-		return err
-	}
-	mcfg, hasConfig, err := engineConfig(cfg.engineDir)
-	if err != nil {
-		return err
-	}
-	path := filepath.Join(cfg.engineDir, version, "model.onnx")
-	mio, err := rt.Inspect(path)
-	if err != nil {
-		return err
-	}
-	m := bench.Model{Name: filepath.Base(filepath.Clean(cfg.engineDir)), Version: version}
-	for _, in := range mio.Inputs {
-		m.Inputs = append(m.Inputs, bench.Input{Name: in.Name, DType: in.DType, Shape: in.Shape})
-	}
-	m.MaxBatchSize = engineMaxBatch(mcfg, hasConfig, m.Inputs, cfg.maxBatch)
-	opts, err := commonOptions(cfg)
-	if err != nil {
-		return err
-	}
-	sessOpts, err := onnxOptions(mcfg, cfg.intraOp, true)
-	if err != nil {
-		return err
-	}
-	n := cfg.engineInstances
-	if n <= 0 {
-		n = modelconfig.Instances(mcfg)
-	}
-	engines := make([]bench.Engine, n)
-	for i := range engines {
-		sess, err := rt.Open(path, sessOpts)
-		if err != nil {
-			return err
-		}
-		defer sess.Close()
-		engines[i] = sessionEngine{sess}
-	}
-	sizes := []int{1}
-	if m.MaxBatchSize > 0 {
-		sizes = bench.PowersOfTwo(m.MaxBatchSize)
-	}
-	rep, err := bench.RunEngine(ctx, engines, m, bench.EngineOptions{
-		Name:       fmt.Sprintf("onnxruntime %s in process, %d session(s) side by side, %d intra-op threads each", rt.Version(), n, sessOpts.IntraOpThreads),
-		BatchSizes: sizes, Duration: opts.Duration, Warmup: opts.Warmup, Shapes: opts.Shapes, Data: opts.Data,
-		Progress: progress(stderr, func(l bench.Level) string { return fmt.Sprintf("batch size %d", l.BatchSize) }),
-	})
-	if err != nil {
-		return err
-	}
-	return writeReport(rep, cfg, stdout)
-}
-
-// sessionEngine adapts an ONNX Runtime session to bench.Engine.
-type sessionEngine struct{ s *onnx.Session }
-
-func (e sessionEngine) Execute(ctx context.Context, in []*tensor.Tensor) error {
-	_, err := e.s.Execute(ctx, in, nil)
-	return err
-}
-
-// engineVersion is the requested version, else the highest numbered folder holding a
-// model.onnx, as the default version policy (latest 1) serves.
-func engineVersion(dir, want string) (string, error) {
-	if want != "" {
-		return want, nil
-	}
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return "", fmt.Errorf("--engine: %w", err)
-	}
-	best := int64(-1)
-	for _, e := range entries {
-		v, err := strconv.ParseInt(e.Name(), 10, 64)
-		if err != nil || v <= best || !e.IsDir() {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(dir, e.Name(), "model.onnx")); err == nil {
-			best = v
-		}
-	}
-	if best < 0 {
-		return "", fmt.Errorf("--engine %s: no version folder with a model.onnx", dir)
-	}
-	return strconv.FormatInt(best, 10), nil
-}
-
-// engineConfig reads MODEL_DIR/config.pbtxt; a missing one is an empty config.
-func engineConfig(dir string) (cfg *inference.ModelConfig, found bool, err error) {
-	text, err := os.ReadFile(filepath.Join(dir, "config.pbtxt"))
-	switch {
-	case errors.Is(err, os.ErrNotExist):
-		cfg = &inference.ModelConfig{}
-	case err != nil:
-		return nil, false, err
-	default:
-		if cfg, err = modelconfig.Parse(text); err != nil {
-			return nil, false, fmt.Errorf("%s: %w", dir, err)
-		}
-		found = true
-	}
-	// The server's defaults (ONNX Runtime when the config names no backend), so instances
-	// and threads are counted as serve counts them: a group without a count has 2.
-	modelconfig.SetDefaults(cfg, filepath.Base(filepath.Clean(dir)))
-	return cfg, found, nil
-}
-
-// engineMaxBatch is --max-batch, else the config's max_batch_size, else 64 when every
-// input's first dimension is variable (a model that batches but has no config).
-func engineMaxBatch(cfg *inference.ModelConfig, hasConfig bool, inputs []bench.Input, flag int) int {
-	if flag > 0 {
-		return flag
-	}
-	if hasConfig {
-		return int(cfg.GetMaxBatchSize()) // 0: the model does not batch
-	}
-	if len(inputs) == 0 {
-		return 0
-	}
-	for _, in := range inputs {
-		if len(in.Shape) == 0 || in.Shape[0] != -1 {
-			return 0
-		}
-	}
-	return 64
 }

@@ -20,6 +20,13 @@ import (
 // runBench runs `ferry bench args...` with the tests' ONNX Runtime and returns stdout.
 func runBench(t *testing.T, args ...string) (string, error) {
 	t.Helper()
+	stdout, _, err := runBenchOutputs(t, args...)
+	return stdout, err
+}
+
+// runBenchOutputs runs `ferry bench args...` and returns stdout and stderr.
+func runBenchOutputs(t *testing.T, args ...string) (string, string, error) {
+	t.Helper()
 	var stdout, stderr bytes.Buffer
 	cmd := newBenchCommand(&stdout, &stderr, func() (*onnx.Runtime, func(), error) {
 		return testRuntime, func() {}, nil // TestMain owns the process's one runtime
@@ -31,7 +38,7 @@ func runBench(t *testing.T, args ...string) (string, error) {
 	if testing.Verbose() {
 		t.Logf("ferry bench %s\n%s%s", strings.Join(args, " "), stderr.String(), stdout.String())
 	}
-	return stdout.String(), err
+	return stdout.String(), stderr.String(), err
 }
 
 // readReport parses the --json and --csv files of a run and checks they agree.
@@ -45,19 +52,26 @@ func readReport(t *testing.T, jsonPath, csvPath string) *bench.Report {
 	if err := json.Unmarshal(b, &rep); err != nil {
 		t.Fatalf("--json file: %v", err)
 	}
-	f, err := os.Open(csvPath)
+	rows := readCSV(t, csvPath)
+	if len(rows) != len(rep.Levels)+1 {
+		t.Errorf("--csv has %d rows, want a header and %d levels", len(rows), len(rep.Levels))
+	}
+	return &rep
+}
+
+// readCSV reads a CSV file's rows.
+func readCSV(t *testing.T, path string) [][]string {
+	t.Helper()
+	f, err := os.Open(path)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer f.Close()
 	rows, err := csv.NewReader(f).ReadAll()
 	if err != nil {
-		t.Fatalf("--csv file: %v", err)
+		t.Fatalf("%s: %v", path, err)
 	}
-	if len(rows) != len(rep.Levels)+1 {
-		t.Errorf("--csv has %d rows, want a header and %d levels", len(rows), len(rep.Levels))
-	}
-	return &rep
+	return rows
 }
 
 // checkLevel asserts what every healthy level shows, whatever the machine's speed.

@@ -43,6 +43,9 @@ type GRPCOptions struct {
 	// stream per request in flight, reused), as perf_analyzer's --streaming does,
 	// instead of one unary ModelInfer call each.
 	Streaming bool
+	// SharedMemory, when set, sends the tensors through system shared memory instead of
+	// raw_input_contents.
+	SharedMemory *SharedMemory
 }
 
 // GRPCClient speaks the V2 gRPC protocol to one model. Inference calls go through
@@ -54,6 +57,7 @@ type GRPCClient struct {
 	ctl   *grpc.ClientConn
 	api   inference.GRPCInferenceServiceClient
 	infer *rawgrpc.Client
+	shm   *shmPool // set by Prepare with SharedMemory
 }
 
 var _ Client = (*GRPCClient)(nil)
@@ -99,9 +103,13 @@ func NewGRPC(o GRPCOptions) (*GRPCClient, error) {
 	return &GRPCClient{o: o, ctl: ctl, api: inference.NewGRPCInferenceServiceClient(ctl), infer: infer}, nil
 }
 
-// Close closes the connections.
+// Close releases the shared memory regions, if any, and closes the connections.
 func (c *GRPCClient) Close() error {
-	return errors.Join(c.infer.Close(), c.ctl.Close())
+	var err error
+	if c.shm != nil {
+		err = c.shm.close() // before the connection it unregisters them on closes
+	}
+	return errors.Join(err, c.infer.Close(), c.ctl.Close())
 }
 
 // Model calls ModelMetadata for the inputs and ModelConfig for max_batch_size.
@@ -125,6 +133,9 @@ func (c *GRPCClient) Model(ctx context.Context) (Model, error) {
 		}
 		m.Inputs = append(m.Inputs, Input{Name: in.GetName(), DType: dt, Shape: in.GetShape()})
 	}
+	for _, out := range md.GetOutputs() {
+		m.Outputs = append(m.Outputs, out.GetName())
+	}
 	return m, nil
 }
 
@@ -137,23 +148,34 @@ func (c *GRPCClient) Stats(ctx context.Context) (Stats, error) {
 		return Stats{}, fmt.Errorf("model statistics: %w", err)
 	}
 	var s Stats
+	ph := func(d *inference.StatisticDuration) Phase {
+		return Phase{Count: d.GetCount(), Total: time.Duration(d.GetNs())}
+	}
 	for _, m := range resp.GetModelStats() {
 		s.InferenceCount += m.GetInferenceCount()
 		s.ExecutionCount += m.GetExecutionCount()
+		is := m.GetInferenceStats()
+		s.Queue.add(ph(is.GetQueue()))
+		s.ComputeInput.add(ph(is.GetComputeInput()))
+		s.ComputeInfer.add(ph(is.GetComputeInfer()))
+		s.ComputeOutput.add(ph(is.GetComputeOutput()))
 	}
 	return s, nil
 }
 
 // Prepare builds each sample's ModelInferRequest once, with the tensors in
-// raw_input_contents, and encodes it once: as perf_analyzer does, the load generator
-// spends its share of the machine on the wire, not on protobuf. Steps of a sequence
-// carry parameters of their own, so they are encoded per call.
-func (c *GRPCClient) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error) {
+// raw_input_contents (with SharedMemory, naming regions instead, once per set of
+// regions as each set is made), and encodes it once: as perf_analyzer does, the load
+// generator spends its share of the machine on the wire, not on protobuf. Steps of a
+// sequence carry parameters of their own, so they are encoded per call.
+func (c *GRPCClient) Prepare(m Model, samples [][]*tensor.Tensor) (Sender, error) {
 	if len(samples) == 0 {
 		return nil, errors.New("no request to prepare")
 	}
+	if c.o.SharedMemory != nil {
+		return c.prepareShm(m, samples)
+	}
 	reqs := make([]*inference.ModelInferRequest, len(samples))
-	wire := make([]rawgrpc.Message, len(samples))
 	for i, s := range samples {
 		r := &inference.ModelInferRequest{ModelName: c.o.Model, ModelVersion: c.o.Version}
 		for _, t := range s {
@@ -162,11 +184,19 @@ func (c *GRPCClient) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error
 			})
 			r.RawInputContents = append(r.RawInputContents, t.Data)
 		}
-		m, err := c.encode(r)
-		if err != nil {
+		reqs[i] = r
+	}
+	return c.sender(reqs)
+}
+
+// sender encodes the requests and sends request i as reqs[i modulo their number].
+func (c *GRPCClient) sender(reqs []*inference.ModelInferRequest) (Sender, error) {
+	wire := make([]rawgrpc.Message, len(reqs))
+	for i, r := range reqs {
+		var err error
+		if wire[i], err = c.encode(r); err != nil {
 			return nil, err
 		}
-		reqs[i], wire[i] = r, m
 	}
 	// message is what goes on the wire for request i at step seq.
 	message := func(i int, seq Step) (rawgrpc.Message, error) {

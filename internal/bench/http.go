@@ -36,6 +36,9 @@ type HTTPOptions struct {
 	// Header goes on every request (perf_analyzer's -H), e.g. an Authorization for a
 	// server behind a gateway.
 	Header http.Header
+	// SharedMemory, when set, sends the tensors through system shared memory instead
+	// (JSON requests whose tensors name regions); Binary is then ignored.
+	SharedMemory *SharedMemory
 }
 
 // defaultTimeout bounds a request when the options set no timeout: a hung server
@@ -44,10 +47,12 @@ const defaultTimeout = time.Minute
 
 // HTTPClient speaks the V2 REST protocol to one model.
 type HTTPClient struct {
-	base   string // scheme://host:port/v2/models/{m}[/versions/{v}]
+	root   string // scheme://host:port[/path]
+	base   string // root/v2/models/{m}[/versions/{v}]
 	o      HTTPOptions
 	tr     *http.Transport
 	client *http.Client
+	shm    *shmPool // set by Prepare with SharedMemory
 }
 
 var _ Client = (*HTTPClient)(nil)
@@ -65,7 +70,8 @@ func NewHTTP(o HTTPOptions) (*HTTPClient, error) {
 	if o.Model == "" {
 		return nil, errors.New("no model name")
 	}
-	base := strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/") + "/v2/models/" + url.PathEscape(o.Model)
+	root := strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/")
+	base := root + "/v2/models/" + url.PathEscape(o.Model)
 	if o.Version != "" {
 		base += "/versions/" + url.PathEscape(o.Version)
 	}
@@ -83,7 +89,7 @@ func NewHTTP(o HTTPOptions) (*HTTPClient, error) {
 	if len(o.Header) > 0 {
 		rt = withHeader{tr, o.Header}
 	}
-	return &HTTPClient{base: base, o: o, tr: tr, client: &http.Client{Transport: rt, Timeout: o.Timeout}}, nil
+	return &HTTPClient{root: root, base: base, o: o, tr: tr, client: &http.Client{Transport: rt, Timeout: o.Timeout}}, nil
 }
 
 // withHeader adds its header to every request that goes through it.
@@ -100,10 +106,15 @@ func (w withHeader) RoundTrip(req *http.Request) (*http.Response, error) {
 	return w.next.RoundTrip(req)
 }
 
-// Close closes the idle connections; requests still running keep theirs until done.
+// Close releases the shared memory regions, if any, and closes the idle connections;
+// requests still running keep theirs until done.
 func (c *HTTPClient) Close() error {
+	var err error
+	if c.shm != nil {
+		err = c.shm.close()
+	}
 	c.tr.CloseIdleConnections()
-	return nil
+	return err
 }
 
 type tensorMetaJSON struct {
@@ -115,7 +126,8 @@ type tensorMetaJSON struct {
 // Model reads GET /v2/models/{m} for the inputs and .../config for max_batch_size.
 func (c *HTTPClient) Model(ctx context.Context) (Model, error) {
 	var md struct {
-		Inputs []tensorMetaJSON `json:"inputs"`
+		Inputs  []tensorMetaJSON `json:"inputs"`
+		Outputs []tensorMetaJSON `json:"outputs"`
 	}
 	if err := c.getJSON(ctx, c.base, &md); err != nil {
 		return Model{}, fmt.Errorf("model metadata: %w", err)
@@ -136,17 +148,31 @@ func (c *HTTPClient) Model(ctx context.Context) (Model, error) {
 		}
 		m.Inputs = append(m.Inputs, Input{Name: in.Name, DType: dt, Shape: in.Shape})
 	}
+	for _, out := range md.Outputs {
+		m.Outputs = append(m.Outputs, out.Name)
+	}
 	return m, nil
 }
 
 // Stats reads GET /v2/models/{m}/stats, summed over the versions it lists.
 func (c *HTTPClient) Stats(ctx context.Context) (Stats, error) {
+	type phase struct {
+		Count uint64 `json:"count"`
+		Ns    uint64 `json:"ns"`
+	}
 	var st struct {
 		ModelStats []struct {
 			InferenceCount uint64 `json:"inference_count"`
 			ExecutionCount uint64 `json:"execution_count"`
+			InferenceStats struct {
+				Queue         phase `json:"queue"`
+				ComputeInput  phase `json:"compute_input"`
+				ComputeInfer  phase `json:"compute_infer"`
+				ComputeOutput phase `json:"compute_output"`
+			} `json:"inference_stats"`
 		} `json:"model_stats"`
 	}
+	ph := func(p phase) Phase { return Phase{Count: p.Count, Total: time.Duration(p.Ns)} }
 	if err := c.getJSON(ctx, c.base+"/stats", &st); err != nil {
 		return Stats{}, fmt.Errorf("model statistics: %w", err)
 	}
@@ -154,31 +180,53 @@ func (c *HTTPClient) Stats(ctx context.Context) (Stats, error) {
 	for _, m := range st.ModelStats {
 		s.InferenceCount += m.InferenceCount
 		s.ExecutionCount += m.ExecutionCount
+		is := m.InferenceStats
+		s.Queue.add(ph(is.Queue))
+		s.ComputeInput.add(ph(is.ComputeInput))
+		s.ComputeInfer.add(ph(is.ComputeInfer))
+		s.ComputeOutput.add(ph(is.ComputeOutput))
 	}
 	return s, nil
 }
 
 func (c *HTTPClient) getJSON(ctx context.Context, u string, v any) error {
-	req, err := http.NewRequestWithContext(ctx, http.MethodGet, u, nil)
+	body, err := c.control(ctx, http.MethodGet, u, nil)
 	if err != nil {
 		return err
-	}
-	resp, err := c.client.Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("GET %s: %w", u, err)
-	}
-	if resp.StatusCode != http.StatusOK {
-		return statusError(resp.StatusCode, body)
 	}
 	if err := json.Unmarshal(body, v); err != nil {
 		return fmt.Errorf("GET %s: %w", u, err)
 	}
 	return nil
+}
+
+// control sends a request other than an inference (metadata, statistics, shared
+// memory) and returns the body of its 200 answer.
+func (c *HTTPClient) control(ctx context.Context, method, u string, body []byte) ([]byte, error) {
+	var r io.Reader
+	if body != nil {
+		r = bytes.NewReader(body)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, u, r)
+	if err != nil {
+		return nil, err
+	}
+	if body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	resp, err := c.client.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	b, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return nil, fmt.Errorf("%s %s: %w", method, u, err)
+	}
+	if resp.StatusCode != http.StatusOK {
+		return nil, statusError(resp.StatusCode, b)
+	}
+	return b, nil
 }
 
 // statusError turns a V2 error response ({"error": "..."}) into an error.
@@ -196,7 +244,8 @@ func statusError(code int, body []byte) error {
 // parameters, `{"parameters":{`, so that a sequence's can be added there.
 type httpBody struct {
 	body      []byte
-	headerLen int // the JSON part's length in a binary request
+	binary    bool // the binary tensor data extension: tensors follow the JSON part
+	headerLen int  // the JSON part's length in a binary request
 }
 
 const bodyOpening = `{"parameters":{`
@@ -214,13 +263,17 @@ func (b httpBody) inSequence(seq Step) httpBody {
 	}
 	out := make([]byte, 0, len(b.body)+len(params))
 	out = append(append(append(out, b.body[:at]...), params...), b.body[at:]...)
-	return httpBody{body: out, headerLen: b.headerLen + len(params)}
+	return httpBody{body: out, binary: b.binary, headerLen: b.headerLen + len(params)}
 }
 
-// Prepare encodes each sample's request body once.
-func (c *HTTPClient) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error) {
+// Prepare encodes each sample's request body once (with SharedMemory, once per set of
+// regions, as each set is made).
+func (c *HTTPClient) Prepare(m Model, samples [][]*tensor.Tensor) (Sender, error) {
 	if len(samples) == 0 {
 		return nil, errors.New("no request to prepare")
+	}
+	if c.o.SharedMemory != nil {
+		return c.prepareShm(m, samples)
 	}
 	bodies := make([]httpBody, len(samples))
 	for i, s := range samples {
@@ -233,9 +286,14 @@ func (c *HTTPClient) Prepare(_ Model, samples [][]*tensor.Tensor) (Sender, error
 			return nil, err
 		}
 	}
+	return c.sender(bodies), nil
+}
+
+// sender sends request i as bodies[i modulo their number].
+func (c *HTTPClient) sender(bodies []httpBody) Sender {
 	return func(ctx context.Context, i int, seq Step) error {
 		return c.infer(ctx, bodies[i%len(bodies)].inSequence(seq))
-	}, nil
+	}
 }
 
 func (c *HTTPClient) infer(ctx context.Context, b httpBody) error {
@@ -243,7 +301,7 @@ func (c *HTTPClient) infer(ctx context.Context, b httpBody) error {
 	if err != nil {
 		return err
 	}
-	if c.o.Binary {
+	if b.binary {
 		req.Header.Set("Content-Type", "application/octet-stream")
 		req.Header.Set(headerLength, strconv.Itoa(b.headerLen))
 	} else {
@@ -262,7 +320,7 @@ func (c *HTTPClient) infer(ctx context.Context, b httpBody) error {
 	if err != nil {
 		return fmt.Errorf("reading the response: %w", err)
 	}
-	if c.o.Binary {
+	if b.binary {
 		// binary_data_output was asked for, so the outputs come after a JSON header.
 		h, err := strconv.ParseInt(resp.Header.Get(headerLength), 10, 64)
 		if err != nil || h > n {
@@ -305,7 +363,7 @@ func binaryBody(inputs []*tensor.Tensor) httpBody {
 	for _, t := range inputs {
 		b = append(b, t.Data...)
 	}
-	return httpBody{body: b, headerLen: h}
+	return httpBody{body: b, binary: true, headerLen: h}
 }
 
 // appendInputHeader appends an input's opening: name, shape and datatype.

@@ -3,6 +3,7 @@ package bench
 import (
 	"context"
 	"fmt"
+	"time"
 
 	"github.com/ferryml/ferry/internal/tensor"
 )
@@ -24,6 +25,9 @@ type Model struct {
 	// batch dimension, so every request is one item.
 	MaxBatchSize int
 	Inputs       []Input
+	// Outputs are the output names the metadata lists, for requests that place them
+	// in shared memory.
+	Outputs []string
 	// Sequence marks a stateful model (the config has sequence_batching): each request
 	// belongs to a sequence and a sequence's requests are sent one after another.
 	Sequence bool
@@ -34,6 +38,28 @@ type Model struct {
 type Stats struct {
 	InferenceCount uint64 // items inferred (rows), summed over the model's versions
 	ExecutionCount uint64 // model executions (batches)
+	// The phases of a successful request as the extension times them, for the
+	// server's columns of perf_analyzer's CSV.
+	Queue, ComputeInput, ComputeInfer, ComputeOutput Phase
+}
+
+// Phase is one cumulative duration of the statistics extension: how many times it
+// was timed and their total.
+type Phase struct {
+	Count uint64
+	Total time.Duration
+}
+
+// add adds o to p.
+func (p *Phase) add(o Phase) { p.Count, p.Total = p.Count+o.Count, p.Total+o.Total }
+
+// mean is the average over what happened between before and p, in µs; 0 when nothing
+// did.
+func (p Phase) mean(before Phase) float64 {
+	if p.Count <= before.Count {
+		return 0
+	}
+	return us((p.Total - before.Total) / time.Duration(p.Count-before.Count))
 }
 
 // Client is one protocol's connection to a server, for one model. Its methods are safe

@@ -24,12 +24,17 @@ const (
 
 // Report is the result of one benchmark run, one Level per load level (or batch size).
 type Report struct {
-	Mode     string        `json:"mode"`
-	Model    string        `json:"model"`
-	Version  string        `json:"version,omitempty"`
-	Protocol string        `json:"protocol"` // http, http-binary, grpc, or the engine's name
-	Inputs   []InputReport `json:"inputs"`   // as sent in the first level
-	Duration float64       `json:"duration_s"`
+	Mode     string `json:"mode"`
+	Model    string `json:"model"`
+	Version  string `json:"version,omitempty"`
+	Protocol string `json:"protocol"` // http, http-binary, grpc, or the engine's name
+	// SharedMemory is "system" when the tensors travelled in shared memory regions.
+	SharedMemory string        `json:"shared_memory,omitempty"`
+	Inputs       []InputReport `json:"inputs"` // as sent in the first level
+	Duration     float64       `json:"duration_s"`
+	// WindowRequests is the requests that ended each window (count windows); 0: each
+	// window lasted Duration.
+	WindowRequests int `json:"window_requests,omitempty"`
 	// Stability is the percentage within which a level's last three windows had to
 	// agree; 0: each level is one window.
 	Stability float64 `json:"stability_percent,omitempty"`
@@ -81,6 +86,12 @@ type Level struct {
 	// answered in it, in µs (0: unknown, see Options.ServerCPU); ClientCPUPerRequest is
 	// the same for this process, the load generator.
 	ServerCPUPerRequest float64 `json:"server_cpu_us_per_request,omitempty"`
+	// The server's mean time per request in each phase its statistics time (queue,
+	// compute input, infer and output), µs; 0 when unknown.
+	ServerQueue         float64 `json:"server_queue_us,omitempty"`
+	ServerComputeInput  float64 `json:"server_compute_input_us,omitempty"`
+	ServerComputeInfer  float64 `json:"server_compute_infer_us,omitempty"`
+	ServerComputeOutput float64 `json:"server_compute_output_us,omitempty"`
 	ClientCPUPerRequest float64 `json:"client_cpu_us_per_request,omitempty"`
 	FirstError          string  `json:"first_error,omitempty"`
 	// Windows is how many windows were measured when stability was asked for; the level
@@ -240,11 +251,19 @@ func (r *Report) title() string {
 	if r.Version != "" {
 		fmt.Fprintf(&b, " version %s", r.Version)
 	}
+	protocol := r.Protocol
+	if r.SharedMemory != "" {
+		protocol += " with " + r.SharedMemory + " shared memory"
+	}
+	window := fmt.Sprintf("%gs", r.Duration)
+	if r.WindowRequests > 0 {
+		window = fmt.Sprintf("%d-request", r.WindowRequests)
+	}
 	if r.Stability > 0 {
-		fmt.Fprintf(&b, ", %s, %gs windows until %d agree within ±%g%% (throughput, %s latency)", r.Protocol, r.Duration,
+		fmt.Fprintf(&b, ", %s, %s windows until %d agree within ±%g%% (throughput, %s latency)", protocol, window,
 			stableWindows, r.Stability, r.latencyName())
 	} else {
-		fmt.Fprintf(&b, ", %s, %gs per level", r.Protocol, r.Duration)
+		fmt.Fprintf(&b, ", %s, %s per level", protocol, window)
 	}
 	if len(r.Levels) > 0 && r.Mode != ModeEngine {
 		fmt.Fprintf(&b, ", batch size %d", r.Levels[0].BatchSize)

@@ -6,6 +6,7 @@ import (
 	"flag"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,7 +50,12 @@ var goldenReports = map[string]*Report{
 				P50: 480.2, P90: 610, P95: 700.5, P99: 1500, Mean: 499.9, ServerAvgBatch: 1},
 			{Concurrency: 8, BatchSize: 1, Requests: 40000, Errors: 3, Seconds: 5, PerSecond: 8000, ItemsPerSec: 8000,
 				P50: 900, P90: 1400, P95: 1700, P99: 3100.7, Mean: 1001, ServerAvgBatch: 3.456,
-				FirstError: "rpc error: code = Unavailable desc = queue full"},
+				FirstError:  "rpc error: code = Unavailable desc = queue full",
+				ServerQueue: 300.5, ServerComputeInput: 20, ServerComputeInfer: 400.9, ServerComputeOutput: 10},
+			// Slower than 8: perf_analyzer's CSV puts it before.
+			{Concurrency: 16, BatchSize: 1, Requests: 35000, Seconds: 5, PerSecond: 7000, ItemsPerSec: 7000,
+				P50: 2100, P90: 2400, P95: 2500, P99: 4000, Mean: 2286, ServerAvgBatch: 4,
+				ServerQueue: 1800, ServerComputeInput: 20, ServerComputeInfer: 450, ServerComputeOutput: 16},
 		}},
 	"rate": {Mode: ModeRequestRate, Model: "simple", Version: "1", Protocol: "http-binary", Duration: 2,
 		Inputs: []InputReport{{Name: "INPUT0", DataType: "INT32", Shape: []int64{4, 16}}, {Name: "INPUT1", DataType: "INT32", Shape: []int64{4, 16}}},
@@ -75,10 +81,14 @@ var goldenReports = map[string]*Report{
 func TestReportGolden(t *testing.T) {
 	for name, rep := range goldenReports {
 		for ext, write := range map[string]func(*bytes.Buffer) error{
-			"txt":  func(b *bytes.Buffer) error { return rep.WriteTable(b) },
-			"csv":  func(b *bytes.Buffer) error { return rep.WriteCSV(b) },
-			"json": func(b *bytes.Buffer) error { return rep.WriteJSON(b) },
+			"txt":      func(b *bytes.Buffer) error { return rep.WriteTable(b) },
+			"csv":      func(b *bytes.Buffer) error { return rep.WriteCSV(b) },
+			"json":     func(b *bytes.Buffer) error { return rep.WriteJSON(b) },
+			"perf.csv": func(b *bytes.Buffer) error { return rep.WritePerfAnalyzerCSV(b) },
 		} {
+			if ext == "perf.csv" && rep.Mode == ModeEngine {
+				continue
+			}
 			t.Run(name+"."+ext, func(t *testing.T) {
 				var b bytes.Buffer
 				if err := write(&b); err != nil {
@@ -99,6 +109,13 @@ func TestReportGolden(t *testing.T) {
 				}
 			})
 		}
+	}
+}
+
+func TestPerfAnalyzerCSVRefusesAnEngineRun(t *testing.T) {
+	err := goldenReports["engine"].WritePerfAnalyzerCSV(&bytes.Buffer{})
+	if err == nil || !strings.Contains(err.Error(), "--engine") {
+		t.Errorf("err = %v, want it to say the CSV is for a server run", err)
 	}
 }
 

@@ -28,7 +28,10 @@ const statsTimeout = 5 * time.Second
 // Options configure a run against a server.
 type Options struct {
 	Protocol string // names the protocol in the report
-	Batch    int    // items per request (the batch dimension); 1 for a model that does not batch
+	// SharedMemory names, in the report, the shared memory the client's tensors travel
+	// in: "" or ShmSystem.
+	SharedMemory string
+	Batch        int // items per request (the batch dimension); 1 for a model that does not batch
 	// Concurrency lists the closed-loop levels: each keeps that many requests in flight.
 	Concurrency []int
 	// RequestRates, when set, are open-loop levels instead: arrivals at that many
@@ -69,8 +72,17 @@ type Options struct {
 	BinarySearch bool
 	// Sequences shape the requests to a stateful model; ignored for other models.
 	Sequences Sequences
+	// WindowRequests > 0 ends each measurement window once that many requests have
+	// completed instead of after Duration (perf_analyzer's --measurement-mode
+	// count_windows with --measurement-request-count); Duration then only paces an
+	// open loop's planning.
+	WindowRequests int
 	// Progress, when set, receives each level as soon as it is measured.
 	Progress func(Level)
+	// Live, when set, is told how the window being measured goes: when it ends, and
+	// every LiveEvery during it when LiveEvery > 0.
+	Live      func(Live)
+	LiveEvery time.Duration
 }
 
 func (o Options) validate() error {
@@ -112,6 +124,9 @@ func (o Options) validate() error {
 	if o.LatencyLimit < 0 {
 		errs = append(errs, fmt.Errorf("latency limit %v: must be >= 0", o.LatencyLimit))
 	}
+	if o.WindowRequests < 0 {
+		errs = append(errs, fmt.Errorf("requests per window %d: must be >= 0", o.WindowRequests))
+	}
 	if o.Stability < 0 || o.MaxWindows < 0 {
 		errs = append(errs, fmt.Errorf("stability %v%%, max windows %d: must be >= 0", o.Stability, o.MaxWindows))
 	}
@@ -145,12 +160,12 @@ func Run(ctx context.Context, c Client, o Options) (*Report, error) {
 	if err := send(ctx, 0, seqs.single()); err != nil {
 		return nil, fmt.Errorf("first request to model %s: %w", m.ref(), err)
 	}
-	rep := &Report{Model: m.Name, Version: m.Version, Protocol: o.Protocol, Duration: o.Duration.Seconds(),
+	rep := &Report{Model: m.Name, Version: m.Version, Protocol: o.Protocol, SharedMemory: o.SharedMemory, Duration: o.Duration.Seconds(),
 		Inputs: inputReports(samples[0])}
 	if seqs != nil {
 		rep.SequenceLength = seqs.length
 	}
-	rep.Stability, rep.Percentile = o.Stability, o.Percentile
+	rep.Stability, rep.Percentile, rep.WindowRequests = o.Stability, o.Percentile, o.WindowRequests
 	var levels []func() (Level, error)
 	if open := openLevels(o); len(open) > 0 {
 		rep.Mode, rep.Distribution = ModeRequestRate, cmp.Or(o.Distribution, Poisson)
@@ -281,13 +296,14 @@ func closedLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, n i
 			}
 		})
 	}
-	sp, ok := watch(ctx, c, o, tl, rec)
+	lv := Level{Concurrency: n, BatchSize: o.Batch}
+	sp, ok := watch(ctx, c, o, tl, rec, lv)
 	cancel() // the level is over: requests still in flight are not counted
 	wg.Wait()
 	if err := ctx.Err(); err != nil || !ok {
 		return Level{}, cmp.Or(err, context.Canceled)
 	}
-	return sp.level(Level{Concurrency: n, BatchSize: o.Batch}, rec, o), nil
+	return sp.level(lv, rec, o), nil
 }
 
 // openLevel is one open-loop level: its rate, and the arrival times it plans for a span.
@@ -319,67 +335,88 @@ func openLevels(o Options) []openLevel {
 
 // openLoop sends requests at the arrival times plan gives, each on its own goroutine,
 // whether or not earlier ones were answered. For a stateful model requests take turns on a few
-// sequences, each of which sends one request at a time.
+// sequences, each of which sends one request at a time. Arrivals are planned for the
+// level's nominal span; count windows, whose end is not known, plan span after span
+// until they are filled.
 func openLoop(ctx context.Context, c Client, send Sender, seqs *sequencer, rate float64,
 	plan func(span time.Duration) ([]time.Duration, error), o Options) (Level, error) {
 	tl := newTimeline(o)
-	sched, err := plan(tl.last().Sub(tl.begin))
+	chunk := tl.last().Sub(tl.begin)
+	sched, err := plan(chunk)
 	if err != nil {
 		return Level{}, err
 	}
 	reqCtx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	rec := newRecorder(tl)
+	lv := Level{RequestRate: rate, BatchSize: o.Batch}
 	var sp span
 	var ok bool
+	watchCtx, stopWatch := context.WithCancel(ctx)
+	defer stopWatch()
 	dispatch, measured := context.WithCancel(ctx) // ends when the measurement does
 	defer measured()
 	var sg sync.WaitGroup
 	sg.Go(func() { // apart, so the dispatcher keeps time
 		defer measured()
-		sp, ok = watch(ctx, c, o, tl, rec)
+		sp, ok = watch(watchCtx, c, o, tl, rec, lv)
 	})
 
 	late, dropped := make([]int, tl.n), make([]int, tl.n) // per window
 	count := func(counts []int, at time.Time) {
-		if k := tl.index(at); k >= 0 {
+		if k := rec.index(at); k >= 0 {
 			counts[k]++
 		}
 	}
 	lanes := seqs.lanes()
 	sem := make(chan struct{}, o.MaxInFlight)
 	var wg sync.WaitGroup
-	for i, off := range sched {
-		at := tl.begin.Add(off)
-		if !sleepUntil(dispatch, at) {
+	i := 0
+	for base := tl.begin; ; base = base.Add(chunk) {
+		for _, off := range sched {
+			at := base.Add(off)
+			if !sleepUntil(dispatch, at) {
+				break
+			}
+			n := i
+			i++
+			select {
+			case sem <- struct{}{}:
+			default:
+				count(dropped, at)
+				continue
+			}
+			if time.Since(at) > lateAfter {
+				count(late, at)
+			}
+			wg.Go(func() {
+				defer func() { <-sem }()
+				t0 := time.Now()
+				err := lanes.send(reqCtx, send, n)
+				if reqCtx.Err() == nil {
+					rec.add(t0, time.Now(), err)
+				}
+			})
+		}
+		if tl.count == 0 || dispatch.Err() != nil {
 			break
 		}
-		select {
-		case sem <- struct{}{}:
-		default:
-			count(dropped, at)
-			continue
+		if sched, err = plan(chunk); err != nil {
+			stopWatch()
+			break
 		}
-		if time.Since(at) > lateAfter {
-			count(late, at)
-		}
-		wg.Go(func() {
-			defer func() { <-sem }()
-			t0 := time.Now()
-			err := lanes.send(reqCtx, send, i)
-			if reqCtx.Err() == nil {
-				rec.add(t0, time.Now(), err)
-			}
-		})
 	}
 	sg.Wait() // returns at the last window's end, after its statistics snapshot
 	cancel()
 	wg.Wait()
 	lanes.finish(ctx, send)
+	if err != nil {
+		return Level{}, err
+	}
 	if err := ctx.Err(); err != nil || !ok {
 		return Level{}, cmp.Or(err, context.Canceled)
 	}
-	l := Level{RequestRate: rate, BatchSize: o.Batch}
+	l := lv
 	for k := sp.lo; k < sp.hi; k++ {
 		l.Late += late[k]
 		l.Dropped += dropped[k]

@@ -64,14 +64,14 @@ func ParseConcurrency(spec string) ([]int, error) {
 	return levels, nil
 }
 
-// ParseRates reads open-loop request rates, requests per second: "R" or
-// "start:end:step", where step is "+S" or plain "S" (add S, as perf_analyzer's
-// --request-rate-range) or "xF" (multiply by F > 1). The end rate is included when the
-// steps land on it.
+// ParseRates reads open-loop request rates, requests per second: "R", "start:end"
+// (step 1) or "start:end:step", where step is "+S" or plain "S" (add S, as
+// perf_analyzer's --request-rate-range) or "xF" (multiply by F > 1). The end rate is
+// included when the steps land on it.
 func ParseRates(spec string) ([]float64, error) {
 	parts := strings.Split(strings.TrimSpace(spec), ":")
-	if len(parts) != 1 && len(parts) != 3 {
-		return nil, fmt.Errorf("request rate %q: want R or start:end:step", spec)
+	if len(parts) > 3 {
+		return nil, fmt.Errorf("request rate %q: want R, start:end or start:end:step", spec)
 	}
 	num := func(s, what string) (float64, error) {
 		v, err := strconv.ParseFloat(strings.TrimSpace(s), 64)
@@ -91,7 +91,10 @@ func ParseRates(spec string) ([]float64, error) {
 	if end < start {
 		return nil, fmt.Errorf("request rate %q: end %g is below start %g", spec, end, start)
 	}
-	step, mul := splitStep(parts[2])
+	step, mul := "1", false
+	if len(parts) == 3 {
+		step, mul = splitStep(parts[2])
+	}
 	by, err := num(step, "step")
 	if err != nil {
 		return nil, err

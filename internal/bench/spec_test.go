@@ -81,6 +81,7 @@ func TestParseRates(t *testing.T) {
 		{"0.1:0.3:0.1", []float64{0.1, 0.2, 0.30000000000000004}},
 		{"100:1000:x2", []float64{100, 200, 400, 800}},
 		{" 50:50:10 ", []float64{50}},
+		{"3:5", []float64{3, 4, 5}}, // perf_analyzer's step is 1
 	} {
 		got, err := ParseRates(tc.spec)
 		if err != nil || !slices.Equal(got, tc.want) {
@@ -93,7 +94,7 @@ func TestParseRates(t *testing.T) {
 		{"-5", `start "-5" is not a positive number`},
 		{"NaN", `start "NaN" is not a positive number`},
 		{"Inf", `start "Inf" is not a positive number`},
-		{"100:200", "want R or start:end:step"},
+		{"100:200:10:1", "want R, start:end or start:end:step"},
 		{"200:100:10", "end 100 is below start 200"},
 		{"100:200:x1", "a multiplying step must be above x1"},
 		{"100:200:0", `step "0" is not a positive number`},
