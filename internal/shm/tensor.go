@@ -63,7 +63,7 @@ func (ref Ref) Params(size int) map[string]any {
 	return map[string]any{ParamRegion: ref.Region, ParamOffset: ref.Offset, ParamByteSize: int64(size)}
 }
 
-// ReadTensor copies an input's bytes out of its region into a new Go buffer, after
+// ReadTensor copies an input's bytes out of its region into a Go buffer (see Recycle), after
 // checking that the byte size is what the shape and datatype need (for BYTES, the
 // serialized size with the 4-byte length prefixes, whose element count must match).
 // The shape's element limit bounds fixed-size types; maxBytes (0: none) bounds BYTES,
@@ -87,7 +87,7 @@ func (r *Registry) ReadTensor(ref Ref, dt tensor.DType, shape tensor.Shape, maxB
 		return nil, err
 	}
 	defer l.Release()
-	buf := make([]byte, ref.Size)
+	buf := inputBuffer(ref.Size)
 	if err := l.CopyOut(buf); err != nil {
 		return nil, err
 	}

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/core"
 	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/shm"
 )
 
 // streamWindow bounds the requests of one ModelStreamInfer stream that are in flight
@@ -36,6 +37,7 @@ func (s *Server) infer(ctx context.Context, req *inference.ModelInferRequest) (*
 	if err != nil {
 		return nil, err
 	}
+	shmInputs := sharedBuffers(req, creq) // taken before core can touch the inputs
 	cres, err := s.core.Infer(ctx, creq)
 	if err != nil {
 		return nil, err
@@ -51,7 +53,19 @@ func (s *Server) infer(ctx context.Context, req *inference.ModelInferRequest) (*
 	if size := proto.Size(res); size > s.limits.MaxGRPCMessageSize {
 		return nil, core.TooLargef("response of model %q is %d bytes, over the gRPC message limit of %d bytes", res.GetModelName(), size, s.limits.MaxGRPCMessageSize)
 	}
+	shm.Recycle(shmInputs, cres.Outputs) // answered and encoded: nothing reads them now
 	return res, nil
+}
+
+// sharedBuffers returns the buffers decodeInfer copied the shared memory inputs into.
+func sharedBuffers(req *inference.ModelInferRequest, creq *core.InferRequest) [][]byte {
+	var bufs [][]byte
+	for i, in := range req.GetInputs() {
+		if _, ok := in.GetParameters()[shm.ParamRegion]; ok {
+			bufs = append(bufs, creq.Inputs[i].Data)
+		}
+	}
+	return bufs
 }
 
 // ModelStreamInfer implements inference.GRPCInferenceServiceServer. Requests run

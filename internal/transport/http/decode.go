@@ -25,31 +25,34 @@ const (
 // decodes it with rawRequest instead. Model and Version are left for the caller. Inputs
 // in shared memory are refused: reading them needs the server's regions.
 func DecodeInferRequest(body []byte, headerLength int64, limits core.Limits) (*core.InferRequest, error) {
-	return decodeInferRequest(body, headerLength, limits, nil)
+	req, _, err := decodeInferRequest(body, headerLength, limits, nil)
+	return req, err
 }
 
-// decodeInferRequest is DecodeInferRequest reading shared memory inputs from regions.
-func decodeInferRequest(body []byte, headerLength int64, limits core.Limits, regions *shm.Registry) (*core.InferRequest, error) {
+// decodeInferRequest is DecodeInferRequest reading shared memory inputs from regions. It
+// also returns the buffers those inputs were copied into, for shm.Recycle.
+func decodeInferRequest(body []byte, headerLength int64, limits core.Limits, regions *shm.Registry) (*core.InferRequest, [][]byte, error) {
 	hasHeader := headerLength >= 0
 	switch {
 	case headerLength == 0:
-		return nil, core.Invalidf("a raw binary body (Inference-Header-Content-Length: 0) needs the model's metadata")
+		return nil, nil, core.Invalidf("a raw binary body (Inference-Header-Content-Length: 0) needs the model's metadata")
 	case headerLength < 0:
 		headerLength = int64(len(body))
 	case headerLength > int64(len(body)):
-		return nil, core.Invalidf("Inference-Header-Content-Length %d is larger than the body (%d bytes)", headerLength, len(body))
+		return nil, nil, core.Invalidf("Inference-Header-Content-Length %d is larger than the body (%d bytes)", headerLength, len(body))
 	}
 	req, pending, shared, err := decodeInferJSON(body[:headerLength], limits)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if err := attachBinary(req, pending, body[headerLength:], hasHeader); err != nil {
-		return nil, err
+		return nil, nil, err
 	}
-	if err := attachShared(req, shared, regions, limits); err != nil {
-		return nil, err
+	bufs, err := attachShared(req, shared, regions, limits)
+	if err != nil {
+		return nil, nil, err
 	}
-	return req, nil
+	return req, bufs, nil
 }
 
 // pendingBinary is an input whose data follows the JSON header (binary_data_size).

@@ -20,7 +20,7 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	req, err := h.decodeInfer(w, r, model, version)
+	req, shmInputs, err := h.decodeInfer(w, r, model, version)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
@@ -40,20 +40,23 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	shm.Recycle(shmInputs, resp.Outputs) // answered and encoded: nothing reads them now
 	h.writeInferResponse(w, r, enc)
 }
 
-func (h *Handler) decodeInfer(w http.ResponseWriter, r *http.Request, model, version string) (*core.InferRequest, error) {
+// decodeInfer also returns the buffers of the inputs read from shared memory.
+func (h *Handler) decodeInfer(w http.ResponseWriter, r *http.Request, model, version string) (*core.InferRequest, [][]byte, error) {
 	hdrLen, err := headerLength(r)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	body, err := readBody(w, r, h.limits.MaxBodyBytes)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	if hdrLen == 0 {
-		return h.rawRequest(r.Context(), model, version, body)
+		req, err := h.rawRequest(r.Context(), model, version, body)
+		return req, nil, err
 	}
 	return decodeInferRequest(body, hdrLen, h.limits, h.shm)
 }

@@ -155,18 +155,20 @@ type pendingShared struct {
 	ref   shm.Ref
 }
 
-// attachShared copies each shared memory input out of its region. A BYTES input may be
-// as large as a request body.
-func attachShared(req *core.InferRequest, pending []pendingShared, regions *shm.Registry, limits core.Limits) error {
+// attachShared copies each shared memory input out of its region, and returns the
+// buffers it copied into. A BYTES input may be as large as a request body.
+func attachShared(req *core.InferRequest, pending []pendingShared, regions *shm.Registry, limits core.Limits) ([][]byte, error) {
+	var bufs [][]byte
 	for _, p := range pending {
 		t := req.Inputs[p.input]
 		data, err := regions.ReadTensor(p.ref, t.DType, t.Shape, limits.MaxBodyBytes)
 		if err != nil {
-			return &core.InputError{Input: t.Name, Reason: err.Error()}
+			return nil, &core.InputError{Input: t.Name, Reason: err.Error()}
 		}
 		t.Data = data
+		bufs = append(bufs, data)
 	}
-	return nil
+	return bufs, nil
 }
 
 func checkSharedOutput(p core.Parameters) error {
