@@ -145,3 +145,33 @@ func writeFileAtomic(t *testing.T, path string, data []byte) {
 		t.Fatal(err)
 	}
 }
+
+// TestNewVersionThatFailsLeavesTheOldServing: in poll mode, a new version folder whose
+// model does not load, under the default policy (latest 1), does not retire the version
+// that serves: as in Triton, a reload that fails is abandoned as a whole. The server
+// stays ready, version 1 answers, the index and the log name version 2's failure; once
+// version 2's file is fixed it takes over.
+func TestNewVersionThatFailsLeavesTheOldServing(t *testing.T) {
+	repo := t.TempDir()
+	good := onnxgen.Identity(onnxgen.Float, "m")
+	writeModel(t, repo, "m", 1, good, reloadConfig)
+	var logs lockedLog
+	ts := startPollServer(t, repo, &logs)
+	serving(t, ts, "at start", "")
+
+	writeModel(t, repo, "m", 2, []byte("not an onnx model"), "")
+	waitFor(t, func() bool { return modelReason(t, ts) != "" })
+	serving(t, ts, "after version 2 failed to load", "version 2")
+	if !logs.has(`"level":"ERROR"`, `"model":"m"`, `"version":2`) {
+		t.Error("the log has no error for model m version 2")
+	}
+
+	writeFileAtomic(t, filepath.Join(repo, "m", "2", "model.onnx"), good)
+	waitFor(t, func() bool {
+		idx := repositoryIndex(t, ts.URL)
+		return len(idx) == 1 && idx[0].Version == "2" && idx[0].State == "READY" && idx[0].Reason == ""
+	})
+	if code, _, b := httpDo(t, "POST", ts.URL+"/v2/models/m/versions/2/infer", "application/json", strings.NewReader(identityBody)); code != 200 {
+		t.Errorf("after the fix: version 2 infer = %d %s, want 200", code, b)
+	}
+}

@@ -156,6 +156,9 @@ func (r *Repository) applyVersions(ctx context.Context, m *model, dir, fp string
 		}
 		fresh[n] = v
 	}
+	if len(errs) > 0 && r.abandonReload(m, fp, fresh, errs) {
+		return errors.Join(errs...)
+	}
 	wanted := map[int64]bool{}
 	for _, n := range want {
 		wanted[n] = true
@@ -179,6 +182,57 @@ func (r *Repository) applyVersions(ctx context.Context, m *model, dir, fp string
 	}
 	errs = append(errs, r.closeVersions(m.name, retired, "replaced"))
 	return errors.Join(errs...)
+}
+
+// abandonReload undoes a reload in which a version failed while versions loaded before
+// still serve, as Triton does: swapping it in would retire them (a new version under a
+// latest-N policy) or leave the model with a version that cannot serve, and take a
+// model that serves out of service. The versions loaded before keep serving, the
+// failure is stale (readiness.go), and the fresh versions are unloaded. It reports false,
+// changing nothing, when no version serves: then the failed versions are swapped in, so
+// the index shows why. The fingerprint is taken, so polling does not retry unchanged
+// files; a load request does.
+func (r *Repository) abandonReload(m *model, fp string, fresh map[int64]*version, errs []error) bool {
+	r.mu.Lock()
+	serving := false
+	for _, v := range m.versions {
+		serving = serving || v.serving()
+	}
+	if !serving {
+		r.mu.Unlock()
+		return false
+	}
+	r.swappedLocked(m.name, fresh) // budget.go: loaded, so they count until closed
+	undone := make([]*version, 0, len(fresh))
+	for _, v := range fresh {
+		r.retireLocked(m, v)
+		undone = append(undone, v)
+	}
+	m.fp, m.stale = fp, errors.Join(errs...).Error()
+	r.mu.Unlock()
+	r.log.Error("model reload failed; the versions loaded before keep serving", "model", m.name, "err", errors.Join(errs...))
+	if err := r.closeVersions(m.name, undone, "reload failed"); err != nil {
+		r.log.Warn("closing the versions of a failed reload", "model", m.name, "err", err)
+	}
+	r.republish(m, undone)
+	return true
+}
+
+// republish gives the hooks again the state and resident bytes of the versions that
+// serve under the numbers of undone ones, which loading and closing those overwrote.
+func (r *Repository) republish(m *model, undone []*version) {
+	for _, u := range undone {
+		r.mu.Lock()
+		v := m.versions[u.n]
+		r.mu.Unlock()
+		if v == nil {
+			continue
+		}
+		r.hookState(m.name, v)
+		if v.resident > 0 && r.opts.Hooks.Resident != nil {
+			r.opts.Hooks.Resident(m.name, strconv.FormatInt(v.n, 10), v.resident)
+		}
+	}
 }
 
 // openVersion completes the config for one version and opens its instances. Failure is
