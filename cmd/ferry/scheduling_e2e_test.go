@@ -43,6 +43,10 @@ const (
 	schedMedium   = 64
 	schedSlow     = 256
 	schedVerySlow = 512
+	// schedHuge holds the instance through many waits: TestSchedulingCancelledRequestsNeverRun
+	// queues, cancels and expires three requests behind it (schedVerySlow ended first in 1
+	// of several loaded make test runs).
+	schedHuge = 1024
 )
 
 // schedModel multiplies its [batch, cost, 512] input by the identity `steps` times and
@@ -605,7 +609,7 @@ func TestSchedulingTimeouts(t *testing.T) {
 func TestSchedulingCancelledRequestsNeverRun(t *testing.T) {
 	ts := schedServer(t, map[string]string{"cancel": schedConfig("cancel", 1, 1, "")})
 	ctx := t.Context()
-	busy := schedGo(ctx, ts, "grpc", "cancel", schedReq{name: "busy", cost: schedVerySlow, fill: 1})
+	busy := schedGo(ctx, ts, "grpc", "cancel", schedReq{name: "busy", cost: schedHuge, fill: 1})
 	schedWait(t, ts, "the first request running", func(m schedMetrics) bool { return m.inFlight("cancel") == 1 })
 
 	httpCtx, cancelHTTP := context.WithCancel(ctx)
