@@ -43,9 +43,10 @@ const (
 	schedMedium   = 64
 	schedSlow     = 256
 	schedVerySlow = 512
-	// schedHuge holds the instance through many waits: TestSchedulingCancelledRequestsNeverRun
-	// queues, cancels and expires three requests behind it (schedVerySlow ended first in 1
-	// of several loaded make test runs).
+	// schedHuge holds the instance while a test queues, refuses, cancels or expires
+	// requests behind it: with schedSlow or schedVerySlow the busy request sometimes ended
+	// first under a loaded make test (TestSchedulingCancelledRequestsNeverRun,
+	// TestSchedulingDeadlineStatus, TestSchedulingQueueFull).
 	schedHuge = 1024
 )
 
@@ -496,7 +497,7 @@ func TestSchedulingQueueFull(t *testing.T) {
 		"bounded": schedConfig("bounded", 1, 1, "default_queue_policy { max_queue_size: 2 }"),
 	})
 	ctx := t.Context()
-	busy := schedGo(ctx, ts, "grpc", "bounded", schedReq{name: "busy", cost: schedSlow, fill: 1})
+	busy := schedGo(ctx, ts, "grpc", "bounded", schedReq{name: "busy", cost: schedHuge, fill: 1})
 	schedWait(t, ts, "the first request running", func(m schedMetrics) bool { return m.inFlight("bounded") == 1 })
 	var queued []*schedCall
 	for i := range 2 {
@@ -667,7 +668,7 @@ func TestSchedulingCancelledRequestsNeverRun(t *testing.T) {
 func TestSchedulingDeadlineStatus(t *testing.T) {
 	ts := schedServer(t, map[string]string{"deadline": schedConfig("deadline", 1, 1, "")})
 	ctx := t.Context()
-	busy := schedGo(ctx, ts, "grpc", "deadline", schedReq{name: "busy", cost: schedSlow, fill: 1})
+	busy := schedGo(ctx, ts, "grpc", "deadline", schedReq{name: "busy", cost: schedHuge, fill: 1})
 	schedWait(t, ts, "the first request running", func(m schedMetrics) bool { return m.inFlight("deadline") == 1 })
 
 	r := schedReq{name: "queued", cost: schedFast, fill: 2}
