@@ -15,6 +15,7 @@ import (
 	"os"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -412,24 +413,40 @@ func e2eIdentityRoundTripEveryDatatype(t *testing.T, ts *testServer) {
 	}
 }
 
+// Several at once and one after another, each with its own values: the server
+// decodes raw_input_contents into buffers recycled from answered requests, and a
+// buffer handed out again too early would mix one request's tensor into another's.
 func e2eLargeTensorRoundTrips(t *testing.T, ts *testServer) {
 	const n = 4 << 20 // 16 MiB of FP32, four times grpc-go's default message limit
+	var wg sync.WaitGroup
+	for k := range 3 {
+		wg.Go(func() {
+			for round := range 2 {
+				e2eLargeTensorRoundTrip(t, ts, n, float32(10*k+round))
+			}
+		})
+	}
+	wg.Wait()
+}
+
+func e2eLargeTensorRoundTrip(t *testing.T, ts *testServer, n int, base float32) {
 	vals := make([]float32, n)
 	for i := range vals {
-		vals[i] = float32(i) * 0.5
+		vals[i] = base + float32(i)*0.5
 	}
 	data := e2eLE(vals)
 	req := &inference.ModelInferRequest{ModelName: "identity_fp32",
-		Inputs:           []*inference.ModelInferRequest_InferInputTensor{{Name: "INPUT0", Datatype: "FP32", Shape: []int64{1, n}}},
+		Inputs:           []*inference.ModelInferRequest_InferInputTensor{{Name: "INPUT0", Datatype: "FP32", Shape: []int64{1, int64(n)}}},
 		RawInputContents: [][]byte{data}}
 	res, err := ts.GRPC.ModelInfer(t.Context(), req)
 	if err != nil {
-		t.Fatalf("ModelInfer of a %d-byte tensor: %v", len(data), err)
+		t.Errorf("ModelInfer of a %d-byte tensor: %v", len(data), err)
+		return
 	}
 	if len(res.GetRawOutputContents()) != 1 || !bytes.Equal(res.GetRawOutputContents()[0], data) {
-		t.Fatalf("the %d-byte tensor did not come back unchanged (%d raw outputs)", len(data), len(res.GetRawOutputContents()))
+		t.Errorf("the %d-byte tensor from %v did not come back unchanged (%d raw outputs)", len(data), base, len(res.GetRawOutputContents()))
 	}
-	if got := res.GetOutputs()[0].GetShape(); !slices.Equal(got, []int64{1, n}) {
+	if got := res.GetOutputs()[0].GetShape(); !slices.Equal(got, []int64{1, int64(n)}) {
 		t.Errorf("output shape %v, want [1,%d]", got, n)
 	}
 }

@@ -26,9 +26,11 @@ type Stream struct {
 
 	// The reader's own state.
 	gotHeaders bool
-	encoding   string // the responses' grpc-encoding
-	buf        []byte // a message not yet whole
-	unread     int64  // bytes received since the last window update
+	encoding   string  // the responses' grpc-encoding
+	prefix     [5]byte // the length prefix of the message coming in
+	npre       int     // how much of prefix has come
+	body       []byte  // what has come of the message; its capacity is the message's length
+	unread     int64   // bytes received since the last window update
 
 	mu     sync.Mutex
 	msgs   [][]byte
@@ -139,8 +141,8 @@ func (s *Stream) headers(f *http2.MetaHeadersFrame) {
 		return // trailers must end the stream; HTTP/2 reports any other as a stream error
 	}
 	err := trailerStatus(f)
-	if err == io.EOF && len(s.buf) > 0 {
-		err = status.Errorf(codes.Internal, "rawgrpc: call ended inside a message (%d bytes of it)", len(s.buf))
+	if err == io.EOF && s.npre > 0 {
+		err = status.Errorf(codes.Internal, "rawgrpc: call ended inside a message (%d bytes of it)", s.npre+len(s.body))
 	}
 	if s.c.forget(s.id) {
 		s.finish(err)
@@ -207,20 +209,37 @@ func field(f *http2.MetaHeadersFrame, name string) (string, bool) {
 	return "", false
 }
 
-// data adds a DATA payload to the stream, delivering the messages it completes.
+// data adds a DATA payload to the stream, delivering the messages it completes. Once
+// a message's prefix has come and its length is checked against MaxRecvBytes, its
+// buffer is made whole, as grpc-go does: appended to a growing buffer frame by frame
+// and cloned at the end, a 16 MiB response was copied some 5 times over, most of a
+// large call's CPU.
 func (s *Stream) data(p []byte) error {
-	s.buf = append(s.buf, p...)
-	for {
-		m, rest, ok, err := nextMessage(s.buf, s.c.c.maxRecv)
-		if err != nil || !ok {
-			return err
+	for len(p) > 0 {
+		if s.npre < len(s.prefix) {
+			k := copy(s.prefix[s.npre:], p)
+			s.npre += k
+			p = p[k:]
+			if s.npre < len(s.prefix) {
+				return nil
+			}
+			n, err := messageLen(s.prefix, s.c.c.maxRecv)
+			if err != nil {
+				return err
+			}
+			s.body = make([]byte, 0, n)
 		}
-		msg, err := s.decode(m)
+		k := min(cap(s.body)-len(s.body), len(p))
+		s.body = append(s.body, p[:k]...)
+		p = p[k:]
+		if len(s.body) < cap(s.body) {
+			return nil
+		}
+		msg, err := s.decode(s.prefix[0] == 1, s.body)
+		s.npre, s.body = 0, nil
 		if err != nil {
 			return err
 		}
-		// rest shares buf's array, which the next append may overwrite: move it down.
-		s.buf = s.buf[:copy(s.buf, rest)]
 		s.mu.Lock()
 		s.msgs = append(s.msgs, msg)
 		s.mu.Unlock()
@@ -228,19 +247,33 @@ func (s *Stream) data(p []byte) error {
 			s.wake()
 		}
 	}
+	return nil
 }
 
-// decode is a message's bytes in a buffer of their own, decompressed if they were
-// compressed.
-func (s *Stream) decode(m frame) ([]byte, error) {
-	if !m.compressed {
-		return bytes.Clone(m.body), nil
+// messageLen is the length a message's prefix gives, if the flag is valid and the
+// length allowed.
+func messageLen(prefix [5]byte, maxRecv int) (int, error) {
+	if prefix[0] > 1 {
+		return 0, status.Errorf(codes.Internal, "rawgrpc: message flag %d is not 0 or 1", prefix[0])
+	}
+	n := uint64(prefix[1])<<24 | uint64(prefix[2])<<16 | uint64(prefix[3])<<8 | uint64(prefix[4])
+	if n > uint64(maxRecv) {
+		return 0, status.Errorf(codes.ResourceExhausted, "rawgrpc: message of %d bytes, more than the %d allowed", n, maxRecv)
+	}
+	return int(n), nil
+}
+
+// decode is a message's bytes, decompressed if they were compressed; an uncompressed
+// one is body itself, which the stream gives up.
+func (s *Stream) decode(compressed bool, body []byte) ([]byte, error) {
+	if !compressed {
+		return body, nil
 	}
 	comp := encoding.GetCompressor(s.encoding)
 	if comp == nil {
 		return nil, status.Errorf(codes.Internal, "rawgrpc: compressed message, grpc-encoding %q unknown", s.encoding)
 	}
-	r, err := comp.Decompress(bytes.NewReader(m.body))
+	r, err := comp.Decompress(bytes.NewReader(body))
 	if err != nil {
 		return nil, status.Errorf(codes.Internal, "rawgrpc: decompress (%s): %v", s.encoding, err)
 	}
@@ -252,28 +285,4 @@ func (s *Stream) decode(m frame) ([]byte, error) {
 		return nil, status.Errorf(codes.ResourceExhausted, "rawgrpc: message larger than %d bytes once decompressed", s.c.c.maxRecv)
 	}
 	return out.Bytes(), nil
-}
-
-// frame is one gRPC length-prefixed message as it came.
-type frame struct {
-	compressed bool
-	body       []byte
-}
-
-// nextMessage splits the first whole message off b; ok is false while b holds none.
-func nextMessage(b []byte, maxRecv int) (m frame, rest []byte, ok bool, err error) {
-	if len(b) < 5 {
-		return frame{}, b, false, nil
-	}
-	if b[0] > 1 {
-		return frame{}, nil, false, status.Errorf(codes.Internal, "rawgrpc: message flag %d is not 0 or 1", b[0])
-	}
-	n := uint64(b[1])<<24 | uint64(b[2])<<16 | uint64(b[3])<<8 | uint64(b[4])
-	if n > uint64(maxRecv) {
-		return frame{}, nil, false, status.Errorf(codes.ResourceExhausted, "rawgrpc: message of %d bytes, more than the %d allowed", n, maxRecv)
-	}
-	if uint64(len(b)-5) < n {
-		return frame{}, b, false, nil
-	}
-	return frame{compressed: b[0] == 1, body: b[5 : 5+n]}, b[5+n:], true, nil
 }

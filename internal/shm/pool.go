@@ -7,9 +7,9 @@ import (
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
-// minPooled is the smallest input buffer worth recycling: below it a fresh allocation
+// MinPooled is the smallest input buffer worth recycling: below it a fresh allocation
 // costs less than keeping buffers around.
-const minPooled = 64 << 10
+const MinPooled = 64 << 10
 
 // inputBufs holds input buffers for reuse. ReadTensor overwrites every byte it hands
 // out, so a recycled buffer needs no zeroing, which a fresh one gets from the runtime:
@@ -17,9 +17,10 @@ const minPooled = 64 << 10
 // and the copy out of the region 27%.
 var inputBufs sync.Pool // of *[]byte
 
-// inputBuffer returns n bytes of undefined content.
-func inputBuffer(n int64) []byte {
-	if n >= minPooled {
+// Buffer returns n bytes of undefined content, for an input the caller overwrites
+// whole (ReadTensor's, gRPC's raw_input_contents), recycled if one fits.
+func Buffer(n int64) []byte {
+	if n >= MinPooled {
 		if p, ok := inputBufs.Get().(*[]byte); ok {
 			if int64(cap(*p)) >= n && int64(cap(*p)) <= 2*n {
 				return (*p)[:n]
@@ -37,7 +38,7 @@ func inputBuffer(n int64) []byte {
 // an output still refers to, as from a model that returns its input, is left alone.
 func Recycle(bufs [][]byte, outputs []*tensor.Tensor) {
 	for _, b := range bufs {
-		if cap(b) < minPooled || aliased(b, outputs) {
+		if cap(b) < MinPooled || aliased(b, outputs) {
 			continue
 		}
 		b = b[:0]

@@ -87,7 +87,7 @@ func (r *Registry) ReadTensor(ref Ref, dt tensor.DType, shape tensor.Shape, maxB
 		return nil, err
 	}
 	defer l.Release()
-	buf := inputBuffer(ref.Size)
+	buf := Buffer(ref.Size)
 	if err := l.CopyOut(buf); err != nil {
 		return nil, err
 	}

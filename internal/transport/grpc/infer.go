@@ -53,7 +53,7 @@ func (s *Server) infer(ctx context.Context, req *inference.ModelInferRequest) (*
 	if size := proto.Size(res); size > s.limits.MaxGRPCMessageSize {
 		return nil, core.TooLargef("response of model %q is %d bytes, over the gRPC message limit of %d bytes", res.GetModelName(), size, s.limits.MaxGRPCMessageSize)
 	}
-	shm.Recycle(shmInputs, cres.Outputs) // answered and encoded: nothing reads them now
+	shm.Recycle(append(shmInputs, recyclable(req)...), cres.Outputs) // answered and encoded: nothing reads them now
 	return res, nil
 }
 

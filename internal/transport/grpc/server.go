@@ -96,13 +96,15 @@ func New(c Core, opts Options) *Server {
 const streamWorkers = 128
 
 // ServerOptions are the grpc.Server options this service needs: message size limits
-// raised to Limits.MaxGRPCMessageSize in both directions, stream workers, and the
-// interceptors that log each call at debug level (logging.go).
+// raised to Limits.MaxGRPCMessageSize in both directions, stream workers, the codec
+// that recycles raw_input_contents buffers (codec.go), and the interceptors that log
+// each call at debug level (logging.go).
 func (s *Server) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.limits.MaxGRPCMessageSize),
 		grpc.MaxSendMsgSize(s.limits.MaxGRPCMessageSize),
 		grpc.NumStreamWorkers(streamWorkers),
+		grpc.ForceServerCodecV2(newInferCodec()),
 		grpc.ChainUnaryInterceptor(s.logUnary),
 		grpc.ChainStreamInterceptor(s.logStream),
 	}
