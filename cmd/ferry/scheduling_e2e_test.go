@@ -46,7 +46,8 @@ const (
 	// schedHuge holds the instance while a test queues, refuses, cancels or expires
 	// requests behind it: with schedSlow or schedVerySlow the busy request sometimes ended
 	// first under a loaded make test (TestSchedulingCancelledRequestsNeverRun,
-	// TestSchedulingDeadlineStatus, TestSchedulingQueueFull).
+	// TestSchedulingDeadlineStatus, TestSchedulingQueueFull, TestSchedulingTimeouts/DELAY,
+	// which failed so even on a quiet machine).
 	schedHuge = 1024
 )
 
@@ -545,7 +546,7 @@ func TestSchedulingTimeouts(t *testing.T) {
 	ctx := t.Context()
 
 	t.Run("REJECT", func(t *testing.T) {
-		busy := schedGo(ctx, ts, "grpc", "reject", schedReq{name: "busy", cost: schedVerySlow, fill: 1, params: map[string]int64{"timeout": long}})
+		busy := schedGo(ctx, ts, "grpc", "reject", schedReq{name: "busy", cost: schedHuge, fill: 1, params: map[string]int64{"timeout": long}})
 		schedWait(t, ts, "the first request running", func(m schedMetrics) bool { return m.inFlight("reject") == 1 })
 		byDefault := schedGo(ctx, ts, "http", "reject", schedReq{name: "default-timeout", cost: schedFast, fill: 2})
 		short := schedGo(ctx, ts, "grpc", "reject", schedReq{name: "short-timeout", cost: schedFast, fill: 3, params: map[string]int64{"timeout": 1000}})
@@ -576,9 +577,9 @@ func TestSchedulingTimeouts(t *testing.T) {
 	})
 
 	t.Run("DELAY", func(t *testing.T) {
-		// Very slow: it must outlast three waits, two of them behind medium requests'
+		// Huge: it must outlast three waits, two of them behind medium requests'
 		// arrival, which took over 200 ms under make test's parallel packages.
-		busy := schedGo(ctx, ts, "grpc", "delay", schedReq{name: "busy", cost: schedVerySlow, fill: 1, params: map[string]int64{"timeout": long}})
+		busy := schedGo(ctx, ts, "grpc", "delay", schedReq{name: "busy", cost: schedHuge, fill: 1, params: map[string]int64{"timeout": long}})
 		schedWait(t, ts, "the first request running", func(m schedMetrics) bool { return m.inFlight("delay") == 1 })
 		// Both run for a while, so their answers reach the client well apart.
 		late := schedGo(ctx, ts, "http", "delay", schedReq{name: "timed-out", cost: schedMedium, fill: 2})
