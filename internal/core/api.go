@@ -22,6 +22,17 @@ type InferRequest struct {
 	Outputs []RequestedOutput
 }
 
+// OutputParameters are the parameters the request gave its output name (nil if it
+// named none, or none with that name).
+func (r *InferRequest) OutputParameters(name string) map[string]any {
+	for _, o := range r.Outputs {
+		if o.Name == name {
+			return o.Parameters
+		}
+	}
+	return nil
+}
+
 // RequestedOutput is one entry of a request's "outputs". Parameters carries per-output
 // transport options (such as binary_data) back to the transport untouched.
 type RequestedOutput struct {

@@ -42,7 +42,7 @@ func (s *Server) infer(ctx context.Context, req *inference.ModelInferRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	shared, err := s.shm.WriteOutputs(cres.Outputs, func(name string) map[string]any { return outputParams(creq, name) })
+	shared, err := s.shm.WriteOutputs(cres.Outputs, creq.OutputParameters)
 	if err != nil {
 		return nil, err
 	}

@@ -3,7 +3,6 @@ package grpcapi
 import (
 	"context"
 
-	"github.com/ferryml/ferry/internal/core"
 	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/internal/shm"
 )
@@ -69,14 +68,4 @@ func (s *Server) CudaSharedMemoryRegister(context.Context, *inference.CudaShared
 // nothing to unregister.
 func (s *Server) CudaSharedMemoryUnregister(context.Context, *inference.CudaSharedMemoryUnregisterRequest) (*inference.CudaSharedMemoryUnregisterResponse, error) {
 	return &inference.CudaSharedMemoryUnregisterResponse{}, nil
-}
-
-// outputParams are the parameters the request gave output name (nil if none).
-func outputParams(req *core.InferRequest, name string) map[string]any {
-	for _, o := range req.Outputs {
-		if o.Name == name {
-			return o.Parameters
-		}
-	}
-	return nil
 }

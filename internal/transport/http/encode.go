@@ -32,7 +32,7 @@ func (e *encodedResponse) binarySize() int {
 // wantsBinary reports whether an output goes in the binary section: its own binary_data
 // parameter decides, else the request's binary_data_output.
 func wantsBinary(req *core.InferRequest, name string) bool {
-	if v, ok := outputParams(req, name)[paramBinary].(bool); ok {
+	if v, ok := req.OutputParameters(name)[paramBinary].(bool); ok {
 		return v
 	}
 	v, _ := req.Parameters[paramBinaryOutput].(bool)

@@ -29,7 +29,7 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 	resp, err := h.core.Infer(r.Context(), req)
 	var shared map[string]shm.Ref
 	if err == nil {
-		shared, err = h.shm.WriteOutputs(resp.Outputs, func(name string) map[string]any { return outputParams(req, name) })
+		shared, err = h.shm.WriteOutputs(resp.Outputs, req.OutputParameters)
 	}
 	if err != nil {
 		h.writeError(w, r, err)

@@ -175,13 +175,3 @@ func checkSharedOutput(p core.Parameters) error {
 	_, _, err := shm.OutputRefOf(p)
 	return err
 }
-
-// outputParams are the parameters the request gave output name (nil if none).
-func outputParams(req *core.InferRequest, name string) map[string]any {
-	for _, o := range req.Outputs {
-		if o.Name == name {
-			return o.Parameters
-		}
-	}
-	return nil
-}
