@@ -258,6 +258,12 @@ func (o *warmupObserver) Dropped(reason string) {
 	}
 }
 
+func (o *warmupObserver) Batched(waited time.Duration, reason string) {
+	if !o.warming.Load() {
+		o.Observer.Batched(waited, reason)
+	}
+}
+
 // muteWarmup wraps the scheduler's observer while a config with warmup samples warms up;
 // call the returned function once the warmup is done.
 func muteWarmup(opts *scheduler.Options, cfg *inference.ModelConfig) (unmute func()) {

@@ -12,6 +12,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferryml/ferry/internal/core"
 	inference "github.com/ferryml/ferry/internal/proto"
@@ -118,8 +119,9 @@ func (o *countingObserver) Executed(int) {
 	o.execs++
 	o.mu.Unlock()
 }
-func (o *countingObserver) Dropped(string)      {}
-func (o *countingObserver) QueueDepth(int, int) {}
+func (o *countingObserver) Dropped(string)                {}
+func (o *countingObserver) QueueDepth(int, int)           {}
+func (o *countingObserver) Batched(time.Duration, string) {}
 
 const warmupBase = `name: "m"
 backend: "onnxruntime"

@@ -36,6 +36,11 @@ type Batching struct {
 	DefaultPriority     int  // level of requests that give none (or an out-of-range one)
 	DefaultPolicy       QueuePolicy
 	LevelPolicies       map[int]QueuePolicy
+	// Adaptive runs a batch short of full as soon as more requests are not expected
+	// within the queue delay (see adaptive.go) instead of waiting the delay out for
+	// requests that cannot come; MaxQueueDelay stays the bound. False keeps Triton's
+	// semantics.
+	Adaptive bool
 }
 
 // item is one queued request.
@@ -65,13 +70,14 @@ type batcher struct {
 	cfg     Batching
 	maxRows int
 
-	mu      sync.Mutex
-	levels  []*level
-	delayed []*item // timed out with DELAY: served after everything else
-	rows    int     // rows queued, delayed included
-	seq     uint64
-	next    uint64           // with PreserveOrdering: the next sequence number to deliver
-	ready   map[uint64]*item // finished, waiting for earlier ones
+	mu       sync.Mutex
+	levels   []*level
+	delayed  []*item // timed out with DELAY: served after everything else
+	rows     int     // rows queued, delayed included
+	seq      uint64
+	next     uint64           // with PreserveOrdering: the next sequence number to deliver
+	ready    map[uint64]*item // finished, waiting for earlier ones
+	arrivals                  // the adaptive wait's view of the traffic (adaptive.go)
 
 	wake    chan struct{} // new work; buffered 1
 	quit    chan struct{}
@@ -120,7 +126,6 @@ func (b *batcher) submit(ctx context.Context, req *Request) (*Result, error) {
 	if res, err, ok := b.runNow(it); ok {
 		return res, err
 	}
-	b.mu.Lock()
 	if m := lv.policy.MaxQueueSize; m > 0 && len(lv.items) >= m {
 		b.mu.Unlock()
 		b.s.opts.Observer.Dropped("queue_full")
@@ -152,28 +157,54 @@ func (b *batcher) submit(ctx context.Context, req *Request) (*Result, error) {
 	}
 }
 
-// runNow is the fast path: with no queue delay and no ordering to keep, a request that
-// finds the queue empty and an instance free would form a batch of one at once anyway,
-// so it runs on the caller's goroutine, skipping two goroutine hand-offs.
+// runNow is the fast path: a request that finds the queue empty and an instance free,
+// when it would form a batch of one at once anyway (no queue delay, or the adaptive wait
+// expects no other request within it), runs on the caller's goroutine, skipping two
+// goroutine hand-offs. It takes b.mu and returns holding it unless it ran the request.
 func (b *batcher) runNow(it *item) (*Result, error, bool) {
-	if b.cfg.MaxQueueDelay > 0 || b.cfg.PreserveOrdering {
-		return nil, nil, false
-	}
 	b.mu.Lock()
-	empty := b.pending() == 0
-	b.mu.Unlock()
-	if !empty {
+	b.arrive(it.enq, b.pending()+b.executing+1)
+	if b.cfg.PreserveOrdering || b.pending() > 0 || !b.aloneNow(it) {
 		return nil, nil, false
 	}
 	select {
 	case sl := <-b.s.idle:
 		it.queued = false
+		b.executing++
+		b.ran()
+		b.mu.Unlock()
+		b.s.opts.Observer.Batched(0, b.reasonAlone(it))
 		b.run(sl.inst, []*item{it})
 		b.s.idle <- sl
 		return it.res, it.err, true
 	default:
 		return nil, nil, false
 	}
+}
+
+// aloneNow reports whether it, with nothing else queued, would run at once as a batch of
+// its own: with no queue delay, or when the adaptive wait expects no one else in time.
+func (b *batcher) aloneNow(it *item) bool {
+	if b.cfg.MaxQueueDelay == 0 {
+		return true
+	}
+	if !b.cfg.Adaptive {
+		return false
+	}
+	more, _ := b.expectMore(it.enq, it.enq.Add(b.cfg.MaxQueueDelay), b.executing+1)
+	return !more
+}
+
+// reasonAlone is why a request alone in the queue runs at once: it fills a batch (or a
+// preferred size), else because the instance is free.
+func (b *batcher) reasonAlone(it *item) string {
+	switch {
+	case slices.Contains(b.cfg.PreferredBatchSizes, it.rows):
+		return ReasonPreferred
+	case it.rows >= b.maxRows, b.s.opts.MaxBatchSize == 0:
+		return ReasonFull
+	}
+	return ReasonIdle
 }
 
 // mustWake reports whether queueing it can change what the batch-forming loop does, so
@@ -183,9 +214,12 @@ func (b *batcher) runNow(it *item) (*Result, error, bool) {
 // a batch still short of full changes nothing before the queue delay ends; waking the
 // loop for each of 64 single-item requests cost a goroutine switch and a scan of the
 // queue per request. Called with b.mu held, before it is queued.
+// With the adaptive wait, a request that brings every recent client into the system can
+// end the wait too.
 func (b *batcher) mustWake(it *item) bool {
 	return b.pending() == 0 || b.rows+it.rows >= b.maxRows || len(b.cfg.PreferredBatchSizes) > 0 ||
-		!it.expires.IsZero() || b.s.opts.MaxBatchSize == 0
+		!it.expires.IsZero() || b.s.opts.MaxBatchSize == 0 ||
+		(b.cfg.Adaptive && b.everyone(b.pending()+b.executing+1))
 }
 
 func (b *batcher) signal() {
@@ -298,6 +332,14 @@ func (b *batcher) waitWork() bool {
 	}
 }
 
+// Why a batch ran, as the queue-delay metric reports it.
+const (
+	ReasonFull      = "full"      // it reached max_batch_size rows (or the model does not batch)
+	ReasonPreferred = "preferred" // it reached a preferred batch size
+	ReasonDelay     = "delay"     // its oldest request waited out max_queue_delay
+	ReasonIdle      = "idle"      // an instance was free and no more requests were expected in time
+)
+
 // form picks the next batch, waiting up to the queue delay for it to fill; it returns
 // nil when the queue emptied meanwhile or the batcher stops.
 func (b *batcher) form() []*item {
@@ -310,32 +352,58 @@ func (b *batcher) form() []*item {
 			b.mu.Unlock()
 			return nil
 		}
-		rows := 0
-		for _, it := range cands {
-			rows += it.rows
-		}
-		deadline := oldest.Add(b.cfg.MaxQueueDelay)
-		switch {
-		case prefix > 0: // a preferred batch size is ready now
-			cands = cands[:prefix]
-		case rows >= b.maxRows, !now.Before(deadline), b.s.opts.MaxBatchSize == 0:
-		default:
+		reason, retry := b.whyRun(now, cands, prefix, oldest)
+		if reason == "" {
 			b.mu.Unlock()
-			wait := deadline.Sub(now)
-			if !nextExpiry.IsZero() && nextExpiry.Sub(now) < wait {
-				wait = max(nextExpiry.Sub(now), 0)
+			if !nextExpiry.IsZero() && nextExpiry.Before(retry) {
+				retry = nextExpiry
 			}
-			if !b.sleep(wait) {
+			if !b.sleep(max(retry.Sub(now), 0)) {
 				return nil
 			}
 			continue
 		}
+		if reason == ReasonPreferred {
+			cands = cands[:prefix]
+		}
 		for _, it := range cands {
 			b.removeLocked(it)
 		}
+		b.executing += len(cands)
+		b.ran()
 		b.mu.Unlock()
+		b.s.opts.Observer.Batched(now.Sub(oldest), reason)
 		return cands
 	}
+}
+
+// whyRun says why the candidate batch should run now, or "" and when to look again.
+func (b *batcher) whyRun(now time.Time, cands []*item, prefix int, oldest time.Time) (reason string, retry time.Time) {
+	rows := 0
+	for _, it := range cands {
+		rows += it.rows
+	}
+	deadline := oldest.Add(b.cfg.MaxQueueDelay)
+	switch {
+	case prefix > 0:
+		return ReasonPreferred, now
+	case rows >= b.maxRows, b.s.opts.MaxBatchSize == 0:
+		return ReasonFull, now
+	case b.cfg.MaxQueueDelay == 0:
+		return ReasonIdle, now
+	case !now.Before(deadline):
+		return ReasonDelay, now
+	case b.cfg.Adaptive:
+		more, quietAt := b.expectMore(now, deadline, b.pending()+b.executing)
+		if !more {
+			return ReasonIdle, now
+		}
+		if quietAt.Before(deadline) {
+			return "", quietAt
+		}
+		return "", deadline
+	}
+	return "", deadline
 }
 
 // sleep waits for new work, the timeout or stop; false on stop.
@@ -447,14 +515,20 @@ func (b *batcher) stop() {
 // run executes one batch and hands each request its slice of the outputs.
 func (b *batcher) run(inst Instance, batch []*item) {
 	start := time.Now()
-	live := batch[:0:0]
+	var live, gone []*item
 	for _, it := range batch {
-		if err := it.ctx.Err(); err != nil { // its caller left after it was picked
-			b.s.opts.Observer.Dropped("cancelled")
-			b.finish(it, nil, context.Cause(it.ctx))
+		if it.ctx.Err() != nil { // its caller left after it was picked
+			gone = append(gone, it)
 			continue
 		}
 		live = append(live, it)
+	}
+	if len(gone) > 0 {
+		b.delivering(len(gone))
+		for _, it := range gone {
+			b.s.opts.Observer.Dropped("cancelled")
+			b.finish(it, nil, context.Cause(it.ctx))
+		}
 	}
 	if len(live) == 0 {
 		return
@@ -480,6 +554,7 @@ func (b *batcher) run(inst Instance, batch []*item) {
 		parts, err = unpack(out, rows)
 	}
 	done := time.Now()
+	b.delivering(len(live))
 	for i, it := range live {
 		if err != nil {
 			b.finish(it, nil, err)
@@ -490,6 +565,17 @@ func (b *batcher) run(inst Instance, batch []*item) {
 			Output: done.Sub(inferred), Batch: sum(rows), Leader: i == 0,
 		}}, nil)
 	}
+}
+
+// delivering takes n requests out of the running count just before their outcomes are
+// delivered: a client answered may send again at once, and must not be counted twice by
+// the adaptive wait's peak.
+func (b *batcher) delivering(n int) {
+	now := time.Now()
+	b.mu.Lock()
+	b.executing -= n
+	b.freed = now
+	b.mu.Unlock()
 }
 
 // pack concatenates the batch's inputs and lists the outputs any request wants.

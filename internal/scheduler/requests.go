@@ -36,6 +36,7 @@ func (b *batcher) runRequests(inst RequestsInstance, live []*item, start time.Ti
 	outs, errs := executeRequests(context.Background(), inst, in, want) // no caller may cancel a shared batch
 	b.s.opts.Observer.Executed(rows)
 	done := time.Now()
+	b.delivering(len(live))
 	leader := true // the first request that succeeded carries the execution's statistics
 	for i, it := range live {
 		if errs[i] != nil {

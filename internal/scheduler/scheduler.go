@@ -64,6 +64,9 @@ type Observer interface {
 	Executed(rows int)               // one backend execution of that many rows
 	Dropped(reason string)           // a request left without running: "cancelled", "timeout", "queue_full"
 	QueueDepth(level int, delta int) // requests waiting at a priority level
+	// Batched is told, once per batch the dynamic batcher forms, how long its oldest
+	// request waited and why it ran (ReasonFull, ReasonPreferred, ReasonDelay, ReasonIdle).
+	Batched(waited time.Duration, reason string)
 }
 
 // Options configure a Scheduler.
@@ -238,6 +241,7 @@ type slot struct {
 
 type nopObserver struct{}
 
-func (nopObserver) Executed(int)        {}
-func (nopObserver) Dropped(string)      {}
-func (nopObserver) QueueDepth(int, int) {}
+func (nopObserver) Executed(int)                  {}
+func (nopObserver) Dropped(string)                {}
+func (nopObserver) QueueDepth(int, int)           {}
+func (nopObserver) Batched(time.Duration, string) {}

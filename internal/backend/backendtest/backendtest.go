@@ -185,8 +185,9 @@ func (c *counter) Executed(rows int) {
 		}
 	}
 }
-func (c *counter) Dropped(string)      { c.dropped.Add(1) }
-func (c *counter) QueueDepth(int, int) {}
+func (c *counter) Dropped(string)                { c.dropped.Add(1) }
+func (c *counter) QueueDepth(int, int)           {}
+func (c *counter) Batched(time.Duration, string) {}
 
 // testBatching submits from 16 goroutines at once, through a scheduler with dynamic
 // batching over two instances: every request must get back its own outputs (a batch

@@ -1,0 +1,100 @@
+package scheduler
+
+import "time"
+
+// The adaptive wait. Triton's dynamic batcher holds a batch short of full until its oldest
+// request has waited max_queue_delay, even when no further request can come: N
+// closed-loop clients (N below the batch size) are all queued already, and none sends
+// again until it is answered, so every request pays the whole delay. Measured with the
+// mlp example (max_batch_size 32, one instance, REST): 16 clients got 2,370 requests/s
+// at p50 6.7 ms with a 5 ms delay, against 6,840/s at 2.2 ms without batching.
+//
+// The adaptive batcher runs a batch short of full as soon as an instance is free and
+// more requests are not expected within the delay, which it reads from the traffic:
+//
+//   - every client seen lately is here: the requests queued or running reach the most
+//     that were in the system at once over the last one to two peakWindows. In a closed
+//     loop no one else can arrive before something is answered.
+//   - the mean gap between arrivals is longer than what is left of the delay: the next
+//     request would most likely come after the batch had to run anyway.
+//   - arrivals stopped: nothing came for quietGaps mean gaps.
+//
+// Otherwise it waits, at most until the oldest request's delay ends, so
+// max_queue_delay_microseconds stays the bound, and an open-loop trickle whose gaps are
+// shorter than the delay is still batched. A cold batcher (fewer than two arrivals) does
+// not wait on a guess.
+type arrivals struct {
+	window    time.Time // start of the current window
+	cur, prev traffic   // the current window so far and the one before it
+	last      time.Time // the last arrival
+	executing int       // requests taken from the queue whose outcome is not delivered yet
+	freed     time.Time // when the last batch's outcomes were delivered
+}
+
+// traffic is what one window saw.
+type traffic struct {
+	arrivals int
+	peak     int  // most requests in the system (queued or running) at once
+	probed   bool // a batch formed in this window without the peak rule
+}
+
+const (
+	window    = 100 * time.Millisecond
+	quietGaps = 8 // arrivals have stopped after 8 mean gaps without one (1 in 3,000 Poisson gaps is that long)
+)
+
+// arrive records an arrival that brings the requests in the system to inSystem.
+func (a *arrivals) arrive(now time.Time, inSystem int) {
+	if d := now.Sub(a.window); d >= window {
+		a.prev = a.cur
+		if d >= 2*window {
+			a.prev = traffic{} // an idle spell: the old traffic says nothing now
+		}
+		a.cur, a.window = traffic{}, now
+	}
+	a.cur.arrivals++
+	a.cur.peak = max(a.cur.peak, inSystem)
+	a.last = now
+}
+
+// everyone reports whether inSystem requests are all the clients seen lately.
+func (a *arrivals) everyone(inSystem int) bool {
+	return inSystem >= max(a.cur.peak, a.prev.peak)
+}
+
+// meanGap is the mean time between arrivals over this window and the last; 0 when fewer
+// than two arrivals say nothing yet.
+func (a *arrivals) meanGap(now time.Time) time.Duration {
+	n, since := a.cur.arrivals, now.Sub(a.window)
+	if a.prev.arrivals > 0 {
+		n, since = n+a.prev.arrivals, since+window
+	}
+	if n < 2 {
+		return 0
+	}
+	return since / time.Duration(n)
+}
+
+// expectMore reports whether more requests are expected before deadline for the
+// inSystem requests queued or running; when they are, quietAt is when arrivals will have
+// stopped unless another comes. A batch it lets run is the window's probe if none was.
+func (a *arrivals) expectMore(now, deadline time.Time, inSystem int) (more bool, quietAt time.Time) {
+	gap := a.meanGap(now)
+	if gap == 0 || deadline.Sub(now) < gap || (a.cur.probed && a.everyone(inSystem)) {
+		a.cur.probed = true
+		return false, time.Time{}
+	}
+	quietAt = a.last
+	if a.freed.After(quietAt) {
+		quietAt = a.freed // while an instance ran, arrivals may have waited for the CPU
+	}
+	quietAt = quietAt.Add(quietGaps * gap)
+	if !now.Before(quietAt) {
+		a.cur.probed = true
+		return false, time.Time{}
+	}
+	return true, quietAt
+}
+
+// ran records that a batch formed: the first of a window is its probe.
+func (a *arrivals) ran() { a.cur.probed = true }
