@@ -62,26 +62,26 @@ func (a *arrivals) everyone(inSystem int) bool {
 	return inSystem >= max(a.cur.peak, a.prev.peak)
 }
 
-// meanGap is the mean time between arrivals over this window and the last; 0 when fewer
-// than two arrivals say nothing yet.
-func (a *arrivals) meanGap(now time.Time) time.Duration {
-	n, since := a.cur.arrivals, now.Sub(a.window)
+// meanGap is the mean time between the arrivals of this window and the last; 0 while
+// fewer than two say nothing yet. A silence since the last arrival is the quiet rule's
+// to judge, not counted here.
+func (a *arrivals) meanGap() time.Duration {
+	n, span := a.cur.arrivals, a.last.Sub(a.window) // a window starts at an arrival
 	if a.prev.arrivals > 0 {
-		n, since = n+a.prev.arrivals, since+window
+		n, span = n+a.prev.arrivals, span+window
 	}
 	if n < 2 {
 		return 0
 	}
-	return since / time.Duration(n)
+	return span / time.Duration(n-1)
 }
 
 // expectMore reports whether more requests are expected before deadline for the
 // inSystem requests queued or running; when they are, quietAt is when arrivals will have
-// stopped unless another comes. A batch it lets run is the window's probe if none was.
+// stopped unless another comes.
 func (a *arrivals) expectMore(now, deadline time.Time, inSystem int) (more bool, quietAt time.Time) {
-	gap := a.meanGap(now)
+	gap := a.meanGap()
 	if gap == 0 || deadline.Sub(now) < gap || (a.cur.probed && a.everyone(inSystem)) {
-		a.cur.probed = true
 		return false, time.Time{}
 	}
 	quietAt = a.last
@@ -90,11 +90,14 @@ func (a *arrivals) expectMore(now, deadline time.Time, inSystem int) (more bool,
 	}
 	quietAt = quietAt.Add(quietGaps * gap)
 	if !now.Before(quietAt) {
-		a.cur.probed = true
+		a.probeDone()
 		return false, time.Time{}
 	}
 	return true, quietAt
 }
 
-// ran records that a batch formed: the first of a window is its probe.
-func (a *arrivals) ran() { a.cur.probed = true }
+// probeDone records that a batch ran after waiting for all it could get (full, a preferred
+// size, the delay out, or arrivals stopped): the most requests in the system since
+// then are what the traffic brings when the batcher waits, so the peak rule holds until
+// the next window.
+func (a *arrivals) probeDone() { a.cur.probed = true }

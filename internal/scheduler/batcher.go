@@ -171,7 +171,6 @@ func (b *batcher) runNow(it *item) (*Result, error, bool) {
 	case sl := <-b.s.idle:
 		it.queued = false
 		b.executing++
-		b.ran()
 		b.mu.Unlock()
 		b.s.opts.Observer.Batched(0, b.reasonAlone(it))
 		b.run(sl.inst, []*item{it})
@@ -370,7 +369,9 @@ func (b *batcher) form() []*item {
 			b.removeLocked(it)
 		}
 		b.executing += len(cands)
-		b.ran()
+		if reason != ReasonIdle {
+			b.probeDone()
+		}
 		b.mu.Unlock()
 		b.s.opts.Observer.Batched(now.Sub(oldest), reason)
 		return cands

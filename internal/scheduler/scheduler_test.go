@@ -142,17 +142,35 @@ func TestPreferredBatchRunsWithoutWaiting(t *testing.T) {
 // a first request occupies it; requests submitted then queue up behind.
 func held(t *testing.T, b Batching) (*Scheduler, *echo, func()) {
 	t.Helper()
+	return heldBatches(t, 1, b)
+}
+
+// heldBatches is held with batches of up to maxBatch rows.
+func heldBatches(t *testing.T, maxBatch int, b Batching) (*Scheduler, *echo, func()) {
+	t.Helper()
 	inst := &echo{gate: make(chan struct{})}
-	s := New("m", []Instance{inst}, Options{MaxBatchSize: 1, Batching: &b})
+	s := New("m", []Instance{inst}, Options{MaxBatchSize: maxBatch, Batching: &b})
 	go s.Submit(context.Background(), req(1, -1)) // occupies the instance
 	synctest.Wait()
 	var once sync.Once
 	return s, inst, func() { once.Do(func() { close(inst.gate) }) }
 }
 
+// The order is the same when batches of 2 form under the adaptive wait: it decides when
+// a batch runs, never which requests it takes.
 func TestHigherPriorityRunsFirst(t *testing.T) {
+	for _, adaptive := range []bool{false, true} {
+		t.Run(map[bool]string{false: "fixed", true: "adaptive"}[adaptive], func(t *testing.T) { higherPriorityRunsFirst(t, adaptive) })
+	}
+}
+
+func higherPriorityRunsFirst(t *testing.T, adaptive bool) {
 	synctest.Test(t, func(t *testing.T) {
-		s, inst, release := held(t, Batching{PriorityLevels: 2, DefaultPriority: 2})
+		b, maxBatch := Batching{PriorityLevels: 2, DefaultPriority: 2}, 1
+		if adaptive {
+			b.Adaptive, b.MaxQueueDelay, maxBatch = true, time.Second, 2
+		}
+		s, inst, release := heldBatches(t, maxBatch, b)
 		defer s.Close()
 		var wg sync.WaitGroup
 		for i, prio := range []int{2, 2, 1, 0, 1} { // 0 = default (2)
@@ -275,9 +293,14 @@ func (s *slowFirst) Execute(ctx context.Context, in []*tensor.Tensor, want []str
 }
 
 func TestPreserveOrdering(t *testing.T) {
-	for _, preserve := range []bool{true, false} {
+	for _, c := range []struct{ preserve, adaptive bool }{{true, false}, {false, false}, {true, true}, {false, true}} {
+		preserve := c.preserve
 		synctest.Test(t, func(t *testing.T) {
-			s := New("m", []Instance{&slowFirst{}, &slowFirst{}}, Options{MaxBatchSize: 1, Batching: &Batching{PreserveOrdering: preserve}})
+			b := &Batching{PreserveOrdering: preserve}
+			if c.adaptive {
+				b.Adaptive, b.MaxQueueDelay = true, time.Second
+			}
+			s := New("m", []Instance{&slowFirst{}, &slowFirst{}}, Options{MaxBatchSize: 1, Batching: b})
 			defer s.Close()
 			start := time.Now()
 			var wg sync.WaitGroup
