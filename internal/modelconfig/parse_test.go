@@ -262,3 +262,31 @@ func TestNilConfig(t *testing.T) {
 	}
 	SetDefaults(nil, "m") // must not panic
 }
+
+func TestAdaptiveBatchingParameter(t *testing.T) {
+	base := "name: \"m\"\nbackend: \"onnxruntime\"\nmax_batch_size: 8\n" +
+		"input [ { name: \"x\", data_type: TYPE_FP32, dims: [ 1 ] } ]\noutput [ { name: \"y\", data_type: TYPE_FP32, dims: [ 1 ] } ]\n" +
+		"dynamic_batching { max_queue_delay_microseconds: 5000 }\n"
+	for _, tc := range []struct {
+		param    string
+		adaptive bool
+		err      string
+	}{
+		{"", true, ""},
+		{`parameters { key: "adaptive_batching" value { string_value: "false" } }`, false, ""},
+		{`parameters { key: "adaptive_batching" value { string_value: "true" } }`, true, ""},
+		{`parameters { key: "adaptive_batching" value { string_value: "off" } }`, true, `parameters["adaptive_batching"]: must be "true" or "false", got "off"`},
+	} {
+		cfg, err := Parse([]byte(base + tc.param))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := AdaptiveBatching(cfg); got != tc.adaptive {
+			t.Errorf("%q: AdaptiveBatching = %v, want %v", tc.param, got, tc.adaptive)
+		}
+		err = Validate(cfg, "m")
+		if (err == nil) != (tc.err == "") || (err != nil && err.Error() != tc.err) {
+			t.Errorf("%q: Validate = %v, want %q", tc.param, err, tc.err)
+		}
+	}
+}

@@ -10,7 +10,21 @@ import (
 	inference "github.com/ferryml/ferry/internal/proto"
 )
 
+// ParamAdaptiveBatching is the model config parameter that turns the dynamic batcher's
+// adaptive queue delay off: "false" keeps Triton's semantics, where a batch short of full
+// always waits out max_queue_delay_microseconds. Adaptive ("true") is the default.
+const ParamAdaptiveBatching = "adaptive_batching"
+
+// AdaptiveBatching reports whether cfg's dynamic batcher uses the adaptive queue delay.
+func AdaptiveBatching(cfg *inference.ModelConfig) bool {
+	p, ok := cfg.GetParameters()[ParamAdaptiveBatching]
+	return !ok || p.GetStringValue() != "false"
+}
+
 func (v *validator) dynamicBatching() {
+	if p, ok := v.cfg.GetParameters()[ParamAdaptiveBatching]; ok && p.GetStringValue() != "true" && p.GetStringValue() != "false" {
+		v.add("parameters[\""+ParamAdaptiveBatching+"\"]", "must be \"true\" or \"false\", got %q", p.GetStringValue())
+	}
 	db := v.cfg.GetDynamicBatching()
 	if db == nil {
 		return

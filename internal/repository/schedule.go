@@ -3,6 +3,7 @@ package repository
 import (
 	"time"
 
+	"github.com/ferryml/ferry/internal/modelconfig"
 	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/internal/scheduler"
 )
@@ -22,7 +23,7 @@ func schedulerOptions(cfg *inference.ModelConfig) scheduler.Options {
 		DefaultPriority:  int(db.GetDefaultPriorityLevel()),
 		DefaultPolicy:    queuePolicy(db.GetDefaultQueuePolicy()),
 		LevelPolicies:    map[int]scheduler.QueuePolicy{},
-		Adaptive:         adaptiveBatching(cfg),
+		Adaptive:         modelconfig.AdaptiveBatching(cfg),
 	}
 	for _, p := range db.GetPreferredBatchSize() {
 		b.PreferredBatchSizes = append(b.PreferredBatchSizes, int(p))
@@ -32,16 +33,6 @@ func schedulerOptions(cfg *inference.ModelConfig) scheduler.Options {
 	}
 	opts.Batching = b
 	return opts
-}
-
-// ParamAdaptiveBatching is the model config parameter that turns the adaptive queue
-// delay off: "false" keeps Triton's semantics, where a batch short of full always waits
-// out max_queue_delay_microseconds. Adaptive is the default (see scheduler.Batching).
-const ParamAdaptiveBatching = "adaptive_batching"
-
-func adaptiveBatching(cfg *inference.ModelConfig) bool {
-	p, ok := cfg.GetParameters()[ParamAdaptiveBatching]
-	return !ok || p.GetStringValue() != "false"
 }
 
 func queuePolicy(p *inference.ModelQueuePolicy) scheduler.QueuePolicy {
