@@ -18,8 +18,9 @@ import (
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
 
-// ensSimpleConfig is simple with a dynamic batcher whose long queue delay makes the
-// concurrent ensemble requests' steps share executions.
+// ensSimpleConfig is simple with a dynamic batcher whose long queue delay, waited out as
+// Triton does (adaptive_batching "false"), makes the concurrent ensemble requests' steps
+// share executions.
 const ensSimpleConfig = `name: "simple"
 platform: "onnxruntime_onnx"
 max_batch_size: 8
@@ -32,6 +33,7 @@ output [
   { name: "OUTPUT1" data_type: TYPE_INT32 dims: [ 16 ] }
 ]
 dynamic_batching { max_queue_delay_microseconds: 50000 }
+parameters { key: "adaptive_batching" value { string_value: "false" } }
 `
 
 const ensIdentityConfig = `name: "identity_int32"

@@ -213,10 +213,12 @@ func TestOnDemandManyModelsUnderBudget(t *testing.T) {
 	t.Logf("one lookup model measures %d bytes; budget %d bytes (%d models)", one, budget, fit)
 
 	repo := lookupRepo(t, models)
-	// pinned has one request in flight for 10 s: its batcher waits for 8 rows or 10 s.
+	// pinned has one request in flight for 10 s: its batcher waits for 8 rows or 10 s
+	// (Triton's fixed wait).
 	writeModel(t, repo, "pinned", 1, lookupModel(1000), `name: "pinned"
 max_batch_size: 8
 dynamic_batching { max_queue_delay_microseconds: 10000000 }
+parameters { key: "adaptive_batching" value { string_value: "false" } }
 `)
 	ts := startServer(t, repo, onDemand(budget))
 

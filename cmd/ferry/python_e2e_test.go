@@ -127,14 +127,16 @@ class TritonPythonModel:
         return out
 `
 
-// pyBatchConfig: the dynamic batcher waits (up to 5 s) until max_batch_size requests of
-// one row are queued, so 4 concurrent requests form exactly one batch.
+// pyBatchConfig: the dynamic batcher waits (up to 5 s, Triton's fixed wait) until
+// max_batch_size requests of one row are queued, so 4 concurrent requests form exactly
+// one batch.
 const pyBatchConfig = `name: "batched"
 backend: "python"
 max_batch_size: 4
 input [ { name: "IN" data_type: TYPE_INT32 dims: [ 1 ] } ]
 output [ { name: "OUT" data_type: TYPE_INT32 dims: [ 1 ] }, { name: "REQUESTS" data_type: TYPE_INT32 dims: [ 1 ] } ]
 dynamic_batching { max_queue_delay_microseconds: 5000000 }
+parameters { key: "adaptive_batching" value { string_value: "false" } }
 `
 
 // pyBatchModel answers each request with its input and how many requests execute() got.

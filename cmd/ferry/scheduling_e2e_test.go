@@ -387,15 +387,19 @@ func schedStillRunning(t *testing.T, c *schedCall, what string) {
 	}
 }
 
-// TestSchedulingQueueDelay: with fewer rows queued than a preferred batch size, a
-// request waits for max_queue_delay and no longer (plus scheduling slack); rows adding
-// up to a preferred size go at once.
+// tritonWait, after a schedConfig, turns the adaptive wait off: Triton's semantics.
+const tritonWait = `parameters { key: "adaptive_batching" value { string_value: "false" } }
+`
+
+// TestSchedulingQueueDelay: with Triton's semantics and fewer rows queued than a
+// preferred batch size, a request waits for max_queue_delay and no longer (plus
+// scheduling slack); rows adding up to a preferred size go at once.
 func TestSchedulingQueueDelay(t *testing.T) {
 	const delay = 20 * time.Millisecond
 	const slack = 200 * time.Millisecond // -race on a loaded 2-core machine
 	ts := schedServer(t, map[string]string{
-		"window":    schedConfig("window", 16, 1, fmt.Sprintf("preferred_batch_size: [ 8 ] max_queue_delay_microseconds: %d", delay.Microseconds())),
-		"preferred": schedConfig("preferred", 16, 1, "preferred_batch_size: [ 8 ] max_queue_delay_microseconds: 10000000"),
+		"window":    schedConfig("window", 16, 1, fmt.Sprintf("preferred_batch_size: [ 8 ] max_queue_delay_microseconds: %d", delay.Microseconds())) + tritonWait,
+		"preferred": schedConfig("preferred", 16, 1, "preferred_batch_size: [ 8 ] max_queue_delay_microseconds: 10000000") + tritonWait,
 	})
 	ctx := t.Context()
 
@@ -454,6 +458,56 @@ func TestSchedulingQueueDelay(t *testing.T) {
 		if st.ExecutionCount != 2 || len(st.BatchStats) != 1 || st.BatchStats[0].BatchSize != 8 {
 			t.Errorf("%d executions, batch sizes %+v; want two executions of 8 rows", st.ExecutionCount, st.BatchStats)
 		}
+	})
+}
+
+// TestSchedulingAdaptiveWait: under the default adaptive wait a 10 s queue delay costs
+// nothing when no more requests can come, and closed-loop clients are still batched.
+func TestSchedulingAdaptiveWait(t *testing.T) {
+	ts := schedServer(t, map[string]string{
+		"adaptive": schedConfig("adaptive", 16, 1, "max_queue_delay_microseconds: 10000000"),
+	})
+	ctx := t.Context()
+	const soon = 2 * time.Second // the delay is 10 s
+
+	t.Run("a lone request runs at once", func(t *testing.T) {
+		c := schedGo(ctx, ts, "grpc", "adaptive", schedReq{name: "alone", cost: schedFast, fill: 1})
+		c.wantOK(t)
+		if c.latency() > soon {
+			t.Errorf("a lone request answered after %v; nothing else was coming", c.latency())
+		}
+	})
+
+	t.Run("closed-loop clients batch without waiting out the delay", func(t *testing.T) {
+		const clients = 4
+		before := schedStats(t, ts, "adaptive")
+		end := time.Now().Add(3 * time.Second)
+		done := make(chan int, clients)
+		for i := range clients {
+			go func() {
+				n := 0
+				for time.Now().Before(end) && !t.Failed() {
+					c := schedGo(ctx, ts, []string{"http", "grpc"}[i%2], "adaptive",
+						schedReq{name: fmt.Sprintf("client%d-%d", i, n), cost: schedFast, fill: float32(i + 1)})
+					c.wantOK(t)
+					if c.latency() > soon {
+						t.Errorf("%s answered after %v; all %d clients were already queued or running", c.req.name, c.latency(), clients)
+					}
+					n++
+				}
+				done <- n
+			}()
+		}
+		sent := 0
+		for range clients {
+			sent += <-done
+		}
+		after := schedStats(t, ts, "adaptive")
+		requests, execs := after.InferenceCount-before.InferenceCount, after.ExecutionCount-before.ExecutionCount
+		if requests != uint64(sent) || float64(requests) < 1.5*float64(execs) {
+			t.Errorf("%d requests sent, %d counted in %d executions; want them batched (at least 1.5 per execution)", sent, requests, execs)
+		}
+		t.Logf("%d clients: %d requests in %d executions (%.2f per execution)", clients, requests, execs, float64(requests)/float64(max(execs, 1)))
 	})
 }
 
