@@ -78,6 +78,9 @@ func (r *runner) once(ctx context.Context, protocol string, c config, clients in
 	cmd := exec.CommandContext(ctx, r.o.ferry, args...)
 	cmd.Stdout, cmd.Stderr = io.Discard, &stderr
 	if err := cmd.Run(); err != nil {
+		if ctx.Err() != nil {
+			return sample{}, ctx.Err() // interrupted: the kill is no failure of the run
+		}
 		return sample{}, fmt.Errorf("ferry %s: %w: %s", strings.Join(args, " "), err, strings.TrimSpace(stderr.String()))
 	}
 	return readSample(out)

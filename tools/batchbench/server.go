@@ -111,9 +111,9 @@ func (s *server) poll(ctx context.Context, timeout time.Duration, what string, d
 		case <-ctx.Done():
 			return ctx.Err()
 		case <-s.exited:
-			return fmt.Errorf("ferry serve exited (%v) before it could %s; its log: %s\n%s", s.waitErr, what, s.logPath, tail(s.logPath, 20))
+			return fmt.Errorf("ferry serve exited (%v) before it could %s; the end of its log:\n%s", s.waitErr, what, tail(s.logPath, 20))
 		case <-deadline:
-			return fmt.Errorf("ferry serve did not %s within %v; its log: %s\n%s", what, timeout, s.logPath, tail(s.logPath, 20))
+			return fmt.Errorf("ferry serve did not %s within %v; the end of its log:\n%s", what, timeout, tail(s.logPath, 20))
 		case <-tick.C:
 		}
 	}
@@ -144,6 +144,9 @@ func tail(path string, n int) string {
 	text, err := os.ReadFile(path)
 	if err != nil {
 		return err.Error()
+	}
+	if len(bytes.TrimSpace(text)) == 0 {
+		return "(empty)"
 	}
 	lines := bytes.SplitAfter(bytes.TrimRight(text, "\n"), []byte("\n"))
 	if len(lines) > n {
