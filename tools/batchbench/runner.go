@@ -87,7 +87,7 @@ func (r *runner) once(ctx context.Context, protocol string, c config, clients in
 }
 
 // readSample reads the one level of a `ferry bench --json` report; a run with failed
-// requests is an error, since its figures would flatter or wrong its config.
+// requests is an error: the failures would skew its figures.
 func readSample(path string) (sample, error) {
 	text, err := os.ReadFile(path)
 	if err != nil {
