@@ -8,7 +8,7 @@ GOFLAGS_LD  := -ldflags "-X main.defaultORTLib=$(ORT_LIB)"
 
 export FERRY_ORT_LIB ?= $(ORT_LIB)
 
-.PHONY: all build run test ort models proto fuzz vet clean
+.PHONY: all build run test ort models proto fuzz vet clean bench-batching
 
 all: build
 
@@ -35,6 +35,13 @@ run: build models
 test: ort
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
+
+# Issue 14's benchmark: no batching, fixed 5 and 2 ms delays and the adaptive delay on the
+# mlp, over REST and gRPC at 1, 4, 16 and 64 clients (about 7 minutes with the defaults), e.g.
+# make bench-batching BENCH_FLAGS="--rounds 3 --markdown /tmp/batching.md"
+BENCH_FLAGS ?=
+bench-batching: build models
+	$(GO) run ./tools/batchbench $(BENCH_FLAGS)
 
 # Run every fuzz target (the decoders of requests, configs, model files, upstream answers,
 # the Python runner's frames and bench data files) for FUZZTIME each; go test fuzzes one at a time.
