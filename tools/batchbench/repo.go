@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"github.com/ferryml/ferry/internal/repository"
+	"github.com/ferryml/ferry/internal/modelconfig"
 )
 
 // maxBatch is every config's max_batch_size: the setting, half the example's 64.
@@ -63,7 +63,7 @@ instance_group [ { count: 1 kind: KIND_CPU } ]
 		fmt.Fprintf(&b, "dynamic_batching { max_queue_delay_microseconds: %d }\n", c.DelayUS)
 	}
 	if c.Fixed {
-		fmt.Fprintf(&b, "parameters { key: %q value { string_value: \"false\" } }\n", repository.ParamAdaptiveBatching)
+		fmt.Fprintf(&b, "parameters { key: %q value { string_value: \"false\" } }\n", modelconfig.ParamAdaptiveBatching)
 	}
 	return b.String()
 }

@@ -6,7 +6,6 @@ import (
 	"testing"
 
 	"github.com/ferryml/ferry/internal/modelconfig"
-	"github.com/ferryml/ferry/internal/repository"
 	"go.uber.org/goleak"
 )
 
@@ -56,7 +55,7 @@ func TestRepositoryConfigsParseAsIssue14Asks(t *testing.T) {
 			if got := db.GetMaxQueueDelayMicroseconds(); got != uint64(c.DelayUS) {
 				t.Errorf("max_queue_delay_microseconds = %d, want %d", got, c.DelayUS)
 			}
-			p, ok := cfg.GetParameters()[repository.ParamAdaptiveBatching]
+			p, ok := cfg.GetParameters()[modelconfig.ParamAdaptiveBatching]
 			if fixed := ok && p.GetStringValue() == "false"; fixed != c.Fixed {
 				t.Errorf("adaptive_batching \"false\" = %v, want %v", fixed, c.Fixed)
 			}
