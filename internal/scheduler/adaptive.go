@@ -9,20 +9,28 @@ import "time"
 // mlp example (max_batch_size 32, one instance, REST): 16 clients got 2,370 requests/s
 // at p50 6.7 ms with a 5 ms delay, against 6,840/s at 2.2 ms without batching.
 //
-// The adaptive batcher runs a batch short of full as soon as an instance is free and
-// more requests are not expected within the delay, which it reads from the traffic:
+// The adaptive batcher runs a batch short of full as soon as an instance is free and no
+// more requests are expected within the delay, which it reads from the traffic:
 //
 //   - every client seen lately is here: the requests queued or running reach the most
-//     that were in the system at once over the last one to two peakWindows. In a closed
-//     loop no one else can arrive before something is answered.
+//     that were in the system at once over this window and the last (100 ms each). In
+//     a closed loop no one else can arrive before something is answered.
 //   - the mean gap between arrivals is longer than what is left of the delay: the next
 //     request would most likely come after the batch had to run anyway.
-//   - arrivals stopped: nothing came for quietGaps mean gaps.
+//   - arrivals stopped: nothing came for quietGaps mean gaps since the last arrival or
+//     the last answer, whichever is later.
 //
 // Otherwise it waits, at most until the oldest request's delay ends, so
-// max_queue_delay_microseconds stays the bound, and an open-loop trickle whose gaps are
-// shorter than the delay is still batched. A cold batcher (fewer than two arrivals) does
-// not wait on a guess.
+// max_queue_delay_microseconds stays the bound. A cold batcher (fewer than two arrivals)
+// does not wait on a guess.
+//
+// The first rule needs a probe. One closed-loop client and an open-loop trickle that is
+// answered before its next request look the same: one request in the system at a time.
+// They differ only when the batcher waits: the trickle's requests pile up, the client's
+// do not. So the first batch of each window waits by the other rules only (full, a
+// preferred size, the delay out, or arrivals stopped), and the peak it lets the traffic
+// show holds for the rest of the window and the next. The probe costs a closed loop one
+// wait of quietGaps mean gaps per window.
 type arrivals struct {
 	window    time.Time // start of the current window
 	cur, prev traffic   // the current window so far and the one before it
