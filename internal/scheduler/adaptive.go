@@ -30,7 +30,7 @@ import "time"
 // do not. So the first batch of each window waits by the other rules only (full, a
 // preferred size, the delay out, or arrivals stopped), and the peak it lets the traffic
 // show holds for the rest of the window and the next. The probe costs a closed loop one
-// wait of quietGaps mean gaps per window.
+// wait of probeGaps mean gaps per window.
 type arrivals struct {
 	window    time.Time // start of the current window
 	cur, prev traffic   // the current window so far and the one before it
@@ -49,6 +49,9 @@ type traffic struct {
 const (
 	window    = 100 * time.Millisecond
 	quietGaps = 8 // arrivals have stopped after 8 mean gaps without one (1 in 3,000 Poisson gaps is that long)
+	// probeGaps ends a probe sooner: it only has to see whether requests pile up when the
+	// batcher waits. Clients running elsewhere count in the peak whatever it waits for.
+	probeGaps = 2
 )
 
 // arrive records an arrival that brings the requests in the system to inSystem.
@@ -96,7 +99,11 @@ func (a *arrivals) expectMore(now, deadline time.Time, inSystem int) (more bool,
 	if a.freed.After(quietAt) {
 		quietAt = a.freed // while an instance ran, arrivals may have waited for the CPU
 	}
-	quietAt = quietAt.Add(quietGaps * gap)
+	gaps := time.Duration(quietGaps)
+	if !a.cur.probed {
+		gaps = probeGaps
+	}
+	quietAt = quietAt.Add(gaps * gap)
 	if !now.Before(quietAt) {
 		a.probeDone()
 		return false, time.Time{}
