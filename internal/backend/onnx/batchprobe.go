@@ -14,6 +14,9 @@ type BatchProbe struct {
 	// of each one's fastest run; empty when nothing ran.
 	Sizes      []int
 	RowsPerSec []float64
+	// Gains[i] is the rows per second of Sizes[i] over those of Sizes[i-1], each at its
+	// fastest while the two ran in turn (so under the same load); Gains[0] is 0.
+	Gains []float64
 	// MaxBatchSize is the choice: the largest size with enough more rows per second
 	// than half its size, never below the floor (Triton's 4).
 	MaxBatchSize int
@@ -81,11 +84,14 @@ func (r *Runtime) probeBatch(path string, opts SessionOptions, lim probeLimits) 
 		return p
 	}
 	defer r.keepSpare(path, desc, opts, s) // for the model's first instance (spare.go)
+	// One probe at a time: models loading side by side would measure each other.
+	r.probeMu.Lock()
+	defer r.probeMu.Unlock()
 	start := time.Now()
 	if err := p.measure(s, inputs, rowBytes, lim); err != nil {
 		p.Stop = err.Error()
 	} else {
-		p.MaxBatchSize = chooseBatch(p.Sizes, p.RowsPerSec, lim)
+		p.MaxBatchSize = chooseBatch(p.Sizes, p.Gains, lim)
 	}
 	p.Took = time.Since(start)
 	return p
@@ -97,10 +103,6 @@ func (p *BatchProbe) measure(s *Session, inputs []TensorInfo, rowBytes int64, li
 	deadline := time.Now().Add(lim.budget)
 	var prev batchRun
 	for b := 1; ; b *= 2 {
-		if b > lim.cap {
-			p.Stop = fmt.Sprintf("reached the cap of %d", lim.cap)
-			return nil
-		}
 		if int64(b)*rowBytes > lim.inputBytes {
 			p.Stop = fmt.Sprintf("batch %d needs %d bytes of input, over %d", b, int64(b)*rowBytes, lim.inputBytes)
 			return nil
@@ -109,14 +111,20 @@ func (p *BatchProbe) measure(s *Session, inputs []TensorInfo, rowBytes int64, li
 		if err != nil {
 			return fmt.Errorf("batch %d failed: %w", b, err)
 		}
+		gain := 0.0
 		if n := len(p.Sizes); n > 0 {
-			p.RowsPerSec[n-1] = prev.rowsPerSec() // run again beside this size: its best may be better
+			p.RowsPerSec[n-1] = float64(prev.rows) / prev.best.Seconds() // run again beside this size
+			gain = 2 * prev.window.Seconds() / cur.window.Seconds()
 		}
 		p.Sizes = append(p.Sizes, b)
-		p.RowsPerSec = append(p.RowsPerSec, cur.rowsPerSec())
-		switch n := len(p.RowsPerSec); {
-		case n > 2 && flat(p.RowsPerSec[n-3:], lim.gain):
+		p.RowsPerSec = append(p.RowsPerSec, float64(b)/cur.best.Seconds())
+		p.Gains = append(p.Gains, gain)
+		switch n := len(p.Gains); {
+		case n > 2 && p.Gains[n-1] < lim.gain && p.Gains[n-2] < lim.gain:
 			p.Stop = fmt.Sprintf("batches %d and %d each gained under %.2fx", b/2, b, lim.gain)
+			return nil
+		case 2*b > lim.cap:
+			p.Stop = fmt.Sprintf("reached the cap of %d", lim.cap)
 			return nil
 		case cur.best > lim.slowRun:
 			p.Stop = fmt.Sprintf("batch %d took %v, over %v", b, cur.best.Round(time.Microsecond), lim.slowRun)
@@ -133,23 +141,17 @@ func (p *BatchProbe) measure(s *Session, inputs []TensorInfo, rowBytes int64, li
 
 // chooseBatch is the largest measured size with at least lim.gain times the rows per
 // second of half its size, never below lim.floor. A size that gains little does not
-// end the search: ONNX Runtime may split larger batches across its threads, so gains
-// can resume after a flat step (the mlp example on 2 threads: 4 to 8 gains 1.1x, 8 to
-// 16 1.3x).
-func chooseBatch(sizes []int, rowsPerSec []float64, lim probeLimits) int {
+// end the search: ONNX Runtime may split larger batches across its threads or pick
+// other kernels, so gains can resume after a flat step (the mlp example: 4 to 8 gains
+// 1.03x, 8 to 16 1.25x).
+func chooseBatch(sizes []int, gains []float64, lim probeLimits) int {
 	chosen := 0
 	for i := 1; i < len(sizes); i++ {
-		if rowsPerSec[i] >= lim.gain*rowsPerSec[i-1] {
+		if gains[i] >= lim.gain {
 			chosen = sizes[i]
 		}
 	}
 	return max(chosen, lim.floor)
-}
-
-// flat reports whether each of the last two doublings in rps (three sizes) gained
-// less than gain: the curve has levelled off, and larger batches only cost time.
-func flat(rps []float64, gain float64) bool {
-	return rps[1] < gain*rps[0] && rps[2] < gain*rps[1]
 }
 
 // batchRowBytes is the input bytes of one batch row, or why the model cannot be fed a
@@ -180,14 +182,13 @@ func zeroElemBytes(dt tensor.DType) int {
 	return dt.Size()
 }
 
-// batchRun is one batch size's zero inputs and its fastest run so far.
+// batchRun is one batch size's zero inputs and its fastest runs: of all, and of the
+// current window (timeBatch).
 type batchRun struct {
-	rows int
-	in   []*tensor.Tensor
-	best time.Duration
+	rows         int
+	in           []*tensor.Tensor
+	best, window time.Duration
 }
-
-func (r *batchRun) rowsPerSec() float64 { return float64(r.rows) / r.best.Seconds() }
 
 // run executes the batch once and keeps the time if it is the fastest.
 func (r *batchRun) run(s *Session) error {
@@ -195,8 +196,12 @@ func (r *batchRun) run(s *Session) error {
 	if _, err := s.Execute(context.Background(), r.in, nil); err != nil {
 		return err
 	}
-	if d := max(time.Since(t), time.Nanosecond); r.best == 0 || d < r.best {
+	d := max(time.Since(t), time.Nanosecond)
+	if r.best == 0 || d < r.best {
 		r.best = d
+	}
+	if r.window == 0 || d < r.window {
+		r.window = d
 	}
 	return nil
 }
@@ -204,8 +209,8 @@ func (r *batchRun) run(s *Session) error {
 // timeBatch runs s on zero inputs of b rows: once untimed (the first run at a shape
 // allocates), then at least lim.minRuns times and for about lim.perSize, each run
 // followed by one of prev (half the size, when it has run), and keeps the fastest run
-// of each (the least disturbed by whatever else the cores do). Alternating puts the
-// two sizes whose rows/s are compared under the same load.
+// of each in this window (the least disturbed by whatever else the cores do).
+// Alternating puts the two sizes whose rows/s are compared under the same load.
 func timeBatch(s *Session, inputs []TensorInfo, b int, prev *batchRun, lim probeLimits) (batchRun, error) {
 	cur := batchRun{rows: b, in: make([]*tensor.Tensor, len(inputs))}
 	for i, info := range inputs {
@@ -219,7 +224,7 @@ func timeBatch(s *Session, inputs []TensorInfo, b int, prev *batchRun, lim probe
 	if err := cur.run(s); err != nil {
 		return cur, err
 	}
-	cur.best = 0
+	cur.best, cur.window, prev.window = 0, 0, 0
 	for runs, start := 0, time.Now(); runs < lim.minRuns || time.Since(start) < lim.perSize; runs++ {
 		if err := cur.run(s); err != nil {
 			return cur, err

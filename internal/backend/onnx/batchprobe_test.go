@@ -13,21 +13,22 @@ import (
 func TestChooseBatch(t *testing.T) {
 	sizes := []int{1, 2, 4, 8, 16, 32, 64, 128}
 	for _, tc := range []struct {
-		name string
-		rps  []float64
-		want int
+		name  string
+		gains []float64
+		want  int
 	}{
 		// Measured by ProbeBatch on 2 cores (README): the mlp example on 2 intra-op threads.
-		{"gains resume after a flat step", []float64{14524, 31980, 58600, 62000, 89097, 106671, 119983, 124842}, 64},
-		{"one thread saturates at 4", []float64{16574, 31975, 58677, 60892}, 4},
-		{"gains to the cap", []float64{1, 2, 4, 8, 16, 32, 64, 128}, 128},
-		{"a curve below the floor keeps the floor", []float64{100, 150, 160}, 4},
-		{"one size keeps the floor", []float64{100}, 4},
-		{"a gain of 1.1x or more counts", []float64{100, 200, 400, 800, 900}, 16},
+		{"gains resume after a flat step", []float64{0, 2.06, 1.83, 1.07, 1.31, 1.2, 1.12, 1.04}, 64},
+		{"one thread saturates at 4", []float64{0, 1.93, 1.84, 1.04}, 4},
+		{"gains to the cap", []float64{0, 2, 2, 2, 2, 2, 2, 2}, 128},
+		{"a curve below the floor keeps the floor", []float64{0, 1.5, 1.05}, 4},
+		{"one size keeps the floor", []float64{0}, 4},
+		{"a gain of exactly 1.1x counts", []float64{0, 2, 2, 2, 1.1}, 16},
+		{"a gain just under 1.1x does not", []float64{0, 2, 2, 2, 1.099}, 8},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if got := chooseBatch(sizes[:len(tc.rps)], tc.rps, defaultProbe); got != tc.want {
-				t.Errorf("chooseBatch(%v) = %d, want %d", tc.rps, got, tc.want)
+			if got := chooseBatch(sizes[:len(tc.gains)], tc.gains, defaultProbe); got != tc.want {
+				t.Errorf("chooseBatch(%v) = %d, want %d", tc.gains, got, tc.want)
 			}
 		})
 	}
@@ -66,7 +67,7 @@ func TestBatchRowBytes(t *testing.T) {
 func TestProbeBatchPicksALargerSizeWhereBatchingPays(t *testing.T) {
 	needORT(t)
 	p := rt.ProbeBatch(writeModel(t, onnxgen.Simple()), SessionOptions{IntraOpThreads: 1})
-	t.Logf("simple: sizes %v rows/s %.0f, chose %d (%s) in %v", p.Sizes, p.RowsPerSec, p.MaxBatchSize, p.Stop, p.Took)
+	t.Logf("simple: sizes %v rows/s %.0f gains %.2f, chose %d (%s) in %v", p.Sizes, p.RowsPerSec, p.Gains, p.MaxBatchSize, p.Stop, p.Took)
 	if p.MaxBatchSize <= 4 || p.Took > time.Second {
 		t.Errorf("ProbeBatch(simple) chose %d in %v, want > 4 within a second", p.MaxBatchSize, p.Took)
 	}
@@ -82,10 +83,10 @@ func TestProbeBatchOnTheMLP(t *testing.T) {
 	for range 3 {
 		p := rt.ProbeBatch(path, SessionOptions{IntraOpThreads: 2})
 		if p.MaxBatchSize > 4 {
-			t.Logf("mlp: sizes %v rows/s %.0f, chose %d (%s) in %v", p.Sizes, p.RowsPerSec, p.MaxBatchSize, p.Stop, p.Took)
+			t.Logf("mlp: sizes %v rows/s %.0f gains %.2f, chose %d (%s) in %v", p.Sizes, p.RowsPerSec, p.Gains, p.MaxBatchSize, p.Stop, p.Took)
 			return
 		}
-		seen = append(seen, fmt.Sprintf("sizes %v rows/s %.0f (%s)", p.Sizes, p.RowsPerSec, p.Stop))
+		seen = append(seen, fmt.Sprintf("sizes %v rows/s %.0f gains %.2f (%s)", p.Sizes, p.RowsPerSec, p.Gains, p.Stop))
 	}
 	t.Errorf("ProbeBatch(mlp, 2 threads) chose 4 three times, want more:\n%s", strings.Join(seen, "\n"))
 }

@@ -50,6 +50,9 @@ type Runtime struct {
 	life   sync.RWMutex
 	closed bool // guarded by life
 
+	// probeMu lets one ProbeBatch measure at a time (batchprobe.go).
+	probeMu sync.Mutex
+
 	mu       sync.Mutex
 	sessions map[*Session]struct{}    // open sessions; guarded by mu
 	descs    map[descKey]*modelDesc   // models described so far (model.go); guarded by mu
