@@ -45,24 +45,73 @@ func ortLibrary(getenv func(string) string) (string, error) {
 // times what the session holds and which a load cannot measure (it comes after). Without
 // it, a run's buffers are freed when the run ends, so what a model holds is what its load
 // measured.
-func backends(rt *onnx.Runtime, rb *remote.Backend, intraOp int, budgeted bool, python string, log *slog.Logger) repository.Backends {
+func backends(rt *onnx.Runtime, rb *remote.Backend, cfg serveConfig, log *slog.Logger) repository.Backends {
 	return repository.Backends{
 		"remote": remoteBackend(rb),
 		"trees":  treesBackend(), // trees.go
-		"python": pythonBackend(python, log.With("backend", "python")),
-		"onnxruntime": {
-			Platform:        "onnxruntime_onnx",
-			DefaultFilename: "model.onnx",
-			Inspect:         rt.Inspect,
-			Open: func(_ context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error) {
-				opts, err := onnxOptions(cfg, intraOp, !budgeted)
-				if err != nil {
-					return nil, err
-				}
-				return rt.Open(path, opts)
-			},
+		"python": pythonBackend(cfg.python, log.With("backend", "python")),
+		"onnxruntime": onnxBackend(rt, onnxSettings{intraOp: cfg.intraOp, arena: cfg.onDemand.budget <= 0,
+			maxBatch: int32(cfg.onnxMaxBatch)}, log.With("backend", "onnxruntime")),
+	}
+}
+
+// onnxSettings are the server's settings for every ONNX model.
+type onnxSettings struct {
+	intraOp int  // --onnx-intra-op-threads
+	arena   bool // the memory arena unless a model says otherwise (off under a budget)
+	// maxBatch is --onnx-default-max-batch-size: the max_batch_size auto-complete gives
+	// a model that can batch; 0 measures each model (probeMaxBatch).
+	maxBatch int32
+}
+
+func onnxBackend(rt *onnx.Runtime, set onnxSettings, log *slog.Logger) repository.Backend {
+	return repository.Backend{
+		Platform:        "onnxruntime_onnx",
+		DefaultFilename: "model.onnx",
+		InspectConfig: func(_ context.Context, path string, cfg *inference.ModelConfig) (modelconfig.IO, error) {
+			io, err := rt.Inspect(path)
+			if err != nil {
+				return io, err
+			}
+			io.MaxBatchSize = set.maxBatch
+			if set.maxBatch == 0 {
+				io.PickMaxBatchSize = func() int32 { return probeMaxBatch(rt, path, cfg, set, log) }
+			}
+			return io, nil
+		},
+		Open: func(_ context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error) {
+			opts, err := onnxOptions(cfg, set.intraOp, set.arena)
+			if err != nil {
+				return nil, err
+			}
+			return rt.Open(path, opts)
 		},
 	}
+}
+
+// probeMaxBatch measures the model, in a session with the options its instances will
+// have (whose threads decide where batching stops paying: the mlp example saturates one
+// thread at 4 rows but gains to 64 on two), and returns the max_batch_size the
+// measurement chose (onnx.Runtime.ProbeBatch), or 0 to keep Triton's 4 when the options
+// are wrong (Open then says how).
+func probeMaxBatch(rt *onnx.Runtime, path string, cfg *inference.ModelConfig, set onnxSettings, log *slog.Logger) int32 {
+	opts, err := onnxOptions(cfg, set.intraOp, set.arena)
+	if err != nil {
+		return 0
+	}
+	p := rt.ProbeBatch(path, opts)
+	rps := make([]int64, len(p.RowsPerSec))
+	for i, r := range p.RowsPerSec {
+		rps[i] = int64(r)
+	}
+	gains := make([]string, len(p.Gains))
+	for i, g := range p.Gains {
+		gains[i] = strconv.FormatFloat(g, 'f', 2, 64)
+	}
+	log.Info("max_batch_size measured for auto-complete", "model", cfg.GetName(), "batch_sizes", p.Sizes,
+		"rows_per_second", rps, "gains", gains, "max_batch_size", p.MaxBatchSize, "stop", p.Stop, "took", p.Took,
+		"intra_op_threads", opts.IntraOpThreads)
+	return int32(p.MaxBatchSize)
 }
 
 // remoteBackend forwards to an upstream V2 server; a model needs no file, only its

@@ -20,6 +20,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/modelconfig"
 	"github.com/ferryml/ferry/internal/ortlib"
 	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/tools/onnxgen"
@@ -78,8 +79,11 @@ type serverOption func(*serveConfig)
 // until it answers live). The server stops when the test ends.
 func startServer(t testing.TB, repo string, opts ...serverOption) *testServer {
 	t.Helper()
+	// Auto-completed models get Triton's fixed max_batch_size 4, not a measured one, so
+	// their configs (and golden files) do not depend on how busy the cores are;
+	// withMeasuredMaxBatch turns the measurement on (autobatch_e2e_test.go).
 	cfg := serveConfig{repository: repo, host: "127.0.0.1", mode: "none", pollInterval: 15 * time.Second,
-		drain: 5 * time.Second, limits: defaultTestLimits(), strictReady: true}
+		drain: 5 * time.Second, limits: defaultTestLimits(), strictReady: true, onnxMaxBatch: modelconfig.DefaultMaxBatchSize}
 	for _, o := range opts {
 		o(&cfg)
 	}

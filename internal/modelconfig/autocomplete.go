@@ -29,6 +29,12 @@ type IO struct {
 	// MaxBatchSize, when > 0, replaces DefaultMaxBatchSize for this backend
 	// (trees batch cheaply, so they take larger batches than ONNX models).
 	MaxBatchSize int32
+	// PickMaxBatchSize, when set and MaxBatchSize is 0, is asked for the
+	// max_batch_size AutoComplete gives, and only then (the config sets none and
+	// the model can batch): a backend that measures the model to choose (onnx)
+	// pays for it only when the answer is used. A result <= 0 keeps
+	// DefaultMaxBatchSize.
+	PickMaxBatchSize func() int32
 	// Accepts lists, by tensor name, further datatypes a config may give a tensor
 	// besides the model's, for a backend that converts (trees read FP32 or FP64).
 	Accepts map[string][]tensor.DType
@@ -43,7 +49,7 @@ type IO struct {
 //   - max_batch_size: when the config did not set it (explicitMaxBatch false
 //     and the value is 0), gave no dims, and every model input and output has
 //     a dynamic (-1) first dimension, it becomes DefaultMaxBatchSize (or the
-//     backend's IO.MaxBatchSize).
+//     backend's IO.MaxBatchSize, or what its IO.PickMaxBatchSize chooses).
 //     Otherwise it stays 0 and dims are the full model shapes. A config that
 //     writes dims without max_batch_size is read as max_batch_size 0, as Triton
 //     reads it.
@@ -66,10 +72,7 @@ func AutoComplete(cfg *inference.ModelConfig, io IO, explicitMaxBatch bool) erro
 	}
 	filling := incomplete(cfg)
 	if !explicitMaxBatch && cfg.MaxBatchSize == 0 && canBatch(io) && !anyDims(cfg) {
-		cfg.MaxBatchSize = DefaultMaxBatchSize
-		if io.MaxBatchSize > 0 {
-			cfg.MaxBatchSize = io.MaxBatchSize
-		}
+		cfg.MaxBatchSize = defaultMaxBatch(io)
 	}
 	mbs := cfg.MaxBatchSize
 	var errs []error
@@ -108,6 +111,20 @@ func AutoComplete(cfg *inference.ModelConfig, io IO, explicitMaxBatch bool) erro
 		cfg.SchedulingChoice = &inference.ModelConfig_DynamicBatching{DynamicBatching: &inference.ModelDynamicBatching{}}
 	}
 	return errors.Join(errs...)
+}
+
+// defaultMaxBatch is the max_batch_size of a model that can batch and whose
+// config sets none.
+func defaultMaxBatch(io IO) int32 {
+	if io.MaxBatchSize > 0 {
+		return io.MaxBatchSize
+	}
+	if io.PickMaxBatchSize != nil {
+		if n := io.PickMaxBatchSize(); n > 0 {
+			return n
+		}
+	}
+	return DefaultMaxBatchSize
 }
 
 // slot points at the fields an input and an output share.

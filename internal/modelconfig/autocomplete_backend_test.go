@@ -77,3 +77,43 @@ func TestAutoCompleteWithBackendChoices(t *testing.T) {
 		})
 	}
 }
+
+// TestAutoCompleteAsksPickMaxBatchSizeOnlyWhenItGivesOne: a backend that measures to
+// choose is asked only when the config leaves max_batch_size to auto-complete, and its
+// answer is taken (a non-positive one keeps the default).
+func TestAutoCompleteAsksPickMaxBatchSizeOnlyWhenItGivesOne(t *testing.T) {
+	for _, tc := range []struct {
+		name, config string
+		pick         int32
+		wantAsked    bool
+		wantMax      int32
+	}{
+		{name: "no config takes the backend's pick", pick: 64, wantAsked: true, wantMax: 64},
+		{name: "a pick of 0 keeps the default", pick: 0, wantAsked: true, wantMax: DefaultMaxBatchSize},
+		{name: "an explicit max_batch_size is not asked about", config: `max_batch_size: 8`, pick: 64, wantMax: 8},
+		{name: "an explicit max_batch_size 0 is not asked about", config: `max_batch_size: 0`, pick: 64, wantMax: 0},
+		{name: "dims without max_batch_size mean 0, not asked", config: `input [ { name: "x" dims: [ -1, 3 ] } ]`, pick: 64, wantMax: 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			cfg, err := Parse([]byte(tc.config))
+			if err != nil {
+				t.Fatal(err)
+			}
+			asked := false
+			io := IO{
+				Inputs:  []TensorInfo{{Name: "x", DType: tensor.FP32, Shape: tensor.Shape{-1, 3}}},
+				Outputs: []TensorInfo{{Name: "y", DType: tensor.FP32, Shape: tensor.Shape{-1, 1}}},
+				PickMaxBatchSize: func() int32 {
+					asked = true
+					return tc.pick
+				},
+			}
+			if err := AutoComplete(cfg, io, HasMaxBatchSize([]byte(tc.config))); err != nil {
+				t.Fatal(err)
+			}
+			if asked != tc.wantAsked || cfg.MaxBatchSize != tc.wantMax {
+				t.Errorf("asked %v, max_batch_size %d; want asked %v, max_batch_size %d", asked, cfg.MaxBatchSize, tc.wantAsked, tc.wantMax)
+			}
+		})
+	}
+}

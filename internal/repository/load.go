@@ -32,7 +32,9 @@ type Backend struct {
 	Inspect func(path string) (modelconfig.IO, error)
 	// InspectConfig, when set, is used instead of Inspect by a backend whose inputs and
 	// outputs are described by the config rather than a file (remote: the upstream its
-	// parameters name). path is the model file, or the version folder when there is none.
+	// parameters name), or that reads the config to inspect (onnxruntime: the session
+	// options its max_batch_size probe runs with). path is the model file, or the
+	// version folder when there is none.
 	InspectConfig func(ctx context.Context, path string, cfg *inference.ModelConfig) (modelconfig.IO, error)
 	// Open creates one execution instance from the model file and complete config.
 	Open func(ctx context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error)

@@ -9,6 +9,12 @@
 // auto-complete); [Runtime.Open] loads a [Session], whose [Session.Execute]
 // runs the model once on full tensors.
 //
+// [Runtime.ProbeBatch] runs a model on zero inputs at batch sizes 1, 2, 4, ...
+// to choose the max_batch_size auto-complete gives it (batchprobe.go). The
+// session it measured with is kept for the next Open of the same file with the
+// same options, the model's first instance (spare.go), so the probe costs its
+// runs and no second session load.
+//
 // # Data path
 //
 // Numeric inputs are handed to ONNX Runtime over the request's own bytes, with

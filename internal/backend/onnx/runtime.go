@@ -50,9 +50,13 @@ type Runtime struct {
 	life   sync.RWMutex
 	closed bool // guarded by life
 
+	// probeMu lets one ProbeBatch measure at a time (batchprobe.go).
+	probeMu sync.Mutex
+
 	mu       sync.Mutex
-	sessions map[*Session]struct{}  // open sessions; guarded by mu
-	descs    map[descKey]*modelDesc // models described so far (model.go); guarded by mu
+	sessions map[*Session]struct{}    // open sessions; guarded by mu
+	descs    map[descKey]*modelDesc   // models described so far (model.go); guarded by mu
+	spares   map[string]*spareSession // batch probes' sessions by model path (spare.go); guarded by mu
 }
 
 // NewRuntime loads the ONNX Runtime library and initialises its environment.
@@ -99,7 +103,7 @@ func NewRuntime(opts Options) (*Runtime, error) {
 	envInUse = true
 	log.Info("onnx runtime initialised", "library", opts.LibraryPath, "ort_version", version, "session_bytes", perSession)
 	return &Runtime{log: log, version: version, perSession: perSession, strs: strs,
-		sessions: map[*Session]struct{}{}, descs: map[descKey]*modelDesc{}}, nil
+		sessions: map[*Session]struct{}{}, descs: map[descKey]*modelDesc{}, spares: map[string]*spareSession{}}, nil
 }
 
 // Version is the ONNX Runtime library's version ("1.30.0").
@@ -115,6 +119,7 @@ func (r *Runtime) Close() error {
 	}
 	r.closed = true
 	r.mu.Lock()
+	r.stopSpares()
 	open := make([]*Session, 0, len(r.sessions))
 	for s := range r.sessions {
 		open = append(open, s)
@@ -140,16 +145,21 @@ func (r *Runtime) Close() error {
 // ones a Session opened from it would take and return. Outputs a Session
 // cannot return are left out and logged (see the package comment).
 func (r *Runtime) Inspect(modelPath string) (IO, error) {
-	r.life.RLock()
-	defer r.life.RUnlock()
-	if r.closed {
-		return IO{}, ErrClosed
-	}
-	d, err := r.describe(modelPath)
+	d, err := r.describeOpen(modelPath)
 	if err != nil {
 		return IO{}, err
 	}
 	return d.io(), nil
+}
+
+// describeOpen is describe while the Runtime is open.
+func (r *Runtime) describeOpen(modelPath string) (*modelDesc, error) {
+	r.life.RLock()
+	defer r.life.RUnlock()
+	if r.closed {
+		return nil, ErrClosed
+	}
+	return r.describe(modelPath)
 }
 
 // safely runs f, turning a panic in it into an error (logged with its stack),

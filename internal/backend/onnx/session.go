@@ -78,6 +78,9 @@ func (r *Runtime) Open(modelPath string, opts SessionOptions) (*Session, error) 
 	if err != nil {
 		return nil, err
 	}
+	if s := r.takeSpare(modelPath, d, opts); s != nil {
+		return s, nil // a batch probe's session (spare.go)
+	}
 	s := &Session{
 		rt: r, log: r.log.With("model_path", modelPath), path: modelPath,
 		inputs: d.inputs, inIndex: map[string]int{},
