@@ -61,7 +61,8 @@ input [ { name: "input__0" data_type: TYPE_FP64 } ]`)
 	writeTreeModel(t, repo, "xgb_batched", "xgb_regression.json", "model.json", `backend: "trees"
 parameters { key: "model_type" value { string_value: "xgboost_json" } }
 max_batch_size: 8
-dynamic_batching { preferred_batch_size: [ 4 ] max_queue_delay_microseconds: 30000000 }`)
+dynamic_batching { preferred_batch_size: [ 4 ] max_queue_delay_microseconds: 30000000 }
+parameters { key: "adaptive_batching" value { string_value: "false" } }`)
 	writeTreeModel(t, repo, "bad_margin", "xgb_regression.json", "model.json", `backend: "trees"
 parameters { key: "output_margin" value { string_value: "maybe" } }`)
 	writeTreeModel(t, repo, "bad_type", "lgb_regression.txt", "model.txt", `backend: "trees"
@@ -160,8 +161,8 @@ func TestTreeModelsServe(t *testing.T) {
 }
 
 // TestTreeModelsBatch: concurrent one-row requests over REST and gRPC share executions
-// (preferred batch 4, a queue delay far longer than the test), and each still gets its
-// own row's answer.
+// (preferred batch 4, a queue delay far longer than the test, waited out as Triton does),
+// and each still gets its own row's answer.
 func TestTreeModelsBatch(t *testing.T) {
 	ts := startServer(t, treesRepo(t))
 	const requests = 16
