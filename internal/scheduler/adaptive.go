@@ -18,7 +18,8 @@ import "time"
 //   - the mean gap between arrivals is longer than what is left of the delay: the next
 //     request would most likely come after the batch had to run anyway.
 //   - arrivals stopped: nothing came for quietGaps mean gaps since the last arrival or
-//     the last answer, whichever is later.
+//     the last answer, whichever is later; unless a full batch's worth of clients were
+//     in the system at once lately, when the batch waits to fill.
 //
 // Otherwise it waits, at most until the oldest request's delay ends, so
 // max_queue_delay_microseconds stays the bound. A cold batcher (fewer than two arrivals)
@@ -89,11 +90,18 @@ func (a *arrivals) meanGap() time.Duration {
 
 // expectMore reports whether more requests are expected before deadline for the
 // inSystem requests queued or running; when they are, quietAt is when arrivals will have
-// stopped unless another comes.
-func (a *arrivals) expectMore(now, deadline time.Time, inSystem int) (more bool, quietAt time.Time) {
+// stopped unless another comes (zero: the batch waits for full or the deadline).
+func (a *arrivals) expectMore(now, deadline time.Time, inSystem, full int) (more bool, quietAt time.Time) {
 	gap := a.meanGap()
 	if gap == 0 || deadline.Sub(now) < gap || (a.cur.probed && a.everyone(inSystem)) {
 		return false, time.Time{}
+	}
+	if a.cur.probed && max(a.cur.peak, a.prev.peak) >= full {
+		// A full batch's worth of clients were in the system at once lately: the batch
+		// will fill. A lull in arrivals here is the CPU answering the last batch's clients
+		// (64 closed-loop clients on 2 cores over REST: 1 batch in 6 ran short on a lull,
+		// 0.91 of the fixed delay's requests/s).
+		return true, time.Time{}
 	}
 	quietAt = a.last
 	if a.freed.After(quietAt) {

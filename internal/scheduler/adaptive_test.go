@@ -30,7 +30,7 @@ func (w *waits) Batched(d time.Duration, reason string) {
 // closedLoop runs clients that each send a request, wait for its answer, think for a
 // moment and send again, for d; it returns every request's time in the queue and the
 // rows of every execution.
-func closedLoop(t *testing.T, adaptive bool, clients int, delay, d time.Duration) (queued []time.Duration, rows []int) {
+func closedLoop(t *testing.T, adaptive bool, clients int, delay, d time.Duration, think func(client int) time.Duration) (queued []time.Duration, rows []int) {
 	t.Helper()
 	inst := &echo{delay: time.Millisecond}
 	s := New("m", []Instance{inst}, Options{MaxBatchSize: 32, Batching: &Batching{MaxQueueDelay: delay, Adaptive: adaptive}})
@@ -39,7 +39,7 @@ func closedLoop(t *testing.T, adaptive bool, clients int, delay, d time.Duration
 	var wg sync.WaitGroup
 	end := time.Now().Add(d)
 	for c := range clients {
-		think := time.Duration(100+37*c) * time.Microsecond // clients are not in lockstep
+		think := think(c)
 		wg.Go(func() {
 			for time.Now().Before(end) {
 				res, err := s.Submit(context.Background(), req(1, int32(c)))
@@ -59,6 +59,9 @@ func closedLoop(t *testing.T, adaptive bool, clients int, delay, d time.Duration
 	return queued, rows
 }
 
+// spread is clients' think time: they are not in lockstep.
+func spread(c int) time.Duration { return time.Duration(100+37*c) * time.Microsecond }
+
 func meanOf(ds []time.Duration) time.Duration {
 	var sum time.Duration
 	for _, d := range ds {
@@ -74,7 +77,7 @@ func TestAdaptiveClosedLoopNeverWaitsOutTheDelay(t *testing.T) {
 	const delay = 20 * time.Millisecond
 	for _, clients := range []int{1, 4, 16} {
 		synctest.Test(t, func(t *testing.T) {
-			queued, rows := closedLoop(t, true, clients, delay, time.Second)
+			queued, rows := closedLoop(t, true, clients, delay, time.Second, spread)
 			worst := time.Duration(0)
 			for _, q := range queued {
 				worst = max(worst, q)
@@ -92,13 +95,32 @@ func TestAdaptiveClosedLoopNeverWaitsOutTheDelay(t *testing.T) {
 				t.Errorf("%d clients: %.1f requests per execution, want at least %.1f (batched together)", clients, perExec, want)
 			}
 
-			fixed, _ := closedLoop(t, false, clients, delay, time.Second)
+			fixed, _ := closedLoop(t, false, clients, delay, time.Second, spread)
 			if m := meanOf(fixed); m < delay/2 {
 				t.Errorf("%d clients with Triton's fixed wait: requests waited %v on average; the test no longer tells the two apart", clients, m)
 			}
 			t.Logf("%d clients: mean queue %v adaptive (%.1f requests per execution), %v fixed", clients, meanOf(queued), perExec, meanOf(fixed))
 		})
 	}
+}
+
+// More closed-loop clients than a batch holds fill every batch: the adaptive wait does
+// not cut one short while the last batch's clients are being answered.
+func TestAdaptiveClosedLoopAboveTheBatchSizeFillsBatches(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		// Half of 40 clients come back 3 ms after the others: a lull the quiet rule alone
+		// would take for the end of the traffic (batches of 32, 23, 20, ... without the
+		// full-batch rule).
+		queued, rows := closedLoop(t, true, 40, 20*time.Millisecond, time.Second, func(c int) time.Duration {
+			if c%2 == 0 {
+				return 3 * time.Millisecond
+			}
+			return 100 * time.Microsecond
+		})
+		if perExec := float64(len(queued)) / float64(len(rows)); perExec < 0.95*32 {
+			t.Errorf("40 clients: %.1f requests per execution, want batches of 32", perExec)
+		}
+	})
 }
 
 // trickle submits a request every gap (or, with poisson, at random gaps of that mean) for

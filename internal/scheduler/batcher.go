@@ -190,7 +190,7 @@ func (b *batcher) aloneNow(it *item) bool {
 	if !b.cfg.Adaptive {
 		return false
 	}
-	more, _ := b.expectMore(it.enq, it.enq.Add(b.cfg.MaxQueueDelay), b.executing+1)
+	more, _ := b.expectMore(it.enq, it.enq.Add(b.cfg.MaxQueueDelay), b.executing+1, b.maxRows)
 	return !more
 }
 
@@ -395,11 +395,11 @@ func (b *batcher) whyRun(now time.Time, cands []*item, prefix int, oldest time.T
 	case !now.Before(deadline):
 		return ReasonDelay, now
 	case b.cfg.Adaptive:
-		more, quietAt := b.expectMore(now, deadline, b.pending()+b.executing)
+		more, quietAt := b.expectMore(now, deadline, b.pending()+b.executing, b.maxRows)
 		if !more {
 			return ReasonIdle, now
 		}
-		if quietAt.Before(deadline) {
+		if !quietAt.IsZero() && quietAt.Before(deadline) {
 			return "", quietAt
 		}
 		return "", deadline

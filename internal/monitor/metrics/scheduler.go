@@ -56,6 +56,7 @@ type versionObserver struct {
 	model, version string
 	batchSize      prometheus.Observer
 	depth          sync.Map // priority level -> prometheus.Gauge, looked up once each
+	waited         sync.Map // reason -> prometheus.Observer, looked up once each
 }
 
 func (o *versionObserver) Executed(rows int) {
@@ -66,8 +67,13 @@ func (o *versionObserver) Dropped(reason string) {
 	o.m.dropped.WithLabelValues(o.model, o.version, reason).Inc()
 }
 
+// Batched runs once per batch, which at low load is once per request.
 func (o *versionObserver) Batched(waited time.Duration, reason string) {
-	o.m.waited.WithLabelValues(o.model, o.version, reason).Observe(waited.Seconds())
+	h, ok := o.waited.Load(reason)
+	if !ok {
+		h, _ = o.waited.LoadOrStore(reason, o.m.waited.WithLabelValues(o.model, o.version, reason))
+	}
+	h.(prometheus.Observer).Observe(waited.Seconds())
 }
 
 // QueueDepth runs twice per queued request.
