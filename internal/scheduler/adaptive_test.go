@@ -35,28 +35,40 @@ func closedLoop(t *testing.T, adaptive bool, clients int, delay, d time.Duration
 	inst := &echo{delay: time.Millisecond}
 	s := New("m", []Instance{inst}, Options{MaxBatchSize: 32, Batching: &Batching{MaxQueueDelay: delay, Adaptive: adaptive}})
 	defer s.Close()
-	var mu sync.Mutex
+	var q queueTimes
 	var wg sync.WaitGroup
 	end := time.Now().Add(d)
 	for c := range clients {
 		think := think(c)
 		wg.Go(func() {
-			for time.Now().Before(end) {
-				res, err := s.Submit(context.Background(), req(1, int32(c)))
-				if err != nil {
-					t.Error(err)
-					return
-				}
-				mu.Lock()
-				queued = append(queued, res.Timing.Queue)
-				mu.Unlock()
+			for time.Now().Before(end) && q.submit(t, s, int32(c)) {
 				time.Sleep(think)
 			}
 		})
 	}
 	wg.Wait()
 	rows, _ = inst.executions()
-	return queued, rows
+	return q.d, rows
+}
+
+// queueTimes collects requests' times in the queue from many goroutines.
+type queueTimes struct {
+	mu sync.Mutex
+	d  []time.Duration
+}
+
+// submit sends a one-row request of value v and records its time in the queue; false
+// when it failed.
+func (q *queueTimes) submit(t *testing.T, s *Scheduler, v int32) bool {
+	res, err := s.Submit(context.Background(), req(1, v))
+	if err != nil {
+		t.Error(err)
+		return false
+	}
+	q.mu.Lock()
+	q.d = append(q.d, res.Timing.Queue)
+	q.mu.Unlock()
+	return true
 }
 
 // spread is clients' think time: they are not in lockstep.
@@ -128,20 +140,10 @@ func TestAdaptiveClosedLoopAboveTheBatchSizeFillsBatches(t *testing.T) {
 func trickle(t *testing.T, s *Scheduler, n int, gap time.Duration, poisson bool) []time.Duration {
 	t.Helper()
 	rng := rand.New(rand.NewPCG(1, 2))
-	var mu sync.Mutex
-	var queued []time.Duration
+	var q queueTimes
 	var wg sync.WaitGroup
 	for i := range n {
-		wg.Go(func() {
-			res, err := s.Submit(context.Background(), req(1, int32(i)))
-			if err != nil {
-				t.Error(err)
-				return
-			}
-			mu.Lock()
-			queued = append(queued, res.Timing.Queue)
-			mu.Unlock()
-		})
+		wg.Go(func() { q.submit(t, s, int32(i)) })
 		d := gap
 		if poisson {
 			d = time.Duration(rng.ExpFloat64() * float64(gap))
@@ -149,7 +151,7 @@ func trickle(t *testing.T, s *Scheduler, n int, gap time.Duration, poisson bool)
 		time.Sleep(d)
 	}
 	wg.Wait()
-	return queued
+	return q.d
 }
 
 // An open-loop trickle whose gaps are shorter than the delay is still batched: requests
