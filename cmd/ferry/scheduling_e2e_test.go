@@ -480,7 +480,7 @@ func TestSchedulingAdaptiveWait(t *testing.T) {
 
 	t.Run("closed-loop clients batch without waiting out the delay", func(t *testing.T) {
 		const clients = 4
-		before := schedStats(t, ts, "adaptive")
+		before, beforeM := schedStats(t, ts, "adaptive"), schedScrape(t, ts)
 		end := time.Now().Add(3 * time.Second)
 		done := make(chan int, clients)
 		for i := range clients {
@@ -506,6 +506,16 @@ func TestSchedulingAdaptiveWait(t *testing.T) {
 		requests, execs := after.InferenceCount-before.InferenceCount, after.ExecutionCount-before.ExecutionCount
 		if requests != uint64(sent) || float64(requests) < 1.5*float64(execs) {
 			t.Errorf("%d requests sent, %d counted in %d executions; want them batched (at least 1.5 per execution)", sent, requests, execs)
+		}
+		// The metric says why each batch ran: an instance was free and everyone was in.
+		m := schedScrape(t, ts)
+		batches := func(reason string) float64 {
+			return m.get("ferry_batch_queue_delay_seconds_count", "model", "adaptive", "reason", reason) -
+				beforeM.get("ferry_batch_queue_delay_seconds_count", "model", "adaptive", "reason", reason)
+		}
+		if idle, delay := batches("idle"), batches("delay"); idle < float64(execs)/2 || delay > 0 {
+			t.Errorf("ferry_batch_queue_delay_seconds_count: %v batches ran idle and %v on the delay, of %d executions; want mostly idle, none on the 10 s delay",
+				idle, delay, execs)
 		}
 		t.Logf("%d clients: %d requests in %d executions (%.2f per execution)", clients, requests, execs, float64(requests)/float64(max(execs, 1)))
 	})
