@@ -20,6 +20,12 @@ type InferRequest struct {
 	Parameters Parameters
 	// Outputs names the outputs to return; empty means all of the model's outputs.
 	Outputs []RequestedOutput
+	// Prepare, when set, fills in Inputs once Infer has picked the version that will run
+	// the request, from that version's metadata (batching: its max_batch_size > 0), under
+	// the same lease: a raw binary REST body takes its shape from the model, and asking
+	// for the metadata first would lease twice and could meet another version. Its error
+	// fails the request before it counts in the statistics.
+	Prepare func(md *ModelMetadata, batching bool) error
 }
 
 // OutputParameters are the parameters the request gave its output name (nil if it

@@ -20,6 +20,11 @@ func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, 
 		return nil, err
 	}
 	defer l.Release()
+	if req.Prepare != nil {
+		if err := req.Prepare(s.metadata(l), l.Config.GetMaxBatchSize() > 0); err != nil {
+			return nil, err
+		}
+	}
 	if s.obs != nil {
 		s.obs.ObserveInFlight(l.Model, l.Version, 1)
 		defer s.obs.ObserveInFlight(l.Model, l.Version, -1)

@@ -125,8 +125,13 @@ func (s *Server) ModelMetadata(ctx context.Context, model, version string) (*Mod
 		return nil, err
 	}
 	defer l.Release()
+	return s.metadata(l), nil
+}
+
+// metadata describes the leased version's model.
+func (s *Server) metadata(l *Lease) *ModelMetadata {
 	cfg := l.Config
-	md := &ModelMetadata{Name: model, Versions: s.repo.Versions(model), Platform: cfg.GetPlatform()}
+	md := &ModelMetadata{Name: l.Model, Versions: s.repo.Versions(l.Model), Platform: cfg.GetPlatform()}
 	batch := cfg.GetMaxBatchSize() > 0
 	for _, in := range cfg.GetInput() {
 		md.Inputs = append(md.Inputs, TensorMetadata{Name: in.GetName(), DataType: v2Type(in.GetDataType()), Shape: metaShape(batch, in.GetDims())})
@@ -134,7 +139,7 @@ func (s *Server) ModelMetadata(ctx context.Context, model, version string) (*Mod
 	for _, out := range cfg.GetOutput() {
 		md.Outputs = append(md.Outputs, TensorMetadata{Name: out.GetName(), DataType: v2Type(out.GetDataType()), Shape: metaShape(batch, out.GetDims())})
 	}
-	return md, nil
+	return md
 }
 
 func metaShape(batch bool, dims []int64) []int64 {

@@ -190,13 +190,26 @@ func (f *fakeCore) UnloadModel(_ context.Context, model string, dependents bool)
 	return nil
 }
 
-func (f *fakeCore) Infer(_ context.Context, req *core.InferRequest) (*core.InferResponse, error) {
+func (f *fakeCore) Infer(ctx context.Context, req *core.InferRequest) (*core.InferResponse, error) {
 	f.mu.Lock()
 	f.lastReq = req
 	fn := f.inferFn
 	f.mu.Unlock()
 	if _, err := f.model(req.Model, req.Version); err != nil {
 		return nil, err
+	}
+	if req.Prepare != nil { // as core does, from the version it picked
+		md, err := f.ModelMetadata(ctx, req.Model, req.Version)
+		if err != nil {
+			return nil, err
+		}
+		cfg, err := f.ModelConfig(ctx, req.Model, req.Version)
+		if err != nil {
+			return nil, err
+		}
+		if err := req.Prepare(md, cfg.GetMaxBatchSize() > 0); err != nil {
+			return nil, err
+		}
 	}
 	if fn != nil {
 		return fn(req)

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"compress/gzip"
 	"compress/zlib"
-	"context"
 	"io"
 	"net/http"
 	"strconv"
@@ -55,34 +54,28 @@ func (h *Handler) decodeInfer(w http.ResponseWriter, r *http.Request, model, ver
 		return nil, nil, err
 	}
 	if hdrLen == 0 {
-		req, err := h.rawRequest(r.Context(), model, version, body)
-		return req, nil, err
+		return h.rawRequest(model, body), nil, nil
 	}
 	return decodeInferRequest(body, hdrLen, h.limits, h.shm)
 }
 
-// rawRequest builds the request of a raw binary body from the model's metadata, and
-// asks for every output in binary, as Triton does.
-func (h *Handler) rawRequest(ctx context.Context, model, version string, body []byte) (*core.InferRequest, error) {
-	md, err := h.core.ModelMetadata(ctx, model, version)
-	if err != nil {
-		return nil, err
+// rawRequest builds the request of a raw binary body, whose one input takes its shape
+// from the metadata of the version core picks to run it, and asks for every output in
+// binary, as Triton does.
+func (h *Handler) rawRequest(model string, body []byte) *core.InferRequest {
+	req := &core.InferRequest{Parameters: core.Parameters{paramBinaryOutput: true}}
+	req.Prepare = func(md *core.ModelMetadata, batching bool) error {
+		if len(md.Inputs) != 1 {
+			return core.Invalidf("a raw binary request (Inference-Header-Content-Length: 0) needs a model with exactly one input; model %q has %d", model, len(md.Inputs))
+		}
+		t, err := rawInput(body, md.Inputs[0], batching, h.limits)
+		if err != nil {
+			return err
+		}
+		req.Inputs = []*tensor.Tensor{t}
+		return nil
 	}
-	if len(md.Inputs) != 1 {
-		return nil, core.Invalidf("a raw binary request (Inference-Header-Content-Length: 0) needs a model with exactly one input; model %q has %d", model, len(md.Inputs))
-	}
-	cfg, err := h.core.ModelConfig(ctx, model, version)
-	if err != nil {
-		return nil, err
-	}
-	t, err := rawInput(body, md.Inputs[0], cfg.GetMaxBatchSize() > 0, h.limits)
-	if err != nil {
-		return nil, err
-	}
-	return &core.InferRequest{
-		Inputs:     []*tensor.Tensor{t},
-		Parameters: core.Parameters{paramBinaryOutput: true},
-	}, nil
+	return req
 }
 
 // minCompressBytes: smaller responses are sent as they are even to clients that accept
