@@ -245,7 +245,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	rc := newResponseCache(cfg.cacheSize)
 	s.trace = settings.NewTrace(settings.DefaultTrace())
 	s.core = core.New(core.Options{Name: "ferry", Version: version, Repository: s.repo, Limits: cfg.limits,
-		Logger: log.With("component", "core"), Observer: m, StrictReadiness: cfg.strictReady, Cache: coreCache(rc),
+		Logger: log.With("component", "core"), Observer: m, Taps: []core.Tap{m}, StrictReadiness: cfg.strictReady, Cache: coreCache(rc),
 		Trace: s.trace, Log: logSettings(cfg.level)})
 
 	reg := prometheus.NewRegistry()

@@ -27,12 +27,6 @@ type Cache interface {
 	Put(key [sha256.Size]byte, outputs []*tensor.Tensor) bool
 }
 
-// CacheObserver may be implemented by the Observer to see requests answered from the
-// cache, which never reach the scheduler and so have no queue or compute timings.
-type CacheObserver interface {
-	ObserveCacheHit(model, version string, items int, total time.Duration)
-}
-
 // cacheLookup is what Infer keeps between looking a request up and storing its response.
 type cacheLookup struct {
 	key    [sha256.Size]byte
@@ -57,12 +51,9 @@ func (s *Server) cacheGet(l *Lease, req *InferRequest, outputs []string, items i
 	if !hit {
 		return cacheLookup{key: key, store: true, lookup: lookup}, nil
 	}
-	total := time.Since(start)
-	s.stats.recordCacheHit(l.Model, l.Version, items, lookup, total)
-	if co, ok := s.obs.(CacheObserver); ok {
-		co.ObserveCacheHit(l.Model, l.Version, items, total)
-	}
-	return cacheLookup{}, &InferResponse{Model: l.Model, Version: l.Version, ID: req.ID, Outputs: out}
+	resp := &InferResponse{Model: l.Model, Version: l.Version, ID: req.ID, Outputs: out}
+	s.finish(l, req, resp, outcome{items: items, start: start, total: time.Since(start), cached: true, lookup: lookup})
+	return cacheLookup{}, resp
 }
 
 // cachePut stores the response of a request that missed. The miss is counted here, with

@@ -8,7 +8,6 @@ import (
 	"math"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/ferryml/ferry/internal/cache"
 	inference "github.com/ferryml/ferry/internal/proto"
@@ -67,7 +66,7 @@ type oneModel struct {
 	s    *scheduler.Scheduler
 }
 
-func newOneModel(t *testing.T, caching bool) *oneModel {
+func newOneModel(t testing.TB, caching bool) *oneModel {
 	io := func(name string) []*inference.ModelInput {
 		return []*inference.ModelInput{{Name: name, DataType: inference.DataType_TYPE_FP32, Dims: []int64{2}}}
 	}
@@ -285,39 +284,6 @@ func TestFailuresAreNotCached(t *testing.T) {
 	if st := s.StatsSnapshot()[0]; st.CacheMiss.Count != 1 || st.Fail.Count != 1 {
 		t.Errorf("stats: %d misses %d failures, want 1 and 1", st.CacheMiss.Count, st.Fail.Count)
 	}
-}
-
-// TestCacheObserverSeesHits: an Observer that implements CacheObserver is told of hits,
-// which never reach ObserveRequest.
-func TestCacheObserverSeesHits(t *testing.T) {
-	repo := newOneModel(t, true)
-	obs := &recordingObserver{}
-	s := New(Options{Repository: repo, Cache: cache.New(1 << 20), Observer: obs})
-	infer(t, s, request(1, 2, 3, 4))
-	infer(t, s, request(1, 2, 3, 4))
-	obs.mu.Lock()
-	defer obs.mu.Unlock()
-	if obs.requests != 1 || obs.hits != 1 || obs.hitItems != 2 {
-		t.Errorf("observer saw %d requests, %d hits of %d items; want 1, 1, 2", obs.requests, obs.hits, obs.hitItems)
-	}
-}
-
-type recordingObserver struct {
-	mu                       sync.Mutex
-	requests, hits, hitItems int
-}
-
-func (o *recordingObserver) ObserveRequest(string, string, bool, int, scheduler.Timing, time.Duration) {
-	o.mu.Lock()
-	o.requests++
-	o.mu.Unlock()
-}
-func (o *recordingObserver) ObserveInFlight(string, string, int) {}
-func (o *recordingObserver) ObserveCacheHit(_, _ string, items int, _ time.Duration) {
-	o.mu.Lock()
-	o.hits++
-	o.hitItems += items
-	o.mu.Unlock()
 }
 
 // TestConcurrentHitsAndMisses is for -race: many goroutines ask for a few distinct

@@ -37,7 +37,7 @@ func isEnsemble(l *Lease) bool { return l.Config.GetEnsembleScheduling() != nil 
 // answer with stale outputs. Its step models may cache.
 // items and outputs are what Infer's check of the request found.
 func (s *Server) inferEnsemble(ctx context.Context, l *Lease, req *InferRequest, start time.Time, items int, outputs []string) (*InferResponse, error) {
-	fail := func(err error) (*InferResponse, error) { return s.failed(l, start, err) }
+	fail := func(err error) (*InferResponse, error) { return s.failed(l, req, start, err) }
 	depth, _ := ctx.Value(ensembleDepthKey{}).(int)
 	if depth >= maxEnsembleDepth {
 		return fail(Unavailablef("ensemble '%s' version %s: ensembles nest more than %d deep; do two ensembles name each other as steps?", l.Model, l.Version, maxEnsembleDepth))
@@ -61,7 +61,7 @@ func (s *Server) inferEnsemble(ctx context.Context, l *Lease, req *InferRequest,
 	}
 	// The ensemble executes nothing itself: its queue and compute times are in its
 	// step models' statistics, and it counts no execution or batch.
-	s.finish(l, true, items, scheduler.Timing{Batch: items}, time.Since(start))
+	s.finish(l, req, resp, outcome{items: items, start: start, total: time.Since(start), timing: scheduler.Timing{Batch: items}})
 	return resp, nil
 }
 

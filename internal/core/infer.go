@@ -29,7 +29,7 @@ func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, 
 		s.obs.ObserveInFlight(l.Model, l.Version, 1)
 		defer s.obs.ObserveInFlight(l.Model, l.Version, -1)
 	}
-	fail := func(err error) (*InferResponse, error) { return s.failed(l, start, err) }
+	fail := func(err error) (*InferResponse, error) { return s.failed(l, req, start, err) }
 	items, outputs, err := s.check(l.Config, req)
 	if err != nil {
 		return fail(err)
@@ -57,7 +57,7 @@ func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, 
 		return fail(err)
 	}
 	s.cachePut(l, cached, resp)
-	s.finish(l, true, items, res.Timing, time.Since(start))
+	s.finish(l, req, resp, outcome{items: items, start: start, total: time.Since(start), timing: res.Timing})
 	return resp, nil
 }
 
@@ -86,16 +86,19 @@ func (s *Server) runError(l *Lease, err error) error {
 }
 
 // failed counts a request to l, started at start, that ended in err, and returns err.
-func (s *Server) failed(l *Lease, start time.Time, err error) (*InferResponse, error) {
-	s.finish(l, false, 0, scheduler.Timing{}, time.Since(start))
+func (s *Server) failed(l *Lease, req *InferRequest, start time.Time, err error) (*InferResponse, error) {
+	s.finish(l, req, nil, outcome{start: start, total: time.Since(start), err: err})
 	return nil, err
 }
 
-func (s *Server) finish(l *Lease, ok bool, items int, t scheduler.Timing, total time.Duration) {
-	s.stats.record(l.Model, l.Version, ok, items, t, total)
-	if s.obs != nil {
-		s.obs.ObserveRequest(l.Model, l.Version, ok, items, t, total)
+// finish counts a request to l in the statistics and tells the taps.
+func (s *Server) finish(l *Lease, req *InferRequest, resp *InferResponse, o outcome) {
+	if o.cached {
+		s.stats.recordCacheHit(l.Model, l.Version, o.items, o.lookup, o.total)
+	} else {
+		s.stats.record(l.Model, l.Version, o.err == nil, o.items, o.timing, o.total)
 	}
+	s.tapped(l, req, resp, o)
 }
 
 // check validates the inputs against the model's config and returns the number of items

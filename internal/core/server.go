@@ -7,17 +7,15 @@ import (
 	"log/slog"
 	"slices"
 	"sync/atomic"
-	"time"
 
 	inference "github.com/ferryml/ferry/internal/proto"
-	"github.com/ferryml/ferry/internal/scheduler"
 	"github.com/ferryml/ferry/internal/settings"
 )
 
-// Observer is told about every finished request; metrics implement it. It is called on
-// the request path, so implementations must be quick and must not block.
+// Observer is told about requests entering and leaving core (finished requests go to
+// the Taps); metrics implement it. It is called on the request path, so implementations
+// must be quick and must not block.
 type Observer interface {
-	ObserveRequest(model, version string, ok bool, items int, t scheduler.Timing, total time.Duration)
 	ObserveInFlight(model, version string, delta int)
 }
 
@@ -29,6 +27,8 @@ type Options struct {
 	Limits     Limits
 	Logger     *slog.Logger
 	Observer   Observer // may be nil
+	// Taps see every finished request (tap.go); metrics is the first.
+	Taps []Tap
 	// Cache is the response cache for versions that enable response_cache; nil: none.
 	Cache Cache
 	// StrictReadiness: the server is ready only while every loaded model is READY.
@@ -46,6 +46,7 @@ type Server struct {
 	limits        Limits
 	log           *slog.Logger
 	obs           Observer
+	taps          []Tap
 	ready         atomic.Bool
 	strict        bool
 	stats         *statsTable
@@ -81,7 +82,7 @@ func New(opts Options) *Server {
 		opts.Log = settings.NewLog(new(slog.LevelVar))
 	}
 	return &Server{name: opts.Name, version: opts.Version, repo: opts.Repository, limits: opts.Limits,
-		log: opts.Logger, obs: opts.Observer, stats: newStatsTable(), cache: opts.Cache, strict: opts.StrictReadiness,
+		log: opts.Logger, obs: opts.Observer, taps: opts.Taps, stats: newStatsTable(), cache: opts.Cache, strict: opts.StrictReadiness,
 		trace: opts.Trace, logs: opts.Log}
 }
 

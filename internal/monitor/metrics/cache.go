@@ -1,8 +1,6 @@
 package metrics
 
 import (
-	"time"
-
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/prometheus/client_golang/prometheus"
 )
@@ -14,8 +12,6 @@ var (
 	descCacheMisses = prometheus.NewDesc("ferry_cache_misses_total", "Requests that looked in the response cache, missed, and stored their response.", []string{"model", "version"}, nil)
 )
 
-var _ core.CacheObserver = (*Metrics)(nil)
-
 func describeCache(ch chan<- *prometheus.Desc) {
 	ch <- descCacheHits
 	ch <- descCacheMisses
@@ -24,12 +20,6 @@ func describeCache(ch chan<- *prometheus.Desc) {
 func collectCache(ch chan<- prometheus.Metric, s core.ModelStats) {
 	ch <- prometheus.MustNewConstMetric(descCacheHits, prometheus.CounterValue, float64(s.CacheHit.Count), s.Name, s.Version)
 	ch <- prometheus.MustNewConstMetric(descCacheMisses, prometheus.CounterValue, float64(s.CacheMiss.Count), s.Name, s.Version)
-}
-
-// ObserveCacheHit implements core.CacheObserver: a hit is a successful request, so it
-// counts in the end-to-end latency; it has no queue or compute time to observe.
-func (m *Metrics) ObserveCacheHit(model, version string, _ int, total time.Duration) {
-	m.series(model, version).total.Observe(total.Seconds())
 }
 
 // CacheBytes is a gauge of the bytes the response cache holds, read at each scrape from

@@ -5,7 +5,6 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/internal/core"
-	"github.com/ferryml/ferry/internal/scheduler"
 	"github.com/prometheus/client_golang/prometheus"
 )
 
@@ -50,6 +49,7 @@ func (m *Metrics) series(model, version string) *requestSeries {
 
 var (
 	_ core.Observer        = (*Metrics)(nil)
+	_ core.Tap             = (*Metrics)(nil)
 	_ prometheus.Collector = (*Metrics)(nil)
 )
 
@@ -90,17 +90,23 @@ func New(stats func() []core.ModelStats) *Metrics {
 	}
 }
 
-// ObserveRequest implements core.Observer.
-func (m *Metrics) ObserveRequest(model, version string, ok bool, _ int, t scheduler.Timing, total time.Duration) {
-	if !ok {
+// Finished implements core.Tap: the latency histograms of successful requests. Counts
+// (successes, failures, items, executions) are read from core's statistics at scrape.
+// A cache hit never reached the scheduler: it has an end-to-end time only.
+func (m *Metrics) Finished(r *core.Record) {
+	if r.Err != nil {
 		return // failures are counted from the stats table; their timings are not comparable
 	}
-	s := m.series(model, version)
+	s := m.series(r.Model, r.Version)
+	s.total.Observe(r.Total.Seconds())
+	if r.Cached {
+		return
+	}
+	t := r.Timing
 	s.queue.Observe(t.Queue.Seconds())
 	s.input.Observe(t.Input.Seconds())
 	s.infer.Observe(t.Infer.Seconds())
 	s.output.Observe(t.Output.Seconds())
-	s.total.Observe(total.Seconds())
 }
 
 // ObserveInFlight implements core.Observer.

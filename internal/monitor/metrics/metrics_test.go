@@ -1,6 +1,7 @@
 package metrics
 
 import (
+	"errors"
 	"strings"
 	"testing"
 	"time"
@@ -24,8 +25,9 @@ func TestRequestSeriesAreTheLabelledOnes(t *testing.T) {
 	m.ObserveInFlight("m", "2", 1)
 	o.QueueDepth(2, -1)
 	o.QueueDepth(1, 1)
-	m.ObserveRequest("m", "1", true, 1, scheduler.Timing{Queue: time.Millisecond}, 2*time.Millisecond)
-	m.ObserveCacheHit("m", "1", 1, time.Millisecond)
+	m.Finished(&core.Record{Model: "m", Version: "1", Timing: scheduler.Timing{Queue: time.Millisecond}, Total: 2 * time.Millisecond})
+	m.Finished(&core.Record{Model: "m", Version: "1", Cached: true, Total: time.Millisecond})
+	m.Finished(&core.Record{Model: "m", Version: "1", Err: errors.New("failed"), Total: time.Second})
 	o.Executed(4)
 
 	got := scrape(t, m)
@@ -83,7 +85,7 @@ func BenchmarkRequestObservers(b *testing.B) {
 		m.ObserveInFlight("mlp", "1", 1)
 		o.QueueDepth(0, 1)
 		o.QueueDepth(0, -1)
-		m.ObserveRequest("mlp", "1", true, 1, scheduler.Timing{}, time.Millisecond)
+		m.Finished(&core.Record{Model: "mlp", Version: "1", Total: time.Millisecond})
 		m.ObserveInFlight("mlp", "1", -1)
 	}
 }
