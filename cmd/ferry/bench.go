@@ -12,8 +12,8 @@ import (
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/bench"
+	"github.com/ferryml/ferry/internal/platform/threadprio"
 	"github.com/ferryml/ferry/internal/tensor"
-	"github.com/ferryml/ferry/internal/threadprio"
 	"github.com/spf13/cobra"
 	"google.golang.org/grpc/metadata"
 )

@@ -18,7 +18,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ferryml/ferry/internal/gctune"
+	"github.com/ferryml/ferry/internal/platform/gctune"
 	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/tools/onnxgen"
 	"google.golang.org/grpc"

@@ -13,24 +13,24 @@ const mod = "github.com/ferryml/ferry/"
 // banned lists, per package, import prefixes it must not import directly. (Transitive
 // rules would be too blunt: core hands out scheduler leases, proto code pulls in grpc.)
 var banned = map[string][]string{
-	"internal/tensor":          {mod + "internal/"},
-	"internal/periodic":        {mod + "internal/"},
-	"internal/settings":        {mod + "internal/"},
-	"internal/shm":             {mod + "internal/core", mod + "internal/transport", mod + "internal/proto", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/backend"},
-	"internal/modelconfig":     {mod + "internal/core", mod + "internal/repository", mod + "internal/scheduler", mod + "internal/transport", mod + "internal/backend"},
-	"internal/scheduler":       {mod + "internal/core", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend", "net/http"},
-	"internal/backend/onnx":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", "net/http"},
-	"internal/backend/remote":  {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport"},
-	"internal/backend/python":  {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", "net/http"},
-	"internal/backend/trees":   {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/modelconfig", mod + "internal/proto", "net/http"},
-	"internal/core":            {mod + "internal/repository", mod + "internal/transport", mod + "internal/backend", "net/http", "google.golang.org/grpc"},
-	"internal/repository":      {mod + "internal/transport", mod + "internal/backend", "net/http"},
-	"internal/transport/http":  {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "google.golang.org/grpc"},
-	"internal/transport/grpc":  {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "net/http"},
-	"internal/monitor/metrics": {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend"},
-	"internal/bench":           {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},
-	"internal/cache":           {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/proto", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
-	"internal/objstore":        {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
+	"internal/tensor":            {mod + "internal/"},
+	"internal/platform/periodic": {mod + "internal/"},
+	"internal/settings":          {mod + "internal/"},
+	"internal/shm":               {mod + "internal/core", mod + "internal/transport", mod + "internal/proto", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/backend"},
+	"internal/modelconfig":       {mod + "internal/core", mod + "internal/repository", mod + "internal/scheduler", mod + "internal/transport", mod + "internal/backend"},
+	"internal/scheduler":         {mod + "internal/core", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend", "net/http"},
+	"internal/backend/onnx":      {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", "net/http"},
+	"internal/backend/remote":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport"},
+	"internal/backend/python":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", "net/http"},
+	"internal/backend/trees":     {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/modelconfig", mod + "internal/proto", "net/http"},
+	"internal/core":              {mod + "internal/repository", mod + "internal/transport", mod + "internal/backend", "net/http", "google.golang.org/grpc"},
+	"internal/repository":        {mod + "internal/transport", mod + "internal/backend", "net/http"},
+	"internal/transport/http":    {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "google.golang.org/grpc"},
+	"internal/transport/grpc":    {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "net/http"},
+	"internal/monitor/metrics":   {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend"},
+	"internal/bench":             {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},
+	"internal/cache":             {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/proto", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
+	"internal/objstore":          {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
 
 	// The conformance suite drives the scheduler; it is a test helper, never a hop.
 	"internal/backend/backendtest": {mod + "internal/core", mod + "internal/repository", mod + "internal/transport", "net/http"},
@@ -120,4 +120,23 @@ func goList(dir string, args ...string) ([]byte, error) {
 	cmd := exec.Command("go", append([]string{"list"}, args...)...)
 	cmd.Dir = dir
 	return cmd.CombinedOutput()
+}
+
+// TestPlatformIsALeaf: internal/platform holds small OS-level helpers (thread priority,
+// GC tuning, periodic tasks, finding the ONNX Runtime library) that anything may use, so
+// they use nothing of Ferry's outside internal/platform.
+func TestPlatformIsALeaf(t *testing.T) {
+	root := moduleRoot(t)
+	out, err := goList(root, "-f", `{{.ImportPath}} {{join .Imports " "}}`, mod+"internal/platform/...")
+	if err != nil {
+		t.Fatalf("go list internal/platform/...: %v\n%s", err, out)
+	}
+	for line := range strings.Lines(string(out)) {
+		fields := strings.Fields(line)
+		for _, dep := range fields[1:] {
+			if strings.HasPrefix(dep, mod) && !strings.HasPrefix(dep, mod+"internal/platform/") {
+				t.Errorf("%s depends on %s; internal/platform is a leaf", fields[0], dep)
+			}
+		}
+	}
 }

@@ -8,8 +8,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferryml/ferry/internal/bench/rawgrpc"
 	"github.com/ferryml/ferry/internal/grpcdeflate"
-	"github.com/ferryml/ferry/internal/rawgrpc"
 	_ "google.golang.org/grpc/encoding/gzip" // --grpc-compression-algorithm gzip
 
 	inference "github.com/ferryml/ferry/internal/proto"

@@ -13,7 +13,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ferryml/ferry/internal/periodic"
+	"github.com/ferryml/ferry/internal/platform/periodic"
 
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/scheduler"

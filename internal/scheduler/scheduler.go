@@ -7,8 +7,8 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferryml/ferry/internal/platform/threadprio"
 	"github.com/ferryml/ferry/internal/tensor"
-	"github.com/ferryml/ferry/internal/threadprio"
 )
 
 // Instance is one execution instance of a model version (an ONNX Runtime session, a

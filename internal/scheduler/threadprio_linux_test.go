@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryml/ferry/internal/platform/threadprio"
 	"github.com/ferryml/ferry/internal/tensor"
-	"github.com/ferryml/ferry/internal/threadprio"
 )
 
 // With the process's threads in the background, batches still run in front, on the

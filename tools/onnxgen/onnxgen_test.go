@@ -14,7 +14,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 	"google.golang.org/protobuf/encoding/protowire"
 
-	"github.com/ferryml/ferry/internal/ortlib"
+	"github.com/ferryml/ferry/internal/platform/ortlib"
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
 

@@ -12,7 +12,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	"github.com/ferryml/ferry/internal/ortlib"
+	"github.com/ferryml/ferry/internal/platform/ortlib"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 

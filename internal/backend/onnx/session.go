@@ -14,8 +14,8 @@ import (
 
 	ort "github.com/yalue/onnxruntime_go"
 
+	"github.com/ferryml/ferry/internal/platform/threadprio"
 	"github.com/ferryml/ferry/internal/tensor"
-	"github.com/ferryml/ferry/internal/threadprio"
 )
 
 // SessionOptions tune one Session. Zero values keep ONNX Runtime's defaults, except

@@ -4,7 +4,7 @@ import (
 	"slices"
 	"testing"
 
-	"github.com/ferryml/ferry/internal/threadprio"
+	"github.com/ferryml/ferry/internal/platform/threadprio"
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
 

@@ -15,7 +15,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ferryml/ferry/internal/threadprio"
+	"github.com/ferryml/ferry/internal/platform/threadprio"
 )
 
 // proc is one child process: the interpreter running the runner script on one model.py.

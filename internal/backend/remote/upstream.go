@@ -9,7 +9,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ferryml/ferry/internal/periodic"
+	"github.com/ferryml/ferry/internal/platform/periodic"
 
 	"github.com/ferryml/ferry/internal/modelconfig"
 	"github.com/ferryml/ferry/internal/tensor"

@@ -8,7 +8,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferryml/ferry/internal/periodic"
+	"github.com/ferryml/ferry/internal/platform/periodic"
 )
 
 // maxPercent bounds GOGC when the live heap is tiny.
