@@ -6,4 +6,9 @@
 // none (load everything at start), explicit (load on request), poll (rescan) and
 // on-demand (load on a model's first request, unload least recently used idle models
 // under a memory budget measured at load, and models left idle).
+//
+// Where things go: which versions exist and are loaded, from where (a folder, an object
+// store), and their lifecycle belong here; a model registry with aliases and stages will
+// sit beside it, feeding the versions it names. How a version runs is its backend's and
+// its scheduler's business.
 package repository

@@ -4,4 +4,8 @@
 // for an instance leave the wait when their context ends, without running. An instance
 // whose readiness can change after it opened (a remote upstream) also implements
 // Readier, which Scheduler.Ready reports to the repository.
+//
+// Where things go: how requests for one version wait, batch and reach an instance
+// (dynamic batching and its adaptive wait, priorities and queue policies, sequences)
+// belongs here; anything that knows model names across versions does not.
 package scheduler
