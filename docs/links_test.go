@@ -236,3 +236,22 @@ func TestQuotedPathsExist(t *testing.T) {
 		}
 	}
 }
+
+// TestEveryPageLinkedFromReadme: a page nobody links to is a page nobody finds.
+func TestEveryPageLinkedFromReadme(t *testing.T) {
+	root := repoRoot(t)
+	readme, err := parsePage(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	linked := map[string]bool{}
+	for _, l := range readme.links {
+		file, _, _ := strings.Cut(l.text, "#")
+		linked[filepath.Clean(filepath.FromSlash(file))] = true
+	}
+	for _, rel := range pages(t, root)[1:] {
+		if !linked[rel] {
+			t.Errorf("README.md does not link to %s", rel)
+		}
+	}
+}
