@@ -17,7 +17,7 @@ func TestChooseBatch(t *testing.T) {
 		gains []float64
 		want  int
 	}{
-		// Measured by ProbeBatch on 2 cores (README): the mlp example on 2 intra-op threads.
+		// Measured by ProbeBatch on 2 cores (docs/model-repository.md, Auto-complete): the mlp example on 2 intra-op threads.
 		{"gains resume after a flat step", []float64{0, 2.06, 1.83, 1.07, 1.31, 1.2, 1.12, 1.04}, 64},
 		{"one thread saturates at 4", []float64{0, 1.93, 1.84, 1.04}, 4},
 		{"gains to the cap", []float64{0, 2, 2, 2, 2, 2, 2, 2}, 128},
