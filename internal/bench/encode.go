@@ -63,76 +63,13 @@ func appendElement(b []byte, dt tensor.DType, e []byte) []byte {
 	case tensor.Int64:
 		return strconv.AppendInt(b, int64(le.Uint64(e)), 10)
 	case tensor.FP16:
-		return strconv.AppendFloat(b, float64(fp16Float(le.Uint16(e))), 'g', -1, 32)
+		return strconv.AppendFloat(b, float64(tensor.FP16ToFloat32(le.Uint16(e))), 'g', -1, 32)
 	case tensor.BF16:
-		return strconv.AppendFloat(b, float64(math.Float32frombits(uint32(le.Uint16(e))<<16)), 'g', -1, 32)
+		return strconv.AppendFloat(b, float64(tensor.BF16ToFloat32(le.Uint16(e))), 'g', -1, 32)
 	case tensor.FP32:
 		return strconv.AppendFloat(b, float64(math.Float32frombits(le.Uint32(e))), 'g', -1, 32)
 	case tensor.FP64:
 		return strconv.AppendFloat(b, math.Float64frombits(le.Uint64(e)), 'g', -1, 64)
 	}
 	return b
-}
-
-// fp16Bits rounds f to IEEE half precision (nearest, ties to even); values beyond its
-// range become infinity.
-func fp16Bits(f float32) uint16 {
-	b := math.Float32bits(f)
-	sign := uint16(b>>16) & 0x8000
-	exp := int(b>>23&0xff) - 127
-	mant := b & 0x7fffff
-	switch {
-	case exp == 128:
-		if mant != 0 {
-			return sign | 0x7e00
-		}
-		return sign | 0x7c00
-	case exp > 15:
-		return sign | 0x7c00
-	case exp >= -14:
-		h := uint32(exp+15)<<10 | mant>>13
-		if rem := mant & 0x1fff; rem > 0x1000 || (rem == 0x1000 && h&1 == 1) {
-			h++ // a carry into the exponent is still the right rounding
-		}
-		return sign | uint16(h)
-	case exp >= -25:
-		m := mant | 0x800000
-		shift := uint(-exp - 1) // units of 2^-24, the smallest subnormal
-		q := m >> shift
-		if rem, half := m&(1<<shift-1), uint32(1)<<(shift-1); rem > half || (rem == half && q&1 == 1) {
-			q++
-		}
-		return sign | uint16(q)
-	}
-	return sign
-}
-
-// fp16Float widens IEEE half precision bits exactly.
-func fp16Float(h uint16) float32 {
-	sign := float32(1)
-	if h&0x8000 != 0 {
-		sign = -1
-	}
-	exp := int(h>>10) & 0x1f
-	mant := float64(h & 0x3ff)
-	switch exp {
-	case 0:
-		return sign * float32(math.Ldexp(mant, -24))
-	case 0x1f:
-		if mant != 0 {
-			return float32(math.NaN())
-		}
-		return sign * float32(math.Inf(1))
-	}
-	return sign * float32(math.Ldexp(1+mant/1024, exp-15))
-}
-
-// bf16Bits rounds f to bfloat16 (nearest, ties to even).
-func bf16Bits(f float32) uint16 {
-	b := math.Float32bits(f)
-	if f != f {
-		return uint16(b>>16) | 0x40
-	}
-	b += 0x7fff + (b>>16)&1
-	return uint16(b >> 16)
 }

@@ -190,9 +190,9 @@ func floatAt(dt tensor.DType, v []byte) float64 {
 	case tensor.FP64:
 		return math.Float64frombits(binary.LittleEndian.Uint64(v))
 	case tensor.FP16:
-		return fp16.toFloat64(binary.LittleEndian.Uint16(v))
+		return float64(tensor.FP16ToFloat32(binary.LittleEndian.Uint16(v)))
 	default:
-		return bf16.toFloat64(binary.LittleEndian.Uint16(v))
+		return float64(tensor.BF16ToFloat32(binary.LittleEndian.Uint16(v)))
 	}
 }
 
