@@ -13,50 +13,37 @@ import (
 func TestAppendData(t *testing.T) {
 	le := binary.LittleEndian
 	for _, tc := range []struct {
-		name string
-		dt   tensor.DType
-		data []byte
-		want string
-	}{
-		{"int8 sign", tensor.Int8, []byte{0xff, 2}, "[-1,2]"},
-		{"uint16", tensor.Uint16, []byte{1, 1}, "[257]"},
-		{"int64 min", tensor.Int64, le.AppendUint64(nil, 1<<63), "[-9223372036854775808]"},
-		{"uint64 max", tensor.Uint64, le.AppendUint64(nil, math.MaxUint64), "[18446744073709551615]"},
-		{"bool", tensor.Bool, []byte{1, 0}, "[true,false]"},
-		{"fp32 shortest form", tensor.FP32, le.AppendUint32(le.AppendUint32(nil, 0x3f000000), math.Float32bits(0.1)), "[0.5,0.1]"},
-		{"fp64", tensor.FP64, le.AppendUint64(nil, math.Float64bits(0.1)), "[0.1]"},
-		{"fp16", tensor.FP16, []byte{0x00, 0x3c, 0x01, 0x00}, "[1,5.9604645e-08]"},
-		{"bf16", tensor.BF16, []byte{0x80, 0x3f}, "[1]"},
-		{"empty", tensor.FP32, nil, "[]"},
-		{"bytes escaped", tensor.Bytes, tensor.AppendBytesElement(tensor.AppendBytesElement(nil, []byte(`a"b`)), nil), `["a\"b",""]`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			got, err := AppendData([]byte("x"), &tensor.Tensor{Name: "x", DType: tc.dt, Data: tc.data})
-			if err != nil || string(got) != "x"+tc.want {
-				t.Errorf("AppendData(%s %v) = %s, %v; want x%s", tc.dt, tc.data, got, err, tc.want)
-			}
-		})
-	}
-}
-
-func TestAppendDataRefuses(t *testing.T) {
-	le := binary.LittleEndian
-	for _, tc := range []struct {
 		name    string
 		dt      tensor.DType
 		data    []byte
-		wantErr string
+		want    string
+		wantErr string // an *ElementError's message
 	}{
-		{"fp32 NaN", tensor.FP32, le.AppendUint32(le.AppendUint32(nil, 0), math.Float32bits(float32(math.NaN()))), "element 1 is NaN, which JSON cannot represent"},
-		{"fp64 infinity", tensor.FP64, le.AppendUint64(nil, math.Float64bits(math.Inf(-1))), "element 0 is -Inf, which JSON cannot represent"},
-		{"fp16 infinity", tensor.FP16, []byte{0x00, 0x7c}, "element 0 is +Inf, which JSON cannot represent"},
-		{"bytes not UTF-8", tensor.Bytes, tensor.AppendBytesElement(nil, []byte{0xff}), "element 0 is not valid UTF-8, which a JSON string cannot carry"},
+		{"int8 sign", tensor.Int8, []byte{0xff, 2}, "[-1,2]", ""},
+		{"uint16", tensor.Uint16, []byte{1, 1}, "[257]", ""},
+		{"int64 min", tensor.Int64, le.AppendUint64(nil, 1<<63), "[-9223372036854775808]", ""},
+		{"uint64 max", tensor.Uint64, le.AppendUint64(nil, math.MaxUint64), "[18446744073709551615]", ""},
+		{"bool", tensor.Bool, []byte{1, 0}, "[true,false]", ""},
+		{"fp32 shortest form", tensor.FP32, le.AppendUint32(le.AppendUint32(nil, 0x3f000000), math.Float32bits(0.1)), "[0.5,0.1]", ""},
+		{"fp64", tensor.FP64, le.AppendUint64(nil, math.Float64bits(0.1)), "[0.1]", ""},
+		{"fp16", tensor.FP16, []byte{0x00, 0x3c, 0x01, 0x00}, "[1,5.9604645e-08]", ""},
+		{"bf16", tensor.BF16, []byte{0x80, 0x3f}, "[1]", ""},
+		{"empty", tensor.FP32, nil, "[]", ""},
+		{"bytes escaped", tensor.Bytes, tensor.AppendBytesElement(tensor.AppendBytesElement(nil, []byte(`a"b`)), nil), `["a\"b",""]`, ""},
+		{"fp32 NaN", tensor.FP32, le.AppendUint32(le.AppendUint32(nil, 0), math.Float32bits(float32(math.NaN()))), "",
+			"element 1 is NaN, which JSON cannot represent"},
+		{"fp64 infinity", tensor.FP64, le.AppendUint64(nil, math.Float64bits(math.Inf(-1))), "", "element 0 is -Inf, which JSON cannot represent"},
+		{"fp16 infinity", tensor.FP16, []byte{0x00, 0x7c}, "", "element 0 is +Inf, which JSON cannot represent"},
+		{"bytes not UTF-8", tensor.Bytes, tensor.AppendBytesElement(nil, []byte{0xff}), "", "element 0 is not valid UTF-8, which a JSON string cannot carry"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := AppendData(nil, &tensor.Tensor{Name: "x", DType: tc.dt, Data: tc.data})
+			got, err := AppendData([]byte("x"), &tensor.Tensor{Name: "x", DType: tc.dt, Data: tc.data})
 			var ee *ElementError
-			if !errors.As(err, &ee) || err.Error() != tc.wantErr {
+			switch {
+			case tc.wantErr != "" && (!errors.As(err, &ee) || err.Error() != tc.wantErr):
 				t.Errorf("AppendData(%s %v) err = %v, want ElementError %q", tc.dt, tc.data, err, tc.wantErr)
+			case tc.wantErr == "" && (err != nil || string(got) != "x"+tc.want):
+				t.Errorf("AppendData(%s %v) = %s, %v; want x%s", tc.dt, tc.data, got, err, tc.want)
 			}
 		})
 	}
