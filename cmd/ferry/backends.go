@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -145,27 +146,26 @@ func remoteBackend(rb *remote.Backend) repository.Backend {
 // than run with a setting nobody asked for.
 func onnxOptions(cfg *inference.ModelConfig, intraOpFlag int, arena bool) (onnx.SessionOptions, error) {
 	var o onnx.SessionOptions
-	params := modelParams(cfg.GetParameters())
 	var err error
-	if o.IntraOpThreads, err = params.count("intra_op_thread_count"); err != nil {
+	if o.IntraOpThreads, err = modelconfig.ParamInt(cfg, "intra_op_thread_count", 0, 0, math.MaxInt); err != nil {
 		return o, err
 	}
 	o.IntraOpThreads = cmp.Or(o.IntraOpThreads, intraOpFlag, modelconfig.CoresPerInstance(cfg))
-	if o.InterOpThreads, err = params.count("inter_op_thread_count"); err != nil {
+	if o.InterOpThreads, err = modelconfig.ParamInt(cfg, "inter_op_thread_count", 0, 0, math.MaxInt); err != nil {
 		return o, err
 	}
-	switch v, _ := params.str("execution_mode"); v {
+	switch v, _ := modelconfig.Param(cfg, "execution_mode"); v {
 	case "", "0":
 	case "1":
 		o.Parallel = true
 	default:
-		return o, fmt.Errorf("parameter execution_mode: %q is not 0 (sequential) or 1 (parallel)", v)
+		return o, modelconfig.ParamError("execution_mode", "must be 0 (sequential) or 1 (parallel), got %q", v)
 	}
-	if arena, err = params.on("enable_mem_arena", arena); err != nil {
+	if arena, err = modelconfig.ParamBool(cfg, "enable_mem_arena", arena); err != nil {
 		return o, err
 	}
 	o.NoMemArena = !arena
-	pattern, err := params.on("enable_mem_pattern", true)
+	pattern, err := modelconfig.ParamBool(cfg, "enable_mem_pattern", true)
 	if err != nil {
 		return o, err
 	}
@@ -178,47 +178,13 @@ func onnxOptions(cfg *inference.ModelConfig, intraOpFlag int, arena bool) (onnx.
 	case 2:
 		o.Optimization = onnx.OptimizeNone
 	}
-	for key := range params {
+	for key := range cfg.GetParameters() {
 		if strings.HasPrefix(key, "session.") {
 			if o.Config == nil {
 				o.Config = map[string]string{}
 			}
-			o.Config[key], _ = params.str(key)
+			o.Config[key], _ = modelconfig.Param(cfg, key)
 		}
 	}
 	return o, nil
-}
-
-// modelParams are a model config's parameters, read as strings (Triton's only kind).
-type modelParams map[string]*inference.ModelParameter
-
-func (p modelParams) str(key string) (string, bool) {
-	v, ok := p[key]
-	return strings.TrimSpace(v.GetStringValue()), ok
-}
-
-// count is a whole number >= 0; 0 when the parameter is not set.
-func (p modelParams) count(key string) (int, error) {
-	v, ok := p.str(key)
-	if !ok {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("parameter %s: %q is not a whole number >= 0", key, v)
-	}
-	return n, nil
-}
-
-// on reports whether a switch is set to 1 (or true); a switch not set is def.
-func (p modelParams) on(key string, def bool) (bool, error) {
-	v, ok := p.str(key)
-	if !ok {
-		return def, nil
-	}
-	on, err := strconv.ParseBool(v)
-	if err != nil {
-		return false, fmt.Errorf("parameter %s: %q is not 1 or 0", key, v)
-	}
-	return on, nil
 }

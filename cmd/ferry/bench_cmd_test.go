@@ -408,7 +408,7 @@ max_batch_size: 2
 parameters { key: "execution_mode" value: { string_value: "fast" } }
 `)
 	_, err := runBench(t, "--engine", dir, "--duration", "100ms", "--warmup", "0s")
-	if err == nil || !strings.Contains(err.Error(), `parameter execution_mode: "fast"`) {
+	if err == nil || !strings.Contains(err.Error(), `parameters["execution_mode"]: must be 0 (sequential) or 1 (parallel), got "fast"`) {
 		t.Errorf("ferry bench --engine with a bad execution_mode: %v, want the parameter named", err)
 	}
 }

@@ -50,10 +50,10 @@ func TestONNXOptionsReadTritonParameters(t *testing.T) {
 			want: onnx.SessionOptions{IntraOpThreads: 1, Optimization: onnx.OptimizeBasic}},
 		{name: "no optimization", config: params("intra_op_thread_count", "1") + `optimization { graph { level: 2 } }`,
 			want: onnx.SessionOptions{IntraOpThreads: 1, Optimization: onnx.OptimizeNone}},
-		{name: "threads not a number", config: params("intra_op_thread_count", "two"), wantErr: `intra_op_thread_count: "two" is not a whole number`},
-		{name: "negative threads", config: params("inter_op_thread_count", "-1"), wantErr: `inter_op_thread_count: "-1"`},
-		{name: "unknown mode", config: params("execution_mode", "2"), wantErr: `execution_mode: "2" is not 0 (sequential) or 1 (parallel)`},
-		{name: "arena not a flag", config: params("enable_mem_arena", "yes"), wantErr: `enable_mem_arena: "yes" is not 1 or 0`},
+		{name: "threads not a number", config: params("intra_op_thread_count", "two"), wantErr: `parameters["intra_op_thread_count"]: must be a whole number >= 0, got "two"`},
+		{name: "negative threads", config: params("inter_op_thread_count", "-1"), wantErr: `parameters["inter_op_thread_count"]: must be a whole number >= 0, got "-1"`},
+		{name: "unknown mode", config: params("execution_mode", "2"), wantErr: `parameters["execution_mode"]: must be 0 (sequential) or 1 (parallel), got "2"`},
+		{name: "arena not a flag", config: params("enable_mem_arena", "yes"), wantErr: `parameters["enable_mem_arena"]: must be true or false (or 1 or 0), got "yes"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := modelconfig.Parse([]byte(tc.config))

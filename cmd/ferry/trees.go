@@ -3,10 +3,10 @@ package main
 import (
 	"context"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
-	"strconv"
 
 	"github.com/ferryml/ferry/internal/backend/trees"
 	"github.com/ferryml/ferry/internal/modelconfig"
@@ -79,10 +79,10 @@ func treesInspect(path string) (modelconfig.IO, error) {
 // treesFormat reads the model_type parameter, else the platform; Unknown when neither
 // is set.
 func treesFormat(cfg *inference.ModelConfig) (trees.Format, error) {
-	if p, ok := cfg.GetParameters()["model_type"]; ok {
-		f, err := trees.ParseFormat(p.GetStringValue())
+	if p, ok := modelconfig.Param(cfg, "model_type"); ok {
+		f, err := trees.ParseFormat(p)
 		if err != nil {
-			return trees.Unknown, fmt.Errorf("parameters.model_type: %w", err)
+			return trees.Unknown, modelconfig.ParamCause("model_type", err)
 		}
 		return f, nil
 	}
@@ -103,19 +103,12 @@ func treesOptions(cfg *inference.ModelConfig) (trees.Options, error) {
 	if opts.Format, err = treesFormat(cfg); err != nil {
 		return opts, err
 	}
-	params := cfg.GetParameters()
-	if p, ok := params["output_margin"]; ok {
-		if opts.OutputMargin, err = strconv.ParseBool(p.GetStringValue()); err != nil {
-			return opts, fmt.Errorf("parameters.output_margin: want true or false, got %q", p.GetStringValue())
-		}
+	if opts.OutputMargin, err = modelconfig.ParamBool(cfg, "output_margin", false); err != nil {
+		return opts, err
 	}
-	opts.Threads = modelconfig.CoresPerInstance(cfg) // instances × threads ≤ cores
-	if p, ok := params["threads"]; ok {
-		n, err := strconv.Atoi(p.GetStringValue())
-		if err != nil || n < 1 {
-			return opts, fmt.Errorf("parameters.threads: want an integer ≥ 1, got %q", p.GetStringValue())
-		}
-		opts.Threads = n
+	// instances × threads ≤ cores, unless the threads parameter says otherwise
+	if opts.Threads, err = modelconfig.ParamInt(cfg, "threads", modelconfig.CoresPerInstance(cfg), 1, math.MaxInt); err != nil {
+		return opts, err
 	}
 	for _, out := range cfg.GetOutput() {
 		if out.GetName() == trees.OutputName {

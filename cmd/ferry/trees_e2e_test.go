@@ -143,7 +143,7 @@ func TestTreeModelsServe(t *testing.T) {
 	t.Run("broken configs are reported", func(t *testing.T) {
 		index := repositoryIndex(t, ts.URL)
 		want := map[string]string{
-			"bad_margin": `parameters.output_margin: want true or false, got "maybe"`,
+			"bad_margin": `parameters["output_margin"]: must be true or false (or 1 or 0), got "maybe"`,
 			"bad_type":   "the model type is xgboost_json but the file is a lightgbm model",
 		}
 		for _, m := range index {

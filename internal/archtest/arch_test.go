@@ -14,6 +14,7 @@ const mod = "github.com/ferryml/ferry/"
 // rules would be too blunt: core hands out scheduler leases, proto code pulls in grpc.)
 var banned = map[string][]string{
 	"internal/tensor":            {mod + "internal/"},
+	"internal/v2json":            {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/proto", mod + "internal/transport", mod + "internal/backend", mod + "internal/bench"},
 	"internal/platform/periodic": {mod + "internal/"},
 	"internal/settings":          {mod + "internal/"},
 	"internal/shm":               {mod + "internal/core", mod + "internal/transport", mod + "internal/proto", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/backend"},

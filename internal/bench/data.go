@@ -349,10 +349,12 @@ func putValue(dst []byte, dt tensor.DType, v any) ([]byte, error) {
 			return nil, err
 		}
 		switch dt {
-		case tensor.FP16:
-			return le.AppendUint16(dst, fp16Bits(float32(f))), nil
+		case tensor.FP16: // beyond the range: infinity (ok is false), as IEEE rounding gives
+			h, _ := tensor.FP16FromFloat64(f)
+			return le.AppendUint16(dst, h), nil
 		case tensor.BF16:
-			return le.AppendUint16(dst, bf16Bits(float32(f))), nil
+			h, _ := tensor.BF16FromFloat64(f)
+			return le.AppendUint16(dst, h), nil
 		case tensor.FP32:
 			return le.AppendUint32(dst, math.Float32bits(float32(f))), nil
 		}

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2json"
 )
 
 var batchingModel = Model{Name: "m", MaxBatchSize: 8, Inputs: []Input{
@@ -134,7 +135,7 @@ func TestSamplesFromFile(t *testing.T) {
 			t.Errorf("sample %d: A shape %v, want %v", i, got[i][0].Shape, want)
 		}
 	}
-	if j, _ := appendJSONData(nil, got[2][1]); string(j) != "[11,-12]" {
+	if j, _ := v2json.AppendData(nil, got[2][1]); string(j) != "[11,-12]" {
 		t.Errorf("sample 2: B = %s, want [11,-12]", j)
 	}
 	// Batch 2: request i takes entries i and i+1, wrapping; entries 2 and 0 share a shape.
@@ -143,7 +144,7 @@ func TestSamplesFromFile(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if j, _ := appendJSONData(nil, got[1][1]); string(j) != "[7,8,11,-12]" {
+	if j, _ := v2json.AppendData(nil, got[1][1]); string(j) != "[7,8,11,-12]" {
 		t.Errorf("batch of entries 1 and 0: B = %s, want [7,8,11,-12]", j)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2json"
 )
 
 // headerLength is the binary tensor data extension's header: the size of the JSON part
@@ -339,8 +340,8 @@ func jsonBody(inputs []*tensor.Tensor) (httpBody, error) {
 		b = appendInputHeader(b, t)
 		b = append(b, `,"data":`...)
 		var err error
-		if b, err = appendJSONData(b, t); err != nil {
-			return httpBody{}, err
+		if b, err = v2json.AppendData(b, t); err != nil {
+			return httpBody{}, fmt.Errorf("input %q: %w", t.Name, err)
 		}
 		b = append(b, '}')
 	}

@@ -11,9 +11,15 @@ type FieldError struct {
 	Field string
 	// Reason says what is wrong and, where it helps, the value found.
 	Reason string
+	// Err is the cause Reason was written from, if any (a parameter's parse error).
+	Err error
 }
 
 func (e *FieldError) Error() string { return e.Field + ": " + e.Reason }
+
+// Unwrap returns the cause, so errors.Is sees through a parameter's error as it did
+// through the fmt.Errorf("%w") wrapping the backends used before.
+func (e *FieldError) Unwrap() error { return e.Err }
 
 func fieldErr(field, format string, args ...any) error {
 	return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}

@@ -17,13 +17,13 @@ const ParamAdaptiveBatching = "adaptive_batching"
 
 // AdaptiveBatching reports whether cfg's dynamic batcher uses the adaptive queue delay.
 func AdaptiveBatching(cfg *inference.ModelConfig) bool {
-	p, ok := cfg.GetParameters()[ParamAdaptiveBatching]
-	return !ok || p.GetStringValue() != "false"
+	v, _ := Param(cfg, ParamAdaptiveBatching)
+	return v != "false"
 }
 
 func (v *validator) dynamicBatching() {
-	if p, ok := v.cfg.GetParameters()[ParamAdaptiveBatching]; ok && p.GetStringValue() != "true" && p.GetStringValue() != "false" {
-		v.add("parameters[\""+ParamAdaptiveBatching+"\"]", "must be \"true\" or \"false\", got %q", p.GetStringValue())
+	if p, ok := Param(v.cfg, ParamAdaptiveBatching); ok && p != "true" && p != "false" {
+		v.errs = append(v.errs, ParamError(ParamAdaptiveBatching, `must be "true" or "false", got %q`, p))
 	}
 	db := v.cfg.GetDynamicBatching()
 	if db == nil {

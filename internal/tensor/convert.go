@@ -36,9 +36,9 @@ func (t *Tensor) Float64s() ([]float64, error) {
 		case Int64:
 			out[i] = float64(int64(le.Uint64(b)))
 		case FP16:
-			out[i] = float64(HalfToFloat32(le.Uint16(b)))
+			out[i] = float64(FP16ToFloat32(le.Uint16(b)))
 		case BF16:
-			out[i] = float64(math.Float32frombits(uint32(le.Uint16(b)) << 16))
+			out[i] = float64(BF16ToFloat32(le.Uint16(b)))
 		case FP32:
 			out[i] = float64(math.Float32frombits(le.Uint32(b)))
 		case FP64:
@@ -46,26 +46,4 @@ func (t *Tensor) Float64s() ([]float64, error) {
 		}
 	}
 	return out, nil
-}
-
-// HalfToFloat32 converts IEEE 754 half-precision bits to a float32.
-func HalfToFloat32(h uint16) float32 {
-	sign := uint32(h>>15) << 31
-	exp := uint32(h>>10) & 0x1f
-	frac := uint32(h) & 0x3ff
-	switch {
-	case exp == 0 && frac == 0:
-		return math.Float32frombits(sign)
-	case exp == 0: // subnormal: renormalise
-		e := uint32(127 - 15 + 1)
-		for frac&0x400 == 0 {
-			frac <<= 1
-			e--
-		}
-		frac &= 0x3ff
-		return math.Float32frombits(sign | e<<23 | frac<<13)
-	case exp == 0x1f:
-		return math.Float32frombits(sign | 0xff<<23 | frac<<13)
-	}
-	return math.Float32frombits(sign | (exp+127-15)<<23 | frac<<13)
 }

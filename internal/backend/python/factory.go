@@ -111,7 +111,7 @@ func (f *Factory) open(ctx context.Context, path string, cfg *inference.ModelCon
 	if err := supported(cfg); err != nil {
 		return nil, fmt.Errorf("python model '%s': %w", name, err)
 	}
-	if p := cfg.GetParameters()[ParamInterpreter].GetStringValue(); p != "" {
+	if p, _ := modelconfig.Param(cfg, ParamInterpreter); p != "" {
 		opts.Interpreter = p
 	}
 	interp, err := exec.LookPath(opts.Interpreter)

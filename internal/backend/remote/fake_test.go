@@ -19,6 +19,7 @@ import (
 
 	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2json"
 )
 
 // fault decides what the fake upstream does with its n-th infer request (from 0): nil
@@ -162,20 +163,12 @@ func (f *fakeUpstream) inferREST(w http.ResponseWriter, r *http.Request) {
 	w.Write(data)
 }
 
+// writeJSONOutputs answers with typed JSON data, as an upstream that ignores
+// binary_data_output does.
 func writeJSONOutputs(w http.ResponseWriter, outs []*tensor.Tensor) {
 	var resp restResponse
 	for _, o := range outs {
-		vals, _ := o.Float64s()
-		var data []byte
-		if o.DType == tensor.Int64 {
-			ints := make([]int64, len(vals))
-			for i, v := range vals {
-				ints[i] = int64(v)
-			}
-			data, _ = json.Marshal(ints)
-		} else {
-			data, _ = json.Marshal(vals)
-		}
+		data, _ := v2json.AppendData(nil, o)
 		resp.Outputs = append(resp.Outputs, restTensor{Name: o.Name, Datatype: o.DType.String(), Shape: o.Shape, Data: data})
 	}
 	json.NewEncoder(w).Encode(resp)

@@ -41,7 +41,7 @@ func newGRPC(o Options) (*grpcClient, error) {
 			MinConnectTimeout: min(o.Timeout, 20*time.Second),
 		}))
 	if err != nil {
-		return nil, fmt.Errorf("parameters \"url\": %w", err)
+		return nil, modelconfig.ParamCause("url", err)
 	}
 	return &grpcClient{o: o, conn: conn, api: inference.NewGRPCInferenceServiceClient(conn)}, nil
 }

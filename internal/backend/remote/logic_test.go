@@ -31,7 +31,7 @@ func TestParseOptions(t *testing.T) {
 		{"a fixed hedge delay", map[string]string{"url": "http://h:1", "hedge": "20ms"}, func(o Options) bool {
 			return o.Hedge.After == 20*time.Millisecond && o.Hedge.String() == "20ms"
 		}, nil},
-		{"no url", map[string]string{}, nil, []string{`parameters "url": must name the upstream`}},
+		{"no url", map[string]string{}, nil, []string{`parameters["url"]: must name the upstream`}},
 		{"a url with a path", map[string]string{"url": "http://h:1/v2"}, nil, []string{`give only scheme, host and port`}},
 		{"a url without a port", map[string]string{"url": "http://h"}, nil, []string{`needs host:port`}},
 		{"an unknown scheme", map[string]string{"url": "ftp://h:1"}, nil, []string{`scheme "ftp"`}},
@@ -39,16 +39,20 @@ func TestParseOptions(t *testing.T) {
 			return o.Protocol == GRPC && o.TLS != nil && o.TLS.ServerName == "up.internal" && o.TLS.RootCAs == nil
 		}, nil},
 		{"TLS settings need a TLS url", map[string]string{"url": "http://h:1", "tls_ca_file": "/ca.pem"}, nil,
-			[]string{`parameters "tls_ca_file": TLS settings need an https:// or grpcs:// url, not "http://h:1"`}},
+			[]string{`parameters["tls_ca_file"]: TLS settings need an https:// or grpcs:// url, not "http://h:1"`}},
 		{"bad TLS files", map[string]string{"url": "https://h:1", "tls_ca_file": "/nonexistent/ca.pem", "tls_cert_file": "/c.pem"}, nil,
-			[]string{`parameters "tls_ca_file": open /nonexistent/ca.pem: no such file or directory`,
-				`parameters "tls_cert_file", "tls_key_file": a client certificate needs both`}},
+			[]string{`parameters["tls_ca_file"]: open /nonexistent/ca.pem: no such file or directory`,
+				`parameters["tls_cert_file"], parameters["tls_key_file"]: a client certificate needs both`}},
 		{"every bad value at once", map[string]string{"url": "http://h:1", "timeout": "soon", "retries": "-1",
 			"retry_budget": "2", "hedge": "p100", "breaker_cooldown": "0s", "model_version": "v1"}, nil,
-			[]string{`parameters "timeout": "soon"`, `parameters "retries": "-1"`, `parameters "retry_budget": "2"`,
-				`parameters "hedge": "p100"`, `parameters "breaker_cooldown": "0s"`, `parameters "model_version": "v1"`}},
+			[]string{`parameters["timeout"]: must be a positive duration such as "2s", got "soon"`,
+				`parameters["retries"]: must be a whole number from 0 to 100, got "-1"`,
+				`parameters["retry_budget"]: must be a fraction between 0 and 1, got "2"`,
+				`parameters["hedge"]: a quantile must be p1 .. p99.9, got "p100"`,
+				`parameters["breaker_cooldown"]: must be a positive duration such as "2s", got "0s"`,
+				`parameters["model_version"]: must be a version number, got "v1"`}},
 		{"a misspelt parameter", map[string]string{"url": "http://h:1", "retires": "3"}, nil,
-			[]string{`parameters "retires": not a remote backend parameter`}},
+			[]string{`parameters["retires"]: not a remote backend parameter`}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg := &inference.ModelConfig{Name: "r", Parameters: map[string]*inference.ModelParameter{}}

@@ -13,6 +13,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryml/ferry/internal/modelconfig"
 	inference "github.com/ferryml/ferry/internal/proto"
 )
 
@@ -90,7 +91,7 @@ func ParseOptions(cfg *inference.ModelConfig) (Options, error) {
 	var errs []error
 	for k, v := range cfg.GetParameters() {
 		if !slices.Contains(knownParams, k) {
-			errs = append(errs, fmt.Errorf("parameters %q: not a remote backend parameter (known: %s)", k, strings.Join(knownParams, ", ")))
+			errs = append(errs, modelconfig.ParamError(k, "not a remote backend parameter (known: %s)", strings.Join(knownParams, ", ")))
 			continue
 		}
 		p[k] = strings.TrimSpace(v.GetStringValue())
@@ -108,19 +109,25 @@ func ParseOptions(cfg *inference.ModelConfig) (Options, error) {
 	}
 	if v := p["model_version"]; v != "" {
 		if n, err := strconv.ParseInt(v, 10, 64); err != nil || n < 1 {
-			add(fmt.Errorf("parameters \"model_version\": %q is not a version number", v))
+			add(modelconfig.ParamError("model_version", "must be a version number, got %q", v))
 		}
 		o.Version = v
 	}
-	add(duration(p, "timeout", &o.Timeout, false))
-	add(integer(p, "retries", &o.Retries))
-	add(integer(p, "breaker_failures", &o.BreakerFailures))
-	add(duration(p, "breaker_cooldown", &o.BreakerCooldown, false))
-	add(duration(p, "health_interval", &o.HealthInterval, true))
+	var err error
+	o.Timeout, err = modelconfig.ParamDuration(cfg, "timeout", o.Timeout, false)
+	add(err)
+	o.Retries, err = modelconfig.ParamInt(cfg, "retries", o.Retries, 0, 100)
+	add(err)
+	o.BreakerFailures, err = modelconfig.ParamInt(cfg, "breaker_failures", o.BreakerFailures, 0, 100)
+	add(err)
+	o.BreakerCooldown, err = modelconfig.ParamDuration(cfg, "breaker_cooldown", o.BreakerCooldown, false)
+	add(err)
+	o.HealthInterval, err = modelconfig.ParamDuration(cfg, "health_interval", o.HealthInterval, true)
+	add(err)
 	if v, ok := p["retry_budget"]; ok {
 		f, err := strconv.ParseFloat(v, 64)
 		if err != nil || f < 0 || f > 1 {
-			add(fmt.Errorf("parameters \"retry_budget\": %q must be a fraction between 0 and 1", v))
+			add(modelconfig.ParamError("retry_budget", "must be a fraction between 0 and 1, got %q", v))
 		}
 		o.RetryBudget = f
 	}
@@ -135,12 +142,12 @@ func ParseOptions(cfg *inference.ModelConfig) (Options, error) {
 
 func (o *Options) parseURL(s string) error {
 	if s == "" {
-		return errors.New(`parameters "url": must name the upstream, as http://host:port or https://host:port (V2 REST) or grpc://host:port or grpcs://host:port (V2 gRPC)`)
+		return modelconfig.ParamError("url", "must name the upstream, as http://host:port or https://host:port (V2 REST) or grpc://host:port or grpcs://host:port (V2 gRPC)")
 	}
 	o.URL = s
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("parameters \"url\": %v", err)
+		return modelconfig.ParamCause("url", err)
 	}
 	switch u.Scheme {
 	case "http", "https":
@@ -148,16 +155,16 @@ func (o *Options) parseURL(s string) error {
 	case "grpc", "grpcs":
 		o.Protocol = GRPC
 	default:
-		return fmt.Errorf("parameters \"url\": scheme %q: want http:// or https:// (V2 REST), grpc:// or grpcs:// (V2 gRPC)", u.Scheme)
+		return modelconfig.ParamError("url", "scheme %q: want http:// or https:// (V2 REST), grpc:// or grpcs:// (V2 gRPC)", u.Scheme)
 	}
 	if u.Scheme == "https" || u.Scheme == "grpcs" {
 		o.TLS = &tls.Config{MinVersion: tls.VersionTLS12}
 	}
 	if u.Path != "" && u.Path != "/" || u.RawQuery != "" || u.User != nil {
-		return fmt.Errorf("parameters \"url\": %q: give only scheme, host and port (the V2 paths are fixed)", s)
+		return modelconfig.ParamError("url", "%q: give only scheme, host and port (the V2 paths are fixed)", s)
 	}
 	if _, port, err := net.SplitHostPort(u.Host); err != nil || port == "" {
-		return fmt.Errorf("parameters \"url\": %q: needs host:port", s)
+		return modelconfig.ParamError("url", "%q: needs host:port", s)
 	}
 	o.Addr = u.Host
 	return nil
@@ -178,16 +185,16 @@ func (o *Options) parseTLS(p map[string]string) error {
 		if o.URL == "" {
 			return nil // the url's own error says what is wrong
 		}
-		return fmt.Errorf("parameters %q: TLS settings need an https:// or grpcs:// url, not %q", strings.Join(set, ", "), o.URL)
+		return paramsError(set, nil, "TLS settings need an https:// or grpcs:// url, not %q", o.URL)
 	}
 	var errs []error
 	o.TLS.ServerName = p["tls_server_name"]
 	if f := p["tls_ca_file"]; f != "" {
 		pem, err := os.ReadFile(f)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("parameters \"tls_ca_file\": %w", err))
+			errs = append(errs, modelconfig.ParamCause("tls_ca_file", err))
 		} else if pool := x509.NewCertPool(); !pool.AppendCertsFromPEM(pem) {
-			errs = append(errs, fmt.Errorf("parameters \"tls_ca_file\": %s holds no PEM certificate", f))
+			errs = append(errs, modelconfig.ParamError("tls_ca_file", "%s holds no PEM certificate", f))
 		} else {
 			o.TLS.RootCAs = pool
 		}
@@ -196,11 +203,11 @@ func (o *Options) parseTLS(p map[string]string) error {
 	switch {
 	case cert == "" && key == "":
 	case cert == "" || key == "":
-		errs = append(errs, errors.New(`parameters "tls_cert_file", "tls_key_file": a client certificate needs both`))
+		errs = append(errs, paramsError([]string{"tls_cert_file", "tls_key_file"}, nil, "a client certificate needs both"))
 	default:
 		pair, err := tls.LoadX509KeyPair(cert, key)
 		if err != nil {
-			errs = append(errs, fmt.Errorf("parameters \"tls_cert_file\", \"tls_key_file\": %w", err))
+			errs = append(errs, paramsError([]string{"tls_cert_file", "tls_key_file"}, err, "%v", err))
 		} else {
 			o.TLS.Certificates = []tls.Certificate{pair}
 		}
@@ -215,47 +222,23 @@ func parseHedge(v string) (Hedge, error) {
 	case strings.HasPrefix(v, "p"):
 		q, err := strconv.ParseFloat(v[1:], 64)
 		if err != nil || q <= 0 || q >= 100 {
-			return Hedge{}, fmt.Errorf("parameters \"hedge\": %q: a quantile is p1 .. p99.9", v)
+			return Hedge{}, modelconfig.ParamError("hedge", "a quantile must be p1 .. p99.9, got %q", v)
 		}
 		return Hedge{Quantile: q / 100}, nil
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
-		return Hedge{}, fmt.Errorf("parameters \"hedge\": %q: want \"off\", a quantile of recent latencies (\"p95\") or a delay (\"20ms\")", v)
+		return Hedge{}, modelconfig.ParamError("hedge", `must be "off", a quantile of recent latencies ("p95") or a delay ("20ms"), got %q`, v)
 	}
 	return Hedge{After: d}, nil
 }
 
-func duration(p map[string]string, key string, dst *time.Duration, offOK bool) error {
-	v, ok := p[key]
-	if !ok {
-		return nil
+// paramsError is a problem with parameters that go together, naming each; cause may
+// be nil.
+func paramsError(keys []string, cause error, format string, args ...any) error {
+	fields := make([]string, len(keys))
+	for i, k := range keys {
+		fields[i] = "parameters[" + strconv.Quote(k) + "]"
 	}
-	if offOK && (v == "off" || v == "0") {
-		*dst = 0
-		return nil
-	}
-	d, err := time.ParseDuration(v)
-	if err != nil || d <= 0 {
-		hint := ""
-		if offOK {
-			hint = ` or "off"`
-		}
-		return fmt.Errorf("parameters %q: %q: want a positive duration such as \"2s\"%s", key, v, hint)
-	}
-	*dst = d
-	return nil
-}
-
-func integer(p map[string]string, key string, dst *int) error {
-	v, ok := p[key]
-	if !ok {
-		return nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 || n > 100 {
-		return fmt.Errorf("parameters %q: %q: want a whole number from 0 to 100", key, v)
-	}
-	*dst = n
-	return nil
+	return &modelconfig.FieldError{Field: strings.Join(fields, ", "), Reason: fmt.Sprintf(format, args...), Err: cause}
 }

@@ -320,11 +320,10 @@ func (d *dataDecoder) float(tok []byte) error {
 	case tensor.FP64:
 		d.out = binary.LittleEndian.AppendUint64(d.out, math.Float64bits(f))
 	default:
-		format := fp16
+		h, ok := tensor.FP16FromFloat64(f)
 		if d.dt == tensor.BF16 {
-			format = bf16
+			h, ok = tensor.BF16FromFloat64(f)
 		}
-		h, ok := format.fromFloat64(f)
 		if !ok {
 			return d.fail("element %d: %s is out of range for %s", d.count, tok, d.dt)
 		}

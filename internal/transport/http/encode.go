@@ -1,17 +1,15 @@
 package httpapi
 
 import (
-	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"math"
 	"strconv"
-	"unicode/utf8"
-	"unsafe"
 
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/shm"
 	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2json"
 )
 
 // encodedResponse is an infer response ready to write: the JSON header and, in output
@@ -52,14 +50,14 @@ func encodeInferResponse(req *core.InferRequest, resp *core.InferResponse, share
 	}
 	b := make([]byte, 0, min(size, 64<<20))
 	b = append(b, `{"model_name":`...)
-	b = appendJSONString(b, resp.Model)
+	b = v2json.AppendString(b, resp.Model)
 	if resp.Version != "" {
 		b = append(b, `,"model_version":`...)
-		b = appendJSONString(b, resp.Version)
+		b = v2json.AppendString(b, resp.Version)
 	}
 	if resp.ID != "" {
 		b = append(b, `,"id":`...)
-		b = appendJSONString(b, resp.ID)
+		b = v2json.AppendString(b, resp.ID)
 	}
 	if len(resp.Parameters) > 0 {
 		p, err := json.Marshal(resp.Parameters)
@@ -99,12 +97,12 @@ func (e *encodedResponse) output(b []byte, t *tensor.Tensor, bin bool) ([]byte, 
 		e.binary = append(e.binary, t.Data)
 		return append(b, "}}"...), nil
 	}
-	b = append(b, `,"data":[`...)
+	b = append(b, `,"data":`...)
 	b, err = appendData(b, t)
 	if err != nil {
 		return nil, err
 	}
-	return append(b, "]}"...), nil
+	return append(b, '}'), nil
 }
 
 // outputHead appends an output object's start: name, datatype and shape.
@@ -113,7 +111,7 @@ func outputHead(b []byte, t *tensor.Tensor) ([]byte, error) {
 		return nil, fmt.Errorf("model returned a malformed output %q: %w", t.Name, err)
 	}
 	b = append(b, `{"name":`...)
-	b = appendJSONString(b, t.Name)
+	b = v2json.AppendString(b, t.Name)
 	b = append(b, `,"datatype":"`...)
 	b = append(b, t.DType.String()...)
 	b = append(b, `","shape":[`...)
@@ -134,7 +132,7 @@ func sharedOutput(b []byte, t *tensor.Tensor, ref shm.Ref) ([]byte, error) {
 		return nil, err
 	}
 	b = append(b, `,"parameters":{"`+shm.ParamRegion+`":`...)
-	b = appendJSONString(b, ref.Region)
+	b = v2json.AppendString(b, ref.Region)
 	b = append(b, `,"`+shm.ParamOffset+`":`...)
 	b = strconv.AppendInt(b, ref.Offset, 10)
 	b = append(b, `,"`+shm.ParamByteSize+`":`...)
@@ -142,131 +140,22 @@ func sharedOutput(b []byte, t *tensor.Tensor, ref shm.Ref) ([]byte, error) {
 	return append(b, "}}"...), nil
 }
 
-// appendData appends an output's elements as a flat JSON array body.
+// appendData appends an output's elements as its JSON "data" array.
 func appendData(b []byte, t *tensor.Tensor) ([]byte, error) {
-	if t.DType == tensor.Bytes {
-		return appendBytesData(b, t)
-	}
-	size := t.DType.Size()
-	le := binary.LittleEndian
-	for i := 0; i+size <= len(t.Data); i += size {
-		if i > 0 {
-			b = append(b, ',')
-		}
-		v := t.Data[i:]
-		switch t.DType {
-		case tensor.Bool:
-			b = strconv.AppendBool(b, v[0] != 0)
-		case tensor.Uint8:
-			b = strconv.AppendUint(b, uint64(v[0]), 10)
-		case tensor.Uint16:
-			b = strconv.AppendUint(b, uint64(le.Uint16(v)), 10)
-		case tensor.Uint32:
-			b = strconv.AppendUint(b, uint64(le.Uint32(v)), 10)
-		case tensor.Uint64:
-			b = strconv.AppendUint(b, le.Uint64(v), 10)
-		case tensor.Int8:
-			b = strconv.AppendInt(b, int64(int8(v[0])), 10)
-		case tensor.Int16:
-			b = strconv.AppendInt(b, int64(int16(le.Uint16(v))), 10)
-		case tensor.Int32:
-			b = strconv.AppendInt(b, int64(int32(le.Uint32(v))), 10)
-		case tensor.Int64:
-			b = strconv.AppendInt(b, int64(le.Uint64(v)), 10)
-		default:
-			var ok bool
-			if b, ok = appendFloat(b, t.DType, v); !ok {
-				return nil, core.Invalidf("output %q: element %d is %v, which JSON cannot represent; request the output with %s", t.Name, i/size, floatAt(t.DType, v), paramBinary)
-			}
-		}
-	}
-	return b, nil
-}
-
-func floatAt(dt tensor.DType, v []byte) float64 {
-	switch dt {
-	case tensor.FP32:
-		return float64(math.Float32frombits(binary.LittleEndian.Uint32(v)))
-	case tensor.FP64:
-		return math.Float64frombits(binary.LittleEndian.Uint64(v))
-	case tensor.FP16:
-		return fp16.toFloat64(binary.LittleEndian.Uint16(v))
-	default:
-		return bf16.toFloat64(binary.LittleEndian.Uint16(v))
-	}
-}
-
-// appendFloat appends a float element in its shortest exact form; NaN and infinities
-// have no JSON form (ok is false).
-func appendFloat(b []byte, dt tensor.DType, v []byte) ([]byte, bool) {
-	f := floatAt(dt, v)
-	if math.IsNaN(f) || math.IsInf(f, 0) {
-		return b, false
-	}
-	bits := 32
-	if dt == tensor.FP64 {
-		bits = 64
-	}
-	return strconv.AppendFloat(b, f, 'g', -1, bits), true
-}
-
-func appendBytesData(b []byte, t *tensor.Tensor) ([]byte, error) {
-	elems, err := tensor.BytesElements(t.Data)
+	b, err := v2json.AppendData(b, t)
 	if err != nil {
-		return nil, fmt.Errorf("model returned a malformed output %q: %w", t.Name, err)
-	}
-	for i, e := range elems {
-		if !utf8.Valid(e) {
-			return nil, core.Invalidf("output %q: element %d is not valid UTF-8, which a JSON string cannot carry; request the output with %s", t.Name, i, paramBinary)
-		}
-		if i > 0 {
-			b = append(b, ',')
-		}
-		b = appendJSONString(b, unsafe.String(unsafe.SliceData(e), len(e))) // no copy per element
+		return nil, dataError(t.Name, err)
 	}
 	return b, nil
 }
 
-// appendJSONString appends s as a JSON string. Invalid UTF-8 becomes U+FFFD, as
-// encoding/json does; BYTES data is checked before it gets here.
-func appendJSONString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c >= 0x20 && c != '"' && c != '\\' && c < utf8.RuneSelf {
-			i++
-			continue
-		}
-		if c >= utf8.RuneSelf {
-			r, size := utf8.DecodeRuneInString(s[i:])
-			if r == utf8.RuneError && size == 1 {
-				b = append(b, s[start:i]...)
-				b = append(b, `\ufffd`...)
-				i++
-				start = i
-				continue
-			}
-			i += size
-			continue
-		}
-		b = append(b, s[start:i]...)
-		switch c {
-		case '"', '\\':
-			b = append(b, '\\', c)
-		case '\n':
-			b = append(b, '\\', 'n')
-		case '\r':
-			b = append(b, '\\', 'r')
-		case '\t':
-			b = append(b, '\\', 't')
-		default:
-			b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&15])
-		}
-		i++
-		start = i
+// dataError names the output: an element JSON cannot carry is the client's to avoid
+// (400), by asking for the output in binary; a malformed BYTES output is the model's
+// fault. (Kept out of appendData, whose errors.As target would escape on every call.)
+func dataError(name string, err error) error {
+	var ee *v2json.ElementError
+	if errors.As(err, &ee) {
+		return core.Invalidf("output %q: %v; request the output with %s", name, ee, paramBinary)
 	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
+	return fmt.Errorf("model returned a malformed output %q: %w", name, err)
 }
