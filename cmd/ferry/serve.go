@@ -59,9 +59,12 @@ type serveConfig struct {
 	gcHeadroom   byteSize // see gcHeadroom
 	// moreBackends are added to the backend table; tests use it for engines they control.
 	moreBackends repository.Backends
-	strictReady  bool
-	pprofAddr    string
-	onDemand     onDemandConfig // ondemand.go
+	// moreRoutes are mounted on the HTTP root beside V2 (pattern -> handler); tests use
+	// it for routes they control.
+	moreRoutes  map[string]http.Handler
+	strictReady bool
+	pprofAddr   string
+	onDemand    onDemandConfig // ondemand.go
 	// inferenceFirst moves request handling to SCHED_BATCH (see threadprio).
 	inferenceFirst bool
 
@@ -255,13 +258,11 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	registerStore(reg, store)
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	s.shm = shm.New()
-	s.http = &http.Server{
-		Handler:           httpapi.New(s.core, httpapi.Options{Logger: log.With("component", "http"), Limits: cfg.limits, Metrics: metricsHandler, SharedMemory: s.shm}),
-		ReadHeaderTimeout: 10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-	}
-	s.grpcAPI = grpcapi.New(s.core, grpcapi.Options{Logger: log.With("component", "grpc"), Limits: cfg.limits, SharedMemory: s.shm})
-	s.grpc = grpcapi.NewGRPCServer(s.grpcAPI)
+	httpLog, grpcLog := log.With("component", "http"), log.With("component", "grpc")
+	v2 := httpapi.New(s.core, httpapi.Options{Logger: httpLog, Limits: cfg.limits, SharedMemory: s.shm})
+	s.http = newHTTPServer(httpRoot(v2, metricsHandler, cfg.moreRoutes, cfg.limits, httpLog)) // routes.go
+	s.grpcAPI = grpcapi.New(s.core, grpcapi.Options{Logger: grpcLog, Limits: cfg.limits, SharedMemory: s.shm})
+	s.grpc = newGRPCServer(s.grpcAPI, grpcLog)
 	if s.httpLn, err = net.Listen("tcp", cfg.bindAddr(cfg.httpAddr, cfg.httpPort)); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}

@@ -32,6 +32,8 @@ var banned = map[string][]string{
 	"internal/bench":             {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},
 	"internal/cache":             {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/proto", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
 	"internal/objstore":          {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
+	// The shared layers know requests and RPCs, not what a transport makes of them.
+	"internal/transport/middleware": {mod + "internal/"},
 
 	// The conformance suite drives the scheduler; it is a test helper, never a hop.
 	"internal/backend/backendtest": {mod + "internal/core", mod + "internal/repository", mod + "internal/transport", "net/http"},

@@ -3,6 +3,7 @@ package grpcapi
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"net"
 	"sync"
 	"sync/atomic"
@@ -11,9 +12,11 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/reflection"
 
 	"github.com/ferryml/ferry/internal/core"
 	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/transport/middleware"
 )
 
 // fakeCore is a hand-written Core. Its models:
@@ -187,7 +190,13 @@ func testServer(t *testing.T, s *Server) *grpc.ClientConn {
 	if err != nil {
 		t.Fatal(err)
 	}
-	gs := NewGRPCServer(s)
+	// Built as cmd/ferry builds the server's (routes.go): the service's options, the
+	// interceptor chain, and server reflection beside the service.
+	log := slog.New(slog.DiscardHandler)
+	gs := grpc.NewServer(append(s.ServerOptions(),
+		grpc.ChainUnaryInterceptor(middleware.LogUnary(log)), grpc.ChainStreamInterceptor(middleware.LogStream(log)))...)
+	s.Register(gs)
+	reflection.Register(gs)
 	served := make(chan error, 1)
 	go func() { served <- gs.Serve(lis) }()
 	conn, err := grpc.NewClient(lis.Addr().String(),

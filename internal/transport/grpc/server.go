@@ -11,7 +11,6 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/health"
 	healthgrpc "google.golang.org/grpc/health/grpc_health_v1"
-	"google.golang.org/grpc/reflection"
 
 	"github.com/ferryml/ferry/internal/core"
 	inference "github.com/ferryml/ferry/internal/proto"
@@ -69,8 +68,7 @@ type Server struct {
 
 var _ inference.GRPCInferenceServiceServer = (*Server)(nil)
 
-// New builds a Server. It starts nothing and does not register itself; see Register
-// and NewGRPCServer.
+// New builds a Server. It starts nothing and does not register itself; see Register.
 func New(c Core, opts Options) *Server {
 	log := opts.Logger
 	if log == nil {
@@ -88,37 +86,17 @@ func New(c Core, opts Options) *Server {
 	return s
 }
 
-// streamWorkers is how many long-lived goroutines serve RPCs; past that, grpc-go starts
-// one goroutine per RPC, as it does without workers. A new goroutine grows its stack
-// while decoding the request (runtime.newstack was 8% of the server's CPU at 64 unary
-// clients); a worker keeps its grown stack. Measured with ferry bench's server CPU per
-// request, identity_fp32 at 64 clients: 30-31 µs with workers, 32-36 µs without.
-const streamWorkers = 128
-
 // ServerOptions are the grpc.Server options this service needs: message size limits
-// raised to Limits.MaxGRPCMessageSize in both directions, stream workers, the codec
-// that recycles raw_input_contents buffers (codec.go), and the interceptors that log
-// each call at debug level (logging.go).
+// raised to Limits.MaxGRPCMessageSize in both directions (grpc-go's 4 MiB default
+// breaks tritonclient's large tensors), and the codec that recycles
+// raw_input_contents buffers (codec.go). The server that cmd/ferry builds adds its own
+// (stream workers, the interceptor chain) after these.
 func (s *Server) ServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.MaxRecvMsgSize(s.limits.MaxGRPCMessageSize),
 		grpc.MaxSendMsgSize(s.limits.MaxGRPCMessageSize),
-		grpc.NumStreamWorkers(streamWorkers),
 		grpc.ForceServerCodecV2(newInferCodec()),
-		grpc.ChainUnaryInterceptor(s.logUnary),
-		grpc.ChainStreamInterceptor(s.logStream),
 	}
-}
-
-// NewGRPCServer returns a grpc.Server built with ServerOptions (then extra) on which
-// the inference and health services are registered, and the server reflection service
-// (v1 and v1alpha), so grpcurl and other tools list and call the services without the
-// .proto files, as with Triton. The caller serves and stops it.
-func NewGRPCServer(s *Server, extra ...grpc.ServerOption) *grpc.Server {
-	gs := grpc.NewServer(append(s.ServerOptions(), extra...)...)
-	s.Register(gs)
-	reflection.Register(gs)
-	return gs
 }
 
 // Register adds inference.GRPCInferenceService and grpc.health.v1.Health to r. A

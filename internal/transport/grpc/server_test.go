@@ -293,7 +293,7 @@ func TestServerOptionsRaiseMessageLimits(t *testing.T) {
 	if got, want := s.limits.MaxGRPCMessageSize, core.DefaultLimits().MaxGRPCMessageSize; got != want {
 		t.Errorf("MaxGRPCMessageSize with none set = %d, want the default %d, not grpc-go's 4 MiB", got, want)
 	}
-	if n := len(s.ServerOptions()); n != 6 {
-		t.Errorf("ServerOptions() has %d options, want receive and send limits, stream workers, the codec and the two debug-log interceptors", n)
+	if n := len(s.ServerOptions()); n != 3 {
+		t.Errorf("ServerOptions() has %d options, want receive and send limits and the codec (stream workers and the interceptors are cmd/ferry's)", n)
 	}
 }

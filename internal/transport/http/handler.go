@@ -46,40 +46,37 @@ type Options struct {
 	Logger *slog.Logger
 	// Limits bound request bodies and tensors; the zero value means core's Limits().
 	Limits core.Limits
-	// Metrics, when set, is served at GET /metrics (Prometheus text exposition).
-	Metrics http.Handler
 	// SharedMemory holds the regions of the shared memory extension (shm.go); nil
 	// refuses to register any. The caller owns it and closes it after the server stops.
 	SharedMemory *shm.Registry
 }
 
-// Handler serves the V2 REST API. It holds no per-request state and is safe for
-// concurrent use.
+// Handler serves the V2 REST API on the routes it mounts on the server's one HTTP root
+// (Mount). It holds no per-request state and is safe for concurrent use. What every
+// route shares (request log, panic recovery, JSON answers for unknown routes) wraps the
+// root, not this handler: see package middleware.
 type Handler struct {
 	core   Core
 	log    *slog.Logger
 	limits core.Limits
-	mux    *http.ServeMux
 	shm    *shm.Registry
 }
 
-var _ http.Handler = (*Handler)(nil)
-
-// New builds a Handler over c with its own ServeMux. It starts nothing.
+// New builds a Handler over c. It starts nothing and mounts nothing; see Mount.
 func New(c Core, opts Options) *Handler {
-	h := &Handler{core: c, log: opts.Logger, limits: opts.Limits, mux: http.NewServeMux(), shm: opts.SharedMemory}
+	h := &Handler{core: c, log: opts.Logger, limits: opts.Limits, shm: opts.SharedMemory}
 	if h.log == nil {
 		h.log = slog.New(slog.DiscardHandler)
 	}
 	if h.limits == (core.Limits{}) {
 		h.limits = c.Limits()
 	}
-	h.routes(opts.Metrics)
 	return h
 }
 
-func (h *Handler) routes(metrics http.Handler) {
-	m := h.mux
+// Mount registers the V2 REST routes on m, all under /v2: health, metadata, inference,
+// and Triton's statistics, repository, trace, logging and shared memory extensions.
+func (h *Handler) Mount(m *http.ServeMux) {
 	m.HandleFunc("GET /v2/health/live", h.live)
 	m.HandleFunc("GET /v2/health/ready", h.ready)
 	m.HandleFunc("GET /v2", h.serverMetadata)
@@ -100,57 +97,7 @@ func (h *Handler) routes(metrics http.Handler) {
 		m.HandleFunc(method+"/v2/models/{model}/trace/setting", h.traceSetting)
 		m.HandleFunc(method+"/v2/logging", h.logging)
 	}
-	h.sharedMemoryRoutes()
-	if metrics != nil {
-		m.Handle("GET /metrics", metrics)
-	}
-}
-
-// ServeHTTP routes the request. A panic in a handler becomes a 500 answer instead of a
-// dropped connection, and unknown routes get a JSON error like every other failure.
-func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	h.logRequest(r)
-	defer func() {
-		if v := recover(); v != nil {
-			if v == http.ErrAbortHandler {
-				panic(v)
-			}
-			h.writeError(w, r, fmt.Errorf("internal error: %v", v))
-		}
-	}()
-	// Handler only looks the route up; ServeHTTP also sets the path values.
-	if _, pattern := h.mux.Handler(r); pattern == "" {
-		h.mux.ServeHTTP(&jsonStatusWriter{ResponseWriter: w}, r)
-		return
-	}
-	h.mux.ServeHTTP(w, r)
-}
-
-// jsonStatusWriter turns the mux's plain-text 404 and 405 answers into {"error": ...}.
-type jsonStatusWriter struct {
-	http.ResponseWriter
-	replaced bool
-}
-
-func (w *jsonStatusWriter) WriteHeader(code int) {
-	w.replaced = true
-	w.Header().Del("X-Content-Type-Options")
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Del("Content-Length")
-	w.ResponseWriter.WriteHeader(code)
-	msg := "no such endpoint"
-	if code == http.StatusMethodNotAllowed {
-		msg = "method not allowed; allowed: " + w.Header().Get("Allow")
-	}
-	body, _ := marshalJSON(errorBody{Error: msg})
-	_, _ = w.ResponseWriter.Write(body)
-}
-
-func (w *jsonStatusWriter) Write(b []byte) (int, error) {
-	if w.replaced {
-		return len(b), nil // the mux's text body; ours was written instead
-	}
-	return w.ResponseWriter.Write(b)
+	h.sharedMemoryRoutes(m)
 }
 
 // modelPath returns the validated {model} and optional {version} path values.

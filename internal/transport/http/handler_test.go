@@ -15,6 +15,7 @@ import (
 	"testing"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/transport/middleware"
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
 )
@@ -31,10 +32,28 @@ type testServer struct {
 
 func newTestServer(t *testing.T, opts Options) *testServer {
 	t.Helper()
+	return newTestServerWith(t, opts, nil)
+}
+
+// newTestServerWith serves the Handler on a root where more mounts routes beside V2.
+func newTestServerWith(t *testing.T, opts Options, more func(*http.ServeMux)) *testServer {
+	t.Helper()
 	fc := newFakeCore()
-	srv := httptest.NewServer(New(fc, opts))
+	srv := httptest.NewServer(serveRoot(New(fc, opts), more))
 	t.Cleanup(srv.Close)
 	return &testServer{Server: srv, core: fc}
+}
+
+// serveRoot mounts h on a root built as cmd/ferry builds the server's (routes.go): one
+// mux, with more mounting routes beside V2, wrapped in the layers every route shares.
+func serveRoot(h *Handler, more func(*http.ServeMux)) http.Handler {
+	mux := http.NewServeMux()
+	h.Mount(mux)
+	if more != nil {
+		more(mux)
+	}
+	return middleware.Chain(middleware.JSONErrors(mux),
+		middleware.LogRequests(h.log), middleware.Recover(h.log), middleware.LimitBody(h.limits.MaxBodyBytes))
 }
 
 type result struct {
@@ -112,9 +131,11 @@ func golden(t *testing.T, name string, got []byte) {
 
 // TestEndpoints checks every endpoint's status, headers and body against golden files.
 func TestEndpoints(t *testing.T) {
-	s := newTestServer(t, Options{Metrics: http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
-		_, _ = io.WriteString(w, "# HELP ferry_up 1 when serving\nferry_up 1\n")
-	})})
+	s := newTestServerWith(t, Options{}, func(m *http.ServeMux) {
+		m.HandleFunc("GET /metrics", func(w http.ResponseWriter, _ *http.Request) {
+			_, _ = io.WriteString(w, "# HELP ferry_up 1 when serving\nferry_up 1\n")
+		})
+	})
 	const allTypes = `{"id":"all","inputs":[` +
 		`{"name":"bool","datatype":"BOOL","shape":[2],"data":[true,false]},` +
 		`{"name":"u8","datatype":"UINT8","shape":[2],"data":[0,255]},` +

@@ -3,7 +3,6 @@ package httpapi
 import (
 	"bytes"
 	"encoding/json"
-	"log/slog"
 	"net/http"
 
 	"github.com/ferryml/ferry/internal/core"
@@ -53,13 +52,4 @@ func decodeLogUpdate(raw map[string]json.RawMessage) (settings.LogUpdate, error)
 		}
 	}
 	return u, nil
-}
-
-// logRequest logs each request at debug level, as Triton logs "HTTP request: ..." at
-// log_verbose_level 1, so the logging extension can turn the trail on and off. When
-// debug is off it costs one level check.
-func (h *Handler) logRequest(r *http.Request) {
-	if h.log.Enabled(r.Context(), slog.LevelDebug) {
-		h.log.DebugContext(r.Context(), "http request", "method", r.Method, "path", r.URL.Path)
-	}
 }

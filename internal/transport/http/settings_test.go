@@ -54,7 +54,7 @@ func (c settingsCore) LogSettings(_ context.Context, u settings.LogUpdate) (sett
 func newSettingsServer(t *testing.T) (*testServer, settingsCore) {
 	t.Helper()
 	sc := settingsCore{fakeCore: newFakeCore(), trace: settings.NewTrace(settings.DefaultTrace()), logs: settings.NewLog(new(slog.LevelVar))}
-	srv := httptest.NewServer(New(sc, Options{}))
+	srv := httptest.NewServer(serveRoot(New(sc, Options{}), nil))
 	t.Cleanup(srv.Close)
 	return &testServer{Server: srv, core: sc.fakeCore}, sc
 }

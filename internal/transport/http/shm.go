@@ -16,8 +16,7 @@ import (
 // transports; this file only routes and speaks JSON.
 
 // sharedMemoryRoutes registers the system and CUDA shared memory endpoints.
-func (h *Handler) sharedMemoryRoutes() {
-	m := h.mux
+func (h *Handler) sharedMemoryRoutes(m *http.ServeMux) {
 	m.HandleFunc("GET /v2/systemsharedmemory/status", h.shmStatus)
 	m.HandleFunc("GET /v2/systemsharedmemory/region/{region}/status", h.shmStatus)
 	m.HandleFunc("POST /v2/systemsharedmemory/region/{region}/register", h.shmRegister)
