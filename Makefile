@@ -57,7 +57,7 @@ fuzz: ort
 # Regenerate the committed protobuf code (needs protoc from Debian's protobuf-compiler
 # and protoc-gen-go / protoc-gen-go-grpc on PATH); builds never need this.
 proto:
-	cd internal/proto && protoc --go_out=. --go_opt=paths=source_relative \
+	cd internal/inference && protoc --go_out=. --go_opt=paths=source_relative \
 		--go-grpc_out=. --go-grpc_opt=paths=source_relative *.proto
 
 clean:

@@ -13,9 +13,9 @@ import (
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/backend/remote"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/modelconfig"
 	"github.com/ferryml/ferry/internal/platform/ortlib"
-	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/internal/repository"
 	"github.com/ferryml/ferry/internal/scheduler"
 )

@@ -14,7 +14,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/bench"
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 )
 
 // benchRegions are the /dev/shm files this process's bench runs made and left.

@@ -18,8 +18,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/platform/gctune"
-	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/tools/onnxgen"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"

@@ -10,7 +10,7 @@ import (
 	"testing"
 	"unicode/utf8"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
 

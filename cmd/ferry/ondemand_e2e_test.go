@@ -22,7 +22,7 @@ import (
 
 	"github.com/spf13/pflag"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
 

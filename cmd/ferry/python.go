@@ -5,7 +5,7 @@ import (
 	"log/slog"
 
 	"github.com/ferryml/ferry/internal/backend/python"
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/repository"
 	"github.com/ferryml/ferry/internal/scheduler"
 )

@@ -9,7 +9,7 @@ import (
 	"testing"
 	"time"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/repository"
 	"github.com/ferryml/ferry/internal/scheduler"
 	"github.com/ferryml/ferry/internal/tensor"

@@ -9,9 +9,9 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/ferryml/ferry/internal/core"
-	grpcapi "github.com/ferryml/ferry/internal/transport/grpc"
-	httpapi "github.com/ferryml/ferry/internal/transport/http"
 	"github.com/ferryml/ferry/internal/transport/middleware"
+	"github.com/ferryml/ferry/internal/transport/v2grpc"
+	"github.com/ferryml/ferry/internal/transport/v2http"
 )
 
 // routes.go builds the server's one HTTP root and its one gRPC server. Transports offer
@@ -23,7 +23,7 @@ import (
 // and more (tests mount routes of their own), wrapped, outermost first, in the request
 // log, panic recovery and the body limit; requests no route matches get a JSON 404 or
 // 405. drain.go wraps the result once more, for shutdown.
-func httpRoot(v2 *httpapi.Handler, metrics http.Handler, more map[string]http.Handler, lim core.Limits, log *slog.Logger) http.Handler {
+func httpRoot(v2 *v2http.Handler, metrics http.Handler, more map[string]http.Handler, lim core.Limits, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	v2.Mount(mux)
 	mux.Handle("GET /metrics", metrics)
@@ -54,7 +54,7 @@ const streamWorkers = 128
 // codec), stream workers and the one interceptor chain. The V2 inference and health
 // services register on it, and server reflection (v1 and v1alpha), so grpcurl and other
 // tools list and call the services without the .proto files, as with Triton.
-func newGRPCServer(v2 *grpcapi.Server, log *slog.Logger) *grpc.Server {
+func newGRPCServer(v2 *v2grpc.Server, log *slog.Logger) *grpc.Server {
 	opts := append(v2.ServerOptions(),
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.ChainUnaryInterceptor(middleware.LogUnary(log)),

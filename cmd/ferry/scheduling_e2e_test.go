@@ -26,7 +26,7 @@ import (
 	"testing"
 	"time"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/tools/onnxgen"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -727,7 +727,7 @@ func TestSchedulingCancelledRequestsNeverRun(t *testing.T) {
 
 // TestSchedulingDeadlineStatus: a gRPC request whose deadline passes while it waits in
 // the queue ends with DEADLINE_EXCEEDED, gRPC's code for it (codeOf in
-// internal/transport/grpc/errors.go maps context errors so). Over a socket the client's
+// internal/transport/v2grpc/errors.go maps context errors so). Over a socket the client's
 // own timer usually answers first, so this calls the real gRPC handler directly to see
 // the status the server gives.
 func TestSchedulingDeadlineStatus(t *testing.T) {

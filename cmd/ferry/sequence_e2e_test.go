@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/tools/onnxgen"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"

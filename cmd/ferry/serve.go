@@ -21,8 +21,8 @@ import (
 	"github.com/ferryml/ferry/internal/repository"
 	"github.com/ferryml/ferry/internal/settings"
 	"github.com/ferryml/ferry/internal/shm"
-	grpcapi "github.com/ferryml/ferry/internal/transport/grpc"
-	httpapi "github.com/ferryml/ferry/internal/transport/http"
+	"github.com/ferryml/ferry/internal/transport/v2grpc"
+	"github.com/ferryml/ferry/internal/transport/v2http"
 	oklog "github.com/oklog/run"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
@@ -208,7 +208,7 @@ type server struct {
 	log     *slog.Logger
 	core    *core.Server
 	repo    *repository.Repository
-	grpcAPI *grpcapi.Server
+	grpcAPI *v2grpc.Server
 	trace   *settings.Trace // the trace extension's settings; a tracer asks its Sample
 	shm     *shm.Registry   // system shared memory regions, both transports' (shm.go)
 	http    *http.Server
@@ -259,9 +259,9 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	s.shm = shm.New()
 	httpLog, grpcLog := log.With("component", "http"), log.With("component", "grpc")
-	v2 := httpapi.New(s.core, httpapi.Options{Logger: httpLog, Limits: cfg.limits, SharedMemory: s.shm})
+	v2 := v2http.New(s.core, v2http.Options{Logger: httpLog, Limits: cfg.limits, SharedMemory: s.shm})
 	s.http = newHTTPServer(httpRoot(v2, metricsHandler, cfg.moreRoutes, cfg.limits, httpLog)) // routes.go
-	s.grpcAPI = grpcapi.New(s.core, grpcapi.Options{Logger: grpcLog, Limits: cfg.limits, SharedMemory: s.shm})
+	s.grpcAPI = v2grpc.New(s.core, v2grpc.Options{Logger: grpcLog, Limits: cfg.limits, SharedMemory: s.shm})
 	s.grpc = newGRPCServer(s.grpcAPI, grpcLog)
 	if s.httpLn, err = net.Listen("tcp", cfg.bindAddr(cfg.httpAddr, cfg.httpPort)); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
@@ -359,8 +359,8 @@ func tuneGC(ctx context.Context, headroom byteSize, getenv func(string) string) 
 
 // Both transports take core through interfaces they declare; these guards keep them in step.
 var (
-	_ httpapi.Core = (*core.Server)(nil)
-	_ grpcapi.Core = (*core.Server)(nil)
+	_ v2http.Core = (*core.Server)(nil)
+	_ v2grpc.Core = (*core.Server)(nil)
 )
 
 func withBackends(table, more repository.Backends) repository.Backends {

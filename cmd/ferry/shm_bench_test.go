@@ -9,7 +9,7 @@ import (
 	"syscall"
 	"testing"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 )
 
 // BenchmarkSharedMemory16MiB sends one 16 MiB FP32 tensor through identity_fp32 and

@@ -20,7 +20,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/backend/trees"
 	"github.com/ferryml/ferry/internal/core"
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/tensor"
 	"github.com/ferryml/ferry/tools/treegen"
 	"google.golang.org/grpc"

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"testing"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 )
 
 // The tree models of these tests are the hand-written fixtures of internal/backend/trees;

@@ -14,23 +14,23 @@ const mod = "github.com/ferryml/ferry/"
 // rules would be too blunt: core hands out scheduler leases, proto code pulls in grpc.)
 var banned = map[string][]string{
 	"internal/tensor":            {mod + "internal/"},
-	"internal/v2json":            {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/proto", mod + "internal/transport", mod + "internal/backend", mod + "internal/bench"},
+	"internal/v2json":            {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/inference", mod + "internal/transport", mod + "internal/backend", mod + "internal/bench"},
 	"internal/platform/periodic": {mod + "internal/"},
 	"internal/settings":          {mod + "internal/"},
-	"internal/shm":               {mod + "internal/core", mod + "internal/transport", mod + "internal/proto", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/backend"},
+	"internal/shm":               {mod + "internal/core", mod + "internal/transport", mod + "internal/inference", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/backend"},
 	"internal/modelconfig":       {mod + "internal/core", mod + "internal/repository", mod + "internal/scheduler", mod + "internal/transport", mod + "internal/backend"},
 	"internal/scheduler":         {mod + "internal/core", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend", "net/http"},
 	"internal/backend/onnx":      {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", "net/http"},
 	"internal/backend/remote":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport"},
 	"internal/backend/python":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", "net/http"},
-	"internal/backend/trees":     {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/modelconfig", mod + "internal/proto", "net/http"},
+	"internal/backend/trees":     {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/modelconfig", mod + "internal/inference", "net/http"},
 	"internal/core":              {mod + "internal/repository", mod + "internal/transport", mod + "internal/backend", "net/http", "google.golang.org/grpc"},
 	"internal/repository":        {mod + "internal/transport", mod + "internal/backend", "net/http"},
-	"internal/transport/http":    {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "google.golang.org/grpc"},
-	"internal/transport/grpc":    {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "net/http"},
+	"internal/transport/v2http":  {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "google.golang.org/grpc"},
+	"internal/transport/v2grpc":  {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "net/http"},
 	"internal/monitor/metrics":   {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend"},
 	"internal/bench":             {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},
-	"internal/cache":             {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/proto", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
+	"internal/cache":             {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/inference", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
 	"internal/objstore":          {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
 	// The shared layers know requests and RPCs, not what a transport makes of them.
 	"internal/transport/middleware": {mod + "internal/"},
@@ -140,6 +140,25 @@ func TestPlatformIsALeaf(t *testing.T) {
 			if strings.HasPrefix(dep, mod) && !strings.HasPrefix(dep, mod+"internal/platform/") {
 				t.Errorf("%s depends on %s; internal/platform is a leaf", fields[0], dep)
 			}
+		}
+	}
+}
+
+// TestPackageNamesMatchFolders: a package is named for its folder, so an import reads as
+// the path it comes from (commands are package main).
+func TestPackageNamesMatchFolders(t *testing.T) {
+	root := moduleRoot(t)
+	out, err := goList(root, "-f", `{{.ImportPath}} {{.Name}}`, "./...")
+	if err != nil {
+		t.Fatalf("go list ./...: %v\n%s", err, out)
+	}
+	for line := range strings.Lines(string(out)) {
+		fields := strings.Fields(line)
+		if len(fields) != 2 || fields[1] == "main" {
+			continue
+		}
+		if folder := fields[0][strings.LastIndex(fields[0], "/")+1:]; folder != fields[1] {
+			t.Errorf("%s is package %s; name it %s, or move it", fields[0], fields[1], folder)
 		}
 	}
 }

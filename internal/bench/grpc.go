@@ -12,7 +12,7 @@ import (
 	"github.com/ferryml/ferry/internal/grpcdeflate"
 	_ "google.golang.org/grpc/encoding/gzip" // --grpc-compression-algorithm gzip
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/tensor"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials/insecure"

@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"testing"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/tensor"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"

@@ -3,7 +3,7 @@ package bench
 import (
 	"context"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 

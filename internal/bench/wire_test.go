@@ -3,7 +3,7 @@ package bench
 import (
 	"testing"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"google.golang.org/protobuf/proto"
 )
 

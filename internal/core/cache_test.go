@@ -10,7 +10,7 @@ import (
 	"testing"
 
 	"github.com/ferryml/ferry/internal/cache"
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/scheduler"
 	"github.com/ferryml/ferry/internal/tensor"
 )

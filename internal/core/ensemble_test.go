@@ -12,8 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/modelconfig"
-	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/internal/scheduler"
 	"github.com/ferryml/ferry/internal/tensor"
 )

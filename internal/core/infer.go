@@ -6,8 +6,8 @@ import (
 	"fmt"
 	"time"
 
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/modelconfig"
-	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/internal/scheduler"
 	"github.com/ferryml/ferry/internal/tensor"
 )

@@ -4,8 +4,8 @@ import (
 	"path"
 	"strings"
 
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/modelconfig"
-	inference "github.com/ferryml/ferry/internal/proto"
 )
 
 // CheckModelName refuses model names that could address anything but one model folder.

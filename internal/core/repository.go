@@ -3,7 +3,7 @@ package core
 import (
 	"context"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/scheduler"
 )
 

@@ -8,7 +8,7 @@ import (
 	"slices"
 	"sync/atomic"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/settings"
 )
 

@@ -5,7 +5,7 @@ import (
 	"slices"
 	"strings"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 

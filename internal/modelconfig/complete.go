@@ -3,7 +3,7 @@ package modelconfig
 import (
 	"errors"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 )
 
 // CheckComplete reports what a config must state itself when nothing may be filled in

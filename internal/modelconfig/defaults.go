@@ -6,7 +6,7 @@ import (
 	"slices"
 	"strings"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 )
 
 // Names Triton gives the ONNX Runtime backend and the ensemble scheduler.

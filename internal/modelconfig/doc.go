@@ -2,7 +2,7 @@
 // configurations (config.pbtxt), so that an existing Triton model repository
 // loads in Ferry unchanged.
 //
-// The schema is Triton's model_config.proto, generated into internal/proto;
+// The schema is Triton's model_config.proto, generated into internal/inference;
 // this package never parses by hand. The usual path for one model directory
 // is:
 //
@@ -15,6 +15,6 @@
 //
 // ParseJSON and MarshalJSON handle the JSON form that Triton's repository
 // extension accepts and its config endpoints print (int64 fields as numbers,
-// enums as names). The package is a leaf: it imports only internal/proto and
+// enums as names). The package is a leaf: it imports only internal/inference and
 // internal/tensor.
 package modelconfig

@@ -1,7 +1,7 @@
 package modelconfig
 
 import (
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 

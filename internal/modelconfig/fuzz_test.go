@@ -4,7 +4,7 @@ import (
 	"bytes"
 	"testing"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/tensor"
 	"google.golang.org/protobuf/proto"
 )

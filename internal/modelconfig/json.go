@@ -11,7 +11,7 @@ import (
 	"slices"
 	"strconv"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 

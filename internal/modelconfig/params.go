@@ -6,7 +6,7 @@ import (
 	"strings"
 	"time"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 )
 
 // Model config parameters (parameters { key: ... value { string_value: ... } }) are

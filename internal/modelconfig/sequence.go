@@ -3,7 +3,7 @@ package modelconfig
 import (
 	"fmt"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"google.golang.org/protobuf/reflect/protoreflect"
 )
 

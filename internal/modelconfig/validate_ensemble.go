@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"slices"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 )
 
 // ensemble checks ensemble_scheduling: every step names a model, maps inputs

@@ -7,7 +7,7 @@ import (
 	"path/filepath"
 	"slices"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 )
 
 // ParamAdaptiveBatching is the model config parameter that turns the dynamic batcher's

@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/internal/core"
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/scheduler"
 )
 

@@ -11,8 +11,8 @@ import (
 	"strings"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/modelconfig"
-	inference "github.com/ferryml/ferry/internal/proto"
 )
 
 // An ensemble (platform "ensemble") has no backend, no model file and no instances: its

@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/modelconfig"
-	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/internal/scheduler"
 )
 

@@ -8,7 +8,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ferryml/ferry/internal/core"
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/scheduler"
 	"google.golang.org/protobuf/proto"
 )

@@ -3,7 +3,7 @@ package repository
 import (
 	"os"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 )
 
 // modelFile is the model file of version folder vdir under backend b when the config

@@ -5,7 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 )
 
 // TestPickBackendByModelFile: a folder without config gets the backend whose model

@@ -3,8 +3,8 @@ package repository
 import (
 	"time"
 
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/modelconfig"
-	inference "github.com/ferryml/ferry/internal/proto"
 	"github.com/ferryml/ferry/internal/scheduler"
 )
 

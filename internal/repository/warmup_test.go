@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/internal/core"
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/scheduler"
 	"github.com/ferryml/ferry/internal/tensor"
 )

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 )
 
 func TestParseOptions(t *testing.T) {

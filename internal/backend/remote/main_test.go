@@ -10,7 +10,7 @@ import (
 
 	"go.uber.org/goleak"
 
-	inference "github.com/ferryml/ferry/internal/proto"
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 

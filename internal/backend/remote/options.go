@@ -13,8 +13,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/modelconfig"
-	inference "github.com/ferryml/ferry/internal/proto"
 )
 
 // Defaults for the parameters a config leaves out.
