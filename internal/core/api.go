@@ -1,14 +1,44 @@
 package core
 
 import (
+	"context"
 	"time"
 
+	"github.com/ferryml/ferry/internal/inference"
+	"github.com/ferryml/ferry/internal/settings"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
 // Parameters are V2 request/response parameters. Values are bool, int64, float64 or
 // string, the types both the JSON and the gRPC encodings carry.
 type Parameters map[string]any
+
+// API is the serving API every transport calls; *Server implements it. Every method may
+// be called concurrently. Errors use core's vocabulary (ErrNotFound, ErrInvalid, ...),
+// which each transport maps to its status codes in one place.
+type API interface {
+	Live() bool
+	Ready() bool
+	Metadata() ServerMetadata
+	Limits() Limits
+	ModelMetadata(ctx context.Context, model, version string) (*ModelMetadata, error)
+	// ModelReady fails with a *NotFoundError for an unknown model or version.
+	ModelReady(ctx context.Context, model, version string) (bool, error)
+	ModelConfig(ctx context.Context, model, version string) (*inference.ModelConfig, error)
+	// ModelStatistics reports every model when model is "" and every version when
+	// version is "".
+	ModelStatistics(ctx context.Context, model, version string) ([]ModelStats, error)
+	RepositoryIndex(ctx context.Context, readyOnly bool) ([]ModelIndexEntry, error)
+	LoadModel(ctx context.Context, model string, opts LoadOptions) error
+	UnloadModel(ctx context.Context, model string, dependents bool) error
+	Infer(ctx context.Context, req *InferRequest) (*InferResponse, error)
+	// TraceSettings and LogSettings apply an update (none when empty) and return the
+	// settings after it; model "" is the global trace setting.
+	TraceSettings(ctx context.Context, model string, update settings.TraceUpdate) (settings.TraceSetting, error)
+	LogSettings(ctx context.Context, update settings.LogUpdate) (settings.LogSetting, error)
+}
+
+var _ API = (*Server)(nil)
 
 // InferRequest is one inference request, whatever transport it came from.
 type InferRequest struct {

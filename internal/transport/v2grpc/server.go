@@ -14,33 +14,12 @@ import (
 
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/inference"
-	"github.com/ferryml/ferry/internal/settings"
 	"github.com/ferryml/ferry/internal/shm"
 )
 
-// Core is the serving API this transport calls; *core.Server implements it. Errors use
-// core's vocabulary (ErrNotFound, ErrInvalid, ...), which errors.go maps to status codes.
-type Core interface {
-	Live() bool
-	Ready() bool
-	Metadata() core.ServerMetadata
-	Limits() core.Limits
-	ModelMetadata(ctx context.Context, model, version string) (*core.ModelMetadata, error)
-	// ModelReady fails with a *core.NotFoundError for an unknown model or version (the
-	// RPC answers ready=false for it).
-	ModelReady(ctx context.Context, model, version string) (bool, error)
-	ModelConfig(ctx context.Context, model, version string) (*inference.ModelConfig, error)
-	// ModelStatistics covers every model when model is "".
-	ModelStatistics(ctx context.Context, model, version string) ([]core.ModelStats, error)
-	RepositoryIndex(ctx context.Context, readyOnly bool) ([]core.ModelIndexEntry, error)
-	LoadModel(ctx context.Context, model string, opts core.LoadOptions) error
-	UnloadModel(ctx context.Context, model string, dependents bool) error
-	Infer(ctx context.Context, req *core.InferRequest) (*core.InferResponse, error)
-	// TraceSettings and LogSettings apply an update (none when empty) and return the
-	// settings after it; model "" is the global trace setting.
-	TraceSettings(ctx context.Context, model string, update settings.TraceUpdate) (settings.TraceSetting, error)
-	LogSettings(ctx context.Context, update settings.LogUpdate) (settings.LogSetting, error)
-}
+// Core is the serving API this transport calls: core's one API, which every transport
+// shares.
+type Core = core.API
 
 // Options configure a Server.
 type Options struct {

@@ -2,7 +2,6 @@ package v2http
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"log/slog"
@@ -10,35 +9,12 @@ import (
 	"strings"
 
 	"github.com/ferryml/ferry/internal/core"
-	"github.com/ferryml/ferry/internal/inference"
-	"github.com/ferryml/ferry/internal/settings"
 	"github.com/ferryml/ferry/internal/shm"
 )
 
-// Core is what the REST transport needs from the serving core (*core.Server satisfies
-// it). Every method may be called concurrently. Errors use core's vocabulary
-// (core.ErrNotFound, core.ErrInvalid, ...), which errors.go maps to statuses.
-type Core interface {
-	Live() bool
-	Ready() bool
-	Metadata() core.ServerMetadata
-	Limits() core.Limits
-	ModelMetadata(ctx context.Context, model, version string) (*core.ModelMetadata, error)
-	// ModelReady returns a *core.NotFoundError for an unknown model or version.
-	ModelReady(ctx context.Context, model, version string) (bool, error)
-	ModelConfig(ctx context.Context, model, version string) (*inference.ModelConfig, error)
-	// ModelStatistics reports every model when model is "" and every version when
-	// version is "".
-	ModelStatistics(ctx context.Context, model, version string) ([]core.ModelStats, error)
-	RepositoryIndex(ctx context.Context, readyOnly bool) ([]core.ModelIndexEntry, error)
-	LoadModel(ctx context.Context, model string, opts core.LoadOptions) error
-	UnloadModel(ctx context.Context, model string, dependents bool) error
-	Infer(ctx context.Context, req *core.InferRequest) (*core.InferResponse, error)
-	// TraceSettings and LogSettings apply an update (none when empty) and return the
-	// settings after it; model "" is the global trace setting.
-	TraceSettings(ctx context.Context, model string, update settings.TraceUpdate) (settings.TraceSetting, error)
-	LogSettings(ctx context.Context, update settings.LogUpdate) (settings.LogSetting, error)
-}
+// Core is the serving API this transport calls: core's one API, which every transport
+// shares.
+type Core = core.API
 
 // Options configure a Handler.
 type Options struct {
