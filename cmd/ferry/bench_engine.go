@@ -40,7 +40,7 @@ func runEngineBench(ctx context.Context, cfg benchConfig, rt *onnx.Runtime, stdo
 	if err != nil {
 		return err
 	}
-	sessOpts, err := onnxOptions(mcfg, cfg.intraOp, true)
+	sessOpts, err := onnx.OptionsFromConfig(mcfg, cfg.intraOp, true)
 	if err != nil {
 		return err
 	}

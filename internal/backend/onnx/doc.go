@@ -1,6 +1,11 @@
 // Package onnx runs ONNX models with ONNX Runtime, through the cgo binding
-// github.com/yalue/onnxruntime_go. It is the only cgo package in Ferry and
-// imports no other Ferry package but internal/tensor.
+// github.com/yalue/onnxruntime_go. It is the only cgo package in Ferry; of Ferry
+// it imports the leaves only (tensor, modelconfig and the config types, platform).
+//
+// An [Engine] is the engine as the model repository sees it (config.go): it
+// describes a model from its file and config ([Engine.InspectConfig]) and opens
+// instances with the options the config's parameters ask for
+// ([OptionsFromConfig], Triton's names). cmd/ferry only lists it in its table.
 //
 // A [Runtime] owns the process-wide ONNX Runtime environment: the binding
 // keeps it in package globals, so at most one Runtime exists at a time, and
