@@ -16,7 +16,7 @@ import (
 func pythonBackend(interpreter string, log *slog.Logger) repository.Backend {
 	f := python.NewFactory(python.Options{Interpreter: interpreter, Logger: log})
 	return repository.Backend{
-		DefaultFilename: "model.py",
+		DefaultFilename: python.DefaultFilename,
 		Open: func(ctx context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error) {
 			in, err := f.Open(ctx, path, cfg)
 			if err != nil {

@@ -23,15 +23,17 @@ var banned = map[string][]string{
 	"internal/backend/onnx":      {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", "net/http"},
 	"internal/backend/remote":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport"},
 	"internal/backend/python":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", "net/http"},
-	"internal/backend/trees":     {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/modelconfig", mod + "internal/inference", "net/http"},
-	"internal/core":              {mod + "internal/repository", mod + "internal/transport", mod + "internal/backend", "net/http", "google.golang.org/grpc"},
-	"internal/repository":        {mod + "internal/transport", mod + "internal/backend", "net/http"},
-	"internal/transport/v2http":  {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "google.golang.org/grpc"},
-	"internal/transport/v2grpc":  {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "net/http"},
-	"internal/monitor/metrics":   {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend"},
-	"internal/bench":             {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},
-	"internal/cache":             {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/inference", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
-	"internal/objstore":          {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
+	// Engines describe themselves (inspect, open, defaults, their config parameters), so
+	// they read configs; they never reach up to what serves them.
+	"internal/backend/trees":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", "net/http"},
+	"internal/core":             {mod + "internal/repository", mod + "internal/transport", mod + "internal/backend", "net/http", "google.golang.org/grpc"},
+	"internal/repository":       {mod + "internal/transport", mod + "internal/backend", "net/http"},
+	"internal/transport/v2http": {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "google.golang.org/grpc"},
+	"internal/transport/v2grpc": {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "net/http"},
+	"internal/monitor/metrics":  {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend"},
+	"internal/bench":            {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},
+	"internal/cache":            {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/inference", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
+	"internal/objstore":         {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
 	// The shared layers know requests and RPCs, not what a transport makes of them.
 	"internal/transport/middleware": {mod + "internal/"},
 
@@ -159,6 +161,29 @@ func TestPackageNamesMatchFolders(t *testing.T) {
 		}
 		if folder := fields[0][strings.LastIndex(fields[0], "/")+1:]; folder != fields[1] {
 			t.Errorf("%s is package %s; name it %s, or move it", fields[0], fields[1], folder)
+		}
+	}
+}
+
+// TestOnlyCmdFerryListsBackends: engines are listed in one explicit table in cmd/ferry
+// (DESIGN.md); no other package reaches for an engine by name, so adding or removing one
+// touches its own folder and that table only.
+func TestOnlyCmdFerryListsBackends(t *testing.T) {
+	root := moduleRoot(t)
+	out, err := goList(root, "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...")
+	if err != nil {
+		t.Fatalf("go list ./...: %v\n%s", err, out)
+	}
+	for line := range strings.Lines(string(out)) {
+		fields := strings.Fields(line)
+		pkg := strings.TrimPrefix(fields[0], mod)
+		if pkg == "cmd/ferry" || strings.HasPrefix(pkg, "internal/backend/") {
+			continue
+		}
+		for _, dep := range fields[1:] {
+			if strings.HasPrefix(dep, mod+"internal/backend/") {
+				t.Errorf("%s imports %s; only cmd/ferry's table of backends names an engine", pkg, dep)
+			}
 		}
 	}
 }

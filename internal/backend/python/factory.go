@@ -35,6 +35,9 @@ const (
 	paramExecutionEnv = "EXECUTION_ENV_PATH"
 )
 
+// DefaultFilename is the model file a version folder holds (Triton's python backend's).
+const DefaultFilename = "model.py"
+
 // Options configure a Factory. Zero values take the defaults.
 type Options struct {
 	// Interpreter is the python executable: a path, or a name looked up on PATH
