@@ -33,4 +33,3 @@ func treesBackend() repository.Backend {
 		},
 	}
 }
-
