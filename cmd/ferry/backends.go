@@ -11,6 +11,7 @@ import (
 	"github.com/ferryml/ferry/internal/backend/remote"
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/modelconfig"
+	"github.com/ferryml/ferry/internal/monitor/metrics"
 	"github.com/ferryml/ferry/internal/platform/ortlib"
 	"github.com/ferryml/ferry/internal/repository"
 	"github.com/ferryml/ferry/internal/scheduler"
@@ -66,6 +67,17 @@ func onnxBackend(e *onnx.Engine) repository.Backend {
 			}
 			return s, nil
 		},
+	}
+}
+
+// upstreamStats hands the remote backend's counters to its metrics.
+func upstreamStats(rb *remote.Backend) func() []metrics.UpstreamStats {
+	return func() []metrics.UpstreamStats {
+		var out []metrics.UpstreamStats
+		for _, s := range rb.Stats() {
+			out = append(out, metrics.UpstreamStats(s))
+		}
+		return out
 	}
 }
 

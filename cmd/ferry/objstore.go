@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
+	"github.com/ferryml/ferry/internal/monitor/metrics"
 	"github.com/ferryml/ferry/internal/objstore"
 	"github.com/ferryml/ferry/internal/repository"
 	"github.com/prometheus/client_golang/prometheus"
@@ -112,21 +113,7 @@ func (m *mirrorSource) Sync(ctx context.Context) (map[string]error, error) {
 
 // registerStore exports the mirror's counters when the repository is an object store.
 func registerStore(reg prometheus.Registerer, st *objstore.Syncer) {
-	if st == nil {
-		return
-	}
-	for _, c := range []struct {
-		name, help string
-		get        func(objstore.Stats) int64
-	}{
-		{"ferry_model_store_syncs_total", "Syncs of the model repository from its object store.", func(s objstore.Stats) int64 { return s.Syncs }},
-		{"ferry_model_store_sync_failures_total", "Syncs that could not list the object store or update the cache.", func(s objstore.Stats) int64 { return s.Failures }},
-		{"ferry_model_store_downloads_total", "Objects downloaded and verified.", func(s objstore.Stats) int64 { return s.Downloads }},
-		{"ferry_model_store_downloaded_bytes_total", "Bytes of the objects downloaded and verified.", func(s objstore.Stats) int64 { return s.DownloadedBytes }},
-		{"ferry_model_store_refused_objects_total", "Objects refused: download failed, or size or checksum mismatch.", func(s objstore.Stats) int64 { return s.Refused }},
-		{"ferry_model_store_deleted_files_total", "Cached files deleted because their object is gone.", func(s objstore.Stats) int64 { return s.Deleted }},
-	} {
-		reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: c.name, Help: c.help},
-			func() float64 { return float64(c.get(st.Stats())) }))
+	if st != nil {
+		reg.MustRegister(metrics.Store(st.Stats)...)
 	}
 }

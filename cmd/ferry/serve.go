@@ -252,7 +252,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		Trace: s.trace, Log: logSettings(cfg.level)})
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(m, rb, collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(m, metrics.Upstreams(upstreamStats(rb)), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerCache(reg, rc)
 	registerResident(reg, cfg.onDemand, s.repo)
 	registerStore(reg, store)
