@@ -2,16 +2,15 @@ package bench
 
 import (
 	"bytes"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"math"
 	"math/rand/v2"
 	"strconv"
 
 	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2json"
 )
 
 // The kinds of request data.
@@ -95,26 +94,11 @@ func parseFileTensor(msg json.RawMessage) (FileTensor, error) {
 	if err := dec.Decode(&v); err != nil {
 		return ft, err
 	}
-	if err := flatten(&ft.Values, v); err != nil {
+	var err error
+	if ft.Values, err = v2json.Flatten(ft.Values, v); err != nil {
 		return ft, err
 	}
 	return ft, nil
-}
-
-func flatten(dst *[]any, v any) error {
-	switch v := v.(type) {
-	case []any:
-		for _, e := range v {
-			if err := flatten(dst, e); err != nil {
-				return err
-			}
-		}
-	case json.Number, bool, string:
-		*dst = append(*dst, v)
-	default:
-		return fmt.Errorf("unexpected value %v (want numbers, booleans or strings)", v)
-	}
-	return nil
 }
 
 // Samples builds the inputs of the requests a run sends: one set for generated data,
@@ -260,7 +244,7 @@ func fill(dt tensor.DType, n int, zero bool, rng *rand.Rand) ([]byte, error) {
 			v = json.Number(strconv.Itoa(rng.IntN(100)))
 		}
 		var err error
-		if b, err = putValue(b, dt, v); err != nil {
+		if b, err = v2json.AppendValue(b, dt, v); err != nil {
 			return nil, err
 		}
 	}
@@ -313,69 +297,9 @@ func appendItem(dst []byte, in Input, shape tensor.Shape, values []any) ([]byte,
 		return nil, fmt.Errorf("%s: shape %v needs %d values, got %d", in.Name, shape, n, len(values))
 	}
 	for j, v := range values {
-		if dst, err = putValue(dst, in.DType, v); err != nil {
+		if dst, err = v2json.AppendValue(dst, in.DType, v); err != nil {
 			return nil, fmt.Errorf("%s[%d]: %w", in.Name, j, err)
 		}
 	}
 	return dst, nil
-}
-
-// putValue appends one JSON value as an element of dt.
-func putValue(dst []byte, dt tensor.DType, v any) ([]byte, error) {
-	le := binary.LittleEndian
-	switch x := v.(type) {
-	case string:
-		if dt != tensor.Bytes {
-			return nil, fmt.Errorf("string %q for a %s input", x, dt)
-		}
-		return tensor.AppendBytesElement(dst, []byte(x)), nil
-	case bool:
-		if dt != tensor.Bool {
-			return nil, fmt.Errorf("boolean for a %s input", dt)
-		}
-		if x {
-			return append(dst, 1), nil
-		}
-		return append(dst, 0), nil
-	}
-	num, ok := v.(json.Number)
-	if !ok || dt == tensor.Bytes || dt == tensor.Bool {
-		return nil, fmt.Errorf("%v does not fit a %s input", v, dt)
-	}
-	switch dt {
-	case tensor.FP16, tensor.BF16, tensor.FP32, tensor.FP64:
-		f, err := strconv.ParseFloat(string(num), 64)
-		if err != nil {
-			return nil, err
-		}
-		switch dt {
-		case tensor.FP16: // beyond the range: infinity (ok is false), as IEEE rounding gives
-			h, _ := tensor.FP16FromFloat64(f)
-			return le.AppendUint16(dst, h), nil
-		case tensor.BF16:
-			h, _ := tensor.BF16FromFloat64(f)
-			return le.AppendUint16(dst, h), nil
-		case tensor.FP32:
-			return le.AppendUint32(dst, math.Float32bits(float32(f))), nil
-		}
-		return le.AppendUint64(dst, math.Float64bits(f)), nil
-	case tensor.Uint8, tensor.Uint16, tensor.Uint32, tensor.Uint64:
-		u, err := strconv.ParseUint(string(num), 10, dt.Size()*8)
-		if err != nil {
-			return nil, fmt.Errorf("%s for a %s input: %w", num, dt, err)
-		}
-		return appendLE(dst, u, dt.Size()), nil
-	}
-	i, err := strconv.ParseInt(string(num), 10, dt.Size()*8)
-	if err != nil {
-		return nil, fmt.Errorf("%s for a %s input: %w", num, dt, err)
-	}
-	return appendLE(dst, uint64(i), dt.Size()), nil
-}
-
-func appendLE(dst []byte, v uint64, size int) []byte {
-	for k := range size {
-		dst = append(dst, byte(v>>(8*k)))
-	}
-	return dst
 }

@@ -166,8 +166,8 @@ func TestDataFileRejects(t *testing.T) {
 	for _, tc := range []struct{ name, file, wantErr string }{
 		{"too few values", `{"data": [{"A": [1, 2], "B": [1, 2]}]}`, `input data: data[0].A: shape [3,1] needs 3 values, got 2`},
 		{"missing input", `{"data": [{"A": [1, 2, 3]}]}`, `input data: data[0] has no input "B"`},
-		{"string for a number", `{"data": [{"A": [1, 2, 3], "B": ["x", 2]}]}`, `input data: data[0].B[0]: string "x" for a INT64 input`},
-		{"integer out of range", `{"data": [{"A": [1, 2, 3], "B": [1, 1e3]}]}`, `input data: data[0].B[1]: 1e3 for a INT64 input: strconv.ParseInt: parsing "1e3": invalid syntax`},
+		{"string for a number", `{"data": [{"A": [1, 2, 3], "B": ["x", 2]}]}`, `input data: data[0].B[0]: string "x" for a INT64 value`},
+		{"integer out of range", `{"data": [{"A": [1, 2, 3], "B": [1, 1e3]}]}`, `input data: data[0].B[1]: 1e3 for a INT64 value: strconv.ParseInt: parsing "1e3": invalid syntax`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			entries, err := ReadDataFile(strings.NewReader(tc.file))

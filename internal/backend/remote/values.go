@@ -6,10 +6,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
-	"strconv"
 
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2json"
 )
 
 // Upstreams are asked for binary outputs (raw bytes, the fast path). These converters
@@ -24,68 +24,20 @@ func rawFromJSON(dt tensor.DType, data json.RawMessage) ([]byte, error) {
 	if err := dec.Decode(&v); err != nil {
 		return nil, fmt.Errorf("data: %v", err)
 	}
-	var flat []any
-	flatten(v, &flat)
+	if dt == tensor.FP16 || dt == tensor.BF16 {
+		return nil, fmt.Errorf("%s values in JSON are not supported; the upstream must support the binary data extension", dt)
+	}
+	flat, err := v2json.Flatten(nil, v)
+	if err != nil {
+		return nil, fmt.Errorf("data: %w", err)
+	}
 	out := make([]byte, 0, len(flat)*max(dt.Size(), 0))
 	for i, e := range flat {
-		var err error
-		if out, err = appendJSONValue(out, dt, e); err != nil {
+		if out, err = v2json.AppendValue(out, dt, e); err != nil {
 			return nil, fmt.Errorf("data[%d]: %w", i, err)
 		}
 	}
 	return out, nil
-}
-
-func flatten(v any, dst *[]any) {
-	if vs, ok := v.([]any); ok {
-		for _, e := range vs {
-			flatten(e, dst)
-		}
-		return
-	}
-	*dst = append(*dst, v)
-}
-
-func appendJSONValue(dst []byte, dt tensor.DType, v any) ([]byte, error) {
-	switch dt {
-	case tensor.Bytes:
-		s, ok := v.(string)
-		if !ok {
-			return nil, fmt.Errorf("%v is not a string", v)
-		}
-		return tensor.AppendBytesElement(dst, []byte(s)), nil
-	case tensor.Bool:
-		b, ok := v.(bool)
-		if !ok {
-			return nil, fmt.Errorf("%v is not a boolean", v)
-		}
-		return appendBool(dst, b), nil
-	case tensor.FP16, tensor.BF16:
-		return nil, fmt.Errorf("%s values in JSON are not supported; the upstream must support the binary data extension", dt)
-	}
-	n, ok := v.(json.Number)
-	if !ok {
-		return nil, fmt.Errorf("%v is not a number", v)
-	}
-	switch dt {
-	case tensor.FP32, tensor.FP64:
-		f, err := strconv.ParseFloat(n.String(), 64)
-		if err != nil {
-			return nil, err
-		}
-		return appendFloat(dst, dt, f), nil
-	case tensor.Uint64:
-		u, err := strconv.ParseUint(n.String(), 10, 64)
-		if err != nil {
-			return nil, err
-		}
-		return binary.LittleEndian.AppendUint64(dst, u), nil
-	}
-	i, err := strconv.ParseInt(n.String(), 10, 64)
-	if err != nil {
-		return nil, err
-	}
-	return appendInt(dst, dt, i), nil
 }
 
 // rawFromContents converts gRPC typed contents to raw tensor bytes.
