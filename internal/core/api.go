@@ -50,6 +50,10 @@ type InferRequest struct {
 	Parameters Parameters
 	// Outputs names the outputs to return; empty means all of the model's outputs.
 	Outputs []RequestedOutput
+	// TraceParent is the W3C trace context the client sent with the request (the
+	// traceparent HTTP header or gRPC metadata, checked by TraceParent), "" when none:
+	// the taps see it, so what they record joins the client's trace.
+	TraceParent string
 	// Prepare, when set, fills in Inputs once Infer has picked the version that will run
 	// the request, from that version's metadata (batching: its max_batch_size > 0), under
 	// the same lease: a raw binary REST body takes its shape from the model, and asking

@@ -30,11 +30,13 @@ type Record struct {
 	Route      string
 	Priority   int        // the priority level the request asked for (0: the model's default)
 	Parameters Parameters // the request's parameters as the client sent them
-	Inputs     []*tensor.Tensor
-	Outputs    []*tensor.Tensor // nil when Err is set
-	Items      int              // rows (items) the request carried; 0 when it failed
-	Start      time.Time
-	Total      time.Duration // from Start to the outcome, in core
+	// TraceParent is the client's W3C trace context ("" when it sent none).
+	TraceParent string
+	Inputs      []*tensor.Tensor
+	Outputs     []*tensor.Tensor // nil when Err is set
+	Items       int              // rows (items) the request carried; 0 when it failed
+	Start       time.Time
+	Total       time.Duration // from Start to the outcome, in core
 	// Timing is the scheduler's breakdown; zero for a cache hit, an ensemble (its steps
 	// have their own records) and a request that failed before it ran.
 	Timing scheduler.Timing
@@ -69,7 +71,7 @@ func (s *Server) tapped(l *Lease, req *InferRequest, resp *InferResponse, o outc
 		return
 	}
 	r := records.Get().(*Record)
-	*r = Record{Model: l.Model, Version: l.Version, ID: req.ID, Parameters: req.Parameters,
+	*r = Record{Model: l.Model, Version: l.Version, ID: req.ID, Parameters: req.Parameters, TraceParent: req.TraceParent,
 		Inputs: req.Inputs, Items: o.items, Start: o.start, Total: o.total, Timing: o.timing, Cached: o.cached, Err: o.err}
 	if p, ok := asInt(req.Parameters["priority"]); ok {
 		r.Priority = int(p)

@@ -75,6 +75,7 @@ func TestTapSeesEveryFinishedRequest(t *testing.T) {
 	s := New(Options{Repository: repo, Cache: cache.New(1 << 20), Taps: []Tap{tap}})
 	req := request(1, 2)
 	req.ID, req.Parameters = "a", Parameters{"priority": int64(2)}
+	req.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
 	infer(t, s, req)
 	infer(t, s, request(1, 2))
 	repo.inst.mu.Lock()
@@ -92,7 +93,7 @@ func TestTapSeesEveryFinishedRequest(t *testing.T) {
 		t.Fatalf("tap saw %d records, want 3 (run, cache hit, failure; an unknown model reaches no version)", len(tap.records))
 	}
 	run, hit, failed := tap.records[0], tap.records[1], tap.records[2]
-	if run.Model != "m" || run.Version != "1" || run.ID != "a" || run.Priority != 2 || run.Items != 1 || run.Cached || run.Err != nil ||
+	if run.Model != "m" || run.Version != "1" || run.ID != "a" || run.Priority != 2 || run.TraceParent != req.TraceParent || run.Items != 1 || run.Cached || run.Err != nil ||
 		string(run.Inputs[0].Data) != string(f32s(1, 2)) || string(run.Outputs[0].Data) != string(f32s(2, 4)) || run.Total <= 0 || run.Timing.Batch != 1 {
 		t.Errorf("run record %+v", run)
 	}

@@ -9,6 +9,7 @@ import (
 
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ferryml/ferry/internal/core"
@@ -36,6 +37,11 @@ func (s *Server) infer(ctx context.Context, req *inference.ModelInferRequest) (*
 	creq, err := decodeInfer(req, s.limits, s.shm)
 	if err != nil {
 		return nil, err
+	}
+	if md, ok := metadata.FromIncomingContext(ctx); ok {
+		if tp := md.Get("traceparent"); len(tp) > 0 {
+			creq.TraceParent = core.TraceParent(tp[0])
+		}
 	}
 	shmInputs := sharedBuffers(req, creq) // taken before core can touch the inputs
 	cres, err := s.core.Infer(ctx, creq)

@@ -297,3 +297,19 @@ func TestMalformedOutputFromCore(t *testing.T) {
 		t.Errorf("malformed output = %d %s, want 500", r.status, r.body)
 	}
 }
+
+// The client's W3C trace context (the traceparent header) reaches core with the request;
+// a malformed one does not.
+func TestTraceParentReachesCore(t *testing.T) {
+	s := newTestServer(t, Options{})
+	const tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	body := []byte(`{"inputs":[{"name":"x","datatype":"FP32","shape":[1,4],"data":[1,2,3,4]}]}`)
+	for _, tc := range []struct{ sent, want string }{{tp, tp}, {"00-zz", ""}} {
+		if r := s.do(t, "POST", "/v2/models/echo/infer", body, map[string]string{"traceparent": tc.sent}); r.status != 200 {
+			t.Fatalf("status %d: %s", r.status, r.body)
+		}
+		if got := s.core.last().TraceParent; got != tc.want {
+			t.Errorf("sent traceparent %q: core got %q, want %q", tc.sent, got, tc.want)
+		}
+	}
+}

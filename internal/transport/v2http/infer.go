@@ -25,6 +25,7 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	req.Model, req.Version = model, version
+	req.TraceParent = core.TraceParent(r.Header.Get("traceparent"))
 	resp, err := h.core.Infer(r.Context(), req)
 	var shared map[string]shm.Ref
 	if err == nil {
