@@ -163,7 +163,9 @@ func (b *batcher) submit(ctx context.Context, req *Request) (*Result, error) {
 // goroutine hand-offs. It takes b.mu and returns holding it unless it ran the request.
 func (b *batcher) runNow(it *item) (*Result, error, bool) {
 	b.mu.Lock()
-	b.arrive(it.enq, b.pending()+b.executing+1)
+	if b.cfg.Adaptive { // only the adaptive wait reads the traffic
+		b.arrive(it.enq, b.pending()+b.executing+1)
+	}
 	if b.cfg.PreserveOrdering || b.pending() > 0 || !b.aloneNow(it) {
 		return nil, nil, false
 	}
@@ -212,9 +214,8 @@ func (b *batcher) reasonAlone(it *item) string {
 // request with a timeout (the loop watches expiries). A request that only adds rows to
 // a batch still short of full changes nothing before the queue delay ends; waking the
 // loop for each of 64 single-item requests cost a goroutine switch and a scan of the
-// queue per request. Called with b.mu held, before it is queued.
-// With the adaptive wait, a request that brings every recent client into the system can
-// end the wait too.
+// queue per request. With the adaptive wait, a request that brings every recent client
+// into the system can end the wait too. Called with b.mu held, before it is queued.
 func (b *batcher) mustWake(it *item) bool {
 	return b.pending() == 0 || b.rows+it.rows >= b.maxRows || len(b.cfg.PreferredBatchSizes) > 0 ||
 		!it.expires.IsZero() || b.s.opts.MaxBatchSize == 0 ||
