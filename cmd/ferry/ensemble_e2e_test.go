@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"maps"
 	"os"
@@ -15,6 +16,8 @@ import (
 	"google.golang.org/grpc/status"
 
 	"github.com/ferryml/ferry/internal/inference"
+	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2client"
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
 
@@ -163,67 +166,24 @@ func ensInfer(t *testing.T, ts *testServer, proto, model string, rows int, in ..
 	return out
 }
 
+// ensTryInfer runs model through the typed client of proto (REST sends JSON, gRPC raw
+// contents) and returns its INT32 outputs by name.
 func ensTryInfer(t *testing.T, ts *testServer, proto, model string, rows int, in ...ensTensor) (map[string][]int32, error) {
-	t.Helper()
-	if proto == "grpc" {
-		return ensInferGRPC(t, ts, model, rows, in)
-	}
-	return ensInferREST(t, ts, model, rows, in)
-}
-
-func ensInferREST(t *testing.T, ts *testServer, model string, rows int, in []ensTensor) (map[string][]int32, error) {
-	type tensorJSON struct {
-		Name     string  `json:"name"`
-		Shape    []int64 `json:"shape"`
-		Datatype string  `json:"datatype"`
-		Data     []int32 `json:"data"`
-	}
-	var req struct {
-		Inputs []tensorJSON `json:"inputs"`
-	}
+	req := &v2client.Request{}
 	for _, x := range in {
-		req.Inputs = append(req.Inputs, tensorJSON{x.name, []int64{int64(rows), int64(len(x.data) / rows)}, "INT32", x.data})
+		req.Inputs = append(req.Inputs, &tensor.Tensor{Name: x.name, DType: tensor.Int32,
+			Shape: tensor.Shape{int64(rows), int64(len(x.data) / rows)}, Data: e2eLE(x.data)})
 	}
-	body, err := json.Marshal(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, _, b := httpDo(t, "POST", ts.URL+"/v2/models/"+model+"/infer", "application/json", strings.NewReader(string(body)))
-	if code != 200 {
-		return nil, fmt.Errorf("HTTP %d: %s", code, b)
-	}
-	var resp struct {
-		Outputs []tensorJSON `json:"outputs"`
-	}
-	if err := json.Unmarshal(b, &resp); err != nil {
-		t.Fatalf("infer %s: response %s: %v", model, b, err)
-	}
-	out := map[string][]int32{}
-	for _, o := range resp.Outputs {
-		if o.Datatype != "INT32" || !slices.Equal(o.Shape, []int64{int64(rows), 16}) {
-			t.Errorf("infer %s: output %s is %s %v, want INT32 [%d 16]", model, o.Name, o.Datatype, o.Shape, rows)
-		}
-		out[o.Name] = o.Data
-	}
-	return out, nil
-}
-
-func ensInferGRPC(t *testing.T, ts *testServer, model string, rows int, in []ensTensor) (map[string][]int32, error) {
-	req := &inference.ModelInferRequest{ModelName: model}
-	for _, x := range in {
-		req.Inputs = append(req.Inputs, &inference.ModelInferRequest_InferInputTensor{Name: x.name, Datatype: "INT32", Shape: []int64{int64(rows), int64(len(x.data) / rows)}})
-		req.RawInputContents = append(req.RawInputContents, e2eLE(x.data))
-	}
-	res, err := ts.GRPC.ModelInfer(t.Context(), req)
+	res, err := ts.v2(proto, model, "").Infer(t.Context(), req)
 	if err != nil {
 		return nil, err
 	}
 	out := map[string][]int32{}
-	for i, o := range res.GetOutputs() {
-		if o.GetDatatype() != "INT32" || !slices.Equal(o.GetShape(), []int64{int64(rows), 16}) {
-			t.Errorf("infer %s: output %s is %s %v, want INT32 [%d 16]", model, o.GetName(), o.GetDatatype(), o.GetShape(), rows)
+	for _, o := range res.Outputs {
+		if o.DType != tensor.Int32 || !slices.Equal(o.Shape, tensor.Shape{int64(rows), 16}) {
+			t.Errorf("infer %s: output %s is %s %v, want INT32 [%d 16]", model, o.Name, o.DType, o.Shape, rows)
 		}
-		out[o.GetName()] = e2eInt32s(t, res.GetRawOutputContents()[i])
+		out[o.Name] = e2eInt32s(t, o.Data)
 	}
 	return out, nil
 }
@@ -279,27 +239,11 @@ func ensDiamond(t *testing.T, ts *testServer, proto string) {
 }
 
 func ensFailingStep(t *testing.T, ts *testServer, proto string) {
-	x := make([]float32, 16)
-	var err error
-	if proto == "grpc" {
-		req := &inference.ModelInferRequest{ModelName: "badstep",
-			Inputs:           []*inference.ModelInferRequest_InferInputTensor{{Name: "X", Datatype: "FP32", Shape: []int64{1, 16}}},
-			RawInputContents: [][]byte{e2eLE(x)}}
-		_, err = ts.GRPC.ModelInfer(t.Context(), req)
-		if status.Code(err) != codes.InvalidArgument {
-			t.Errorf("badstep: %v, want INVALID_ARGUMENT", err)
-		}
-	} else {
-		body := `{"inputs":[{"name":"X","shape":[1,16],"datatype":"FP32","data":[` + strings.Repeat("0,", 15) + `0]}]}`
-		code, _, b := httpDo(t, "POST", ts.URL+"/v2/models/badstep/infer", "application/json", strings.NewReader(body))
-		if code != 400 {
-			t.Errorf("badstep: HTTP %d %s, want 400", code, b)
-		}
-		var e struct{ Error string }
-		if json.Unmarshal(b, &e) != nil {
-			t.Fatalf("badstep: error body %s is not {\"error\": ...}", b)
-		}
-		err = fmt.Errorf("%s", e.Error)
+	x := &tensor.Tensor{Name: "X", DType: tensor.FP32, Shape: tensor.Shape{1, 16}, Data: make([]byte, 64)}
+	_, err := ts.v2(proto, "badstep", "").Infer(t.Context(), &v2client.Request{Inputs: []*tensor.Tensor{x}})
+	var e *v2client.Error
+	if !errors.As(err, &e) || (proto == "grpc" && e.Code != codes.InvalidArgument) || (proto == "rest" && e.HTTPStatus != 400) {
+		t.Errorf("badstep: %v, want INVALID_ARGUMENT or HTTP 400", err)
 	}
 	want := `ensemble 'badstep' version 1: step 0 (model 'simple'): input "INPUT0": datatype FP32 does not match the model's INT32`
 	if err == nil || !strings.Contains(err.Error(), want) {

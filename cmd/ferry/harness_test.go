@@ -16,13 +16,13 @@ import (
 
 	"go.uber.org/goleak"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/modelconfig"
 	"github.com/ferryml/ferry/internal/platform/ortlib"
+	"github.com/ferryml/ferry/internal/v2client"
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
 
@@ -65,9 +65,12 @@ func findORT() (string, error) {
 // testServer is a real Ferry serving on 127.0.0.1 with free ports.
 type testServer struct {
 	*server
-	URL    string // http://127.0.0.1:port
-	GRPC   inference.GRPCInferenceServiceClient
-	conn   *grpc.ClientConn
+	URL  string                               // http://127.0.0.1:port
+	GRPC inference.GRPCInferenceServiceClient // the generated client, for wire-level checks
+	conn *grpc.ClientConn
+	// rest and grpc are typed V2 clients, for tests that check answers, not the wire.
+	rest   *v2client.REST
+	grpc   *v2client.GRPC
 	cancel context.CancelFunc
 	done   chan error
 }
@@ -94,15 +97,22 @@ func startServer(t testing.TB, repo string, opts ...serverOption) *testServer {
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{server: s, URL: "http://" + s.httpLn.Addr().String(), cancel: cancel, done: make(chan error, 1)}
 	go func() { ts.done <- s.Run(ctx) }()
-	ts.conn, err = grpc.NewClient(s.grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(1<<30), grpc.MaxCallSendMsgSize(1<<30)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ts.GRPC = inference.NewGRPCInferenceServiceClient(ts.conn)
+	ts.connect(t)
 	t.Cleanup(ts.stop)
 	ts.waitReady(t)
 	return ts
+}
+
+// connect makes the test's clients of the server.
+func (ts *testServer) connect(t testing.TB) {
+	var err error
+	if ts.rest, err = v2client.NewREST(v2client.RESTOptions{URL: ts.URL, Timeout: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if ts.grpc, err = v2client.NewGRPC(v2client.GRPCOptions{Addr: ts.grpcLn.Addr().String(), MaxMessageBytes: 1 << 30}); err != nil {
+		t.Fatal(err)
+	}
+	ts.conn, ts.GRPC = ts.grpc.Conn(), ts.grpc.API()
 }
 
 func (ts *testServer) waitReady(t testing.TB) {
@@ -129,7 +139,24 @@ func (ts *testServer) stop() {
 	ts.cancel()
 	ts.cancel = nil
 	ts.conn.Close()
+	ts.rest.Close()
 	<-ts.done
+}
+
+// v2model is a model handle of either protocol's typed client.
+type v2model interface {
+	Infer(ctx context.Context, r *v2client.Request) (*v2client.Response, error)
+	Metadata(ctx context.Context) (v2client.Metadata, error)
+	Ready(ctx context.Context) error
+}
+
+// v2 is a typed client's handle on model (version; "" lets the server choose) over
+// proto, "rest" (JSON unless the request asks for binary) or "grpc".
+func (ts *testServer) v2(proto, model, version string) v2model {
+	if proto == "grpc" {
+		return ts.grpc.Model(model, version)
+	}
+	return ts.rest.Model(model, version)
 }
 
 func defaultTestLimits() core.Limits { return core.DefaultLimits() }

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"encoding/json"
 	"fmt"
 	"strings"
 	"testing"
@@ -25,36 +24,21 @@ func TestStatsAndMetricsAgree(t *testing.T) {
 			t.Fatalf("bad infer answered %d, want 400", code)
 		}
 	}
-	code, _, b := httpDo(t, "GET", ts.URL+"/v2/models/simple/stats", "", nil)
-	if code != 200 {
-		t.Fatalf("stats: %d %s", code, b)
+	stats, err := ts.rest.Model("simple", "").Stats(t.Context())
+	if err != nil || len(stats) != 1 {
+		t.Fatalf("stats %v: %v", stats, err)
 	}
-	var stats struct {
-		ModelStats []struct {
-			Name           string `json:"name"`
-			Version        string `json:"version"`
-			InferenceCount uint64 `json:"inference_count"`
-			ExecutionCount uint64 `json:"execution_count"`
-			InferenceStats struct {
-				Success struct{ Count uint64 } `json:"success"`
-				Fail    struct{ Count uint64 } `json:"fail"`
-			} `json:"inference_stats"`
-		} `json:"model_stats"`
-	}
-	if err := json.Unmarshal(b, &stats); err != nil || len(stats.ModelStats) != 1 {
-		t.Fatalf("stats %s: %v", b, err)
-	}
-	st := stats.ModelStats[0]
+	st := stats[0]
 	wantItems := uint64(1 + 2 + 3 + 1 + 2)
-	if st.InferenceStats.Success.Count != good || st.InferenceStats.Fail.Count != bad || st.InferenceCount != wantItems || st.ExecutionCount != good {
+	if st.Success.Count != good || st.Fail.Count != bad || st.InferenceCount != wantItems || st.ExecutionCount != good {
 		t.Fatalf("stats: success %d fail %d items %d executions %d; want %d %d %d %d",
-			st.InferenceStats.Success.Count, st.InferenceStats.Fail.Count, st.InferenceCount, st.ExecutionCount, good, bad, wantItems, good)
+			st.Success.Count, st.Fail.Count, st.InferenceCount, st.ExecutionCount, good, bad, wantItems, good)
 	}
 	_, _, m := httpDo(t, "GET", ts.URL+"/metrics", "", nil)
 	metrics := string(m)
 	for _, line := range []string{
-		fmt.Sprintf(`ferry_request_success_total{model="simple",version="1"} %d`, st.InferenceStats.Success.Count),
-		fmt.Sprintf(`ferry_request_failure_total{model="simple",version="1"} %d`, st.InferenceStats.Fail.Count),
+		fmt.Sprintf(`ferry_request_success_total{model="simple",version="1"} %d`, st.Success.Count),
+		fmt.Sprintf(`ferry_request_failure_total{model="simple",version="1"} %d`, st.Fail.Count),
 		fmt.Sprintf(`ferry_inference_count_total{model="simple",version="1"} %d`, st.InferenceCount),
 		fmt.Sprintf(`ferry_execution_count_total{model="simple",version="1"} %d`, st.ExecutionCount),
 		fmt.Sprintf(`ferry_request_duration_seconds_count{model="simple",version="1"} %d`, good),

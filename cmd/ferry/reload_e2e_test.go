@@ -30,7 +30,6 @@ func startPollServer(t *testing.T, repo string, logs *lockedLog) *testServer {
 	ts := startServerLogging(t, repo, log.Handler(), func(c *serveConfig) {
 		c.mode, c.pollInterval, c.strictReady = "poll", 50*time.Millisecond, true
 	})
-	ts.GRPC = inference.NewGRPCInferenceServiceClient(ts.conn)
 	return ts
 }
 

@@ -1,21 +1,18 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
-	"io"
-	"net/http"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/ferryml/ferry/internal/inference"
+	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2client"
 	"github.com/ferryml/ferry/tools/onnxgen"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/status"
@@ -69,115 +66,49 @@ type seqStep struct {
 // seqResult is a response's outputs by name, as integers.
 type seqResult map[string][]int64
 
-func (st seqStep) params() map[string]any {
-	p := map[string]any{}
+func (st seqStep) params() []v2client.Param {
+	var p []v2client.Param
 	if st.id != nil {
-		p["sequence_id"] = st.id
+		p = append(p, v2client.Param{Key: "sequence_id", Value: st.id})
 	}
 	if st.start {
-		p["sequence_start"] = true
+		p = append(p, v2client.Param{Key: "sequence_start", Value: true})
 	}
 	if st.end {
-		p["sequence_end"] = true
+		p = append(p, v2client.Param{Key: "sequence_end", Value: true})
 	}
 	return p
 }
 
-// seqREST sends a step over REST; it is safe in any goroutine. A non-200 answer is an
-// error holding the status code and the body.
-func seqREST(ctx context.Context, url string, st seqStep) (seqResult, error) {
+// seqSend sends a step over proto (REST as JSON) with the sequence parameters in the
+// protocol's types; it is safe in any goroutine.
+func seqSend(ctx context.Context, ts *testServer, proto string, st seqStep) (seqResult, error) {
 	rows := max(st.rows, 1)
 	data := make([]int32, rows)
 	for i := range data {
 		data[i] = st.value
 	}
-	body, _ := json.Marshal(map[string]any{
-		"parameters": st.params(),
-		"inputs":     []any{map[string]any{"name": "INPUT", "shape": []int{rows, 1}, "datatype": "INT32", "data": data}},
-	})
-	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/v2/models/"+st.model+"/infer", bytes.NewReader(body))
-	req.Header.Set("Content-Type", "application/json")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		return nil, err
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode != 200 {
-		return nil, httpError(resp.StatusCode, b)
-	}
-	var out struct {
-		Outputs []struct {
-			Name string        `json:"name"`
-			Data []json.Number `json:"data"`
-		} `json:"outputs"`
-	}
-	if err := json.Unmarshal(b, &out); err != nil {
-		return nil, fmt.Errorf("response %s: %v", b, err)
-	}
-	res := seqResult{}
-	for _, o := range out.Outputs {
-		for _, n := range o.Data {
-			v, err := strconv.ParseInt(string(n), 10, 64)
-			if err != nil {
-				return nil, fmt.Errorf("output %s: %v", o.Name, err)
-			}
-			res[o.Name] = append(res[o.Name], v)
-		}
-	}
-	return res, nil
-}
-
-// seqGRPC sends a step over gRPC, with the sequence parameters in their gRPC types.
-func seqGRPC(ctx context.Context, ts *testServer, st seqStep) (seqResult, error) {
-	rows := max(st.rows, 1)
-	data := make([]int32, rows)
-	for i := range data {
-		data[i] = st.value
-	}
-	params := map[string]*inference.InferParameter{}
-	for k, v := range st.params() {
-		switch x := v.(type) {
-		case bool:
-			params[k] = &inference.InferParameter{ParameterChoice: &inference.InferParameter_BoolParam{BoolParam: x}}
-		case string:
-			params[k] = &inference.InferParameter{ParameterChoice: &inference.InferParameter_StringParam{StringParam: x}}
-		case int64:
-			params[k] = &inference.InferParameter{ParameterChoice: &inference.InferParameter_Int64Param{Int64Param: x}}
-		case uint64:
-			params[k] = &inference.InferParameter{ParameterChoice: &inference.InferParameter_Uint64Param{Uint64Param: x}}
-		}
-	}
-	res, err := ts.GRPC.ModelInfer(ctx, &inference.ModelInferRequest{ModelName: st.model, Parameters: params,
-		Inputs:           []*inference.ModelInferRequest_InferInputTensor{{Name: "INPUT", Datatype: "INT32", Shape: []int64{int64(rows), 1}}},
-		RawInputContents: [][]byte{e2eLE(data)}})
+	in := &tensor.Tensor{Name: "INPUT", DType: tensor.Int32, Shape: tensor.Shape{int64(rows), 1}, Data: e2eLE(data)}
+	res, err := ts.v2(proto, st.model, "").Infer(ctx, &v2client.Request{Inputs: []*tensor.Tensor{in}, Parameters: st.params()})
 	if err != nil {
 		return nil, err
 	}
 	out := seqResult{}
-	for i, o := range res.GetOutputs() {
-		raw := res.GetRawOutputContents()[i]
-		switch o.GetDatatype() {
-		case "INT32":
-			for j := 0; j+4 <= len(raw); j += 4 {
-				out[o.GetName()] = append(out[o.GetName()], int64(int32(binary.LittleEndian.Uint32(raw[j:]))))
+	for _, o := range res.Outputs {
+		switch o.DType {
+		case tensor.Int32:
+			for j := 0; j+4 <= len(o.Data); j += 4 {
+				out[o.Name] = append(out[o.Name], int64(int32(binary.LittleEndian.Uint32(o.Data[j:]))))
 			}
-		case "UINT64":
-			for j := 0; j+8 <= len(raw); j += 8 {
-				out[o.GetName()] = append(out[o.GetName()], int64(binary.LittleEndian.Uint64(raw[j:])))
+		case tensor.Uint64:
+			for j := 0; j+8 <= len(o.Data); j += 8 {
+				out[o.Name] = append(out[o.Name], int64(binary.LittleEndian.Uint64(o.Data[j:])))
 			}
 		default:
-			return nil, fmt.Errorf("output %s: unexpected datatype %s", o.GetName(), o.GetDatatype())
+			return nil, fmt.Errorf("output %s: unexpected datatype %s", o.Name, o.DType)
 		}
 	}
 	return out, nil
-}
-
-func seqSend(ctx context.Context, ts *testServer, proto string, st seqStep) (seqResult, error) {
-	if proto == "grpc" {
-		return seqGRPC(ctx, ts, st)
-	}
-	return seqREST(ctx, ts.URL, st)
 }
 
 func TestSequencesAccumulateTheirOwnSums(t *testing.T) {
@@ -279,7 +210,7 @@ func TestSequenceControlsReachTheModel(t *testing.T) {
 
 func TestSequenceErrors(t *testing.T) {
 	ts := startServer(t, seqRepo(t))
-	if _, err := seqREST(t.Context(), ts.URL, seqStep{model: "acc_idle", id: int64(9), start: true, value: 1}); err != nil {
+	if _, err := seqSend(t.Context(), ts, "rest", seqStep{model: "acc_idle", id: int64(9), start: true, value: 1}); err != nil {
 		t.Fatal(err)
 	}
 	time.Sleep(500 * time.Millisecond) // max_sequence_idle_microseconds is 200 ms
@@ -295,9 +226,11 @@ func TestSequenceErrors(t *testing.T) {
 		{"sequence_start not a boolean", seqStep{model: "acc_idle", id: int64(11), value: 1}, `parameter "sequence_start": want a boolean`},
 	} {
 		st := tc.st
-		rest := func() (seqResult, error) { return seqREST(t.Context(), ts.URL, st) }
+		rest := func() (seqResult, error) { return seqSend(t.Context(), ts, "rest", st) }
 		if tc.what == "sequence_start not a boolean" {
-			rest = func() (seqResult, error) { return seqRESTRaw(t, ts, `{"sequence_id":11,"sequence_start":"yes"}`) }
+			rest = func() (seqResult, error) {
+				return seqRESTParams(t, ts, v2client.Param{Key: "sequence_id", Value: 11}, v2client.Param{Key: "sequence_start", Value: "yes"})
+			}
 		}
 		_, err := rest()
 		if err == nil || !strings.Contains(err.Error(), "HTTP 400") || !strings.Contains(err.Error(), tc.want) {
@@ -306,35 +239,23 @@ func TestSequenceErrors(t *testing.T) {
 		if tc.what == "sequence_start not a boolean" {
 			continue
 		}
-		_, err = seqGRPC(t.Context(), ts, st)
+		_, err = seqSend(t.Context(), ts, "grpc", st)
 		e2eWantStatus(t, "gRPC, "+tc.what, err, codes.InvalidArgument, tc.want)
 	}
 	// A new START after the release works, from a fresh state.
-	res, err := seqGRPC(t.Context(), ts, seqStep{model: "acc_idle", id: int64(9), start: true, value: 4})
+	res, err := seqSend(t.Context(), ts, "grpc", seqStep{model: "acc_idle", id: int64(9), start: true, value: 4})
 	if err != nil || !slices.Equal(res["OUTPUT"], []int64{4}) {
 		t.Errorf("restart after release: %v %v, want OUTPUT [4]", res, err)
 	}
-	if _, err := seqGRPC(t.Context(), ts, seqStep{model: "acc_idle", id: int64(12), start: true, end: true, value: 1}); status.Code(err) != codes.OK {
+	if _, err := seqSend(t.Context(), ts, "grpc", seqStep{model: "acc_idle", id: int64(12), start: true, end: true, value: 1}); status.Code(err) != codes.OK {
 		t.Errorf("START and END in one request: %v", err)
 	}
 }
 
-// seqRESTRaw sends one INPUT row to acc_idle with the given parameters JSON.
-func seqRESTRaw(t *testing.T, ts *testServer, params string) (seqResult, error) {
-	body := `{"parameters":` + params + `,"inputs":[{"name":"INPUT","shape":[1,1],"datatype":"INT32","data":[1]}]}`
-	code, _, b := httpDo(t, "POST", ts.URL+"/v2/models/acc_idle/infer", "application/json", strings.NewReader(body))
-	if code != 200 {
-		return nil, httpError(code, b)
-	}
-	return seqResult{}, nil
-}
-
-// httpError is an error answer as "HTTP code: message", the message taken out of its
-// {"error": ...} body.
-func httpError(code int, body []byte) error {
-	var e struct{ Error string }
-	if json.Unmarshal(body, &e) != nil || e.Error == "" {
-		return fmt.Errorf("HTTP %d: %s", code, body)
-	}
-	return fmt.Errorf("HTTP %d: %s", code, e.Error)
+// seqRESTParams sends one INPUT row to acc_idle over REST with the given parameters,
+// whatever their types.
+func seqRESTParams(t *testing.T, ts *testServer, params ...v2client.Param) (seqResult, error) {
+	in := &tensor.Tensor{Name: "INPUT", DType: tensor.Int32, Shape: tensor.Shape{1, 1}, Data: e2eLE([]int32{1})}
+	_, err := ts.rest.Model("acc_idle", "").Infer(t.Context(), &v2client.Request{Inputs: []*tensor.Tensor{in}, Parameters: params})
+	return seqResult{}, err
 }

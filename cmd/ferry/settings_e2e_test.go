@@ -143,7 +143,6 @@ func TestLogVerboseLevelShowsDebugLines(t *testing.T) {
 		t.Fatal(err)
 	}
 	ts := startServerLogging(t, exampleRepo(t), log.Handler(), func(c *serveConfig) { c.level = level })
-	ts.GRPC = inference.NewGRPCInferenceServiceClient(ts.conn)
 	debugLine := func(path string) []string {
 		return []string{`"level":"DEBUG"`, `"msg":"http request"`, `"path":"` + path + `"`}
 	}

@@ -2,9 +2,7 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 	"os"
@@ -14,7 +12,8 @@ import (
 	"sync"
 	"testing"
 
-	"github.com/ferryml/ferry/internal/inference"
+	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2client"
 )
 
 // The tree models of these tests are the hand-written fixtures of internal/backend/trees;
@@ -113,15 +112,15 @@ var treeCases = []treeCase{
 func TestTreeModelsServe(t *testing.T) {
 	ts := startServer(t, treesRepo(t))
 	for _, tc := range treeCases {
-		t.Run(tc.model+" over REST", func(t *testing.T) { treesCheck(t, tc, treesInferREST(t, ts, tc)) })
-		t.Run(tc.model+" over gRPC", func(t *testing.T) { treesCheck(t, tc, treesInferGRPC(t, ts, tc)) })
+		t.Run(tc.model+" over REST", func(t *testing.T) { treesCheck(t, tc, treesInfer(t, ts, "rest", tc)) })
+		t.Run(tc.model+" over gRPC", func(t *testing.T) { treesCheck(t, tc, treesInfer(t, ts, "grpc", tc)) })
 	}
 	t.Run("missing values over gRPC", func(t *testing.T) {
 		// NaN has no JSON form; raw bytes carry it. lgb_regression: x0 NaN is read as 0 (left),
 		// x1 NaN takes the default (left): 0.4; x2 NaN default right: 0.12; x1 NaN is zero,
 		// default right: -0.03.
 		tc := treeCase{"lgb_fp64", true, [][]float64{{math.NaN(), math.NaN(), math.NaN()}}, [][]float64{{0.4 + 0.12 - 0.03}}}
-		treesCheck(t, tc, treesInferGRPC(t, ts, tc))
+		treesCheck(t, tc, treesInfer(t, ts, "grpc", tc))
 	})
 	t.Run("backend tree is an alias of trees", func(t *testing.T) {
 		code, _, b := httpDo(t, "GET", ts.URL+"/v2/models/xgb_margin/config", "", nil)
@@ -172,9 +171,9 @@ func TestTreeModelsBatch(t *testing.T) {
 			row := []float64{0.25 * float64(i%4), float64(i%3) - 1, float64(i%5) - 2}
 			tc := treeCase{model: "xgb_batched", rows: [][]float64{row}, want: [][]float64{xgbRegressionByHand(row)}}
 			if i%2 == 0 {
-				treesCheck(t, tc, treesInferREST(t, ts, tc))
+				treesCheck(t, tc, treesInfer(t, ts, "rest", tc))
 			} else {
-				treesCheck(t, tc, treesInferGRPC(t, ts, tc))
+				treesCheck(t, tc, treesInfer(t, ts, "grpc", tc))
 			}
 		})
 	}
@@ -237,65 +236,36 @@ func (tc treeCase) datatype() string {
 	return "FP32"
 }
 
-func treesInferREST(t *testing.T, ts *testServer, tc treeCase) [][]float64 {
+// treesInfer sends the case's rows over proto (REST as JSON, gRPC as raw contents) and
+// returns output__0's rows.
+func treesInfer(t *testing.T, ts *testServer, proto string, tc treeCase) [][]float64 {
 	t.Helper()
-	var data []float64
-	for _, row := range tc.rows {
-		data = append(data, row...)
+	x := &tensor.Tensor{Name: "input__0", DType: tensor.FP32, Shape: tensor.Shape{int64(len(tc.rows)), int64(len(tc.rows[0]))}}
+	if tc.fp64 {
+		x.DType = tensor.FP64
 	}
-	body, err := json.Marshal(map[string]any{"inputs": []map[string]any{{"name": "input__0", "datatype": tc.datatype(),
-		"shape": []int{len(tc.rows), len(tc.rows[0])}, "data": data}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	code, _, b := httpDo(t, "POST", ts.URL+"/v2/models/"+tc.model+"/infer", "application/json", strings.NewReader(string(body)))
-	if code != 200 {
-		t.Fatalf("%s infer: %d %s", tc.model, code, b)
-	}
-	var resp struct {
-		Outputs []struct {
-			Name     string    `json:"name"`
-			Datatype string    `json:"datatype"`
-			Shape    []int     `json:"shape"`
-			Data     []float64 `json:"data"`
-		} `json:"outputs"`
-	}
-	if err := json.Unmarshal(b, &resp); err != nil || len(resp.Outputs) != 1 || resp.Outputs[0].Name != "output__0" ||
-		len(resp.Outputs[0].Shape) != 2 || resp.Outputs[0].Datatype != "FP32" {
-		t.Fatalf("%s infer: %v in %s", tc.model, err, b)
-	}
-	return treesRows(resp.Outputs[0].Data, resp.Outputs[0].Shape[1])
-}
-
-func treesInferGRPC(t *testing.T, ts *testServer, tc treeCase) [][]float64 {
-	t.Helper()
-	var raw []byte
 	for _, row := range tc.rows {
 		for _, v := range row {
 			if tc.fp64 {
-				raw = binary.LittleEndian.AppendUint64(raw, math.Float64bits(v))
+				x.Data = binary.LittleEndian.AppendUint64(x.Data, math.Float64bits(v))
 			} else {
-				raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(float32(v)))
+				x.Data = binary.LittleEndian.AppendUint32(x.Data, math.Float32bits(float32(v)))
 			}
 		}
 	}
-	resp, err := ts.GRPC.ModelInfer(context.Background(), &inference.ModelInferRequest{ModelName: tc.model,
-		Inputs: []*inference.ModelInferRequest_InferInputTensor{{Name: "input__0", Datatype: tc.datatype(),
-			Shape: []int64{int64(len(tc.rows)), int64(len(tc.rows[0]))}}},
-		RawInputContents: [][]byte{raw}})
+	resp, err := ts.v2(proto, tc.model, "").Infer(t.Context(), &v2client.Request{Inputs: []*tensor.Tensor{x}})
 	if err != nil {
-		t.Fatalf("%s ModelInfer: %v", tc.model, err)
+		t.Fatalf("%s infer over %s: %v", tc.model, proto, err)
 	}
-	outs := resp.GetOutputs()
-	if len(outs) != 1 || outs[0].GetName() != "output__0" || outs[0].GetDatatype() != "FP32" || len(resp.GetRawOutputContents()) != 1 {
-		t.Fatalf("%s ModelInfer = %v", tc.model, resp)
+	y := resp.Output("output__0")
+	if len(resp.Outputs) != 1 || y == nil || y.DType != tensor.FP32 || len(y.Shape) != 2 {
+		t.Fatalf("%s infer over %s: outputs %v", tc.model, proto, resp.Outputs)
 	}
-	b := resp.GetRawOutputContents()[0]
-	vals := make([]float64, len(b)/4)
+	vals := make([]float64, len(y.Data)/4)
 	for i := range vals {
-		vals[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(b[4*i:])))
+		vals[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(y.Data[4*i:])))
 	}
-	return treesRows(vals, int(outs[0].GetShape()[1]))
+	return treesRows(vals, int(y.Shape[1]))
 }
 
 func treesRows(vals []float64, width int) [][]float64 {

@@ -13,8 +13,6 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/tools/onnxgen"
-	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 )
 
 // logRecords is a slog handler that keeps every record's message and attributes, in order.
@@ -74,9 +72,7 @@ func startServerLogging(t *testing.T, repo string, logs slog.Handler, opts ...se
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{server: s, URL: "http://" + s.httpLn.Addr().String(), cancel: cancel, done: make(chan error, 1)}
 	go func() { ts.done <- s.Run(ctx) }()
-	if ts.conn, err = grpc.NewClient(s.grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials())); err != nil {
-		t.Fatal(err)
-	}
+	ts.connect(t)
 	t.Cleanup(ts.stop)
 	ts.waitReady(t)
 	return ts

@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2client"
 	"github.com/ferryml/ferry/internal/v2json"
 )
 
@@ -88,7 +89,7 @@ func TestSamplesEveryDatatype(t *testing.T) {
 			if err := x.Validate(); err != nil {
 				t.Errorf("%s %s: %v", dt, mode, err)
 			}
-			if _, err := jsonBody(s[0]); err != nil {
+			if _, err := v2client.EncodeREST(&v2client.Request{Inputs: s[0]}); err != nil {
 				t.Errorf("%s %s: JSON encoding: %v", dt, mode, err)
 			}
 			zero := !bytes.ContainsFunc(x.Data, func(r rune) bool { return r != 0 })

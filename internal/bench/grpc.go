@@ -14,8 +14,8 @@ import (
 
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2client"
 	"google.golang.org/grpc"
-	"google.golang.org/grpc/credentials/insecure"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/protobuf/proto"
 )
@@ -51,11 +51,11 @@ type GRPCOptions struct {
 // GRPCClient speaks the V2 gRPC protocol to one model. Inference calls go through
 // rawgrpc, which frames them over HTTP/2 itself at a fraction of grpc-go's CPU per call
 // (the generator shares the machine with the server it measures); the few control calls
-// (metadata, config, statistics) go through grpc-go.
+// (metadata, config, statistics, shared memory) go through v2client, over grpc-go.
 type GRPCClient struct {
 	o     GRPCOptions
-	ctl   *grpc.ClientConn
-	api   inference.GRPCInferenceServiceClient
+	ctl   *v2client.GRPC
+	model *v2client.GRPCModel
 	infer *rawgrpc.Client
 	shm   *shmPool // set by Prepare with SharedMemory
 }
@@ -88,19 +88,18 @@ func NewGRPC(o GRPCOptions) (*GRPCClient, error) {
 	if err != nil {
 		return nil, err
 	}
-	opts := []grpc.DialOption{grpc.WithTransportCredentials(insecure.NewCredentials()),
-		grpc.WithDefaultCallOptions(grpc.MaxCallRecvMsgSize(o.MaxMessageBytes), grpc.MaxCallSendMsgSize(o.MaxMessageBytes))}
+	var opts []grpc.DialOption
 	if md := o.Metadata; len(md) > 0 {
 		opts = append(opts, grpc.WithChainUnaryInterceptor(func(ctx context.Context, method string, req, reply any, cc *grpc.ClientConn, invoker grpc.UnaryInvoker, opts ...grpc.CallOption) error {
 			return invoker(metadata.NewOutgoingContext(ctx, md), method, req, reply, cc, opts...)
 		}))
 	}
-	ctl, err := grpc.NewClient(o.Addr, opts...)
+	ctl, err := v2client.NewGRPC(v2client.GRPCOptions{Addr: o.Addr, Timeout: o.Timeout, MaxMessageBytes: o.MaxMessageBytes, DialOptions: opts})
 	if err != nil {
 		infer.Close()
-		return nil, fmt.Errorf("grpc %s: %w", o.Addr, err)
+		return nil, err
 	}
-	return &GRPCClient{o: o, ctl: ctl, api: inference.NewGRPCInferenceServiceClient(ctl), infer: infer}, nil
+	return &GRPCClient{o: o, ctl: ctl, model: ctl.Model(o.Model, o.Version), infer: infer}, nil
 }
 
 // Close releases the shared memory regions, if any, and closes the connections.
@@ -114,53 +113,12 @@ func (c *GRPCClient) Close() error {
 
 // Model calls ModelMetadata for the inputs and ModelConfig for max_batch_size.
 func (c *GRPCClient) Model(ctx context.Context) (Model, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
-	defer cancel()
-	md, err := c.api.ModelMetadata(ctx, &inference.ModelMetadataRequest{Name: c.o.Model, Version: c.o.Version})
-	if err != nil {
-		return Model{}, fmt.Errorf("model metadata: %w", err)
-	}
-	cfg, err := c.api.ModelConfig(ctx, &inference.ModelConfigRequest{Name: c.o.Model, Version: c.o.Version})
-	if err != nil {
-		return Model{}, fmt.Errorf("model config: %w", err)
-	}
-	m := Model{Name: c.o.Model, Version: c.o.Version, MaxBatchSize: int(cfg.GetConfig().GetMaxBatchSize()),
-		Sequence: cfg.GetConfig().GetSequenceBatching() != nil}
-	for _, in := range md.GetInputs() {
-		dt, err := tensor.ParseDType(in.GetDatatype())
-		if err != nil {
-			return Model{}, fmt.Errorf("model metadata: input %q: %w", in.GetName(), err)
-		}
-		m.Inputs = append(m.Inputs, Input{Name: in.GetName(), DType: dt, Shape: in.GetShape()})
-	}
-	for _, out := range md.GetOutputs() {
-		m.Outputs = append(m.Outputs, out.GetName())
-	}
-	return m, nil
+	return describe(ctx, c.o.Model, c.o.Version, c.model)
 }
 
 // Stats calls ModelStatistics, summed over the versions it returns.
 func (c *GRPCClient) Stats(ctx context.Context) (Stats, error) {
-	ctx, cancel := context.WithTimeout(ctx, c.o.Timeout)
-	defer cancel()
-	resp, err := c.api.ModelStatistics(ctx, &inference.ModelStatisticsRequest{Name: c.o.Model, Version: c.o.Version})
-	if err != nil {
-		return Stats{}, fmt.Errorf("model statistics: %w", err)
-	}
-	var s Stats
-	ph := func(d *inference.StatisticDuration) Phase {
-		return Phase{Count: d.GetCount(), Total: time.Duration(d.GetNs())}
-	}
-	for _, m := range resp.GetModelStats() {
-		s.InferenceCount += m.GetInferenceCount()
-		s.ExecutionCount += m.GetExecutionCount()
-		is := m.GetInferenceStats()
-		s.Queue.add(ph(is.GetQueue()))
-		s.ComputeInput.add(ph(is.GetComputeInput()))
-		s.ComputeInfer.add(ph(is.GetComputeInfer()))
-		s.ComputeOutput.add(ph(is.GetComputeOutput()))
-	}
-	return s, nil
+	return statsOf(c.model.Stats(ctx))
 }
 
 // Prepare builds each sample's ModelInferRequest once, with the tensors in
@@ -175,26 +133,23 @@ func (c *GRPCClient) Prepare(m Model, samples [][]*tensor.Tensor) (Sender, error
 	if c.o.SharedMemory != nil {
 		return c.prepareShm(m, samples)
 	}
-	reqs := make([]*inference.ModelInferRequest, len(samples))
+	reqs := make([]*v2client.Request, len(samples))
 	for i, s := range samples {
-		r := &inference.ModelInferRequest{ModelName: c.o.Model, ModelVersion: c.o.Version}
-		for _, t := range s {
-			r.Inputs = append(r.Inputs, &inference.ModelInferRequest_InferInputTensor{
-				Name: t.Name, Datatype: t.DType.String(), Shape: t.Shape,
-			})
-			r.RawInputContents = append(r.RawInputContents, t.Data)
-		}
-		reqs[i] = r
+		reqs[i] = &v2client.Request{Inputs: s}
 	}
 	return c.sender(reqs)
 }
 
 // sender encodes the requests and sends request i as reqs[i modulo their number].
-func (c *GRPCClient) sender(reqs []*inference.ModelInferRequest) (Sender, error) {
+func (c *GRPCClient) sender(reqs []*v2client.Request) (Sender, error) {
+	msgs := make([]*inference.ModelInferRequest, len(reqs))
 	wire := make([]rawgrpc.Message, len(reqs))
 	for i, r := range reqs {
 		var err error
-		if wire[i], err = c.encode(r); err != nil {
+		if msgs[i], err = c.model.EncodeGRPC(r); err != nil {
+			return nil, err
+		}
+		if wire[i], err = c.encode(msgs[i]); err != nil {
 			return nil, err
 		}
 	}
@@ -203,7 +158,7 @@ func (c *GRPCClient) sender(reqs []*inference.ModelInferRequest) (Sender, error)
 		if seq == (Step{}) {
 			return wire[i%len(wire)], nil
 		}
-		return c.encode(inSequence(reqs[i%len(reqs)], seq))
+		return c.encode(inSequence(msgs[i%len(msgs)], seq))
 	}
 	if c.o.Streaming {
 		return c.streamSender(message), nil

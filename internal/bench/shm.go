@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2client"
 )
 
 // The kinds of shared memory requests may carry their tensors in (perf_analyzer's
@@ -86,16 +87,11 @@ func (r *region) close() error {
 	return errors.Join(syscall.Munmap(r.mem), os.Remove(filepath.Join(shmDir, r.name)))
 }
 
-// shmRegistrar is a protocol's system shared memory extension.
+// shmRegistrar is a protocol's system shared memory extension, as v2client's clients
+// offer it.
 type shmRegistrar interface {
-	registerShm(ctx context.Context, name, key string, size int) error
-	unregisterShm(ctx context.Context, name string) error
-}
-
-// shmRef places a tensor in a region: the three request parameters.
-type shmRef struct {
-	region       string
-	offset, size int
+	RegisterSystemSharedMemory(ctx context.Context, name, key string, offset, size uint64) error
+	UnregisterSystemSharedMemory(ctx context.Context, name string) error
 }
 
 // shmSet is the regions of one request in flight: one per input, holding every
@@ -103,8 +99,8 @@ type shmRef struct {
 type shmSet struct {
 	regions []*region // the inputs', then the outputs'
 	// in[s][k] places input k of sample s; out[j] output j.
-	in  [][]shmRef
-	out []shmRef
+	in  [][]v2client.Region
+	out []v2client.Region
 	// send sends a request of this set's, built by the protocol.
 	send Sender
 }
@@ -192,7 +188,7 @@ func (p *shmPool) take(ctx context.Context) (*shmSet, error) {
 // newSet creates, fills and registers the regions of set id; on failure it releases
 // what it made.
 func (p *shmPool) newSet(ctx context.Context, id int) (s *shmSet, err error) {
-	s = &shmSet{in: make([][]shmRef, len(p.samples))}
+	s = &shmSet{in: make([][]v2client.Region, len(p.samples))}
 	defer func() {
 		if err != nil {
 			err = errors.Join(err, p.release(s))
@@ -212,7 +208,7 @@ func (p *shmPool) newSet(ctx context.Context, id int) (s *shmSet, err error) {
 		off := 0
 		for i, sample := range p.samples {
 			n := copy(r.mem[off:], sample[k].Data)
-			s.in[i] = append(s.in[i], shmRef{region: r.name, offset: off, size: n})
+			s.in[i] = append(s.in[i], v2client.Region{Name: r.name, Offset: uint64(off), Size: uint64(n)})
 			off += n
 		}
 	}
@@ -222,7 +218,7 @@ func (p *shmPool) newSet(ctx context.Context, id int) (s *shmSet, err error) {
 			return s, fmt.Errorf("output %q: %w", name, err)
 		}
 		names = append(names, "output "+strconv.Quote(name))
-		s.out = append(s.out, shmRef{region: r.name, size: p.outBytes})
+		s.out = append(s.out, v2client.Region{Name: r.name, Size: uint64(p.outBytes)})
 	}
 	// Registered once filled: a server may map the region and read it at once. A
 	// registration is not cut off by the request's end (an interrupt): one the server
@@ -230,7 +226,7 @@ func (p *shmPool) newSet(ctx context.Context, id int) (s *shmSet, err error) {
 	rctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), unregisterTimeout)
 	defer cancel()
 	for i, r := range s.regions {
-		if err := p.reg.registerShm(rctx, r.name, r.key(), len(r.mem)); err != nil {
+		if err := p.reg.RegisterSystemSharedMemory(rctx, r.name, r.key(), 0, uint64(len(r.mem))); err != nil {
 			return s, fmt.Errorf("%s: register shared memory region %s: %w", names[i], r.name, err)
 		}
 		r.registered = true
@@ -256,7 +252,7 @@ func (p *shmPool) release(s *shmSet) error {
 	var errs []error
 	for _, r := range s.regions {
 		if r.registered {
-			if err := p.reg.unregisterShm(ctx, r.name); err != nil {
+			if err := p.reg.UnregisterSystemSharedMemory(ctx, r.name); err != nil {
 				errs = append(errs, fmt.Errorf("unregister shared memory region %s: %w", r.name, err))
 			}
 		}

@@ -3,7 +3,6 @@ package bench
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
@@ -13,7 +12,6 @@ import (
 	"testing"
 
 	"github.com/ferryml/ferry/internal/tensor"
-	"github.com/google/go-cmp/cmp"
 )
 
 // registry records registrations as a server would, and reads each region by its key
@@ -30,7 +28,7 @@ func newRegistry() *registry {
 	return &registry{regions: map[string][]byte{}, keys: map[string]string{}}
 }
 
-func (r *registry) registerShm(_ context.Context, name, key string, size int) error {
+func (r *registry) RegisterSystemSharedMemory(_ context.Context, name, key string, _, size uint64) error {
 	if name == r.failOn {
 		return errors.New("refused")
 	}
@@ -38,7 +36,7 @@ func (r *registry) registerShm(_ context.Context, name, key string, size int) er
 	if err != nil {
 		return err
 	}
-	if len(b) != size {
+	if uint64(len(b)) != size {
 		return fmt.Errorf("region %s: %d bytes, registered as %d", key, len(b), size)
 	}
 	r.mu.Lock()
@@ -50,7 +48,7 @@ func (r *registry) registerShm(_ context.Context, name, key string, size int) er
 	return nil
 }
 
-func (r *registry) unregisterShm(_ context.Context, name string) error {
+func (r *registry) UnregisterSystemSharedMemory(_ context.Context, name string) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
 	if _, ok := r.regions[name]; !ok {
@@ -113,13 +111,13 @@ func TestShmPoolGivesEachRequestInFlightItsOwnRegions(t *testing.T) {
 	}
 	// Set 0's input A holds both samples' A one after another; the refs say where.
 	a := s0.in[1][0]
-	if got := reg.regions[a.region][a.offset : a.offset+a.size]; !bytes.Equal(got, []byte{4, 5, 6}) {
+	if got := reg.regions[a.Name][a.Offset : a.Offset+a.Size]; !bytes.Equal(got, []byte{4, 5, 6}) {
 		t.Errorf("sample 1's A read from its region = %v, want [4 5 6]", got)
 	}
-	if key := reg.keys[a.region]; key != "/"+a.region || !strings.HasPrefix(a.region, "ferry_bench_") {
-		t.Errorf("region %q registered with key %q, want /%s", a.region, key, a.region)
+	if key := reg.keys[a.Name]; key != "/"+a.Name || !strings.HasPrefix(a.Name, "ferry_bench_") {
+		t.Errorf("region %q registered with key %q, want /%s", a.Name, key, a.Name)
 	}
-	if out := s0.out[0]; out.size != 64 || len(reg.regions[out.region]) != 64 {
+	if out := s0.out[0]; out.Size != 64 || len(reg.regions[out.Name]) != 64 {
 		t.Errorf("output ref %+v, want a 64-byte region", out)
 	}
 	p.idle = append(p.idle, s0)
@@ -198,29 +196,6 @@ func TestCreateRegion(t *testing.T) {
 	}
 	if _, err := os.Stat(filepath.Join(shmDir, name)); !os.IsNotExist(err) {
 		t.Errorf("after close: stat err = %v, want not exist", err)
-	}
-}
-
-func TestShmBodyNamesRegions(t *testing.T) {
-	s := shmSamples()[0]
-	b := shmBody(s, []shmRef{{"r_in0", 3, 3}, {"r_in1", 1, 1}}, []string{"OUT"}, []shmRef{{"r_out0", 0, 64}})
-	var got map[string]any
-	if err := json.Unmarshal(b.body, &got); err != nil {
-		t.Fatalf("body %s: %v", b.body, err)
-	}
-	var want map[string]any
-	json.Unmarshal([]byte(`{"parameters":{},
-		"inputs":[
-			{"name":"A","shape":[3],"datatype":"UINT8","parameters":{"shared_memory_region":"r_in0","shared_memory_offset":3,"shared_memory_byte_size":3}},
-			{"name":"B","shape":[1],"datatype":"UINT8","parameters":{"shared_memory_region":"r_in1","shared_memory_offset":1,"shared_memory_byte_size":1}}],
-		"outputs":[{"name":"OUT","parameters":{"shared_memory_region":"r_out0","shared_memory_offset":0,"shared_memory_byte_size":64}}]}`), &want)
-	if d := cmp.Diff(want, got); d != "" || b.binary {
-		t.Errorf("shmBody (-want +got):\n%s, binary %v (want JSON)", d, b.binary)
-	}
-	// A sequence step still finds the parameters' opening.
-	seq := b.inSequence(Step{ID: 7, Start: true})
-	if err := json.Unmarshal(seq.body, &got); err != nil || got["parameters"].(map[string]any)["sequence_id"] != 7.0 {
-		t.Errorf("in sequence: %s (%v)", seq.body, err)
 	}
 }
 

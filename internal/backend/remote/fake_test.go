@@ -2,6 +2,7 @@ package remote
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2client"
 	"github.com/ferryml/ferry/internal/v2json"
 )
 
@@ -31,6 +33,23 @@ type injected struct {
 	status int        // HTTP status; the gRPC code follows from it
 	code   codes.Code // gRPC code, when status is 0
 	msg    string
+}
+
+// The fake's own view of the V2 REST JSON it reads and writes.
+type restTensor struct {
+	Name       string          `json:"name"`
+	Shape      []int64         `json:"shape"`
+	Datatype   string          `json:"datatype"`
+	Parameters map[string]any  `json:"parameters,omitempty"`
+	Data       json.RawMessage `json:"data,omitempty"`
+}
+
+type restRequest struct {
+	Inputs []restTensor `json:"inputs"`
+}
+
+type restResponse struct {
+	Outputs []restTensor `json:"outputs"`
 }
 
 // fakeUpstream is a V2 server (REST and gRPC) with one model, "echo": input "x" FP32
@@ -106,7 +125,7 @@ func (f *fakeUpstream) infer(ctx context.Context, in []*tensor.Tensor) ([]*tenso
 	rows := x.Shape[0]
 	ns := make([]byte, 0, 8*rows)
 	for range rows {
-		ns = appendInt(ns, tensor.Int64, n)
+		ns = binary.LittleEndian.AppendUint64(ns, uint64(n))
 	}
 	return []*tensor.Tensor{
 		{Name: "y", DType: tensor.FP32, Shape: x.Shape, Data: x.Data},
@@ -122,7 +141,7 @@ func (f *fakeUpstream) metadataREST(w http.ResponseWriter, _ *http.Request) {
 
 func (f *fakeUpstream) inferREST(w http.ResponseWriter, r *http.Request) {
 	body, _ := io.ReadAll(r.Body)
-	hlen, err := strconv.Atoi(r.Header.Get(headerLength))
+	hlen, err := strconv.Atoi(r.Header.Get(v2client.HeaderLength))
 	if err != nil || hlen > len(body) {
 		http.Error(w, `{"error":"no binary header"}`, http.StatusBadRequest)
 		return
@@ -158,7 +177,7 @@ func (f *fakeUpstream) inferREST(w http.ResponseWriter, r *http.Request) {
 		data = append(data, o.Data...)
 	}
 	header, _ := json.Marshal(resp)
-	w.Header().Set(headerLength, strconv.Itoa(len(header)))
+	w.Header().Set(v2client.HeaderLength, strconv.Itoa(len(header)))
 	w.Write(header)
 	w.Write(data)
 }

@@ -11,39 +11,18 @@ import (
 
 	"github.com/ferryml/ferry/internal/platform/periodic"
 
-	"github.com/ferryml/ferry/internal/modelconfig"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
 // retryBackoff is the base of the jittered exponential pause between retries.
 const retryBackoff = 25 * time.Millisecond
 
-// sender makes one try of a prepared request. It is safe to call concurrently (a hedge)
-// and repeatedly (a retry).
-type sender func(ctx context.Context) ([]*tensor.Tensor, error)
-
-// client speaks one protocol to the upstream; safe for concurrent use. Its errors are
-// *Error, classified by outcome.
-type client interface {
-	prepare(in []*tensor.Tensor, want []string) (sender, error)
-	metadata(ctx context.Context) (modelconfig.IO, error)
-	ready(ctx context.Context) error
-	close()
-}
-
-func newClient(o Options) (client, error) {
-	if o.Protocol == GRPC {
-		return newGRPC(o)
-	}
-	return newREST(o), nil
-}
-
 // upstream is what every instance of one remote model version shares: the connection,
 // the circuit breaker, the retry budget, the latency window that sets the hedge delay,
 // and the readiness the health check keeps.
 type upstream struct {
 	o       Options
-	c       client
+	c       *client
 	log     *slog.Logger
 	breaker *breaker
 	budget  *budget
@@ -61,7 +40,7 @@ type upstream struct {
 
 type readiness struct{ err error }
 
-func newUpstream(o Options, c client, log *slog.Logger, now func() time.Time) *upstream {
+func newUpstream(o Options, c *client, log *slog.Logger, now func() time.Time) *upstream {
 	u := &upstream{o: o, c: c, log: log, budget: newBudget(o.RetryBudget), now: now}
 	u.breaker = newBreaker(o.BreakerFailures, o.BreakerCooldown, now)
 	u.breaker.changed = func(from, to breakerState, last string) {

@@ -1,46 +1,16 @@
-package remote
+package v2client
 
 import (
-	"bytes"
 	"encoding/binary"
-	"encoding/json"
 	"fmt"
 	"math"
 
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/tensor"
-	"github.com/ferryml/ferry/internal/v2json"
 )
 
-// Upstreams are asked for binary outputs (raw bytes, the fast path). These converters
-// are the fallback for an upstream that answers with typed values instead: REST JSON
-// `data`, or gRPC typed `contents`.
-
-// rawFromJSON converts an output's JSON `data` (flat or nested) to raw tensor bytes.
-func rawFromJSON(dt tensor.DType, data json.RawMessage) ([]byte, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, fmt.Errorf("data: %v", err)
-	}
-	if dt == tensor.FP16 || dt == tensor.BF16 {
-		return nil, fmt.Errorf("%s values in JSON are not supported; the upstream must support the binary data extension", dt)
-	}
-	flat, err := v2json.Flatten(nil, v)
-	if err != nil {
-		return nil, fmt.Errorf("data: %w", err)
-	}
-	out := make([]byte, 0, len(flat)*max(dt.Size(), 0))
-	for i, e := range flat {
-		if out, err = v2json.AppendValue(out, dt, e); err != nil {
-			return nil, fmt.Errorf("data[%d]: %w", i, err)
-		}
-	}
-	return out, nil
-}
-
-// rawFromContents converts gRPC typed contents to raw tensor bytes.
+// rawFromContents converts gRPC typed contents to raw tensor bytes: the fallback for a
+// server that answers with typed values instead of raw_output_contents.
 func rawFromContents(dt tensor.DType, c *inference.InferTensorContents) ([]byte, error) {
 	var out []byte
 	switch dt {

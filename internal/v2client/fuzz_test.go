@@ -1,4 +1,4 @@
-package remote
+package v2client
 
 import (
 	"strconv"
@@ -15,9 +15,10 @@ func restBody(header string, bin ...byte) (string, []byte) {
 	return strconv.Itoa(len(header)), append([]byte(header), bin...)
 }
 
-// FuzzDecodeREST feeds decodeREST arbitrary upstream answers. An upstream is another
-// server, so what it sends is input like any request: it may be refused with an error,
-// never crash the server, and every output accepted is a valid tensor.
+// FuzzDecodeREST feeds DecodeREST arbitrary answers. A server (a remote backend's
+// upstream) is another process, so what it sends is input like any request: it may be
+// refused with an error, never crash the client, and every output accepted is a valid
+// tensor.
 func FuzzDecodeREST(f *testing.F) {
 	f.Add("", []byte(`{"outputs":[{"name":"y","datatype":"FP32","shape":[2],"data":[1,2.5]}]}`))
 	f.Add("", []byte(`{"outputs":[{"name":"s","datatype":"BYTES","shape":[1],"data":["abc"]}]}`))
@@ -27,11 +28,11 @@ func FuzzDecodeREST(f *testing.F) {
 	f.Add(hlen, body)
 	f.Add("-1", []byte(`{}`))
 	f.Fuzz(func(t *testing.T, hlen string, body []byte) {
-		outs, err := decodeREST(hlen, body)
+		resp, err := DecodeREST(hlen, body)
 		if err != nil {
 			return
 		}
-		for _, o := range outs {
+		for _, o := range resp.Outputs {
 			if err := o.Validate(); err != nil {
 				t.Fatalf("accepted an invalid output %q: %v", o.Name, err)
 			}
@@ -57,11 +58,11 @@ func FuzzDecodeGRPC(f *testing.F) {
 		if proto.Unmarshal(wire, &resp) != nil {
 			return
 		}
-		outs, err := decodeGRPC(&resp)
+		out, err := DecodeGRPC(&resp)
 		if err != nil {
 			return
 		}
-		for _, o := range outs {
+		for _, o := range out.Outputs {
 			if err := o.Validate(); err != nil {
 				t.Fatalf("accepted an invalid output %q: %v", o.Name, err)
 			}
