@@ -19,6 +19,7 @@ import (
 	"github.com/ferryml/ferry/internal/platform/gctune"
 	"github.com/ferryml/ferry/internal/platform/threadprio"
 	"github.com/ferryml/ferry/internal/repository"
+	"github.com/ferryml/ferry/internal/router"
 	"github.com/ferryml/ferry/internal/settings"
 	"github.com/ferryml/ferry/internal/shm"
 	"github.com/ferryml/ferry/internal/transport/v2grpc"
@@ -208,6 +209,7 @@ type server struct {
 	log     *slog.Logger
 	core    *core.Server
 	repo    *repository.Repository
+	routes  *router.Table // the endpoints' routing policies, read by core on every request
 	grpcAPI *v2grpc.Server
 	trace   *settings.Trace // the trace extension's settings; a tracer asks its Sample
 	shm     *shm.Registry   // system shared memory regions, both transports' (shm.go)
@@ -247,12 +249,13 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	}
 	rc := newResponseCache(cfg.cacheSize)
 	s.trace = settings.NewTrace(settings.DefaultTrace())
-	s.core = core.New(core.Options{Name: "ferry", Version: version, Repository: s.repo, Limits: cfg.limits,
+	s.routes = new(router.Table)
+	s.core = core.New(core.Options{Name: "ferry", Version: version, Repository: s.repo, Limits: cfg.limits, Routes: s.routes,
 		Logger: log.With("component", "core"), Observer: m, Taps: []core.Tap{m}, StrictReadiness: cfg.strictReady, Cache: coreCache(rc),
 		Trace: s.trace, Log: logSettings(cfg.level)})
 
 	reg := prometheus.NewRegistry()
-	reg.MustRegister(m, metrics.Upstreams(upstreamStats(rb)), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(m, metrics.Upstreams(upstreamStats(rb)), metrics.ShadowsDropped(s.core.ShadowsDropped), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerCache(reg, rc)
 	registerResident(reg, cfg.onDemand, s.repo)
 	registerStore(reg, store)

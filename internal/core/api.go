@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/internal/inference"
+	"github.com/ferryml/ferry/internal/router"
 	"github.com/ferryml/ferry/internal/settings"
 	"github.com/ferryml/ferry/internal/tensor"
 )
@@ -54,12 +55,18 @@ type InferRequest struct {
 	// traceparent HTTP header or gRPC metadata, checked by TraceParent), "" when none:
 	// the taps see it, so what they record joins the client's trace.
 	TraceParent string
+	// Header reads the request's headers (HTTP) or metadata (gRPC), for routes that
+	// match or hash one (sticky A/B); nil when there are none.
+	Header Header
 	// Prepare, when set, fills in Inputs once Infer has picked the version that will run
 	// the request, from that version's metadata (batching: its max_batch_size > 0), under
 	// the same lease: a raw binary REST body takes its shape from the model, and asking
 	// for the metadata first would lease twice and could meet another version. Its error
 	// fails the request before it counts in the statistics.
 	Prepare func(md *ModelMetadata, batching bool) error
+
+	route  router.Route // how Infer chose the version, for the taps
+	mirror *shadowCopy  // set on a shadow copy
 }
 
 // OutputParameters are the parameters the request gave its output name (nil if it

@@ -12,14 +12,33 @@ import (
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
-// Infer runs one request on the model version it names.
+// Infer runs one request on the model version it names (an alias resolved), or, when
+// it names none, on the version its endpoint's routing policy picks (route.go); a
+// shadow copy, when the policy samples one, runs after the answer (shadow.go).
 func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, error) {
 	start := time.Now()
-	l, err := s.acquire(ctx, req.Model, req.Version)
+	version, route, shadow, err := s.route(req)
+	if err != nil {
+		return nil, err
+	}
+	if err := CheckModelName(req.Model); err != nil {
+		return nil, err
+	}
+	l, err := s.repo.Acquire(ctx, req.Model, version)
 	if err != nil {
 		return nil, err
 	}
 	defer l.Release()
+	req.route = route
+	resp, err := s.infer(ctx, l, req, start)
+	if shadow != "" && shadow != l.Version {
+		s.shadow(req, l.Version, shadow, resp, err)
+	}
+	return resp, err
+}
+
+// infer runs req on the leased version.
+func (s *Server) infer(ctx context.Context, l *Lease, req *InferRequest, start time.Time) (*InferResponse, error) {
 	if req.Prepare != nil {
 		if err := req.Prepare(s.metadata(l), l.Config.GetMaxBatchSize() > 0); err != nil {
 			return nil, err

@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 
 	"github.com/ferryml/ferry/internal/inference"
+	"github.com/ferryml/ferry/internal/router"
 	"github.com/ferryml/ferry/internal/settings"
 )
 
@@ -31,6 +32,9 @@ type Options struct {
 	Taps []Tap
 	// Cache is the response cache for versions that enable response_cache; nil: none.
 	Cache Cache
+	// Routes are the endpoints' routing policies (aliases, canary weights, sticky A/B,
+	// matches, shadows); nil: an empty table, so every request goes where it names.
+	Routes *router.Table
 	// StrictReadiness: the server is ready only while every loaded model is READY.
 	StrictReadiness bool
 	// Trace and Log are the trace and logging extensions' settings (settings.go); nil:
@@ -50,6 +54,8 @@ type Server struct {
 	ready         atomic.Bool
 	strict        bool
 	stats         *statsTable
+	routes        *router.Table
+	mirror        shadows
 	cache         Cache   // nil: no response cache
 	loads         loadIDs // tells reloads of one version apart in cache keys
 	trace         *settings.Trace
@@ -81,8 +87,11 @@ func New(opts Options) *Server {
 	if opts.Log == nil {
 		opts.Log = settings.NewLog(new(slog.LevelVar))
 	}
+	if opts.Routes == nil {
+		opts.Routes = new(router.Table)
+	}
 	return &Server{name: opts.Name, version: opts.Version, repo: opts.Repository, limits: opts.Limits,
-		log: opts.Logger, obs: opts.Observer, taps: opts.Taps, stats: newStatsTable(), cache: opts.Cache, strict: opts.StrictReadiness,
+		log: opts.Logger, obs: opts.Observer, taps: opts.Taps, stats: newStatsTable(), routes: opts.Routes, mirror: shadows{slots: make(chan struct{}, shadowSlots)}, cache: opts.Cache, strict: opts.StrictReadiness,
 		trace: opts.Trace, logs: opts.Log}
 }
 
@@ -111,9 +120,14 @@ func (s *Server) Metadata() ServerMetadata {
 	return ServerMetadata{Name: s.name, Version: s.version, Extensions: Extensions}
 }
 
-// acquire checks the model name and leases a ready version.
+// acquire checks the model name and leases a ready version; an alias in version is
+// resolved first.
 func (s *Server) acquire(ctx context.Context, model, version string) (*Lease, error) {
 	if err := CheckModelName(model); err != nil {
+		return nil, err
+	}
+	version, err := s.resolveVersion(model, version)
+	if err != nil {
 		return nil, err
 	}
 	return s.repo.Acquire(ctx, model, version)
@@ -153,6 +167,10 @@ func metaShape(batch bool, dims []int64) []int64 {
 // ModelReady reports whether the version ("" = any) is READY. An unknown model is an error.
 func (s *Server) ModelReady(_ context.Context, model, version string) (bool, error) {
 	if err := CheckModelName(model); err != nil {
+		return false, err
+	}
+	version, err := s.resolveVersion(model, version)
+	if err != nil {
 		return false, err
 	}
 	return s.repo.Ready(model, version)

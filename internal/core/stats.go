@@ -97,6 +97,10 @@ func (s *Server) ModelStatistics(ctx context.Context, model, version string) ([]
 	if model == "" {
 		return s.allStats(), nil
 	}
+	version, err := s.resolveVersion(model, version)
+	if err != nil {
+		return nil, err
+	}
 	l, err := s.acquire(ctx, model, version)
 	if err != nil {
 		return nil, err

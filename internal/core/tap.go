@@ -25,9 +25,12 @@ type Tap interface {
 // Record is one finished request.
 type Record struct {
 	Model, Version, ID string
-	// Route says how the version was chosen: "" when the request named it or the model's
-	// version policy chose its newest ready version.
-	Route      string
+	// Route says how the version was chosen: "" when the request named it (or has no
+	// routing policy), else the router's route ("match", "sticky", "weight", "default")
+	// or RouteShadow for a shadow copy.
+	Route string
+	// Shadow, on a shadow copy's record, compares it with the primary; nil otherwise.
+	Shadow     *ShadowResult
 	Priority   int        // the priority level the request asked for (0: the model's default)
 	Parameters Parameters // the request's parameters as the client sent them
 	// TraceParent is the client's W3C trace context ("" when it sent none).
@@ -71,13 +74,16 @@ func (s *Server) tapped(l *Lease, req *InferRequest, resp *InferResponse, o outc
 		return
 	}
 	r := records.Get().(*Record)
-	*r = Record{Model: l.Model, Version: l.Version, ID: req.ID, Parameters: req.Parameters, TraceParent: req.TraceParent,
+	*r = Record{Model: l.Model, Version: l.Version, ID: req.ID, Route: string(req.route), Parameters: req.Parameters, TraceParent: req.TraceParent,
 		Inputs: req.Inputs, Items: o.items, Start: o.start, Total: o.total, Timing: o.timing, Cached: o.cached, Err: o.err}
 	if p, ok := asInt(req.Parameters["priority"]); ok {
 		r.Priority = int(p)
 	}
 	if resp != nil && o.err == nil {
 		r.Outputs = resp.Outputs
+	}
+	if req.mirror != nil {
+		r.Shadow = req.mirror.record(r.Outputs)
 	}
 	for _, t := range s.taps {
 		t.Finished(r)

@@ -18,7 +18,8 @@ type Metrics struct {
 	loadDuration                       *prometheus.HistogramVec
 	loadFailures                       *prometheus.CounterVec
 	sched                              schedulerMetrics
-	models                             modelMetrics // models.go
+	models                             modelMetrics  // models.go
+	routes                             *routeMetrics // routes.go
 
 	mu     sync.Mutex
 	states map[[2]string]string // model, version -> state, to zero the old state's gauge
@@ -87,6 +88,7 @@ func New(stats func() []core.ModelStats) *Metrics {
 		states: map[[2]string]string{},
 		sched:  newSchedulerMetrics(),
 		models: newModelMetrics(),
+		routes: newRouteMetrics(),
 	}
 }
 
@@ -94,6 +96,7 @@ func New(stats func() []core.ModelStats) *Metrics {
 // (successes, failures, items, executions) are read from core's statistics at scrape.
 // A cache hit never reached the scheduler: it has an end-to-end time only.
 func (m *Metrics) Finished(r *core.Record) {
+	m.routes.finished(r)
 	if r.Err != nil {
 		return // failures are counted from the stats table; their timings are not comparable
 	}
@@ -149,7 +152,7 @@ var (
 
 func (m *Metrics) collectors() []prometheus.Collector {
 	return append([]prometheus.Collector{m.queue, m.input, m.infer, m.output, m.total, m.inflight, m.loadState, m.loadDuration, m.loadFailures},
-		append(m.sched.collectors(), m.models.collectors()...)...)
+		append(append(m.sched.collectors(), m.models.collectors()...), m.routes.collectors()...)...)
 }
 
 // Describe implements prometheus.Collector.

@@ -42,6 +42,7 @@ func (s *Server) infer(ctx context.Context, req *inference.ModelInferRequest) (*
 		if tp := md.Get("traceparent"); len(tp) > 0 {
 			creq.TraceParent = core.TraceParent(tp[0])
 		}
+		creq.Header = mdHeader(md) // routes may match or hash a metadata key
 	}
 	shmInputs := sharedBuffers(req, creq) // taken before core can touch the inputs
 	cres, err := s.core.Infer(ctx, creq)
@@ -61,6 +62,16 @@ func (s *Server) infer(ctx context.Context, req *inference.ModelInferRequest) (*
 	}
 	shm.Recycle(append(shmInputs, recyclable(req)...), cres.Outputs) // answered and encoded: nothing reads them now
 	return res, nil
+}
+
+// mdHeader is gRPC metadata as core reads headers: the first value of a key.
+type mdHeader metadata.MD
+
+func (m mdHeader) Get(name string) string {
+	if v := metadata.MD(m).Get(name); len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 // sharedBuffers returns the buffers decodeInfer copied the shared memory inputs into.

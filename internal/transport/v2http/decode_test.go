@@ -13,6 +13,7 @@ import (
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/tensor"
 	"github.com/google/go-cmp/cmp"
+	"github.com/google/go-cmp/cmp/cmpopts"
 )
 
 // le builds little-endian bytes from values of one fixed-size type.
@@ -104,7 +105,7 @@ func TestDecodeRequestFields(t *testing.T) {
 		},
 		Inputs: []*tensor.Tensor{tensorOf("late", tensor.Int64, []int64{2}, le(int64(1), int64(2)))},
 	}
-	if diff := cmp.Diff(want, req); diff != "" {
+	if diff := cmp.Diff(want, req, cmpopts.IgnoreUnexported(core.InferRequest{})); diff != "" {
 		t.Errorf("decoded request mismatch (-want +got):\n%s", diff)
 	}
 }

@@ -12,6 +12,9 @@ import (
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
+// VersionHeader names, on every inference response, the model version that answered.
+const VersionHeader = "X-Ferry-Model-Version"
+
 // infer serves POST /v2/models/{m}[/versions/{v}]/infer.
 func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 	model, version, err := modelPath(r)
@@ -26,6 +29,7 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 	}
 	req.Model, req.Version = model, version
 	req.TraceParent = core.TraceParent(r.Header.Get("traceparent"))
+	req.Header = r.Header // routes may match or hash a header
 	resp, err := h.core.Infer(r.Context(), req)
 	var shared map[string]shm.Ref
 	if err == nil {
@@ -41,6 +45,9 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	shm.Recycle(shmInputs, resp.Outputs) // answered and encoded: nothing reads them now
+	// The version that answered, also in the body's model_version: with a routing
+	// policy, a client that named none learns where it went without parsing the body.
+	w.Header()[VersionHeader] = []string{resp.Version}
 	h.writeInferResponse(w, r, enc)
 }
 
