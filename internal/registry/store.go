@@ -198,6 +198,9 @@ func (s *sqlStore) write(ctx context.Context, ch *change, fn func(c conn) error)
 // dbErr passes the package's own errors through and gives a driver error its
 // sentinel (ErrUnavailable for a locked or full database).
 func (s *sqlStore) dbErr(op string, err error) error {
+	if err == nil {
+		return nil
+	}
 	var oe *objError
 	if errors.As(err, &oe) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
 		return err
