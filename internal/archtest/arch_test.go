@@ -34,6 +34,7 @@ var banned = map[string][]string{
 	"internal/monitor/metrics":  {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend"},
 	"internal/bench":            {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},
 	"internal/cache":            {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/inference", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
+	"internal/registry":         {mod + "internal/core", mod + "internal/scheduler", mod + "internal/transport", mod + "internal/backend", mod + "internal/repository"},
 	"internal/objstore":         {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
 	// The shared layers know requests and RPCs, not what a transport makes of them.
 	"internal/transport/middleware": {mod + "internal/"},
