@@ -100,19 +100,13 @@ func (s *sqlStore) Aliases(ctx context.Context, model string) (map[string]int64,
 	if _, err := s.Model(ctx, model); err != nil {
 		return nil, err
 	}
-	rows, err := s.read().query(ctx, `SELECT alias, version FROM model_aliases WHERE model = ? ORDER BY alias`, model)
+	pairs, err := collect(ctx, s.read(), scanPair[int64], `SELECT alias, version FROM model_aliases WHERE model = ?`, model)
 	if err != nil {
 		return nil, s.dbErr("list aliases", err)
 	}
-	defer rows.Close()
-	out := map[string]int64{}
-	for rows.Next() {
-		var a string
-		var v int64
-		if err := rows.Scan(&a, &v); err != nil {
-			return nil, s.dbErr("list aliases", err)
-		}
-		out[a] = v
+	out := make(map[string]int64, len(pairs))
+	for _, p := range pairs {
+		out[p.k] = p.v
 	}
-	return out, s.dbErr("list aliases", rows.Err())
+	return out, nil
 }

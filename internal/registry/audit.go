@@ -33,21 +33,15 @@ func (s *sqlStore) Audit(ctx context.Context, f AuditFilter) ([]AuditEntry, erro
 	}
 	// Newest limit rows, returned oldest first.
 	q = `SELECT * FROM (` + q + ` ORDER BY id DESC LIMIT ?) newest ORDER BY id`
-	rows, err := s.read().query(ctx, q, append(args, limit)...)
-	if err != nil {
-		return nil, s.dbErr("audit", err)
-	}
-	defer rows.Close()
-	var out []AuditEntry
-	for rows.Next() {
-		var e AuditEntry
-		var at int64
-		var detail string
-		if err := rows.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Object, &detail); err != nil {
-			return nil, s.dbErr("audit", err)
-		}
-		e.At, e.Detail = micros(at), []byte(detail)
-		out = append(out, e)
-	}
-	return out, s.dbErr("audit", rows.Err())
+	rows, err := collect(ctx, s.read(), scanAudit, q, append(args, limit)...)
+	return rows, s.dbErr("audit", err)
+}
+
+func scanAudit(r scanner) (AuditEntry, error) {
+	var e AuditEntry
+	var at int64
+	var detail string
+	err := r.Scan(&e.ID, &at, &e.Actor, &e.Action, &e.Object, &detail)
+	e.At, e.Detail = micros(at), []byte(detail)
+	return e, err
 }

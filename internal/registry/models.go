@@ -9,16 +9,25 @@ import (
 
 func modelAuditObj(name string) string { return "model/" + name }
 
-func (s *sqlStore) CreateModel(ctx context.Context, m RegisteredModel) (RegisteredModel, error) {
+// modelChange validates m for a create or update and prepares its tags
+// column and audit row.
+func modelChange(action string, m RegisteredModel) (string, *change, error) {
 	if err := validModel(m.Name); err != nil {
-		return RegisteredModel{}, err
+		return "", nil, err
 	}
 	tags, err := jsonText(m.Tags)
 	if err != nil {
-		return RegisteredModel{}, errf(ErrInvalid, modelObj(m.Name), "tags: %v", err)
+		return "", nil, errf(ErrInvalid, modelObj(m.Name), "tags: %v", err)
 	}
-	ch := &change{Action: "model.create", Object: modelAuditObj(m.Name),
-		Detail: map[string]any{"description": m.Description, "tags": m.Tags}}
+	return tags, &change{Action: action, Object: modelAuditObj(m.Name),
+		Detail: map[string]any{"description": m.Description, "tags": m.Tags}}, nil
+}
+
+func (s *sqlStore) CreateModel(ctx context.Context, m RegisteredModel) (RegisteredModel, error) {
+	tags, ch, err := modelChange("model.create", m)
+	if err != nil {
+		return RegisteredModel{}, err
+	}
 	err = s.write(ctx, ch, func(c conn) error {
 		if _, err := s.modelIn(ctx, c, m.Name); err == nil {
 			return errf(ErrExists, modelObj(m.Name), "already exists")
@@ -57,32 +66,15 @@ func (s *sqlStore) modelIn(ctx context.Context, c conn, name string) (Registered
 }
 
 func (s *sqlStore) Models(ctx context.Context) ([]RegisteredModel, error) {
-	rows, err := s.read().query(ctx, `SELECT `+modelCols+` FROM registered_models ORDER BY name`)
-	if err != nil {
-		return nil, s.dbErr("list models", err)
-	}
-	defer rows.Close()
-	var out []RegisteredModel
-	for rows.Next() {
-		m, err := scanModel(rows)
-		if err != nil {
-			return nil, s.dbErr("list models", err)
-		}
-		out = append(out, m)
-	}
-	return out, s.dbErr("list models", rows.Err())
+	ms, err := collect(ctx, s.read(), scanModel, `SELECT `+modelCols+` FROM registered_models ORDER BY name`)
+	return ms, s.dbErr("list models", err)
 }
 
 func (s *sqlStore) UpdateModel(ctx context.Context, m RegisteredModel) (RegisteredModel, error) {
-	if err := validModel(m.Name); err != nil {
+	tags, ch, err := modelChange("model.update", m)
+	if err != nil {
 		return RegisteredModel{}, err
 	}
-	tags, err := jsonText(m.Tags)
-	if err != nil {
-		return RegisteredModel{}, errf(ErrInvalid, modelObj(m.Name), "tags: %v", err)
-	}
-	ch := &change{Action: "model.update", Object: modelAuditObj(m.Name),
-		Detail: map[string]any{"description": m.Description, "tags": m.Tags}}
 	err = s.write(ctx, ch, func(c conn) error {
 		res, err := c.exec(ctx, `UPDATE registered_models SET description = ?, tags = ?, updated = ? WHERE name = ?`,
 			m.Description, tags, ch.At, m.Name)
@@ -124,8 +116,6 @@ func mustAffect(res interface{ RowsAffected() (int64, error) }, err, notFound er
 	}
 	return nil
 }
-
-type scanner interface{ Scan(dest ...any) error }
 
 func scanModel(r scanner) (RegisteredModel, error) {
 	var m RegisteredModel

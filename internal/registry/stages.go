@@ -13,6 +13,9 @@ func (s *sqlStore) TransitionStage(ctx context.Context, model string, version in
 	}
 	ch := &change{Action: "version.stage", Object: versionAuditObj(model, version)}
 	err := s.write(ctx, ch, func(c conn) error {
+		if err := lockModel(ctx, c, model, ch.At); err != nil {
+			return err
+		}
 		v, err := s.versionIn(ctx, c, model, version)
 		if err != nil {
 			return err
@@ -49,22 +52,10 @@ func (s *sqlStore) moveStage(ctx context.Context, c conn, v ModelVersion, to Sta
 // archiveOthers moves every other version in stage to Archived, each with its
 // history row, and returns their numbers.
 func (s *sqlStore) archiveOthers(ctx context.Context, c conn, model string, keep int64, stage Stage, at int64) ([]int64, error) {
-	rows, err := c.query(ctx, `SELECT `+versionCols+` FROM model_versions WHERE model = ? AND stage = ? AND version <> ? ORDER BY version`,
+	others, err := collect(ctx, c, scanVersion,
+		`SELECT `+versionCols+` FROM model_versions WHERE model = ? AND stage = ? AND version <> ? ORDER BY version`,
 		model, string(stage), keep)
 	if err != nil {
-		return nil, err
-	}
-	var others []ModelVersion
-	for rows.Next() {
-		v, err := scanVersion(rows)
-		if err != nil {
-			rows.Close()
-			return nil, err
-		}
-		others = append(others, v)
-	}
-	rows.Close()
-	if err := rows.Err(); err != nil {
 		return nil, err
 	}
 	archived := []int64{}
@@ -90,21 +81,15 @@ func (s *sqlStore) StageHistory(ctx context.Context, model string, version int64
 		q += ` AND version = ?`
 		args = append(args, version)
 	}
-	rows, err := s.read().query(ctx, q+` ORDER BY id`, args...)
-	if err != nil {
-		return nil, s.dbErr("stage history", err)
-	}
-	defer rows.Close()
-	var out []StageChange
-	for rows.Next() {
-		var h StageChange
-		var from, to string
-		var at int64
-		if err := rows.Scan(&h.Model, &h.Version, &from, &to, &h.Actor, &h.Reason, &at); err != nil {
-			return nil, s.dbErr("stage history", err)
-		}
-		h.From, h.To, h.At = Stage(from), Stage(to), micros(at)
-		out = append(out, h)
-	}
-	return out, s.dbErr("stage history", rows.Err())
+	hist, err := collect(ctx, s.read(), scanStageChange, q+` ORDER BY id`, args...)
+	return hist, s.dbErr("stage history", err)
+}
+
+func scanStageChange(r scanner) (StageChange, error) {
+	var h StageChange
+	var from, to string
+	var at int64
+	err := r.Scan(&h.Model, &h.Version, &from, &to, &h.Actor, &h.Reason, &at)
+	h.From, h.To, h.At = Stage(from), Stage(to), micros(at)
+	return h, err
 }

@@ -79,35 +79,22 @@ func (s *sqlStore) RolloutHistory(ctx context.Context, endpoint string, limit in
 		q += ` LIMIT ?`
 		args = append(args, limit)
 	}
-	rows, err := s.read().query(ctx, `SELECT event FROM (`+q+`) newest ORDER BY id`, args...)
-	if err != nil {
-		return nil, s.dbErr("rollout history", err)
-	}
-	defer rows.Close()
-	var out [][]byte
-	for rows.Next() {
+	events, err := collect(ctx, s.read(), func(r scanner) ([]byte, error) {
 		var e string
-		if err := rows.Scan(&e); err != nil {
-			return nil, s.dbErr("rollout history", err)
-		}
-		out = append(out, []byte(e))
-	}
-	return out, s.dbErr("rollout history", rows.Err())
+		err := r.Scan(&e)
+		return []byte(e), err
+	}, `SELECT event FROM (`+q+`) newest ORDER BY id`, args...)
+	return events, s.dbErr("rollout history", err)
 }
 
 func (s *sqlStore) jsonMap(ctx context.Context, op, q string) (map[string][]byte, error) {
-	rows, err := s.read().query(ctx, q)
+	pairs, err := collect(ctx, s.read(), scanPair[string], q)
 	if err != nil {
 		return nil, s.dbErr(op, err)
 	}
-	defer rows.Close()
-	out := map[string][]byte{}
-	for rows.Next() {
-		var k, v string
-		if err := rows.Scan(&k, &v); err != nil {
-			return nil, s.dbErr(op, err)
-		}
-		out[k] = []byte(v)
+	out := make(map[string][]byte, len(pairs))
+	for _, p := range pairs {
+		out[p.k] = []byte(p.v)
 	}
-	return out, s.dbErr(op, rows.Err())
+	return out, nil
 }

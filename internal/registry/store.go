@@ -211,6 +211,38 @@ func (s *sqlStore) dbErr(op string, err error) error {
 	return fmt.Errorf("registry: %s: %w", op, err)
 }
 
+// collect runs a query and scans every row with scan.
+func collect[T any](ctx context.Context, c conn, scan func(scanner) (T, error), q string, args ...any) ([]T, error) {
+	rows, err := c.query(ctx, q, args...)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var out []T
+	for rows.Next() {
+		v, err := scan(rows)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, v)
+	}
+	return out, rows.Err()
+}
+
+type scanner interface{ Scan(dest ...any) error }
+
+// pair is a two-column row (name, value).
+type pair[V any] struct {
+	k string
+	v V
+}
+
+func scanPair[V any](r scanner) (pair[V], error) {
+	var p pair[V]
+	err := r.Scan(&p.k, &p.v)
+	return p, err
+}
+
 func micros(t int64) time.Time { return time.UnixMicro(t).UTC() }
 
 // jsonText encodes a map or struct column; nil maps become "{}".

@@ -24,10 +24,7 @@ func (s *sqlStore) CreateVersion(ctx context.Context, v ModelVersion) (ModelVers
 	who, _ := actorOf(ctx)
 	ch := &change{Action: "version.create"}
 	err = s.write(ctx, ch, func(c conn) error {
-		// Touching the model row first locks it (PostgreSQL) so two creators
-		// cannot both compute the same max+1; SQLite's write lock already does.
-		res, err := c.exec(ctx, `UPDATE registered_models SET updated = ? WHERE name = ?`, ch.At, v.Model)
-		if err := mustAffect(res, err, errf(ErrNotFound, modelObj(v.Model), "no such registered model")); err != nil {
+		if err := lockModel(ctx, c, v.Model, ch.At); err != nil {
 			return err
 		}
 		if err := s.numberVersion(ctx, c, &v); err != nil {
@@ -45,6 +42,16 @@ func (s *sqlStore) CreateVersion(ctx context.Context, v ModelVersion) (ModelVers
 		return ModelVersion{}, err
 	}
 	return s.Version(ctx, v.Model, v.Version)
+}
+
+// lockModel touches the model row (its updated time) first thing in a
+// transaction. On PostgreSQL that row lock serialises changes that read then
+// write across a model's versions (max+1 numbering, archiving the other
+// Production versions), which READ COMMITTED would otherwise let interleave;
+// SQLite's immediate transactions are serial already.
+func lockModel(ctx context.Context, c conn, model string, at int64) error {
+	res, err := c.exec(ctx, `UPDATE registered_models SET updated = ? WHERE name = ?`, at, model)
+	return mustAffect(res, err, errf(ErrNotFound, modelObj(model), "no such registered model"))
 }
 
 // numberVersion gives v its number (max+1) or checks the one it asked for, and
@@ -203,20 +210,8 @@ func (s *sqlStore) Versions(ctx context.Context, model string) ([]ModelVersion, 
 	if _, err := s.Model(ctx, model); err != nil {
 		return nil, err
 	}
-	rows, err := s.read().query(ctx, `SELECT `+versionCols+` FROM model_versions WHERE model = ? ORDER BY version`, model)
-	if err != nil {
-		return nil, s.dbErr("list versions", err)
-	}
-	defer rows.Close()
-	var out []ModelVersion
-	for rows.Next() {
-		v, err := scanVersion(rows)
-		if err != nil {
-			return nil, s.dbErr("list versions", err)
-		}
-		out = append(out, v)
-	}
-	return out, s.dbErr("list versions", rows.Err())
+	vs, err := collect(ctx, s.read(), scanVersion, `SELECT `+versionCols+` FROM model_versions WHERE model = ? ORDER BY version`, model)
+	return vs, s.dbErr("list versions", err)
 }
 
 func scanVersion(r scanner) (ModelVersion, error) {
