@@ -232,3 +232,33 @@ func TestStages(t *testing.T) {
 		}
 	})
 }
+
+// TestConcurrentPromotions: versions promoted at once with archiveExisting
+// leave exactly one in Production.
+func TestConcurrentPromotions(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *sqlStore) {
+		ctx := context.Background()
+		must(s.CreateModel(ctx, RegisteredModel{Name: "m"}))(t)
+		for range 8 {
+			must(s.CreateVersion(ctx, ModelVersion{Model: "m", Source: "s3://b/m"}))(t)
+		}
+		var wg sync.WaitGroup
+		for v := range int64(8) {
+			wg.Go(func() {
+				if _, err := s.TransitionStage(ctx, "m", v+1, StageProduction, true); err != nil {
+					t.Error(err)
+				}
+			})
+		}
+		wg.Wait()
+		prod := 0
+		for _, v := range must(s.Versions(ctx, "m"))(t) {
+			if v.Stage == StageProduction {
+				prod++
+			}
+		}
+		if prod != 1 {
+			t.Errorf("%d versions in Production after concurrent promotions, want 1", prod)
+		}
+	})
+}
