@@ -160,10 +160,7 @@ func TestAliases(t *testing.T) {
 func TestAliasMoveConcurrent(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *sqlStore) {
 		ctx := context.Background()
-		must(s.CreateModel(ctx, RegisteredModel{Name: "m"}))(t)
-		for range 3 {
-			must(s.CreateVersion(ctx, ModelVersion{Model: "m", Source: "s3://b/m"}))(t)
-		}
+		modelWithVersions(t, s, "m", 3)
 		noErr(t, s.SetAlias(ctx, "m", "champion", 1))
 		const workers, ops = 16, 25
 		var wg sync.WaitGroup
@@ -196,10 +193,7 @@ func TestAliasMoveConcurrent(t *testing.T) {
 func TestStages(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *sqlStore) {
 		ctx := WithActor(context.Background(), "alice", "passed review")
-		must(s.CreateModel(ctx, RegisteredModel{Name: "m"}))(t)
-		for range 3 {
-			must(s.CreateVersion(ctx, ModelVersion{Model: "m", Source: "s3://b/m"}))(t)
-		}
+		modelWithVersions(t, s, "m", 3)
 		must(s.TransitionStage(ctx, "m", 1, StageProduction, false))(t)
 		must(s.TransitionStage(ctx, "m", 2, StageProduction, false))(t)
 		v3 := must(s.TransitionStage(WithActor(ctx, "bob", "canary won"), "m", 3, StageProduction, true))(t)
@@ -238,10 +232,7 @@ func TestStages(t *testing.T) {
 func TestConcurrentPromotions(t *testing.T) {
 	eachStore(t, func(t *testing.T, s *sqlStore) {
 		ctx := context.Background()
-		must(s.CreateModel(ctx, RegisteredModel{Name: "m"}))(t)
-		for range 8 {
-			must(s.CreateVersion(ctx, ModelVersion{Model: "m", Source: "s3://b/m"}))(t)
-		}
+		modelWithVersions(t, s, "m", 8)
 		var wg sync.WaitGroup
 		for v := range int64(8) {
 			wg.Go(func() {
@@ -261,4 +252,14 @@ func TestConcurrentPromotions(t *testing.T) {
 			t.Errorf("%d versions in Production after concurrent promotions, want 1", prod)
 		}
 	})
+}
+
+// modelWithVersions registers model with n versions (s3 sources, numbered 1..n).
+func modelWithVersions(t *testing.T, s Store, model string, n int) {
+	t.Helper()
+	ctx := context.Background()
+	must(s.CreateModel(ctx, RegisteredModel{Name: model}))(t)
+	for range n {
+		must(s.CreateVersion(ctx, ModelVersion{Model: model, Source: "s3://b/" + model}))(t)
+	}
 }
