@@ -92,9 +92,11 @@ func (r *Repository) loadFromDisk(ctx context.Context, name string, opts *core.L
 		fp += "+" + opts.Config
 	}
 	r.mu.Lock()
+	pins := r.pinKeyLocked(name)
 	// Polling skips an unchanged model even when it failed (no retry every interval); a
-	// load request retries anything that is not fully serving.
-	unchanged := m.fp == fp && (opts == nil || len(opts.Files) == 0 && m.healthyLocked())
+	// load request retries anything that is not fully serving; a change of the pinned
+	// versions always reloads.
+	unchanged := m.fp == fp && m.pins == pins && (opts == nil || len(opts.Files) == 0 && m.healthyLocked())
 	if !unchanged {
 		m.fromRequest = opts != nil && (opts.Config != "" || len(opts.Files) > 0)
 	}
@@ -119,12 +121,21 @@ func (r *Repository) loadFromDisk(ctx context.Context, name string, opts *core.L
 		return fmt.Errorf("model '%s': %w", name, err)
 	}
 	want, missing := modelconfig.Versions(cfg.GetVersionPolicy(), onDisk)
+	r.mu.Lock()
+	want = r.pinnedLocked(name, want, onDisk) // pins.go
+	r.mu.Unlock()
 	if len(want) == 0 {
 		err := fmt.Errorf("no version folder matches the version policy (found %v, missing %v)", onDisk, missing)
 		r.setModelFailure(m, fp, err)
 		return fmt.Errorf("model '%s': %w", name, err)
 	}
-	return r.applyVersions(ctx, m, dir, fp, want, cfg, explicitMax, backend)
+	err = r.applyVersions(ctx, m, dir, fp, want, cfg, explicitMax, backend)
+	if err == nil {
+		r.mu.Lock()
+		m.pins = pins // a failed pinned version is tried again by the next load
+		r.mu.Unlock()
+	}
+	return err
 }
 
 // applyVersions loads the wanted versions that are new or changed, then swaps them in

@@ -19,7 +19,8 @@ type model struct {
 	ctl  sync.Mutex // serialises loads and unloads of this model; taken before Repository.mu
 
 	// Guarded by Repository.mu.
-	fp string // fingerprint of the files behind the current versions
+	fp   string // fingerprint of the files behind the current versions
+	pins string // the pinned versions the current versions were loaded with (pins.go)
 	// fromRequest: the current versions came from a load request's config or files, not
 	// from the repository folder alone, so a change of the folder does not replace them.
 	fromRequest bool

@@ -94,7 +94,8 @@ type Repository struct {
 
 	mu     sync.Mutex // guards models and every version's state and refs
 	models map[string]*model
-	od     onDemand // on-demand loads and the memory budget (ondemand.go); guarded by mu
+	od     onDemand           // on-demand loads and the memory budget (ondemand.go); guarded by mu
+	pins   map[string][]int64 // versions kept loaded beside the policy's (pins.go); guarded by mu
 	// refused holds the last sync's refusals by model (source.go); never mutated once stored.
 	refused atomic.Pointer[map[string]error]
 }
