@@ -1,0 +1,19 @@
+// Package rollout moves an endpoint's traffic from a stable model version to a
+// candidate step by step, watches the candidate against the stable version while it
+// does, and sends everything back to the stable version when the candidate misbehaves:
+// the rollout controller of DESIGN.md (issue 16, point 4; the spec is
+// shared/research/monitoring.md §3).
+//
+// Where things go: spec.go holds the Rollout a user writes (JSON and YAML friendly,
+// Argo's camelCase names) and its validation; presets.go expands the canary, linear,
+// blue/green and shadow-then-canary presets into plain steps; machine.go is the pure
+// state machine (Next: status + event -> status + effects) that the property tests in
+// machine_test.go hold to the §3.6 invariants; analysis.go turns one interval's
+// measurements into a phase and counts phases the way Argo Rollouts does; meter.go is
+// the request tap (core.Tap) that measures what the analysis reads; controller.go runs
+// the machine for every endpoint in one goroutine, persists each change through Store
+// before it acts, and carries the effects out through the small interfaces it declares
+// (Store, Traffic, Models, Observer) — the registry, the router and core implement them
+// elsewhere, so this package imports none of them. hooks.go holds the gate and event
+// webhooks.
+package rollout
