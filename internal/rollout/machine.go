@@ -134,6 +134,9 @@ func (Emit) effect()          {}
 // one function. It never mutates s.
 func Next(s Status, e Event, now time.Time) (Status, []Effect) {
 	t := &transition{s: s, now: now}
+	if t.s.State == "" {
+		t.s.State = Idle
+	}
 	t.s.Weights = maps.Clone(s.Weights)
 	if s.Mirror != nil {
 		m := *s.Mirror
@@ -456,6 +459,10 @@ func (t *transition) gate(e Event) {
 // analysis before any timed advance.
 func (t *transition) restart(e Event) {
 	s := &t.s
+	// Time the controller spent down is nobody's lack of progress.
+	if pd := t.now.Add(s.Rollout.Limits.ProgressDeadline.D()); !s.Deadline.IsZero() && s.Deadline.Before(pd) {
+		s.Deadline = pd
+	}
 	if s.State == Provisioning {
 		s.CandidateReady = false
 		t.fx = append(t.fx, LoadCandidate{Version: s.Rollout.Candidate})
