@@ -159,7 +159,10 @@ func measureMetric(a Analysis, m Metric, cand, stable Window, mirroring bool) (P
 	lo, hi, ref := bounds(m, 1)
 	if m.Relative {
 		sv, sn, _ := stable.value(m.Name, false) // the stable version serves, it is never mirrored
-		if sn == 0 || sn < uint64(a.MinSamples) {
+		if sn == 0 {
+			return "", "", false // nothing to compare to: the candidate has all the traffic
+		}
+		if sn < uint64(a.MinSamples) {
 			return PhaseInconclusive, fmt.Sprintf("%s: stable has %d samples, too few to compare", m.Name, sn), true
 		}
 		lo, hi, ref = bounds(m, sv)

@@ -84,7 +84,8 @@ type Controller struct {
 	view    map[string]Status
 	history map[string][]Change
 
-	bg sync.WaitGroup // loads, gate calls, delayed unloads, hooks
+	bg    sync.WaitGroup // loads, gate calls, delayed unloads, hooks
+	hooks chan Change
 }
 
 type request struct {
@@ -100,6 +101,9 @@ type live struct {
 	measuring   bool
 	lastMeasure time.Time
 	pending     *SetTraffic // a routing change that failed, retried until it lands
+	// resuming holds the clocks of a stored rollout until its Restart event is applied:
+	// time that passed while the controller was down moves nothing unchecked.
+	resuming bool
 }
 
 // New checks cfg and builds a Controller; it starts nothing.
@@ -117,7 +121,7 @@ func New(cfg Config) (*Controller, error) {
 		cfg.HTTPClient = &http.Client{Timeout: 10 * time.Second}
 	}
 	return &Controller{cfg: cfg, log: cfg.Logger, inbox: make(chan request), done: make(chan struct{}),
-		view: map[string]Status{}, history: map[string][]Change{}}, nil
+		view: map[string]Status{}, history: map[string][]Change{}, hooks: make(chan Change, hookQueue)}, nil
 }
 
 // Start begins rolling r out; ErrConflict when its endpoint has a rollout in progress.
@@ -199,6 +203,7 @@ func (c *Controller) Run(ctx context.Context) error {
 	bg, stop := context.WithCancel(ctx)
 	defer c.bg.Wait()
 	defer stop()
+	c.bg.Go(func() { c.sendHooks(bg) })
 	results := make(chan request)
 	rs, err := c.resume(bg, results)
 	if err != nil {
@@ -236,11 +241,12 @@ func (c *Controller) resume(ctx context.Context, results chan request) (map[stri
 			c.log.Error("stored rollout unreadable; left alone", "endpoint", ep, "err", err)
 			continue
 		}
-		rs[ep] = &live{status: s}
 		c.publish(ep, s, nil)
 		if s.State.Terminal() || s.State == Idle {
+			rs[ep] = &live{status: s}
 			continue
 		}
+		rs[ep] = &live{status: s, resuming: true}
 		c.cfg.Meter.Watch(ep, s.Rollout.Stable, s.Rollout.Candidate)
 		if s.State == Provisioning || s.State == Aborting {
 			go c.post(ctx, results, request{endpoint: ep, ev: Event{Kind: Restart}})

@@ -39,15 +39,37 @@ func (c *Controller) callGate(ctx context.Context, g Gate, s Status) Event {
 	return Event{Kind: GateOK}
 }
 
-// hook sends ch to every event webhook in the background; a failure is only logged,
-// since a webhook's outage must not hold a rollout (or an abort) back.
-func (c *Controller) hook(ctx context.Context, ch Change) {
-	for _, url := range c.cfg.EventHooks {
-		c.bg.Go(func() {
-			if err := c.postJSON(ctx, url, ch); err != nil {
-				c.log.Warn("rollout event webhook failed", "url", url, "endpoint", ch.Endpoint, "err", err)
+// hookQueue bounds the changes waiting for the event webhooks; past it they are
+// dropped (and logged) rather than holding the controller back.
+const hookQueue = 256
+
+// hook queues ch for the event webhooks; sendHooks posts them in order.
+func (c *Controller) hook(ch Change) {
+	if len(c.cfg.EventHooks) == 0 {
+		return
+	}
+	select {
+	case c.hooks <- ch:
+	default:
+		c.log.Warn("rollout event webhooks behind; change dropped", "endpoint", ch.Endpoint, "event", ch.Event)
+	}
+}
+
+// sendHooks posts every queued change to every event webhook, one at a time so each
+// sees them in order, until ctx ends. A failure is only logged: a webhook's outage must
+// not hold a rollout (or an abort) back.
+func (c *Controller) sendHooks(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case ch := <-c.hooks:
+			for _, url := range c.cfg.EventHooks {
+				if err := c.postJSON(ctx, url, ch); err != nil {
+					c.log.Warn("rollout event webhook failed", "url", url, "endpoint", ch.Endpoint, "err", err)
+				}
 			}
-		})
+		}
 	}
 }
 

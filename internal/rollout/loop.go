@@ -47,6 +47,9 @@ func (l *loop) result(r request) {
 		}
 		r.ev.Rollout = nil
 	}
+	if r.ev.Kind == Restart {
+		lv.resuming = false
+	}
 	if err := l.apply(r.endpoint, lv, r.ev); err != nil {
 		l.c.log.Error("rollout event not applied", "endpoint", r.endpoint, "event", r.ev.Kind, "err", err)
 	}
@@ -56,6 +59,9 @@ func (l *loop) result(r request) {
 func (l *loop) wake() {
 	now := l.c.cfg.Now()
 	for ep, lv := range l.rs {
+		if lv.resuming {
+			continue
+		}
 		if lv.pending != nil {
 			l.setTraffic(ep, lv, *lv.pending)
 		}
@@ -94,6 +100,9 @@ func (l *loop) nextWake() time.Duration {
 		}
 	}
 	for _, lv := range l.rs {
+		if lv.resuming {
+			continue
+		}
 		earliest(lv.status.Wake())
 		if lv.measuring {
 			earliest(lv.lastMeasure.Add(lv.status.Rollout.Analysis.Interval.D()))
@@ -134,7 +143,7 @@ func (l *loop) apply(ep string, lv *live, ev Event) error {
 		if l.c.cfg.Observer != nil {
 			l.c.cfg.Observer.RolloutChanged(ep, next, ch)
 		}
-		l.c.hook(l.ctx, ch)
+		l.c.hook(ch)
 	}
 	l.track(ep, lv, now)
 	return nil

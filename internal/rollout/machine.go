@@ -390,7 +390,9 @@ func (t *transition) promoteNow() {
 	s := &t.s
 	from := s.State
 	s.State, s.PausedFrom, s.Recheck, s.Deadline = Promoting, "", false, time.Time{}
-	t.setTraffic(t.weights(100), nil)
+	if s.Weights[s.Rollout.Candidate] != 100 || s.Mirror != nil {
+		t.setTraffic(t.weights(100), nil)
+	}
 	t.emit(Promote, from, "candidate "+s.Rollout.Candidate+" at 100%")
 	s.State, s.StepStarted = FinalBake, t.now
 	if s.Rollout.Strategy.FinalBake == 0 {
