@@ -52,6 +52,17 @@ func (h *harness) stop(t *testing.T) {
 	}
 }
 
+// serve sends client requests routed by h's traffic until the returned function is
+// called; that function returns when the candidate first failed (zero: never).
+func (h *harness) serve(t *testing.T, b map[string]behaviour) func() time.Time {
+	ctx, cancel := context.WithCancel(t.Context())
+	firstErr := clients(ctx, h.meter, h.traffic, "mlp", "1", "2", b)
+	return func() time.Time {
+		cancel()
+		return firstErr()
+	}
+}
+
 // waitState sleeps (fake time) until endpoint mlp is in want, or fails after limit.
 func (h *harness) waitState(t *testing.T, want State, limit time.Duration) Status {
 	t.Helper()
@@ -88,9 +99,8 @@ func TestControllerCanaryPromotes(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		h := run(t, newMemStore(), &models{delay: 2 * time.Second}, Config{})
 		defer h.stop(t)
-		ctx, stopClients := context.WithCancel(t.Context())
+		stopClients := h.serve(t, healthy)
 		defer stopClients()
-		firstErr := clients(ctx, h.meter, h.traffic, "mlp", "1", "2", healthy)
 		if err := h.c.Start(t.Context(), canary([]int{10, 50, 100}, 30*time.Second, guard...)); err != nil {
 			t.Fatal(err)
 		}
@@ -102,8 +112,7 @@ func TestControllerCanaryPromotes(t *testing.T) {
 		if got := h.models.unloaded(); !slices.Equal(got, []string{"1"}) {
 			t.Fatalf("unloaded %v, want the old stable 1 after the scale-down delay", got)
 		}
-		stopClients()
-		if !firstErr().IsZero() {
+		if !stopClients().IsZero() {
 			t.Fatal("a healthy candidate failed a request")
 		}
 		s := h.store.status(t, "mlp")
@@ -136,15 +145,12 @@ func TestControllerRollsBackABadCandidate(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				h := run(t, newMemStore(), &models{delay: time.Second}, Config{})
 				defer h.stop(t)
-				ctx, stopClients := context.WithCancel(t.Context())
-				defer stopClients()
-				var mu sync.Mutex
-				var firstBad time.Time
 				b := tc.b
 				if tc.name == "slow p99" { // a slow candidate's first bad request is its first request
 					b = map[string]behaviour{"1": b["1"], "2": {latency: b["2"].latency, fails: func(int, time.Time) bool { return false }}}
 				}
-				firstErr := clients(ctx, h.meter, h.traffic, "mlp", "1", "2", b)
+				stopClients := h.serve(t, b)
+				defer stopClients()
 				r := canary([]int{10, 50, 100}, time.Minute, guard...)
 				r.Analysis.FailureLimit = tc.failureLimit
 				if err := h.c.Start(t.Context(), r); err != nil {
@@ -152,10 +158,7 @@ func TestControllerRollsBackABadCandidate(t *testing.T) {
 				}
 				h.waitState(t, Aborting, 5*time.Minute)
 				calls := h.traffic.history()
-				stopClients()
-				firstBad = firstErr()
-				mu.Lock()
-				defer mu.Unlock()
+				firstBad := stopClients()
 				if firstBad.IsZero() { // slow: bad from the first request it got
 					firstBad = calls[1].at
 				}
@@ -247,8 +250,7 @@ func TestControllerResumesFromTheStore(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := newMemStore()
 		h := run(t, store, &models{delay: time.Second}, Config{})
-		ctx, stopClients := context.WithCancel(t.Context())
-		firstErr := clients(ctx, h.meter, h.traffic, "mlp", "1", "2", healthy)
+		stopClients := h.serve(t, healthy)
 		if err := h.c.Start(t.Context(), canary([]int{10, 50, 100}, time.Minute, guard...)); err != nil {
 			t.Fatal(err)
 		}
@@ -257,15 +259,13 @@ func TestControllerResumesFromTheStore(t *testing.T) {
 		}
 		h.stop(t)
 		stopClients()
-		firstErr()
 
 		time.Sleep(5 * time.Minute) // down for longer than the bake
 		restarted := time.Now()
 		h2 := run(t, store, &models{delay: time.Second}, Config{})
 		defer h2.stop(t)
-		ctx2, stopClients2 := context.WithCancel(t.Context())
+		stopClients2 := h2.serve(t, healthy)
 		defer stopClients2()
-		firstErr2 := clients(ctx2, h2.meter, h2.traffic, "mlp", "1", "2", healthy)
 		h2.waitState(t, Succeeded, 5*time.Minute)
 		calls := h2.traffic.history()
 		if got := candidateWeights(calls); !slices.Equal(got, []int{50, 100}) {
@@ -279,8 +279,7 @@ func TestControllerResumesFromTheStore(t *testing.T) {
 		if h2.models.loads[0] != "2" {
 			t.Fatalf("restart loaded %v, want the candidate checked", h2.models.loads)
 		}
-		stopClients2()
-		if !firstErr2().IsZero() {
+		if !stopClients2().IsZero() {
 			t.Fatal("healthy candidate failed")
 		}
 	})
@@ -294,9 +293,8 @@ func TestControllerBlueGreen(t *testing.T) {
 		synctest.Test(t, func(t *testing.T) {
 			h := run(t, newMemStore(), &models{delay: 3 * time.Second}, Config{})
 			defer h.stop(t)
-			ctx, stopClients := context.WithCancel(t.Context())
+			stopClients := h.serve(t, healthy)
 			defer stopClients()
-			firstErr := clients(ctx, h.meter, h.traffic, "mlp", "1", "2", healthy)
 			if err := h.c.Start(t.Context(), bg); err != nil {
 				t.Fatal(err)
 			}
@@ -324,8 +322,9 @@ func TestControllerBlueGreen(t *testing.T) {
 					t.Fatal("blue unloaded during a rollback")
 				}
 			}
-			stopClients()
-			firstErr()
+			if !stopClients().IsZero() {
+				t.Fatal("a healthy candidate failed a request")
+			}
 		})
 	}
 }

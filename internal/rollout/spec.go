@@ -173,6 +173,9 @@ func (d *Duration) UnmarshalJSON(b []byte) error {
 // Normalize returns r with its preset expanded into Steps and the defaults filled in:
 // the form a rollout is validated, run and persisted in.
 func (r Rollout) Normalize() (Rollout, error) {
+	if err := r.Strategy.validatePresets(); err != nil {
+		return r, err
+	}
 	steps, final, err := r.Strategy.expand()
 	if err != nil {
 		return r, err
@@ -205,9 +208,9 @@ func (r Rollout) Validate() error {
 	bad := func(field, format string, args ...any) {
 		errs = append(errs, fmt.Errorf("%s: "+format, append([]any{field}, args...)...))
 	}
-	for field, v := range map[string]string{"endpoint": r.Endpoint, "stable": r.Stable, "candidate": r.Candidate} {
-		if v == "" {
-			bad(field, "required")
+	for _, f := range []struct{ field, v string }{{"endpoint", r.Endpoint}, {"stable", r.Stable}, {"candidate", r.Candidate}} {
+		if f.v == "" {
+			bad(f.field, "required")
 		}
 	}
 	if r.Stable != "" && r.Stable == r.Candidate {
@@ -215,10 +218,13 @@ func (r Rollout) Validate() error {
 	}
 	errs = append(errs, r.Strategy.validate()...)
 	errs = append(errs, r.Analysis.validate()...)
-	for field, d := range map[string]Duration{"limits.progressDeadline": r.Limits.ProgressDeadline,
-		"limits.abortScaleDownDelay": r.Limits.AbortScaleDownDelay, "limits.scaleDownDelay": r.Limits.ScaleDownDelay} {
-		if d < 0 {
-			bad(field, "must be >= 0, got %s", d.D())
+	for _, f := range []struct {
+		field string
+		d     Duration
+	}{{"limits.progressDeadline", r.Limits.ProgressDeadline}, {"limits.abortScaleDownDelay", r.Limits.AbortScaleDownDelay},
+		{"limits.scaleDownDelay", r.Limits.ScaleDownDelay}} {
+		if err := nonNegative(f.field, f.d); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return errors.Join(errs...)
@@ -226,19 +232,8 @@ func (r Rollout) Validate() error {
 
 func (s Strategy) validate() []error {
 	var errs []error
-	presets := 0
-	for _, p := range []bool{s.Canary != nil, s.Linear != nil, s.BlueGreen != nil, s.ShadowThenCanary != nil} {
-		if p {
-			presets++
-		}
-	}
-	switch {
-	case presets > 1:
-		errs = append(errs, errors.New("strategy: name one preset (canary, linear, blueGreen, shadowThenCanary), got several"))
-	case presets == 1 && len(s.Steps) > 0:
-		errs = append(errs, errors.New("strategy: give steps or a preset, not both"))
-	case presets == 0 && len(s.Steps) == 0:
-		errs = append(errs, errors.New("strategy.steps: must not be empty"))
+	if err := s.validatePresets(); err != nil {
+		errs = append(errs, err)
 	}
 	if s.FinalBake < 0 {
 		errs = append(errs, fmt.Errorf("strategy.finalBake: must be >= 0, got %s", s.FinalBake.D()))
@@ -249,6 +244,25 @@ func (s Strategy) validate() []error {
 		}
 	}
 	return errs
+}
+
+// validatePresets checks the choice between steps and one preset.
+func (s Strategy) validatePresets() error {
+	presets := 0
+	for _, p := range []bool{s.Canary != nil, s.Linear != nil, s.BlueGreen != nil, s.ShadowThenCanary != nil} {
+		if p {
+			presets++
+		}
+	}
+	switch {
+	case presets > 1:
+		return errors.New("strategy: name one preset (canary, linear, blueGreen, shadowThenCanary), got several")
+	case presets == 1 && len(s.Steps) > 0:
+		return errors.New("strategy: give steps or a preset, not both")
+	case presets == 0 && len(s.Steps) == 0:
+		return errors.New("strategy.steps: must not be empty")
+	}
+	return nil
 }
 
 func (st Step) validate() error {
@@ -273,9 +287,9 @@ func (st Step) validate() error {
 	}
 	if st.Mirror != nil {
 		kinds = append(kinds, "mirror")
-		err = errors.Join(percent("mirror.percent", st.Mirror.Percent), nonNegative("mirror.duration", st.Mirror.Duration))
-		if st.Mirror.Duration == 0 {
-			err = errors.New("mirror.duration: must be > 0")
+		err = percent("mirror.percent", st.Mirror.Percent)
+		if st.Mirror.Duration <= 0 {
+			err = errors.Join(err, fmt.Errorf("mirror.duration: must be > 0, got %s", st.Mirror.Duration.D()))
 		}
 	}
 	if st.Gate != nil {
@@ -307,9 +321,12 @@ func (a Analysis) validate() []error {
 	if a.Interval <= 0 {
 		errs = append(errs, fmt.Errorf("analysis.interval: must be > 0, got %s", a.Interval.D()))
 	}
-	for field, n := range map[string]int{"analysis.minSamples": a.MinSamples, "analysis.count": a.Count, "analysis.inconclusiveLimit": a.InconclusiveLimit} {
-		if n < 0 {
-			errs = append(errs, fmt.Errorf("%s: must be >= 0, got %d", field, n))
+	for _, f := range []struct {
+		field string
+		n     int
+	}{{"analysis.minSamples", a.MinSamples}, {"analysis.count", a.Count}, {"analysis.inconclusiveLimit", a.InconclusiveLimit}} {
+		if f.n < 0 {
+			errs = append(errs, fmt.Errorf("%s: must be >= 0, got %d", f.field, f.n))
 		}
 	}
 	if a.FailureLimit < -1 {
