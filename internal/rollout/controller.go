@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"time"
 )
@@ -69,8 +71,12 @@ type Config struct {
 	Logger     *slog.Logger
 }
 
-// retryTraffic is how soon a routing change that failed is tried again.
-const retryTraffic = time.Second
+// retryAfter is how soon a routing change, or a transition the store refused, is
+// tried again.
+const retryAfter = time.Second
+
+// historyLimit bounds the changes kept in memory per endpoint (the store has them all).
+const historyLimit = 500
 
 // Controller runs every endpoint's rollout: one goroutine (Run) owns the statuses and
 // is the only caller of Next; the methods hand it requests.
@@ -101,6 +107,7 @@ type live struct {
 	measuring   bool
 	lastMeasure time.Time
 	pending     *SetTraffic // a routing change that failed, retried until it lands
+	retryAt     time.Time   // a transition the store refused waits till then
 	// resuming holds the clocks of a stored rollout until its Restart event is applied:
 	// time that passed while the controller was down moves nothing unchecked.
 	resuming bool
@@ -185,7 +192,7 @@ func (c *Controller) Status(endpoint string) (Status, []Change, bool) {
 	return s, append([]Change(nil), c.history[endpoint]...), ok
 }
 
-// List is every endpoint's rollout.
+// List is every endpoint's rollout, by endpoint.
 func (c *Controller) List() []Status {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -193,6 +200,7 @@ func (c *Controller) List() []Status {
 	for _, s := range c.view {
 		out = append(out, s)
 	}
+	slices.SortFunc(out, func(a, b Status) int { return strings.Compare(a.Rollout.Endpoint, b.Rollout.Endpoint) })
 	return out
 }
 
@@ -288,7 +296,8 @@ func (c *Controller) publish(ep string, s Status, changes []Change) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.view[ep] = s
-	c.history[ep] = append(c.history[ep], changes...)
+	h := append(c.history[ep], changes...)
+	c.history[ep] = h[max(len(h)-historyLimit, 0):]
 }
 
 // record is the event JSON stored beside each status.
@@ -298,10 +307,10 @@ type record struct {
 	Changes []Change  `json:"changes,omitempty"`
 }
 
-// saveFailed says whether a transition may go ahead although it was not persisted:
-// only one that gives the candidate no more traffic than before (an abort must never
-// wait for a database).
-func saveFailed(prev, next Status) bool {
+// mayApplyUnsaved says whether a transition may go ahead although it was not
+// persisted: only one that gives the candidate no more traffic than before (an abort
+// must never wait for a database).
+func mayApplyUnsaved(prev, next Status) bool {
 	raise := next.Weights[next.Rollout.Candidate] > prev.Weights[prev.Rollout.Candidate] ||
 		(next.Mirror != nil && prev.Mirror == nil) || next.Rollout.Candidate != prev.Rollout.Candidate
 	return !raise

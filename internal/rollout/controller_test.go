@@ -396,3 +396,129 @@ func TestControllerGate(t *testing.T) {
 		mu.Unlock()
 	}
 }
+
+// observer records what the metrics wiring would export.
+type observer struct {
+	mu     sync.Mutex
+	states []State
+	weight []int
+}
+
+func (o *observer) RolloutChanged(_ string, s Status, c Change) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.states = append(o.states, c.To)
+	o.weight = append(o.weight, s.Weights["2"])
+}
+
+// TestControllerPauseResumeAndObserver: a manual pause holds a canary past its bake,
+// resume goes on, promote is idempotent, and the observer sees every change.
+func TestControllerPauseResumeAndObserver(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		o := &observer{}
+		h := run(t, newMemStore(), &models{delay: time.Second}, Config{Observer: o})
+		defer h.stop(t)
+		stopClients := h.serve(t, healthy)
+		defer stopClients()
+		if err := h.c.Start(t.Context(), canary([]int{10, 50}, time.Minute, guard...)); err != nil {
+			t.Fatal(err)
+		}
+		h.waitState(t, Progressing, time.Minute)
+		for range 2 {
+			if err := h.c.Pause(t.Context(), "mlp"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		time.Sleep(5 * time.Minute)
+		if s, _, _ := h.c.Status("mlp"); s.State != Paused || s.Reason != ReasonManual || s.Weights["2"] != 10 {
+			t.Fatalf("after a pause: %s (%s) at %d%%, want Paused (Manual) at 10%%", s.State, s.Reason, s.Weights["2"])
+		}
+		if err := h.c.Resume(t.Context(), "mlp"); err != nil {
+			t.Fatal(err)
+		}
+		for s, _, _ := h.c.Status("mlp"); s.Weights["2"] != 50; s, _, _ = h.c.Status("mlp") {
+			time.Sleep(time.Second)
+		}
+		for range 2 {
+			if err := h.c.Promote(t.Context(), "mlp"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		h.waitState(t, Succeeded, time.Second)
+		if got := candidateWeights(h.traffic.history()); !slices.Equal(got, []int{0, 10, 50, 100}) {
+			t.Fatalf("candidate weights %v, want [0 10 50 100] (one promotion)", got)
+		}
+		o.mu.Lock()
+		defer o.mu.Unlock()
+		if o.states[0] != Provisioning || o.states[len(o.states)-1] != Succeeded || !slices.Contains(o.states, Paused) || o.weight[len(o.weight)-1] != 100 {
+			t.Fatalf("observer saw %v / %v", o.states, o.weight)
+		}
+	})
+}
+
+// TestControllerStoreDown: while the store refuses writes, no change that raises the
+// candidate's traffic happens, but an abort still sends everything back at once.
+func TestControllerStoreDown(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		store := newMemStore()
+		h := run(t, store, &models{delay: time.Second}, Config{})
+		defer h.stop(t)
+		stopClients := h.serve(t, healthy)
+		defer stopClients()
+		if err := h.c.Start(t.Context(), canary([]int{10, 50, 100}, time.Minute, guard...)); err != nil {
+			t.Fatal(err)
+		}
+		h.waitState(t, Progressing, time.Minute)
+		store.setDown(true)
+		time.Sleep(5 * time.Minute)
+		if got := candidateWeights(h.traffic.history()); !slices.Equal(got, []int{0, 10}) {
+			t.Fatalf("with the store down the candidate went %v, want it held at 10", got)
+		}
+		if err := h.c.Abort(t.Context(), "mlp"); err != nil {
+			t.Fatalf("Abort with the store down: %v, want it applied anyway", err)
+		}
+		if got := candidateWeights(h.traffic.history()); !slices.Equal(got, []int{0, 10, 0}) {
+			t.Fatalf("abort with the store down: %v, want the candidate back to 0", got)
+		}
+		store.setDown(false)
+		h.waitState(t, Aborted, time.Minute)
+		if s := store.status(t, "mlp"); s.State != Aborted {
+			t.Fatalf("stored %s once the store is back, want Aborted", s.State)
+		}
+	})
+}
+
+// TestControllerShadowThenCanary: the mirror phase judges the shadow's output
+// difference; a candidate that disagrees with stable is aborted before it ever gets
+// real traffic, one that agrees goes on to the canary.
+func TestControllerShadowThenCanary(t *testing.T) {
+	r := Rollout{Endpoint: "mlp", Stable: "1", Candidate: "2",
+		Strategy: Strategy{ShadowThenCanary: &ShadowThenCanary{MirrorPercent: 20, MirrorDuration: Duration(time.Minute),
+			Canary: Canary{Steps: []int{50, 100}, Interval: Duration(time.Minute)}}},
+		Analysis: Analysis{Interval: Duration(10 * time.Second), MinSamples: 10, Metrics: append([]Metric{{Name: ShadowDiff, Max: ptr(0.05)}}, guard...)}}
+	for _, tc := range []struct {
+		diff float64
+		want State
+	}{{0.01, Succeeded}, {0.5, Aborted}} {
+		synctest.Test(t, func(t *testing.T) {
+			h := run(t, newMemStore(), &models{delay: time.Second}, Config{})
+			defer h.stop(t)
+			b := map[string]behaviour{"1": healthy["1"], "2": {latency: 20 * time.Millisecond, diff: tc.diff}}
+			stopClients := h.serve(t, b)
+			defer stopClients()
+			if err := h.c.Start(t.Context(), r); err != nil {
+				t.Fatal(err)
+			}
+			s := h.waitState(t, tc.want, 5*time.Minute)
+			calls := h.traffic.history()
+			if calls[1].mirror == nil || calls[1].mirror.Percent != 20 || calls[1].weights["2"] != 0 {
+				t.Fatalf("first change after load %+v, want a 20%% mirror beside stable 100", calls[1])
+			}
+			if tc.want == Aborted {
+				if s.Analysis.Phase != PhaseFailed || slices.ContainsFunc(calls, func(c trafficCall) bool { return c.weights["2"] > 0 }) {
+					t.Fatalf("a disagreeing shadow: analysis %s, routing %v; want Failed and no real traffic", s.Analysis.Phase, candidateWeights(calls))
+				}
+			}
+		})
+	}
+}

@@ -17,6 +17,13 @@ type memStore struct {
 	mu       sync.Mutex
 	statuses map[string][]byte
 	events   [][]byte
+	down     bool // SaveRollout fails, as a locked database or a full disk would
+}
+
+func (m *memStore) setDown(down bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.down = down
 }
 
 func newMemStore() *memStore { return &memStore{statuses: map[string][]byte{}} }
@@ -24,6 +31,9 @@ func newMemStore() *memStore { return &memStore{statuses: map[string][]byte{}} }
 func (m *memStore) SaveRollout(_ context.Context, ep string, status, event []byte) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.down {
+		return errors.New("database is locked")
+	}
 	m.statuses[ep] = append([]byte(nil), status...)
 	m.events = append(m.events, append([]byte(nil), event...))
 	return nil
@@ -50,6 +60,7 @@ func (m *memStore) status(t *testing.T, ep string) Status {
 type routing struct {
 	mu      sync.Mutex
 	weights map[string]int
+	mirror  *Mirror
 	calls   []trafficCall
 }
 
@@ -62,7 +73,7 @@ type trafficCall struct {
 func (r *routing) SetTraffic(_ context.Context, _ string, w map[string]int, m *Mirror) error {
 	r.mu.Lock()
 	defer r.mu.Unlock()
-	r.weights = maps.Clone(w)
+	r.weights, r.mirror = maps.Clone(w), m
 	r.calls = append(r.calls, trafficCall{at: time.Now(), weights: maps.Clone(w), mirror: m})
 	return nil
 }
@@ -74,14 +85,15 @@ func (r *routing) history() []trafficCall {
 }
 
 // pick routes request n by the current weights (deterministically: n%100 against
-// the candidate's share).
-func (r *routing) pick(n int, stable, cand string) string {
+// the candidate's share), and says whether a copy goes to the mirror.
+func (r *routing) pick(n int, stable, cand string) (string, bool) {
 	r.mu.Lock()
 	defer r.mu.Unlock()
+	mirrored := r.mirror != nil && n%100 < r.mirror.Percent
 	if n%100 < r.weights[cand] {
-		return cand
+		return cand, mirrored
 	}
-	return stable
+	return stable, mirrored
 }
 
 // models loads after a delay, failing the versions in fail; it records unloads.
@@ -130,6 +142,7 @@ func (m *models) unloaded() []string {
 type behaviour struct {
 	latency time.Duration
 	fails   func(n int, at time.Time) bool
+	diff    float64 // a shadow answer's difference from the primary's
 }
 
 // clients sends a request every 10ms until ctx ends, routed by r, and feeds each
@@ -148,7 +161,10 @@ func clients(ctx context.Context, meter *Meter, r *routing, ep, stable, cand str
 			case <-ctx.Done():
 				return
 			case now := <-tick.C:
-				v := r.pick(n, stable, cand)
+				v, mirrored := r.pick(n, stable, cand)
+				if mirrored {
+					meter.ObserveShadow(ep, v, cand, b[cand].diff, nil)
+				}
 				rec := &core.Record{Model: ep, Version: v, Start: now, Total: b[v].latency}
 				if f := b[v].fails; f != nil && f(n, now) {
 					rec.Err = errors.New("backend: input 3: NaN")

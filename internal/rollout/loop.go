@@ -65,7 +65,7 @@ func (l *loop) wake() {
 		if lv.pending != nil {
 			l.setTraffic(ep, lv, *lv.pending)
 		}
-		if w := lv.status.Wake(); !w.IsZero() && !now.Before(w) {
+		if w := lv.status.Wake(); !w.IsZero() && !now.Before(w) && !now.Before(lv.retryAt) {
 			l.applyLogged(ep, lv, Event{Kind: Tick})
 		}
 		if lv.measuring && !now.Before(lv.lastMeasure.Add(lv.status.Rollout.Analysis.Interval.D())) {
@@ -76,6 +76,7 @@ func (l *loop) wake() {
 
 func (l *loop) applyLogged(ep string, lv *live, ev Event) {
 	if err := l.apply(ep, lv, ev); err != nil {
+		lv.retryAt = l.c.cfg.Now().Add(retryAfter)
 		l.c.log.Error("rollout event not applied", "endpoint", ep, "event", ev.Kind, "err", err)
 	}
 }
@@ -103,12 +104,14 @@ func (l *loop) nextWake() time.Duration {
 		if lv.resuming {
 			continue
 		}
-		earliest(lv.status.Wake())
+		if w := lv.status.Wake(); !w.IsZero() {
+			earliest(later(w, lv.retryAt))
+		}
 		if lv.measuring {
 			earliest(lv.lastMeasure.Add(lv.status.Rollout.Analysis.Interval.D()))
 		}
 		if lv.pending != nil {
-			earliest(now.Add(retryTraffic))
+			earliest(now.Add(retryAfter))
 		}
 	}
 	if at.IsZero() {
@@ -128,7 +131,7 @@ func (l *loop) apply(ep string, lv *live, ev Event) error {
 	}
 	changes := changesOf(ep, next, fx, now)
 	if err := l.save(ep, next, ev, changes, now); err != nil {
-		if !saveFailed(prev, next) {
+		if !mayApplyUnsaved(prev, next) {
 			return fmt.Errorf("rollout %s: %s not persisted, so not applied: %w", ep, ev.Kind, err)
 		}
 		l.c.log.Error("rollout change not persisted; applied anyway, it only lowers the candidate's traffic",
@@ -145,7 +148,7 @@ func (l *loop) apply(ep string, lv *live, ev Event) error {
 		}
 		l.c.hook(ch)
 	}
-	l.track(ep, lv, now)
+	l.track(ep, lv, prev, now)
 	return nil
 }
 
@@ -171,12 +174,14 @@ func changesOf(ep string, s Status, fx []Effect, now time.Time) []Change {
 	return out
 }
 
-// track starts a fresh measurement interval when analysis becomes active (what came
-// before it is not the candidate's to answer for) and stops watching a finished rollout.
-func (l *loop) track(ep string, lv *live, now time.Time) {
+// track starts a fresh measurement interval when analysis becomes active or the
+// traffic changes shape (a window must judge one split, and what came before is not
+// the candidate's to answer for), and stops watching a finished rollout.
+func (l *loop) track(ep string, lv *live, prev Status, now time.Time) {
 	s := lv.status
 	active := s.AnalysisActive()
-	if active && !lv.measuring {
+	reshaped := !reflect.DeepEqual(prev.Weights, s.Weights) || !reflect.DeepEqual(prev.Mirror, s.Mirror)
+	if active && (!lv.measuring || reshaped) {
 		l.c.cfg.Meter.Snapshot(ep, s.Rollout.Candidate)
 		l.c.cfg.Meter.Snapshot(ep, s.Rollout.Stable)
 		lv.lastMeasure = now
@@ -228,4 +233,11 @@ func (l *loop) setTraffic(ep string, lv *live, f SetTraffic) {
 		return
 	}
 	lv.pending = nil
+}
+
+func later(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
 }

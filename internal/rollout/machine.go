@@ -476,7 +476,8 @@ func (t *transition) restart(e Event) {
 		return
 	}
 	t.setTraffic(s.Weights, s.Mirror)
-	s.Recheck = true
+	// A candidate without traffic had nothing to check, and nothing to check it with.
+	s.Recheck = t.candidateExposed()
 	t.emit(Restart, s.State, "resumed")
 }
 
