@@ -10,10 +10,14 @@
 // state machine (Next: status + event -> status + effects) that the property tests in
 // machine_test.go hold to the §3.6 invariants; analysis.go turns one interval's
 // measurements into a phase and counts phases the way Argo Rollouts does; meter.go is
-// the request tap (core.Tap) that measures what the analysis reads; controller.go runs
-// the machine for every endpoint in one goroutine, persists each change through Store
-// before it acts, and carries the effects out through the small interfaces it declares
-// (Store, Traffic, Models, Observer) — the registry, the router and core implement them
-// elsewhere, so this package imports none of them. hooks.go holds the gate and event
-// webhooks.
+// the request tap (core.Tap) that measures what the analysis reads. controller.go
+// declares the small interfaces the controller works through (Store, Traffic, Models,
+// Observer) — the registry, the router and core implement them elsewhere, so this
+// package imports none of them — and its API (Start, Promote, Pause, Resume, Abort,
+// Alarm, Status, List, Run); loop.go is Run's one goroutine, which alone calls Next,
+// persists each change through Store before it acts, and carries the effects out.
+// hooks.go holds the gate and event webhooks.
+//
+// The controller's methods hand requests to Run's goroutine, so they wait for Run to
+// be running (or for their context to end).
 package rollout

@@ -23,6 +23,10 @@ const (
 	Aborted      State = "Aborted"      // terminal: stable 100, candidate unloaded
 )
 
+// States lists every state, for an exporter that publishes one series per state
+// (ferry_rollout_state{state="..."} 1 for the current one, 0 for the others).
+var States = []State{Idle, Provisioning, Mirroring, Progressing, Paused, Promoting, FinalBake, Succeeded, Aborting, Aborted}
+
 // Terminal says whether only a new candidate moves s on.
 func (s State) Terminal() bool { return s == Succeeded || s == Aborted }
 
@@ -261,7 +265,6 @@ func (t *transition) newCandidate(e Event) {
 // other effect of the transition.
 func (t *transition) abort(reason string) {
 	from := t.s.State
-	t.fx = append([]Effect(nil), t.fx...)
 	t.setTraffic(t.stableOnly(), nil)
 	// The routing change goes first, even before effects queued earlier in this
 	// transition: nothing may happen while the candidate still has traffic.
