@@ -2,11 +2,7 @@ package rollout
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
-	"io"
-	"net/http"
-	"net/http/httptest"
 	"slices"
 	"sync"
 	"testing"
@@ -326,74 +322,6 @@ func TestControllerBlueGreen(t *testing.T) {
 				t.Fatal("a healthy candidate failed a request")
 			}
 		})
-	}
-}
-
-// TestControllerGate runs a gate step against a real webhook (httptest on 127.0.0.1):
-// a 2xx lets the rollout go on; failures past the retries abort it. Event webhooks
-// receive every change; one that fails holds nothing back.
-func TestControllerGate(t *testing.T) {
-	var mu sync.Mutex
-	var events []Change
-	var gateBodies []gateRequest
-	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := io.ReadAll(r.Body)
-		mu.Lock()
-		defer mu.Unlock()
-		switch r.URL.Path {
-		case "/events":
-			var c Change
-			if err := json.Unmarshal(b, &c); err != nil {
-				t.Errorf("event webhook got %s: %v", b, err)
-			}
-			events = append(events, c)
-		case "/gate/ok", "/gate/fail":
-			var g gateRequest
-			_ = json.Unmarshal(b, &g)
-			gateBodies = append(gateBodies, g)
-			if r.URL.Path == "/gate/fail" {
-				http.Error(w, "not yet", http.StatusServiceUnavailable)
-			}
-		default:
-			http.Error(w, "down", http.StatusInternalServerError)
-		}
-	}))
-	defer srv.Close()
-	client := &http.Client{Transport: &http.Transport{DisableKeepAlives: true}, Timeout: 5 * time.Second}
-	for _, tc := range []struct {
-		path string
-		want State
-	}{{"/gate/ok", Succeeded}, {"/gate/fail", Aborted}} {
-		mu.Lock()
-		events, gateBodies = nil, nil
-		mu.Unlock()
-		synctest.Test(t, func(t *testing.T) {
-			h := run(t, newMemStore(), &models{delay: time.Second},
-				Config{HTTPClient: client, EventHooks: []string{srv.URL + "/events", srv.URL + "/broken"}})
-			defer h.stop(t)
-			r := Rollout{Endpoint: "mlp", Stable: "1", Candidate: "2", Strategy: Strategy{Steps: []Step{
-				{Gate: &Gate{URL: srv.URL + tc.path, Retries: 1}}, {SetWeight: &SetWeight{Percent: 100}}}}}
-			if err := h.c.Start(t.Context(), r); err != nil {
-				t.Fatal(err)
-			}
-			s := h.waitState(t, tc.want, 2*time.Minute)
-			time.Sleep(time.Second) // let the event webhooks catch up (time stands still during their I/O)
-			if tc.want == Aborted && s.Reason != "gate failed: webhook "+srv.URL+"/gate/fail: answered 503 Service Unavailable" {
-				t.Errorf("reason %q", s.Reason)
-			}
-			h.stop(t)
-			h.cancel = func() {}
-			h.done <- nil
-		})
-		mu.Lock()
-		wantCalls := map[State]int{Succeeded: 1, Aborted: 2}[tc.want]
-		if len(gateBodies) != wantCalls || gateBodies[0].Candidate != "2" || gateBodies[0].Endpoint != "mlp" {
-			t.Errorf("%s: gate got %+v, want %d calls naming mlp's candidate 2", tc.path, gateBodies, wantCalls)
-		}
-		if len(events) < 3 || events[len(events)-1].To != tc.want {
-			t.Errorf("%s: event webhook got %+v, want every change ending in %s", tc.path, events, tc.want)
-		}
-		mu.Unlock()
 	}
 }
 

@@ -6,7 +6,8 @@
 //
 // Where things go: spec.go holds the Rollout a user writes (JSON and YAML friendly,
 // Argo's camelCase names) and its validation; presets.go expands the canary, linear,
-// blue/green and shadow-then-canary presets into plain steps; machine.go is the pure
+// blue/green and shadow-then-canary presets into plain steps; status.go names the
+// states, events, effects and the persisted Status; machine.go is the pure
 // state machine (Next: status + event -> status + effects) that the property tests in
 // machine_test.go hold to the §3.6 invariants; analysis.go turns one interval's
 // measurements into a phase and counts phases the way Argo Rollouts does; meter.go is
