@@ -150,7 +150,11 @@ func weightsOK(w map[string]int, r, r2 Rollout) error {
 func TestInvariantsUnderRandomEvents(t *testing.T) {
 	rollouts := specs(t)
 	states := map[State]int{}
-	for seed := range uint64(2000) {
+	runs := uint64(2000)
+	if testing.Short() {
+		runs = 200
+	}
+	for seed := range runs {
 		rng := rand.New(rand.NewPCG(seed, 16))
 		s := Status{State: Idle}
 		now := t0
