@@ -44,7 +44,9 @@ var banned = map[string][]string{
 
 	// The rollout controller reaches routing, models and the store through interfaces of
 	// its own; only core's tap record crosses in.
-	"internal/rollout": {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend", mod + "internal/scheduler", mod + "internal/registry", mod + "internal/router"},
+	// Endpoints reach the repository through their Loader interface, never a transport.
+	"internal/endpoint": {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend", mod + "internal/scheduler"},
+	"internal/rollout":  {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend", mod + "internal/scheduler", mod + "internal/registry", mod + "internal/router"},
 
 	// The conformance suite drives the scheduler; it is a test helper, never a hop.
 	"internal/backend/backendtest": {mod + "internal/core", mod + "internal/repository", mod + "internal/transport", "net/http"},
