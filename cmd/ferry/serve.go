@@ -66,6 +66,7 @@ type serveConfig struct {
 	strictReady bool
 	pprofAddr   string
 	onDemand    onDemandConfig // ondemand.go
+	platform    platformConfig // platform.go: the registry, endpoints and rollouts
 	// inferenceFirst moves request handling to SCHED_BATCH (see threadprio).
 	inferenceFirst bool
 
@@ -142,6 +143,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f.Var(&cfg.cacheSize, "cache-size", "response cache budget shared by models with response_cache enabled, e.g. 64MiB (0: no cache)")
 	f.BoolVar(&cfg.inferenceFirst, "inference-first", true, "Linux: request-handling threads run as SCHED_BATCH, so that their wakeups do not preempt model execution when the cores are busy")
 	cfg.onDemand.addFlags(f)
+	cfg.platform.addFlags(f)
 	cfg.addTritonFlags(f)
 	_ = cmd.MarkFlagRequired("model-repository")
 	return cmd
@@ -210,6 +212,7 @@ type server struct {
 	core    *core.Server
 	repo    *repository.Repository
 	routes  *router.Table // the endpoints' routing policies, read by core on every request
+	plat    *platform     // nil without --data-dir or --registry-url (platform.go)
 	grpcAPI *v2grpc.Server
 	trace   *settings.Trace // the trace extension's settings; a tracer asks its Sample
 	shm     *shm.Registry   // system shared memory regions, both transports' (shm.go)
@@ -250,8 +253,15 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	rc := newResponseCache(cfg.cacheSize)
 	s.trace = settings.NewTrace(settings.DefaultTrace())
 	s.routes = new(router.Table)
+	taps := []core.Tap{m}
+	if cfg.platform.enabled() {
+		if s.plat, err = newPlatform(context.Background(), cfg, s.repo, s.routes, log); err != nil {
+			return nil, err
+		}
+		taps = append(taps, s.plat.meter) // what a rollout's analysis reads
+	}
 	s.core = core.New(core.Options{Name: "ferry", Version: version, Repository: s.repo, Limits: cfg.limits, Routes: s.routes,
-		Logger: log.With("component", "core"), Observer: m, Taps: []core.Tap{m}, StrictReadiness: cfg.strictReady, Cache: coreCache(rc),
+		Logger: log.With("component", "core"), Observer: m, Taps: taps, StrictReadiness: cfg.strictReady, Cache: coreCache(rc),
 		Trace: s.trace, Log: logSettings(cfg.level)})
 
 	reg := prometheus.NewRegistry()
@@ -259,6 +269,9 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	registerCache(reg, rc)
 	registerResident(reg, cfg.onDemand, s.repo)
 	registerStore(reg, store)
+	if s.plat != nil {
+		s.plat.register(reg)
+	}
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	s.shm = shm.New()
 	httpLog, grpcLog := log.With("component", "http"), log.With("component", "grpc")
@@ -297,6 +310,11 @@ func (s *server) Run(ctx context.Context) error {
 		if err := s.repo.Start(gctx); err != nil {
 			return err
 		}
+		if s.plat != nil {
+			if err := s.plat.start(gctx); err != nil {
+				return err
+			}
+		}
 		s.core.SetReady(true)
 		s.grpcAPI.SetServing(true)
 		s.log.Info("ready")
@@ -329,6 +347,9 @@ func (s *server) Run(ctx context.Context) error {
 		}
 	})
 	s.addMetrics(&g)
+	if s.plat != nil {
+		g.Add(func() error { return s.plat.run(gctx) }, func(error) { cancel() })
+	}
 	err := g.Run()
 	closeSharedMemory(s.shm, s.log) // the transports have stopped: no request holds a region
 	if cerr := s.repo.Close(); cerr != nil {

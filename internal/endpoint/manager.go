@@ -93,6 +93,11 @@ func (m *Manager) Sync(ctx context.Context) error {
 	return nil
 }
 
+// Serving is the version a request naming no version gets from the repository now.
+func (m *Manager) Serving(ctx context.Context, model string) (string, error) {
+	return m.cfg.Serving(ctx, model)
+}
+
 // Policy is the endpoint's live policy (a copy), nil when it has none.
 func (m *Manager) Policy(model string) *router.Policy {
 	return m.cfg.Routes.Get(model).Clone()

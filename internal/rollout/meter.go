@@ -91,6 +91,13 @@ func (m *Meter) Finished(r *core.Record) {
 		c.errors.Add(1)
 	}
 	c.buckets[bucketOf(r.Total)].Add(1)
+	if s := r.Shadow; s != nil { // a shadow copy: also a comparison with the primary
+		diff := s.Diff
+		if s.PrimaryFailed {
+			diff = math.NaN() // nothing to compare with
+		}
+		m.ObserveShadow(r.Model, s.Primary, r.Version, diff, r.Err)
+	}
 }
 
 // ObserveShadow counts one shadow comparison: a copy of a request to primaryVersion
