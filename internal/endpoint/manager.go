@@ -85,7 +85,11 @@ func (m *Manager) Sync(ctx context.Context) error {
 		if st.aliases, err = m.cfg.Store.Aliases(ctx, rm.Name); err != nil {
 			return err
 		}
-		if err := m.apply(ctx, rm.Name, nil, st); err != nil {
+		var persist func(context.Context) error
+		if m.freeze(ctx, rm.Name, st) {
+			persist = func(ctx context.Context) error { return m.save(ctx, rm.Name, st.policy) }
+		}
+		if err := m.apply(ctx, rm.Name, nil, st, persist); err != nil {
 			m.log.Warn("endpoint not routed", "endpoint", rm.Name, "err", err)
 			continue
 		}
@@ -196,9 +200,6 @@ func (m *Manager) Load(ctx context.Context, model, version string) error {
 	if _, err := m.cfg.Store.Version(ctx, model, n); err != nil {
 		return err
 	}
-	if err := m.freeze(ctx, model); err != nil {
-		return err
-	}
 	return m.change(ctx, model, func(st *state) error {
 		st.held[version] = true
 		return nil
@@ -216,20 +217,21 @@ func (m *Manager) Unload(model, version string) {
 	}
 }
 
-// freeze gives an endpoint without a split one arm: the version serving it now.
-func (m *Manager) freeze(ctx context.Context, model string) error {
-	m.mu.Lock()
-	st := m.endpoints[model]
-	frozen := st != nil && len(st.policy.Arms) > 0
-	m.mu.Unlock()
-	if frozen {
-		return nil
+// freeze gives an endpoint that has no split but is about to have versions loaded for
+// it one arm: the version requests naming none get now. Loading a version (an alias's,
+// a rollout's) must never move those requests, and the repository's own choice, the
+// newest ready version, would move them to it. persist tells whether to store it.
+func (m *Manager) freeze(ctx context.Context, model string, st *state) (persist bool) {
+	if len(st.policy.Arms) > 0 || len(st.versions(st.routed())) == 0 {
+		return false
 	}
 	v, err := m.cfg.Serving(ctx, model)
 	if err != nil {
-		return err
+		m.log.Info("endpoint not frozen: nothing serves it now", "endpoint", model, "err", err)
+		return false
 	}
-	return m.SetTraffic(ctx, model, map[string]int{v: 100}, "", 0)
+	st.policy.Arms = []router.Arm{{Version: v, Weight: 100}}
+	return true
 }
 
 func (m *Manager) save(ctx context.Context, model string, p router.Policy) error {
@@ -257,6 +259,9 @@ func (m *Manager) change(ctx context.Context, model string, edit func(*state) er
 	next := old.clone()
 	if err := edit(next); err != nil {
 		return err
+	}
+	if m.freeze(ctx, model, next) {
+		return m.apply(ctx, model, old, next, persist, func(ctx context.Context) error { return m.save(ctx, model, next.policy) })
 	}
 	return m.apply(ctx, model, old, next, persist)
 }
