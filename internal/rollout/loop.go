@@ -65,11 +65,13 @@ func (l *loop) wake() {
 		if lv.pending != nil {
 			l.setTraffic(ep, lv, *lv.pending)
 		}
-		if w := lv.status.Wake(); !w.IsZero() && !now.Before(w) && !now.Before(lv.retryAt) {
-			l.applyLogged(ep, lv, Event{Kind: Tick})
-		}
+		// A measurement due with a timer is taken first: a bake as long as the interval
+		// ends with its one measurement, not with a step that starts a new window.
 		if lv.measuring && !now.Before(lv.lastMeasure.Add(lv.status.Rollout.Analysis.Interval.D())) {
 			l.measure(ep, lv, now)
+		}
+		if w := lv.status.Wake(); !w.IsZero() && !now.Before(w) && !now.Before(lv.retryAt) {
+			l.applyLogged(ep, lv, Event{Kind: Tick})
 		}
 	}
 }
