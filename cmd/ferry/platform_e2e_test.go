@@ -442,3 +442,50 @@ func TestPlatformBadCandidatesRollBack(t *testing.T) {
 		})
 	}
 }
+
+// Sticky A/B: a key always gets the same arm (10,000 requests), and over many keys the
+// split is within 2 points of the weights, over REST headers and gRPC metadata.
+func TestPlatformStickyAB(t *testing.T) {
+	ts, p := startPlatform(t)
+	pol := &router.Policy{Arms: []router.Arm{{Version: "2", Weight: 30}, {Version: "1", Weight: 70}},
+		Sticky: &router.Sticky{From: router.SourceHeader, Key: "x-user-id"}}
+	if err := p.SetPolicy(context.Background(), "addk", pol); err != nil {
+		t.Fatal(err)
+	}
+	ask := func(proto, key string) (string, error) {
+		x := &tensor.Tensor{Name: "INPUT0", DType: tensor.FP32, Shape: tensor.Shape{1, 4}, Data: e2eLE([]float32{1, 2, 3, 4})}
+		resp, err := ts.v2(proto, "addk", "").Infer(t.Context(), &v2client.Request{Inputs: []*tensor.Tensor{x}, Header: map[string]string{"x-user-id": key}})
+		if err != nil {
+			return "", err
+		}
+		return resp.ModelVersion, nil
+	}
+	const n, clients = 10000, 8
+	var mu sync.Mutex
+	same, keys := map[string]int{}, map[string]int{}
+	var wg sync.WaitGroup
+	for c := range clients {
+		wg.Go(func() {
+			proto := []string{"rest", "grpc"}[c%2]
+			for i := c; i < n; i += clients {
+				v1, err1 := ask(proto, "alice")
+				v2, err2 := ask(proto, fmt.Sprintf("user-%d", i))
+				if err := errors.Join(err1, err2); err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				same[v1]++
+				keys[v2]++
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if len(same) != 1 {
+		t.Errorf("one key got versions %v over %d requests, want one arm", same, n)
+	}
+	if share := float64(keys["2"]) / n; math.Abs(share-0.30) > 0.02 {
+		t.Errorf("%d keys split %v: %.1f%% to version 2, want 30%% ± 2", n, keys, 100*share)
+	}
+}

@@ -16,6 +16,7 @@ type Body struct {
 	data      []byte
 	headerLen int    // the JSON part's length when binary: tensors follow it as raw bytes
 	hlen      string // headerLen in decimal, for the header that says it
+	header    map[string]string
 	binary    bool
 }
 
@@ -81,13 +82,13 @@ func EncodeREST(r *Request) (Body, error) {
 	}
 	b = append(b, '}')
 	if !r.Binary || r.InputRegions != nil {
-		return Body{data: b}, nil
+		return Body{data: b, header: r.Header}, nil
 	}
 	h := len(b)
 	for _, t := range r.Inputs {
 		b = append(b, t.Data...)
 	}
-	return Body{data: b, headerLen: h, hlen: strconv.Itoa(h), binary: true}, nil
+	return Body{data: b, headerLen: h, hlen: strconv.Itoa(h), binary: true, header: r.Header}, nil
 }
 
 // appendInput appends one input: name, shape, datatype, then its data as a JSON array
@@ -181,5 +182,5 @@ func (b Body) WithParameters(ps ...Param) (Body, error) {
 	if b.binary {
 		h += len(add)
 	}
-	return Body{data: out, headerLen: h, hlen: strconv.Itoa(h), binary: b.binary}, nil
+	return Body{data: out, headerLen: h, hlen: strconv.Itoa(h), binary: b.binary, header: b.header}, nil
 }

@@ -11,6 +11,7 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/credentials"
 	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
 
 	"github.com/ferryml/ferry/internal/inference"
@@ -277,6 +278,9 @@ func (m *GRPCModel) Infer(ctx context.Context, r *Request) (*Response, error) {
 	req, err := m.EncodeGRPC(r)
 	if err != nil {
 		return nil, err
+	}
+	for k, v := range r.Header {
+		ctx = metadata.AppendToOutgoingContext(ctx, k, v)
 	}
 	return m.Send(ctx, req)
 }

@@ -338,6 +338,9 @@ func (m *RESTModel) post(ctx context.Context, b Body) (*http.Response, error) {
 	} else {
 		req.Header.Set("Content-Type", "application/json")
 	}
+	for k, v := range b.header {
+		req.Header.Set(k, v)
+	}
 	resp, err := m.c.hc.Do(req)
 	if err != nil {
 		return nil, unwrapURL(err)

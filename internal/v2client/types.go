@@ -65,6 +65,9 @@ type Request struct {
 	// Binary sends the tensors in REST's binary tensor data extension and asks for the
 	// outputs the same way, instead of JSON arrays. gRPC always sends raw contents.
 	Binary bool
+	// Header goes with the request: HTTP headers over REST, metadata over gRPC (a
+	// routing key such as x-user-id, a traceparent).
+	Header map[string]string
 	// InputRegions, when set, has the server read every input from a registered shared
 	// memory region instead, input i from region i (Data is not sent; Name, DType and
 	// Shape are).
