@@ -25,7 +25,7 @@ import (
 // Model "addk": FP32 INPUT0 [batch, 4]; version k answers OUTPUT0 = INPUT0 + k, so every
 // answer says which version computed it. Version 4 is a bad candidate that fails on
 // inputs of 16 or more (a Gather out of range), version 5 a slow one (+5 after a stack of
-// 512x512 matrix products).
+// 512x512 matrix products), version 6 one that does not load.
 const addkConfig = `name: "addk"
 platform: "onnxruntime_onnx"
 max_batch_size: 8
@@ -94,6 +94,7 @@ func platformRepo(t *testing.T) string {
 	writeModel(t, repo, "addk", 3, addkModel(3), "")
 	writeModel(t, repo, "addk", 4, addkBad(), "")
 	writeModel(t, repo, "addk", 5, addkSlow(), "")
+	writeModel(t, repo, "addk", 6, []byte("not an ONNX model"), "")
 	return repo
 }
 
@@ -487,5 +488,22 @@ func TestPlatformStickyAB(t *testing.T) {
 	}
 	if share := float64(keys["2"]) / n; math.Abs(share-0.30) > 0.02 {
 		t.Errorf("%d keys split %v: %.1f%% to version 2, want 30%% ± 2", n, keys, 100*share)
+	}
+}
+
+// A candidate that fails to load aborts its rollout; the stable version keeps every
+// request, none failing.
+func TestPlatformCandidateThatDoesNotLoad(t *testing.T) {
+	ts, p := startPlatform(t)
+	tr := sendTraffic(t, ts, 16, "addk", "")
+	tr.waitAnswers(t, 200)
+	if err := p.StartRollout(context.Background(), canary("6", time.Second, 50, 100)); err != nil {
+		t.Fatal(err)
+	}
+	st := waitRollout(t, p, "addk", 30*time.Second, rollout.Aborting, rollout.Aborted, rollout.Succeeded)
+	tr.waitAnswers(t, 200)
+	by := wantNoFailures(t, "candidate that does not load", tr.end())
+	if st.Weights["1"] != 100 || len(by) != 1 || by["1"] == 0 {
+		t.Errorf("rollout %s (%s) with %v, answers %v; want aborted, everything on 1", st.State, st.Reason, st.Weights, by)
 	}
 }
