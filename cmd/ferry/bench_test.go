@@ -138,7 +138,7 @@ func vsMeasure(b *testing.B, s vsSide, conc int, d time.Duration) vsTally {
 // and goes on a scale of seconds, and must hit both sides alike. It reports the rates
 // over all rounds, their ratio, the lowest and highest per-round ratio (the spread), and
 // CPU µs per request for each side with their ratio (bare/ferry, so higher is better as
-// for the throughput ratio).
+// for the throughput ratio). Metrics are named after the sides.
 func vsCompare(b *testing.B, ferry, bare vsSide) {
 	b.Helper()
 	if *vsRounds < 1 || *vsDur <= 0 || *vsSlice <= 0 || *vsConc < 1 {
@@ -166,20 +166,20 @@ func vsCompare(b *testing.B, ferry, bare vsSide) {
 			slice++
 		}
 		f, bb := round[0], round[1]
-		b.Logf("round %d: ferry %6.0f req/s (%4.0f µs CPU/req, slowest slice %6.0f req/s), bare %6.0f req/s (%4.0f µs CPU/req, slowest slice %6.0f req/s): ratio %.3f, CPU ratio %.3f",
-			r+1, f.rate(), f.cpuPerReq(), f.minSlice, bb.rate(), bb.cpuPerReq(), bb.minSlice, f.rate()/bb.rate(), bb.cpuPerReq()/f.cpuPerReq())
+		b.Logf("round %d: %s %6.0f req/s (%4.0f µs CPU/req, slowest slice %6.0f req/s), %s %6.0f req/s (%4.0f µs CPU/req, slowest slice %6.0f req/s): ratio %.3f, CPU ratio %.3f",
+			r+1, ferry.name, f.rate(), f.cpuPerReq(), f.minSlice, bare.name, bb.rate(), bb.cpuPerReq(), bb.minSlice, f.rate()/bb.rate(), bb.cpuPerReq()/f.cpuPerReq())
 		minRatio = min(minRatio, f.rate()/bb.rate())
 		maxRatio = max(maxRatio, f.rate()/bb.rate())
 		all[0].add(f)
 		all[1].add(bb)
 	}
-	b.ReportMetric(all[0].rate(), "ferry_req/s")
-	b.ReportMetric(all[1].rate(), "bare_req/s")
+	b.ReportMetric(all[0].rate(), ferry.name+"_req/s")
+	b.ReportMetric(all[1].rate(), bare.name+"_req/s")
 	b.ReportMetric(all[0].rate()/all[1].rate(), "ratio")
 	b.ReportMetric(minRatio, "ratio_min")
 	b.ReportMetric(maxRatio, "ratio_max")
-	b.ReportMetric(all[0].cpuPerReq(), "ferry_cpu_us/req")
-	b.ReportMetric(all[1].cpuPerReq(), "bare_cpu_us/req")
+	b.ReportMetric(all[0].cpuPerReq(), ferry.name+"_cpu_us/req")
+	b.ReportMetric(all[1].cpuPerReq(), bare.name+"_cpu_us/req")
 	b.ReportMetric(all[1].cpuPerReq()/all[0].cpuPerReq(), "cpu_ratio")
 }
 

