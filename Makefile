@@ -27,10 +27,10 @@ build: ort
 	$(GO) build $(GOFLAGS_LD) -o bin/ferry ./cmd/ferry
 
 models:
-	$(GO) run ./tools/modelgen -out $(MODELS)
+	$(GO) run ./tools/modelgen -out $(MODELS) -candidates examples/candidates
 
 run: build models
-	./bin/ferry serve --model-repository $(MODELS)
+	./bin/ferry serve --model-repository $(MODELS) --data-dir .ferry-data
 
 test: ort
 	$(GO) vet ./...

@@ -9,8 +9,10 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"os/signal"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -32,7 +34,15 @@ var update = flag.Bool("update", false, "rewrite cmd/ferry/testdata/*.golden")
 // testRuntime is the process's one ONNX Runtime environment (ORT allows one at a time).
 var testRuntime *onnx.Runtime
 
+// runAsFerry names the environment variable that makes the test binary a ferry
+// process: its value is the JSON list of arguments. Tests that must kill a server the
+// hard way (kill -9) start one so, as a child process.
+const runAsFerry = "FERRY_TEST_RUN_AS_FERRY"
+
 func TestMain(m *testing.M) {
+	if args := os.Getenv(runAsFerry); args != "" {
+		os.Exit(ferryChild(args))
+	}
 	lib, err := findORT()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "cmd/ferry tests need ONNX Runtime (run `make ort`):", err)
@@ -52,6 +62,22 @@ func TestMain(m *testing.M) {
 		}
 	}
 	os.Exit(code)
+}
+
+// ferryChild runs the ferry command line args (JSON) until SIGTERM or SIGKILL.
+func ferryChild(args string) int {
+	var argv []string
+	if err := json.Unmarshal([]byte(args), &argv); err != nil {
+		fmt.Fprintln(os.Stderr, runAsFerry, err)
+		return 2
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, argv, os.Getenv, os.Stdout, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "ferry:", err)
+		return 1
+	}
+	return 0
 }
 
 // findORT looks where `make ort` puts the library (or $FERRY_ORT_LIB).

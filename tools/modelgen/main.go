@@ -10,9 +10,15 @@
 //	accumulator/config.pbtxt    a stateful model: sequence batching with implicit state
 //	accumulator/1/model.onnx
 //
+// and, outside the repository, version folders to push to it as new versions of mlp
+// (the rollout walkthrough in the README):
+//
+//	mlp_v2/model.onnx           the MLP with other weights: a good candidate
+//	mlp_failing/model.onnx      the MLP that fails every request: a bad candidate
+//
 // Usage:
 //
-//	go run ./tools/modelgen -out examples/models
+//	go run ./tools/modelgen -out examples/models -candidates examples/candidates
 //
 // It is idempotent: a file is rewritten only if its content changed (so a
 // second `make run` touches nothing), and a stale identity_fp32/config.pbtxt
@@ -163,25 +169,45 @@ func files() map[string][]byte {
 	}
 }
 
+// candidates returns the pushable version folders' files by path relative to their root.
+func candidates() map[string][]byte {
+	return map[string][]byte{
+		"mlp_v2/model.onnx":      onnxgen.MLP(mlpSeed + 1),
+		"mlp_failing/model.onnx": onnxgen.MLPFailing(mlpSeed, 0),
+	}
+}
+
 // stale lists files that must not exist in the repository.
 var stale = []string{"identity_fp32/config.pbtxt"}
 
 func main() {
 	out := flag.String("out", "examples/models", "model repository `directory` to write")
+	cands := flag.String("candidates", "", "`directory` to write the pushable candidate versions to (none when empty)")
 	flag.Parse()
 	if flag.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: modelgen [-out dir]")
+		fmt.Fprintln(os.Stderr, "usage: modelgen [-out dir] [-candidates dir]")
 		os.Exit(2)
 	}
 	if err := generate(*out, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "modelgen:", err)
 		os.Exit(1)
 	}
+	if *cands != "" {
+		if err := write(*cands, candidates(), nil, "candidate versions", os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "modelgen:", err)
+			os.Exit(1)
+		}
+	}
 }
 
 // generate writes the repository under root, logging each change to log.
 func generate(root string, log io.Writer) error {
-	want := files()
+	return write(root, files(), stale, "model repository", log)
+}
+
+// write writes want (relative path -> content) under root, removes the gone files
+// and logs each change; what names root in the summary line.
+func write(root string, want map[string][]byte, gone []string, what string, log io.Writer) error {
 	changed := 0
 	for _, rel := range slices.Sorted(maps.Keys(want)) {
 		wrote, err := writeIfChanged(filepath.Join(root, filepath.FromSlash(rel)), want[rel])
@@ -193,7 +219,7 @@ func generate(root string, log io.Writer) error {
 			fmt.Fprintf(log, "wrote %s\n", filepath.Join(root, rel))
 		}
 	}
-	for _, rel := range stale {
+	for _, rel := range gone {
 		p := filepath.Join(root, filepath.FromSlash(rel))
 		err := os.Remove(p)
 		switch {
@@ -204,7 +230,7 @@ func generate(root string, log io.Writer) error {
 			return err
 		}
 	}
-	fmt.Fprintf(log, "model repository %s: %d file(s) changed\n", root, changed)
+	fmt.Fprintf(log, "%s %s: %d file(s) changed\n", what, root, changed)
 	return nil
 }
 

@@ -51,6 +51,39 @@ const (
 // scale through the layers, so softmax outputs stay well spread instead of
 // saturating to one-hot. Biases are small (±0.1).
 func MLP(seed uint64) []byte {
+	m, logits := mlpLayers(seed)
+	return m.Node("Softmax", []string{logits}, []string{"output"}, AttrInt("axis", -1)).
+		Output("output", Float, Sym("batch"), Fixed(MLPClasses)).
+		Bytes()
+}
+
+// MLPFailing is MLP(seed) that loads and serves but fails every batch holding a row
+// whose first input is from or more (every batch when from <= 0): ONNX Runtime refuses
+// a Gather index out of range. Its answers are otherwise MLP's. It is the bad candidate
+// of the rollout examples.
+func MLPFailing(seed uint64, from float32) []byte {
+	m, logits := mlpLayers(seed)
+	scale, offset := float32(0), float32(1) // every row's index is 1: out of range
+	if from > 0 {
+		scale, offset = 1/from, 0 // a row's index is 1 once its first input reaches from
+	}
+	first := make([]float32, MLPInputs)
+	first[0] = scale
+	return m.Node("Softmax", []string{logits}, []string{"probs"}, AttrInt("axis", -1)).
+		InitializerFloat32("fail_pick", []int64{MLPInputs, 1}, first).
+		InitializerFloat32("fail_offset", []int64{1}, []float32{offset}).
+		InitializerFloat32("fail_table", []int64{1}, []float32{0}).
+		Node("MatMul", []string{"input", "fail_pick"}, []string{"fail_scaled"}).
+		Node("Add", []string{"fail_scaled", "fail_offset"}, []string{"fail_at"}).
+		Node("Cast", []string{"fail_at"}, []string{"fail_index"}, AttrInt("to", int64(Int64))).
+		Node("Gather", []string{"fail_table", "fail_index"}, []string{"fail_zero"}, AttrInt("axis", 0)).
+		Node("Add", []string{"probs", "fail_zero"}, []string{"output"}).
+		Output("output", Float, Sym("batch"), Fixed(MLPClasses)).
+		Bytes()
+}
+
+// mlpLayers is MLP's model up to its logits.
+func mlpLayers(seed uint64) (*Model, string) {
 	// The second PCG word is a fixed odd constant so that one seed is enough.
 	rng := rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15))
 	m := NewModel("mlp").Input("input", Float, Sym("batch"), Fixed(MLPInputs))
@@ -81,9 +114,7 @@ func MLP(seed uint64) []byte {
 			x = relu
 		}
 	}
-	return m.Node("Softmax", []string{x}, []string{"output"}, AttrInt("axis", -1)).
-		Output("output", Float, Sym("batch"), Fixed(MLPClasses)).
-		Bytes()
+	return m, x
 }
 
 func layerName(prefix string, l int) string { return prefix + strconv.Itoa(l+1) }

@@ -451,6 +451,34 @@ func TestMLP(t *testing.T) {
 	}
 }
 
+// MLPFailing answers as MLP for rows whose first input is below its threshold and
+// fails a batch holding one at or above it; with no threshold it fails every batch.
+func TestMLPFailing(t *testing.T) {
+	good := newSession(t, onnxgen.MLP(3), []string{"input"}, []string{"output"})
+	failing := newSession(t, onnxgen.MLPFailing(3, 0.5), []string{"input"}, []string{"output"})
+	always := newSession(t, onnxgen.MLPFailing(3, 0), []string{"input"}, []string{"output"})
+	shape := ort.NewShape(1, onnxgen.MLPInputs)
+	outShape := ort.NewShape(1, onnxgen.MLPClasses)
+	x := make([]float32, onnxgen.MLPInputs)
+	for i := range x {
+		x[i] = 0.25
+	}
+	want := data[float32](t, run(t, good, 1, tensor(t, shape, x))[0], outShape)
+	if got := data[float32](t, run(t, failing, 1, tensor(t, shape, x))[0], outShape); !reflect.DeepEqual(got, want) {
+		t.Errorf("below the threshold: %v, want MLP's %v", got, want)
+	}
+	outs := make([]ort.Value, 1)
+	if err := always.Run([]ort.Value{tensor(t, shape, x)}, outs); err == nil {
+		outs[0].Destroy()
+		t.Error("MLPFailing(seed, 0) answered")
+	}
+	x[0] = 0.5
+	if err := failing.Run([]ort.Value{tensor(t, shape, x)}, outs); err == nil {
+		outs[0].Destroy()
+		t.Error("a row at the threshold was answered")
+	}
+}
+
 func TestAccumulator(t *testing.T) {
 	s := newSession(t, onnxgen.Accumulator(), []string{"INPUT", "INPUT_STATE"}, []string{"OUTPUT", "OUTPUT_STATE"})
 	// Two sequences in one batch, fed back three times.
