@@ -2,8 +2,8 @@ package mgmt
 
 import (
 	"net/http"
-	"strconv"
 	"slices"
+	"strconv"
 
 	"github.com/ferryml/ferry/internal/mgmtapi"
 	"github.com/ferryml/ferry/internal/rollout"
