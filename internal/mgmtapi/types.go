@@ -2,7 +2,6 @@ package mgmtapi
 
 import (
 	"encoding/json"
-	"time"
 
 	"github.com/ferryml/ferry/internal/registry"
 	"github.com/ferryml/ferry/internal/rollout"
@@ -100,13 +99,9 @@ const (
 var Actions = []string{ActionPromote, ActionPause, ActionResume, ActionAbort}
 
 // AuditEntry is one row of GET /api/v1/audit: registry.AuditEntry with its detail as
-// JSON rather than base64.
+// JSON rather than base64 (the outer Detail hides the embedded one).
 type AuditEntry struct {
-	ID     int64           `json:"id"`
-	At     time.Time       `json:"at"`
-	Actor  string          `json:"actor"`
-	Action string          `json:"action"`
-	Object string          `json:"object"`
+	registry.AuditEntry
 	Detail json.RawMessage `json:"detail,omitempty"`
 }
 
@@ -116,5 +111,6 @@ func NewAuditEntry(e registry.AuditEntry) AuditEntry {
 	if len(d) > 0 && !json.Valid(d) {
 		d, _ = json.Marshal(string(e.Detail)) // a string always encodes
 	}
-	return AuditEntry{ID: e.ID, At: e.At, Actor: e.Actor, Action: e.Action, Object: e.Object, Detail: d}
+	e.Detail = nil
+	return AuditEntry{AuditEntry: e, Detail: d}
 }

@@ -197,3 +197,18 @@ func actorName(r *http.Request) string {
 	}
 	return "api@" + host
 }
+
+// Intercept serves every path under /api/v1/ itself and hands the rest to next. Mount
+// the handler this way, around the root mux, rather than as a mux pattern: a ServeMux
+// cleans a path before it matches, answering "/api/v1/models/x/../mlp" with a 307 to
+// "/api/v1/models/mlp" that keeps the method, so a DELETE of the refused name
+// "x/../mlp" would come back as a DELETE of mlp.
+func (h *Handler) Intercept(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.EscapedPath(), mgmtapi.Prefix) {
+			h.ServeHTTP(w, r)
+			return
+		}
+		next.ServeHTTP(w, r)
+	})
+}

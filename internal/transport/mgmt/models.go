@@ -52,6 +52,11 @@ func (h *Handler) createModel(w http.ResponseWriter, r *http.Request, _ params) 
 		return err
 	}
 	m, err := h.svc.Store().CreateModel(r.Context(), registry.RegisteredModel{Name: req.Name, Description: req.Description, Tags: req.Tags})
+	return h.writeModel(w, r, http.StatusCreated, m, err)
+}
+
+// writeModel answers with m, its versions and aliases, unless err.
+func (h *Handler) writeModel(w http.ResponseWriter, r *http.Request, code int, m registry.RegisteredModel, err error) error {
 	if err != nil {
 		return err
 	}
@@ -59,21 +64,13 @@ func (h *Handler) createModel(w http.ResponseWriter, r *http.Request, _ params) 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, full)
+	writeJSON(w, code, full)
 	return nil
 }
 
 func (h *Handler) getModel(w http.ResponseWriter, r *http.Request, p params) error {
 	m, err := h.svc.Store().Model(r.Context(), p["name"])
-	if err != nil {
-		return err
-	}
-	full, err := h.model(r.Context(), m)
-	if err != nil {
-		return err
-	}
-	writeJSON(w, http.StatusOK, full)
-	return nil
+	return h.writeModel(w, r, http.StatusOK, m, err)
 }
 
 func (h *Handler) patchModel(w http.ResponseWriter, r *http.Request, p params) error {
@@ -91,10 +88,8 @@ func (h *Handler) patchModel(w http.ResponseWriter, r *http.Request, p params) e
 	if req.Tags != nil {
 		m.Tags = *req.Tags
 	}
-	if _, err := h.svc.Store().UpdateModel(r.Context(), m); err != nil {
-		return err
-	}
-	return h.getModel(w, r, p)
+	m, err = h.svc.Store().UpdateModel(r.Context(), m)
+	return h.writeModel(w, r, http.StatusOK, m, err)
 }
 
 func (h *Handler) deleteModel(w http.ResponseWriter, r *http.Request, p params) error {
