@@ -359,7 +359,9 @@ func (r *apiFlags) aliasCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return r.show(cmd.OutOrStdout(), a, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "%s alias %s -> version %d\n", a.Model, a.Alias, a.Version) })
+		return r.show(cmd.OutOrStdout(), a, func(tw *tabwriter.Writer) {
+			fmt.Fprintf(tw, "%s alias %s -> version %d\n", a.Model, a.Alias, a.Version)
+		})
 	})
 	cmd.Flags().BoolVar(&del, "delete", false, "remove the alias")
 	return cmd
@@ -377,7 +379,9 @@ func (r *apiFlags) stageCommand() *cobra.Command {
 		if err != nil {
 			return err
 		}
-		return r.show(cmd.OutOrStdout(), mv, func(tw *tabwriter.Writer) { fmt.Fprintf(tw, "%s version %d is now %s\n", mv.Model, mv.Version, mv.Stage) })
+		return r.show(cmd.OutOrStdout(), mv, func(tw *tabwriter.Writer) {
+			fmt.Fprintf(tw, "%s version %d is now %s\n", mv.Model, mv.Version, mv.Stage)
+		})
 	})
 	cmd.Flags().BoolVar(&req.ArchiveExisting, "archive-existing", false, "archive the other versions in that stage")
 	cmd.Flags().StringVar(&req.Reason, "reason", "", "why (kept in the stage history)")
