@@ -103,21 +103,29 @@ func modelsCommand(getenv func(string) string) *cobra.Command {
 	return cmd
 }
 
-func (r *apiFlags) listModels(cmd *cobra.Command, c *mgmtclient.Client, _ []string) error {
-	ms, err := c.Models(cmd.Context())
+// showResult prints what a call returned (with -o json, or as table draws it),
+// unless the call failed.
+func showResult[T any](r *apiFlags, cmd *cobra.Command, v T, err error, table func(*tabwriter.Writer, T)) error {
 	if err != nil {
 		return err
 	}
-	return r.show(cmd.OutOrStdout(), ms, func(tw *tabwriter.Writer) {
-		fmt.Fprintln(tw, "NAME\tVERSIONS\tLATEST\tALIASES\tDESCRIPTION")
-		for _, m := range ms {
-			latest := "-"
-			if n := len(m.Versions); n > 0 {
-				latest = strconv.FormatInt(m.Versions[n-1].Version, 10)
-			}
-			fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", m.Name, len(m.Versions), latest, aliasList(m.Aliases), m.Description)
+	return r.show(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) { table(tw, v) })
+}
+
+func (r *apiFlags) listModels(cmd *cobra.Command, c *mgmtclient.Client, _ []string) error {
+	ms, err := c.Models(cmd.Context())
+	return showResult(r, cmd, ms, err, modelTable)
+}
+
+func modelTable(tw *tabwriter.Writer, ms []mgmtapi.Model) {
+	fmt.Fprintln(tw, "NAME\tVERSIONS\tLATEST\tALIASES\tDESCRIPTION")
+	for _, m := range ms {
+		latest := "-"
+		if n := len(m.Versions); n > 0 {
+			latest = strconv.FormatInt(m.Versions[n-1].Version, 10)
 		}
-	})
+		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", m.Name, len(m.Versions), latest, aliasList(m.Aliases), m.Description)
+	}
 }
 
 // aliasList is "champion=1,challenger=2", sorted, or "-".

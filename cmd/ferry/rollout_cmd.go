@@ -93,15 +93,14 @@ func versionsOf(s rollout.Status) []string {
 
 func (r *apiFlags) listRollouts(cmd *cobra.Command, c *mgmtclient.Client, _ []string) error {
 	rs, err := c.Rollouts(cmd.Context())
-	if err != nil {
-		return err
+	return showResult(r, cmd, rs, err, rolloutTable)
+}
+
+func rolloutTable(tw *tabwriter.Writer, rs []rollout.Status) {
+	fmt.Fprintln(tw, "ENDPOINT\tSTATE\tSTABLE\tCANDIDATE\tWEIGHTS\tSTARTED")
+	for _, s := range rs {
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Rollout.Endpoint, s.State, s.Rollout.Stable, s.Rollout.Candidate, weightList(s), stamp(s.Started))
 	}
-	return r.show(cmd.OutOrStdout(), rs, func(tw *tabwriter.Writer) {
-		fmt.Fprintln(tw, "ENDPOINT\tSTATE\tSTABLE\tCANDIDATE\tWEIGHTS\tSTARTED")
-		for _, s := range rs {
-			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Rollout.Endpoint, s.State, s.Rollout.Stable, s.Rollout.Candidate, weightList(s), stamp(s.Started))
-		}
-	})
 }
 
 func stamp(t time.Time) string {
