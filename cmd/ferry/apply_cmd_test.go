@@ -99,3 +99,36 @@ func TestApplyStdin(t *testing.T) {
 		t.Errorf("readManifests(stdin) = %+v, %v", ms, err)
 	}
 }
+
+// FuzzManifest: any document is decoded or refused with an error, never a panic, and
+// what is accepted is an Endpoint with a valid policy or a Rollout on metadata.name.
+func FuzzManifest(f *testing.F) {
+	for _, s := range []string{
+		"kind: Endpoint\nmetadata: {name: m}\nspec: {arms: [{version: \"1\", weight: 100}]}\n",
+		"kind: Rollout\nmetadata: {name: m}\nspec: {candidate: \"2\", strategy: {canary: {steps: [10, 100], interval: 1s}}}\n",
+		"apiVersion: ferry.dev/v1\nkind: Rollout\nmetadata: {name: m}\nspec: {candidate: \"2\", strategy: {steps: [{setWeight: 50}, {pause: {}}]}}\n",
+		"---\n---\nkind: x\n", "[", "{}",
+	} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, doc string) {
+		ms, err := readManifests(strings.NewReader(doc), "-")
+		if err != nil {
+			return
+		}
+		for _, m := range ms {
+			switch {
+			case m.policy != nil:
+				if err := m.policy.Validate(); err != nil {
+					t.Errorf("accepted an invalid policy from %q: %v", doc, err)
+				}
+			case m.rollout != nil:
+				if m.rollout.Endpoint != m.name {
+					t.Errorf("rollout endpoint %q, name %q", m.rollout.Endpoint, m.name)
+				}
+			default:
+				t.Errorf("accepted %q as neither an Endpoint nor a Rollout", doc)
+			}
+		}
+	})
+}

@@ -1,10 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"encoding/json"
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryml/ferry/internal/mgmtapi"
+	"github.com/ferryml/ferry/internal/rollout"
 )
 
 // TestRolloutStatusJSON holds the interface acceptance checks use: `ferry rollout
@@ -58,11 +62,16 @@ func TestRolloutCommands(t *testing.T) {
 	}
 
 	// --watch, with stdout not a terminal: one line per change, until the end.
+	promoted := make(chan error, 1)
 	go func() {
-		time.Sleep(700 * time.Millisecond)
-		ferryCLI(t, srv, "rollout", "promote", "mlp")
+		time.Sleep(700 * time.Millisecond) // the watch prints the current state first
+		_, err := ferryCLI(t, srv, "rollout", "promote", "mlp")
+		promoted <- err
 	}()
 	watched := mustCLI(t, srv, "rollout", "status", "mlp", "--watch")
+	if err := <-promoted; err != nil {
+		t.Fatalf("rollout promote: %v", err)
+	}
 	lines := strings.Split(strings.TrimSpace(watched), "\n")
 	if len(lines) < 2 || !strings.Contains(lines[0], "Progressing") || !strings.Contains(lines[len(lines)-1], "mlp: Succeeded, weights 1=0 2=100") {
 		t.Errorf("rollout status --watch printed:\n%s\nwant a line per change from Progressing to Succeeded", watched)
@@ -117,5 +126,28 @@ func TestRolloutStartFlags(t *testing.T) {
 				t.Errorf("start --preset %s = %s, want the preset expanded into steps", preset, out)
 			}
 		})
+	}
+}
+
+// TestWatchRedrawsOnATerminal: the frame for a terminal clears the screen and draws the
+// table; -o json writes one compact object per line.
+func TestWatchRedrawsOnATerminal(t *testing.T) {
+	d := mgmtapi.RolloutDetail{Status: rollout.Status{State: rollout.Progressing, Step: 0, Weights: map[string]int{"1": 50, "2": 50},
+		Rollout: rollout.Rollout{Endpoint: "mlp", Stable: "1", Candidate: "2", Strategy: rollout.Strategy{Steps: []rollout.Step{{SetWeight: &rollout.SetWeight{Percent: 50}}}}}}}
+	var b bytes.Buffer
+	r := &apiFlags{output: "table"}
+	if err := r.watchFrame(&b, d, true); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.HasPrefix(b.String(), "\033[H\033[2J") || !strings.Contains(b.String(), bar(50)+"   50%") {
+		t.Errorf("terminal frame = %q, want a clear screen and the table", b.String())
+	}
+	b.Reset()
+	r.output = "json"
+	if err := r.watchFrame(&b, d, false); err != nil {
+		t.Fatal(err)
+	}
+	if strings.Count(b.String(), "\n") != 1 || !strings.Contains(b.String(), `"weights":{"1":50,"2":50}`) {
+		t.Errorf("json frame = %q, want one line with the weights", b.String())
 	}
 }

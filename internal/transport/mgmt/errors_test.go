@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"strings"
 	"testing"
 
 	"github.com/ferryml/ferry/internal/core"
@@ -71,4 +72,25 @@ func TestMountedOnAServeMux(t *testing.T) {
 		}
 	}
 	a.json("GET", "/api/v1/models/mlp", nil, http.StatusOK, nil) // still there
+}
+
+// FuzzSegments: any escaped path splits into segments or is refused, never panics, and
+// the segments never hold an unescaped '/' that was not escaped in the path.
+func FuzzSegments(f *testing.F) {
+	for _, s := range []string{"/api/v1/models", "/api/v1/models/a%2Fb", "/api/v1/models/..", "/api/v1/models/%zz", "/api/v1/", "/v2/x"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		segs, ok := segments(p)
+		if !ok {
+			return
+		}
+		slashes := 0
+		for _, s := range segs {
+			slashes += strings.Count(s, "/")
+		}
+		if escaped := strings.Count(strings.ToLower(p), "%2f"); slashes > escaped {
+			t.Errorf("segments(%q) = %q: %d slashes inside segments, only %d escaped", p, segs, slashes, escaped)
+		}
+	})
 }
