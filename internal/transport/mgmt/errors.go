@@ -29,9 +29,19 @@ func (e *tooLargeError) Error() string {
 	return fmt.Sprintf("%s is larger than the %d-byte limit", e.what, e.limit)
 }
 
+// badRequest is an errBadRequest whose message is only what is wrong.
 func badRequest(format string, args ...any) error {
-	return fmt.Errorf("%w: %s", errBadRequest, fmt.Sprintf(format, args...))
+	return &namedError{msg: fmt.Sprintf(format, args...), err: errBadRequest}
 }
+
+// namedError is a sentinel with a message naming its object.
+type namedError struct {
+	msg string
+	err error
+}
+
+func (e *namedError) Error() string { return e.msg }
+func (e *namedError) Unwrap() error { return e.err }
 
 // statusOf is the one mapping from an error to an HTTP status.
 func statusOf(err error) int {

@@ -100,6 +100,32 @@ func TestActorHeader(t *testing.T) {
 	}
 }
 
+func TestPushQueryMetadata(t *testing.T) {
+	a := newAPI(t, Options{})
+	a.json("POST", "/api/v1/models", `{"name":"m"}`, http.StatusCreated, nil)
+	if code, got := a.push("m", `{}`, map[string]string{"first": "version"}); code != http.StatusCreated {
+		t.Fatalf("first push = %d %s", code, got)
+	}
+	q := "?run_id=r9&parent_version=1&tag=team=ml&tag=k=v&metric=acc=0.5&param=lr=0.1&backend=onnxruntime"
+	code, got := a.do("POST", "/api/v1/models/m/versions"+q, bytes.NewReader(tarOf(t, map[string]string{"a": "b"})),
+		map[string]string{"Content-Type": "application/x-tar", "X-Ferry-Version-Meta": `{"tags":{"from":"header"},"lineage":{"run_id":"r1"}}`})
+	var v registry.ModelVersion
+	if code != http.StatusCreated || json.Unmarshal(got, &v) != nil {
+		t.Fatalf("push with query = %d %s", code, got)
+	}
+	if v.Lineage.RunID != "r9" || v.Lineage.ParentVersion != 1 || v.Tags["team"] != "ml" || v.Tags["k"] != "v" || v.Tags["from"] != "header" ||
+		v.Metrics["acc"] != 0.5 || v.Params["lr"] != "0.1" || v.Backend != "onnxruntime" {
+		t.Errorf("version = %+v, want the query's metadata over the header's", v)
+	}
+	for q, want := range map[string]string{"?colour=red": `colour`, "?metric=acc=high": "not a number", "?tag=novalue": "KEY=VALUE", "?parent_version=-2": "parent_version"} {
+		code, got := a.do("POST", "/api/v1/models/m/versions"+q, bytes.NewReader(tarOf(t, map[string]string{"a": "b"})),
+			map[string]string{"Content-Type": "application/x-tar"})
+		if code != http.StatusBadRequest || !strings.Contains(string(got), want) {
+			t.Errorf("push%s = %d %s, want 400 naming %s", q, code, got, want)
+		}
+	}
+}
+
 func TestPushMultipart(t *testing.T) {
 	a := newAPI(t, Options{})
 	a.json("POST", "/api/v1/models", `{"name":"m"}`, http.StatusCreated, nil)

@@ -49,15 +49,6 @@ func rolloutNotFound(endpoint string) error {
 	return &namedError{msg: "rollout " + endpoint + ": " + rollout.ErrNotFound.Error(), err: rollout.ErrNotFound}
 }
 
-// namedError is a sentinel with a message naming its object.
-type namedError struct {
-	msg string
-	err error
-}
-
-func (e *namedError) Error() string { return e.msg }
-func (e *namedError) Unwrap() error { return e.err }
-
 func (h *Handler) getRollout(w http.ResponseWriter, _ *http.Request, p params) error {
 	s, hist, ok := h.svc.RolloutStatus(p["endpoint"])
 	if !ok {

@@ -73,7 +73,8 @@ func (h *Handler) stageVersion(w http.ResponseWriter, r *http.Request, p params)
 	return nil
 }
 
-// pushVersion takes a version folder as a tar, in one of two forms:
+// pushVersion takes a version folder as a tar, in one of two forms (query parameters
+// may add to the metadata of either, see pushQuery):
 //   - Content-Type application/x-tar: the body is the tar, the metadata (VersionMeta
 //     JSON) is in the X-Ferry-Version-Meta header (the form the CLI uses: it streams);
 //   - multipart/form-data: a part "meta" (VersionMeta JSON) first, then a part
@@ -103,6 +104,9 @@ func (h *Handler) pushVersion(w http.ResponseWriter, r *http.Request, p params) 
 	default:
 		return badRequest("Content-Type %q: a push is %s (metadata in the %s header) or %s (parts meta and artifact)",
 			r.Header.Get("Content-Type"), mgmtapi.ContentTar, mgmtapi.HeaderVersionMeta, mgmtapi.ContentMultipart)
+	}
+	if err := pushQuery(r.URL.Query(), &meta); err != nil {
+		return err
 	}
 	v, err := h.svc.PushVersion(r.Context(), meta.Version(p["name"]), artifact)
 	if err != nil {
