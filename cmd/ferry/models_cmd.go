@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -271,10 +272,11 @@ func (r *apiFlags) push(cmd *cobra.Command, c *mgmtclient.Client, f *pushFlags, 
 	if st, err := os.Stat(dir); err != nil || !st.IsDir() {
 		return fmt.Errorf("push %s: %q is not a folder", model, dir)
 	}
-	pr, pw := io.Pipe()
-	go func() { pw.CloseWithError(tarDir(cmd.Context(), dir, pw)) }()
-	v, err := c.PushVersion(cmd.Context(), model, meta, pr)
-	pr.Close() // stops the tar writer if the server stopped reading
+	created, err := ensureModel(cmd, c, model)
+	if err != nil {
+		return err
+	}
+	v, err := pushDir(cmd.Context(), c, model, meta, dir)
 	if err != nil {
 		return err
 	}
@@ -284,11 +286,43 @@ func (r *apiFlags) push(cmd *cobra.Command, c *mgmtclient.Client, f *pushFlags, 
 		}
 	}
 	return r.show(cmd.OutOrStdout(), v, func(tw *tabwriter.Writer) {
+		if created {
+			fmt.Fprintf(tw, "created model %s\n", model)
+		}
 		fmt.Fprintf(tw, "pushed %s version %d (sha256 %s)\n", v.Model, v.Version, short(v.Digest, 12))
 		if f.alias != "" {
 			fmt.Fprintf(tw, "alias %s -> %d\n", f.alias, v.Version)
 		}
 	})
+}
+
+// ensureModel registers model if the server does not know it, as MLflow's
+// register_model does, so a first push needs no `models create`.
+func ensureModel(cmd *cobra.Command, c *mgmtclient.Client, model string) (bool, error) {
+	_, err := c.Model(cmd.Context(), model)
+	if mgmtclient.StatusOf(err) != http.StatusNotFound {
+		return false, err
+	}
+	_, err = c.CreateModel(cmd.Context(), mgmtapi.NewModel{Name: model})
+	return err == nil, err
+}
+
+// pushDir streams a tar of dir to the server. A failure to read dir is reported as
+// such, not as the broken upload it causes.
+func pushDir(ctx context.Context, c *mgmtclient.Client, model string, meta mgmtapi.VersionMeta, dir string) (registry.ModelVersion, error) {
+	pr, pw := io.Pipe()
+	tarErr := make(chan error, 1)
+	go func() {
+		err := tarDir(ctx, dir, pw)
+		pw.CloseWithError(err)
+		tarErr <- err
+	}()
+	v, err := c.PushVersion(ctx, model, meta, pr)
+	pr.Close() // stops the tar writer if the server stopped reading
+	if terr := <-tarErr; terr != nil && !errors.Is(terr, io.ErrClosedPipe) {
+		return v, fmt.Errorf("push %s: %w", model, terr)
+	}
+	return v, err
 }
 
 // tarDir writes dir's files (and folders) to w, with names relative to dir. Links and

@@ -158,3 +158,29 @@ func wantCLIErrors(t *testing.T, srv string, cases []cliErrorCase) {
 		}
 	}
 }
+
+func TestModelsPushCreatesTheModel(t *testing.T) {
+	srv := mgmtServer(t)
+	out := mustCLI(t, srv, "models", "push", "fresh", versionDir(t, "v1"), "--alias", "champion")
+	for _, want := range []string{"created model fresh", "pushed fresh version 1", "alias champion -> 1"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("first push of a new model printed %q, want %q", out, want)
+		}
+	}
+}
+
+func TestModelsPushRefusesLinks(t *testing.T) {
+	srv := mgmtServer(t)
+	seedCLI(t, srv)
+	dir := versionDir(t, "v3")
+	if err := os.Symlink("/etc/passwd", filepath.Join(dir, "leak")); err != nil {
+		t.Skip("no symlinks here:", err)
+	}
+	_, err := ferryCLI(t, srv, "models", "push", "mlp", dir)
+	if err == nil || !strings.Contains(err.Error(), "only plain files and folders") || strings.Contains(err.Error(), "server running") {
+		t.Errorf("push of a folder with a link: err = %v, want it naming the link", err)
+	}
+	if out := mustCLI(t, srv, "models", "list"); !strings.Contains(out, "mlp   2") {
+		t.Errorf("a refused push registered a version:\n%s", out)
+	}
+}
