@@ -67,22 +67,24 @@ func TestApply(t *testing.T) {
 func TestApplyRefusals(t *testing.T) {
 	srv := mgmtServer(t)
 	seedCLI(t, srv)
-	for _, tc := range []struct{ name, doc, want string }{
-		{"unknown kind", "kind: Deployment\nmetadata: {name: mlp}\nspec: {}\n", `kind "Deployment" (mlp)`},
-		{"other apiVersion", "apiVersion: apps/v1\nkind: Endpoint\nmetadata: {name: mlp}\nspec: {}\n", `apiVersion "apps/v1"`},
-		{"no name", "kind: Endpoint\nspec: {}\n", "metadata.name is required"},
-		{"weights not 100", "kind: Endpoint\nmetadata: {name: mlp}\nspec:\n  arms:\n    - {version: \"1\", weight: 30}\n", "sum to 30"},
-		{"bare version number", "kind: Endpoint\nmetadata: {name: mlp}\nspec:\n  arms:\n    - {version: 1, weight: 100}\n", "version"},
-		{"misspelt field", "kind: Rollout\nmetadata: {name: mlp}\nspec: {candidate: \"2\", stratgy: {}}\n", "stratgy"},
-		{"endpoint not the name", "kind: Rollout\nmetadata: {name: mlp}\nspec: {endpoint: other, candidate: \"2\", strategy: {canary: {steps: [100], interval: 1s}}}\n", "metadata.name"},
-		{"bad YAML", "kind: [\n", "document 1"},
-		{"empty", "# nothing\n---\n", "no documents"},
-		{"mistake in a later document", "kind: Endpoint\nmetadata: {name: mlp}\nspec: {}\n---\nkind: Nope\nmetadata: {name: x}\nspec: {}\n", "document 2"},
+	// name -> {document, what the error must name}
+	for name, tc := range map[string][2]string{
+		"unknown kind":                {"kind: Deployment\nmetadata: {name: mlp}\nspec: {}\n", `kind "Deployment" (mlp)`},
+		"other apiVersion":            {"apiVersion: apps/v1\nkind: Endpoint\nmetadata: {name: mlp}\nspec: {}\n", `apiVersion "apps/v1"`},
+		"no name":                     {"kind: Endpoint\nspec: {}\n", "metadata.name is required"},
+		"weights not 100":             {"kind: Endpoint\nmetadata: {name: mlp}\nspec:\n  arms:\n    - {version: \"1\", weight: 30}\n", "sum to 30"},
+		"bare version number":         {"kind: Endpoint\nmetadata: {name: mlp}\nspec:\n  arms:\n    - {version: 1, weight: 100}\n", "version"},
+		"misspelt field":              {"kind: Rollout\nmetadata: {name: mlp}\nspec: {candidate: \"2\", stratgy: {}}\n", "stratgy"},
+		"endpoint not the name":       {"kind: Rollout\nmetadata: {name: mlp}\nspec: {endpoint: other, candidate: \"2\", strategy: {canary: {steps: [100], interval: 1s}}}\n", "metadata.name"},
+		"bad YAML":                    {"kind: [\n", "document 1"},
+		"empty":                       {"# nothing\n---\n", "no documents"},
+		"mistake in a later document": {"kind: Endpoint\nmetadata: {name: mlp}\nspec: {}\n---\nkind: Nope\nmetadata: {name: x}\nspec: {}\n", "document 2"},
 	} {
-		t.Run(tc.name, func(t *testing.T) {
-			_, err := ferryCLI(t, srv, "apply", "-f", manifestFile(t, tc.doc))
-			if err == nil || !strings.Contains(err.Error(), tc.want) {
-				t.Errorf("apply %q: err = %v, want it naming %q", tc.doc, err, tc.want)
+		t.Run(name, func(t *testing.T) {
+			doc, want := tc[0], tc[1]
+			_, err := ferryCLI(t, srv, "apply", "-f", manifestFile(t, doc))
+			if err == nil || !strings.Contains(err.Error(), want) {
+				t.Errorf("apply %q: err = %v, want it naming %q", doc, err, want)
 			}
 		})
 	}

@@ -118,15 +118,29 @@ func (r *apiFlags) listModels(cmd *cobra.Command, c *mgmtclient.Client, _ []stri
 	return showResult(r, cmd, ms, err, modelTable)
 }
 
+// rows writes a header and one tab-separated row per item.
+func rows[T any](tw *tabwriter.Writer, header string, items []T, row func(T) []any) {
+	fmt.Fprintln(tw, header)
+	for _, it := range items {
+		cells := row(it)
+		for i, c := range cells {
+			sep := "\t"
+			if i == len(cells)-1 {
+				sep = "\n"
+			}
+			fmt.Fprint(tw, c, sep)
+		}
+	}
+}
+
 func modelTable(tw *tabwriter.Writer, ms []mgmtapi.Model) {
-	fmt.Fprintln(tw, "NAME\tVERSIONS\tLATEST\tALIASES\tDESCRIPTION")
-	for _, m := range ms {
+	rows(tw, "NAME\tVERSIONS\tLATEST\tALIASES\tDESCRIPTION", ms, func(m mgmtapi.Model) []any {
 		latest := "-"
 		if n := len(m.Versions); n > 0 {
 			latest = strconv.FormatInt(m.Versions[n-1].Version, 10)
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%s\t%s\t%s\n", m.Name, len(m.Versions), latest, aliasList(m.Aliases), m.Description)
-	}
+		return []any{m.Name, len(m.Versions), latest, aliasList(m.Aliases), m.Description}
+	})
 }
 
 // aliasList is "champion=1,challenger=2", sorted, or "-".
@@ -154,10 +168,9 @@ func (r *apiFlags) getModel(cmd *cobra.Command, c *mgmtclient.Client, args []str
 }
 
 func versionTable(tw *tabwriter.Writer, vs []registry.ModelVersion) {
-	fmt.Fprintln(tw, "VERSION\tSTAGE\tDIGEST\tCREATED\tBY\tRUN")
-	for _, v := range vs {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%s\t%s\t%s\n", v.Version, v.Stage, short(v.Digest, 12), v.Created.Format("2006-01-02 15:04:05"), v.CreatedBy, v.Lineage.RunID)
-	}
+	rows(tw, "VERSION\tSTAGE\tDIGEST\tCREATED\tBY\tRUN", vs, func(v registry.ModelVersion) []any {
+		return []any{v.Version, v.Stage, short(v.Digest, 12), v.Created.Format("2006-01-02 15:04:05"), v.CreatedBy, v.Lineage.RunID}
+	})
 }
 
 func short(s string, n int) string {

@@ -97,10 +97,9 @@ func (r *apiFlags) listRollouts(cmd *cobra.Command, c *mgmtclient.Client, _ []st
 }
 
 func rolloutTable(tw *tabwriter.Writer, rs []rollout.Status) {
-	fmt.Fprintln(tw, "ENDPOINT\tSTATE\tSTABLE\tCANDIDATE\tWEIGHTS\tSTARTED")
-	for _, s := range rs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", s.Rollout.Endpoint, s.State, s.Rollout.Stable, s.Rollout.Candidate, weightList(s), stamp(s.Started))
-	}
+	rows(tw, "ENDPOINT\tSTATE\tSTABLE\tCANDIDATE\tWEIGHTS\tSTARTED", rs, func(s rollout.Status) []any {
+		return []any{s.Rollout.Endpoint, s.State, s.Rollout.Stable, s.Rollout.Candidate, weightList(s), stamp(s.Started)}
+	})
 }
 
 func stamp(t time.Time) string {
@@ -119,10 +118,9 @@ func (r *apiFlags) history(cmd *cobra.Command, c *mgmtclient.Client, args []stri
 }
 
 func changeTable(tw *tabwriter.Writer, hs []rollout.Change) {
-	fmt.Fprintln(tw, "TIME\tEVENT\tFROM\tTO\tWEIGHTS\tMESSAGE")
-	for _, h := range hs {
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", h.Time.Local().Format("15:04:05.000"), h.Event, h.From, h.To, weightMap(h.Weights), h.Message)
-	}
+	rows(tw, "TIME\tEVENT\tFROM\tTO\tWEIGHTS\tMESSAGE", hs, func(h rollout.Change) []any {
+		return []any{h.Time.Local().Format("15:04:05.000"), h.Event, h.From, h.To, weightMap(h.Weights), h.Message}
+	})
 }
 
 func weightMap(w map[string]int) string {
