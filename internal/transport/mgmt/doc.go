@@ -7,12 +7,14 @@
 // cmd/ferry's wiring around the registry, the router table and the rollout controller),
 // Options, New and the route table with its path matching; errors.go is the one
 // mapping from errors to statuses and the JSON reading and writing helpers; models.go
-// serves models and the audit trail; versions.go versions, pushes and stages;
-// deploy.go aliases and endpoints; rollouts.go rollouts. The wire types live in
+// serves models and the audit trail; versions.go versions, pushes and stages, and
+// pushquery.go the push metadata given as query parameters; deploy.go aliases and
+// endpoints; rollouts.go rollouts; mgmttest/ a real Service for tests. The wire types live in
 // internal/mgmtapi, shared with internal/mgmtclient.
 //
 // Paths are matched segment by segment on the escaped path, each segment unescaped
 // on its own, so "models/a%2Fb" is the model name "a/b" (which the registry refuses
 // by name) and never the route "models/a/b". The package never listens: cmd/ferry
-// mounts the Handler on its one HTTP root.
+// mounts the Handler on its one HTTP root, through Handler.Intercept, because a
+// ServeMux would clean ".." out of a path into a redirect to another route.
 package mgmt
