@@ -25,6 +25,9 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	root.SetOut(stdout)
 	root.SetErr(stderr)
 	root.AddCommand(benchCommand(getenv, stdout, stderr))
+	root.AddCommand(modelsCommand(getenv))
+	root.AddCommand(rolloutCommand(getenv))
+	root.AddCommand(applyCommand(getenv))
 	root.AddCommand(serveCommand(getenv, stderr), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",

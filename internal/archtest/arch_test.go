@@ -48,6 +48,12 @@ var banned = map[string][]string{
 	"internal/endpoint": {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend", mod + "internal/scheduler"},
 	"internal/rollout":  {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend", mod + "internal/scheduler", mod + "internal/registry", mod + "internal/router"},
 
+	// The management API works through its Service; the wire types it shares with the
+	// client sit beside the objects they compose, and the client is a client only.
+	"internal/transport/mgmt": {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "google.golang.org/grpc"},
+	"internal/mgmtapi":        {mod + "internal/core", mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", mod + "internal/transport"},
+	"internal/mgmtclient":     {mod + "internal/core", mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", mod + "internal/transport"},
+
 	// The conformance suite drives the scheduler; it is a test helper, never a hop.
 	"internal/backend/backendtest": {mod + "internal/core", mod + "internal/repository", mod + "internal/transport", "net/http"},
 }
