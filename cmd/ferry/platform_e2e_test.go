@@ -207,8 +207,8 @@ func (tr *clientLoad) waitAnswers(t testing.TB, n int64) {
 	}
 }
 
-// summary counts answers by version and lists the failures.
-func summary(as []answer) (byVersion map[string]int, failed []answer) {
+// answersBy counts answers by version and lists the failures.
+func answersBy(as []answer) (byVersion map[string]int, failed []answer) {
 	byVersion = map[string]int{}
 	for _, a := range as {
 		if a.err != nil {
@@ -222,7 +222,7 @@ func summary(as []answer) (byVersion map[string]int, failed []answer) {
 
 func wantNoFailures(t *testing.T, what string, as []answer) map[string]int {
 	t.Helper()
-	by, failed := summary(as)
+	by, failed := answersBy(as)
 	if len(failed) > 0 {
 		t.Errorf("%s: %d of %d requests failed; first: %v", what, len(failed), len(as), failed[0].err)
 	}
@@ -281,7 +281,7 @@ func TestPlatformAliasMoveUnderLoad(t *testing.T) {
 	if by["2"] == 0 || by["3"] == 0 {
 		t.Errorf("answers by version %v, want both 2 (before) and 3 (after)", by)
 	}
-	if after, _ := summary(startedAfter(as, moved)); after["2"] > 0 {
+	if after, _ := answersBy(startedAfter(as, moved)); after["2"] > 0 {
 		t.Errorf("%d requests sent after the move were answered by version 2", after["2"])
 	}
 	// Requests naming no version kept going where they went before (version 1).
@@ -326,7 +326,7 @@ func TestPlatformCanaryPromotesUnderLoad(t *testing.T) {
 	if by["1"] == 0 || by["2"] == 0 {
 		t.Errorf("answers by version %v, want both", by)
 	}
-	if after, _ := summary(startedAfter(as, done)); after["1"] > 0 {
+	if after, _ := answersBy(startedAfter(as, done)); after["1"] > 0 {
 		t.Errorf("%d requests after the promotion went to version 1", after["1"])
 	}
 }
@@ -358,8 +358,8 @@ func TestPlatformBlueGreenSwitchAndRollback(t *testing.T) {
 	tr.waitAnswers(t, 300)
 	as := tr.end()
 	wantNoFailures(t, "blue/green", as)
-	green, _ := summary(startedAfter(as, switched))
-	back, _ := summary(startedAfter(as, rolledBack))
+	green, _ := answersBy(startedAfter(as, switched))
+	back, _ := answersBy(startedAfter(as, rolledBack))
 	if green["3"] == 0 || back["3"] > 0 || back["1"] == 0 {
 		t.Errorf("after the switch %v, after the rollback %v; want 3 then only 1", green, back)
 	}
@@ -436,7 +436,7 @@ func TestPlatformBadCandidatesRollBack(t *testing.T) {
 			if first.IsZero() || took > limit {
 				t.Errorf("rolled back %v after the first bad answer, want within %v", took, limit)
 			}
-			after, failed := summary(startedAfter(as, stable.Add(50*time.Millisecond)))
+			after, failed := answersBy(startedAfter(as, stable.Add(50*time.Millisecond)))
 			if after[tc.candidate] > 0 || len(failed) > 0 {
 				t.Errorf("after the rollback %v answered by version, %d failures; want none from %s", after, len(failed), tc.candidate)
 			}

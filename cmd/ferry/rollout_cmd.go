@@ -161,7 +161,7 @@ func (f *startFlags) rollout(cmd *cobra.Command, endpoint string) (rollout.Rollo
 	default:
 		return r, fmt.Errorf("--preset %q: want one of %s", f.preset, strings.Join(presets, ", "))
 	}
-	if cmd.Flags().Changed("max-error-rate") {
+	if f.maxErrorRate >= 0 { // on unless turned off: a rollout judges errors, as Flagger's does by default
 		r.Analysis.Metrics = append(r.Analysis.Metrics, rollout.Metric{Name: rollout.ErrorRate, Max: &f.maxErrorRate})
 	}
 	if cmd.Flags().Changed("max-p99") {
@@ -206,7 +206,7 @@ func (r *apiFlags) startCommand() *cobra.Command {
 	fl.DurationVar(&f.interval, "interval", 10*time.Second, "analysis interval, and the bake after each step")
 	fl.IntVar(&f.failureLimit, "failure-limit", 0, "failed measurements tolerated before the rollout aborts (-1: never abort)")
 	fl.IntVar(&f.minSamples, "min-samples", 0, "requests an interval needs for a verdict")
-	fl.Float64Var(&f.maxErrorRate, "max-error-rate", 0, "the candidate's highest tolerated error rate (0.01 = 1%)")
+	fl.Float64Var(&f.maxErrorRate, "max-error-rate", 0.01, "the candidate's highest tolerated error rate per interval (0.01 = 1%; negative: not judged)")
 	fl.Float64Var(&f.maxP99, "max-p99", 0, "the candidate's highest tolerated p99 latency, in seconds")
 	fl.IntVar(&f.mirrorPercent, "mirror-percent", 100, "percent of requests copied to the candidate (shadow-then-canary)")
 	fl.DurationVar(&f.mirrorDuration, "mirror-duration", time.Minute, "how long the shadow phase lasts (shadow-then-canary)")

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/transport/mgmt"
 	"github.com/ferryml/ferry/internal/transport/middleware"
 	"github.com/ferryml/ferry/internal/transport/v2grpc"
 	"github.com/ferryml/ferry/internal/transport/v2http"
@@ -23,17 +24,25 @@ import (
 // and more (tests mount routes of their own), wrapped, outermost first, in the request
 // log, panic recovery and the body limit; requests no route matches get a JSON 404 or
 // 405. drain.go wraps the result once more, for shutdown.
-func httpRoot(v2 *v2http.Handler, metrics http.Handler, more map[string]http.Handler, lim core.Limits, log *slog.Logger) http.Handler {
+//
+// The management API (/api/v1, nil without a registry) is not a mux route: it takes its
+// paths before the mux could clean them (a mux would redirect models/x/../y to models/y,
+// method and all), and it bounds its own bodies, since a pushed artifact may be larger
+// than any inference request. The group it forms is where authentication will wrap it.
+func httpRoot(v2 *v2http.Handler, metrics http.Handler, api *mgmt.Handler, more map[string]http.Handler, lim core.Limits, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	v2.Mount(mux)
 	mux.Handle("GET /metrics", metrics)
 	for pattern, h := range more {
 		mux.Handle(pattern, h)
 	}
-	return middleware.Chain(middleware.JSONErrors(mux),
+	h := middleware.Chain(middleware.JSONErrors(mux), middleware.LimitBody(lim.MaxBodyBytes))
+	if api != nil {
+		h = api.Intercept(h)
+	}
+	return middleware.Chain(h,
 		middleware.LogRequests(log), // outside Recover: a request that panics is logged too
 		middleware.Recover(log),
-		middleware.LimitBody(lim.MaxBodyBytes),
 	)
 }
 

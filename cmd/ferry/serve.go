@@ -22,6 +22,7 @@ import (
 	"github.com/ferryml/ferry/internal/router"
 	"github.com/ferryml/ferry/internal/settings"
 	"github.com/ferryml/ferry/internal/shm"
+	"github.com/ferryml/ferry/internal/transport/mgmt"
 	"github.com/ferryml/ferry/internal/transport/v2grpc"
 	"github.com/ferryml/ferry/internal/transport/v2http"
 	oklog "github.com/oklog/run"
@@ -276,7 +277,11 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	s.shm = shm.New()
 	httpLog, grpcLog := log.With("component", "http"), log.With("component", "grpc")
 	v2 := v2http.New(s.core, v2http.Options{Logger: httpLog, Limits: cfg.limits, SharedMemory: s.shm})
-	s.http = newHTTPServer(httpRoot(v2, metricsHandler, cfg.moreRoutes, cfg.limits, httpLog)) // routes.go
+	var api *mgmt.Handler
+	if s.plat != nil {
+		api = mgmt.New(s.plat, mgmt.Options{Logger: log.With("component", "mgmt")})
+	}
+	s.http = newHTTPServer(httpRoot(v2, metricsHandler, api, cfg.moreRoutes, cfg.limits, httpLog)) // routes.go
 	s.grpcAPI = v2grpc.New(s.core, v2grpc.Options{Logger: grpcLog, Limits: cfg.limits, SharedMemory: s.shm})
 	s.grpc = newGRPCServer(s.grpcAPI, grpcLog)
 	if s.httpLn, err = net.Listen("tcp", cfg.bindAddr(cfg.httpAddr, cfg.httpPort)); err != nil {
