@@ -233,6 +233,11 @@ func (t *transition) enterStep(i int) {
 	st := steps[i]
 	s.State = Progressing
 	s.Deadline = t.now.Add(st.wait() + s.Rollout.Limits.ProgressDeadline.D())
+	// A bake or mirror ends by its clock only once a measurement in it succeeded: time
+	// alone is no evidence (an endpoint without traffic would be promoted unjudged). With
+	// none, the step waits; errors (no data) abort past consecutiveErrorLimit, and the
+	// progress deadline bounds the wait.
+	s.Recheck = st.Bake != nil || st.Mirror != nil
 	switch {
 	case st.Pause != nil && st.Pause.Duration == 0:
 		s.Deadline = time.Time{} // until promoted or resumed

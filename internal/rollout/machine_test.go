@@ -290,12 +290,40 @@ func TestMirrorThenCanary(t *testing.T) {
 	if s.State != Mirroring || s.Mirror == nil || s.Mirror.Percent != 20 || s.Weights["1"] != 100 {
 		t.Fatalf("got %s mirror %+v weights %v, want Mirroring 20%% beside stable 100", s.State, s.Mirror, s.Weights)
 	}
+	if held, _ := Next(s, Event{Kind: Tick}, t0.Add(time.Minute)); held.State != Mirroring {
+		t.Fatalf("the mirror ended by its clock alone, with no measurement: %s", held.State)
+	}
+	s, _ = Next(s, Event{Kind: MeasurementTaken, Phase: PhaseSuccessful}, t0.Add(30*time.Second))
 	s, fx := Next(s, Event{Kind: Tick}, t0.Add(time.Minute))
 	if s.State != Progressing || s.Mirror != nil || s.Weights["2"] != 25 {
 		t.Fatalf("after the mirror: %s mirror %+v weights %v", s.State, s.Mirror, s.Weights)
 	}
 	if !reflect.DeepEqual(fx[0], SetTraffic{Weights: map[string]int{"1": 100, "2": 0}}) {
 		t.Fatalf("the mirror is not removed first: %#v", fx)
+	}
+}
+
+// A bake ends by its clock only after a successful measurement in it: with no traffic
+// (errors: no data) it holds the weights until consecutive errors abort.
+func TestBakeNeedsEvidence(t *testing.T) {
+	r := Rollout{Endpoint: "m", Stable: "1", Candidate: "2",
+		Strategy: Strategy{Canary: &Canary{Steps: []int{10, 100}, Interval: Duration(time.Second)}},
+		Analysis: Analysis{Interval: Duration(time.Second), Metrics: []Metric{{Name: ErrorRate, Max: ptr(0.01)}}}}
+	r, err := r.Normalize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := Next(start(t, r), Event{Kind: Tick}, t0)
+	now := t0
+	for i := range DefaultConsecutiveErrorLimit + 1 {
+		now = now.Add(time.Second)
+		s, _ = Next(s, Event{Kind: MeasurementTaken, Phase: PhaseError, Reason: "no data"}, now)
+		if s, _ = Next(s, Event{Kind: Tick}, now); i < DefaultConsecutiveErrorLimit && (s.State != Progressing || s.Weights["2"] != 10) {
+			t.Fatalf("after %d intervals without data: %s with %v, want the bake held at 10", i+1, s.State, s.Weights)
+		}
+	}
+	if s.State != Aborting || s.Weights["2"] != 0 {
+		t.Fatalf("after %d intervals without data: %s with %v, want aborted", DefaultConsecutiveErrorLimit+1, s.State, s.Weights)
 	}
 }
 

@@ -77,7 +77,8 @@ type Status struct {
 	Mirror         *Mirror        `json:"mirror,omitempty"`
 	CandidateReady bool           `json:"candidateReady"`
 	// Recheck holds every timed advance until a fresh successful measurement: set on a
-	// restart so time that passed unobserved never raises traffic.
+	// restart so time that passed unobserved never raises traffic, and at the start of
+	// each bake and mirror step, so that time alone never ends one.
 	Recheck      bool           `json:"recheck,omitempty"`
 	Analysis     AnalysisStatus `json:"analysis"`
 	GateFailures int            `json:"gateFailures,omitempty"`
