@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
-	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/endpoint"
 	"github.com/ferryml/ferry/internal/monitor/metrics"
 	"github.com/ferryml/ferry/internal/registry"
@@ -175,17 +174,7 @@ func (p *platform) StartRollout(ctx context.Context, r rollout.Rollout) error {
 }
 
 func (p *platform) RolloutAction(ctx context.Context, ep, action string) error {
-	switch action {
-	case "promote":
-		return p.rollouts.Promote(ctx, ep)
-	case "pause":
-		return p.rollouts.Pause(ctx, ep)
-	case "resume":
-		return p.rollouts.Resume(ctx, ep)
-	case "abort":
-		return p.rollouts.Abort(ctx, ep)
-	}
-	return core.Invalidf("rollout action %q: want promote, pause, resume or abort", action)
+	return p.rollouts.Act(ctx, ep, action) // an unknown action is rollout.ErrInvalidAction: a 400
 }
 
 func (p *platform) RolloutStatus(ep string) (rollout.Status, []rollout.Change, bool) {

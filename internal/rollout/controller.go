@@ -53,6 +53,8 @@ var (
 	ErrConflict = errors.New("endpoint has a rollout in progress") // 409
 	ErrNotFound = errors.New("no rollout for endpoint")            // 404
 	ErrStopped  = errors.New("rollout controller is not running")  // 503
+	// ErrInvalidAction is an action Act does not know (400).
+	ErrInvalidAction = errors.New("unknown rollout action")
 )
 
 // Config is what New needs. Store, Traffic, Models and Meter are required.
@@ -161,6 +163,25 @@ func (c *Controller) Abort(ctx context.Context, endpoint string) error {
 }
 
 // Alarm reports an alert on endpoint: the rollout aborts if the candidate has traffic.
+// Actions are the manual actions Act takes, by name.
+var Actions = []string{"promote", "pause", "resume", "abort"}
+
+// Act takes a manual action by name (one of Actions), as the management API and the
+// CLI name them; an unknown name is ErrInvalidAction.
+func (c *Controller) Act(ctx context.Context, endpoint, action string) error {
+	switch action {
+	case "promote":
+		return c.Promote(ctx, endpoint)
+	case "pause":
+		return c.Pause(ctx, endpoint)
+	case "resume":
+		return c.Resume(ctx, endpoint)
+	case "abort":
+		return c.Abort(ctx, endpoint)
+	}
+	return fmt.Errorf("%w %q: want %s", ErrInvalidAction, action, strings.Join(Actions, ", "))
+}
+
 func (c *Controller) Alarm(ctx context.Context, endpoint, reason string) error {
 	return c.send(ctx, request{endpoint: endpoint, ev: Event{Kind: AlarmFired, Reason: reason}})
 }

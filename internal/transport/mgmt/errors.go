@@ -53,7 +53,7 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, registry.ErrExists), errors.Is(err, rollout.ErrConflict):
 		return http.StatusConflict
-	case errors.Is(err, errBadRequest), errors.Is(err, registry.ErrInvalid), errors.Is(err, core.ErrInvalid):
+	case errors.Is(err, errBadRequest), errors.Is(err, registry.ErrInvalid), errors.Is(err, core.ErrInvalid), errors.Is(err, rollout.ErrInvalidAction):
 		return http.StatusBadRequest
 	case errors.Is(err, core.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge

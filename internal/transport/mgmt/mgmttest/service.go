@@ -3,7 +3,6 @@ package mgmttest
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"maps"
 	"strconv"
@@ -158,17 +157,7 @@ func (s *Service) StartRollout(ctx context.Context, r rollout.Rollout) error {
 
 // RolloutAction hands the action to the controller.
 func (s *Service) RolloutAction(ctx context.Context, endpoint, action string) error {
-	switch action {
-	case "promote":
-		return s.ctl.Promote(ctx, endpoint)
-	case "pause":
-		return s.ctl.Pause(ctx, endpoint)
-	case "resume":
-		return s.ctl.Resume(ctx, endpoint)
-	case "abort":
-		return s.ctl.Abort(ctx, endpoint)
-	}
-	return fmt.Errorf("%w: unknown action %q", registry.ErrInvalid, action)
+	return s.ctl.Act(ctx, endpoint, action) // an unknown action is rollout.ErrInvalidAction: a 400
 }
 
 // RolloutStatus is the controller's status and history of the endpoint.
