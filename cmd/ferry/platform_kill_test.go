@@ -1,0 +1,186 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"os"
+	"os/exec"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferryml/ferry/internal/mgmtclient"
+	"github.com/ferryml/ferry/internal/rollout"
+	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2client"
+)
+
+// ferryProc is `ferry serve` in a child process (the test binary run as ferry), so that
+// a test can kill it the hard way.
+type ferryProc struct {
+	cmd  *exec.Cmd
+	url  string
+	done chan struct{} // closed when the process has exited
+}
+
+// startFerryProc starts ferry serve with args on free ports and waits until it is ready.
+func startFerryProc(t *testing.T, args ...string) *ferryProc {
+	t.Helper()
+	ort, err := findORT()
+	if err != nil {
+		t.Fatal(err)
+	}
+	argv, _ := json.Marshal(append([]string{"serve", "--http-port", "0", "--grpc-port", "0", "--log-format", "json"}, args...))
+	cmd := exec.Command(os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), runAsFerry+"="+string(argv), "FERRY_ORT_LIB="+ort)
+	stderr, err := cmd.StderrPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &ferryProc{cmd: cmd, done: make(chan struct{})}
+	t.Cleanup(func() { p.kill() })
+	ready := make(chan string, 1)
+	go func() {
+		defer close(p.done)
+		sc := bufio.NewScanner(stderr)
+		sc.Buffer(make([]byte, 1<<20), 1<<20)
+		url := ""
+		for sc.Scan() {
+			var line struct{ Msg, HTTP string }
+			if json.Unmarshal(sc.Bytes(), &line) != nil {
+				continue
+			}
+			switch line.Msg {
+			case "listening":
+				url = "http://" + line.HTTP
+			case "ready":
+				ready <- url
+			}
+		}
+		cmd.Wait()
+	}()
+	select {
+	case p.url = <-ready:
+	case <-p.done:
+		t.Fatal("ferry exited before it was ready")
+	case <-time.After(60 * time.Second):
+		t.Fatal("ferry not ready after 60s")
+	}
+	return p
+}
+
+// kill is kill -9, then waits for the process to be gone.
+func (p *ferryProc) kill() {
+	p.cmd.Process.Kill()
+	<-p.done
+}
+
+// addkLoad sends addk requests naming no version to url until stopped; it counts failures.
+type addkLoad struct {
+	stop   context.CancelFunc
+	wg     sync.WaitGroup
+	failed int64
+	mu     sync.Mutex
+}
+
+func sendAddk(t *testing.T, url string, clients int) *addkLoad {
+	c, err := v2client.NewREST(v2client.RESTOptions{URL: url, Timeout: 10 * time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	l := &addkLoad{stop: cancel}
+	for i := range clients {
+		l.wg.Go(func() {
+			defer c.Close()
+			x := &tensor.Tensor{Name: "INPUT0", DType: tensor.FP32, Shape: tensor.Shape{1, 4}, Data: e2eLE(addkInput(i))}
+			for ctx.Err() == nil {
+				if _, err := c.Model("addk", "").Infer(ctx, &v2client.Request{Inputs: []*tensor.Tensor{x}}); err != nil && ctx.Err() == nil {
+					l.mu.Lock()
+					l.failed++
+					l.mu.Unlock()
+					time.Sleep(10 * time.Millisecond)
+				}
+			}
+		})
+	}
+	return l
+}
+
+func (l *addkLoad) end() int64 {
+	l.stop()
+	l.wg.Wait()
+	return l.failed
+}
+
+// A server killed with SIGKILL mid-rollout comes back with the rollout where it was:
+// the candidate's weight no higher than it had reached, then the rollout goes on to its
+// end from the stored state.
+func TestPlatformRolloutSurvivesKill9(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts ferry processes")
+	}
+	repo, data := platformRepo(t), t.TempDir()
+	args := []string{"--model-repository", repo, "--data-dir", data}
+	first := startFerryProc(t, args...)
+	load := sendAddk(t, first.url, 4)
+	api, err := mgmtclient.New(first.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if _, err := api.StartRollout(ctx, canary("2", 2*time.Second, 20, 60, 100)); err != nil {
+		t.Fatal(err)
+	}
+	reached := 0
+	deadline := time.Now().Add(30 * time.Second)
+	for reached < 60 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the rollout did not reach 60%% in 30s (at %d)", reached)
+		}
+		d, err := api.Rollout(ctx, "addk")
+		if err != nil {
+			t.Fatal(err)
+		}
+		reached = d.Weights["2"]
+		time.Sleep(20 * time.Millisecond)
+	}
+	first.kill()
+	load.end()
+
+	second := startFerryProc(t, args...)
+	api, _ = mgmtclient.New(second.url, nil)
+	d, err := api.Rollout(ctx, "addk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.Weights["2"] > reached || d.State.Terminal() {
+		t.Fatalf("after kill -9 the rollout is %s with %v, want it resumed at no more than %d%%", d.State, d.Weights, reached)
+	}
+	load = sendAddk(t, second.url, 4)
+	deadline = time.Now().Add(60 * time.Second)
+	for !d.State.Terminal() {
+		if time.Now().After(deadline) {
+			t.Fatalf("the resumed rollout is still %s after 60s", d.State)
+		}
+		time.Sleep(50 * time.Millisecond)
+		if d, err = api.Rollout(ctx, "addk"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if failed := load.end(); failed > 0 || d.State != rollout.Succeeded || d.Weights["2"] != 100 {
+		t.Errorf("resumed rollout ended %s (%s) with %v, %d failed requests; want Succeeded with 2 at 100, none failed", d.State, d.Reason, d.Weights, failed)
+	}
+	restarted := false
+	for _, c := range d.History {
+		restarted = restarted || c.Event == rollout.Restart
+	}
+	if !restarted {
+		t.Errorf("history has no Restart event: %+v", d.History)
+	}
+	second.kill()
+}
