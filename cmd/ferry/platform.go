@@ -25,13 +25,15 @@ import (
 
 // platformConfig is what `ferry serve` reads for the platform.
 type platformConfig struct {
-	dataDir     string // the registry (SQLite) and the managed artifact store
-	registryURL string // postgres://... instead of the SQLite file
+	dataDir     string   // the registry (SQLite) and the managed artifact store
+	registryURL string   // postgres://... instead of the SQLite file
+	eventHooks  []string // URLs every rollout change is posted to
 }
 
 func (c *platformConfig) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&c.dataDir, "data-dir", "", "keep the model registry (SQLite), pushed artifacts and rollout state in this folder; turns on the registry, /api/v1 and rollouts")
 	f.StringVar(&c.registryURL, "registry-url", "", "keep the registry in PostgreSQL instead (postgres://...); pushes still need --data-dir for their artifacts")
+	f.StringArrayVar(&c.eventHooks, "rollout-webhook", nil, "URL every rollout state change is POSTed to as JSON (repeatable; failures are logged)")
 }
 
 func (c platformConfig) enabled() bool { return c.dataDir != "" || c.registryURL != "" }
@@ -73,7 +75,7 @@ func newPlatform(ctx context.Context, cfg serveConfig, repo *repository.Reposito
 		Serving: func(ctx context.Context, model string) (string, error) { return servingVersion(ctx, repo, model) },
 		Logger:  log.With("component", "endpoint")})
 	p.rollouts, err = rollout.New(rollout.Config{Store: store, Traffic: traffic{p.endpoints}, Models: p.endpoints, Meter: p.meter,
-		Observer: p.observer, Logger: log.With("component", "rollout")})
+		Observer: p.observer, EventHooks: pc.eventHooks, Logger: log.With("component", "rollout")})
 	if err != nil {
 		store.Close()
 		return nil, err

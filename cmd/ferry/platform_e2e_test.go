@@ -3,9 +3,12 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
+	"net/http/httptest"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -505,5 +508,47 @@ func TestPlatformCandidateThatDoesNotLoad(t *testing.T) {
 	by := wantNoFailures(t, "candidate that does not load", tr.end())
 	if st.Weights["1"] != 100 || len(by) != 1 || by["1"] == 0 {
 		t.Errorf("rollout %s (%s) with %v, answers %v; want aborted, everything on 1", st.State, st.Reason, st.Weights, by)
+	}
+}
+
+// Every state change of a rollout is posted to --rollout-webhook as JSON.
+func TestPlatformRolloutWebhook(t *testing.T) {
+	var mu sync.Mutex
+	var got []rollout.Change
+	hook := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var c rollout.Change
+		if err := json.NewDecoder(r.Body).Decode(&c); err != nil {
+			t.Errorf("webhook body: %v", err)
+		}
+		mu.Lock()
+		got = append(got, c)
+		mu.Unlock()
+	}))
+	defer hook.Close()
+	ts := startServer(t, platformRepo(t), withDataDir(t.TempDir()), func(c *serveConfig) { c.platform.eventHooks = []string{hook.URL} })
+	tr := sendTraffic(t, ts, 4, "addk", "")
+	tr.waitAnswers(t, 100)
+	if err := ts.plat.StartRollout(context.Background(), canary("2", 300*time.Millisecond, 50, 100)); err != nil {
+		t.Fatal(err)
+	}
+	waitRollout(t, ts.plat, "addk", 30*time.Second, rollout.Succeeded, rollout.Aborted)
+	tr.end()
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		mu.Lock()
+		last := rollout.Change{}
+		if len(got) > 0 {
+			last = got[len(got)-1]
+		}
+		n := len(got)
+		mu.Unlock()
+		if last.To == rollout.Succeeded && last.Endpoint == "addk" {
+			t.Logf("%d changes posted", n)
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("webhook got %d changes, the last %+v; want the rollout's changes up to Succeeded", n, last)
+		}
+		time.Sleep(10 * time.Millisecond)
 	}
 }
