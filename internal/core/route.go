@@ -1,7 +1,6 @@
 package core
 
 import (
-	"fmt"
 	"strconv"
 
 	"github.com/ferryml/ferry/internal/router"
@@ -61,7 +60,8 @@ func (s *Server) route(req *InferRequest) (version string, route router.Route, s
 }
 
 // resolveVersion maps an alias in a version to the version it names; numbers and ""
-// pass through. An unknown alias is a NotFoundError naming it.
+// pass through. Anything else is invalid (400), as a version that is not a number was
+// before aliases.
 func (s *Server) resolveVersion(model, version string) (string, error) {
 	if version == "" {
 		return "", nil
@@ -73,5 +73,5 @@ func resolve(p *router.Policy, model, version string) (string, error) {
 	if v, ok := p.Resolve(version); ok && v != "" {
 		return v, nil
 	}
-	return "", &NotFoundError{Model: model, Version: fmt.Sprintf("%s (no such version or alias)", version)}
+	return "", Invalidf("model '%s' has no alias %q, and a version is a number", model, version)
 }

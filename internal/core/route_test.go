@@ -111,10 +111,10 @@ func TestAliasesNameVersionsEverywhere(t *testing.T) {
 	req := request(1, 2)
 	req.Version = "nobody"
 	_, err := s.Infer(ctx, req)
-	if !errors.Is(err, ErrNotFound) || err.Error() != "Request for unknown model: 'm' version nobody (no such version or alias) is not found" {
+	if !errors.Is(err, ErrInvalid) || err.Error() != `model 'm' has no alias "nobody", and a version is a number` {
 		t.Errorf("an unknown alias: %v", err)
 	}
-	if _, err := s.ModelMetadata(ctx, "m", "nobody"); !errors.Is(err, ErrNotFound) {
+	if _, err := s.ModelMetadata(ctx, "m", "nobody"); !errors.Is(err, ErrInvalid) {
 		t.Errorf("metadata of an unknown alias: %v", err)
 	}
 }

@@ -1,7 +1,6 @@
 package onnx
 
 import (
-	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -73,22 +72,27 @@ func TestProbeBatchPicksALargerSizeWhereBatchingPays(t *testing.T) {
 	}
 }
 
-// TestProbeBatchOnTheMLP: on 2 intra-op threads the mlp example's rows/s keep growing
-// to 32-64 rows (ONNX Runtime splits larger batches across the threads). The cores are
-// shared with other tests, so a probe that saw no gain is tried again.
+// TestProbeBatchOnTheMLP: the probe measures the mlp example at every size it reaches
+// and chooses by its own measurements. What it measures depends on the machine (on 2
+// intra-op threads of an idle 2-core machine, rows/s grow to 32-64 rows; with other
+// tests on the cores, much less), so the test checks the choice against the gains it
+// saw, not against a figure.
 func TestProbeBatchOnTheMLP(t *testing.T) {
 	needORT(t)
-	path := writeModel(t, onnxgen.MLP(1))
-	var seen []string
-	for range 3 {
-		p := rt.ProbeBatch(path, SessionOptions{IntraOpThreads: 2})
-		if p.MaxBatchSize > 4 {
-			t.Logf("mlp: sizes %v rows/s %.0f gains %.2f, chose %d (%s) in %v", p.Sizes, p.RowsPerSec, p.Gains, p.MaxBatchSize, p.Stop, p.Took)
-			return
-		}
-		seen = append(seen, fmt.Sprintf("sizes %v rows/s %.0f gains %.2f (%s)", p.Sizes, p.RowsPerSec, p.Gains, p.Stop))
+	p := rt.ProbeBatch(writeModel(t, onnxgen.MLP(1)), SessionOptions{IntraOpThreads: 2})
+	t.Logf("mlp: sizes %v rows/s %.0f gains %.2f, chose %d (%s) in %v", p.Sizes, p.RowsPerSec, p.Gains, p.MaxBatchSize, p.Stop, p.Took)
+	if len(p.Sizes) < 4 || len(p.Gains) != len(p.Sizes) || p.Took > 2*time.Second {
+		t.Fatalf("ProbeBatch(mlp) measured sizes %v (gains %v) in %v, want at least 1..8 within the budget", p.Sizes, p.Gains, p.Took)
 	}
-	t.Errorf("ProbeBatch(mlp, 2 threads) chose 4 three times, want more:\n%s", strings.Join(seen, "\n"))
+	want := 4
+	for i, size := range p.Sizes {
+		if p.Gains[i] >= 1.1 && size > want {
+			want = size
+		}
+	}
+	if p.MaxBatchSize != want {
+		t.Errorf("ProbeBatch(mlp) chose %d; its gains %v at sizes %v say %d", p.MaxBatchSize, p.Gains, p.Sizes, want)
+	}
 }
 
 func TestProbeBatchKeepsTheFloorWithoutASyntheticBatch(t *testing.T) {

@@ -151,7 +151,7 @@ func (c *client) classify(ctx context.Context, err error) *Error {
 	switch {
 	case errors.Is(ctx.Err(), context.Canceled):
 		return c.fail(abandoned, "", "try cancelled")
-	case errors.Is(ctx.Err(), context.DeadlineExceeded):
+	case errors.Is(ctx.Err(), context.DeadlineExceeded), isDeadline(err):
 		// The upstream sees our per-try deadline too, and may report it first.
 		e := c.fail(failure, "", fmt.Sprintf("no answer within the per-try timeout (%v)", c.o.Timeout))
 		e.busy = true
@@ -171,6 +171,13 @@ func (c *client) classify(ctx context.Context, err error) *Error {
 		return c.httpStatus(ve)
 	}
 	return c.grpcStatus(ve)
+}
+
+// isDeadline reports an upstream's gRPC DEADLINE_EXCEEDED: our per-try deadline, seen
+// there first.
+func isDeadline(err error) bool {
+	var ve *v2client.Error
+	return errors.As(err, &ve) && ve.HTTPStatus == 0 && ve.Code == codes.DeadlineExceeded
 }
 
 func (c *client) httpStatus(ve *v2client.Error) *Error {
