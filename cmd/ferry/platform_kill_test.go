@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -85,6 +86,8 @@ type addkLoad struct {
 	wg     sync.WaitGroup
 	failed int64
 	mu     sync.Mutex
+	ok     atomic.Int64
+	errs   chan error // when set, gets every failure (dropped when full)
 }
 
 func sendAddk(t *testing.T, url string, clients int) *addkLoad {
@@ -99,9 +102,19 @@ func sendAddk(t *testing.T, url string, clients int) *addkLoad {
 			defer c.Close()
 			x := &tensor.Tensor{Name: "INPUT0", DType: tensor.FP32, Shape: tensor.Shape{1, 4}, Data: e2eLE(addkInput(i))}
 			for ctx.Err() == nil {
-				if _, err := c.Model("addk", "").Infer(ctx, &v2client.Request{Inputs: []*tensor.Tensor{x}}); err != nil && ctx.Err() == nil {
+				_, err := c.Model("addk", "").Infer(ctx, &v2client.Request{Inputs: []*tensor.Tensor{x}})
+				switch {
+				case err == nil:
+					l.ok.Add(1)
+				case ctx.Err() == nil:
 					l.mu.Lock()
 					l.failed++
+					if l.errs != nil {
+						select {
+						case l.errs <- err:
+						default:
+						}
+					}
 					l.mu.Unlock()
 					time.Sleep(10 * time.Millisecond)
 				}

@@ -73,6 +73,7 @@ type serveConfig struct {
 
 	// modelCacheDir and store serve an s3:// repository (objstore.go).
 	modelCacheDir string
+	storeStall    time.Duration // how long a store download may wait for its next bytes
 	store         storeEnv
 
 	// level is the level the log's handler reads (newLogger); the logging extension
@@ -121,6 +122,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	}
 	f := cmd.Flags()
 	f.StringVar(&cfg.repository, "model-repository", "", "model repository: a folder (Triton layout) or s3://bucket/prefix (credentials and endpoint from the AWS_* environment)")
+	f.DurationVar(&cfg.storeStall, "model-store-stall-timeout", time.Minute, "s3:// repository: how long a request to the store may wait for its answer or its next bytes before it fails (and is retried at the next poll)")
 	f.StringVar(&cfg.modelCacheDir, "model-cache-dir", "", "where an s3:// repository is mirrored (default: a folder per store under $XDG_CACHE_HOME/ferry or ~/.cache/ferry)")
 	f.StringVar(&cfg.host, "host", "127.0.0.1", "address to listen on (the default of --http-address and --grpc-address)")
 	f.IntVar(&cfg.httpPort, "http-port", 8000, "port for V2 REST and /metrics (0 picks a free port)")

@@ -27,6 +27,8 @@ type Server struct {
 	accessKey string          // when set, requests must be signed with it
 	corrupt   map[string]bool // keys whose GET bodies get one byte flipped
 	cut       map[string]bool // keys whose GET bodies stop half way, connection dropped
+	fail      map[string]int  // keys whose GETs answer this status (a 500: the store failing)
+	hang      map[string]bool // keys whose GETs never answer (until the client gives up)
 	gets      map[string]int  // GETs answered, by key
 }
 
@@ -34,7 +36,7 @@ type Server struct {
 func New(t testing.TB, bucket string) *Server {
 	t.Helper()
 	s := &Server{Bucket: bucket, backend: s3mem.New(),
-		corrupt: map[string]bool{}, cut: map[string]bool{}, gets: map[string]int{}}
+		corrupt: map[string]bool{}, cut: map[string]bool{}, fail: map[string]int{}, hang: map[string]bool{}, gets: map[string]int{}}
 	if err := s.backend.CreateBucket(bucket); err != nil {
 		t.Fatalf("s3test: %v", err)
 	}
@@ -99,6 +101,16 @@ func (s *Server) set(m map[string]bool, key string, on bool) {
 	m[key] = on
 }
 
+// Fail makes GETs of key answer status with an S3 error body (0: normal again).
+func (s *Server) Fail(key string, status int) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.fail[key] = status
+}
+
+// Hang makes GETs of key never answer, until the client gives up (a store that stalls).
+func (s *Server) Hang(key string, on bool) { s.set(s.hang, key, on) }
+
 // Gets reports how many GETs of the key were answered.
 func (s *Server) Gets(key string) int {
 	s.mu.Lock()
@@ -109,11 +121,24 @@ func (s *Server) Gets(key string) int {
 func (s *Server) serve(fake http.Handler, w http.ResponseWriter, r *http.Request) {
 	key, isObject := strings.CutPrefix(r.URL.Path, "/"+s.Bucket+"/")
 	s.mu.Lock()
-	need, corrupt, cut := s.accessKey, s.corrupt[key], s.cut[key]
+	need, corrupt, cut, fail, hang := s.accessKey, s.corrupt[key], s.cut[key], s.fail[key], s.hang[key]
 	if isObject && r.Method == http.MethodGet {
 		s.gets[key]++
 	}
 	s.mu.Unlock()
+	if isObject && r.Method == http.MethodGet {
+		switch {
+		case hang:
+			<-r.Context().Done()
+			return
+		case fail != 0:
+			w.Header().Set("Content-Type", "application/xml")
+			w.WriteHeader(fail)
+			w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>InternalError</Code>` +
+				`<Message>We encountered an internal error. Please try again.</Message></Error>`))
+			return
+		}
+	}
 	if need != "" && !strings.Contains(r.Header.Get("Authorization"), "Credential="+need+"/") {
 		w.Header().Set("Content-Type", "application/xml")
 		w.WriteHeader(http.StatusForbidden)

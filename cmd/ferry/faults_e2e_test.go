@@ -1,0 +1,127 @@
+package main
+
+import (
+	"errors"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferryml/ferry/internal/objstore/s3test"
+	"github.com/ferryml/ferry/tools/onnxgen"
+)
+
+// Faults the server must survive (issue 17; monitoring.md §6.2): a store that fails or
+// stalls, a full cache disk, SIGTERM under load.
+
+// s3Served starts a poll-mode server on an s3:// repository whose simple has version 1,
+// with cache as its mirror folder.
+func s3Served(t *testing.T, cache string) (*testServer, *s3test.Server) {
+	srv := s3test.New(t, "models")
+	srv.Put(t, "prod/simple/config.pbtxt", []byte(simpleConfig))
+	srv.Put(t, "prod/simple/1/model.onnx", onnxgen.Simple())
+	ts := startServer(t, "s3://models/prod", withS3(srv, cache), func(c *serveConfig) {
+		c.mode, c.pollInterval, c.storeStall = "poll", 50*time.Millisecond, 300*time.Millisecond
+	})
+	if code, v, b := s3Infer(t, ts, "simple"); code != 200 || v != "1" {
+		t.Fatalf("simple from s3: %d version %q %s", code, v, b)
+	}
+	return ts, srv
+}
+
+// A store answering 500s, then stalling, for a new version: the sync fails with the
+// reason in the index, is retried at every poll, and version 1 serves throughout; once
+// the store recovers, version 2 loads.
+func TestS3FailingAndStallingStoreKeepsTheServedVersion(t *testing.T) {
+	ts, srv := s3Served(t, t.TempDir())
+	const key = "prod/simple/2/model.onnx"
+	srv.Put(t, key, onnxgen.Simple())
+	for _, fault := range []struct {
+		name   string
+		set    func(on bool)
+		reason string
+	}{
+		{"500s", func(on bool) { srv.Fail(key, map[bool]int{true: 500}[on]) }, "500"},
+		{"stalls", func(on bool) { srv.Hang(key, on) }, "simple/2/model.onnx"},
+	} {
+		fault.set(true)
+		before := srv.Gets(key)
+		s3Wait(t, fault.name+": the sync is retried and fails", func() bool { return srv.Gets(key) >= before+3 })
+		if code, v, b := s3Infer(t, ts, "simple"); code != 200 || v != "1" {
+			t.Errorf("%s: simple answered %d version %q %s, want version 1 still", fault.name, code, v, b)
+		}
+		e, _ := findEntry(repositoryIndex(t, ts.URL), "simple", "1")
+		t.Logf("%s: index %+v", fault.name, e)
+		if e.State != "READY" {
+			t.Errorf("%s: simple version 1 is %s", fault.name, e.State)
+		}
+		fault.set(false)
+	}
+	s3Wait(t, "version 2 serves once the store recovers", func() bool {
+		_, v, _ := s3Infer(t, ts, "simple")
+		return v == "2"
+	})
+}
+
+// The cache folder on a file system too small for a new version: the download fails
+// with a clear error, version 1 keeps serving, and nothing half-written is loaded.
+func TestS3CacheOnAFullDisk(t *testing.T) {
+	cache := t.TempDir()
+	if err := syscall.Mount("tmpfs", cache, "tmpfs", 0, "size=256k"); err != nil {
+		t.Skipf("cannot mount a 256 KiB tmpfs for the cache (needs root): %v", err)
+	}
+	t.Cleanup(func() { syscall.Unmount(cache, syscall.MNT_DETACH) })
+	ts, srv := s3Served(t, cache)
+	srv.Put(t, "prod/simple/2/model.onnx", onnxgen.MLP(1)) // 1.3 MB: does not fit
+	s3Wait(t, "the index names the failed download", func() bool {
+		e, _ := findEntry(repositoryIndex(t, ts.URL), "simple", "1")
+		return strings.Contains(e.Reason, "no space left on device")
+	})
+	e, _ := findEntry(repositoryIndex(t, ts.URL), "simple", "1")
+	t.Logf("index: %+v", e)
+	for range 20 {
+		if code, v, b := s3Infer(t, ts, "simple"); code != 200 || v != "1" {
+			t.Fatalf("simple on a full cache disk: %d version %q %s, want version 1", code, v, b)
+		}
+	}
+	if _, ok := findEntry(repositoryIndex(t, ts.URL), "simple", "2"); ok {
+		t.Error("a version that never fitted the cache is listed")
+	}
+}
+
+// SIGTERM to a ferry process under load: every request it accepted is answered; the
+// only errors clients see are refused connections once it stopped listening.
+func TestSIGTERMUnderLoadLosesNoAdmittedRequest(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts a ferry process")
+	}
+	p := startFerryProc(t, "--model-repository", platformRepo(t), "--drain-grace", "300ms")
+	load := sendAddk(t, p.url, 16)
+	load.errs = make(chan error, 1024)
+	time.Sleep(500 * time.Millisecond)
+	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatal("ferry did not exit within 30 s of SIGTERM")
+	}
+	load.end()
+	close(load.errs)
+	refused, lost := 0, []error{}
+	for err := range load.errs {
+		if errors.Is(err, syscall.ECONNREFUSED) {
+			refused++
+			continue
+		}
+		lost = append(lost, err)
+	}
+	t.Logf("%d answered, %d refused connections after the listener closed", load.ok.Load(), refused)
+	if len(lost) > 0 || load.ok.Load() == 0 {
+		t.Errorf("%d requests lost (%v), %d answered", len(lost), errors.Join(lost...), load.ok.Load())
+	}
+	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("ferry exited %d after SIGTERM, want 0", code)
+	}
+}
