@@ -1,20 +1,28 @@
 package main
 
 import (
+	"archive/tar"
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
+	"net/http"
 	"os"
 	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/ferryml/ferry/internal/mgmtapi"
 	"github.com/ferryml/ferry/internal/mgmtclient"
 	"github.com/ferryml/ferry/internal/rollout"
 	"github.com/ferryml/ferry/internal/tensor"
 	"github.com/ferryml/ferry/internal/v2client"
+	"github.com/ferryml/ferry/tools/onnxgen"
 )
 
 // ferryProc is `ferry serve` in a child process (the test binary run as ferry), so that
@@ -194,6 +202,94 @@ func TestPlatformRolloutSurvivesKill9(t *testing.T) {
 	}
 	if !restarted {
 		t.Errorf("history has no Restart event: %+v", d.History)
+	}
+	second.kill()
+}
+
+// kill -9 while a model loads and unloads and versions are being pushed: the restarted
+// server is consistent — every version folder is registered, every registered version's
+// folder holds what was registered (it loads and serves through an alias), and the model
+// that was loading loads again.
+func TestKill9DuringLoadsUnloadsAndPushes(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts ferry processes")
+	}
+	repo, data := platformRepo(t), t.TempDir()
+	writeModel(t, repo, "simple", 1, onnxgen.Simple(), simpleConfig)
+	args := []string{"--model-repository", repo, "--data-dir", data, "--model-control-mode", "explicit", "--load-model", "addk"}
+	first := startFerryProc(t, args...)
+	api, err := mgmtclient.New(first.url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, stop := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var loads, pushes atomic.Int64
+	wg.Go(func() { // load and unload simple, again and again
+		for ctx.Err() == nil {
+			for _, op := range []string{"load", "unload"} {
+				req, _ := http.NewRequestWithContext(ctx, "POST", first.url+"/v2/repository/models/simple/"+op, nil)
+				if resp, err := http.DefaultClient.Do(req); err == nil {
+					resp.Body.Close()
+					loads.Add(1)
+				}
+			}
+		}
+	})
+	model := addkModel(7)
+	wg.Go(func() { // push versions of addk
+		for ctx.Err() == nil {
+			var b bytes.Buffer
+			tw := tar.NewWriter(&b)
+			tw.WriteHeader(&tar.Header{Name: "model.onnx", Mode: 0o644, Size: int64(len(model))})
+			tw.Write(model)
+			tw.Close()
+			if _, err := api.PushVersion(ctx, "addk", mgmtapi.VersionMeta{}, &b); err == nil {
+				pushes.Add(1)
+			}
+		}
+	})
+	time.Sleep(time.Second)
+	first.kill()
+	stop()
+	wg.Wait()
+	t.Logf("killed after %d loads/unloads and %d pushes", loads.Load(), pushes.Load())
+
+	second := startFerryProc(t, args...)
+	api, _ = mgmtclient.New(second.url, nil)
+	ctx = context.Background()
+	versions, err := api.Versions(ctx, "addk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	registered := map[string]bool{}
+	for _, v := range versions {
+		registered[strconv.FormatInt(v.Version, 10)] = true
+	}
+	ents, _ := os.ReadDir(filepath.Join(repo, "addk"))
+	for _, e := range ents {
+		if _, err := strconv.Atoi(e.Name()); err == nil && !registered[e.Name()] {
+			t.Errorf("version folder addk/%s is not registered after the restart", e.Name())
+		}
+		if strings.HasPrefix(e.Name(), ".") {
+			t.Errorf("addk/%s: a half-placed push left behind after the restart", e.Name())
+		}
+	}
+	for _, v := range versions {
+		if v.Version < 7 {
+			continue // the repository's own versions (6 does not load on purpose)
+		}
+		if _, err := api.SetAlias(ctx, "addk", "check", v.Version); err != nil {
+			t.Errorf("pushed version %d does not load after the restart: %v", v.Version, err)
+		}
+	}
+	resp, err := http.Post(second.url+"/v2/repository/models/simple/load", "application/json", nil)
+	if err != nil || resp.StatusCode != 200 {
+		t.Fatalf("loading simple after the restart: %v %v", resp, err)
+	}
+	resp.Body.Close()
+	if code, _, b := httpDo(t, "POST", second.url+"/v2/models/simple/infer", "application/json", strings.NewReader(simpleBody(1))); code != 200 {
+		t.Errorf("simple after the restart: %d %s", code, b)
 	}
 	second.kill()
 }

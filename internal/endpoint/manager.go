@@ -60,13 +60,14 @@ func New(cfg Config) *Manager {
 	return &Manager{cfg: cfg, log: cfg.Logger, endpoints: map[string]*state{}, verified: map[string]string{}}
 }
 
-// Sync reads every endpoint's policy and aliases from the registry, loads the versions
-// they name and publishes them. A model whose versions fail to load is logged and left
+// Sync removes what pushes cut short by a crash left, reads every endpoint's policy and
+// aliases from the registry, loads the versions they name and publishes them. A model whose versions fail to load is logged and left
 // out of the router (its requests go where they name), not fatal: the server serves
 // the rest.
 func (m *Manager) Sync(ctx context.Context) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	m.removeHalfPlaced()
 	stored, err := m.cfg.Store.Endpoints(ctx)
 	if err != nil {
 		return err

@@ -106,13 +106,18 @@ func TestAliasesLoadBeforeTheyMove(t *testing.T) {
 	if got := f.pins.of("m"); !slices.Equal(got, []int64{1, 3}) {
 		t.Errorf("after moving champion to 1: pinned %v, want [1 3] (2 let go)", got)
 	}
-	// A restarted server finds the same alias.
-	g := New(Config{Store: f.store, Routes: new(router.Table), Loader: f.pins})
+	// A restarted server finds the same alias, and removes a push a crash cut short.
+	half := filepath.Join(f.repo, "m", ".push-123")
+	os.MkdirAll(half, 0o755)
+	g := New(Config{Store: f.store, Routes: new(router.Table), Loader: f.pins, RepositoryRoot: f.repo})
 	if err := g.Sync(ctx); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := g.cfg.Routes.Get("m").Resolve("champion"); v != "1" {
 		t.Errorf("after Sync champion -> %q, want 1", v)
+	}
+	if _, err := os.Stat(half); !os.IsNotExist(err) {
+		t.Errorf("a half-placed push survived Sync: %v", err)
 	}
 }
 

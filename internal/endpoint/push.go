@@ -136,3 +136,17 @@ func (m *Manager) verify(ctx context.Context, model string, n int64) error {
 	m.verified[key] = v.Digest
 	return nil
 }
+
+// removeHalfPlaced deletes the temporary folders of pushes a crash cut short (place
+// renames a finished copy into place, so only these can be half written).
+func (m *Manager) removeHalfPlaced() {
+	if m.cfg.RepositoryRoot == "" {
+		return
+	}
+	left, _ := filepath.Glob(filepath.Join(m.cfg.RepositoryRoot, "*", ".push-*"))
+	for _, dir := range left {
+		if err := os.RemoveAll(dir); err != nil {
+			m.log.Warn("half-placed push not removed", "folder", dir, "err", err)
+		}
+	}
+}
