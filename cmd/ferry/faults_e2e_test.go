@@ -1,14 +1,20 @@
 package main
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferryml/ferry/internal/objstore/s3test"
+	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2client"
 	"github.com/ferryml/ferry/tools/onnxgen"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
 )
 
 // Faults the server must survive (issue 17; monitoring.md §6.2): a store that fails or
@@ -123,5 +129,64 @@ func TestSIGTERMUnderLoadLosesNoAdmittedRequest(t *testing.T) {
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("ferry exited %d after SIGTERM, want 0", code)
+	}
+}
+
+// A python model that hangs: the request's deadline fires, the hung process is killed
+// after execute_hang_timeout and replaced, and the requests behind it are answered by the
+// new process instead of waiting forever.
+func TestPythonModelThatHangsIsReplaced(t *testing.T) {
+	needPython3(t)
+	repo := t.TempDir()
+	writePythonModel(t, repo, "hangs", `name: "hangs"
+backend: "python"
+max_batch_size: 0
+input [ { name: "X" data_type: TYPE_INT32 dims: [ 1 ] } ]
+output [ { name: "Y" data_type: TYPE_INT32 dims: [ 1 ] } ]
+parameters { key: "execute_hang_timeout" value { string_value: "300ms" } }
+`, `import time
+import triton_python_backend_utils as pb_utils
+
+class TritonPythonModel:
+    def execute(self, requests):
+        out = []
+        for r in requests:
+            x = pb_utils.get_input_tensor_by_name(r, "X").as_numpy()
+            if x.tolist()[0] == 13:
+                time.sleep(3600)
+            out.append(pb_utils.InferenceResponse([pb_utils.Tensor("Y", x)]))
+        return out
+`)
+	ts := startServer(t, repo)
+	ask := func(ctx context.Context, v int32) error {
+		x := &tensor.Tensor{Name: "X", DType: tensor.Int32, Shape: tensor.Shape{1}, Data: e2eLE([]int32{v})}
+		resp, err := ts.grpc.Model("hangs", "").Infer(ctx, &v2client.Request{Inputs: []*tensor.Tensor{x}})
+		if err == nil && string(resp.Output("Y").Data) != string(e2eLE([]int32{v})) {
+			err = fmt.Errorf("answered %v", resp.Output("Y").Data)
+		}
+		return err
+	}
+	if err := ask(t.Context(), 1); err != nil {
+		t.Fatal(err)
+	}
+	before := pythonChildren(t)
+	short, cancel := context.WithTimeout(t.Context(), 200*time.Millisecond)
+	defer cancel()
+	if err := ask(short, 13); status.Code(err) != codes.DeadlineExceeded {
+		t.Fatalf("a request that hangs: %v, want DEADLINE_EXCEEDED", err)
+	}
+	start := time.Now()
+	if err := ask(t.Context(), 2); err != nil {
+		t.Fatalf("the request behind the hung one: %v", err)
+	}
+	t.Logf("the request behind the hung one answered after %v", time.Since(start).Round(time.Millisecond))
+	after := pythonChildren(t)
+	for pid := range before {
+		if _, ok := after[pid]; ok {
+			t.Errorf("hung child %d still there: children before %v, after %v", pid, before, after)
+		}
+	}
+	if len(after) != 1 {
+		t.Errorf("children after the replacement: %v, want one", after)
 	}
 }

@@ -31,6 +31,10 @@ const (
 	// ParamInterpreter overrides the interpreter for one model: an absolute path, or a
 	// name looked up on PATH.
 	ParamInterpreter = "python_interpreter"
+	// ParamHangTimeout is how long execute() may go on after its caller has left (its
+	// deadline fired, or it cancelled) before the process counts as hung: it is killed,
+	// the supervisor starts a new one, and the requests behind it run there. "off": wait.
+	ParamHangTimeout = "execute_hang_timeout"
 	// paramExecutionEnv is Triton's conda-pack environment, which Ferry cannot unpack.
 	paramExecutionEnv = "EXECUTION_ENV_PATH"
 )
@@ -52,6 +56,8 @@ type Options struct {
 	RestartWait time.Duration
 	// MaxFrameBytes bounds one message from a child (4 GiB).
 	MaxFrameBytes uint64
+	// HangTimeout is ParamHangTimeout's default (30 s).
+	HangTimeout time.Duration
 
 	noNumpy     bool          // tests: use NDArray even when numpy is importable
 	stableAfter time.Duration // tests: a shorter healthy run that resets the back-off (stableAfter)
@@ -72,6 +78,9 @@ func (o Options) withDefaults() Options {
 	}
 	if o.MaxFrameBytes == 0 {
 		o.MaxFrameBytes = 4 << 30
+	}
+	if o.HangTimeout == 0 {
+		o.HangTimeout = 30 * time.Second
 	}
 	if o.stableAfter <= 0 {
 		o.stableAfter = stableAfter
@@ -128,6 +137,9 @@ func (f *Factory) open(ctx context.Context, path string, cfg *inference.ModelCon
 		return nil, err
 	}
 	version := filepath.Base(filepath.Dir(abs))
+	if opts.HangTimeout, err = modelconfig.ParamDuration(cfg, ParamHangTimeout, opts.HangTimeout, true); err != nil {
+		return nil, fmt.Errorf("python model '%s': %w", name, err)
+	}
 	s := spec{model: name, version: version, instance: f.instanceName(cfg), opts: opts,
 		batched: cfg.GetMaxBatchSize() > 0, outputs: map[string]outputSpec{}}
 	for _, o := range cfg.GetOutput() {

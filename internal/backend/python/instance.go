@@ -82,8 +82,18 @@ func (in *Instance) ExecuteRequests(ctx context.Context, inputs [][]*tensor.Tens
 	if err != nil {
 		return fail(err)
 	}
-	defer p.users.Done()
 	res, err := in.roundTrip(ctx, p, inputs, names)
+	p.users.Done()
+	var nr notRun
+	if errors.As(err, &nr) {
+		// The process died (a hung execute() killed) before it took this batch: run it
+		// on the new one.
+		if p, err = in.acquire(ctx); err != nil {
+			return fail(err)
+		}
+		res, err = in.roundTrip(ctx, p, inputs, names)
+		p.users.Done()
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -109,13 +119,16 @@ func (in *Instance) roundTrip(ctx context.Context, p *proc, inputs [][]*tensor.T
 			return nil, in.errorf("waiting for the process to finish an abandoned execute(): %w", err)
 		}
 		if !ok {
-			return nil, in.lost(p, "execute()")
+			return nil, notRun{in.lost(p, "an abandoned execute()")}
 		}
 		if f.kind != kindResults {
 			p.kill()
 			return nil, in.errorf("protocol error: frame %q instead of results", f.kind)
 		}
-		p.abandoned--
+		if p.abandoned--; p.abandoned == 0 && p.watchdog != nil {
+			p.watchdog.Stop()
+			p.watchdog = nil
+		}
 	}
 	b, err := encodeExecute(inputs, want)
 	if err != nil {
@@ -132,6 +145,12 @@ func (in *Instance) roundTrip(ctx context.Context, p *proc, inputs [][]*tensor.T
 	switch {
 	case err != nil:
 		p.abandoned++ // execute() cannot be interrupted; the next call reads its results first
+		if t := in.spec.opts.HangTimeout; t > 0 && p.watchdog == nil {
+			p.watchdog = time.AfterFunc(t, func() {
+				in.log.Warn("execute() still running past its caller's end: the process counts as hung and is killed", "pid", p.pid, "after", t)
+				p.kill()
+			})
+		}
 		return nil, in.errorf("request ended while execute() ran: %w", err)
 	case !ok:
 		return nil, in.lost(p, "execute()")
@@ -146,6 +165,11 @@ func (in *Instance) roundTrip(ctx context.Context, p *proc, inputs [][]*tensor.T
 	}
 	return res, nil
 }
+
+// notRun is an error for a batch the process never took: it died first.
+type notRun struct{ error }
+
+func (e notRun) Unwrap() error { return e.error }
 
 // lost reports a process that went away (or broke the protocol) during an operation.
 func (in *Instance) lost(p *proc, during string) error {

@@ -41,6 +41,9 @@ type proc struct {
 	logsDone  chan struct{}
 	tail      lineTail
 	abandoned int // execute frames whose caller left before the results came (owned by Execute)
+	// watchdog kills the process when abandoned execute frames stay unanswered past the
+	// hang timeout (owned by Execute; nil when nothing is abandoned or no timeout).
+	watchdog *time.Timer
 }
 
 // spawn starts the interpreter on the runner with the protocol pipes as fds 3 and 4.
