@@ -36,7 +36,7 @@ func httpRoot(v2 *v2http.Handler, metrics http.Handler, api *mgmt.Handler, more 
 	for pattern, h := range more {
 		mux.Handle(pattern, h)
 	}
-	h := middleware.Chain(middleware.JSONErrors(mux), middleware.LimitBody(lim.MaxBodyBytes))
+	h := middleware.Chain(middleware.JSONErrors(mux), middleware.RefuseBrowserWrites(), middleware.LimitBody(lim.MaxBodyBytes))
 	if api != nil {
 		h = api.Intercept(h)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/ferryml/ferry/internal/registry"
 	"github.com/ferryml/ferry/internal/rollout"
 	"github.com/ferryml/ferry/internal/router"
+	"github.com/ferryml/ferry/internal/transport/middleware"
 )
 
 // Service is what the management routes need. cmd/ferry implements it around the
@@ -113,8 +114,13 @@ func (h *Handler) table() []route {
 }
 
 // ServeHTTP matches the request to a route and serves it; errors become {"error": ...}
-// with the status statusOf gives them.
+// with the status statusOf gives them. A change a browser sends is refused first
+// (middleware.BrowserWrite): this handler is mounted outside the root's layers.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if err := middleware.BrowserWrite(r); err != nil { // CSRF and DNS rebinding
+		writeError(w, http.StatusForbidden, err.Error())
+		return
+	}
 	segs, ok := segments(r.URL.EscapedPath())
 	if !ok {
 		writeError(w, http.StatusNotFound, "no such management route: "+r.URL.Path)
