@@ -2,6 +2,7 @@ package mgmt
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -43,10 +44,18 @@ type namedError struct {
 func (e *namedError) Error() string { return e.msg }
 func (e *namedError) Unwrap() error { return e.err }
 
+// statusClientClosed is nginx's 499 Client Closed Request, as v2http answers: the
+// client went away (net/http cancels the request's context when its connection reads
+// EOF) before the answer. Nobody reads it; logs and metrics must not count it as a
+// server failure.
+const statusClientClosed = 499
+
 // statusOf is the one mapping from an error to an HTTP status.
 func statusOf(err error) int {
 	var tl *tooLargeError
 	switch {
+	case errors.Is(err, context.Canceled):
+		return statusClientClosed
 	case errors.As(err, &tl):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, rollout.ErrNotFound), errors.Is(err, core.ErrNotFound):
