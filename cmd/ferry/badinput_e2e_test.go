@@ -13,10 +13,12 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math/rand/v2"
 	"net"
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strconv"
 	"strings"
 	"testing"
@@ -545,4 +547,73 @@ func TestBadInputForeignOrigin(t *testing.T) {
 		t.Errorf("DELETE without an Origin: %d %s, want it done", code, b)
 	}
 	badHealthy(t, ts)
+}
+
+// TestBadInputRequestLineFuzz: §6.1 item 9, boofuzz-style. Mutated request lines and
+// heads (methods, paths of random bytes, versions, missing or doubled parts) against every
+// kind of endpoint, from a fixed seed: no answer is a 5xx, the server stays healthy, and
+// it ends holding no more goroutines or file descriptors than it started with.
+func TestBadInputRequestLineFuzz(t *testing.T) {
+	ts := startServer(t, exampleRepo(t), withDataDir(t.TempDir()))
+	badHealthy(t, ts)
+	goroutines, fds := runtime.NumGoroutine(), badOpenFDs(t)
+	paths := []string{"/v2", "/v2/health/ready", "/v2/models/simple", "/v2/models/simple/infer", "/v2/models/simple/versions/1/ready",
+		"/v2/models/simple/config", "/v2/models/stats", "/v2/repository/index", "/v2/repository/models/simple/load",
+		"/v2/systemsharedmemory/status", "/v2/logging", "/v2/trace/setting", "/metrics", "/api/v1/models", "/api/v1/models/simple"}
+	methods := []string{"GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT", "get", "G\x00T", "", strings.Repeat("P", 300)}
+	rng := rand.New(rand.NewPCG(17, 61))
+	mutate := func(s string) string {
+		b := []byte(s)
+		for range 1 + rng.IntN(4) {
+			switch i := rng.IntN(max(len(b), 1)); rng.IntN(4) {
+			case 0: // a random byte
+				if len(b) > 0 {
+					b[i] = byte(rng.IntN(256))
+				}
+			case 1: // insert a token that parsers trip on
+				tok := []string{"%", "%00", "%zz", "/..", "//", "?", "#", " ", "\t", "\r", "\n", "%2e%2e%2f", "\\", "\xff\xfe", "{", "*"}[rng.IntN(16)]
+				b = append(b[:i:i], append([]byte(tok), b[i:]...)...)
+			case 2: // cut
+				b = b[:i]
+			case 3: // repeat a part
+				b = append(b, b[i:]...)
+			}
+		}
+		return string(b)
+	}
+	const n = 1500
+	for i := range n {
+		method, path, version := methods[rng.IntN(len(methods))], paths[rng.IntN(len(paths))], "HTTP/1.1"
+		line := method + " " + path + " " + version
+		if rng.IntN(4) > 0 {
+			line = mutate(line)
+		}
+		head := line + "\r\nHost: 127.0.0.1\r\n"
+		if rng.IntN(3) == 0 {
+			head += mutate("Content-Length: 2") + "\r\n"
+		}
+		code, body := badRaw(t, ts, head+"\r\n{}", true)
+		if code >= 500 {
+			t.Errorf("request %d %q: %d %.200s", i, line, code, body)
+		}
+	}
+	badHealthy(t, ts)
+	httpClientCloseIdle()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && (runtime.NumGoroutine() > goroutines+5 || badOpenFDs(t) > fds+5) {
+		time.Sleep(50 * time.Millisecond)
+	}
+	if g, f := runtime.NumGoroutine(), badOpenFDs(t); g > goroutines+5 || f > fds+5 {
+		t.Errorf("after %d fuzzed requests: %d goroutines (%d before), %d open files (%d before)", n, g, goroutines, f, fds)
+	}
+}
+
+// badOpenFDs counts this process's open file descriptors.
+func badOpenFDs(t *testing.T) int {
+	t.Helper()
+	fds, err := os.ReadDir("/proc/self/fd")
+	if err != nil {
+		t.Skipf("cannot count open files without /proc: %v", err)
+	}
+	return len(fds)
 }
