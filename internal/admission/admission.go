@@ -156,4 +156,3 @@ func (c *Controller) Forget(model, version string) { c.limiters.Delete(model + "
 
 // Shedding reports the server-wide shed defaults.
 func (c *Controller) Shedding() Shed { return c.shed }
-
