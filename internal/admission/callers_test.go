@@ -63,13 +63,9 @@ func TestRequestBucketRefusesPastItsBurstAndRefills(t *testing.T) {
 		if !errors.Is(r, core.ErrRateLimited) || core.RetryAfter(r) != 100*time.Millisecond {
 			t.Errorf("refusal %v: not core.ErrRateLimited with its retry-after", r)
 		}
-		if r := admit(c, ticket("b", "", 1)); r != nil {
-			t.Errorf("another tenant refused: %v (buckets are per tenant)", r)
-		}
+		mustAdmit(t, c, "b", "another tenant (buckets are per tenant)")
 		time.Sleep(100 * time.Millisecond)
-		if r := admit(c, ticket("a", "", 1)); r != nil {
-			t.Errorf("after the retry-after: refused again: %v", r)
-		}
+		mustAdmit(t, c, "a", "after the retry-after")
 		if obs["a/rate_limited"] != 1 {
 			t.Errorf("refusals counted %v, want a/rate_limited 1", obs)
 		}
@@ -154,15 +150,11 @@ func TestQuotasPerDayAndMonth(t *testing.T) {
 			t.Fatalf("3rd request of the day: %+v, want QuotaExceeded until midnight (12h)", r)
 		}
 		if n, _ := q.Add(context.Background(), "tenant:a", "day:2000-01-01", 0); n != 2 {
-			t.Errorf("the refused request still counts: day total %d, want 2", n)
+			t.Errorf("the refused request was given back: day total %d, want 2", n)
 		}
-		if r := admit(c, ticket("other", "", 1)); r != nil {
-			t.Errorf("a tenant without quotas refused: %v", r)
-		}
+		mustAdmit(t, c, "other", "a tenant without quotas")
 		time.Sleep(12 * time.Hour)
-		if r := admit(c, ticket("a", "", 1)); r != nil {
-			t.Fatalf("next day: %v", r)
-		}
+		mustAdmit(t, c, "a", "the next day")
 		r = admit(c, ticket("a", "", 1))
 		if r == nil || r.Kind != QuotaExceeded || r.RetryAfter != 30*24*time.Hour {
 			t.Fatalf("4th request of the month: %+v, want QuotaExceeded for 30 days", r)
@@ -175,5 +167,13 @@ func TestPeriods(t *testing.T) {
 	if day != "day:2027-01-01" || month != "month:2027-01" || !dayEnd.Equal(time.Date(2027, 1, 2, 0, 0, 0, 0, time.UTC)) ||
 		!monthEnd.Equal(time.Date(2027, 2, 1, 0, 0, 0, 0, time.UTC)) {
 		t.Errorf("periods = %s %s %s %s", day, month, dayEnd, monthEnd)
+	}
+}
+
+// mustAdmit fails the test when a request of tenant (one item) is refused.
+func mustAdmit(t *testing.T, c *Controller, tenant, what string) {
+	t.Helper()
+	if r := admit(c, ticket(tenant, "", 1)); r != nil {
+		t.Fatalf("%s: refused: %v", what, r)
 	}
 }
