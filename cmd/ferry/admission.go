@@ -54,6 +54,9 @@ func (a *admissionConfig) options(obs admission.Observer, log *slog.Logger) admi
 	}
 	shed := a.shed
 	shed.Off = !a.shedOn
+	if a.shed == (admission.Shed{}) { // not from flags (tests build serveConfig): the defaults, on
+		shed = admission.DefaultShed()
+	}
 	return admission.Options{Limits: &lim, Shed: shed, Observer: obs, Logger: log}
 }
 

@@ -14,7 +14,7 @@
 // on latency, as Netflix's concurrency-limits AIMDLimit: below the limit a request is
 // admitted; at it, refused at once (no queue: 14 ns, 0 allocs; an admitted
 // Acquire+release is 21 ns, 0 allocs on this machine). A request slower than half the
-// objective multiplies the limit by 0.9, at most once per that request's latency (the
+// objective multiplies the limit by 0.9 (or target/latency, at least 0.5), at most once per that request's latency (the
 // requests already queued say nothing new); one within it, while the limit is in use,
 // adds 1/limit (one per round of requests). Why AIMD against an objective rather than
 // gradient2 or CoDel: the brief's promise is "admitted latency within the objective",
@@ -31,9 +31,11 @@
 // of it and the highest keeps the rest. Simulated with 3 levels at 0.4x, 1.5x, 3.1x
 // capacity: priority 1 is refused 0%, priority 2 58%, priority 3 99.9%.
 //
-// Defaults (DefaultShed): on, objective 2 s (the limit backs off past 1 s), initial limit
-// 64, min 8, max 1000: a model that is slow but not overloaded keeps 8 requests in
-// flight, and a fast one is shed only when its queue holds about a second of work.
+// Defaults (DefaultShed): on, objective 2 s (the limit backs off past 1 s), limit from 8
+// to 1000 starting at 1000: nothing is refused until requests take over a second, a
+// model that is slow but not overloaded keeps 8 requests in flight, and a fast one is
+// shed only when its queue holds about a second of work. Far over the target the limit
+// is cut by target/latency (at most by half), so it comes down from 1000 in a few rounds.
 // config.pbtxt parameters (params.go) tune a model: shed, shed_latency_objective,
 // shed_min_limit, shed_max_limit, shed_initial_limit.
 //

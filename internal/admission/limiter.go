@@ -18,18 +18,19 @@ type Shed struct {
 	Objective time.Duration
 	// InitialLimit, MinLimit, MaxLimit bound the concurrency limit.
 	InitialLimit, MinLimit, MaxLimit int
-	// Backoff is the factor a slow request multiplies the limit by (at most once per
-	// the latency of the request that triggered it).
+	// Backoff is the factor a request slower than the target multiplies the limit by
+	// (at most once per the latency of the request that triggered it); one far slower
+	// cuts it by target/latency, at most by half.
 	Backoff float64
 	// RetryAfter is what an overload refusal tells the client.
 	RetryAfter time.Duration
 }
 
-// DefaultShed is conservative: it sheds only when requests take over a second, and never
-// below 8 concurrent requests, so a model that is slow but not overloaded keeps its
-// throughput.
+// DefaultShed is conservative: it refuses nothing until requests take over a second
+// (the limit starts at its maximum, 1000 in flight), and never goes below 8 concurrent
+// requests, so a model that is slow but not overloaded keeps its throughput.
 func DefaultShed() Shed {
-	return Shed{Objective: 2 * time.Second, InitialLimit: 64, MinLimit: 8, MaxLimit: 1000, Backoff: 0.9, RetryAfter: time.Second}
+	return Shed{Objective: 2 * time.Second, InitialLimit: 1000, MinLimit: 8, MaxLimit: 1000, Backoff: 0.9, RetryAfter: time.Second}
 }
 
 // Validate names every bad field.
@@ -133,7 +134,8 @@ func (l *Limiter) done(latency time.Duration, err error) {
 	l.inflight--
 	switch {
 	case slow && now.After(l.holdOff):
-		l.limit = math.Max(l.limit*l.shed.Backoff, float64(l.shed.MinLimit))
+		cut := min(l.shed.Backoff, max(0.5, float64(l.target)/float64(latency))) // far over: cut deeper, at most by half
+		l.limit = math.Max(l.limit*cut, float64(l.shed.MinLimit))
 		l.holdOff = now.Add(latency)
 	case !slow && err == nil && used:
 		l.limit = math.Min(l.limit+1/l.limit, float64(l.shed.MaxLimit))
