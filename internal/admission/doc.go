@@ -14,16 +14,17 @@
 // on latency, as Netflix's concurrency-limits AIMDLimit: below the limit a request is
 // admitted; at it, refused at once (no queue: 14 ns, 0 allocs; an admitted
 // Acquire+release is 21 ns, 0 allocs on this machine). A request slower than half the
-// objective multiplies the limit by 0.9 (or target/latency, at least 0.5), at most once per that request's latency (the
-// requests already queued say nothing new); one within it, while the limit is in use,
-// adds 1/limit (one per round of requests). Why AIMD against an objective rather than
+// objective cuts the limit by 0.9 (by target/latency when far slower, at most by half),
+// at most once per target unless it was admitted after the last cut (the requests
+// queued behind the old limit say nothing new); one within it, while the limit is in
+// use, adds 1/limit (one per round of requests). Why AIMD against an objective rather than
 // gradient2 or CoDel: the brief's promise is "admitted latency within the objective",
 // which AIMD measures directly, while gradient2 steers by the ratio to a measured
 // minimum latency (no objective: a batching model's minimum moves with load) and CoDel
 // needs the queue's sojourn time inside the scheduler, which core does not see. In the
 // simulation of limiter_test.go (4 slots x 10 ms = 400/s, offered 2000/s, objective
-// 100 ms) the limit settles at 18 (4 keep the server busy), goodput 401/s, admitted
-// p99 58 ms; the AIMD half-objective target is what keeps p99 under the objective
+// 100 ms, the limit starting at 1000) the limit settles at 18 within a second (4 keep
+// the server busy), goodput 401/s, admitted p99 58 ms after the first second; the AIMD half-objective target is what keeps p99 under the objective
 // while the limit oscillates.
 //
 // Priorities: level k of n (1 highest; 0 is the model's default level, as in the

@@ -19,8 +19,7 @@ type Shed struct {
 	// InitialLimit, MinLimit, MaxLimit bound the concurrency limit.
 	InitialLimit, MinLimit, MaxLimit int
 	// Backoff is the factor a request slower than the target multiplies the limit by
-	// (at most once per the latency of the request that triggered it); one far slower
-	// cuts it by target/latency, at most by half.
+	// (see done for how often); one far slower cuts it by target/latency, at most by half.
 	Backoff float64
 	// RetryAfter is what an overload refusal tells the client.
 	RetryAfter time.Duration
@@ -69,7 +68,7 @@ type Limiter struct {
 	mu       sync.Mutex
 	limit    float64
 	inflight int
-	holdOff  time.Time // no second backoff before this: the samples until then predate the first
+	lastCut  time.Time // requests admitted before it came back slow because of the old limit
 }
 
 // NewLimiter builds the limiter of model with levels priority levels (at least 1),
@@ -121,7 +120,11 @@ func (l *Limiter) Acquire(priority int) (release func(latency time.Duration, err
 }
 
 // done is every admitted request's release. A failed request's latency still says how
-// loaded the model is when it is over the target; a fast failure says nothing.
+// loaded the model is when it is over the target; a fast failure says nothing. A slow
+// request admitted before the last cut says nothing new either (it queued behind the
+// old limit's requests; its admission time is now - latency, no per-request state), so
+// it cuts again only once a target has passed since the last cut: a limit far too
+// high comes down by halves every target, not every round of its whole backlog.
 func (l *Limiter) done(latency time.Duration, err error) {
 	slow := latency > l.target
 	var now time.Time
@@ -133,10 +136,10 @@ func (l *Limiter) done(latency time.Duration, err error) {
 	used := float64(l.inflight)*2 >= l.limit
 	l.inflight--
 	switch {
-	case slow && now.After(l.holdOff):
+	case slow && now.Sub(l.lastCut) > min(latency, l.target):
 		cut := min(l.shed.Backoff, max(0.5, float64(l.target)/float64(latency))) // far over: cut deeper, at most by half
 		l.limit = math.Max(l.limit*cut, float64(l.shed.MinLimit))
-		l.holdOff = now.Add(latency)
+		l.lastCut = now
 	case !slow && err == nil && used:
 		l.limit = math.Min(l.limit+1/l.limit, float64(l.shed.MaxLimit))
 	}

@@ -80,7 +80,7 @@ func TestLimiterConvergesAtFiveTimesCapacity(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s := Shed{Objective: 100 * time.Millisecond, InitialLimit: 1000, MinLimit: 1, MaxLimit: 1000, Backoff: 0.9, RetryAfter: time.Second}
 		l := NewLimiter("m", s, 1, 0) // from the highest limit, as by default
-		const d, warmup = 20 * time.Second, 5 * time.Second
+		const d, warmup = 20 * time.Second, 3 * time.Second
 		got := overload(l, []float64{2000}, d, warmup)[0]
 		limit, inflight := l.Limit()
 		goodput := float64(len(got.latencies)) / (d - warmup).Seconds()
