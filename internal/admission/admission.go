@@ -151,8 +151,3 @@ func (c *Controller) Limits() []LimitStat {
 	return out
 }
 
-// Forget drops what the Controller holds for a model version (on unload).
-func (c *Controller) Forget(model, version string) { c.limiters.Delete(model + "\x00" + version) }
-
-// Shedding reports the server-wide shed defaults.
-func (c *Controller) Shedding() Shed { return c.shed }
