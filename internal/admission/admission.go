@@ -150,4 +150,3 @@ func (c *Controller) Limits() []LimitStat {
 	})
 	return out
 }
-
