@@ -82,7 +82,7 @@ func TestShutdownDrainsInFlightRequests(t *testing.T) {
 }
 
 // waitInFlight polls /metrics until it shows the line (the requests are inside core).
-func waitInFlight(t *testing.T, ts *testServer, line string) {
+func waitInFlight(t testing.TB, ts *testServer, line string) {
 	t.Helper()
 	deadline := time.Now().Add(20 * time.Second)
 	for time.Now().Before(deadline) {

@@ -66,8 +66,9 @@ type serveConfig struct {
 	moreRoutes  map[string]http.Handler
 	strictReady bool
 	pprofAddr   string
-	onDemand    onDemandConfig // ondemand.go
-	platform    platformConfig // platform.go: the registry, endpoints and rollouts
+	onDemand    onDemandConfig  // ondemand.go
+	platform    platformConfig  // platform.go: the registry, endpoints and rollouts
+	admission   admissionConfig // admission.go: rate limits, quotas, load shedding
 	// inferenceFirst moves request handling to SCHED_BATCH (see threadprio).
 	inferenceFirst bool
 
@@ -147,6 +148,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&cfg.inferenceFirst, "inference-first", true, "Linux: request-handling threads run as SCHED_BATCH, so that their wakeups do not preempt model execution when the cores are busy")
 	cfg.onDemand.addFlags(f)
 	cfg.platform.addFlags(f)
+	cfg.admission.addFlags(f)
 	cfg.addTritonFlags(f)
 	_ = cmd.MarkFlagRequired("model-repository")
 	return cmd
@@ -179,6 +181,7 @@ func (c serveConfig) validate() error {
 		errs = append(errs, fmt.Errorf("--load-model needs --model-control-mode explicit"))
 	}
 	errs = append(errs, c.onDemand.validate(c.mode)...)
+	errs = append(errs, c.admission.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -263,13 +266,15 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		}
 		taps = append(taps, s.plat.meter) // what a rollout's analysis reads
 	}
+	adm := cfg.admission.build(log.With("component", "admission")) // admission.go
 	s.core = core.New(core.Options{Name: "ferry", Version: version, Repository: s.repo, Limits: cfg.limits, Routes: s.routes,
 		Logger: log.With("component", "core"), Observer: m, Taps: taps, StrictReadiness: cfg.strictReady, Cache: coreCache(rc),
-		Trace: s.trace, Log: logSettings(cfg.level)})
+		Trace: s.trace, Log: logSettings(cfg.level), Admission: adm.core(), CallerOf: callerOf})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m, metrics.Upstreams(upstreamStats(rb)), metrics.ShadowsDropped(s.core.ShadowsDropped), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerCache(reg, rc)
+	adm.register(reg)
 	registerResident(reg, cfg.onDemand, s.repo)
 	registerStore(reg, store)
 	if s.plat != nil {

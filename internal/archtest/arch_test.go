@@ -41,6 +41,8 @@ var banned = map[string][]string{
 	"internal/registry": {mod + "internal/core", mod + "internal/scheduler", mod + "internal/transport", mod + "internal/backend", mod + "internal/repository"},
 	// The shared layers know requests and RPCs, not what a transport makes of them.
 	"internal/transport/middleware": {mod + "internal/"},
+	// Admission decides; what a refusal looks like on the wire is the transports' business.
+	"internal/admission": {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend", mod + "internal/scheduler", "net/http", "google.golang.org/grpc"},
 
 	// The rollout controller reaches routing, models and the store through interfaces of
 	// its own; only core's tap record crosses in.

@@ -67,6 +67,7 @@ type InferRequest struct {
 
 	route  router.Route // how Infer chose the version, for the taps
 	mirror *shadowCopy  // set on a shadow copy
+	step   bool         // an ensemble's step: admitted with its ensemble
 }
 
 // OutputParameters are the parameters the request gave its output name (nil if it

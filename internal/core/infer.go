@@ -53,6 +53,22 @@ func (s *Server) infer(ctx context.Context, l *Lease, req *InferRequest, start t
 	if err != nil {
 		return fail(err)
 	}
+	done, err := s.admit(ctx, l, req, items) // admission.go
+	if err != nil {
+		return nil, err // counted by admission's own metrics: a tenant's quota is not the version's failure
+	}
+	if done == nil {
+		return s.run(ctx, l, req, start, items, outputs)
+	}
+	admitted := time.Now()
+	resp, err := s.run(ctx, l, req, start, items, outputs)
+	done(time.Since(admitted), err)
+	return resp, err
+}
+
+// run runs an admitted request with its checked items and outputs.
+func (s *Server) run(ctx context.Context, l *Lease, req *InferRequest, start time.Time, items int, outputs []string) (*InferResponse, error) {
+	fail := func(err error) (*InferResponse, error) { return s.failed(l, req, start, err) }
 	if isEnsemble(l) {
 		return s.inferEnsemble(ctx, l, req, start, items, outputs) // ensemble.go: its steps come back through Infer
 	}

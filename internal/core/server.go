@@ -41,6 +41,11 @@ type Options struct {
 	// fresh ones (Triton's trace defaults; a log level no handler reads).
 	Trace *settings.Trace
 	Log   *settings.Log
+	// Admission, when set, may refuse a request before it reaches the scheduler
+	// (admission.go); CallerOf names the request's tenant and key from its context (nil:
+	// every request is the anonymous tenant "").
+	Admission Admission
+	CallerOf  func(ctx context.Context) (tenant, key string)
 }
 
 // Server is the in-process serving API every transport calls.
@@ -60,6 +65,8 @@ type Server struct {
 	loads         loadIDs // tells reloads of one version apart in cache keys
 	trace         *settings.Trace
 	logs          *settings.Log
+	admission     Admission // nil: every request is admitted
+	callerOf      func(context.Context) (tenant, key string)
 }
 
 // Extensions Ferry implements, as GET /v2 lists them, with Triton's names; a test probes
@@ -92,7 +99,7 @@ func New(opts Options) *Server {
 	}
 	return &Server{name: opts.Name, version: opts.Version, repo: opts.Repository, limits: opts.Limits,
 		log: opts.Logger, obs: opts.Observer, taps: opts.Taps, stats: newStatsTable(), routes: opts.Routes, mirror: shadows{slots: make(chan struct{}, shadowSlots)}, cache: opts.Cache, strict: opts.StrictReadiness,
-		trace: opts.Trace, logs: opts.Log}
+		trace: opts.Trace, logs: opts.Log, admission: opts.Admission, callerOf: opts.CallerOf}
 }
 
 // Live reports whether the process serves at all; it always does while it runs.

@@ -47,11 +47,12 @@ func TestRequestSeriesAreTheLabelledOnes(t *testing.T) {
 	}
 }
 
-// scrape reads every series of m: a gauge's value, a histogram's observation count.
-func scrape(t *testing.T, m *Metrics) map[string]float64 {
+// scrape reads every series of cs: a gauge's or counter's value, a histogram's
+// observation count.
+func scrape(t *testing.T, cs ...prometheus.Collector) map[string]float64 {
 	t.Helper()
 	reg := prometheus.NewPedanticRegistry()
-	reg.MustRegister(m)
+	reg.MustRegister(cs...)
 	mfs, err := reg.Gather()
 	if err != nil {
 		t.Fatal(err)
@@ -59,7 +60,7 @@ func scrape(t *testing.T, m *Metrics) map[string]float64 {
 	out := map[string]float64{}
 	for _, mf := range mfs {
 		for _, s := range mf.GetMetric() {
-			out[mf.GetName()+labels(s)] = s.GetGauge().GetValue() + float64(s.GetHistogram().GetSampleCount())
+			out[mf.GetName()+labels(s)] = s.GetGauge().GetValue() + s.GetCounter().GetValue() + float64(s.GetHistogram().GetSampleCount())
 		}
 	}
 	return out

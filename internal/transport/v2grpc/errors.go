@@ -31,7 +31,7 @@ func codeOf(err error) codes.Code {
 		return codes.DeadlineExceeded
 	case errors.Is(err, core.ErrUnavailable):
 		return codes.Unavailable
-	case errors.Is(err, core.ErrTooLarge):
+	case errors.Is(err, core.ErrTooLarge), errors.Is(err, core.ErrRateLimited):
 		return codes.ResourceExhausted
 	}
 	if s, ok := status.FromError(err); ok {

@@ -28,6 +28,7 @@ func TestCodeOf(t *testing.T) {
 		{"wrapped not found", fmt.Errorf("infer: %w", &core.NotFoundError{Model: "m", Version: "2"}), codes.NotFound},
 		{"unavailable", core.Unavailablef("queue full"), codes.Unavailable},
 		{"too large", core.TooLargef("too big"), codes.ResourceExhausted},
+		{"rate limited", fmt.Errorf("tenant t: %w", core.ErrRateLimited), codes.ResourceExhausted},
 		{"cancelled", context.Canceled, codes.Canceled},
 		{"deadline", fmt.Errorf("queue: %w", context.DeadlineExceeded), codes.DeadlineExceeded},
 		{"grpc status", status.Error(codes.PermissionDenied, "no"), codes.PermissionDenied},

@@ -4,6 +4,8 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"strconv"
+	"time"
 
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/shm"
@@ -27,6 +29,8 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, core.ErrNotFound), errors.Is(err, shm.ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, core.ErrRateLimited):
+		return http.StatusTooManyRequests
 	case errors.Is(err, core.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, core.ErrTooLarge), errors.As(err, &tooBig):
@@ -55,6 +59,9 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	hd.Del("Content-Encoding")
 	hd.Del("Inference-Header-Content-Length")
 	hd.Set("Content-Type", "application/json")
+	if d := core.RetryAfter(err); d > 0 { // whole seconds, rounded up (RFC 9110 §10.2.3)
+		hd.Set("Retry-After", strconv.FormatInt(int64((d+time.Second-1)/time.Second), 10))
+	}
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
 }

@@ -10,6 +10,7 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/shm"
@@ -29,6 +30,7 @@ func TestStatusOf(t *testing.T) {
 		{"wrapped not found", fmt.Errorf("infer: %w", core.ErrNotFound), http.StatusNotFound},
 		{"unavailable", core.Unavailablef("queue full"), http.StatusServiceUnavailable},
 		{"too large", core.TooLargef("body"), http.StatusRequestEntityTooLarge},
+		{"rate limited", fmt.Errorf("tenant t: %w", core.ErrRateLimited), http.StatusTooManyRequests},
 		{"max bytes reader", &http.MaxBytesError{Limit: 10}, http.StatusRequestEntityTooLarge},
 		{"client gone while its model loads", fmt.Errorf("model 'm' is loading: %w", context.Canceled), statusClientClosed},
 		{"client gone while queued", fmt.Errorf("request ended before it ran: %w: %w", core.ErrUnavailable, context.Canceled), statusClientClosed},
@@ -74,6 +76,37 @@ func TestWriteErrorLogsAClientCancelAtInfo(t *testing.T) {
 		h.writeError(w, httptest.NewRequest(http.MethodPost, "/v2/models/m/infer", nil), tc.err)
 		if !strings.Contains(logs.String(), tc.wantLevel) {
 			t.Errorf("writeError(%v) logged %q, want %s", tc.err, logs.String(), tc.wantLevel)
+		}
+	}
+}
+
+// refusal is an admission refusal as core sees it: its kind, and when to retry.
+type refusal struct {
+	kind  error
+	retry time.Duration
+}
+
+func (r refusal) Error() string          { return "refused" }
+func (r refusal) Unwrap() error          { return r.kind }
+func (r refusal) RetryIn() time.Duration { return r.retry }
+
+// Refusals carry Retry-After in whole seconds, rounded up; other errors none.
+func TestWriteErrorSendsRetryAfter(t *testing.T) {
+	for _, tc := range []struct {
+		err        error
+		wantStatus int
+		wantRetry  string
+	}{
+		{refusal{core.ErrRateLimited, 1500 * time.Millisecond}, http.StatusTooManyRequests, "2"},
+		{refusal{core.ErrUnavailable, time.Second}, http.StatusServiceUnavailable, "1"},
+		{refusal{core.ErrRateLimited, 0}, http.StatusTooManyRequests, ""},
+		{core.Unavailablef("queue full"), http.StatusServiceUnavailable, ""},
+	} {
+		h := &Handler{log: slog.New(slog.DiscardHandler)}
+		w := httptest.NewRecorder()
+		h.writeError(w, httptest.NewRequest(http.MethodPost, "/v2/models/m/infer", nil), fmt.Errorf("model m: %w", tc.err))
+		if w.Code != tc.wantStatus || w.Header().Get("Retry-After") != tc.wantRetry {
+			t.Errorf("writeError(%v): %d Retry-After %q, want %d %q", tc.err, w.Code, w.Header().Get("Retry-After"), tc.wantStatus, tc.wantRetry)
 		}
 	}
 }
