@@ -68,6 +68,7 @@ type serveConfig struct {
 	pprofAddr   string
 	onDemand    onDemandConfig // ondemand.go
 	platform    platformConfig // platform.go: the registry, endpoints and rollouts
+	security    securityConfig // security.go: auth and TLS
 	// inferenceFirst moves request handling to SCHED_BATCH (see threadprio).
 	inferenceFirst bool
 
@@ -145,6 +146,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&cfg.inferenceFirst, "inference-first", true, "Linux: request-handling threads run as SCHED_BATCH, so that their wakeups do not preempt model execution when the cores are busy")
 	cfg.onDemand.addFlags(f)
 	cfg.platform.addFlags(f)
+	cfg.security.addFlags(f)
 	cfg.addTritonFlags(f)
 	_ = cmd.MarkFlagRequired("model-repository")
 	return cmd
@@ -281,9 +283,13 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	if s.plat != nil {
 		api = mgmt.New(s.plat, mgmt.Options{Logger: log.With("component", "mgmt")})
 	}
-	s.http = newHTTPServer(httpRoot(v2, metricsHandler, api, cfg.moreRoutes, cfg.limits, httpLog)) // routes.go
+	sec, err := newSecurity(context.Background(), cfg, s.plat.registry(), log) // security.go
+	if err != nil {
+		return nil, err
+	}
+	s.http = newHTTPServer(httpRoot(v2, metricsHandler, api, cfg.moreRoutes, cfg.limits, httpLog, sec.httpLayers()...)) // routes.go
 	s.grpcAPI = v2grpc.New(s.core, v2grpc.Options{Logger: grpcLog, Limits: cfg.limits, SharedMemory: s.shm})
-	s.grpc = newGRPCServer(s.grpcAPI, grpcLog)
+	s.grpc = newGRPCServer(s.grpcAPI, grpcLog, sec.grpcOptions()...)
 	if s.httpLn, err = net.Listen("tcp", cfg.bindAddr(cfg.httpAddr, cfg.httpPort)); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
@@ -296,6 +302,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		s.grpcLn.Close()
 		return nil, err
 	}
+	sec.secureListeners(s)
 	return s, nil
 }
 
