@@ -109,6 +109,9 @@ func (v *jwtVerifier) authenticate(ctx context.Context, token string) (Identity,
 
 // jwtReason is the library's reason without the token: which check failed.
 func jwtReason(err error) string {
+	if strings.Contains(err.Error(), "signing method") {
+		return "signing algorithm not allowed (want RS256, ES256 or EdDSA)"
+	}
 	for _, e := range []error{jwt.ErrTokenExpired, jwt.ErrTokenNotValidYet, jwt.ErrTokenInvalidIssuer, jwt.ErrTokenInvalidAudience,
 		jwt.ErrTokenSignatureInvalid, jwt.ErrTokenMalformed, jwt.ErrTokenUnverifiable, jwt.ErrTokenUsedBeforeIssued, jwt.ErrTokenRequiredClaimMissing} {
 		if errors.Is(err, e) {
