@@ -100,7 +100,7 @@ type issuer struct {
 	jwks string
 }
 
-func newIssuer(t *testing.T) *issuer {
+func newIssuer(t testing.TB) *issuer {
 	t.Helper()
 	is := &issuer{}
 	var err error

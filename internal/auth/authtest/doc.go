@@ -1,0 +1,4 @@
+// Package authtest makes what auth's and cmd/ferry's tests need: a throwaway
+// certificate authority issuing server and client certificates as PEM files.
+// It is imported only by tests.
+package authtest
