@@ -1,0 +1,306 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"net/http"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/credentials"
+	"google.golang.org/grpc/credentials/insecure"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
+	"github.com/ferryml/ferry/internal/auth/authtest"
+	"github.com/ferryml/ferry/internal/inference"
+	"github.com/ferryml/ferry/internal/registry"
+	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2client"
+)
+
+// security_e2e_test.go: authentication and authorization over both transports, with
+// credentials passed as tritonclient passes headers (plain HTTP headers, gRPC
+// metadata); the safe default on a non-loopback address; mTLS identities.
+
+func withExplicit(models ...string) serverOption {
+	return func(c *serveConfig) { c.mode, c.loadModels = "explicit", models }
+}
+
+func withSecurity(f func(*securityConfig)) serverOption {
+	return func(c *serveConfig) { f(&c.security) }
+}
+
+// createKeys stores keys in dir's registry, by name.
+func createKeys(t *testing.T, dir string, keys map[string]registry.Key) map[string]string {
+	t.Helper()
+	ctx := context.Background()
+	st, err := registry.OpenDir(ctx, dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	out := map[string]string{}
+	for name, k := range keys {
+		_, full, err := st.CreateKey(ctx, k)
+		if err != nil {
+			t.Fatal(err)
+		}
+		out[name] = full
+	}
+	return out
+}
+
+// call is one request of the table: the same action over REST and over gRPC.
+type call struct {
+	name   string
+	method string // REST
+	path   string
+	body   string
+	rpc    func(ctx context.Context, c inference.GRPCInferenceServiceClient) error
+}
+
+const simpleJSON = `{"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"INT32","data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]},` +
+	`{"name":"INPUT1","shape":[1,16],"datatype":"INT32","data":[1,1,1,1,1,1,1,1,1,1,1,1,1,1,1,1]}]}`
+
+var authCalls = []call{
+	{"health", "GET", "/v2/health/ready", "", func(ctx context.Context, c inference.GRPCInferenceServiceClient) error {
+		_, err := c.ServerReady(ctx, &inference.ServerReadyRequest{})
+		return err
+	}},
+	{"server metadata", "GET", "/v2", "", func(ctx context.Context, c inference.GRPCInferenceServiceClient) error {
+		_, err := c.ServerMetadata(ctx, &inference.ServerMetadataRequest{})
+		return err
+	}},
+	{"metadata simple", "GET", "/v2/models/simple", "", func(ctx context.Context, c inference.GRPCInferenceServiceClient) error {
+		_, err := c.ModelMetadata(ctx, &inference.ModelMetadataRequest{Name: "simple"})
+		return err
+	}},
+	{"metadata mlp", "GET", "/v2/models/mlp/config", "", func(ctx context.Context, c inference.GRPCInferenceServiceClient) error {
+		_, err := c.ModelConfig(ctx, &inference.ModelConfigRequest{Name: "mlp"})
+		return err
+	}},
+	{"infer simple", "POST", "/v2/models/simple/infer", simpleJSON, func(ctx context.Context, c inference.GRPCInferenceServiceClient) error {
+		_, err := c.ModelInfer(ctx, e2eSimpleRequest("1", 1, true))
+		return err
+	}},
+	{"index", "POST", "/v2/repository/index", "{}", func(ctx context.Context, c inference.GRPCInferenceServiceClient) error {
+		_, err := c.RepositoryIndex(ctx, &inference.RepositoryIndexRequest{})
+		return err
+	}},
+	{"load mlp", "POST", "/v2/repository/models/mlp/load", "{}", func(ctx context.Context, c inference.GRPCInferenceServiceClient) error {
+		_, err := c.RepositoryModelLoad(ctx, &inference.RepositoryModelLoadRequest{ModelName: "mlp"})
+		return err
+	}},
+}
+
+// outcome: o ok, u unauthenticated, f forbidden; one letter per call of authCalls.
+var authTable = map[string]string{
+	"none":         "ouuuuuu",
+	"bad":          "ouuuuuu",
+	"infer-simple": "ooofoff", // limited to simple: mlp's config, every model's index and load are refused
+	"infer":        "oooooof",
+	"manage":       "ooooooo",
+	"admin":        "ooooooo",
+}
+
+func TestAuthEveryRoleOverBothTransports(t *testing.T) {
+	dir := t.TempDir()
+	keys := createKeys(t, dir, map[string]registry.Key{
+		"infer-simple": {Tenant: "acme", Role: "infer", Models: []string{"simp*"}},
+		"infer":        {Tenant: "acme", Role: "infer"},
+		"manage":       {Tenant: "ops", Role: "manage"},
+		"admin":        {Tenant: "root", Role: "admin"},
+	})
+	keys["bad"] = "fk_0123456789abcdef_" + strings.Repeat("x", 43)
+	keys["none"] = ""
+	ts := startServer(t, exampleRepo(t), withDataDir(dir), withExplicit("simple", "mlp"), withSecurity(func(s *securityConfig) { s.keyTTL = 300 * time.Millisecond }))
+	for who, want := range authTable {
+		for i, c := range authCalls {
+			var header []string
+			if keys[who] != "" {
+				header = []string{"Authorization", "Bearer " + keys[who]}
+			}
+			code, h, body := httpDo(t, c.method, ts.URL+c.path, "application/json", strings.NewReader(c.body), header...)
+			wantCode := map[byte]int{'o': 200, 'u': 401, 'f': 403}[want[i]]
+			if code != wantCode {
+				t.Errorf("REST %s by %s: %d %s, want %d", c.name, who, code, body, wantCode)
+			}
+			if code == 401 && h.Get("WWW-Authenticate") == "" {
+				t.Errorf("REST %s by %s: 401 without WWW-Authenticate", c.name, who)
+			}
+			if code >= 400 && (!strings.HasPrefix(string(body), `{"error":`) || (keys[who] != "" && strings.Contains(string(body), keys[who][20:]))) {
+				t.Errorf("REST %s by %s: body %s: want {\"error\": ...} without the secret", c.name, who, body)
+			}
+			ctx := context.Background()
+			if keys[who] != "" {
+				ctx = metadata.AppendToOutgoingContext(ctx, "authorization", "Bearer "+keys[who])
+			}
+			wantGRPC := map[byte]codes.Code{'o': codes.OK, 'u': codes.Unauthenticated, 'f': codes.PermissionDenied}[want[i]]
+			if got := status.Code(c.rpc(ctx, ts.GRPC)); got != wantGRPC {
+				t.Errorf("gRPC %s by %s: %v, want %v", c.name, who, c.rpc(ctx, ts.GRPC), wantGRPC)
+			}
+		}
+	}
+
+	// The typed client, as tritonclient passes headers: per request over both.
+	for _, proto := range []string{"rest", "grpc"} {
+		m := ts.v2(proto, "simple", "")
+		r := simpleTypedRequest()
+		if _, err := m.Infer(context.Background(), r); err == nil {
+			t.Errorf("%s: typed infer without a key succeeded", proto)
+		}
+		r.Header = map[string]string{"authorization": "Bearer " + keys["infer-simple"]}
+		if _, err := m.Infer(context.Background(), r); err != nil {
+			t.Errorf("%s: typed infer with Request.Header: %v", proto, err)
+		}
+	}
+	// The streaming RPC authorizes each message's model.
+	sctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+keys["infer-simple"])
+	stream, err := ts.GRPC.ModelStreamInfer(sctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	other := e2eSimpleRequest("2", 1, true)
+	other.ModelName = "mlp"
+	stream.Send(other)
+	if _, err := stream.Recv(); status.Code(err) != codes.PermissionDenied {
+		t.Errorf("stream infer of mlp by a key limited to simp*: %v, want PermissionDenied", err)
+	}
+
+	// Revocation reaches the server within its key TTL, without a restart.
+	st, err := registry.OpenDir(context.Background(), dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	id, _, _ := registry.ParseKey(keys["infer"])
+	if err := st.RevokeKey(context.Background(), id); err != nil {
+		t.Fatal(err)
+	}
+	revoked := time.Now()
+	for {
+		code, _, _ := httpDo(t, "GET", ts.URL+"/v2/models/simple", "", nil, "Authorization", "Bearer "+keys["infer"])
+		if code == 401 {
+			t.Logf("revoked key refused after %v (--auth-key-ttl 300ms)", time.Since(revoked).Round(time.Millisecond))
+			break
+		}
+		if time.Since(revoked) > 2*time.Second {
+			t.Fatalf("revoked key still answered %d after %v", code, time.Since(revoked))
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func simpleTypedRequest() *v2client.Request {
+	a, b := e2eSimpleInputs(1)
+	return &v2client.Request{Inputs: []*tensor.Tensor{
+		{Name: "INPUT0", DType: tensor.Int32, Shape: tensor.Shape{1, 16}, Data: e2eLE(a)},
+		{Name: "INPUT1", DType: tensor.Int32, Shape: tensor.Shape{1, 16}, Data: e2eLE(b)},
+	}}
+}
+
+// TestSafeDefaultBeyondLoopback starts on 0.0.0.0 with no authentication: inference
+// works, management refuses with a 403 that says why, on both transports, until
+// --insecure-management.
+func TestSafeDefaultBeyondLoopback(t *testing.T) {
+	repo := exampleRepo(t)
+	for _, insecureMgmt := range []bool{false, true} {
+		ts := startServer(t, repo, withExplicit("simple", "mlp"), func(c *serveConfig) {
+			c.host, c.httpPort, c.grpcPort = "0.0.0.0", 0, 0
+			c.security.insecureManagement = insecureMgmt
+		})
+		code, _, body := httpDo(t, "POST", ts.URL+"/v2/models/simple/infer", "application/json", strings.NewReader(simpleJSON))
+		if code != 200 {
+			t.Fatalf("infer on 0.0.0.0: %d %s", code, body)
+		}
+		code, _, body = httpDo(t, "POST", ts.URL+"/v2/repository/models/mlp/unload", "application/json", strings.NewReader("{}"))
+		_, gerr := ts.GRPC.RepositoryModelLoad(context.Background(), &inference.RepositoryModelLoadRequest{ModelName: "mlp"})
+		if insecureMgmt {
+			if code != 200 || gerr != nil {
+				t.Fatalf("--insecure-management: unload %d %s, gRPC load %v", code, body, gerr)
+			}
+			continue
+		}
+		if code != 403 || !strings.Contains(string(body), "--insecure-management") || !strings.Contains(string(body), "0.0.0.0") {
+			t.Fatalf("unload on 0.0.0.0 without auth: %d %s; want 403 naming the address and --insecure-management", code, body)
+		}
+		if status.Code(gerr) != codes.PermissionDenied || !strings.Contains(gerr.Error(), "beyond loopback") {
+			t.Fatalf("gRPC load on 0.0.0.0 without auth: %v, want PermissionDenied saying why", gerr)
+		}
+		code, _, _ = httpDo(t, "POST", ts.URL+"/v2/logging", "application/json", strings.NewReader(`{"log_verbose_level":1}`))
+		if code != 403 {
+			t.Fatalf("logging settings write on 0.0.0.0 without auth: %d, want 403", code)
+		}
+	}
+}
+
+// TestMTLSIdentity serves over TLS requiring client certificates from a CA: the
+// certificate's CN is the tenant and its OU the role; no certificate, no handshake.
+func TestMTLSIdentity(t *testing.T) {
+	ca := authtest.NewCA(t)
+	dir := t.TempDir()
+	file := func(n string) string { return filepath.Join(dir, n) }
+	ca.Issue(t, file("server.pem"), file("server.key"), "ferry", true)
+	ca.Issue(t, file("ops.pem"), file("ops.key"), "ops", false, "manage")
+	ca.Issue(t, file("app.pem"), file("app.key"), "app", false)
+	ts := startServer(t, exampleRepo(t), withExplicit("simple", "mlp"), withSecurity(func(s *securityConfig) {
+		s.tlsCert, s.tlsKey, s.tlsClientCA, s.tlsClientAuth, s.mtlsRole = file("server.pem"), file("server.key"), ca.CertFile, "require", "infer"
+	}))
+	client := func(name string) *tls.Config {
+		cfg := &tls.Config{RootCAs: ca.Pool(), ServerName: "localhost"}
+		if name != "" {
+			c, err := tls.LoadX509KeyPair(file(name+".pem"), file(name+".key"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			cfg.Certificates = []tls.Certificate{c}
+		}
+		return cfg
+	}
+	url := "https://" + ts.httpLn.Addr().String()
+	for _, c := range []struct {
+		who        string
+		load, infer int
+	}{{"ops", 200, 200}, {"app", 403, 200}} {
+		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: client(c.who)}}
+		for path, want := range map[string]int{"/v2/repository/models/mlp/load": c.load, "/v2/models/simple/infer": c.infer} {
+			body := "{}"
+			if strings.HasSuffix(path, "infer") {
+				body = simpleJSON
+			}
+			resp, err := hc.Post(url+path, "application/json", strings.NewReader(body))
+			if err != nil {
+				t.Fatalf("%s %s: %v", c.who, path, err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != want {
+				t.Errorf("%s %s: %d, want %d", c.who, path, resp.StatusCode, want)
+			}
+		}
+		hc.CloseIdleConnections()
+		conn, err := grpc.NewClient(ts.grpcLn.Addr().String(), grpc.WithTransportCredentials(credentials.NewTLS(client(c.who))))
+		if err != nil {
+			t.Fatal(err)
+		}
+		_, err = inference.NewGRPCInferenceServiceClient(conn).RepositoryModelLoad(context.Background(), &inference.RepositoryModelLoadRequest{ModelName: "mlp"})
+		conn.Close()
+		if want := map[int]codes.Code{200: codes.OK, 403: codes.PermissionDenied}[c.load]; status.Code(err) != want {
+			t.Errorf("gRPC load by %s: %v, want %v", c.who, err, want)
+		}
+	}
+	hc := &http.Client{Transport: &http.Transport{TLSClientConfig: client("")}}
+	if resp, err := hc.Get(url + "/v2/health/ready"); err == nil {
+		resp.Body.Close()
+		t.Error("a client without a certificate got an answer with --tls-client-auth require")
+	}
+	plain, _ := grpc.NewClient(ts.grpcLn.Addr().String(), grpc.WithTransportCredentials(insecure.NewCredentials()))
+	defer plain.Close()
+	if _, err := inference.NewGRPCInferenceServiceClient(plain).ServerLive(context.Background(), &inference.ServerLiveRequest{}); err == nil {
+		t.Error("a plaintext gRPC client got an answer from the TLS listener")
+	}
+}
