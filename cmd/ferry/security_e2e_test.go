@@ -264,7 +264,7 @@ func TestMTLSIdentity(t *testing.T) {
 	}
 	url := "https://" + ts.httpLn.Addr().String()
 	for _, c := range []struct {
-		who        string
+		who         string
 		load, infer int
 	}{{"ops", 200, 200}, {"app", 403, 200}} {
 		hc := &http.Client{Transport: &http.Transport{TLSClientConfig: client(c.who)}}
