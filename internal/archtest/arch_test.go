@@ -41,6 +41,7 @@ var banned = map[string][]string{
 	"internal/registry": {mod + "internal/core", mod + "internal/scheduler", mod + "internal/transport", mod + "internal/backend", mod + "internal/repository"},
 	// The shared layers know requests and RPCs, not what a transport makes of them.
 	"internal/transport/middleware": {mod + "internal/"},
+	"internal/auth":                 {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/backend", mod + "internal/transport/v2http", mod + "internal/transport/v2grpc", mod + "internal/transport/mgmt"}, // rules by route and method, never by calling the serving parts
 
 	// The rollout controller reaches routing, models and the store through interfaces of
 	// its own; only core's tap record crosses in.
