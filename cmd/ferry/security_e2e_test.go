@@ -172,6 +172,24 @@ func TestAuthEveryRoleOverBothTransports(t *testing.T) {
 		t.Errorf("stream infer of mlp by a key limited to simp*: %v, want PermissionDenied", err)
 	}
 
+	// /api/v1: reads need infer without patterns, writes manage; the audit row names the
+	// key that made the change, whatever actor header the client claims.
+	for who, want := range map[string]int{"none": 401, "infer": 403, "manage": 201} {
+		var header []string
+		if keys[who] != "" {
+			header = []string{"Authorization", "Bearer " + keys[who], "X-Ferry-Actor", "cli:mallory"}
+		}
+		code, _, body := httpDo(t, "POST", ts.URL+"/api/v1/models", "application/json", strings.NewReader(`{"name":"made_by_`+who+`"}`), header...)
+		if code != want {
+			t.Errorf("POST /api/v1/models by %s: %d %s, want %d", who, code, body, want)
+		}
+	}
+	code, _, body := httpDo(t, "GET", ts.URL+"/api/v1/audit?object=model/made_by_manage", "", nil, "Authorization", "Bearer "+keys["admin"])
+	manageID, _, _ := registry.ParseKey(keys["manage"])
+	if code != 200 || !strings.Contains(string(body), "key:ops/"+manageID+" (cli:mallory)") {
+		t.Errorf("audit of a model made with the manage key: %d %s; want the actor key:ops/%s", code, body, manageID)
+	}
+
 	// Revocation reaches the server within its key TTL, without a restart.
 	st, err := registry.OpenDir(context.Background(), dir)
 	if err != nil {
