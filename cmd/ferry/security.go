@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"net/http"
 	"strings"
 	"time"
 
@@ -14,6 +15,7 @@ import (
 	"google.golang.org/grpc/credentials"
 
 	"github.com/ferryml/ferry/internal/auth"
+	"github.com/ferryml/ferry/internal/mgmtclient"
 	"github.com/ferryml/ferry/internal/registry"
 	"github.com/ferryml/ferry/internal/transport/middleware"
 )
@@ -213,4 +215,24 @@ func (p *platform) registry() registry.Store {
 		return nil
 	}
 	return p.store
+}
+
+// bearerClient is the management commands' HTTP client: with a key ($FERRY_API_KEY),
+// every request carries it as a bearer token; without one, nil (mgmtclient's default).
+func bearerClient(key string) *http.Client {
+	if key == "" {
+		return nil
+	}
+	return &http.Client{Timeout: mgmtclient.DefaultTimeout, Transport: bearer{key: key, next: http.DefaultTransport}}
+}
+
+type bearer struct {
+	key  string
+	next http.RoundTripper
+}
+
+func (b bearer) RoundTrip(r *http.Request) (*http.Response, error) {
+	r = r.Clone(r.Context())
+	r.Header.Set("Authorization", "Bearer "+b.key)
+	return b.next.RoundTrip(r)
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"crypto/tls"
 	"net/http"
@@ -320,5 +321,64 @@ func TestMTLSIdentity(t *testing.T) {
 	defer plain.Close()
 	if _, err := inference.NewGRPCInferenceServiceClient(plain).ServerLive(context.Background(), &inference.ServerLiveRequest{}); err == nil {
 		t.Error("a plaintext gRPC client got an answer from the TLS listener")
+	}
+}
+
+// cli runs `ferry args...` with env and returns stdout.
+func cli(t *testing.T, env map[string]string, args ...string) (string, error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err := run(context.Background(), args, func(k string) string { return env[k] }, &out, &errb)
+	return out.String(), err
+}
+
+// TestKeysCommandAndServe is the acceptance path: `ferry keys create` prints the key on
+// its last line; `ferry serve --data-dir` then wants it on every route but health; the
+// management commands send it from $FERRY_API_KEY; `ferry keys revoke` ends it.
+func TestKeysCommandAndServe(t *testing.T) {
+	dir := t.TempDir()
+	out, err := cli(t, nil, "keys", "create", "--tenant", "ops", "--role", "manage", "--data-dir", dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	key := lines[len(lines)-1]
+	id, _, ok := registry.ParseKey(key)
+	if !ok {
+		t.Fatalf("last line of keys create %q is not a key", key)
+	}
+	if _, err := cli(t, nil, "keys", "create", "--tenant", "ops", "--role", "root", "--data-dir", dir); err == nil {
+		t.Fatal("keys create --role root succeeded")
+	}
+	if out, err := cli(t, nil, "keys", "list", "--data-dir", dir); err != nil || !strings.Contains(out, id) || strings.Contains(out, key) {
+		t.Fatalf("keys list: %v\n%s (want the id, never the key)", err, out)
+	}
+	ts := startServer(t, exampleRepo(t), withDataDir(dir), withSecurity(func(s *securityConfig) { s.keyTTL = 100 * time.Millisecond }))
+	if code, _, _ := httpDo(t, "GET", ts.URL+"/v2/health/live", "", nil); code != 200 {
+		t.Fatalf("health with keys: %d", code)
+	}
+	if code, _, _ := httpDo(t, "GET", ts.URL+"/v2/models/simple", "", nil); code != 401 {
+		t.Fatalf("metadata without a key: %d, want 401", code)
+	}
+	env := map[string]string{"FERRY_SERVER": ts.URL, "USER": "tester"}
+	if _, err := cli(t, env, "models", "list"); err == nil || !strings.Contains(err.Error(), "401") && !strings.Contains(err.Error(), "unauthenticated") {
+		t.Fatalf("models list without $FERRY_API_KEY: %v, want a 401", err)
+	}
+	env["FERRY_API_KEY"] = key
+	if out, err := cli(t, env, "models", "list"); err != nil || !strings.Contains(out, "simple") {
+		t.Fatalf("models list with $FERRY_API_KEY: %v\n%s", err, out)
+	}
+	if _, err := cli(t, nil, "keys", "revoke", id, "--data-dir", dir); err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		if _, err := cli(t, env, "models", "list"); err != nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("a revoked key still lists models after 2s")
+		}
+		time.Sleep(20 * time.Millisecond)
 	}
 }
