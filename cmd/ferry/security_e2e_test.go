@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/golang-jwt/jwt/v5"
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
@@ -380,5 +381,53 @@ func TestKeysCommandAndServe(t *testing.T) {
 			t.Fatal("a revoked key still lists models after 2s")
 		}
 		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// TestJWTOverBothTransports: a server with --jwks takes good tokens as a header and as
+// metadata, and refuses expired, wrong-audience and alg-none tokens with 401 /
+// UNAUTHENTICATED; an infer token cannot load.
+func TestJWTOverBothTransports(t *testing.T) {
+	is := authtest.NewIssuer(t)
+	ts := startServer(t, exampleRepo(t), withExplicit("simple", "mlp"), withSecurity(func(s *securityConfig) {
+		s.jwks, s.jwtIssuer, s.jwtAudience = is.JWKSFile, authtest.IssuerURL, authtest.Audience
+		s.jwtTenant, s.jwtRole, s.jwtModels = "tenant", "role", "models"
+	}))
+	claims := func(role string, edit func(jwt.MapClaims)) jwt.MapClaims {
+		c := authtest.Claims("acme", role)
+		if edit != nil {
+			edit(c)
+		}
+		return c
+	}
+	none, _ := jwt.NewWithClaims(jwt.SigningMethodNone, claims("admin", nil)).SignedString(jwt.UnsafeAllowNoneSignatureType)
+	for name, c := range map[string]struct {
+		tok         string
+		infer, load int
+	}{
+		"infer (ES256)":  {is.Token(t, jwt.SigningMethodES256, "e1", is.EC, claims("infer", nil)), 200, 403},
+		"manage (EdDSA)": {is.Token(t, jwt.SigningMethodEdDSA, "d1", is.Ed, claims("manage", nil)), 200, 200},
+		"expired": {is.Token(t, jwt.SigningMethodRS256, "r1", is.RSA, claims("admin", func(c jwt.MapClaims) {
+			c["exp"] = time.Now().Add(-time.Hour).Unix()
+		})), 401, 401},
+		"wrong audience": {is.Token(t, jwt.SigningMethodRS256, "r1", is.RSA, claims("admin", func(c jwt.MapClaims) { c["aud"] = "other" })), 401, 401},
+		"alg none":       {none, 401, 401},
+	} {
+		code, _, body := httpDo(t, "POST", ts.URL+"/v2/models/simple/infer", "application/json", strings.NewReader(simpleJSON), "Authorization", "Bearer "+c.tok)
+		if code != c.infer {
+			t.Errorf("%s: REST infer %d %s, want %d", name, code, body, c.infer)
+		}
+		code, _, body = httpDo(t, "POST", ts.URL+"/v2/repository/models/mlp/load", "application/json", strings.NewReader("{}"), "Authorization", "Bearer "+c.tok)
+		if code != c.load {
+			t.Errorf("%s: REST load %d %s, want %d", name, code, body, c.load)
+		}
+		ctx := metadata.AppendToOutgoingContext(context.Background(), "authorization", "Bearer "+c.tok)
+		want := map[int]codes.Code{200: codes.OK, 401: codes.Unauthenticated, 403: codes.PermissionDenied}
+		if _, err := ts.GRPC.ModelInfer(ctx, e2eSimpleRequest("1", 1, true)); status.Code(err) != want[c.infer] {
+			t.Errorf("%s: gRPC infer %v, want %v", name, err, want[c.infer])
+		}
+		if _, err := ts.GRPC.RepositoryModelLoad(ctx, &inference.RepositoryModelLoadRequest{ModelName: "mlp"}); status.Code(err) != want[c.load] {
+			t.Errorf("%s: gRPC load %v, want %v", name, err, want[c.load])
+		}
 	}
 }

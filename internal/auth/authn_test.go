@@ -2,18 +2,11 @@ package auth
 
 import (
 	"context"
-	"crypto"
-	"crypto/ecdsa"
-	"crypto/ed25519"
-	"crypto/elliptic"
 	"crypto/rand"
 	"crypto/rsa"
 	"crypto/x509"
 	"crypto/x509/pkix"
-	"encoding/base64"
-	"encoding/json"
 	"errors"
-	"math/big"
 	"os"
 	"path/filepath"
 	"strings"
@@ -22,6 +15,7 @@ import (
 
 	"github.com/golang-jwt/jwt/v5"
 
+	"github.com/ferryml/ferry/internal/auth/authtest"
 	"github.com/ferryml/ferry/internal/registry"
 )
 
@@ -92,70 +86,23 @@ func TestKeysRevokedWithinTTL(t *testing.T) {
 	t.Logf("revoked key refused %v after RevokeKey (TTL %v)", time.Since(revoked).Round(time.Millisecond), ttl)
 }
 
-// issuer is a test OIDC issuer: its keys, and a JWKS file of their public parts.
-type issuer struct {
-	rsa  *rsa.PrivateKey
-	ec   *ecdsa.PrivateKey
-	ed   ed25519.PrivateKey
-	jwks string
-}
-
-func newIssuer(t testing.TB) *issuer {
-	t.Helper()
-	is := &issuer{}
-	var err error
-	if is.rsa, err = rsa.GenerateKey(rand.Reader, 2048); err != nil {
-		t.Fatal(err)
-	}
-	if is.ec, err = ecdsa.GenerateKey(elliptic.P256(), rand.Reader); err != nil {
-		t.Fatal(err)
-	}
-	if _, is.ed, err = ed25519.GenerateKey(rand.Reader); err != nil {
-		t.Fatal(err)
-	}
-	b64 := base64.RawURLEncoding.EncodeToString
-	ecPub, _ := is.ec.PublicKey.Bytes() // 0x04 || X || Y
-	set := map[string]any{"keys": []map[string]string{
-		{"kty": "RSA", "kid": "r1", "use": "sig", "n": b64(is.rsa.N.Bytes()), "e": b64(big.NewInt(int64(is.rsa.E)).Bytes())},
-		{"kty": "EC", "kid": "e1", "crv": "P-256", "x": b64(ecPub[1:33]), "y": b64(ecPub[33:])},
-		{"kty": "OKP", "kid": "d1", "crv": "Ed25519", "x": b64(is.ed.Public().(ed25519.PublicKey))},
-	}}
-	b, _ := json.Marshal(set)
-	is.jwks = filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(is.jwks, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return is
-}
-
-func (is *issuer) token(t *testing.T, m jwt.SigningMethod, kid string, key crypto.Signer, claims jwt.MapClaims) string {
-	t.Helper()
-	tok := jwt.NewWithClaims(m, claims)
-	tok.Header["kid"] = kid
-	s, err := tok.SignedString(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return s
-}
-
 func goodClaims() jwt.MapClaims {
-	now := time.Now()
-	return jwt.MapClaims{"iss": "https://issuer.test", "aud": "ferry", "sub": "svc-1", "tenant": "acme", "role": []any{"infer", "manage"},
-		"models": []any{"mlp*"}, "exp": now.Add(time.Hour).Unix(), "nbf": now.Add(-time.Minute).Unix(), "iat": now.Unix()}
+	c := authtest.Claims("acme", []any{"infer", "manage"})
+	c["models"] = []any{"mlp*"}
+	return c
 }
 
 func TestJWT(t *testing.T) {
 	ctx := context.Background()
-	is := newIssuer(t)
-	a, err := New(ctx, Config{JWT: &JWTConfig{JWKS: is.jwks, Issuer: "https://issuer.test", Audience: "ferry"}, Required: true})
+	is := authtest.NewIssuer(t)
+	a, err := New(ctx, Config{JWT: &JWTConfig{JWKS: is.JWKSFile, Issuer: "https://issuer.test", Audience: "ferry"}, Required: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	for name, tok := range map[string]string{
-		"RS256": is.token(t, jwt.SigningMethodRS256, "r1", is.rsa, goodClaims()),
-		"ES256": is.token(t, jwt.SigningMethodES256, "e1", is.ec, goodClaims()),
-		"EdDSA": is.token(t, jwt.SigningMethodEdDSA, "d1", is.ed, goodClaims()),
+		"RS256": is.Token(t, jwt.SigningMethodRS256, "r1", is.RSA, goodClaims()),
+		"ES256": is.Token(t, jwt.SigningMethodES256, "e1", is.EC, goodClaims()),
+		"EdDSA": is.Token(t, jwt.SigningMethodEdDSA, "d1", is.Ed, goodClaims()),
 	} {
 		id, err := a.Authenticate(ctx, CredentialsOf("Bearer "+tok, nil))
 		if err != nil || id.Tenant != "acme" || id.Subject != "svc-1" || id.Role != RoleManage || len(id.Models) != 1 || id.Via != ViaJWT {
@@ -173,7 +120,7 @@ func TestJWT(t *testing.T) {
 	}
 	// An HS256 token whose HMAC secret is the RSA public key's bytes: the classic
 	// algorithm-confusion attack; and "none".
-	pubDER, _ := x509.MarshalPKIXPublicKey(&is.rsa.PublicKey)
+	pubDER, _ := x509.MarshalPKIXPublicKey(&is.RSA.PublicKey)
 	hs := jwt.NewWithClaims(jwt.SigningMethodHS256, goodClaims())
 	hs.Header["kid"] = "r1"
 	hsTok, _ := hs.SignedString(pubDER)
@@ -184,21 +131,21 @@ func TestJWT(t *testing.T) {
 		tok    string
 		reason string
 	}{
-		"expired":                   {is.token(t, jwt.SigningMethodRS256, "r1", is.rsa, with("exp", time.Now().Add(-time.Hour).Unix())), "expired"},
-		"no exp":                    {is.token(t, jwt.SigningMethodRS256, "r1", is.rsa, with("exp", nil)), "missing"},
-		"not yet valid":             {is.token(t, jwt.SigningMethodRS256, "r1", is.rsa, with("nbf", time.Now().Add(time.Hour).Unix())), "not valid yet"},
-		"wrong audience":            {is.token(t, jwt.SigningMethodRS256, "r1", is.rsa, with("aud", "someone-else")), "audience"},
-		"wrong issuer":              {is.token(t, jwt.SigningMethodRS256, "r1", is.rsa, with("iss", "https://evil.test")), "issuer"},
-		"wrong key":                 {is.token(t, jwt.SigningMethodRS256, "r1", otherKey, goodClaims()), "signature"},
-		"unknown kid":               {is.token(t, jwt.SigningMethodRS256, "zz", is.rsa, goodClaims()), "unverifiable"},
+		"expired":                   {is.Token(t, jwt.SigningMethodRS256, "r1", is.RSA, with("exp", time.Now().Add(-time.Hour).Unix())), "expired"},
+		"no exp":                    {is.Token(t, jwt.SigningMethodRS256, "r1", is.RSA, with("exp", nil)), "missing"},
+		"not yet valid":             {is.Token(t, jwt.SigningMethodRS256, "r1", is.RSA, with("nbf", time.Now().Add(time.Hour).Unix())), "not valid yet"},
+		"wrong audience":            {is.Token(t, jwt.SigningMethodRS256, "r1", is.RSA, with("aud", "someone-else")), "audience"},
+		"wrong issuer":              {is.Token(t, jwt.SigningMethodRS256, "r1", is.RSA, with("iss", "https://evil.test")), "issuer"},
+		"wrong key":                 {is.Token(t, jwt.SigningMethodRS256, "r1", otherKey, goodClaims()), "signature"},
+		"unknown kid":               {is.Token(t, jwt.SigningMethodRS256, "zz", is.RSA, goodClaims()), "unverifiable"},
 		"HS256 with the public key": {hsTok, "algorithm not allowed"},
 		"alg none":                  {noneTok, ""},
-		"no tenant":                 {is.token(t, jwt.SigningMethodRS256, "r1", is.rsa, with("tenant", nil)), "tenant"},
-		"unknown role":              {is.token(t, jwt.SigningMethodRS256, "r1", is.rsa, with("role", "root")), "role"},
+		"no tenant":                 {is.Token(t, jwt.SigningMethodRS256, "r1", is.RSA, with("tenant", nil)), "tenant"},
+		"unknown role":              {is.Token(t, jwt.SigningMethodRS256, "r1", is.RSA, with("role", "root")), "role"},
 		"RS384": {func() string {
 			tk := jwt.NewWithClaims(jwt.SigningMethodRS384, goodClaims())
 			tk.Header["kid"] = "r1"
-			s, _ := tk.SignedString(is.rsa)
+			s, _ := tk.SignedString(is.RSA)
 			return s
 		}(), "algorithm not allowed"},
 	} {
@@ -208,7 +155,7 @@ func TestJWT(t *testing.T) {
 			t.Errorf("%s: %v, want the reason to say %q", name, err, c.reason)
 		}
 	}
-	if _, err := New(ctx, Config{JWT: &JWTConfig{JWKS: is.jwks}}); err == nil {
+	if _, err := New(ctx, Config{JWT: &JWTConfig{JWKS: is.JWKSFile}}); err == nil {
 		t.Error("a JWKS without issuer and audience was accepted")
 	}
 }

@@ -5,21 +5,23 @@ import (
 	"testing"
 
 	"github.com/golang-jwt/jwt/v5"
+
+	"github.com/ferryml/ferry/internal/auth/authtest"
 )
 
 // FuzzAuthenticateBearer feeds any Authorization value to an authenticator that takes
 // API keys and JWTs: it must not panic, and no value the fuzzer makes is a credential.
 func FuzzAuthenticateBearer(f *testing.F) {
-	is := newIssuer(f)
+	is := authtest.NewIssuer(f)
 	f.Add("Bearer fk_0123456789abcdef_AAAA")
 	f.Add("bearer " + "eyJhbGciOiJub25lIn0.eyJzdWIiOiJ4In0.")
 	f.Add("Basic YTpi")
 	f.Add("Bearer a.b.c")
 	tok := jwt.NewWithClaims(jwt.SigningMethodRS256, goodClaims())
 	tok.Header["kid"] = "r1"
-	good, _ := tok.SignedString(is.rsa)
+	good, _ := tok.SignedString(is.RSA)
 	f.Add("Bearer " + good[:len(good)-3] + "AAA")
-	a, err := New(context.Background(), Config{JWT: &JWTConfig{JWKS: is.jwks, Issuer: "https://issuer.test", Audience: "ferry"}, Required: true})
+	a, err := New(context.Background(), Config{JWT: &JWTConfig{JWKS: is.JWKSFile, Issuer: "https://issuer.test", Audience: "ferry"}, Required: true})
 	if err != nil {
 		f.Fatal(err)
 	}

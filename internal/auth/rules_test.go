@@ -3,6 +3,8 @@ package auth
 import (
 	"errors"
 	"testing"
+
+	"github.com/ferryml/ferry/internal/inference"
 )
 
 // TestAuthorizeEveryRoleAndAction is the rules' table: each role against each action,
@@ -96,5 +98,38 @@ func TestMayUse(t *testing.T) {
 	}
 	if !(Identity{}).MayUse("anything") {
 		t.Error("an identity without patterns may use every model")
+	}
+}
+
+func TestClassifyGRPC(t *testing.T) {
+	const s = "/inference.GRPCInferenceService/"
+	cases := []struct {
+		method string
+		req    any
+		action Action
+		model  string
+	}{
+		{"/grpc.health.v1.Health/Check", nil, ActionOpen, ""},
+		{s + "ServerLive", nil, ActionOpen, ""},
+		{s + "ServerReady", nil, ActionOpen, ""},
+		{s + "ServerMetadata", nil, ActionAny, ""},
+		{s + "ModelMetadata", &inference.ModelMetadataRequest{Name: "mlp"}, ActionRead, "mlp"},
+		{s + "ModelStatistics", &inference.ModelStatisticsRequest{}, ActionReadAll, ""},
+		{s + "ModelStatistics", &inference.ModelStatisticsRequest{Name: "mlp"}, ActionRead, "mlp"},
+		{s + "ModelInfer", &inference.ModelInferRequest{ModelName: "mlp"}, ActionInfer, "mlp"},
+		{s + "RepositoryIndex", &inference.RepositoryIndexRequest{}, ActionReadAll, ""},
+		{s + "RepositoryModelLoad", &inference.RepositoryModelLoadRequest{ModelName: "mlp"}, ActionManage, "mlp"},
+		{s + "RepositoryModelUnload", &inference.RepositoryModelUnloadRequest{ModelName: "mlp"}, ActionManage, "mlp"},
+		{s + "LogSettings", &inference.LogSettingsRequest{}, ActionReadAll, ""},
+		{s + "LogSettings", &inference.LogSettingsRequest{Settings: map[string]*inference.LogSettingsRequest_SettingValue{"log_info": {}}}, ActionManage, ""},
+		{s + "TraceSetting", &inference.TraceSettingRequest{ModelName: "mlp", Settings: map[string]*inference.TraceSettingRequest_SettingValue{"trace_rate": {}}}, ActionManage, "mlp"},
+		{s + "SystemSharedMemoryRegister", &inference.SystemSharedMemoryRegisterRequest{}, ActionShm, ""},
+		{"/grpc.reflection.v1.ServerReflection/ServerReflectionInfo", nil, ActionAny, ""},
+	}
+	for _, c := range cases {
+		a, m := ClassifyGRPC(c.method, c.req)
+		if a != c.action || m != c.model {
+			t.Errorf("ClassifyGRPC(%s, %v) = %s %q, want %s %q", c.method, c.req, a, m, c.action, c.model)
+		}
 	}
 }
