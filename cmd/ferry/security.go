@@ -63,8 +63,8 @@ type security struct {
 }
 
 // newSecurity picks the policy. Credentials are required on every route but health
-// when the registry holds an active key, --jwks is set, or client certificates are
-// required. Otherwise callers are anonymous: admin when every listener is on loopback
+// when the registry holds an active key (at start, or from the first key created while
+// serving, seen within --auth-key-ttl), --jwks is set, or --tls-client-ca is set. Otherwise callers are anonymous: admin when every listener is on loopback
 // or with --insecure-management; else infer, so management routes refuse each call
 // with a 403 saying why (the server still serves inference: Ferry in a container
 // binds 0.0.0.0 and must not stop, yet its management must not be open to the network).
@@ -81,6 +81,7 @@ func newSecurity(ctx context.Context, cfg serveConfig, store registry.Store, log
 	var why []string
 	if store != nil {
 		ac.Keys = store
+		ac.KeysPresent = func(ctx context.Context) (bool, error) { n, err := activeKeys(ctx, store); return n > 0, err }
 		if n, err := activeKeys(ctx, store); err != nil {
 			return nil, fmt.Errorf("auth: reading the registry's keys: %w", err)
 		} else if n > 0 {

@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -19,6 +20,10 @@ type Config struct {
 	// Required: a request without credentials is refused (401). Without it, such a
 	// request is anonymous with role Anonymous, and credentials given are still checked.
 	Required bool
+	// KeysPresent, when set and not Required, is asked (at most once per KeyTTL) whether
+	// the store now holds an active key: once it does, credentials are required, without
+	// a restart (the first key created on a running server closes it).
+	KeysPresent func(ctx context.Context) (bool, error)
 	// Anonymous is the role of a caller without credentials when not Required: admin
 	// on loopback, infer on a listener beyond loopback without --insecure-management.
 	Anonymous Role
@@ -33,6 +38,33 @@ type Authenticator struct {
 	cfg  Config
 	keys *keyCache
 	jwt  *jwtVerifier
+
+	mu          sync.Mutex
+	present     bool // KeysPresent's last answer
+	presentAt   time.Time
+	presentOnce bool
+}
+
+// required reports whether a request without credentials is refused now.
+func (a *Authenticator) required(ctx context.Context) bool {
+	if a.cfg.Required || a.cfg.KeysPresent == nil {
+		return a.cfg.Required
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	ttl := a.cfg.KeyTTL
+	if ttl <= 0 {
+		ttl = DefaultKeyTTL
+	}
+	if a.present || (a.presentOnce && time.Since(a.presentAt) < ttl) {
+		return a.present // once keys exist, the policy stays closed until a restart
+	}
+	ok, err := a.cfg.KeysPresent(ctx)
+	if err != nil {
+		return true // a store that cannot say keeps the door closed, and is asked again next time
+	}
+	a.present, a.presentAt, a.presentOnce = ok, time.Now(), true
+	return ok
 }
 
 // New builds an Authenticator; a JWKS is read now, so a bad one fails the start.
@@ -114,7 +146,7 @@ func (a *Authenticator) Authenticate(ctx context.Context, c Credentials) (Identi
 			return Identity{}, &Unauthenticated{err.Error()}
 		}
 		return id, nil
-	case a.cfg.Required:
+	case a.required(ctx):
 		return Identity{}, &Unauthenticated{"credentials required: send Authorization: Bearer <API key or JWT>, or a client certificate"}
 	}
 	return Identity{Tenant: "", Subject: "anonymous", Role: a.cfg.Anonymous, Via: ViaAnonymous}, nil

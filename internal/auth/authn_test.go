@@ -205,3 +205,28 @@ func TestAnonymousPolicy(t *testing.T) {
 		t.Fatalf("anonymous manage: %v, want Denied naming why", err)
 	}
 }
+
+// TestFirstKeyClosesARunningServer: with no key at start callers are anonymous; once a
+// key exists, a request without credentials is refused within the TTL.
+func TestFirstKeyClosesARunningServer(t *testing.T) {
+	ctx := context.Background()
+	st := openRegistry(t)
+	present := func(ctx context.Context) (bool, error) {
+		ks, err := st.ListKeys(ctx, "")
+		return len(ks) > 0, err
+	}
+	const ttl = 200 * time.Millisecond
+	a, err := New(ctx, Config{Keys: st, KeyTTL: ttl, KeysPresent: present, Anonymous: RoleAdmin})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if id, err := a.Authenticate(ctx, Credentials{}); err != nil || id.Via != ViaAnonymous {
+		t.Fatalf("no keys yet: %+v, %v; want anonymous", id, err)
+	}
+	if _, _, err := st.CreateKey(ctx, registry.Key{Tenant: "t", Role: registry.RoleInfer}); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(ttl + 50*time.Millisecond)
+	_, err = a.Authenticate(ctx, Credentials{})
+	wantUnauthenticated(t, "after the first key", err)
+}
