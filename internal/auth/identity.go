@@ -61,7 +61,12 @@ type Identity struct {
 }
 
 // String names the caller for logs and the audit trail, never with a secret.
-func (id Identity) String() string { return id.Via + ":" + id.Tenant + "/" + id.Subject }
+func (id Identity) String() string {
+	if id.Via == ViaAnonymous {
+		return "anonymous"
+	}
+	return id.Via + ":" + id.Tenant + "/" + id.Subject
+}
 
 // MayUse reports whether the identity's model patterns admit model. An empty model
 // (a request about every model) is admitted only by an identity limited to none.
