@@ -431,3 +431,29 @@ func TestJWTOverBothTransports(t *testing.T) {
 		}
 	}
 }
+
+// TestNoBypassThroughOpenPaths: paths that start like the open health routes but lead
+// elsewhere are not open.
+func TestNoBypassThroughOpenPaths(t *testing.T) {
+	dir := t.TempDir()
+	createKeys(t, dir, map[string]registry.Key{"k": {Tenant: "t", Role: "admin"}})
+	ts := startServer(t, exampleRepo(t), withDataDir(dir), withExplicit("simple"))
+	for _, p := range []string{"/v2/health/../repository/models/simple/unload", "/v2/health/ready/../../models/simple", "/v2/health/%2e%2e/models/simple", "//v2/models/simple"} {
+		req, err := http.NewRequest("POST", ts.URL+"/x", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		req.URL.Opaque = p // sent as written, not cleaned by the client
+		resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 401 {
+			t.Errorf("POST %s without a key: %d, want 401", p, resp.StatusCode)
+		}
+	}
+	if code, _, _ := httpDo(t, "GET", ts.URL+"/v2/models/simple/ready", "", nil); code != 401 {
+		t.Errorf("model readiness without a key: %d, want 401", code)
+	}
+}

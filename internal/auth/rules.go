@@ -63,7 +63,9 @@ func ClassifyHTTP(method, p string) (Action, string) {
 	seg := strings.Split(strings.Trim(p, "/"), "/")
 	read := method == http.MethodGet || method == http.MethodHead
 	switch {
-	case strings.HasPrefix(p, "/v2/health/"):
+	case p == "/v2/health/live" || p == "/v2/health/ready":
+		// Exact paths: a prefix would open "/v2/health/../repository/..." (an
+		// alternate-path bypass, CWE-288) to whatever serves it after cleaning.
 		return ActionOpen, ""
 	case p == "/v2" || p == "/v2/" || p == "/metrics":
 		return ActionAny, ""

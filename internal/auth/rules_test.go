@@ -80,6 +80,8 @@ func TestClassifyHTTP(t *testing.T) {
 		{"POST", "/api/v1/keys", ActionAdmin, ""},
 		{"GET", "/nothing/here", ActionAny, ""},
 		{"GET", "/v2/health", ActionAny, ""},
+		{"POST", "/v2/health/../repository/models/mlp/load", ActionAny, ""},
+		{"GET", "/v2/health/live/x", ActionAny, ""},
 	}
 	for _, c := range cases {
 		a, m := ClassifyHTTP(c.method, c.path)
