@@ -8,6 +8,7 @@ import (
 	"os"
 
 	"github.com/ferryml/ferry/internal/admission"
+	"github.com/ferryml/ferry/internal/auth"
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/monitor/metrics"
 	"github.com/prometheus/client_golang/prometheus"
@@ -83,10 +84,16 @@ func (p admissionParts) register(reg prometheus.Registerer) {
 	reg.MustRegister(p.obs.Collectors(p.ctl.Limits)...)
 }
 
-// callerOf names a request's tenant and key for its rate limits. Until authentication
-// puts an identity in the context, every request is the anonymous tenant "", whom the
-// default limits govern.
-func callerOf(context.Context) (tenant, key string) { return "", "" }
+// callerOf names a request's tenant and key for its rate limits: the identity
+// authentication put in the context (a key's id, a token's subject); a request without
+// one is the anonymous tenant "", whom the default limits govern.
+func callerOf(ctx context.Context) (tenant, key string) {
+	id, ok := auth.FromContext(ctx)
+	if !ok || id.Via == auth.ViaAnonymous {
+		return "", ""
+	}
+	return id.Tenant, id.Subject
+}
 
 // limitsFile is the --rate-limits flag: the file is read and checked when the flag is
 // parsed, so a bad file stops `ferry serve` with the field named.

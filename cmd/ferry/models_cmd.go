@@ -35,11 +35,13 @@ type apiFlags struct {
 	server string
 	output string
 	user   string // the audit trail's actor: cli:$USER
+	apiKey string // $FERRY_API_KEY: sent as Authorization: Bearer (security.go)
 }
 
 // bind adds --server and -o to cmd and its subcommands.
 func (r *apiFlags) bind(cmd *cobra.Command, getenv func(string) string) {
 	r.user = getenv("USER")
+	r.apiKey = getenv("FERRY_API_KEY")
 	def := getenv("FERRY_SERVER")
 	if def == "" {
 		def = defaultServer
@@ -53,7 +55,7 @@ func (r *apiFlags) client() (*mgmtclient.Client, error) {
 	if r.output != "table" && r.output != "json" {
 		return nil, fmt.Errorf("-o %q: want table or json", r.output)
 	}
-	c, err := mgmtclient.New(r.server, nil)
+	c, err := mgmtclient.New(r.server, bearerClient(r.apiKey))
 	if err != nil {
 		return nil, fmt.Errorf("--server: %w", err)
 	}

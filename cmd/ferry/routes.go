@@ -29,7 +29,10 @@ import (
 // paths before the mux could clean them (a mux would redirect models/x/../y to models/y,
 // method and all), and it bounds its own bodies, since a pushed artifact may be larger
 // than any inference request. The group it forms is where authentication will wrap it.
-func httpRoot(v2 *v2http.Handler, metrics http.Handler, api *mgmt.Handler, more map[string]http.Handler, lim core.Limits, log *slog.Logger) http.Handler {
+//
+// inner are layers around everything but the log and recovery (auth, security.go): they
+// see every path as the client sent it, /api/v1 included.
+func httpRoot(v2 *v2http.Handler, metrics http.Handler, api *mgmt.Handler, more map[string]http.Handler, lim core.Limits, log *slog.Logger, inner ...middleware.Layer) http.Handler {
 	mux := http.NewServeMux()
 	v2.Mount(mux)
 	mux.Handle("GET /metrics", metrics)
@@ -40,10 +43,10 @@ func httpRoot(v2 *v2http.Handler, metrics http.Handler, api *mgmt.Handler, more 
 	if api != nil {
 		h = api.Intercept(h)
 	}
-	return middleware.Chain(h,
+	return middleware.Chain(h, append([]middleware.Layer{
 		middleware.LogRequests(log), // outside Recover: a request that panics is logged too
 		middleware.Recover(log),
-	)
+	}, inner...)...)
 }
 
 // newHTTPServer is the http.Server of the HTTP listener, with the connection timeouts
@@ -63,12 +66,14 @@ const streamWorkers = 128
 // codec), stream workers and the one interceptor chain. The V2 inference and health
 // services register on it, and server reflection (v1 and v1alpha), so grpcurl and other
 // tools list and call the services without the .proto files, as with Triton.
-func newGRPCServer(v2 *v2grpc.Server, log *slog.Logger) *grpc.Server {
+// more are options added after the chain (auth's interceptors and TLS, security.go).
+func newGRPCServer(v2 *v2grpc.Server, log *slog.Logger, more ...grpc.ServerOption) *grpc.Server {
 	opts := append(v2.ServerOptions(),
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.ChainUnaryInterceptor(middleware.LogUnary(log)),
 		grpc.ChainStreamInterceptor(middleware.LogStream(log)),
 	)
+	opts = append(opts, more...)
 	gs := grpc.NewServer(opts...)
 	v2.Register(gs)
 	reflection.Register(gs)

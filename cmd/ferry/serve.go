@@ -69,6 +69,7 @@ type serveConfig struct {
 	onDemand    onDemandConfig  // ondemand.go
 	platform    platformConfig  // platform.go: the registry, endpoints and rollouts
 	admission   admissionConfig // admission.go: rate limits, quotas, load shedding
+	security    securityConfig  // security.go: auth and TLS
 	// inferenceFirst moves request handling to SCHED_BATCH (see threadprio).
 	inferenceFirst bool
 
@@ -149,6 +150,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	cfg.onDemand.addFlags(f)
 	cfg.platform.addFlags(f)
 	cfg.admission.addFlags(f)
+	cfg.security.addFlags(f)
 	cfg.addTritonFlags(f)
 	_ = cmd.MarkFlagRequired("model-repository")
 	return cmd
@@ -288,9 +290,13 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	if s.plat != nil {
 		api = mgmt.New(s.plat, mgmt.Options{Logger: log.With("component", "mgmt")})
 	}
-	s.http = newHTTPServer(httpRoot(v2, metricsHandler, api, cfg.moreRoutes, cfg.limits, httpLog)) // routes.go
+	sec, err := newSecurity(context.Background(), cfg, s.plat.registry(), log) // security.go
+	if err != nil {
+		return nil, err
+	}
+	s.http = newHTTPServer(httpRoot(v2, metricsHandler, api, cfg.moreRoutes, cfg.limits, httpLog, sec.httpLayers()...)) // routes.go
 	s.grpcAPI = v2grpc.New(s.core, v2grpc.Options{Logger: grpcLog, Limits: cfg.limits, SharedMemory: s.shm})
-	s.grpc = newGRPCServer(s.grpcAPI, grpcLog)
+	s.grpc = newGRPCServer(s.grpcAPI, grpcLog, sec.grpcOptions()...)
 	if s.httpLn, err = net.Listen("tcp", cfg.bindAddr(cfg.httpAddr, cfg.httpPort)); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
@@ -303,6 +309,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		s.grpcLn.Close()
 		return nil, err
 	}
+	sec.secureListeners(s)
 	return s, nil
 }
 

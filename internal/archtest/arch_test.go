@@ -43,6 +43,7 @@ var banned = map[string][]string{
 	"internal/transport/middleware": {mod + "internal/"},
 	// Admission decides; what a refusal looks like on the wire is the transports' business.
 	"internal/admission": {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend", mod + "internal/scheduler", "net/http", "google.golang.org/grpc"},
+	"internal/auth":      {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/backend", mod + "internal/transport/v2http", mod + "internal/transport/v2grpc", mod + "internal/transport/mgmt"}, // rules by route and method, never by calling the serving parts
 
 	// The rollout controller reaches routing, models and the store through interfaces of
 	// its own; only core's tap record crosses in.

@@ -7,7 +7,7 @@
 // dialect.go holds the only differences between SQLite and PostgreSQL
 // (driver, placeholders, identity columns, error codes); migrate.go and
 // migrations/*.sql version the schema; models.go, versions.go, aliases.go,
-// stages.go, state.go and audit.go implement the Store methods on one SQL
+// stages.go, state.go, keys.go (tenants, API keys) and audit.go implement the Store methods on one SQL
 // code path; names.go validates names; digest.go hashes artifact folders;
 // artifacts.go is the managed artifact store (tar uploads); import.go turns a
 // Triton-style repository into models and versions.

@@ -59,6 +59,19 @@ type Store interface {
 	// RolloutHistory returns the newest limit events (all if limit <= 0), newest last.
 	RolloutHistory(ctx context.Context, endpoint string, limit int) ([][]byte, error)
 
+	// CreateTenant adds a tenant (ErrExists if it exists); Tenants lists them by name.
+	CreateTenant(ctx context.Context, t Tenant) (Tenant, error)
+	Tenants(ctx context.Context) ([]Tenant, error)
+	// CreateKey stores a new API key (its tenant is created if missing) and
+	// returns it with the key's one-time full form, "fk_<id>_<secret>" (keys.go).
+	CreateKey(ctx context.Context, k Key) (Key, string, error)
+	// ListKeys lists a tenant's keys ("": all), revoked ones too, never secrets.
+	ListKeys(ctx context.Context, tenant string) ([]Key, error)
+	// LookupKey finds a key by its public id, revoked or not.
+	LookupKey(ctx context.Context, id string) (Key, error)
+	// RevokeKey marks a key revoked (idempotent; ErrNotFound if unknown).
+	RevokeKey(ctx context.Context, id string) error
+
 	Close() error
 }
 

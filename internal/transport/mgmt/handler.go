@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"strings"
 
+	"github.com/ferryml/ferry/internal/auth"
 	"github.com/ferryml/ferry/internal/mgmtapi"
 	"github.com/ferryml/ferry/internal/registry"
 	"github.com/ferryml/ferry/internal/rollout"
@@ -194,6 +195,14 @@ func withActor(r *http.Request) context.Context {
 }
 
 func actorName(r *http.Request) string {
+	// An authenticated caller is the actor; the header a client sends is only its
+	// own account of who is behind it, so it is kept beside, never instead.
+	if id, ok := auth.FromContext(r.Context()); ok && id.Via != auth.ViaAnonymous {
+		if who := r.Header.Get(mgmtapi.HeaderActor); who != "" {
+			return id.String() + " (" + who + ")"
+		}
+		return id.String()
+	}
 	if who := r.Header.Get(mgmtapi.HeaderActor); who != "" {
 		return who
 	}
