@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -32,6 +33,11 @@ type RESTOptions struct {
 	MaxConns int
 	// Header goes on every request, e.g. an Authorization for a server behind a gateway.
 	Header http.Header
+	// DialControl, when set, is the dialer's Control: it sees every address connected
+	// to, after DNS resolution and on redirects, and may refuse it (netguard).
+	DialControl func(network, address string, c syscall.RawConn) error
+	// CheckRedirect, when set, is the http.Client's.
+	CheckRedirect func(req *http.Request, via []*http.Request) error
 }
 
 // REST is a V2 REST client of one server. It is safe for concurrent use.
@@ -63,7 +69,7 @@ func NewREST(o RESTOptions) (*REST, error) {
 		conns = 64
 	}
 	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second, Control: o.DialControl}).DialContext,
 		MaxIdleConns:        conns,
 		MaxIdleConnsPerHost: conns,
 		IdleConnTimeout:     90 * time.Second,
@@ -75,7 +81,7 @@ func NewREST(o RESTOptions) (*REST, error) {
 		rt = withHeader{tr, o.Header}
 	}
 	root := strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/")
-	return &REST{root: root, tr: tr, hc: &http.Client{Transport: rt, Timeout: o.Timeout}}, nil
+	return &REST{root: root, tr: tr, hc: &http.Client{Transport: rt, Timeout: o.Timeout, CheckRedirect: o.CheckRedirect}}, nil
 }
 
 // withHeader adds its header to every request that goes through it.
