@@ -63,8 +63,8 @@ const streamWorkers = 128
 // codec), stream workers and the one interceptor chain. The V2 inference and health
 // services register on it, and server reflection (v1 and v1alpha), so grpcurl and other
 // tools list and call the services without the .proto files, as with Triton.
-func newGRPCServer(v2 *v2grpc.Server, log *slog.Logger) *grpc.Server {
-	opts := append(v2.ServerOptions(),
+func newGRPCServer(v2 *v2grpc.Server, log *slog.Logger, more ...grpc.ServerOption) *grpc.Server {
+	opts := append(append(v2.ServerOptions(), more...),
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.ChainUnaryInterceptor(middleware.LogUnary(log)),
 		grpc.ChainStreamInterceptor(middleware.LogStream(log)),

@@ -66,8 +66,9 @@ type serveConfig struct {
 	moreRoutes  map[string]http.Handler
 	strictReady bool
 	pprofAddr   string
-	onDemand    onDemandConfig // ondemand.go
-	platform    platformConfig // platform.go: the registry, endpoints and rollouts
+	onDemand    onDemandConfig  // ondemand.go
+	platform    platformConfig  // platform.go: the registry, endpoints and rollouts
+	hardening   hardeningConfig // hardening.go: uploads, interpreters, outbound addresses, body limits
 	// inferenceFirst moves request handling to SCHED_BATCH (see threadprio).
 	inferenceFirst bool
 
@@ -145,12 +146,13 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f.BoolVar(&cfg.inferenceFirst, "inference-first", true, "Linux: request-handling threads run as SCHED_BATCH, so that their wakeups do not preempt model execution when the cores are busy")
 	cfg.onDemand.addFlags(f)
 	cfg.platform.addFlags(f)
+	cfg.hardening.addFlags(f)
 	cfg.addTritonFlags(f)
 	_ = cmd.MarkFlagRequired("model-repository")
 	return cmd
 }
 
-func (c serveConfig) validate() error {
+func (c *serveConfig) validate() error {
 	var errs []error
 	if c.limits.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("--max-body-bytes: must be > 0, got %d", c.limits.MaxBodyBytes))
@@ -177,6 +179,7 @@ func (c serveConfig) validate() error {
 		errs = append(errs, fmt.Errorf("--load-model needs --model-control-mode explicit"))
 	}
 	errs = append(errs, c.onDemand.validate(c.mode)...)
+	errs = append(errs, c.hardening.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -241,11 +244,13 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	}
 	m := metrics.New(func() []core.ModelStats { return s.core.StatsSnapshot() })
 	rb := remote.New(log.With("backend", "remote")) // also a metrics collector
+	rb.SetGuard(cfg.hardening.guard)
 	s.repo, err = repository.New(repository.Options{
 		Root: repositoryRoot(cfg, store), Source: storeSource(store, log.With("component", "objstore")), Mode: mode, Startup: cfg.loadModels, PollInterval: cfg.pollInterval,
 		Backends: withBackends(backends(rt, rb, cfg, log), cfg.moreBackends), Logger: log.With("component", "repository"),
 		Hooks: repository.Hooks{Loaded: m.Loaded, State: m.State, Unloaded: m.Unloaded, Resident: m.Resident}, SchedulerObserver: m.Scheduler,
 		ExitOnError: cfg.exitOnError, DisableAutoComplete: cfg.noAutoFill,
+		AllowLoadFiles: cfg.hardening.allowLoadFiles, LoadFilesDir: cfg.hardening.loadFilesDir, AllowCodeUploads: cfg.hardening.allowPythonUploads,
 		LoadTimeout: cfg.onDemand.loadTimeout, MemoryBudget: int64(cfg.onDemand.budget), IdleUnload: cfg.onDemand.idleUnload, NativeHeapInUse: onnx.HeapInUse,
 	})
 	if err != nil {
@@ -281,9 +286,9 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	if s.plat != nil {
 		api = mgmt.New(s.plat, mgmt.Options{Logger: log.With("component", "mgmt")})
 	}
-	s.http = newHTTPServer(httpRoot(v2, metricsHandler, api, cfg.moreRoutes, cfg.limits, httpLog)) // routes.go
+	s.http = cfg.hardening.httpServer(newHTTPServer(cfg.hardening.wrapHTTP(httpRoot(v2, metricsHandler, api, cfg.moreRoutes, cfg.limits, httpLog)))) // routes.go, hardening.go
 	s.grpcAPI = v2grpc.New(s.core, v2grpc.Options{Logger: grpcLog, Limits: cfg.limits, SharedMemory: s.shm})
-	s.grpc = newGRPCServer(s.grpcAPI, grpcLog)
+	s.grpc = newGRPCServer(s.grpcAPI, grpcLog, cfg.hardening.grpcOptions()...)
 	if s.httpLn, err = net.Listen("tcp", cfg.bindAddr(cfg.httpAddr, cfg.httpPort)); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}

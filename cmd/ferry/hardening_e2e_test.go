@@ -1,0 +1,96 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
+	"github.com/ferryml/ferry/internal/inference"
+)
+
+// withLoadFiles lets load requests carry configs and files (--allow-load-files).
+func withLoadFiles(c *serveConfig) { c.hardening.allowLoadFiles = true }
+
+// TestHardeningRefusals: what a hostile client sends to a server with its default
+// hardening, over REST and gRPC; each is refused naming the problem, and the server
+// keeps serving.
+func TestHardeningRefusals(t *testing.T) {
+	ts := startServer(t, exampleRepo(t), func(c *serveConfig) {
+		c.mode = "explicit"
+		c.loadModels = []string{"simple"}
+		c.hardening.bodyBudget = 64 << 10
+		c.hardening.bodyGrace, c.hardening.bodyMinRate = 300*time.Millisecond, 1<<20
+	})
+	pyConfig := restJSONString(`{"name":"evil","backend":"python","input":[{"name":"x","data_type":"TYPE_FP32","dims":[1]}],"output":[{"name":"y","data_type":"TYPE_FP32","dims":[1]}]}`)
+	code, _, b := restCall(t, ts, "POST", "/v2/repository/models/evil/load",
+		`{"parameters":{"config":`+pyConfig+`,"file:1/model.py":"aW1wb3J0IG9zCg=="}}`)
+	restWantError(t, "REST load with an uploaded model.py", code, b, 400, "--allow-load-files")
+	_, err := ts.GRPC.RepositoryModelLoad(context.Background(), &inference.RepositoryModelLoadRequest{ModelName: "evil",
+		Parameters: map[string]*inference.ModelRepositoryParameter{"config": {ParameterChoice: &inference.ModelRepositoryParameter_StringParam{StringParam: `{"backend":"python"}`}}}})
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "--allow-load-files") {
+		t.Errorf("gRPC load with a config: %v, want INVALID_ARGUMENT naming --allow-load-files", err)
+	}
+
+	// A ".." in a V2 path: 400, not a redirect to another model's load.
+	req, _ := http.NewRequest("POST", ts.URL+"/v2/repository/models/../simple/load", nil)
+	req.URL.Path = "/v2/repository/models/../simple/load" // as sent, uncleaned
+	resp, err := (&http.Client{CheckRedirect: func(*http.Request, []*http.Request) error { return http.ErrUseLastResponse }}).Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	restWantError(t, "load with a .. segment", resp.StatusCode, b, 400, `".." segment`)
+
+	// A body over the in-flight budget: 503 with Retry-After, before it is read.
+	big := `{"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"INT32","data":[` + strings.Repeat("0,", 40000) + `0]}]}`
+	code, h, b := restCall(t, ts, "POST", "/v2/models/simple/infer", big)
+	restWantError(t, "body over the in-flight budget", code, b, 503, "in-flight body budget")
+	if h.Get("Retry-After") == "" {
+		t.Error("503 for the body budget has no Retry-After")
+	}
+
+	// Deeply nested data is refused at once (the decoder walks it without recursion
+	// and no deeper than the shape).
+	deep := `{"inputs":[{"name":"INPUT0","shape":[1,16],"datatype":"INT32","data":` + strings.Repeat("[", 30000) + strings.Repeat("]", 30000) + `}]}`
+	start := time.Now()
+	code, _, b = restCall(t, ts, "POST", "/v2/models/simple/infer", deep)
+	restWantError(t, "data nested 30000 deep", code, b, 400)
+	if d := time.Since(start); d > 2*time.Second {
+		t.Errorf("deep nesting took %s to refuse", d)
+	}
+
+	// A body trickled slower than the minimum rate is cut off.
+	conn, err := net.Dial("tcp", ts.httpLn.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /v2/models/simple/infer HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: 50000\r\n\r\n{")
+	go func() {
+		for i := 0; i < 30; i++ {
+			if _, err := conn.Write([]byte(" ")); err != nil {
+				return
+			}
+			time.Sleep(100 * time.Millisecond)
+		}
+	}()
+	conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	sresp, err := http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil {
+		t.Fatalf("slow body: no answer: %v", err)
+	}
+	b, _ = io.ReadAll(sresp.Body)
+	restWantError(t, "slow body", sresp.StatusCode, b, 400, "slower than the minimum")
+
+	restStillServes(t, ts)
+}
