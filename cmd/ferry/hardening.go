@@ -90,12 +90,13 @@ func (h *hardeningConfig) validate() []error {
 	return errs
 }
 
-// wrapHTTP puts the hardening layers around the HTTP root. The management API (/api/)
+// wrapHTTP puts the hardening layers around the HTTP root; the Ferry-Timeout header
+// becomes a V2 request's deadline. The management API (/api/)
 // answers its own paths and bounds its own bodies (a pushed artifact may be larger than
 // the budget), so dot segments and the budget apply to the other routes; the body rate
 // applies to all.
 func (h hardeningConfig) wrapHTTP(root http.Handler) http.Handler {
-	v2 := middleware.Chain(root, middleware.RejectDotSegments, middleware.BodyBudget(int64(h.bodyBudget), time.Second))
+	v2 := middleware.Chain(root, middleware.RejectDotSegments, middleware.BodyBudget(int64(h.bodyBudget), time.Second), middleware.Deadline)
 	rated := middleware.ReadDeadline(middleware.BodyRate{Grace: h.bodyGrace, MinRate: int64(h.bodyMinRate)})
 	return rated(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/api/") {

@@ -2,11 +2,13 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -93,4 +95,44 @@ func TestHardeningRefusals(t *testing.T) {
 	restWantError(t, "slow body", sresp.StatusCode, b, 400, "slower than the minimum")
 
 	restStillServes(t, ts)
+}
+
+// TestFerryTimeoutHeader: an HTTP request's Ferry-Timeout becomes its deadline: queued
+// behind a long request it is answered 504 naming the deadline when that passes, not
+// when the long request ends; the drop is counted as "deadline"; a bad value is 400.
+func TestFerryTimeoutHeader(t *testing.T) {
+	ts := schedServer(t, map[string]string{"dl": schedConfig("dl", 1, 1, "")})
+	ctx := t.Context()
+	busy := schedGo(ctx, ts, "grpc", "dl", schedReq{name: "busy", cost: schedHuge, fill: 1})
+	schedWait(t, ts, "the first request running", func(m schedMetrics) bool { return m.inFlight("dl") == 1 })
+
+	r := schedReq{name: "queued", cost: schedFast, fill: 2}
+	head := fmt.Sprintf(`{"inputs":[{"name":"INPUT0","datatype":"FP32","shape":[%d,%d,%d],"parameters":{"binary_data_size":%d}}]}`,
+		r.shape()[0], r.shape()[1], r.shape()[2], len(r.raw()))
+	send := func(timeout string) (int, []byte, time.Duration) {
+		req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v2/models/dl/infer", io.MultiReader(strings.NewReader(head), bytes.NewReader(r.raw())))
+		req.Header.Set("Content-Type", "application/octet-stream")
+		req.Header.Set("Inference-Header-Content-Length", strconv.Itoa(len(head)))
+		req.Header.Set("Ferry-Timeout", timeout)
+		start := time.Now()
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return resp.StatusCode, b, time.Since(start)
+	}
+	code, b, took := send("150ms")
+	schedStillRunning(t, busy, "the queued request's deadline")
+	restWantError(t, "request past its Ferry-Timeout", code, b, http.StatusGatewayTimeout, "deadline", "Ferry-Timeout")
+	if took > 2*time.Second {
+		t.Errorf("answered after %s for a 150ms deadline", took)
+	}
+	code, b, _ = send("soon")
+	restWantError(t, "Ferry-Timeout soon", code, b, 400, "Ferry-Timeout", "positive duration")
+	busy.wantOK(t)
+	if got := schedScrape(t, ts).dropped("dl", "deadline"); got != 1 {
+		t.Errorf(`ferry_requests_dropped_total{reason="deadline"} = %d, want 1`, got)
+	}
 }

@@ -40,6 +40,10 @@ type RESTOptions struct {
 	CheckRedirect func(req *http.Request, via []*http.Request) error
 }
 
+// DeadlineHeader carries a request's end-to-end deadline over HTTP, as the time left
+// in Go's duration syntax ("1.5s", "250ms"); Ferry's V2 REST reads it.
+const DeadlineHeader = "Ferry-Timeout"
+
 // REST is a V2 REST client of one server. It is safe for concurrent use.
 type REST struct {
 	root string // scheme://host:port[/prefix]
@@ -346,6 +350,11 @@ func (m *RESTModel) post(ctx context.Context, b Body) (*http.Response, error) {
 	}
 	for k, v := range b.header {
 		req.Header.Set(k, v)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		// The time left, so that an upstream Ferry gives up when its caller has (gRPC
+		// carries the deadline itself, as grpc-timeout).
+		req.Header.Set(DeadlineHeader, time.Until(dl).Round(time.Millisecond).String())
 	}
 	resp, err := m.c.hc.Do(req)
 	if err != nil {

@@ -1,6 +1,7 @@
 package middleware
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -182,4 +183,30 @@ func (d *deadlineBody) Read(p []byte) (int, error) {
 func isTimeout(err error) bool {
 	var t interface{ Timeout() bool }
 	return errors.As(err, &t) && t.Timeout()
+}
+
+// DeadlineHeader sets an HTTP request's end-to-end deadline: the time the client will
+// wait, in Go's duration syntax ("1.5s", "250ms"). It is the HTTP counterpart of gRPC's
+// deadline (v2client sends it to REST upstreams).
+const DeadlineHeader = "Ferry-Timeout"
+
+// Deadline makes the DeadlineHeader of a request its context's deadline, so that the
+// queue, the backend and remote upstreams stop when the client has stopped waiting.
+// A value that is not a positive duration is answered 400.
+func Deadline(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v := r.Header.Get(DeadlineHeader)
+		if v == "" {
+			next.ServeHTTP(w, r)
+			return
+		}
+		d, err := time.ParseDuration(strings.TrimSpace(v))
+		if err != nil || d <= 0 {
+			WriteError(w, http.StatusBadRequest, fmt.Sprintf("%s %q: want a positive duration such as 1.5s or 250ms", DeadlineHeader, v))
+			return
+		}
+		ctx, cancel := context.WithTimeout(r.Context(), d)
+		defer cancel()
+		next.ServeHTTP(w, r.WithContext(ctx))
+	})
 }

@@ -27,6 +27,8 @@ func statusOf(err error) int {
 		return http.StatusBadRequest
 	case errors.Is(err, core.ErrNotFound), errors.Is(err, shm.ErrNotFound):
 		return http.StatusNotFound
+	case errors.Is(err, context.DeadlineExceeded): // the request's own deadline (Ferry-Timeout)
+		return http.StatusGatewayTimeout
 	case errors.Is(err, core.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, core.ErrTooLarge), errors.As(err, &tooBig):
