@@ -293,8 +293,10 @@ func (r *Repository) open(ctx context.Context, name, ver, vdir string, base *inf
 	}
 	// Checked before any file access: a stat of "../../etc/shadow" would tell the
 	// client, by its error, whether that file exists.
-	if err := modelconfig.CheckFileName(file); err != nil {
-		return nil, nil, fmt.Errorf("default_model_filename %q: %v", file, err)
+	if file != "" { // "": a backend without a model file (remote) opens the version folder
+		if err := modelconfig.CheckFileName(file); err != nil {
+			return nil, nil, fmt.Errorf("default_model_filename %q: %v", file, err)
+		}
 	}
 	path := filepath.Join(vdir, file)
 	if _, err := os.Stat(path); err != nil {
