@@ -31,7 +31,13 @@ func TestHardeningRefusals(t *testing.T) {
 		c.loadModels = []string{"simple"}
 		c.hardening.bodyBudget = 64 << 10
 		c.hardening.bodyGrace, c.hardening.bodyMinRate = 300*time.Millisecond, 1<<20
+		c.hardening.maxHeaderKiB = 8
 	})
+	// Headers over --max-header-kib: net/http answers 431 and closes.
+	code, _, _ := restCall(t, ts, "GET", "/v2/health/live", "", "X-Pad", strings.Repeat("p", 16<<10))
+	if code != http.StatusRequestHeaderFieldsTooLarge {
+		t.Errorf("16 KiB of headers with --max-header-kib 8: %d, want 431", code)
+	}
 	pyConfig := restJSONString(`{"name":"evil","backend":"python","input":[{"name":"x","data_type":"TYPE_FP32","dims":[1]}],"output":[{"name":"y","data_type":"TYPE_FP32","dims":[1]}]}`)
 	code, _, b := restCall(t, ts, "POST", "/v2/repository/models/evil/load",
 		`{"parameters":{"config":`+pyConfig+`,"file:1/model.py":"aW1wb3J0IG9zCg=="}}`)
