@@ -4,10 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	"encoding/base64"
 	"fmt"
 	"io"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -140,5 +143,35 @@ func TestFerryTimeoutHeader(t *testing.T) {
 	busy.wantOK(t)
 	if got := schedScrape(t, ts).dropped("dl", "deadline"); got != 1 {
 		t.Errorf(`ferry_requests_dropped_total{reason="deadline"} = %d, want 1`, got)
+	}
+}
+
+// TestUploadedPythonNeedsItsFlag: with --allow-load-files alone, a load request whose
+// config names the python backend and uploads a model.py is refused before the code
+// runs; with --allow-python-uploads too, it runs (the proof file appears).
+func TestUploadedPythonNeedsItsFlag(t *testing.T) {
+	proof := filepath.Join(t.TempDir(), "ran")
+	src := base64.StdEncoding.EncodeToString([]byte("open(" + strconv.Quote(proof) + ", 'w').close()\n"))
+	cfg := restJSONString(`{"name":"evil","backend":"python","input":[{"name":"x","data_type":"TYPE_FP32","dims":[1]}],"output":[{"name":"y","data_type":"TYPE_FP32","dims":[1]}]}`)
+	body := `{"parameters":{"config":` + cfg + `,"file:1/model.py":"` + src + `"}}`
+	for _, python := range []bool{false, true} {
+		ts := startServer(t, exampleRepo(t), withLoadFiles, func(c *serveConfig) {
+			c.mode = "explicit"
+			c.loadModels = []string{"simple"}
+			c.hardening.allowPythonUploads = python
+		})
+		code, _, b := restCall(t, ts, "POST", "/v2/repository/models/evil/load", body)
+		_, err := os.Stat(proof)
+		if !python {
+			restWantError(t, "uploaded model.py without --allow-python-uploads", code, b, 400, "--allow-python-uploads")
+			if err == nil {
+				t.Fatal("the uploaded model.py ran")
+			}
+			restStillServes(t, ts)
+			continue
+		}
+		if err != nil {
+			t.Errorf("with --allow-python-uploads the upload did not run (%d %s): %v", code, b, err)
+		}
 	}
 }
