@@ -7,6 +7,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"path"
 	"strings"
 	"sync"
 	"testing"
@@ -144,4 +145,27 @@ func TestSlowBodyTimesOut(t *testing.T) {
 	if resp2.StatusCode != 200 || string(b) != "100000" {
 		t.Errorf("fast body after the slow one: %d %s", resp2.StatusCode, b)
 	}
+}
+
+// FuzzDotSegment: a path RejectDotSegments lets through is one the mux would not
+// redirect for cleaning: path.Clean leaves it as it is (but for a trailing slash).
+func FuzzDotSegment(f *testing.F) {
+	for _, s := range []string{"/v2/models/x/infer", "/v2/../x", "/v2//x", "/./", "/v2/", "/a/.b/..c"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, p string) {
+		if !strings.HasPrefix(p, "/") {
+			return
+		}
+		if _, bad := dotSegment(p); bad {
+			return
+		}
+		clean := path.Clean(p)
+		if strings.HasSuffix(p, "/") && clean != "/" {
+			clean += "/"
+		}
+		if clean != p {
+			t.Fatalf("dotSegment accepted %q, which a mux would redirect to %q", p, clean)
+		}
+	})
 }
