@@ -47,7 +47,7 @@ func backends(rt *onnx.Runtime, rb *remote.Backend, cfg serveConfig, log *slog.L
 	return repository.Backends{
 		"remote": remoteBackend(rb),
 		"trees":  treesBackend(), // trees.go
-		"python": pythonBackend(cfg.python, log.With("backend", "python")),
+		"python": pythonBackend(cfg.python, cfg.hardening.pythonInterpreters, log.With("backend", "python")),
 		"onnxruntime": onnxBackend(onnx.NewEngine(rt, onnx.Settings{IntraOp: cfg.intraOp, Arena: cfg.onDemand.budget <= 0,
 			MaxBatch: int32(cfg.onnxMaxBatch), Log: log.With("backend", "onnxruntime")})),
 	}

@@ -809,7 +809,7 @@ func e2eMLPRequest(batch int) *inference.ModelInferRequest {
 func TestGRPCRepositoryLoadUnload(t *testing.T) {
 	repo := exampleRepo(t)
 	writeModel(t, repo, "broken", 1, onnxgen.Simple(), "name: \"broken\"\nmax_batch_size: oops\n")
-	ts := startServer(t, repo, func(c *serveConfig) {
+	ts := startServer(t, repo, withLoadFiles, func(c *serveConfig) {
 		c.mode = "explicit"
 		c.loadModels = []string{"simple"}
 	})

@@ -70,7 +70,8 @@ func openModelStore(cfg serveConfig, log *slog.Logger) (*objstore.Syncer, error)
 	}
 	st, err := objstore.New(objstore.Options{URL: cfg.repository, CacheDir: dir, Endpoint: cfg.store.endpoint,
 		Region: cfg.store.region, AccessKeyID: cfg.store.accessKeyID, SecretAccessKey: cfg.store.secretAccessKey,
-		SessionToken: cfg.store.sessionToken, StallTimeout: cfg.storeStall, Logger: log.With("component", "objstore")})
+		SessionToken: cfg.store.sessionToken, StallTimeout: cfg.storeStall, Logger: log.With("component", "objstore"),
+		DialControl: cfg.hardening.guard.Control})
 	if err != nil {
 		return nil, fmt.Errorf("--model-repository: %w", err)
 	}

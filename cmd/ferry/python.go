@@ -13,10 +13,14 @@ import (
 // pythonBackend runs Triton-style model.py files, each instance in a python3 child
 // process (internal/backend/python). The config lists the inputs and outputs: there
 // is nothing to inspect.
-func pythonBackend(interpreter string, log *slog.Logger) repository.Backend {
-	f := python.NewFactory(python.Options{Interpreter: interpreter, Logger: log})
+func pythonBackend(interpreter string, allowed []string, log *slog.Logger) repository.Backend {
+	if len(allowed) > 0 {
+		allowed = append([]string{interpreter}, allowed...) // --python-interpreter is the operator's choice too
+	}
+	f := python.NewFactory(python.Options{Interpreter: interpreter, Interpreters: allowed, Logger: log})
 	return repository.Backend{
 		DefaultFilename: python.DefaultFilename,
+		Code:            true, // uploaded model.py files need --allow-python-uploads
 		Open: func(ctx context.Context, path string, cfg *inference.ModelConfig) (scheduler.Instance, error) {
 			in, err := f.Open(ctx, path, cfg)
 			if err != nil {

@@ -1030,7 +1030,7 @@ func restBadRequestsKeepServing(t *testing.T, ts *testServer) {
 // limits are served.
 func TestRESTLimits(t *testing.T) {
 	const maxBody, maxElems, maxRank = 64 << 10, 1000, 3
-	ts := startServer(t, exampleRepo(t), func(c *serveConfig) {
+	ts := startServer(t, exampleRepo(t), withLoadFiles, func(c *serveConfig) {
 		c.limits.MaxBodyBytes, c.limits.MaxTensorElements, c.limits.MaxRank = maxBody, maxElems, maxRank
 	})
 	fp32 := func(shape string, n int) string {
@@ -1116,7 +1116,7 @@ func restJSONString(s string) string {
 // TestRESTRepositoryLoadUnload drives the model repository extension in explicit mode,
 // starting with simple only.
 func TestRESTRepositoryLoadUnload(t *testing.T) {
-	ts := startServer(t, exampleRepo(t), func(c *serveConfig) {
+	ts := startServer(t, exampleRepo(t), withLoadFiles, func(c *serveConfig) {
 		c.mode = "explicit"
 		c.loadModels = []string{"simple"}
 	})

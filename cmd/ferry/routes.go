@@ -66,7 +66,8 @@ const streamWorkers = 128
 // codec), stream workers and the one interceptor chain. The V2 inference and health
 // services register on it, and server reflection (v1 and v1alpha), so grpcurl and other
 // tools list and call the services without the .proto files, as with Triton.
-// more are options added after the chain (auth's interceptors and TLS, security.go).
+// more are options added after the V2 service's own (hardening's stream limits and
+// keepalive, auth's interceptors and TLS: hardening.go, security.go).
 func newGRPCServer(v2 *v2grpc.Server, log *slog.Logger, more ...grpc.ServerOption) *grpc.Server {
 	opts := append(v2.ServerOptions(),
 		grpc.NumStreamWorkers(streamWorkers),

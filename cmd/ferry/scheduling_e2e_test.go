@@ -747,8 +747,8 @@ func TestSchedulingDeadlineStatus(t *testing.T) {
 		t.Errorf("request whose deadline passed in the queue: %v; want code DeadlineExceeded", err)
 	}
 	busy.wantOK(t)
-	if got := schedScrape(t, ts).dropped("deadline", "cancelled"); got != 1 {
-		t.Errorf(`ferry_requests_dropped_total{reason="cancelled"} = %d, want 1`, got)
+	if got := schedScrape(t, ts).dropped("deadline", "deadline"); got != 1 {
+		t.Errorf(`ferry_requests_dropped_total{reason="deadline"} = %d, want 1`, got)
 	}
 }
 

@@ -70,6 +70,7 @@ type serveConfig struct {
 	platform    platformConfig  // platform.go: the registry, endpoints and rollouts
 	admission   admissionConfig // admission.go: rate limits, quotas, load shedding
 	security    securityConfig  // security.go: auth and TLS
+	hardening   hardeningConfig // hardening.go: uploads, interpreters, outbound addresses, body limits
 	// inferenceFirst moves request handling to SCHED_BATCH (see threadprio).
 	inferenceFirst bool
 
@@ -151,12 +152,13 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	cfg.platform.addFlags(f)
 	cfg.admission.addFlags(f)
 	cfg.security.addFlags(f)
+	cfg.hardening.addFlags(f)
 	cfg.addTritonFlags(f)
 	_ = cmd.MarkFlagRequired("model-repository")
 	return cmd
 }
 
-func (c serveConfig) validate() error {
+func (c *serveConfig) validate() error {
 	var errs []error
 	if c.limits.MaxBodyBytes <= 0 {
 		errs = append(errs, fmt.Errorf("--max-body-bytes: must be > 0, got %d", c.limits.MaxBodyBytes))
@@ -184,6 +186,7 @@ func (c serveConfig) validate() error {
 	}
 	errs = append(errs, c.onDemand.validate(c.mode)...)
 	errs = append(errs, c.admission.validate()...)
+	errs = append(errs, c.hardening.validate()...)
 	return errors.Join(errs...)
 }
 
@@ -248,11 +251,13 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	}
 	m := metrics.New(func() []core.ModelStats { return s.core.StatsSnapshot() })
 	rb := remote.New(log.With("backend", "remote")) // also a metrics collector
+	rb.SetGuard(cfg.hardening.guard)
 	s.repo, err = repository.New(repository.Options{
 		Root: repositoryRoot(cfg, store), Source: storeSource(store, log.With("component", "objstore")), Mode: mode, Startup: cfg.loadModels, PollInterval: cfg.pollInterval,
 		Backends: withBackends(backends(rt, rb, cfg, log), cfg.moreBackends), Logger: log.With("component", "repository"),
 		Hooks: repository.Hooks{Loaded: m.Loaded, State: m.State, Unloaded: m.Unloaded, Resident: m.Resident}, SchedulerObserver: m.Scheduler,
 		ExitOnError: cfg.exitOnError, DisableAutoComplete: cfg.noAutoFill,
+		AllowLoadFiles: cfg.hardening.allowLoadFiles, LoadFilesDir: cfg.hardening.loadFilesDir, AllowCodeUploads: cfg.hardening.allowPythonUploads,
 		LoadTimeout: cfg.onDemand.loadTimeout, MemoryBudget: int64(cfg.onDemand.budget), IdleUnload: cfg.onDemand.idleUnload, NativeHeapInUse: onnx.HeapInUse,
 	})
 	if err != nil {
@@ -294,9 +299,10 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	if err != nil {
 		return nil, err
 	}
-	s.http = newHTTPServer(httpRoot(v2, metricsHandler, api, cfg.moreRoutes, cfg.limits, httpLog, sec.httpLayers()...)) // routes.go
+	root := httpRoot(v2, metricsHandler, api, cfg.moreRoutes, cfg.limits, httpLog, sec.httpLayers()...) // routes.go
+	s.http = cfg.hardening.httpServer(newHTTPServer(cfg.hardening.wrapHTTP(root)))                      // hardening.go
 	s.grpcAPI = v2grpc.New(s.core, v2grpc.Options{Logger: grpcLog, Limits: cfg.limits, SharedMemory: s.shm})
-	s.grpc = newGRPCServer(s.grpcAPI, grpcLog, sec.grpcOptions()...)
+	s.grpc = newGRPCServer(s.grpcAPI, grpcLog, append(cfg.hardening.grpcOptions(), sec.grpcOptions()...)...)
 	if s.httpLn, err = net.Listen("tcp", cfg.bindAddr(cfg.httpAddr, cfg.httpPort)); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}

@@ -37,6 +37,7 @@ var banned = map[string][]string{
 	"internal/v2client": {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/bench", mod + "internal/monitor"},
 	"internal/bench":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},
 	"internal/cache":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/inference", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
+	"internal/netguard": {mod + "internal/"}, // a leaf: outbound address policy, used by the clients
 	"internal/objstore": {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/monitor"},
 	"internal/registry": {mod + "internal/core", mod + "internal/scheduler", mod + "internal/transport", mod + "internal/backend", mod + "internal/repository"},
 	// The shared layers know requests and RPCs, not what a transport makes of them.

@@ -82,6 +82,9 @@ func (s *Server) run(ctx context.Context, l *Lease, req *InferRequest, start tim
 	}
 	res, err := l.Scheduler.Submit(ctx, sreq)
 	if err != nil {
+		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+			return fail(deadlineError(l, start))
+		}
 		return fail(s.runError(l, err))
 	}
 	if l.Config.GetMaxBatchSize() == 0 {
@@ -94,6 +97,14 @@ func (s *Server) run(ctx context.Context, l *Lease, req *InferRequest, start tim
 	s.cachePut(l, cached, resp)
 	s.finish(l, req, resp, outcome{items: items, start: start, total: time.Since(start), timing: res.Timing})
 	return resp, nil
+}
+
+// deadlineError is the answer to a request whose own deadline (gRPC's, or the
+// Ferry-Timeout header) passed before it was answered, wherever it was then (queue,
+// backend, upstream): DEADLINE_EXCEEDED / 504, naming the deadline.
+func deadlineError(l *Lease, start time.Time) error {
+	return &wrapped{msg: fmt.Sprintf("model '%s' version %s: the request's deadline (gRPC deadline or Ferry-Timeout header) passed after %s, before it was answered",
+		l.Model, l.Version, time.Since(start).Round(time.Millisecond)), kind: ErrUnavailable, cause: context.DeadlineExceeded}
 }
 
 // runError turns what the scheduler and backend return into the core vocabulary.

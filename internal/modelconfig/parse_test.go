@@ -109,6 +109,8 @@ var badConfigs = map[string][]string{
 	"sequence_control_pair":           {"sequence_batching.control_input[0].control[0].int32_false_true: must have exactly 2 entries [false, true], got 3"},
 	"warmup_path_escape":              {`model_warmup[0].inputs["x"].input_data_file: "../../../etc/passwd" must be a relative path`},
 	"model_file_escape":               {`default_model_filename: "/etc/passwd" must be a relative path`},
+	"model_file_dotdot":               {`default_model_filename: "../../../../etc/shadow" must be a relative path inside the version directory, one file name: it must not contain '/'`},
+	"model_file_subdir":               {`default_model_filename: "sub/model.onnx" must be a relative path inside the version directory, one file name: it must not contain '/'`},
 	"invalid_utf8":                    {"syntax error (line 2:7): invalid UTF-8"},
 }
 

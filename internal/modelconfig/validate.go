@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"path/filepath"
 	"slices"
 
 	"github.com/ferryml/ferry/internal/inference"
@@ -83,12 +82,14 @@ func (v *validator) top(dirName string) {
 	if c.MaxBatchSize < 0 {
 		v.add("max_batch_size", "must be >= 0, got %d", c.MaxBatchSize)
 	}
-	if c.DefaultModelFilename != "" && !filepath.IsLocal(c.DefaultModelFilename) {
-		v.add("default_model_filename", "%q must be a relative path inside the version directory", c.DefaultModelFilename)
+	if c.DefaultModelFilename != "" {
+		if err := CheckFileName(c.DefaultModelFilename); err != nil {
+			v.add("default_model_filename", "%q must be a relative path inside the version directory, one file name: %v", c.DefaultModelFilename, err)
+		}
 	}
 	for _, k := range sortedKeys(c.CcModelFilenames) {
-		if f := c.CcModelFilenames[k]; !filepath.IsLocal(f) {
-			v.add(fmt.Sprintf("cc_model_filenames[%q]", k), "%q must be a relative path inside the version directory", f)
+		if err := CheckFileName(c.CcModelFilenames[k]); err != nil {
+			v.add(fmt.Sprintf("cc_model_filenames[%q]", k), "%q must be a relative path inside the version directory, one file name: %v", c.CcModelFilenames[k], err)
 		}
 	}
 }
@@ -118,8 +119,10 @@ func (v *validator) outputs() {
 		v.dataType(path+".data_type", out.DataType)
 		v.dims(path+".dims", out.Dims)
 		v.reshape(path, out.Dims, out.Reshape)
-		if out.LabelFilename != "" && !filepath.IsLocal(out.LabelFilename) {
-			v.add(path+".label_filename", "%q must be a relative path inside the model directory", out.LabelFilename)
+		if out.LabelFilename != "" {
+			if err := CheckFileName(out.LabelFilename); err != nil {
+				v.add(path+".label_filename", "%q must be a relative path inside the model directory, one file name: %v", out.LabelFilename, err)
+			}
 		}
 	}
 }

@@ -5,12 +5,14 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"net/http"
 	"path/filepath"
 	"sort"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -38,6 +40,11 @@ type Options struct {
 	Timeout, StallTimeout time.Duration
 	Parallel              int // concurrent downloads, default 4
 	Logger                *slog.Logger
+	// DialControl, when set, checks every address the store's requests connect to,
+	// after DNS resolution (netguard): an endpoint must not lead to the metadata
+	// service. The credential chain's own requests (which ask the instance metadata
+	// endpoint on purpose) do not pass it.
+	DialControl func(network, address string, c syscall.RawConn) error
 }
 
 // Stats count the syncer's work since it was built.
@@ -107,7 +114,15 @@ func newClient(opts Options) (*s3.Client, error) {
 	if region == "" {
 		region = "us-east-1" // S3-compatible stores accept any region name
 	}
-	cfg := aws.Config{Region: region, HTTPClient: hc,
+	data := hc
+	if opts.DialControl != nil {
+		data = awshttp.NewBuildableClient().WithTimeout(timeout).WithReadTimeout(stall).
+			WithTransportOptions(func(tr *http.Transport) {
+				tr.ResponseHeaderTimeout = stall
+				tr.DialContext = (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second, Control: opts.DialControl}).DialContext
+			})
+	}
+	cfg := aws.Config{Region: region, HTTPClient: data,
 		// Sync verifies every download itself (verify.go), against every checksum the
 		// store sends, so that a mismatch is one clear error naming the object.
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,

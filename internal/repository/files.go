@@ -3,6 +3,7 @@ package repository
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io/fs"
 	"os"
@@ -38,8 +39,8 @@ func versionDirs(dir string) ([]int64, error) {
 	}
 	var vs []int64
 	for _, e := range ents {
-		if !isDir(dir, e) {
-			continue
+		if !isDir(dir, e) || within(dir, filepath.Join(dir, e.Name())) != nil {
+			continue // a version folder linked out of its model folder is not served
 		}
 		v, err := strconv.ParseInt(e.Name(), 10, 64)
 		if err != nil || v < 0 {
@@ -61,6 +62,25 @@ func isDir(parent string, e fs.DirEntry) bool {
 	}
 	st, err := os.Stat(filepath.Join(parent, e.Name()))
 	return err == nil && st.IsDir()
+}
+
+// within refuses a path that, once its symlinks are followed, is outside dir (its
+// symlinks followed too): a model folder may be linked into the repository, but what it
+// holds must not lead out of it (a version folder linked to /etc).
+func within(dir, path string) error {
+	realDir, err := filepath.EvalSymlinks(dir)
+	if err != nil {
+		return err
+	}
+	real, err := filepath.EvalSymlinks(path)
+	if err != nil {
+		return err
+	}
+	rel, err := filepath.Rel(realDir, real)
+	if err != nil || !filepath.IsLocal(rel) {
+		return errors.New("it leads out of its folder") // where to is the operator's business, not a client's
+	}
+	return nil
 }
 
 // fingerprint summarises a folder's files (names, sizes, modification times) and

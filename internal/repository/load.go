@@ -47,6 +47,9 @@ type Backend struct {
 	// OutsideMemory, when set, reports the memory an instance holds outside this process
 	// (python: its child), which the memory budget adds to what it measures here.
 	OutsideMemory func(scheduler.Instance) int64
+	// Code marks a backend whose model file is a program it runs (python): a load
+	// request's uploaded files load on it only with Options.AllowCodeUploads.
+	Code bool
 }
 
 // Backends maps a config `backend` name ("onnxruntime") to its Backend.
@@ -74,8 +77,11 @@ func (r *Repository) loadFromDisk(ctx context.Context, name string, opts *core.L
 		return err
 	}
 	dir := filepath.Join(r.opts.Root, name)
+	if err := r.checkLoadOptions(opts); err != nil {
+		return err
+	}
 	if opts != nil && len(opts.Files) > 0 {
-		tmp, err := writeOverride(name, opts.Files)
+		tmp, err := writeOverride(r.opts.LoadFilesDir, name, opts.Files)
 		if err != nil {
 			return err
 		}
@@ -108,6 +114,9 @@ func (r *Repository) loadFromDisk(ctx context.Context, name string, opts *core.L
 	if err != nil {
 		r.setModelFailure(m, fp, err)
 		return fmt.Errorf("model '%s': %w", name, err)
+	}
+	if backend.Code && opts != nil && len(opts.Files) > 0 && !r.opts.AllowCodeUploads {
+		return core.Invalidf("model '%s': uploaded files for backend %q, which runs them as code, are refused; start the server with --allow-python-uploads to allow it", name, cfg.GetBackend())
 	}
 	if isEnsemble(cfg) {
 		if err := r.ensembleSteps(ctx, name, cfg); err != nil {
@@ -282,9 +291,19 @@ func (r *Repository) open(ctx context.Context, name, ver, vdir string, base *inf
 		file = backend.modelFile(vdir, cfg)
 		cfg.DefaultModelFilename = file // the served config names the file used (trees: model.json or model.txt)
 	}
+	// Checked before any file access: a stat of "../../etc/shadow" would tell the
+	// client, by its error, whether that file exists.
+	if file != "" { // "": a backend without a model file (remote) opens the version folder
+		if err := modelconfig.CheckFileName(file); err != nil {
+			return nil, nil, fmt.Errorf("default_model_filename %q: %v", file, err)
+		}
+	}
 	path := filepath.Join(vdir, file)
 	if _, err := os.Stat(path); err != nil {
 		return nil, nil, fmt.Errorf("model file: %w", err)
+	}
+	if err := within(vdir, path); err != nil {
+		return nil, nil, fmt.Errorf("model file %s: %w", file, err)
 	}
 	inspect := backend.Inspect
 	if backend.InspectConfig != nil {
@@ -495,10 +514,19 @@ func (r *Repository) hookState(name string, v *version) {
 	}
 }
 
-// writeOverride puts the files of a load request in a fresh folder laid out like a model
-// folder, refusing paths that would escape it.
-func writeOverride(name string, files map[string][]byte) (string, error) {
-	tmp, err := os.MkdirTemp("", "ferry-load-"+name+"-")
+// checkLoadOptions refuses a load request's own config and files unless the server
+// allows them (Options.AllowLoadFiles).
+func (r *Repository) checkLoadOptions(opts *core.LoadOptions) error {
+	if opts == nil || r.opts.AllowLoadFiles || (opts.Config == "" && len(opts.Files) == 0) {
+		return nil
+	}
+	return core.Invalidf("a load request's \"config\" and \"file:\" parameters are refused: the server loads only its repository's models; start it with --allow-load-files to allow them")
+}
+
+// writeOverride puts the files of a load request in a fresh folder under parent ("":
+// the temporary folder) laid out like a model folder, refusing paths that would escape it.
+func writeOverride(parent, name string, files map[string][]byte) (string, error) {
+	tmp, err := os.MkdirTemp(parent, "ferry-load-"+name+"-")
 	if err != nil {
 		return "", err
 	}

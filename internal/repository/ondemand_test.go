@@ -273,7 +273,7 @@ func TestOnDemandLoadAndUnloadAPI(t *testing.T) {
 // unloaded at the next refresh, so its next request loads the new files; unchanged
 // models, and a model loaded from a load request's own config, stay.
 func TestOnDemandRefreshReplacesChangedModels(t *testing.T) {
-	mr := newMemRepo(t, map[string]int{"same": 1, "changed": 1, "gone": 1, "api": 1}, Options{})
+	mr := newMemRepo(t, map[string]int{"same": 1, "changed": 1, "gone": 1, "api": 1}, Options{AllowLoadFiles: true})
 	ctx := context.Background()
 	for _, name := range []string{"same", "changed", "gone"} {
 		mr.use(t, name)

@@ -76,6 +76,16 @@ type Options struct {
 	// (tritonserver --disable-auto-complete-config): nothing is filled in from the model
 	// file, which is still checked against the config.
 	DisableAutoComplete bool
+	// AllowLoadFiles lets a repository load request carry its own config and files
+	// (Triton's "config" and "file:<path>" parameters); without it they are refused, since
+	// a request's model is code and data the operator never saw (load.go).
+	AllowLoadFiles bool
+	// LoadFilesDir is the folder a load request's files are written under (a fresh
+	// folder per request); "" is the system's temporary folder.
+	LoadFilesDir string
+	// AllowCodeUploads additionally lets those files be loaded by a backend whose model
+	// file is code it runs (Backend.Code: python).
+	AllowCodeUploads bool
 
 	// On-demand mode (ondemand.go, budget.go).
 	LoadTimeout  time.Duration // how long a request waits for its model to load (default 30s)

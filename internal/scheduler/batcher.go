@@ -150,7 +150,7 @@ func (b *batcher) submit(ctx context.Context, req *Request) (*Result, error) {
 		wasQueued := b.removeLocked(it)
 		b.mu.Unlock()
 		if wasQueued {
-			b.s.opts.Observer.Dropped("cancelled")
+			b.s.opts.Observer.Dropped(dropReason(ctx))
 			b.finish(it, nil, context.Cause(ctx))
 		}
 		return nil, context.Cause(ctx)
@@ -528,7 +528,7 @@ func (b *batcher) run(inst Instance, batch []*item) {
 	if len(gone) > 0 {
 		b.delivering(len(gone))
 		for _, it := range gone {
-			b.s.opts.Observer.Dropped("cancelled")
+			b.s.opts.Observer.Dropped(dropReason(it.ctx))
 			b.finish(it, nil, context.Cause(it.ctx))
 		}
 	}

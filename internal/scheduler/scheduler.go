@@ -62,7 +62,7 @@ type Result struct {
 // Observer is told what the queue does; metrics implement it. Calls must not block.
 type Observer interface {
 	Executed(rows int)               // one backend execution of that many rows
-	Dropped(reason string)           // a request left without running: "cancelled", "timeout", "queue_full"
+	Dropped(reason string)           // a request left without running: "cancelled", "deadline", "timeout", "queue_full"
 	QueueDepth(level int, delta int) // requests waiting at a priority level
 	// Batched is told, once per batch the dynamic batcher forms, how long its oldest
 	// request waited and why it ran (ReasonFull, ReasonPreferred, ReasonDelay, ReasonIdle).
@@ -145,12 +145,12 @@ func (s *Scheduler) direct(ctx context.Context, req *Request) (*Result, error) {
 	select {
 	case sl = <-s.idle:
 	case <-ctx.Done():
-		s.opts.Observer.Dropped("cancelled")
+		s.opts.Observer.Dropped(dropReason(ctx))
 		return nil, context.Cause(ctx)
 	}
 	defer func() { s.idle <- sl }()
 	if err := ctx.Err(); err != nil {
-		s.opts.Observer.Dropped("cancelled")
+		s.opts.Observer.Dropped(dropReason(ctx))
 		return nil, context.Cause(ctx)
 	}
 	res := &Result{Timing: Timing{Queue: time.Since(start), Batch: s.rows(req), Leader: true}}
@@ -245,3 +245,13 @@ func (nopObserver) Executed(int)                  {}
 func (nopObserver) Dropped(string)                {}
 func (nopObserver) QueueDepth(int, int)           {}
 func (nopObserver) Batched(time.Duration, string) {}
+
+// dropReason names why a request whose context ended left the queue: "deadline" when
+// its end-to-end deadline passed (gRPC deadline, Ferry-Timeout), else "cancelled" (the
+// client went away). "timeout" is the queue policy's own timeout.
+func dropReason(ctx context.Context) string {
+	if errors.Is(ctx.Err(), context.DeadlineExceeded) {
+		return "deadline"
+	}
+	return "cancelled"
+}

@@ -202,7 +202,7 @@ func (q *sequencer) submit(ctx context.Context, req *Request) (*Result, error) {
 		q.mu.Unlock()
 		if wasQueued {
 			q.s.opts.Observer.QueueDepth(1, -1)
-			q.s.opts.Observer.Dropped("cancelled")
+			q.s.opts.Observer.Dropped(dropReason(ctx))
 			q.signal() // the sequence may now be idle
 		}
 		return nil, context.Cause(ctx)

@@ -169,7 +169,7 @@ func (q *sequencer) run(b *seqBatch) {
 			continue
 		}
 		if it.ctx.Err() != nil { // its caller left after it was taken: it becomes padding
-			q.s.opts.Observer.Dropped("cancelled")
+			q.s.opts.Observer.Dropped(dropReason(it.ctx))
 			it.err = context.Cause(it.ctx)
 			dropped = append(dropped, it)
 			b.rows[i] = nil

@@ -13,6 +13,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -32,7 +33,16 @@ type RESTOptions struct {
 	MaxConns int
 	// Header goes on every request, e.g. an Authorization for a server behind a gateway.
 	Header http.Header
+	// DialControl, when set, is the dialer's Control: it sees every address connected
+	// to, after DNS resolution and on redirects, and may refuse it (netguard).
+	DialControl func(network, address string, c syscall.RawConn) error
+	// CheckRedirect, when set, is the http.Client's.
+	CheckRedirect func(req *http.Request, via []*http.Request) error
 }
+
+// DeadlineHeader carries a request's end-to-end deadline over HTTP, as the time left
+// in Go's duration syntax ("1.5s", "250ms"); Ferry's V2 REST reads it.
+const DeadlineHeader = "Ferry-Timeout"
 
 // REST is a V2 REST client of one server. It is safe for concurrent use.
 type REST struct {
@@ -63,7 +73,7 @@ func NewREST(o RESTOptions) (*REST, error) {
 		conns = 64
 	}
 	tr := &http.Transport{
-		DialContext:         (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:         (&net.Dialer{Timeout: dial, KeepAlive: 30 * time.Second, Control: o.DialControl}).DialContext,
 		MaxIdleConns:        conns,
 		MaxIdleConnsPerHost: conns,
 		IdleConnTimeout:     90 * time.Second,
@@ -75,7 +85,7 @@ func NewREST(o RESTOptions) (*REST, error) {
 		rt = withHeader{tr, o.Header}
 	}
 	root := strings.TrimSuffix(u.Scheme+"://"+u.Host+u.Path, "/")
-	return &REST{root: root, tr: tr, hc: &http.Client{Transport: rt, Timeout: o.Timeout}}, nil
+	return &REST{root: root, tr: tr, hc: &http.Client{Transport: rt, Timeout: o.Timeout, CheckRedirect: o.CheckRedirect}}, nil
 }
 
 // withHeader adds its header to every request that goes through it.
@@ -340,6 +350,11 @@ func (m *RESTModel) post(ctx context.Context, b Body) (*http.Response, error) {
 	}
 	for k, v := range b.header {
 		req.Header.Set(k, v)
+	}
+	if dl, ok := ctx.Deadline(); ok {
+		// The time left, so that an upstream Ferry gives up when its caller has (gRPC
+		// carries the deadline itself, as grpc-timeout).
+		req.Header.Set(DeadlineHeader, time.Until(dl).Round(time.Millisecond).String())
 	}
 	resp, err := m.c.hc.Do(req)
 	if err != nil {

@@ -47,6 +47,10 @@ type Options struct {
 	// Interpreter is the python executable: a path, or a name looked up on PATH
 	// ("python3" by default).
 	Interpreter string
+	// Interpreters are the executables a model's python_interpreter parameter may name,
+	// paths or names on PATH; empty allows only Interpreter. A config can come from a
+	// repository load request: without the list it could run any binary on the host.
+	Interpreters []string
 	// Logger receives the children's stdout (Info) and stderr (Warn) lines and the
 	// supervisor's records, each with the model, version and instance.
 	Logger *slog.Logger
@@ -101,6 +105,40 @@ func NewFactory(opts Options) *Factory {
 	return &Factory{opts: opts.withDefaults(), count: map[*inference.ModelConfig]int{}}
 }
 
+// allowed resolves interp (a path or a name on PATH) and accepts it only when it is
+// one of the allowed interpreters (Options.Interpreters, else Options.Interpreter),
+// compared after resolving paths and symlinks on both sides.
+func (f *Factory) allowed(interp string) (string, error) {
+	path, err := exec.LookPath(interp)
+	if err != nil {
+		return "", fmt.Errorf("interpreter %q not found (set it with --python-interpreter or the model's %q parameter): %w",
+			interp, ParamInterpreter, err)
+	}
+	want := f.opts.Interpreters
+	if len(want) == 0 {
+		want = []string{f.opts.Interpreter}
+	}
+	real := resolve(path)
+	for _, w := range want {
+		if p, err := exec.LookPath(w); err == nil && resolve(p) == real {
+			return path, nil
+		}
+	}
+	return "", fmt.Errorf("interpreter %q (%s) is not allowed: the model's %q parameter may name only %q (--python-interpreters)",
+		interp, path, ParamInterpreter, want)
+}
+
+// resolve is path made absolute with its symlinks followed; path itself when that fails.
+func resolve(path string) string {
+	if abs, err := filepath.Abs(path); err == nil {
+		path = abs
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil {
+		return real
+	}
+	return path
+}
+
 // Open starts one instance of the model.py at path (<model>/<version>/model.py) with its
 // complete config: a child process that has run initialize(). It fails with the
 // interpreter's or initialize()'s error.
@@ -126,10 +164,9 @@ func (f *Factory) open(ctx context.Context, path string, cfg *inference.ModelCon
 	if p, _ := modelconfig.Param(cfg, ParamInterpreter); p != "" {
 		opts.Interpreter = p
 	}
-	interp, err := exec.LookPath(opts.Interpreter)
+	interp, err := f.allowed(opts.Interpreter)
 	if err != nil {
-		return nil, fmt.Errorf("python model '%s': interpreter %q not found (set it with --python-interpreter or the model's %q parameter): %w",
-			name, opts.Interpreter, ParamInterpreter, err)
+		return nil, fmt.Errorf("python model '%s': %w", name, err)
 	}
 	opts.Interpreter = interp
 	abs, err := filepath.Abs(path)

@@ -3,6 +3,7 @@ package remote
 import (
 	"context"
 	"fmt"
+	"github.com/ferryml/ferry/internal/netguard"
 	"log/slog"
 	"sync"
 	"time"
@@ -21,7 +22,14 @@ type Backend struct {
 
 	mu     sync.Mutex
 	shared map[string]*upstream // by version key and options
+
+	guard *netguard.Policy // which addresses upstreams may have; nil: any (SetGuard)
 }
+
+// SetGuard makes every upstream connection, of models loaded from now on, pass p: an
+// upstream url comes from a model config, which a load request may carry. Call it
+// before loading models.
+func (b *Backend) SetGuard(p *netguard.Policy) { b.guard = p }
 
 // New returns a Backend that logs upstream state changes to log (nil: discard).
 func New(log *slog.Logger) *Backend {
@@ -42,7 +50,7 @@ func (b *Backend) Inspect(ctx context.Context, cfg *inference.ModelConfig) (mode
 	if io, ok := configIO(cfg); ok {
 		return io, nil
 	}
-	c, err := newClient(o)
+	c, err := newClient(o, b.guard)
 	if err != nil {
 		return modelconfig.IO{}, err
 	}
@@ -100,7 +108,7 @@ func (b *Backend) Open(ctx context.Context, key string, cfg *inference.ModelConf
 	u := b.shared[id]
 	fresh := u == nil
 	if fresh {
-		c, err := newClient(o)
+		c, err := newClient(o, b.guard)
 		if err != nil {
 			b.mu.Unlock()
 			return nil, err

@@ -4,7 +4,11 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/ferryml/ferry/internal/netguard"
+	"net"
 	"net/http"
+	"net/netip"
+	"strings"
 	"time"
 
 	"google.golang.org/grpc"
@@ -37,21 +41,44 @@ type client struct {
 	close  func()
 }
 
-func newClient(o Options) (*client, error) {
-	if o.Protocol == GRPC {
-		return newGRPC(o)
+func newClient(o Options, guard *netguard.Policy) (*client, error) {
+	if guard != nil {
+		if err := checkLiteral(o.Addr, guard); err != nil {
+			return nil, modelconfig.ParamCause("url", err)
+		}
 	}
-	return newREST(o)
+	if o.Protocol == GRPC {
+		return newGRPC(o, guard)
+	}
+	return newREST(o, guard)
+}
+
+// checkLiteral refuses an upstream whose host is an address the guard denies, at load
+// rather than at the first request; names are checked when dialled.
+func checkLiteral(hostport string, guard *netguard.Policy) error {
+	host, _, err := net.SplitHostPort(hostport)
+	if err != nil {
+		host = hostport
+	}
+	if a, err := netip.ParseAddr(strings.Trim(host, "[]")); err == nil {
+		return guard.Check(a)
+	}
+	return nil
 }
 
 // newREST asks for binary outputs: raw bytes after a JSON header, the fast path.
-func newREST(o Options) (*client, error) {
+func newREST(o Options, guard *netguard.Policy) (*client, error) {
+	ro := v2client.RESTOptions{URL: o.Addr, TLS: o.TLS, Timeout: o.Timeout, DialTimeout: o.Timeout,
+		MaxConns: 256} // hedges and instances keep several connections busy
+	if guard != nil {
+		ro.DialControl, ro.CheckRedirect = guard.Control, guard.CheckRedirect
+	}
 	scheme := "http://"
 	if o.TLS != nil {
 		scheme = "https://"
 	}
-	c, err := v2client.NewREST(v2client.RESTOptions{URL: scheme + o.Addr, TLS: o.TLS, Timeout: o.Timeout, DialTimeout: o.Timeout,
-		MaxConns: 256}) // hedges and instances keep several connections busy
+	ro.URL = scheme + o.Addr
+	c, err := v2client.NewREST(ro)
 	if err != nil {
 		return nil, modelconfig.ParamCause("url", err)
 	}
@@ -67,14 +94,20 @@ func newREST(o Options) (*client, error) {
 		}}, nil
 }
 
-func newGRPC(o Options) (*client, error) {
-	c, err := v2client.NewGRPC(v2client.GRPCOptions{Addr: o.Addr, TLS: o.TLS, DialOptions: []grpc.DialOption{
+func newGRPC(o Options, guard *netguard.Policy) (*client, error) {
+	dial := []grpc.DialOption{
 		// grpc-go's reconnect backoff grows to 2 minutes; an upstream that comes back
 		// should be found within seconds, when the breaker or health check next asks.
 		grpc.WithConnectParams(grpc.ConnectParams{
 			Backoff:           backoff.Config{BaseDelay: 100 * time.Millisecond, Multiplier: 1.6, Jitter: 0.2, MaxDelay: 2 * time.Second},
 			MinConnectTimeout: min(o.Timeout, 20*time.Second),
-		})}})
+		})}
+	if guard != nil {
+		dial = append(dial, grpc.WithContextDialer(func(ctx context.Context, addr string) (net.Conn, error) {
+			return guard.DialContext(ctx, "tcp", addr)
+		}))
+	}
+	c, err := v2client.NewGRPC(v2client.GRPCOptions{Addr: o.Addr, TLS: o.TLS, DialOptions: dial})
 	if err != nil {
 		return nil, modelconfig.ParamCause("url", err)
 	}

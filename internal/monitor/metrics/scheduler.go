@@ -29,7 +29,7 @@ func newSchedulerMetrics() schedulerMetrics {
 		}, []string{"model", "version", "priority"}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "ferry", Name: "requests_dropped_total",
-			Help: "Requests that left the queue without running: reason is queue_full (rejected), timeout or cancelled.",
+			Help: "Requests that left the queue without running: reason is queue_full (rejected), timeout (the queue policy's), deadline (the request's own: gRPC deadline or Ferry-Timeout) or cancelled (the client left).",
 		}, []string{"model", "version", "reason"}),
 		waited: prometheus.NewHistogramVec(prometheus.HistogramOpts{
 			Namespace: "ferry", Name: "batch_queue_delay_seconds",

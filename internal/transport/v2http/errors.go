@@ -31,6 +31,8 @@ func statusOf(err error) int {
 		return http.StatusNotFound
 	case errors.Is(err, core.ErrRateLimited):
 		return http.StatusTooManyRequests
+	case errors.Is(err, context.DeadlineExceeded): // the request's own deadline (Ferry-Timeout)
+		return http.StatusGatewayTimeout
 	case errors.Is(err, core.ErrUnavailable):
 		return http.StatusServiceUnavailable
 	case errors.Is(err, core.ErrTooLarge), errors.As(err, &tooBig):
