@@ -433,7 +433,8 @@ func TestJWTOverBothTransports(t *testing.T) {
 }
 
 // TestNoBypassThroughOpenPaths: paths that start like the open health routes but lead
-// elsewhere are not open.
+// elsewhere are not open: dot segments are refused (400) before authentication sees
+// them, and the rest want a key (401).
 func TestNoBypassThroughOpenPaths(t *testing.T) {
 	dir := t.TempDir()
 	createKeys(t, dir, map[string]registry.Key{"k": {Tenant: "t", Role: "admin"}})
@@ -449,8 +450,8 @@ func TestNoBypassThroughOpenPaths(t *testing.T) {
 			t.Fatal(err)
 		}
 		resp.Body.Close()
-		if resp.StatusCode != 401 {
-			t.Errorf("POST %s without a key: %d, want 401", p, resp.StatusCode)
+		if resp.StatusCode != 401 && resp.StatusCode != 400 {
+			t.Errorf("POST %s without a key: %d, want 400 or 401", p, resp.StatusCode)
 		}
 	}
 	if code, _, _ := httpDo(t, "GET", ts.URL+"/v2/models/simple/ready", "", nil); code != 401 {
