@@ -401,7 +401,9 @@ func TestPlatformBadCandidatesRollBack(t *testing.T) {
 		metric          rollout.Metric
 	}{
 		{"errors", "4", rollout.Metric{Name: rollout.ErrorRate, Max: ptr(0.01)}},
-		{"slow", "5", rollout.Metric{Name: rollout.LatencyP99, Max: ptr(2.0), Relative: true}},
+		// p50 rather than p99: on cores shared with other tests the stable version's tail
+		// spikes too, its median does not.
+		{"slow", "5", rollout.Metric{Name: rollout.LatencyP50, Max: ptr(3.0), Relative: true}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ts, p := startPlatform(t)

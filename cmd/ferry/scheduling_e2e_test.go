@@ -763,13 +763,15 @@ func TestSchedulingPreserveOrdering(t *testing.T) {
 	for _, model := range []string{"ordered", "unordered"} {
 		t.Run(model, func(t *testing.T) {
 			ctx := t.Context()
-			slow := schedGo(ctx, ts, "grpc", model, schedReq{name: "slow", cost: schedVerySlow, fill: 1})
+			// Twice the usual slow cost: on cores shared with other test packages the fast
+			// requests must still finish well inside the slow one.
+			slow := schedGo(ctx, ts, "grpc", model, schedReq{name: "slow", cost: 2 * schedVerySlow, fill: 1})
 			schedWait(t, ts, "the slow request running", func(m schedMetrics) bool { return m.inFlight(model) == 1 })
 			var fast []*schedCall
 			for i := range 2 { // one at a time, so they arrive in order, and each runs on the idle instance
 				fast = append(fast, schedGo(ctx, ts, []string{"http", "grpc"}[i], model,
 					schedReq{name: fmt.Sprint("fast", i), cost: schedFast, fill: float32(i + 2)}))
-				schedWait(t, ts, fmt.Sprintf("fast request %d executed", i), func(m schedMetrics) bool { return m.executions(model) == i+1 })
+				schedWait(t, ts, fmt.Sprintf("fast request %d executed", i), func(m schedMetrics) bool { return m.executions(model) >= i+1 })
 			}
 			computed := time.Now() // both fast requests have run; the slow one is still running
 			schedStillRunning(t, slow, "the fast requests ran")
