@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/ferryml/ferry/internal/core"
@@ -270,7 +271,7 @@ func (r *Repository) openVersion(ctx context.Context, name string, n int64, vdir
 		r.opts.Hooks.Loaded(name, strconv.FormatInt(n, 10), time.Since(start), err)
 	}
 	if err != nil {
-		v.state, v.reason = core.StateUnavailable, err.Error()
+		v.state, v.reason = core.StateUnavailable, r.public(err.Error())
 		r.log.Error("model version failed to load", "model", name, "version", n, "err", err)
 		return v
 	}
@@ -467,9 +468,9 @@ func (r *Repository) setModelFailure(m *model, fp string, err error) {
 	r.mu.Lock()
 	serving := m.servesLocked()
 	if serving {
-		m.fp, m.stale = fp, err.Error()
+		m.fp, m.stale = fp, r.public(err.Error())
 	} else {
-		m.fp, m.reason = fp, err.Error()
+		m.fp, m.reason = fp, r.public(err.Error())
 	}
 	r.mu.Unlock()
 	if serving {
@@ -546,4 +547,15 @@ func writeOverride(parent, name string, files map[string][]byte) (string, error)
 		}
 	}
 	return tmp, nil
+}
+
+// public is msg with the folders of the server's file system cut from the paths in it
+// (model folders become relative to the repository): failures reach clients in errors
+// and the index, and where the server keeps its files is not theirs to see. The log
+// keeps the full paths.
+func (r *Repository) public(msg string) string {
+	for _, dir := range r.private {
+		msg = strings.ReplaceAll(msg, dir, "")
+	}
+	return msg
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"sync"
@@ -108,6 +109,8 @@ type Repository struct {
 	pins   map[string][]int64 // versions kept loaded beside the policy's (pins.go); guarded by mu
 	// refused holds the last sync's refusals by model (source.go); never mutated once stored.
 	refused atomic.Pointer[map[string]error]
+	// private are the folder prefixes public cuts from messages clients see (load.go).
+	private []string
 }
 
 var _ core.Repository = (*Repository)(nil)
@@ -136,7 +139,7 @@ func New(opts Options) (*Repository, error) {
 	if err := checkOnDemand(&opts); err != nil {
 		return nil, err
 	}
-	return &Repository{opts: opts, log: opts.Logger, models: map[string]*model{}, od: newOnDemand(opts)}, nil
+	return &Repository{opts: opts, log: opts.Logger, models: map[string]*model{}, od: newOnDemand(opts), private: privateDirs(opts)}, nil
 }
 
 // Start loads the startup models: all of them in none and poll modes, the named ones in
@@ -396,7 +399,7 @@ func (r *Repository) Load(ctx context.Context, name string, opts core.LoadOption
 	err := load(ctx, name, &opts)
 	if err != nil && !errors.Is(err, core.ErrNotFound) && !errors.Is(err, core.ErrInvalid) {
 		// The request was understood; the model is what failed (Triton answers 400 too).
-		return core.Invalidf("failed to load '%s': %v", name, err)
+		return core.Invalidf("failed to load '%s': %s", name, r.public(err.Error()))
 	}
 	return err
 }
@@ -442,4 +445,22 @@ func (r *Repository) unloadModel(name, reason string) error {
 	}
 	r.mu.Unlock()
 	return r.closeVersions(name, vs, reason)
+}
+
+// privateDirs are the folders whose paths clients must not see, each with a trailing
+// separator, longest first so a folder inside another is cut whole: the repository (as
+// given and absolute), where load requests' files go, and the temporary folder.
+func privateDirs(opts Options) []string {
+	var dirs []string
+	for _, d := range []string{opts.Root, opts.LoadFilesDir, os.TempDir()} {
+		if d == "" {
+			continue
+		}
+		dirs = append(dirs, filepath.Clean(d)+string(filepath.Separator))
+		if abs, err := filepath.Abs(d); err == nil {
+			dirs = append(dirs, abs+string(filepath.Separator))
+		}
+	}
+	slices.SortFunc(dirs, func(a, b string) int { return len(b) - len(a) })
+	return slices.Compact(dirs)
 }
