@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"syscall"
 	"testing"
@@ -95,8 +96,10 @@ func TestS3CacheOnAFullDisk(t *testing.T) {
 	}
 }
 
-// SIGTERM to a ferry process under load: every request it accepted is answered; the
-// only errors clients see are refused connections once it stopped listening.
+// SIGTERM to a ferry process under load: every request it accepted is answered. The
+// clients stand behind a load balancer that polls readiness every 10 ms and stops sending
+// once it is 503 (the drain grace, 300 ms here, is for that); what they sent before is
+// answered, and the only other errors they may see are refused connections.
 func TestSIGTERMUnderLoadLosesNoAdmittedRequest(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts a ferry process")
@@ -104,6 +107,16 @@ func TestSIGTERMUnderLoadLosesNoAdmittedRequest(t *testing.T) {
 	p := startFerryProc(t, "--model-repository", platformRepo(t), "--drain-grace", "300ms")
 	load := sendAddk(t, p.url, 16)
 	load.errs = make(chan error, 1024)
+	go func() { // the load balancer
+		for !load.halt.Load() {
+			if resp, err := http.Get(p.url + "/v2/health/ready"); err != nil || resp.StatusCode != 200 {
+				load.halt.Store(true)
+			} else {
+				resp.Body.Close()
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+	}()
 	time.Sleep(500 * time.Millisecond)
 	if err := p.cmd.Process.Signal(syscall.SIGTERM); err != nil {
 		t.Fatal(err)

@@ -95,7 +95,8 @@ type addkLoad struct {
 	failed int64
 	mu     sync.Mutex
 	ok     atomic.Int64
-	errs   chan error // when set, gets every failure (dropped when full)
+	errs   chan error  // when set, gets every failure (dropped when full)
+	halt   atomic.Bool // when set, the clients send nothing new (a load balancer took the server out)
 }
 
 func sendAddk(t *testing.T, url string, clients int) *addkLoad {
@@ -110,6 +111,10 @@ func sendAddk(t *testing.T, url string, clients int) *addkLoad {
 			defer c.Close()
 			x := &tensor.Tensor{Name: "INPUT0", DType: tensor.FP32, Shape: tensor.Shape{1, 4}, Data: e2eLE(addkInput(i))}
 			for ctx.Err() == nil {
+				if l.halt.Load() {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
 				_, err := c.Model("addk", "").Infer(ctx, &v2client.Request{Inputs: []*tensor.Tensor{x}})
 				switch {
 				case err == nil:
