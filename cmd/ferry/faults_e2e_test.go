@@ -106,7 +106,6 @@ func TestSIGTERMUnderLoadLosesNoAdmittedRequest(t *testing.T) {
 	}
 	p := startFerryProc(t, "--model-repository", platformRepo(t), "--drain-grace", "300ms")
 	load := sendAddk(t, p.url, 16)
-	load.errs = make(chan error, 1024)
 	go func() { // the load balancer
 		for !load.halt.Load() {
 			if resp, err := http.Get(p.url + "/v2/health/ready"); err != nil || resp.StatusCode != 200 {
@@ -126,19 +125,20 @@ func TestSIGTERMUnderLoadLosesNoAdmittedRequest(t *testing.T) {
 	case <-time.After(30 * time.Second):
 		t.Fatal("ferry did not exit within 30 s of SIGTERM")
 	}
-	load.end()
-	close(load.errs)
+	as := load.end()
+	_, failed := answersBy(as)
+	answered := len(as) - len(failed)
 	refused, lost := 0, []error{}
-	for err := range load.errs {
-		if errors.Is(err, syscall.ECONNREFUSED) {
+	for _, a := range failed {
+		if errors.Is(a.err, syscall.ECONNREFUSED) {
 			refused++
 			continue
 		}
-		lost = append(lost, err)
+		lost = append(lost, a.err)
 	}
-	t.Logf("%d answered, %d refused connections after the listener closed", load.ok.Load(), refused)
-	if len(lost) > 0 || load.ok.Load() == 0 {
-		t.Errorf("%d requests lost (%v), %d answered", len(lost), errors.Join(lost...), load.ok.Load())
+	t.Logf("%d answered, %d refused connections after the listener closed", answered, refused)
+	if len(lost) > 0 || answered == 0 {
+		t.Errorf("%d requests lost (%v), %d answered", len(lost), errors.Join(lost...), answered)
 	}
 	if code := p.cmd.ProcessState.ExitCode(); code != 0 {
 		t.Errorf("ferry exited %d after SIGTERM, want 0", code)

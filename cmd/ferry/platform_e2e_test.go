@@ -129,6 +129,7 @@ type clientLoad struct {
 	mu      sync.Mutex
 	answers []answer
 	n       atomic.Int64
+	halt    atomic.Bool // when set, the clients send nothing new (a load balancer took the server out)
 }
 
 // addkInput is request i's input: four integers in 0..19 (inputs of 16 or more make the
@@ -137,18 +138,30 @@ func addkInput(i int) []float32 {
 	return []float32{float32(i % 20), float32((i + 3) % 16), 1, 2}
 }
 
+// sendTraffic has clients send to ts's model (version), even ones over REST, odd ones
+// over gRPC.
 func sendTraffic(t testing.TB, ts *testServer, clients int, model, version string) *clientLoad {
+	return sendTrafficVia(clients, func(c int) v2model { return ts.v2([]string{"rest", "grpc"}[c%2], model, version) })
+}
+
+// sendTrafficVia has clients send addk requests through client(c) until stopped; a
+// failed request is followed by a short pause, so a refusing server is not spun on.
+func sendTrafficVia(clients int, client func(c int) v2model) *clientLoad {
 	ctx, cancel := context.WithCancel(context.Background())
 	tr := &clientLoad{stop: cancel}
 	for c := range clients {
-		proto := "rest"
-		if c%2 == 1 {
-			proto = "grpc"
-		}
-		m := ts.v2(proto, model, version)
+		m := client(c)
 		tr.wg.Go(func() {
 			for i := c; ctx.Err() == nil; i += clients {
-				tr.add(oneAddk(ctx, m, addkInput(i)))
+				if tr.halt.Load() {
+					time.Sleep(5 * time.Millisecond)
+					continue
+				}
+				a := oneAddk(ctx, m, addkInput(i))
+				tr.add(a)
+				if a.err != nil {
+					time.Sleep(10 * time.Millisecond)
+				}
 			}
 		})
 	}

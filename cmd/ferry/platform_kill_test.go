@@ -20,7 +20,6 @@ import (
 	"github.com/ferryml/ferry/internal/mgmtapi"
 	"github.com/ferryml/ferry/internal/mgmtclient"
 	"github.com/ferryml/ferry/internal/rollout"
-	"github.com/ferryml/ferry/internal/tensor"
 	"github.com/ferryml/ferry/internal/v2client"
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
@@ -88,59 +87,16 @@ func (p *ferryProc) kill() {
 	<-p.done
 }
 
-// addkLoad sends addk requests naming no version to url until stopped; it counts failures.
-type addkLoad struct {
-	stop   context.CancelFunc
-	wg     sync.WaitGroup
-	failed int64
-	mu     sync.Mutex
-	ok     atomic.Int64
-	errs   chan error  // when set, gets every failure (dropped when full)
-	halt   atomic.Bool // when set, the clients send nothing new (a load balancer took the server out)
-}
-
-func sendAddk(t *testing.T, url string, clients int) *addkLoad {
+// sendAddk has clients send addk requests naming no version to the server at url, over
+// REST (a child process's gRPC address is not known here).
+func sendAddk(t *testing.T, url string, clients int) *clientLoad {
 	c, err := v2client.NewREST(v2client.RESTOptions{URL: url, Timeout: 10 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	l := &addkLoad{stop: cancel}
-	for i := range clients {
-		l.wg.Go(func() {
-			defer c.Close()
-			x := &tensor.Tensor{Name: "INPUT0", DType: tensor.FP32, Shape: tensor.Shape{1, 4}, Data: e2eLE(addkInput(i))}
-			for ctx.Err() == nil {
-				if l.halt.Load() {
-					time.Sleep(5 * time.Millisecond)
-					continue
-				}
-				_, err := c.Model("addk", "").Infer(ctx, &v2client.Request{Inputs: []*tensor.Tensor{x}})
-				switch {
-				case err == nil:
-					l.ok.Add(1)
-				case ctx.Err() == nil:
-					l.mu.Lock()
-					l.failed++
-					if l.errs != nil {
-						select {
-						case l.errs <- err:
-						default:
-						}
-					}
-					l.mu.Unlock()
-					time.Sleep(10 * time.Millisecond)
-				}
-			}
-		})
-	}
-	return l
-}
-
-func (l *addkLoad) end() int64 {
-	l.stop()
-	l.wg.Wait()
-	return l.failed
+	t.Cleanup(c.Close)
+	m := c.Model("addk", "")
+	return sendTrafficVia(clients, func(int) v2model { return m })
 }
 
 // A server killed with SIGKILL mid-rollout comes back with the rollout where it was:
@@ -198,8 +154,8 @@ func TestPlatformRolloutSurvivesKill9(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	if failed := load.end(); failed > 0 || d.State != rollout.Succeeded || d.Weights["2"] != 100 {
-		t.Errorf("resumed rollout ended %s (%s) with %v, %d failed requests; want Succeeded with 2 at 100, none failed", d.State, d.Reason, d.Weights, failed)
+	if _, failed := answersBy(load.end()); len(failed) > 0 || d.State != rollout.Succeeded || d.Weights["2"] != 100 {
+		t.Errorf("resumed rollout ended %s (%s) with %v, %d failed requests; want Succeeded with 2 at 100, none failed", d.State, d.Reason, d.Weights, len(failed))
 	}
 	restarted := false
 	for _, c := range d.History {

@@ -57,12 +57,11 @@ func (s *Server) infer(ctx context.Context, l *Lease, req *InferRequest, start t
 	if err != nil {
 		return nil, err // counted by admission's own metrics: a tenant's quota is not the version's failure
 	}
-	if done == nil {
-		return s.run(ctx, l, req, start, items, outputs)
-	}
 	admitted := time.Now()
 	resp, err := s.run(ctx, l, req, start, items, outputs)
-	done(time.Since(admitted), err)
+	if done != nil {
+		done(time.Since(admitted), err)
+	}
 	return resp, err
 }
 
