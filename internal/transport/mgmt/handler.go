@@ -49,7 +49,9 @@ type Options struct {
 // DefaultMaxBodyBytes is Options.MaxBodyBytes's default: policies and rollouts are small.
 const DefaultMaxBodyBytes = 1 << 20
 
-// Handler serves everything under /api/v1/.
+// Handler serves everything under /api/v1/. Without a Service (a server with no
+// registry) the registry's routes answer 404 naming what to start, and the monitoring
+// routes, which need none, are served alone.
 type Handler struct {
 	svc    Service
 	o      Options
@@ -114,6 +116,9 @@ func (h *Handler) table() []route {
 	}
 }
 
+// registryRoots are the first path segments of the routes a Service serves.
+var registryRoots = map[string]bool{"models": true, "endpoints": true, "rollouts": true, "audit": true}
+
 // ServeHTTP matches the request to a route and serves it; errors become {"error": ...}
 // with the status statusOf gives them. A change a browser sends is refused first
 // (middleware.BrowserWrite): this handler is mounted outside the root's layers.
@@ -136,6 +141,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if rt.method != r.Method {
 			allowed = append(allowed, rt.method)
 			continue
+		}
+		if h.svc == nil && registryRoots[rt.pattern[0]] {
+			writeError(w, http.StatusNotFound, "the model registry is not enabled: start ferry serve with --data-dir or --registry-url")
+			return
 		}
 		r = r.WithContext(withActor(r))
 		if err := rt.serve(w, r, p); err != nil {

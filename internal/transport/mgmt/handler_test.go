@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"mime/multipart"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -326,5 +328,23 @@ func TestPushRefusals(t *testing.T) {
 	a.json("GET", "/api/v1/models/m/versions", nil, http.StatusOK, &vs)
 	if len(vs) != 0 {
 		t.Errorf("refused pushes registered %d versions", len(vs))
+	}
+}
+
+// TestNoRegistry: a handler with no Service answers the registry's routes with a 404
+// that says what to start, instead of failing on a nil service.
+func TestNoRegistry(t *testing.T) {
+	srv := httptest.NewServer(New(nil, Options{}))
+	defer srv.Close()
+	for _, path := range []string{"models", "models/mlp/versions", "endpoints", "rollouts", "audit"} {
+		resp, err := http.Get(srv.URL + "/api/v1/" + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusNotFound || !strings.Contains(string(body), "--data-dir") {
+			t.Errorf("GET %s without a registry: %d %s", path, resp.StatusCode, body)
+		}
 	}
 }
