@@ -3,7 +3,9 @@ package quality
 import (
 	"context"
 	"fmt"
+	"math"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -76,7 +78,7 @@ func (s *Store) join(ctx context.Context, model string) error {
 	s.mu.Lock()
 	var ids []string
 	for id, e := range s.models[model] {
-		if e.pred == nil {
+		if !e.joined {
 			ids = append(ids, id)
 		}
 	}
@@ -94,15 +96,24 @@ func (s *Store) join(ctx context.Context, model string) error {
 }
 
 // attach keeps found predictions beside their labels; a prediction of another model
-// (a confused adapter) is ignored.
+// (a confused adapter) is ignored. Versions are interned: a model has few.
 func (s *Store) attach(model string, found map[string]Prediction) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	ids := s.models[model]
+	versions := map[string]string{}
 	for id, p := range found {
-		if e, ok := s.models[model][id]; ok && e.pred == nil && (p.Model == "" || p.Model == model) {
-			p.Outputs = slices.Clone(p.Outputs)
-			e.pred = &p
+		e, ok := ids[id]
+		if !ok || e.joined || (p.Model != "" && p.Model != model) {
+			continue
 		}
+		v, seen := versions[p.Version]
+		if !seen {
+			v = strings.Clone(p.Version)
+			versions[v] = v
+		}
+		e.joined, e.version, e.served, e.out = true, v, p.Time.UnixNano(), slices.Clone(p.Outputs)
+		ids[id] = e
 	}
 }
 
@@ -112,16 +123,20 @@ func (s *Store) collect(q Query) (map[string][]pair, int, ModelConfig) {
 	defer s.mu.Unlock()
 	groups := map[string][]pair{}
 	unmatched := 0
+	since, until := int64(math.MinInt64), int64(math.MaxInt64)
+	if !q.Since.IsZero() {
+		since = q.Since.UnixNano()
+	}
+	if !q.Until.IsZero() {
+		until = q.Until.UnixNano()
+	}
 	for _, e := range s.models[q.Model] {
-		p := e.pred
 		switch {
-		case p == nil:
+		case !e.joined:
 			unmatched++
-		case q.Version != "" && p.Version != q.Version,
-			!q.Since.IsZero() && p.Time.Before(q.Since),
-			!q.Until.IsZero() && !p.Time.Before(q.Until):
+		case q.Version != "" && e.version != q.Version, e.served < since, e.served >= until:
 		default:
-			groups[p.Version] = append(groups[p.Version], pair{out: p.Outputs, lab: e.lab})
+			groups[e.version] = append(groups[e.version], pair{out: e.out, kind: e.kind, target: e.target, name: e.name})
 		}
 	}
 	return groups, unmatched, s.configs[q.Model]

@@ -41,6 +41,7 @@ func (s *Store) Refresh(ctx context.Context) error {
 		}
 		all := scoreGroup(q, "", cfg, ps, unmatched)
 		all.Values["labelled"] = float64(all.Labelled)
+		all.Values["unmatched"] = float64(all.Unmatched)
 		s.mu.Lock()
 		s.latest[m] = snapshot{versions: ms, all: all.Values}
 		s.mu.Unlock()
@@ -69,7 +70,8 @@ func (s *Store) Run(ctx context.Context, every time.Duration) error {
 }
 
 // Value is a metric of model over the latest window, all versions together, as of
-// the last Refresh; "labelled" is the count scored. False when there is none.
+// the last Refresh; "labelled" and "unmatched" are the counts of Metrics. False when
+// there is none.
 func (s *Store) Value(model, metric string) (float64, bool) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -90,16 +92,18 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) { ch <- qualityDesc }
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	c.s.mu.Lock()
-	defer c.s.mu.Unlock()
-	for model, snap := range c.s.latest {
-		for _, m := range snap.versions {
-			if m.Version == "" {
-				continue
-			}
-			ch <- prometheus.MustNewConstMetric(qualityDesc, prometheus.GaugeValue, float64(m.Labelled), model, m.Version, "labelled")
-			for name, v := range m.Values {
-				ch <- prometheus.MustNewConstMetric(qualityDesc, prometheus.GaugeValue, v, model, m.Version, name)
-			}
+	var all []Metrics // snapshots are replaced, never changed: safe to read unlocked
+	for _, snap := range c.s.latest {
+		all = append(all, snap.versions...)
+	}
+	c.s.mu.Unlock()
+	for _, m := range all {
+		if m.Version == "" {
+			continue
+		}
+		ch <- prometheus.MustNewConstMetric(qualityDesc, prometheus.GaugeValue, float64(m.Labelled), m.Model, m.Version, "labelled")
+		for name, v := range m.Values {
+			ch <- prometheus.MustNewConstMetric(qualityDesc, prometheus.GaugeValue, v, m.Model, m.Version, name)
 		}
 	}
 }

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math"
 	"math/rand/v2"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -214,7 +215,10 @@ func independent(ss []served, k int) map[string]float64 {
 	classes := max(k, 2)
 	pred := func(s served) int {
 		if len(s.out) == 1 {
-			return map[bool]int{true: 1, false: 0}[s.out[0] >= 0.5]
+			if s.out[0] >= 0.5 {
+				return 1
+			}
+			return 0
 		}
 		b := 0
 		for c := 1; c < len(s.out); c++ {
@@ -255,26 +259,28 @@ func independent(ss []served, k int) map[string]float64 {
 		}
 		return p, r, f, predC+trueC > 0
 	}
+	// auc counts, for each positive, the negatives scored below it (and half those
+	// tied), by binary search in the sorted negative scores.
 	auc := func(score func(served) float64, pos func(served) bool) float64 {
-		var num, den float64
-		for _, a := range ss {
-			if !pos(a) {
-				continue
-			}
-			for _, b := range ss {
-				if pos(b) {
-					continue
-				}
-				den++
-				switch {
-				case score(a) > score(b):
-					num++
-				case score(a) == score(b):
-					num += 0.5
-				}
+		var ps, ns []float64
+		for _, x := range ss {
+			if pos(x) {
+				ps = append(ps, score(x))
+			} else {
+				ns = append(ns, score(x))
 			}
 		}
-		return num / den
+		slices.Sort(ns)
+		var num float64
+		for _, p := range ps {
+			below, _ := slices.BinarySearch(ns, p)
+			upto := below
+			for upto < len(ns) && ns[upto] == p {
+				upto++
+			}
+			num += float64(below) + float64(upto-below)/2
+		}
+		return num / float64(len(ps)*len(ns))
 	}
 	if classes == 2 {
 		out[Precision], out[Recall], out[F1], _ = perClass(1)

@@ -16,10 +16,12 @@ const (
 	RMSE      = "rmse"
 )
 
-// pair is a label joined to its prediction.
+// pair is a label (as entry holds it) joined to its prediction.
 type pair struct {
-	out []float64
-	lab Label
+	out    []float64
+	kind   uint8
+	target float64
+	name   string
 }
 
 // taskOf decides how pairs are scored: by config, else by the output's width and, for
@@ -33,7 +35,7 @@ func taskOf(c ModelConfig, ps []pair) Task {
 	}
 	classes := 0
 	for _, p := range ps {
-		if p.lab.Class != nil {
+		if p.kind != kindValue {
 			classes++
 		}
 	}
@@ -57,10 +59,10 @@ func regression(ps []pair) (map[string]float64, int, int) {
 	var abs, sq float64
 	n := 0
 	for _, p := range ps {
-		if p.lab.Value == nil || len(p.out) != 1 || !finite(p.out[0]) {
+		if p.kind != kindValue || len(p.out) != 1 || !finite(p.out[0]) {
 			continue
 		}
-		d := p.out[0] - *p.lab.Value
+		d := p.out[0] - p.target
 		abs += math.Abs(d)
 		sq += d * d
 		n++
@@ -86,7 +88,7 @@ func classification(c ModelConfig, ps []pair) (map[string]float64, int, int) {
 	k := max(width, 2)
 	var cs []classified
 	for _, p := range ps {
-		t, ok := trueClass(c, p.lab)
+		t, ok := trueClass(c, p)
 		if !ok || t >= k || len(p.out) != width || !allFinite(p.out) {
 			continue
 		}
@@ -116,15 +118,15 @@ func classification(c ModelConfig, ps []pair) (map[string]float64, int, int) {
 }
 
 // trueClass maps a label to a class index.
-func trueClass(c ModelConfig, l Label) (int, bool) {
-	if l.Class == nil {
-		return 0, false
+func trueClass(c ModelConfig, p pair) (int, bool) {
+	switch p.kind {
+	case kindIndex:
+		return int(p.target), true
+	case kindName:
+		i := slices.Index(c.Classes, p.name)
+		return i, i >= 0
 	}
-	if l.Class.Name == "" {
-		return l.Class.Index, true
-	}
-	i := slices.Index(c.Classes, l.Class.Name)
-	return i, i >= 0
+	return 0, false
 }
 
 // predicted is the class a row predicts: its largest column (the first of equals),

@@ -52,9 +52,10 @@ type ModelConfig struct {
 
 // Limits of a Store (see New).
 const (
-	// DefaultMaxLabels bounds the labels kept in memory, all models together; past it
-	// the oldest label goes (it stays in the file, and is dropped there at the next start).
-	DefaultMaxLabels = 1_000_000
+	// DefaultMaxLabels bounds the labels kept in memory, all models together (about
+	// 350 bytes each with a two-column prediction joined: some 90 MB); past it the
+	// oldest label goes (it stays in the file, and is dropped there at the next start).
+	DefaultMaxLabels = 250_000
 	// MaxLabelsPerCall bounds one Add.
 	MaxLabelsPerCall = 100_000
 	// DefaultWindow is the latest window Value and the gauge report.
@@ -68,8 +69,9 @@ const fileName = "feedback.jsonl"
 
 // Store keeps feedback durably (JSON lines appended to dir/feedback.jsonl, replayed at
 // New) and in memory (at most DefaultMaxLabels, oldest out first), joins it to
-// predictions and scores it. For a request id given twice, the last label wins. A
-// label whose id is not (yet) in the inference log is kept and joined when it appears.
+// predictions and scores it. For a request id given twice, the last label wins (also
+// within one call). A label whose id is not (yet) in the inference log is kept, and
+// joined when a later Metrics or Refresh finds it.
 type Store struct {
 	dir       string
 	preds     Predictions
@@ -78,8 +80,8 @@ type Store struct {
 
 	mu      sync.Mutex // guards the fields below and appends to f
 	f       *os.File
-	models  map[string]map[string]*entry // model → id → label
-	order   []key                        // arrival order, for eviction; may hold stale keys
+	models  map[string]map[string]entry // model → id → label
+	order   []key                       // arrival order, for eviction; may hold stale keys
 	live    int
 	seq     uint64
 	configs map[string]ModelConfig
@@ -92,12 +94,51 @@ type key struct {
 	seq       uint64
 }
 
-// entry is one id's label and, once found, its prediction (immutable once set).
+// entry is one id's label and, once found, its prediction (which never changes).
+// It holds no pointers but its strings and outputs: a million of them cost the
+// garbage collector little.
 type entry struct {
-	seq  uint64
-	at   time.Time
-	lab  Label
-	pred *Prediction
+	seq    uint64
+	at     int64   // arrival, Unix ns
+	target float64 // kindValue: the value; kindIndex: the class index
+	name   string  // kindName: the class name
+	kind   uint8
+	joined bool
+	// The prediction, when joined.
+	version string // interned per model
+	served  int64  // Unix ns
+	out     []float64
+}
+
+const (
+	kindValue uint8 = iota
+	kindIndex
+	kindName
+)
+
+func entryOf(l Label) entry {
+	switch {
+	case l.Value != nil:
+		return entry{kind: kindValue, target: *l.Value}
+	case l.Class.Name != "":
+		return entry{kind: kindName, name: l.Class.Name}
+	}
+	return entry{kind: kindIndex, target: float64(l.Class.Index)}
+}
+
+// label is e's label again, for the file.
+func (e *entry) label(id string) Label {
+	l := Label{ID: id}
+	switch e.kind {
+	case kindValue:
+		v := e.target
+		l.Value = &v
+	case kindName:
+		l.Class = &Class{Name: e.name}
+	default:
+		l.Class = &Class{Index: int(e.target)}
+	}
+	return l
 }
 
 // fileLine is one line of the feedback file.
@@ -120,7 +161,7 @@ func New(dir string, preds Predictions, log *slog.Logger) (*Store, error) {
 		return nil, fmt.Errorf("quality: feedback directory: %w", err)
 	}
 	s := &Store{dir: dir, preds: preds, log: log, maxLabels: DefaultMaxLabels,
-		models: map[string]map[string]*entry{}, configs: map[string]ModelConfig{},
+		models: map[string]map[string]entry{}, configs: map[string]ModelConfig{},
 		window: DefaultWindow, latest: map[string]snapshot{}}
 	lines, err := s.replay()
 	if err != nil {
@@ -160,6 +201,18 @@ func (s *Store) SetModel(model string, c ModelConfig) error {
 	defer s.mu.Unlock()
 	s.configs[model] = c
 	return nil
+}
+
+// SetMaxLabels bounds the labels kept in memory (default DefaultMaxLabels), dropping
+// the oldest now if there are more.
+func (s *Store) SetMaxLabels(n int) {
+	if n <= 0 {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.maxLabels = n
+	s.evict()
 }
 
 // SetWindow sets the latest window Value and the gauge report (default DefaultWindow).
@@ -211,13 +264,14 @@ func (s *Store) Add(ctx context.Context, model string, labels []Label) (accepted
 func (s *Store) put(model string, at time.Time, l Label) {
 	ids := s.models[model]
 	if ids == nil {
-		ids = map[string]*entry{}
+		ids = map[string]entry{}
 		s.models[model] = ids
 	}
 	s.seq++
-	e := &entry{seq: s.seq, at: at, lab: Label{Class: l.Class, Value: l.Value}}
-	if old, ok := ids[l.ID]; ok {
-		e.pred = old.pred // the prediction of an id does not change
+	e := entryOf(l)
+	e.seq, e.at = s.seq, at.UnixNano()
+	if old, ok := ids[l.ID]; ok { // the prediction of an id does not change
+		e.joined, e.version, e.served, e.out = old.joined, old.version, old.served, old.out
 	} else {
 		s.live++
 	}
@@ -311,7 +365,7 @@ func (s *Store) compact() error {
 		if !ok || e.seq != k.seq {
 			continue
 		}
-		if err := enc.Encode(fileLine{At: e.at, Model: k.model, Label: Label{ID: k.id, Class: e.lab.Class, Value: e.lab.Value}}); err != nil {
+		if err := enc.Encode(fileLine{At: time.Unix(0, e.at).UTC(), Model: k.model, Label: e.label(k.id)}); err != nil {
 			tmp.Close()
 			return fmt.Errorf("quality: compacting feedback: %w", err)
 		}

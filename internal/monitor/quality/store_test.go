@@ -64,7 +64,7 @@ func TestMemoryIsBoundedAndTheFileCompacted(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	s.maxLabels = 100
+	s.SetMaxLabels(100)
 	v := 1.0
 	for range 30 {
 		var ls []Label
