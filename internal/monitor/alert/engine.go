@@ -93,9 +93,11 @@ type Engine struct {
 	mu     sync.Mutex // guards alerts' states
 	alerts []*alertState
 
-	outbox  []chan notification // one per webhook
-	hooks   chan func(context.Context)
-	dropped atomic.Uint64
+	outbox []chan notification // one per webhook
+	// aborts and retrains are the hook queues: apart, so a retrain that runs for
+	// minutes never delays a rollout's abort.
+	aborts, retrains chan func(context.Context)
+	dropped          atomic.Uint64
 }
 
 // Queue sizes: a burst of alerts larger than these is dropped (and counted).
@@ -118,7 +120,8 @@ func New(cfg Config, src Source, log *slog.Logger) (*Engine, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	e := &Engine{cfg: cfg, src: src, log: log, hooks: make(chan func(context.Context), hookQueue),
+	e := &Engine{cfg: cfg, src: src, log: log,
+		aborts: make(chan func(context.Context), hookQueue), retrains: make(chan func(context.Context), hookQueue),
 		// Each attempt has its own deadline (Webhook.Timeout); this bounds the rest.
 		client: &http.Client{Timeout: 10 * time.Minute}}
 	for _, r := range cfg.Rules {
@@ -156,23 +159,25 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 }
 
-// start runs one sender per webhook and one hook runner until ctx ends; the func it
-// returns waits for them.
+// start runs one sender per webhook and a runner per hook queue until ctx ends; the
+// func it returns waits for them.
 func (e *Engine) start(ctx context.Context) (wait func()) {
 	var wg sync.WaitGroup
 	for i, ch := range e.outbox {
 		wg.Go(func() { e.send(ctx, e.cfg.Webhooks[i], ch) })
 	}
-	wg.Go(func() {
-		for {
-			select {
-			case <-ctx.Done():
-				return
-			case job := <-e.hooks:
-				job(ctx)
+	for _, q := range []chan func(context.Context){e.aborts, e.retrains} {
+		wg.Go(func() {
+			for {
+				select {
+				case <-ctx.Done():
+					return
+				case job := <-q:
+					job(ctx)
+				}
 			}
-		}
-	})
+		})
+	}
 	return wg.Wait
 }
 
@@ -228,7 +233,7 @@ func (e *Engine) fire(a *alertState, now time.Time) {
 	e.notifyAll(a, now)
 	if a.rule.AbortRollout {
 		rule, model := a.rule, a.rule.Model
-		e.hook(func(ctx context.Context) {
+		e.hook(e.aborts, func(ctx context.Context) {
 			ctx, cancel := context.WithTimeout(ctx, time.Minute)
 			defer cancel()
 			if err := e.cfg.OnFire(ctx, rule, model); err != nil {
@@ -238,7 +243,7 @@ func (e *Engine) fire(a *alertState, now time.Time) {
 	}
 	if a.rule.Retrain {
 		req := e.retrainRequest(a)
-		e.hook(func(ctx context.Context) { e.retrain(ctx, req) })
+		e.hook(e.retrains, func(ctx context.Context) { e.retrain(ctx, req) })
 	}
 }
 
@@ -268,9 +273,9 @@ func (e *Engine) enqueue(i int, a *alertState, now time.Time) {
 	}
 }
 
-func (e *Engine) hook(job func(context.Context)) {
+func (e *Engine) hook(q chan<- func(context.Context), job func(context.Context)) {
 	select {
-	case e.hooks <- job:
+	case q <- job:
 	default:
 		e.dropped.Add(1)
 		e.log.Warn("alert hook dropped: the hook queue is full")
