@@ -45,6 +45,7 @@ type Alert struct {
 type notification struct {
 	body  []byte
 	alert string // for logs
+	err   error  // the message could not be encoded (a time past year 9999)
 }
 
 // amAlert is a's Alertmanager form; e.mu is held. Annotations are the rule's, with
@@ -80,10 +81,7 @@ func (e *Engine) notification(w Webhook, a *alertState) notification {
 		GroupLabels: group, CommonLabels: al.Labels, CommonAnnotations: al.Annotations,
 		ExternalURL: e.cfg.ExternalURL, Alerts: []Alert{al}}
 	b, err := json.Marshal(m)
-	if err != nil { // maps of strings and times always marshal
-		panic(fmt.Sprintf("alert: encoding a notification: %v", err))
-	}
-	return notification{body: b, alert: a.rule.Name}
+	return notification{body: b, alert: a.rule.Name, err: err}
 }
 
 // formatLabels is Alertmanager's form of a label set: {a="x", b="y"}, sorted.
@@ -116,6 +114,10 @@ func (e *Engine) send(ctx context.Context, w Webhook, ch <-chan notification) {
 		case <-ctx.Done():
 			return
 		case n := <-ch:
+			if n.err != nil {
+				e.log.Error("alert notification not sent: encoding it failed", "alert", n.alert, "err", n.err)
+				continue
+			}
 			if err := e.post(ctx, w.URL, time.Duration(w.Timeout), w.Retries, n.body); err != nil && ctx.Err() == nil {
 				e.log.Warn("alert notification failed", "webhook", w.URL, "alert", n.alert, "err", err)
 			}

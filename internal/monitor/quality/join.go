@@ -68,6 +68,11 @@ func (s *Store) Metrics(ctx context.Context, q Query) ([]Metrics, error) {
 func scoreGroup(q Query, version string, cfg ModelConfig, ps []pair, unmatched int) Metrics {
 	task := taskOf(cfg, ps)
 	vals, n, skipped := score(task, cfg, ps)
+	for k, v := range vals {
+		if !finite(v) { // an RMSE past the float range; JSON has no Inf
+			delete(vals, k)
+		}
+	}
 	return Metrics{Model: q.Model, Version: version, Task: task, Since: q.Since, Until: q.Until,
 		Labelled: n, Skipped: skipped, Unmatched: unmatched, Values: vals}
 }

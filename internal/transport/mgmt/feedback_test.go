@@ -1,7 +1,6 @@
 package mgmt
 
 import (
-	"context"
 	"fmt"
 	"net/http"
 	"strings"
@@ -10,28 +9,15 @@ import (
 
 	"github.com/ferryml/ferry/internal/monitor/alert"
 	"github.com/ferryml/ferry/internal/monitor/quality"
+	"github.com/ferryml/ferry/internal/monitor/quality/qualitytest"
 )
-
-// logged is an in-memory inference log for the quality store.
-type logged map[string]quality.Prediction
-
-func (l logged) Lookup(_ context.Context, model string, ids []string) (map[string]quality.Prediction, error) {
-	out := map[string]quality.Prediction{}
-	for _, id := range ids {
-		if p, ok := l[id]; ok && p.Model == model {
-			out[id] = p
-		}
-	}
-	return out, nil
-}
 
 func TestFeedbackAndQualityRoutes(t *testing.T) {
 	now := time.Now().UTC()
-	preds := logged{
-		"r1": {Model: "mlp", Version: "1", Time: now.Add(-2 * time.Hour), Outputs: []float64{0.9, 0.1}},
-		"r2": {Model: "mlp", Version: "2", Time: now.Add(-time.Minute), Outputs: []float64{0.2, 0.8}},
-		"r3": {Model: "mlp", Version: "2", Time: now.Add(-time.Minute), Outputs: []float64{0.3, 0.7}},
-	}
+	preds := &qualitytest.Log{}
+	preds.Put("r1", quality.Prediction{Model: "mlp", Version: "1", Time: now.Add(-2 * time.Hour), Outputs: []float64{0.9, 0.1}})
+	preds.Put("r2", quality.Prediction{Model: "mlp", Version: "2", Time: now.Add(-time.Minute), Outputs: []float64{0.2, 0.8}})
+	preds.Put("r3", quality.Prediction{Model: "mlp", Version: "2", Time: now.Add(-time.Minute), Outputs: []float64{0.3, 0.7}})
 	store, err := quality.New(t.TempDir(), preds, nil)
 	if err != nil {
 		t.Fatal(err)
@@ -80,7 +66,7 @@ func TestFeedbackAndQualityRoutes(t *testing.T) {
 }
 
 func TestFeedbackBodyLimit(t *testing.T) {
-	store, err := quality.New(t.TempDir(), logged{}, nil)
+	store, err := quality.New(t.TempDir(), &qualitytest.Log{}, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
