@@ -45,9 +45,13 @@ type series struct{ slots []slot }
 var _ core.Tap = (*Requests)(nil)
 var _ WindowSource = (*Requests)(nil)
 
-// NewRequests keeps span of history (default and at least one minute) and answers
-// Value over window (default one minute); a rule's window is capped at span.
+// NewRequests keeps span of history (default 15 minutes, at least one: about 500
+// bytes a second per model) and answers Value over window (default one minute); a
+// rule's window is capped at span.
 func NewRequests(span, window time.Duration) *Requests {
+	if span <= 0 {
+		span = 15 * time.Minute
+	}
 	span = max(span, time.Minute)
 	if window <= 0 {
 		window = time.Minute
