@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/mgmtapi"
+	"github.com/ferryml/ferry/internal/monitor/quality"
 	"github.com/ferryml/ferry/internal/registry"
 	"github.com/ferryml/ferry/internal/rollout"
 )
@@ -58,11 +59,12 @@ func statusOf(err error) int {
 		return statusClientClosed
 	case errors.As(err, &tl):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, registry.ErrNotFound), errors.Is(err, rollout.ErrNotFound), errors.Is(err, core.ErrNotFound):
+	case errors.Is(err, registry.ErrNotFound), errors.Is(err, rollout.ErrNotFound), errors.Is(err, core.ErrNotFound), errors.Is(err, errNotEnabled):
 		return http.StatusNotFound
 	case errors.Is(err, registry.ErrExists), errors.Is(err, rollout.ErrConflict):
 		return http.StatusConflict
-	case errors.Is(err, errBadRequest), errors.Is(err, registry.ErrInvalid), errors.Is(err, core.ErrInvalid), errors.Is(err, rollout.ErrInvalidAction):
+	case errors.Is(err, errBadRequest), errors.Is(err, registry.ErrInvalid), errors.Is(err, core.ErrInvalid), errors.Is(err, rollout.ErrInvalidAction),
+		errors.Is(err, quality.ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, core.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge

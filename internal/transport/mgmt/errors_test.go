@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/monitor/quality"
 	"github.com/ferryml/ferry/internal/registry"
 	"github.com/ferryml/ferry/internal/rollout"
 )
@@ -31,6 +32,8 @@ func TestStatusOf(t *testing.T) {
 		{wrap(registry.ErrUnavailable), 503},
 		{wrap(rollout.ErrStopped), 503},
 		{wrap(core.ErrUnavailable), 503},
+		{wrap(quality.ErrInvalid), 400},
+		{notEnabled("alerting"), 404},
 		{errors.New("disk on fire"), 500},
 	} {
 		if got := statusOf(tc.err); got != tc.want {

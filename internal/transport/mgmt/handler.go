@@ -43,7 +43,13 @@ type Options struct {
 	// MaxArtifactBytes bounds a push's body, the tar of a version folder (default
 	// registry.DefaultMaxArtifactBytes).
 	MaxArtifactBytes int64
+	// MaxFeedbackBytes bounds a feedback body (default DefaultMaxFeedbackBytes).
+	MaxFeedbackBytes int64
 	Logger           *slog.Logger
+	// Feedback serves /api/v1/feedback and /api/v1/quality/{model}; Alerts serves
+	// /api/v1/alerts. Nil: those routes answer 404 naming what is not enabled.
+	Feedback Feedback
+	Alerts   Alerts
 }
 
 // DefaultMaxBodyBytes is Options.MaxBodyBytes's default: policies and rollouts are small.
@@ -68,6 +74,9 @@ func New(svc Service, o Options) *Handler {
 	}
 	if o.MaxArtifactBytes <= 0 {
 		o.MaxArtifactBytes = registry.DefaultMaxArtifactBytes
+	}
+	if o.MaxFeedbackBytes <= 0 {
+		o.MaxFeedbackBytes = DefaultMaxFeedbackBytes
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -113,6 +122,9 @@ func (h *Handler) table() []route {
 		rt("GET", "rollouts/{endpoint}", h.getRollout),
 		rt("POST", "rollouts/{endpoint}/{action}", h.rolloutAction),
 		rt("GET", "audit", h.audit),
+		rt("POST", "feedback", h.postFeedback),
+		rt("GET", "quality/{model}", h.getQuality),
+		rt("GET", "alerts", h.listAlerts),
 	}
 }
 
