@@ -42,6 +42,12 @@ type Result struct {
 	Pred []float64
 	// Exact is false when KernelSHAP sampled coalitions.
 	Exact bool
+	// Space is what was explained: "margin" (TreeSHAP: the ensemble's raw margin,
+	// before Link) or "output" (KernelSHAP: what the model function returns).
+	Space string
+	// Link is what turns the margin into the model's output ("sigmoid", "softmax",
+	// "identity", ...), when the caller knows it; "" otherwise.
+	Link string
 	// Coalitions is the number of coalitions KernelSHAP evaluated per row (0 for
 	// TreeSHAP).
 	Coalitions int
@@ -49,7 +55,7 @@ type Result struct {
 
 // Explain runs TreeSHAP on every row of x.
 func (e *Ensemble) Explain(x [][]float64) (*Result, error) {
-	r := &Result{Rows: len(x), Outputs: e.Outputs, Features: e.Features, Exact: true,
+	r := &Result{Rows: len(x), Outputs: e.Outputs, Features: e.Features, Exact: true, Space: "margin",
 		Phi: make([]float64, len(x)*e.Outputs*e.Features), Expected: e.ExpectedValue()}
 	for i, row := range x {
 		pred, err := e.SHAP(row, r.Phi[i*e.Outputs*e.Features:(i+1)*e.Outputs*e.Features])
@@ -93,7 +99,7 @@ func Kernel(ctx context.Context, f Func, x, background [][]float64, opts KernelO
 	if err != nil {
 		return nil, err
 	}
-	r := &Result{Rows: len(x), Outputs: len(base), Features: feats, Expected: base, Exact: exact, Coalitions: len(coal)}
+	r := &Result{Rows: len(x), Outputs: len(base), Features: feats, Expected: base, Exact: exact, Coalitions: len(coal), Space: "output"}
 	for i, row := range x {
 		phi, pred, err := kernelRow(ctx, f, row, background, coal, base)
 		if err != nil {
