@@ -75,6 +75,11 @@ func (s *Server) Explain(ctx context.Context, req *InferRequest) (*ExplainRespon
 		return nil, err
 	}
 	defer l.Release()
+	if req.Prepare != nil { // a raw binary body takes its shape from the model
+		if err := req.Prepare(s.metadata(l), l.Config.GetMaxBatchSize() > 0); err != nil {
+			return nil, err
+		}
+	}
 	in, rows, err := explainRows(l.Config, req.Inputs)
 	if err != nil {
 		return nil, err
