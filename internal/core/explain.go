@@ -93,9 +93,11 @@ func (s *Server) Explain(ctx context.Context, req *InferRequest) (*ExplainRespon
 		resp.Features = append(resp.Features, fmt.Sprintf("%s[%d]", in.GetName(), j))
 	}
 	if method != MethodKernelSHAP {
-		done, err := s.explainExact(l, rows, resp)
-		if done || err != nil || method == MethodTreeSHAP {
-			return resp, err
+		if s.explainExact(l, rows, resp) {
+			return resp, nil
+		}
+		if method == MethodTreeSHAP {
+			return nil, Invalidf("parameter \"method\": %s is not available for model '%s' version %s: %s", MethodTreeSHAP, l.Model, l.Version, resp.Fallback)
 		}
 	}
 	return resp, s.explainKernel(ctx, l, req, in, rows, resp)
@@ -114,9 +116,9 @@ func explainMethod(p Parameters) (string, error) {
 	return m, nil
 }
 
-// explainExact runs the version's exact explainer; done is false when it has none
-// (or it cannot explain this model: resp.Fallback says why).
-func (s *Server) explainExact(l *Lease, rows [][]float64, resp *ExplainResponse) (done bool, err error) {
+// explainExact runs the version's exact explainer; it reports false when there is
+// none, or it cannot explain this model (resp.Fallback says why).
+func (s *Server) explainExact(l *Lease, rows [][]float64, resp *ExplainResponse) bool {
 	var ex ExactExplainer
 	if l.Scheduler != nil {
 		if inst := l.Scheduler.Instances(); len(inst) > 0 {
@@ -125,12 +127,12 @@ func (s *Server) explainExact(l *Lease, rows [][]float64, resp *ExplainResponse)
 	}
 	if ex == nil {
 		resp.Fallback = "the model's backend has no exact explainer"
-		return false, nil
+		return false
 	}
 	r, err := ex.ExplainExact(rows)
 	if err != nil {
 		resp.Fallback = err.Error()
-		return false, nil
+		return false
 	}
 	resp.Method = MethodTreeSHAP
 	out := "output"
@@ -141,7 +143,7 @@ func (s *Server) explainExact(l *Lease, rows [][]float64, resp *ExplainResponse)
 		resp.Outputs = append(resp.Outputs, fmt.Sprintf("%s[%d]", out, k))
 	}
 	resp.fill(r)
-	return true, nil
+	return true
 }
 
 func (r *ExplainResponse) fill(res *explain.Result) {
