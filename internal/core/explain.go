@@ -93,11 +93,18 @@ func (s *Server) Explain(ctx context.Context, req *InferRequest) (*ExplainRespon
 		resp.Features = append(resp.Features, fmt.Sprintf("%s[%d]", in.GetName(), j))
 	}
 	if method != MethodKernelSHAP {
-		if s.explainExact(l, rows, resp) {
+		found, err := s.explainExact(l, rows, resp)
+		switch {
+		case found && err == nil:
 			return resp, nil
-		}
-		if method == MethodTreeSHAP {
-			return nil, Invalidf("parameter \"method\": %s is not available for model '%s' version %s: %s", MethodTreeSHAP, l.Model, l.Version, resp.Fallback)
+		case method == MethodTreeSHAP:
+			why := "the model's backend has no exact explainer"
+			if err != nil {
+				why = err.Error()
+			}
+			return nil, Invalidf("parameter \"method\": %s is not available for model '%s' version %s: %s", MethodTreeSHAP, l.Model, l.Version, why)
+		case err != nil:
+			resp.Fallback = err.Error()
 		}
 	}
 	return resp, s.explainKernel(ctx, l, req, in, rows, resp)
@@ -116,9 +123,9 @@ func explainMethod(p Parameters) (string, error) {
 	return m, nil
 }
 
-// explainExact runs the version's exact explainer; it reports false when there is
-// none, or it cannot explain this model (resp.Fallback says why).
-func (s *Server) explainExact(l *Lease, rows [][]float64, resp *ExplainResponse) bool {
+// explainExact runs the version's exact explainer, if its instances have one (found);
+// err says why it could not explain this model (no node covers, say).
+func (s *Server) explainExact(l *Lease, rows [][]float64, resp *ExplainResponse) (found bool, err error) {
 	var ex ExactExplainer
 	if l.Scheduler != nil {
 		if inst := l.Scheduler.Instances(); len(inst) > 0 {
@@ -126,13 +133,11 @@ func (s *Server) explainExact(l *Lease, rows [][]float64, resp *ExplainResponse)
 		}
 	}
 	if ex == nil {
-		resp.Fallback = "the model's backend has no exact explainer"
-		return false
+		return false, nil
 	}
 	r, err := ex.ExplainExact(rows)
 	if err != nil {
-		resp.Fallback = err.Error()
-		return false
+		return true, err
 	}
 	resp.Method = MethodTreeSHAP
 	out := "output"
@@ -143,7 +148,7 @@ func (s *Server) explainExact(l *Lease, rows [][]float64, resp *ExplainResponse)
 		resp.Outputs = append(resp.Outputs, fmt.Sprintf("%s[%d]", out, k))
 	}
 	resp.fill(r)
-	return true
+	return true, nil
 }
 
 func (r *ExplainResponse) fill(res *explain.Result) {
