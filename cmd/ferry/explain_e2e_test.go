@@ -42,12 +42,21 @@ type v2Answer struct {
 	} `json:"outputs"`
 }
 
-// floats returns the named output's data as numbers.
+// floats returns the named output's shape and data as numbers.
 func (a *v2Answer) floats(t *testing.T, name string) ([]int64, []float64) {
+	return outputData[float64](t, a, name)
+}
+
+func (a *v2Answer) strings(t *testing.T, name string) []string {
+	_, v := outputData[string](t, a, name)
+	return v
+}
+
+func outputData[T any](t *testing.T, a *v2Answer, name string) ([]int64, []T) {
 	t.Helper()
 	for _, o := range a.Outputs {
 		if o.Name == name {
-			var v []float64
+			var v []T
 			if err := json.Unmarshal(o.Data, &v); err != nil {
 				t.Fatalf("output %s: %v", name, err)
 			}
@@ -56,21 +65,6 @@ func (a *v2Answer) floats(t *testing.T, name string) ([]int64, []float64) {
 	}
 	t.Fatalf("no output %q in %+v", name, a.Outputs)
 	return nil, nil
-}
-
-func (a *v2Answer) strings(t *testing.T, name string) []string {
-	t.Helper()
-	for _, o := range a.Outputs {
-		if o.Name == name {
-			var v []string
-			if err := json.Unmarshal(o.Data, &v); err != nil {
-				t.Fatalf("output %s: %v", name, err)
-			}
-			return v
-		}
-	}
-	t.Fatalf("no output %q", name)
-	return nil
 }
 
 // inferBody is a V2 JSON request with one FP32 input of rows (and parameters).

@@ -3,14 +3,17 @@ package core
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"sync"
 
 	"github.com/ferryml/ferry/internal/explain"
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/modelconfig"
 	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2json"
 )
 
 // explainParallel is how many of KernelSHAP's inference requests are in flight at
@@ -193,8 +196,9 @@ func (m *modelFunc) collect(resp *InferResponse, rows int, out [][]float64) erro
 	return nil
 }
 
-// appendValue appends v in datatype dt, refusing values the type cannot hold (a
-// fraction for an integer input, say).
+// appendValue appends v in datatype dt. FP32 and FP64, the common case, are written
+// directly; other types go through the JSON decoder's conversion, which refuses what
+// the type cannot hold (a fraction or an out-of-range value for an integer input).
 func appendValue(b []byte, dt tensor.DType, v float64) ([]byte, error) {
 	le := binary.LittleEndian
 	switch dt {
@@ -202,25 +206,11 @@ func appendValue(b []byte, dt tensor.DType, v float64) ([]byte, error) {
 		return le.AppendUint32(b, math.Float32bits(float32(v))), nil
 	case tensor.FP64:
 		return le.AppendUint64(b, math.Float64bits(v)), nil
-	case tensor.FP16:
-		h, _ := tensor.FP16FromFloat64(v)
-		return le.AppendUint16(b, h), nil
-	case tensor.BF16:
-		h, _ := tensor.BF16FromFloat64(v)
-		return le.AppendUint16(b, h), nil
+	case tensor.Bool:
+		if v != 0 && v != 1 {
+			return nil, fmt.Errorf("%v is not 0 or 1, which the model's BOOL input needs", v)
+		}
+		return v2json.AppendValue(b, dt, v == 1)
 	}
-	if v != math.Trunc(v) || math.IsInf(v, 0) || math.IsNaN(v) {
-		return nil, fmt.Errorf("%v is not a whole number, which the model's %s input needs", v, dt)
-	}
-	switch dt {
-	case tensor.Bool, tensor.Uint8, tensor.Int8:
-		return append(b, byte(int64(v))), nil
-	case tensor.Uint16, tensor.Int16:
-		return le.AppendUint16(b, uint16(int64(v))), nil
-	case tensor.Uint32, tensor.Int32:
-		return le.AppendUint32(b, uint32(int64(v))), nil
-	case tensor.Uint64, tensor.Int64:
-		return le.AppendUint64(b, uint64(int64(v))), nil
-	}
-	return nil, fmt.Errorf("the model's input datatype %s cannot be explained", dt)
+	return v2json.AppendValue(b, dt, json.Number(strconv.FormatFloat(v, 'f', -1, 64)))
 }

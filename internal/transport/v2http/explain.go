@@ -26,19 +26,11 @@ func (h *Handler) explain(w http.ResponseWriter, r *http.Request) {
 		h.writeJSON(w, r, http.StatusNotImplemented, errorBody{Error: "this server does not explain predictions"})
 		return
 	}
-	model, version, err := modelPath(r)
+	req, shmInputs, err := h.request(w, r) // infer.go: the same body as /infer
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	req, shmInputs, err := h.decodeInfer(w, r, model, version)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	req.Model, req.Version = model, version
-	req.TraceParent = core.TraceParent(r.Header.Get("traceparent"))
-	req.Header = r.Header
 	resp, err := ex.Explain(r.Context(), req)
 	shm.Recycle(shmInputs, nil) // explained: nothing reads the inputs now
 	if err != nil {
