@@ -84,9 +84,10 @@ func extend(path []pathElem, depth int, zero, one float64, feature int) {
 	if depth == 0 {
 		path[0].weight = 1
 	}
+	inv := recip[depth+1]
 	for i := depth - 1; i >= 0; i-- {
-		path[i+1].weight += one * path[i].weight * float64(i+1) / float64(depth+1)
-		path[i].weight = zero * path[i].weight * float64(depth-i) / float64(depth+1)
+		path[i+1].weight += one * path[i].weight * float64(i+1) * inv
+		path[i].weight = zero * path[i].weight * float64(depth-i) * inv
 	}
 }
 
@@ -109,6 +110,14 @@ func unwind(path []pathElem, depth, k int) {
 	}
 }
 
+// recip[k] is 1/k: unwoundSum, the innermost loop, multiplies instead of dividing.
+var recip = func() (r [MaxDepth + 3]float64) {
+	for k := 1; k < len(r); k++ {
+		r[k] = 1 / float64(k)
+	}
+	return r
+}()
+
 // unwoundSum is the total permutation weight the path would have with path[k]
 // unwound, without changing the path.
 func unwoundSum(path []pathElem, depth, k int) float64 {
@@ -116,14 +125,16 @@ func unwoundSum(path []pathElem, depth, k int) float64 {
 	next := path[depth].weight
 	total := 0.0
 	if one != 0 {
+		invOne := 1 / one
 		for i := depth - 1; i >= 0; i-- {
-			tmp := next / (float64(i+1) * one)
+			tmp := next * invOne * recip[i+1]
 			total += tmp
 			next = path[i].weight - tmp*zero*float64(depth-i)
 		}
 	} else {
+		invZero := 1 / zero
 		for i := depth - 1; i >= 0; i-- {
-			total += path[i].weight / (zero * float64(depth-i))
+			total += path[i].weight * invZero * recip[depth-i]
 		}
 	}
 	return total * float64(depth+1)
