@@ -27,6 +27,9 @@ type KernelOptions struct {
 	// MaxRows bounds the rows of one model call (coalitions × background rows);
 	// default 1<<18.
 	MaxRows int
+	// MaxTotalRows bounds the rows of the whole explanation (explained rows ×
+	// coalitions × background rows); default 1<<22.
+	MaxTotalRows int
 }
 
 // Result holds the attributions of N rows over O outputs and F features.
@@ -95,6 +98,10 @@ func Kernel(ctx context.Context, f Func, x, background [][]float64, opts KernelO
 		return nil, fmt.Errorf("%d coalitions × %d background rows = %d rows per explained row, over the limit of %d: send fewer background rows",
 			len(coal), len(background), n, opts.MaxRows)
 	}
+	if n := len(x) * len(coal) * len(background); n > opts.MaxTotalRows {
+		return nil, fmt.Errorf("%d rows × %d coalitions × %d background rows = %d model rows, over the limit of %d: explain fewer rows at once",
+			len(x), len(coal), len(background), n, opts.MaxTotalRows)
+	}
 	base, err := meanOutputs(ctx, f, background)
 	if err != nil {
 		return nil, err
@@ -130,6 +137,9 @@ func (o KernelOptions) withDefaults(feats int) KernelOptions {
 	}
 	if o.MaxRows <= 0 {
 		o.MaxRows = 1 << 18
+	}
+	if o.MaxTotalRows <= 0 {
+		o.MaxTotalRows = 1 << 22
 	}
 	return o
 }

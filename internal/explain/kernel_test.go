@@ -179,6 +179,7 @@ func TestKernelRefusesBadInput(t *testing.T) {
 		{"no background", id, two, nil, KernelOptions{}, "no background rows"},
 		{"background width", id, two, [][]float64{{1, 2, 3}}, KernelOptions{}, "background row 0 has 3 features, want 2"},
 		{"too many rows", id, two, two, KernelOptions{MaxRows: 1}, "over the limit of 1"},
+		{"too many rows in all", id, [][]float64{{1, 2}, {3, 4}}, two, KernelOptions{MaxTotalRows: 3}, "explain fewer rows at once"},
 		{"model answers too few rows", short, two, two, KernelOptions{}, "answered 0 rows for 1"},
 		{"model fails", failing, two, two, KernelOptions{}, "model down"},
 	} {
