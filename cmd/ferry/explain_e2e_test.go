@@ -294,6 +294,7 @@ func TestExplainBadInput(t *testing.T) {
 	}{
 		{"wrong width", "tabular", string(inferBody("features", five, nil)), 400, "has 5 features; model 'tabular' takes 6"},
 		{"rank 3", "tabular", `{"inputs":[{"name":"features","datatype":"FP32","shape":[1,1,6],"data":[1,2,3,4,5,6]}]}`, 400, "explain takes [rows, features] or [features]"},
+		{"too many rows", "tabular", `{"inputs":[{"name":"features","datatype":"FP32","shape":[5000,6],"data":[` + strings.Repeat("0,", 29999) + `0]}]}`, 400, "at most 4096 rows"},
 		{"BYTES tensor", "tabular", `{"inputs":[{"name":"features","datatype":"BYTES","shape":[1],"data":["a"]}]}`, 400, "BYTES has no numeric value"},
 		{"wrong input name", "tabular", `{"inputs":[{"name":"x","datatype":"FP32","shape":[6],"data":[1,2,3,4,5,6]}]}`, 400, `the request has ["x"]`},
 		{"unknown model", "nope", string(inferBody("features", six, nil)), 404, "unknown model: 'nope'"},

@@ -28,6 +28,10 @@ const (
 	MethodKernelSHAP = "kernel_shap"
 )
 
+// MaxExplainRows bounds the rows of one explain request: TreeSHAP runs on the request's
+// own goroutine (about 1 ms per row for 100 trees of depth 6), outside the batcher.
+const MaxExplainRows = 4096
+
 // Where KernelSHAP's background rows came from (ExplainResponse.Background).
 const (
 	BackgroundRequest = "request" // the "background" request parameter
@@ -107,7 +111,10 @@ func (s *Server) Explain(ctx context.Context, req *InferRequest) (*ExplainRespon
 			resp.Fallback = err.Error()
 		}
 	}
-	return resp, s.explainKernel(ctx, l, req, in, rows, resp)
+	if err := s.explainKernel(ctx, l, req, in, rows, resp); err != nil {
+		return nil, err
+	}
+	return resp, nil
 }
 
 // explainMethod reads the "method" parameter ("" lets the model decide).
@@ -181,6 +188,9 @@ func explainRows(cfg *inference.ModelConfig, inputs []*tensor.Tensor) (*inferenc
 		return nil, nil, &InputError{Input: t.Name, Reason: fmt.Sprintf("shape %v: explain takes [rows, features] or [features]", t.Shape)}
 	}
 	feats := int(t.Shape[len(t.Shape)-1])
+	if len(t.Shape) == 2 && t.Shape[0] > MaxExplainRows {
+		return nil, nil, &InputError{Input: t.Name, Reason: fmt.Sprintf("shape %v: explain takes at most %d rows per request", t.Shape, MaxExplainRows)}
+	}
 	if want := modelWidth(in); want > 0 && feats != want {
 		return nil, nil, &InputError{Input: t.Name, Reason: fmt.Sprintf("shape %v has %d features; model '%s' takes %d", t.Shape, feats, cfg.GetName(), want)}
 	}
