@@ -32,6 +32,10 @@ type KernelOptions struct {
 	MaxTotalRows int
 }
 
+// MaxKernelFeatures bounds the features Kernel explains: its least-squares fit costs
+// F² per coalition and F³ to solve.
+const MaxKernelFeatures = 512
+
 // Result holds the attributions of N rows over O outputs and F features.
 type Result struct {
 	Rows, Outputs, Features int
@@ -82,6 +86,9 @@ func Kernel(ctx context.Context, f Func, x, background [][]float64, opts KernelO
 	feats := len(x[0])
 	if feats == 0 {
 		return nil, errors.New("rows have no features")
+	}
+	if feats > MaxKernelFeatures {
+		return nil, fmt.Errorf("rows have %d features; KernelSHAP explains at most %d (its fit costs F² per coalition)", feats, MaxKernelFeatures)
 	}
 	if err := sameWidth("row", x, feats); err != nil {
 		return nil, err

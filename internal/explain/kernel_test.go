@@ -177,6 +177,7 @@ func TestKernelRefusesBadInput(t *testing.T) {
 		{"no rows", id, nil, two, KernelOptions{}, "no rows to explain"},
 		{"ragged rows", id, [][]float64{{1, 2}, {1}}, two, KernelOptions{}, "row 1 has 1 features, want 2"},
 		{"no background", id, two, nil, KernelOptions{}, "no background rows"},
+		{"too many features", id, [][]float64{make([]float64, MaxKernelFeatures+1)}, two, KernelOptions{}, "at most 512"},
 		{"background width", id, two, [][]float64{{1, 2, 3}}, KernelOptions{}, "background row 0 has 3 features, want 2"},
 		{"too many rows", id, two, two, KernelOptions{MaxRows: 1}, "over the limit of 1"},
 		{"too many rows in all", id, [][]float64{{1, 2}, {3, 4}}, two, KernelOptions{MaxTotalRows: 3}, "explain fewer rows at once"},
