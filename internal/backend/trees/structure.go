@@ -164,23 +164,15 @@ func lgbShapNodes(b lgbBlock) ([]explain.Node, error) {
 
 // lgbInner fills in the internal nodes.
 func lgbInner(b lgbBlock, nodes []explain.Node, inner int, cover []float64) error {
-	split, err := b.ints("split_feature", inner)
-	if err != nil {
-		return err
-	}
-	kinds, err := b.ints("decision_type", inner)
-	if err != nil {
-		return err
+	col := map[string][]int{}
+	for _, key := range []string{"split_feature", "decision_type", "left_child", "right_child"} {
+		v, err := b.ints(key, inner)
+		if err != nil {
+			return err
+		}
+		col[key] = v
 	}
 	thresholds, err := b.floats("threshold", inner)
-	if err != nil {
-		return err
-	}
-	left, err := b.ints("left_child", inner)
-	if err != nil {
-		return err
-	}
-	right, err := b.ints("right_child", inner)
 	if err != nil {
 		return err
 	}
@@ -190,13 +182,15 @@ func lgbInner(b lgbBlock, nodes []explain.Node, inner int, cover []float64) erro
 		}
 		return c
 	}
+	missing := [...]explain.Missing{explain.MissingNone, explain.MissingZero, explain.MissingNaN, explain.MissingNaN}
 	for i := range inner {
-		if kinds[i]&1 != 0 {
+		kind := col["decision_type"][i]
+		if kind&1 != 0 {
 			return fmt.Errorf("node %d: categorical splits are not supported", i)
 		}
-		missing := [...]explain.Missing{explain.MissingNone, explain.MissingZero, explain.MissingNaN, explain.MissingNaN}
-		nodes[i] = explain.Node{Feature: split[i], Threshold: thresholds[i], Left: child(left[i]), Right: child(right[i]),
-			DefaultLeft: kinds[i]&2 != 0, Missing: missing[(kinds[i]>>2)&3], Cover: cover[i]}
+		nodes[i] = explain.Node{Feature: col["split_feature"][i], Threshold: thresholds[i],
+			Left: child(col["left_child"][i]), Right: child(col["right_child"][i]),
+			DefaultLeft: kind&2 != 0, Missing: missing[(kind>>2)&3], Cover: cover[i]}
 	}
 	return nil
 }
