@@ -46,6 +46,10 @@ type Options struct {
 	// every request is the anonymous tenant "").
 	Admission Admission
 	CallerOf  func(ctx context.Context) (tenant, key string)
+	// Background returns a version's background rows for KernelSHAP explanations
+	// (explain.go), such as the drift baseline's sample; nil, or no rows: a request
+	// without its own "background" is explained against a row of zeros.
+	Background func(model, version string) [][]float64
 }
 
 // Server is the in-process serving API every transport calls.
@@ -67,6 +71,7 @@ type Server struct {
 	logs          *settings.Log
 	admission     Admission // nil: every request is admitted
 	callerOf      func(context.Context) (tenant, key string)
+	background    func(model, version string) [][]float64 // nil: none
 }
 
 // Extensions Ferry implements, as GET /v2 lists them, with Triton's names; a test probes
@@ -99,7 +104,7 @@ func New(opts Options) *Server {
 	}
 	return &Server{name: opts.Name, version: opts.Version, repo: opts.Repository, limits: opts.Limits,
 		log: opts.Logger, obs: opts.Observer, taps: opts.Taps, stats: newStatsTable(), routes: opts.Routes, mirror: shadows{slots: make(chan struct{}, shadowSlots)}, cache: opts.Cache, strict: opts.StrictReadiness,
-		trace: opts.Trace, logs: opts.Log, admission: opts.Admission, callerOf: opts.CallerOf}
+		trace: opts.Trace, logs: opts.Log, admission: opts.Admission, callerOf: opts.CallerOf, background: opts.Background}
 }
 
 // Live reports whether the process serves at all; it always does while it runs.

@@ -9,6 +9,8 @@
 //	mlp_nobatch/...             the same model without dynamic batching (the baseline)
 //	accumulator/config.pbtxt    a stateful model: sequence batching with implicit state
 //	accumulator/1/model.onnx
+//	tabular/config.pbtxt        6 tabular features -> a sigmoid score, for explanations (tabular.go)
+//	tabular/1/model.onnx
 //
 // and, outside the repository, version folders to push to it as new versions of mlp
 // (the rollout walkthrough in the README):
@@ -156,7 +158,7 @@ sequence_batching {
 
 // files returns the repository's files by path relative to its root.
 func files() map[string][]byte {
-	return map[string][]byte{
+	m := map[string][]byte{
 		"simple/config.pbtxt":        []byte(simpleConfig),
 		"simple/1/model.onnx":        onnxgen.Simple(),
 		"identity_fp32/1/model.onnx": onnxgen.Identity(onnxgen.Float, "identity_fp32"),
@@ -167,6 +169,8 @@ func files() map[string][]byte {
 		"accumulator/config.pbtxt":   []byte(accumulatorConfig),
 		"accumulator/1/model.onnx":   onnxgen.Accumulator(),
 	}
+	maps.Copy(m, tabularFiles()) // tabular.go
+	return m
 }
 
 // candidates returns the pushable version folders' files by path relative to their root.

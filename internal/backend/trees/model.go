@@ -8,6 +8,8 @@ import (
 	"strings"
 
 	"github.com/dmitryikh/leaves"
+
+	"github.com/ferryml/ferry/internal/explain"
 )
 
 // Format is a model file format the backend reads.
@@ -86,6 +88,10 @@ type Model struct {
 	// float32Features: XGBoost compares features as float32 (its DMatrix stores float32),
 	// so FP64 inputs are rounded to float32 first to split exactly as XGBoost does.
 	float32Features bool
+	// shap is the node-level structure for exact explanations (TreeSHAP); shapErr says
+	// why there is none (a model without node covers, categorical splits, ...).
+	shap    *explain.Ensemble
+	shapErr error
 }
 
 // Load reads the model file at path, detecting its format from the content; a
@@ -112,10 +118,16 @@ func Parse(data []byte, want Format) (*Model, error) {
 	if want != Unknown && want != f {
 		return nil, fmt.Errorf("the model type is %s but the file is a %s model", want, f)
 	}
+	parse := parseLightGBM
 	if f == XGBoostJSON {
-		return parseXGBoost(data)
+		parse = parseXGBoost
 	}
-	return parseLightGBM(data)
+	m, err := parse(data)
+	if err != nil {
+		return nil, err
+	}
+	m.shap, m.shapErr = structure(data, m) // structure.go: a model without covers still serves
+	return m, nil
 }
 
 // Format is the model's file format.

@@ -63,6 +63,7 @@ func (h *Handler) Mount(m *http.ServeMux) {
 		m.HandleFunc("GET "+prefix+"/config", h.modelConfig)
 		m.HandleFunc("GET "+prefix+"/stats", h.stats)
 		m.HandleFunc("POST "+prefix+"/infer", h.infer)
+		m.HandleFunc("POST "+prefix+"/explain", h.explain) // explain.go
 	}
 	m.HandleFunc("POST /v2/repository/index", h.repositoryIndex)
 	m.HandleFunc("POST /v2/repository/models/{model}/load", h.load)

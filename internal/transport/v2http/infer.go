@@ -17,19 +17,11 @@ const VersionHeader = "X-Ferry-Model-Version"
 
 // infer serves POST /v2/models/{m}[/versions/{v}]/infer.
 func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
-	model, version, err := modelPath(r)
+	req, shmInputs, err := h.request(w, r)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
-	req, shmInputs, err := h.decodeInfer(w, r, model, version)
-	if err != nil {
-		h.writeError(w, r, err)
-		return
-	}
-	req.Model, req.Version = model, version
-	req.TraceParent = core.TraceParent(r.Header.Get("traceparent"))
-	req.Header = r.Header // routes may match or hash a header
 	resp, err := h.core.Infer(r.Context(), req)
 	var shared map[string]shm.Ref
 	if err == nil {
@@ -49,6 +41,24 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 	// policy, a client that named none learns where it went without parsing the body.
 	w.Header()[VersionHeader] = []string{resp.Version}
 	h.writeInferResponse(w, r, enc)
+}
+
+// request decodes the infer body of POST .../infer (or .../explain) into a request
+// to the model and version of its path, with its trace context and headers; it also
+// returns the buffers of the inputs read from shared memory.
+func (h *Handler) request(w http.ResponseWriter, r *http.Request) (*core.InferRequest, [][]byte, error) {
+	model, version, err := modelPath(r)
+	if err != nil {
+		return nil, nil, err
+	}
+	req, shmInputs, err := h.decodeInfer(w, r, model, version)
+	if err != nil {
+		return nil, nil, err
+	}
+	req.Model, req.Version = model, version
+	req.TraceParent = core.TraceParent(r.Header.Get("traceparent"))
+	req.Header = r.Header // routes may match or hash a header
+	return req, shmInputs, nil
 }
 
 // decodeInfer also returns the buffers of the inputs read from shared memory.
