@@ -1,0 +1,129 @@
+package drift
+
+import (
+	"math"
+	"time"
+)
+
+// window is one model's binned traffic over a span of rows or time: fixed-size state
+// per baseline feature, reset and reused, never grown by traffic.
+type window struct {
+	start, end time.Time // [start, end); end is zero while open
+	rows       int64
+	num        []numState // by feature index; nil entries for categorical features
+	cat        []catState
+}
+
+// numState bins a numeric feature on its baseline's edges.
+type numState struct {
+	counts   []int64 // slots as in FeatureProfile.Counts
+	sums     []float64
+	n        int64
+	sum, sq  float64
+	min, max float64
+	nan, inf int64 // dropped from the distribution, reported as data quality
+	bad      int64 // BYTES values of a numeric feature, dropped
+}
+
+// catState counts a categorical feature's values, at most MaxCategories of them.
+type catState struct {
+	counts map[string]int64
+	other  int64 // values of categories past the cap
+	n      int64
+}
+
+func newWindow(fs []*featurePlan, start time.Time) *window {
+	w := &window{start: start, num: make([]numState, len(fs)), cat: make([]catState, len(fs))}
+	for i, f := range fs {
+		if f.prof.Kind == Numeric {
+			k := len(f.prof.Counts)
+			w.num[i] = numState{counts: make([]int64, k), sums: make([]float64, k)}
+		} else {
+			w.cat[i] = catState{counts: make(map[string]int64)}
+		}
+	}
+	w.reset(start)
+	return w
+}
+
+func (w *window) reset(start time.Time) {
+	w.start, w.end, w.rows = start, time.Time{}, 0
+	for i := range w.num {
+		s := &w.num[i]
+		clear(s.counts)
+		clear(s.sums)
+		s.n, s.sum, s.sq, s.nan, s.inf, s.bad = 0, 0, 0, 0, 0, 0
+		s.min, s.max = math.Inf(1), math.Inf(-1)
+	}
+	for i := range w.cat {
+		clear(w.cat[i].counts)
+		w.cat[i].other, w.cat[i].n = 0, 0
+	}
+}
+
+func (s *numState) add(b *binner, v float64) {
+	switch {
+	case math.IsNaN(v):
+		s.nan++
+		return
+	case math.IsInf(v, 0):
+		s.inf++
+		return
+	}
+	k := b.slot(v)
+	s.counts[k]++
+	s.sums[k] += v
+	s.n++
+	s.sum += v
+	s.sq += v * v
+	s.min, s.max = math.Min(s.min, v), math.Max(s.max, v)
+}
+
+// add counts a category; key is only copied when it is a new category under the cap.
+func (s *catState) add(key []byte) {
+	s.n++
+	if c, ok := s.counts[string(key)]; ok {
+		s.counts[string(key)] = c + 1
+		return
+	}
+	if len(s.counts) >= MaxCategories {
+		s.other++
+		return
+	}
+	s.counts[string(key)] = 1
+}
+
+// clone copies w so a report can be computed without holding the model's lock.
+func (w *window) clone() *window {
+	c := &window{start: w.start, end: w.end, rows: w.rows, num: make([]numState, len(w.num)), cat: make([]catState, len(w.cat))}
+	for i, s := range w.num {
+		c.num[i] = s
+		c.num[i].counts = append([]int64(nil), s.counts...)
+		c.num[i].sums = append([]float64(nil), s.sums...)
+	}
+	for i, s := range w.cat {
+		c.cat[i] = s
+		if s.counts != nil {
+			c.cat[i].counts = make(map[string]int64, len(s.counts))
+			for k, v := range s.counts {
+				c.cat[i].counts[k] = v
+			}
+		}
+	}
+	return c
+}
+
+// size estimates the bytes w holds, for the constant-memory test and the report.
+func (w *window) size() int {
+	n := 0
+	for _, s := range w.num {
+		n += 8*(len(s.counts)+len(s.sums)) + 80
+	}
+	for _, s := range w.cat {
+		n += 32
+		for k := range s.counts {
+			n += len(k) + 16 + 8 // key bytes, string header, count
+		}
+	}
+	return n
+}
