@@ -13,8 +13,8 @@ import (
 type binner struct {
 	edges  []float64
 	lo, hi float64
-	scale  float64 // cells per unit
-	first  []int32 // first[c]: the bin (0-based) holding the cell's left end
+	scale  float64  // cells per unit
+	first  []uint16 // first[c]: the bin (0-based) holding the cell's left end
 }
 
 const gridPerBin = 4
@@ -22,19 +22,19 @@ const gridPerBin = 4
 func newBinner(edges []float64) *binner {
 	nb := len(edges) - 1
 	b := &binner{edges: edges, lo: edges[0], hi: edges[nb]}
-	if b.hi <= b.lo || nb < 2 {
-		return b // a single (possibly zero-width) bin needs no grid
+	if b.hi <= b.lo || nb < 2 || !finite(b.hi-b.lo) {
+		return b // one (possibly zero-width) bin, or a range too wide for a grid: search
 	}
 	cells := nb * gridPerBin
 	b.scale = float64(cells) / (b.hi - b.lo)
-	b.first = make([]int32, cells+1)
+	b.first = make([]uint16, cells+1)
 	k := 0
 	for c := range b.first {
 		x := b.lo + float64(c)/b.scale
 		for k+1 < nb && edges[k+1] <= x {
 			k++
 		}
-		b.first[c] = int32(k)
+		b.first[c] = uint16(k)
 	}
 	return b
 }
@@ -47,11 +47,12 @@ func (b *binner) slot(v float64) int {
 		return 0
 	case v > b.hi:
 		return nb + 1
-	case b.first == nil || v == b.hi:
+	case v == b.hi || nb == 1:
 		return nb
+	case b.first == nil:
+		return sort.Search(len(b.edges), func(i int) bool { return b.edges[i] > v })
 	}
-	c := int((v - b.lo) * b.scale)
-	c = min(c, len(b.first)-2)
+	c := min(max(int((v-b.lo)*b.scale), 0), len(b.first)-2)
 	k, end := int(b.first[c]), int(b.first[c+1])
 	if end-k > 8 {
 		// many narrow bins in one cell: binary search among them

@@ -1,6 +1,12 @@
 package drift
 
-import "github.com/ferryml/ferry/internal/monitor/drift/stats"
+import (
+	"encoding/json"
+	"io"
+	"time"
+
+	"github.com/ferryml/ferry/internal/monitor/drift/stats"
+)
 
 var (
 	statsKS           = stats.KS
@@ -8,3 +14,7 @@ var (
 	statsPSIDeciles   = stats.PSIDeciles
 	statsKSAsymptotic = stats.KSAsymptoticP
 )
+
+var zeroTime = time.Time{}
+
+func (p *Profile) writeJSON(w io.Writer) { json.NewEncoder(w).Encode(p) }

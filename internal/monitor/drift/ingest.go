@@ -33,8 +33,33 @@ func (md *model) ingest(m *Monitor, b *batch) {
 
 // binPart adds one tensor's rows to the open window and returns how many rows it had.
 func (md *model) binPart(b *batch, pt part) int {
-	data := b.data[pt.off:pt.end]
 	w, fs := md.cur, b.plan.features
+	var buf [32]byte
+	return walk(b, pt, func(j, per int, v float64) {
+		f := pt.tp.feature(j, per)
+		switch {
+		case f < 0:
+		case fs[f].bin == nil: // an integer feature declared categorical
+			w.cat[f].add(strconv.AppendFloat(buf[:0], v, 'g', -1, 64))
+		default:
+			w.num[f].add(fs[f].bin, v)
+		}
+	}, func(j, per int, e []byte) {
+		f := pt.tp.feature(j, per)
+		switch {
+		case f < 0:
+		case fs[f].bin == nil:
+			w.cat[f].add(e)
+		default:
+			w.num[f].bad++
+		}
+	})
+}
+
+// walk calls num (or, for BYTES, cat) with every element of a part and its column j
+// in a row of per elements, and returns the part's rows. Malformed BYTES are skipped.
+func walk(b *batch, pt part, num func(j, per int, v float64), cat func(j, per int, e []byte)) int {
+	data := b.data[pt.off:pt.end]
 	if pt.dtype == tensor.Bytes {
 		elems, err := tensor.BytesElements(data)
 		if err != nil {
@@ -42,13 +67,7 @@ func (md *model) binPart(b *batch, pt part) int {
 		}
 		rows, per := shape(len(elems), b.items)
 		for i, e := range elems {
-			if f := pt.tp.feature(i%per, per); f >= 0 {
-				if fs[f].prof.Kind == Categorical {
-					w.cat[f].add(e)
-				} else {
-					w.num[f].bad++
-				}
-			}
+			cat(i%per, per, e)
 		}
 		return rows
 	}
@@ -58,18 +77,8 @@ func (md *model) binPart(b *batch, pt part) int {
 	}
 	n := len(data) / size
 	rows, per := shape(n, b.items)
-	var buf [32]byte
 	for i := range n {
-		f := pt.tp.feature(i%per, per)
-		if f < 0 {
-			continue
-		}
-		v := number(pt.dtype, data, i)
-		if fs[f].prof.Kind == Categorical { // an integer feature declared categorical
-			w.cat[f].add(strconv.AppendFloat(buf[:0], v, 'g', -1, 64))
-			continue
-		}
-		w.num[f].add(fs[f].bin, v)
+		num(i%per, per, number(pt.dtype, data, i))
 	}
 	return rows
 }
@@ -135,28 +144,11 @@ func (md *model) collect(m *Monitor, b *batch, now time.Time) {
 
 func (md *model) collectPart(b *batch, pt part) int {
 	name := string(b.data[pt.name:pt.off])
-	data := b.data[pt.off:pt.end]
-	if pt.dtype == tensor.Bytes {
-		elems, err := tensor.BytesElements(data)
-		if err != nil {
-			return 0
-		}
-		rows, per := shape(len(elems), b.items)
-		for i, e := range elems {
-			_ = md.ref.category(columnName(md.cfg.Names, name, i%per, per), string(e))
-		}
-		return rows
-	}
-	size := pt.dtype.Size()
-	if size == 0 {
-		return 0
-	}
-	n := len(data) / size
-	rows, per := shape(n, b.items)
-	for i := range n {
-		_ = md.ref.number(columnName(md.cfg.Names, name, i%per, per), number(pt.dtype, data, i))
-	}
-	return rows
+	return walk(b, pt, func(j, per int, v float64) {
+		_ = md.ref.number(columnName(md.cfg.Names, name, j, per), v)
+	}, func(j, per int, e []byte) {
+		_ = md.ref.category(columnName(md.cfg.Names, name, j, per), string(e)) // a BYTES value in a numeric column is left out
+	})
 }
 
 // finishReference turns a full reference window into the model's baseline.

@@ -26,7 +26,7 @@ type Monitor struct {
 	log    *slog.Logger
 	models map[string]*model // fixed at New
 	names  []string          // sorted model names
-	free   chan *batch       // empty batches for Finished
+	free   freeList          // empty batches for Finished
 	work   chan *batch       // filled batches for Run; holds every batch, so a send never blocks
 	now    func() time.Time
 	closed atomic.Bool
@@ -64,9 +64,9 @@ func New(cfg Config, log *slog.Logger) (*Monitor, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	m := &Monitor{cfg: cfg, log: log, models: map[string]*model{}, now: time.Now,
-		free: make(chan *batch, cfg.Queue), work: make(chan *batch, cfg.Queue), done: make(chan struct{})}
+		work: make(chan *batch, cfg.Queue), done: make(chan struct{})}
 	for range cfg.Queue {
-		m.free <- new(batch)
+		m.free.put(new(batch))
 	}
 	var errs []error
 	for name, mc := range cfg.Models {
@@ -133,19 +133,41 @@ func (m *Monitor) Finished(r *core.Record) {
 	if p == nil {
 		return
 	}
-	var b *batch
-	select {
-	case b = <-m.free:
-	default:
+	b := m.free.get()
+	if b == nil {
 		md.dropped.Add(uint64(max(r.Items, 1)))
 		return
 	}
 	b.fill(md, p, r)
 	if len(b.parts) == 0 {
-		m.free <- b
+		m.free.put(b)
 		return
 	}
 	m.work <- b
+}
+
+// freeList is a stack of empty batches: the most recently used come back first, so
+// only as many batches grow buffers as the queue actually gets deep.
+type freeList struct {
+	mu sync.Mutex
+	s  []*batch
+}
+
+func (f *freeList) get() *batch {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.s) == 0 {
+		return nil
+	}
+	b := f.s[len(f.s)-1]
+	f.s = f.s[:len(f.s)-1]
+	return b
+}
+
+func (f *freeList) put(b *batch) {
+	f.mu.Lock()
+	f.s = append(f.s, b)
+	f.mu.Unlock()
 }
 
 // batch is one record's watched tensors, copied.
@@ -197,7 +219,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 		case b := <-m.work:
 			b.md.ingest(m, b)
 			b.md, b.plan = nil, nil
-			m.free <- b
+			m.free.put(b)
 		case <-t.C:
 			for _, name := range m.names {
 				m.models[name].tick(m)

@@ -296,3 +296,25 @@ func TestKSLargeWindowIsAsymptotic(t *testing.T) {
 		}
 	})
 }
+
+// PSI on a window too small for its threshold says so.
+func TestPSISmallSampleWarning(t *testing.T) {
+	rng := rand.New(rand.NewPCG(11, 12))
+	p, _ := ProfileFromCSV(strings.NewReader(csvOf(gen(rng, 5000, 0, []string{"a"}))), ProfileOptions{})
+	for _, tc := range []struct {
+		window int64
+		warn   bool
+	}{{50, true}, {2000, false}} {
+		synctest.Test(t, func(t *testing.T) {
+			m, _ := New(Config{Window: WindowConfig{Count: tc.window}, Models: map[string]ModelConfig{
+				"m": {Features: map[string]FeatureConfig{"*": {Method: "psi"}}}}}, nil)
+			m.SetBaseline("m", p)
+			run(t, m)
+			feed(m, "m", gen(rng, int(tc.window), 0, []string{"a"}), 10)
+			r, _ := m.Report("m")
+			if f := feature(t, r, "x[0]"); (f.Warning != "") != tc.warn {
+				t.Errorf("PSI over a %d-row window: warning %q, want one: %v", tc.window, f.Warning, tc.warn)
+			}
+		})
+	}
+}

@@ -36,6 +36,8 @@ const (
 	SampleCap = 100000
 	// uniqueCap bounds the exact distinct count; beyond it NUnique reads uniqueCap+1.
 	uniqueCap = 1000
+	// maxEdges bounds an uploaded profile's bins (the lookup grid indexes them in 16 bits).
+	maxEdges = 4097
 )
 
 // Profile is a baseline: per feature, the binned distribution the windows are compared
@@ -104,8 +106,14 @@ func (f *FeatureProfile) validate() error {
 	}
 	switch f.Kind {
 	case Numeric:
+		if len(f.Edges) > maxEdges {
+			return fmt.Errorf("%d edges, at most %d", len(f.Edges), maxEdges)
+		}
 		if len(f.Edges) < 2 || len(f.Counts) != len(f.Edges)+1 || len(f.Sums) != len(f.Counts) {
 			return fmt.Errorf("%d edges need %d counts and sums, got %d and %d", len(f.Edges), len(f.Edges)+1, len(f.Counts), len(f.Sums))
+		}
+		if !finite(f.Mean) || !finite(f.Std) || !allFinite(f.Sums) {
+			return errors.New("mean, std and sums must be finite")
 		}
 		for i, e := range f.Edges {
 			single := len(f.Edges) == 2 // [u, u]: a single-valued feature
@@ -264,7 +272,11 @@ func (b *builder) profile() (*Profile, error) {
 				NUnique: len(c.cats) + int(min(c.other, 1)), Categories: c.cats, Other: c.other}
 			continue
 		}
-		p.Features[name] = numericProfile(c.sample, c.invalid)
+		f := numericProfile(c.sample, c.invalid)
+		if !finite(f.Mean) || !finite(f.Std) || !allFinite(f.Sums) {
+			return nil, fmt.Errorf("column %q: values too large: their sums overflow float64", name)
+		}
+		p.Features[name] = f
 	}
 	return p, nil
 }
@@ -324,7 +336,7 @@ func distinct(sorted []float64) []float64 {
 func midEdges(u []float64) []float64 {
 	e := []float64{u[0]}
 	for i := 1; i < len(u); i++ {
-		e = append(e, u[i-1]+(u[i]-u[i-1])/2)
+		e = append(e, u[i-1]/2+u[i]/2) // not u+(v−u)/2: v−u overflows for ±1e308
 	}
 	return append(e, u[len(u)-1])
 }
@@ -346,5 +358,18 @@ func quantile(s []float64, q float64) float64 {
 	if lo+1 >= len(s) {
 		return s[len(s)-1]
 	}
-	return s[lo] + (h-float64(lo))*(s[lo+1]-s[lo])
+	f := h - float64(lo)
+	if f == 0 {
+		return s[lo]
+	}
+	return s[lo]*(1-f) + s[lo+1]*f // no difference of extremes: it could overflow
+}
+
+func allFinite(x []float64) bool {
+	for _, v := range x {
+		if !finite(v) {
+			return false
+		}
+	}
+	return true
 }

@@ -187,7 +187,7 @@ func TestProfileJSONRoundTripAndLoad(t *testing.T) {
 // The lookup grid agrees with a binary search on every kind of edge layout.
 func TestBinnerMatchesSearch(t *testing.T) {
 	layouts := [][]float64{
-		{1, 1}, {0, 1}, {0, 0.5, 1},
+		{1, 1}, {0, 1}, {0, 0.5, 1}, {-1e308, 0, 1e308},
 		{-3, -1, -0.999, -0.998, -0.997, -0.996, -0.995, -0.994, -0.993, -0.992, -0.991, -0.99, 0, 5, 1e6},
 	}
 	var q []float64

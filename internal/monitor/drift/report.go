@@ -64,6 +64,10 @@ type FeatureReport struct {
 	// NewCategories counts current values of categories the baseline lacks (values
 	// past the category cap included).
 	NewCategories int64 `json:"new_categories,omitempty"`
+	// Warning flags a value to read with care: a PSI whose expected value under no
+	// drift, (B−1)(1/n+1/m), is over a third of the threshold (monitoring.md §1.2), so
+	// a small window may cross it by chance.
+	Warning string `json:"warning,omitempty"`
 	// Bins says how the distance was binned: "deciles" (reference deciles, open ends),
 	// "values" (one bin per reference value, out-of-range values apart) or
 	// "categories"; PSI's zero bins follow Evidently's epsilon rule.
@@ -106,7 +110,7 @@ func (m *Monitor) featureReport(f *featurePlan, w *window, i int) FeatureReport 
 		s := &w.num[i]
 		ns = s
 		fr.CurN, fr.Invalid = s.n, s.nan+s.inf+s.bad
-		ref, cur = int64s(f.prof.Counts), int64s(s.counts)
+		ref, cur = int64s(f.prof.Counts), s.counts()
 		dist = numericDist(f, s)
 	} else {
 		s := &w.cat[i]
@@ -131,7 +135,17 @@ func (m *Monitor) featureReport(f *featurePlan, w *window, i int) FeatureReport 
 		fr.Status, fr.Error = StatusError, err.Error()
 		return fr
 	}
+	if !finite(v) { // e.g. sums of values near ±1e308 overflowed
+		fr.Status, fr.Error = StatusError, fmt.Sprintf("%s is %v", method, v)
+		return fr
+	}
 	fr.Value, fr.Bins, fr.Drifted = &v, bins, method.Drifted(v, fr.Threshold)
+	if method == stats.MethodPSI {
+		b := float64(len(dist.p) - 1)
+		if bias := b * (1/float64(fr.RefN) + 1/float64(fr.CurN)); bias > fr.Threshold/3 {
+			fr.Warning = fmt.Sprintf("small sample: PSI averages %.3g under no drift with %d bins, n_ref %d and n_cur %d", bias, len(dist.p), fr.RefN, fr.CurN)
+		}
+	}
 	if !math.IsNaN(stat) && !math.IsInf(stat, 0) {
 		fr.Statistic = &stat
 	}
@@ -160,7 +174,7 @@ func int64s(c []int64) []float64 {
 // PSI/JS/Hellinger read sampling noise as drift ((B−1)(1/n+1/m), monitoring.md §1.2).
 // One-bin-per-value features keep their values, with out-of-range values apart.
 func numericDist(f *featurePlan, s *numState) distribution {
-	ref, cur := int64s(f.prof.Counts), int64s(s.counts)
+	ref, cur := int64s(f.prof.Counts), s.counts()
 	if f.prof.Discrete {
 		return distribution{p: ref, q: cur, bins: "values"}
 	}
@@ -223,7 +237,7 @@ func compute(method stats.Method, f *featurePlan, s *numState, ref, cur []float6
 	switch method {
 	case stats.MethodKS:
 		stat = ksD(ref, cur)
-		return stats.KSPValue(stat, int(sum(ref)), int(sum(cur))), stat, "quantiles", nil
+		return ksP(stat, int(sum(ref)), int(sum(cur))), stat, "quantiles", nil
 	case stats.MethodWasserstein:
 		v, err = normedWasserstein(f.prof, s)
 		return v, stat, "quantiles", err
@@ -245,6 +259,19 @@ func compute(method stats.Method, f *featurePlan, s *numState, ref, cur []float6
 		err = fmt.Errorf("unknown method %q", method)
 	}
 	return v, stat, d.bins, err
+}
+
+// ksExactBudget bounds the lattice-path count a report may spend on one feature
+// (n·m steps, about 10 ms): a 256-feature model with 10 000-row windows would
+// otherwise take minutes per report. Beyond it the asymptotic p is used, which at
+// such sizes is within a few percent (monitoring.md §1.10 #16).
+const ksExactBudget = 4e6
+
+func ksP(d float64, n, m int) float64 {
+	if float64(n)*float64(m) <= ksExactBudget {
+		return stats.KSPValue(d, n, m)
+	}
+	return stats.KSAsymptoticP(d, n, m)
 }
 
 func sum(x []float64) float64 {
@@ -300,7 +327,11 @@ func zOnTop(p, q []float64) (z, pv float64, err error) {
 // weighted by their counts, over max(std_pop(baseline), 0.001).
 func normedWasserstein(fp *FeatureProfile, s *numState) (float64, error) {
 	u, uw := centroids(fp.Sums, fp.Counts)
-	v, vw := centroids(s.sums, s.counts)
+	sums, counts := make([]float64, len(s.slots)), make([]int64, len(s.slots))
+	for k, sl := range s.slots {
+		sums[k], counts[k] = sl.sum, sl.n
+	}
+	v, vw := centroids(sums, counts)
 	w, err := stats.Wasserstein(u, v, uw, vw)
 	if err != nil {
 		return 0, err

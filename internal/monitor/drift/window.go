@@ -16,13 +16,26 @@ type window struct {
 
 // numState bins a numeric feature on its baseline's edges.
 type numState struct {
-	counts   []int64 // slots as in FeatureProfile.Counts
-	sums     []float64
+	slots    []slotState // as FeatureProfile.Counts/Sums, interleaved: one cache line per value
 	n        int64
 	sum, sq  float64
 	min, max float64
 	nan, inf int64 // dropped from the distribution, reported as data quality
 	bad      int64 // BYTES values of a numeric feature, dropped
+}
+
+type slotState struct {
+	n   int64
+	sum float64
+}
+
+// counts are the slot counts as float64 for the statistics.
+func (s *numState) counts() []float64 {
+	out := make([]float64, len(s.slots))
+	for i, sl := range s.slots {
+		out[i] = float64(sl.n)
+	}
+	return out
 }
 
 // catState counts a categorical feature's values, at most MaxCategories of them.
@@ -37,7 +50,7 @@ func newWindow(fs []*featurePlan, start time.Time) *window {
 	for i, f := range fs {
 		if f.prof.Kind == Numeric {
 			k := len(f.prof.Counts)
-			w.num[i] = numState{counts: make([]int64, k), sums: make([]float64, k)}
+			w.num[i] = numState{slots: make([]slotState, k)}
 		} else {
 			w.cat[i] = catState{counts: make(map[string]int64)}
 		}
@@ -50,8 +63,7 @@ func (w *window) reset(start time.Time) {
 	w.start, w.end, w.rows = start, time.Time{}, 0
 	for i := range w.num {
 		s := &w.num[i]
-		clear(s.counts)
-		clear(s.sums)
+		clear(s.slots)
 		s.n, s.sum, s.sq, s.nan, s.inf, s.bad = 0, 0, 0, 0, 0, 0
 		s.min, s.max = math.Inf(1), math.Inf(-1)
 	}
@@ -71,12 +83,17 @@ func (s *numState) add(b *binner, v float64) {
 		return
 	}
 	k := b.slot(v)
-	s.counts[k]++
-	s.sums[k] += v
+	s.slots[k].n++
+	s.slots[k].sum += v
 	s.n++
 	s.sum += v
 	s.sq += v * v
-	s.min, s.max = math.Min(s.min, v), math.Max(s.max, v)
+	if v < s.min { // not math.Min: v is finite, and this is the hot loop
+		s.min = v
+	}
+	if v > s.max {
+		s.max = v
+	}
 }
 
 // add counts a category; key is only copied when it is a new category under the cap.
@@ -98,8 +115,7 @@ func (w *window) clone() *window {
 	c := &window{start: w.start, end: w.end, rows: w.rows, num: make([]numState, len(w.num)), cat: make([]catState, len(w.cat))}
 	for i, s := range w.num {
 		c.num[i] = s
-		c.num[i].counts = append([]int64(nil), s.counts...)
-		c.num[i].sums = append([]float64(nil), s.sums...)
+		c.num[i].slots = append([]slotState(nil), s.slots...)
 	}
 	for i, s := range w.cat {
 		c.cat[i] = s
@@ -117,7 +133,7 @@ func (w *window) clone() *window {
 func (w *window) size() int {
 	n := 0
 	for _, s := range w.num {
-		n += 8*(len(s.counts)+len(s.sums)) + 80
+		n += 16*len(s.slots) + 96
 	}
 	for _, s := range w.cat {
 		n += 32

@@ -82,16 +82,9 @@ func PSI(p, q []float64) (float64, error) {
 // in log base (2 gives [0,1]; math.E gives Evidently's [0, √ln2]). p and q are
 // normalized first, as scipy's jensenshannon does.
 func JensenShannon(p, q []float64, base float64) (float64, error) {
-	if err := sameLen(p, q); err != nil {
+	pn, qn, err := normalizePair(p, q)
+	if err != nil {
 		return 0, err
-	}
-	pn, err := Normalize(p)
-	if err != nil {
-		return 0, fmt.Errorf("reference: %w", err)
-	}
-	qn, err := Normalize(q)
-	if err != nil {
-		return 0, fmt.Errorf("current: %w", err)
 	}
 	var d float64
 	for i := range pn {

@@ -1,0 +1,169 @@
+package drift
+
+import (
+	"errors"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"sigs.k8s.io/yaml"
+
+	"github.com/ferryml/ferry/internal/core"
+)
+
+// Without a baseline, the first rows become it; later traffic is compared with them.
+func TestReferenceWindowBecomesBaseline(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	synctest.Test(t, func(t *testing.T) {
+		m, err := New(Config{Window: WindowConfig{Count: 1000}, Models: map[string]ModelConfig{
+			"m": {ReferenceWindow: &WindowConfig{Count: 3000}, Names: map[string][]string{"x": {"a", "b"}}}}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, m)
+		if r, _ := m.Report("m"); r.Status != StatusCollecting {
+			t.Errorf("before traffic: status %q, want collecting_reference", r.Status)
+		}
+		feed(m, "m", gen(rng, 3000, 0, []string{"a", "b"}), 10)
+		r, _ := m.ReportCurrent("m")
+		if r.Status == StatusCollecting || r.Baseline != "reference_window" {
+			t.Fatalf("after 3000 rows: status %q baseline %q, want the reference window as baseline", r.Status, r.Baseline)
+		}
+		names := []string{}
+		for _, f := range r.Features {
+			names = append(names, f.Feature)
+		}
+		if got := strings.Join(names, ","); got != "a,b,label,x[2]" {
+			t.Errorf("features %s, want a,b (renamed by names), label, x[2]", got)
+		}
+		feed(m, "m", gen(rng, 1000, 2, []string{"a", "b"}), 10)
+		r, _ = m.Report("m")
+		if f := feature(t, r, "a"); !f.Drifted || f.RefN != 3000 {
+			t.Errorf("a shifted by 2: %+v, want drift against 3000 reference rows", f)
+		}
+		if f := feature(t, r, "b"); f.Drifted {
+			t.Errorf("b unchanged: %+v, want no drift", f)
+		}
+	})
+}
+
+// Shadow copies and failed requests are skipped and counted; a full queue drops whole
+// records and counts their rows.
+func TestSkippedAndDropped(t *testing.T) {
+	rng := rand.New(rand.NewPCG(9, 9))
+	p, _ := ProfileFromCSV(strings.NewReader(csvOf(gen(rng, 100, 0, []string{"a"}))), ProfileOptions{})
+	synctest.Test(t, func(t *testing.T) {
+		m, _ := New(Config{Queue: 4, Window: WindowConfig{Count: 1000}, Models: map[string]ModelConfig{"m": {}}}, nil)
+		m.SetBaseline("m", p)
+		rec := record("m", gen(rng, 5, 0, []string{"a"}))
+		sh := *rec
+		sh.Route = core.RouteShadow
+		m.Finished(&sh)
+		bad := *rec
+		bad.Err = errors.New("boom")
+		m.Finished(&bad)
+		m.Finished(record("unwatched", gen(rng, 5, 0, []string{"a"})))
+		for range 6 { // Run is not running: 4 fit in the queue, 2 records (10 rows) drop
+			m.Finished(rec)
+		}
+		run(t, m)
+		synctest.Wait()
+		r, _ := m.ReportCurrent("m")
+		if r.Shadow != 1 || r.Failed != 1 || r.Dropped != 10 || r.Rows != 20 {
+			t.Errorf("shadow %d failed %d dropped %d rows %d, want 1, 1, 10, 20", r.Shadow, r.Failed, r.Dropped, r.Rows)
+		}
+	})
+}
+
+// The collector's metrics, scraped over HTTP as Prometheus would.
+func TestCollectorOverHTTP(t *testing.T) {
+	rng := rand.New(rand.NewPCG(2, 2))
+	p, _ := ProfileFromCSV(strings.NewReader(csvOf(gen(rng, 2000, 0, []string{"a", "b"}))), ProfileOptions{})
+	reg := prometheus.NewRegistry()
+	synctest.Test(t, func(t *testing.T) {
+		m, _ := New(Config{Window: WindowConfig{Count: 500}, Models: map[string]ModelConfig{"m": {}}}, nil)
+		m.SetBaseline("m", p)
+		run(t, m)
+		feed(m, "m", gen(rng, 500, 3, []string{"a", "b"}), 10)
+		reg.MustRegister(m.Collector())
+	})
+	// The monitor has stopped; its last closed window is still served, over a real
+	// socket (which cannot live in the synctest bubble).
+	body := scrape(t, reg)
+	for _, want := range []string{
+		`ferry_drift_value{feature="x[0]",method="wasserstein",model="m"}`,
+		`ferry_drift_detected{feature="x[0]",model="m"} 1`,
+		`ferry_drift_detected{feature="x[1]",model="m"} 0`,
+		`ferry_drift_share_drifted{model="m"} 0.25`,
+		`ferry_drift_dataset_drift{model="m"} 0`,
+		`ferry_drift_window_rows{model="m"} 500`,
+		`ferry_drift_rows_dropped_total{model="m"} 0`,
+		`ferry_drift_records_skipped_total{model="m",reason="shadow"} 0`,
+		`ferry_drift_invalid_values{feature="label",model="m"} 0`,
+	} {
+		if !strings.Contains(body, want) {
+			t.Errorf("metrics lack %s; got:\n%s", want, body)
+		}
+	}
+}
+
+// scrape serves reg on 127.0.0.1 and reads the exposition as Prometheus would.
+func scrape(t *testing.T, reg *prometheus.Registry) string {
+	t.Helper()
+	srv := httptest.NewServer(promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	defer srv.Close()
+	res, err := http.Get(srv.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	b, err := io.ReadAll(res.Body)
+	if err != nil || res.StatusCode != http.StatusOK {
+		t.Fatalf("scrape: %d %v", res.StatusCode, err)
+	}
+	return string(b)
+}
+
+func TestConfigFromYAML(t *testing.T) {
+	in := `
+window: {duration: 1m}
+drift_share: 0.3
+models:
+  iris:
+    baseline: {path: iris.csv}
+    names: {input__0: [sepal_length, sepal_width]}
+    features:
+      "*": {method: psi, threshold: 0.2}
+      species: {kind: categorical}
+`
+	var c Config
+	if err := yaml.UnmarshalStrict([]byte(in), &c); err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(c.Window.Duration) != time.Minute || *c.Models["iris"].Features["*"].Threshold != 0.2 {
+		t.Errorf("config = %+v", c)
+	}
+	bad := Config{Window: WindowConfig{Count: 5, Duration: Duration(time.Second)}, DriftShare: 2, Models: map[string]ModelConfig{
+		"m": {Baseline: &BaselineSource{Path: "x.txt"}, ReferenceWindow: &WindowConfig{},
+			Features: map[string]FeatureConfig{"a": {Method: "magic", Kind: "text"}}}}}
+	err := bad.Validate()
+	for _, want := range []string{"window: set exactly one", "drift_share", `models.m.baseline: format "txt"`,
+		"models.m.reference_window", `models.m.features["a"].method: unknown drift method "magic"`, `features["a"].kind`} {
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("Validate() = %v, want it to name %q", err, want)
+		}
+	}
+	if _, err := New(Config{Window: WindowConfig{Count: 10}, Models: map[string]ModelConfig{"m": {Baseline: &BaselineSource{Path: "/nonexistent.csv"}}}}, nil); err == nil || !strings.Contains(err.Error(), "models.m.baseline") {
+		t.Errorf("New with a missing baseline file: %v, want an error naming models.m.baseline", err)
+	}
+}
