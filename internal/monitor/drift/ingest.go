@@ -163,6 +163,9 @@ func (md *model) finishReference(m *Monitor, now time.Time) {
 		return
 	}
 	p, err := md.ref.profile()
+	if err == nil {
+		err = checkFeatures(p, md.cfg)
+	}
 	md.ref = nil
 	if err != nil {
 		m.log.Warn("drift reference window gave no baseline", "model", md.name, "err", err)

@@ -76,6 +76,9 @@ func New(cfg Config, log *slog.Logger) (*Monitor, error) {
 		switch {
 		case mc.Baseline != nil:
 			p, err := LoadBaseline(*mc.Baseline, mc.options())
+			if err == nil {
+				err = checkFeatures(p, mc)
+			}
 			if err != nil {
 				errs = append(errs, fmt.Errorf("drift: models.%s.baseline: %w", name, err))
 				continue
@@ -86,7 +89,10 @@ func New(cfg Config, log *slog.Logger) (*Monitor, error) {
 		}
 	}
 	sort.Strings(m.names)
-	return m, errors.Join(errs...)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return m, nil
 }
 
 // SetBaseline makes p the model's baseline (an upload, or a profile computed
@@ -99,7 +105,7 @@ func (m *Monitor) SetBaseline(name string, p *Profile) error {
 	if p == nil {
 		return errors.New("drift: nil profile")
 	}
-	if err := p.Validate(); err != nil {
+	if err := errors.Join(p.Validate(), checkFeatures(p, md.cfg)); err != nil {
 		return fmt.Errorf("drift: %q: %w", name, err)
 	}
 	md.setPlan(newPlan(p, "upload", md.cfg), m.now())

@@ -167,3 +167,49 @@ models:
 		t.Errorf("New with a missing baseline file: %v, want an error naming models.m.baseline", err)
 	}
 }
+
+// Integer features declared categorical are compared as categories; a BYTES value in
+// a numeric feature is dropped and counted; a configured feature the baseline lacks
+// is an error.
+func TestFeatureKinds(t *testing.T) {
+	mc := ModelConfig{Features: map[string]FeatureConfig{"x[2]": {Kind: Categorical}}}
+	rng := rand.New(rand.NewPCG(13, 14))
+	p, err := ProfileFromCSV(strings.NewReader(csvOf(gen(rng, 500, 0, []string{"a"}))), mc.options())
+	if err != nil || p.Features["x[2]"].Kind != Categorical || p.Features["x[2]"].Categories["2"] == 0 {
+		t.Fatalf("x[2] declared categorical: %+v, %v", p.Features["x[2]"], err)
+	}
+	synctest.Test(t, func(t *testing.T) {
+		m, _ := New(Config{Window: WindowConfig{Count: 100}, Models: map[string]ModelConfig{"m": mc}}, nil)
+		if err := m.SetBaseline("m", p); err != nil {
+			t.Fatal(err)
+		}
+		run(t, m)
+		rows := gen(rng, 100, 0, []string{"a"})
+		for i := range rows {
+			rows[i].x[2] = 7 // a value the baseline never had
+		}
+		feed(m, "m", rows, 10)
+		r, _ := m.Report("m")
+		if f := feature(t, r, "x[2]"); f.Kind != Categorical || f.NewCategories != 100 || !f.Drifted || f.Method != "chisquare" {
+			t.Errorf("x[2] all a new value: %+v, want categorical, 100 new, drifted by chisquare (3 values + 1 new, 500 rows)", f)
+		}
+	})
+	// label is categorical in the baseline; sent as a number it is a category too, but
+	// a numeric feature fed BYTES drops them.
+	q, _ := ProfileFromCSV(strings.NewReader("label\n1\n2\n"), ProfileOptions{})
+	synctest.Test(t, func(t *testing.T) {
+		m, _ := New(Config{Window: WindowConfig{Count: 2}, Models: map[string]ModelConfig{"m": {}}}, nil)
+		m.SetBaseline("m", q)
+		run(t, m)
+		feed(m, "m", gen(rng, 2, 0, []string{"a"}), 2)
+		r, _ := m.Report("m")
+		if f := feature(t, r, "label"); f.Invalid != 2 || f.Status != StatusInsufficient {
+			t.Errorf("BYTES into a numeric feature: %+v, want 2 invalid, insufficient data", f)
+		}
+		bad := ModelConfig{Features: map[string]FeatureConfig{"nope": {Method: "ks"}}}
+		m2, _ := New(Config{Window: WindowConfig{Count: 2}, Models: map[string]ModelConfig{"m": bad}}, nil)
+		if err := m2.SetBaseline("m", q); err == nil || !strings.Contains(err.Error(), `features "nope" are configured but not in the baseline`) {
+			t.Errorf("SetBaseline with a configured feature the baseline lacks: %v", err)
+		}
+	})
+}

@@ -2,7 +2,9 @@ package drift
 
 import (
 	"encoding/binary"
+	"fmt"
 	"math"
+	"sort"
 	"strconv"
 	"strings"
 
@@ -37,6 +39,29 @@ type tensorPlan struct {
 
 // maxCollectBytes bounds what a reference window copies of one tensor per request.
 const maxCollectBytes = 64 << 10
+
+// checkFeatures names each feature the configuration sets that the baseline lacks.
+func checkFeatures(p *Profile, mc ModelConfig) error {
+	var missing []string
+	for name := range mc.Features {
+		if _, ok := p.Features[name]; !ok && name != "*" {
+			missing = append(missing, strconv.Quote(name))
+		}
+	}
+	if len(missing) == 0 {
+		return nil
+	}
+	sort.Strings(missing)
+	return fmt.Errorf("features %s are configured but not in the baseline (it has %d features: %s)",
+		strings.Join(missing, ", "), len(p.Features), abbreviate(p.Names()))
+}
+
+func abbreviate(names []string) string {
+	if len(names) > 8 {
+		return strings.Join(names[:8], ", ") + ", …"
+	}
+	return strings.Join(names, ", ")
+}
 
 func newPlan(p *Profile, source string, mc ModelConfig) *plan {
 	pl := &plan{profile: p, source: source, tensors: map[string]*tensorPlan{}}
