@@ -42,7 +42,7 @@ func (md *model) binPart(b *batch, pt part) int {
 		case fs[f].bin == nil: // an integer feature declared categorical
 			w.cat[f].add(strconv.AppendFloat(buf[:0], v, 'g', -1, 64))
 		default:
-			w.num[f].add(fs[f].bin, v)
+			w.num[f].push(fs[f].bin, v)
 		}
 	}, func(j, per int, e []byte) {
 		f := pt.tp.feature(j, per)
@@ -114,6 +114,7 @@ func (md *model) closeIfDue(m *Monitor, now time.Time) {
 // closeWindow makes the open window the last closed one, ending at end, and opens a
 // new one at next, reusing the old last window's memory.
 func (md *model) closeWindow(end, next time.Time) {
+	md.cur.flush(md.windowFor.features)
 	md.cur.end = end
 	old := md.last
 	md.last = md.cur

@@ -50,6 +50,7 @@ func (m *Monitor) readReport(name string, current bool) (Report, error) {
 		w = md.cur
 	}
 	if w != nil {
+		w.flush(p.features)
 		w = w.clone() // the statistics run without the lock, so binning goes on
 	}
 	n := md.closedN

@@ -262,10 +262,10 @@ func compute(method stats.Method, f *featurePlan, s *numState, ref, cur []float6
 }
 
 // ksExactBudget bounds the lattice-path count a report may spend on one feature
-// (n·m steps, about 10 ms): a 256-feature model with 10 000-row windows would
+// (n·m steps, about 3 ms): a 256-feature model with 10 000-row windows would
 // otherwise take minutes per report. Beyond it the asymptotic p is used, which at
 // such sizes is within a few percent (monitoring.md §1.10 #16).
-const ksExactBudget = 4e6
+const ksExactBudget = 1e6
 
 func ksP(d float64, n, m int) float64 {
 	if float64(n)*float64(m) <= ksExactBudget {

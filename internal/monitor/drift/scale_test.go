@@ -127,3 +127,25 @@ func BenchmarkBinRow(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkReport is the cost of comparing a closed window of 1000 rows with a
+// 2000-row baseline for 256 numeric features, by method.
+func BenchmarkReport(b *testing.B) {
+	for _, method := range []string{"", "ks", "psi"} {
+		b.Run(method, func(b *testing.B) {
+			m, _ := New(Config{Window: WindowConfig{Count: 1000}, Models: map[string]ModelConfig{
+				"m": {Features: map[string]FeatureConfig{"*": {Method: method}}}}}, nil)
+			m.SetBaseline("m", wideProfile(256, 2000))
+			md := m.models["m"]
+			bt := new(batch)
+			bt.fill(md, md.plan.Load(), wideRecord(rand.New(rand.NewPCG(1, 1)), 1000, 256))
+			md.ingest(m, bt)
+			for b.Loop() {
+				md.cache = nil
+				if r, _ := m.Report("m"); r.Evaluated != 256 {
+					b.Fatalf("evaluated %d features, want 256", r.Evaluated)
+				}
+			}
+		})
+	}
+}

