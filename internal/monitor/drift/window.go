@@ -16,11 +16,11 @@ type window struct {
 
 // numState bins a numeric feature on its baseline's edges.
 type numState struct {
-	slots    []slotState // as FeatureProfile.Counts/Sums, interleaved: one cache line per value
+	slots []slotState // as FeatureProfile.Counts/Sums, interleaved: one cache line per value
 	// stage holds values not binned yet. A row of a wide model touches every feature,
 	// and the lookup tables of 256 features do not fit in L2; binning a feature's
 	// staged values together keeps its tables hot (~3x faster at 256 features).
-	stage []float64
+	stage    []float64
 	n        int64
 	sum, sq  float64
 	min, max float64
