@@ -213,3 +213,36 @@ func TestFeatureKinds(t *testing.T) {
 		}
 	})
 }
+
+// Time windows close on their boundary, with or without traffic, and name it.
+func TestTimeWindows(t *testing.T) {
+	rng := rand.New(rand.NewPCG(15, 16))
+	p, _ := ProfileFromCSV(strings.NewReader(csvOf(gen(rng, 500, 0, []string{"a"}))), ProfileOptions{})
+	synctest.Test(t, func(t *testing.T) {
+		t0 := time.Now()
+		m, _ := New(Config{Window: WindowConfig{Duration: Duration(time.Minute)}, Models: map[string]ModelConfig{
+			"m": {}, "r": {ReferenceWindow: &WindowConfig{Duration: Duration(time.Minute)}}}}, nil)
+		m.SetBaseline("m", p)
+		run(t, m)
+		feed(m, "m", gen(rng, 100, 0, []string{"a"}), 10)
+		feed(m, "r", gen(rng, 300, 0, []string{"a"}), 10)
+		time.Sleep(30 * time.Second)
+		feed(m, "m", gen(rng, 100, 0, []string{"a"}), 10)
+		time.Sleep(31 * time.Second)
+		synctest.Wait()
+		r, _ := m.Report("m")
+		if r.Rows != 200 || !r.Start.Equal(t0) || !r.End.Equal(t0.Add(time.Minute)) {
+			t.Errorf("first window: %d rows [%v, %v), want 200 rows [t0, t0+1m)", r.Rows, r.Start.Sub(t0), r.End.Sub(t0))
+		}
+		if r, _ := m.ReportCurrent("r"); r.Status == StatusCollecting || feature(t, r, "x[0]").RefN != 300 {
+			t.Errorf("reference window of 1m: status %q, want a baseline of the 300 rows of its first minute", r.Status)
+		}
+		feed(m, "m", gen(rng, 50, 0, []string{"a"}), 10)
+		time.Sleep(time.Minute)
+		synctest.Wait()
+		r, _ = m.Report("m")
+		if r.Rows != 50 || !r.Start.Equal(t0.Add(time.Minute)) || !r.End.Equal(t0.Add(2*time.Minute)) {
+			t.Errorf("second window: %d rows [%v, %v), want 50 rows [t0+1m, t0+2m)", r.Rows, r.Start.Sub(t0), r.End.Sub(t0))
+		}
+	})
+}
