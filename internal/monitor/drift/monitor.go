@@ -1,0 +1,242 @@
+package drift
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sort"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+// ErrUnknownModel is returned for a model the configuration does not watch.
+var ErrUnknownModel = errors.New("model is not watched for drift")
+
+// Monitor watches the configured models' traffic for drift. Finished is safe to call
+// from any goroutine; Run bins the queued records and must run for anything to be
+// counted (without it every record is dropped and counted). Reports, Value and the
+// collector read from any goroutine.
+type Monitor struct {
+	cfg    Config
+	log    *slog.Logger
+	models map[string]*model // fixed at New
+	names  []string          // sorted model names
+	free   freeList          // empty batches for Finished
+	work   chan *batch       // filled batches for Run; holds every batch, so a send never blocks
+	now    func() time.Time
+	closed atomic.Bool
+	done   chan struct{} // closed by Close
+}
+
+var _ core.Tap = (*Monitor)(nil)
+
+// model is one watched model. plan is read lock-free by Finished; mu guards the rest.
+type model struct {
+	name    string
+	cfg     ModelConfig
+	plan    atomic.Pointer[plan]
+	dropped atomic.Uint64 // rows dropped because the queue was full
+	shadow  atomic.Uint64 // shadow-copy records skipped
+	failed  atomic.Uint64 // failed records skipped
+
+	mu        sync.Mutex
+	cur, last *window
+	closedN   uint64   // windows closed so far
+	cache     *Report  // report of last, computed on demand
+	cacheN    uint64   // closedN the cache belongs to
+	ref       *builder // filling reference window
+	refStart  time.Time
+	windowFor *plan // the plan cur and last were made for
+}
+
+// New validates cfg and reads the configured baselines; it starts nothing (Run does).
+func New(cfg Config, log *slog.Logger) (*Monitor, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("drift: %w", err)
+	}
+	cfg = cfg.withDefaults()
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m := &Monitor{cfg: cfg, log: log, models: map[string]*model{}, now: time.Now,
+		work: make(chan *batch, cfg.Queue), done: make(chan struct{})}
+	for range cfg.Queue {
+		m.free.put(new(batch))
+	}
+	var errs []error
+	for name, mc := range cfg.Models {
+		md := &model{name: name, cfg: mc}
+		m.models[name] = md
+		m.names = append(m.names, name)
+		switch {
+		case mc.Baseline != nil:
+			p, err := LoadBaseline(*mc.Baseline, mc.options())
+			if err == nil {
+				err = checkFeatures(p, mc)
+			}
+			if err != nil {
+				errs = append(errs, fmt.Errorf("drift: models.%s.baseline: %w", name, err))
+				continue
+			}
+			md.setPlan(newPlan(p, mc.Baseline.Path, mc), m.now())
+		case mc.ReferenceWindow != nil:
+			md.plan.Store(&plan{collect: true})
+		}
+	}
+	sort.Strings(m.names)
+	if len(errs) > 0 {
+		return nil, errors.Join(errs...)
+	}
+	return m, nil
+}
+
+// SetBaseline makes p the model's baseline (an upload, or a profile computed
+// elsewhere); the windows restart empty.
+func (m *Monitor) SetBaseline(name string, p *Profile) error {
+	md := m.models[name]
+	if md == nil {
+		return fmt.Errorf("drift: %q: %w", name, ErrUnknownModel)
+	}
+	if p == nil {
+		return errors.New("drift: nil profile")
+	}
+	if err := errors.Join(p.Validate(), checkFeatures(p, md.cfg)); err != nil {
+		return fmt.Errorf("drift: %q: %w", name, err)
+	}
+	md.setPlan(newPlan(p, "upload", md.cfg), m.now())
+	return nil
+}
+
+func (md *model) setPlan(p *plan, now time.Time) {
+	md.mu.Lock()
+	defer md.mu.Unlock()
+	md.windowFor = p
+	md.cur, md.last, md.cache, md.ref = newWindow(p.features, now), nil, nil, nil
+	md.plan.Store(p)
+}
+
+// Finished queues the watched tensors of a successful, non-shadow request; it never
+// blocks and does not allocate once the queue's batches have grown to fit.
+func (m *Monitor) Finished(r *core.Record) {
+	md := m.models[r.Model]
+	if md == nil || m.closed.Load() {
+		return
+	}
+	switch {
+	case r.Err != nil:
+		md.failed.Add(1)
+		return
+	case r.Route == core.RouteShadow: // same inputs as the primary: counting them twice would skew the window
+		md.shadow.Add(1)
+		return
+	}
+	p := md.plan.Load()
+	if p == nil {
+		return
+	}
+	b := m.free.get()
+	if b == nil {
+		md.dropped.Add(uint64(max(r.Items, 1)))
+		return
+	}
+	b.fill(md, p, r)
+	if len(b.parts) == 0 {
+		m.free.put(b)
+		return
+	}
+	m.work <- b
+}
+
+// freeList is a stack of empty batches: the most recently used come back first, so
+// only as many batches grow buffers as the queue actually gets deep.
+type freeList struct {
+	mu sync.Mutex
+	s  []*batch
+}
+
+func (f *freeList) get() *batch {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if len(f.s) == 0 {
+		return nil
+	}
+	b := f.s[len(f.s)-1]
+	f.s = f.s[:len(f.s)-1]
+	return b
+}
+
+func (f *freeList) put(b *batch) {
+	f.mu.Lock()
+	f.s = append(f.s, b)
+	f.mu.Unlock()
+}
+
+// batch is one record's watched tensors, copied.
+type batch struct {
+	md    *model
+	plan  *plan
+	items int
+	parts []part
+	data  []byte // tensor names and bytes
+}
+
+type part struct {
+	tp             *tensorPlan // nil while collecting a reference window
+	name, off, end int         // data[name:off] is the tensor name, data[off:end] its bytes
+	dtype          tensor.DType
+}
+
+func (b *batch) fill(md *model, p *plan, r *core.Record) {
+	b.md, b.plan, b.items, b.parts, b.data = md, p, r.Items, b.parts[:0], b.data[:0]
+	for _, ts := range [2][]*tensor.Tensor{r.Inputs, r.Outputs} {
+		for _, t := range ts {
+			tp := p.tensors[t.Name]
+			if tp == nil && (!p.collect || len(t.Data) > maxCollectBytes) {
+				continue
+			}
+			start := len(b.data)
+			b.data = append(b.data, t.Name...)
+			off := len(b.data)
+			b.data = append(b.data, t.Data...)
+			b.parts = append(b.parts, part{tp: tp, name: start, off: off, end: len(b.data), dtype: t.DType})
+		}
+	}
+}
+
+// Run bins queued records and closes time windows until ctx ends or Close is called.
+func (m *Monitor) Run(ctx context.Context) error {
+	tick := time.Second
+	if d := time.Duration(m.cfg.Window.Duration); d > 0 && d/10 < tick {
+		tick = max(d/10, time.Millisecond)
+	}
+	t := time.NewTicker(tick)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-m.done:
+			return nil
+		case b := <-m.work:
+			b.md.ingest(m, b)
+			b.md, b.plan = nil, nil
+			m.free.put(b)
+		case <-t.C:
+			for _, name := range m.names {
+				m.models[name].tick(m)
+			}
+		}
+	}
+}
+
+// Close stops Run; records finished afterwards are dropped.
+func (m *Monitor) Close() {
+	if m.closed.CompareAndSwap(false, true) {
+		close(m.done)
+	}
+}
