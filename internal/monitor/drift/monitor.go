@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"maps"
+	"slices"
 	"sort"
 	"sync"
 	"sync/atomic"
@@ -22,18 +24,29 @@ var ErrUnknownModel = errors.New("model is not watched for drift")
 // counted (without it every record is dropped and counted). Reports, Value and the
 // collector read from any goroutine.
 type Monitor struct {
-	cfg    Config
-	log    *slog.Logger
-	models map[string]*model // fixed at New
-	names  []string          // sorted model names
-	free   freeList          // empty batches for Finished
-	work   chan *batch       // filled batches for Run; holds every batch, so a send never blocks
-	now    func() time.Time
-	closed atomic.Bool
-	done   chan struct{} // closed by Close
+	cfg Config
+	log *slog.Logger
+	// watched is the set of models, replaced whole when an upload adds one (Watch), so
+	// Finished reads it without a lock; addMu serializes the additions.
+	watched atomic.Pointer[watched]
+	addMu   sync.Mutex
+	free    freeList    // empty batches for Finished
+	work    chan *batch // filled batches for Run; holds every batch, so a send never blocks
+	now     func() time.Time
+	closed  atomic.Bool
+	done    chan struct{} // closed by Close
 }
 
 var _ core.Tap = (*Monitor)(nil)
+
+// watched is a snapshot of the watched models.
+type watched struct {
+	byName map[string]*model
+	names  []string // sorted
+}
+
+func (m *Monitor) model(name string) *model { return m.watched.Load().byName[name] }
+func (m *Monitor) names() []string          { return m.watched.Load().names }
 
 // model is one watched model. plan is read lock-free by Finished; mu guards the rest.
 type model struct {
@@ -63,16 +76,17 @@ func New(cfg Config, log *slog.Logger) (*Monitor, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &Monitor{cfg: cfg, log: log, models: map[string]*model{}, now: time.Now,
+	m := &Monitor{cfg: cfg, log: log, now: time.Now,
 		work: make(chan *batch, cfg.Queue), done: make(chan struct{})}
 	for range cfg.Queue {
 		m.free.put(new(batch))
 	}
 	var errs []error
+	w := &watched{byName: map[string]*model{}}
 	for name, mc := range cfg.Models {
 		md := &model{name: name, cfg: mc}
-		m.models[name] = md
-		m.names = append(m.names, name)
+		w.byName[name] = md
+		w.names = append(w.names, name)
 		switch {
 		case mc.Baseline != nil:
 			p, err := LoadBaseline(*mc.Baseline, mc.options())
@@ -88,7 +102,8 @@ func New(cfg Config, log *slog.Logger) (*Monitor, error) {
 			md.plan.Store(&plan{collect: true})
 		}
 	}
-	sort.Strings(m.names)
+	sort.Strings(w.names)
+	m.watched.Store(w)
 	if len(errs) > 0 {
 		return nil, errors.Join(errs...)
 	}
@@ -96,20 +111,36 @@ func New(cfg Config, log *slog.Logger) (*Monitor, error) {
 }
 
 // SetBaseline makes p the model's baseline (an upload, or a profile computed
-// elsewhere); the windows restart empty.
+// elsewhere); the windows restart empty. A model the configuration does not name starts
+// being watched, with every feature on its defaults.
 func (m *Monitor) SetBaseline(name string, p *Profile) error {
-	md := m.models[name]
-	if md == nil {
-		return fmt.Errorf("drift: %q: %w", name, ErrUnknownModel)
-	}
 	if p == nil {
 		return errors.New("drift: nil profile")
 	}
+	md := m.watch(name)
 	if err := errors.Join(p.Validate(), checkFeatures(p, md.cfg)); err != nil {
 		return fmt.Errorf("drift: %q: %w", name, err)
 	}
 	md.setPlan(newPlan(p, "upload", md.cfg), m.now())
 	return nil
+}
+
+// watch returns the named model, adding it with the default configuration when it is
+// not watched yet.
+func (m *Monitor) watch(name string) *model {
+	m.addMu.Lock()
+	defer m.addMu.Unlock()
+	old := m.watched.Load()
+	if md := old.byName[name]; md != nil {
+		return md
+	}
+	md := &model{name: name}
+	w := &watched{byName: make(map[string]*model, len(old.byName)+1), names: append(slices.Clone(old.names), name)}
+	maps.Copy(w.byName, old.byName)
+	w.byName[name] = md
+	sort.Strings(w.names)
+	m.watched.Store(w)
+	return md
 }
 
 func (md *model) setPlan(p *plan, now time.Time) {
@@ -123,7 +154,7 @@ func (md *model) setPlan(p *plan, now time.Time) {
 // Finished queues the watched tensors of a successful, non-shadow request; it never
 // blocks and does not allocate once the queue's batches have grown to fit.
 func (m *Monitor) Finished(r *core.Record) {
-	md := m.models[r.Model]
+	md := m.model(r.Model)
 	if md == nil || m.closed.Load() {
 		return
 	}
@@ -227,8 +258,8 @@ func (m *Monitor) Run(ctx context.Context) error {
 			b.md, b.plan = nil, nil
 			m.free.put(b)
 		case <-t.C:
-			for _, name := range m.names {
-				m.models[name].tick(m)
+			for _, md := range m.watched.Load().byName {
+				md.tick(m)
 			}
 		}
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"encoding/json"
+	"errors"
 	"math"
 	"math/rand/v2"
 	"os"
@@ -317,4 +318,39 @@ func TestPSISmallSampleWarning(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestUploadStartsWatching: a baseline for a model the configuration does not name
+// makes it watched, with default methods, while other models' traffic goes on.
+func TestUploadStartsWatching(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, err := New(Config{Window: WindowConfig{Count: 500}, Models: map[string]ModelConfig{}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		run(t, m)
+		rng := rand.New(rand.NewPCG(7, 7))
+		if _, err := m.Report("late"); !errors.Is(err, ErrUnknownModel) {
+			t.Fatalf("report of an unwatched model: %v, want ErrUnknownModel", err)
+		}
+		feed(m, "late", gen(rng, 100, 0, []string{"a"}), 10) // not watched yet: ignored
+		p, err := ProfileFromCSV(strings.NewReader(csvOf(gen(rng, 2000, 0, []string{"a", "b"}))), ProfileOptions{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := m.SetBaseline("late", p); err != nil {
+			t.Fatal(err)
+		}
+		feed(m, "late", gen(rng, 500, 3, []string{"a", "b"}), 10)
+		r, err := m.Report("late")
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, drifted, ok := m.Value("late", "x[0]"); r.Rows != 500 || !drifted || !ok {
+			t.Errorf("after a 3σ shift of x[0]: rows %d, x[0] drifted %v (ok %v), want 500 and true", r.Rows, drifted, ok)
+		}
+		if names := m.names(); len(names) != 1 || names[0] != "late" {
+			t.Errorf("watched %v", names)
+		}
+	})
 }

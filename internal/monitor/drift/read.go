@@ -16,8 +16,9 @@ func (m *Monitor) ReportCurrent(model string) (Report, error) { return m.readRep
 
 // Reports is Report for every watched model, by model name.
 func (m *Monitor) Reports() []Report {
-	out := make([]Report, 0, len(m.names))
-	for _, name := range m.names {
+	names := m.names()
+	out := make([]Report, 0, len(names))
+	for _, name := range names {
 		r, _ := m.Report(name) // the name is watched: no error
 		out = append(out, r)
 	}
@@ -25,7 +26,7 @@ func (m *Monitor) Reports() []Report {
 }
 
 func (m *Monitor) readReport(name string, current bool) (Report, error) {
-	md := m.models[name]
+	md := m.model(name)
 	if md == nil {
 		return Report{}, fmt.Errorf("drift: %q: %w", name, ErrUnknownModel)
 	}
@@ -89,7 +90,7 @@ func (m *Monitor) Value(model, feature string) (v float64, drifted, ok bool) {
 // StateBytes estimates the memory of a model's windows (open and last closed), which
 // depends on its features and their bins, not on its traffic.
 func (m *Monitor) StateBytes(model string) int {
-	md := m.models[model]
+	md := m.model(model)
 	if md == nil {
 		return 0
 	}

@@ -108,7 +108,7 @@ func BenchmarkFinished(b *testing.B) {
 				m.Finished(rec)
 				m.free.put(<-m.work)
 			}
-			if d := m.models["m"].dropped.Load(); d != 0 {
+			if d := m.model("m").dropped.Load(); d != 0 {
 				b.Fatalf("%d rows dropped: the benchmark measured the drop path", d)
 			}
 		})
@@ -121,7 +121,7 @@ func BenchmarkBinRow(b *testing.B) {
 		b.Run(strconv.Itoa(f)+"_features", func(b *testing.B) {
 			m, _ := New(Config{Window: WindowConfig{Count: 1 << 40}, Models: map[string]ModelConfig{"m": {}}}, nil)
 			m.SetBaseline("m", wideProfile(f, 2000))
-			md := m.models["m"]
+			md := m.model("m")
 			bt := new(batch)
 			bt.fill(md, md.plan.Load(), wideRecord(rand.New(rand.NewPCG(1, 1)), 64, f))
 			b.ReportAllocs()
@@ -141,7 +141,7 @@ func BenchmarkReport(b *testing.B) {
 			m, _ := New(Config{Window: WindowConfig{Count: 1000}, Models: map[string]ModelConfig{
 				"m": {Features: map[string]FeatureConfig{"*": {Method: method}}}}}, nil)
 			m.SetBaseline("m", wideProfile(256, 2000))
-			md := m.models["m"]
+			md := m.model("m")
 			bt := new(batch)
 			bt.fill(md, md.plan.Load(), wideRecord(rand.New(rand.NewPCG(1, 1)), 1000, 256))
 			md.ingest(m, bt)

@@ -12,6 +12,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/mgmtapi"
+	"github.com/ferryml/ferry/internal/monitor/drift"
 	"github.com/ferryml/ferry/internal/monitor/quality"
 	"github.com/ferryml/ferry/internal/registry"
 	"github.com/ferryml/ferry/internal/rollout"
@@ -59,7 +60,8 @@ func statusOf(err error) int {
 		return statusClientClosed
 	case errors.As(err, &tl):
 		return http.StatusRequestEntityTooLarge
-	case errors.Is(err, registry.ErrNotFound), errors.Is(err, rollout.ErrNotFound), errors.Is(err, core.ErrNotFound), errors.Is(err, errNotEnabled):
+	case errors.Is(err, registry.ErrNotFound), errors.Is(err, rollout.ErrNotFound), errors.Is(err, core.ErrNotFound), errors.Is(err, errNotEnabled),
+		errors.Is(err, drift.ErrUnknownModel):
 		return http.StatusNotFound
 	case errors.Is(err, registry.ErrExists), errors.Is(err, rollout.ErrConflict):
 		return http.StatusConflict

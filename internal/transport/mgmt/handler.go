@@ -50,6 +50,10 @@ type Options struct {
 	// /api/v1/alerts. Nil: those routes answer 404 naming what is not enabled.
 	Feedback Feedback
 	Alerts   Alerts
+	// Drift serves /api/v1/drift and /api/v1/drift/{model}[/baseline]; nil: 404.
+	Drift Drift
+	// MaxBaselineBytes bounds a baseline upload (default DefaultMaxBaselineBytes).
+	MaxBaselineBytes int64
 }
 
 // DefaultMaxBodyBytes is Options.MaxBodyBytes's default: policies and rollouts are small.
@@ -74,6 +78,9 @@ func New(svc Service, o Options) *Handler {
 	}
 	if o.MaxArtifactBytes <= 0 {
 		o.MaxArtifactBytes = registry.DefaultMaxArtifactBytes
+	}
+	if o.MaxBaselineBytes <= 0 {
+		o.MaxBaselineBytes = DefaultMaxBaselineBytes
 	}
 	if o.MaxFeedbackBytes <= 0 {
 		o.MaxFeedbackBytes = DefaultMaxFeedbackBytes
@@ -125,6 +132,9 @@ func (h *Handler) table() []route {
 		rt("POST", "feedback", h.postFeedback),
 		rt("GET", "quality/{model}", h.getQuality),
 		rt("GET", "alerts", h.listAlerts),
+		rt("GET", "drift", h.listDrift),
+		rt("GET", "drift/{model}", h.getDrift),
+		rt("PUT", "drift/{model}/baseline", h.putBaseline),
 	}
 }
 
