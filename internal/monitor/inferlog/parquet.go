@@ -83,6 +83,7 @@ func scanParquet(f *os.File, name string, m *matcher, out []Entry) ([]Entry, err
 	rows := make([]parquetRow, 256)
 	for !m.full(out) {
 		n, err := rd.Read(rows)
+		m.read += n
 		for i := range rows[:n] {
 			e, derr := rows[i].entry()
 			if derr != nil {

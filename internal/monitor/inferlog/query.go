@@ -88,25 +88,31 @@ func Open(dir string) (*Reader, error) {
 // Query returns the entries q selects, in file order (oldest file first, each in
 // write order).
 func (rd *Reader) Query(ctx context.Context, q Query) ([]Entry, error) {
+	out, _, err := rd.query(ctx, q)
+	return out, err
+}
+
+// query is Query, with the matcher's count of entries read.
+func (rd *Reader) query(ctx context.Context, q Query) ([]Entry, *matcher, error) {
 	files, err := rd.files(q)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	m := newMatcher(q)
 	var out []Entry
 	for _, lf := range files {
 		if err := ctx.Err(); err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		out, err = rd.scan(lf, m, out)
 		if err != nil {
-			return nil, err
+			return nil, nil, err
 		}
 		if m.full(out) {
 			break
 		}
 	}
-	return out, nil
+	return out, m, nil
 }
 
 // logFile is a file of the directory, as its name describes it.
@@ -233,6 +239,10 @@ func scanJSONL(r io.Reader, name string, m *matcher, out []Entry) ([]Entry, erro
 		if len(bytes.TrimSpace(b)) == 0 {
 			continue
 		}
+		m.read++
+		if h, ok := parseHeader(b); ok && !m.matchHeader(&h) {
+			continue
+		}
 		var e Entry
 		if err := json.Unmarshal(b, &e); err != nil {
 			return nil, fmt.Errorf("inference log: %s line %d: %w", name, line, err)
@@ -246,8 +256,9 @@ func scanJSONL(r io.Reader, name string, m *matcher, out []Entry) ([]Entry, erro
 
 // matcher is a Query prepared for many entries: the ids as a set.
 type matcher struct {
-	q   Query
-	ids map[string]struct{}
+	q    Query
+	ids  map[string]struct{}
+	read int // entries read, matching or not
 }
 
 func newMatcher(q Query) *matcher {
