@@ -211,7 +211,7 @@ func (b *blockingSink) write(ctx context.Context, batch []*capture) (int, error)
 	<-ctx.Done()
 	return 0, ctx.Err()
 }
-func (b *blockingSink) tick(time.Time)                {}
+func (b *blockingSink) tick(time.Time)                  {}
 func (b *blockingSink) close(ctx context.Context) error { return nil }
 
 func TestBlockingSinkCostsServingNothing(t *testing.T) {
