@@ -10,6 +10,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/ferryml/ferry/internal/v2json"
 )
 
 // CloudEvents types of KServe's inference logger.
@@ -149,7 +151,7 @@ func appendV2Request(b []byte, c *capture) []byte {
 	b = append(b, '{')
 	if c.clientID != "" {
 		b = append(b, `"id":`...)
-		b = appendString(b, c.clientID)
+		b = v2json.AppendString(b, c.clientID)
 		b = append(b, ',')
 	}
 	b = append(b, `"inputs":`...)
@@ -160,12 +162,12 @@ func appendV2Request(b []byte, c *capture) []byte {
 // appendV2Response is the V2 JSON response body.
 func appendV2Response(b []byte, c *capture) []byte {
 	b = append(b, `{"model_name":`...)
-	b = appendString(b, c.model)
+	b = v2json.AppendString(b, c.model)
 	b = append(b, `,"model_version":`...)
-	b = appendString(b, c.version)
+	b = v2json.AppendString(b, c.version)
 	if c.clientID != "" {
 		b = append(b, `,"id":`...)
-		b = appendString(b, c.clientID)
+		b = v2json.AppendString(b, c.clientID)
 	}
 	b = append(b, `,"outputs":`...)
 	b = appendTensors(b, c, c.outputs)

@@ -1,11 +1,12 @@
 package inferlog
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"net/url"
 	"time"
+
+	"github.com/ferryml/ferry/internal/rollout"
 )
 
 // Config configures the inference log (loaded from YAML with sigs.k8s.io/yaml, hence
@@ -178,30 +179,6 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// Duration is a time.Duration that reads "10s" or a number of seconds and writes "10s".
-type Duration time.Duration
-
-// D is d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-// MarshalJSON writes d as "1m30s".
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// UnmarshalJSON reads "1m30s" or 90 (seconds).
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		var secs float64
-		if err := json.Unmarshal(b, &secs); err != nil {
-			return fmt.Errorf("duration: want \"10s\" or seconds, got %s", b)
-		}
-		*d = Duration(secs * float64(time.Second))
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("duration: %w", err)
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration reads "10s" or a number of seconds and writes "10s" (the rollout spec's
+// type, so every config file spells durations one way).
+type Duration = rollout.Duration

@@ -5,10 +5,10 @@ import (
 	"math"
 	"strconv"
 	"time"
-	"unicode/utf8"
 	"unsafe"
 
 	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2json"
 )
 
 // Encoding is hand-written appends with strconv: encoding/json's reflection would cost
@@ -73,7 +73,7 @@ func appendField(b []byte, name, v string) []byte {
 	b = append(b, ',', '"')
 	b = append(b, name...)
 	b = append(b, '"', ':')
-	return appendString(b, v)
+	return v2json.AppendString(b, v)
 }
 
 func appendTensors(b []byte, c *capture, ts []tensorCap) []byte {
@@ -90,7 +90,7 @@ func appendTensors(b []byte, c *capture, ts []tensorCap) []byte {
 // appendTensor appends one tensor as the V2 JSON protocol writes it (flat data).
 func appendTensor(b []byte, c *capture, t *tensorCap) []byte {
 	b = append(b, `{"name":`...)
-	b = appendString(b, t.name)
+	b = v2json.AppendString(b, t.name)
 	b = append(b, `,"datatype":"`...)
 	b = append(b, t.dtype.String()...)
 	b = append(b, `","shape":[`...)
@@ -112,69 +112,47 @@ func appendTensor(b []byte, c *capture, t *tensorCap) []byte {
 	return append(b, '}')
 }
 
-// appendData appends raw little-endian tensor data as a JSON array: numbers, booleans,
-// or strings for BYTES. NaN and ±Inf, which JSON numbers cannot hold, are the strings
-// "NaN", "Inf" and "-Inf".
+// appendData appends raw little-endian tensor data as a JSON array, as the REST
+// transport writes it (v2json). What V2 JSON cannot carry is still logged: NaN and ±Inf
+// as the strings "NaN", "Inf" and "-Inf", invalid UTF-8 in BYTES as U+FFFD.
 func appendData(b []byte, dt tensor.DType, d []byte) []byte {
+	if !dt.Valid() { // never from core; v2json would loop on a zero element size
+		return append(b, "[]"...)
+	}
+	t := tensor.Tensor{DType: dt, Data: d}
+	if out, err := v2json.AppendData(b, &t); err == nil {
+		return out
+	}
 	b = append(b, '[')
 	if dt == tensor.Bytes {
 		for i := 0; len(d) >= 4; i++ {
 			n := int(binary.LittleEndian.Uint32(d))
 			if n > len(d)-4 {
-				break
+				break // malformed prefixes: core validates BYTES, so never from a request
 			}
 			if i > 0 {
 				b = append(b, ',')
 			}
-			b = appendStringBytes(b, d[4:4+n])
+			b = v2json.AppendString(b, unsafe.String(unsafe.SliceData(d[4:]), n))
 			d = d[4+n:]
 		}
 		return append(b, ']')
 	}
-	size := dt.Size()
-	if size == 0 {
+	fs, err := t.Float64s() // only floats fail v2json: the values are exact
+	if err != nil {
 		return append(b, ']')
 	}
-	for i := 0; i+size <= len(d); i += size {
+	bits := 32
+	if dt == tensor.FP64 {
+		bits = 64
+	}
+	for i, f := range fs {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b = appendElem(b, dt, d[i:])
+		b = appendFloat(b, f, bits)
 	}
 	return append(b, ']')
-}
-
-func appendElem(b []byte, dt tensor.DType, e []byte) []byte {
-	le := binary.LittleEndian
-	switch dt {
-	case tensor.Bool:
-		return strconv.AppendBool(b, e[0] != 0)
-	case tensor.Uint8:
-		return strconv.AppendUint(b, uint64(e[0]), 10)
-	case tensor.Int8:
-		return strconv.AppendInt(b, int64(int8(e[0])), 10)
-	case tensor.Uint16:
-		return strconv.AppendUint(b, uint64(le.Uint16(e)), 10)
-	case tensor.Int16:
-		return strconv.AppendInt(b, int64(int16(le.Uint16(e))), 10)
-	case tensor.Uint32:
-		return strconv.AppendUint(b, uint64(le.Uint32(e)), 10)
-	case tensor.Int32:
-		return strconv.AppendInt(b, int64(int32(le.Uint32(e))), 10)
-	case tensor.Uint64:
-		return strconv.AppendUint(b, le.Uint64(e), 10)
-	case tensor.Int64:
-		return strconv.AppendInt(b, int64(le.Uint64(e)), 10)
-	case tensor.FP16:
-		return appendFloat(b, float64(tensor.FP16ToFloat32(le.Uint16(e))), 32)
-	case tensor.BF16:
-		return appendFloat(b, float64(tensor.BF16ToFloat32(le.Uint16(e))), 32)
-	case tensor.FP32:
-		return appendFloat(b, float64(math.Float32frombits(le.Uint32(e))), 32)
-	case tensor.FP64:
-		return appendFloat(b, math.Float64frombits(le.Uint64(e)), 64)
-	}
-	return append(b, "null"...)
 }
 
 func appendFloat(b []byte, f float64, bits int) []byte {
@@ -187,57 +165,4 @@ func appendFloat(b []byte, f float64, bits int) []byte {
 		return append(b, `"-Inf"`...)
 	}
 	return strconv.AppendFloat(b, f, 'g', -1, bits)
-}
-
-// appendStringBytes is appendString of a BYTES element, without copying it.
-func appendStringBytes(b, s []byte) []byte {
-	if len(s) == 0 {
-		return append(b, `""`...)
-	}
-	return appendString(b, unsafe.String(&s[0], len(s)))
-}
-
-// appendString appends s as a JSON string. Control characters are escaped (a
-// newline in a model name or a payload must not split or forge a log line) and invalid
-// UTF-8 becomes U+FFFD, as encoding/json does.
-func appendString(b []byte, s string) []byte {
-	const hex = "0123456789abcdef"
-	b = append(b, '"')
-	start := 0
-	for i := 0; i < len(s); {
-		c := s[i]
-		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != 0x7f {
-				i++
-				continue
-			}
-			b = append(b, s[start:i]...)
-			switch c {
-			case '"', '\\':
-				b = append(b, '\\', c)
-			case '\n':
-				b = append(b, '\\', 'n')
-			case '\r':
-				b = append(b, '\\', 'r')
-			case '\t':
-				b = append(b, '\\', 't')
-			default:
-				b = append(b, '\\', 'u', '0', '0', hex[c>>4], hex[c&0xf])
-			}
-			i++
-			start = i
-			continue
-		}
-		r, size := utf8.DecodeRuneInString(s[i:])
-		if r == utf8.RuneError && size == 1 {
-			b = append(b, s[start:i]...)
-			b = append(b, `\ufffd`...)
-			i++
-			start = i
-			continue
-		}
-		i += size
-	}
-	b = append(b, s[start:]...)
-	return append(b, '"')
 }

@@ -7,7 +7,6 @@ import (
 	"strings"
 	"testing"
 	"time"
-	"unicode/utf8"
 
 	"github.com/google/go-cmp/cmp"
 
@@ -122,27 +121,6 @@ func TestRedactedTensorsHideTheirData(t *testing.T) {
 	if string(got.Inputs[0].Data) != `[1,2.5,-3]` {
 		t.Fatalf("input x = %s, want its data", got.Inputs[0].Data)
 	}
-}
-
-// FuzzAppendString: any bytes make a JSON string that decodes to them (invalid UTF-8
-// as U+FFFD) on one line.
-func FuzzAppendString(f *testing.F) {
-	for _, s := range []string{"", "a", "\n\r\t\"\\", "\x00\x7f\xff", "é€😀", "\u2028"} {
-		f.Add(s)
-	}
-	f.Fuzz(func(t *testing.T, s string) {
-		b := appendString(nil, s)
-		if strings.ContainsAny(string(b), "\n\r") {
-			t.Fatalf("appendString(%q) = %s: has a line break", s, b)
-		}
-		var got string
-		if err := json.Unmarshal(b, &got); err != nil {
-			t.Fatalf("appendString(%q) = %s: %v", s, b, err)
-		}
-		if want := strings.ToValidUTF8(s, "\ufffd"); utf8.ValidString(s) && got != want {
-			t.Fatalf("appendString(%q) decodes to %q", s, got)
-		}
-	})
 }
 
 // FuzzAppendData: any data of any datatype encodes as a JSON array, whatever its length.

@@ -81,7 +81,7 @@ func scanParquet(f *os.File, name string, m *matcher, out []Entry) ([]Entry, err
 	rd := parquet.NewGenericReader[parquetRow](f)
 	defer rd.Close()
 	rows := make([]parquetRow, 256)
-	for !m.full(out) {
+	for {
 		n, err := rd.Read(rows)
 		m.read += n
 		for i := range rows[:n] {
@@ -89,18 +89,17 @@ func scanParquet(f *os.File, name string, m *matcher, out []Entry) ([]Entry, err
 			if derr != nil {
 				return nil, fmt.Errorf("inference log: %s: %w", name, derr)
 			}
-			if m.match(&e) && !m.full(out) {
+			if m.match(&e) {
 				out = append(out, e)
 			}
 		}
 		if err == io.EOF {
-			break
+			return out, nil
 		}
 		if err != nil {
 			return nil, fmt.Errorf("inference log: %s: %w", name, err)
 		}
 	}
-	return out, nil
 }
 
 func (r *parquetRow) entry() (Entry, error) {

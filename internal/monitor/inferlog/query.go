@@ -55,7 +55,7 @@ type Query struct {
 	// IDs match an entry's request id or its client request id; all are looked up in
 	// one pass over the files.
 	IDs   []string
-	Limit int // at most this many entries, oldest files first; 0: no limit
+	Limit int // at most this many entries, the oldest; 0: no limit
 }
 
 // ErrNoFiles is Logger.Query's answer when the log has no file sink.
@@ -85,8 +85,8 @@ func Open(dir string) (*Reader, error) {
 	return &Reader{dir: dir}, nil
 }
 
-// Query returns the entries q selects, in file order (oldest file first, each in
-// write order).
+// Query returns the entries q selects, oldest first (by request start): with a Limit,
+// the oldest Limit.
 func (rd *Reader) Query(ctx context.Context, q Query) ([]Entry, error) {
 	out, _, err := rd.query(ctx, q)
 	return out, err
@@ -104,15 +104,28 @@ func (rd *Reader) query(ctx context.Context, q Query) ([]Entry, *matcher, error)
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
 		}
-		out, err = rd.scan(lf, m, out)
-		if err != nil {
+		if m.full(out) && !lf.open && lf.first.After(out[len(out)-1].Timestamp) {
+			continue // all newer than the oldest Limit found so far
+		}
+		if out, err = rd.scan(lf, m, out); err != nil {
 			return nil, nil, err
 		}
-		if m.full(out) {
-			break
+		if q.Limit > 0 && len(out) >= q.Limit {
+			out = oldest(out, q.Limit)
 		}
 	}
-	return out, m, nil
+	return oldest(out, q.Limit), m, nil
+}
+
+// oldest sorts es by timestamp (stable: write order within one) and keeps the first
+// limit (0: all).
+func oldest(es []Entry, limit int) []Entry {
+	sort.SliceStable(es, func(i, j int) bool { return es[i].Timestamp.Before(es[j].Timestamp) })
+	if limit > 0 && len(es) > limit {
+		clear(es[limit:])
+		es = es[:limit]
+	}
+	return es
 }
 
 // logFile is a file of the directory, as its name describes it.
@@ -223,7 +236,7 @@ func globEscape(s string) string {
 // sink is still writing, and is left for the next query.
 func scanJSONL(r io.Reader, name string, m *matcher, out []Entry) ([]Entry, error) {
 	br := bufio.NewReaderSize(r, 256<<10)
-	for line := 1; !m.full(out); line++ {
+	for line := 1; ; line++ {
 		b, err := br.ReadSlice('\n')
 		if errors.Is(err, bufio.ErrBufferFull) {
 			var rest []byte
@@ -251,7 +264,6 @@ func scanJSONL(r io.Reader, name string, m *matcher, out []Entry) ([]Entry, erro
 			out = append(out, e)
 		}
 	}
-	return out, nil
 }
 
 // matcher is a Query prepared for many entries: the ids as a set.

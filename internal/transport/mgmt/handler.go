@@ -44,6 +44,8 @@ type Options struct {
 	// registry.DefaultMaxArtifactBytes).
 	MaxArtifactBytes int64
 	Logger           *slog.Logger
+	// Logs reads the inference log for GET /api/v1/logs; nil answers 404.
+	Logs LogReader
 }
 
 // DefaultMaxBodyBytes is Options.MaxBodyBytes's default: policies and rollouts are small.
@@ -111,6 +113,7 @@ func (h *Handler) table() []route {
 		rt("GET", "rollouts/{endpoint}", h.getRollout),
 		rt("POST", "rollouts/{endpoint}/{action}", h.rolloutAction),
 		rt("GET", "audit", h.audit),
+		rt("GET", "logs", h.logs), // logs.go
 	}
 }
 
