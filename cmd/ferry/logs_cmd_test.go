@@ -1,39 +1,17 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
 	"net/http/httptest"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/monitor/inferlog"
-	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/monitor/inferlog/inferlogtest"
 	"github.com/ferryml/ferry/internal/transport/mgmt"
 	"github.com/ferryml/ferry/internal/transport/mgmt/mgmttest"
 )
-
-// writeLog logs n requests of models a and b (alternating), one second apart.
-func writeLog(t *testing.T, n int, t0 time.Time) string {
-	t.Helper()
-	dir := t.TempDir()
-	l, err := inferlog.New(inferlog.Config{Dir: dir, Buffer: n}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range n {
-		l.Finished(&core.Record{Model: []string{"a", "b"}[i%2], Version: strconv.Itoa(1 + i%3), ID: "id-" + strconv.Itoa(i),
-			Start: t0.Add(time.Duration(i) * time.Second), Total: time.Millisecond,
-			Inputs: []*tensor.Tensor{{Name: "x", DType: tensor.Uint8, Shape: tensor.Shape{1}, Data: []byte{byte(i)}}}})
-	}
-	if err := l.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
 
 // clientIDs reads the JSON lines `ferry logs` printed.
 func clientIDs(t *testing.T, out string) []string {
@@ -53,7 +31,7 @@ func clientIDs(t *testing.T, out string) []string {
 // and through a server's /api/v1/logs.
 func TestLogsCommand(t *testing.T) {
 	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	dir := writeLog(t, 12, t0)
+	dir := inferlogtest.Dir(t, 12, t0)
 	rd, err := inferlog.Open(dir)
 	if err != nil {
 		t.Fatal(err)

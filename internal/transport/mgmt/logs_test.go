@@ -3,45 +3,22 @@ package mgmt
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/json"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/monitor/inferlog"
-	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/monitor/inferlog/inferlogtest"
 	"github.com/ferryml/ferry/internal/transport/mgmt/mgmttest"
 )
 
-// logDir writes n entries through a real inference log: models a and b alternate,
-// client ids id-0..id-(n-1), one second apart from t0.
-func logDir(t *testing.T, n int, t0 time.Time) string {
-	t.Helper()
-	dir := t.TempDir()
-	l, err := inferlog.New(inferlog.Config{Dir: dir, Buffer: n}, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for i := range n {
-		l.Finished(&core.Record{Model: []string{"a", "b"}[i%2], Version: "1", ID: "id-" + strconv.Itoa(i),
-			Start: t0.Add(time.Duration(i) * time.Second), Total: time.Millisecond,
-			Inputs: []*tensor.Tensor{{Name: "x", DType: tensor.Int32, Shape: tensor.Shape{1}, Data: []byte{byte(i), 0, 0, 0}}}})
-	}
-	if err := l.Close(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	return dir
-}
-
 func TestLogsRoute(t *testing.T) {
 	t0 := time.Date(2026, 12, 6, 12, 0, 0, 0, time.UTC)
-	rd, err := inferlog.Open(logDir(t, 10, t0))
+	rd, err := inferlog.Open(inferlogtest.Dir(t, 10, t0))
 	if err != nil {
 		t.Fatal(err)
 	}
