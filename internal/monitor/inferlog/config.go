@@ -158,8 +158,8 @@ func (c Config) Validate() error {
 		if k.Topic == "" {
 			bad("kafka.topic: required")
 		}
-		if k.Timeout < 0 {
-			bad("kafka.timeout: must be > 0, got %s", k.Timeout.D())
+		if k.Timeout != 0 && k.Timeout.D() < time.Second { // franz-go's floor for a delivery timeout
+			bad("kafka.timeout: must be at least 1s, got %s", k.Timeout.D())
 		}
 	}
 	if h := c.HTTP; h != nil {

@@ -46,12 +46,12 @@ func counter(t *testing.T, l *Logger, name, sink string) float64 {
 }
 
 func TestConfigErrorsAreAllNamed(t *testing.T) {
-	_, err := New(Config{Sample: 2, Format: "csv", Buffer: -1, Kafka: &KafkaConfig{}, HTTP: &HTTPConfig{URL: "ftp://x"}}, nil)
+	_, err := New(Config{Sample: 2, Format: "csv", Buffer: -1, Kafka: &KafkaConfig{Timeout: Duration(time.Millisecond)}, HTTP: &HTTPConfig{URL: "ftp://x"}}, nil)
 	if err == nil {
 		t.Fatal("New accepted a bad config")
 	}
 	for _, want := range []string{"sample: must be in (0, 1], got 2", `format: want "jsonl" or "parquet", got "csv"`,
-		"buffer: must be > 0, got -1", "kafka.brokers", "kafka.topic", `http.url: want http://HOST[:PORT]/PATH or https://..., got "ftp://x"`} {
+		"buffer: must be > 0, got -1", "kafka.brokers", "kafka.topic", "kafka.timeout: must be at least 1s, got 1ms", `http.url: want http://HOST[:PORT]/PATH or https://..., got "ftp://x"`} {
 		if !strings.Contains(err.Error(), want) {
 			t.Errorf("New: %v\nwant it to name %q", err, want)
 		}

@@ -254,3 +254,35 @@ func TestHTTPSinkGivesUpAfterRetries(t *testing.T) {
 		t.Errorf("server saw %d attempts, want 1 + 2 retries", n)
 	}
 }
+
+// TestKafkaDownLosesOnlyItsEntries: with the cluster gone, the Kafka sink's entries
+// fail after the delivery timeout and are counted; the file sink still gets all of
+// them and Close returns within its deadline.
+func TestKafkaDownLosesOnlyItsEntries(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(1, "inferlog"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	brokers := kc.ListenAddrs()
+	kc.Close()
+	l, err := New(Config{Dir: t.TempDir(), Kafka: &KafkaConfig{Brokers: brokers, Topic: "inferlog", Timeout: Duration(time.Second)}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 10 {
+		l.Finished(record("m", "1", strconv.Itoa(i), time.Now()))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	start := time.Now()
+	_ = l.Close(ctx) // the error, if any, names the Kafka sink
+	if took := time.Since(start); took > 5*time.Second {
+		t.Errorf("Close took %v with Kafka down", took)
+	}
+	if got := counter(t, l, "ferry_inference_log_failed_total", "kafka"); got != 10 {
+		t.Errorf("failed_total{kafka} = %v, want 10", got)
+	}
+	if got := counter(t, l, "ferry_inference_log_records_total", "file"); got != 10 {
+		t.Errorf("records_total{file} = %v, want 10", got)
+	}
+}
