@@ -108,6 +108,9 @@ func (s *fileSink) file(model string, now time.Time) (*openFile, error) {
 		if err := s.roll(of); err != nil {
 			return nil, err
 		}
+		if !now.After(of.opened) { // rolled within one batch: a file's opening time is its key
+			now = of.opened.Add(time.Nanosecond)
+		}
 		of = nil
 	}
 	if of != nil {

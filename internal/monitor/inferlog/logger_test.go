@@ -292,3 +292,51 @@ ferry_inference_log_records_total{sink="file"} 1
 		t.Fatal(err)
 	}
 }
+
+// TestQueryWhileWriting: queries during writing and rolling (the live file included)
+// never fail, never see an entry twice, and see more as time goes on.
+func TestQueryWhileWriting(t *testing.T) {
+	l, err := New(Config{Dir: t.TempDir(), MaxFileBytes: 8 << 10, Buffer: 8192}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 5000
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			l.Finished(record("m", "1", "id-"+strconv.Itoa(i), time.Now()))
+			if i%100 == 0 {
+				time.Sleep(time.Millisecond)
+			}
+		}
+	}()
+	last := 0
+	for running := true; running; {
+		select {
+		case <-done:
+			running = false
+		default:
+		}
+		got, err := l.Query(context.Background(), Query{Model: "m"})
+		if err != nil {
+			t.Fatalf("Query while writing: %v", err)
+		}
+		seen := map[string]bool{}
+		for _, e := range got {
+			if seen[e.RequestID] {
+				t.Fatalf("Query while writing returned %s twice", e.RequestID)
+			}
+			seen[e.RequestID] = true
+		}
+		if len(got) < last {
+			t.Fatalf("Query found %d entries after %d", len(got), last)
+		}
+		last = len(got)
+	}
+	closeLogger(t, l)
+	got, err := l.Query(context.Background(), Query{})
+	if err != nil || len(got) != n {
+		t.Fatalf("after Close: %d entries, %v; want %d", len(got), err, n)
+	}
+}

@@ -144,7 +144,13 @@ func (rd *Reader) files(q Query) ([]logFile, error) {
 	if err != nil {
 		return nil, fmt.Errorf("inference log: %w", err)
 	}
-	var out []logFile
+	// A file is known by its model and opening time; a listing taken during a roll may
+	// hold it under both names, and the rolled one is the whole file.
+	type key struct {
+		model  string
+		opened time.Time
+	}
+	byKey := map[key]logFile{}
 	for _, de := range des {
 		lf, ok := parseName(de.Name())
 		if !ok || (q.Model != "" && lf.model != q.Model) || (lf.open && lf.format == FormatParquet) {
@@ -153,6 +159,13 @@ func (rd *Reader) files(q Query) ([]logFile, error) {
 		if !lf.open && ((!q.Since.IsZero() && lf.last.Before(q.Since)) || (!q.Until.IsZero() && lf.first.After(q.Until))) {
 			continue
 		}
+		k := key{lf.model, lf.opened}
+		if prev, seen := byKey[k]; !seen || prev.open {
+			byKey[k] = lf
+		}
+	}
+	out := make([]logFile, 0, len(byKey))
+	for _, lf := range byKey {
 		out = append(out, lf)
 	}
 	sort.Slice(out, func(i, j int) bool {
