@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/tensor"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 )
@@ -338,5 +340,31 @@ func TestQueryWhileWriting(t *testing.T) {
 	got, err := l.Query(context.Background(), Query{})
 	if err != nil || len(got) != n {
 		t.Fatalf("after Close: %d entries, %v; want %d", len(got), err, n)
+	}
+}
+
+// TestEntryOutlivesTheRecord: core reuses the record and a transport its buffers once
+// Finished returns; the entry holds what the request had.
+func TestEntryOutlivesTheRecord(t *testing.T) {
+	l, err := New(Config{Dir: t.TempDir()}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := record("m", "1", "kept", time.Now())
+	l.Finished(r)
+	for _, ts := range [][]*tensor.Tensor{r.Inputs, r.Outputs} {
+		for _, x := range ts {
+			clear(x.Data)
+			x.Shape[0] = 99
+		}
+	}
+	*r = core.Record{}
+	closeLogger(t, l)
+	got, err := l.Query(context.Background(), Query{IDs: []string{"kept"}})
+	if err != nil || len(got) != 1 {
+		t.Fatalf("Query = %v, %v", got, err)
+	}
+	if in, out := got[0].Inputs[0], got[0].Outputs[0]; string(in.Data) != "[1,2.5,-3]" || in.Shape[0] != 1 || string(out.Data) != "[0.75]" || got[0].Model != "m" {
+		t.Fatalf("entry after the record was reused = %+v", got[0])
 	}
 }
