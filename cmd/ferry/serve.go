@@ -71,6 +71,7 @@ type serveConfig struct {
 	admission   admissionConfig // admission.go: rate limits, quotas, load shedding
 	security    securityConfig  // security.go: auth and TLS
 	hardening   hardeningConfig // hardening.go: uploads, interpreters, outbound addresses, body limits
+	monitoring  monitoringConfig // monitoring.go: inference log, drift, feedback, alerts
 	// inferenceFirst moves request handling to SCHED_BATCH (see threadprio).
 	inferenceFirst bool
 
@@ -153,6 +154,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	cfg.admission.addFlags(f)
 	cfg.security.addFlags(f)
 	cfg.hardening.addFlags(f)
+	cfg.monitoring.addFlags(f)
 	cfg.addTritonFlags(f)
 	_ = cmd.MarkFlagRequired("model-repository")
 	return cmd
@@ -224,6 +226,7 @@ type server struct {
 	repo    *repository.Repository
 	routes  *router.Table // the endpoints' routing policies, read by core on every request
 	plat    *platform     // nil without --data-dir or --registry-url (platform.go)
+	mon     *monitoring   // the inference log, drift, feedback and alerts (monitoring.go)
 	grpcAPI *v2grpc.Server
 	trace   *settings.Trace // the trace extension's settings; a tracer asks its Sample
 	shm     *shm.Registry   // system shared memory regions, both transports' (shm.go)
@@ -273,6 +276,10 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		}
 		taps = append(taps, s.plat.meter) // what a rollout's analysis reads
 	}
+	if s.mon, err = newMonitoring(cfg.monitoring, s.plat.aborter(), s.baseURL, log); err != nil {
+		return nil, err
+	}
+	taps = append(taps, s.mon.taps()...)
 	adm := cfg.admission.build(log.With("component", "admission")) // admission.go
 	s.core = core.New(core.Options{Name: "ferry", Version: version, Repository: s.repo, Limits: cfg.limits, Routes: s.routes,
 		Logger: log.With("component", "core"), Observer: m, Taps: taps, StrictReadiness: cfg.strictReady, Cache: coreCache(rc),
@@ -287,13 +294,16 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	if s.plat != nil {
 		s.plat.register(reg)
 	}
+	s.mon.register(reg)
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	s.shm = shm.New()
 	httpLog, grpcLog := log.With("component", "http"), log.With("component", "grpc")
 	v2 := v2http.New(s.core, v2http.Options{Logger: httpLog, Limits: cfg.limits, SharedMemory: s.shm})
 	var api *mgmt.Handler
-	if s.plat != nil {
-		api = mgmt.New(s.plat, mgmt.Options{Logger: log.With("component", "mgmt")})
+	if s.plat != nil || s.mon.enabled() {
+		mo := mgmt.Options{Logger: log.With("component", "mgmt")}
+		s.mon.mgmtOptions(&mo)
+		api = mgmt.New(s.plat.service(), mo)
 	}
 	sec, err := newSecurity(context.Background(), cfg, s.plat.registry(), log) // security.go
 	if err != nil {
@@ -375,7 +385,16 @@ func (s *server) Run(ctx context.Context) error {
 	if s.plat != nil {
 		g.Add(func() error { return s.plat.run(gctx) }, func(error) { cancel() })
 	}
+	for _, run := range s.mon.runners() {
+		g.Add(func() error { return run(gctx) }, func(error) { cancel() })
+	}
 	err := g.Run()
+	// The transports have drained: every request the inference log sampled is queued.
+	mctx, mdone := context.WithTimeout(context.Background(), s.cfg.drain)
+	if merr := s.mon.close(mctx); merr != nil {
+		s.log.Warn("monitoring did not close cleanly", "err", merr)
+	}
+	mdone()
 	closeSharedMemory(s.shm, s.log) // the transports have stopped: no request holds a region
 	if cerr := s.repo.Close(); cerr != nil {
 		s.log.Warn("unload failed", "err", cerr)

@@ -96,25 +96,7 @@ func (c *Client) call(ctx context.Context, method, p string, query url.Values, i
 }
 
 func (c *Client) send(ctx context.Context, method, p string, query url.Values, header http.Header, body io.Reader, out any) error {
-	u := *c.base
-	u.RawPath = c.base.EscapedPath() + p
-	u.Path = c.base.Path + unescaped(p)
-	u.RawQuery = query.Encode()
-	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
-	if err != nil {
-		return err
-	}
-	for k, v := range header {
-		req.Header[k] = v
-	}
-	req.Header.Set("Accept", "application/json")
-	if c.Actor != "" {
-		req.Header.Set(mgmtapi.HeaderActor, c.Actor)
-	}
-	if c.Reason != "" {
-		req.Header.Set(mgmtapi.HeaderReason, c.Reason)
-	}
-	resp, err := c.hc.Do(req)
+	resp, err := c.do(ctx, method, p, query, header, body)
 	if err != nil {
 		return err
 	}
@@ -133,6 +115,31 @@ func (c *Client) send(ctx context.Context, method, p string, query url.Values, h
 		return fmt.Errorf("%s %s: decoding the answer: %w", method, p, err)
 	}
 	return nil
+}
+
+// do sends a request and returns the server's answer, whatever its status.
+func (c *Client) do(ctx context.Context, method, p string, query url.Values, header http.Header, body io.Reader) (*http.Response, error) {
+	u := *c.base
+	u.RawPath = c.base.EscapedPath() + p
+	u.Path = c.base.Path + unescaped(p)
+	u.RawQuery = query.Encode()
+	req, err := http.NewRequestWithContext(ctx, method, u.String(), body)
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range header {
+		req.Header[k] = v
+	}
+	if req.Header.Get("Accept") == "" {
+		req.Header.Set("Accept", "application/json")
+	}
+	if c.Actor != "" {
+		req.Header.Set(mgmtapi.HeaderActor, c.Actor)
+	}
+	if c.Reason != "" {
+		req.Header.Set(mgmtapi.HeaderReason, c.Reason)
+	}
+	return c.hc.Do(req)
 }
 
 // answerError keeps the server's {"error": ...} message, or the start of whatever

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/monitor/inferlog"
 	"github.com/ferryml/ferry/internal/monitor/quality"
 	"github.com/ferryml/ferry/internal/registry"
 	"github.com/ferryml/ferry/internal/rollout"
@@ -23,6 +24,8 @@ func TestStatusOf(t *testing.T) {
 		{wrap(registry.ErrNotFound), 404},
 		{wrap(rollout.ErrNotFound), 404},
 		{wrap(core.ErrNotFound), 404},
+		{errLogsDisabled, 404},
+		{wrap(inferlog.ErrNoFiles), 404},
 		{wrap(registry.ErrExists), 409},
 		{wrap(rollout.ErrConflict), 409},
 		{wrap(registry.ErrInvalid), 400},

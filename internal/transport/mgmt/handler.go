@@ -54,6 +54,8 @@ type Options struct {
 	Drift Drift
 	// MaxBaselineBytes bounds a baseline upload (default DefaultMaxBaselineBytes).
 	MaxBaselineBytes int64
+	// Logs reads the inference log for GET /api/v1/logs; nil answers 404.
+	Logs LogReader
 }
 
 // DefaultMaxBodyBytes is Options.MaxBodyBytes's default: policies and rollouts are small.
@@ -135,6 +137,7 @@ func (h *Handler) table() []route {
 		rt("GET", "drift", h.listDrift),
 		rt("GET", "drift/{model}", h.getDrift),
 		rt("PUT", "drift/{model}/baseline", h.putBaseline),
+		rt("GET", "logs", h.logs), // logs.go
 	}
 }
 

@@ -1,0 +1,220 @@
+package inferlog
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// The file sink writes one rolling file per model. Names carry the model and times, so
+// Query picks files by name before opening any:
+//
+//	<model>~<opened>.jsonl                  being written (Parquet: .parquet.open)
+//	<model>~<opened>~<first>~<last>.jsonl   rolled: first and last entry timestamps
+//
+// <model> is the model name with bytes outside [A-Za-z0-9._-] (and a leading '.')
+// escaped as %XX; times are UTC in nameTime.
+const nameTime = "20060102T150405.000000000Z"
+
+const openSuffix = ".open"
+
+// fileSink owns the open files; only its runner's goroutine calls write, tick and
+// close, except Query's flush, which takes the runner's turn through flushes.
+type fileSink struct {
+	dir      string
+	format   string
+	maxBytes int64
+	maxAge   time.Duration
+	files    map[string]*openFile // by model
+	now      func() time.Time
+}
+
+// openFile is a file being written.
+type openFile struct {
+	model      string
+	path       string // its name while open
+	opened     time.Time
+	first, end time.Time // entry timestamps seen
+	n          int
+	f          *os.File
+	w          entryWriter
+}
+
+// entryWriter writes entries in one format.
+type entryWriter interface {
+	write(c *capture) error
+	flush() error
+	size() int64 // bytes written so far, roughly for Parquet (buffered row groups)
+	close() error
+}
+
+func newFileSink(cfg Config) (*fileSink, error) {
+	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
+		return nil, fmt.Errorf("dir: %w", err)
+	}
+	return &fileSink{dir: cfg.Dir, format: cfg.Format, maxBytes: cfg.MaxFileBytes, maxAge: cfg.MaxFileAge.D(),
+		files: map[string]*openFile{}, now: time.Now}, nil
+}
+
+func (s *fileSink) name() string { return "file" }
+
+// write appends the batch to each model's file, rolling a full or old one first, and
+// flushes once per batch: one write syscall per file per batch.
+func (s *fileSink) write(_ context.Context, batch []*capture) (int, error) {
+	now := s.now()
+	touched := make(map[*openFile]struct{}, 1)
+	n := 0
+	var errs []error
+	for _, c := range batch {
+		of, err := s.file(c.model, now)
+		if err == nil {
+			err = of.w.write(c)
+		}
+		if err != nil {
+			errs = append(errs, err)
+			continue
+		}
+		of.seen(c.start)
+		touched[of] = struct{}{}
+		n++
+	}
+	for of := range touched {
+		if err := of.w.flush(); err != nil {
+			errs = append(errs, fmt.Errorf("%s: %w", of.path, err))
+		}
+	}
+	return n, errors.Join(errs...)
+}
+
+func (of *openFile) seen(t time.Time) {
+	if of.n == 0 || t.Before(of.first) {
+		of.first = t
+	}
+	if of.n == 0 || t.After(of.end) {
+		of.end = t
+	}
+	of.n++
+}
+
+// file is model's open file, rolled first when full or old.
+func (s *fileSink) file(model string, now time.Time) (*openFile, error) {
+	of := s.files[model]
+	if of != nil && (of.w.size() >= s.maxBytes || now.Sub(of.opened) >= s.maxAge) {
+		if err := s.roll(of); err != nil {
+			return nil, err
+		}
+		if !now.After(of.opened) { // rolled within one batch: a file's opening time is its key
+			now = of.opened.Add(time.Nanosecond)
+		}
+		of = nil
+	}
+	if of != nil {
+		return of, nil
+	}
+	of, err := s.open(model, now)
+	if err != nil {
+		return nil, err
+	}
+	s.files[model] = of
+	return of, nil
+}
+
+func (s *fileSink) open(model string, now time.Time) (*openFile, error) {
+	of := &openFile{model: model, opened: now.UTC()}
+	for {
+		of.path = filepath.Join(s.dir, escapeModel(model)+"~"+of.opened.Format(nameTime)+"."+s.format)
+		if s.format == FormatParquet {
+			of.path += openSuffix
+		}
+		f, err := os.OpenFile(of.path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+		if errors.Is(err, os.ErrExist) { // rolled within the same nanosecond
+			of.opened = of.opened.Add(time.Nanosecond)
+			continue
+		}
+		if err != nil {
+			return nil, fmt.Errorf("opening a log file: %w", err)
+		}
+		of.f = f
+		break
+	}
+	if s.format == FormatParquet {
+		of.w = newParquetWriter(of.f)
+	} else {
+		of.w = &jsonlWriter{w: bufio.NewWriterSize(of.f, 64<<10)}
+	}
+	return of, nil
+}
+
+// roll closes of and renames it to its final name (or removes it when empty).
+func (s *fileSink) roll(of *openFile) error {
+	delete(s.files, of.model)
+	err := errors.Join(of.w.close(), of.f.Sync(), of.f.Close())
+	if err != nil {
+		return fmt.Errorf("closing %s: %w", of.path, err)
+	}
+	if of.n == 0 {
+		return os.Remove(of.path)
+	}
+	final := strings.TrimSuffix(strings.TrimSuffix(of.path, openSuffix), "."+s.format) +
+		"~" + of.first.UTC().Format(nameTime) + "~" + of.end.UTC().Format(nameTime) + "." + s.format
+	if err := os.Rename(of.path, final); err != nil {
+		return fmt.Errorf("rolling %s: %w", of.path, err)
+	}
+	return nil
+}
+
+// tick rolls files past their age while no entries arrive.
+func (s *fileSink) tick(now time.Time) {
+	for _, of := range s.files {
+		if now.Sub(of.opened) >= s.maxAge {
+			_ = s.roll(of) // a failure shows on the next write to this model
+		}
+	}
+}
+
+func (s *fileSink) close(context.Context) error {
+	var errs []error
+	for _, of := range s.files {
+		errs = append(errs, s.roll(of))
+	}
+	return errors.Join(errs...)
+}
+
+// jsonlWriter writes the dispatcher's JSON lines as they are.
+type jsonlWriter struct {
+	w *bufio.Writer
+	n int64
+}
+
+func (j *jsonlWriter) write(c *capture) error {
+	n, err := j.w.Write(c.line)
+	j.n += int64(n)
+	return err
+}
+
+func (j *jsonlWriter) flush() error { return j.w.Flush() }
+func (j *jsonlWriter) size() int64  { return j.n }
+func (j *jsonlWriter) close() error { return j.w.Flush() }
+
+// escapeModel makes a model name safe as the start of a file name: no separators, no
+// "..", no '~' (the name's field separator).
+func escapeModel(m string) string {
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	for i := 0; i < len(m); i++ {
+		c := m[i]
+		if c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == '-' || (c == '.' && i > 0) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&0xf])
+	}
+	return b.String()
+}
