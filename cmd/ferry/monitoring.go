@@ -9,6 +9,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -154,11 +155,17 @@ func newMonitoring(c monitoringConfig, aborter func(ctx context.Context, model s
 }
 
 // logsURI is the inference log's read-back route for one model's window: what a
-// retraining job fetches (GET returns the requests as JSON lines).
+// retraining job fetches (GET returns the requests as JSON lines, oldest first, up to
+// retrainLogLimit of them).
 func logsURI(base, model string, start, end time.Time) string {
-	q := url.Values{"model": {model}, "since": {start.UTC().Format(time.RFC3339Nano)}, "until": {end.UTC().Format(time.RFC3339Nano)}}
+	q := url.Values{"model": {model}, "since": {start.UTC().Format(time.RFC3339Nano)}, "until": {end.UTC().Format(time.RFC3339Nano)},
+		"limit": {strconv.Itoa(retrainLogLimit)}}
 	return base + mgmtapi.Prefix + "logs?" + q.Encode()
 }
+
+// retrainLogLimit bounds the entries one data window answers; a job that wants more
+// pages with since= from its last entry.
+const retrainLogLimit = 100_000
 
 func newQuality(c feedbackConfig, logDir string, il *inferlog.Logger, log *slog.Logger) (*quality.Store, error) {
 	dir := c.Dir
@@ -332,7 +339,13 @@ func (p logPredictions) Lookup(ctx context.Context, model string, ids []string) 
 		if err != nil {
 			continue // a truncated or redacted output has nothing to score
 		}
-		out[e.RequestID] = quality.Prediction{Model: e.Model, Version: e.Version, Time: e.Timestamp, Outputs: row}
+		// Feedback names a request by the id its client gave it (the V2 "id"), or by
+		// the log's own id.
+		p := quality.Prediction{Model: e.Model, Version: e.Version, Time: e.Timestamp, Outputs: row}
+		out[e.RequestID] = p
+		if e.ClientRequestID != "" {
+			out[e.ClientRequestID] = p
+		}
 	}
 	return out, nil
 }

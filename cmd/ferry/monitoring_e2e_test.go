@@ -194,7 +194,7 @@ alerts:
 	entries := readLogs(t, req.DataURI)
 	shifted := 0
 	for _, e := range entries {
-		if strings.HasPrefix(e.RequestID, "shifted-") {
+		if strings.HasPrefix(e.ClientRequestID, "shifted-") {
 			shifted++
 		}
 	}
