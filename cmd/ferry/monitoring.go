@@ -61,7 +61,7 @@ type feedbackConfig struct {
 
 type feedbackModel struct {
 	quality.ModelConfig
-	Output              string `json:"output,omitempty"`
+	Output string `json:"output,omitempty"`
 }
 
 func (c *monitoringConfig) addFlags(f *pflag.FlagSet) {

@@ -66,11 +66,11 @@ type serveConfig struct {
 	moreRoutes  map[string]http.Handler
 	strictReady bool
 	pprofAddr   string
-	onDemand    onDemandConfig  // ondemand.go
-	platform    platformConfig  // platform.go: the registry, endpoints and rollouts
-	admission   admissionConfig // admission.go: rate limits, quotas, load shedding
-	security    securityConfig  // security.go: auth and TLS
-	hardening   hardeningConfig // hardening.go: uploads, interpreters, outbound addresses, body limits
+	onDemand    onDemandConfig   // ondemand.go
+	platform    platformConfig   // platform.go: the registry, endpoints and rollouts
+	admission   admissionConfig  // admission.go: rate limits, quotas, load shedding
+	security    securityConfig   // security.go: auth and TLS
+	hardening   hardeningConfig  // hardening.go: uploads, interpreters, outbound addresses, body limits
 	monitoring  monitoringConfig // monitoring.go: inference log, drift, feedback, alerts
 	// inferenceFirst moves request handling to SCHED_BATCH (see threadprio).
 	inferenceFirst bool
