@@ -246,3 +246,114 @@ func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// TestFeedbackAccuracyEndToEnd logs 10,000 requests, sends their labels in bulk calls
+// (a quarter only after quality was first read, as late ground truth arrives), and
+// checks the served accuracy and F1 against the ones computed from the answers the
+// clients received.
+func TestFeedbackAccuracyEndToEnd(t *testing.T) {
+	repo := t.TempDir()
+	writeModel(t, repo, "tabular", 1, onnxgen.Tabular(1), tabularTestConfig)
+	dir := t.TempDir()
+	file := filepath.Join(dir, "monitoring.yaml")
+	cfg := fmt.Sprintf("inference_log: {dir: %s}\nfeedback:\n  models:\n    tabular: {task: classification}\n", filepath.Join(dir, "log"))
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, repo, withMonitoring(file))
+	const n = 10000
+	rng := rand.New(rand.NewPCG(5, 5))
+	rows := tabularRows(rng, n, 0)
+	scores := make([]float64, n)
+	m := ts.rest.Model("tabular", "")
+	var next atomic.Int64
+	var wg sync.WaitGroup
+	for range 8 {
+		wg.Go(func() {
+			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
+				data := make([]byte, 0, 24)
+				for _, v := range rows[i] {
+					data = binary.LittleEndian.AppendUint32(data, math.Float32bits(float32(v)))
+				}
+				resp, err := m.Infer(context.Background(), &v2client.Request{ID: "fb-" + strconv.Itoa(i), Inputs: []*tensor.Tensor{{Name: "features", DType: tensor.FP32, Shape: tensor.Shape{1, 6}, Data: data}}})
+				if err != nil {
+					t.Errorf("request %d: %v", i, err)
+					return
+				}
+				scores[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(resp.Outputs[0].Data)))
+			}
+		})
+	}
+	wg.Wait()
+	// Labels agree with the model's call 70% of the time.
+	labels := make([]int, n)
+	for i, s := range scores {
+		labels[i] = b2i(s >= 0.5)
+		if rng.Float64() < 0.3 {
+			labels[i] = 1 - labels[i]
+		}
+	}
+	post := func(from, to int) {
+		var b strings.Builder
+		b.WriteString(`{"model":"tabular","labels":[`)
+		for i := from; i < to; i++ {
+			if i > from {
+				b.WriteByte(',')
+			}
+			fmt.Fprintf(&b, `{"id":"fb-%d","label":%d}`, i, labels[i])
+		}
+		b.WriteString("]}")
+		code, _, body := httpDo(t, "POST", ts.URL+"/api/v1/feedback", "application/json", strings.NewReader(b.String()))
+		if code != http.StatusOK {
+			t.Fatalf("feedback %d..%d: %d %s", from, to, code, body)
+		}
+	}
+	for from := 0; from < 7500; from += 2500 {
+		post(from, from+2500)
+	}
+	quality := func() map[string]float64 {
+		code, _, body := httpDo(t, "GET", ts.URL+"/api/v1/quality/tabular", "", nil)
+		var ms []struct {
+			Version   string             `json:"version"`
+			Labelled  int                `json:"labelled"`
+			Unmatched int                `json:"unmatched"`
+			Values    map[string]float64 `json:"values"`
+		}
+		if code != http.StatusOK || json.Unmarshal(body, &ms) != nil || len(ms) != 1 {
+			t.Fatalf("quality: %d %s", code, body)
+		}
+		ms[0].Values["labelled"] = float64(ms[0].Labelled)
+		return ms[0].Values
+	}
+	check := func(upTo int) {
+		t.Helper()
+		var tp, fp, fn, right int
+		for i := range upTo {
+			pred := b2i(scores[i] >= 0.5)
+			right += b2i(pred == labels[i])
+			tp += b2i(pred == 1 && labels[i] == 1)
+			fp += b2i(pred == 1 && labels[i] == 0)
+			fn += b2i(pred == 0 && labels[i] == 1)
+		}
+		acc, f1 := float64(right)/float64(upTo), 2*float64(tp)/float64(2*tp+fp+fn)
+		var got map[string]float64
+		waitUntil(t, 20*time.Second, fmt.Sprintf("quality over %d labels", upTo), func() bool {
+			got = quality()
+			return got["labelled"] == float64(upTo)
+		})
+		if math.Abs(got["accuracy"]-acc) > 1e-12 || math.Abs(got["f1"]-f1) > 1e-12 {
+			t.Fatalf("over %d labels: served accuracy %v f1 %v, computed %v and %v", upTo, got["accuracy"], got["f1"], acc, f1)
+		}
+		t.Logf("over %d labels: accuracy %.4f, f1 %.4f, roc_auc %.4f", upTo, acc, f1, got["roc_auc"])
+	}
+	check(7500)
+	post(7500, n) // the late quarter
+	check(n)
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
