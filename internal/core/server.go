@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/router"
 	"github.com/ferryml/ferry/internal/settings"
@@ -46,6 +48,10 @@ type Options struct {
 	// every request is the anonymous tenant "").
 	Admission Admission
 	CallerOf  func(ctx context.Context) (tenant, key string)
+	// Tracer, when set, records each request as an InferRequest span with queue and
+	// compute spans under it, a span per ensemble step and the routing decision as an
+	// event (trace.go); nil: no spans, and no cost.
+	Tracer trace.Tracer
 }
 
 // Server is the in-process serving API every transport calls.
@@ -67,6 +73,7 @@ type Server struct {
 	logs          *settings.Log
 	admission     Admission // nil: every request is admitted
 	callerOf      func(context.Context) (tenant, key string)
+	tracer        trace.Tracer // nil: requests are not traced
 }
 
 // Extensions Ferry implements, as GET /v2 lists them, with Triton's names; a test probes
@@ -99,7 +106,7 @@ func New(opts Options) *Server {
 	}
 	return &Server{name: opts.Name, version: opts.Version, repo: opts.Repository, limits: opts.Limits,
 		log: opts.Logger, obs: opts.Observer, taps: opts.Taps, stats: newStatsTable(), routes: opts.Routes, mirror: shadows{slots: make(chan struct{}, shadowSlots)}, cache: opts.Cache, strict: opts.StrictReadiness,
-		trace: opts.Trace, logs: opts.Log, admission: opts.Admission, callerOf: opts.CallerOf}
+		trace: opts.Trace, logs: opts.Log, admission: opts.Admission, callerOf: opts.CallerOf, tracer: opts.Tracer}
 }
 
 // Live reports whether the process serves at all; it always does while it runs.
