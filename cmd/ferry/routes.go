@@ -44,6 +44,7 @@ func httpRoot(v2 *v2http.Handler, metrics http.Handler, api *mgmt.Handler, more 
 		h = api.Intercept(h)
 	}
 	return middleware.Chain(h, append([]middleware.Layer{
+		traceHTTP(mux),              // tracing.go: the span covers every layer
 		middleware.LogRequests(log), // outside Recover: a request that panics is logged too
 		middleware.Recover(log),
 	}, inner...)...)
@@ -69,7 +70,7 @@ const streamWorkers = 128
 // more are options added after the V2 service's own (hardening's stream limits and
 // keepalive, auth's interceptors and TLS: hardening.go, security.go).
 func newGRPCServer(v2 *v2grpc.Server, log *slog.Logger, more ...grpc.ServerOption) *grpc.Server {
-	opts := append(v2.ServerOptions(),
+	opts := append(append(traceGRPC(), v2.ServerOptions()...), // tracing.go: outermost
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.ChainUnaryInterceptor(middleware.LogUnary(log)),
 		grpc.ChainStreamInterceptor(middleware.LogStream(log)),

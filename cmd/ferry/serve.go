@@ -16,6 +16,7 @@ import (
 	"github.com/ferryml/ferry/internal/backend/remote"
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/monitor/metrics"
+	"github.com/ferryml/ferry/internal/monitor/tracing"
 	"github.com/ferryml/ferry/internal/platform/gctune"
 	"github.com/ferryml/ferry/internal/platform/threadprio"
 	"github.com/ferryml/ferry/internal/repository"
@@ -97,6 +98,11 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			cfg.level = level
+			stopTracing, err := startTracing(cmd.Context(), log) // tracing.go
+			if err != nil {
+				return err
+			}
+			defer stopTracing() // after Run: the server has drained
 			if cfg.inferenceFirst {
 				// Before the runtime and its sessions exist: threads started later inherit
 				// the class, and inference threads are put in front explicitly.
@@ -276,7 +282,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	adm := cfg.admission.build(log.With("component", "admission")) // admission.go
 	s.core = core.New(core.Options{Name: "ferry", Version: version, Repository: s.repo, Limits: cfg.limits, Routes: s.routes,
 		Logger: log.With("component", "core"), Observer: m, Taps: taps, StrictReadiness: cfg.strictReady, Cache: coreCache(rc),
-		Trace: s.trace, Log: logSettings(cfg.level), Admission: adm.core(), CallerOf: callerOf})
+		Trace: s.trace, Log: logSettings(cfg.level), Admission: adm.core(), CallerOf: callerOf, Tracer: tracing.Tracer()})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m, metrics.Upstreams(upstreamStats(rb)), metrics.ShadowsDropped(s.core.ShadowsDropped), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))

@@ -15,7 +15,8 @@ import (
 
 // GRPCServerOptions are the interceptors that give each RPC a SERVER span (rpc.system
 // grpc, rpc.service, rpc.method), joined to a valid traceparent in the call's metadata;
-// none while tracing is off.
+// none while tracing is off. A stream (ModelStreamInfer) is one span, its requests'
+// InferRequest spans under it; the V2 health checks get none (grpcProbe).
 func GRPCServerOptions() []grpc.ServerOption {
 	tr := Tracer()
 	if tr == nil {
@@ -23,6 +24,9 @@ func GRPCServerOptions() []grpc.ServerOption {
 	}
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
+			if grpcProbe(info.FullMethod) {
+				return handler(ctx, req)
+			}
 			ctx, span := startRPC(ctx, tr, info.FullMethod)
 			defer span.End()
 			res, err := handler(ctx, req)
@@ -37,6 +41,11 @@ func GRPCServerOptions() []grpc.ServerOption {
 			return err
 		}),
 	}
+}
+
+// grpcProbe tells the V2 health checks, which get no span (as REST's, probe).
+func grpcProbe(fullMethod string) bool {
+	return fullMethod == "/inference.GRPCInferenceService/ServerLive" || fullMethod == "/inference.GRPCInferenceService/ServerReady"
 }
 
 // startRPC starts the span of a call to fullMethod ("/package.Service/Method").
@@ -79,7 +88,7 @@ func (s *tracedStream) Context() context.Context { return s.ctx }
 type metadataCarrier metadata.MD
 
 func (c metadataCarrier) Get(key string) string {
-	return strings.Join(metadata.MD(c).Get(key), ",")
+	return checked(key, strings.Join(metadata.MD(c).Get(key), ","))
 }
 
 func (c metadataCarrier) Set(key, value string) { metadata.MD(c).Set(key, value) }

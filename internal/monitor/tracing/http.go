@@ -1,6 +1,7 @@
 package tracing
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"strconv"
@@ -10,6 +11,8 @@ import (
 	"go.opentelemetry.io/otel/codes"
 	"go.opentelemetry.io/otel/propagation"
 	"go.opentelemetry.io/otel/trace"
+
+	"github.com/ferryml/ferry/internal/core"
 )
 
 // HTTP returns the layer that gives each request a SERVER span, the parent of what core
@@ -19,7 +22,7 @@ import (
 // ServeMux's pattern); "" when none matched. The span is named after it, and is an
 // Error only for a 5xx answer, as the HTTP semantic conventions say.
 //
-// While tracing is off (Setup found no endpoint) the layer is the identity: next serves
+// Health checks and /metrics are not traced (probe). While tracing is off (Setup found no endpoint) the layer is the identity: next serves
 // the request with nothing added.
 func HTTP(route func(*http.Request) string) func(http.Handler) http.Handler {
 	tr := Tracer()
@@ -40,6 +43,10 @@ type httpTracer struct {
 var traceContext = propagation.TraceContext{}
 
 func (h *httpTracer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if probe(r.URL.Path) {
+		h.next.ServeHTTP(w, r)
+		return
+	}
 	ctx := traceContext.Extract(r.Context(), headerCarrier(r.Header))
 	ctx, span := h.tr.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
@@ -83,14 +90,45 @@ func (h *httpTracer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
+// probe tells health checks and metric scrapes, which come every few seconds from
+// machines and would swamp the traces; they get no span.
+func probe(path string) bool {
+	return path == "/v2/health/live" || path == "/v2/health/ready" || path == "/metrics"
+}
+
 // headerCarrier reads headers as a propagation carrier, each key's fields joined with
 // commas as RFC 7230 combines them: several tracestate fields form one list, and two
 // traceparent fields form no valid traceparent, so such a request starts a new trace.
+// A traceparent is read as core.TraceParent reads it (checked).
 type headerCarrier http.Header
 
-func (c headerCarrier) Get(key string) string { return strings.Join(http.Header(c).Values(key), ",") }
+func (c headerCarrier) Get(key string) string {
+	return checked(key, strings.Join(http.Header(c).Values(key), ","))
+}
 func (c headerCarrier) Set(key, value string) { http.Header(c).Set(key, value) }
 func (c headerCarrier) Keys() []string        { return propagation.HeaderCarrier(c).Keys() }
+
+// checked passes a traceparent on only if core.TraceParent accepts it, so the span
+// joins exactly the traces the taps see (TraceParent on core's records): the SDK's
+// parser alone takes a version-00 header with a trailing dash, which the W3C rules
+// (and core) refuse.
+//
+// Flag bits version 00 does not define are dropped rather than refused, as the W3C
+// rules ask of a receiver (the SDK refuses the header instead).
+func checked(key, value string) string {
+	if !strings.EqualFold(key, "traceparent") {
+		return value
+	}
+	value = core.TraceParent(value)
+	if len(value) < 55 || value[:2] != "00" {
+		return value
+	}
+	flags, err := strconv.ParseUint(value[53:55], 16, 8)
+	if err != nil || flags <= 3 {
+		return value
+	}
+	return value[:53] + fmt.Sprintf("%02x", flags&3)
+}
 
 // methodName is the method as the conventions want it: a known one, or _OTHER, so a
 // client cannot mint span names.

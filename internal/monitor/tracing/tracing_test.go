@@ -160,6 +160,9 @@ func TestHTTPServerSpansReachTheReceiver(t *testing.T) {
 			flush := setup(t, rc, proto, "OTEL_SERVICE_NAME", "ferry-e2e", "OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=test")
 			srv := httptest.NewServer(traced(testMux()))
 			defer srv.Close()
+			if got := post(t, srv.URL+"/metrics"); got != 404 {
+				t.Fatalf("POST /metrics: %d", got)
+			}
 			for model, want := range map[string]int{"ok": 200, "bad": 400, "broken": 500} {
 				if got := post(t, srv.URL+"/v2/models/"+model+"/infer", "traceparent", traceparent, "tracestate", "vendor=x"); got != want {
 					t.Fatalf("POST %s: status %d, want %d", model, got, want)
@@ -167,7 +170,7 @@ func TestHTTPServerSpansReachTheReceiver(t *testing.T) {
 			}
 			flush()
 			spans := otlptest.Named(rc.Spans(), "POST /v2/models/{model}/infer")
-			if len(spans) != 3 {
+			if len(spans) != 3 || len(rc.Spans()) != 3 { // none for /metrics
 				t.Fatalf("got %d infer spans, want 3:\n%s", len(spans), otlptest.Dump(rc.Spans()))
 			}
 			for _, s := range spans {

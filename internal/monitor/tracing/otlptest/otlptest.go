@@ -208,24 +208,23 @@ func valueString(v *commonpb.AnyValue) string {
 	return v.String()
 }
 
-// Named returns the spans called name.
-func Named(spans []Span, name string) []Span {
+// Filter returns the spans for which ok holds.
+func Filter(spans []Span, ok func(Span) bool) []Span {
 	var out []Span
 	for _, s := range spans {
-		if s.Name == name {
+		if ok(s) {
 			out = append(out, s)
 		}
 	}
 	return out
 }
 
+// Named returns the spans called name.
+func Named(spans []Span, name string) []Span {
+	return Filter(spans, func(s Span) bool { return s.Name == name })
+}
+
 // ChildrenOf returns the spans whose parent is id.
 func ChildrenOf(spans []Span, id string) []Span {
-	var out []Span
-	for _, s := range spans {
-		if s.ParentID == id {
-			out = append(out, s)
-		}
-	}
-	return out
+	return Filter(spans, func(s Span) bool { return s.ParentID == id })
 }
