@@ -32,7 +32,10 @@ import (
 //
 // inner are layers around everything but the log and recovery (auth, security.go): they
 // see every path as the client sent it, /api/v1 included.
-func httpRoot(v2 *v2http.Handler, metrics http.Handler, api *mgmt.Handler, more map[string]http.Handler, lim core.Limits, log *slog.Logger, inner ...middleware.Layer) http.Handler {
+//
+// access logs each request (accesslog.go): outermost but for the trace's span, with
+// its tenant layer innermost, after authentication.
+func httpRoot(v2 *v2http.Handler, metrics http.Handler, api *mgmt.Handler, more map[string]http.Handler, lim core.Limits, log *slog.Logger, access *accessLog, inner ...middleware.Layer) http.Handler {
 	mux := http.NewServeMux()
 	v2.Mount(mux)
 	mux.Handle("GET /metrics", metrics)
@@ -45,9 +48,10 @@ func httpRoot(v2 *v2http.Handler, metrics http.Handler, api *mgmt.Handler, more 
 	}
 	return middleware.Chain(h, append([]middleware.Layer{
 		traceHTTP(mux),              // tracing.go: the span covers every layer
+		access.httpLayer(mux),       // accesslog.go
 		middleware.LogRequests(log), // outside Recover: a request that panics is logged too
 		middleware.Recover(log),
-	}, inner...)...)
+	}, append(inner, access.tenantLayer())...)...)
 }
 
 // newHTTPServer is the http.Server of the HTTP listener, with the connection timeouts
@@ -69,13 +73,14 @@ const streamWorkers = 128
 // tools list and call the services without the .proto files, as with Triton.
 // more are options added after the V2 service's own (hardening's stream limits and
 // keepalive, auth's interceptors and TLS: hardening.go, security.go).
-func newGRPCServer(v2 *v2grpc.Server, log *slog.Logger, more ...grpc.ServerOption) *grpc.Server {
-	opts := append(append(traceGRPC(), v2.ServerOptions()...), // tracing.go: outermost
+func newGRPCServer(v2 *v2grpc.Server, log *slog.Logger, access *accessLog, more ...grpc.ServerOption) *grpc.Server {
+	outer := append(traceGRPC(), access.grpcOptions()...) // tracing.go, accesslog.go: outermost
+	opts := append(append(outer, v2.ServerOptions()...),
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.ChainUnaryInterceptor(middleware.LogUnary(log)),
 		grpc.ChainStreamInterceptor(middleware.LogStream(log)),
 	)
-	opts = append(opts, more...)
+	opts = append(append(opts, more...), access.grpcTenant()...) // after auth, which names the tenant
 	gs := grpc.NewServer(opts...)
 	v2.Register(gs)
 	reflection.Register(gs)

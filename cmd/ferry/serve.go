@@ -16,6 +16,7 @@ import (
 	"github.com/ferryml/ferry/internal/backend/remote"
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/monitor/metrics"
+	"github.com/ferryml/ferry/internal/monitor/reqlog"
 	"github.com/ferryml/ferry/internal/monitor/tracing"
 	"github.com/ferryml/ferry/internal/platform/gctune"
 	"github.com/ferryml/ferry/internal/platform/threadprio"
@@ -72,6 +73,7 @@ type serveConfig struct {
 	admission   admissionConfig // admission.go: rate limits, quotas, load shedding
 	security    securityConfig  // security.go: auth and TLS
 	hardening   hardeningConfig // hardening.go: uploads, interpreters, outbound addresses, body limits
+	accessLog   accessLogConfig // accesslog.go: --access-log
 	// inferenceFirst moves request handling to SCHED_BATCH (see threadprio).
 	inferenceFirst bool
 
@@ -79,6 +81,9 @@ type serveConfig struct {
 	modelCacheDir string
 	storeStall    time.Duration // how long a store download may wait for its next bytes
 	store         storeEnv
+
+	// testLog, when set, is the log a test server writes to (harness_test.go).
+	testLog *slog.Logger
 
 	// level is the level the log's handler reads (newLogger); the logging extension
 	// changes it (logging.go). nil: a level no handler reads (tests with their own logger).
@@ -159,6 +164,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	cfg.admission.addFlags(f)
 	cfg.security.addFlags(f)
 	cfg.hardening.addFlags(f)
+	cfg.accessLog.addFlags(f)
 	cfg.addTritonFlags(f)
 	_ = cmd.MarkFlagRequired("model-repository")
 	return cmd
@@ -214,9 +220,9 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, *slog.LevelVar,
 	}
 	switch format {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), lv, nil
+		return slog.New(reqlog.Handler(slog.NewJSONHandler(w, opts))), lv, nil // a request's lines carry its ids
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), lv, nil
+		return slog.New(reqlog.Handler(slog.NewTextHandler(w, opts))), lv, nil
 	}
 	return nil, nil, fmt.Errorf("--log-format %q: want json or text", format)
 }
@@ -240,6 +246,7 @@ type server struct {
 	// metricsLn and metricsSrv serve /metrics alone when --metrics-port is set (tritonflags.go).
 	metricsLn  net.Listener
 	metricsSrv *http.Server
+	access     *accessLog // --access-log (accesslog.go); off when its log is nil
 }
 
 func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, error) {
@@ -305,10 +312,13 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	if err != nil {
 		return nil, err
 	}
-	root := httpRoot(v2, metricsHandler, api, cfg.moreRoutes, cfg.limits, httpLog, sec.httpLayers()...) // routes.go
-	s.http = cfg.hardening.httpServer(newHTTPServer(cfg.hardening.wrapHTTP(root)))                      // hardening.go
+	if s.access, err = openAccessLog(cfg.accessLog); err != nil {
+		return nil, err
+	}
+	root := httpRoot(v2, metricsHandler, api, cfg.moreRoutes, cfg.limits, httpLog, s.access, sec.httpLayers()...) // routes.go
+	s.http = cfg.hardening.httpServer(newHTTPServer(cfg.hardening.wrapHTTP(root)))                                // hardening.go
 	s.grpcAPI = v2grpc.New(s.core, v2grpc.Options{Logger: grpcLog, Limits: cfg.limits, SharedMemory: s.shm})
-	s.grpc = newGRPCServer(s.grpcAPI, grpcLog, append(cfg.hardening.grpcOptions(), sec.grpcOptions()...)...)
+	s.grpc = newGRPCServer(s.grpcAPI, grpcLog, s.access, append(cfg.hardening.grpcOptions(), sec.grpcOptions()...)...)
 	if s.httpLn, err = net.Listen("tcp", cfg.bindAddr(cfg.httpAddr, cfg.httpPort)); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
@@ -332,6 +342,7 @@ func (s *server) Run(ctx context.Context) error {
 	s.log.Info("listening", "http", s.httpLn.Addr().String(), "grpc", s.grpcLn.Addr().String(), "metrics", s.metricsAddr(), "repository", s.cfg.repository)
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.access.start() // accesslog.go: finished below, once the transports have drained
 	var g oklog.Group
 	g.Add(func() error { <-gctx.Done(); return nil }, func(error) { cancel() })
 	if s.cfg.pprofAddr != "" {
@@ -382,6 +393,9 @@ func (s *server) Run(ctx context.Context) error {
 		g.Add(func() error { return s.plat.run(gctx) }, func(error) { cancel() })
 	}
 	err := g.Run()
+	if aerr := s.access.finish(); aerr != nil {
+		s.log.Warn("access log incomplete", "err", aerr)
+	}
 	closeSharedMemory(s.shm, s.log) // the transports have stopped: no request holds a region
 	if cerr := s.repo.Close(); cerr != nil {
 		s.log.Warn("unload failed", "err", cerr)

@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/monitor/reqlog"
 	"github.com/ferryml/ferry/internal/shm"
 	"github.com/ferryml/ferry/internal/tensor"
 )
@@ -30,7 +31,13 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 	req.Model, req.Version = model, version
 	req.TraceParent = core.TraceParent(r.Header.Get("traceparent"))
 	req.Header = r.Header // routes may match or hash a header
+	// What the log's lines for this request carry (reqlog); nil without an access log.
+	fields := reqlog.FromContext(r.Context())
+	fields.Request(req.ID, model, version)
 	resp, err := h.core.Infer(r.Context(), req)
+	if err == nil {
+		fields.Answered(resp.Version)
+	}
 	var shared map[string]shm.Ref
 	if err == nil {
 		shared, err = h.shm.WriteOutputs(resp.Outputs, req.OutputParameters)
@@ -126,7 +133,7 @@ func (h *Handler) writeInferResponse(w http.ResponseWriter, r *http.Request, enc
 		err = closer.Close()
 	}
 	if err != nil {
-		h.log.Debug("writing infer response", "path", r.URL.Path, "err", err) // the client went away
+		h.log.DebugContext(r.Context(), "writing infer response", "path", r.URL.Path, "err", err) // the client went away
 	}
 }
 
