@@ -80,14 +80,5 @@ func (a *accessLog) httpLayer(mux *http.ServeMux) middleware.Layer {
 	})
 }
 
-// tenantLayer goes inside authentication: it reads the tenant auth found (callerOf).
-func (a *accessLog) tenantLayer() middleware.Layer {
-	return a.log.Tenant(func(ctx context.Context) string { t, _ := callerOf(ctx); return t })
-}
-
-// grpcOptions log each call (before the other interceptors); grpcTenant follows auth's.
+// grpcOptions log each call (before the other interceptors).
 func (a *accessLog) grpcOptions() []grpc.ServerOption { return a.log.GRPCServerOptions() }
-
-func (a *accessLog) grpcTenant() []grpc.ServerOption {
-	return a.log.GRPCTenantOptions(func(ctx context.Context) string { t, _ := callerOf(ctx); return t })
-}

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -78,6 +79,12 @@ func wantFields(t *testing.T, what string, line map[string]any, kv ...any) {
 // line per request with the method, route, status, sizes, model, version, request id
 // and trace id; a request id or error message with a line break forges no line.
 func TestRequestLogLinesCarryTheirIDs(t *testing.T) {
+	for _, access := range []bool{true, false} {
+		t.Run(fmt.Sprintf("access log %v", access), func(t *testing.T) { checkRequestLogLines(t, access) })
+	}
+}
+
+func checkRequestLogLines(t *testing.T, withAccessLog bool) {
 	startTestTracing(t, "grpc")
 	var logBuf lockedLog
 	log, _, err := newLogger("json", "info", &logBuf)
@@ -89,7 +96,9 @@ func TestRequestLogLinesCarryTheirIDs(t *testing.T) {
 	writeFixedCostModel(t, repo, "echo", 1, 0)
 	ts := startServer(t, repo, func(c *serveConfig) {
 		c.testLog = log
-		c.accessLog.path = accessPath
+		if withAccessLog {
+			c.accessLog.path = accessPath
+		}
 		c.moreBackends = repository.Backends{"fixedcost": {Platform: "failneg_test", DefaultFilename: "model.bin",
 			Open: func(context.Context, string, *inference.ModelConfig) (scheduler.Instance, error) {
 				return failNegative{}, nil
@@ -130,6 +139,12 @@ func TestRequestLogLinesCarryTheirIDs(t *testing.T) {
 	}
 
 	data, err := os.ReadFile(accessPath)
+	if !withAccessLog {
+		if !os.IsNotExist(err) {
+			t.Errorf("without --access-log: reading %s: %v, want no file", accessPath, err)
+		}
+		return
+	}
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -63,7 +63,7 @@ func TestStalledWriterDropsAndCounts(t *testing.T) {
 func TestHTTPLayerLinePerRequest(t *testing.T) {
 	var out bytes.Buffer
 	l := New(&out, 0)
-	h := l.HTTP(func(*http.Request) string { return "POST /v2/models/{model}/infer" })(l.Tenant(func(context.Context) string { return "acme" })(
+	h := l.HTTP(func(*http.Request) string { return "POST /v2/models/{model}/infer" })(reqlog.TenantHTTP(func(context.Context) string { return "acme" })(
 		http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			b, _ := io.ReadAll(r.Body)
 			reqlog.FromContext(r.Context()).Request("id\r\nforged", "m\x1b", "")
@@ -96,7 +96,7 @@ func TestHTTPLayerLinePerRequest(t *testing.T) {
 	}
 	var nilLog *Log
 	next := http.NotFoundHandler()
-	if got := nilLog.HTTP(nil)(next); got == nil || nilLog.GRPCServerOptions() != nil || nilLog.GRPCTenantOptions(nil) != nil {
+	if got := nilLog.HTTP(nil)(next); got == nil || nilLog.GRPCServerOptions() != nil {
 		t.Error("a nil log added layers")
 	}
 }

@@ -23,8 +23,7 @@ func (l *Log) GRPCServerOptions() []grpc.ServerOption {
 	return []grpc.ServerOption{
 		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, info *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
 			start := time.Now()
-			f := &reqlog.Fields{}
-			ctx = reqlog.NewContext(ctx, f)
+			ctx, f := withFields(ctx)
 			res, err := handler(ctx, req)
 			e := l.grpcEntry(ctx, f, info.FullMethod, start, err)
 			e.BytesIn, e.BytesOut = msgSize(req), msgSize(res)
@@ -33,32 +32,13 @@ func (l *Log) GRPCServerOptions() []grpc.ServerOption {
 		}),
 		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, info *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
 			start := time.Now()
-			f := &reqlog.Fields{}
-			cs := &countingStream{ServerStream: ss, ctx: reqlog.NewContext(ss.Context(), f)}
+			ctx, f := withFields(ss.Context())
+			cs := &countingStream{ServerStream: ss, ctx: ctx}
 			err := handler(srv, cs)
 			e := l.grpcEntry(cs.ctx, f, info.FullMethod, start, err)
 			e.BytesIn, e.BytesOut = cs.in, cs.out
 			l.Add(e)
 			return err
-		}),
-	}
-}
-
-// GRPCTenantOptions record the tenant that tenant finds in each call's context in its
-// reqlog.Fields: add them after the authentication interceptors, which put it there.
-// None for a nil *Log.
-func (l *Log) GRPCTenantOptions(tenant func(context.Context) string) []grpc.ServerOption {
-	if l == nil {
-		return nil
-	}
-	return []grpc.ServerOption{
-		grpc.ChainUnaryInterceptor(func(ctx context.Context, req any, _ *grpc.UnaryServerInfo, handler grpc.UnaryHandler) (any, error) {
-			reqlog.FromContext(ctx).SetTenant(tenant(ctx))
-			return handler(ctx, req)
-		}),
-		grpc.ChainStreamInterceptor(func(srv any, ss grpc.ServerStream, _ *grpc.StreamServerInfo, handler grpc.StreamHandler) error {
-			reqlog.FromContext(ss.Context()).SetTenant(tenant(ss.Context()))
-			return handler(srv, ss)
 		}),
 	}
 }

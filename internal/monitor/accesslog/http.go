@@ -23,8 +23,7 @@ func (l *Log) HTTP(route func(*http.Request) string) func(http.Handler) http.Han
 		}
 		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 			start := time.Now()
-			f := &reqlog.Fields{}
-			ctx := reqlog.NewContext(r.Context(), f)
+			ctx, f := withFields(r.Context())
 			cw := &countingWriter{ResponseWriter: w, status: http.StatusOK}
 			var body *countingBody
 			if r.Body != nil && r.Body != http.NoBody {
@@ -47,21 +46,13 @@ func (l *Log) HTTP(route func(*http.Request) string) func(http.Handler) http.Han
 	}
 }
 
-// Tenant returns the layer that records, in the request's Fields, the tenant that
-// tenant finds in its context; it goes inside authentication, which puts it there.
-// A nil *Log returns next itself.
-func (l *Log) Tenant(tenant func(context.Context) string) func(http.Handler) http.Handler {
-	return func(next http.Handler) http.Handler {
-		if l == nil {
-			return next
-		}
-		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-			if f := reqlog.FromContext(r.Context()); f != nil {
-				f.SetTenant(tenant(r.Context()))
-			}
-			next.ServeHTTP(w, r)
-		})
+// withFields returns the request's Fields, giving it new ones if it has none.
+func withFields(ctx context.Context) (context.Context, *reqlog.Fields) {
+	if f := reqlog.FromContext(ctx); f != nil {
+		return ctx, f
 	}
+	f := &reqlog.Fields{}
+	return reqlog.NewContext(ctx, f), f
 }
 
 // countingWriter counts the body bytes written and remembers the status.

@@ -31,7 +31,7 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 	req.Model, req.Version = model, version
 	req.TraceParent = core.TraceParent(r.Header.Get("traceparent"))
 	req.Header = r.Header // routes may match or hash a header
-	// What the log's lines for this request carry (reqlog); nil without an access log.
+	// What the log's lines for this request carry (reqlog).
 	fields := reqlog.FromContext(r.Context())
 	fields.Request(req.ID, model, version)
 	resp, err := h.core.Infer(r.Context(), req)
