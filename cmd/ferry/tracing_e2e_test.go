@@ -152,10 +152,19 @@ func TestTracingRemoteCarriesTheTrace(t *testing.T) {
 			t.Fatalf("%s: %d %s", model, code, b)
 		}
 	}
+	// A caller that does not sample: no span anywhere (the sampler is parent-based).
+	unsampled := callerIDs(12)
+	if code, _, b := httpDo(t, "POST", front.URL+"/v2/models/simple_rest/infer", "application/json", strings.NewReader(simpleBody(1)),
+		"traceparent", "00-"+unsampled.trace+"-"+unsampled.span+"-00"); code != 200 {
+		t.Fatalf("unsampled: %d %s", code, b)
+	}
 	front.stop()
 	up.stop()
 	flush()
 	all := rc.Spans()
+	if got := otlptest.Filter(all, func(s otlptest.Span) bool { return s.TraceID == unsampled.trace }); len(got) > 0 {
+		t.Errorf("an unsampled caller's request was recorded:\n%s", otlptest.Dump(got))
+	}
 	for model, ids := range callers {
 		in := requireOne(t, all, all, "front's InferRequest of "+model, func(s otlptest.Span) bool {
 			return s.TraceID == ids.trace && s.Name == core.SpanInfer && s.Attrs[core.AttrModel] == model

@@ -39,7 +39,15 @@ const (
 // tracedInfer is Infer with an InferRequest span around it; ctx, which carries the
 // span, reaches the steps of an ensemble and the backend (a remote upstream's client
 // span is its child).
+//
+// A request whose transport span is not sampled gets no span of its own: the sampler is
+// parent-based by default, so its spans would not be recorded either, and skipping them
+// saves most requests the ids and allocations (its context still carries the
+// transport's ids to a remote upstream, marked unsampled).
 func (s *Server) tracedInfer(ctx context.Context, req *InferRequest) (*InferResponse, error) {
+	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && !sc.IsSampled() {
+		return s.serve(ctx, req)
+	}
 	ctx, span := s.tracer.Start(ctx, SpanInfer, trace.WithAttributes(attribute.String(AttrModel, req.Model)))
 	defer span.End()
 	if !span.IsRecording() {

@@ -18,10 +18,10 @@ const traceScope = "github.com/ferryml/ferry/internal/backend/remote"
 // when the request is traced: the scheduler runs a request alone (or as the first of
 // its batch) with the caller's context, which holds core's InferRequest span. v2client
 // then injects this span as the traceparent the upstream sees. An untraced request
-// costs one context lookup and gets end == nil.
+// costs one context lookup and gets end == nil, and so does an unsampled one.
 func (u *upstream) startTry(ctx context.Context) (context.Context, func(error)) {
-	if !trace.SpanContextFromContext(ctx).IsValid() {
-		return ctx, nil
+	if sc := trace.SpanContextFromContext(ctx); !sc.IsValid() || !sc.IsSampled() {
+		return ctx, nil // unsampled: v2client still passes the ids on, marked so
 	}
 	host, port, _ := net.SplitHostPort(u.o.Addr)
 	attrs := []attribute.KeyValue{attribute.String("server.address", host), attribute.String("ferry.upstream.model", u.o.Model)}
