@@ -6,6 +6,7 @@ import (
 	"net/http"
 	"os"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 	"google.golang.org/grpc"
 
@@ -82,3 +83,16 @@ func (a *accessLog) httpLayer(mux *http.ServeMux) middleware.Layer {
 
 // grpcOptions log each call (before the other interceptors).
 func (a *accessLog) grpcOptions() []grpc.ServerOption { return a.log.GRPCServerOptions() }
+
+// register exports the lines written and dropped, when the access log is on.
+func (a *accessLog) register(reg prometheus.Registerer) {
+	if a.log == nil {
+		return
+	}
+	reg.MustRegister(
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ferry_access_log_lines_total", Help: "Access log lines written."},
+			func() float64 { return float64(a.log.Written()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ferry_access_log_dropped_total", Help: "Access log lines dropped because the writer fell behind (the buffer was full)."},
+			func() float64 { return float64(a.log.Dropped()) }),
+	)
+}

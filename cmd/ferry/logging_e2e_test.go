@@ -122,6 +122,12 @@ func checkRequestLogLines(t *testing.T, withAccessLog bool) {
 	if _, err := ts.GRPC.ModelInfer(ctx, req); err == nil {
 		t.Fatal("gRPC echo -1: no error")
 	}
+	if withAccessLog {
+		code, _, metrics := httpDo(t, "GET", ts.URL+"/metrics", "", nil)
+		if code != 200 || !strings.Contains(string(metrics), "ferry_access_log_dropped_total 0") {
+			t.Errorf("/metrics: %d, want ferry_access_log_dropped_total 0", code)
+		}
+	}
 	ts.stop() // drained: the access log is written and closed
 
 	logBuf.mu.Lock()
@@ -149,8 +155,8 @@ func checkRequestLogLines(t *testing.T, withAccessLog bool) {
 		t.Fatal(err)
 	}
 	access := jsonLines(t, "access log", string(data))
-	if len(access) != 3 {
-		t.Fatalf("access log has %d lines, want 3:\n%s", len(access), data)
+	if len(access) != 4 { // and GET /metrics
+		t.Fatalf("access log has %d lines, want 4:\n%s", len(access), data)
 	}
 	line := lineWith(t, "access log", access, "request_id", "rest-ok")
 	wantFields(t, "access line of rest-ok", line, "protocol", "http", "method", "POST", "route", "POST /v2/models/{model}/infer",

@@ -297,6 +297,10 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	adm.register(reg)
 	registerResident(reg, cfg.onDemand, s.repo)
 	registerStore(reg, store)
+	if s.access, err = openAccessLog(cfg.accessLog); err != nil {
+		return nil, err
+	}
+	s.access.register(reg) // accesslog.go
 	if s.plat != nil {
 		s.plat.register(reg)
 	}
@@ -310,9 +314,6 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	}
 	sec, err := newSecurity(context.Background(), cfg, s.plat.registry(), log) // security.go
 	if err != nil {
-		return nil, err
-	}
-	if s.access, err = openAccessLog(cfg.accessLog); err != nil {
 		return nil, err
 	}
 	root := httpRoot(v2, metricsHandler, api, cfg.moreRoutes, cfg.limits, httpLog, s.access, sec.httpLayers()...) // routes.go

@@ -1,18 +1,15 @@
 package main
 
 import (
-	"encoding/binary"
 	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"math"
 	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"testing"
 
-	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/monitor/tracing"
 )
 
@@ -66,13 +63,7 @@ func BenchmarkTracingCost(b *testing.B) {
 		vsCompare(b, vsRESTSide(b, "traced", on.URL+path, body), vsRESTSide(b, "untraced", off.URL+path, body))
 	})
 	b.Run("grpc", func(b *testing.B) {
-		raw := make([]byte, 0, 4*vsElems)
-		for _, v := range vsValues() {
-			raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(v))
-		}
-		req := &inference.ModelInferRequest{ModelName: "identity_fp32", Id: "1",
-			Inputs:           []*inference.ModelInferRequest_InferInputTensor{{Name: "INPUT0", Datatype: "FP32", Shape: []int64{1, vsElems}}},
-			RawInputContents: [][]byte{raw}}
+		req := vsGRPCRequest()
 		vsCompare(b, vsGRPCSide(b, "traced", on.grpcLn.Addr().String(), req), vsGRPCSide(b, "untraced", off.grpcLn.Addr().String(), req))
 	})
 }
