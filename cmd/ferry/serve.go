@@ -277,7 +277,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		return nil, err
 	}
 	rc := newResponseCache(cfg.cacheSize)
-	s.trace = settings.NewTrace(settings.DefaultTrace())
+	s.trace = settings.NewTrace(traceDefaults()) // tracing.go
 	s.routes = new(router.Table)
 	taps := []core.Tap{m}
 	if cfg.platform.enabled() {

@@ -9,6 +9,7 @@ import (
 	"google.golang.org/grpc"
 
 	"github.com/ferryml/ferry/internal/monitor/tracing"
+	"github.com/ferryml/ferry/internal/settings"
 	"github.com/ferryml/ferry/internal/transport/middleware"
 )
 
@@ -43,6 +44,18 @@ func traceHTTP(mux *http.ServeMux) middleware.Layer {
 		_, pattern := mux.Handler(r)
 		return pattern
 	})
+}
+
+// traceDefaults are the trace extension's startup settings. With OpenTelemetry on, every
+// request is offered to the OTEL_TRACES_SAMPLER (TIMESTAMPS, rate 1, no count), so that
+// /v2/trace/setting tells the truth; a client that sets trace_level OFF or a trace_rate
+// for a model (or globally) then thins core's spans further (core.Options.Trace). Off,
+// they are Triton's defaults (trace_level OFF), which then gate nothing.
+func traceDefaults() settings.TraceSetting {
+	if !tracing.Enabled() {
+		return settings.DefaultTrace()
+	}
+	return settings.TraceSetting{Level: settings.TraceTimestamps, Rate: 1, Count: -1}
 }
 
 // traceGRPC are the gRPC server's outermost interceptors (none while tracing is off).

@@ -204,3 +204,39 @@ func ensRequest(model string, a, b []int32) *inference.ModelInferRequest {
 		{Name: "IN0", Datatype: "INT32", Shape: shape}, {Name: "IN1", Datatype: "INT32", Shape: shape},
 	}, RawInputContents: [][]byte{e2eLE(a), e2eLE(b)}}
 }
+
+// TestTracingFollowsTheTraceExtension: with OpenTelemetry on, /v2/trace/setting reports
+// opentelemetry at TIMESTAMPS, rate 1; trace_level OFF for a model leaves its requests
+// without core's spans (the transport's span stays), and clearing it brings them back.
+func TestTracingFollowsTheTraceExtension(t *testing.T) {
+	rc, flush := startTestTracing(t, "grpc")
+	ts := startServer(t, exampleRepo(t))
+	code, _, b := httpDo(t, "GET", ts.URL+"/v2/trace/setting", "", nil)
+	if code != 200 || !strings.Contains(string(b), `"trace_level":["TIMESTAMPS"]`) || !strings.Contains(string(b), `"trace_rate":"1"`) ||
+		!strings.Contains(string(b), `"trace_mode":"opentelemetry"`) {
+		t.Fatalf("GET /v2/trace/setting: %d %s", code, b)
+	}
+	off, on := callerIDs(30), callerIDs(31)
+	for _, step := range []struct {
+		setting string
+		ids     traceIDs
+	}{{`{"trace_level":["OFF"]}`, off}, {`{"trace_level":null}`, on}} {
+		if code, _, b := httpDo(t, "POST", ts.URL+"/v2/models/simple/trace/setting", "application/json", strings.NewReader(step.setting)); code != 200 {
+			t.Fatalf("POST %s: %d %s", step.setting, code, b)
+		}
+		if code, _, b := httpDo(t, "POST", ts.URL+"/v2/models/simple/infer", "application/json", strings.NewReader(simpleBody(1)), "traceparent", step.ids.traceparent()); code != 200 {
+			t.Fatalf("infer: %d %s", code, b)
+		}
+	}
+	ts.stop()
+	flush()
+	all := rc.Spans()
+	for _, c := range []struct {
+		ids   traceIDs
+		spans int
+	}{{off, 1}, {on, 4}} { // server span alone; server, InferRequest, queue, compute
+		if got := otlptest.Filter(all, func(s otlptest.Span) bool { return s.TraceID == c.ids.trace }); len(got) != c.spans {
+			t.Errorf("trace %s: %d spans, want %d:\n%s", c.ids.trace, len(got), c.spans, otlptest.Dump(got))
+		}
+	}
+}

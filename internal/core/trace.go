@@ -40,12 +40,19 @@ const (
 // span, reaches the steps of an ensemble and the backend (a remote upstream's client
 // span is its child).
 //
+// The trace extension's settings of the model (trace_level OFF, one in trace_rate,
+// trace_count) thin these spans further; the transport's span, made before the model
+// is known, follows the OpenTelemetry sampler alone.
+//
 // A request whose transport span is not sampled gets no span of its own: the sampler is
 // parent-based by default, so its spans would not be recorded either, and skipping them
 // saves most requests the ids and allocations (its context still carries the
 // transport's ids to a remote upstream, marked unsampled).
 func (s *Server) tracedInfer(ctx context.Context, req *InferRequest) (*InferResponse, error) {
 	if sc := trace.SpanContextFromContext(ctx); sc.IsValid() && !sc.IsSampled() {
+		return s.serve(ctx, req)
+	}
+	if _, ok := s.trace.Sample(req.Model); !ok { // the trace extension's level, rate and count
 		return s.serve(ctx, req)
 	}
 	ctx, span := s.tracer.Start(ctx, SpanInfer, trace.WithAttributes(attribute.String(AttrModel, req.Model)))
