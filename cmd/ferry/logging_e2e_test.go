@@ -154,6 +154,13 @@ func checkRequestLogLines(t *testing.T, withAccessLog bool) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	checkAccessLines(t, data, len(body("rest-ok", 1)), evilID, ok, bad, grpcBad)
+}
+
+// checkAccessLines checks the access log of checkRequestLogLines' requests (and its
+// GET /metrics): rest-ok of okBytes, the forged id's failure and grpc-bad.
+func checkAccessLines(t *testing.T, data []byte, okBytes int, evilID string, ok, bad, grpcBad traceIDs) {
+	t.Helper()
 	access := jsonLines(t, "access log", string(data))
 	if len(access) != 4 { // and GET /metrics
 		t.Fatalf("access log has %d lines, want 4:\n%s", len(access), data)
@@ -161,7 +168,7 @@ func checkRequestLogLines(t *testing.T, withAccessLog bool) {
 	line := lineWith(t, "access log", access, "request_id", "rest-ok")
 	wantFields(t, "access line of rest-ok", line, "protocol", "http", "method", "POST", "route", "POST /v2/models/{model}/infer",
 		"status", 200.0, "model", "echo", "version", "1", "trace_id", ok.trace, "tenant", "")
-	if line["bytes_in"].(float64) != float64(len(body("rest-ok", 1))) || line["bytes_out"].(float64) <= 0 || line["duration_s"].(float64) <= 0 {
+	if line["bytes_in"].(float64) != float64(okBytes) || line["bytes_out"].(float64) <= 0 || line["duration_s"].(float64) <= 0 {
 		t.Errorf("access line sizes and duration: %v", line)
 	}
 	wantFields(t, "access line of the forged id", lineWith(t, "access log", access, "request_id", evilID), "status", 500.0, "trace_id", bad.trace)

@@ -5,6 +5,8 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 
@@ -73,5 +75,21 @@ func BenchmarkHandlerWithoutRequest(b *testing.B) {
 	ctx := context.Background()
 	for b.Loop() {
 		log.DebugContext(ctx, "not logged")
+	}
+}
+
+// BenchmarkHTTPLayers is what every REST request pays for its log fields, tracing or
+// not: the Fields layer, the tenant layer and the transport's two updates.
+func BenchmarkHTTPLayers(b *testing.B) {
+	h := HTTP(TenantHTTP(func(context.Context) string { return "" })(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f := FromContext(r.Context())
+		f.Request("1", "identity_fp32", "")
+		f.Answered("1")
+	})))
+	req := httptest.NewRequest(http.MethodPost, "/v2/models/identity_fp32/infer", nil)
+	w := httptest.NewRecorder()
+	b.ReportAllocs()
+	for b.Loop() {
+		h.ServeHTTP(w, req)
 	}
 }

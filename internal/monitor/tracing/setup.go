@@ -70,7 +70,7 @@ func Setup(ctx context.Context, serviceName, version string, log *slog.Logger) (
 	if err != nil {
 		return off, err
 	}
-	res, err := newResource(ctx, serviceName, version)
+	res, err := newResource(ctx, serviceName, version, log)
 	if err != nil {
 		_ = exp.Shutdown(ctx)
 		return off, err
@@ -151,13 +151,16 @@ func newExporter(ctx context.Context) (sdktrace.SpanExporter, string, error) {
 
 // newResource describes this process: service.name and service.version, which
 // OTEL_SERVICE_NAME and OTEL_RESOURCE_ATTRIBUTES override (later options win).
-func newResource(ctx context.Context, serviceName, version string) (*resource.Resource, error) {
+// A malformed OTEL_RESOURCE_ATTRIBUTES entry is skipped with a warning, as the SDK does.
+func newResource(ctx context.Context, serviceName, version string, log *slog.Logger) (*resource.Resource, error) {
 	res, err := resource.New(ctx,
 		resource.WithTelemetrySDK(),
 		resource.WithAttributes(attribute.String("service.name", serviceName), attribute.String("service.version", version)),
 		resource.WithFromEnv(),
 	)
-	if err != nil && !errors.Is(err, resource.ErrPartialResource) {
+	if errors.Is(err, resource.ErrPartialResource) {
+		log.Warn("tracing: part of OTEL_RESOURCE_ATTRIBUTES ignored", "err", err)
+	} else if err != nil {
 		return nil, fmt.Errorf("tracing: resource from OTEL_RESOURCE_ATTRIBUTES: %w", err)
 	}
 	return res, nil
