@@ -453,19 +453,24 @@ func BenchmarkGRPCvsBare(b *testing.B) {
 	servingGC(b)
 	ts := startServer(b, vsRepo(b))
 	bareAddr := treesBareGRPC(b)
-
-	raw := make([]byte, 0, 4*vsElems)
-	for _, v := range vsValues() {
-		raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(v))
-	}
-	req := &inference.ModelInferRequest{ModelName: "identity_fp32", Id: "1",
-		Inputs:           []*inference.ModelInferRequest_InferInputTensor{{Name: "INPUT0", Datatype: "FP32", Shape: []int64{1, vsElems}}},
-		RawInputContents: [][]byte{raw}}
+	req := vsGRPCRequest()
 	ferryAddr := ts.grpcLn.Addr().String()
 	vsCheckGRPC(b, "ferry", ferryAddr, req)
 	vsCheckGRPC(b, "bare", bareAddr, req)
 	vsCompare(b, vsGRPCSide(b, "ferry", ferryAddr, req), vsGRPCSide(b, "bare", bareAddr, req))
 	vsReportBatching(b, ts)
+}
+
+// vsGRPCRequest is the gRPC benchmarks' request: identity_fp32 with a [1,16] FP32
+// input in raw_input_contents.
+func vsGRPCRequest() *inference.ModelInferRequest {
+	raw := make([]byte, 0, 4*vsElems)
+	for _, v := range vsValues() {
+		raw = binary.LittleEndian.AppendUint32(raw, math.Float32bits(v))
+	}
+	return &inference.ModelInferRequest{ModelName: "identity_fp32", Id: "1",
+		Inputs:           []*inference.ModelInferRequest_InferInputTensor{{Name: "INPUT0", Datatype: "FP32", Shape: []int64{1, vsElems}}},
+		RawInputContents: [][]byte{raw}}
 }
 
 // servingGC runs the garbage collector of the benchmark process as `ferry serve` runs it

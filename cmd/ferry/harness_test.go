@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"flag"
@@ -116,7 +117,7 @@ func startServer(t testing.TB, repo string, opts ...serverOption) *testServer {
 	for _, o := range opts {
 		o(&cfg)
 	}
-	s, err := newServer(cfg, testRuntime, testLogger())
+	s, err := newServer(cfg, testRuntime, cmp.Or(cfg.testLog, testLogger()))
 	if err != nil {
 		t.Fatalf("newServer: %v", err)
 	}

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"log/slog"
 	"net/http"
 	"time"
@@ -9,6 +10,7 @@ import (
 	"google.golang.org/grpc/reflection"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/monitor/reqlog"
 	"github.com/ferryml/ferry/internal/transport/mgmt"
 	"github.com/ferryml/ferry/internal/transport/middleware"
 	"github.com/ferryml/ferry/internal/transport/v2grpc"
@@ -32,7 +34,10 @@ import (
 //
 // inner are layers around everything but the log and recovery (auth, security.go): they
 // see every path as the client sent it, /api/v1 included.
-func httpRoot(v2 *v2http.Handler, metrics http.Handler, api *mgmt.Handler, more map[string]http.Handler, lim core.Limits, log *slog.Logger, inner ...middleware.Layer) http.Handler {
+//
+// access logs each request (accesslog.go): outermost but for the trace's span; the
+// layer that names the request's tenant on its log lines is innermost, after auth.
+func httpRoot(v2 *v2http.Handler, metrics http.Handler, api *mgmt.Handler, more map[string]http.Handler, lim core.Limits, log *slog.Logger, access *accessLog, inner ...middleware.Layer) http.Handler {
 	mux := http.NewServeMux()
 	v2.Mount(mux)
 	mux.Handle("GET /metrics", metrics)
@@ -44,9 +49,12 @@ func httpRoot(v2 *v2http.Handler, metrics http.Handler, api *mgmt.Handler, more 
 		h = api.Intercept(h)
 	}
 	return middleware.Chain(h, append([]middleware.Layer{
+		traceHTTP(mux),              // tracing.go: the span covers every layer
+		access.httpLayer(mux),       // accesslog.go
+		reqlog.HTTP,                 // the request's ids on its log lines
 		middleware.LogRequests(log), // outside Recover: a request that panics is logged too
 		middleware.Recover(log),
-	}, inner...)...)
+	}, append(inner, reqlog.TenantHTTP(tenantOf))...)...)
 }
 
 // newHTTPServer is the http.Server of the HTTP listener, with the connection timeouts
@@ -68,15 +76,23 @@ const streamWorkers = 128
 // tools list and call the services without the .proto files, as with Triton.
 // more are options added after the V2 service's own (hardening's stream limits and
 // keepalive, auth's interceptors and TLS: hardening.go, security.go).
-func newGRPCServer(v2 *v2grpc.Server, log *slog.Logger, more ...grpc.ServerOption) *grpc.Server {
-	opts := append(v2.ServerOptions(),
+func newGRPCServer(v2 *v2grpc.Server, log *slog.Logger, access *accessLog, more ...grpc.ServerOption) *grpc.Server {
+	outer := append(append(traceGRPC(), access.grpcOptions()...), reqlog.GRPCServerOptions()...) // tracing.go, accesslog.go: outermost
+	opts := append(append(outer, v2.ServerOptions()...),
 		grpc.NumStreamWorkers(streamWorkers),
 		grpc.ChainUnaryInterceptor(middleware.LogUnary(log)),
 		grpc.ChainStreamInterceptor(middleware.LogStream(log)),
 	)
-	opts = append(opts, more...)
+	opts = append(append(opts, more...), reqlog.GRPCTenantOptions(tenantOf)...) // after auth, which names the tenant
 	gs := grpc.NewServer(opts...)
 	v2.Register(gs)
 	reflection.Register(gs)
 	return gs
+}
+
+// tenantOf is the tenant authentication found for a request (callerOf, admission.go),
+// for its log lines.
+func tenantOf(ctx context.Context) string {
+	t, _ := callerOf(ctx)
+	return t
 }

@@ -16,6 +16,8 @@ import (
 	"github.com/ferryml/ferry/internal/backend/remote"
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/monitor/metrics"
+	"github.com/ferryml/ferry/internal/monitor/reqlog"
+	"github.com/ferryml/ferry/internal/monitor/tracing"
 	"github.com/ferryml/ferry/internal/platform/gctune"
 	"github.com/ferryml/ferry/internal/platform/threadprio"
 	"github.com/ferryml/ferry/internal/repository"
@@ -72,6 +74,7 @@ type serveConfig struct {
 	security    securityConfig   // security.go: auth and TLS
 	hardening   hardeningConfig  // hardening.go: uploads, interpreters, outbound addresses, body limits
 	monitoring  monitoringConfig // monitoring.go: inference log, drift, feedback, alerts
+	accessLog   accessLogConfig  // accesslog.go: --access-log
 	// inferenceFirst moves request handling to SCHED_BATCH (see threadprio).
 	inferenceFirst bool
 
@@ -79,6 +82,9 @@ type serveConfig struct {
 	modelCacheDir string
 	storeStall    time.Duration // how long a store download may wait for its next bytes
 	store         storeEnv
+
+	// testLog, when set, is the log a test server writes to (harness_test.go).
+	testLog *slog.Logger
 
 	// level is the level the log's handler reads (newLogger); the logging extension
 	// changes it (logging.go). nil: a level no handler reads (tests with their own logger).
@@ -98,6 +104,11 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 				return err
 			}
 			cfg.level = level
+			stopTracing, err := startTracing(cmd.Context(), log) // tracing.go
+			if err != nil {
+				return err
+			}
+			defer stopTracing() // after Run: the server has drained
 			if cfg.inferenceFirst {
 				// Before the runtime and its sessions exist: threads started later inherit
 				// the class, and inference threads are put in front explicitly.
@@ -155,6 +166,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	cfg.security.addFlags(f)
 	cfg.hardening.addFlags(f)
 	cfg.monitoring.addFlags(f)
+	cfg.accessLog.addFlags(f)
 	cfg.addTritonFlags(f)
 	_ = cmd.MarkFlagRequired("model-repository")
 	return cmd
@@ -210,9 +222,9 @@ func newLogger(format, level string, w io.Writer) (*slog.Logger, *slog.LevelVar,
 	}
 	switch format {
 	case "json":
-		return slog.New(slog.NewJSONHandler(w, opts)), lv, nil
+		return slog.New(reqlog.Handler(slog.NewJSONHandler(w, opts))), lv, nil // a request's lines carry its ids
 	case "text":
-		return slog.New(slog.NewTextHandler(w, opts)), lv, nil
+		return slog.New(reqlog.Handler(slog.NewTextHandler(w, opts))), lv, nil
 	}
 	return nil, nil, fmt.Errorf("--log-format %q: want json or text", format)
 }
@@ -237,6 +249,7 @@ type server struct {
 	// metricsLn and metricsSrv serve /metrics alone when --metrics-port is set (tritonflags.go).
 	metricsLn  net.Listener
 	metricsSrv *http.Server
+	access     *accessLog // --access-log (accesslog.go); off when its log is nil
 }
 
 func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, error) {
@@ -267,7 +280,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		return nil, err
 	}
 	rc := newResponseCache(cfg.cacheSize)
-	s.trace = settings.NewTrace(settings.DefaultTrace())
+	s.trace = settings.NewTrace(traceDefaults()) // tracing.go
 	s.routes = new(router.Table)
 	taps := []core.Tap{m}
 	if cfg.platform.enabled() {
@@ -283,7 +296,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	adm := cfg.admission.build(log.With("component", "admission")) // admission.go
 	s.core = core.New(core.Options{Name: "ferry", Version: version, Repository: s.repo, Limits: cfg.limits, Routes: s.routes,
 		Logger: log.With("component", "core"), Observer: m, Taps: taps, StrictReadiness: cfg.strictReady, Cache: coreCache(rc),
-		Trace: s.trace, Log: logSettings(cfg.level), Admission: adm.core(), CallerOf: callerOf})
+		Trace: s.trace, Log: logSettings(cfg.level), Admission: adm.core(), CallerOf: callerOf, Tracer: tracing.Tracer()})
 
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(m, metrics.Upstreams(upstreamStats(rb)), metrics.ShadowsDropped(s.core.ShadowsDropped), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -291,6 +304,10 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	adm.register(reg)
 	registerResident(reg, cfg.onDemand, s.repo)
 	registerStore(reg, store)
+	if s.access, err = openAccessLog(cfg.accessLog); err != nil {
+		return nil, err
+	}
+	s.access.register(reg) // accesslog.go
 	if s.plat != nil {
 		s.plat.register(reg)
 	}
@@ -309,10 +326,10 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	if err != nil {
 		return nil, err
 	}
-	root := httpRoot(v2, metricsHandler, api, cfg.moreRoutes, cfg.limits, httpLog, sec.httpLayers()...) // routes.go
-	s.http = cfg.hardening.httpServer(newHTTPServer(cfg.hardening.wrapHTTP(root)))                      // hardening.go
+	root := httpRoot(v2, metricsHandler, api, cfg.moreRoutes, cfg.limits, httpLog, s.access, sec.httpLayers()...) // routes.go
+	s.http = cfg.hardening.httpServer(newHTTPServer(cfg.hardening.wrapHTTP(root)))                                // hardening.go
 	s.grpcAPI = v2grpc.New(s.core, v2grpc.Options{Logger: grpcLog, Limits: cfg.limits, SharedMemory: s.shm})
-	s.grpc = newGRPCServer(s.grpcAPI, grpcLog, append(cfg.hardening.grpcOptions(), sec.grpcOptions()...)...)
+	s.grpc = newGRPCServer(s.grpcAPI, grpcLog, s.access, append(cfg.hardening.grpcOptions(), sec.grpcOptions()...)...)
 	if s.httpLn, err = net.Listen("tcp", cfg.bindAddr(cfg.httpAddr, cfg.httpPort)); err != nil {
 		return nil, fmt.Errorf("http listener: %w", err)
 	}
@@ -336,6 +353,7 @@ func (s *server) Run(ctx context.Context) error {
 	s.log.Info("listening", "http", s.httpLn.Addr().String(), "grpc", s.grpcLn.Addr().String(), "metrics", s.metricsAddr(), "repository", s.cfg.repository)
 	gctx, cancel := context.WithCancel(ctx)
 	defer cancel()
+	s.access.start() // accesslog.go: finished below, once the transports have drained
 	var g oklog.Group
 	g.Add(func() error { <-gctx.Done(); return nil }, func(error) { cancel() })
 	if s.cfg.pprofAddr != "" {
@@ -395,6 +413,9 @@ func (s *server) Run(ctx context.Context) error {
 		s.log.Warn("monitoring did not close cleanly", "err", merr)
 	}
 	mdone()
+	if aerr := s.access.finish(); aerr != nil {
+		s.log.Warn("access log incomplete", "err", aerr)
+	}
 	closeSharedMemory(s.shm, s.log) // the transports have stopped: no request holds a region
 	if cerr := s.repo.Close(); cerr != nil {
 		s.log.Warn("unload failed", "err", cerr)

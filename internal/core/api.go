@@ -4,6 +4,8 @@ import (
 	"context"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/router"
 	"github.com/ferryml/ferry/internal/settings"
@@ -68,6 +70,7 @@ type InferRequest struct {
 	route  router.Route // how Infer chose the version, for the taps
 	mirror *shadowCopy  // set on a shadow copy
 	step   bool         // an ensemble's step: admitted with its ensemble
+	span   trace.Span   // the request's InferRequest span while it records (trace.go)
 }
 
 // OutputParameters are the parameters the request gave its output name (nil if it

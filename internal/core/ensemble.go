@@ -140,7 +140,9 @@ func (e *ensembleRun) runStep(ctx context.Context, i int, in []*tensor.Tensor) s
 	for _, k := range sortedStrings(st.GetOutputMap()) {
 		sreq.Outputs = append(sreq.Outputs, RequestedOutput{Name: k})
 	}
+	ctx, end := e.s.startStep(ctx, i, sreq.Model) // trace.go
 	resp, err := e.s.Infer(ctx, sreq)
+	end(err)
 	if err != nil {
 		return stepResult{i: i, err: e.stepError(i, err)}
 	}

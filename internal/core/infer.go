@@ -16,11 +16,20 @@ import (
 // it names none, on the version its endpoint's routing policy picks (route.go); a
 // shadow copy, when the policy samples one, runs after the answer (shadow.go).
 func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, error) {
+	if s.tracer != nil {
+		return s.tracedInfer(ctx, req) // trace.go
+	}
+	return s.serve(ctx, req)
+}
+
+// serve is Infer, within the request's span when it is traced.
+func (s *Server) serve(ctx context.Context, req *InferRequest) (*InferResponse, error) {
 	start := time.Now()
 	version, route, shadow, err := s.route(req)
 	if err != nil {
 		return nil, err
 	}
+	traceRoute(req, version, route, shadow)
 	if err := CheckModelName(req.Model); err != nil {
 		return nil, err
 	}
@@ -79,6 +88,7 @@ func (s *Server) run(ctx context.Context, l *Lease, req *InferRequest, start tim
 	if hit != nil {
 		return hit, nil
 	}
+	submitted := submitTime(req) // trace.go
 	res, err := l.Scheduler.Submit(ctx, sreq)
 	if err != nil {
 		if errors.Is(ctx.Err(), context.DeadlineExceeded) {
@@ -94,7 +104,7 @@ func (s *Server) run(ctx context.Context, l *Lease, req *InferRequest, start tim
 		return fail(err)
 	}
 	s.cachePut(l, cached, resp)
-	s.finish(l, req, resp, outcome{items: items, start: start, total: time.Since(start), timing: res.Timing})
+	s.finish(l, req, resp, outcome{items: items, start: start, total: time.Since(start), timing: res.Timing, submitted: submitted})
 	return resp, nil
 }
 
@@ -143,6 +153,7 @@ func (s *Server) finish(l *Lease, req *InferRequest, resp *InferResponse, o outc
 	} else {
 		s.stats.record(l.Model, l.Version, o.err == nil, o.items, o.timing, o.total)
 	}
+	s.traceOutcome(l, req, o)
 	s.tapped(l, req, resp, o)
 }
 

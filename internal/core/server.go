@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync/atomic"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/router"
 	"github.com/ferryml/ferry/internal/settings"
@@ -50,6 +52,10 @@ type Options struct {
 	// (explain.go), such as the drift baseline's sample; nil, or no rows: a request
 	// without its own "background" is explained against a row of zeros.
 	Background func(model, version string) [][]float64
+	// Tracer, when set, records each request as an InferRequest span with queue and
+	// compute spans under it, a span per ensemble step and the routing decision as an
+	// event (trace.go); nil: no spans, and no cost.
+	Tracer trace.Tracer
 }
 
 // Server is the in-process serving API every transport calls.
@@ -72,6 +78,7 @@ type Server struct {
 	admission     Admission // nil: every request is admitted
 	callerOf      func(context.Context) (tenant, key string)
 	background    func(model, version string) [][]float64 // nil: none
+	tracer        trace.Tracer                            // nil: requests are not traced
 }
 
 // Extensions Ferry implements, as GET /v2 lists them, with Triton's names; a test probes
@@ -104,7 +111,8 @@ func New(opts Options) *Server {
 	}
 	return &Server{name: opts.Name, version: opts.Version, repo: opts.Repository, limits: opts.Limits,
 		log: opts.Logger, obs: opts.Observer, taps: opts.Taps, stats: newStatsTable(), routes: opts.Routes, mirror: shadows{slots: make(chan struct{}, shadowSlots)}, cache: opts.Cache, strict: opts.StrictReadiness,
-		trace: opts.Trace, logs: opts.Log, admission: opts.Admission, callerOf: opts.CallerOf, background: opts.Background}
+		trace: opts.Trace, logs: opts.Log, admission: opts.Admission, callerOf: opts.CallerOf, background: opts.Background,
+		tracer: opts.Tracer}
 }
 
 // Live reports whether the process serves at all; it always does while it runs.

@@ -104,5 +104,7 @@ type outcome struct {
 	timing scheduler.Timing
 	cached bool
 	lookup time.Duration // with cached: the cache lookup's time
-	err    error
+	// submitted is when a traced request went to the scheduler (zero otherwise).
+	submitted time.Time
+	err       error
 }

@@ -289,7 +289,7 @@ func (m *GRPCModel) Infer(ctx context.Context, r *Request) (*Response, error) {
 func (m *GRPCModel) Send(ctx context.Context, req *inference.ModelInferRequest) (*Response, error) {
 	ctx, cancel := m.c.bound(ctx)
 	defer cancel()
-	resp, err := m.c.api.ModelInfer(ctx, req)
+	resp, err := m.c.api.ModelInfer(injectMetadata(ctx), req) // trace.go
 	if err != nil {
 		return nil, grpcError(err)
 	}

@@ -351,6 +351,7 @@ func (m *RESTModel) post(ctx context.Context, b Body) (*http.Response, error) {
 	for k, v := range b.header {
 		req.Header.Set(k, v)
 	}
+	injectHeader(ctx, req.Header) // trace.go
 	if dl, ok := ctx.Deadline(); ok {
 		// The time left, so that an upstream Ferry gives up when its caller has (gRPC
 		// carries the deadline itself, as grpc-timeout).

@@ -151,8 +151,12 @@ func (u *upstream) start(ctx context.Context, send sender, results chan<- tryRes
 	go func() {
 		tctx, cancel := context.WithTimeout(ctx, u.o.Timeout)
 		defer cancel()
+		tctx, end := u.startTry(tctx) // trace.go
 		began := u.now()
 		outs, err := send(tctx)
+		if end != nil {
+			end(err)
+		}
 		took := u.now().Sub(began)
 		o := classify(err)
 		msg := ""

@@ -45,7 +45,7 @@ func Recover(log *slog.Logger) Layer {
 						panic(v)
 					}
 					err := fmt.Errorf("internal error: %v", v)
-					log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", http.StatusInternalServerError, "err", err)
+					log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", http.StatusInternalServerError, "err", err)
 					// The handler may have announced an encoding, or the V2 binary
 					// extension's header length, for a body it never wrote.
 					w.Header().Del("Content-Encoding")

@@ -44,12 +44,18 @@ func codeOf(err error) codes.Code {
 // error's text unchanged, so core's wording (Triton's "Request for unknown model: ...")
 // reaches clients that match on it. Server faults are logged: they are lost work.
 func (s *Server) statusError(err error) error {
+	return s.statusErrorContext(context.Background(), err)
+}
+
+// statusErrorContext is statusError logging with the request's context, so the line
+// carries the request's ids (package reqlog).
+func (s *Server) statusErrorContext(ctx context.Context, err error) error {
 	if err == nil {
 		return nil
 	}
 	code := codeOf(err)
 	if code == codes.Internal || code == codes.Unknown {
-		s.log.Error("grpc request failed", "err", err)
+		s.log.ErrorContext(ctx, "grpc request failed", "err", err)
 	}
 	if st, ok := status.FromError(err); ok && st.Code() == code {
 		return st.Err()

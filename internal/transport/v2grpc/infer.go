@@ -14,6 +14,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/inference"
+	"github.com/ferryml/ferry/internal/monitor/reqlog"
 	"github.com/ferryml/ferry/internal/shm"
 )
 
@@ -26,7 +27,7 @@ const streamWindow = 64
 func (s *Server) ModelInfer(ctx context.Context, req *inference.ModelInferRequest) (*inference.ModelInferResponse, error) {
 	res, err := s.infer(ctx, req)
 	if err != nil {
-		return nil, s.statusError(err)
+		return nil, s.statusErrorContext(ctx, err)
 	}
 	return res, nil
 }
@@ -45,10 +46,13 @@ func (s *Server) infer(ctx context.Context, req *inference.ModelInferRequest) (*
 		creq.Header = mdHeader(md) // routes may match or hash a metadata key
 	}
 	shmInputs := sharedBuffers(req, creq) // taken before core can touch the inputs
+	fields := reqlog.FromContext(ctx)     // what the log's lines for this request carry
+	fields.Request(req.GetId(), req.GetModelName(), req.GetModelVersion())
 	cres, err := s.core.Infer(ctx, creq)
 	if err != nil {
 		return nil, err
 	}
+	fields.Answered(cres.Version)
 	shared, err := s.shm.WriteOutputs(cres.Outputs, creq.OutputParameters)
 	if err != nil {
 		return nil, err
@@ -168,7 +172,7 @@ func (s *Server) streamOne(ctx context.Context, req *inference.ModelInferRequest
 	res, err := s.infer(ctx, req)
 	if err != nil {
 		if c := codeOf(err); c == codes.Internal || c == codes.Unknown { // lost work
-			s.log.Error("grpc stream request failed", "model", req.GetModelName(), "err", err)
+			s.log.ErrorContext(ctx, "grpc stream request failed", "model", req.GetModelName(), "err", err)
 		}
 		return &inference.ModelStreamInferResponse{
 			ErrorMessage:  err.Error(),

@@ -52,9 +52,9 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	status := statusOf(err)
 	switch {
 	case status == statusClientClosed:
-		h.log.Info("request cancelled by the client", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		h.log.InfoContext(r.Context(), "request cancelled by the client", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	case status >= http.StatusInternalServerError && status != http.StatusServiceUnavailable:
-		h.log.Error("request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
+		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
 	body, _ := marshalJSON(errorBody{Error: err.Error()})
 	hd := w.Header()

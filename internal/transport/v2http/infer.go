@@ -8,6 +8,7 @@ import (
 	"strconv"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/monitor/reqlog"
 	"github.com/ferryml/ferry/internal/shm"
 	"github.com/ferryml/ferry/internal/tensor"
 )
@@ -22,7 +23,13 @@ func (h *Handler) infer(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
+	// What the log's lines for this request carry (reqlog).
+	fields := reqlog.FromContext(r.Context())
+	fields.Request(req.ID, req.Model, req.Version)
 	resp, err := h.core.Infer(r.Context(), req)
+	if err == nil {
+		fields.Answered(resp.Version)
+	}
 	var shared map[string]shm.Ref
 	if err == nil {
 		shared, err = h.shm.WriteOutputs(resp.Outputs, req.OutputParameters)
@@ -136,7 +143,7 @@ func (h *Handler) writeInferResponse(w http.ResponseWriter, r *http.Request, enc
 		err = closer.Close()
 	}
 	if err != nil {
-		h.log.Debug("writing infer response", "path", r.URL.Path, "err", err) // the client went away
+		h.log.DebugContext(r.Context(), "writing infer response", "path", r.URL.Path, "err", err) // the client went away
 	}
 }
 
