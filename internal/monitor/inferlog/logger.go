@@ -202,34 +202,58 @@ func (l *Logger) put(c *capture) { l.pool.Put(c) }
 // (1024 per ms by default).
 const dispatchEvery = time.Millisecond
 
+// idleTicks is how many empty polls in a row (100 ms) send the dispatcher to sleep on
+// the queue: an idle server should not wake a thousand times a second, and the first
+// request after a lull pays the one wake-up.
+const idleTicks = 100
+
 // dispatch encodes each capture once and offers it to every sink; it exits when Close
 // closes the queue, after closing the sinks' queues.
 func (l *Logger) dispatch() {
 	defer close(l.dispatched)
+	defer func() {
+		for _, s := range l.sinks {
+			close(s.queue)
+		}
+	}()
 	t := time.NewTicker(dispatchEvery)
 	defer t.Stop()
-	for {
-		if !l.drain() {
-			for _, s := range l.sinks {
-				close(s.queue)
-			}
+	for idle := 0; ; {
+		n, open := l.drain()
+		if !open {
 			return
 		}
-		<-t.C
+		if idle = idle + 1; n > 0 {
+			idle = 0
+		}
+		if idle < idleTicks {
+			<-t.C
+			continue
+		}
+		t.Stop()
+		c, ok := <-l.queue
+		if !ok {
+			return
+		}
+		l.fan(c)
+		idle = 0
+		t.Reset(dispatchEvery)
 	}
 }
 
-// drain fans out every queued capture; false once the queue is closed.
-func (l *Logger) drain() bool {
+// drain fans out every queued capture and says how many; open is false once the
+// queue is closed.
+func (l *Logger) drain() (n int, open bool) {
 	for {
 		select {
 		case c, ok := <-l.queue:
 			if !ok {
-				return false
+				return n, false
 			}
 			l.fan(c)
+			n++
 		default:
-			return true
+			return n, true
 		}
 	}
 }
