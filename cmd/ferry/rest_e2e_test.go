@@ -1011,7 +1011,7 @@ func restBadRequestsKeepServing(t *testing.T, ts *testServer) {
 			400, []string{"classification"}},
 		{"unsupported Content-Encoding", infer, good, []string{"Content-Encoding", "br"}, 400, []string{"Content-Encoding"}},
 		{"GET on infer", infer, "", nil, 405, []string{"POST"}},
-		{"no such endpoint", "/v2/models/simple/explain", good, nil, 404, []string{"no such endpoint"}},
+		{"no such endpoint", "/v2/models/simple/predict", good, nil, 404, []string{"no such endpoint"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			method := "POST"

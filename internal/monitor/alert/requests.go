@@ -144,7 +144,7 @@ func (r *Requests) valueAt(now time.Time, model, metric string, window time.Dura
 	if s == nil {
 		return 0, false
 	}
-	secs := int64(min(max(window/time.Second, 1), time.Duration(len(s.slots))))
+	secs := int64(min(max(window/time.Second, 1), time.Duration(len(s.slots)-1)))
 	total, errs, lat := s.sum(now.Unix(), secs)
 	switch {
 	case metric == "requests":
@@ -167,10 +167,14 @@ func (r *Requests) valueAt(now time.Time, model, metric string, window time.Dura
 }
 
 // sum adds the slots of the secs seconds up to now.
+// sum adds the slots of the second now is in and the secs whole seconds before it: a
+// window that read only whole seconds back from now would hold nothing for an instant
+// after every second starts, and an alert over it would resolve and fire again each
+// second under steady traffic.
 func (s *series) sum(now, secs int64) (total, errs uint64, lat [latBuckets]uint64) {
 	for i := range s.slots {
 		sl := &s.slots[i]
-		if sec := sl.sec.Load(); sec > now || sec <= now-secs {
+		if sec := sl.sec.Load(); sec > now || sec < now-secs {
 			continue
 		}
 		total += sl.total.Load()

@@ -1,0 +1,133 @@
+package main
+
+import (
+	"context"
+	"encoding/binary"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferryml/ferry/internal/monitor/tracing"
+	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2client"
+	"github.com/ferryml/ferry/tools/onnxgen"
+)
+
+// BenchmarkMonitoring is issue 18's overhead figure: two Ferry servers in one process,
+// the vsBare way (alternating slices, ratios per round). "watched" logs 100% of requests
+// to local JSON-lines files, watches every input and output feature of both models for
+// drift (the baseline is its first 1000 rows, then windows of 1000) and traces 10% of
+// requests (OTLP/HTTP to a sink that discards them); "plain" has none of them. Both
+// serve identity_fp32 (16 floats in and out) and the mlp example (256 features in, 10
+// out, dynamic batching):
+//
+//	go test -run=NONE -bench=Monitoring -benchtime=1x ./cmd/ferry/
+func BenchmarkMonitoring(b *testing.B) {
+	if testing.Short() {
+		b.Skip("throughput comparison; not run with -short")
+	}
+	servingGC(b)
+	repo := monitoringBenchRepo(b)
+	plain := startServer(b, repo) // built before tracing is on: no tracer, no layers
+	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		_, _ = io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "application/x-protobuf")
+	}))
+	b.Cleanup(sink.Close)
+	for k, v := range map[string]string{"OTEL_EXPORTER_OTLP_ENDPOINT": sink.URL, "OTEL_EXPORTER_OTLP_PROTOCOL": "http/protobuf",
+		"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"} {
+		b.Setenv(k, v)
+	}
+	stop, err := startTracing(b.Context(), testLogger())
+	if err != nil || !tracing.Enabled() {
+		b.Fatalf("tracing: %v (enabled %v)", err, tracing.Enabled())
+	}
+	b.Cleanup(stop)
+	dir := b.TempDir()
+	cfg := fmt.Sprintf(`inference_log: {dir: %s, sample: 1.0}
+drift:
+  window: {count: 1000}
+  models:
+    identity_fp32: {reference_window: {count: 1000}}
+    mlp: {reference_window: {count: 1000}}
+`, filepath.Join(dir, "log"))
+	file := filepath.Join(dir, "monitoring.yaml")
+	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
+		b.Fatal(err)
+	}
+	watched := startServer(b, repo, withMonitoring(file))
+	for _, model := range []string{"identity_fp32", "mlp"} {
+		req := monitoringBenchRequest(model)
+		for _, proto := range []string{"rest", "grpc"} {
+			b.Run(model+"/"+proto, func(b *testing.B) {
+				vsCompare(b, requestSide("watched", watched.v2(proto, model, ""), req), requestSide("plain", plain.v2(proto, model, ""), req))
+			})
+		}
+	}
+	b.StopTimer()
+	for _, model := range []string{"identity_fp32", "mlp"} {
+		rep, err := watched.mon.drift.Report(model)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Logf("%s: drift over %d features, %d windows' rows (%d dropped), state %d bytes", model, rep.Evaluated, rep.Rows, rep.Dropped, watched.mon.drift.StateBytes(model))
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), vsFlushTimeout)
+	defer cancel()
+	if err := watched.mon.log.Close(ctx); err != nil {
+		b.Fatal(err)
+	}
+	_, _, metrics := httpDo(b, http.MethodGet, watched.URL+"/metrics", "", nil)
+	for _, line := range strings.Split(string(metrics), "\n") {
+		if strings.HasPrefix(line, "ferry_inference_log_") || strings.HasPrefix(line, "ferry_drift_rows_dropped_total") {
+			b.Log(line)
+		}
+	}
+}
+
+// vsFlushTimeout bounds the inference log's flush after the benchmark.
+const vsFlushTimeout = 30_000_000_000 // 30s
+
+// monitoringBenchRepo holds identity_fp32 (auto-completed, as vsRepo) and the mlp
+// example with its config (examples/models/mlp).
+func monitoringBenchRepo(b *testing.B) string {
+	repo := vsRepo(b)
+	writeModel(b, repo, "mlp", 1, onnxgen.MLP(1), `name: "mlp"
+platform: "onnxruntime_onnx"
+max_batch_size: 64
+input [ { name: "input" data_type: TYPE_FP32 dims: [ 256 ] } ]
+output [ { name: "output" data_type: TYPE_FP32 dims: [ 10 ] } ]
+instance_group [ { count: 1 kind: KIND_CPU } ]
+dynamic_batching { max_queue_delay_microseconds: 2000 }
+`)
+	return repo
+}
+
+// monitoringBenchRequest is one row of varying values for the model.
+func monitoringBenchRequest(model string) *v2client.Request {
+	name, n := "INPUT0", vsElems
+	if model == "mlp" {
+		name, n = "input", 256
+	}
+	data := make([]byte, 0, 4*n)
+	for i := range n {
+		data = binary.LittleEndian.AppendUint32(data, math.Float32bits(float32(i%17)/17))
+	}
+	return &v2client.Request{ID: "bench", Inputs: []*tensor.Tensor{{Name: name, DType: tensor.FP32, Shape: tensor.Shape{1, int64(n)}, Data: data}}}
+}
+
+// requestSide sends req through m from every client goroutine.
+func requestSide(name string, m v2model, req *v2client.Request) vsSide {
+	return vsSide{name: name, newWorker: func() vsWorker {
+		return func(ctx context.Context) error {
+			_, err := m.Infer(ctx, req)
+			return err
+		}
+	}}
+}
