@@ -25,6 +25,7 @@ type capture struct {
 	errMsg   string
 	failed   bool
 	trunc    bool
+	raw      bool // numeric data as base64 of its bytes (Config.TensorData "binary")
 	sample   float64
 	inputs   []tensorCap
 	outputs  []tensorCap
@@ -62,6 +63,7 @@ func (c *capture) release() {
 type capturer struct {
 	maxBytes int
 	redact   map[string]struct{}
+	raw      bool
 }
 
 // fill copies r into c. Sizes are computed first so the arena grows at most once and
@@ -70,7 +72,7 @@ func (cp *capturer) fill(c *capture, r *core.Record) {
 	c.start, c.latency = r.Start, r.Total
 	c.model, c.version, c.clientID, c.route = r.Model, r.Version, r.ID, r.Route
 	c.traceID = traceID(r.TraceParent)
-	c.failed, c.errMsg, c.trunc = r.Err != nil, "", false
+	c.failed, c.errMsg, c.trunc, c.raw = r.Err != nil, "", false, cp.raw
 	if r.Err != nil {
 		c.errMsg = r.Err.Error()
 	}

@@ -155,7 +155,7 @@ func appendV2Request(b []byte, c *capture) []byte {
 		b = append(b, ',')
 	}
 	b = append(b, `"inputs":`...)
-	b = appendTensors(b, c, c.inputs)
+	b = appendTensors(b, c, c.inputs, false)
 	return append(b, '}')
 }
 
@@ -170,7 +170,7 @@ func appendV2Response(b []byte, c *capture) []byte {
 		b = v2json.AppendString(b, c.clientID)
 	}
 	b = append(b, `,"outputs":`...)
-	b = appendTensors(b, c, c.outputs)
+	b = appendTensors(b, c, c.outputs, false)
 	return append(b, '}')
 }
 

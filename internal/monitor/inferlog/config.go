@@ -24,6 +24,11 @@ type Config struct {
 	// Buffer is the capacity of each queue (the capture queue and each sink's), in
 	// entries. Default 1024. Memory is bounded by about (1 + sinks) × Buffer entries.
 	Buffer int `json:"buffer,omitempty"`
+	// TensorData is how the files and Kafka carry numeric tensor data: "binary"
+	// (default: base64 of the little-endian bytes, "data_b64", cheap to write; Query,
+	// ferry logs and the API answer V2 JSON numbers) or "json" (V2 JSON arrays, "data").
+	// BYTES tensors are always JSON strings; the CloudEvents sink always sends V2 JSON.
+	TensorData string `json:"tensor_data,omitempty"`
 	// Models limits the log to these models; empty logs every model.
 	Models []string `json:"models,omitempty"`
 
@@ -76,6 +81,12 @@ const (
 	DefaultHTTPConcurrency = 4
 )
 
+// Encodings of numeric tensor data in the files and Kafka (Config.TensorData).
+const (
+	TensorDataBinary = "binary"
+	TensorDataJSON   = "json"
+)
+
 // Formats of the file sink.
 const (
 	FormatJSONL   = "jsonl"
@@ -92,6 +103,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Buffer == 0 {
 		c.Buffer = DefaultBuffer
+	}
+	if c.TensorData == "" {
+		c.TensorData = TensorDataBinary
 	}
 	if c.Format == "" {
 		c.Format = FormatJSONL
@@ -141,6 +155,9 @@ func (c Config) Validate() error {
 	}
 	if c.Format != "" && c.Format != FormatJSONL && c.Format != FormatParquet {
 		bad("format: want %q or %q, got %q", FormatJSONL, FormatParquet, c.Format)
+	}
+	if c.TensorData != "" && c.TensorData != TensorDataBinary && c.TensorData != TensorDataJSON {
+		bad("tensor_data: want %q or %q, got %q", TensorDataBinary, TensorDataJSON, c.TensorData)
 	}
 	if c.MaxFileBytes < 0 {
 		bad("max_file_bytes: must be > 0, got %d", c.MaxFileBytes)

@@ -98,7 +98,7 @@ func openSinks(cfg Config, log *slog.Logger) ([]sink, *fileSink, error) {
 // newLogger starts the dispatcher and one runner per sink.
 func newLogger(cfg Config, log *slog.Logger, files *fileSink, sinks []sink) *Logger {
 	l := &Logger{cfg: cfg, log: log, files: files, queue: make(chan *capture, cfg.Buffer), dispatched: make(chan struct{})}
-	l.cp = capturer{maxBytes: cfg.MaxPayloadBytes, redact: set(cfg.Redact)}
+	l.cp = capturer{maxBytes: cfg.MaxPayloadBytes, redact: set(cfg.Redact), raw: cfg.TensorData == TensorDataBinary}
 	if len(cfg.Models) > 0 {
 		l.models = set(cfg.Models)
 	}

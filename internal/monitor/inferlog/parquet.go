@@ -56,9 +56,9 @@ func newParquetWriter(f *os.File) *parquetWriter {
 
 func (p *parquetWriter) write(c *capture) error {
 	r := &p.row[0]
-	p.buf = appendTensors(p.buf[:0], c, c.inputs)
+	p.buf = appendTensors(p.buf[:0], c, c.inputs, false)
 	in := string(p.buf)
-	p.buf = appendTensors(p.buf[:0], c, c.outputs)
+	p.buf = appendTensors(p.buf[:0], c, c.outputs, false)
 	*r = parquetRow{RequestID: string(c.reqID[:]), ClientRequestID: c.clientID, TraceID: c.traceID,
 		TimestampNanos: c.start.UnixNano(), Model: c.model, Version: c.version, Route: c.route,
 		Status: statusOK, Error: c.errMsg, LatencySeconds: c.latency.Seconds(), SamplingFraction: c.sample,

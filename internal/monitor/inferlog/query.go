@@ -15,6 +15,8 @@ import (
 	"sort"
 	"strings"
 	"time"
+
+	"github.com/ferryml/ferry/internal/tensor"
 )
 
 // Entry is one logged request as the sinks write it (the JSON line's fields).
@@ -46,6 +48,28 @@ type Tensor struct {
 	Shape     []int64         `json:"shape"`
 	Data      json.RawMessage `json:"data"`
 	Truncated bool            `json:"truncated,omitempty"`
+	// DataB64 is how the files (and Kafka) carry numeric data with tensor_data
+	// "binary": base64 of its little-endian bytes. Query turns it into Data.
+	DataB64 []byte `json:"data_b64,omitempty"`
+}
+
+// expand turns the entry's binary tensor data into V2 JSON arrays.
+func (e *Entry) expand() {
+	for _, ts := range [2][]Tensor{e.Inputs, e.Outputs} {
+		for i := range ts {
+			t := &ts[i]
+			if t.DataB64 == nil {
+				continue
+			}
+			dt, err := tensor.ParseDType(t.Datatype)
+			if err != nil || dt == tensor.Bytes || len(t.DataB64)%dt.Size() != 0 {
+				t.Data = json.RawMessage("[]")
+			} else {
+				t.Data = appendData(nil, dt, t.DataB64)
+			}
+			t.DataB64 = nil
+		}
+	}
 }
 
 // Query selects entries; zero fields select everything.
@@ -274,6 +298,7 @@ func scanJSONL(r io.Reader, name string, m *matcher, out []Entry) ([]Entry, erro
 			return nil, fmt.Errorf("inference log: %s line %d: %w", name, line, err)
 		}
 		if m.match(&e) {
+			e.expand()
 			out = append(out, e)
 		}
 	}
