@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"encoding/binary"
+	"flag"
 	"fmt"
 	"io"
 	"math"
@@ -10,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -28,6 +30,10 @@ import (
 // out, dynamic batching):
 //
 //	go test -run=NONE -bench=Monitoring -benchtime=1x ./cmd/ferry/
+//
+// -benchmon picks the parts (default all): e.g. -benchmon=trace to measure one alone.
+var benchMon = flag.String("benchmon", "log,drift,trace", "BenchmarkMonitoring: the parts the watched server runs (log, drift, trace)")
+
 func BenchmarkMonitoring(b *testing.B) {
 	if testing.Short() {
 		b.Skip("throughput comparison; not run with -short")
@@ -44,19 +50,27 @@ func BenchmarkMonitoring(b *testing.B) {
 		"OTEL_TRACES_SAMPLER": "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG": "0.1"} {
 		b.Setenv(k, v)
 	}
-	stop, err := startTracing(b.Context(), testLogger())
-	if err != nil || !tracing.Enabled() {
-		b.Fatalf("tracing: %v (enabled %v)", err, tracing.Enabled())
+	parts := strings.Split(*benchMon, ",")
+	if slices.Contains(parts, "trace") {
+		stop, err := startTracing(b.Context(), testLogger())
+		if err != nil || !tracing.Enabled() {
+			b.Fatalf("tracing: %v (enabled %v)", err, tracing.Enabled())
+		}
+		b.Cleanup(stop)
 	}
-	b.Cleanup(stop)
 	dir := b.TempDir()
-	cfg := fmt.Sprintf(`inference_log: {dir: %s, sample: 1.0}
-drift:
+	cfg := ""
+	if slices.Contains(parts, "log") {
+		cfg += fmt.Sprintf("inference_log: {dir: %s, sample: 1.0}\n", filepath.Join(dir, "log"))
+	}
+	if slices.Contains(parts, "drift") {
+		cfg += `drift:
   window: {count: 1000}
   models:
     identity_fp32: {reference_window: {count: 1000}}
     mlp: {reference_window: {count: 1000}}
-`, filepath.Join(dir, "log"))
+`
+	}
 	file := filepath.Join(dir, "monitoring.yaml")
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
@@ -72,6 +86,9 @@ drift:
 	}
 	b.StopTimer()
 	for _, model := range []string{"identity_fp32", "mlp"} {
+		if watched.mon.drift == nil {
+			break
+		}
 		rep, err := watched.mon.drift.Report(model)
 		if err != nil {
 			b.Fatal(err)
@@ -80,8 +97,10 @@ drift:
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), vsFlushTimeout)
 	defer cancel()
-	if err := watched.mon.log.Close(ctx); err != nil {
-		b.Fatal(err)
+	if watched.mon.log != nil {
+		if err := watched.mon.log.Close(ctx); err != nil {
+			b.Fatal(err)
+		}
 	}
 	_, _, metrics := httpDo(b, http.MethodGet, watched.URL+"/metrics", "", nil)
 	for _, line := range strings.Split(string(metrics), "\n") {

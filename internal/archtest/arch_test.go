@@ -33,6 +33,14 @@ var banned = map[string][]string{
 	"internal/transport/v2http": {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "google.golang.org/grpc"},
 	"internal/transport/v2grpc": {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "net/http"},
 	"internal/monitor/metrics":  {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend"},
+	// The monitors read finished requests through core's Tap and answer their own
+	// questions; the transports serve them, never the other way round.
+	"internal/monitor/drift":       {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend", mod + "internal/scheduler"},
+	"internal/monitor/drift/stats": {mod + "internal/"}, // the maths alone
+	"internal/monitor/inferlog":    {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend", mod + "internal/scheduler"},
+	"internal/monitor/quality":     {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend", mod + "internal/scheduler", mod + "internal/monitor/inferlog"},
+	"internal/monitor/alert":       {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend", mod + "internal/scheduler", mod + "internal/monitor/drift", mod + "internal/monitor/quality"},
+	"internal/explain":             {mod + "internal/"}, // TreeSHAP and KernelSHAP over plain numbers
 	// The one V2 client: a client of servers, never part of one.
 	"internal/v2client": {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/bench", mod + "internal/monitor"},
 	"internal/bench":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},

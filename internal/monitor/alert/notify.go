@@ -80,7 +80,7 @@ func (e *Engine) notification(w Webhook, a *alertState) notification {
 	m := Message{Version: "4", GroupKey: "{}:" + formatLabels(group), Status: al.Status, Receiver: receiver,
 		GroupLabels: group, CommonLabels: al.Labels, CommonAnnotations: al.Annotations,
 		ExternalURL: e.cfg.ExternalURL, Alerts: []Alert{al}}
-	b, err := json.Marshal(m)
+	b, err := marshalPlain(m)
 	return notification{body: b, alert: a.rule.Name, err: err}
 }
 
@@ -176,4 +176,16 @@ func (e *Engine) attempt(ctx context.Context, url string, timeout time.Duration,
 	}
 	retry = resp.StatusCode == http.StatusTooManyRequests || resp.StatusCode >= 500
 	return retry, fmt.Errorf("%s answered %s: %s", url, resp.Status, bytes.TrimSpace(msg))
+}
+
+// marshalPlain is json.Marshal without HTML escaping: URLs in payloads keep their '&'
+// (a receiver or a shell script reading data_uri gets it as written).
+func marshalPlain(v any) ([]byte, error) {
+	var b bytes.Buffer
+	enc := json.NewEncoder(&b)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		return nil, err
+	}
+	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

@@ -3,7 +3,6 @@ package alert
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"os/exec"
 	"time"
@@ -41,7 +40,7 @@ func (e *Engine) retrain(ctx context.Context, req RetrainRequest) {
 	if timeout <= 0 {
 		timeout = 10 * time.Minute
 	}
-	body, err := json.Marshal(req)
+	body, err := marshalPlain(req)
 	if err != nil {
 		e.log.Error("retrain hook: encoding the request", "err", err)
 		return
