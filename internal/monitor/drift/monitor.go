@@ -239,6 +239,15 @@ func (b *batch) fill(md *model, p *plan, r *core.Record) {
 	}
 }
 
+// pollEvery is how often a busy Run drains the queue. It polls rather than waiting on
+// the channel so that Finished's send never has to wake a parked goroutine (a futex
+// wake-up per request costs more than the copy it queues); after idlePolls empty polls
+// (100 ms) it sleeps on the queue, and the first record after a lull wakes it.
+const (
+	pollEvery = time.Millisecond
+	idlePolls = 100
+)
+
 // Run bins queued records and closes time windows until ctx ends or Close is called.
 func (m *Monitor) Run(ctx context.Context) error {
 	tick := time.Second
@@ -247,22 +256,49 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 	t := time.NewTicker(tick)
 	defer t.Stop()
-	for {
+	poll := time.NewTicker(pollEvery)
+	defer poll.Stop()
+	for idle := 0; ; {
+		if idle = idle + 1; m.drain() > 0 {
+			idle = 0
+		}
+		work, polled := (<-chan *batch)(nil), poll.C
+		if idle >= idlePolls {
+			work, polled = m.work, nil // asleep until a record comes
+		}
 		select {
 		case <-ctx.Done():
 			return nil
 		case <-m.done:
 			return nil
-		case b := <-m.work:
-			b.md.ingest(m, b)
-			b.md, b.plan = nil, nil
-			m.free.put(b)
+		case b := <-work:
+			m.ingest(b)
+			idle = 0
+		case <-polled:
 		case <-t.C:
 			for _, md := range m.watched.Load().byName {
 				md.tick(m)
 			}
 		}
 	}
+}
+
+// drain bins every queued record and says how many there were.
+func (m *Monitor) drain() int {
+	for n := 0; ; n++ {
+		select {
+		case b := <-m.work:
+			m.ingest(b)
+		default:
+			return n
+		}
+	}
+}
+
+func (m *Monitor) ingest(b *batch) {
+	b.md.ingest(m, b)
+	b.md, b.plan = nil, nil
+	m.free.put(b)
 }
 
 // Close stops Run; records finished afterwards are dropped.

@@ -74,7 +74,7 @@ func TestSkippedAndDropped(t *testing.T) {
 			m.Finished(rec)
 		}
 		run(t, m)
-		synctest.Wait()
+		settle()
 		r, _ := m.ReportCurrent("m")
 		if r.Shadow != 1 || r.Failed != 1 || r.Dropped != 10 || r.Rows != 20 {
 			t.Errorf("shadow %d failed %d dropped %d rows %d, want 1, 1, 10, 20", r.Shadow, r.Failed, r.Dropped, r.Rows)
@@ -229,7 +229,7 @@ func TestTimeWindows(t *testing.T) {
 		time.Sleep(30 * time.Second)
 		feed(m, "m", gen(rng, 100, 0, []string{"a"}), 10)
 		time.Sleep(31 * time.Second)
-		synctest.Wait()
+		settle()
 		r, _ := m.Report("m")
 		if r.Rows != 200 || !r.Start.Equal(t0) || !r.End.Equal(t0.Add(time.Minute)) {
 			t.Errorf("first window: %d rows [%v, %v), want 200 rows [t0, t0+1m)", r.Rows, r.Start.Sub(t0), r.End.Sub(t0))
@@ -239,7 +239,7 @@ func TestTimeWindows(t *testing.T) {
 		}
 		feed(m, "m", gen(rng, 50, 0, []string{"a"}), 10)
 		time.Sleep(time.Minute)
-		synctest.Wait()
+		settle()
 		r, _ = m.Report("m")
 		if r.Rows != 50 || !r.Start.Equal(t0.Add(time.Minute)) || !r.End.Equal(t0.Add(2*time.Minute)) {
 			t.Errorf("second window: %d rows [%v, %v), want 50 rows [t0+1m, t0+2m)", r.Rows, r.Start.Sub(t0), r.End.Sub(t0))

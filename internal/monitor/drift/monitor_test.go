@@ -64,16 +64,23 @@ func csvOf(rows []row) string {
 	return b.String()
 }
 
+// settle lets Run poll its queue (fake time in a synctest bubble) and waits until it
+// has binned everything queued.
+func settle() {
+	time.Sleep(2 * pollEvery)
+	synctest.Wait()
+}
+
 // feed sends rows in records of per rows, waiting for the binning goroutine now and
 // then so the queue never overflows.
 func feed(m *Monitor, model string, rows []row, per int) {
 	for i := 0; i < len(rows); i += per {
 		m.Finished(record(model, rows[i:min(i+per, len(rows))]))
 		if (i/per)%256 == 255 {
-			synctest.Wait()
+			settle()
 		}
 	}
-	synctest.Wait()
+	settle()
 }
 
 func baselineFile(t *testing.T, rows []row) string {
@@ -264,7 +271,7 @@ func TestEdgeCases(t *testing.T) {
 			m.SetBaseline("m", p)
 			run(t, m)
 			time.Sleep(61 * time.Second)
-			synctest.Wait()
+			settle()
 			r, _ := m.Report("m")
 			b, err := json.Marshal(r)
 			if err != nil || r.Status != StatusInsufficient || !r.Closed || r.Rows != 0 || strings.Contains(string(b), "NaN") {

@@ -64,16 +64,16 @@ func TestStateSizeIsConstant(t *testing.T) {
 		for i := range records {
 			m.Finished(recs[i%len(recs)])
 			if i%256 == 255 {
-				synctest.Wait()
+				settle()
 			}
 			if i == records/4 { // windows allocated and the queue's buffers grown
-				synctest.Wait()
+				settle()
 				first = m.StateBytes("m")
 				runtime.GC()
 				runtime.ReadMemStats(&heap0)
 			}
 		}
-		synctest.Wait()
+		settle()
 		r, _ := m.Report("m")
 		runtime.GC()
 		var heap1 runtime.MemStats
