@@ -31,6 +31,18 @@ var active atomic.Pointer[sdktrace.TracerProvider]
 // Enabled reports whether Setup turned tracing on (and its shutdown has not run).
 func Enabled() bool { return active.Load() != nil }
 
+// lastBatcher is the span processor of the latest Setup, for SpansDropped.
+var lastBatcher atomic.Pointer[batcher]
+
+// SpansDropped counts the sampled spans dropped because the export buffer was full
+// (OTEL_BSP_MAX_QUEUE_SIZE), over the latest Setup.
+func SpansDropped() uint64 {
+	if b := lastBatcher.Load(); b != nil {
+		return b.dropped.Load()
+	}
+	return 0
+}
+
 // Tracer is the tracer core and the transports start spans with, or nil while tracing is
 // off: a nil tracer is the signal to make no span at all.
 func Tracer() trace.Tracer {
@@ -75,7 +87,9 @@ func Setup(ctx context.Context, serviceName, version string, log *slog.Logger) (
 		_ = exp.Shutdown(ctx)
 		return off, err
 	}
-	tp := sdktrace.NewTracerProvider(sdktrace.WithBatcher(exp), sdktrace.WithResource(res), sdktrace.WithIDGenerator(randomIDs{}))
+	bp := newBatcher(exp)
+	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bp), sdktrace.WithResource(res), sdktrace.WithIDGenerator(randomIDs{}))
+	lastBatcher.Store(bp)
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err) }))
 	otel.SetTracerProvider(tp)
 	otel.SetTextMapPropagator(propagation.TraceContext{})
