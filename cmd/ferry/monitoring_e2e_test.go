@@ -130,6 +130,7 @@ inference_log:
   dir: %s
 drift:
   window: {count: %d}
+  max_rows_per_second: -1
   models:
     tabular:
       baseline: {path: %s}

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"math"
+	"math/rand/v2"
 	"slices"
 	"sort"
 	"sync"
@@ -56,6 +58,10 @@ type model struct {
 	dropped atomic.Uint64 // rows dropped because the queue was full
 	shadow  atomic.Uint64 // shadow-copy records skipped
 	failed  atomic.Uint64 // failed records skipped
+	// seen counts the rows offered since the last resample; a record is sampled out
+	// when a random draw is below skip (0: every row is kept); sampledOut counts them.
+	seen, skip, sampledOut atomic.Uint64
+	rateAt                 time.Time // the last resample; Run's goroutine only
 
 	mu        sync.Mutex
 	cur, last *window
@@ -170,6 +176,12 @@ func (m *Monitor) Finished(r *core.Record) {
 	if p == nil {
 		return
 	}
+	rows := uint64(max(r.Items, 1))
+	md.seen.Add(rows)
+	if skip := md.skip.Load(); skip > 0 && rand.Uint64() < skip {
+		md.sampledOut.Add(rows)
+		return
+	}
 	b := m.free.get()
 	if b == nil {
 		md.dropped.Add(uint64(max(r.Items, 1)))
@@ -276,11 +288,34 @@ func (m *Monitor) Run(ctx context.Context) error {
 			idle = 0
 		case <-polled:
 		case <-t.C:
+			now := m.now()
 			for _, md := range m.watched.Load().byName {
+				md.resample(now, m.cfg.MaxRowsPerSecond)
 				md.tick(m)
 			}
 		}
 	}
+}
+
+// resample sets the share of rows sampled out from the rate offered since the last
+// call, so that about limit rows a second are kept (limit < 0: all of them).
+func (md *model) resample(now time.Time, limit int64) {
+	if md.rateAt.IsZero() {
+		md.rateAt = now
+		md.seen.Store(0)
+		return
+	}
+	el := now.Sub(md.rateAt).Seconds()
+	if el < 0.5 {
+		return
+	}
+	rate := float64(md.seen.Swap(0)) / el
+	md.rateAt = now
+	if limit < 0 || rate <= float64(limit) {
+		md.skip.Store(0)
+		return
+	}
+	md.skip.Store(uint64(min((1-float64(limit)/rate)*math.MaxUint64, math.MaxUint64-4096))) // the float rounds up past 2^64 near 1
 }
 
 // drain bins every queued record and says how many there were.

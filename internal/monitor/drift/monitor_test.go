@@ -361,3 +361,33 @@ func TestUploadStartsWatching(t *testing.T) {
 		}
 	})
 }
+
+// TestRowsPerSecondAreCapped: a model offered ten times its max_rows_per_second keeps
+// about a tenth of the rows once the rate is measured, and counts the rest.
+func TestRowsPerSecondAreCapped(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, err := New(Config{Window: WindowConfig{Count: 100_000}, MaxRowsPerSecond: 200, Models: map[string]ModelConfig{"m": {}}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(3, 3))
+		p, _ := ProfileFromCSV(strings.NewReader(csvOf(gen(rng, 500, 0, []string{"a"}))), ProfileOptions{})
+		m.SetBaseline("m", p)
+		run(t, m)
+		second := func() { // 2000 rows over one second, in records of 10
+			for range 200 {
+				m.Finished(record("m", gen(rng, 10, 0, []string{"a"})))
+				time.Sleep(5 * time.Millisecond)
+			}
+			settle()
+		}
+		second() // every row kept while the rate is unknown
+		second() // measured
+		second()
+		r, _ := m.ReportCurrent("m")
+		kept := r.Rows - 4000
+		if r.Rows+int64(r.SampledOut) != 6000 || kept < 100 || kept > 400 {
+			t.Fatalf("rows %d, sampled out %d: in the third second %d of 2000 rows kept, want about 200", r.Rows, r.SampledOut, kept)
+		}
+	})
+}

@@ -32,8 +32,10 @@ type Report struct {
 	// Dropped, Shadow and Failed count since start: rows the binning queue could not
 	// take, shadow copies and failed requests (both skipped).
 	Dropped uint64 `json:"rows_dropped"`
-	Shadow  uint64 `json:"shadow_skipped"`
-	Failed  uint64 `json:"failed_skipped"`
+	// SampledOut counts the rows left out to keep to max_rows_per_second.
+	SampledOut uint64 `json:"rows_sampled_out"`
+	Shadow     uint64 `json:"shadow_skipped"`
+	Failed     uint64 `json:"failed_skipped"`
 	// Evaluated features had enough data; ShareDrifted = Drifted/Evaluated, and the
 	// window has DatasetDrift when it is ≥ DriftShare.
 	Evaluated    int             `json:"evaluated"`
@@ -76,7 +78,7 @@ type FeatureReport struct {
 
 func (m *Monitor) report(md *model, p *plan, w *window, closed bool) Report {
 	r := Report{Model: md.name, Status: StatusOK, Baseline: p.source, Closed: closed, DriftShare: m.cfg.DriftShare,
-		Dropped: md.dropped.Load(), Shadow: md.shadow.Load(), Failed: md.failed.Load(), Features: []FeatureReport{}}
+		Dropped: md.dropped.Load(), SampledOut: md.sampledOut.Load(), Shadow: md.shadow.Load(), Failed: md.failed.Load(), Features: []FeatureReport{}}
 	if w == nil { // no window has closed yet
 		r.Status, r.Closed = StatusInsufficient, false
 		return r
