@@ -3,6 +3,7 @@ package tracing
 import (
 	"context"
 	"strings"
+	"sync"
 
 	"go.opentelemetry.io/otel/attribute"
 	"go.opentelemetry.io/otel/codes"
@@ -53,17 +54,39 @@ func startRPC(ctx context.Context, tr trace.Tracer, fullMethod string) (context.
 	if md, ok := metadata.FromIncomingContext(ctx); ok {
 		ctx = traceContext.Extract(ctx, metadataCarrier(md))
 	}
+	n := rpcNameOf(fullMethod)
+	ctx, span := tr.Start(ctx, n.name, trace.WithSpanKind(trace.SpanKindServer))
+	if span.IsRecording() { // most requests are not sampled: they skip building these
+		span.SetAttributes(n.attrs...)
+	}
+	return ctx, span
+}
+
+// rpcName is a method's span name and attributes, made once per method.
+type rpcName struct {
+	name  string
+	attrs []attribute.KeyValue
+}
+
+var rpcNames sync.Map // full method -> *rpcName
+
+func rpcNameOf(fullMethod string) *rpcName {
+	if n, ok := rpcNames.Load(fullMethod); ok {
+		return n.(*rpcName)
+	}
 	service, method, _ := strings.Cut(strings.TrimPrefix(fullMethod, "/"), "/")
-	return tr.Start(ctx, service+"/"+method, trace.WithSpanKind(trace.SpanKindServer), trace.WithAttributes(
-		attribute.String("rpc.system", "grpc"),
-		attribute.String("rpc.service", service),
-		attribute.String("rpc.method", method),
-	))
+	n := &rpcName{name: service + "/" + method, attrs: []attribute.KeyValue{
+		attribute.String("rpc.system", "grpc"), attribute.String("rpc.service", service), attribute.String("rpc.method", method)}}
+	rpcNames.Store(fullMethod, n)
+	return n
 }
 
 // endRPC records the call's status code; the codes the conventions count as the
 // server's fault make the span an Error.
 func endRPC(span trace.Span, err error) {
+	if !span.IsRecording() {
+		return
+	}
 	code := status.Code(err)
 	span.SetAttributes(attribute.Int("rpc.grpc.status_code", int(code)))
 	switch code {
