@@ -41,6 +41,7 @@ var banned = map[string][]string{
 	"internal/monitor/quality":     {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend", mod + "internal/scheduler", mod + "internal/monitor/inferlog"},
 	"internal/monitor/alert":       {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend", mod + "internal/scheduler", mod + "internal/monitor/drift", mod + "internal/monitor/quality"},
 	"internal/explain":             {mod + "internal/"}, // TreeSHAP and KernelSHAP over plain numbers
+	"internal/duration":            {mod + "internal/"}, // the configurations' Duration
 	// The one V2 client: a client of servers, never part of one.
 	"internal/v2client": {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/bench", mod + "internal/monitor"},
 	"internal/bench":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},

@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"strconv"
 	"time"
+
+	"github.com/ferryml/ferry/internal/duration"
 )
 
 // Rollout is what a user asks for: move Endpoint (a model name) from its Stable version
@@ -143,32 +145,7 @@ const (
 )
 
 // Duration is a time.Duration that reads "10s" or a number of seconds and writes "10s".
-type Duration time.Duration
-
-// D is d as a time.Duration.
-func (d Duration) D() time.Duration { return time.Duration(d) }
-
-// MarshalJSON writes d as "1m30s".
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// UnmarshalJSON reads "1m30s" or 90 (seconds).
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		var secs float64
-		if err := json.Unmarshal(b, &secs); err != nil {
-			return fmt.Errorf("duration: want \"10s\" or seconds, got %s", b)
-		}
-		*d = Duration(secs * float64(time.Second))
-		return nil
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return fmt.Errorf("duration: %w", err)
-	}
-	*d = Duration(v)
-	return nil
-}
+type Duration = duration.Duration
 
 // Normalize returns r with its preset expanded into Steps and the defaults filled in:
 // the form a rollout is validated, run and persisted in.

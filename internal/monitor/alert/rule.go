@@ -1,39 +1,18 @@
 package alert
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
 	"net/url"
 	"regexp"
 	"strings"
-	"time"
+
+	"github.com/ferryml/ferry/internal/duration"
 )
 
-// Duration is a time.Duration written as a Go duration string ("5m", "30s") in JSON
-// and YAML.
-type Duration time.Duration
-
-// MarshalJSON writes d as a duration string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
-
-// UnmarshalJSON reads a duration string; a negative duration is refused.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("want a duration such as \"5m\", got %.40s", b)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	if v < 0 {
-		return fmt.Errorf("duration %q is negative", s)
-	}
-	*d = Duration(v)
-	return nil
-}
+// Duration is a time.Duration written "5m" (or a number of seconds) in JSON and YAML.
+type Duration = duration.Duration
 
 // Rule is one alerting rule: it fires when Metric of Model compares (Op) true with
 // Threshold for at least For. Window is the span the value is measured over, for

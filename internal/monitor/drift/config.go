@@ -1,7 +1,6 @@
 package drift
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"math"
@@ -9,6 +8,8 @@ import (
 	"path/filepath"
 	"strings"
 	"time"
+
+	"github.com/ferryml/ferry/internal/duration"
 
 	"github.com/ferryml/ferry/internal/monitor/drift/stats"
 )
@@ -81,25 +82,8 @@ type FeatureConfig struct {
 // DefaultMaxRowsPerSecond is Config.MaxRowsPerSecond's default.
 const DefaultMaxRowsPerSecond = 2000
 
-// Duration is a time.Duration written as "1m", "30s".
-type Duration time.Duration
-
-// UnmarshalJSON reads a Go duration string.
-func (d *Duration) UnmarshalJSON(b []byte) error {
-	var s string
-	if err := json.Unmarshal(b, &s); err != nil {
-		return fmt.Errorf("duration: want a string like \"1m\", got %s", b)
-	}
-	v, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	*d = Duration(v)
-	return nil
-}
-
-// MarshalJSON writes the duration string.
-func (d Duration) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(d).String()) }
+// Duration is a time.Duration written "1m", "30s" (or a number of seconds).
+type Duration = duration.Duration
 
 func (c *Config) withDefaults() Config {
 	out := *c

@@ -6,7 +6,7 @@ import (
 	"net/url"
 	"time"
 
-	"github.com/ferryml/ferry/internal/rollout"
+	"github.com/ferryml/ferry/internal/duration"
 )
 
 // Config configures the inference log (loaded from YAML with sigs.k8s.io/yaml, hence
@@ -198,4 +198,4 @@ func (c Config) Validate() error {
 
 // Duration reads "10s" or a number of seconds and writes "10s" (the rollout spec's
 // type, so every config file spells durations one way).
-type Duration = rollout.Duration
+type Duration = duration.Duration
