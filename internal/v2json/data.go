@@ -35,6 +35,9 @@ func AppendData(b []byte, t *tensor.Tensor) ([]byte, error) {
 		return append(b, ']'), nil
 	}
 	size := t.DType.Size()
+	if size <= 0 { // not a datatype: stepping by 0 would never end
+		return nil, fmt.Errorf("tensor %q: %v is not a V2 datatype", t.Name, t.DType)
+	}
 	le := binary.LittleEndian
 	for i := 0; i+size <= len(t.Data); i += size {
 		if i > 0 {

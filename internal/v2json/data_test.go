@@ -6,6 +6,7 @@ import (
 	"errors"
 	"math"
 	"testing"
+	"time"
 
 	"github.com/ferryml/ferry/internal/tensor"
 )
@@ -69,5 +70,22 @@ func TestAppendString(t *testing.T) {
 	}
 	if got := AppendString(nil, "<a&b>"); string(got) != `"<a&b>"` {
 		t.Errorf("AppendString(<a&b>) = %s, want it unescaped", got)
+	}
+}
+
+// TestAppendDataRefusesAnInvalidDatatype: a zero-size datatype is an error, not a loop.
+func TestAppendDataRefusesAnInvalidDatatype(t *testing.T) {
+	done := make(chan error, 1)
+	go func() {
+		_, err := AppendData(nil, &tensor.Tensor{Name: "x", DType: tensor.DType(200), Data: []byte{1, 2, 3, 4}})
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err == nil {
+			t.Fatal("an invalid datatype was encoded")
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("AppendData did not return on an invalid datatype")
 	}
 }
