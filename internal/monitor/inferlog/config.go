@@ -41,6 +41,12 @@ type Config struct {
 	// MaxFileAge rolls a file this old (default 1h).
 	MaxFileAge Duration `json:"max_file_age,omitempty"`
 
+	// Retention removes rolled files whose last entry is older than this (0: keep
+	// them); MaxTotalBytes removes the oldest rolled files while the directory's
+	// rolled files hold more (0: no bound). Both are applied at each roll.
+	Retention     Duration `json:"retention,omitempty"`
+	MaxTotalBytes int64    `json:"max_total_bytes,omitempty"`
+
 	Kafka *KafkaConfig `json:"kafka,omitempty"`
 	HTTP  *HTTPConfig  `json:"http,omitempty"`
 }
@@ -158,6 +164,9 @@ func (c Config) Validate() error {
 	}
 	if c.TensorData != "" && c.TensorData != TensorDataBinary && c.TensorData != TensorDataJSON {
 		bad("tensor_data: want %q or %q, got %q", TensorDataBinary, TensorDataJSON, c.TensorData)
+	}
+	if c.MaxTotalBytes < 0 {
+		bad("max_total_bytes: must be ≥ 0, got %d", c.MaxTotalBytes)
 	}
 	if c.MaxFileBytes < 0 {
 		bad("max_file_bytes: must be > 0, got %d", c.MaxFileBytes)

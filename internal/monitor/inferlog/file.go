@@ -5,8 +5,10 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io/fs"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 )
@@ -30,8 +32,11 @@ type fileSink struct {
 	format   string
 	maxBytes int64
 	maxAge   time.Duration
-	files    map[string]*openFile // by model
-	now      func() time.Time
+	// retention and maxTotal bound the rolled files (0: no bound), applied by prune.
+	retention time.Duration
+	maxTotal  int64
+	files     map[string]*openFile // by model
+	now       func() time.Time
 }
 
 // openFile is a file being written.
@@ -57,7 +62,7 @@ func newFileSink(cfg Config) (*fileSink, error) {
 	if err := os.MkdirAll(cfg.Dir, 0o750); err != nil {
 		return nil, fmt.Errorf("dir: %w", err)
 	}
-	return &fileSink{dir: cfg.Dir, format: cfg.Format, maxBytes: cfg.MaxFileBytes, maxAge: cfg.MaxFileAge.D(),
+	return &fileSink{dir: cfg.Dir, format: cfg.Format, maxBytes: cfg.MaxFileBytes, maxAge: cfg.MaxFileAge.D(), retention: cfg.Retention.D(), maxTotal: cfg.MaxTotalBytes,
 		files: map[string]*openFile{}, now: time.Now}, nil
 }
 
@@ -165,7 +170,54 @@ func (s *fileSink) roll(of *openFile) error {
 	if err := os.Rename(of.path, final); err != nil {
 		return fmt.Errorf("rolling %s: %w", of.path, err)
 	}
-	return nil
+	return s.prune()
+}
+
+// prune removes the rolled files past the retention, then the oldest rolled files
+// while they hold more than maxTotal bytes. Open files are never removed; a Query
+// reading a removed file skips it.
+func (s *fileSink) prune() error {
+	if s.retention <= 0 && s.maxTotal <= 0 {
+		return nil
+	}
+	des, err := os.ReadDir(s.dir)
+	if err != nil {
+		return fmt.Errorf("pruning %s: %w", s.dir, err)
+	}
+	type rolled struct {
+		name string
+		last time.Time
+		size int64
+	}
+	var files []rolled
+	var total int64
+	for _, de := range des {
+		lf, ok := parseName(de.Name())
+		if !ok || lf.open {
+			continue
+		}
+		info, err := de.Info()
+		if err != nil {
+			continue // removed meanwhile
+		}
+		files = append(files, rolled{de.Name(), lf.last, info.Size()})
+		total += info.Size()
+	}
+	sort.Slice(files, func(i, j int) bool { return files[i].last.Before(files[j].last) })
+	cutoff := s.now().Add(-s.retention)
+	var errs []error
+	for _, f := range files {
+		old := s.retention > 0 && f.last.Before(cutoff)
+		if !old && (s.maxTotal <= 0 || total <= s.maxTotal) {
+			break
+		}
+		if err := os.Remove(filepath.Join(s.dir, f.name)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			errs = append(errs, err)
+			continue
+		}
+		total -= f.size
+	}
+	return errors.Join(errs...)
 }
 
 // tick rolls files past their age while no entries arrive.

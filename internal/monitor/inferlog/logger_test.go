@@ -3,6 +3,7 @@ package inferlog
 import (
 	"context"
 	"log/slog"
+	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -368,5 +369,62 @@ func TestEntryOutlivesTheRecord(t *testing.T) {
 	}
 	if in, out := got[0].Inputs[0], got[0].Outputs[0]; string(in.Data) != "[1,2.5,-3]" || in.Shape[0] != 1 || string(out.Data) != "[0.75]" || got[0].Model != "m" {
 		t.Fatalf("entry after the record was reused = %+v", got[0])
+	}
+}
+
+// TestRetentionAndSizeBoundPruneRolledFiles: files whose entries are older than the
+// retention go at the next roll, and the oldest go while the directory holds more
+// than max_total_bytes; the newest entries stay readable.
+func TestRetentionAndSizeBoundPruneRolledFiles(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+	}{
+		{"retention", Config{Retention: Duration(time.Hour)}},
+		{"size", Config{MaxTotalBytes: 16 << 10}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			cfg := tc.cfg
+			cfg.Dir, cfg.MaxFileBytes, cfg.Buffer = dir, 4<<10, 10000
+			l, err := New(cfg, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			old := time.Now().Add(-3 * time.Hour) // entries three hours old, then current ones
+			for i := range 400 {
+				at := old.Add(time.Duration(i) * time.Millisecond)
+				if i >= 200 {
+					at = time.Now()
+				}
+				l.Finished(record("m", "1", "id-"+strconv.Itoa(i), at))
+			}
+			closeLogger(t, l)
+			rd, err := Open(dir)
+			if err != nil {
+				t.Fatal(err)
+			}
+			es, err := rd.Query(context.Background(), Query{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			var size int64
+			names, _ := filepath.Glob(filepath.Join(dir, "*"))
+			for _, n := range names {
+				st, _ := os.Stat(n)
+				size += st.Size()
+			}
+			last := es[len(es)-1].ClientRequestID
+			t.Logf("%d entries left in %d files (%d bytes), the last %s", len(es), len(names), size, last)
+			if last != "id-399" || len(es) >= 400 || len(es) < 20 {
+				t.Fatalf("%d entries left, the last %s: want the newest kept and the oldest pruned", len(es), last)
+			}
+			if tc.cfg.Retention > 0 && es[0].Timestamp.Before(time.Now().Add(-time.Hour)) {
+				t.Errorf("an entry of %v is still there past the hour's retention", es[0].Timestamp)
+			}
+			if tc.cfg.MaxTotalBytes > 0 && size > tc.cfg.MaxTotalBytes+8<<10 {
+				t.Errorf("%d bytes left, want about %d", size, tc.cfg.MaxTotalBytes)
+			}
+		})
 	}
 }
