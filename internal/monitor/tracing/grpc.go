@@ -51,7 +51,13 @@ func grpcProbe(fullMethod string) bool {
 
 // startRPC starts the span of a call to fullMethod ("/package.Service/Method").
 func startRPC(ctx context.Context, tr trace.Tracer, fullMethod string) (context.Context, trace.Span) {
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
+	// Only the two keys, not FromIncomingContext: that copies every call's whole
+	// metadata, and most calls carry no trace context at all.
+	if tp := metadata.ValueFromIncomingContext(ctx, "traceparent"); len(tp) > 0 {
+		md := metadata.MD{"traceparent": tp}
+		if ts := metadata.ValueFromIncomingContext(ctx, "tracestate"); len(ts) > 0 {
+			md["tracestate"] = ts
+		}
 		ctx = traceContext.Extract(ctx, metadataCarrier(md))
 	}
 	n := rpcNameOf(fullMethod)
