@@ -62,7 +62,7 @@ func statusOf(err error) int {
 	case errors.As(err, &tl):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, rollout.ErrNotFound), errors.Is(err, core.ErrNotFound), errors.Is(err, errNotEnabled),
-		errors.Is(err, drift.ErrUnknownModel), errors.Is(err, errLogsDisabled), errors.Is(err, inferlog.ErrNoFiles):
+		errors.Is(err, drift.ErrUnknownModel), errors.Is(err, inferlog.ErrNoFiles):
 		return http.StatusNotFound
 	case errors.Is(err, registry.ErrExists), errors.Is(err, rollout.ErrConflict):
 		return http.StatusConflict

@@ -24,7 +24,7 @@ func TestStatusOf(t *testing.T) {
 		{wrap(registry.ErrNotFound), 404},
 		{wrap(rollout.ErrNotFound), 404},
 		{wrap(core.ErrNotFound), 404},
-		{errLogsDisabled, 404},
+		{notEnabled("the inference log"), 404},
 		{wrap(inferlog.ErrNoFiles), 404},
 		{wrap(registry.ErrExists), 409},
 		{wrap(rollout.ErrConflict), 409},

@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"context"
 	"encoding/json"
-	"errors"
 	"net/http"
 
 	"github.com/ferryml/ferry/internal/mgmtapi"
@@ -16,15 +15,12 @@ type LogReader interface {
 	Query(ctx context.Context, q inferlog.Query) ([]inferlog.Entry, error)
 }
 
-// errLogsDisabled answers /api/v1/logs on a server without an inference log.
-var errLogsDisabled = errors.New("the inference log is not enabled")
-
 // logs answers GET /api/v1/logs?model=&version=&since=&until=&id=&limit= with the
 // selected entries as JSON lines (application/x-ndjson), oldest file first; at most
 // mgmtapi.DefaultLogLimit without a limit.
 func (h *Handler) logs(w http.ResponseWriter, r *http.Request, _ params) error {
 	if h.o.Logs == nil {
-		return errLogsDisabled
+		return notEnabled("the inference log")
 	}
 	q, err := mgmtapi.ParseLogQuery(r.URL.Query())
 	if err != nil {
