@@ -542,9 +542,12 @@ func (b *batcher) run(inst Instance, batch []*item) {
 	in, rows, want, err := b.pack(live)
 	packed := time.Now()
 	var out []*tensor.Tensor
-	ctx := context.Background() // a batch serves several callers; none may cancel it alone
-	if len(live) == 1 {
-		ctx = live[0].ctx
+	ctx := live[0].ctx
+	if len(live) > 1 {
+		// A batch serves several callers; none may cancel it alone. It keeps the first
+		// one's values, though: its trace context, so a remote upstream's call of the
+		// batch is still part of a trace.
+		ctx = context.WithoutCancel(ctx)
 	}
 	if err == nil {
 		out, err = execute(ctx, inst, in, want)

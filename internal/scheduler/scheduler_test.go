@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"slices"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -343,5 +344,61 @@ func TestDirectModeRunsEachRequest(t *testing.T) {
 	s.Close()
 	if _, err := s.Submit(context.Background(), req(1, 1)); !errors.Is(err, ErrClosed) {
 		t.Fatalf("after Close: %v, want ErrClosed", err)
+	}
+}
+
+// ctxProbe records the values and cancellation of each execution's context.
+type ctxProbe struct {
+	echo
+	mu     sync.Mutex
+	values []any
+	live   []bool // the context could still be cancelled
+}
+
+type probeKey struct{}
+
+func (p *ctxProbe) Execute(ctx context.Context, in []*tensor.Tensor, want []string) ([]*tensor.Tensor, error) {
+	p.mu.Lock()
+	p.values = append(p.values, ctx.Value(probeKey{}))
+	p.live = append(p.live, ctx.Done() != nil)
+	p.mu.Unlock()
+	return p.echo.Execute(ctx, in, want)
+}
+
+// TestBatchCarriesTheLeadersValuesNotItsCancellation: a batch of several requests runs
+// with the first request's context values (its trace) but no caller's cancellation.
+func TestBatchCarriesTheLeadersValuesNotItsCancellation(t *testing.T) {
+	inst := &ctxProbe{echo: echo{gate: make(chan struct{})}}
+	s := New("m", []Instance{inst}, Options{MaxBatchSize: 8, Batching: &Batching{MaxQueueDelay: 50 * time.Millisecond, PreferredBatchSizes: []int{4}}})
+	defer s.Close()
+	var wg sync.WaitGroup
+	for i := range 5 { // the first runs alone (the gate holds it); the next four batch
+		wg.Go(func() {
+			ctx, cancel := context.WithCancel(context.WithValue(context.Background(), probeKey{}, "caller"))
+			defer cancel()
+			if _, err := s.Submit(ctx, req(1, int32(i))); err != nil {
+				t.Error(err)
+			}
+		})
+		if i == 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	time.Sleep(20 * time.Millisecond)
+	close(inst.gate)
+	wg.Wait()
+	rows, _ := inst.executions()
+	inst.mu.Lock()
+	defer inst.mu.Unlock()
+	for i, r := range rows {
+		if inst.values[i] != "caller" {
+			t.Errorf("execution %d of %d rows: context value %v, want the caller's", i, r, inst.values[i])
+		}
+		if r > 1 && inst.live[i] {
+			t.Errorf("execution %d of %d rows: its context can be cancelled by one caller", i, r)
+		}
+	}
+	if slices.Max(rows) < 2 {
+		t.Fatalf("executions %v: want a batch of several requests", rows)
 	}
 }
