@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -292,25 +293,21 @@ func (m *monitoring) close(ctx context.Context) error {
 type driftSource struct{ m *drift.Monitor }
 
 func (d driftSource) Value(model, metric string) (float64, bool) {
-	switch {
-	case metric == "drift_share":
-		v, _, ok := d.m.Value(model, "")
+	if feature, ok := strings.CutPrefix(metric, "drift:"); ok {
+		v, _, ok := d.m.Value(model, feature)
+		return v, ok && feature != ""
+	}
+	v, drifted, ok := d.m.Value(model, "")
+	switch metric {
+	case "drift_share":
 		return v, ok
-	case metric == "dataset_drift":
-		_, drifted, ok := d.m.Value(model, "")
-		return b2f(drifted), ok
-	case len(metric) > len("drift:") && metric[:len("drift:")] == "drift:":
-		v, _, ok := d.m.Value(model, metric[len("drift:"):])
-		return v, ok
+	case "dataset_drift":
+		if drifted {
+			return 1, ok
+		}
+		return 0, ok
 	}
 	return 0, false
-}
-
-func b2f(b bool) float64 {
-	if b {
-		return 1
-	}
-	return 0
 }
 
 // logPredictions joins feedback to the inference log: a request's prediction is the
