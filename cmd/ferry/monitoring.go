@@ -55,6 +55,8 @@ type feedbackConfig struct {
 	Dir string `json:"dir,omitempty"`
 	// Window is the span quality metrics and alerts read (default 1h).
 	Window alert.Duration `json:"window,omitempty"`
+	// Refresh is how often the metrics alerts read are recomputed (default 1m).
+	Refresh alert.Duration `json:"refresh,omitempty"`
 	// Models say what a model predicts: task, class names, and the output scored
 	// (default its first).
 	Models map[string]feedbackModel `json:"models,omitempty"`
@@ -100,6 +102,7 @@ func (c *monitoringConfig) load() error {
 type monitoring struct {
 	log      *inferlog.Logger
 	drift    *drift.Monitor
+	refresh  time.Duration // quality's recomputation period (0: its default)
 	quality  *quality.Store
 	alerts   *alert.Engine
 	requests *alert.Requests // error rate and latency, for alert rules
@@ -135,6 +138,7 @@ func newMonitoring(c monitoringConfig, aborter func(ctx context.Context, model s
 		if m.quality, err = newQuality(*mf.Feedback, mf.InferenceLog.Dir, m.log, log); err != nil {
 			return nil, err
 		}
+		m.refresh = mf.Feedback.Refresh.D()
 	}
 	if mf.Alerts != nil {
 		m.requests = alert.NewRequests(0, 0)
@@ -265,7 +269,7 @@ func (m *monitoring) runners() []func(ctx context.Context) error {
 		rs = append(rs, m.drift.Run)
 	}
 	if m.quality != nil {
-		rs = append(rs, func(ctx context.Context) error { return m.quality.Run(ctx, 0) })
+		rs = append(rs, func(ctx context.Context) error { return m.quality.Run(ctx, m.refresh) })
 	}
 	if m.alerts != nil {
 		rs = append(rs, m.alerts.Run)

@@ -257,7 +257,16 @@ func TestFeedbackAccuracyEndToEnd(t *testing.T) {
 	writeModel(t, repo, "tabular", 1, onnxgen.Tabular(1), tabularTestConfig)
 	dir := t.TempDir()
 	file := filepath.Join(dir, "monitoring.yaml")
-	cfg := fmt.Sprintf("inference_log: {dir: %s}\nfeedback:\n  models:\n    tabular: {task: classification}\n", filepath.Join(dir, "log"))
+	cfg := fmt.Sprintf(`inference_log: {dir: %s}
+feedback:
+  refresh: 200ms
+  models:
+    tabular: {task: classification}
+alerts:
+  interval: 100ms
+  rules:
+  - {name: TabularAccuracy, model: tabular, metric: accuracy, op: "<", threshold: 0.9}
+`, filepath.Join(dir, "log"))
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		t.Fatal(err)
 	}
@@ -350,6 +359,11 @@ func TestFeedbackAccuracyEndToEnd(t *testing.T) {
 	check(7500)
 	post(7500, n) // the late quarter
 	check(n)
+	// The accuracy alert reads the refreshed metric: 0.7 is under its 0.9.
+	waitUntil(t, 10*time.Second, "the accuracy alert firing", func() bool {
+		_, _, body := httpDo(t, "GET", ts.URL+"/api/v1/alerts?state=firing", "", nil)
+		return strings.Contains(string(body), `"name":"TabularAccuracy"`)
+	})
 }
 
 func b2i(b bool) int {
