@@ -60,6 +60,9 @@ func startRPC(ctx context.Context, tr trace.Tracer, fullMethod string) (context.
 		}
 		ctx = traceContext.Extract(ctx, metadataCarrier(md))
 	}
+	if ctx, skip := skipRoot(ctx); skip {
+		return ctx, trace.SpanFromContext(ctx) // a non-recording span: End and the rest do nothing
+	}
 	n := rpcNameOf(fullMethod)
 	ctx, span := tr.Start(ctx, n.name, trace.WithSpanKind(trace.SpanKindServer))
 	if span.IsRecording() { // most requests are not sampled: they skip building these

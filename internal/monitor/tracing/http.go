@@ -48,6 +48,10 @@ func (h *httpTracer) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	ctx := traceContext.Extract(r.Context(), headerCarrier(r.Header))
+	if ctx, skip := skipRoot(ctx); skip {
+		h.next.ServeHTTP(w, r.WithContext(ctx))
+		return
+	}
 	ctx, span := h.tr.Start(ctx, r.Method, trace.WithSpanKind(trace.SpanKindServer))
 	defer span.End()
 	if !span.IsRecording() { // not sampled: the context still carries the ids downstream

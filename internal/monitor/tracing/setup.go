@@ -88,7 +88,11 @@ func Setup(ctx context.Context, serviceName, version string, log *slog.Logger) (
 		return off, err
 	}
 	bp := newBatcher(exp)
-	tp := sdktrace.NewTracerProvider(sdktrace.WithSpanProcessor(bp), sdktrace.WithResource(res), sdktrace.WithIDGenerator(randomIDs{}))
+	opts := []sdktrace.TracerProviderOption{sdktrace.WithSpanProcessor(bp), sdktrace.WithResource(res), sdktrace.WithIDGenerator(randomIDs{})}
+	if s := rootSampler(); s != nil {
+		opts = append(opts, sdktrace.WithSampler(s))
+	}
+	tp := sdktrace.NewTracerProvider(opts...)
 	lastBatcher.Store(bp)
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err) }))
 	otel.SetTracerProvider(tp)

@@ -331,3 +331,33 @@ func TestDeadCollectorDoesNotDelayRequests(t *testing.T) {
 		t.Error("tracing still on after shutdown")
 	}
 }
+
+// TestRootRatioIsDecidedBeforeAnySpan: under parentbased_traceidratio the server
+// layer decides roots itself; about the ratio of callers without a trace context are
+// traced, and a caller's sampled parent is always followed.
+func TestRootRatioIsDecidedBeforeAnySpan(t *testing.T) {
+	rc := otlptest.Start(t)
+	flush := setup(t, rc, "grpc", "OTEL_TRACES_SAMPLER", "parentbased_traceidratio", "OTEL_TRACES_SAMPLER_ARG", "0.25")
+	srv := httptest.NewServer(traced(testMux()))
+	defer srv.Close()
+	const n = 400
+	for range n {
+		post(t, srv.URL+"/v2/models/root/infer")
+	}
+	for range 5 {
+		post(t, srv.URL+"/v2/models/sampled/infer", "traceparent", traceparent)
+	}
+	flush()
+	var roots, followed int
+	for _, s := range rc.Spans() {
+		switch s.Attrs["url.path"] {
+		case "/v2/models/root/infer":
+			roots++
+		case "/v2/models/sampled/infer":
+			followed++
+		}
+	}
+	if roots < n/4-40 || roots > n/4+40 || followed != 5 {
+		t.Fatalf("%d of %d roots traced (want about %d) and %d of 5 sampled callers followed", roots, n, n/4, followed)
+	}
+}
