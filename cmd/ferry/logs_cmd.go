@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/spf13/cobra"
@@ -84,17 +83,11 @@ func (f *logsFlags) query(now time.Time) (mgmtapi.LogQuery, error) {
 
 // whenFlag reads an RFC 3339 time or a duration before now.
 func whenFlag(name, s string, now time.Time) (time.Time, error) {
-	if s == "" {
-		return time.Time{}, nil
+	t, err := mgmtapi.ParseTimeOrAgo(s, now)
+	if err != nil {
+		return t, fmt.Errorf("%s %q: %w", name, s, err)
 	}
-	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
-		return t, nil
-	}
-	d, err := time.ParseDuration(strings.TrimPrefix(s, "-"))
-	if err != nil || d < 0 {
-		return time.Time{}, fmt.Errorf("%s %q: want an RFC 3339 time (2026-12-06T17:00:00Z) or a duration ago (15m)", name, s)
-	}
-	return now.Add(-d), nil
+	return t, nil
 }
 
 // printDir reads a log directory without a server.

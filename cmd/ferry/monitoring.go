@@ -32,9 +32,6 @@ import (
 type monitoringConfig struct {
 	file         string
 	inferenceLog string
-	// parsed is the file's content (with --inference-log applied), read once by
-	// validate so a bad file fails before anything starts.
-	parsed *monitoringFile
 }
 
 // monitoringFile is --monitoring's YAML.
@@ -72,17 +69,17 @@ func (c *monitoringConfig) addFlags(f *pflag.FlagSet) {
 	f.StringVar(&c.inferenceLog, "inference-log", "", "log every request and response as JSON lines in this directory (the inference_log section's dir)")
 }
 
-// load reads and checks the file once; the sections' own validation runs when they are
-// built.
-func (c *monitoringConfig) load() error {
+// load reads the file and applies --inference-log; the sections' own validation runs
+// when they are built.
+func (c monitoringConfig) load() (*monitoringFile, error) {
 	mf := &monitoringFile{}
 	if c.file != "" {
 		b, err := os.ReadFile(c.file)
 		if err != nil {
-			return fmt.Errorf("--monitoring: %w", err)
+			return nil, fmt.Errorf("--monitoring: %w", err)
 		}
 		if err := yaml.UnmarshalStrict(b, mf); err != nil {
-			return fmt.Errorf("--monitoring %s: %w", c.file, err)
+			return nil, fmt.Errorf("--monitoring %s: %w", c.file, err)
 		}
 	}
 	if c.inferenceLog != "" {
@@ -92,10 +89,9 @@ func (c *monitoringConfig) load() error {
 		mf.InferenceLog.Dir = c.inferenceLog
 	}
 	if mf.Feedback != nil && (mf.InferenceLog == nil || mf.InferenceLog.Dir == "") {
-		return errors.New("--monitoring: feedback needs an inference log with a dir to join labels to")
+		return nil, errors.New("--monitoring: feedback needs an inference log with a dir to join labels to")
 	}
-	c.parsed = mf
-	return nil
+	return mf, nil
 }
 
 // monitoring is what the monitoring sections built; each part may be nil.
@@ -112,12 +108,10 @@ type monitoring struct {
 // aborts a model's rollout for rules with abort_rollout (nil: no platform); baseURL
 // is where the data windows handed to retraining are read from.
 func newMonitoring(c monitoringConfig, aborter func(ctx context.Context, model string) error, baseURL func() string, log *slog.Logger) (m *monitoring, err error) {
-	if c.parsed == nil {
-		if err := c.load(); err != nil {
-			return nil, err
-		}
+	mf, err := c.load()
+	if err != nil {
+		return nil, err
 	}
-	mf := c.parsed
 	m = &monitoring{}
 	defer func() {
 		if err != nil {

@@ -1,6 +1,7 @@
 package mgmtapi
 
 import (
+	"errors"
 	"fmt"
 	"net/url"
 	"strconv"
@@ -92,4 +93,20 @@ func parseTime(k, s string) (time.Time, error) {
 		return t, fmt.Errorf("%s %q: want an RFC 3339 time", k, s)
 	}
 	return t, nil
+}
+
+// ParseTimeOrAgo reads s as an RFC 3339 time or as a duration before now ("15m",
+// also written "-15m"); "" is the zero time. The error says what to write; callers
+// name the parameter or flag.
+func ParseTimeOrAgo(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if t, err := time.Parse(time.RFC3339Nano, s); err == nil {
+		return t, nil
+	}
+	if d, err := time.ParseDuration(strings.TrimPrefix(s, "-")); err == nil && d >= 0 {
+		return now.Add(-d), nil
+	}
+	return time.Time{}, errors.New("want an RFC 3339 time (2026-12-06T17:00:00Z) or a duration ago (15m)")
 }

@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/ferryml/ferry/internal/mgmtapi"
 	"github.com/ferryml/ferry/internal/monitor/quality"
 )
 
@@ -87,14 +88,9 @@ func (h *Handler) getQuality(w http.ResponseWriter, r *http.Request, p params) e
 // absent, the zero time.
 func timeParam(r *http.Request, name string, now time.Time) (time.Time, error) {
 	s := r.URL.Query().Get(name)
-	if s == "" {
-		return time.Time{}, nil
+	t, err := mgmtapi.ParseTimeOrAgo(s, now)
+	if err != nil {
+		return t, badRequest("%s=%q: %v", name, s, err)
 	}
-	if t, err := time.Parse(time.RFC3339, s); err == nil {
-		return t, nil
-	}
-	if d, err := time.ParseDuration(s); err == nil && d >= 0 {
-		return now.Add(-d), nil
-	}
-	return time.Time{}, badRequest("%s=%q: want an RFC 3339 time (2026-01-02T15:04:05Z) or a duration back from now (1h)", name, s)
+	return t, nil
 }
