@@ -1,4 +1,4 @@
-
+package mgmtapi
 import (
 	"strings"
 	"testing"
