@@ -85,10 +85,12 @@ func tabularCSV(rows [][]float64) string {
 	return b.String()
 }
 
-// sendTabular sends each row as one request with id prefix-i over REST, from 8 clients.
-func sendTabular(t *testing.T, ts *testServer, prefix string, rows [][]float64) {
+// sendTabular sends each row as one request with id prefix-i over REST, from 8
+// clients, and returns the score each answer gave.
+func sendTabular(t *testing.T, ts *testServer, prefix string, rows [][]float64) []float64 {
 	t.Helper()
 	m := ts.rest.Model("tabular", "")
+	scores := make([]float64, len(rows))
 	var next, failed atomic.Int64
 	var wg sync.WaitGroup
 	for range 8 {
@@ -99,15 +101,19 @@ func sendTabular(t *testing.T, ts *testServer, prefix string, rows [][]float64) 
 					data = binary.LittleEndian.AppendUint32(data, math.Float32bits(float32(v)))
 				}
 				req := &v2client.Request{ID: prefix + "-" + strconv.Itoa(i), Inputs: []*tensor.Tensor{{Name: "features", DType: tensor.FP32, Shape: tensor.Shape{1, 6}, Data: data}}}
-				if _, err := m.Infer(context.Background(), req); err != nil {
+				resp, err := m.Infer(context.Background(), req)
+				if err != nil {
 					if failed.Add(1) == 1 {
 						t.Errorf("%s-%d: %v", prefix, i, err)
 					}
+					continue
 				}
+				scores[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(resp.Outputs[0].Data)))
 			}
 		})
 	}
 	wg.Wait()
+	return scores
 }
 
 // TestDriftAlertRetrainEndToEnd is the monitoring walkthrough as a test: traffic drawn
@@ -237,14 +243,13 @@ func readLogs(t *testing.T, uri string) []inferlog.Entry {
 	return out
 }
 
+// waitUntil polls ok until it holds, failing the test after d with what it waited for.
 func waitUntil(t *testing.T, d time.Duration, what string, ok func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(d)
-	for !ok() {
+	for deadline := time.Now().Add(d); !ok(); time.Sleep(5 * time.Millisecond) {
 		if time.Now().After(deadline) {
 			t.Fatalf("no %s after %v", what, d)
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 
@@ -274,27 +279,7 @@ alerts:
 	const n = 10000
 	rng := rand.New(rand.NewPCG(5, 5))
 	rows := tabularRows(rng, n, 0)
-	scores := make([]float64, n)
-	m := ts.rest.Model("tabular", "")
-	var next atomic.Int64
-	var wg sync.WaitGroup
-	for range 8 {
-		wg.Go(func() {
-			for i := int(next.Add(1)) - 1; i < n; i = int(next.Add(1)) - 1 {
-				data := make([]byte, 0, 24)
-				for _, v := range rows[i] {
-					data = binary.LittleEndian.AppendUint32(data, math.Float32bits(float32(v)))
-				}
-				resp, err := m.Infer(context.Background(), &v2client.Request{ID: "fb-" + strconv.Itoa(i), Inputs: []*tensor.Tensor{{Name: "features", DType: tensor.FP32, Shape: tensor.Shape{1, 6}, Data: data}}})
-				if err != nil {
-					t.Errorf("request %d: %v", i, err)
-					return
-				}
-				scores[i] = float64(math.Float32frombits(binary.LittleEndian.Uint32(resp.Outputs[0].Data)))
-			}
-		})
-	}
-	wg.Wait()
+	scores := sendTabular(t, ts, "fb", rows)
 	// Labels agree with the model's call 70% of the time.
 	labels := make([]int, n)
 	for i, s := range scores {

@@ -47,14 +47,9 @@ func identityRequest() *v2client.Request {
 	return &v2client.Request{Inputs: []*tensor.Tensor{{Name: "INPUT0", DType: tensor.FP32, Shape: tensor.Shape{1, vsElems}, Data: e2eLE(vsValues())}}}
 }
 
-// v2Side sends identityRequest through m, each worker on its own encoded copy.
+// v2Side sends identityRequest through m.
 func v2Side(b *testing.B, name string, m v2model) vsSide {
-	return vsSide{name: name, newWorker: func() vsWorker {
-		return func(ctx context.Context) error {
-			_, err := m.Infer(ctx, identityRequest())
-			return err
-		}
-	}}
+	return requestSide(name, m, identityRequest())
 }
 
 func benchCanary(b *testing.B, proto string) {

@@ -94,10 +94,5 @@ func TestStrictReadiness(t *testing.T) {
 
 func waitFor(t *testing.T, cond func() bool) {
 	t.Helper()
-	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
-		if cond() {
-			return
-		}
-	}
-	t.Fatal("condition not met in 20s")
+	waitUntil(t, 20*time.Second, "condition met", cond)
 }

@@ -1,4 +1,5 @@
 package mgmtapi
+
 import (
 	"strings"
 	"testing"
