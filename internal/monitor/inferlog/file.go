@@ -26,7 +26,7 @@ const nameTime = "20060102T150405.000000000Z"
 const openSuffix = ".open"
 
 // fileSink owns the open files; only its runner's goroutine calls write, tick and
-// close, except Query's flush, which takes the runner's turn through flushes.
+// close. Query reads the files from disk (each batch is flushed), never this struct.
 type fileSink struct {
 	dir      string
 	format   string
