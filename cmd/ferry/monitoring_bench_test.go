@@ -14,6 +14,7 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferryml/ferry/internal/monitor/tracing"
 	"github.com/ferryml/ferry/internal/tensor"
@@ -111,7 +112,7 @@ func BenchmarkMonitoring(b *testing.B) {
 }
 
 // vsFlushTimeout bounds the inference log's flush after the benchmark.
-const vsFlushTimeout = 30_000_000_000 // 30s
+const vsFlushTimeout = 30 * time.Second
 
 // monitoringBenchRepo holds identity_fp32 (auto-completed, as vsRepo) and the mlp
 // example with its config (examples/models/mlp).
