@@ -42,6 +42,8 @@ var banned = map[string][]string{
 	"internal/monitor/alert":       {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend", mod + "internal/scheduler", mod + "internal/monitor/drift", mod + "internal/monitor/quality"},
 	"internal/explain":             {mod + "internal/"}, // TreeSHAP and KernelSHAP over plain numbers
 	"internal/duration":            {mod + "internal/"}, // the configurations' Duration
+	// The lanes beside the transports (batch, streaming) are clients of core like them.
+	"internal/lane": {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend"},
 	// The one V2 client: a client of servers, never part of one.
 	"internal/v2client": {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/bench", mod + "internal/monitor"},
 	"internal/bench":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},
@@ -94,23 +96,29 @@ func TestImportRules(t *testing.T) {
 	}
 }
 
-// TestBackendtestOnlyInTests: the conformance suite imports the scheduler, so a
-// backend that imported it outside its tests would depend on the scheduler after all.
-// (.Imports lists non-test imports only.)
-func TestBackendtestOnlyInTests(t *testing.T) {
+// TestHelpersOnlyInTests: a test helper package (its name ends in "test": backendtest,
+// lanetest, authtest, otlptest) may assemble what the binary keeps apart (the conformance
+// suite drives the scheduler, lanetest names engines), so only _test.go files and other
+// helpers import it. (.Imports lists non-test imports only.)
+func TestHelpersOnlyInTests(t *testing.T) {
 	out, err := goList(moduleRoot(t), "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...")
 	if err != nil {
 		t.Fatalf("go list: %v\n%s", err, out)
 	}
 	for _, line := range strings.Split(strings.TrimSpace(string(out)), "\n") {
 		f := strings.Fields(line)
+		if isTestHelper(f[0]) {
+			continue
+		}
 		for _, dep := range f[1:] {
-			if dep == mod+"internal/backend/backendtest" {
-				t.Errorf("%s imports backendtest outside its _test.go files", f[0])
+			if strings.HasPrefix(dep, mod) && isTestHelper(dep) {
+				t.Errorf("%s imports %s outside its _test.go files", f[0], dep)
 			}
 		}
 	}
 }
+
+func isTestHelper(pkg string) bool { return strings.HasSuffix(pkg[strings.LastIndex(pkg, "/")+1:], "test") }
 
 func TestOnlyONNXBackendUsesCgo(t *testing.T) {
 	out, err := goList(moduleRoot(t), "-f", "{{.ImportPath}} {{len .CgoFiles}}", "./...")
@@ -197,7 +205,8 @@ func TestPackageNamesMatchFolders(t *testing.T) {
 
 // TestOnlyCmdFerryListsBackends: engines are listed in one explicit table in cmd/ferry
 // (DESIGN.md); no other package reaches for an engine by name, so adding or removing one
-// touches its own folder and that table only.
+// touches its own folder and that table only. Test helpers, never linked into the binary,
+// may build a small table of their own.
 func TestOnlyCmdFerryListsBackends(t *testing.T) {
 	root := moduleRoot(t)
 	out, err := goList(root, "-f", `{{.ImportPath}} {{join .Imports " "}}`, "./...")
@@ -207,7 +216,7 @@ func TestOnlyCmdFerryListsBackends(t *testing.T) {
 	for line := range strings.Lines(string(out)) {
 		fields := strings.Fields(line)
 		pkg := strings.TrimPrefix(fields[0], mod)
-		if pkg == "cmd/ferry" || strings.HasPrefix(pkg, "internal/backend/") {
+		if pkg == "cmd/ferry" || strings.HasPrefix(pkg, "internal/backend/") || isTestHelper(pkg) {
 			continue
 		}
 		for _, dep := range fields[1:] {

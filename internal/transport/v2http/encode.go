@@ -159,3 +159,14 @@ func dataError(name string, err error) error {
 	}
 	return fmt.Errorf("model returned a malformed output %q: %w", name, err)
 }
+
+// EncodeInferResponseJSON is a response's V2 JSON body with every output's data inline,
+// for the lanes that write responses somewhere other than an HTTP body (a Kafka topic, a
+// Redis stream).
+func EncodeInferResponseJSON(resp *core.InferResponse) ([]byte, error) {
+	enc, err := encodeInferResponse(&core.InferRequest{}, resp, nil)
+	if err != nil {
+		return nil, err
+	}
+	return enc.header, nil
+}

@@ -1,0 +1,277 @@
+package lane
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strconv"
+
+	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/ferryml/ferry/internal/v2json"
+)
+
+// Row is one row: field name -> value. Values are what encoding/json decodes (with or
+// without UseNumber), Go scalars (float32/64, signed and unsigned integers, bool,
+// string, []byte for a BYTES element) or slices of them; a field filling a multi-element
+// input holds a flat or nested slice.
+type Row map[string]any
+
+// ErrFull is Builder.Add's answer when the row does not fit the request being built:
+// it already holds MaxBatch rows, or the row sets a variable dimension differently from
+// the rows before it. Flush (Request) and add the row again.
+var ErrFull = errors.New("lane: the request is full")
+
+// RowError is a row that cannot become model input; Field names the field at fault.
+type RowError struct {
+	Field  string
+	Input  string
+	Reason string
+}
+
+func (e *RowError) Error() string {
+	return fmt.Sprintf("field %q (input %q): %s", e.Field, e.Input, e.Reason)
+}
+
+// Builder gathers rows into one batched request, input by input.
+type Builder struct {
+	s      *Schema
+	data   [][]byte
+	shapes []tensor.Shape // each input's per-row shape, variable dimensions set by the first row
+	n      int
+	vals   []byte // one row's encoded input, before it is known to be whole
+}
+
+// NewBuilder starts an empty request for the schema's model.
+func (s *Schema) NewBuilder() *Builder {
+	return &Builder{s: s, data: make([][]byte, len(s.Inputs)), shapes: make([]tensor.Shape, len(s.Inputs))}
+}
+
+// Len is the number of rows added since the last Request.
+func (b *Builder) Len() int { return b.n }
+
+// Add appends a row. A row that cannot be converted leaves the request as it was and
+// returns a *RowError; ErrFull asks the caller to flush first.
+func (b *Builder) Add(r Row) error {
+	if b.n >= b.s.MaxBatch {
+		return ErrFull
+	}
+	encoded := make([][]byte, len(b.s.Inputs))
+	shapes := make([]tensor.Shape, len(b.s.Inputs))
+	for i, in := range b.s.Inputs {
+		start := len(b.vals)
+		count := int64(0)
+		for _, f := range b.s.sources[i] {
+			v, ok := r[f]
+			if !ok || v == nil {
+				return &RowError{Field: f, Input: in.Name, Reason: "missing"}
+			}
+			var n int64
+			var err error
+			if b.vals, n, err = appendValues(b.vals, in.DType, v); err != nil {
+				return &RowError{Field: f, Input: in.Name, Reason: err.Error()}
+			}
+			count += n
+		}
+		shape, err := rowShape(in.Shape, count)
+		if err != nil {
+			return &RowError{Field: b.s.sources[i][0], Input: in.Name, Reason: err.Error()}
+		}
+		encoded[i], shapes[i] = b.vals[start:], shape
+	}
+	if b.n > 0 {
+		for i := range shapes {
+			if !shapes[i].Equal(b.shapes[i]) {
+				b.vals = b.vals[:0]
+				return ErrFull
+			}
+		}
+	}
+	for i := range encoded {
+		b.data[i] = append(b.data[i], encoded[i]...)
+	}
+	copy(b.shapes, shapes)
+	b.vals = b.vals[:0]
+	b.n++
+	return nil
+}
+
+// Request hands over the rows added so far as one request for the schema's model and
+// version, and empties the builder.
+func (b *Builder) Request(id string) *core.InferRequest {
+	req := &core.InferRequest{Model: b.s.Model, Version: b.s.Version, ID: id}
+	for i, in := range b.s.Inputs {
+		shape := b.shapes[i]
+		if b.s.Batching {
+			shape = append(tensor.Shape{int64(b.n)}, shape...)
+		}
+		req.Inputs = append(req.Inputs, &tensor.Tensor{Name: in.Name, DType: in.DType, Shape: shape, Data: b.data[i]})
+		b.data[i] = nil
+	}
+	b.n = 0
+	return req
+}
+
+// rowShape sets a per-row shape's variable dimension (at most one) from the number of
+// elements a row gave, or checks the count against a fixed shape.
+func rowShape(model tensor.Shape, count int64) (tensor.Shape, error) {
+	known, free := int64(1), -1
+	for i, d := range model {
+		if d < 0 {
+			if free >= 0 {
+				return nil, fmt.Errorf("shape %v has more than one variable dimension; a row cannot set them", model)
+			}
+			free = i
+			continue
+		}
+		known *= d
+	}
+	if free < 0 {
+		if count != known {
+			return nil, fmt.Errorf("want %d value(s) for shape %v, got %d", known, model, count)
+		}
+		return model, nil
+	}
+	if known == 0 || count%known != 0 || count == 0 {
+		return nil, fmt.Errorf("%d value(s) do not fill shape %v", count, model)
+	}
+	shape := model.Clone()
+	shape[free] = count / known
+	return shape, nil
+}
+
+// appendValues appends v's elements (a scalar, or a slice to any depth) as dt and
+// returns how many it appended.
+func appendValues(dst []byte, dt tensor.DType, v any) ([]byte, int64, error) {
+	switch x := v.(type) {
+	case []any:
+		total := int64(0)
+		for _, e := range x {
+			var n int64
+			var err error
+			if dst, n, err = appendValues(dst, dt, e); err != nil {
+				return dst, 0, err
+			}
+			total += n
+		}
+		return dst, total, nil
+	case []float32:
+		return appendEach(dst, dt, x, func(f float32) float64 { return float64(f) })
+	case []float64:
+		return appendEach(dst, dt, x, func(f float64) float64 { return f })
+	case []int64:
+		return appendEachInt(dst, dt, x)
+	case []int32:
+		return appendEachInt(dst, dt, x)
+	case []int:
+		return appendEachInt(dst, dt, x)
+	case []string:
+		for _, s := range x {
+			if dt != tensor.Bytes {
+				return dst, 0, fmt.Errorf("string %q for a %s value", s, dt)
+			}
+			dst = tensor.AppendBytesElement(dst, []byte(s))
+		}
+		return dst, int64(len(x)), nil
+	case nil:
+		return dst, 0, errors.New("null value")
+	}
+	dst, err := appendScalar(dst, dt, v)
+	return dst, 1, err
+}
+
+func appendEach[T any](dst []byte, dt tensor.DType, xs []T, f func(T) float64) ([]byte, int64, error) {
+	for _, x := range xs {
+		var err error
+		if dst, err = appendFloat(dst, dt, f(x)); err != nil {
+			return dst, 0, err
+		}
+	}
+	return dst, int64(len(xs)), nil
+}
+
+func appendEachInt[T int | int32 | int64](dst []byte, dt tensor.DType, xs []T) ([]byte, int64, error) {
+	for _, x := range xs {
+		var err error
+		if dst, err = appendInt(dst, dt, int64(x)); err != nil {
+			return dst, 0, err
+		}
+	}
+	return dst, int64(len(xs)), nil
+}
+
+// appendScalar appends one element. Decoded JSON (json.Number, string, bool) takes the
+// V2 JSON rules; Go numbers take the same rules without a trip through text.
+func appendScalar(dst []byte, dt tensor.DType, v any) ([]byte, error) {
+	switch x := v.(type) {
+	case json.Number, string, bool:
+		return v2json.AppendValue(dst, dt, x)
+	case []byte:
+		if dt != tensor.Bytes {
+			return dst, fmt.Errorf("bytes for a %s value", dt)
+		}
+		return tensor.AppendBytesElement(dst, x), nil
+	case float64:
+		return appendFloat(dst, dt, x)
+	case float32:
+		return appendFloat(dst, dt, float64(x))
+	case int:
+		return appendInt(dst, dt, int64(x))
+	case int8:
+		return appendInt(dst, dt, int64(x))
+	case int16:
+		return appendInt(dst, dt, int64(x))
+	case int32:
+		return appendInt(dst, dt, int64(x))
+	case int64:
+		return appendInt(dst, dt, x)
+	case uint8:
+		return appendInt(dst, dt, int64(x))
+	case uint16:
+		return appendInt(dst, dt, int64(x))
+	case uint32:
+		return appendInt(dst, dt, int64(x))
+	case uint64:
+		if x > math.MaxInt64 {
+			return v2json.AppendValue(dst, dt, json.Number(strconv.FormatUint(x, 10)))
+		}
+		return appendInt(dst, dt, int64(x))
+	}
+	return dst, fmt.Errorf("%T value %v does not fit a %s value", v, v, dt)
+}
+
+func appendFloat(dst []byte, dt tensor.DType, f float64) ([]byte, error) {
+	le := binary.LittleEndian
+	switch dt {
+	case tensor.FP32:
+		return le.AppendUint32(dst, math.Float32bits(float32(f))), nil
+	case tensor.FP64:
+		return le.AppendUint64(dst, math.Float64bits(f)), nil
+	case tensor.FP16:
+		h, _ := tensor.FP16FromFloat64(f)
+		return le.AppendUint16(dst, h), nil
+	case tensor.BF16:
+		h, _ := tensor.BF16FromFloat64(f)
+		return le.AppendUint16(dst, h), nil
+	case tensor.Bytes, tensor.Bool:
+		return dst, fmt.Errorf("number %v for a %s value", f, dt)
+	}
+	if f != math.Trunc(f) || math.IsInf(f, 0) || math.Abs(f) >= 1<<63 {
+		return dst, fmt.Errorf("%v for a %s value: not an integer in range", f, dt)
+	}
+	return appendInt(dst, dt, int64(f))
+}
+
+func appendInt(dst []byte, dt tensor.DType, i int64) ([]byte, error) {
+	switch dt {
+	case tensor.FP16, tensor.BF16, tensor.FP32, tensor.FP64:
+		return appendFloat(dst, dt, float64(i))
+	case tensor.Bytes, tensor.Bool:
+		return dst, fmt.Errorf("number %d for a %s value", i, dt)
+	}
+	// The V2 JSON rules check the range per type; integers are rare enough in lanes
+	// that going through text costs nothing that matters.
+	return v2json.AppendValue(dst, dt, json.Number(strconv.FormatInt(i, 10)))
+}
