@@ -43,7 +43,8 @@ var banned = map[string][]string{
 	"internal/explain":             {mod + "internal/"}, // TreeSHAP and KernelSHAP over plain numbers
 	"internal/duration":            {mod + "internal/"}, // the configurations' Duration
 	// The lanes beside the transports (batch, streaming) are clients of core like them.
-	"internal/lane": {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend"},
+	"internal/lane":   {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend"},
+	"internal/stream": {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend"},
 	// The one V2 client: a client of servers, never part of one.
 	"internal/v2client": {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/bench", mod + "internal/monitor"},
 	"internal/bench":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},
@@ -118,7 +119,9 @@ func TestHelpersOnlyInTests(t *testing.T) {
 	}
 }
 
-func isTestHelper(pkg string) bool { return strings.HasSuffix(pkg[strings.LastIndex(pkg, "/")+1:], "test") }
+func isTestHelper(pkg string) bool {
+	return strings.HasSuffix(pkg[strings.LastIndex(pkg, "/")+1:], "test")
+}
 
 func TestOnlyONNXBackendUsesCgo(t *testing.T) {
 	out, err := goList(moduleRoot(t), "-f", "{{.ImportPath}} {{len .CgoFiles}}", "./...")

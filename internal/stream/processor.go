@@ -1,0 +1,221 @@
+package stream
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"sync"
+
+	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/lane"
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+// Message is one consumed message as the Processor sees it.
+type Message struct {
+	Key   []byte
+	Value []byte
+}
+
+// Result is what became of one message: exactly one of Value and Err is set. With Retry
+// the message was not scored (core was unavailable or overloaded, or the context ended;
+// Err says which) and must be consumed again, neither produced nor dead-lettered.
+type Result struct {
+	Value []byte // the output message: a V2 JSON response, or a flat JSON row
+	Err   error  // the message goes to the dead-letter topic with this error
+	Retry bool
+}
+
+// Options configure a Processor.
+type Options struct {
+	Model   string
+	Version string // "" lets core pick, as for online requests
+	Mapping lane.Mapping
+	// Passthrough lists the row fields copied into each output row (ids, keys); nil
+	// copies every field the model does not read.
+	Passthrough []string
+	Limits      core.Limits
+	// Priority is the V2 priority parameter every request carries (0: the model's
+	// default level).
+	Priority int
+}
+
+// Processor scores messages for one model. It is safe for concurrent use.
+type Processor struct {
+	c      lane.Core
+	s      *lane.Schema
+	opts   Options
+	reads  map[string]bool // fields the model reads
+	params core.Parameters
+}
+
+// NewProcessor reads the model's schema through core; a mapping that names an input
+// the model lacks fails here, before anything is consumed.
+func NewProcessor(ctx context.Context, c lane.Core, opts Options) (*Processor, error) {
+	s, err := lane.Describe(ctx, c, opts.Model, opts.Version, opts.Mapping)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Limits == (core.Limits{}) {
+		opts.Limits = core.DefaultLimits()
+	}
+	p := &Processor{c: c, s: s, opts: opts, reads: map[string]bool{}}
+	for _, f := range s.Fields() {
+		p.reads[f] = true
+	}
+	if opts.Priority > 0 {
+		p.params = core.Parameters{"priority": int64(opts.Priority)}
+	}
+	return p, nil
+}
+
+// Schema is the model's schema as the processor reads rows with it.
+func (p *Processor) Schema() *lane.Schema { return p.s }
+
+// Process scores msgs and returns one result per message, in msgs' order. Rows are
+// gathered into requests of up to the model's max batch size; every request runs
+// concurrently, so the dynamic batcher sees them together.
+func (p *Processor) Process(ctx context.Context, msgs []Message) []Result {
+	results := make([]Result, len(msgs))
+	var wg sync.WaitGroup
+	b := p.s.NewBuilder()
+	var batch []int // message index per row in b
+	rows := make([]lane.Row, len(msgs))
+	flush := func() {
+		if b.Len() == 0 {
+			return
+		}
+		req, idx := b.Request(""), batch
+		batch = nil
+		wg.Go(func() { p.scoreRows(ctx, req, idx, rows, results) })
+	}
+	for i, m := range msgs {
+		req, row, err := lane.DecodeMessage(m.Value, p.opts.Limits)
+		switch {
+		case err != nil:
+			results[i].Err = err
+		case req != nil:
+			wg.Go(func() { results[i] = p.scoreRequest(ctx, req) })
+		default:
+			rows[i] = row
+			err := b.Add(row)
+			if errors.Is(err, lane.ErrFull) {
+				flush()
+				err = b.Add(row)
+			}
+			if err != nil {
+				results[i].Err = err
+				continue
+			}
+			batch = append(batch, i)
+		}
+	}
+	flush()
+	wg.Wait()
+	return results
+}
+
+func (p *Processor) scoreRequest(ctx context.Context, req *core.InferRequest) Result {
+	if req.Model == "" {
+		req.Model, req.Version = p.opts.Model, p.opts.Version
+	}
+	if req.Model != p.opts.Model {
+		return Result{Err: fmt.Errorf("request names model %q; this consumer serves %q", req.Model, p.opts.Model)}
+	}
+	p.setPriority(req)
+	resp, err := p.c.Infer(ctx, req)
+	if err != nil {
+		return failed(ctx, err)
+	}
+	out, err := lane.EncodeResponse(resp)
+	if err != nil {
+		return Result{Err: err}
+	}
+	return Result{Value: out}
+}
+
+func (p *Processor) setPriority(req *core.InferRequest) {
+	if p.params == nil {
+		return
+	}
+	if req.Parameters == nil {
+		req.Parameters = core.Parameters{}
+	}
+	if _, set := req.Parameters["priority"]; !set {
+		req.Parameters["priority"] = p.params["priority"]
+	}
+}
+
+// scoreRows runs one request of rows and writes each row's output message.
+func (p *Processor) scoreRows(ctx context.Context, req *core.InferRequest, idx []int, rows []lane.Row, results []Result) {
+	req.Parameters = p.params
+	resp, err := p.c.Infer(ctx, req)
+	if err != nil {
+		for _, i := range idx {
+			results[i] = failed(ctx, err)
+		}
+		return
+	}
+	split, err := p.s.Split(resp, len(idx))
+	if err != nil {
+		for _, i := range idx {
+			results[i].Err = err
+		}
+		return
+	}
+	for k, i := range idx {
+		results[i] = p.outputRow(rows[i], resp.Outputs, split[k])
+	}
+}
+
+// outputRow is a flat JSON row: the passthrough fields, then each output by name.
+func (p *Processor) outputRow(in lane.Row, names []*tensor.Tensor, outs []*tensor.Tensor) Result {
+	row := make(map[string]any, len(outs)+len(p.opts.Passthrough))
+	if p.opts.Passthrough != nil {
+		for _, f := range p.opts.Passthrough {
+			if v, ok := in[f]; ok {
+				row[f] = v
+			}
+		}
+	} else {
+		for f, v := range in {
+			if !p.reads[f] {
+				row[f] = v
+			}
+		}
+	}
+	for j, t := range outs {
+		v, err := lane.Value(t)
+		if err != nil {
+			return Result{Err: err}
+		}
+		row[names[j].Name] = v
+	}
+	b, err := json.Marshal(row)
+	if err != nil {
+		return Result{Err: fmt.Errorf("encoding the output row: %w", err)}
+	}
+	return Result{Value: b}
+}
+
+// failed sorts an inference error: what may succeed later is retried, what never will
+// (a bad request, an unknown model) is dead-lettered.
+func failed(ctx context.Context, err error) Result {
+	if ctx.Err() != nil || errors.Is(err, core.ErrUnavailable) || errors.Is(err, context.DeadlineExceeded) || errors.Is(err, context.Canceled) {
+		return Result{Err: err, Retry: true}
+	}
+	return Result{Err: err}
+}
+
+// Header names of a dead-lettered message: why it failed, and where it came from.
+const (
+	HeaderError  = "ferry-error"
+	HeaderSource = "ferry-source"
+)
+
+// Position is a message's place in its source, for the dead-letter header and logs.
+func Position(topic string, partition int32, offset int64) string {
+	return topic + "/" + strconv.Itoa(int(partition)) + "@" + strconv.FormatInt(offset, 10)
+}

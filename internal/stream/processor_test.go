@@ -1,0 +1,96 @@
+package stream_test
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/ferryml/ferry/internal/lane"
+	"github.com/ferryml/ferry/internal/lane/lanetest"
+	"github.com/ferryml/ferry/internal/stream"
+)
+
+var testCore *lanetest.Core
+
+func TestMain(m *testing.M) {
+	root, err := lanetest.ExampleModels()
+	if err == nil {
+		testCore, err = lanetest.Open(root, "tabular")
+	}
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "stream tests need the example models and ONNX Runtime:", err)
+		os.Exit(1)
+	}
+	code := m.Run()
+	testCore.Close()
+	os.Exit(code)
+}
+
+var features = lane.Mapping{"features": {"age", "income", "debt_ratio", "tenure", "late_payments", "utilization"}}
+
+func row(id int) []byte {
+	return fmt.Appendf(nil, `{"id":%d,"age":%g,"income":0.1,"debt_ratio":0.2,"tenure":0.3,"late_payments":1,"utilization":0.5}`, id, float64(id)/10)
+}
+
+// TestProcessKeepsOrderAndSortsFailures: rows and V2 requests score in one call, results
+// come back in message order, and poison messages say why.
+func TestProcessKeepsOrderAndSortsFailures(t *testing.T) {
+	ctx := context.Background()
+	p, err := stream.NewProcessor(ctx, testCore, stream.Options{Model: "tabular", Mapping: features})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var msgs []stream.Message
+	for i := range 600 { // more than one batch of 256
+		msgs = append(msgs, stream.Message{Value: row(i)})
+	}
+	msgs = append(msgs,
+		stream.Message{Value: []byte(`not json`)},
+		stream.Message{Value: []byte(`{"id":1,"age":"old"}`)},
+		stream.Message{Value: []byte(`{"id":"v2","inputs":[{"name":"features","datatype":"FP32","shape":[1,6],"data":[0,0.1,0.2,0.3,1,0.5]}]}`)},
+	)
+	res := p.Process(ctx, msgs)
+	if len(res) != len(msgs) {
+		t.Fatalf("%d results for %d messages", len(res), len(msgs))
+	}
+	for i := range 600 {
+		var out map[string]any
+		if res[i].Err != nil || json.Unmarshal(res[i].Value, &out) != nil {
+			t.Fatalf("message %d: %v %s", i, res[i].Err, res[i].Value)
+		}
+		if out["id"] != float64(i) || out["score"] == nil || out["age"] != nil {
+			t.Fatalf("message %d: output row %s, want its id, its score and no feature", i, res[i].Value)
+		}
+	}
+	if res[600].Err == nil || res[601].Err == nil || !strings.Contains(res[601].Err.Error(), `"age"`) || res[600].Retry || res[601].Retry {
+		t.Errorf("poison messages: %+v / %+v", res[600], res[601])
+	}
+	if res[602].Err != nil || !strings.Contains(string(res[602].Value), `"model_name":"tabular"`) {
+		t.Errorf("V2 message: %v %s", res[602].Err, res[602].Value)
+	}
+	// The V2 request's score equals the same row's.
+	var v2 struct{ Outputs []struct{ Data []float64 } }
+	var r0 map[string]float64
+	json.Unmarshal(res[602].Value, &v2)
+	json.Unmarshal(res[0].Value, &r0)
+	if len(v2.Outputs) != 1 || float32(v2.Outputs[0].Data[0]) != float32(r0["score"]) {
+		t.Errorf("V2 score %v, row score %v", v2.Outputs, r0["score"])
+	}
+}
+
+func TestProcessRetriesWhenTheContextEnds(t *testing.T) {
+	p, err := stream.NewProcessor(context.Background(), testCore, stream.Options{Model: "tabular", Mapping: features})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	for i, r := range p.Process(ctx, []stream.Message{{Value: row(1)}}) {
+		if !r.Retry {
+			t.Errorf("result %d after cancel: %+v, want Retry", i, r)
+		}
+	}
+}
