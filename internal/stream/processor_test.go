@@ -8,6 +8,9 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/ferryml/ferry/internal/lane"
 	"github.com/ferryml/ferry/internal/lane/lanetest"
 	"github.com/ferryml/ferry/internal/stream"
@@ -92,5 +95,23 @@ func TestProcessRetriesWhenTheContextEnds(t *testing.T) {
 		if !r.Retry {
 			t.Errorf("result %d after cancel: %+v, want Retry", i, r)
 		}
+	}
+}
+
+func TestCollectorReportsEveryPartition(t *testing.T) {
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(stream.Collector(func() []stream.Stats {
+		return []stream.Stats{{Broker: "kafka", Consumer: "c", Topic: "in", Partition: 2, Consumed: 5, Produced: 4, Failed: 1, Lag: 7},
+			{Broker: "redis", Consumer: "r", Topic: "s", Lag: -1}}
+	}))
+	want := `# HELP ferry_stream_lag Messages in the input partition or stream the consumer group has not consumed yet.
+# TYPE ferry_stream_lag gauge
+ferry_stream_lag{broker="kafka",consumer="c",partition="2",topic="in"} 7
+`
+	if err := testutil.GatherAndCompare(reg, strings.NewReader(want), "ferry_stream_lag"); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := testutil.GatherAndCount(reg, "ferry_stream_consumed_total"); err != nil || n != 2 {
+		t.Fatalf("consumed series: %d, %v", n, err)
 	}
 }
