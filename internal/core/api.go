@@ -66,6 +66,10 @@ type InferRequest struct {
 	// for the metadata first would lease twice and could meet another version. Its error
 	// fails the request before it counts in the statistics.
 	Prepare func(md *ModelMetadata, batching bool) error
+	// Background queues the request behind online traffic (a batch job's rows): the
+	// dynamic batcher takes it only when no other request waits. Only the in-process
+	// lanes set it; no transport does.
+	Background bool
 
 	route  router.Route // how Infer chose the version, for the taps
 	mirror *shadowCopy  // set on a shadow copy

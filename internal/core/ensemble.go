@@ -133,7 +133,7 @@ func (e *ensembleRun) run(ctx context.Context, want []string) (map[string]*tenso
 // runStep sends one step to its model as an ordinary request.
 func (e *ensembleRun) runStep(ctx context.Context, i int, in []*tensor.Tensor) stepResult {
 	st := e.steps[i]
-	sreq := &InferRequest{Model: st.GetModelName(), ID: e.req.ID, Inputs: in, Parameters: e.req.Parameters, TraceParent: e.req.TraceParent, step: true}
+	sreq := &InferRequest{Model: st.GetModelName(), ID: e.req.ID, Inputs: in, Parameters: e.req.Parameters, TraceParent: e.req.TraceParent, Background: e.req.Background, step: true}
 	if v := st.GetModelVersion(); v > 0 {
 		sreq.Version = strconv.FormatInt(v, 10)
 	}

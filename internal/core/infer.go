@@ -265,7 +265,7 @@ func requestedOutputs(cfg *inference.ModelConfig, req []RequestedOutput) ([]stri
 // schedulerRequest carries the V2 scheduling parameters ("priority", and "timeout" in
 // microseconds, as Triton names them) to the scheduler.
 func schedulerRequest(req *InferRequest, outputs []string) (*scheduler.Request, error) {
-	sr := &scheduler.Request{Inputs: req.Inputs, Outputs: outputs}
+	sr := &scheduler.Request{Inputs: req.Inputs, Outputs: outputs, Background: req.Background}
 	var err error
 	if sr.Sequence, err = sequenceOf(req.Parameters); err != nil { // sequence.go
 		return nil, err

@@ -71,7 +71,7 @@ type batcher struct {
 	maxRows int
 
 	mu       sync.Mutex
-	levels   []*level
+	levels   []*level // the configured priority levels, then the background level
 	delayed  []*item // timed out with DELAY: served after everything else
 	rows     int     // rows queued, delayed included
 	seq      uint64
@@ -96,17 +96,25 @@ func newBatcher(s *Scheduler, cfg Batching) *batcher {
 		}
 		b.levels = append(b.levels, &level{policy: p})
 	}
+	// Background requests (Request.Background) queue last, with no timeout and no size
+	// limit of their own: the job that sends them bounds how many it has in flight.
+	b.levels = append(b.levels, &level{})
 	return b
 }
 
-// levelOf maps a request priority to a level index; 0 or out of range means the default,
-// as Triton does.
-func (b *batcher) levelOf(p int) int {
-	if p < 1 || p > len(b.levels) {
+// levelOf maps a request to a level index: a background request to the last, a priority
+// to its level; 0 or out of range means the default, as Triton does.
+func (b *batcher) levelOf(req *Request) int {
+	configured := len(b.levels) - 1
+	if req.Background {
+		return configured
+	}
+	p := req.Priority
+	if p < 1 || p > configured {
 		p = b.cfg.DefaultPriority
 	}
-	if p < 1 || p > len(b.levels) {
-		p = len(b.levels)
+	if p < 1 || p > configured {
+		p = configured
 	}
 	return p - 1
 }
@@ -114,7 +122,7 @@ func (b *batcher) levelOf(p int) int {
 func (b *batcher) submit(ctx context.Context, req *Request) (*Result, error) {
 	now := time.Now()
 	it := &item{ctx: ctx, req: req, rows: b.s.rows(req), enq: now, done: make(chan struct{}), queued: true}
-	it.level = b.levelOf(req.Priority)
+	it.level = b.levelOf(req)
 	lv := b.levels[it.level]
 	timeout := lv.policy.DefaultTimeout
 	if lv.policy.AllowOverride && req.Timeout > 0 {

@@ -34,6 +34,9 @@ type Request struct {
 	Outputs []string // nil: all outputs
 	// Priority is the request's priority level (1 is highest); 0 means the default.
 	Priority int
+	// Background queues the request behind every priority level (a batch job's rows):
+	// the dynamic batcher fills a batch with it only when no other request waits.
+	Background bool
 	// Timeout bounds the time in the queue when the queue policy allows overriding its
 	// default; 0 means the policy's default.
 	Timeout time.Duration

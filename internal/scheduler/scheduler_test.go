@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"slices"
 	"sync"
 	"testing"
@@ -197,6 +198,40 @@ func higherPriorityRunsFirst(t *testing.T, adaptive bool) {
 			}
 		}
 	})
+}
+
+// TestBackgroundRunsLast: a batch job's requests wait behind every priority level,
+// the lowest included, and behind requests with no priority, whatever their arrival;
+// a full background level never refuses (the job bounds itself).
+func TestBackgroundRunsLast(t *testing.T) {
+	for _, levels := range []int{0, 2} {
+		t.Run(fmt.Sprintf("%d levels", levels), func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				s, inst, release := held(t, Batching{PriorityLevels: levels, DefaultPriority: levels, DefaultPolicy: QueuePolicy{MaxQueueSize: 2}})
+				defer s.Close()
+				var wg sync.WaitGroup
+				for i, bg := range []bool{true, true, false, true, false} {
+					wg.Go(func() {
+						r := req(1, int32(i))
+						r.Background = bg
+						if levels > 0 && !bg {
+							r.Priority = levels // the lowest configured level still goes first
+						}
+						if _, err := s.Submit(context.Background(), r); err != nil {
+							t.Error(err)
+						}
+					})
+					synctest.Wait()
+				}
+				release()
+				wg.Wait()
+				_, seen := inst.executions()
+				if want := []int32{-1, 2, 4, 0, 1, 3}; !slices.Equal(seen, want) {
+					t.Fatalf("ran %v, want %v (online first, then the job in arrival order)", seen, want)
+				}
+			})
+		})
+	}
 }
 
 func TestFullQueueRejectsAtOnce(t *testing.T) {
