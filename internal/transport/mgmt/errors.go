@@ -11,6 +11,7 @@ import (
 	"strconv"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/jobs"
 	"github.com/ferryml/ferry/internal/mgmtapi"
 	"github.com/ferryml/ferry/internal/monitor/drift"
 	"github.com/ferryml/ferry/internal/monitor/inferlog"
@@ -62,12 +63,12 @@ func statusOf(err error) int {
 	case errors.As(err, &tl):
 		return http.StatusRequestEntityTooLarge
 	case errors.Is(err, registry.ErrNotFound), errors.Is(err, rollout.ErrNotFound), errors.Is(err, core.ErrNotFound), errors.Is(err, errNotEnabled),
-		errors.Is(err, drift.ErrUnknownModel), errors.Is(err, inferlog.ErrNoFiles):
+		errors.Is(err, drift.ErrUnknownModel), errors.Is(err, inferlog.ErrNoFiles), errors.Is(err, jobs.ErrNotFound):
 		return http.StatusNotFound
 	case errors.Is(err, registry.ErrExists), errors.Is(err, rollout.ErrConflict):
 		return http.StatusConflict
 	case errors.Is(err, errBadRequest), errors.Is(err, registry.ErrInvalid), errors.Is(err, core.ErrInvalid), errors.Is(err, rollout.ErrInvalidAction),
-		errors.Is(err, quality.ErrInvalid):
+		errors.Is(err, quality.ErrInvalid), errors.Is(err, jobs.ErrInvalid):
 		return http.StatusBadRequest
 	case errors.Is(err, core.ErrTooLarge):
 		return http.StatusRequestEntityTooLarge

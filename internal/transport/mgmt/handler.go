@@ -56,6 +56,8 @@ type Options struct {
 	MaxBaselineBytes int64
 	// Logs reads the inference log for GET /api/v1/logs; nil answers 404.
 	Logs LogReader
+	// Jobs serves /api/v1/jobs (server-side batch jobs); nil answers 404.
+	Jobs Jobs
 }
 
 // DefaultMaxBodyBytes is Options.MaxBodyBytes's default: policies and rollouts are small.
@@ -137,7 +139,12 @@ func (h *Handler) table() []route {
 		rt("GET", "drift", h.listDrift),
 		rt("GET", "drift/{model}", h.getDrift),
 		rt("PUT", "drift/{model}/baseline", h.putBaseline),
-		rt("GET", "logs", h.logs), // logs.go
+		rt("GET", "logs", h.logs),       // logs.go
+		rt("POST", "jobs", h.submitJob), // jobs.go
+		rt("GET", "jobs", h.listJobs),
+		rt("GET", "jobs/{id}", h.getJob),
+		rt("POST", "jobs/{id}/cancel", h.cancelJob),
+		rt("DELETE", "jobs/{id}", h.cancelJob),
 	}
 }
 
