@@ -27,7 +27,10 @@ type Consumer struct {
 	opts  *redis.Options
 	p     processor
 	log   *slog.Logger
-	chunk int64 // entries one read asks for: half of MaxInFlight, so one chunk is read while one is scored
+	// chunk is the most entries one read asks for: a quarter of MaxInFlight (by default
+	// the model's max batch size), so that a chunk can be read, one wait, one be scored
+	// and one written at once.
+	chunk int64
 
 	consumed, produced, failed, retried atomic.Uint64
 	lag                                 atomic.Int64
@@ -52,7 +55,7 @@ func New(cfg Config, p *stream.Processor, log *slog.Logger) (*Consumer, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	c := &Consumer{cfg: cfg, opts: opts, p: p, chunk: int64(max(1, cfg.MaxInFlight/2)),
+	c := &Consumer{cfg: cfg, opts: opts, p: p, chunk: int64(max(1, cfg.MaxInFlight/4)),
 		log: log.With("consumer", cfg.Name, "stream", cfg.Stream, "group", cfg.Group, "member", cfg.Consumer)}
 	c.lag.Store(-1)
 	return c, nil

@@ -144,7 +144,7 @@ func TestEntriesWaitWhileTheModelIsUnavailable(t *testing.T) {
 		t.Fatal(err)
 	}
 	run(t, c)
-	waitFor(t, "a second retry", func() bool { return c.Stats()[0].Retried >= 2*32 })
+	waitFor(t, "a retry", func() bool { return c.Stats()[0].Retried > 0 })
 	if n := len(k.read(t, cfg.OutputStream)); n != 0 {
 		t.Fatalf("%d outputs written while the model was unloaded", n)
 	}

@@ -14,3 +14,6 @@ func (c *Consumer) SetHook(f func(stage string) error) { c.hook = f }
 
 // ToEntry exposes the entry conversion to the fuzz test.
 var ToEntry = toEntry
+
+// Body is what the consumer scores of an entry, or why it cannot.
+func (e entry) Body() ([]byte, error) { return e.body, e.err }

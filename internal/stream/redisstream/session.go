@@ -9,22 +9,34 @@ import (
 
 	"github.com/redis/go-redis/v9"
 	"golang.org/x/sync/semaphore"
+
+	"github.com/ferryml/ferry/internal/stream"
 )
 
 const maxBlock = 250 * time.Millisecond
 
-// A session is one pass of reading and scoring, from the consumer's own pending entries
-// on: a reader goroutine hands batches of entries to the scoring loop over a channel.
-// Anything that breaks the order (a batch the model could not take, a failed write)
-// ends the session; the entries it had read and not acknowledged stay pending in the
-// group, and the next session reads them again first, so they are written in order.
+// A session is one pass of reading, scoring and writing, from the consumer's own
+// pending entries on, in three stages joined by channels so that Redis round trips
+// overlap the model's work: a reader goroutine hands batches of entries to a scoring
+// goroutine, which hands them with their results to the writing loop. Anything that
+// breaks the order (a batch the model could not take, a failed write) ends the session;
+// the entries it had read and not acknowledged stay pending in the group, and the next
+// session reads them again first, so they are written in order.
 type session struct {
 	c       *Consumer
 	rdb     *redis.Client
 	slots   *semaphore.Weighted // MaxInFlight: taken by a read, given back by the XACK
-	batches chan []entry
+	batches chan []entry        // reader -> scorer
+	scored  chan scored         // scorer -> writer
 	acked   int
 	claimAt string // XAUTOCLAIM's cursor through the group's pending entries
+}
+
+// scored is a batch's entries up to the first the model could not take, with their
+// results.
+type scored struct {
+	batch   []entry
+	results []stream.Result
 }
 
 // session runs one session until it fails or ctx ends; it returns how many entries it
@@ -37,22 +49,29 @@ func (c *Consumer) session(ctx context.Context, rdb *redis.Client) (int, error) 
 	sctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	s := &session{c: c, rdb: rdb, slots: semaphore.NewWeighted(int64(c.cfg.MaxInFlight)),
-		batches: make(chan []entry, 1), claimAt: "0-0"}
-	var readErr error
+		batches: make(chan []entry, 1), scored: make(chan scored, 1), claimAt: "0-0"}
+	var readErr, scoreErr error
 	var wg sync.WaitGroup
 	wg.Go(func() {
 		defer close(s.batches)
 		readErr = s.read(sctx)
 	})
-	workErr := s.work(sctx)
-	cancel()
-	for range s.batches { // entries left unscored stay pending for the next session
-	}
+	wg.Go(func() {
+		defer close(s.scored)
+		scoreErr = s.score(sctx)
+	})
+	writeErr := s.write(sctx)
+	cancel() // every stage's send also waits on sctx, so the goroutines end here
 	wg.Wait()
-	if errors.Is(readErr, context.Canceled) {
-		readErr = nil // the session was ended by its scoring loop, or by ctx
+	return s.acked, errors.Join(writeErr, quiet(scoreErr), quiet(readErr))
+}
+
+// quiet drops the error of a stage the session ended.
+func quiet(err error) error {
+	if errors.Is(err, context.Canceled) {
+		return nil
 	}
-	return s.acked, errors.Join(workErr, readErr)
+	return err
 }
 
 // read hands over the consumer's own pending entries (left by an earlier session or

@@ -45,10 +45,10 @@ func toEntry(m redis.XMessage, field string) entry {
 // shutdown keeps the work done rather than scoring it again.
 const writeTimeout = 5 * time.Second
 
-// work scores the batches in the order read. A batch is written, then acknowledged, up
-// to its first entry the model could not take; that entry and everything after it stay
+// score scores the batches in the order read and hands each to the writer up to its
+// first entry the model could not take; that entry and everything after it stay
 // pending and the session ends, so the next one reads them again in order.
-func (s *session) work(ctx context.Context) error {
+func (s *session) score(ctx context.Context) error {
 	for batch := range s.batches {
 		results := s.c.score(ctx, batch)
 		n := len(batch)
@@ -58,12 +58,26 @@ func (s *session) work(ctx context.Context) error {
 				break
 			}
 		}
-		if err := s.finish(ctx, batch[:n], results[:n]); err != nil {
-			return err
+		if n > 0 {
+			select {
+			case s.scored <- scored{batch[:n], results[:n]}:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
 		}
 		if n < len(batch) {
 			s.c.retried.Add(uint64(len(batch) - n))
 			return fmt.Errorf("%w: %v", errRetry, results[n].Err)
+		}
+	}
+	return nil
+}
+
+// write writes and acknowledges the scored batches in order, until one fails.
+func (s *session) write(ctx context.Context) error {
+	for sc := range s.scored {
+		if err := s.finish(ctx, sc.batch, sc.results); err != nil {
+			return err
 		}
 	}
 	return nil
@@ -98,7 +112,7 @@ func (c *Consumer) score(ctx context.Context, batch []entry) []stream.Result {
 // succeeded (a server out of memory refuses XADD but not XACK, so one pipeline of both
 // could acknowledge an entry whose answer was lost).
 func (s *session) finish(ctx context.Context, batch []entry, results []stream.Result) error {
-	defer func() { s.slots.Release(int64(len(batch))); s.c.pending.remove(batch) }()
+	defer func() { s.c.pending.remove(batch); s.slots.Release(int64(len(batch))) }()
 	if len(batch) == 0 {
 		return nil
 	}
@@ -107,7 +121,7 @@ func (s *session) finish(ctx context.Context, batch []entry, results []stream.Re
 	}
 	wctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), writeTimeout)
 	defer cancel()
-	written, err := s.write(wctx, batch, results)
+	written, err := s.add(wctx, batch, results)
 	if err == nil {
 		if herr := s.c.test("written"); herr != nil {
 			return herr
@@ -127,9 +141,9 @@ func (s *session) finish(ctx context.Context, batch []entry, results []stream.Re
 	return err
 }
 
-// write adds each answer to the output or dead-letter stream in one pipeline and
+// add adds each answer to the output or dead-letter stream in one pipeline and
 // returns how many leading entries have their answer written.
-func (s *session) write(ctx context.Context, batch []entry, results []stream.Result) (int, error) {
+func (s *session) add(ctx context.Context, batch []entry, results []stream.Result) (int, error) {
 	pipe := s.rdb.Pipeline()
 	cmds := make([]*redis.StringCmd, len(batch))
 	for i, e := range batch {
