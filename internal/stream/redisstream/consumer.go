@@ -23,10 +23,10 @@ type processor interface {
 
 // Consumer moves entries from one input stream through a model to an output stream.
 type Consumer struct {
-	cfg   Config
-	opts  *redis.Options
-	p     processor
-	log   *slog.Logger
+	cfg  Config
+	opts *redis.Options
+	p    processor
+	log  *slog.Logger
 	// chunk is the most entries one read asks for: a quarter of MaxInFlight (by default
 	// the model's max batch size), so that a chunk can be read, one wait, one be scored
 	// and one written at once.
