@@ -6,6 +6,7 @@ import (
 	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/ferryml/ferry/internal/stream/redisstream"
 )
@@ -29,6 +30,7 @@ func TestBackpressureHoldsMemoryFlat(t *testing.T) {
 		t.Fatal(err)
 	}
 	group := c.Config().Group
+	start := time.Now()
 	run(t, c)
 
 	var heap []uint64 // MiB after a GC at each quarter of the stream
@@ -46,6 +48,7 @@ func TestBackpressureHoldsMemoryFlat(t *testing.T) {
 		}
 		return g.Lag == 0 && g.Pending == 0
 	})
+	took := time.Since(start)
 	s := c.Stats()[0]
 	if s.Produced != uint64(n) || s.Failed != 0 {
 		t.Fatalf("stats %+v for %d entries", s, n)
@@ -59,8 +62,8 @@ func TestBackpressureHoldsMemoryFlat(t *testing.T) {
 	if len(heap) == 4 && heap[3] > heap[0]+8 {
 		t.Errorf("heap grew with the stream: %v MiB at each quarter", heap)
 	}
-	t.Logf("%d entries: heap %v MiB at each quarter, peak RSS %s; pending at most %d over %d samples, consumer peak %d (MaxInFlight %d)",
-		n, heap, peakRSS(), pendingMax, samples, c.PeakInFlight(), cfg.MaxInFlight)
+	t.Logf("%d entries scored in %v: heap %v MiB at each quarter, peak RSS %s; pending at most %d over %d samples, consumer peak %d (MaxInFlight %d)",
+		n, took.Round(time.Millisecond), heap, peakRSS(), pendingMax, samples, c.PeakInFlight(), cfg.MaxInFlight)
 }
 
 // peakRSS is the process's peak resident set (VmHWM), where Linux tells it.

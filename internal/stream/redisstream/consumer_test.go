@@ -52,6 +52,7 @@ func TestScoresEveryEntryInOrder(t *testing.T) {
 			t.Fatalf("output %d: key %q (present %v)", i, o.Key, o.HasKey)
 		}
 	}
+	t.Logf("first output: body %s, key %s", outs[0].Body, outs[0].Key)
 	waitFor(t, "the lag gauge to reach 0", func() bool { return c.Stats()[0].Lag == 0 })
 	got := c.Stats()[0]
 	if got.Broker != "redis" || got.Consumer != "score" || got.Topic != cfg.Stream || got.Consumed != n || got.Produced != n || got.Failed != 0 || got.Retried != 0 {
@@ -216,5 +217,22 @@ func TestUnreachableServerFailsRun(t *testing.T) {
 	cancel()
 	if err := c.Run(ctx); err != nil {
 		t.Errorf("Run with its context already ended: %v, want nil", err)
+	}
+}
+
+// TestInputOfTheWrongTypeFailsRun: an input key that is not a stream fails Run at once,
+// naming the group, the stream and the server's reason.
+func TestInputOfTheWrongTypeFailsRun(t *testing.T) {
+	k := newKeys(t)
+	if err := k.rdb.Set(t.Context(), k.name("in"), "not a stream", 0).Err(); err != nil {
+		t.Fatal(err)
+	}
+	c, err := redisstream.New(k.config("wrongtype"), processor(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Run(t.Context())
+	if err == nil || !strings.Contains(err.Error(), `creating group "ferry-wrongtype" on stream "`+k.name("in")+`"`) || !strings.Contains(err.Error(), "WRONGTYPE") {
+		t.Fatalf("Run over a string key: %v", err)
 	}
 }
