@@ -66,6 +66,9 @@ func (s *session) score(ctx context.Context) error {
 			}
 		}
 		if n < len(batch) {
+			if ctx.Err() != nil {
+				return ctx.Err() // a shutdown, not the model: nothing to count
+			}
 			s.c.retried.Add(uint64(len(batch) - n))
 			return fmt.Errorf("%w: %v", errRetry, results[n].Err)
 		}
