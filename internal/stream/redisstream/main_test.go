@@ -77,7 +77,7 @@ func newKeys(t testing.TB) *keys {
 	defer cancel()
 	if err := rdb.Ping(ctx).Err(); err != nil {
 		rdb.Close()
-		t.Skipf("redis-server not reachable at %s (start it: redis-server --daemonize yes --save '' --appendonly no): %v", redisAddr, err)
+		t.Skipf("redis-server not reachable at %s (start it: redis-server --bind 127.0.0.1 --port 6379 --daemonize yes --save '' --appendonly no): %v", redisAddr, err)
 	}
 	b := make([]byte, 6)
 	rand.Read(b)
