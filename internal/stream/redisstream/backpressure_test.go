@@ -11,7 +11,7 @@ import (
 	"github.com/ferryml/ferry/internal/stream/redisstream"
 )
 
-var entries = flag.Int("entries", 300_000, "entries in TestBackpressureHoldsMemoryFlat's input stream (1000000 for the acceptance figure, without -race)")
+var entries = flag.Int("entries", 200_000, "entries in TestBackpressureHoldsMemoryFlat's input stream (1000000 for the acceptance figure, without -race)")
 
 // TestBackpressureHoldsMemoryFlat: a long input stream read with a small MaxInFlight.
 // The group's pending count (read, not acknowledged) never exceeds MaxInFlight on any
@@ -36,7 +36,7 @@ func TestBackpressureHoldsMemoryFlat(t *testing.T) {
 	var heap []uint64 // MiB after a GC at each quarter of the stream
 	var pendingMax int64
 	samples := 0
-	waitFor(t, "every entry acknowledged", func() bool {
+	waitProgress(t, "every entry acknowledged", func() bool {
 		g := k.group(t, cfg.Stream, group)
 		samples++
 		pendingMax = max(pendingMax, g.Pending)
@@ -47,7 +47,7 @@ func TestBackpressureHoldsMemoryFlat(t *testing.T) {
 			heap = append(heap, heapMiB())
 		}
 		return g.Lag == 0 && g.Pending == 0
-	})
+	}, func() uint64 { return c.Stats()[0].Produced })
 	took := time.Since(start)
 	s := c.Stats()[0]
 	if s.Produced != uint64(n) || s.Failed != 0 {

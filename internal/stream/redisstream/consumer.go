@@ -87,7 +87,8 @@ var errRetry = errors.New("model unavailable")
 // Run connects, creates the group if missing and consumes until ctx ends, then returns
 // nil. It returns an error only when the server cannot be reached or the group cannot be
 // created at the start; later failures (a lost connection, the model unavailable) are
-// logged and retried with a back-off. Run is called once per Consumer.
+// logged and retried with a back-off. Run may be called again after it returns, never
+// twice at once.
 func (c *Consumer) Run(ctx context.Context) error {
 	rdb := redis.NewClient(c.opts)
 	defer rdb.Close()

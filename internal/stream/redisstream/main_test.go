@@ -148,10 +148,21 @@ func run(t testing.TB, c *redisstream.Consumer) (stop func()) {
 // hangs the test.
 func waitFor(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(90 * time.Second)
+	waitProgress(t, what, cond, func() uint64 { return 0 })
+}
+
+// waitProgress polls cond until it holds, giving up only when progress has not moved
+// for 90 s: a long run on a loaded machine is slow, not broken.
+func waitProgress(t testing.TB, what string, cond func() bool, progress func() uint64) {
+	t.Helper()
+	const stall = 90 * time.Second
+	last, deadline := progress(), time.Now().Add(stall)
 	for !cond() {
+		if p := progress(); p != last {
+			last, deadline = p, time.Now().Add(stall)
+		}
 		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
+			t.Fatalf("gave up waiting for %s: no progress for %v", what, stall)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
