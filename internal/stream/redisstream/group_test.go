@@ -2,6 +2,7 @@ package redisstream_test
 
 import (
 	"context"
+	"slices"
 	"strings"
 	"testing"
 
@@ -96,22 +97,10 @@ func TestEntriesDeletedWhilePendingAreAcknowledged(t *testing.T) {
 	for _, o := range k.read(t, cfg.OutputStream) {
 		got = append(got, o.RowID)
 	}
-	if want := []int{0, 3, 4, 5, 6, 7, 8, 9}; !equal(got, want) {
+	if want := []int{0, 3, 4, 5, 6, 7, 8, 9}; !slices.Equal(got, want) {
 		t.Errorf("answered rows %v, want %v", got, want)
 	}
 	if dead := k.read(t, cfg.Stream+".dlq"); len(dead) != 0 {
 		t.Errorf("deleted entries dead-lettered: %+v", dead)
 	}
-}
-
-func equal(a, b []int) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
