@@ -54,14 +54,19 @@ func newJob(ctx context.Context, c lane.Core, opts Options) (*job, error) {
 			return nil, err
 		}
 	}
+	_, statErr := os.Stat(j.dir)
 	if err := os.MkdirAll(j.dir, 0o755); err != nil {
 		return nil, fmt.Errorf("work folder: %w", err)
 	}
-	if err := j.stageInput(ctx); err != nil {
-		return nil, err
+	err = j.stageInput(ctx)
+	if err == nil {
+		err = j.openInput()
 	}
-	if err := j.openInput(); err != nil {
+	if err != nil {
 		j.close()
+		if errors.Is(statErr, os.ErrNotExist) {
+			os.RemoveAll(j.dir) // a job that never started leaves nothing behind
+		}
 		return nil, err
 	}
 	return j, nil

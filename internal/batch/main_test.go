@@ -214,4 +214,3 @@ func gen(t testing.TB, name string, o batchgen.Options) string {
 	}
 	return p
 }
-

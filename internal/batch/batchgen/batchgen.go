@@ -32,6 +32,25 @@ type Options struct {
 	Rows         int
 	RowGroupRows int    // Parquet rows per row group (0: 65536)
 	Seed         uint64 // the same seed writes the same rows
+	// Vector, when > 0, writes VectorRows instead (Parquet only): an id and an "input"
+	// list of Vector numbers, as the example "mlp" model reads (Vector 256).
+	Vector int
+}
+
+// VectorRow is one row of a vector file.
+type VectorRow struct {
+	ID    string    `parquet:"id"`
+	Input []float32 `parquet:"input,list"`
+}
+
+// VectorAt is row i of a vector file made with seed.
+func VectorAt(seed uint64, i, n int) VectorRow {
+	r := rand.New(rand.NewPCG(seed, uint64(i)))
+	v := make([]float32, n)
+	for k := range v {
+		v[k] = r.Float32()*2 - 1
+	}
+	return VectorRow{ID: "r" + strconv.Itoa(i), Input: v}
 }
 
 // RowAt is row i of a file made with seed.
@@ -47,10 +66,14 @@ func Write(path string, o Options) error {
 	if err != nil {
 		return err
 	}
-	switch strings.ToLower(filepath.Ext(path)) {
-	case ".parquet":
-		err = writeParquet(f, o)
-	case ".csv", ".jsonl", ".ndjson":
+	switch ext := strings.ToLower(filepath.Ext(path)); {
+	case o.Vector > 0 && ext == ".parquet":
+		err = writeRows(f, o, func(i int) VectorRow { return VectorAt(o.Seed, i, o.Vector) })
+	case o.Vector > 0:
+		err = fmt.Errorf("%s: vector files are Parquet only", path)
+	case ext == ".parquet":
+		err = writeRows(f, o, func(i int) Row { return RowAt(o.Seed, i) })
+	case ext == ".csv" || ext == ".jsonl" || ext == ".ndjson":
 		err = writeText(f, o, filepath.Ext(path) == ".csv")
 	default:
 		err = fmt.Errorf("%s: want .parquet, .csv or .jsonl", path)
@@ -61,15 +84,15 @@ func Write(path string, o Options) error {
 	return err
 }
 
-func writeParquet(w io.Writer, o Options) error {
+func writeRows[T any](w io.Writer, o Options, at func(int) T) error {
 	group := o.RowGroupRows
 	if group <= 0 {
 		group = 65536
 	}
-	pw := parquet.NewGenericWriter[Row](w, parquet.MaxRowsPerRowGroup(int64(group)), parquet.Compression(&parquet.Snappy))
-	buf := make([]Row, 0, 4096)
+	pw := parquet.NewGenericWriter[T](w, parquet.MaxRowsPerRowGroup(int64(group)), parquet.Compression(&parquet.Snappy))
+	buf := make([]T, 0, 4096)
 	for i := range o.Rows {
-		buf = append(buf, RowAt(o.Seed, i))
+		buf = append(buf, at(i))
 		if len(buf) == cap(buf) || i == o.Rows-1 {
 			if _, err := pw.Write(buf); err != nil {
 				return err
