@@ -283,7 +283,7 @@ func (p *batchProgress) line(pr batch.Progress) {
 	rate := float64(done) / max(pr.Elapsed.Seconds(), 1e-9)
 	if pr.Resumed && p.first != nil { // rows committed before this run took no time of it
 		f := *p.first
-		rate = float64(done-f.Rows-f.Rejected) / max((pr.Elapsed - f.Elapsed).Seconds(), 1e-9)
+		rate = float64(done-f.Rows-f.Rejected) / max((pr.Elapsed-f.Elapsed).Seconds(), 1e-9)
 	}
 	var b strings.Builder
 	fmt.Fprintf(&b, "ferry batch: %d rows", done)
