@@ -96,7 +96,15 @@ func readOutput(t testing.TB, path string) (map[string][]any, []string) {
 			for _, row := range buf[:n] {
 				vals := make([]any, len(header))
 				for _, v := range row {
-					vals[v.Column()] = parquetAny(v)
+					c := v.Column()
+					switch prev := vals[c].(type) {
+					case nil:
+						vals[c] = parquetAny(v)
+					case []any: // a list's third and later elements
+						vals[c] = append(prev, parquetAny(v))
+					default:
+						vals[c] = []any{prev, parquetAny(v)}
+					}
 				}
 				add(vals)
 			}

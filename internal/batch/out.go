@@ -287,6 +287,12 @@ func (p *parquetPart) Write(vals []any) error {
 			row = append(row, parquetValue(c.kind, vals[i]).Level(0, p.def[i], i))
 			continue
 		}
+		if fs, ok := vals[i].([]float32); ok && c.kind == kFloat32 && len(fs) > 0 { // most outputs, without boxing each
+			for k, f := range fs {
+				row = append(row, parquet.FloatValue(f).Level(min(k, 1), p.def[i], i))
+			}
+			continue
+		}
 		elems := elements(vals[i])
 		if len(elems) == 0 {
 			row = append(row, parquet.Value{}.Level(0, p.def[i]-1, i))

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"slices"
 
 	"github.com/ferryml/ferry/internal/lane"
 	"github.com/ferryml/ferry/internal/tensor"
@@ -121,84 +120,194 @@ func (p *parquetSource) Span(sh Shard) (position, int64, error) {
 
 func (p *parquetSource) Read(sh Shard, pos position) (rowReader, error) {
 	from, to, first := p.groups(sh)
-	r := &parquetReader{p: p, g: from, to: to, first: first, next: pos.Row, slot: map[int]int{}}
-	for i, f := range p.wanted {
-		if leaf, ok := p.leaves[f]; ok {
-			r.slot[leaf.ColumnIndex] = i
-		}
-	}
+	r := &parquetReader{p: p, g: from, to: to, first: first, next: pos.Row}
 	for r.g < to && first[r.g+1] <= pos.Row {
 		r.g++
 	}
 	return r, nil
 }
 
-// parquetReader reads rows group by group.
+// parquetReader reads the wanted columns of one row group after another, column by
+// column and page by page: a list of floats comes out as a slice of its page's values,
+// with no per-value work.
 type parquetReader struct {
 	p     *parquetSource
 	g, to int
 	first []int64
-	rows  parquet.Rows // of group g, nil before it is opened
+	cols  []*colCursor // of group g, nil before it is opened
 	next  int64        // index of the next row
-	slot  map[int]int  // leaf column index -> index in wanted
-	buf   []parquet.Row
 }
 
 func (r *parquetReader) Next(n int) ([]record, position, error) {
 	var out []record
 	for len(out) < n && r.g < r.to {
-		if r.rows == nil {
-			r.rows = r.p.pf.RowGroups()[r.g].Rows()
-			if err := r.rows.SeekToRow(r.next - r.first[r.g]); err != nil {
+		if r.cols == nil {
+			if err := r.open(); err != nil {
 				return nil, position{Row: r.next}, err
 			}
 		}
-		if cap(r.buf) < n-len(out) {
-			r.buf = make([]parquet.Row, n-len(out))
-		}
-		buf := r.buf[:min(n-len(out), int(r.first[r.g+1]-r.next))]
-		k, err := r.rows.ReadRows(buf)
-		for _, row := range buf[:k] {
-			out = append(out, record{index: r.next, row: r.convert(row)})
+		for len(out) < n && r.next < r.first[r.g+1] {
+			row := make(lane.Row, len(r.cols))
+			for _, c := range r.cols {
+				v, err := c.value()
+				if err != nil {
+					return nil, position{Row: r.next}, fmt.Errorf("column %q: %w", c.name, err)
+				}
+				row[c.name] = v
+			}
+			out = append(out, record{index: r.next, row: row})
 			r.next++
 		}
-		if err != nil && !errors.Is(err, io.EOF) {
-			return nil, position{Row: r.next}, err
-		}
-		if r.next >= r.first[r.g+1] || errors.Is(err, io.EOF) {
-			r.rows.Close()
-			r.rows = nil
+		if r.next >= r.first[r.g+1] {
+			r.closeGroup()
 			r.g++
-			r.next = r.first[r.g]
 		}
 	}
 	return out, position{Row: r.next}, nil
 }
 
-// convert picks the wanted fields out of a Parquet row: a scalar for a flat column
-// (nil when null), a slice for a repeated one.
-func (r *parquetReader) convert(row parquet.Row) lane.Row {
-	out := make(lane.Row, len(r.p.wanted))
-	for lo := 0; lo < len(row); {
-		col := row[lo].Column()
-		hi := lo + 1
-		for hi < len(row) && row[hi].Column() == col {
-			hi++
+// open positions a cursor per wanted column at the next row of group g.
+func (r *parquetReader) open() error {
+	chunks := r.p.pf.RowGroups()[r.g].ColumnChunks()
+	for _, name := range r.p.wanted {
+		leaf, ok := r.p.leaves[name]
+		if !ok {
+			continue
 		}
-		if i, ok := r.slot[col]; ok {
-			name := r.p.wanted[i]
-			leaf := r.p.leaves[name]
-			if leaf.MaxRepetitionLevel == 0 {
-				out[name] = scalar(row[lo])
-			} else {
-				out[name] = list(row[lo:hi], leaf.Node.Type().Kind(), leaf.MaxDefinitionLevel)
-			}
+		pages := chunks[leaf.ColumnIndex].Pages()
+		if err := pages.SeekToRow(r.next - r.first[r.g]); err != nil {
+			pages.Close()
+			return fmt.Errorf("column %q: %w", name, err)
 		}
-		lo = hi
+		r.cols = append(r.cols, &colCursor{name: name, leaf: leaf, kind: leaf.Node.Type().Kind(), pages: pages})
 	}
-	return out
+	return nil
 }
 
+func (r *parquetReader) closeGroup() {
+	for _, c := range r.cols {
+		c.pages.Close()
+	}
+	r.cols = nil
+}
+
+// colCursor reads one column of a row group a row at a time.
+type colCursor struct {
+	name  string
+	leaf  parquet.LeafColumn
+	kind  parquet.Kind
+	pages parquet.Pages
+	// The current page: its levels (none for a required flat column), and its values:
+	// floats holds a plain float page's defined values, vals any other page's values,
+	// one per level (nulls included).
+	reps, defs []byte
+	n          int // levels (or values) in the page
+	floats     []float32
+	vals       []parquet.Value
+	li, vi     int // next level, next float
+}
+
+// load reads the next page.
+func (c *colCursor) load() error {
+	page, err := c.pages.ReadPage()
+	if err != nil {
+		return err
+	}
+	c.reps, c.defs = page.RepetitionLevels(), page.DefinitionLevels()
+	c.n, c.li, c.vi = int(page.NumValues()), 0, 0
+	c.floats, c.vals = nil, nil
+	if c.kind == parquet.Float && page.Dictionary() == nil {
+		data := page.Data()
+		c.floats = data.Float()
+		return nil
+	}
+	c.vals = make([]parquet.Value, c.n)
+	k, err := page.Values().ReadValues(c.vals)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	c.vals = c.vals[:k]
+	if k != c.n {
+		return fmt.Errorf("page holds %d values for %d levels", k, c.n)
+	}
+	return nil
+}
+
+// defined reports whether level i holds a value (not a null or an empty list).
+func (c *colCursor) defined(i int) bool {
+	return c.defs == nil || int(c.defs[i]) == c.leaf.MaxDefinitionLevel
+}
+
+// take is the value of level i.
+func (c *colCursor) take(i int) any {
+	if c.floats != nil {
+		c.vi++
+		return c.floats[c.vi-1]
+	}
+	return scalar(c.vals[i])
+}
+
+// value is the next row's value: a scalar (nil when null), or for a repeated column a
+// slice of its defined elements.
+func (c *colCursor) value() (any, error) {
+	if c.li >= c.n {
+		if err := c.load(); err != nil {
+			return nil, err
+		}
+	}
+	if c.leaf.MaxRepetitionLevel == 0 {
+		i := c.li
+		c.li++
+		if !c.defined(i) {
+			return nil, nil
+		}
+		return c.take(i), nil
+	}
+	return c.list()
+}
+
+// list gathers one row's elements, which may run on into the next page.
+func (c *colCursor) list() (any, error) {
+	var floats []float32
+	var elems []any
+	for {
+		startLevel, startFloat := c.li, c.vi
+		for c.li < c.n && (c.li == startLevel || c.reps[c.li] != 0) {
+			if c.defined(c.li) {
+				if c.floats == nil {
+					elems = append(elems, c.take(c.li))
+				} else {
+					c.vi++
+				}
+			}
+			c.li++
+		}
+		if c.floats != nil {
+			if floats == nil && c.li < c.n {
+				floats = c.floats[startFloat:c.vi:c.vi] // the whole row in one page: no copy
+			} else {
+				floats = append(floats, c.floats[startFloat:c.vi]...)
+			}
+		}
+		if c.li < c.n {
+			break
+		}
+		// The page ended: the row goes on only if the next page starts mid-row.
+		if err := c.load(); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, err
+		}
+		if c.n == 0 || c.reps[0] == 0 {
+			break
+		}
+	}
+	if floats != nil || c.kind == parquet.Float && elems == nil {
+		return listOf(floats), nil
+	}
+	return typedList(elems, c.kind), nil
+}
 func scalar(v parquet.Value) any {
 	if v.IsNull() {
 		return nil
@@ -220,28 +329,31 @@ func scalar(v parquet.Value) any {
 	return v.String()
 }
 
-// list is a repeated column's values for one row; values defined below maxDef are
-// an empty or null list, not elements.
-func list(vs []parquet.Value, kind parquet.Kind, maxDef int) any {
-	switch kind {
-	case parquet.Float:
-		return collect(vs, maxDef, parquet.Value.Float)
-	case parquet.Double:
-		return collect(vs, maxDef, parquet.Value.Double)
-	case parquet.Int32:
-		return collect(vs, maxDef, func(v parquet.Value) int64 { return int64(v.Int32()) })
-	case parquet.Int64:
-		return collect(vs, maxDef, parquet.Value.Int64)
+func listOf(fs []float32) any {
+	if fs == nil {
+		return []float32{}
 	}
-	return collect(vs, maxDef, scalar)
+	return fs
 }
 
-func collect[T any](vs []parquet.Value, maxDef int, at func(parquet.Value) T) []T {
-	out := make([]T, 0, len(vs))
-	for _, v := range vs {
-		if v.DefinitionLevel() == maxDef && !v.IsNull() {
-			out = append(out, at(v))
-		}
+// typedList is a list's elements as the slice lane reads fastest.
+func typedList(elems []any, kind parquet.Kind) any {
+	switch kind {
+	case parquet.Double:
+		return convertAll(elems, func(v any) float64 { return v.(float64) })
+	case parquet.Int32, parquet.Int64:
+		return convertAll(elems, func(v any) int64 { return v.(int64) })
 	}
-	return slices.Clip(out)
+	if elems == nil {
+		return []any{}
+	}
+	return elems
+}
+
+func convertAll[T any](elems []any, f func(any) T) []T {
+	out := make([]T, len(elems))
+	for i, e := range elems {
+		out[i] = f(e)
+	}
+	return out
 }
