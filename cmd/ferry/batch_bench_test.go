@@ -34,7 +34,7 @@ dynamic_batching { max_queue_delay_microseconds: 2000 }
 // tabular model's engine limit (~24M rows/s at batch 256) is far beyond what reading
 // any file can feed, so its ratio would measure Parquet decoding, not the lane.
 func BenchmarkBatchVsEngine(b *testing.B) {
-	const rows, maxBatch = 60000, 64
+	const rows, maxBatch = 120000, 64
 	repo := b.TempDir()
 	writeModel(b, repo, "mlp", 1, onnxgen.MLP(1), mlpBatchConfig)
 	in := filepath.Join(b.TempDir(), "in.parquet")
@@ -53,19 +53,33 @@ func BenchmarkBatchVsEngine(b *testing.B) {
 	b.ResetTimer()
 	// Engine and job take turns, and each keeps its best: on shared cores, what other
 	// processes take would otherwise decide the ratio.
-	var best, engine float64
+	var best, engine, busy float64
 	for range b.N {
 		engine = max(engine, engineLimit(b, filepath.Join(repo, "mlp"), maxBatch))
+		before := computeInfer(c)
 		start := time.Now()
 		p, err := batch.Run(ctx, c, batch.Options{Input: in, Output: filepath.Join(b.TempDir(), "out.parquet"), Model: "mlp", IDColumns: []string{"id"}})
 		if err != nil || p.Rows != rows {
 			b.Fatalf("%+v %v", p, err)
 		}
-		best = max(best, float64(rows)/time.Since(start).Seconds())
+		wall := time.Since(start)
+		if r := float64(rows) / wall.Seconds(); r > best {
+			best, busy = r, (computeInfer(c) - before).Seconds()/wall.Seconds()
+		}
 	}
 	b.ReportMetric(best, "rows/s")
 	b.ReportMetric(best/engine, "ratio")
-	fmt.Printf("batch %0.f rows/s over %d rows of Parquet; engine limit at batch %d %0.f rows/s; ratio %.2f\n", best, rows, maxBatch, engine, best/engine)
+	fmt.Printf("batch %0.f rows/s over %d rows of Parquet (the model computing %.0f%% of the job's time); engine limit at batch %d %0.f rows/s; ratio %.2f\n",
+		best, rows, 100*busy, maxBatch, engine, best/engine)
+}
+
+// computeInfer is the time the model has spent computing so far.
+func computeInfer(c *core.Server) time.Duration {
+	var d time.Duration
+	for _, s := range c.StatsSnapshot() {
+		d += s.ComputeInfer.Total
+	}
+	return d
 }
 
 // engineLimit is the model's items/s at batch size n, by the code of `ferry bench --engine`.

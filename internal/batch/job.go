@@ -34,6 +34,7 @@ type job struct {
 	ids     []string // id columns; nil: the "row" column
 	cols    []outCol
 	start   time.Time
+	stop    context.CancelCauseFunc // ends a running score with its reason
 }
 
 func newJob(ctx context.Context, c lane.Core, opts Options) (*job, error) {

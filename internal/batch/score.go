@@ -20,7 +20,32 @@ type chunk struct {
 	recs []record
 	res  []result
 	end  position
+	err  error          // reading it failed
 	wg   sync.WaitGroup // the chunk's requests
+}
+
+// readAhead reads chunks on its own goroutine, one ahead of the requests, so that
+// decoding a chunk never leaves the model without work.
+func (j *job) readAhead(ctx context.Context, rd rowReader, first int) <-chan *chunk {
+	out := make(chan *chunk, 1)
+	go func() {
+		defer close(out)
+		for k := first; ctx.Err() == nil; k++ {
+			recs, end, err := rd.Next(j.chunkRows())
+			if err == nil && len(recs) == 0 {
+				return
+			}
+			select {
+			case out <- &chunk{k: k, recs: recs, res: make([]result, len(recs)), end: end, err: err}:
+			case <-ctx.Done():
+				return
+			}
+			if err != nil {
+				return
+			}
+		}
+	}()
+	return out
 }
 
 // result is one row's fate: its outputs (one value per model output), or why not.
@@ -39,23 +64,25 @@ func (j *job) score(ctx context.Context, cp *checkpoint, resumed bool) error {
 	}
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
+	j.stop = cancel
+	readCtx, cancelRead := context.WithCancel(ctx)
+	defer cancelRead()
 	commits := make(chan *chunk, 1)
 	committed := make(chan error, 1)
 	go func() { committed <- j.commitAll(ctx, cancel, commits, cp, resumed) }()
 	sem := make(chan struct{}, j.concurrency())
+	reads := j.readAhead(readCtx, rd, cp.Chunks)
 	var readErr error
-	for k := cp.Chunks; ctx.Err() == nil; k++ {
-		recs, end, err := rd.Next(j.chunkRows())
-		if err != nil {
-			readErr = fmt.Errorf("input: %w", err)
+	for ch := range reads {
+		if ch.err != nil {
+			readErr = fmt.Errorf("input: %w", ch.err)
 			break
 		}
-		if len(recs) == 0 {
-			break
-		}
-		ch := &chunk{k: k, recs: recs, res: make([]result, len(recs)), end: end}
-		j.dispatch(ctx, cancel, ch, sem)
+		j.dispatch(ctx, ch, sem)
 		commits <- ch
+	}
+	cancelRead()
+	for range reads {
 	}
 	close(commits)
 	if err := <-committed; err != nil {
@@ -71,7 +98,7 @@ func (j *job) score(ctx context.Context, cp *checkpoint, resumed bool) error {
 }
 
 // dispatch batches a chunk's rows to the model's size and sends each request.
-func (j *job) dispatch(ctx context.Context, cancel context.CancelCauseFunc, ch *chunk, sem chan struct{}) {
+func (j *job) dispatch(ctx context.Context, ch *chunk, sem chan struct{}) {
 	b := j.schema.NewBuilder()
 	var idx []int
 	flush := func() {
@@ -87,7 +114,7 @@ func (j *job) dispatch(ctx context.Context, cancel context.CancelCauseFunc, ch *
 		}
 		ch.wg.Go(func() {
 			defer func() { <-sem }()
-			j.infer(ctx, cancel, req, rows, ch)
+			j.infer(ctx, req, rows, ch)
 		})
 	}
 	for i, r := range ch.recs {
@@ -112,14 +139,14 @@ func (j *job) dispatch(ctx context.Context, cancel context.CancelCauseFunc, ch *
 // infer scores one request. A request core refuses as invalid is scored again row by
 // row, so that one bad row does not reject its neighbours; core being unavailable
 // (overloaded, reloading) is waited out; the job stops when it lasts.
-func (j *job) infer(ctx context.Context, cancel context.CancelCauseFunc, req *core.InferRequest, idx []int, ch *chunk) {
+func (j *job) infer(ctx context.Context, req *core.InferRequest, idx []int, ch *chunk) {
 	req.Parameters = j.params
 	resp, err := j.call(ctx, req)
 	switch {
 	case ctx.Err() != nil:
 		return
 	case err != nil && retryable(err):
-		cancel(fmt.Errorf("model %q stayed unavailable: %w", j.opts.Model, err))
+		j.stop(fmt.Errorf("model %q stayed unavailable: %w", j.opts.Model, err))
 		return
 	case err != nil && len(idx) > 1:
 		for _, i := range idx {
@@ -128,7 +155,7 @@ func (j *job) infer(ctx context.Context, cancel context.CancelCauseFunc, req *co
 				ch.res[i].err = err
 				continue
 			}
-			j.infer(ctx, cancel, b.Request(""), []int{i}, ch)
+			j.infer(ctx, b.Request(""), []int{i}, ch)
 		}
 		return
 	case err != nil:
