@@ -64,7 +64,7 @@ func BenchmarkBatchVsEngine(b *testing.B) {
 		}
 		wall := time.Since(start)
 		if r := float64(rows) / wall.Seconds(); r > best {
-			best, busy = r, (computeInfer(c) - before).Seconds()/wall.Seconds()
+			best, busy = r, (computeInfer(c)-before).Seconds()/wall.Seconds()
 		}
 	}
 	b.ReportMetric(best, "rows/s")
