@@ -101,16 +101,12 @@ func (j *job) mergeParquet(w io.Writer, chunks int) error {
 }
 
 func copyRowGroups(pw *parquet.Writer, path string) error {
-	f, err := os.Open(path)
+	f, size, err := openSized(path)
 	if err != nil {
 		return err
 	}
 	defer f.Close()
-	st, err := f.Stat()
-	if err != nil {
-		return err
-	}
-	pf, err := parquet.OpenFile(f, st.Size())
+	pf, err := parquet.OpenFile(f, size)
 	if err != nil {
 		return fmt.Errorf("%s: %w", path, err)
 	}

@@ -2,7 +2,6 @@ package batch_test
 
 import (
 	"bufio"
-	"context"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -39,25 +38,9 @@ var features = lane.Mapping{"features": batchgen.Features}
 // online scores one generated row alone, as an online request would.
 func online(t testing.TB, seed uint64, i int) float32 {
 	t.Helper()
-	s, err := lane.Describe(context.Background(), testCore, "tabular", "", features)
-	if err != nil {
-		t.Fatal(err)
-	}
 	r := batchgen.RowAt(seed, i)
-	b := s.NewBuilder()
-	if err := b.Add(lane.Row{"age": r.Age, "income": r.Income, "debt_ratio": r.DebtRatio, "tenure": r.Tenure,
-		"late_payments": r.LatePayments, "utilization": r.Utilization}); err != nil {
-		t.Fatal(err)
-	}
-	resp, err := testCore.Infer(context.Background(), b.Request("online"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	v, err := lane.Value(resp.Outputs[0])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return v.(float32)
+	return score(t, "tabular", lane.Row{"age": r.Age, "income": r.Income, "debt_ratio": r.DebtRatio, "tenure": r.Tenure,
+		"late_payments": r.LatePayments, "utilization": r.Utilization})[0]
 }
 
 // readOutput reads a job's output: first column (the id) -> the other columns' values,
@@ -73,13 +56,13 @@ func readOutput(t testing.TB, path string) (map[string][]any, []string) {
 		}
 		rows[key] = vals[1:]
 	}
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
 	switch filepath.Ext(path) {
 	case ".parquet":
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
 		st, _ := f.Stat()
 		pf, err := parquet.OpenFile(f, st.Size())
 		if err != nil {
@@ -113,11 +96,6 @@ func readOutput(t testing.TB, path string) (map[string][]any, []string) {
 			}
 		}
 	case ".csv":
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			cells := strings.Split(sc.Text(), ",")
@@ -135,11 +113,6 @@ func readOutput(t testing.TB, path string) (map[string][]any, []string) {
 			add(vals)
 		}
 	default:
-		f, err := os.Open(path)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
 		sc := bufio.NewScanner(f)
 		for sc.Scan() {
 			dec := json.NewDecoder(strings.NewReader(sc.Text()))

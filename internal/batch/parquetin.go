@@ -20,16 +20,11 @@ type parquetSource struct {
 }
 
 func openParquet(path string) (*parquetSource, error) {
-	f, err := os.Open(path)
+	f, size, err := openSized(path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	pf, err := parquet.OpenFile(f, st.Size(), parquet.SkipBloomFilters(true), parquet.ReadBufferSize(256<<10))
+	pf, err := parquet.OpenFile(f, size, parquet.SkipBloomFilters(true), parquet.ReadBufferSize(256<<10))
 	if err != nil {
 		f.Close()
 		return nil, fmt.Errorf("%s: not a Parquet file: %w", path, err)

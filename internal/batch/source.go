@@ -2,6 +2,7 @@ package batch
 
 import (
 	"fmt"
+	"os"
 	"path"
 	"strings"
 
@@ -99,3 +100,17 @@ func fieldInputs(s *lane.Schema, m lane.Mapping) map[string]lane.Column {
 
 // numeric reports whether dt is a number type (not BYTES or BOOL).
 func numeric(dt tensor.DType) bool { return dt != tensor.Bytes && dt != tensor.Bool }
+
+// openSized opens a file and reads its size.
+func openSized(path string) (*os.File, int64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, 0, err
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, err
+	}
+	return f, st.Size(), nil
+}

@@ -33,16 +33,11 @@ type textSource struct {
 }
 
 func openText(path string, csv bool) (*textSource, error) {
-	f, err := os.Open(path)
+	f, size, err := openSized(path)
 	if err != nil {
 		return nil, err
 	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return nil, err
-	}
-	t := &textSource{f: f, size: st.Size(), csv: csv}
+	t := &textSource{f: f, size: size, csv: csv}
 	if csv {
 		if err := t.readHeader(); err != nil {
 			f.Close()
