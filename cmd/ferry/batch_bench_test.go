@@ -14,18 +14,7 @@ import (
 	"github.com/ferryml/ferry/internal/bench"
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/modelconfig"
-	"github.com/ferryml/ferry/tools/onnxgen"
 )
-
-// mlpBatchConfig is examples/models/mlp's config: batches of up to 64 rows, one instance.
-const mlpBatchConfig = `name: "mlp"
-platform: "onnxruntime_onnx"
-max_batch_size: 64
-input [ { name: "input" data_type: TYPE_FP32 dims: [ 256 ] } ]
-output [ { name: "output" data_type: TYPE_FP32 dims: [ 10 ] } ]
-instance_group [ { count: 1 kind: KIND_CPU } ]
-dynamic_batching { max_queue_delay_microseconds: 2000 }
-`
 
 // BenchmarkBatchVsEngine prints, in one run, a batch job's rows/s over a Parquet file
 // against the engine limit of the same model at the same batch size, measured by
@@ -35,8 +24,7 @@ dynamic_batching { max_queue_delay_microseconds: 2000 }
 // any file can feed, so its ratio would measure Parquet decoding, not the lane.
 func BenchmarkBatchVsEngine(b *testing.B) {
 	const rows, maxBatch = 120000, 64
-	repo := b.TempDir()
-	writeModel(b, repo, "mlp", 1, onnxgen.MLP(1), mlpBatchConfig)
+	repo, _ := batchSetup(b) // examples/models/mlp: batches of up to 64 rows, one instance
 	in := filepath.Join(b.TempDir(), "in.parquet")
 	if err := batchgen.Write(in, batchgen.Options{Rows: rows, Vector: 256, RowGroupRows: 8192, Seed: 1}); err != nil {
 		b.Fatal(err)

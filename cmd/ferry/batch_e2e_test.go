@@ -19,29 +19,26 @@ import (
 	"github.com/parquet-go/parquet-go"
 
 	"github.com/ferryml/ferry/internal/batch/batchgen"
+	"github.com/ferryml/ferry/internal/lane/lanetest"
 	"github.com/ferryml/ferry/internal/tensor"
 	"github.com/ferryml/ferry/internal/v2client"
-	"github.com/ferryml/ferry/tools/onnxgen"
 )
 
-const tabularConfig = `name: "tabular"
-platform: "onnxruntime_onnx"
-max_batch_size: 256
-input [ { name: "features" data_type: TYPE_FP32 dims: [ 6 ] } ]
-output [ { name: "score" data_type: TYPE_FP32 dims: [ 1 ] } ]
-instance_group [ { count: 1 kind: KIND_CPU } ]
-dynamic_batching { max_queue_delay_microseconds: 500 }
-`
-
-// batchSetup is a repository with the tabular model and its mapping file.
+// batchSetup is the example repository (examples/models, `make models`, with the
+// tabular and mlp models and their configs) and the tabular model's mapping file.
 func batchSetup(t testing.TB) (repo, mapping string) {
 	t.Helper()
-	repo = t.TempDir()
-	writeModel(t, repo, "tabular", 1, onnxgen.Tabular(1), tabularConfig)
+	repo, err := lanetest.ExampleModels()
+	if err != nil {
+		t.Fatal(err)
+	}
 	mapping = filepath.Join(t.TempDir(), "mapping.yaml")
 	os.WriteFile(mapping, []byte("features: ["+strings.Join(batchgen.Features, ", ")+"]\n"), 0o644)
 	return repo, mapping
 }
+
+// onlyTabular serves the tabular model alone.
+func onlyTabular(c *serveConfig) { c.mode, c.loadModels = "explicit", []string{"tabular"} }
 
 func genInput(t testing.TB, name string, o batchgen.Options) string {
 	t.Helper()
@@ -172,7 +169,7 @@ func readScores(t testing.TB, path string) map[string]float64 {
 // one request each, over gRPC to a server of the same repository.
 func checkOnline(t testing.TB, repo string, seed uint64, rows int, got map[string]float64) {
 	t.Helper()
-	ts := startServer(t, repo)
+	ts := startServer(t, repo, onlyTabular)
 	m := ts.grpc.Model("tabular", "")
 	for i := 0; i < rows; i += max(rows/50, 1) {
 		r := batchgen.RowAt(seed, i)
@@ -326,7 +323,7 @@ func TestBatchPeakMemoryBounded(t *testing.T) {
 // the same results, and a wrong column fails at start naming it.
 func TestBatchThroughServer(t *testing.T) {
 	repo, mapping := batchSetup(t)
-	ts := startServer(t, repo)
+	ts := startServer(t, repo, onlyTabular)
 	const rows = 3000
 	in := genInput(t, "in.csv", batchgen.Options{Rows: rows, Seed: 19})
 	out := filepath.Join(t.TempDir(), "out.csv")
