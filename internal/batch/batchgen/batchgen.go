@@ -53,11 +53,13 @@ func VectorAt(seed uint64, i, n int) VectorRow {
 	return VectorRow{ID: "r" + strconv.Itoa(i), Input: v}
 }
 
-// RowAt is row i of a file made with seed.
+// RowAt is row i of a file made with seed: standardized values, as the model was
+// trained on (0 the mean, 1 a standard deviation), some of them whole numbers so that
+// integer columns are read too.
 func RowAt(seed uint64, i int) Row {
 	r := rand.New(rand.NewPCG(seed, uint64(i)))
-	return Row{ID: "r" + strconv.Itoa(i), Age: 18 + r.Int64N(70), Income: r.Float64() * 200000, DebtRatio: r.Float64(),
-		Tenure: int32(r.IntN(40)), LatePayments: r.Int64N(10), Utilization: r.Float32()}
+	return Row{ID: "r" + strconv.Itoa(i), Age: r.Int64N(5) - 2, Income: r.NormFloat64(), DebtRatio: r.NormFloat64(),
+		Tenure: int32(r.IntN(5) - 2), LatePayments: r.Int64N(4), Utilization: float32(r.NormFloat64())}
 }
 
 // Write writes a file; the format is the path's extension (.parquet, .csv, .jsonl).
