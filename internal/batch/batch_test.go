@@ -113,12 +113,18 @@ func TestBadInputFailsAtStart(t *testing.T) {
 	in := gen(t, "in.parquet", batchgen.Options{Rows: 10})
 	csv := filepath.Join(dir, "in.csv")
 	os.WriteFile(csv, []byte("id,age,income\n1,2,3\n"), 0o644)
+	words := filepath.Join(dir, "words.csv")
+	os.WriteFile(words, []byte("id,age,income,debt_ratio,tenure,late_payments,utilization\n1,2,high,0,0,0,0\n2,3,low,0,0,0,0\n"), 0o644)
+	strs := filepath.Join(dir, "strings.jsonl")
+	os.WriteFile(strs, []byte(`{"age":"thirty","income":1,"debt_ratio":0,"tenure":0,"late_payments":0,"utilization":0}`+"\n"), 0o644)
 	cases := []struct {
 		name string
 		opts batch.Options
 		want string
 	}{
 		{"missing column", batch.Options{Input: csv, Model: "tabular", Mapping: features}, `"debt_ratio"`},
+		{"words for numbers (CSV)", batch.Options{Input: words, Model: "tabular", Mapping: features}, `column "income"`},
+		{"strings for numbers (JSON lines)", batch.Options{Input: strs, Model: "tabular", Mapping: features}, `column "age"`},
 		{"wrong type", batch.Options{Input: in, Model: "tabular", Mapping: lane.Mapping{"features": {"id", "age", "income", "debt_ratio", "tenure", "utilization"}}}, `column "id"`},
 		{"unknown model", batch.Options{Input: in, Model: "nope", Mapping: features}, `"nope"`},
 		{"unknown id", batch.Options{Input: in, Model: "tabular", Mapping: features, IDColumns: []string{"key"}}, `"key"`},

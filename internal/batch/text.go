@@ -10,6 +10,7 @@ import (
 	"os"
 	"slices"
 	"strconv"
+	"strings"
 
 	"github.com/ferryml/ferry/internal/lane"
 	"github.com/ferryml/ferry/internal/tensor"
@@ -93,10 +94,81 @@ func (t *textSource) Columns() []string {
 	}
 }
 
-// Check: text declares no types, so a bad value is a rejected row.
+// sampleRows is how many rows Check reads to judge a text file's columns.
+const sampleRows = 100
+
+// Check: text declares no types, so the first rows stand for them: a column none of
+// whose sampled values can fill its input (words where numbers belong) fails the job at
+// start; a bad value in a column that is otherwise right is a rejected row.
 func (t *textSource) Check(fields map[string]lane.Column) error {
 	t.fields = fields
+	br := bufio.NewReader(io.NewSectionReader(t.f, t.data, t.size-t.data))
+	good, bad := map[string]int{}, map[string]any{}
+	for n := 0; n < sampleRows; n++ {
+		line, size, err := readLine(br, nil)
+		if size == 0 || err != nil && !errors.Is(err, io.EOF) {
+			break
+		}
+		for f, v := range t.sample(line) {
+			if fits(v, fields[f].DType) {
+				good[f]++
+			} else if _, seen := bad[f]; !seen {
+				bad[f] = v
+			}
+		}
+	}
+	for f, v := range bad {
+		if good[f] == 0 {
+			return fmt.Errorf("column %q: no value of the first %d rows can fill input %q (%s), e.g. %v", f, sampleRows, fields[f].Name, fields[f].DType, v)
+		}
+	}
 	return nil
+}
+
+// sample is a line's non-empty values of the fields the model reads.
+func (t *textSource) sample(line []byte) map[string]any {
+	out := map[string]any{}
+	if len(bytes.TrimSpace(line)) == 0 {
+		return out
+	}
+	if !t.csv {
+		row, err := t.jsonRow(line)
+		for f := range t.fields {
+			if v, ok := row[f]; ok && err == nil && v != nil {
+				out[f] = v
+			}
+		}
+		return out
+	}
+	cells, err := splitCSV(line)
+	if err != nil || len(cells) != len(t.header) {
+		return out
+	}
+	for i, h := range t.header {
+		if in, ok := t.fields[h]; ok && strings.TrimSpace(cells[i]) != "" {
+			if v, err := cellValue(cells[i], in.DType); err == nil {
+				out[h] = v
+			} else {
+				out[h] = strconv.Quote(cells[i])
+			}
+		}
+	}
+	return out
+}
+
+// fits reports whether a decoded value could fill an input of type dt.
+func fits(v any, dt tensor.DType) bool {
+	switch x := v.(type) {
+	case json.Number:
+		return numeric(dt)
+	case bool:
+		return dt == tensor.Bool
+	case string:
+		return dt == tensor.Bytes
+	case []any:
+		return len(x) == 0 || fits(x[0], dt)
+	}
+	return false
 }
 
 func (t *textSource) IDType(string) idType { return idString }
