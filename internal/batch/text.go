@@ -57,6 +57,7 @@ func (t *textSource) readHeader() error {
 	if n == 0 || len(bytes.TrimSpace(line)) == 0 {
 		return errors.New("CSV file has no header line")
 	}
+	line = bytes.TrimPrefix(line, bom) // as spreadsheets write it
 	if t.header, err = splitCSV(line); err != nil {
 		return fmt.Errorf("CSV header: %w", err)
 	}
@@ -66,32 +67,34 @@ func (t *textSource) readHeader() error {
 
 func (t *textSource) Close() error { return t.f.Close() }
 
-// Columns: a CSV header's names; JSON lines declare none up front, so the fields of
-// the first row stand for the file's.
+// Columns: a CSV header's names; JSON lines declare none, so the fields of the first
+// rows (up to sampleRows of them that are JSON objects) stand for the file's.
 func (t *textSource) Columns() []string {
 	if t.csv {
 		return t.header
 	}
 	br := bufio.NewReader(io.NewSectionReader(t.f, 0, t.size))
-	for {
-		line, n, err := readLine(br, nil)
-		if n == 0 || err != nil && !errors.Is(err, io.EOF) {
-			return nil
-		}
-		if len(bytes.TrimSpace(line)) == 0 {
-			continue
+	seen := map[string]bool{}
+	for n, lines := 0, 0; n < sampleRows && lines < 10*sampleRows; lines++ {
+		line, size, err := readLine(br, nil)
+		if size == 0 || err != nil && !errors.Is(err, io.EOF) {
+			break
 		}
 		var obj map[string]json.RawMessage
-		if json.Unmarshal(line, &obj) != nil {
-			return nil
+		if json.Unmarshal(bytes.TrimPrefix(line, bom), &obj) != nil {
+			continue
 		}
-		cols := make([]string, 0, len(obj))
 		for k := range obj {
-			cols = append(cols, k)
+			seen[k] = true
 		}
-		slices.Sort(cols)
-		return cols
+		n++
 	}
+	cols := make([]string, 0, len(seen))
+	for k := range seen {
+		cols = append(cols, k)
+	}
+	slices.Sort(cols)
+	return cols
 }
 
 // sampleRows is how many rows Check reads to judge a text file's columns.
@@ -306,6 +309,9 @@ func (r *textReader) Next(n int) ([]record, position, error) {
 
 var errLong = errors.New("line too long")
 
+// bom is the UTF-8 byte order mark some tools put at the start of a text file.
+var bom = []byte{0xef, 0xbb, 0xbf}
+
 // readLine reads one line into buf (without its line ending) and returns how many
 // bytes it took from the file; a line over maxLine is consumed and reported as errLong.
 func readLine(br *bufio.Reader, buf []byte) ([]byte, int, error) {
@@ -393,7 +399,7 @@ func cellValue(cell string, dt tensor.DType) (any, error) {
 
 // jsonRow decodes one JSON line, numbers kept as json.Number.
 func (t *textSource) jsonRow(line []byte) (lane.Row, error) {
-	dec := json.NewDecoder(bytes.NewReader(line))
+	dec := json.NewDecoder(bytes.NewReader(bytes.TrimPrefix(line, bom)))
 	dec.UseNumber()
 	var row lane.Row
 	if err := dec.Decode(&row); err != nil {
