@@ -306,7 +306,7 @@ func TestBatchPeakMemoryBounded(t *testing.T) {
 	peak := func(rows int) int64 {
 		in := genInput(t, "in.parquet", batchgen.Options{Rows: rows, Seed: 17})
 		p := startBatch(t, "--model-repository", repo, "--model", "tabular", "--input", in, "--output", filepath.Join(t.TempDir(), "out.parquet"),
-			"--id-column", "id", "--mapping", mapping)
+			"--id-column", "id", "--mapping", mapping, "--chunk-rows", "2048") // both runs reach the steady state of many chunks
 		if code := p.wait(); code != 0 {
 			t.Fatalf("exit %d: %s", code, p.stderr.String())
 		}
