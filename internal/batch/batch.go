@@ -71,6 +71,7 @@ type Options struct {
 	Concurrency int // requests in flight (0: 4)
 	Priority    int // V2 "priority" parameter on every request (0: the model's default)
 	// Progress is called after each committed chunk, from one goroutine; may be nil.
+	// It runs on the goroutine that commits, so it should return quickly.
 	Progress func(Progress)
 	S3       S3Options
 	// WorkDir holds the part files and the checkpoint while the job runs; "" is
@@ -90,8 +91,8 @@ type S3Options struct {
 type Progress struct {
 	Rows, Rejected int64 // rows scored / rejected so far, counting chunks committed before a resume
 	Total          int64 // rows in this job's input (its shard), -1 when not known up front
-	Elapsed        time.Duration
-	Resumed        bool // this run continued from a checkpoint
+	Elapsed        time.Duration // since this run (not the job's first) started
+	Resumed        bool          // this run continued from a checkpoint
 }
 
 // ErrCheckpoint is wrapped by Run's error when the work folder holds a checkpoint of
