@@ -89,8 +89,8 @@ type S3Options struct {
 
 // Progress is a job's state after a committed chunk.
 type Progress struct {
-	Rows, Rejected int64 // rows scored / rejected so far, counting chunks committed before a resume
-	Total          int64 // rows in this job's input (its shard), -1 when not known up front
+	Rows, Rejected int64         // rows scored / rejected so far, counting chunks committed before a resume
+	Total          int64         // rows in this job's input (its shard), -1 when not known up front
 	Elapsed        time.Duration // since this run (not the job's first) started
 	Resumed        bool          // this run continued from a checkpoint
 }
