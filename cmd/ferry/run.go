@@ -31,6 +31,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	root.AddCommand(keysCommand(getenv), tenantsCommand(getenv)) // keys_cmd.go
 	root.AddCommand(jobsCommand(getenv))                         // jobs_cmd.go
 	root.AddCommand(logsCommand(getenv))                         // logs_cmd.go
+	root.AddCommand(batchCommand(getenv, stderr))                // batch_cmd.go
 	root.AddCommand(serveCommand(getenv, stderr), &cobra.Command{
 		Use:   "version",
 		Short: "Print the version",

@@ -1,0 +1,354 @@
+package batch
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+
+	"github.com/ferryml/ferry/internal/lane"
+	"github.com/ferryml/ferry/internal/tensor"
+	"github.com/parquet-go/parquet-go"
+)
+
+// parquetSource is a Parquet file; shards are runs of whole row groups.
+type parquetSource struct {
+	f      *os.File
+	pf     *parquet.File
+	leaves map[string]parquet.LeafColumn // top-level field -> its one leaf column
+	wanted []string                      // the fields a record keeps
+}
+
+func openParquet(path string) (*parquetSource, error) {
+	f, size, err := openSized(path)
+	if err != nil {
+		return nil, err
+	}
+	pf, err := parquet.OpenFile(f, size, parquet.SkipBloomFilters(true), parquet.ReadBufferSize(256<<10))
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("%s: not a Parquet file: %w", path, err)
+	}
+	p := &parquetSource{f: f, pf: pf, leaves: map[string]parquet.LeafColumn{}}
+	count := map[string]int{}
+	for _, path := range pf.Schema().Columns() {
+		count[path[0]]++
+		if leaf, ok := pf.Schema().Lookup(path...); ok {
+			p.leaves[path[0]] = leaf
+		}
+	}
+	for name, n := range count {
+		if n != 1 {
+			delete(p.leaves, name) // a struct of several columns is no field a row can give
+		}
+	}
+	return p, nil
+}
+
+func (p *parquetSource) Close() error { return p.f.Close() }
+
+func (p *parquetSource) Columns() []string {
+	var out []string
+	for _, f := range p.pf.Schema().Fields() {
+		out = append(out, f.Name())
+	}
+	return out
+}
+
+// Check fails naming a column whose Parquet type cannot fill its model input.
+func (p *parquetSource) Check(fields map[string]lane.Column) error {
+	for name, in := range fields {
+		leaf, ok := p.leaves[name]
+		if !ok {
+			return fmt.Errorf("column %q is a group of several columns; input %q needs numbers, a list of them or text", name, in.Name)
+		}
+		kind := leaf.Node.Type().Kind()
+		var fits bool
+		switch {
+		case in.DType == tensor.Bytes:
+			fits = kind == parquet.ByteArray || kind == parquet.FixedLenByteArray
+		case in.DType == tensor.Bool:
+			fits = kind == parquet.Boolean
+		default:
+			fits = kind == parquet.Int32 || kind == parquet.Int64 || kind == parquet.Float || kind == parquet.Double
+		}
+		if !fits {
+			return fmt.Errorf("column %q has Parquet type %s, which cannot fill input %q (%s)", name, leaf.Node.Type(), in.Name, in.DType)
+		}
+	}
+	return nil
+}
+
+func (p *parquetSource) IDType(col string) idType {
+	leaf, ok := p.leaves[col]
+	if !ok || leaf.MaxRepetitionLevel > 0 {
+		return idString
+	}
+	switch leaf.Node.Type().Kind() {
+	case parquet.Int32, parquet.Int64:
+		return idInt64
+	case parquet.Float, parquet.Double:
+		return idFloat64
+	case parquet.Boolean:
+		return idBool
+	}
+	return idString
+}
+
+// groups is the shard's run of row groups [from, to) and the row index of each
+// group's first row.
+func (p *parquetSource) groups(sh Shard) (from, to int, first []int64) {
+	rgs := p.pf.RowGroups()
+	w := sh.whole()
+	from, to = len(rgs)*w.Index/w.Count, len(rgs)*(w.Index+1)/w.Count
+	first = make([]int64, len(rgs)+1)
+	for i, rg := range rgs {
+		first[i+1] = first[i] + rg.NumRows()
+	}
+	return from, to, first
+}
+
+func (p *parquetSource) Span(sh Shard) (position, int64, error) {
+	from, to, first := p.groups(sh)
+	return position{Row: first[from]}, first[to] - first[from], nil
+}
+
+func (p *parquetSource) Read(sh Shard, pos position) (rowReader, error) {
+	from, to, first := p.groups(sh)
+	r := &parquetReader{p: p, g: from, to: to, first: first, next: pos.Row}
+	for r.g < to && first[r.g+1] <= pos.Row {
+		r.g++
+	}
+	return r, nil
+}
+
+// parquetReader reads the wanted columns of one row group after another, column by
+// column and page by page: a list of floats comes out as a slice of its page's values,
+// with no per-value work.
+type parquetReader struct {
+	p     *parquetSource
+	g, to int
+	first []int64
+	cols  []*colCursor // of group g, nil before it is opened
+	next  int64        // index of the next row
+}
+
+func (r *parquetReader) Next(n int) ([]record, position, error) {
+	var out []record
+	for len(out) < n && r.g < r.to {
+		if r.cols == nil {
+			if err := r.open(); err != nil {
+				return nil, position{Row: r.next}, err
+			}
+		}
+		for len(out) < n && r.next < r.first[r.g+1] {
+			row := make(lane.Row, len(r.cols))
+			for _, c := range r.cols {
+				v, err := c.value()
+				if err != nil {
+					return nil, position{Row: r.next}, fmt.Errorf("column %q: %w", c.name, err)
+				}
+				row[c.name] = v
+			}
+			out = append(out, record{index: r.next, row: row})
+			r.next++
+		}
+		if r.next >= r.first[r.g+1] {
+			r.closeGroup()
+			r.g++
+		}
+	}
+	return out, position{Row: r.next}, nil
+}
+
+// open positions a cursor per wanted column at the next row of group g.
+func (r *parquetReader) open() error {
+	chunks := r.p.pf.RowGroups()[r.g].ColumnChunks()
+	for _, name := range r.p.wanted {
+		leaf, ok := r.p.leaves[name]
+		if !ok {
+			continue
+		}
+		pages := chunks[leaf.ColumnIndex].Pages()
+		if err := pages.SeekToRow(r.next - r.first[r.g]); err != nil {
+			pages.Close()
+			return fmt.Errorf("column %q: %w", name, err)
+		}
+		r.cols = append(r.cols, &colCursor{name: name, leaf: leaf, kind: leaf.Node.Type().Kind(), pages: pages})
+	}
+	return nil
+}
+
+func (r *parquetReader) closeGroup() {
+	for _, c := range r.cols {
+		c.pages.Close()
+	}
+	r.cols = nil
+}
+
+// colCursor reads one column of a row group a row at a time.
+type colCursor struct {
+	name  string
+	leaf  parquet.LeafColumn
+	kind  parquet.Kind
+	pages parquet.Pages
+	// The current page: its levels (none for a required flat column), and its values:
+	// floats holds a plain float page's defined values, vals any other page's values,
+	// one per level (nulls included).
+	reps, defs []byte
+	n          int // levels (or values) in the page
+	floats     []float32
+	vals       []parquet.Value
+	li, vi     int // next level, next float
+}
+
+// load reads the next page.
+func (c *colCursor) load() error {
+	page, err := c.pages.ReadPage()
+	if err != nil {
+		return err
+	}
+	c.reps, c.defs = page.RepetitionLevels(), page.DefinitionLevels()
+	c.n, c.li, c.vi = int(page.NumValues()), 0, 0
+	c.floats, c.vals = nil, nil
+	if c.kind == parquet.Float && page.Dictionary() == nil {
+		data := page.Data()
+		c.floats = data.Float()
+		return nil
+	}
+	c.vals = make([]parquet.Value, c.n)
+	k, err := page.Values().ReadValues(c.vals)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	c.vals = c.vals[:k]
+	if k != c.n {
+		return fmt.Errorf("page holds %d values for %d levels", k, c.n)
+	}
+	return nil
+}
+
+// defined reports whether level i holds a value (not a null or an empty list).
+func (c *colCursor) defined(i int) bool {
+	return c.defs == nil || int(c.defs[i]) == c.leaf.MaxDefinitionLevel
+}
+
+// take is the value of level i.
+func (c *colCursor) take(i int) any {
+	if c.floats != nil {
+		c.vi++
+		return c.floats[c.vi-1]
+	}
+	return scalar(c.vals[i])
+}
+
+// value is the next row's value: a scalar (nil when null), or for a repeated column a
+// slice of its defined elements.
+func (c *colCursor) value() (any, error) {
+	if c.li >= c.n {
+		if err := c.load(); err != nil {
+			return nil, err
+		}
+	}
+	if c.leaf.MaxRepetitionLevel == 0 {
+		i := c.li
+		c.li++
+		if !c.defined(i) {
+			return nil, nil
+		}
+		return c.take(i), nil
+	}
+	return c.list()
+}
+
+// list gathers one row's elements, which may run on into the next page.
+func (c *colCursor) list() (any, error) {
+	var floats []float32
+	var elems []any
+	for {
+		startLevel, startFloat := c.li, c.vi
+		for c.li < c.n && (c.li == startLevel || c.reps[c.li] != 0) {
+			if c.defined(c.li) {
+				if c.floats == nil {
+					elems = append(elems, c.take(c.li))
+				} else {
+					c.vi++
+				}
+			}
+			c.li++
+		}
+		if c.floats != nil {
+			if floats == nil && c.li < c.n {
+				floats = c.floats[startFloat:c.vi:c.vi] // the whole row in one page: no copy
+			} else {
+				floats = append(floats, c.floats[startFloat:c.vi]...)
+			}
+		}
+		if c.li < c.n {
+			break
+		}
+		// The page ended: the row goes on only if the next page starts mid-row.
+		if err := c.load(); err != nil {
+			if errors.Is(err, io.EOF) {
+				break
+			}
+			return nil, err
+		}
+		if c.n == 0 || c.reps[0] == 0 {
+			break
+		}
+	}
+	if floats != nil || c.kind == parquet.Float && elems == nil {
+		return listOf(floats), nil
+	}
+	return typedList(elems, c.kind), nil
+}
+func scalar(v parquet.Value) any {
+	if v.IsNull() {
+		return nil
+	}
+	switch v.Kind() {
+	case parquet.Boolean:
+		return v.Boolean()
+	case parquet.Int32:
+		return int64(v.Int32())
+	case parquet.Int64:
+		return v.Int64()
+	case parquet.Float:
+		return v.Float()
+	case parquet.Double:
+		return v.Double()
+	case parquet.ByteArray, parquet.FixedLenByteArray:
+		return string(v.ByteArray())
+	}
+	return v.String()
+}
+
+func listOf(fs []float32) any {
+	if fs == nil {
+		return []float32{}
+	}
+	return fs
+}
+
+// typedList is a list's elements as the slice lane reads fastest.
+func typedList(elems []any, kind parquet.Kind) any {
+	switch kind {
+	case parquet.Double:
+		return convertAll(elems, func(v any) float64 { return v.(float64) })
+	case parquet.Int32, parquet.Int64:
+		return convertAll(elems, func(v any) int64 { return v.(int64) })
+	}
+	if elems == nil {
+		return []any{}
+	}
+	return elems
+}
+
+func convertAll[T any](elems []any, f func(any) T) []T {
+	out := make([]T, len(elems))
+	for i, e := range elems {
+		out[i] = f(e)
+	}
+	return out
+}
