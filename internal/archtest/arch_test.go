@@ -45,6 +45,7 @@ var banned = map[string][]string{
 	// The lanes beside the transports (batch, streaming) are clients of core like them.
 	"internal/lane":   {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend"},
 	"internal/stream": {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend"},
+	"internal/batch":  {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", mod + "internal/transport"},
 	// The one V2 client: a client of servers, never part of one.
 	"internal/v2client": {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/transport", mod + "internal/backend", mod + "internal/bench", mod + "internal/monitor"},
 	"internal/bench":    {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/transport", mod + "internal/backend"},

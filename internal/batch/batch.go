@@ -70,6 +70,10 @@ type Options struct {
 	ChunkRows   int // rows per committed chunk (0: 64 x the model's max batch)
 	Concurrency int // requests in flight (0: 4)
 	Priority    int // V2 "priority" parameter on every request (0: the model's default)
+	// Background queues the job's requests behind every online request
+	// (core.InferRequest.Background): a job on a serving process leaves online latency
+	// alone. `ferry batch` in its own process has no online traffic to yield to.
+	Background bool
 	// Progress is called after each committed chunk, from one goroutine; may be nil.
 	// It runs on the goroutine that commits, so it should return quickly.
 	Progress func(Progress)

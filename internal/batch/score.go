@@ -140,7 +140,7 @@ func (j *job) dispatch(ctx context.Context, ch *chunk, sem chan struct{}) {
 // row, so that one bad row does not reject its neighbours; core being unavailable
 // (overloaded, reloading) is waited out; the job stops when it lasts.
 func (j *job) infer(ctx context.Context, req *core.InferRequest, idx []int, ch *chunk) {
-	req.Parameters = j.params
+	req.Parameters, req.Background = j.params, j.opts.Background
 	resp, err := j.call(ctx, req)
 	switch {
 	case ctx.Err() != nil:
