@@ -1,0 +1,272 @@
+package kafka
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync/atomic"
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ferryml/ferry/internal/stream"
+)
+
+// keyed is n messages over keys keys: message i has key "k<i%keys>", id i, a header
+// naming it, and every seventh is a V2 request rather than a row.
+func keyed(topic string, n, keys int) []*kgo.Record {
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		v := row(i)
+		if i%7 == 3 {
+			v = v2(i)
+		}
+		recs[i] = &kgo.Record{Topic: topic, Key: []byte("k" + strconv.Itoa(i%keys)), Value: v,
+			Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte(strconv.Itoa(i))}}}
+	}
+	return recs
+}
+
+// seq is the message number an output's id names ("17" or "v2-17").
+func seq(t testing.TB, o output) int {
+	n, err := strconv.Atoi(strings.TrimPrefix(o.id, "v2-"))
+	if err != nil {
+		t.Fatalf("output %s: no id", o.rec.Value)
+	}
+	return n
+}
+
+// TestOutputsKeepEachKeysOrder: many keys over four partitions, scored by a consumer
+// whose in-flight bound cuts the stream into many polls: every key's outputs come in
+// its inputs' order, keyed and headed as the inputs, rows and V2 requests alike.
+func TestOutputsKeepEachKeysOrder(t *testing.T) {
+	kc := newCluster(t, 4, "in", "out", "in.dlq")
+	const n, keys = 6000, 24
+	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), keyed("in", n, keys))
+	r := start(t, Config{Name: "order", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: 300}, newProcessor(t))
+
+	outs := readTopic(t, kc.ListenAddrs(), "out", atLeast(n))
+	last := map[string]int{}
+	for _, o := range outs {
+		i := seq(t, o)
+		key := string(o.rec.Key)
+		if want := "k" + strconv.Itoa(i%keys); key != want {
+			t.Fatalf("output of message %d keyed %q, want %q", i, key, want)
+		}
+		if prev, ok := last[key]; ok && i <= prev {
+			t.Fatalf("key %s: output of message %d after message %d", key, i, prev)
+		}
+		last[key] = i
+		if h := header(o.rec, "trace"); h != strconv.Itoa(i) {
+			t.Fatalf("output of message %d: trace header %q", i, h)
+		}
+		if isV2 := strings.HasPrefix(o.id, "v2-"); isV2 != (i%7 == 3) || !strings.Contains(string(o.rec.Value), `"score"`) && !isV2 {
+			t.Fatalf("output of message %d: %s", i, o.rec.Value)
+		}
+	}
+	if len(outs) != n {
+		t.Errorf("%d outputs for %d messages", len(outs), n)
+	}
+	if err := r.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	s := totals(r.c)
+	if s.Consumed != n || s.Produced != n || s.Failed != 0 {
+		t.Errorf("stats %+v, want %d consumed and produced", s, n)
+	}
+	for _, p := range r.c.Stats() {
+		if p.Lag != 0 {
+			t.Errorf("partition %d: lag %d after everything was produced", p.Partition, p.Lag)
+		}
+	}
+	if r.c.peak > 300 {
+		t.Errorf("%d messages in flight, bound 300", r.c.peak)
+	}
+}
+
+// TestPoisonMessagesGoToTheDeadLetterTopic: undecodable and failing messages land in
+// the dead-letter topic as they were, with the error and their position in headers;
+// the good messages around them are produced.
+func TestPoisonMessagesGoToTheDeadLetterTopic(t *testing.T) {
+	kc := newCluster(t, 1, "in", "out", "dead")
+	poison := map[int]string{ // message number -> what its error names
+		3:  "not a JSON object",
+		10: `"age"`,
+		11: `"late_payments"`,
+		20: "JSON null",
+		21: "V2 request",
+	}
+	bodies := map[int][]byte{3: []byte(`not json`), 10: []byte(`{"id":10,"age":"old"}`), 11: []byte(`{"id":11,"age":1,"income":0.1,"debt_ratio":0.2,"tenure":0.3,"utilization":0.5}`),
+		20: []byte(`null`),
+		21: []byte(`{"inputs":[{"name":"features","datatype":"FP32","shape":[1,6],"data":[0]}]}`)}
+	var recs []*kgo.Record
+	for i := range 30 {
+		v, ok := bodies[i]
+		if !ok {
+			v = row(i)
+		}
+		recs = append(recs, &kgo.Record{Topic: "in", Key: []byte("key" + strconv.Itoa(i)), Value: v, Headers: []kgo.RecordHeader{{Key: "trace", Value: []byte("t")}}})
+	}
+	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), recs)
+	r := start(t, Config{Name: "poison", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", DeadLetterTopic: "dead"}, newProcessor(t))
+
+	dead := readTopic(t, kc.ListenAddrs(), "dead", atLeast(len(poison)))
+	outs := readTopic(t, kc.ListenAddrs(), "out", atLeast(30-len(poison)))
+	for _, d := range dead {
+		i, _ := strconv.Atoi(strings.TrimPrefix(string(d.rec.Key), "key"))
+		errText := header(d.rec, stream.HeaderError)
+		if want, ok := poison[i]; !ok || !strings.Contains(errText, want) {
+			t.Errorf("dead letter %s (%s): error header %q, want one naming %q", d.rec.Key, d.rec.Value, errText, poison[i])
+		}
+		if string(d.rec.Value) != string(bodies[i]) || header(d.rec, "trace") != "t" {
+			t.Errorf("dead letter %s: value %q, headers %v; want the message as it was", d.rec.Key, d.rec.Value, d.rec.Headers)
+		}
+		if src, want := header(d.rec, stream.HeaderSource), stream.Position("in", 0, int64(i)); src != want {
+			t.Errorf("dead letter %s: source %q, want %q", d.rec.Key, src, want)
+		}
+	}
+	got := map[string]bool{}
+	for _, o := range outs {
+		got[o.id] = true
+	}
+	for i := range 30 {
+		if _, bad := poison[i]; !bad && !got[strconv.Itoa(i)] {
+			t.Errorf("good message %d has no output", i)
+		}
+	}
+	if len(dead) != len(poison) || len(outs) != 30-len(poison) {
+		t.Errorf("%d dead letters, %d outputs; want %d and %d", len(dead), len(outs), len(poison), 30-len(poison))
+	}
+	if err := r.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if s := totals(r.c); s.Failed != uint64(len(poison)) || s.Produced != uint64(30-len(poison)) {
+		t.Errorf("stats %+v", s)
+	}
+}
+
+// TestNothingIsLostAcrossACrash: a consumer stopped abruptly mid-stream (its in-flight
+// work abandoned, nothing more committed, as if the process died) and a new member of
+// the same group started: every message has an output. Duplicates are the price of at
+// least once; the test counts them.
+func TestNothingIsLostAcrossACrash(t *testing.T) {
+	kc := newCluster(t, 4, "in", "out")
+	const n = 20000
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "in", Key: []byte("k" + strconv.Itoa(i%16)), Value: row(i)}
+	}
+	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), recs)
+	cfg := Config{Name: "crash", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: 512}
+	p := newProcessor(t)
+	first := start(t, cfg, p)
+	eventually(t, "the first consumer produced a third", func() bool { return totals(first.c).Produced >= n/3 })
+	first.c.crashed.Store(true)
+	if err := first.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	crashedAt := totals(first.c).Produced
+	second := start(t, cfg, p)
+
+	seen := map[string]int{}
+	read := 0
+	readTopic(t, kc.ListenAddrs(), "out", func(outs []output) bool {
+		for _, o := range outs[read:] {
+			seen[o.id]++
+		}
+		read = len(outs)
+		return len(seen) == n
+	})
+	dups := 0
+	for _, c := range seen {
+		dups += c - 1
+	}
+	t.Logf("first consumer produced %d before the crash; %d duplicates of %d messages after the restart", crashedAt, dups, n)
+	if err := second.wait(t); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestRebalanceCommitsWhatWasProduced: a second member joining mid-stream takes
+// partitions from the first, which commits what it produced and drops the rest; the
+// group together produces every message once (nothing produced is consumed again).
+func TestRebalanceCommitsWhatWasProduced(t *testing.T) {
+	kc := newCluster(t, 4, "in", "out")
+	const n = 20000
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "in", Key: []byte("k" + strconv.Itoa(i%16)), Value: row(i)}
+	}
+	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), recs)
+	cfg := Config{Name: "rebalance", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: 512}
+	p := newProcessor(t)
+	first := start(t, cfg, p)
+	eventually(t, "the first consumer produced a fifth", func() bool { return totals(first.c).Produced >= n/5 })
+	second := start(t, cfg, p)
+	outs := readTopic(t, kc.ListenAddrs(), "out", atLeast(n))
+	seen := map[string]int{}
+	last := map[string]int{}
+	for _, o := range outs {
+		seen[o.id]++
+		i := seq(t, o)
+		if prev, ok := last[string(o.rec.Key)]; ok && i <= prev {
+			t.Errorf("key %s: output of message %d after message %d", o.rec.Key, i, prev)
+		}
+		last[string(o.rec.Key)] = i
+	}
+	for _, r := range []*running{first, second} {
+		if err := r.wait(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	a, b := totals(first.c), totals(second.c)
+	t.Logf("first member produced %d, second %d; %d distinct outputs of %d", a.Produced, b.Produced, len(seen), len(outs))
+	if b.Produced == 0 {
+		t.Error("the second member produced nothing: no rebalance happened")
+	}
+	if len(seen) != n || a.Produced+b.Produced != n {
+		t.Errorf("%d distinct outputs, %d produced in all; want %d each", len(seen), a.Produced+b.Produced, n)
+	}
+}
+
+// TestRetriedMessagesAreScoredAgainInOrder: while the model cannot take work (the
+// processor answers Retry), the messages are processed again after a backoff, never
+// dead-lettered, never skipped, and later messages do not overtake them.
+func TestRetriedMessagesAreScoredAgainInOrder(t *testing.T) {
+	kc := newCluster(t, 1, "in", "out", "in.dlq")
+	const n = 2000
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: "in", Key: []byte("k"), Value: row(i)}
+	}
+	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), recs)
+	p := newProcessor(t)
+	c, err := New(Config{Name: "retry", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: 256}, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var calls atomic.Int64
+	c.process = func(ctx context.Context, msgs []stream.Message) []stream.Result {
+		res := p.Process(ctx, msgs)
+		if k := calls.Add(1); k%3 != 0 { // two calls of three: the model is "unavailable" from the middle on
+			for i := len(res) / 2; i < len(res); i++ {
+				res[i] = stream.Result{Err: fmt.Errorf("call %d: %w", k, context.DeadlineExceeded), Retry: true}
+			}
+		}
+		return res
+	}
+	r := run(t, c)
+	outs := readTopic(t, kc.ListenAddrs(), "out", atLeast(n))
+	for k, o := range outs {
+		if i := seq(t, o); i != k {
+			t.Fatalf("output %d is message %d's", k, i)
+		}
+	}
+	if err := r.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	if s := totals(c); s.Retried == 0 || s.Failed != 0 || s.Produced != n {
+		t.Errorf("stats %+v: want retries, no dead letters, %d produced", s, n)
+	}
+}
