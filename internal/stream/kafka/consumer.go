@@ -307,6 +307,7 @@ func (c *Consumer) finish(ctx context.Context, cl *kgo.Client, ps []*partition, 
 // failed ends Run with err: a result could not be produced, and nothing past it may
 // be committed.
 func (c *Consumer) failed(err error) {
+	err = fmt.Errorf("kafka consumer %q: %w", c.cfg.Name, err)
 	if c.fatal.CompareAndSwap(nil, &err) {
 		c.log.Error("producing failed; stopping", "err", err)
 		c.fail(err)

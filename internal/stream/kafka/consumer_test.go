@@ -8,7 +8,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/ferryml/ferry/internal/stream"
 )
@@ -148,8 +150,9 @@ func TestPoisonMessagesGoToTheDeadLetterTopic(t *testing.T) {
 
 // TestNothingIsLostAcrossACrash: a consumer stopped abruptly mid-stream (its in-flight
 // work abandoned, nothing more committed, as if the process died) and a new member of
-// the same group started: every message has an output. Duplicates are the price of at
-// least once; the test counts them.
+// the same group started: every message has an output. The duplicates are the results
+// the first produced past its last commit (at least those acknowledged, at most those
+// consumed), so the restart resumed from that commit.
 func TestNothingIsLostAcrossACrash(t *testing.T) {
 	kc := newCluster(t, 4, "in", "out")
 	const n = 20000
@@ -160,13 +163,17 @@ func TestNothingIsLostAcrossACrash(t *testing.T) {
 	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), recs)
 	cfg := Config{Name: "crash", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: 512}
 	p := newProcessor(t)
+	admin := newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...))
 	first := start(t, cfg, p)
-	eventually(t, "the first consumer produced a third", func() bool { return totals(first.c).Produced >= n/3 })
+	eventually(t, "the first consumer committed, and produced a third", func() bool {
+		return committed(t, admin, "ferry-crash", "in", 4) > 0 && totals(first.c).Produced >= n/3
+	})
 	first.c.crashed.Store(true)
 	if err := first.wait(t); err != nil {
 		t.Fatal(err)
 	}
-	crashedAt := totals(first.c).Produced
+	st := totals(first.c)
+	crashedAt, consumed, resumeAt := int64(st.Produced), int64(st.Consumed), committed(t, admin, "ferry-crash", "in", 4)
 	second := start(t, cfg, p)
 
 	seen := map[string]int{}
@@ -178,14 +185,41 @@ func TestNothingIsLostAcrossACrash(t *testing.T) {
 		read = len(outs)
 		return len(seen) == n
 	})
-	dups := 0
-	for _, c := range seen {
-		dups += c - 1
+	dups := int64(read - n)
+	t.Logf("the first consumer produced %d and committed %d before the crash; %d duplicates of %d messages after the restart", crashedAt, resumeAt, dups, n)
+	if dups < crashedAt-resumeAt || dups > consumed-resumeAt {
+		t.Errorf("%d duplicates, want between the %d results acknowledged and the %d messages consumed past the commit", dups, crashedAt-resumeAt, consumed-resumeAt)
 	}
-	t.Logf("first consumer produced %d before the crash; %d duplicates of %d messages after the restart", crashedAt, dups, n)
 	if err := second.wait(t); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// committed is the sum of the group's committed offsets over the topic's partitions.
+func committed(t testing.TB, cl *kgo.Client, group, topic string, partitions int32) int64 {
+	t.Helper()
+	req := kmsg.NewPtrOffsetFetchRequest()
+	req.Group = group
+	rt := kmsg.NewOffsetFetchRequestTopic()
+	rt.Topic = topic
+	for p := range partitions {
+		rt.Partitions = append(rt.Partitions, p)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, rt := range resp.Topics {
+		for _, p := range rt.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				t.Fatalf("offset fetch %s/%d: %v", topic, p.Partition, err)
+			}
+			sum += max(0, p.Offset)
+		}
+	}
+	return sum
 }
 
 // TestRebalanceCommitsWhatWasProduced: a second member joining mid-stream takes
@@ -268,5 +302,68 @@ func TestRetriedMessagesAreScoredAgainInOrder(t *testing.T) {
 	}
 	if s := totals(c); s.Retried == 0 || s.Failed != 0 || s.Produced != n {
 		t.Errorf("stats %+v: want retries, no dead letters, %d produced", s, n)
+	}
+}
+
+// TestBadConfigurationsSayWhatIsWrong: New names every missing or contradictory field
+// at once, and a consumer for a model core does not serve fails before consuming.
+func TestBadConfigurationsSayWhatIsWrong(t *testing.T) {
+	p := newProcessor(t)
+	for _, tc := range []struct {
+		name string
+		cfg  Config
+		p    *stream.Processor
+		want []string
+	}{
+		{"nothing set", Config{}, p, []string{"name: required", "brokers: at least one", "input_topic: required", "output_topic: required"}},
+		{"no brokers", Config{Name: "c", InputTopic: "in", OutputTopic: "out"}, p, []string{`kafka consumer "c": brokers: at least one seed broker is required`}},
+		{"an empty broker", Config{Name: "c", Brokers: []string{"b:9092", ""}, InputTopic: "in", OutputTopic: "out"}, p, []string{"brokers[1]: empty address"}},
+		{"no topics", Config{Name: "c", Brokers: []string{"b:9092"}}, p, []string{"input_topic: required", "output_topic: required"}},
+		{"output is the input", Config{Name: "c", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "in"}, p, []string{`must differ from input_topic "in"`}},
+		{"dead letters into the input", Config{Name: "c", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "out", DeadLetterTopic: "in"}, p, []string{`must differ from input_topic "in"`}},
+		{"negative bound", Config{Name: "c", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "out", MaxInFlight: -1}, p, []string{"max_in_flight: must be >= 0, got -1"}},
+		{"no processor", Config{Name: "c", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "out"}, nil, []string{"processor: required"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, err := New(tc.cfg, tc.p, nil)
+			if err == nil {
+				t.Fatalf("New(%+v) = nil error", tc.cfg)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("New(%+v) = %q, want it to say %q", tc.cfg, err, w)
+				}
+			}
+		})
+	}
+	_, err := stream.NewProcessor(context.Background(), testCore, stream.Options{Model: "nonesuch"})
+	if err == nil || !strings.Contains(err.Error(), "nonesuch") {
+		t.Errorf("a processor for an unknown model: %v, want an error naming it", err)
+	}
+	c, err := New(Config{Name: "d", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "out"}, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.cfg.Group != "ferry-d" || c.cfg.DeadLetterTopic != "in.dlq" || c.cfg.MaxInFlight != 4*256 {
+		t.Errorf("defaults: group %q, dead letters %q, in flight %d; want ferry-d, in.dlq, 1024", c.cfg.Group, c.cfg.DeadLetterTopic, c.cfg.MaxInFlight)
+	}
+}
+
+// TestAMissingOutputTopicStopsTheConsumer: results that cannot be produced end Run with
+// an error naming the topic, and nothing past them is committed.
+func TestAMissingOutputTopicStopsTheConsumer(t *testing.T) {
+	kc := newCluster(t, 1, "in")
+	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), []*kgo.Record{{Topic: "in", Value: row(1)}})
+	c, err := New(Config{Name: "nowhere", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "missing"}, newProcessor(t), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	err = c.Run(context.Background())
+	if err == nil || !strings.Contains(err.Error(), `topic "missing"`) || !strings.Contains(err.Error(), "in/0@0") {
+		t.Fatalf("Run = %v, want an error naming the topic and the message", err)
+	}
+	t.Log(err)
+	if got := committed(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), "ferry-nowhere", "in", 1); got != 0 {
+		t.Errorf("committed offset %d for a message never produced", got)
 	}
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
 
 	"github.com/ferryml/ferry/internal/lane"
 	"github.com/ferryml/ferry/internal/lane/lanetest"
@@ -31,6 +32,13 @@ func TestMain(m *testing.M) {
 	}
 	code := m.Run()
 	testCore.Close()
+	if code == 0 {
+		// Every consumer, client and cluster a test started has stopped.
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goroutines left running:", err)
+			code = 1
+		}
+	}
 	os.Exit(code)
 }
 
@@ -190,4 +198,3 @@ func eventually(t testing.TB, what string, cond func() bool) {
 		}
 	}
 }
-
