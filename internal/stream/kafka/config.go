@@ -40,9 +40,12 @@ const (
 	dlqSuffix     = ".dlq"
 	batchesFlight = 4 // MaxInFlight default, in model batches
 	commitEvery   = time.Second
-	backoffMin    = 20 * time.Millisecond
-	backoffMax    = 2 * time.Second
-	finishTimeout = 10 * time.Second // waiting for produced results' acknowledgements on stop or revoke
+	// fetchPartitionBytes is the most one fetch takes of a partition (franz-go's
+	// default is 1 MiB).
+	fetchPartitionBytes = 128 << 10
+	backoffMin          = 20 * time.Millisecond
+	backoffMax          = 2 * time.Second
+	finishTimeout       = 10 * time.Second // waiting for produced results' acknowledgements on stop or revoke
 )
 
 // validate checks every field at once and fills the defaults.

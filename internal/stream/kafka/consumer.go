@@ -20,8 +20,9 @@ type Consumer struct {
 	cfg Config
 	p   *stream.Processor
 	log *slog.Logger
-	// process is p.Process; the benchmark wraps it to record the batches the lane made.
-	process func(context.Context, []stream.Message) []stream.Result
+	// process is p.Process on one partition's messages; tests wrap it (the benchmark
+	// records the batches the lane made).
+	process func(ctx context.Context, partition int32, msgs []stream.Message) []stream.Result
 
 	running atomic.Bool
 	// runCtx is Run's context, the parent of the partition workers that
@@ -50,7 +51,7 @@ func New(cfg Config, p *stream.Processor, log *slog.Logger) (*Consumer, error) {
 	}
 	c := &Consumer{cfg: cfg, p: p, log: log.With("consumer", cfg.Name, "topic", cfg.InputTopic),
 		parts: map[int32]*partition{}, stats: map[int32]*counters{}, freed: make(chan struct{}, 1)}
-	c.process = p.Process
+	c.process = func(ctx context.Context, _ int32, msgs []stream.Message) []stream.Result { return p.Process(ctx, msgs) }
 	return c, nil
 }
 
@@ -61,6 +62,10 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		kgo.ConsumerGroup(c.cfg.Group),
 		kgo.ConsumeTopics(c.cfg.InputTopic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
+		// A poll takes its records partition by partition from the buffered fetch; small
+		// pieces per partition let one poll feed several partitions' workers at once
+		// instead of one partition's megabyte filling the whole in-flight bound.
+		kgo.FetchMaxPartitionBytes(fetchPartitionBytes),
 		// Offsets are marked only once a message's result is acknowledged, and
 		// committed from the marks every second and when partitions go.
 		kgo.AutoCommitMarks(),

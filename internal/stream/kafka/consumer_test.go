@@ -281,7 +281,7 @@ func TestRetriedMessagesAreScoredAgainInOrder(t *testing.T) {
 		t.Fatal(err)
 	}
 	var calls atomic.Int64
-	c.process = func(ctx context.Context, msgs []stream.Message) []stream.Result {
+	c.process = func(ctx context.Context, _ int32, msgs []stream.Message) []stream.Result {
 		res := p.Process(ctx, msgs)
 		if k := calls.Add(1); k%3 != 0 { // two calls of three: the model is "unavailable" from the middle on
 			for i := len(res) / 2; i < len(res); i++ {

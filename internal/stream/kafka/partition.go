@@ -110,7 +110,7 @@ func (p *partition) score(ctx context.Context, recs []*kgo.Record) {
 		}
 	}()
 	for {
-		res := p.c.process(ctx, msgs)
+		res := p.c.process(ctx, p.id, msgs)
 		n := slices.IndexFunc(res, func(r stream.Result) bool { return r.Retry })
 		if n < 0 {
 			n = len(res)
