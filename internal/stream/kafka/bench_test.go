@@ -30,11 +30,7 @@ func BenchmarkKafkaLane(b *testing.B) {
 	var laneRate, directRate []float64
 	for range rounds {
 		kc := newCluster(b, 4, "in", "out")
-		recs := make([]*kgo.Record, benchMessages)
-		for i := range recs {
-			recs[i] = &kgo.Record{Topic: "in", Key: []byte("k" + strconv.Itoa(i%64)), Value: row(i)}
-		}
-		produce(b, newClient(b, kgo.SeedBrokers(kc.ListenAddrs()...)), recs)
+		produce(b, newClient(b, kgo.SeedBrokers(kc.ListenAddrs()...)), rows("in", benchMessages, 64))
 		lane, batches := laneRound(b, kc, p, benchMessages)
 		direct := directRound(p, batches)
 		laneRate, directRate = append(laneRate, benchMessages/lane.Seconds()), append(directRate, benchMessages/direct.Seconds())

@@ -234,6 +234,11 @@ func (c *Consumer) assigned(_ context.Context, cl *kgo.Client, assigned map[stri
 	for _, id := range assigned[c.cfg.InputTopic] {
 		p, ctx := newPartition(c, cl, id)
 		c.mu.Lock()
+		if c.parts[id] != nil { // already ours: its worker goes on
+			c.mu.Unlock()
+			p.cancel()
+			continue
+		}
 		c.parts[id] = p
 		c.mu.Unlock()
 		go p.run(ctx) // until revoked, lost or stopped (finish waits for it)

@@ -156,18 +156,36 @@ func TestPoisonMessagesGoToTheDeadLetterTopic(t *testing.T) {
 func TestNothingIsLostAcrossACrash(t *testing.T) {
 	kc := newCluster(t, 4, "in", "out")
 	const n = 20000
-	recs := make([]*kgo.Record, n)
-	for i := range recs {
-		recs[i] = &kgo.Record{Topic: "in", Key: []byte("k" + strconv.Itoa(i%16)), Value: row(i)}
-	}
-	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), recs)
+	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), rows("in", n, 16))
 	cfg := Config{Name: "crash", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: 512}
 	p := newProcessor(t)
 	admin := newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...))
-	first := start(t, cfg, p)
-	eventually(t, "the first consumer committed, and produced a third", func() bool {
-		return committed(t, admin, "ferry-crash", "in", 4) > 0 && totals(first.c).Produced >= n/3
+	// The first consumer pauses at a third until it has committed, then crashes at a
+	// half: mid-stream whatever the machine's speed, with results produced since its
+	// last commit.
+	resume := make(chan struct{})
+	c, err := New(cfg, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.process = func(ctx context.Context, _ int32, msgs []stream.Message) []stream.Result {
+		switch produced := totals(c).Produced; {
+		case produced >= n/2:
+			<-ctx.Done()
+		case produced >= n/3:
+			select {
+			case <-resume:
+			case <-ctx.Done():
+			}
+		}
+		return p.Process(ctx, msgs)
+	}
+	first := run(t, c)
+	eventually(t, "the first consumer produced a third and committed", func() bool {
+		return totals(first.c).Produced >= n/3 && committed(t, admin, "ferry-crash", "in", 4) > 0
 	})
+	close(resume)
+	eventually(t, "the first consumer produced half", func() bool { return totals(first.c).Produced >= n/2 })
 	first.c.crashed.Store(true)
 	if err := first.wait(t); err != nil {
 		t.Fatal(err)
@@ -176,23 +194,70 @@ func TestNothingIsLostAcrossACrash(t *testing.T) {
 	crashedAt, consumed, resumeAt := int64(st.Produced), int64(st.Consumed), committed(t, admin, "ferry-crash", "in", 4)
 	second := start(t, cfg, p)
 
-	seen := map[string]int{}
-	read := 0
-	readTopic(t, kc.ListenAddrs(), "out", func(outs []output) bool {
-		for _, o := range outs[read:] {
-			seen[o.id]++
-		}
-		read = len(outs)
-		return len(seen) == n
-	})
-	dups := int64(read - n)
-	t.Logf("the first consumer produced %d and committed %d before the crash; %d duplicates of %d messages after the restart", crashedAt, resumeAt, dups, n)
-	if dups < crashedAt-resumeAt || dups > consumed-resumeAt {
-		t.Errorf("%d duplicates, want between the %d results acknowledged and the %d messages consumed past the commit", dups, crashedAt-resumeAt, consumed-resumeAt)
-	}
+	eventually(t, "the second consumer produced the rest", func() bool { return int64(totals(second.c).Produced) >= n-resumeAt })
 	if err := second.wait(t); err != nil {
 		t.Fatal(err)
 	}
+	outs := readTopic(t, kc.ListenAddrs(), "out", atLeast(int(endOffsets(t, admin, "out", 4))))
+	seen := map[string]bool{}
+	for _, o := range outs {
+		seen[o.id] = true
+	}
+	dups := int64(len(outs) - len(seen))
+	t.Logf("the first consumer produced %d and committed %d before the crash; %d duplicates of %d messages after the restart", crashedAt, resumeAt, dups, n)
+	if len(seen) != n {
+		t.Errorf("%d of %d messages have an output", len(seen), n)
+	}
+	if dups < crashedAt-resumeAt || dups > consumed-resumeAt {
+		t.Errorf("%d duplicates, want between the %d results acknowledged and the %d messages consumed past the commit", dups, crashedAt-resumeAt, consumed-resumeAt)
+	}
+}
+
+// stallAfter is a consumer whose workers, once it has produced n results, wait for
+// release (or for their partition to go) before scoring more.
+func stallAfter(t testing.TB, cfg Config, p *stream.Processor, n uint64, release <-chan struct{}) *Consumer {
+	c, err := New(cfg, p, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c.process = func(ctx context.Context, _ int32, msgs []stream.Message) []stream.Result {
+		if totals(c).Produced >= n {
+			select {
+			case <-release:
+			case <-ctx.Done():
+			}
+		}
+		return p.Process(ctx, msgs)
+	}
+	return c
+}
+
+// endOffsets is the sum of the topic's partitions' end offsets: how many records it holds.
+func endOffsets(t testing.TB, cl *kgo.Client, topic string, partitions int32) int64 {
+	t.Helper()
+	req := kmsg.NewPtrListOffsetsRequest()
+	rt := kmsg.NewListOffsetsRequestTopic()
+	rt.Topic = topic
+	for p := range partitions {
+		rp := kmsg.NewListOffsetsRequestTopicPartition()
+		rp.Partition, rp.Timestamp = p, -1 // -1: the end
+		rt.Partitions = append(rt.Partitions, rp)
+	}
+	req.Topics = append(req.Topics, rt)
+	resp, err := req.RequestWith(context.Background(), cl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var sum int64
+	for _, rt := range resp.Topics {
+		for _, p := range rt.Partitions {
+			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
+				t.Fatalf("list offsets %s/%d: %v", topic, p.Partition, err)
+			}
+			sum += p.Offset
+		}
+	}
+	return sum
 }
 
 // committed is the sum of the group's committed offsets over the topic's partitions.
@@ -228,17 +293,26 @@ func committed(t testing.TB, cl *kgo.Client, group, topic string, partitions int
 func TestRebalanceCommitsWhatWasProduced(t *testing.T) {
 	kc := newCluster(t, 4, "in", "out")
 	const n = 20000
-	recs := make([]*kgo.Record, n)
-	for i := range recs {
-		recs[i] = &kgo.Record{Topic: "in", Key: []byte("k" + strconv.Itoa(i%16)), Value: row(i)}
-	}
-	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), recs)
+	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), rows("in", n, 16))
 	cfg := Config{Name: "rebalance", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: 512}
 	p := newProcessor(t)
-	first := start(t, cfg, p)
+	joined := make(chan struct{})
+	first := run(t, stallAfter(t, cfg, p, n/5, joined)) // until the second member has partitions
 	eventually(t, "the first consumer produced a fifth", func() bool { return totals(first.c).Produced >= n/5 })
 	second := start(t, cfg, p)
-	outs := readTopic(t, kc.ListenAddrs(), "out", atLeast(n))
+	eventually(t, "the second member was given partitions", func() bool {
+		second.c.mu.Lock()
+		defer second.c.mu.Unlock()
+		return len(second.c.parts) > 0
+	})
+	close(joined)
+	eventually(t, "the group produced every message", func() bool { return totals(first.c).Produced+totals(second.c).Produced >= n })
+	for _, r := range []*running{first, second} {
+		if err := r.wait(t); err != nil {
+			t.Fatal(err)
+		}
+	}
+	outs := readTopic(t, kc.ListenAddrs(), "out", atLeast(int(endOffsets(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), "out", 4))))
 	seen := map[string]int{}
 	last := map[string]int{}
 	for _, o := range outs {
@@ -249,17 +323,12 @@ func TestRebalanceCommitsWhatWasProduced(t *testing.T) {
 		}
 		last[string(o.rec.Key)] = i
 	}
-	for _, r := range []*running{first, second} {
-		if err := r.wait(t); err != nil {
-			t.Fatal(err)
-		}
-	}
 	a, b := totals(first.c), totals(second.c)
 	t.Logf("first member produced %d, second %d; %d distinct outputs of %d", a.Produced, b.Produced, len(seen), len(outs))
 	if b.Produced == 0 {
 		t.Error("the second member produced nothing: no rebalance happened")
 	}
-	if len(seen) != n || a.Produced+b.Produced != n {
+	if len(seen) != n || len(outs) != n || a.Produced+b.Produced != n {
 		t.Errorf("%d distinct outputs, %d produced in all; want %d each", len(seen), a.Produced+b.Produced, n)
 	}
 }
@@ -270,11 +339,7 @@ func TestRebalanceCommitsWhatWasProduced(t *testing.T) {
 func TestRetriedMessagesAreScoredAgainInOrder(t *testing.T) {
 	kc := newCluster(t, 1, "in", "out", "in.dlq")
 	const n = 2000
-	recs := make([]*kgo.Record, n)
-	for i := range recs {
-		recs[i] = &kgo.Record{Topic: "in", Key: []byte("k"), Value: row(i)}
-	}
-	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), recs)
+	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), rows("in", n, 1))
 	p := newProcessor(t)
 	c, err := New(Config{Name: "retry", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: 256}, p, nil)
 	if err != nil {
@@ -340,6 +405,7 @@ func TestBadConfigurationsSayWhatIsWrong(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "nonesuch") {
 		t.Errorf("a processor for an unknown model: %v, want an error naming it", err)
 	}
+	t.Logf("a consumer for an unknown model fails with %q", err)
 	c, err := New(Config{Name: "d", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "out"}, p, nil)
 	if err != nil {
 		t.Fatal(err)

@@ -49,6 +49,15 @@ func row(id int) []byte {
 	return fmt.Appendf(nil, `{"id":%d,"age":%g,"income":0.1,"debt_ratio":0.2,"tenure":0.3,"late_payments":1,"utilization":0.5}`, id, float64(id%100)/10)
 }
 
+// rows are n rows for topic, message i keyed "k<i%keys>".
+func rows(topic string, n, keys int) []*kgo.Record {
+	recs := make([]*kgo.Record, n)
+	for i := range recs {
+		recs[i] = &kgo.Record{Topic: topic, Key: []byte("k" + strconv.Itoa(i%keys)), Value: row(i)}
+	}
+	return recs
+}
+
 // v2 is a V2 JSON request for one row, its request id "v2-<id>".
 func v2(id int) []byte {
 	return fmt.Appendf(nil, `{"id":"v2-%d","inputs":[{"name":"features","datatype":"FP32","shape":[1,6],"data":[%g,0.1,0.2,0.3,1,0.5]}]}`, id, float64(id%100)/10)
