@@ -27,7 +27,7 @@ type Config struct {
 	DeadLetterTopic string
 	// MaxInFlight bounds the messages fetched but not yet finished (their result
 	// acknowledged), across partitions; at it, fetching pauses (0: four of the
-	// model's batches).
+	// model's batches, at least 64).
 	MaxInFlight int
 	// Opts are extra franz-go client options (TLS, SASL, timeouts); they come after
 	// the consumer's own, so they may override them.
@@ -38,7 +38,8 @@ type Config struct {
 const (
 	groupPrefix   = "ferry-"
 	dlqSuffix     = ".dlq"
-	batchesFlight = 4 // MaxInFlight default, in model batches
+	batchesFlight = 4  // MaxInFlight default, in model batches
+	minFlight     = 64 // and at least this, for a model that does not batch (one row a request)
 	commitEvery   = time.Second
 	// fetchPartitionBytes is the most one fetch takes of a partition (franz-go's
 	// default is 1 MiB).
@@ -87,7 +88,7 @@ func (c *Config) validate(p *stream.Processor) error {
 		c.Group = groupPrefix + c.Name
 	}
 	if c.MaxInFlight == 0 {
-		c.MaxInFlight = batchesFlight * p.Schema().MaxBatch
+		c.MaxInFlight = max(batchesFlight*p.Schema().MaxBatch, minFlight)
 	}
 	return nil
 }

@@ -128,8 +128,10 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 			cl.AllowRebalance()
 			return
 		}
+		failed := false
 		fs.EachError(func(topic string, p int32, err error) {
 			// franz-go retries on its own; say so once, not at every poll.
+			failed = true
 			if msg := err.Error(); msg != lastErr || time.Since(lastLog) > 30*time.Second {
 				c.log.Warn("fetch failed", "partition", p, "err", err)
 				lastErr, lastLog = msg, time.Now()
@@ -137,6 +139,13 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 		})
 		fs.EachPartition(c.dispatch)
 		cl.AllowRebalance()
+		if failed && fs.NumRecords() == 0 {
+			// A poll that returns only errors returns at once; do not spin on it.
+			select {
+			case <-time.After(backoffMin):
+			case <-ctx.Done():
+			}
+		}
 	}
 }
 

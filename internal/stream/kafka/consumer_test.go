@@ -329,7 +329,7 @@ func TestRebalanceCommitsWhatWasProduced(t *testing.T) {
 		t.Error("the second member produced nothing: no rebalance happened")
 	}
 	if len(seen) != n || len(outs) != n || a.Produced+b.Produced != n {
-		t.Errorf("%d distinct outputs, %d produced in all; want %d each", len(seen), a.Produced+b.Produced, n)
+		t.Errorf("%d outputs, %d distinct, %d produced in all; want %d each", len(outs), len(seen), a.Produced+b.Produced, n)
 	}
 }
 
