@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/stream"
 )
 
@@ -213,23 +215,80 @@ func TestNothingIsLostAcrossACrash(t *testing.T) {
 	}
 }
 
-// stallAfter is a consumer whose workers, once it has produced n results, wait for
-// release (or for their partition to go) before scoring more.
-func stallAfter(t testing.TB, cfg Config, p *stream.Processor, n uint64, release <-chan struct{}) *Consumer {
+// TestACleanStopCommitsWhatWasProducedAndNoMore: a consumer stopped (its context
+// ended) while messages are in flight commits exactly past what it produced; the next
+// member of the group scores the rest, and no message is produced twice.
+func TestACleanStopCommitsWhatWasProducedAndNoMore(t *testing.T) {
+	kc := newCluster(t, 4, "in", "out")
+	const n = 8000
+	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), rows("in", n, 16))
+	cfg := Config{Name: "clean", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: n}
+	p := newProcessor(t)
+	admin := newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...))
+	c, stalled := stallAfter(t, cfg, p, 500, nil) // then holds what it fetched, unproduced
+	first := run(t, c)
+	eventually(t, "every partition produced 500 and holds more", func() bool { return stalled() == 4 && totals(first.c).Produced == 4*500 })
+	if err := first.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	st := totals(first.c)
+	if got := committed(t, admin, "ferry-clean", "in", 4); got != int64(st.Produced) {
+		t.Fatalf("committed %d after producing %d (of %d consumed)", got, st.Produced, st.Consumed)
+	}
+	second := start(t, cfg, p)
+	eventually(t, "the second consumer produced the rest", func() bool { return totals(second.c).Produced >= n-st.Produced })
+	if err := second.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	outs := readTopic(t, kc.ListenAddrs(), "out", atLeast(int(endOffsets(t, admin, "out", 4))))
+	seen := map[string]bool{}
+	for _, o := range outs {
+		seen[o.id] = true
+	}
+	t.Logf("stopped after producing %d of %d consumed; %d outputs, %d distinct", st.Produced, st.Consumed, len(outs), len(seen))
+	if len(outs) != n || len(seen) != n {
+		t.Errorf("%d outputs, %d distinct; want %d each", len(outs), len(seen), n)
+	}
+}
+
+// stallAfter is a consumer whose partitions each score n messages and then answer
+// Retry for the rest (the model "unavailable": the messages stay held, unproduced, the
+// partition paused and retried) until release is closed. stalled counts the partitions
+// held so.
+func stallAfter(t testing.TB, cfg Config, p *stream.Processor, n int, release <-chan struct{}) (c *Consumer, stalled func() int) {
 	c, err := New(cfg, p, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	c.process = func(ctx context.Context, _ int32, msgs []stream.Message) []stream.Result {
-		if totals(c).Produced >= n {
-			select {
-			case <-release:
-			case <-ctx.Done():
+	var mu sync.Mutex
+	scored := map[int32]int{}
+	c.process = func(ctx context.Context, partition int32, msgs []stream.Message) []stream.Result {
+		select {
+		case <-release:
+			return p.Process(ctx, msgs)
+		default:
+		}
+		mu.Lock()
+		allowed := min(len(msgs), n-scored[partition])
+		scored[partition] += allowed
+		mu.Unlock()
+		res := p.Process(ctx, msgs[:allowed])
+		for range msgs[allowed:] {
+			res = append(res, stream.Result{Err: fmt.Errorf("held by the test: %w", core.ErrUnavailable), Retry: true})
+		}
+		return res
+	}
+	return c, func() int {
+		mu.Lock()
+		defer mu.Unlock()
+		held := 0
+		for _, k := range scored {
+			if k >= n {
+				held++
 			}
 		}
-		return p.Process(ctx, msgs)
+		return held
 	}
-	return c
 }
 
 // endOffsets is the sum of the topic's partitions' end offsets: how many records it holds.
@@ -294,11 +353,12 @@ func TestRebalanceCommitsWhatWasProduced(t *testing.T) {
 	kc := newCluster(t, 4, "in", "out")
 	const n = 20000
 	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), rows("in", n, 16))
-	cfg := Config{Name: "rebalance", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: 512}
+	cfg := Config{Name: "rebalance", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: n}
 	p := newProcessor(t)
 	joined := make(chan struct{})
-	first := run(t, stallAfter(t, cfg, p, n/5, joined)) // until the second member has partitions
-	eventually(t, "the first consumer produced a fifth", func() bool { return totals(first.c).Produced >= n/5 })
+	c, stalled := stallAfter(t, cfg, p, 500, joined) // until the second member has partitions
+	first := run(t, c)
+	eventually(t, "every partition produced 500 and holds more", func() bool { return stalled() == 4 && totals(first.c).Produced == 4*500 })
 	second := start(t, cfg, p)
 	eventually(t, "the second member was given partitions", func() bool {
 		second.c.mu.Lock()
