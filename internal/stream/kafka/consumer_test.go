@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"fmt"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -405,10 +406,19 @@ func TestRetriedMessagesAreScoredAgainInOrder(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var calls atomic.Int64
-	c.process = func(ctx context.Context, _ int32, msgs []stream.Message) []stream.Result {
+	var calls, wrongPause atomic.Int64
+	c.process = func(ctx context.Context, partition int32, msgs []stream.Message) []stream.Result {
+		k := calls.Add(1)
+		// A chunk's first call finds the partition fetching; the calls retrying it find
+		// its fetching paused.
+		c.mu.Lock()
+		paused := c.parts[partition].cl.PauseFetchPartitions(nil)["in"]
+		c.mu.Unlock()
+		if slices.Contains(paused, partition) != (k%3 != 1) {
+			wrongPause.Add(1)
+		}
 		res := p.Process(ctx, msgs)
-		if k := calls.Add(1); k%3 != 0 { // two calls of three: the model is "unavailable" from the middle on
+		if k%3 != 0 { // two calls of three: the model is "unavailable" from the middle on
 			for i := len(res) / 2; i < len(res); i++ {
 				res[i] = stream.Result{Err: fmt.Errorf("call %d: %w", k, context.DeadlineExceeded), Retry: true}
 			}
@@ -427,6 +437,9 @@ func TestRetriedMessagesAreScoredAgainInOrder(t *testing.T) {
 	}
 	if s := totals(c); s.Retried == 0 || s.Failed != 0 || s.Produced != n {
 		t.Errorf("stats %+v: want retries, no dead letters, %d produced", s, n)
+	}
+	if w := wrongPause.Load(); w > 0 {
+		t.Errorf("%d of %d calls found the partition's fetching paused when it should not be, or not when it should", w, calls.Load())
 	}
 }
 
