@@ -26,8 +26,9 @@ type Config struct {
 	// were, with the error and their position in headers ("": InputTopic + ".dlq").
 	DeadLetterTopic string
 	// MaxInFlight bounds the messages fetched but not yet finished (their result
-	// acknowledged), across partitions; at it, fetching pauses (0: four of the
-	// model's batches, at least 64).
+	// acknowledged), across partitions; at it, fetching pauses (0: sixteen of the
+	// model's batches, at least 64). One Process call takes at most a quarter of it,
+	// so four chunks are in the pipeline (fetched, scored, being acknowledged).
 	MaxInFlight int
 	// Opts are extra franz-go client options (TLS, SASL, timeouts); they come after
 	// the consumer's own, so they may override them.
@@ -38,7 +39,7 @@ type Config struct {
 const (
 	groupPrefix   = "ferry-"
 	dlqSuffix     = ".dlq"
-	batchesFlight = 4  // MaxInFlight default, in model batches
+	batchesFlight = 16 // MaxInFlight default, in model batches: four chunks of four
 	minFlight     = 64 // and at least this, for a model that does not batch (one row a request)
 	commitEvery   = time.Second
 	// fetchPartitionBytes is the most one fetch takes of a partition (franz-go's

@@ -24,6 +24,11 @@ type Consumer struct {
 	// records the batches the lane made).
 	process func(ctx context.Context, partition int32, msgs []stream.Message) []stream.Result
 
+	// chunk is the most messages one Process call takes: a quarter of the in-flight
+	// bound, so a partition scores one chunk while the results of the one before are
+	// acknowledged and the next is fetched.
+	chunk int
+
 	running atomic.Bool
 	// runCtx is Run's context, the parent of the partition workers that
 	// OnPartitionsAssigned starts (franz-go hands its callbacks only the client's).
@@ -51,6 +56,7 @@ func New(cfg Config, p *stream.Processor, log *slog.Logger) (*Consumer, error) {
 	}
 	c := &Consumer{cfg: cfg, p: p, log: log.With("consumer", cfg.Name, "topic", cfg.InputTopic),
 		parts: map[int32]*partition{}, stats: map[int32]*counters{}, freed: make(chan struct{}, 1)}
+	c.chunk = max(1, cfg.MaxInFlight/4)
 	c.process = func(ctx context.Context, _ int32, msgs []stream.Message) []stream.Result { return p.Process(ctx, msgs) }
 	return c, nil
 }

@@ -483,8 +483,8 @@ func TestBadConfigurationsSayWhatIsWrong(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.cfg.Group != "ferry-d" || c.cfg.DeadLetterTopic != "in.dlq" || c.cfg.MaxInFlight != 4*256 {
-		t.Errorf("defaults: group %q, dead letters %q, in flight %d; want ferry-d, in.dlq, 1024", c.cfg.Group, c.cfg.DeadLetterTopic, c.cfg.MaxInFlight)
+	if c.cfg.Group != "ferry-d" || c.cfg.DeadLetterTopic != "in.dlq" || c.cfg.MaxInFlight != 16*256 || c.chunk != 4*256 {
+		t.Errorf("defaults: group %q, dead letters %q, in flight %d, chunk %d; want ferry-d, in.dlq, 4096, 1024", c.cfg.Group, c.cfg.DeadLetterTopic, c.cfg.MaxInFlight, c.chunk)
 	}
 }
 

@@ -75,12 +75,16 @@ func (p *partition) run(ctx context.Context) {
 	}
 }
 
-// next takes everything queued, waiting for records; nil once ctx ends.
+// next takes the queue's head, up to a chunk, waiting for records; nil once ctx ends.
 func (p *partition) next(ctx context.Context) []*kgo.Record {
 	for {
 		p.mu.Lock()
 		q := p.queue
-		p.queue = nil
+		if len(q) > p.c.chunk {
+			q, p.queue = q[:p.c.chunk:p.c.chunk], q[p.c.chunk:]
+		} else {
+			p.queue = nil
+		}
 		p.mu.Unlock()
 		if len(q) > 0 {
 			return q
