@@ -157,12 +157,12 @@ func (c *Consumer) poll(ctx context.Context, cl *kgo.Client) {
 
 // room waits until fewer than MaxInFlight messages are in flight and answers how
 // many more may be polled. At the bound it pauses fetching the input topic and
-// resumes once half of the bound is free again, so polls stay large.
+// resumes once a chunk is free again, so a poll brings at least a chunk.
 func (c *Consumer) room(ctx context.Context, cl *kgo.Client, paused *bool) (int, bool) {
 	for {
 		c.mu.Lock()
 		free := c.cfg.MaxInFlight - c.inflight
-		if *paused && c.inflight > c.cfg.MaxInFlight/2 {
+		if *paused && c.inflight > c.cfg.MaxInFlight-c.chunk {
 			free = 0
 		}
 		c.mu.Unlock()

@@ -154,26 +154,29 @@ func (p *partition) produce(recs []*kgo.Record, res []stream.Result) {
 	p.chunks = append(p.chunks, ch)
 	p.mu.Unlock()
 	p.acks.Add(len(recs))
+	outs := make([]kgo.Record, len(recs)) // one allocation for the chunk's records
 	for i, in := range recs {
+		p.record(&outs[i], in, res[i])
 		// Not the worker's context: a result handed over is delivered even while stopping,
 		// so its offset can still be committed.
-		p.cl.Produce(context.Background(), p.record(in, res[i]), func(out *kgo.Record, err error) { p.acked(ch, in, out, err) })
+		p.cl.Produce(context.Background(), &outs[i], func(out *kgo.Record, err error) { p.acked(ch, in, out, err) })
 	}
 }
 
-// record is a message's output, keyed and headed as its input, or the input itself
-// for the dead-letter topic with why and where from.
-func (p *partition) record(in *kgo.Record, res stream.Result) *kgo.Record {
+// record sets out to a message's output, keyed and headed as its input, or to the
+// input itself for the dead-letter topic with why and where from.
+func (p *partition) record(out, in *kgo.Record, res stream.Result) {
 	h := slices.DeleteFunc(slices.Clone(in.Headers), func(h kgo.RecordHeader) bool {
 		return h.Key == stream.HeaderError || h.Key == stream.HeaderSource // from an earlier dead letter
 	})
 	if res.Err == nil {
-		return &kgo.Record{Topic: p.c.cfg.OutputTopic, Key: in.Key, Value: res.Value, Headers: h}
+		*out = kgo.Record{Topic: p.c.cfg.OutputTopic, Key: in.Key, Value: res.Value, Headers: h}
+		return
 	}
 	h = append(h,
 		kgo.RecordHeader{Key: stream.HeaderError, Value: []byte(res.Err.Error())},
 		kgo.RecordHeader{Key: stream.HeaderSource, Value: []byte(stream.Position(in.Topic, in.Partition, in.Offset))})
-	return &kgo.Record{Topic: p.c.cfg.DeadLetterTopic, Key: in.Key, Value: in.Value, Headers: h}
+	*out = kgo.Record{Topic: p.c.cfg.DeadLetterTopic, Key: in.Key, Value: in.Value, Headers: h}
 }
 
 // acked counts an acknowledged result and, when it completes the oldest chunks,
