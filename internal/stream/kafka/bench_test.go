@@ -6,6 +6,7 @@ import (
 	"slices"
 	"strconv"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -27,12 +28,16 @@ import (
 func BenchmarkKafkaLane(b *testing.B) {
 	const benchMessages, rounds = 100_000, 5
 	p := newProcessor(b)
-	var laneRate, directRate []float64
+	var laneRate, directRate, laneCPU, directCPU []float64 // CPU: seconds per message, the process's
 	for range rounds {
 		kc := newCluster(b, 4, "in", "out")
 		produce(b, newClient(b, kgo.SeedBrokers(kc.ListenAddrs()...)), rows("in", benchMessages, 64))
+		c0 := cpuTime()
 		lane, batches := laneRound(b, kc, p, benchMessages)
+		c1 := cpuTime()
 		direct := directRound(p, batches)
+		c2 := cpuTime()
+		laneCPU, directCPU = append(laneCPU, (c1-c0)/benchMessages), append(directCPU, (c2-c1)/benchMessages)
 		laneRate, directRate = append(laneRate, benchMessages/lane.Seconds()), append(directRate, benchMessages/direct.Seconds())
 		n, sizes := 0, 0
 		for _, bs := range batches {
@@ -41,7 +46,8 @@ func BenchmarkKafkaLane(b *testing.B) {
 				sizes += len(m)
 			}
 		}
-		b.Logf("round: lane %v, direct %v; %d Process calls of %.0f messages on average", lane, direct, n, float64(sizes)/float64(n))
+		b.Logf("round: lane %v, direct %v; %d Process calls of %.0f messages on average; CPU %.1f and %.1f µs a message",
+			lane, direct, n, float64(sizes)/float64(n), laneCPU[len(laneCPU)-1]*1e6, directCPU[len(directCPU)-1]*1e6)
 		kc.Close()
 	}
 	var p99 time.Duration
@@ -53,8 +59,8 @@ func BenchmarkKafkaLane(b *testing.B) {
 	b.ReportMetric(d, "direct-msgs/s")
 	b.ReportMetric(l/d, "ratio")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
-	b.Logf("%d rounds of %d messages: lane %.0f/s, core directly with the same batches %.0f/s, ratio %.2f (medians); end-to-end p99 %v at %d msgs/s paced",
-		len(laneRate), benchMessages, l, d, l/d, p99, pacedRate)
+	b.Logf("%d rounds of %d messages: lane %.0f/s, core directly with the same batches %.0f/s, ratio %.2f (medians); CPU %.1f µs a message through the lane (broker and client included), %.1f directly; end-to-end p99 %v at %d msgs/s paced",
+		len(laneRate), benchMessages, l, d, l/d, median(laneCPU)*1e6, median(directCPU)*1e6, p99, pacedRate)
 }
 
 // laneRound runs a consumer until n results are acknowledged, recording the messages of
@@ -148,6 +154,15 @@ func pacedP99(b *testing.B, p *stream.Processor) time.Duration {
 	}
 	slices.Sort(lat)
 	return lat[len(lat)*99/100]
+}
+
+// cpuTime is the CPU time the process has used, user and system, in seconds.
+func cpuTime() float64 {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		return 0
+	}
+	return float64(u.Utime.Nano()+u.Stime.Nano()) / 1e9
 }
 
 func median(xs []float64) float64 {
