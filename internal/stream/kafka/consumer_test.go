@@ -305,19 +305,13 @@ func endOffsets(t testing.TB, cl *kgo.Client, topic string, partitions int32) in
 	}
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(context.Background(), cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum int64
+	var got []partOffset
 	for _, rt := range resp.Topics {
 		for _, p := range rt.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				t.Fatalf("list offsets %s/%d: %v", topic, p.Partition, err)
-			}
-			sum += p.Offset
+			got = append(got, partOffset{p.Partition, p.ErrorCode, p.Offset})
 		}
 	}
-	return sum
+	return sumOffsets(t, "list offsets "+topic, got, err)
 }
 
 // committed is the sum of the group's committed offsets over the topic's partitions.
@@ -332,17 +326,34 @@ func committed(t testing.TB, cl *kgo.Client, group, topic string, partitions int
 	}
 	req.Topics = append(req.Topics, rt)
 	resp, err := req.RequestWith(context.Background(), cl)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var sum int64
+	var got []partOffset
 	for _, rt := range resp.Topics {
 		for _, p := range rt.Partitions {
-			if err := kerr.ErrorForCode(p.ErrorCode); err != nil {
-				t.Fatalf("offset fetch %s/%d: %v", topic, p.Partition, err)
-			}
-			sum += max(0, p.Offset)
+			got = append(got, partOffset{p.Partition, p.ErrorCode, p.Offset})
 		}
+	}
+	return sumOffsets(t, "offset fetch "+topic, got, err)
+}
+
+type partOffset struct {
+	partition int32
+	code      int16
+	offset    int64
+}
+
+// sumOffsets adds up an answer's offsets (none yet, -1, counts as 0), failing the test
+// on the request's or a partition's error.
+func sumOffsets(t testing.TB, what string, got []partOffset, err error) int64 {
+	t.Helper()
+	if err != nil {
+		t.Fatalf("%s: %v", what, err)
+	}
+	var sum int64
+	for _, p := range got {
+		if err := kerr.ErrorForCode(p.code); err != nil {
+			t.Fatalf("%s/%d: %v", what, p.partition, err)
+		}
+		sum += max(0, p.offset)
 	}
 	return sum
 }
