@@ -1,0 +1,172 @@
+package kafka
+
+import (
+	"context"
+	"encoding/json"
+	"slices"
+	"strconv"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ferryml/ferry/internal/stream"
+)
+
+// BenchmarkKafkaLane compares, in alternating rounds (medians reported), messages/s through the Kafka lane
+// (an in-process kfake cluster: a topic of benchMessages rows over four partitions,
+// consumed until every output is acknowledged) with calling the same Processor.Process
+// directly on the same messages in the same batches, with the same concurrency (one
+// goroutine per partition), no broker. It then paces benchPaced messages through a
+// running lane and reports the end-to-end p99, from the input's produce time to its
+// output's.
+//
+//	go test -run=NONE -bench=KafkaLane ./internal/stream/kafka/
+func BenchmarkKafkaLane(b *testing.B) {
+	const benchMessages, rounds = 100_000, 5
+	p := newProcessor(b)
+	var laneRate, directRate, laneCPU, directCPU []float64 // CPU: seconds per message, the process's
+	for range rounds {
+		kc := newCluster(b, 4, "in", "out")
+		produce(b, newClient(b, kgo.SeedBrokers(kc.ListenAddrs()...)), rows("in", benchMessages, 64))
+		c0 := cpuTime()
+		lane, batches := laneRound(b, kc, p, benchMessages)
+		c1 := cpuTime()
+		direct := directRound(p, batches)
+		c2 := cpuTime()
+		laneCPU, directCPU = append(laneCPU, (c1-c0)/benchMessages), append(directCPU, (c2-c1)/benchMessages)
+		laneRate, directRate = append(laneRate, benchMessages/lane.Seconds()), append(directRate, benchMessages/direct.Seconds())
+		n, sizes := 0, 0
+		for _, bs := range batches {
+			n += len(bs)
+			for _, m := range bs {
+				sizes += len(m)
+			}
+		}
+		b.Logf("round: lane %v, direct %v; %d Process calls of %.0f messages on average; CPU %.1f and %.1f µs a message",
+			lane, direct, n, float64(sizes)/float64(n), laneCPU[len(laneCPU)-1]*1e6, directCPU[len(directCPU)-1]*1e6)
+		kc.Close()
+	}
+	var p99 time.Duration
+	for b.Loop() {
+		p99 = pacedP99(b, p)
+	}
+	l, d := median(laneRate), median(directRate)
+	b.ReportMetric(l, "lane-msgs/s")
+	b.ReportMetric(d, "direct-msgs/s")
+	b.ReportMetric(l/d, "ratio")
+	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
+	b.Logf("%d rounds of %d messages: lane %.0f/s, core directly with the same batches %.0f/s, ratio %.2f (medians); CPU %.1f µs a message through the lane (broker and client included), %.1f directly; end-to-end p99 %v at %d msgs/s paced",
+		len(laneRate), benchMessages, l, d, l/d, median(laneCPU)*1e6, median(directCPU)*1e6, p99, pacedRate)
+}
+
+// laneRound runs a consumer until n results are acknowledged, recording the messages of
+// each Process call per partition.
+func laneRound(b *testing.B, kc *kfake.Cluster, p *stream.Processor, n uint64) (time.Duration, map[int32][][]stream.Message) {
+	c, err := New(Config{Name: "bench", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out"}, p, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var mu sync.Mutex
+	batches := map[int32][][]stream.Message{}
+	c.process = func(ctx context.Context, partition int32, msgs []stream.Message) []stream.Result {
+		res := p.Process(ctx, msgs)
+		mu.Lock()
+		batches[partition] = append(batches[partition], msgs)
+		mu.Unlock()
+		return res
+	}
+	start := time.Now()
+	r := run(b, c)
+	for totals(c).Produced < n {
+		time.Sleep(time.Millisecond)
+	}
+	took := time.Since(start)
+	if err := r.wait(b); err != nil {
+		b.Fatal(err)
+	}
+	return took, batches
+}
+
+// directRound calls Process on the recorded batches, one goroutine per partition as the
+// lane runs them.
+func directRound(p *stream.Processor, batches map[int32][][]stream.Message) time.Duration {
+	start := time.Now()
+	var wg sync.WaitGroup
+	for _, bs := range batches {
+		wg.Go(func() {
+			for _, msgs := range bs {
+				p.Process(context.Background(), msgs)
+			}
+		})
+	}
+	wg.Wait()
+	return time.Since(start)
+}
+
+const pacedRate = 20_000 // messages/s for the latency phase
+
+// pacedP99 produces 2 s of messages at pacedRate through a running lane and returns the
+// 99th percentile of output time less input time.
+func pacedP99(b *testing.B, p *stream.Processor) time.Duration {
+	kc := newCluster(b, 4, "in", "out")
+	c, err := New(Config{Name: "paced", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out"}, p, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := run(b, c)
+	prod := newClient(b, kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ProducerLinger(0))
+	const total, tick = 2 * pacedRate, time.Millisecond
+	sent := make([]time.Time, total)
+	var wg sync.WaitGroup
+	begin := time.Now()
+	for i := 0; i < total; {
+		// Messages due by now go out together, so the rate holds however the sleeps fall.
+		due := min(total, int(time.Since(begin).Seconds()*pacedRate)+1)
+		for ; i < due; i++ {
+			rec := &kgo.Record{Topic: "in", Key: []byte("k" + strconv.Itoa(i%64)), Value: row(i)}
+			sent[i] = time.Now()
+			rec.Timestamp = sent[i]
+			wg.Add(1)
+			prod.Produce(context.Background(), rec, func(_ *kgo.Record, err error) {
+				if err != nil {
+					b.Error(err)
+				}
+				wg.Done()
+			})
+		}
+		time.Sleep(tick)
+	}
+	wg.Wait()
+	outs := readTopic(b, kc.ListenAddrs(), "out", atLeast(total))
+	lat := make([]time.Duration, 0, total)
+	for _, o := range outs {
+		var v struct{ ID int }
+		if json.Unmarshal(o.rec.Value, &v) == nil && v.ID < total {
+			lat = append(lat, o.rec.Timestamp.Sub(sent[v.ID]))
+		}
+	}
+	if err := r.wait(b); err != nil {
+		b.Fatal(err)
+	}
+	slices.Sort(lat)
+	return lat[len(lat)*99/100]
+}
+
+// cpuTime is the CPU time the process has used, user and system, in seconds.
+func cpuTime() float64 {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		return 0
+	}
+	return float64(u.Utime.Nano()+u.Stime.Nano()) / 1e9
+}
+
+func median(xs []float64) float64 {
+	s := slices.Clone(xs)
+	slices.Sort(s)
+	return s[len(s)/2]
+}

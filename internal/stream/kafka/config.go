@@ -1,0 +1,108 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ferryml/ferry/internal/stream"
+)
+
+// Config is one Kafka consumer: a topic in, a topic out, through one Processor.
+type Config struct {
+	// Name names the consumer in metrics and logs; the group defaults to "ferry-"+Name.
+	Name    string
+	Brokers []string // seed brokers, host:port
+	Group   string
+	// InputTopic is consumed; OutputTopic receives one message per scored input,
+	// keyed by the input's key.
+	InputTopic  string
+	OutputTopic string
+	// DeadLetterTopic receives the messages that cannot be decoded or fail, as they
+	// were, with the error and their position in headers ("": InputTopic + ".dlq").
+	DeadLetterTopic string
+	// MaxInFlight bounds the messages fetched but not yet finished (their result
+	// acknowledged), across partitions; at it, fetching pauses (0: sixteen of the
+	// model's batches, at least 64). One Process call takes at most a quarter of it,
+	// so four chunks are in the pipeline (fetched, scored, being acknowledged).
+	MaxInFlight int
+	// Opts are extra franz-go client options (TLS, SASL, timeouts); they come after
+	// the consumer's own, so they may override them.
+	Opts []kgo.Opt
+}
+
+// Defaults the consumer uses where the configuration leaves a field out.
+const (
+	groupPrefix   = "ferry-"
+	dlqSuffix     = ".dlq"
+	batchesFlight = 16 // MaxInFlight default, in model batches: four chunks of four
+	minFlight     = 64 // and at least this, for a model that does not batch (one row a request)
+	commitEvery   = time.Second
+	// fetchPartitionBytes is the most one fetch takes of a partition (franz-go's
+	// default is 1 MiB).
+	fetchPartitionBytes = 128 << 10
+	backoffMin          = 20 * time.Millisecond
+	backoffMax          = 2 * time.Second
+	finishTimeout       = 10 * time.Second // waiting for produced results' acknowledgements on stop or revoke
+)
+
+// validate checks every field at once and fills the defaults.
+func (c *Config) validate(p *stream.Processor) error {
+	var errs []error
+	if c.Name == "" {
+		errs = append(errs, errors.New("name: required (it labels the consumer's metrics)"))
+	}
+	if len(c.Brokers) == 0 {
+		errs = append(errs, errors.New("brokers: at least one seed broker is required"))
+	}
+	for i, b := range c.Brokers {
+		if b == "" {
+			errs = append(errs, fmt.Errorf("brokers[%d]: empty address", i))
+		}
+	}
+	if c.InputTopic == "" {
+		errs = append(errs, errors.New("input_topic: required"))
+	}
+	if c.OutputTopic == "" {
+		errs = append(errs, errors.New("output_topic: required"))
+	}
+	if c.DeadLetterTopic == "" && c.InputTopic != "" {
+		c.DeadLetterTopic = c.InputTopic + dlqSuffix
+	}
+	if c.InputTopic != "" && (c.OutputTopic == c.InputTopic || c.DeadLetterTopic == c.InputTopic) {
+		errs = append(errs, fmt.Errorf("output_topic and dead_letter_topic must differ from input_topic %q (the consumer would read its own output)", c.InputTopic))
+	}
+	if c.MaxInFlight < 0 {
+		errs = append(errs, fmt.Errorf("max_in_flight: must be >= 0, got %d", c.MaxInFlight))
+	}
+	if p == nil {
+		errs = append(errs, errors.New("processor: required"))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	if c.Group == "" {
+		c.Group = groupPrefix + c.Name
+	}
+	if c.MaxInFlight == 0 {
+		c.MaxInFlight = max(batchesFlight*p.Schema().MaxBatch, minFlight)
+	}
+	return nil
+}
+
+// kgoLogger sends franz-go's warnings and errors to slog.
+type kgoLogger struct{ log *slog.Logger }
+
+func (l kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
+
+func (l kgoLogger) Log(level kgo.LogLevel, msg string, kv ...any) {
+	lv := slog.LevelWarn
+	if level == kgo.LogLevelError {
+		lv = slog.LevelError
+	}
+	l.log.Log(context.Background(), lv, "kafka: "+msg, kv...)
+}

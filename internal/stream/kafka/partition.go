@@ -1,0 +1,235 @@
+package kafka
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/ferryml/ferry/internal/stream"
+)
+
+// partition is one assigned input partition: a queue of fetched records, the worker
+// that scores them in order, and the produced results awaiting acknowledgement.
+type partition struct {
+	c      *Consumer
+	cl     *kgo.Client
+	topic  string
+	id     int32
+	st     *counters
+	cancel context.CancelFunc // ends the worker: revoked, lost or stopping
+	done   chan struct{}      // closed when the worker has returned
+	acks   sync.WaitGroup     // results produced and not yet acknowledged
+	wake   chan struct{}      // cap 1: the queue grew
+
+	mu     sync.Mutex
+	queue  []*kgo.Record // fetched, not yet taken by the worker
+	held   int           // messages of this partition counted in flight
+	chunks []*chunk      // produced results, oldest first, awaiting acknowledgement
+	gone   bool          // given up: late acknowledgements mark nothing
+}
+
+// chunk is one run of consecutive messages whose results were produced together; the
+// offset past last is committed once every one of them is acknowledged.
+type chunk struct {
+	last       *kgo.Record
+	n, pending int
+}
+
+func newPartition(c *Consumer, cl *kgo.Client, id int32) (*partition, context.Context) {
+	ctx, cancel := context.WithCancel(c.runCtx)
+	return &partition{c: c, cl: cl, topic: c.cfg.InputTopic, id: id, st: c.counters(id), cancel: cancel,
+		done: make(chan struct{}), wake: make(chan struct{}, 1)}, ctx
+}
+
+// add queues fetched records; false when the partition is no longer ours.
+func (p *partition) add(recs []*kgo.Record) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.gone {
+		return false
+	}
+	p.queue = append(p.queue, recs...)
+	p.held += len(recs)
+	p.c.acquire(len(recs))
+	select {
+	case p.wake <- struct{}{}:
+	default:
+	}
+	return true
+}
+
+// run scores the queue in order until ctx ends.
+func (p *partition) run(ctx context.Context) {
+	defer close(p.done)
+	for {
+		recs := p.next(ctx)
+		if recs == nil {
+			return
+		}
+		p.score(ctx, recs)
+	}
+}
+
+// next takes the queue's head, up to a chunk, waiting for records; nil once ctx ends.
+func (p *partition) next(ctx context.Context) []*kgo.Record {
+	for {
+		p.mu.Lock()
+		q := p.queue
+		if len(q) > p.c.chunk {
+			q, p.queue = q[:p.c.chunk:p.c.chunk], q[p.c.chunk:]
+		} else {
+			p.queue = nil
+		}
+		p.mu.Unlock()
+		if len(q) > 0 {
+			return q
+		}
+		select {
+		case <-p.wake:
+		case <-ctx.Done():
+			return nil
+		}
+	}
+}
+
+// score processes records and produces their results in order. Results from the
+// first message the model could not take (Retry) on are thrown away: those messages
+// are processed again after a backoff, with the partition's fetching paused, so
+// nothing after them is produced first.
+func (p *partition) score(ctx context.Context, recs []*kgo.Record) {
+	msgs := make([]stream.Message, len(recs))
+	for i, r := range recs {
+		msgs[i] = stream.Message{Key: r.Key, Value: r.Value}
+	}
+	backoff, paused := backoffMin, false
+	tp := map[string][]int32{p.topic: {p.id}}
+	defer func() {
+		if paused {
+			p.cl.ResumeFetchPartitions(tp)
+		}
+	}()
+	for {
+		res := p.c.process(ctx, p.id, msgs)
+		n := slices.IndexFunc(res, func(r stream.Result) bool { return r.Retry })
+		if n < 0 {
+			n = len(res)
+		}
+		p.produce(recs[:n], res[:n])
+		recs, msgs = recs[n:], msgs[n:]
+		if len(recs) == 0 {
+			return
+		}
+		if ctx.Err() == nil {
+			p.st.retried.Add(uint64(len(recs)))
+			if !paused {
+				p.cl.PauseFetchPartitions(tp)
+				paused = true
+				p.c.log.Warn("the model cannot take messages now; partition paused", "partition", p.id, "err", res[n].Err)
+			}
+			select {
+			case <-time.After(backoff):
+				backoff = min(2*backoff, backoffMax)
+				continue
+			case <-ctx.Done():
+			}
+		}
+		p.drop(len(recs)) // stopping: the next owner consumes them again
+		return
+	}
+}
+
+// produce sends each message's result, in order: franz-go keeps the order of records
+// produced to one partition, so a key's outputs keep their inputs' order.
+func (p *partition) produce(recs []*kgo.Record, res []stream.Result) {
+	if len(recs) == 0 {
+		return
+	}
+	ch := &chunk{last: recs[len(recs)-1], n: len(recs), pending: len(recs)}
+	p.mu.Lock()
+	p.chunks = append(p.chunks, ch)
+	p.mu.Unlock()
+	p.acks.Add(len(recs))
+	outs := make([]kgo.Record, len(recs)) // one allocation for the chunk's records
+	for i, in := range recs {
+		p.record(&outs[i], in, res[i])
+		// Not the worker's context: a result handed over is delivered even while stopping,
+		// so its offset can still be committed.
+		p.cl.Produce(context.Background(), &outs[i], func(out *kgo.Record, err error) { p.acked(ch, in, out, err) })
+	}
+}
+
+// record sets out to a message's output, keyed and headed as its input, or to the
+// input itself for the dead-letter topic with why and where from.
+func (p *partition) record(out, in *kgo.Record, res stream.Result) {
+	h := slices.DeleteFunc(slices.Clone(in.Headers), func(h kgo.RecordHeader) bool {
+		return h.Key == stream.HeaderError || h.Key == stream.HeaderSource // from an earlier dead letter
+	})
+	if res.Err == nil {
+		*out = kgo.Record{Topic: p.c.cfg.OutputTopic, Key: in.Key, Value: res.Value, Headers: h}
+		return
+	}
+	h = append(h,
+		kgo.RecordHeader{Key: stream.HeaderError, Value: []byte(res.Err.Error())},
+		kgo.RecordHeader{Key: stream.HeaderSource, Value: []byte(stream.Position(in.Topic, in.Partition, in.Offset))})
+	*out = kgo.Record{Topic: p.c.cfg.DeadLetterTopic, Key: in.Key, Value: in.Value, Headers: h}
+}
+
+// acked counts an acknowledged result and, when it completes the oldest chunks,
+// marks the offset past them for commit and frees their room in flight.
+func (p *partition) acked(ch *chunk, in, out *kgo.Record, err error) {
+	defer p.acks.Done()
+	if err != nil {
+		if !errors.Is(err, kgo.ErrClientClosed) {
+			p.c.failed(fmt.Errorf("producing the result of %s to topic %q: %w", stream.Position(in.Topic, in.Partition, in.Offset), out.Topic, err))
+		}
+		return // the chunk never completes: nothing from here on is committed
+	}
+	if out.Topic == p.c.cfg.OutputTopic {
+		p.st.produced.Add(1)
+	} else {
+		p.st.failed.Add(1)
+	}
+	p.mu.Lock()
+	ch.pending--
+	var last *kgo.Record
+	n := 0
+	for len(p.chunks) > 0 && p.chunks[0].pending == 0 {
+		last, n = p.chunks[0].last, n+p.chunks[0].n
+		p.chunks = p.chunks[1:]
+	}
+	mark := last != nil && !p.gone
+	if mark {
+		p.held -= n
+		p.c.release(n)
+		p.st.pos.Store(last.Offset + 1)
+	}
+	p.mu.Unlock()
+	if mark && !p.c.crashed.Load() {
+		p.cl.MarkCommitOffsets(map[string]map[int32]kgo.EpochOffset{p.topic: {p.id: {Epoch: last.LeaderEpoch, Offset: last.Offset + 1}}})
+	}
+}
+
+// drop gives up n messages the worker held: they were not produced.
+func (p *partition) drop(n int) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if !p.gone {
+		p.held -= n
+		p.c.release(n)
+	}
+}
+
+// close gives the partition up: what it still holds leaves the in-flight count,
+// and acknowledgements arriving later mark nothing.
+func (p *partition) close() {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.gone = true
+	p.c.release(p.held)
+	p.held, p.queue, p.chunks = 0, nil, nil
+}
