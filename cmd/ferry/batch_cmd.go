@@ -99,7 +99,7 @@ func (c *batchConfig) prepare() error {
 		}
 		c.opts.Mapping = m
 	}
-	c.opts.S3 = batch.S3Options{Endpoint: c.serve.store.endpoint, Region: c.serve.store.region, PathStyle: c.serve.store.endpoint != ""}
+	c.opts.S3 = c.serve.store.batchS3()
 	return nil
 }
 

@@ -10,6 +10,7 @@ import (
 	"path/filepath"
 	"sync/atomic"
 
+	"github.com/ferryml/ferry/internal/batch"
 	"github.com/ferryml/ferry/internal/monitor/metrics"
 	"github.com/ferryml/ferry/internal/objstore"
 	"github.com/ferryml/ferry/internal/repository"
@@ -117,4 +118,9 @@ func registerStore(reg prometheus.Registerer, st *objstore.Syncer) {
 	if st != nil {
 		reg.MustRegister(metrics.Store(st.Stats)...)
 	}
+}
+
+// batchS3 is where batch jobs' s3:// inputs and outputs go: the same store settings.
+func (e storeEnv) batchS3() batch.S3Options {
+	return batch.S3Options{Endpoint: e.endpoint, Region: e.region, PathStyle: e.endpoint != ""}
 }

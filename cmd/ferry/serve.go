@@ -74,6 +74,7 @@ type serveConfig struct {
 	security    securityConfig   // security.go: auth and TLS
 	hardening   hardeningConfig  // hardening.go: uploads, interpreters, outbound addresses, body limits
 	monitoring  monitoringConfig // monitoring.go: inference log, drift, feedback, alerts
+	lanes       lanesConfig      // lanes.go: server-side batch jobs, streaming consumers
 	accessLog   accessLogConfig  // accesslog.go: --access-log
 	// inferenceFirst moves request handling to SCHED_BATCH (see threadprio).
 	inferenceFirst bool
@@ -166,6 +167,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	cfg.security.addFlags(f)
 	cfg.hardening.addFlags(f)
 	cfg.monitoring.addFlags(f)
+	cfg.lanes.addFlags(f)
 	cfg.accessLog.addFlags(f)
 	cfg.addTritonFlags(f)
 	_ = cmd.MarkFlagRequired("model-repository")
@@ -239,6 +241,8 @@ type server struct {
 	routes  *router.Table // the endpoints' routing policies, read by core on every request
 	plat    *platform     // nil without --data-dir or --registry-url (platform.go)
 	mon     *monitoring   // the inference log, drift, feedback and alerts (monitoring.go)
+	lanes   *lanes        // batch jobs and streaming consumers (lanes.go)
+	ready   chan struct{} // closed once the startup models are loaded
 	grpcAPI *v2grpc.Server
 	trace   *settings.Trace // the trace extension's settings; a tracer asks its Sample
 	shm     *shm.Registry   // system shared memory regions, both transports' (shm.go)
@@ -314,14 +318,20 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		s.plat.register(reg)
 	}
 	s.mon.register(reg)
+	if s.lanes, err = newLanes(cfg.lanes, s.core, cfg.store.batchS3(), log.With("component", "lanes")); err != nil {
+		return nil, err
+	}
+	s.lanes.register(reg)
+	s.ready = make(chan struct{})
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	s.shm = shm.New()
 	httpLog, grpcLog := log.With("component", "http"), log.With("component", "grpc")
 	v2 := v2http.New(s.core, v2http.Options{Logger: httpLog, Limits: cfg.limits, SharedMemory: s.shm})
 	var api *mgmt.Handler
-	if s.plat != nil || s.mon.enabled() {
+	if s.plat != nil || s.mon.enabled() || s.lanes.enabled() {
 		mo := mgmt.Options{Logger: log.With("component", "mgmt")}
 		s.mon.mgmtOptions(&mo)
+		s.lanes.mgmtOptions(&mo)
 		api = mgmt.New(s.plat.service(), mo)
 	}
 	sec, err := newSecurity(context.Background(), cfg, s.plat.registry(), log) // security.go
@@ -372,6 +382,7 @@ func (s *server) Run(ctx context.Context) error {
 		}
 		s.core.SetReady(true)
 		s.grpcAPI.SetServing(true)
+		close(s.ready) // the streaming consumers start (lanes.go)
 		s.log.Info("ready")
 		return s.repo.Run(gctx)
 	}, func(error) { cancel() })
@@ -408,7 +419,11 @@ func (s *server) Run(ctx context.Context) error {
 	for _, run := range s.mon.runners() {
 		g.Add(func() error { return run(gctx) }, func(error) { cancel() })
 	}
+	for _, run := range s.lanes.runners(s.core, s.ready) {
+		g.Add(func() error { return run(gctx) }, func(error) { cancel() })
+	}
 	err := g.Run()
+	s.lanes.close() // running jobs stop; their committed chunks stay for a resubmission
 	// The transports have drained: every request the inference log sampled is queued.
 	mctx, mdone := context.WithTimeout(context.Background(), s.cfg.drain)
 	if merr := s.mon.close(mctx); merr != nil {

@@ -229,6 +229,11 @@ func (j *job) commitAll(ctx context.Context, cancel context.CancelCauseFunc, com
 		if failed != nil || ctx.Err() != nil {
 			continue // drain: a chunk cut short is never committed
 		}
+		if err := firstChunkFailed(ch, cp); err != nil {
+			failed = err
+			cancel(err)
+			continue
+		}
 		if err := j.commit(ch, cp); err != nil {
 			failed = err
 			cancel(err)
@@ -239,6 +244,21 @@ func (j *job) commitAll(ctx context.Context, cancel context.CancelCauseFunc, com
 		}
 	}
 	return failed
+}
+
+// firstChunkFailed stops a job whose first chunk has not one row scored: that is a
+// wrong mapping or model (a feature list one column short, say), not bad rows, and
+// writing every row of a large file to the rejects file would only hide it.
+func firstChunkFailed(ch *chunk, cp *checkpoint) error {
+	if ch.k != 0 || cp.Chunks != 0 || len(ch.res) == 0 {
+		return nil
+	}
+	for _, r := range ch.res {
+		if r.err == nil {
+			return nil
+		}
+	}
+	return fmt.Errorf("every row of the first chunk failed (%d rows); the first, row %d: %w", len(ch.res), ch.recs[0].index, ch.res[0].err)
 }
 
 // commit writes a chunk's part and rejects files, then the checkpoint that counts them.
