@@ -26,7 +26,9 @@ func (g *gated) run(ctx context.Context, s mgmtapi.JobSpec, progress func(mgmtap
 	return nil
 }
 
-func spec(in string) mgmtapi.JobSpec { return mgmtapi.JobSpec{Model: "m", Input: in, Output: in + ".out"} }
+func spec(in string) mgmtapi.JobSpec {
+	return mgmtapi.JobSpec{Model: "m", Input: in, Output: in + ".out"}
+}
 
 func TestJobsRunInOrderAndEnd(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {

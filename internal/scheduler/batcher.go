@@ -72,8 +72,8 @@ type batcher struct {
 
 	mu       sync.Mutex
 	levels   []*level // the configured priority levels, then the background level
-	delayed  []*item // timed out with DELAY: served after everything else
-	rows     int     // rows queued, delayed included
+	delayed  []*item  // timed out with DELAY: served after everything else
+	rows     int      // rows queued, delayed included
 	seq      uint64
 	next     uint64           // with PreserveOrdering: the next sequence number to deliver
 	ready    map[uint64]*item // finished, waiting for earlier ones
