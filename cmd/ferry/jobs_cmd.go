@@ -129,5 +129,5 @@ func eta(p mgmtapi.JobProgress) string {
 	if p.ETASeconds < 0 {
 		return "-"
 	}
-	return (time.Duration(p.ETASeconds) * time.Second).String()
+	return time.Duration(p.ETASeconds * float64(time.Second)).Round(time.Second).String()
 }
