@@ -234,6 +234,49 @@ func TestBackgroundRunsLast(t *testing.T) {
 	}
 }
 
+// TestBackgroundYieldsTheInstance: while online requests keep arriving, background
+// batches take at most backgroundShare of the instance's time; with no online request
+// for backgroundQuiet, they run back to back.
+func TestBackgroundYieldsTheInstance(t *testing.T) {
+	for _, online := range []bool{true, false} {
+		t.Run(map[bool]string{true: "online", false: "alone"}[online], func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				const exec = 10 * time.Millisecond
+				s := New("m", []Instance{&echo{delay: exec}}, Options{MaxBatchSize: 1, Batching: &Batching{}})
+				defer s.Close()
+				start := time.Now()
+				if online {
+					if _, err := s.Submit(context.Background(), req(1, 100)); err != nil {
+						t.Fatal(err)
+					}
+				}
+				var wg sync.WaitGroup
+				for i := range 4 {
+					wg.Go(func() {
+						r := req(1, int32(i))
+						r.Background = true
+						if _, err := s.Submit(context.Background(), r); err != nil {
+							t.Error(err)
+						}
+					})
+				}
+				wg.Wait()
+				took := time.Since(start)
+				want := 4 * exec // back to back
+				if online {
+					// the online request, then four background batches, each but the
+					// first after a pause of exec x (1-share)/share
+					gap := time.Duration(float64(exec) * (1 - backgroundShare) / backgroundShare)
+					want = exec + 4*exec + 3*gap
+				}
+				if took != want {
+					t.Fatalf("took %v, want %v", took, want)
+				}
+			})
+		})
+	}
+}
+
 func TestFullQueueRejectsAtOnce(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		s, _, release := held(t, Batching{DefaultPolicy: QueuePolicy{MaxQueueSize: 2}})
