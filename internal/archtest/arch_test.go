@@ -16,6 +16,7 @@ var banned = map[string][]string{
 	"internal/tensor":            {mod + "internal/"},
 	"internal/v2json":            {mod + "internal/core", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/modelconfig", mod + "internal/inference", mod + "internal/transport", mod + "internal/backend", mod + "internal/bench"},
 	"internal/platform/periodic": {mod + "internal/"},
+	"internal/platform/kgolog":   {mod + "internal/"},
 	"internal/settings":          {mod + "internal/"},
 	"internal/router":            {mod + "internal/"}, // a pure decision: registry and rollout feed it, core acts on it
 	"internal/shm":               {mod + "internal/core", mod + "internal/transport", mod + "internal/inference", mod + "internal/scheduler", mod + "internal/repository", mod + "internal/backend"},

@@ -20,10 +20,8 @@ import (
 var testCore *lanetest.Core
 
 func TestMain(m *testing.M) {
-	root, err := lanetest.ExampleModels()
-	if err == nil {
-		testCore, err = lanetest.Open(root, "tabular", "mlp")
-	}
+	var err error
+	testCore, err = lanetest.OpenExamples("tabular", "mlp")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "batch tests need the example models and ONNX Runtime:", err)
 		os.Exit(1)

@@ -11,7 +11,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
-	"github.com/ferryml/ferry/internal/lane"
 	"github.com/ferryml/ferry/internal/lane/lanetest"
 	"github.com/ferryml/ferry/internal/stream"
 )
@@ -19,10 +18,8 @@ import (
 var testCore *lanetest.Core
 
 func TestMain(m *testing.M) {
-	root, err := lanetest.ExampleModels()
-	if err == nil {
-		testCore, err = lanetest.Open(root, "tabular")
-	}
+	var err error
+	testCore, err = lanetest.OpenExamples("tabular")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "stream tests need the example models and ONNX Runtime:", err)
 		os.Exit(1)
@@ -32,7 +29,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var features = lane.Mapping{"features": {"age", "income", "debt_ratio", "tenure", "late_payments", "utilization"}}
+var features = lanetest.TabularMapping
 
 func row(id int) []byte {
 	return fmt.Appendf(nil, `{"id":%d,"age":%g,"income":0.1,"debt_ratio":0.2,"tenure":0.3,"late_payments":1,"utilization":0.5}`, id, float64(id)/10)

@@ -12,6 +12,7 @@ import (
 	"github.com/ferryml/ferry/internal/backend/trees"
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/inference"
+	"github.com/ferryml/ferry/internal/lane"
 	"github.com/ferryml/ferry/internal/platform/ortlib"
 	"github.com/ferryml/ferry/internal/repository"
 	"github.com/ferryml/ferry/internal/scheduler"
@@ -102,4 +103,17 @@ func treesBackend() repository.Backend {
 			}
 			return trees.Open(path, opts)
 		}}
+}
+
+// TabularMapping fills the example tabular model's one input, features, from the six
+// fields of a credit-scoring row.
+var TabularMapping = lane.Mapping{"features": {"age", "income", "debt_ratio", "tenure", "late_payments", "utilization"}}
+
+// OpenExamples opens models (all when none are named) of the example repository.
+func OpenExamples(models ...string) (*Core, error) {
+	root, err := ExampleModels()
+	if err != nil {
+		return nil, err
+	}
+	return Open(root, models...)
 }

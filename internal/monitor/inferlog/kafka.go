@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/ferryml/ferry/internal/platform/kgolog"
 	"github.com/twmb/franz-go/pkg/kgo"
 )
 
@@ -24,7 +25,7 @@ func newKafkaSink(cfg KafkaConfig, log *slog.Logger) (*kafkaSink, error) {
 		kgo.DefaultProduceTopic(cfg.Topic),
 		kgo.RecordDeliveryTimeout(cfg.Timeout.D()),
 		kgo.ProducerLinger(0), // the runner already batches
-		kgo.WithLogger(kgoLogger{log}),
+		kgo.WithLogger(kgolog.New(log)),
 	)
 	if err != nil {
 		return nil, fmt.Errorf("kafka: %w", err)
@@ -66,16 +67,4 @@ func (k *kafkaSink) close(ctx context.Context) error {
 	err := k.cl.Flush(ctx)
 	k.cl.Close()
 	return err
-}
-
-// kgoLogger sends franz-go's warnings and errors to slog.
-type kgoLogger struct{ log *slog.Logger }
-
-func (l kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-func (l kgoLogger) Log(level kgo.LogLevel, msg string, kv ...any) {
-	lv := slog.LevelWarn
-	if level == kgo.LogLevelError {
-		lv = slog.LevelError
-	}
-	l.log.Log(context.Background(), lv, "kafka: "+msg, kv...)
 }

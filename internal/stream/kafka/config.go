@@ -1,10 +1,8 @@
 package kafka
 
 import (
-	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -92,17 +90,4 @@ func (c *Config) validate(p *stream.Processor) error {
 		c.MaxInFlight = max(batchesFlight*p.Schema().MaxBatch, minFlight)
 	}
 	return nil
-}
-
-// kgoLogger sends franz-go's warnings and errors to slog.
-type kgoLogger struct{ log *slog.Logger }
-
-func (l kgoLogger) Level() kgo.LogLevel { return kgo.LogLevelWarn }
-
-func (l kgoLogger) Log(level kgo.LogLevel, msg string, kv ...any) {
-	lv := slog.LevelWarn
-	if level == kgo.LogLevelError {
-		lv = slog.LevelError
-	}
-	l.log.Log(context.Background(), lv, "kafka: "+msg, kv...)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ferryml/ferry/internal/platform/kgolog"
 	"github.com/ferryml/ferry/internal/stream"
 )
 
@@ -87,7 +88,7 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		kgo.ProducerLinger(0),
 		// Each message in flight has at most one result buffered, so Produce never blocks.
 		kgo.MaxBufferedRecords(max(50_000, 2*c.cfg.MaxInFlight)),
-		kgo.WithLogger(kgoLogger{c.log}),
+		kgo.WithLogger(kgolog.New(c.log)),
 	}
 	return append(opts, c.cfg.Opts...)
 }

@@ -13,7 +13,6 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
-	"github.com/ferryml/ferry/internal/lane"
 	"github.com/ferryml/ferry/internal/lane/lanetest"
 	"github.com/ferryml/ferry/internal/stream"
 )
@@ -22,10 +21,8 @@ import (
 var testCore *lanetest.Core
 
 func TestMain(m *testing.M) {
-	root, err := lanetest.ExampleModels()
-	if err == nil {
-		testCore, err = lanetest.Open(root, "tabular")
-	}
+	var err error
+	testCore, err = lanetest.OpenExamples("tabular")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kafka lane tests need the example models and ONNX Runtime:", err)
 		os.Exit(1)
@@ -42,7 +39,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var features = lane.Mapping{"features": {"age", "income", "debt_ratio", "tenure", "late_payments", "utilization"}}
+var features = lanetest.TabularMapping
 
 // row is a flat JSON row with an id and the six features.
 func row(id int) []byte {

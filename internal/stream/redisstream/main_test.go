@@ -15,7 +15,6 @@ import (
 	"github.com/redis/go-redis/v9"
 	"go.uber.org/goleak"
 
-	"github.com/ferryml/ferry/internal/lane"
 	"github.com/ferryml/ferry/internal/lane/lanetest"
 	"github.com/ferryml/ferry/internal/stream"
 	"github.com/ferryml/ferry/internal/stream/redisstream"
@@ -28,10 +27,8 @@ var testCore *lanetest.Core
 
 func TestMain(m *testing.M) {
 	ignore := goleak.IgnoreCurrent()
-	root, err := lanetest.ExampleModels()
-	if err == nil {
-		testCore, err = lanetest.Open(root, "tabular")
-	}
+	var err error
+	testCore, err = lanetest.OpenExamples("tabular")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "redisstream tests need the example models and ONNX Runtime:", err)
 		os.Exit(1)
@@ -47,7 +44,7 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-var features = lane.Mapping{"features": {"age", "income", "debt_ratio", "tenure", "late_payments", "utilization"}}
+var features = lanetest.TabularMapping
 
 // row is a flat JSON row of the tabular model with its id.
 func row(id int) string {
