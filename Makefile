@@ -32,7 +32,8 @@ models:
 run: build models
 	./bin/ferry serve --model-repository $(MODELS) --data-dir .ferry-data
 
-test: ort
+# The lanes' tests (batch, streaming) score the example models as users would.
+test: ort models
 	$(GO) vet ./...
 	$(GO) test -race -count=1 -timeout 20m ./...
 
