@@ -48,7 +48,14 @@ type openFile struct {
 	n          int
 	f          *os.File
 	w          entryWriter
+	dirty      time.Time // when the oldest entry not yet flushed was written; zero when none
 }
+
+// flushEvery is how long written entries may wait in a file's buffer before they reach
+// the file (where Query and readers see them). Flushing after every batch cost a write
+// system call per millisecond of traffic, about 1.7 µs a request at 29k requests/s
+// (BenchmarkMonitoring, gRPC identity_fp32).
+const flushEvery = 100 * time.Millisecond
 
 // entryWriter writes entries in one format.
 type entryWriter interface {
@@ -89,11 +96,26 @@ func (s *fileSink) write(_ context.Context, batch []*capture) (int, error) {
 		n++
 	}
 	for of := range touched {
-		if err := of.w.flush(); err != nil {
-			errs = append(errs, fmt.Errorf("%s: %w", of.path, err))
+		if of.dirty.IsZero() {
+			of.dirty = now
+		}
+		if err := of.flushOlder(now); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	return n, errors.Join(errs...)
+}
+
+// flushOlder flushes the file's buffer once its oldest entry has waited flushEvery.
+func (of *openFile) flushOlder(now time.Time) error {
+	if of.dirty.IsZero() || now.Sub(of.dirty) < flushEvery {
+		return nil
+	}
+	of.dirty = time.Time{}
+	if err := of.w.flush(); err != nil {
+		return fmt.Errorf("%s: %w", of.path, err)
+	}
+	return nil
 }
 
 func (of *openFile) seen(t time.Time) {
@@ -220,12 +242,15 @@ func (s *fileSink) prune() error {
 	return errors.Join(errs...)
 }
 
-// tick rolls files past their age while no entries arrive.
+// tick flushes what waited long enough and rolls files past their age while no
+// entries arrive.
 func (s *fileSink) tick(now time.Time) {
 	for _, of := range s.files {
 		if now.Sub(of.opened) >= s.maxAge {
 			_ = s.roll(of) // a failure shows on the next write to this model
+			continue
 		}
+		_ = of.flushOlder(now) // likewise
 	}
 }
 

@@ -86,7 +86,8 @@ type Query struct {
 var ErrNoFiles = errors.New("the inference log has no file sink (set dir) to read from")
 
 // Query reads the entries q selects from the file sink's directory. Entries still
-// queued are not seen yet; Parquet entries are seen once their file has rolled.
+// queued, or written less than flushEvery ago, are not seen yet; Parquet entries are seen
+// once their file has rolled.
 func (l *Logger) Query(ctx context.Context, q Query) ([]Entry, error) {
 	if l.files == nil {
 		return nil, ErrNoFiles

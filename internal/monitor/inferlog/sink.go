@@ -24,8 +24,8 @@ type sink interface {
 // maxBatch bounds one write: large enough to amortize a syscall or a produce request.
 const maxBatch = 256
 
-// tickEvery is how often an idle sink is ticked.
-const tickEvery = time.Second
+// tickEvery is how often a sink is ticked (the file sink flushes its buffers then).
+const tickEvery = 100 * time.Millisecond
 
 // runner owns one sink: its bounded queue and the goroutine draining it. A stuck sink
 // fills only its own queue; the dispatcher then drops that sink's entries.
