@@ -94,3 +94,12 @@ func remoteBackend(rb *remote.Backend) repository.Backend {
 		},
 	}
 }
+
+// loadRuntime loads ONNX Runtime from where ortLibrary finds it.
+func loadRuntime(getenv func(string) string, log *slog.Logger) (*onnx.Runtime, error) {
+	lib, err := ortLibrary(getenv)
+	if err != nil {
+		return nil, err
+	}
+	return onnx.NewRuntime(onnx.Options{LibraryPath: lib, Logger: log.With("component", "onnx")})
+}

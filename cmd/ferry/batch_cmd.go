@@ -117,11 +117,7 @@ func runBatch(ctx context.Context, cfg batchConfig, getenv func(string) string, 
 		defer cl.Close()
 		c = remoteCore{cl}
 	} else {
-		lib, err := ortLibrary(getenv)
-		if err != nil {
-			return err
-		}
-		rt, err := onnx.NewRuntime(onnx.Options{LibraryPath: lib, Logger: log.With("component", "onnx")})
+		rt, err := loadRuntime(getenv, log)
 		if err != nil {
 			return err
 		}

@@ -117,11 +117,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 					log.Warn("request handling keeps its scheduling class", "err", err)
 				}
 			}
-			lib, err := ortLibrary(getenv)
-			if err != nil {
-				return err
-			}
-			rt, err := onnx.NewRuntime(onnx.Options{LibraryPath: lib, Logger: log.With("component", "onnx")})
+			rt, err := loadRuntime(getenv, log)
 			if err != nil {
 				return err
 			}
