@@ -25,19 +25,30 @@ func (s *Server) Infer(ctx context.Context, req *InferRequest) (*InferResponse, 
 // serve is Infer, within the request's span when it is traced.
 func (s *Server) serve(ctx context.Context, req *InferRequest) (*InferResponse, error) {
 	start := time.Now()
-	version, route, shadow, err := s.route(req)
+	policy := s.routes.Get(req.Model)
+	version, route, shadow, err := routeBy(policy, req)
 	if err != nil {
 		return nil, err
 	}
-	traceRoute(req, version, route, shadow)
 	if err := CheckModelName(req.Model); err != nil {
 		return nil, err
 	}
 	l, err := s.repo.Acquire(ctx, req.Model, version)
+	if errors.Is(err, ErrNotFound) {
+		if now := s.routes.Get(req.Model); now != policy {
+			// The policy moved between the decision and the lease, and the version it
+			// chose was let go meanwhile (an endpoint publishes a move, then lets the
+			// old version go): decide again under the new policy.
+			if version, route, shadow, err = routeBy(now, req); err == nil {
+				l, err = s.repo.Acquire(ctx, req.Model, version)
+			}
+		}
+	}
 	if err != nil {
 		return nil, err
 	}
 	defer l.Release()
+	traceRoute(req, version, route, shadow)
 	req.route = route
 	resp, err := s.infer(ctx, l, req, start)
 	if shadow != "" && shadow != l.Version {

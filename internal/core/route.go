@@ -47,7 +47,11 @@ func (a routeAttrs) Param(name string) string {
 // the endpoint's policy's choice ("" leaves it to the model's version policy). shadow
 // is the version that also gets a copy, "" for none.
 func (s *Server) route(req *InferRequest) (version string, route router.Route, shadow string, err error) {
-	p := s.routes.Get(req.Model)
+	return routeBy(s.routes.Get(req.Model), req)
+}
+
+// routeBy is route under policy p (nil: none).
+func routeBy(p *router.Policy, req *InferRequest) (version string, route router.Route, shadow string, err error) {
 	if req.Version != "" {
 		v, err := resolve(p, req.Model, req.Version)
 		return v, "", "", err

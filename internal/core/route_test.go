@@ -119,6 +119,48 @@ func TestAliasesNameVersionsEverywhere(t *testing.T) {
 	}
 }
 
+// movingRepo is versions whose version 1 is let go, with the alias moved to 2, in
+// the instant between a request's routing decision and its lease, as an endpoint's
+// move can do under load (publish the new policy, then let the old version go).
+type movingRepo struct {
+	*versions
+	routes *router.Table
+	moved  bool
+}
+
+func (r *movingRepo) Acquire(ctx context.Context, model, version string) (*Lease, error) {
+	if version == "1" && !r.moved {
+		r.moved = true
+		delete(r.s, "1")
+		if err := r.routes.Set("m", &router.Policy{Aliases: map[string]string{"prod": "2"}}); err != nil {
+			return nil, err
+		}
+	}
+	return r.versions.Acquire(ctx, model, version)
+}
+
+// TestARequestRoutedToALetGoVersionFollowsTheMove: the request decided on the old
+// policy finds its version gone and is decided again under the new one.
+func TestARequestRoutedToALetGoVersionFollowsTheMove(t *testing.T) {
+	routes := new(router.Table)
+	if err := routes.Set("m", &router.Policy{Aliases: map[string]string{"prod": "1"}}); err != nil {
+		t.Fatal(err)
+	}
+	repo := &movingRepo{versions: newVersions(t, &scaler{factor: 2}), routes: routes}
+	s := New(Options{Repository: repo, Routes: routes})
+	req := request(1, 2)
+	req.Version = "prod"
+	if resp := infer(t, s, req); resp.Version != "2" || !repo.moved {
+		t.Fatalf("answered by version %s (moved %v), want 2 after the move", resp.Version, repo.moved)
+	}
+	// A version named by number is not routed: gone is gone.
+	req = request(1, 2)
+	req.Version = "1"
+	if _, err := s.Infer(context.Background(), req); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("version 1 after it was let go: %v", err)
+	}
+}
+
 func TestWeightsMatchesAndTheTap(t *testing.T) {
 	tap := &recordingTap{}
 	s := routed(t, &router.Policy{Arms: []router.Arm{{Version: "1", Weight: 30}, {Version: "2", Weight: 70}},
