@@ -33,7 +33,7 @@ func waitJob(t *testing.T, c *mgmtclient.Client, id string) mgmtapi.Job {
 // would, reports its progress, can be cancelled and resumed by submitting it again, and
 // may not reach files outside --jobs-dir.
 func TestServerJobs(t *testing.T) {
-	repo, mapping := batchSetup(t)
+	repo, _ := batchSetup(t)
 	dir := t.TempDir()
 	const rows = 20000
 	if err := batchgen.Write(filepath.Join(dir, "in.parquet"), batchgen.Options{Rows: rows, Seed: 23, RowGroupRows: 2000}); err != nil {
@@ -45,10 +45,8 @@ func TestServerJobs(t *testing.T) {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	b, _ := os.ReadFile(mapping)
-	features := strings.Split(strings.Trim(strings.TrimSpace(strings.TrimPrefix(string(b), "features:")), "[]"), ", ")
 	spec := mgmtapi.JobSpec{Model: "tabular", Input: "in.parquet", Output: "out/scores.parquet", IDColumns: []string{"id"},
-		Mapping: map[string][]string{"features": features}, ChunkRows: 1000}
+		Mapping: tabularMapping, ChunkRows: 1000}
 	if err := os.MkdirAll(filepath.Join(dir, "out"), 0o755); err != nil {
 		t.Fatal(err)
 	}
