@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 
 	"github.com/ferryml/ferry/internal/core"
@@ -158,6 +159,13 @@ func appendValues(dst []byte, dt tensor.DType, v any) ([]byte, int64, error) {
 		}
 		return dst, total, nil
 	case []float32:
+		if dt == tensor.FP32 { // the common case (a Parquet list of floats), without a conversion per element
+			dst = slices.Grow(dst, 4*len(x))
+			for _, f := range x {
+				dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(f))
+			}
+			return dst, int64(len(x)), nil
+		}
 		return appendEach(dst, dt, x, func(f float32) float64 { return float64(f) })
 	case []float64:
 		return appendEach(dst, dt, x, func(f float64) float64 { return f })
