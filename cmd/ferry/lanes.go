@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"github.com/redis/go-redis/v9"
 	"github.com/spf13/pflag"
 	"sigs.k8s.io/yaml"
 
@@ -200,6 +201,14 @@ func newLanes(cfg lanesConfig, c *core.Server, s3 batch.S3Options, log *slog.Log
 		return nil, err
 	}
 	l := &lanes{specs: specs, log: log, consumers: map[string]statsSource{}}
+	for _, s := range specs {
+		if s.Redis != nil {
+			// go-redis logs dial failures through one process-wide logger, to stderr by
+			// default: they belong in the server's own log, in its format.
+			redis.SetLogger(redisLogger{log.With("library", "go-redis")})
+			break
+		}
+	}
 	if cfg.jobsDir != "" {
 		dir, err := filepath.Abs(cfg.jobsDir)
 		if err != nil {
@@ -213,6 +222,13 @@ func newLanes(cfg lanesConfig, c *core.Server, s3 batch.S3Options, log *slog.Log
 		}})
 	}
 	return l, nil
+}
+
+// redisLogger hands go-redis's messages to slog as warnings.
+type redisLogger struct{ log *slog.Logger }
+
+func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
+	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
 }
 
 // jobRunner runs a server-side job as `ferry batch` would, its rows queued behind online
