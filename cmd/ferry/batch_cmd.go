@@ -81,13 +81,11 @@ func (c *batchConfig) prepare() error {
 	if (c.serve.repository == "") == (c.server == "") {
 		return errors.New("give exactly one of --model-repository (load the model here) and --server (score through a running server)")
 	}
-	if c.shard != "" {
-		sh, err := batch.ParseShard(c.shard)
-		if err != nil {
-			return fmt.Errorf("--shard: %w", err)
-		}
-		c.opts.Shard = sh
+	sh, err := optionalShard(c.shard)
+	if err != nil {
+		return fmt.Errorf("--shard: %w", err)
 	}
+	c.opts.Shard = sh
 	if c.mapping != "" {
 		b, err := os.ReadFile(c.mapping)
 		if err != nil {

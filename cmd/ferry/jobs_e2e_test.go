@@ -105,7 +105,8 @@ func TestServerJobs(t *testing.T) {
 	}
 	os.Symlink("/etc", filepath.Join(dir, "etc"))
 	for _, s := range []mgmtapi.JobSpec{{Model: "tabular", Input: "/etc/passwd", Output: "x.parquet"}, {Model: "tabular", Input: "in.parquet", Output: "../x.parquet"},
-		{Model: "tabular", Input: "etc/passwd", Output: "x.parquet"}, {Model: "tabular", Input: "http://example.com/x.csv", Output: "x.parquet"}, {Input: "in.parquet", Output: "x.parquet"}} {
+		{Model: "tabular", Input: "etc/passwd", Output: "x.parquet"}, {Model: "tabular", Input: "http://example.com/x.csv", Output: "x.parquet"}, {Input: "in.parquet", Output: "x.parquet"},
+		{Model: "tabular", Input: "in.parquet", Output: "x.parquet", Shard: "4/4"}} {
 		if _, err := c.SubmitJob(ctx, s); mgmtclient.StatusOf(err) != http.StatusBadRequest {
 			t.Errorf("SubmitJob(%+v) = %v, want a 400", s, err)
 		}

@@ -218,7 +218,7 @@ func newLanes(cfg lanesConfig, c *core.Server, s3 batch.S3Options, log *slog.Log
 			return nil, fmt.Errorf("--jobs-dir %s: not a folder", cfg.jobsDir)
 		}
 		l.jobs = jobs.New(jobRunner(c, dir, s3), jobs.Options{MaxRunning: cfg.jobsRunning, Check: func(s mgmtapi.JobSpec) error {
-			return checkJobPaths(dir, s)
+			return checkJob(dir, s)
 		}})
 	}
 	return l, nil
@@ -235,10 +235,7 @@ func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
 // requests (core.InferRequest.Background).
 func jobRunner(c *core.Server, dir string, s3 batch.S3Options) jobs.RunFunc {
 	return func(ctx context.Context, spec mgmtapi.JobSpec, progress func(mgmtapi.JobProgress)) error {
-		shard, err := batch.ParseShard(spec.Shard)
-		if spec.Shard == "" {
-			shard, err = batch.Shard{}, nil
-		}
+		shard, err := optionalShard(spec.Shard) // checked at Submit (checkJob)
 		if err != nil {
 			return err
 		}
@@ -261,9 +258,22 @@ func jobPath(dir, p string) string {
 	return filepath.Join(dir, p)
 }
 
-// checkJobPaths refuses a local path outside the jobs folder (after resolving any
-// symbolic links in the part that exists): a job reads and writes as the server.
-func checkJobPaths(dir string, s mgmtapi.JobSpec) error {
+// optionalShard is batch.ParseShard where "" is the whole input, as --shard and a job's
+// "shard" leave it.
+func optionalShard(s string) (batch.Shard, error) {
+	if s == "" {
+		return batch.Shard{}, nil
+	}
+	return batch.ParseShard(s)
+}
+
+// checkJob refuses, before a job is queued, a shard that is not I/N and a local path
+// outside the jobs folder (after resolving any symbolic links in the part that
+// exists): a job reads and writes as the server.
+func checkJob(dir string, s mgmtapi.JobSpec) error {
+	if _, err := optionalShard(s.Shard); err != nil {
+		return err
+	}
 	for _, f := range []struct{ name, p string }{{"input", s.Input}, {"output", s.Output}, {"rejects", s.Rejects}} {
 		if f.p == "" || strings.HasPrefix(f.p, "s3://") {
 			continue
