@@ -15,6 +15,10 @@ const (
 	PlatformONNXRuntime = "onnxruntime_onnx"
 	FilenameONNX        = "model.onnx"
 	PlatformEnsemble    = "ensemble"
+	// BackendLLM marks a generative model the LLM lane serves (internal/llm/native) at
+	// /v1/*: the V2 repository leaves its folder alone, as Triton's vLLM backend's
+	// folders hold what only that backend reads.
+	BackendLLM = "llm"
 )
 
 // DefaultSequenceIdleMicroseconds is how long a sequence may stay idle before

@@ -13,6 +13,7 @@ import (
 	"strings"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/modelconfig"
 )
 
 // modelDirs lists the model folders directly under root.
@@ -23,12 +24,23 @@ func modelDirs(root string) ([]string, error) {
 	}
 	var names []string
 	for _, e := range ents {
-		if isDir(root, e) && !strings.HasPrefix(e.Name(), ".") && core.CheckModelName(e.Name()) == nil {
+		if isDir(root, e) && !strings.HasPrefix(e.Name(), ".") && core.CheckModelName(e.Name()) == nil && !isLLMFolder(filepath.Join(root, e.Name())) {
 			names = append(names, e.Name())
 		}
 	}
 	sort.Strings(names)
 	return names, nil
+}
+
+// isLLMFolder reports whether the folder's config.pbtxt names the LLM backend: the LLM
+// lane serves it, not the V2 repository.
+func isLLMFolder(dir string) bool {
+	text, err := os.ReadFile(filepath.Join(dir, "config.pbtxt"))
+	if err != nil {
+		return false
+	}
+	cfg, err := modelconfig.Parse(text)
+	return err == nil && cfg.GetBackend() == modelconfig.BackendLLM
 }
 
 // versionDirs lists the numeric version folders of a model, ascending.
