@@ -1,0 +1,178 @@
+package openai
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+
+	"github.com/ferryml/ferry/internal/llm"
+)
+
+// maxInputs is how many texts one embeddings request may carry (OpenAI's limit).
+const maxInputs = 2048
+
+// messageBody is one chat message as a client sends it.
+type messageBody struct {
+	Role         string          `json:"role"`
+	Content      json.RawMessage `json:"content"`
+	Name         *string         `json:"name"`
+	ToolCalls    json.RawMessage `json:"tool_calls"`
+	FunctionCall json.RawMessage `json:"function_call"`
+}
+
+// contentPart is one element of a message's content given as an array.
+type contentPart struct {
+	Type string  `json:"type"`
+	Text *string `json:"text"`
+}
+
+// decodeMessages decodes the chat's messages, naming the element at fault in each error
+// (messages[2].content[1].type).
+func decodeMessages(raw []json.RawMessage) ([]llm.Message, error) {
+	if len(raw) == 0 {
+		return nil, llm.BadRequest("messages", "messages must be a non-empty array")
+	}
+	out := make([]llm.Message, len(raw))
+	for i, r := range raw {
+		param := fmt.Sprintf("messages[%d]", i)
+		var m messageBody
+		if err := json.Unmarshal(r, &m); err != nil {
+			var te *json.UnmarshalTypeError
+			if errors.As(err, &te) && te.Field != "" {
+				return nil, typeError(&json.UnmarshalTypeError{Value: te.Value, Type: te.Type, Field: param + "." + te.Field})
+			}
+			return nil, llm.BadRequest(param, "%s must be an object with a role and content", param)
+		}
+		msg, err := decodeMessage(param, &m)
+		if err != nil {
+			return nil, err
+		}
+		out[i] = msg
+	}
+	return out, nil
+}
+
+// decodeMessage checks one message's role and flattens its content to text.
+func decodeMessage(param string, m *messageBody) (llm.Message, error) {
+	role := m.Role
+	switch role {
+	case "system", "user", "assistant":
+	case "developer": // OpenAI's newer name for the system turn; chat templates know "system"
+		role = "system"
+	case "tool", "function":
+		return llm.Message{}, llm.BadRequest(param+".role", "%s messages are not supported by this server (no tools)", role)
+	case "":
+		return llm.Message{}, llm.BadRequest(param+".role", "%s.role is required", param)
+	default:
+		return llm.Message{}, llm.BadRequest(param+".role", "%s.role %q is not one of system, developer, user, assistant", param, role)
+	}
+	if present(m.ToolCalls) || present(m.FunctionCall) {
+		return llm.Message{}, llm.BadRequest(param+".tool_calls", "tool calls are not supported by this server")
+	}
+	content, err := decodeContent(param+".content", m.Content, role == "assistant")
+	if err != nil {
+		return llm.Message{}, err
+	}
+	msg := llm.Message{Role: role, Content: content}
+	if m.Name != nil {
+		msg.Name = *m.Name
+	}
+	return msg, nil
+}
+
+// decodeContent accepts a string or an array of text parts, joined with newlines as
+// vLLM joins them. Only an assistant turn may leave content out (null).
+func decodeContent(param string, raw json.RawMessage, mayBeEmpty bool) (string, error) {
+	if !present(raw) {
+		if mayBeEmpty {
+			return "", nil
+		}
+		return "", llm.BadRequest(param, "%s is required", param)
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err == nil {
+		return s, nil
+	}
+	var parts []json.RawMessage
+	if err := json.Unmarshal(raw, &parts); err != nil {
+		return "", llm.BadRequest(param, "%s must be a string or an array of content parts", param)
+	}
+	texts := make([]string, 0, len(parts))
+	for j, r := range parts {
+		p := fmt.Sprintf("%s[%d]", param, j)
+		var part contentPart
+		if err := json.Unmarshal(r, &part); err != nil {
+			return "", llm.BadRequest(p, "%s must be an object {\"type\": \"text\", \"text\": ...}", p)
+		}
+		if part.Type != "text" {
+			return "", llm.BadRequest(p+".type", "%s.type %q is not supported by this server; only \"text\" parts are", p, part.Type)
+		}
+		if part.Text == nil {
+			return "", llm.BadRequest(p+".text", "%s.text is required", p)
+		}
+		texts = append(texts, *part.Text)
+	}
+	return strings.Join(texts, "\n"), nil
+}
+
+// decodeTexts decodes what a prompt or an embeddings input may be: a string, an array
+// of strings, an array of token ids, or an array of arrays of token ids. It returns
+// either texts or token lists, never both, and no empty one.
+func decodeTexts(param string, raw json.RawMessage) ([]string, [][]int, error) {
+	if !present(raw) {
+		return nil, nil, llm.BadRequest(param, "%s is required", param)
+	}
+	var one string
+	var texts []string
+	var ids []int
+	var lists [][]int
+	switch {
+	case json.Unmarshal(raw, &one) == nil:
+		texts = []string{one}
+	case json.Unmarshal(raw, &texts) == nil:
+	case json.Unmarshal(raw, &ids) == nil:
+		lists = [][]int{ids}
+	case json.Unmarshal(raw, &lists) == nil:
+	default:
+		return nil, nil, llm.BadRequest(param, "%s must be a string, an array of strings, an array of token ids or an array of arrays of token ids", param)
+	}
+	n := len(texts) + len(lists)
+	if n == 0 {
+		return nil, nil, llm.BadRequest(param, "%s must not be empty", param)
+	}
+	if n > maxInputs {
+		return nil, nil, llm.BadRequest(param, "%s takes at most %d inputs, got %d", param, maxInputs, n)
+	}
+	for i, t := range texts {
+		if t == "" {
+			return nil, nil, llm.BadRequest(param, "%s[%d] is an empty string", param, i)
+		}
+	}
+	for i, l := range lists {
+		if len(l) == 0 {
+			return nil, nil, llm.BadRequest(param, "%s[%d] is an empty list of token ids", param, i)
+		}
+		if _, err := tokenIDs(fmt.Sprintf("%s[%d]", param, i), l); err != nil {
+			return nil, nil, llm.BadRequest(param, "%s", err.Error())
+		}
+	}
+	return texts, lists, nil
+}
+
+// decodePrompt decodes a completion's prompt: one text or one list of token ids.
+// Batched prompts (several in one request) are refused: choices of several prompts
+// would share one index space, which clients rarely expect.
+func decodePrompt(raw json.RawMessage) (string, []int, error) {
+	texts, lists, err := decodeTexts("prompt", raw)
+	if err != nil {
+		return "", nil, err
+	}
+	if n := len(texts) + len(lists); n > 1 {
+		return "", nil, llm.BadRequest("prompt", "prompt holds %d prompts; this server takes one prompt per request", n)
+	}
+	if len(texts) == 1 {
+		return texts[0], nil, nil
+	}
+	return "", lists[0], nil
+}
