@@ -123,18 +123,8 @@ func decodeTexts(param string, raw json.RawMessage) ([]string, [][]int, error) {
 	if !present(raw) {
 		return nil, nil, llm.BadRequest(param, "%s is required", param)
 	}
-	var one string
-	var texts []string
-	var ids []int
-	var lists [][]int
-	switch {
-	case json.Unmarshal(raw, &one) == nil:
-		texts = []string{one}
-	case json.Unmarshal(raw, &texts) == nil:
-	case json.Unmarshal(raw, &ids) == nil:
-		lists = [][]int{ids}
-	case json.Unmarshal(raw, &lists) == nil:
-	default:
+	texts, lists, ok := textsOrTokens(raw)
+	if !ok {
 		return nil, nil, llm.BadRequest(param, "%s must be a string, an array of strings, an array of token ids or an array of arrays of token ids", param)
 	}
 	n := len(texts) + len(lists)
@@ -158,6 +148,28 @@ func decodeTexts(param string, raw json.RawMessage) ([]string, [][]int, error) {
 		}
 	}
 	return texts, lists, nil
+}
+
+// textsOrTokens tries each form a prompt or input may take. Each attempt decodes into
+// a fresh value: encoding/json fills what it can before it reports a type error.
+func textsOrTokens(raw json.RawMessage) (texts []string, lists [][]int, ok bool) {
+	var one string
+	if json.Unmarshal(raw, &one) == nil {
+		return []string{one}, nil, true
+	}
+	var many []string
+	if json.Unmarshal(raw, &many) == nil {
+		return many, nil, true
+	}
+	var ids []int
+	if json.Unmarshal(raw, &ids) == nil {
+		return nil, [][]int{ids}, true
+	}
+	var idLists [][]int
+	if json.Unmarshal(raw, &idLists) == nil {
+		return nil, idLists, true
+	}
+	return nil, nil, false
 }
 
 // decodePrompt decodes a completion's prompt: one text or one list of token ids.
