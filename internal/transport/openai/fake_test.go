@@ -176,12 +176,13 @@ func newTestHandler(f *fakeBackend, opts Options) *Handler {
 }
 
 // serve mounts h on a root built as cmd/ferry builds its own (routes.go): one mux,
-// wrapped in the JSON 404s, panic recovery and a body limit, behind a real socket.
-func serve(t *testing.T, h *Handler, maxBody int64) *httptest.Server {
+// wrapped in the JSON 404s, panic recovery, a body limit and more (innermost), behind
+// a real socket.
+func serve(t *testing.T, h *Handler, maxBody int64, more ...middleware.Layer) *httptest.Server {
 	t.Helper()
 	mux := http.NewServeMux()
 	h.Mount(mux)
-	root := middleware.Chain(middleware.JSONErrors(mux), middleware.Recover(h.log), middleware.LimitBody(maxBody))
+	root := middleware.Chain(middleware.JSONErrors(mux), append([]middleware.Layer{middleware.Recover(h.log), middleware.LimitBody(maxBody)}, more...)...)
 	srv := httptest.NewServer(root)
 	t.Cleanup(srv.Close)
 	return srv
