@@ -36,6 +36,8 @@ var badRequests = []struct {
 	{"chat", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":"a"},{"type":"image_url"}]}]}`, "messages[0].content[1].type"},
 	{"chat", `{"model":"m","messages":[{"role":"user","content":[{"type":"text"}]}]}`, "messages[0].content[0].text"},
 	{"chat", `{"model":"m","messages":[{"role":"user","content":["a"]}]}`, "messages[0].content[0]"},
+	{"chat", `{"model":"m","messages":[{"role":"user","content":[{"type":"text","text":5}]}]}`, "messages[0].content[0].text"},
+	{"chat", `{"model":"m","messages":[{"role":"user","content":"x","name":5}]}`, "messages[0].name"},
 	{"chat", `{"model":"m",` + msgs + `,"max_tokens":0}`, "max_tokens"},
 	{"chat", `{"model":"m",` + msgs + `,"max_tokens":1.5}`, "max_tokens"},
 	{"chat", `{"model":"m",` + msgs + `,"max_completion_tokens":-1}`, "max_completion_tokens"},
@@ -167,12 +169,19 @@ func TestNullMeansAbsent(t *testing.T) {
 	}
 }
 
-// TestEmbeddingDimensions: dimensions equal to the model's size pass; any other is a
+// TestEmbeddingDimensions: the request reaches the backend with its key; dimensions equal to the model's size pass; any other is a
 // 400 naming dimensions, since this server does not shorten vectors.
 func TestEmbeddingDimensions(t *testing.T) {
-	srv := serve(t, newTestHandler(newFakeBackend(), Options{}), 1<<20)
-	if res := post(t, srv.URL, "/v1/embeddings", `{"model":"fake-embed","input":"abc","dimensions":4}`); res.status != 200 {
+	f := newFakeBackend()
+	srv := serve(t, newTestHandler(f, Options{}), 1<<20)
+	if res := post(t, srv.URL, "/v1/embeddings", `{"model":"fake-embed","input":"abc","dimensions":4,"user":"u2"}`); res.status != 200 {
 		t.Errorf("dimensions 4: %d %s", res.status, res.body)
+	}
+	f.mu.Lock()
+	got := *f.lastEmbed
+	f.mu.Unlock()
+	if diff := cmp.Diff(llm.EmbedRequest{Model: "fake-embed", Input: []string{"abc"}, Key: "sk-test-key", User: "u2"}, got); diff != "" {
+		t.Errorf("backend got (-want +got):\n%s", diff)
 	}
 	res := post(t, srv.URL, "/v1/embeddings", `{"model":"fake-embed","input":"abc","dimensions":3}`)
 	if res.status != 400 || !strings.Contains(string(res.body), `"param":"dimensions"`) {

@@ -15,9 +15,9 @@
 // OpenAI's framing: the role on a choice's first chunk, usage: null on every chunk
 // and a last chunk with the usage when the client asks (stream_options.include_usage),
 // then data: [DONE]. A stream that waits sends comment lines (": keep-alive") so
-// proxies keep it open. Nothing is written before the backend's first Delta, so an
-// error up to then keeps its HTTP status; later, it is one error event that ends the
-// stream. A client that leaves ends the request's context, which fails the backend's
+// proxies keep it open. Nothing is written before the backend's first Delta (or the
+// first keep-alive, after Options.KeepAlive of waiting), so an error up to then keeps
+// its HTTP status; later, it is one error event that ends the stream. A client that leaves ends the request's context, which fails the backend's
 // next emit and so frees what the request held.
 //
 // Errors are OpenAI's {"error": {"message", "type", "param", "code"}}, from *llm.Error

@@ -25,6 +25,7 @@ const (
 	hangModel   = "fake-hang"   // one delta, then waits for the request's context to end
 	slowModel   = "fake-slow"   // waits 40 s (fake time, in synctest) before each delta
 	wrongModel  = "fake-wrong"  // emits a delta for a choice the request did not ask for
+	manyModel   = "fake-many"   // max_tokens deltas of one token each, at once (benchmarks)
 )
 
 // fakeContext is the fake chat model's context window.
@@ -38,13 +39,19 @@ type fakeBackend struct {
 	mu        sync.Mutex
 	last      *llm.Request
 	lastEmbed *llm.EmbedRequest
-	// hangEnded receives when hangModel's Generate saw its context end.
-	hangEnded chan time.Time
+	// hangEnded receives when hangModel's Generate saw its context end, and what its
+	// next emit returned.
+	hangEnded chan hangEnd
+}
+
+type hangEnd struct {
+	at      time.Time
+	emitErr error
 }
 
 var _ llm.Backend = (*fakeBackend)(nil)
 
-func newFakeBackend() *fakeBackend { return &fakeBackend{hangEnded: make(chan time.Time, 1)} }
+func newFakeBackend() *fakeBackend { return &fakeBackend{hangEnded: make(chan hangEnd, 1)} }
 
 func (f *fakeBackend) lastRequest() *llm.Request {
 	f.mu.Lock()
@@ -95,8 +102,9 @@ func (f *fakeBackend) Generate(ctx context.Context, req *llm.Request, emit func(
 			return llm.Usage{}, err
 		}
 		<-ctx.Done()
-		f.hangEnded <- time.Now()
-		return llm.Usage{}, emit(llm.Delta{Text: "lo"}) // must fail: the client left
+		end := hangEnd{at: time.Now(), emitErr: emit(llm.Delta{Text: "lo"})} // must fail: the client left
+		f.hangEnded <- end
+		return llm.Usage{}, end.emitErr
 	case slowModel:
 		for _, d := range []llm.Delta{{Role: "assistant", Text: "slow"}, {Text: " answer", FinishReason: "length"}} {
 			time.Sleep(40 * time.Second)
@@ -105,6 +113,17 @@ func (f *fakeBackend) Generate(ctx context.Context, req *llm.Request, emit func(
 			}
 		}
 		return llm.Usage{PromptTokens: 1, CompletionTokens: 2}, nil
+	case manyModel:
+		for i := range req.Sampling.MaxTokens {
+			d := llm.Delta{Text: " tok", TokenIDs: []int{i}}
+			if i == req.Sampling.MaxTokens-1 {
+				d.FinishReason = "length"
+			}
+			if err := emit(d); err != nil {
+				return llm.Usage{}, err
+			}
+		}
+		return llm.Usage{PromptTokens: 1, CompletionTokens: req.Sampling.MaxTokens}, nil
 	case wrongModel:
 		return llm.Usage{}, emit(llm.Delta{Index: 5, Text: "x"})
 	}
@@ -178,7 +197,7 @@ func newTestHandler(f *fakeBackend, opts Options) *Handler {
 // serve mounts h on a root built as cmd/ferry builds its own (routes.go): one mux,
 // wrapped in the JSON 404s, panic recovery, a body limit and more (innermost), behind
 // a real socket.
-func serve(t *testing.T, h *Handler, maxBody int64, more ...middleware.Layer) *httptest.Server {
+func serve(t testing.TB, h *Handler, maxBody int64, more ...middleware.Layer) *httptest.Server {
 	t.Helper()
 	mux := http.NewServeMux()
 	h.Mount(mux)

@@ -3,8 +3,10 @@ package openai
 import (
 	"bufio"
 	"bytes"
+	"context"
 	"encoding/json"
 	"flag"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -189,34 +191,52 @@ func TestWrongChoiceIndexIs500(t *testing.T) {
 	}
 }
 
-// TestDisconnectCancelsBackend: a client leaving mid-stream ends the request's context
-// within 100 ms, and the backend's next emit fails, so it frees what it held.
+// TestDisconnectCancelsBackend: a client leaving, mid-stream or while it waits for a
+// whole answer, ends the request's context within 100 ms, and the backend's next emit
+// fails, so it stops and frees what it held.
 func TestDisconnectCancelsBackend(t *testing.T) {
-	f := newFakeBackend()
-	srv := serve(t, newTestHandler(f, Options{}), 1<<20)
-	req, err := http.NewRequest(http.MethodPost, srv.URL+"/v1/chat/completions",
-		strings.NewReader(`{"model":"fake-hang","stream":true,"messages":[{"role":"user","content":"Hi"}]}`))
-	if err != nil {
-		t.Fatal(err)
-	}
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	line, err := bufio.NewReader(resp.Body).ReadString('\n')
-	if err != nil || !strings.HasPrefix(line, "data: {") {
-		t.Fatalf("first line %q, %v; want a data event", line, err)
-	}
-	left := time.Now()
-	resp.Body.Close() // an unread body: the transport closes the connection
-	http.DefaultClient.CloseIdleConnections()
-	select {
-	case ended := <-f.hangEnded:
-		if d := ended.Sub(left); d > 100*time.Millisecond {
-			t.Errorf("backend's context ended %v after the client left; want within 100ms", d)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("backend's context did not end after the client left")
+	for _, stream := range []bool{true, false} {
+		t.Run(fmt.Sprintf("stream=%v", stream), func(t *testing.T) {
+			f := newFakeBackend()
+			srv := serve(t, newTestHandler(f, Options{}), 1<<20)
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			req, err := http.NewRequestWithContext(ctx, http.MethodPost, srv.URL+"/v1/chat/completions",
+				strings.NewReader(fmt.Sprintf(`{"model":"fake-hang","stream":%v,"messages":[{"role":"user","content":"Hi"}]}`, stream)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			left := make(chan time.Time, 1)
+			if stream {
+				resp, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer resp.Body.Close()
+				line, err := bufio.NewReader(resp.Body).ReadString('\n')
+				if err != nil || !strings.HasPrefix(line, "data: {") {
+					t.Fatalf("first line %q, %v; want a data event", line, err)
+				}
+				left <- time.Now()
+				cancel() // the transport closes the connection
+			} else {
+				time.AfterFunc(50*time.Millisecond, func() { left <- time.Now(); cancel() })
+				if _, err := http.DefaultClient.Do(req); err == nil {
+					t.Fatal("request succeeded after its client gave up")
+				}
+			}
+			select {
+			case end := <-f.hangEnded:
+				if d := end.at.Sub(<-left); d > 100*time.Millisecond {
+					t.Errorf("backend's context ended %v after the client left; want within 100ms", d)
+				}
+				if end.emitErr == nil {
+					t.Error("emit after the client left returned nil; want an error that stops the backend")
+				}
+			case <-time.After(5 * time.Second):
+				t.Fatal("backend's context did not end after the client left")
+			}
+		})
 	}
 }
 

@@ -37,12 +37,8 @@ func decodeMessages(raw []json.RawMessage) ([]llm.Message, error) {
 	for i, r := range raw {
 		param := fmt.Sprintf("messages[%d]", i)
 		var m messageBody
-		if err := json.Unmarshal(r, &m); err != nil {
-			var te *json.UnmarshalTypeError
-			if errors.As(err, &te) && te.Field != "" {
-				return nil, typeError(&json.UnmarshalTypeError{Value: te.Value, Type: te.Type, Field: param + "." + te.Field})
-			}
-			return nil, llm.BadRequest(param, "%s must be an object with a role and content", param)
+		if err := unmarshalElement(param, r, &m, "an object with a role and content"); err != nil {
+			return nil, err
 		}
 		msg, err := decodeMessage(param, &m)
 		if err != nil {
@@ -51,6 +47,21 @@ func decodeMessages(raw []json.RawMessage) ([]llm.Message, error) {
 		out[i] = msg
 	}
 	return out, nil
+}
+
+// unmarshalElement decodes the array element param into v: a field of the wrong type
+// is named in full (messages[1].role), an element that is no object is described as
+// what it should be.
+func unmarshalElement(param string, raw json.RawMessage, v any, want string) error {
+	err := json.Unmarshal(raw, v)
+	if err == nil {
+		return nil
+	}
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) && te.Field != "" {
+		return typeError(&json.UnmarshalTypeError{Value: te.Value, Type: te.Type, Field: param + "." + te.Field})
+	}
+	return llm.BadRequest(param, "%s must be %s", param, want)
 }
 
 // decodeMessage checks one message's role and flattens its content to text.
@@ -102,8 +113,8 @@ func decodeContent(param string, raw json.RawMessage, mayBeEmpty bool) (string, 
 	for j, r := range parts {
 		p := fmt.Sprintf("%s[%d]", param, j)
 		var part contentPart
-		if err := json.Unmarshal(r, &part); err != nil {
-			return "", llm.BadRequest(p, "%s must be an object {\"type\": \"text\", \"text\": ...}", p)
+		if err := unmarshalElement(p, r, &part, `an object {"type": "text", "text": ...}`); err != nil {
+			return "", err
 		}
 		if part.Type != "text" {
 			return "", llm.BadRequest(p+".type", "%s.type %q is not supported by this server; only \"text\" parts are", p, part.Type)
