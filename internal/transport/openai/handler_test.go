@@ -255,3 +255,18 @@ func TestModelsList(t *testing.T) {
 		}
 	}
 }
+
+// TestStreamThroughAWriterThatCannotFlush: a layer that hides http.Flusher (and has no
+// Unwrap) delays the events but does not fail the stream.
+func TestStreamThroughAWriterThatCannotFlush(t *testing.T) {
+	hide := func(next http.Handler) http.Handler {
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			next.ServeHTTP(struct{ http.ResponseWriter }{w}, r)
+		})
+	}
+	srv := serve(t, newTestHandler(newFakeBackend(), Options{}), 1<<20, hide)
+	res := post(t, srv.URL, "/v1/completions", `{"model":"fake-chat","prompt":[1,2,3],"stream":true}`)
+	if res.status != 200 || !bytes.HasSuffix(res.body, []byte("data: [DONE]\n\n")) {
+		t.Fatalf("status %d body %s; want a whole stream", res.status, res.body)
+	}
+}

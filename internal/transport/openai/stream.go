@@ -2,6 +2,7 @@ package openai
 
 import (
 	"encoding/json"
+	"errors"
 	"net/http"
 	"sync"
 	"time"
@@ -41,7 +42,12 @@ func (s *sseWriter) write(p []byte) error {
 	if _, err := s.w.Write(p); err != nil {
 		return err
 	}
-	return s.rc.Flush()
+	// A writer that cannot flush (a layer without Unwrap) still delivers the stream,
+	// only later: that must not fail the request.
+	if err := s.rc.Flush(); err != nil && !errors.Is(err, http.ErrNotSupported) {
+		return err
+	}
+	return nil
 }
 
 // data sends "data: <payload>\n\n".
