@@ -111,8 +111,8 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, req *llm.Requ
 	h.writeJSON(w, r, h.textAnswer(req, acc, usage))
 }
 
-func (h *Handler) chatAnswer(req *llm.Request, acc []choiceAcc, u llm.Usage) *chatCompletion {
-	c := &chatCompletion{ID: req.ID, Object: "chat.completion", Created: h.now().Unix(), Model: req.Model,
+func (h *Handler) chatAnswer(req *llm.Request, acc []choiceAcc, u llm.Usage) *answer[chatChoice] {
+	c := &answer[chatChoice]{ID: req.ID, Object: "chat.completion", Created: h.now().Unix(), Model: req.Model,
 		Choices: make([]chatChoice, len(acc)), Usage: toUsage(u)}
 	for i := range acc {
 		c.Choices[i] = chatChoice{Index: i, Message: chatMessage{Role: "assistant", Content: acc[i].text.String()},
@@ -121,8 +121,8 @@ func (h *Handler) chatAnswer(req *llm.Request, acc []choiceAcc, u llm.Usage) *ch
 	return c
 }
 
-func (h *Handler) textAnswer(req *llm.Request, acc []choiceAcc, u llm.Usage) *textCompletion {
-	c := &textCompletion{ID: req.ID, Object: "text_completion", Created: h.now().Unix(), Model: req.Model,
+func (h *Handler) textAnswer(req *llm.Request, acc []choiceAcc, u llm.Usage) *answer[textChoice] {
+	c := &answer[textChoice]{ID: req.ID, Object: "text_completion", Created: h.now().Unix(), Model: req.Model,
 		Choices: make([]textChoice, len(acc)), Usage: toUsage(u)}
 	for i := range acc {
 		c.Choices[i] = textChoice{Index: i, Text: acc[i].text.String(), Logprobs: acc[i].textLP, FinishReason: finishReason(acc[i].finish)}

@@ -151,7 +151,7 @@ func (c *chunker) chunk(d llm.Delta) ([]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	var usage json.RawMessage
+	var usage any // absent
 	if c.includeUsage {
 		usage = nullUsage
 	}
@@ -160,7 +160,7 @@ func (c *chunker) chunk(d llm.Delta) ([]byte, error) {
 		if c.req.Sampling.WantLogprobs {
 			ch.Logprobs = appendText(nil, d.Logprobs, offset)
 		}
-		return marshalJSON(textChunk{ID: c.req.ID, Object: "text_completion", Created: c.created, Model: c.req.Model, Choices: []textChoice{ch}, Usage: usage})
+		return marshalJSON(answer[textChoice]{ID: c.req.ID, Object: "text_completion", Created: c.created, Model: c.req.Model, Choices: []textChoice{ch}, Usage: usage})
 	}
 	ch := chunkChoice{Index: d.Index, FinishReason: finishReason(d.FinishReason)}
 	if first || d.Text != "" { // the first delta has content "" at least, as OpenAI's
@@ -173,17 +173,15 @@ func (c *chunker) chunk(d llm.Delta) ([]byte, error) {
 	if c.req.Sampling.WantLogprobs {
 		ch.Logprobs = appendChat(nil, d.Logprobs)
 	}
-	return marshalJSON(chatChunk{ID: c.req.ID, Object: "chat.completion.chunk", Created: c.created, Model: c.req.Model, Choices: []chunkChoice{ch}, Usage: usage})
+	return marshalJSON(answer[chunkChoice]{ID: c.req.ID, Object: "chat.completion.chunk", Created: c.created, Model: c.req.Model, Choices: []chunkChoice{ch}, Usage: usage})
 }
 
 // usage is the last chunk of an include_usage stream: no choices, the exchange's usage.
 func (c *chunker) usage(u llm.Usage) []byte {
-	uj, _ := marshalJSON(toUsage(u)) // integers always encode
-	var p []byte
+	object := "chat.completion.chunk"
 	if c.req.Kind == llm.Completion {
-		p, _ = marshalJSON(textChunk{ID: c.req.ID, Object: "text_completion", Created: c.created, Model: c.req.Model, Choices: []textChoice{}, Usage: uj})
-	} else {
-		p, _ = marshalJSON(chatChunk{ID: c.req.ID, Object: "chat.completion.chunk", Created: c.created, Model: c.req.Model, Choices: []chunkChoice{}, Usage: uj})
+		object = "text_completion"
 	}
+	p, _ := marshalJSON(answer[struct{}]{ID: c.req.ID, Object: object, Created: c.created, Model: c.req.Model, Choices: []struct{}{}, Usage: toUsage(u)}) // strings and integers always encode
 	return p
 }

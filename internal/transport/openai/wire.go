@@ -1,22 +1,25 @@
 package openai
 
 import (
-	"encoding/json"
 	"math"
 
 	"github.com/ferryml/ferry/internal/llm"
 )
 
 // The answer objects, field for field as OpenAI sends them. A nullable field is a
-// pointer (or json.RawMessage) without omitempty, so it is written as null.
+// pointer without omitempty, so it is written as null.
 
-type chatCompletion struct {
-	ID      string       `json:"id"`
-	Object  string       `json:"object"` // chat.completion
-	Created int64        `json:"created"`
-	Model   string       `json:"model"`
-	Choices []chatChoice `json:"choices"`
-	Usage   *usageJSON   `json:"usage"`
+// answer is the envelope every answer shares: chat.completion, chat.completion.chunk
+// and text_completion (whole or a chunk) differ only in their choices. Usage is a
+// *usageJSON on a whole answer; on a chunk it is absent unless the client asked for
+// stream_options.include_usage, and then null on every chunk but the last.
+type answer[C any] struct {
+	ID      string `json:"id"`
+	Object  string `json:"object"`
+	Created int64  `json:"created"`
+	Model   string `json:"model"`
+	Choices []C    `json:"choices"`
+	Usage   any    `json:"usage,omitempty"`
 }
 
 type chatChoice struct {
@@ -31,31 +34,12 @@ type chatMessage struct {
 	Content string `json:"content"`
 }
 
-type textCompletion struct {
-	ID      string       `json:"id"`
-	Object  string       `json:"object"` // text_completion, for chunks too
-	Created int64        `json:"created"`
-	Model   string       `json:"model"`
-	Choices []textChoice `json:"choices"`
-	Usage   *usageJSON   `json:"usage"`
-}
-
+// textChoice is a completion's choice, whole or in a chunk.
 type textChoice struct {
 	Index        int           `json:"index"`
 	Text         string        `json:"text"`
 	Logprobs     *textLogprobs `json:"logprobs"`
 	FinishReason *string       `json:"finish_reason"`
-}
-
-// chatChunk is one event of a chat stream. Usage is absent unless the client asked
-// for stream_options.include_usage; then it is null but in the last event.
-type chatChunk struct {
-	ID      string          `json:"id"`
-	Object  string          `json:"object"` // chat.completion.chunk
-	Created int64           `json:"created"`
-	Model   string          `json:"model"`
-	Choices []chunkChoice   `json:"choices"`
-	Usage   json.RawMessage `json:"usage,omitempty"`
 }
 
 type chunkChoice struct {
@@ -70,16 +54,6 @@ type chunkChoice struct {
 type chunkDelta struct {
 	Role    string  `json:"role,omitempty"`
 	Content *string `json:"content,omitempty"`
-}
-
-// textChunk is one event of a completions stream.
-type textChunk struct {
-	ID      string          `json:"id"`
-	Object  string          `json:"object"`
-	Created int64           `json:"created"`
-	Model   string          `json:"model"`
-	Choices []textChoice    `json:"choices"`
-	Usage   json.RawMessage `json:"usage,omitempty"`
 }
 
 type usageJSON struct {
