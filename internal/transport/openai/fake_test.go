@@ -195,13 +195,14 @@ func newTestHandler(f *fakeBackend, opts Options) *Handler {
 }
 
 // serve mounts h on a root built as cmd/ferry builds its own (routes.go): one mux,
-// wrapped in the JSON 404s, panic recovery, a body limit and more (innermost), behind
-// a real socket.
+// wrapped in the JSON 404s, panic recovery, the refusal of browser writes, a body
+// limit and more (innermost), behind a real socket.
 func serve(t testing.TB, h *Handler, maxBody int64, more ...middleware.Layer) *httptest.Server {
 	t.Helper()
 	mux := http.NewServeMux()
 	h.Mount(mux)
-	root := middleware.Chain(middleware.JSONErrors(mux), append([]middleware.Layer{middleware.Recover(h.log), middleware.LimitBody(maxBody)}, more...)...)
+	layers := []middleware.Layer{middleware.Recover(h.log), middleware.RefuseBrowserWrites(), middleware.LimitBody(maxBody)}
+	root := middleware.Chain(middleware.JSONErrors(mux), append(layers, more...)...)
 	srv := httptest.NewServer(root)
 	t.Cleanup(srv.Close)
 	return srv
