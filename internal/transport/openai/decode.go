@@ -76,15 +76,15 @@ type completionBody struct {
 	Suffix   *string         `json:"suffix"`
 }
 
-// streamed is a decoded chat or completion request with what the edge itself needs.
-type streamed struct {
+// decoded is a chat or completion request with what the edge itself needs of it.
+type decoded struct {
 	req          *llm.Request
 	includeUsage bool // stream_options.include_usage
 }
 
 // decodeChat decodes a /v1/chat/completions body. Unknown fields are ignored (clients
 // send extras); a known field of the wrong type or out of range is a 400 naming it.
-func decodeChat(body []byte) (*streamed, error) {
+func decodeChat(body []byte) (*decoded, error) {
 	var b chatBody
 	if err := unmarshalBody(body, &b); err != nil {
 		return nil, err
@@ -119,7 +119,7 @@ func decodeChat(body []byte) (*streamed, error) {
 }
 
 // decodeCompletion decodes a /v1/completions body, as decodeChat does.
-func decodeCompletion(body []byte) (*streamed, error) {
+func decodeCompletion(body []byte) (*decoded, error) {
 	var b completionBody
 	if err := unmarshalBody(body, &b); err != nil {
 		return nil, err
@@ -146,7 +146,7 @@ func decodeCompletion(body []byte) (*streamed, error) {
 }
 
 // decode fills req from the shared fields and refuses the unsupported ones.
-func (b *samplingBody) decode(req *llm.Request) (*streamed, error) {
+func (b *samplingBody) decode(req *llm.Request) (*decoded, error) {
 	if err := b.unsupported(); err != nil {
 		return nil, err
 	}
@@ -163,7 +163,7 @@ func (b *samplingBody) decode(req *llm.Request) (*streamed, error) {
 	if b.User != nil {
 		req.User = *b.User
 	}
-	s := &streamed{req: req}
+	s := &decoded{req: req}
 	if b.Stream != nil {
 		req.Stream = *b.Stream
 	}

@@ -19,7 +19,7 @@ func (h *Handler) completions(w http.ResponseWriter, r *http.Request) {
 
 // generate serves a chat or completion request: decoded by decode, answered as one
 // JSON object or, when the client streams, as server-sent events.
-func (h *Handler) generate(w http.ResponseWriter, r *http.Request, decode func([]byte) (*streamed, error), idPrefix string) {
+func (h *Handler) generate(w http.ResponseWriter, r *http.Request, decode func([]byte) (*decoded, error), idPrefix string) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
 		h.writeError(w, r, err)

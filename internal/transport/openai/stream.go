@@ -97,7 +97,7 @@ func (s *sseWriter) keepAlive(every time.Duration, stop <-chan struct{}, done ch
 // include_usage) a chunk with no choices and the usage, then [DONE]. An error before
 // anything was written is answered with its status; after, as one error event that
 // ends the stream.
-func (h *Handler) stream(w http.ResponseWriter, r *http.Request, s *streamed) {
+func (h *Handler) stream(w http.ResponseWriter, r *http.Request, s *decoded) {
 	ctx, req := r.Context(), s.req
 	sw := newSSEWriter(w)
 	stop, done := make(chan struct{}), make(chan struct{})
