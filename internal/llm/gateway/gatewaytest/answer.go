@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"strings"
+	"time"
 
 	"github.com/ferryml/ferry/internal/llm"
 )
@@ -37,6 +38,13 @@ func (u *Upstream) generate(w http.ResponseWriter, r *http.Request) {
 	}
 	chat := req.Path == "/v1/chat/completions"
 	if !req.Stream {
+		// A whole answer takes as long as its stream would have.
+		if !sleep(r, rep.ChunkDelay*time.Duration(len(chunks))) {
+			return
+		}
+		if rep.DropAfter != 0 {
+			panic(http.ErrAbortHandler)
+		}
 		whole(w, chat, strings.Join(chunks, ""), finish, usage, rep.OmitUsage)
 		return
 	}

@@ -19,7 +19,7 @@ type Reply struct {
 	Status      int           // 0 or 200: success; otherwise an OpenAI error object with this status
 	RetryAfter  int           // seconds, sent as Retry-After with an error status
 	HeaderDelay time.Duration // before the status line is written
-	ChunkDelay  time.Duration // before each streamed chunk
+	ChunkDelay  time.Duration // before each streamed chunk; a whole answer waits for all of them
 	// Chunks are the answer's pieces of text, one per streamed chunk; nil means
 	// "Hello", " world".
 	Chunks       []string
@@ -29,7 +29,8 @@ type Reply struct {
 	// completion token per chunk.
 	Usage *llm.Usage
 	// DropAfter > 0 aborts the connection after that many chunks were sent: no finish
-	// chunk, no usage, no [DONE]. Less than 0 aborts before the status line.
+	// chunk, no usage, no [DONE] (a whole answer is aborted before its body). Less
+	// than 0 aborts before the status line.
 	DropAfter int
 	Comments  bool // a ": keep-alive" comment before every chunk
 	// Vectors answer /v1/embeddings; nil means a 4-float vector per input [i, 1, 2, 3].
