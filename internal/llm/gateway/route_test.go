@@ -314,3 +314,18 @@ func (f *fakeNative) Generate(ctx context.Context, req *llm.Request, emit func(l
 func (f *fakeNative) Embed(context.Context, *llm.EmbedRequest) (*llm.EmbedResponse, error) {
 	return &llm.EmbedResponse{Vectors: [][]float32{{1}}}, nil
 }
+
+func TestRetriesCapTheAttempts(t *testing.T) {
+	fail := gt.Always(gt.Reply{Status: http.StatusServiceUnavailable})
+	a, b, c := gt.NewUpstream(t, fail), gt.NewUpstream(t, fail), gt.NewUpstream(t, fail)
+	g := newGateway(t, "upstreams:"+upstreamYAML("a", "vllm", a.URL, 4096, "")+upstreamYAML("b", "vllm", b.URL, 4096, "")+
+		upstreamYAML("c", "vllm", c.URL, 4096, "")+`
+routes:
+  - {model: m, targets: [{upstream: a}, {upstream: b}, {upstream: c}], retries: 1}
+`, Options{})
+	_, _, err := answer(g, chatReq("m", "hi", true))
+	wantCode(t, err, 503, "scripted")
+	if n := a.Count() + b.Count() + c.Count(); n != 2 {
+		t.Fatalf("%d attempts, want 2 (the first and 1 retry)", n)
+	}
+}
