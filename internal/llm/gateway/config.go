@@ -181,15 +181,11 @@ func Parse(b []byte) (*Config, error) {
 func (c *Config) Validate() error {
 	var errs []error
 	add := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	ups := map[string]*Upstream{}
+	ups, upNames, keyNames := map[string]*Upstream{}, map[string]bool{}, map[string]bool{}
 	for i := range c.Upstreams {
 		u := &c.Upstreams[i]
 		p := fmt.Sprintf("upstreams[%d]", i)
-		if u.Name == "" {
-			add("%s.name: required", p)
-		} else if ups[u.Name] != nil {
-			add("%s.name: duplicate upstream %q", p, u.Name)
-		} else {
+		if unique(p+".name", "upstream", u.Name, upNames, add) {
 			ups[u.Name] = u
 		}
 		validateUpstream(p, u, add)
@@ -198,12 +194,7 @@ func (c *Config) Validate() error {
 	for i := range c.Routes {
 		r := &c.Routes[i]
 		p := fmt.Sprintf("routes[%d]", i)
-		if r.Model == "" {
-			add("%s.model: required", p)
-		} else if routes[r.Model] {
-			add("%s.model: duplicate route %q", p, r.Model)
-		}
-		routes[r.Model] = true
+		unique(p+".model", "route", r.Model, routes, add)
 		validateRoute(p, r, ups, add)
 	}
 	for i, r := range c.Routes {
@@ -219,23 +210,12 @@ func (c *Config) Validate() error {
 	teams := map[string]bool{}
 	for i, t := range c.Teams {
 		p := fmt.Sprintf("teams[%d]", i)
-		if t.Name == "" {
-			add("%s.name: required", p)
-		} else if teams[t.Name] {
-			add("%s.name: duplicate team %q", p, t.Name)
-		}
-		teams[t.Name] = true
+		unique(p+".name", "team", t.Name, teams, add)
 		validateLimits(p, t.Limits, add)
 	}
-	names := map[string]bool{}
 	for i, k := range c.Keys {
 		p := fmt.Sprintf("keys[%d]", i)
-		if k.Name == "" {
-			add("%s.name: required", p)
-		} else if names[k.Name] {
-			add("%s.name: duplicate key name %q", p, k.Name)
-		}
-		names[k.Name] = true
+		unique(p+".name", "key name", k.Name, keyNames, add)
 		if (k.Key == "") == (k.KeyEnv == "") {
 			add("%s: exactly one of key and key_env is required", p)
 		}
@@ -248,6 +228,22 @@ func (c *Config) Validate() error {
 		add("scrape_interval: must be >= 0")
 	}
 	return errors.Join(errs...)
+}
+
+// unique reports a missing or repeated name at field, and whether the name is new
+// (and now seen).
+func unique(field, what, name string, seen map[string]bool, add func(string, ...any)) bool {
+	p := field
+	switch {
+	case name == "":
+		add("%s: required", p)
+	case seen[name]:
+		add("%s: duplicate %s %q", p, what, name)
+	default:
+		seen[name] = true
+		return true
+	}
+	return false
 }
 
 func validateUpstream(p string, u *Upstream, add func(string, ...any)) {

@@ -276,9 +276,7 @@ keys: [{name: k, key: sk-k}]
 }
 
 func TestClientLeavingStopsWithoutRetry(t *testing.T) {
-	a := gt.NewUpstream(t, gt.Always(gt.Reply{Chunks: []string{"a", "b", "c"}, ChunkDelay: 10 * time.Millisecond}))
-	b := gt.NewUpstream(t, gt.Always(gt.Reply{}))
-	g := newGateway(t, "upstreams:"+upstreamYAML("a", "vllm", a.URL, 4096, "")+upstreamYAML("b", "vllm", b.URL, 4096, "")+`
+	g, _, b := pair(t, gt.Reply{Chunks: []string{"a", "b", "c"}, ChunkDelay: 10 * time.Millisecond}, gt.Reply{}, `
 routes: [{model: m, targets: [{upstream: a}], fallbacks: [b]}]
 `, Options{})
 	gone := errors.New("client left")

@@ -14,8 +14,7 @@ import (
 )
 
 func TestWeightedSplitFollowsWeights(t *testing.T) {
-	a, b := gt.NewUpstream(t, gt.Always(gt.Reply{})), gt.NewUpstream(t, gt.Always(gt.Reply{}))
-	g := newGateway(t, "upstreams:"+upstreamYAML("a", "vllm", a.URL, 4096, "")+upstreamYAML("b", "vllm", b.URL, 4096, "")+`
+	g, a, b := pair(t, gt.Reply{}, gt.Reply{}, `
 routes:
   - model: m
     targets: [{upstream: a, weight: 3}, {upstream: b, weight: 1}]
@@ -48,12 +47,7 @@ func TestFallbackBeforeFirstDelta(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			a, b := gt.NewUpstream(t, gt.Always(tc.reply)), gt.NewUpstream(t, gt.Always(gt.Reply{Chunks: []string{"from", " b"}}))
 			g := newGateway(t, "upstreams:"+upstreamYAML("a", "openai", a.URL, 4096, "timeout: 200ms")+
-				upstreamYAML("b", "openai", b.URL, 4096, "")+`
-routes:
-  - model: m
-    targets: [{upstream: a}]
-    fallbacks: [b]
-`, Options{})
+				upstreamYAML("b", "openai", b.URL, 4096, "")+aFallsBackToB, Options{})
 			for _, stream := range []bool{true, false} {
 				text, _, err := answer(g, chatReq("m", "hi", stream))
 				if err != nil || text != "from b" {
@@ -89,12 +83,7 @@ func TestNoRetryAfterTheFirstDelta(t *testing.T) {
 	a := gt.NewUpstream(t, gt.Always(gt.Reply{Chunks: []string{"one", " two", " three"}, DropAfter: 1}))
 	b := gt.NewUpstream(t, gt.Always(gt.Reply{}))
 	g := newGateway(t, "upstreams:"+upstreamYAML("a", "openai", a.URL, 4096, "encoding: r50k_base")+
-		upstreamYAML("b", "openai", b.URL, 4096, "")+`
-routes:
-  - model: m
-    targets: [{upstream: a}]
-    fallbacks: [b]
-`, Options{})
+		upstreamYAML("b", "openai", b.URL, 4096, "")+aFallsBackToB, Options{})
 	text, u, err := answer(g, chatReq("m", "hi", true))
 	wantCode(t, err, http.StatusBadGateway, "upstream_error")
 	if text != "one" || b.Count() != 0 {
@@ -107,9 +96,7 @@ routes:
 
 func TestCooldownSkipsThenReadmits(t *testing.T) {
 	clk := newClock()
-	a := gt.NewUpstream(t, gt.Always(gt.Reply{Status: http.StatusInternalServerError}))
-	b := gt.NewUpstream(t, gt.Always(gt.Reply{}))
-	g := newGateway(t, "upstreams:"+upstreamYAML("a", "vllm", a.URL, 4096, "")+upstreamYAML("b", "vllm", b.URL, 4096, "")+`
+	g, a, _ := pair(t, gt.Reply{Status: http.StatusInternalServerError}, gt.Reply{}, `
 routes:
   - model: m
     targets: [{upstream: a, weight: 1000000}, {upstream: b, weight: 1}]
@@ -185,8 +172,7 @@ routes:
 }
 
 func TestLeastBusyFollowsScrapedGauges(t *testing.T) {
-	a, b := gt.NewUpstream(t, gt.Always(gt.Reply{})), gt.NewUpstream(t, gt.Always(gt.Reply{}))
-	g := newGateway(t, "upstreams:"+upstreamYAML("a", "vllm", a.URL, 4096, "")+upstreamYAML("b", "vllm", b.URL, 4096, "")+`
+	g, a, b := pair(t, gt.Reply{}, gt.Reply{}, `
 routes:
   - {model: m, strategy: least-busy, targets: [{upstream: a}, {upstream: b}]}
 `, Options{})
@@ -329,3 +315,18 @@ routes:
 		t.Fatalf("%d attempts, want 2 (the first and 1 retry)", n)
 	}
 }
+
+// pair starts upstreams a and b (vllm, window 4096) answering ra and rb, and a
+// gateway over them with routes.
+func pair(t *testing.T, ra, rb gt.Reply, routes string, opts Options) (*Gateway, *gt.Upstream, *gt.Upstream) {
+	a, b := gt.NewUpstream(t, gt.Always(ra)), gt.NewUpstream(t, gt.Always(rb))
+	return newGateway(t, "upstreams:"+upstreamYAML("a", "vllm", a.URL, 4096, "")+upstreamYAML("b", "vllm", b.URL, 4096, "")+routes, opts), a, b
+}
+
+// aFallsBackToB routes m to upstream a alone, then to b's own alias.
+const aFallsBackToB = `
+routes:
+  - model: m
+    targets: [{upstream: a}]
+    fallbacks: [b]
+`

@@ -11,17 +11,24 @@ import (
 	"github.com/ferryml/ferry/internal/llm"
 )
 
-func (u *Upstream) generate(w http.ResponseWriter, r *http.Request) {
+// begin reads and records a request and plays its reply's header delay and error
+// status; ok is whether the handler should write the answer.
+func (u *Upstream) begin(w http.ResponseWriter, r *http.Request) (req Request, rep Reply, ok bool) {
 	body, err := io.ReadAll(r.Body)
 	if err != nil {
-		return
+		return req, rep, false
 	}
-	req, rep, err := u.receive(r, body)
+	req, rep, err = u.receive(r, body)
 	if err != nil {
 		http.Error(w, `{"error":{"message":"body is not JSON","type":"invalid_request_error"}}`, http.StatusBadRequest)
-		return
+		return req, rep, false
 	}
-	if !start(w, r, rep) {
+	return req, rep, start(w, r, rep)
+}
+
+func (u *Upstream) generate(w http.ResponseWriter, r *http.Request) {
+	req, rep, ok := u.begin(w, r)
+	if !ok {
 		return
 	}
 	chunks := rep.Chunks
@@ -131,16 +138,8 @@ func whole(w http.ResponseWriter, chat bool, text, finish string, usage *llm.Usa
 }
 
 func (u *Upstream) embed(w http.ResponseWriter, r *http.Request) {
-	body, err := io.ReadAll(r.Body)
-	if err != nil {
-		return
-	}
-	req, rep, err := u.receive(r, body)
-	if err != nil {
-		http.Error(w, `{"error":{"message":"body is not JSON","type":"invalid_request_error"}}`, http.StatusBadRequest)
-		return
-	}
-	if !start(w, r, rep) {
+	req, rep, ok := u.begin(w, r)
+	if !ok {
 		return
 	}
 	n := 1
