@@ -167,12 +167,25 @@ func (g *Gateway) attempt(ctx context.Context, r *route, t *target, p plan, prom
 	code, err, retry := g.classify(ctx, t, callErr, timedOut, o.started.Load())
 	g.m.upstream.WithLabelValues(t.up.cfg.Name, code).Inc()
 	if retry || (err != nil && o.started.Load() && code != "canceled") {
-		if t.fail(r, g.now()) {
-			g.m.cooldowns.Inc()
-			g.log.Warn("upstream target cooling down", "target", t.canonical, "for", r.cooldown, "err", err)
-		}
+		g.failed(r, t, err)
 	}
 	return res, err, retry
+}
+
+// failed counts a target's failure toward its cooldown. A 429 with Retry-After
+// cools the target for that long at once: the upstream said when to come back.
+func (g *Gateway) failed(r *route, t *target, err error) {
+	now := g.now()
+	cooling := t.fail(r, now)
+	d := r.cooldown
+	if le := llm.AsError(err); le != nil && le.Status == http.StatusTooManyRequests && le.RetryAfter > 0 {
+		d = time.Duration(le.RetryAfter) * time.Second
+		cooling = t.coolFor(now, d) || cooling
+	}
+	if cooling {
+		g.m.cooldowns.Inc()
+		g.log.Warn("upstream target cooling down", "target", t.canonical, "for", d, "err", err)
+	}
 }
 
 // classify names an attempt's outcome for metrics and turns its error into what the

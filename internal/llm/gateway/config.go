@@ -51,7 +51,7 @@ type Upstream struct {
 	Encoding       string   `json:"encoding,omitempty"`
 	Prices         Prices   `json:"prices,omitempty"`
 	Weight         float64  `json:"weight,omitempty"`          // a target's weight when the route gives none; default 1
-	Timeout        Duration `json:"timeout,omitempty"`         // until the first Delta; default 60s
+	Timeout        Duration `json:"timeout,omitempty"`         // until the first Delta (a whole answer when not streaming); default 60s
 	MaxConcurrency int      `json:"max_concurrency,omitempty"` // 0 = unlimited; a full upstream is skipped, never queued on
 }
 

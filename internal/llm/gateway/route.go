@@ -175,3 +175,15 @@ func (t *target) fail(r *route, now time.Time) bool {
 	c.until = now.Add(r.cooldown)
 	return true
 }
+
+// coolFor cools the target until now+d unless it already cools longer, and reports
+// whether it changed anything.
+func (t *target) coolFor(now time.Time, d time.Duration) bool {
+	t.cool.mu.Lock()
+	defer t.cool.mu.Unlock()
+	if until := now.Add(d); until.After(t.cool.until) {
+		t.cool.until = until
+		return true
+	}
+	return false
+}

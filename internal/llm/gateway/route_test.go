@@ -37,7 +37,7 @@ func TestFallbackBeforeFirstDelta(t *testing.T) {
 		reply gt.Reply
 		code  string
 	}{
-		{"429 with Retry-After", gt.Reply{Status: http.StatusTooManyRequests, RetryAfter: 7}, "429"},
+		{"429", gt.Reply{Status: http.StatusTooManyRequests}, "429"},
 		{"500", gt.Reply{Status: http.StatusInternalServerError}, "500"},
 		{"503", gt.Reply{Status: http.StatusServiceUnavailable}, "503"},
 		{"timeout before headers", gt.Reply{HeaderDelay: 5 * time.Second}, "timeout"},
@@ -67,16 +67,25 @@ func TestFallbackBeforeFirstDelta(t *testing.T) {
 	}
 }
 
-func TestLastFailureReachesTheCaller(t *testing.T) {
+// TestUpstreamRetryAfter: the upstream's 429 reaches the caller with its Retry-After,
+// and the target cools for exactly that long.
+func TestUpstreamRetryAfter(t *testing.T) {
+	clk := newClock()
 	a := gt.NewUpstream(t, gt.Always(gt.Reply{Status: http.StatusTooManyRequests, RetryAfter: 7}))
-	g := newGateway(t, "upstreams:"+upstreamYAML("a", "openai", a.URL, 4096, ""), Options{})
+	g := newGateway(t, "upstreams:"+upstreamYAML("a", "openai", a.URL, 4096, ""), Options{Now: clk.Now})
 	_, _, err := answer(g, chatReq("m", "hi", true))
 	if e := wantCode(t, err, 429, "scripted"); e.RetryAfter != 7 {
 		t.Fatalf("RetryAfter = %d, want the upstream's 7", e.RetryAfter)
 	}
+	clk.Add(2 * time.Second)
+	_, _, err = answer(g, chatReq("m", "hi", true))
+	if e := wantCode(t, err, 503, "service_unavailable"); e.RetryAfter != 5 || a.Count() != 1 {
+		t.Fatalf("RetryAfter = %d after %d calls, want 5 left and no second call", e.RetryAfter, a.Count())
+	}
+	clk.Add(5 * time.Second)
 	a.SetScript(gt.Always(gt.Reply{Status: http.StatusBadRequest}))
 	_, _, err = answer(g, chatReq("m", "hi", true))
-	wantCode(t, err, 400, "scripted")
+	wantCode(t, err, 400, "scripted") // readmitted; a 400 is the caller's, passed on as is
 }
 
 func TestNoRetryAfterTheFirstDelta(t *testing.T) {
@@ -330,3 +339,35 @@ routes:
     targets: [{upstream: a}]
     fallbacks: [b]
 `
+
+func TestRunScrapesUntilCancelled(t *testing.T) {
+	g, a, b := pair(t, gt.Reply{}, gt.Reply{}, `
+scrape_interval: 20ms
+routes:
+  - {model: m, strategy: least-busy, targets: [{upstream: a}, {upstream: b}]}
+`, Options{})
+	a.SetGauges(9, 9, 1)
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error)
+	go func() { done <- g.Run(ctx) }()
+	for g.ups["a"].load.Load() == nil || g.ups["b"].load.Load() == nil {
+		time.Sleep(5 * time.Millisecond)
+	}
+	for range 5 {
+		if _, _, err := answer(g, chatReq("m", "hi", true)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if a.Count() != 0 || b.Count() != 5 {
+		t.Fatalf("a (18 queued) got %d, b (idle) %d; want all 5 on b", a.Count(), b.Count())
+	}
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("Run = %v, want nil when ctx ends", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("Run did not return after ctx ended")
+	}
+}
