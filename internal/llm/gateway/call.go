@@ -54,11 +54,12 @@ func (o *outcome) wrap(emit func(llm.Delta) error) func(llm.Delta) error {
 // plan says how to call targets for one exchange: fits sizes a target's reservation
 // (ok false: its context window is too small), call makes the upstream call.
 type plan struct {
-	key   *keyEntry
-	fits  func(t *target) (prompt, maxOut int, ok bool)
-	call  func(ctx context.Context, t *target, maxOut int, o *outcome) error
-	n     int       // choices per request: the completion reservation is maxOut × n
-	start time.Time // when the gateway received the request
+	key       *keyEntry
+	fits      func(t *target) (prompt, maxOut int, ok bool)
+	call      func(ctx context.Context, t *target, maxOut int, o *outcome) error
+	n         int       // choices per request: the completion reservation is maxOut × n
+	maxTokens int       // what the request asked for, for the context-length error
+	start     time.Time // when the gateway received the request
 }
 
 // result is the exchange's end: the usage charged and the winning attempt's outcome.
@@ -130,7 +131,7 @@ func (g *Gateway) tooLong(chain []*route, p plan) error {
 			}
 		}
 	}
-	return reject("context_length", llm.ContextLengthExceeded(chain[0].alias, window, prompt, 0))
+	return reject("context_length", llm.ContextLengthExceeded(chain[0].alias, window, prompt, p.maxTokens))
 }
 
 // attempt reserves the worst case, calls one target and settles. retry reports

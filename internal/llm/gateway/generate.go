@@ -35,11 +35,8 @@ func (g *Gateway) Generate(ctx context.Context, req *llm.Request, emit func(llm.
 		return llm.Usage{}, g.clientError(err)
 	}
 	defer release()
-	for _, t := range chain[0].shadows {
-		g.shadow(ctx, t, req)
-	}
 	prompts := map[string]int{} // by encoding: targets sharing one count once
-	p := plan{key: k, n: max(1, req.N), start: start,
+	p := plan{key: k, n: max(1, req.N), maxTokens: req.Sampling.MaxTokens, start: start,
 		fits: func(t *target) (int, int, bool) {
 			enc := t.up.enc.Name()
 			n, ok := prompts[enc]
@@ -55,6 +52,13 @@ func (g *Gateway) Generate(ctx context.Context, req *llm.Request, emit func(llm.
 	}
 	res, err := g.try(ctx, chain, p)
 	g.observe(start, res)
+	// Shadows copy what the gateway admitted, once the caller has its answer.
+	var r *rejected
+	if !errors.As(err, &r) {
+		for _, t := range chain[0].shadows {
+			g.shadow(ctx, t, req)
+		}
+	}
 	return res.usage, g.clientError(err)
 }
 
