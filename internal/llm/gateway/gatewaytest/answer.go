@@ -1,0 +1,167 @@
+package gatewaytest
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"github.com/ferryml/ferry/internal/llm"
+)
+
+// begin reads and records a request and plays its reply's header delay and error
+// status; ok is whether the handler should write the answer.
+func (u *Upstream) begin(w http.ResponseWriter, r *http.Request) (req Request, rep Reply, ok bool) {
+	body, err := io.ReadAll(r.Body)
+	if err != nil {
+		return req, rep, false
+	}
+	req, rep, err = u.receive(r, body)
+	if err != nil {
+		http.Error(w, `{"error":{"message":"body is not JSON","type":"invalid_request_error"}}`, http.StatusBadRequest)
+		return req, rep, false
+	}
+	return req, rep, start(w, r, rep)
+}
+
+func (u *Upstream) generate(w http.ResponseWriter, r *http.Request) {
+	req, rep, ok := u.begin(w, r)
+	if !ok {
+		return
+	}
+	chunks := rep.Chunks
+	if chunks == nil {
+		chunks = []string{"Hello", " world"}
+	}
+	finish := rep.FinishReason
+	if finish == "" {
+		finish = "stop"
+	}
+	usage := rep.Usage
+	if usage == nil {
+		usage = &llm.Usage{PromptTokens: 10, CompletionTokens: len(chunks)}
+	}
+	chat := req.Path == "/v1/chat/completions"
+	if !req.Stream {
+		// A whole answer takes as long as its stream would have.
+		if !sleep(r, rep.ChunkDelay*time.Duration(len(chunks))) {
+			return
+		}
+		if rep.DropAfter != 0 {
+			panic(http.ErrAbortHandler)
+		}
+		whole(w, chat, strings.Join(chunks, ""), finish, usage, rep.OmitUsage)
+		return
+	}
+	stream(w, r, rep, chat, chunks, finish, usage, req.IncludeUsage)
+}
+
+func stream(w http.ResponseWriter, r *http.Request, rep Reply, chat bool, chunks []string, finish string, usage *llm.Usage, includeUsage bool) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	w.Header().Set("Cache-Control", "no-cache")
+	w.WriteHeader(http.StatusOK)
+	fl, _ := w.(http.Flusher)
+	send := func(v any) {
+		b, _ := json.Marshal(v)
+		fmt.Fprintf(w, "data: %s\n\n", b)
+		if fl != nil {
+			fl.Flush()
+		}
+	}
+	for i, text := range chunks {
+		if rep.DropAfter > 0 && i == rep.DropAfter {
+			panic(http.ErrAbortHandler)
+		}
+		if !sleep(r, rep.ChunkDelay) {
+			return
+		}
+		if rep.Comments {
+			fmt.Fprint(w, ": keep-alive\n\n")
+		}
+		send(chunk(chat, i == 0, text, nil))
+	}
+	if rep.DropAfter > 0 {
+		panic(http.ErrAbortHandler)
+	}
+	send(chunk(chat, len(chunks) == 0, "", &finish))
+	if includeUsage && !rep.OmitUsage {
+		send(map[string]any{"object": object(chat, true), "choices": []any{}, "usage": wireUsage(usage)})
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+}
+
+func object(chat, streamed bool) string {
+	switch {
+	case chat && streamed:
+		return "chat.completion.chunk"
+	case chat:
+		return "chat.completion"
+	}
+	return "text_completion"
+}
+
+func chunk(chat, first bool, text string, finish *string) map[string]any {
+	c := map[string]any{"index": 0, "finish_reason": finish}
+	if chat {
+		d := map[string]any{"content": text}
+		if first {
+			d["role"] = "assistant"
+		}
+		c["delta"] = d
+	} else {
+		c["text"] = text
+	}
+	return map[string]any{"id": "fake-1", "object": object(chat, true), "created": 1, "model": "fake-model",
+		"choices": []any{c}, "usage": nil}
+}
+
+func wireUsage(u *llm.Usage) map[string]any {
+	return map[string]any{"prompt_tokens": u.PromptTokens, "completion_tokens": u.CompletionTokens,
+		"total_tokens": u.Total(), "prompt_tokens_details": map[string]any{"cached_tokens": u.CachedTokens}}
+}
+
+func whole(w http.ResponseWriter, chat bool, text, finish string, usage *llm.Usage, omitUsage bool) {
+	c := map[string]any{"index": 0, "finish_reason": finish}
+	if chat {
+		c["message"] = map[string]any{"role": "assistant", "content": text}
+	} else {
+		c["text"] = text
+	}
+	out := map[string]any{"id": "fake-1", "object": object(chat, false), "created": 1, "model": "fake-model", "choices": []any{c}}
+	if !omitUsage {
+		out["usage"] = wireUsage(usage)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}
+
+func (u *Upstream) embed(w http.ResponseWriter, r *http.Request) {
+	req, rep, ok := u.begin(w, r)
+	if !ok {
+		return
+	}
+	n := 1
+	if in, ok := req.Input.([]any); ok {
+		n = len(in)
+	}
+	data := make([]any, n)
+	for i := range data {
+		v := []float32{float32(i), 1, 2, 3}
+		if i < len(rep.Vectors) {
+			v = rep.Vectors[i]
+		}
+		data[i] = map[string]any{"object": "embedding", "index": i, "embedding": v}
+	}
+	out := map[string]any{"object": "list", "data": data, "model": req.Model}
+	if !rep.OmitUsage {
+		usage := rep.Usage
+		if usage == nil {
+			usage = &llm.Usage{PromptTokens: 3 * n}
+		}
+		out["usage"] = wireUsage(usage)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	_ = json.NewEncoder(w).Encode(out)
+}

@@ -1,0 +1,202 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"strings"
+
+	"github.com/ferryml/ferry/internal/llm"
+)
+
+// wireRequest is an OpenAI chat or completion request body. vLLM's extra sampling
+// parameters are sent only to kinds that accept them and only when they differ from
+// "off", because OpenAI rejects fields it does not know.
+type wireRequest struct {
+	Model             string             `json:"model"`
+	Messages          []llm.Message      `json:"messages,omitempty"`
+	Prompt            any                `json:"prompt,omitempty"`
+	MaxTokens         int                `json:"max_tokens,omitempty"`
+	Temperature       float64            `json:"temperature"`
+	TopP              float64            `json:"top_p"`
+	N                 int                `json:"n,omitempty"`
+	Stop              []string           `json:"stop,omitempty"`
+	Seed              *int64             `json:"seed,omitempty"`
+	PresencePenalty   float64            `json:"presence_penalty,omitempty"`
+	FrequencyPenalty  float64            `json:"frequency_penalty,omitempty"`
+	LogitBias         map[string]float64 `json:"logit_bias,omitempty"`
+	User              string             `json:"user,omitempty"`
+	Echo              bool               `json:"echo,omitempty"`
+	Stream            bool               `json:"stream,omitempty"`
+	StreamOptions     *streamOptions     `json:"stream_options,omitempty"`
+	TopK              int                `json:"top_k,omitempty"`
+	MinP              float64            `json:"min_p,omitempty"`
+	RepetitionPenalty float64            `json:"repetition_penalty,omitempty"`
+	MinTokens         int                `json:"min_tokens,omitempty"`
+	IgnoreEOS         bool               `json:"ignore_eos,omitempty"`
+	StopTokenIDs      []int              `json:"stop_token_ids,omitempty"`
+}
+
+type streamOptions struct {
+	IncludeUsage bool `json:"include_usage"`
+}
+
+// wireChunk is a streamed chunk or a whole response, chat or completion: the fields
+// that do not apply stay empty.
+type wireChunk struct {
+	Choices []struct {
+		Index        int     `json:"index"`
+		Text         string  `json:"text"`
+		FinishReason *string `json:"finish_reason"`
+		Delta        *struct {
+			Role    string `json:"role"`
+			Content string `json:"content"`
+		} `json:"delta"`
+		Message *struct {
+			Role    string `json:"role"`
+			Content string `json:"content"`
+		} `json:"message"`
+	} `json:"choices"`
+	Usage *wireUsage `json:"usage"`
+	// Error is an error event some servers (vLLM) send inside a stream.
+	Error *struct {
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+type wireUsage struct {
+	PromptTokens        int `json:"prompt_tokens"`
+	CompletionTokens    int `json:"completion_tokens"`
+	PromptTokensDetails *struct {
+		CachedTokens int `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+}
+
+func (u *wireUsage) usage() llm.Usage {
+	out := llm.Usage{PromptTokens: u.PromptTokens, CompletionTokens: u.CompletionTokens}
+	if u.PromptTokensDetails != nil {
+		out.CachedTokens = u.PromptTokensDetails.CachedTokens
+	}
+	return out
+}
+
+type wireEmbedRequest struct {
+	Model string `json:"model"`
+	Input any    `json:"input"`
+	User  string `json:"user,omitempty"`
+}
+
+type wireEmbedResponse struct {
+	Data []struct {
+		Index     int       `json:"index"`
+		Embedding []float32 `json:"embedding"`
+	} `json:"data"`
+	Usage *wireUsage `json:"usage"`
+}
+
+// buildRequest turns req into the body for upstream kind, asking for at most maxTokens.
+func buildRequest(kind, modelID string, req *llm.Request, maxTokens int) wireRequest {
+	s := req.Sampling
+	w := wireRequest{Model: modelID, MaxTokens: maxTokens, Temperature: s.Temperature, TopP: s.TopP,
+		Stop: s.Stop, Seed: s.Seed, PresencePenalty: s.PresencePenalty, FrequencyPenalty: s.FrequencyPenalty,
+		User: req.User, Stream: req.Stream}
+	if req.N > 1 {
+		w.N = req.N
+	}
+	if req.Stream {
+		w.StreamOptions = &streamOptions{IncludeUsage: true}
+	}
+	if len(s.LogitBias) > 0 {
+		w.LogitBias = make(map[string]float64, len(s.LogitBias))
+		for id, b := range s.LogitBias {
+			w.LogitBias[strconv.Itoa(id)] = b
+		}
+	}
+	if req.Kind == llm.Chat {
+		w.Messages = req.Messages
+	} else {
+		w.Echo = req.Echo
+		if len(req.PromptTokens) > 0 {
+			w.Prompt = req.PromptTokens
+		} else {
+			w.Prompt = req.Prompt
+		}
+	}
+	if kind == KindVLLM || kind == KindLlamaCPP {
+		if s.TopK > 0 {
+			w.TopK = s.TopK
+		}
+		w.MinP, w.MinTokens, w.IgnoreEOS, w.StopTokenIDs = s.MinP, s.MinTokens, s.IgnoreEOS, s.StopTokenIDs
+		if s.RepetitionPenalty != 1 {
+			w.RepetitionPenalty = s.RepetitionPenalty
+		}
+	}
+	return w
+}
+
+// deltas turns one chunk (or whole response) into Deltas, in the order of its choices.
+func (c *wireChunk) deltas(chat bool) []llm.Delta {
+	out := make([]llm.Delta, 0, len(c.Choices))
+	for _, ch := range c.Choices {
+		d := llm.Delta{Index: ch.Index, Text: ch.Text}
+		switch {
+		case ch.Delta != nil:
+			d.Role, d.Text = ch.Delta.Role, ch.Delta.Content
+		case ch.Message != nil:
+			d.Role, d.Text = ch.Message.Role, ch.Message.Content
+		}
+		if !chat {
+			d.Role = ""
+		}
+		if ch.FinishReason != nil {
+			d.FinishReason = *ch.FinishReason
+		}
+		if d.Role == "" && d.Text == "" && d.FinishReason == "" {
+			continue
+		}
+		out = append(out, d)
+	}
+	return out
+}
+
+// upstreamError reads an upstream's error response as an *llm.Error, keeping its
+// status and, when the body is OpenAI's error object, its type, code and message.
+func upstreamError(name string, resp *http.Response) *llm.Error {
+	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	var body struct {
+		Error *struct {
+			Message string          `json:"message"`
+			Type    string          `json:"type"`
+			Param   *string         `json:"param"`
+			Code    json.RawMessage `json:"code"`
+		} `json:"error"`
+	}
+	e := &llm.Error{Status: resp.StatusCode, Type: "api_error",
+		Message: fmt.Sprintf("upstream %s answered %s", name, resp.Status)}
+	if resp.StatusCode < 500 {
+		e.Type = "invalid_request_error"
+	}
+	if json.Unmarshal(b, &body) == nil && body.Error != nil {
+		if body.Error.Message != "" {
+			e.Message = body.Error.Message
+		}
+		if body.Error.Type != "" {
+			e.Type = body.Error.Type
+		}
+		if body.Error.Param != nil {
+			e.Param = *body.Error.Param
+		}
+		var code string
+		if json.Unmarshal(body.Error.Code, &code) == nil {
+			e.Code = code
+		} else if len(body.Error.Code) > 0 && string(body.Error.Code) != "null" {
+			e.Code = strings.Trim(string(body.Error.Code), `"`)
+		}
+	}
+	if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 {
+		e.RetryAfter = s
+	}
+	return e
+}
