@@ -47,10 +47,19 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		sem = make(chan struct{}, cfg.Concurrency)
 	}
 	var wg sync.WaitGroup
+	pace := time.NewTimer(time.Hour) // reset to each send time
+	defer pace.Stop()
 	start := time.Now()
 	sent := len(ps)
 	for i, p := range ps {
-		if !sleepUntil(ctx, start.Add(delays[i])) {
+		if d := time.Until(start.Add(delays[i])); d > 0 {
+			pace.Reset(d)
+			select {
+			case <-pace.C:
+			case <-ctx.Done():
+			}
+		}
+		if ctx.Err() != nil {
 			sent = i
 			break
 		}
@@ -85,22 +94,6 @@ func countTokens(outs []output, tok tokenizer.Tokenizer) {
 		if outs[i].success && outs[i].outputTokens == 0 {
 			outs[i].outputTokens = len(tok.Encode(outs[i].text))
 		}
-	}
-}
-
-// sleepUntil waits for t, and reports false if ctx ended first.
-func sleepUntil(ctx context.Context, t time.Time) bool {
-	d := time.Until(t)
-	if d <= 0 {
-		return ctx.Err() == nil
-	}
-	timer := time.NewTimer(d)
-	defer timer.Stop()
-	select {
-	case <-timer.C:
-		return true
-	case <-ctx.Done():
-		return false
 	}
 }
 

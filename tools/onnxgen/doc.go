@@ -9,7 +9,7 @@
 // covered: graph inputs and outputs with an element type and a shape whose
 // dimensions are fixed or symbolic, nodes with int, float and ints
 // attributes, and float32 and int64 initializers stored as raw_data. A
-// [Model] can be streamed to a writer ([Model.WriteTo]) with initializers
+// [Model] can be streamed to a writer ([Model.Encode]) with initializers
 // whose data is produced as it is written, so a model of hundreds of
 // megabytes never sits in memory whole.
 //

@@ -110,7 +110,7 @@ func WriteGPT(w io.Writer, cfg GPTConfig) error {
 		return err
 	}
 	bw := bufio.NewWriterSize(w, 1<<20)
-	if _, err := m.WriteTo(bw); err != nil {
+	if err := m.Encode(bw); err != nil {
 		return err
 	}
 	return bw.Flush()

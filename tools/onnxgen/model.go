@@ -133,25 +133,24 @@ func (m *Model) Node(opType string, inputs, outputs []string, attrs ...Attr) *Mo
 func (m *Model) Bytes() []byte {
 	var buf bytes.Buffer
 	buf.Grow(m.size())
-	m.WriteTo(&buf) // a bytes.Buffer never fails
+	m.Encode(&buf) // a bytes.Buffer never fails
 	return buf.Bytes()
 }
 
-// WriteTo writes the serialized ModelProto to w, producing each initializer's
+// Encode writes the serialized ModelProto to w, producing each initializer's
 // data as it goes, so a large model never sits in memory whole.
-func (m *Model) WriteTo(w io.Writer) (int64, error) {
-	cw := &countingWriter{w: w}
+func (m *Model) Encode(w io.Writer) error {
 	head, graphTail := m.header()
-	if _, err := cw.Write(head); err != nil {
-		return cw.n, err
+	if _, err := w.Write(head); err != nil {
+		return err
 	}
 	for _, t := range m.initializers {
-		if err := t.writeTo(cw); err != nil {
-			return cw.n, err
+		if err := t.writeTo(w); err != nil {
+			return err
 		}
 	}
-	_, err := cw.Write(graphTail)
-	return cw.n, err
+	_, err := w.Write(graphTail)
+	return err
 }
 
 // header returns the encoded model up to its first initializer (ModelProto
@@ -206,18 +205,6 @@ func (m *Model) size() int {
 		n += protowire.SizeTag(5) + protowire.SizeBytes(t.encodedLen())
 	}
 	return n
-}
-
-// countingWriter counts the bytes written through it.
-type countingWriter struct {
-	w io.Writer
-	n int64
-}
-
-func (c *countingWriter) Write(p []byte) (int, error) {
-	n, err := c.w.Write(p)
-	c.n += int64(n)
-	return n, err
 }
 
 // valueInfo encodes a ValueInfoProto describing a tensor.
