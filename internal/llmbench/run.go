@@ -40,6 +40,15 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, fmt.Errorf("llmbench: warm-up request to %s%s failed: %s", cfg.BaseURL, cfg.path(), o.err)
 		}
 	}
+	outs, dur := sendAll(ctx, hc, cfg, ps)
+	countTokens(outs, tok)
+	return result(cfg, outs, dur), ctx.Err()
+}
+
+// sendAll sends each prompt at its arrival time, at most cfg.Concurrency at once, and
+// returns the outputs of those it sent (all, unless ctx ended) once every one has
+// finished, with the time from the first send.
+func sendAll(ctx context.Context, hc *http.Client, cfg Config, ps []prompt) ([]output, time.Duration) {
 	delays := arrivals(cfg, len(ps))
 	outs := make([]output, len(ps))
 	var sem chan struct{}
@@ -79,13 +88,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 		}()
 	}
 	wg.Wait()
-	dur := time.Since(start)
-	countTokens(outs[:sent], tok)
-	r := result(cfg, outs[:sent], dur)
-	if err := ctx.Err(); err != nil {
-		return r, err
-	}
-	return r, nil
+	return outs[:sent], time.Since(start)
 }
 
 // countTokens fills in the output tokens of answers whose server sent no usage.

@@ -131,6 +131,23 @@ func TestGPTIncrementalMatchesFull(t *testing.T) {
 	t.Logf("prefill %d + %d decode steps: max |Δlogit| incremental vs full = %.3g", prefill, len(ids)-prefill, worst)
 }
 
+// A chunk of several tokens on a past (chunked prefill, a prefix-cache hit) sees the
+// past and, causally, itself.
+func TestGPTChunkOnPast(t *testing.T) {
+	g := openTinyGPT(t)
+	ids := []int64{464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290}
+	st := g.forward([][]int64{ids[:4]}, [][]int64{ones(4)}, [][]int64{seq(0, 4)}, nil)
+	st = g.forward([][]int64{ids[4:]}, [][]int64{ones(len(ids))}, [][]int64{seq(4, len(ids)-4)}, st.present)
+	if got := st.out["hidden_states"].Shape; !got.Equal(ft.Shape{1, int64(len(ids) - 4), int64(g.cfg.Dim)}) {
+		t.Errorf("hidden_states shape %v, want the chunk's %d positions", got, len(ids)-4)
+	}
+	if d := maxDiff(st.logits[0], g.alone(ids)); d >= 1e-4 {
+		t.Errorf("4 tokens, then 5 on that past: max |Δlogit| vs a full forward = %g, want < 1e-4", d)
+	} else {
+		t.Logf("chunk of 5 on a past of 4: max |Δlogit| vs full = %.3g", d)
+	}
+}
+
 func TestGPTLeftPaddedBatch(t *testing.T) {
 	g := openTinyGPT(t)
 	a := []int64{40, 1842, 262, 1110, 286, 257, 3332, 11, 290, 314, 588, 340}
