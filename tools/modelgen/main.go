@@ -11,6 +11,8 @@
 //	accumulator/1/model.onnx
 //	tabular/config.pbtxt        6 tabular features -> a sigmoid score, for explanations (tabular.go)
 //	tabular/1/model.onnx
+//	tinygpt/config.pbtxt        a random-weight GPT-2-style decoder for the LLM lane (backend "llm",
+//	tinygpt/1/model.onnx        r50k tokenizer; llm.go), about 55 MB
 //
 // and, outside the repository, version folders to push to it as new versions of mlp
 // (the rollout walkthrough in the README):
@@ -18,9 +20,15 @@
 //	mlp_v2/model.onnx           the MLP with other weights: a good candidate
 //	mlp_failing/model.onnx      the MLP that fails every request: a bad candidate
 //
+// With -gpt2small DIR it writes only DIR/gpt2small/config.pbtxt and
+// DIR/gpt2small/1/model.onnx: the same decoder in GPT-2 small's shape (about
+// 650 MB, streamed to the file), for LLM benchmarks; never part of the
+// example repository.
+//
 // Usage:
 //
 //	go run ./tools/modelgen -out examples/models -candidates examples/candidates
+//	go run ./tools/modelgen -gpt2small /tmp/llm-models
 //
 // It is idempotent: a file is rewritten only if its content changed (so a
 // second `make run` touches nothing), and a stale identity_fp32/config.pbtxt
@@ -170,6 +178,7 @@ func files() map[string][]byte {
 		"accumulator/1/model.onnx":   onnxgen.Accumulator(),
 	}
 	maps.Copy(m, tabularFiles()) // tabular.go
+	maps.Copy(m, tinyGPTFiles()) // llm.go
 	return m
 }
 
@@ -187,12 +196,20 @@ var stale = []string{"identity_fp32/config.pbtxt"}
 func main() {
 	out := flag.String("out", "examples/models", "model repository `directory` to write")
 	cands := flag.String("candidates", "", "`directory` to write the pushable candidate versions to (none when empty)")
+	gpt2small := flag.String("gpt2small", "", "write only the GPT-2-small-shaped benchmark model to `directory`/gpt2small")
 	flag.Parse()
 	if flag.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: modelgen [-out dir] [-candidates dir]")
+		fmt.Fprintln(os.Stderr, "usage: modelgen [-out dir] [-candidates dir] | modelgen -gpt2small dir")
 		os.Exit(2)
 	}
-	if err := generate(*out, os.Stdout); err != nil {
+	if *gpt2small != "" {
+		if err := writeGPT(*gpt2small, "gpt2small", onnxgen.GPT2Small(), os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "modelgen:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if err := generate(*out, files(), os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "modelgen:", err)
 		os.Exit(1)
 	}
@@ -204,9 +221,10 @@ func main() {
 	}
 }
 
-// generate writes the repository under root, logging each change to log.
-func generate(root string, log io.Writer) error {
-	return write(root, files(), stale, "model repository", log)
+// generate writes the repository's files (from files) under root, logging
+// each change to log.
+func generate(root string, want map[string][]byte, log io.Writer) error {
+	return write(root, want, stale, "model repository", log)
 }
 
 // write writes want (relative path -> content) under root, removes the gone files
@@ -239,13 +257,20 @@ func write(root string, want map[string][]byte, gone []string, what string, log 
 }
 
 // writeIfChanged writes data to path unless the file already holds exactly
-// data, creating directories as needed. The write goes through a temporary
-// file and a rename, so a server watching the repository never sees a
-// half-written model.
+// data, creating directories as needed.
 func writeIfChanged(path string, data []byte) (bool, error) {
 	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, data) {
 		return false, nil
 	}
+	return writeStreamIfChanged(path, writeBytes(data))
+}
+
+// writeStreamIfChanged writes what gen produces to path unless the file
+// already holds exactly that, creating directories as needed. The write goes
+// through a temporary file and a rename, so a server watching the repository
+// never sees a half-written model; the comparison streams both files, so a
+// model of any size is never held in memory.
+func writeStreamIfChanged(path string, gen func(io.Writer) error) (bool, error) {
 	dir := filepath.Dir(path)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return false, err
@@ -255,7 +280,7 @@ func writeIfChanged(path string, data []byte) (bool, error) {
 		return false, err
 	}
 	defer os.Remove(tmp.Name()) // no-op after a successful rename
-	if _, err := tmp.Write(data); err != nil {
+	if err := gen(tmp); err != nil {
 		tmp.Close()
 		return false, err
 	}
@@ -266,5 +291,43 @@ func writeIfChanged(path string, data []byte) (bool, error) {
 	if err := tmp.Close(); err != nil {
 		return false, err
 	}
+	if same, err := sameContent(tmp.Name(), path); err != nil || same {
+		return false, err
+	}
 	return true, os.Rename(tmp.Name(), path)
+}
+
+// sameContent reports whether files a and b exist and hold the same bytes
+// (false, not an error, when b does not exist).
+func sameContent(a, b string) (bool, error) {
+	fb, err := os.Open(b)
+	if errors.Is(err, fs.ErrNotExist) {
+		return false, nil
+	} else if err != nil {
+		return false, err
+	}
+	defer fb.Close()
+	fa, err := os.Open(a)
+	if err != nil {
+		return false, err
+	}
+	defer fa.Close()
+	bufA, bufB := make([]byte, 1<<20), make([]byte, 1<<20)
+	for {
+		na, errA := io.ReadFull(fa, bufA)
+		nb, errB := io.ReadFull(fb, bufB)
+		if !bytes.Equal(bufA[:na], bufB[:nb]) {
+			return false, nil
+		}
+		// Equal chunks of equal length: a short one (io.ErrUnexpectedEOF, or
+		// io.EOF when empty) is both files' end.
+		for _, err := range []error{errA, errB} {
+			if err != nil && err != io.EOF && err != io.ErrUnexpectedEOF {
+				return false, err
+			}
+		}
+		if errA != nil || errB != nil {
+			return true, nil
+		}
+	}
 }

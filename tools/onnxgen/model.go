@@ -1,7 +1,8 @@
 package onnxgen
 
 import (
-	"encoding/binary"
+	"bytes"
+	"io"
 	"math"
 
 	"google.golang.org/protobuf/encoding/protowire"
@@ -69,16 +70,25 @@ func AttrInts(name string, v ...int64) Attr {
 // chained; nothing is validated here, ONNX Runtime does that when loading.
 type Model struct {
 	name         string
-	inputs       [][]byte // encoded ValueInfoProto
-	outputs      [][]byte // encoded ValueInfoProto
-	nodes        [][]byte // encoded NodeProto, in the order added (must be topological)
-	initializers [][]byte // encoded TensorProto
+	opset        int64
+	inputs       [][]byte      // encoded ValueInfoProto
+	outputs      [][]byte      // encoded ValueInfoProto
+	nodes        [][]byte      // encoded NodeProto, in the order added (must be topological)
+	initializers []initializer // in the order added (initializer.go)
 	// DocString, if set, becomes ModelProto.doc_string.
 	DocString string
 }
 
-// NewModel starts a model whose graph is called name (GraphProto.name).
-func NewModel(name string) *Model { return &Model{name: name} }
+// NewModel starts a model whose graph is called name (GraphProto.name),
+// importing the default operator set at [OpsetVersion].
+func NewModel(name string) *Model { return &Model{name: name, opset: OpsetVersion} }
+
+// Opset sets the version of the default "ai.onnx" operator set the model
+// imports (LayerNormalization, for one, needs 17).
+func (m *Model) Opset(v int64) *Model {
+	m.opset = v
+	return m
+}
 
 // Input declares a graph input of the given element type and shape.
 func (m *Model) Input(name string, elem DataType, dims ...Dim) *Model {
@@ -118,68 +128,83 @@ func (m *Model) Node(opType string, inputs, outputs []string, attrs ...Attr) *Mo
 	return m
 }
 
-// InitializerFloat32 adds a constant float32 tensor of the given shape,
-// usable as a node input by name. The data is stored row-major in raw_data.
-func (m *Model) InitializerFloat32(name string, dims []int64, data []float32) *Model {
-	raw := make([]byte, 4*len(data))
-	for i, v := range data {
-		binary.LittleEndian.PutUint32(raw[4*i:], math.Float32bits(v))
-	}
-	// TensorProto: dims = 1, data_type = 2, name = 8, raw_data = 9.
-	// raw_data (fixed-width little-endian) is what exporters write for large
-	// tensors: it is compact and ONNX Runtime can use it without decoding.
-	var b []byte
-	for _, d := range dims {
-		b = protowire.AppendTag(b, 1, protowire.VarintType)
-		b = protowire.AppendVarint(b, uint64(d))
-	}
-	b = appendVarintField(b, 2, uint64(Float))
-	b = appendString(b, 8, name)
-	b = protowire.AppendTag(b, 9, protowire.BytesType)
-	b = protowire.AppendBytes(b, raw)
-	m.initializers = append(m.initializers, b)
-	return m
-}
-
 // Bytes encodes the model as a serialized ModelProto, ready to be written to
 // a model.onnx file.
 func (m *Model) Bytes() []byte {
+	var buf bytes.Buffer
+	buf.Grow(m.size())
+	m.Encode(&buf) // a bytes.Buffer never fails
+	return buf.Bytes()
+}
+
+// Encode writes the serialized ModelProto to w, producing each initializer's
+// data as it goes, so a large model never sits in memory whole.
+func (m *Model) Encode(w io.Writer) error {
+	head, graphTail := m.header()
+	if _, err := w.Write(head); err != nil {
+		return err
+	}
+	for _, t := range m.initializers {
+		if err := t.writeTo(w); err != nil {
+			return err
+		}
+	}
+	_, err := w.Write(graphTail)
+	return err
+}
+
+// header returns the encoded model up to its first initializer (ModelProto
+// fields before the graph, the graph's tag and length, its nodes and name),
+// and the rest after the last (graph inputs and outputs, then the opset).
+func (m *Model) header() (head, tail []byte) {
 	// GraphProto: node = 1, name = 2, initializer = 5, input = 11, output = 12.
 	var g []byte
 	for _, n := range m.nodes {
 		g = appendMessage(g, 1, n)
 	}
 	g = appendString(g, 2, m.name)
-	for _, t := range m.initializers {
-		g = appendMessage(g, 5, t)
-	}
 	for _, v := range m.inputs {
-		g = appendMessage(g, 11, v)
+		tail = appendMessage(tail, 11, v)
 	}
 	for _, v := range m.outputs {
-		g = appendMessage(g, 12, v)
+		tail = appendMessage(tail, 12, v)
 	}
+	graphLen := len(g) + len(tail)
+	for _, t := range m.initializers {
+		graphLen += protowire.SizeTag(5) + protowire.SizeBytes(t.encodedLen())
+	}
+
+	// ModelProto: ir_version = 1, producer_name = 2, producer_version = 3,
+	// doc_string = 6, graph = 7, opset_import = 8. ir_version and at least
+	// one opset_import are required for a loader to accept the model.
+	head = appendVarintField(head, 1, IRVersion)
+	head = appendString(head, 2, ProducerName)
+	head = appendString(head, 3, "1")
+	if m.DocString != "" {
+		head = appendString(head, 6, m.DocString)
+	}
+	head = protowire.AppendTag(head, 7, protowire.BytesType)
+	head = protowire.AppendVarint(head, uint64(graphLen))
+	head = append(head, g...)
 
 	// OperatorSetIdProto: domain = 1, version = 2. The empty domain is the
 	// default "ai.onnx" operator set; it is written explicitly anyway, as the
 	// Python onnx helpers do.
 	var opset []byte
 	opset = appendString(opset, 1, "")
-	opset = appendVarintField(opset, 2, OpsetVersion)
+	opset = appendVarintField(opset, 2, uint64(m.opset))
+	tail = appendMessage(tail, 8, opset)
+	return head, tail
+}
 
-	// ModelProto: ir_version = 1, producer_name = 2, producer_version = 3,
-	// doc_string = 6, graph = 7, opset_import = 8. ir_version and at least
-	// one opset_import are required for a loader to accept the model.
-	var b []byte
-	b = appendVarintField(b, 1, IRVersion)
-	b = appendString(b, 2, ProducerName)
-	b = appendString(b, 3, "1")
-	if m.DocString != "" {
-		b = appendString(b, 6, m.DocString)
+// size is the length of the encoded model.
+func (m *Model) size() int {
+	head, tail := m.header()
+	n := len(head) + len(tail)
+	for _, t := range m.initializers {
+		n += protowire.SizeTag(5) + protowire.SizeBytes(t.encodedLen())
 	}
-	b = appendMessage(b, 7, g)
-	b = appendMessage(b, 8, opset)
-	return b
+	return n
 }
 
 // valueInfo encodes a ValueInfoProto describing a tensor.

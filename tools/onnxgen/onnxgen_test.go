@@ -14,6 +14,7 @@ import (
 	ort "github.com/yalue/onnxruntime_go"
 	"google.golang.org/protobuf/encoding/protowire"
 
+	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/platform/ortlib"
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
@@ -22,21 +23,29 @@ import (
 // (then every test that needs it is skipped).
 var ortLib string
 
+// rt is Ferry's ONNX Runtime wrapper over ortLib, nil when there is none. It
+// owns the process's one ONNX Runtime environment, which the tests that
+// drive the binding directly share.
+var rt *onnx.Runtime
+
 // TestMain initialises ONNX Runtime once: its environment is process-global,
 // and onnxruntime_go refuses a second InitializeEnvironment.
 func TestMain(m *testing.M) {
 	ortLib = findORTLib()
 	if ortLib != "" {
-		ort.SetSharedLibraryPath(ortLib)
-		if err := ort.InitializeEnvironment(); err != nil {
+		var err error
+		if rt, err = onnx.NewRuntime(onnx.Options{LibraryPath: ortLib}); err != nil {
 			fmt.Fprintf(os.Stderr, "initialising ONNX Runtime from %s: %v\n", ortLib, err)
 			os.Exit(1)
 		}
 	}
 	code := m.Run()
-	if ortLib != "" {
-		if err := ort.DestroyEnvironment(); err != nil {
-			fmt.Fprintf(os.Stderr, "destroying ONNX Runtime environment: %v\n", err)
+	if tinyGPTDir != "" {
+		os.RemoveAll(tinyGPTDir)
+	}
+	if rt != nil {
+		if err := rt.Close(); err != nil {
+			fmt.Fprintf(os.Stderr, "closing ONNX Runtime: %v\n", err)
 			code = 1
 		}
 	}

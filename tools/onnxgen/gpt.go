@@ -1,0 +1,324 @@
+package onnxgen
+
+import (
+	"bufio"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"strconv"
+)
+
+// GPTConfig shapes a GPT-2-style decoder written by [GPT] and [WriteGPT].
+type GPTConfig struct {
+	Layers, Heads, Dim, Vocab, MaxPos int
+	// Seed seeds the random weights: one seed gives byte-identical models.
+	Seed uint64
+	// LastLogitsOnly makes logits [batch, 1, vocab]: only the last position,
+	// sliced before the LM head, so a long prefill does not pay for a
+	// [batch, sequence, vocab] product it would throw away.
+	LastLogitsOnly bool
+	// HiddenStates adds the output "hidden_states", float [batch, sequence,
+	// Dim]: the final LayerNorm's output at every position (for embeddings).
+	HiddenStates bool
+}
+
+// gptOpset is the operator set GPT models import: LayerNormalization is a
+// standard operator from opset 17.
+const gptOpset = 17
+
+// logitStd is the standard deviation of the logits. The final LayerNorm
+// leaves each position's vector with unit variance, so an LM head of
+// standard deviation logitStd/sqrt(Dim) gives logits of about this spread:
+// wide enough that the top two logits are rarely within float error of each
+// other, so greedy decoding picks the same token at batch 1 and batch N.
+const logitStd = 3
+
+// TinyGPT is the model for tests and the example repository: 2 layers, 4
+// heads, width 128, GPT-2's vocabulary (50257, so the r50k tokenizer drives
+// it) and 1024 positions, last-position logits and hidden states, seed 1.
+// Its file is about 55 MB.
+func TinyGPT() GPTConfig {
+	return GPTConfig{Layers: 2, Heads: 4, Dim: 128, Vocab: 50257, MaxPos: 1024,
+		LastLogitsOnly: true, HiddenStates: true, Seed: 1}
+}
+
+// GPT2Small has GPT-2 small's shape (12 layers, 12 heads, width 768, 50257
+// tokens, 1024 positions), for benchmarks: its file is about 650 MB, so
+// write it with [WriteGPT].
+func GPT2Small() GPTConfig {
+	return GPTConfig{Layers: 12, Heads: 12, Dim: 768, Vocab: 50257, MaxPos: 1024,
+		LastLogitsOnly: true, HiddenStates: true, Seed: 1}
+}
+
+// Validate reports every field that cannot make a model.
+func (c GPTConfig) Validate() error {
+	var errs []error
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"Layers", c.Layers}, {"Heads", c.Heads}, {"Dim", c.Dim}, {"Vocab", c.Vocab}, {"MaxPos", c.MaxPos}} {
+		if f.v <= 0 {
+			errs = append(errs, fmt.Errorf("%s: must be > 0, got %d", f.name, f.v))
+		}
+	}
+	if c.Heads > 0 && c.Dim%c.Heads != 0 {
+		errs = append(errs, fmt.Errorf("Dim: must be a multiple of Heads (%d), got %d", c.Heads, c.Dim))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("onnxgen: GPT config: %w", err)
+	}
+	return nil
+}
+
+// GPT returns the model cfg describes, serialized; the same cfg always gives
+// the same bytes. It panics if cfg is invalid (see [GPTConfig.Validate]).
+//
+// The model follows the Hugging Face Optimum decoder contract (GPT-2 with
+// position ids), which Ferry's LLM engine relies on:
+//
+//   - inputs: input_ids int64 [batch_size, sequence_length]; attention_mask
+//     int64 [batch_size, past_sequence_length + sequence_length];
+//     position_ids int64 [batch_size, sequence_length]; and for each layer i
+//     past_key_values.{i}.key and .value, float [batch_size, Heads,
+//     past_sequence_length, Dim/Heads] (past_sequence_length may be 0);
+//   - outputs: logits float [batch_size, sequence_length or 1, Vocab];
+//     present.{i}.key and .value, float [batch_size, Heads,
+//     past_sequence_length + sequence_length, Dim/Heads], the past with this
+//     step's keys and values appended; hidden_states if asked.
+//
+// A position attends to the positions at or before it whose attention_mask
+// is 1, so a left-padded row (mask 0 on its padding, its own position_ids)
+// gets the logits it would get alone. Weights are random: token embeddings,
+// attention and MLP weights N(0, 0.02²), position embeddings N(0, 0.01²),
+// LayerNorms the identity, biases 0, and an LM head untied from the
+// embeddings whose scale spreads the logits (standard deviation about 3).
+func GPT(cfg GPTConfig) []byte {
+	m, err := gptModel(cfg)
+	if err != nil {
+		panic(err)
+	}
+	return m.Bytes()
+}
+
+// WriteGPT writes the model [GPT] returns to w, generating the weights as it
+// writes, so a GPT-2-small-sized model never sits in memory whole.
+func WriteGPT(w io.Writer, cfg GPTConfig) error {
+	m, err := gptModel(cfg)
+	if err != nil {
+		return err
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	if err := m.Encode(bw); err != nil {
+		return err
+	}
+	return bw.Flush()
+}
+
+// gptBuilder adds a GPT's nodes and weights to a model.
+type gptBuilder struct {
+	m       *Model
+	cfg     GPTConfig
+	weights uint64 // random weights added so far: each draws from its own stream
+}
+
+// gptModel builds the graph; the weights are generated when it is written.
+func gptModel(cfg GPTConfig) (*Model, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	b := &gptBuilder{m: NewModel("gpt").Opset(gptOpset), cfg: cfg}
+	b.m.DocString = fmt.Sprintf("random-weight GPT-2-style decoder: layers=%d heads=%d dim=%d vocab=%d max_pos=%d seed=%d",
+		cfg.Layers, cfg.Heads, cfg.Dim, cfg.Vocab, cfg.MaxPos, cfg.Seed)
+	b.declareIO()
+	b.constants()
+	D, V := int64(cfg.Dim), int64(cfg.Vocab)
+	tok := b.node("Gather", "tok_emb", b.normal("wte", 0.02, V, D), "input_ids")
+	pos := b.node("Gather", "pos_emb", b.normal("wpe", 0.01, int64(cfg.MaxPos), D), "position_ids")
+	x := b.node("Add", "h0", tok, pos)
+	mask := b.mask()
+	for i := range cfg.Layers {
+		x = b.block(i, x, mask)
+	}
+	b.head(x)
+	return b.m, nil
+}
+
+// declareIO declares the graph's inputs and outputs, with Optimum's names for
+// the symbolic dimensions.
+func (b *gptBuilder) declareIO() {
+	c := b.cfg
+	batch, seq, past := Sym("batch_size"), Sym("sequence_length"), Sym("past_sequence_length")
+	total := Sym("past_sequence_length + sequence_length")
+	H, Dh := Fixed(int64(c.Heads)), Fixed(int64(c.Dim/c.Heads))
+	b.m.Input("input_ids", Int64, batch, seq).
+		Input("attention_mask", Int64, batch, total).
+		Input("position_ids", Int64, batch, seq)
+	logitsSeq := seq
+	if c.LastLogitsOnly {
+		logitsSeq = Fixed(1)
+	}
+	b.m.Output("logits", Float, batch, logitsSeq, Fixed(int64(c.Vocab)))
+	for i := range c.Layers {
+		for _, kv := range []string{"key", "value"} {
+			b.m.Input(pastName(i, kv), Float, batch, H, past, Dh)
+			b.m.Output(presentName(i, kv), Float, batch, H, total, Dh)
+		}
+	}
+	if c.HiddenStates {
+		b.m.Output("hidden_states", Float, batch, seq, Fixed(int64(c.Dim)))
+	}
+}
+
+func pastName(layer int, kv string) string {
+	return "past_key_values." + strconv.Itoa(layer) + "." + kv
+}
+func presentName(layer int, kv string) string { return "present." + strconv.Itoa(layer) + "." + kv }
+
+// constants adds the small constant tensors the graph's nodes share.
+func (b *gptBuilder) constants() {
+	D, H := int64(b.cfg.Dim), int64(b.cfg.Heads)
+	m := b.m
+	m.InitializerInt64("c_heads", []int64{4}, []int64{0, 0, H, D / H}).
+		InitializerInt64("c_model", []int64{3}, []int64{0, 0, D}).
+		InitializerInt64("c_split", []int64{3}, []int64{D, D, D}).
+		InitializerInt64("c_i0", nil, []int64{0}).
+		InitializerInt64("c_i1", nil, []int64{1}).
+		InitializerInt64("c_ax0", []int64{1}, []int64{0}).
+		InitializerInt64("c_ax1", []int64{1}, []int64{1}).
+		InitializerInt64("c_ax01", []int64{2}, []int64{0, 1}).
+		InitializerInt64("c_ax12", []int64{2}, []int64{1, 2}).
+		InitializerFloat32("c_scale", nil, []float32{float32(1 / math.Sqrt(float64(D/H)))}).
+		InitializerFloat32("c_neg", nil, []float32{-1e9}).
+		InitializerFloat32("c_half", nil, []float32{0.5}).
+		InitializerFloat32("c_one", nil, []float32{1}).
+		InitializerFloat32("c_isqrt2", nil, []float32{float32(1 / math.Sqrt2)})
+}
+
+// mask builds the boolean attention mask [batch, 1, sequence, total]: query
+// i (at absolute position past+i) may see key j if j <= past+i (causal) and
+// attention_mask[j] is 1 (not padding).
+func (b *gptBuilder) mask() string {
+	b.node("Shape", "ids_shape", "input_ids")
+	S := b.node("Gather", "S", "ids_shape", "c_i1")
+	b.node("Shape", "am_shape", "attention_mask")
+	T := b.node("Gather", "T", "am_shape", "c_i1")
+	P := b.node("Sub", "P", T, S)
+	qpos := b.node("Range", "qpos", P, T, "c_i1")
+	kpos := b.node("Range", "kpos", "c_i0", T, "c_i1")
+	causal := b.node("LessOrEqual", "causal",
+		b.node("Unsqueeze", "kpos2", kpos, "c_ax0"), b.node("Unsqueeze", "qpos2", qpos, "c_ax1"))
+	causal4 := b.node("Unsqueeze", "causal4", causal, "c_ax01")
+	b.m.Node("Cast", []string{"attention_mask"}, []string{"am_bool"}, AttrInt("to", int64(Bool)))
+	pad4 := b.node("Unsqueeze", "pad4", "am_bool", "c_ax12")
+	return b.node("And", "mask", causal4, pad4)
+}
+
+// block adds transformer layer i (pre-LayerNorm attention and MLP, each with
+// a residual connection) and returns its output.
+func (b *gptBuilder) block(i int, x, mask string) string {
+	p := "l" + strconv.Itoa(i) + "_"
+	D := int64(b.cfg.Dim)
+	ln1 := b.layerNorm(p+"ln1", x)
+	qkv := b.linear(p+"qkv", ln1, D, 3*D)
+	b.m.Node("Split", []string{qkv, "c_split"}, []string{p + "q", p + "k", p + "v"}, AttrInt("axis", -1))
+	heads := map[string]string{}
+	for _, t := range []string{"q", "k", "v"} {
+		r := b.node("Reshape", p+t+"_r", p+t, "c_heads")
+		heads[t] = b.transpose(p+t+"_h", r, 0, 2, 1, 3)
+	}
+	kAll := b.concatPast(presentName(i, "key"), pastName(i, "key"), heads["k"])
+	vAll := b.concatPast(presentName(i, "value"), pastName(i, "value"), heads["v"])
+	kt := b.transpose(p+"kt", kAll, 0, 1, 3, 2)
+	scores := b.node("Mul", p+"scores", b.node("MatMul", p+"qk", heads["q"], kt), "c_scale")
+	masked := b.node("Where", p+"masked", mask, scores, "c_neg")
+	b.m.Node("Softmax", []string{masked}, []string{p + "probs"}, AttrInt("axis", -1))
+	ctx := b.transpose(p+"ctx_t", b.node("MatMul", p+"ctx", p+"probs", vAll), 0, 2, 1, 3)
+	att := b.linear(p+"o", b.node("Reshape", p+"ctx_m", ctx, "c_model"), D, D)
+	x = b.node("Add", p+"res1", x, att)
+
+	f1 := b.linear(p+"f1", b.layerNorm(p+"ln2", x), D, 4*D)
+	// GELU, exactly: x/2 · (1 + erf(x/√2)).
+	erf := b.node("Erf", p+"erf", b.node("Mul", p+"f1_s", f1, "c_isqrt2"))
+	gelu := b.node("Mul", p+"gelu", b.node("Mul", p+"f1_h", f1, "c_half"), b.node("Add", p+"erf1", erf, "c_one"))
+	return b.node("Add", p+"res2", x, b.linear(p+"f2", gelu, 4*D, D))
+}
+
+// head adds the final LayerNorm, the optional hidden_states output and the
+// LM head.
+func (b *gptBuilder) head(x string) {
+	c := b.cfg
+	lnf := b.layerNorm("lnf", x)
+	if c.HiddenStates {
+		lnf = b.node("Identity", "hidden_states", lnf)
+	}
+	if c.LastLogitsOnly {
+		b.m.InitializerInt64("c_m1", []int64{1}, []int64{-1}).
+			InitializerInt64("c_big", []int64{1}, []int64{math.MaxInt64})
+		lnf = b.node("Slice", "lnf_last", lnf, "c_m1", "c_big", "c_ax1")
+	}
+	w := b.normal("lm_head", logitStd/math.Sqrt(float64(c.Dim)), int64(c.Dim), int64(c.Vocab))
+	b.node("MatMul", "logits", lnf, w)
+}
+
+// node adds a single-output node and returns the output's name.
+func (b *gptBuilder) node(op, out string, inputs ...string) string {
+	b.m.Node(op, inputs, []string{out})
+	return out
+}
+
+func (b *gptBuilder) transpose(out, in string, perm ...int64) string {
+	b.m.Node("Transpose", []string{in}, []string{out}, AttrInts("perm", perm...))
+	return out
+}
+
+func (b *gptBuilder) concatPast(out, past, cur string) string {
+	b.m.Node("Concat", []string{past, cur}, []string{out}, AttrInt("axis", 2))
+	return out
+}
+
+// layerNorm normalises the last axis, with gain 1 and bias 0.
+func (b *gptBuilder) layerNorm(name, x string) string {
+	D := int64(b.cfg.Dim)
+	g := b.constant(name+"_g", 1, D)
+	bias := b.constant(name+"_b", 0, D)
+	b.m.Node("LayerNormalization", []string{x, g, bias}, []string{name},
+		AttrInt("axis", -1), AttrFloat("epsilon", 1e-5))
+	return name
+}
+
+// linear adds x·W + bias with W [in, out] ~ N(0, 0.02²) and a zero bias.
+func (b *gptBuilder) linear(name, x string, in, out int64) string {
+	w := b.normal(name+"_w", 0.02, in, out)
+	mm := b.node("MatMul", name+"_mm", x, w)
+	return b.node("Add", name, mm, b.constant(name+"_b", 0, out))
+}
+
+// normal adds a weight of shape dims drawn from N(0, std²), from a PCG stream
+// of its own (the seed, and the weight's index), so writing the model twice
+// gives the same bytes.
+func (b *gptBuilder) normal(name string, std float64, dims ...int64) string {
+	seed, stream := b.cfg.Seed, b.weights
+	b.weights++
+	var rng *rand.Rand
+	b.m.InitializerFloat32Func(name, dims, func(chunk []float32, start bool) {
+		if start {
+			rng = rand.New(rand.NewPCG(seed, 0x9e3779b97f4a7c15+stream))
+		}
+		for i := range chunk {
+			chunk[i] = float32(rng.NormFloat64() * std)
+		}
+	})
+	return name
+}
+
+// constant adds a float tensor of shape dims with every element v.
+func (b *gptBuilder) constant(name string, v float32, dims ...int64) string {
+	b.m.InitializerFloat32Func(name, dims, func(chunk []float32, _ bool) {
+		for i := range chunk {
+			chunk[i] = v
+		}
+	})
+	return name
+}
