@@ -76,6 +76,7 @@ func benchCommand(getenv func(string) string, stdout, stderr io.Writer) *cobra.C
 	cmd.PersistentPreRun = func(cmd *cobra.Command, _ []string) {
 		tuneGC(cmd.Context(), defaultGCHeadroom, getenv)
 	}
+	cmd.AddCommand(benchLLMCommand(getenv, stdout)) // bench_llm.go
 	return cmd
 }
 

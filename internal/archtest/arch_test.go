@@ -32,6 +32,9 @@ var banned = map[string][]string{
 	"internal/core":             {mod + "internal/repository", mod + "internal/transport", mod + "internal/backend", "net/http", "google.golang.org/grpc"},
 	"internal/repository":       {mod + "internal/transport", mod + "internal/backend", "net/http"},
 	"internal/transport/v2http": {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "google.golang.org/grpc"},
+	// The OpenAI-compatible edge decodes into llm.Request and calls an llm.Backend; what
+	// answers (the native engine, the gateway) is wired by cmd/ferry.
+	"internal/transport/openai": {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", mod + "internal/core", mod + "internal/llm/", "google.golang.org/grpc"},
 	"internal/transport/v2grpc": {mod + "internal/repository", mod + "internal/scheduler", mod + "internal/backend", "net/http"},
 	"internal/monitor/metrics":  {mod + "internal/transport", mod + "internal/repository", mod + "internal/backend"},
 	// The monitors read finished requests through core's Tap and answer their own
