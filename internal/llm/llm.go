@@ -56,8 +56,8 @@ type Request struct {
 	Prompt       string    // Completion
 	PromptTokens []int     // Completion given as token ids (then Prompt is empty)
 	Sampling     Sampling
-	N            int  // choices to generate; 0 or 1 = one
-	Echo         bool // Completion: the prompt is sent back before the answer
+	N            int    // choices to generate; 0 or 1 = one
+	Echo         bool   // Completion: the prompt is sent back before the answer
 	Key          string // the API key the client presented (Authorization: Bearer), "" for none
 	User         string // OpenAI's end-user id, for logs
 	// Stream is whether the client reads a stream. Backends emit Deltas either way; the
@@ -71,9 +71,9 @@ type Delta struct {
 	Index        int    // the choice, 0..N-1
 	Role         string // "assistant" on a chat choice's first Delta
 	Text         string
-	TokenIDs     []int      // the tokens Text came from, when the backend knows them
-	Logprobs     []Logprob  // one per token, when Sampling.WantLogprobs
-	FinishReason string     // "" until the choice ends
+	TokenIDs     []int     // the tokens Text came from, when the backend knows them
+	Logprobs     []Logprob // one per token, when Sampling.WantLogprobs
+	FinishReason string    // "" until the choice ends
 }
 
 // Logprob is one sampled token's log probability and its best alternatives.
