@@ -2,9 +2,9 @@ package sample
 
 import (
 	"math"
-	"syscall"
 	"math/rand/v2"
 	"slices"
+	"syscall"
 	"testing"
 
 	"github.com/ferryml/ferry/internal/llm"
