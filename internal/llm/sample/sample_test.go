@@ -1,6 +1,7 @@
 package sample
 
 import (
+	"cmp"
 	"math"
 	"math/rand/v2"
 	"slices"
@@ -159,7 +160,7 @@ func TestTopPLargeVocabulary(t *testing.T) {
 	for i := range order {
 		order[i] = i
 	}
-	slices.SortFunc(order, func(a, b int) int { return -cmpF(logits[a], logits[b]) })
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(logits[b], logits[a]) })
 	pr := softmax(logits, 1)
 	var acc float64
 	for rank, id := range order {
@@ -169,16 +170,6 @@ func TestTopPLargeVocabulary(t *testing.T) {
 		}
 		acc += pr[id]
 	}
-}
-
-func cmpF(a, b float32) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 func TestPenaltyArithmetic(t *testing.T) {
