@@ -60,22 +60,42 @@ func TestSeedRepeats(t *testing.T) {
 // softmax(logits/T) with a chi-square test (fixed seed, so it cannot flake).
 func TestFrequencies(t *testing.T) {
 	logits := []float32{1, 2, 0.5, -1, 1.5}
-	const temp, n = 0.7, 100000
 	p := llm.DefaultSampling()
-	p.Temperature = temp
+	p.Temperature = 0.7
+	chiSquare(t, p, logits, softmax(logits, 0.7))
+	// Top-k 3 renormalises over ids 1, 4 and 0.
+	p.TopK = 3
+	want := softmax([]float32{1, 2, float32(math.Inf(-1)), float32(math.Inf(-1)), 1.5}, 0.7)
+	chiSquare(t, p, logits, want)
+}
+
+// chiSquare draws 100000 tokens and checks the counts against want with a
+// chi-square test (fixed seed, so it cannot flake) over the ids want gives mass to;
+// an id with no mass must never be drawn.
+func chiSquare(t *testing.T, p llm.Sampling, logits []float32, want []float64) {
+	t.Helper()
+	const n = 100000
 	counts := make([]int, len(logits))
 	for _, id := range draws(seeded(p, 7), logits, n) {
 		counts[id]++
 	}
-	want := softmax(logits, temp)
 	var chi2 float64
+	df := -1
 	for i, c := range counts {
 		e := want[i] * n
+		if e == 0 {
+			if c != 0 {
+				t.Errorf("id %d has no mass but was drawn %d times", i, c)
+			}
+			continue
+		}
+		df++
 		chi2 += (float64(c) - e) * (float64(c) - e) / e
 	}
-	// 4 degrees of freedom: P(chi2 > 18.47) = 0.001.
-	if chi2 > 18.47 {
-		t.Errorf("counts %v against expected %v: chi2 = %.2f > 18.47", counts, want, chi2)
+	// P(chi2 > x) = 0.001 for df = 1..4.
+	crit := []float64{0, 10.83, 13.82, 16.27, 18.47}[df]
+	if chi2 > crit {
+		t.Errorf("counts %v against expected %v: chi2 = %.2f > %.2f (df %d)", counts, want, chi2, crit, df)
 	}
 }
 
@@ -215,22 +235,20 @@ func TestLogprobs(t *testing.T) {
 	if ids := []int{tok.Top[0].ID, tok.Top[1].ID, tok.Top[2].ID}; !slices.Equal(ids, []int{1, 2, 0}) {
 		t.Errorf("Top ids = %v, want [1 2 0]", ids)
 	}
+	// Asked for every alternative, the probabilities must sum to one.
+	all := New(llm.Sampling{Temperature: 0, RepetitionPenalty: 1, WantLogprobs: true, Logprobs: len(logits)}, nil, -1).Next(logits)
 	var total float64
-	for id := range logits {
-		total += math.Exp(float64(logSoftmaxOf(logits, id)))
+	for _, a := range all.Top {
+		total += math.Exp(float64(a.Logprob))
 	}
-	if math.Abs(total-1) > 1e-5 {
-		t.Errorf("exp(logprobs) sums to %v", total)
+	if len(all.Top) != len(logits) || math.Abs(total-1) > 1e-5 {
+		t.Errorf("%d alternatives with probabilities summing to %v, want %d summing to 1", len(all.Top), total, len(logits))
 	}
 	for _, a := range tok.Top {
 		if math.Abs(float64(a.Logprob)-math.Log(raw[a.ID])) > 1e-5 {
 			t.Errorf("Top %d logprob %v, want %v", a.ID, a.Logprob, math.Log(raw[a.ID]))
 		}
 	}
-}
-
-func logSoftmaxOf(logits []float32, id int) float32 {
-	return logits[id] - logSumExp(logits, logits[argmax(logits)])
 }
 
 func TestNoAllocations(t *testing.T) {
