@@ -161,3 +161,14 @@ func FuzzMatchesTiktokenR50k(f *testing.F) {
 		}
 	})
 }
+
+func BenchmarkEncodeR50kTiktoken(b *testing.B) {
+	tk, err := Load("r50k_base")
+	if err != nil {
+		b.Fatal(err)
+	}
+	b.SetBytes(int64(len(mixedText)))
+	for b.Loop() {
+		tk.Encode(mixedText)
+	}
+}
