@@ -172,3 +172,20 @@ func BenchmarkEncodeR50kTiktoken(b *testing.B) {
 		tk.Encode(mixedText)
 	}
 }
+
+func TestConcurrentEncode(t *testing.T) {
+	hf := loadR50kJSON(t)
+	want := hf.Encode(mixedText)
+	var wg sync.WaitGroup
+	for range 4 {
+		wg.Go(func() {
+			for range 5 {
+				if got := hf.Encode(mixedText); !slices.Equal(got, want) {
+					t.Error("concurrent Encode gave different ids")
+					return
+				}
+			}
+		})
+	}
+	wg.Wait()
+}
