@@ -38,10 +38,13 @@ type Sampler struct {
 	outID  []int        // the keys of counts, in the order they came
 	n      int          // tokens accepted
 
-	work  []float32 // the logits after bias and penalties
-	cand  []cand    // ids with their unnormalised probability exp((work-max)/T)
-	kept  []cand    // the support of the last draw (a prefix of cand), for tests
-	pivot uint64    // state of the quickselect pivot choice (not the draw source)
+	work  []float32         // the logits after bias and penalties
+	prob  []float64         // unnormalised probabilities exp((work-max)/T)
+	mass  [nBuckets]float64 // the probability in each bucket (see bucket)
+	count [nBuckets]int32   // the ids in each bucket
+	cand  []cand            // the ids the truncations may keep, with their probability
+	kept  []cand            // the support of the last truncated draw (a prefix of cand), for tests
+	pivot uint64            // state of the quickselect pivot choice (not the draw source)
 }
 
 // New returns a Sampler for a sequence whose prompt is prompt, under p; eos is the
@@ -96,14 +99,25 @@ func (s *Sampler) Next(logits []float32) Token {
 	}
 	w := s.adjust(logits)
 	top := argmax(logits) // shared by the greedy pick and the log-softmax
-	id := top
+	raw := &w[0] == &logits[0]
+	id, lse := top, float32(math.NaN())
 	switch {
+	case s.p.Temperature >= samplingEps && raw:
+		var z float64
+		id, z = s.draw(w, logits[top])
+		if s.p.Temperature == 1 && z > 0 {
+			// The draw's probabilities were the raw softmax's: its sum gives the
+			// log-softmax without another pass over the vocabulary.
+			lse = logits[top] + float32(math.Log(z))
+		}
 	case s.p.Temperature >= samplingEps:
-		id = s.draw(w)
-	case &w[0] != &logits[0]:
+		id, _ = s.draw(w, w[argmax(w)])
+	case !raw:
 		id = argmax(w)
 	}
-	lse := logSumExp(logits, logits[top])
+	if math.IsNaN(float64(lse)) {
+		lse = logSumExp(logits, logits[top])
+	}
 	t := Token{ID: id, Logprob: logits[id] - lse}
 	if s.p.WantLogprobs && s.p.Logprobs > 0 {
 		t.Top = topAlts(logits, s.p.Logprobs, lse)
@@ -169,28 +183,47 @@ func (s *Sampler) suppressStops(w []float32) {
 	}
 }
 
-// draw samples from softmax(w/T) truncated by top-k, top-p and min-p.
-func (s *Sampler) draw(w []float32) int {
-	maxv := w[argmax(w)]
+// draw samples from softmax(w/T) truncated by top-k, top-p and min-p; maxv is the
+// largest of w. z is the sum of exp((w-maxv)/T) over the whole vocabulary.
+func (s *Sampler) draw(w []float32, maxv float32) (id int, z float64) {
 	if math.IsInf(float64(maxv), -1) {
-		return 0 // everything suppressed: nothing sensible to draw
+		return 0, 0 // everything suppressed: nothing sensible to draw
 	}
-	if cap(s.cand) < len(w) {
-		s.cand = make([]cand, 0, len(w))
+	n := len(w)
+	if cap(s.prob) < n {
+		s.prob = make([]float64, n)
+		s.cand = make([]cand, 0, n)
+	}
+	prob := s.prob[:n]
+	topK := s.p.TopK > 0 && s.p.TopK < n
+	topP := s.p.TopP > 0 && s.p.TopP < 1
+	z = s.exps(w, maxv, prob, topK || topP)
+	if !topK && !topP && s.p.MinP <= 0 {
+		s.kept = nil
+		return s.drawDense(prob, z), z
+	}
+	// Only ids in the buckets the truncations can reach become candidates, so the
+	// selects below sort through dozens of ids, not the vocabulary.
+	floor := s.p.MinP // the largest probability is exp(0) = 1
+	if topK || topP {
+		floor = lowEdge(s.cutoff(z))
 	}
 	c := s.cand[:0]
-	inv := 1 / s.p.Temperature
-	for i, v := range w {
-		if e := expNeg(float64(v-maxv) * inv); e > 0 {
+	for i, e := range prob {
+		if e > 0 && e >= floor {
 			c = append(c, cand{p: e, id: int32(i)})
 		}
 	}
-	if k := s.p.TopK; k > 0 && k < len(c) {
-		s.selectK(c, k)
-		c = c[:k]
+	if topK {
+		s.selectK(c, s.p.TopK)
+		c = c[:s.p.TopK]
 	}
-	if p := s.p.TopP; p > 0 && p < 1 {
-		c = c[:s.selectMass(c, p*sum(c))]
+	if topP {
+		target := s.p.TopP * z
+		if topK {
+			target = s.p.TopP * sum(c) // top-p is over the renormalised top-k
+		}
+		c = c[:s.selectMass(c, target)]
 	}
 	if mp := s.p.MinP; mp > 0 {
 		c = minP(c, mp)
@@ -199,10 +232,50 @@ func (s *Sampler) draw(w []float32) int {
 	r := s.rng.Float64() * sum(c)
 	for _, x := range c {
 		if r -= x.p; r < 0 {
-			return int(x.id)
+			return int(x.id), z
 		}
 	}
-	return int(c[len(c)-1].id) // r landed on the rounding error at the top
+	return int(c[len(c)-1].id), z // r landed on the rounding error at the top
+}
+
+// exps fills prob with exp((w-maxv)/T) and returns their sum; with hist it also
+// fills the buckets' mass and count.
+func (s *Sampler) exps(w []float32, maxv float32, prob []float64, hist bool) float64 {
+	inv := 1 / s.p.Temperature
+	var z float64
+	if !hist {
+		for i, v := range w {
+			prob[i] = expNeg(float64(v-maxv) * inv)
+			z += prob[i]
+		}
+		return z
+	}
+	clear(s.mass[:])
+	clear(s.count[:])
+	for i, v := range w {
+		e := expNeg(float64(v-maxv) * inv)
+		prob[i] = e
+		z += e
+		b := bucket(e)
+		s.mass[b] += e
+		s.count[b]++
+	}
+	return z
+}
+
+// drawDense draws from the whole of prob, whose sum is z.
+func (s *Sampler) drawDense(prob []float64, z float64) int {
+	r := s.rng.Float64() * z
+	last := 0
+	for i, e := range prob {
+		if e > 0 {
+			if r -= e; r < 0 {
+				return i
+			}
+			last = i
+		}
+	}
+	return last // r landed on the rounding error at the top
 }
 
 // minP keeps the ids whose probability is at least mp times the largest one.

@@ -235,6 +235,17 @@ func TestLogprobs(t *testing.T) {
 	if ids := []int{tok.Top[0].ID, tok.Top[1].ID, tok.Top[2].ID}; !slices.Equal(ids, []int{1, 2, 0}) {
 		t.Errorf("Top ids = %v, want [1 2 0]", ids)
 	}
+	// Sampled tokens report the raw log-softmax too, whatever the temperature (at 1
+	// it comes from the draw's own sum).
+	for _, temp := range []float64{1, 0.5} {
+		s := New(seeded(llm.Sampling{Temperature: temp, TopP: 0.9, RepetitionPenalty: 1}, 3), nil, -1)
+		for range 20 {
+			tok := s.Next(logits)
+			if got, want := float64(tok.Logprob), math.Log(raw[tok.ID]); math.Abs(got-want) > 1e-5 {
+				t.Errorf("T=%v: id %d Logprob = %v, want %v", temp, tok.ID, got, want)
+			}
+		}
+	}
 	// Asked for every alternative, the probabilities must sum to one.
 	all := New(llm.Sampling{Temperature: 0, RepetitionPenalty: 1, WantLogprobs: true, Logprobs: len(logits)}, nil, -1).Next(logits)
 	var total float64
@@ -248,6 +259,18 @@ func TestLogprobs(t *testing.T) {
 		if math.Abs(float64(a.Logprob)-math.Log(raw[a.ID])) > 1e-5 {
 			t.Errorf("Top %d logprob %v, want %v", a.ID, a.Logprob, math.Log(raw[a.ID]))
 		}
+	}
+}
+
+func TestBucketEdges(t *testing.T) {
+	for k := 7; k < nBuckets-1; k++ {
+		lo := lowEdge(k)
+		if bucket(lo) != k || bucket(math.Nextafter(lo, 0)) != k+1 {
+			t.Fatalf("bucket %d: low edge %g is in bucket %d, the value below it in %d", k, lo, bucket(lo), bucket(math.Nextafter(lo, 0)))
+		}
+	}
+	if bucket(1) != 7 || bucket(0) != nBuckets-1 || lowEdge(nBuckets-1) != 0 {
+		t.Errorf("bucket(1) = %d, bucket(0) = %d", bucket(1), bucket(0))
 	}
 }
 

@@ -1,9 +1,63 @@
 package sample
 
+import "math"
+
 // The truncations need the largest probabilities, not a sorted vocabulary: a
 // quickselect finds them in expected linear time, where sorting 50257 ids would
 // take milliseconds per token. Probabilities sit beside their ids so the passes
 // read memory in order.
+
+// Buckets rank probabilities coarsely, 8 steps per power of two, largest first,
+// from the bits of the float: one pass fills them, and their running mass or count
+// says below which bucket no id can survive top-p or top-k.
+const (
+	octaveSteps = 8
+	nBuckets    = 64 * octaveSteps
+)
+
+// bucket is e's bucket, for e in [0, 1]; a larger e never has a larger bucket.
+func bucket(e float64) int {
+	b := math.Float64bits(e)
+	exp := int(b>>52) & 0x7ff
+	k := (1023-exp)*octaveSteps + octaveSteps - 1 - int(b>>49&(octaveSteps-1))
+	return min(k, nBuckets-1)
+}
+
+// lowEdge is the smallest probability in bucket k; 0 for the last bucket, which
+// holds everything smaller.
+func lowEdge(k int) float64 {
+	if k >= nBuckets-1 {
+		return 0
+	}
+	exp, step := 1023-k/octaveSteps, octaveSteps-1-k%octaveSteps
+	return math.Float64frombits(uint64(exp)<<52 | uint64(step)<<49)
+}
+
+// cutoff is the last bucket that can hold an id top-k or top-p keeps, given z, the
+// total probability. Its sums run in another order than the select's, so it
+// allows one bucket more against rounding.
+func (s *Sampler) cutoff(z float64) int {
+	cut := nBuckets - 1
+	if k := s.p.TopK; k > 0 {
+		var n int
+		for b, c := range s.count {
+			if n += int(c); n >= k {
+				cut = b
+				break
+			}
+		}
+	}
+	if p := s.p.TopP; p > 0 && p < 1 {
+		var m float64
+		for b, x := range s.mass {
+			if m += x; m >= p*z {
+				cut = min(cut, b+1)
+				break
+			}
+		}
+	}
+	return min(cut, nBuckets-1)
+}
 
 // cand is an id and its unnormalised probability.
 type cand struct {
