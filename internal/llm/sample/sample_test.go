@@ -192,6 +192,29 @@ func TestTopPLargeVocabulary(t *testing.T) {
 	}
 }
 
+func TestTopKLargeVocabulary(t *testing.T) {
+	r := rand.New(rand.NewPCG(8, 9))
+	logits := make([]float32, 50257)
+	for i := range logits {
+		logits[i] = float32(r.NormFloat64())
+	}
+	p := seeded(llm.DefaultSampling(), 5)
+	p.TopK, p.Temperature = 100, 0.7
+	s := New(p, nil, -1)
+	s.Next(logits)
+	best := slices.Clone(logits)
+	slices.Sort(best)
+	kth := best[len(best)-100]
+	if len(s.kept) != 100 {
+		t.Fatalf("kept %d ids, want 100", len(s.kept))
+	}
+	for _, x := range s.kept {
+		if logits[x.id] < kth {
+			t.Errorf("kept id %d with logit %v below the 100th best %v", x.id, logits[x.id], kth)
+		}
+	}
+}
+
 func TestPenaltyArithmetic(t *testing.T) {
 	p := llm.Sampling{Temperature: 0, RepetitionPenalty: 2, PresencePenalty: 0.5, FrequencyPenalty: 0.25,
 		LogitBias: map[int]float64{5: 1, 99: 3}}
