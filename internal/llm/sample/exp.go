@@ -7,8 +7,8 @@ import "math"
 // exponentials of the whole vocabulary twice per token; math.Exp made that most of
 // the time per token, and float32 logits carry no more precision than this.
 func expNeg(x float64) float64 {
-	if x < -700 {
-		return 0 // also -Inf
+	if !(x >= -700) {
+		return 0 // also -Inf, and NaN from a broken model's logits
 	}
 	t := x * math.Log2E
 	n := int64(t - 0.5) // rounds to nearest: t <= 0 and conversion truncates

@@ -204,7 +204,7 @@ func (s *Sampler) draw(w []float32, maxv float32) (id int, z float64) {
 	}
 	// Only ids in the buckets the truncations can reach become candidates, so the
 	// selects below sort through dozens of ids, not the vocabulary.
-	floor := s.p.MinP // the largest probability is exp(0) = 1
+	floor := min(s.p.MinP, 1) // the largest probability is exp(0) = 1
 	if topK || topP {
 		floor = lowEdge(s.cutoff(z))
 	}
@@ -229,6 +229,9 @@ func (s *Sampler) draw(w []float32, maxv float32) (id int, z float64) {
 		c = minP(c, mp)
 	}
 	s.kept = c
+	if len(c) == 0 {
+		return argmax(w), z // only from NaN logits: no distribution to draw from
+	}
 	r := s.rng.Float64() * sum(c)
 	for _, x := range c {
 		if r -= x.p; r < 0 {
@@ -286,7 +289,7 @@ func minP(c []cand, mp float64) []cand {
 	}
 	keep := c[:0]
 	for _, x := range c {
-		if x.p >= mp*pmax {
+		if x.p >= min(mp, 1)*pmax { // min_p past 1 (the edge should refuse it) keeps the best
 			keep = append(keep, x)
 		}
 	}

@@ -20,7 +20,7 @@ func bucket(e float64) int {
 	b := math.Float64bits(e)
 	exp := int(b>>52) & 0x7ff
 	k := (1023-exp)*octaveSteps + octaveSteps - 1 - int(b>>49&(octaveSteps-1))
-	return min(k, nBuckets-1)
+	return max(0, min(k, nBuckets-1)) // NaN or past 1 would index outside
 }
 
 // lowEdge is the smallest probability in bucket k; 0 for the last bucket, which
