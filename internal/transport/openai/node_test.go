@@ -2,65 +2,17 @@ package openai
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"sync"
 	"testing"
-	"time"
+
+	"github.com/ferryml/ferry/internal/transport/openai/openaitest"
 )
 
-// openaiNodeVersion is the pinned `openai` npm client the test drives the edge with.
-const openaiNodeVersion = "5.23.2"
-
-// installOpenAINode installs the openai npm client once into the user's cache
-// directory and returns the npm prefix holding it; later runs reuse it. It skips the
-// test when node or npm is not installed.
-func installOpenAINode(t *testing.T) string {
-	t.Helper()
-	for _, tool := range []string{"node", "npm"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			t.Skipf("%s is not installed; TestOpenAINodeClient drives the server with the openai npm client on node", tool)
-		}
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		cache = os.TempDir()
-	}
-	prefix := filepath.Join(cache, "ferry-test-npm", "openai-"+openaiNodeVersion)
-	if _, err := os.Stat(filepath.Join(prefix, "node_modules", "openai", "package.json")); err == nil {
-		return prefix
-	}
-	// Install beside the final place, then rename: a concurrent run never sees a
-	// half-written module.
-	if err := os.MkdirAll(filepath.Dir(prefix), 0o755); err != nil {
-		t.Fatal(err)
-	}
-	tmp, err := os.MkdirTemp(filepath.Dir(prefix), "install-")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer os.RemoveAll(tmp)
-	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, "npm", "install", "--no-audit", "--no-fund", "--prefix", tmp, "openai@"+openaiNodeVersion).CombinedOutput()
-	if err != nil {
-		t.Fatalf("npm install openai@%s: %v\n%s", openaiNodeVersion, err, out)
-	}
-	if err := os.Rename(tmp, prefix); err != nil {
-		if _, statErr := os.Stat(filepath.Join(prefix, "node_modules", "openai")); statErr != nil {
-			t.Fatalf("placing the npm install: %v", err)
-		}
-	}
-	return prefix
-}
-
-// nodeResults is what testdata/openai_client.mjs prints, as far as the test reads it.
+// nodeResults is what openaitest/openai_client.mjs prints, as far as the test reads it.
 type nodeResults struct {
 	Chat struct {
 		ID, Object, Model, Role, Content, FinishReason string
@@ -108,25 +60,15 @@ type clientError struct {
 // floats, the model list, and the errors it must type (BadRequestError with its code,
 // NotFoundError, RateLimitError without retries).
 func TestOpenAINodeClient(t *testing.T) {
-	prefix := installOpenAINode(t)
+	prefix := openaitest.Install(t)
 	formats := &embedFormats{}
 	srv := serve(t, newTestHandler(newFakeBackend(), Options{}), 1<<20, formats.record)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, "node", filepath.Join("testdata", "openai_client.mjs"), srv.URL+"/v1", chatModel, embedModel, busyModel)
-	cmd.Env = append(os.Environ(), "OPENAI_NODE_PREFIX="+prefix)
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("node openai_client.mjs: %v\n%s", err, stderr.Bytes())
-	}
+	line := openaitest.Run(t, prefix, srv.URL+"/v1", chatModel, embedModel, busyModel)
 	var got nodeResults
-	lines := bytes.Split(bytes.TrimSpace(out), []byte("\n"))
-	if err := json.Unmarshal(lines[len(lines)-1], &got); err != nil {
-		t.Fatalf("reading the script's results: %v\n%s", err, out)
+	if err := json.Unmarshal(line, &got); err != nil {
+		t.Fatalf("reading the script's results: %v\n%s", err, line)
 	}
-	t.Logf("openai@%s saw: %s", openaiNodeVersion, lines[len(lines)-1])
+	t.Logf("openai@%s saw: %s", openaitest.Version, line)
 	checks := []struct {
 		what      string
 		got, want any
