@@ -42,19 +42,8 @@ func (s *Session) runBuffers(ctx context.Context, in, out []Buffer) error {
 	defer pin.Unpin()
 	inVals := make([]ort.Value, len(s.inputs))
 	defer destroyAll(inVals)
-	for _, b := range in {
-		i, ok := s.inIndex[b.Name]
-		if !ok {
-			return inputErr(b.Name, "the model has no such input (it takes %s)", s.inputNames())
-		}
-		if inVals[i] != nil {
-			return inputErr(b.Name, "given more than once")
-		}
-		v, err := bufferValue(b, &pin)
-		if err != nil {
-			return inputErr(b.Name, "%v", err)
-		}
-		inVals[i] = v
+	if err := bindBuffers(in, inVals, s.inIndex, &pin, inputErr, "the model has no such input (it takes "+s.inputNames()+")"); err != nil {
+		return err
 	}
 	for i, v := range inVals {
 		if v == nil {
@@ -63,21 +52,31 @@ func (s *Session) runBuffers(ctx context.Context, in, out []Buffer) error {
 	}
 	outVals := make([]ort.Value, len(s.outputs))
 	defer destroyAll(outVals)
-	for _, b := range out {
-		i, ok := s.outIdx[b.Name]
-		if !ok {
-			return outputErr(b.Name, "the model has no such output")
-		}
-		if outVals[i] != nil {
-			return outputErr(b.Name, "requested more than once")
-		}
-		v, err := bufferValue(b, &pin)
-		if err != nil {
-			return outputErr(b.Name, "%v", err)
-		}
-		outVals[i] = v
+	if err := bindBuffers(out, outVals, s.outIdx, &pin, outputErr, "the model has no such output"); err != nil {
+		return err
 	}
 	return s.runGraph(ctx, inVals, outVals)
+}
+
+// bindBuffers puts each buffer's value at its name's index in vals; errf names the
+// input or output at fault.
+func bindBuffers(bufs []Buffer, vals []ort.Value, index map[string]int, pin *runtime.Pinner,
+	errf func(name, format string, args ...any) error, unknown string) error {
+	for _, b := range bufs {
+		i, ok := index[b.Name]
+		switch {
+		case !ok:
+			return errf(b.Name, "%s", unknown)
+		case vals[i] != nil:
+			return errf(b.Name, "given more than once")
+		}
+		v, err := bufferValue(b, pin)
+		if err != nil {
+			return errf(b.Name, "%v", err)
+		}
+		vals[i] = v
+	}
+	return nil
 }
 
 // bufferValue wraps b's memory, pinned for the run, in an ONNX Runtime value.

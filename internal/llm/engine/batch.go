@@ -140,47 +140,48 @@ func (e *Engine) at(blk, l, k, h int) int {
 	return (((blk*sh.layers+l)*2+k)*sh.heads + h) * e.cfg.BlockSize * sh.headDim
 }
 
-// gather copies row i's past (positions [0, computed)) from its blocks into the
-// right end of its [H, pmax, Dh] slice of every past tensor.
-func (e *Engine) gather(past [][]float32, i int, r row, pmax int) {
-	sh, bs, p := e.shape, e.cfg.BlockSize, r.s.computed
-	blocks := r.s.table.Blocks()
-	for l := range sh.layers {
+// eachHead calls f for every layer, K or V (k), and head.
+func (e *Engine) eachHead(f func(l, k, h int)) {
+	for l := range e.shape.layers {
 		for k := range 2 {
-			dst := past[2*l+k]
-			for h := range sh.heads {
-				base := ((i*sh.heads+h)*pmax + pmax - p) * sh.headDim
-				for q := 0; q < p; q += bs {
-					n := min(bs, p-q) * sh.headDim
-					src := e.at(blocks[q/bs], l, k, h)
-					copy(dst[base+q*sh.headDim:base+q*sh.headDim+n], e.arena[src:src+n])
-				}
+			for h := range e.shape.heads {
+				f(l, k, h)
 			}
 		}
 	}
 }
 
+// gather copies row i's past (positions [0, computed)) from its blocks into the
+// right end of its [H, pmax, Dh] slice of every past tensor.
+func (e *Engine) gather(past [][]float32, i int, r row, pmax int) {
+	dh, bs, p := e.shape.headDim, e.cfg.BlockSize, r.s.computed
+	blocks := r.s.table.Blocks()
+	e.eachHead(func(l, k, h int) {
+		dst := past[2*l+k][((i*e.shape.heads+h)*pmax+pmax-p)*dh:]
+		for q := 0; q < p; q += bs {
+			n := min(bs, p-q) * dh
+			src := e.at(blocks[q/bs], l, k, h)
+			copy(dst[q*dh:q*dh+n], e.arena[src:src+n])
+		}
+	})
+}
+
 // scatter copies row i's r.n new KV columns (the last ones of present, t wide) into
 // its blocks at positions [computed, computed+n).
 func (e *Engine) scatter(present [][]float32, i int, r row, t int) {
-	sh, bs, start := e.shape, e.cfg.BlockSize, r.s.computed
+	dh, bs, start := e.shape.headDim, e.cfg.BlockSize, r.s.computed
 	blocks := r.s.table.Blocks()
-	for l := range sh.layers {
-		for k := range 2 {
-			src := present[2*l+k]
-			for h := range sh.heads {
-				base := ((i*sh.heads+h)*t + t - r.n) * sh.headDim
-				for j := 0; j < r.n; {
-					p := start + j
-					slot := p % bs
-					n := min(bs-slot, r.n-j)
-					dst := e.at(blocks[p/bs], l, k, h) + slot*sh.headDim
-					copy(e.arena[dst:dst+n*sh.headDim], src[base+j*sh.headDim:base+(j+n)*sh.headDim])
-					j += n
-				}
-			}
+	e.eachHead(func(l, k, h int) {
+		src := present[2*l+k][((i*e.shape.heads+h)*t+t-r.n)*dh:]
+		for j := 0; j < r.n; {
+			p := start + j
+			slot := p % bs
+			n := min(bs-slot, r.n-j)
+			dst := e.at(blocks[p/bs], l, k, h) + slot*dh
+			copy(e.arena[dst:dst+n*dh], src[j*dh:(j+n)*dh])
+			j += n
 		}
-	}
+	})
 }
 
 func seqsOf(rows []row) []*seq {

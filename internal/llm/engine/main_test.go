@@ -87,8 +87,11 @@ func start(t testing.TB, path string, cfg Config) *Engine {
 	if cfg.ContextLength == 0 {
 		cfg.ContextLength = 256
 	}
-	if cfg.Threads == 0 {
-		cfg.Threads = 1
+	switch cfg.Threads {
+	case 0:
+		cfg.Threads = 1 // tests share 2 cores with other packages' tests
+	case -1:
+		cfg.Threads = 0
 	}
 	if cfg.EOS == 0 {
 		cfg.EOS = -1
