@@ -2,7 +2,6 @@ package engine
 
 import (
 	"context"
-	"fmt"
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
 )
@@ -16,9 +15,11 @@ type batch struct {
 	in, out        []onnx.Buffer
 
 	// After a decode run, present is exactly the next decode run's past when the
-	// same sequences decode again in the same order: prev and prevT say which.
-	prev  []*seq
-	prevT int
+	// same sequences decode again in the same order, each from where that run left
+	// it: prev, prevLen (each row's KV length after the run) and prevT say which.
+	prev    []*seq
+	prevLen []int
+	prevT   int
 }
 
 // forward runs rows (each with its past in the KV blocks and its next r.n tokens)
@@ -62,7 +63,11 @@ func (e *Engine) forward(ctx context.Context, b *batch, rows []row) ([]float32, 
 		e.scatter(b.present, i, r, t)
 	}
 	if smax == 1 {
-		b.prev, b.prevT = append(b.prev, seqsOf(rows)...), t
+		b.prevLen = b.prevLen[:0]
+		for _, r := range rows {
+			b.prev, b.prevLen = append(b.prev, r.s), append(b.prevLen, r.s.computed+1)
+		}
+		b.prevT = t
 	}
 	if logitRows == 1 {
 		return b.logits[:B*sh.vocab], nil
@@ -82,7 +87,8 @@ func (b *batch) continues(rows []row, pmax int) bool {
 		return false
 	}
 	for i, r := range rows {
-		if b.prev[i] != r.s {
+		// A sequence preempted and readmitted since may have another length.
+		if b.prev[i] != r.s || b.prevLen[i] != r.s.computed {
 			return false
 		}
 	}
@@ -126,11 +132,9 @@ func (b *batch) bind(sh shape, B, pmax, smax, logitRows int) {
 	b.out = append(b.out, onnx.Buffer{Name: "logits", Shape: []int64{int64(B), int64(logitRows), int64(sh.vocab)}, F32: b.logits[:B*logitRows*sh.vocab]})
 	pastShape := []int64{int64(B), int64(sh.heads), int64(pmax), int64(sh.headDim)}
 	presShape := []int64{int64(B), int64(sh.heads), int64(t), int64(sh.headDim)}
-	for l := range sh.layers {
-		for k, kind := range []string{"key", "value"} {
-			b.in = append(b.in, onnx.Buffer{Name: fmt.Sprintf("past_key_values.%d.%s", l, kind), Shape: pastShape, F32: b.past[2*l+k]})
-			b.out = append(b.out, onnx.Buffer{Name: fmt.Sprintf("present.%d.%s", l, kind), Shape: presShape, F32: b.present[2*l+k]})
-		}
+	for j := range b.past {
+		b.in = append(b.in, onnx.Buffer{Name: sh.pastNames[j], Shape: pastShape, F32: b.past[j]})
+		b.out = append(b.out, onnx.Buffer{Name: sh.presentNames[j], Shape: presShape, F32: b.present[j]})
 	}
 }
 
@@ -182,14 +186,6 @@ func (e *Engine) scatter(present [][]float32, i int, r row, t int) {
 			j += n
 		}
 	})
-}
-
-func seqsOf(rows []row) []*seq {
-	out := make([]*seq, len(rows))
-	for i, r := range rows {
-		out[i] = r.s
-	}
-	return out
 }
 
 // grow returns s resized to n, reallocating only when it is too small. The result

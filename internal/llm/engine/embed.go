@@ -45,10 +45,8 @@ func (e *Engine) Embed(ctx context.Context, inputs [][]int) ([][]float32, error)
 	bs := []int64{int64(B), int64(smax)}
 	in := []onnx.Buffer{{Name: "input_ids", Shape: bs, I64: ids}, {Name: "position_ids", Shape: bs, I64: pos}, {Name: "attention_mask", Shape: bs, I64: mask}}
 	empty := []int64{int64(B), int64(sh.heads), 0, int64(sh.headDim)}
-	for l := range sh.layers {
-		for _, kind := range []string{"key", "value"} {
-			in = append(in, onnx.Buffer{Name: fmt.Sprintf("past_key_values.%d.%s", l, kind), Shape: empty, F32: []float32{}})
-		}
+	for _, name := range sh.pastNames {
+		in = append(in, onnx.Buffer{Name: name, Shape: empty, F32: []float32{}})
 	}
 	hidden := make([]float32, B*smax*sh.hidden)
 	out := []onnx.Buffer{{Name: "hidden_states", Shape: []int64{int64(B), int64(smax), int64(sh.hidden)}, F32: hidden}}

@@ -75,6 +75,8 @@ type shape struct {
 	layers, heads, headDim, vocab int
 	lastOnly                      bool // logits are [B,1,V] rather than [B,S,V]
 	hidden                        int  // width of "hidden_states" [B,S,D]; 0 when the model has none
+	// pastNames and presentNames are the KV inputs and outputs, layer*2 + 0 (key) or 1 (value).
+	pastNames, presentNames []string
 }
 
 // Engine runs one decoder model. Open it, start Run on a goroutine, then call
@@ -166,8 +168,10 @@ func checkContract(io onnx.IO) (shape, error) {
 		if _, ok := ins[pk]; !ok {
 			break
 		}
-		for _, name := range []string{pk, fmt.Sprintf("past_key_values.%d.value", sh.layers),
-			fmt.Sprintf("present.%d.key", sh.layers), fmt.Sprintf("present.%d.value", sh.layers)} {
+		pv := fmt.Sprintf("past_key_values.%d.value", sh.layers)
+		rk, rv := fmt.Sprintf("present.%d.key", sh.layers), fmt.Sprintf("present.%d.value", sh.layers)
+		sh.pastNames, sh.presentNames = append(sh.pastNames, pk, pv), append(sh.presentNames, rk, rv)
+		for _, name := range []string{pk, pv, rk, rv} {
 			t, ok := ins[name]
 			if !ok {
 				t, ok = outs[name]

@@ -151,3 +151,26 @@ func TestPrefixCacheHitSkipsTheSharedBlocks(t *testing.T) {
 		t.Fatalf("prefix cache queries %v, hits %v; want 158 and 96", q, h)
 	}
 }
+
+// Many sequences over two shared prefixes, a pool of one context, small blocks and
+// a small token budget: prefix hits, chunked prefill, preemption and readmission all
+// at once, and every output still equals the no-cache reference.
+func TestGreedySameUnderPressureWithSharedPrefixes(t *testing.T) {
+	base := prompts(40, 40)
+	var ps [][]int
+	for i := range 12 {
+		p := slices.Clone(base[i%2][:16+8*(i%3)])
+		ps = append(ps, append(p, prompts(1+i)[0][:1+i]...))
+	}
+	m := NewMetrics()
+	e := start(t, tinyModel(t), Config{ContextLength: 96, CacheTokens: 96, BlockSize: 4, MaxSeqs: 6, MaxBatchedTokens: 20, PrefixCache: true, Metrics: m})
+	outs, _ := genAll(t, e, ps, func(int) llm.Sampling { return greedy(16) })
+	for i, p := range ps {
+		if want := recompute(t, e, p, 16); !slices.Equal(outs[i], want) {
+			t.Errorf("prompt %d (%d tokens): %v, want %v", i, len(p), outs[i], want)
+		}
+	}
+	if counterValue(t, m, "vllm:num_preemptions_total", nil) == 0 || counterValue(t, m, "vllm:prefix_cache_hits", nil) == 0 {
+		t.Error("the test meant to cause preemptions and prefix hits and caused none")
+	}
+}
