@@ -160,7 +160,7 @@ func TestGreedySameUnderPressureWithSharedPrefixes(t *testing.T) {
 	var ps [][]int
 	for i := range 12 {
 		p := slices.Clone(base[i%2][:16+8*(i%3)])
-		ps = append(ps, append(p, prompts(1+i)[0][:1+i]...))
+		ps = append(ps, append(p, prompts(1 + i)[0][:1+i]...))
 	}
 	m := NewMetrics()
 	e := start(t, tinyModel(t), Config{ContextLength: 96, CacheTokens: 96, BlockSize: 4, MaxSeqs: 6, MaxBatchedTokens: 20, PrefixCache: true, Metrics: m})
