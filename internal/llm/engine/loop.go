@@ -4,10 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"slices"
+	"sync"
 	"time"
 
 	"github.com/ferryml/ferry/internal/llm"
+	"github.com/ferryml/ferry/internal/llm/sample"
 )
 
 // loop is the step loop's state; only Run's goroutine touches it.
@@ -213,7 +216,7 @@ func (l *loop) admit(s *seq, budget int) (int, bool) {
 // advance records each row's computed tokens and samples the rows that reached the
 // end of their sequence. logits holds one vocabulary row per batch row.
 func (l *loop) advance(rows []row, logits []float32) {
-	v := l.e.shape.vocab
+	toks := l.sample(rows, logits)
 	for i, r := range rows {
 		s := r.s
 		s.computed += r.n
@@ -221,7 +224,7 @@ func (l *loop) advance(rows []row, logits []float32) {
 		if s.computed < len(s.tokens) {
 			continue // a prompt chunk: more to prefill
 		}
-		tok := s.sampler.Next(logits[i*v : (i+1)*v])
+		tok := toks[i]
 		s.sampler.Accept(tok.ID)
 		s.tokens = append(s.tokens, tok.ID)
 		l.e.met.generatedToken()
@@ -271,4 +274,30 @@ func (l *loop) publish() {
 	st := l.e.kv.Stats()
 	l.e.met.state(len(l.running), len(l.waiting)+len(l.e.submit), st.Usage(), st.Queries-l.seen.queries, st.Hits-l.seen.hits)
 	l.seen.queries, l.seen.hits = st.Queries, st.Hits
+}
+
+// sample picks the next token of every row that reaches the end of its sequence in
+// this run. Rows are split over the cores: ONNX Runtime is idle meanwhile, and each
+// row's sampler belongs to its own sequence.
+func (l *loop) sample(rows []row, logits []float32) []sample.Token {
+	v := l.e.shape.vocab
+	toks := make([]sample.Token, len(rows))
+	var due []int
+	for i, r := range rows {
+		if r.s.computed+r.n == len(r.s.tokens) {
+			due = append(due, i)
+		}
+	}
+	workers := min(runtime.GOMAXPROCS(0), len(due))
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for j := w; j < len(due); j += workers {
+				i := due[j]
+				toks[i] = rows[i].s.sampler.Next(logits[i*v : (i+1)*v])
+			}
+		})
+	}
+	wg.Wait()
+	return toks
 }
