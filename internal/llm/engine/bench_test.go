@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"slices"
 	"sync"
@@ -119,5 +120,38 @@ func BenchmarkEngine(b *testing.B) {
 		b.ReportMetric(conRate/seqRate, "x-throughput")
 		b.ReportMetric(float64(conTPOT)/float64(seqTPOT), "x-tpot")
 		b.ReportMetric(float64(p50(miss))/float64(p50(hit)), "x-ttft-hit")
+	}
+}
+
+// BenchmarkDecodeStep is the model alone: one ONNX Runtime run of a decode step (one
+// new token per row over a past of 192) at batch 1 and 8, with buffers bound as the
+// engine binds them. It separates the model's cost from the engine's.
+func BenchmarkDecodeStep(b *testing.B) {
+	path := os.Getenv("FERRY_LLM_BENCH_MODEL")
+	if path == "" || rt == nil {
+		b.Skip("set $FERRY_LLM_BENCH_MODEL (and the ONNX Runtime library) to run")
+	}
+	e := start(b, path, Config{ContextLength: 1024, Threads: -1})
+	for _, B := range []int{1, 8} {
+		b.Run(fmt.Sprintf("batch %d", B), func(b *testing.B) {
+			const past = 192
+			var bt batch
+			sh := e.shape
+			kvLen := B * sh.heads * past * sh.headDim
+			bt.past = growAll(nil, 2*sh.layers, kvLen)
+			bt.present = growAll(nil, 2*sh.layers, kvLen+B*sh.heads*sh.headDim)
+			bt.ids, bt.pos, bt.mask = make([]int64, B), make([]int64, B), make([]int64, B*(past+1))
+			bt.logits = make([]float32, B*sh.vocab)
+			for i := range bt.mask {
+				bt.mask[i] = 1
+			}
+			bt.bind(sh, B, past, 1, 1)
+			for b.Loop() {
+				if err := e.sess.RunBuffers(context.Background(), bt.in, bt.out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(B)*float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
 	}
 }

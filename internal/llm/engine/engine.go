@@ -136,6 +136,11 @@ func Open(cfg Config) (*Engine, error) {
 		submit: make(chan *seq, 4096), wake: make(chan struct{}, 1), probe: make(chan chan kv.Stats),
 		stopped: make(chan struct{}), closed: make(chan struct{}),
 	}
+	if err := e.probePosition(cfg.ContextLength - 1); err != nil {
+		sess.Close()
+		return nil, fmt.Errorf("engine: %s: ContextLength %d: the model does not take position %d (is its position table shorter?): %w",
+			cfg.Path, cfg.ContextLength, cfg.ContextLength-1, err)
+	}
 	e.log.Info("llm engine opened", "layers", sh.layers, "heads", sh.heads, "head_dim", sh.headDim, "vocab", sh.vocab,
 		"last_position_logits", sh.lastOnly, "kv_blocks", numBlocks, "block_size", cfg.BlockSize, "prefix_cache", cfg.PrefixCache)
 	return e, nil
@@ -233,4 +238,16 @@ func (e *Engine) poolStats(ctx context.Context) (kv.Stats, error) {
 	case <-e.stopped:
 		return kv.Stats{}, errors.New("engine: stopped")
 	}
+}
+
+// probePosition runs one token at position pos, so that a ContextLength past the
+// model's position table fails Open rather than every batch that reaches it.
+func (e *Engine) probePosition(pos int) error {
+	var b batch
+	b.past = growAll(nil, 2*e.shape.layers, 0)
+	b.present = growAll(nil, 2*e.shape.layers, e.shape.heads*e.shape.headDim)
+	b.ids, b.pos, b.mask = []int64{0}, []int64{int64(pos)}, []int64{1}
+	b.logits = make([]float32, e.shape.vocab)
+	b.bind(e.shape, 1, 0, 1, 1)
+	return e.sess.RunBuffers(context.Background(), b.in, b.out)
 }

@@ -166,6 +166,10 @@ func TestOpenRejectsWhatIsNotADecoder(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), `decoder contract: needs input "input_ids" INT64 [batch, seq], model has none`) {
 		t.Fatalf("Open(simple) err = %v, want the decoder contract named", err)
 	}
+	_, err = Open(Config{Model: "tiny", Path: tinyModel(t), Runtime: rt, ContextLength: 1025})
+	if err == nil || !strings.Contains(err.Error(), "ContextLength 1025: the model does not take position 1024") {
+		t.Errorf("Open past the model's 1024 positions: err = %v, want the position named", err)
+	}
 	_, err = Open(Config{ContextLength: 64, CacheTokens: 10})
 	for _, want := range []string{"Path: required", "Runtime: required", "CacheTokens: must hold at least one full context (64 tokens), got 10"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
