@@ -47,19 +47,35 @@ func (e *Engine) Generate(ctx context.Context, prompt []int, p llm.Sampling, emi
 	default:
 		return res, llm.Unavailable(1, "model %s: the engine's queue is full", e.cfg.Model)
 	}
+	reason, err := e.deliver(ctx, s, emit, &res)
+	switch {
+	case reason == "abort":
+		return e.cancel(s, res, err)
+	case err != nil:
+		return res, err
+	}
+	res.FinishReason = reason
+	s.mu.Lock()
+	res.CachedTokens = s.cached
+	queued := s.queued
+	s.mu.Unlock()
+	e.met.finished(res, queued, time.Since(s.arrival))
+	return res, nil
+}
+
+// deliver passes s's tokens to emit as the loop produces them, counting them in
+// res, until the sequence finishes (its reason), the caller leaves ("abort" and why)
+// or the engine fails it (its error).
+func (e *Engine) deliver(ctx context.Context, s *seq, emit func(Token) error, res *Result) (string, error) {
 	var (
-		buf      []Token
-		first    = true
-		last     time.Time
-		emitted  int
-		finished bool
+		buf  []Token
+		last time.Time
 	)
-	for !finished {
+	for {
 		select {
 		case <-s.notify:
 		case <-ctx.Done():
-			res.CompletionTokens = emitted
-			return e.cancel(s, res, ctx.Err())
+			return "abort", ctx.Err()
 		case <-e.stopped:
 		case <-e.closed:
 		}
@@ -67,39 +83,28 @@ func (e *Engine) Generate(ctx context.Context, prompt []int, p llm.Sampling, emi
 		buf = toks
 		for _, tok := range toks {
 			now := time.Now()
-			if first {
+			if res.CompletionTokens == 0 {
 				e.met.firstToken(now.Sub(s.arrival))
-				first = false
 			} else {
 				e.met.interToken(now.Sub(last))
 			}
 			last = now
-			emitted++
+			res.CompletionTokens++
 			if err := emit(tok); err != nil {
-				res.CompletionTokens = emitted
-				return e.cancel(s, res, err)
+				return "abort", err
 			}
 		}
 		switch {
 		case err != nil:
-			res.CompletionTokens = emitted
-			return res, err
+			return "", err
 		case done:
-			res.FinishReason, finished = reason, true
+			return reason, nil
 		case isClosed(e.stopped) || isClosed(e.closed):
-			// The loop ends sequences it holds before stopped closes; this one
-			// was still in the submit queue.
-			res.CompletionTokens = emitted
-			return res, llm.Unavailable(1, "model %s: the engine stopped", e.cfg.Model)
+			// The loop ends the sequences it holds before stopped closes; this
+			// one was still in the submit queue.
+			return "", llm.Unavailable(1, "model %s: the engine stopped", e.cfg.Model)
 		}
 	}
-	res.CompletionTokens = emitted
-	s.mu.Lock()
-	res.CachedTokens = s.cached
-	queued := s.queued
-	s.mu.Unlock()
-	e.met.finished(res, queued, time.Since(s.arrival))
-	return res, nil
 }
 
 // newSeq checks prompt and p against the model and builds the sequence.
