@@ -1,0 +1,157 @@
+package engine
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferryml/ferry/internal/llm"
+)
+
+// timing is one request's client-side view, as vLLM's benchmark measures it.
+type timing struct {
+	ttft, e2e time.Duration
+	tokens    int
+}
+
+func (t timing) tpot() time.Duration {
+	if t.tokens < 2 {
+		return 0
+	}
+	return (t.e2e - t.ttft) / time.Duration(t.tokens-1)
+}
+
+func timed(b *testing.B, e *Engine, prompt []int, p llm.Sampling) timing {
+	var tm timing
+	t0 := time.Now()
+	_, err := e.Generate(context.Background(), prompt, p, func(Token) error {
+		if tm.tokens == 0 {
+			tm.ttft = time.Since(t0)
+		}
+		tm.tokens++
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	tm.e2e = time.Since(t0)
+	return tm
+}
+
+// streams runs n requests at once (each its own prompt) and returns their timings
+// and the wall time.
+func streams(b *testing.B, e *Engine, ps [][]int, p llm.Sampling) ([]timing, time.Duration) {
+	out := make([]timing, len(ps))
+	t0 := time.Now()
+	var wg sync.WaitGroup
+	for i := range ps {
+		wg.Go(func() { out[i] = timed(b, e, ps[i], p) })
+	}
+	wg.Wait()
+	return out, time.Since(t0)
+}
+
+func p50(ds []time.Duration) time.Duration {
+	s := slices.Clone(ds)
+	slices.Sort(s)
+	return s[len(s)/2]
+}
+
+func outputRate(ts []timing, wall time.Duration) float64 {
+	n := 0
+	for _, t := range ts {
+		n += t.tokens
+	}
+	return float64(n) / wall.Seconds()
+}
+
+// BenchmarkEngine measures llm.md §5.3's targets on the model at
+// $FERRY_LLM_BENCH_MODEL (a GPT-2-small-shaped decoder): output tok/s of one
+// sequential stream vs 8 concurrent streams (128 in, 128 out, ignore_eos), their
+// TPOT p50, and TTFT of a 512-token shared prefix on a prefix-cache hit vs a miss.
+// Run it with -benchtime=1x; it takes about a minute on 2 cores.
+func BenchmarkEngine(b *testing.B) {
+	path := os.Getenv("FERRY_LLM_BENCH_MODEL")
+	if path == "" || rt == nil {
+		b.Skip("set $FERRY_LLM_BENCH_MODEL (and the ONNX Runtime library) to run")
+	}
+	e := start(b, path, Config{ContextLength: 1024, Threads: -1 /* all cores */, PrefixCache: true})
+	p := greedy(128)
+	for range b.N {
+		// Warm up ONNX Runtime's allocator and kernels.
+		timed(b, e, prompts(16)[0], greedy(4))
+		ps := prompts(slices.Repeat([]int{128}, 10)...) // distinct: no prefix hits
+		var seqT []timing
+		t0 := time.Now()
+		for _, pr := range ps[:2] {
+			seqT = append(seqT, timed(b, e, pr, p))
+		}
+		seqWall := time.Since(t0)
+		conT, conWall := streams(b, e, ps[2:], p)
+
+		tpot := func(ts []timing) time.Duration {
+			var ds []time.Duration
+			for _, t := range ts {
+				ds = append(ds, t.tpot())
+			}
+			return p50(ds)
+		}
+		seqRate, conRate := outputRate(seqT, seqWall), outputRate(conT, conWall)
+		seqTPOT, conTPOT := tpot(seqT), tpot(conT)
+
+		var miss, hit []time.Duration
+		for i := range 3 {
+			prefix := prompts(512)[0] // a new 512-token prefix each round
+			for j := range prefix {
+				prefix[j] = (prefix[j] + 977*(i+1)) % 50000
+			}
+			miss = append(miss, timed(b, e, append(slices.Clone(prefix), 11, 12, 13), greedy(1)).ttft)
+			hit = append(hit, timed(b, e, append(slices.Clone(prefix), 21, 22), greedy(1)).ttft)
+		}
+		b.Logf("output tok/s: 1 stream %.1f, 8 streams %.1f, ratio %.2fx (goal >= 4x)", seqRate, conRate, conRate/seqRate)
+		b.Logf("TPOT p50: 1 stream %v, 8 streams %v, ratio %.2fx (goal <= 2.5x)", seqTPOT, conTPOT, float64(conTPOT)/float64(seqTPOT))
+		b.Logf("TTFT, 512-token shared prefix: miss p50 %v, hit p50 %v, %.1fx lower (goal >= 3x)", p50(miss), p50(hit), float64(p50(miss))/float64(p50(hit)))
+		b.ReportMetric(seqRate, "tok/s-1stream")
+		b.ReportMetric(conRate, "tok/s-8streams")
+		b.ReportMetric(conRate/seqRate, "x-throughput")
+		b.ReportMetric(float64(conTPOT)/float64(seqTPOT), "x-tpot")
+		b.ReportMetric(float64(p50(miss))/float64(p50(hit)), "x-ttft-hit")
+	}
+}
+
+// BenchmarkDecodeStep is the model alone: one ONNX Runtime run of a decode step (one
+// new token per row over a past of 192) at batch 1 and 8, with buffers bound as the
+// engine binds them. It separates the model's cost from the engine's.
+func BenchmarkDecodeStep(b *testing.B) {
+	path := os.Getenv("FERRY_LLM_BENCH_MODEL")
+	if path == "" || rt == nil {
+		b.Skip("set $FERRY_LLM_BENCH_MODEL (and the ONNX Runtime library) to run")
+	}
+	e := start(b, path, Config{ContextLength: 1024, Threads: -1})
+	for _, B := range []int{1, 8} {
+		b.Run(fmt.Sprintf("batch %d", B), func(b *testing.B) {
+			const past = 192
+			var bt batch
+			sh := e.shape
+			kvLen := B * sh.heads * past * sh.headDim
+			bt.past = growAll(nil, 2*sh.layers, kvLen)
+			bt.present = growAll(nil, 2*sh.layers, kvLen+B*sh.heads*sh.headDim)
+			bt.ids, bt.pos, bt.mask = make([]int64, B), make([]int64, B), make([]int64, B*(past+1))
+			bt.logits = make([]float32, B*sh.vocab)
+			for i := range bt.mask {
+				bt.mask[i] = 1
+			}
+			bt.bind(sh, B, past, 1, 1)
+			for b.Loop() {
+				if err := e.sess.RunBuffers(context.Background(), bt.in, bt.out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(B)*float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}

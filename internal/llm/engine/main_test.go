@@ -1,0 +1,177 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"go.uber.org/goleak"
+
+	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/internal/llm"
+	"github.com/ferryml/ferry/internal/platform/ortlib"
+)
+
+// rt is the process's one ONNX Runtime; nil when the library is missing.
+var rt *onnx.Runtime
+
+func TestMain(m *testing.M) {
+	if lib := ortlib.Find(os.Getenv); lib != "" {
+		var err error
+		if rt, err = onnx.NewRuntime(onnx.Options{LibraryPath: lib}); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
+	code := m.Run()
+	if rt != nil {
+		if err := rt.Close(); err != nil {
+			fmt.Fprintln(os.Stderr, "closing runtime:", err)
+			code = 1
+		}
+	}
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			fmt.Fprintln(os.Stderr, "goleak:", err)
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// tinyModel finds the tiny GPT-2-shaped test model: $FERRY_LLM_TINY, else what
+// `make models` writes. It skips the test when neither exists.
+func tinyModel(t testing.TB) string {
+	t.Helper()
+	if rt == nil {
+		t.Skip("ONNX Runtime library not found: run `make ort` or set FERRY_ORT_LIB")
+	}
+	if p := os.Getenv("FERRY_LLM_TINY"); p != "" {
+		return p
+	}
+	dir, _ := os.Getwd()
+	for ; dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
+		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
+			break
+		}
+	}
+	p := filepath.Join(dir, "examples", "models", "tinygpt", "1", "model.onnx")
+	if _, err := os.Stat(p); err != nil {
+		t.Skipf("no tiny LLM model: set $FERRY_LLM_TINY or run `make models` to write %s", p)
+	}
+	return p
+}
+
+// optionalModel is the model at $env, or a skip.
+func optionalModel(t testing.TB, env string) string {
+	t.Helper()
+	tinyModel(t)
+	p := os.Getenv(env)
+	if p == "" {
+		t.Skipf("$%s not set", env)
+	}
+	return p
+}
+
+// start opens an engine on the model at path with cfg's knobs (Path, Runtime and
+// Model are filled in; ContextLength defaults to 256), runs it, and stops and
+// closes it when the test ends.
+func start(t testing.TB, path string, cfg Config) *Engine {
+	t.Helper()
+	cfg.Path, cfg.Runtime, cfg.Model = path, rt, "tiny"
+	if cfg.ContextLength == 0 {
+		cfg.ContextLength = 256
+	}
+	switch cfg.Threads {
+	case 0:
+		cfg.Threads = 1 // tests share 2 cores with other packages' tests
+	case -1:
+		cfg.Threads = 0
+	}
+	if cfg.EOS == 0 {
+		cfg.EOS = -1
+	}
+	if testing.Verbose() {
+		cfg.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	}
+	e, err := Open(cfg)
+	if err != nil {
+		t.Fatalf("Open: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- e.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+		if err := e.Close(); err != nil {
+			t.Errorf("Close: %v", err)
+		}
+	})
+	return e
+}
+
+// greedy is greedy sampling of exactly n tokens.
+func greedy(n int) llm.Sampling {
+	p := llm.DefaultSampling()
+	p.Temperature, p.MaxTokens, p.IgnoreEOS = 0, n, true
+	return p
+}
+
+// gen runs one Generate and returns the emitted ids.
+func gen(t testing.TB, e *Engine, prompt []int, p llm.Sampling) ([]int, Result) {
+	t.Helper()
+	var ids []int
+	res, err := e.Generate(context.Background(), prompt, p, func(tok Token) error {
+		ids = append(ids, tok.ID)
+		return nil
+	})
+	if err != nil {
+		t.Fatalf("Generate(%d-token prompt): %v", len(prompt), err)
+	}
+	if res.CompletionTokens != len(ids) {
+		t.Fatalf("Result.CompletionTokens %d, emitted %d", res.CompletionTokens, len(ids))
+	}
+	return ids, res
+}
+
+// genAll runs every prompt at once, each on its own goroutine.
+func genAll(t testing.TB, e *Engine, prompts [][]int, p func(i int) llm.Sampling) ([][]int, []Result) {
+	t.Helper()
+	outs, results, errs := make([][]int, len(prompts)), make([]Result, len(prompts)), make([]error, len(prompts))
+	var wg sync.WaitGroup
+	for i, prompt := range prompts {
+		wg.Go(func() {
+			results[i], errs[i] = e.Generate(context.Background(), prompt, p(i), func(tok Token) error {
+				outs[i] = append(outs[i], tok.ID)
+				return nil
+			})
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	return outs, results
+}
+
+// prompts returns n deterministic prompts of the given lengths over the vocabulary.
+func prompts(lengths ...int) [][]int {
+	out := make([][]int, len(lengths))
+	x := uint64(12345)
+	for i, n := range lengths {
+		out[i] = make([]int, n)
+		for j := range out[i] {
+			x = x*6364136223846793005 + 1442695040888963407
+			out[i][j] = int(x>>33) % 50000
+		}
+	}
+	return out
+}
