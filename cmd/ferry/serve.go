@@ -75,6 +75,7 @@ type serveConfig struct {
 	hardening   hardeningConfig  // hardening.go: uploads, interpreters, outbound addresses, body limits
 	monitoring  monitoringConfig // monitoring.go: inference log, drift, feedback, alerts
 	lanes       lanesConfig      // lanes.go: server-side batch jobs, streaming consumers
+	llm         llmConfig        // llm.go: the OpenAI-compatible API, native LLMs, the gateway
 	accessLog   accessLogConfig  // accesslog.go: --access-log
 	// inferenceFirst moves request handling to SCHED_BATCH (see threadprio).
 	inferenceFirst bool
@@ -164,6 +165,7 @@ func serveCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	cfg.hardening.addFlags(f)
 	cfg.monitoring.addFlags(f)
 	cfg.lanes.addFlags(f)
+	cfg.llm.addFlags(f)
 	cfg.accessLog.addFlags(f)
 	cfg.addTritonFlags(f)
 	_ = cmd.MarkFlagRequired("model-repository")
@@ -238,6 +240,7 @@ type server struct {
 	plat    *platform     // nil without --data-dir or --registry-url (platform.go)
 	mon     *monitoring   // the inference log, drift, feedback and alerts (monitoring.go)
 	lanes   *lanes        // batch jobs and streaming consumers (lanes.go)
+	llm     *llmLane      // /v1/*: native LLMs and the gateway (llm.go)
 	ready   chan struct{} // closed once the startup models are loaded
 	grpcAPI *v2grpc.Server
 	trace   *settings.Trace // the trace extension's settings; a tracer asks its Sample
@@ -318,6 +321,10 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		return nil, err
 	}
 	s.lanes.register(reg)
+	if s.llm, err = newLLM(cfg.llm, llmRoot(cfg, store), rt, log.With("component", "llm")); err != nil {
+		return nil, err
+	}
+	s.llm.register(reg)
 	s.ready = make(chan struct{})
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
 	s.shm = shm.New()
@@ -334,7 +341,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	if err != nil {
 		return nil, err
 	}
-	root := httpRoot(v2, metricsHandler, api, cfg.moreRoutes, cfg.limits, httpLog, s.access, sec.httpLayers()...) // routes.go
+	root := httpRoot(v2, metricsHandler, api, s.llm.routes(cfg.moreRoutes), cfg.limits, httpLog, s.access, sec.httpLayers()...) // routes.go
 	s.http = cfg.hardening.httpServer(newHTTPServer(cfg.hardening.wrapHTTP(root)))                                // hardening.go
 	s.grpcAPI = v2grpc.New(s.core, v2grpc.Options{Logger: grpcLog, Limits: cfg.limits, SharedMemory: s.shm})
 	s.grpc = newGRPCServer(s.grpcAPI, grpcLog, s.access, append(cfg.hardening.grpcOptions(), sec.grpcOptions()...)...)
@@ -418,7 +425,11 @@ func (s *server) Run(ctx context.Context) error {
 	for _, run := range s.lanes.runners(s.core, s.ready) {
 		g.Add(func() error { return run(gctx) }, func(error) { cancel() })
 	}
+	for _, run := range s.llm.runners() {
+		g.Add(func() error { return run(gctx) }, func(error) { cancel() })
+	}
 	err := g.Run()
+	s.llm.close()
 	s.lanes.close() // running jobs stop; their committed chunks stay for a resubmission
 	// The transports have drained: every request the inference log sampled is queued.
 	mctx, mdone := context.WithTimeout(context.Background(), s.cfg.drain)

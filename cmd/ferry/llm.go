@@ -1,0 +1,128 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/spf13/pflag"
+
+	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/internal/llm"
+	"github.com/ferryml/ferry/internal/llm/engine"
+	"github.com/ferryml/ferry/internal/llm/gateway"
+	"github.com/ferryml/ferry/internal/llm/native"
+	"github.com/ferryml/ferry/internal/objstore"
+	"github.com/ferryml/ferry/internal/transport/openai"
+)
+
+// llmConfig is the LLM lane: the repository's generative models (backend "llm") served
+// natively, and with --llm-gateway a gateway to upstream LLM servers in front of them.
+type llmConfig struct {
+	gatewayFile string
+	disable     bool
+}
+
+func (c *llmConfig) addFlags(f *pflag.FlagSet) {
+	f.StringVar(&c.gatewayFile, "llm-gateway", "", "YAML file of the LLM gateway: upstream servers, routes, API keys, limits and budgets (docs/llm.md); without it /v1/* serves the repository's generative models alone")
+	f.BoolVar(&c.disable, "no-llm", false, "do not serve the OpenAI-compatible API (/v1/*) nor load the repository's generative models")
+}
+
+// llmLane is the wired lane: what /v1/* calls, and the engines' step loops.
+type llmLane struct {
+	native  *native.Server
+	gw      *gateway.Gateway
+	handler http.Handler // nil when disabled
+	metrics *engine.Metrics
+}
+
+// newLLM opens the native models found in the repository root (a local folder) and the
+// gateway. A model that fails to open is an error: the operator put it there to serve.
+func newLLM(c llmConfig, root string, rt *onnx.Runtime, log *slog.Logger) (*llmLane, error) {
+	l := &llmLane{metrics: engine.NewMetrics()}
+	if c.disable {
+		return l, nil
+	}
+	var models []*native.Model
+	if root != "" {
+		if _, err := os.Stat(root); err == nil {
+			specs, err := native.Discover(root)
+			if err != nil {
+				return nil, err
+			}
+			for _, s := range specs {
+				m, err := native.Open(s, rt, l.metrics, log.With("model", s.Name))
+				if err != nil {
+					for _, o := range models {
+						o.Close()
+					}
+					return nil, err
+				}
+				log.Info("llm model ready", "model", s.Name, "context_length", s.ContextLength)
+				models = append(models, m)
+			}
+		}
+	}
+	l.native = native.NewServer(models...)
+	var b llm.Backend = l.native
+	if c.gatewayFile != "" {
+		cfg, err := gateway.Load(c.gatewayFile)
+		if err != nil {
+			l.native.Close()
+			return nil, fmt.Errorf("--llm-gateway: %w", err)
+		}
+		if l.gw, err = gateway.New(cfg, gateway.Options{Logger: log.With("component", "gateway"), Native: l.native}); err != nil {
+			l.native.Close()
+			return nil, fmt.Errorf("--llm-gateway: %w", err)
+		}
+		b = l.gw
+	}
+	mux := http.NewServeMux()
+	openai.New(b, openai.Options{Logger: log.With("component", "openai")}).Mount(mux)
+	l.handler = mux
+	return l, nil
+}
+
+// llmRoot is where the native models are looked for: the repository folder, or the
+// local mirror of an object-store repository.
+func llmRoot(cfg serveConfig, st *objstore.Syncer) string { return repositoryRoot(cfg, st) }
+
+func (l *llmLane) register(reg prometheus.Registerer) {
+	reg.MustRegister(l.metrics)
+	if l.gw != nil {
+		reg.MustRegister(l.gw.Collector())
+	}
+}
+
+// routes adds /v1/ to the HTTP root's extra routes.
+func (l *llmLane) routes(more map[string]http.Handler) map[string]http.Handler {
+	if l.handler == nil {
+		return more
+	}
+	out := map[string]http.Handler{"/v1/": l.handler}
+	for k, v := range more {
+		out[k] = v
+	}
+	return out
+}
+
+// runners are the engines' step loops and the gateway's background work.
+func (l *llmLane) runners() []func(context.Context) error {
+	var rs []func(context.Context) error
+	if l.native != nil && l.native.Len() > 0 {
+		rs = append(rs, l.native.Run)
+	}
+	if l.gw != nil {
+		rs = append(rs, l.gw.Run)
+	}
+	return rs
+}
+
+func (l *llmLane) close() {
+	if l.native != nil {
+		l.native.Close()
+	}
+}

@@ -1,0 +1,262 @@
+package main
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferryml/ferry/tools/onnxgen"
+)
+
+// tinygptConfig is the example repository's generative model (tools/modelgen).
+const tinygptConfig = `name: "tinygpt"
+backend: "llm"
+parameters { key: "tokenizer" value { string_value: "r50k_base" } }
+parameters { key: "chat_template" value { string_value: "plain" } }
+parameters { key: "context_length" value { string_value: "1024" } }
+`
+
+// llmRepo is a repository holding tinygpt (and the mlp, so V2 serves beside /v1).
+func llmRepo(t testing.TB) string {
+	t.Helper()
+	repo := t.TempDir()
+	writeModel(t, repo, "tinygpt", 1, onnxgen.GPT(onnxgen.TinyGPT()), tinygptConfig)
+	writeModel(t, repo, "mlp", 1, onnxgen.MLP(1), "")
+	return repo
+}
+
+// chatBody is a greedy chat request for n tokens exactly.
+func chatBody(model, content string, n int, stream bool) string {
+	b, _ := json.Marshal(map[string]any{
+		"model": model, "messages": []map[string]string{{"role": "user", "content": content}},
+		"max_tokens": n, "temperature": 0, "ignore_eos": true, "stream": stream,
+		"stream_options": map[string]any{"include_usage": true},
+	})
+	if !stream {
+		b, _ = json.Marshal(map[string]any{
+			"model": model, "messages": []map[string]string{{"role": "user", "content": content}},
+			"max_tokens": n, "temperature": 0, "ignore_eos": true,
+		})
+	}
+	return string(b)
+}
+
+type chatAnswer struct {
+	Choices []struct {
+		Message      struct{ Role, Content string }
+		FinishReason string `json:"finish_reason"`
+	}
+	Usage struct {
+		PromptTokens     int `json:"prompt_tokens"`
+		CompletionTokens int `json:"completion_tokens"`
+		TotalTokens      int `json:"total_tokens"`
+	}
+}
+
+func postChat(t testing.TB, url, body string) chatAnswer {
+	t.Helper()
+	code, _, got := httpDo(t, "POST", url+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if code != http.StatusOK {
+		t.Fatalf("chat: %d %s", code, got)
+	}
+	var a chatAnswer
+	if err := json.Unmarshal(got, &a); err != nil {
+		t.Fatalf("chat answer %s: %v", got, err)
+	}
+	return a
+}
+
+// TestLLMServesTinyGPT: the example's generative model answers at /v1 on the REST port
+// with no flag: chat, streaming with usage, completions, embeddings, the context
+// window's 400, greedy determinism alone and in a batch, and vLLM's metrics.
+func TestLLMServesTinyGPT(t *testing.T) {
+	ts := startServer(t, llmRepo(t))
+
+	code, _, body := httpDo(t, "GET", ts.URL+"/v1/models", "", nil)
+	if code != 200 || !strings.Contains(string(body), `"id":"tinygpt"`) {
+		t.Fatalf("/v1/models: %d %s", code, body)
+	}
+	alone := postChat(t, ts.URL, chatBody("tinygpt", "Hello there", 12, false))
+	if len(alone.Choices) != 1 || alone.Usage.CompletionTokens != 12 || alone.Choices[0].FinishReason != "length" || alone.Choices[0].Message.Role != "assistant" {
+		t.Fatalf("chat answer: %+v", alone)
+	}
+
+	t.Run("StreamEqualsWhole", func(t *testing.T) {
+		text, usage := streamChat(t, ts.URL, chatBody("tinygpt", "Hello there", 12, true))
+		if text != alone.Choices[0].Message.Content {
+			t.Errorf("streamed %q, whole %q", text, alone.Choices[0].Message.Content)
+		}
+		if usage["completion_tokens"] != 12 || usage["prompt_tokens"] != alone.Usage.PromptTokens {
+			t.Errorf("stream usage %v, want 12 completion and %d prompt tokens", usage, alone.Usage.PromptTokens)
+		}
+	})
+
+	t.Run("GreedySameInABatch", func(t *testing.T) {
+		prompts := []string{"Hello there", "a", "The quick brown fox jumps over the lazy dog", "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15", "Ferry", "Why is the sky blue?", "x y", "Go is a language"}
+		want := make([]string, len(prompts))
+		for i, p := range prompts {
+			want[i] = postChat(t, ts.URL, chatBody("tinygpt", p, 10, false)).Choices[0].Message.Content
+		}
+		got := make([]string, len(prompts))
+		var wg sync.WaitGroup
+		for round := 0; round < 2; round++ {
+			for i, p := range prompts {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					got[i] = postChat(t, ts.URL, chatBody("tinygpt", p, 10, false)).Choices[0].Message.Content
+				}()
+			}
+			wg.Wait()
+			for i := range prompts {
+				if got[i] != want[i] {
+					t.Errorf("round %d prompt %q: batched %q, alone %q", round, prompts[i], got[i], want[i])
+				}
+			}
+		}
+	})
+
+	t.Run("ContextWindow", func(t *testing.T) {
+		long := strings.Repeat("hello ", 1100)
+		code, _, body := httpDo(t, "POST", ts.URL+"/v1/chat/completions", "application/json", strings.NewReader(chatBody("tinygpt", long, 4, false)))
+		if code != 400 || !strings.Contains(string(body), "context_length_exceeded") {
+			t.Errorf("over-long prompt: %d %s", code, body)
+		}
+	})
+
+	t.Run("Completions", func(t *testing.T) {
+		code, _, body := httpDo(t, "POST", ts.URL+"/v1/completions", "application/json",
+			strings.NewReader(`{"model":"tinygpt","prompt":"Once upon a time","max_tokens":5,"temperature":0,"ignore_eos":true,"seed":7}`))
+		if code != 200 || !strings.Contains(string(body), `"object":"text_completion"`) || !strings.Contains(string(body), `"completion_tokens":5`) {
+			t.Errorf("completion: %d %s", code, body)
+		}
+	})
+
+	t.Run("Embeddings", func(t *testing.T) {
+		code, _, body := httpDo(t, "POST", ts.URL+"/v1/embeddings", "application/json",
+			strings.NewReader(`{"model":"tinygpt","input":["first text","second"]}`))
+		var e struct {
+			Data []struct {
+				Embedding []float64
+				Index     int
+			}
+		}
+		if code != 200 || json.Unmarshal(body, &e) != nil || len(e.Data) != 2 {
+			t.Fatalf("embeddings: %d %s", code, body)
+		}
+		var norm float64
+		for _, v := range e.Data[0].Embedding {
+			norm += v * v
+		}
+		if math.Abs(norm-1) > 1e-3 || len(e.Data[0].Embedding) != 128 {
+			t.Errorf("embedding: %d values, squared norm %v", len(e.Data[0].Embedding), norm)
+		}
+	})
+
+	t.Run("DisconnectFrees", func(t *testing.T) {
+		ctx, cancel := context.WithCancel(context.Background())
+		req, _ := http.NewRequestWithContext(ctx, "POST", ts.URL+"/v1/chat/completions", strings.NewReader(chatBody("tinygpt", "go on", 900, true)))
+		req.Header.Set("Content-Type", "application/json")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		bufio.NewReader(resp.Body).ReadString('\n') // the first chunk: generating
+		cancel()
+		resp.Body.Close()
+		deadline := time.Now().Add(5 * time.Second)
+		for time.Now().Before(deadline) && metricValue(t, ts.URL, `vllm:num_requests_running{model_name="tinygpt"}`) != 0 {
+			time.Sleep(20 * time.Millisecond)
+		}
+		if v := metricValue(t, ts.URL, `vllm:num_requests_running{model_name="tinygpt"}`); v != 0 {
+			t.Errorf("running after the client left: %v", v)
+		}
+	})
+
+	if v := metricValue(t, ts.URL, `vllm:time_to_first_token_seconds_count{model_name="tinygpt"}`); v < 1 {
+		t.Errorf("vllm:time_to_first_token_seconds_count = %v", v)
+	}
+}
+
+// streamChat reads an SSE chat stream: the content and the final usage chunk, checking
+// OpenAI's framing (usage null on content chunks, choices [] on the usage chunk, [DONE]).
+func streamChat(t testing.TB, url, body string) (string, map[string]int) {
+	t.Helper()
+	resp, err := http.Post(url+"/v1/chat/completions", "application/json", strings.NewReader(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if ct := resp.Header.Get("Content-Type"); resp.StatusCode != 200 || !strings.HasPrefix(ct, "text/event-stream") {
+		b, _ := io.ReadAll(resp.Body)
+		t.Fatalf("stream: %d %s %s", resp.StatusCode, ct, b)
+	}
+	var text strings.Builder
+	var usage map[string]int
+	done := false
+	sc := bufio.NewScanner(resp.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if line == "" || strings.HasPrefix(line, ":") {
+			continue
+		}
+		data, ok := strings.CutPrefix(line, "data: ")
+		if !ok {
+			t.Fatalf("not an SSE data line: %q", line)
+		}
+		if data == "[DONE]" {
+			done = true
+			break
+		}
+		var c struct {
+			Object  string
+			Choices []struct{ Delta struct{ Content string } }
+			Usage   *map[string]int
+		}
+		if err := json.Unmarshal([]byte(data), &c); err != nil || c.Object != "chat.completion.chunk" {
+			t.Fatalf("chunk %s: %v", data, err)
+		}
+		if c.Usage != nil {
+			if len(c.Choices) != 0 {
+				t.Errorf("usage chunk with choices: %s", data)
+			}
+			usage = *c.Usage
+		}
+		for _, ch := range c.Choices {
+			text.WriteString(ch.Delta.Content)
+		}
+	}
+	if !done {
+		t.Error("no [DONE]")
+	}
+	return text.String(), usage
+}
+
+// metricValue reads one sample of /metrics by its full name and labels; -1 when absent.
+func metricValue(t testing.TB, url, sample string) float64 {
+	t.Helper()
+	_, _, body := httpDo(t, "GET", url+"/metrics", "", nil)
+	for _, line := range strings.Split(string(body), "\n") {
+		if rest, ok := strings.CutPrefix(line, sample+" "); ok {
+			var v float64
+			fmt.Sscan(rest, &v)
+			return v
+		}
+	}
+	return -1
+}
+
+var _ = bytes.NewReader
+var _ = os.Getenv
+var _ = filepath.Join

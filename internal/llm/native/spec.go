@@ -1,0 +1,142 @@
+package native
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+
+	"github.com/ferryml/ferry/internal/inference"
+	"github.com/ferryml/ferry/internal/modelconfig"
+)
+
+// Spec is one generative model as its folder describes it. The config.pbtxt parameters
+// (all strings, as Triton's) are:
+//
+//	tokenizer               a tiktoken encoding (r50k_base, cl100k_base, ...) or a file in the
+//	                        version folder (tokenizer.json); default tokenizer.json when it exists
+//	chat_template           a named template (plain, chatml, llama3, mistral) or a file in the
+//	                        version folder holding a Go text/template; default plain
+//	context_length          positions the model takes, prompt and answer (required)
+//	max_num_seqs            sequences in one engine step (default 8)
+//	max_num_batched_tokens  tokens in one step: decodes first, then prompt chunks (default 512)
+//	kv_cache_tokens         the KV cache's size in tokens (default context_length * max_num_seqs)
+//	block_size              tokens per KV block (default 16)
+//	enable_prefix_caching   share the KV blocks of common prompt prefixes (default true)
+//	threads                 ONNX Runtime intra-op threads (default: every core)
+type Spec struct {
+	Name             string
+	Dir              string // the version folder
+	ModelPath        string // Dir/model.onnx
+	Tokenizer        string
+	ChatTemplate     string
+	ContextLength    int
+	MaxSeqs          int
+	MaxBatchedTokens int
+	CacheTokens      int
+	BlockSize        int
+	PrefixCache      bool
+	Threads          int
+}
+
+// Discover returns a Spec for every folder under root whose config names backend
+// "llm", served from its newest numeric version folder. Folders with a broken config
+// are errors (all of them, joined); other folders are not its business.
+func Discover(root string) ([]Spec, error) {
+	ents, err := os.ReadDir(root)
+	if err != nil {
+		return nil, fmt.Errorf("llm models: %w", err)
+	}
+	var specs []Spec
+	var errs []error
+	for _, e := range ents {
+		dir := filepath.Join(root, e.Name())
+		text, err := os.ReadFile(filepath.Join(dir, "config.pbtxt"))
+		if err != nil {
+			continue
+		}
+		cfg, err := modelconfig.Parse(text)
+		if err != nil || cfg.GetBackend() != modelconfig.BackendLLM {
+			continue // not ours: the V2 repository reports a broken config
+		}
+		s, err := specOf(e.Name(), dir, cfg)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("llm model %q: %w", e.Name(), err))
+			continue
+		}
+		specs = append(specs, s)
+	}
+	return specs, errors.Join(errs...)
+}
+
+func specOf(name, dir string, cfg *inference.ModelConfig) (Spec, error) {
+	ver, err := newestVersion(dir)
+	if err != nil {
+		return Spec{}, err
+	}
+	s := Spec{Name: name, Dir: filepath.Join(dir, ver), PrefixCache: true, ChatTemplate: "plain"}
+	if cfg.GetName() != "" && cfg.GetName() != name {
+		return Spec{}, fmt.Errorf("config name %q does not match its folder", cfg.GetName())
+	}
+	s.ModelPath = filepath.Join(s.Dir, "model.onnx")
+	if _, err := os.Stat(s.ModelPath); err != nil {
+		return Spec{}, fmt.Errorf("version %s: %w", ver, err)
+	}
+	s.Tokenizer, _ = modelconfig.Param(cfg, "tokenizer")
+	if s.Tokenizer == "" {
+		s.Tokenizer = "tokenizer.json"
+	}
+	if v, ok := modelconfig.Param(cfg, "chat_template"); ok && v != "" {
+		s.ChatTemplate = v
+	}
+	var errs []error
+	ints := []struct {
+		key  string
+		dst  *int
+		need bool
+	}{
+		{"context_length", &s.ContextLength, true}, {"max_num_seqs", &s.MaxSeqs, false},
+		{"max_num_batched_tokens", &s.MaxBatchedTokens, false}, {"kv_cache_tokens", &s.CacheTokens, false},
+		{"block_size", &s.BlockSize, false}, {"threads", &s.Threads, false},
+	}
+	for _, p := range ints {
+		v, ok := modelconfig.Param(cfg, p.key)
+		if !ok {
+			if p.need {
+				errs = append(errs, modelconfig.ParamError(p.key, "is required"))
+			}
+			continue
+		}
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 0 {
+			errs = append(errs, modelconfig.ParamError(p.key, "%q is not a count", v))
+			continue
+		}
+		*p.dst = n
+	}
+	if s.PrefixCache, err = modelconfig.ParamBool(cfg, "enable_prefix_caching", true); err != nil {
+		errs = append(errs, err)
+	}
+	return s, errors.Join(errs...)
+}
+
+// newestVersion is the largest numeric folder name in dir.
+func newestVersion(dir string) (string, error) {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		return "", err
+	}
+	var vs []int
+	for _, e := range ents {
+		if v, err := strconv.Atoi(e.Name()); err == nil && v >= 0 && e.IsDir() {
+			vs = append(vs, v)
+		}
+	}
+	if len(vs) == 0 {
+		return "", errors.New("no numeric version folder")
+	}
+	sort.Ints(vs)
+	return strconv.Itoa(vs[len(vs)-1]), nil
+}
