@@ -342,7 +342,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		return nil, err
 	}
 	root := httpRoot(v2, metricsHandler, api, s.llm.routes(cfg.moreRoutes), cfg.limits, httpLog, s.access, sec.httpLayers()...) // routes.go
-	s.http = cfg.hardening.httpServer(newHTTPServer(cfg.hardening.wrapHTTP(root)))                                // hardening.go
+	s.http = cfg.hardening.httpServer(newHTTPServer(cfg.hardening.wrapHTTP(root)))                                              // hardening.go
 	s.grpcAPI = v2grpc.New(s.core, v2grpc.Options{Logger: grpcLog, Limits: cfg.limits, SharedMemory: s.shm})
 	s.grpc = newGRPCServer(s.grpcAPI, grpcLog, s.access, append(cfg.hardening.grpcOptions(), sec.grpcOptions()...)...)
 	if s.httpLn, err = net.Listen("tcp", cfg.bindAddr(cfg.httpAddr, cfg.httpPort)); err != nil {
