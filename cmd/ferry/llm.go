@@ -36,6 +36,8 @@ type llmLane struct {
 	native  *native.Server
 	gw      *gateway.Gateway
 	handler http.Handler // nil when disabled
+	// gatewayKeys: the gateway has API keys, so it authenticates /v1 itself.
+	gatewayKeys bool
 	metrics *engine.Metrics
 }
 
@@ -54,7 +56,7 @@ func newLLM(c llmConfig, root string, rt *onnx.Runtime, log *slog.Logger) (*llmL
 				return nil, err
 			}
 			for _, s := range specs {
-				m, err := native.Open(s, rt, l.metrics, log.With("model", s.Name))
+				m, err := native.Open(s, rt, l.metrics, log)
 				if err != nil {
 					for _, o := range models {
 						o.Close()
@@ -79,6 +81,7 @@ func newLLM(c llmConfig, root string, rt *onnx.Runtime, log *slog.Logger) (*llmL
 			return nil, fmt.Errorf("--llm-gateway: %w", err)
 		}
 		b = l.gw
+		l.gatewayKeys = len(cfg.Keys) > 0
 	}
 	mux := http.NewServeMux()
 	openai.New(b, openai.Options{Logger: log.With("component", "openai")}).Mount(mux)
@@ -89,6 +92,24 @@ func newLLM(c llmConfig, root string, rt *onnx.Runtime, log *slog.Logger) (*llmL
 // llmRoot is where the native models are looked for: the repository folder, or the
 // local mirror of an object-store repository.
 func llmRoot(cfg serveConfig, st *objstore.Syncer) string { return repositoryRoot(cfg, st) }
+
+// laneAuth is what the server's authentication leaves to a lane (auth.Config's
+// LaneBearers and LaneOpen).
+type laneAuth struct{ bearers, open []string }
+
+// auth: OpenAI clients always send a bearer ("sk-...", "EMPTY"), which is the lane's
+// business, not a Ferry key; with gateway keys, the gateway authenticates every /v1
+// request itself. Ferry keys (fk_...) and JWTs on /v1 are still judged as anywhere.
+func (l *llmLane) auth() laneAuth {
+	if l.handler == nil {
+		return laneAuth{}
+	}
+	a := laneAuth{bearers: []string{"/v1/"}}
+	if l.gatewayKeys {
+		a.open = []string{"/v1/"}
+	}
+	return a
+}
 
 func (l *llmLane) register(reg prometheus.Registerer) {
 	reg.MustRegister(l.metrics)

@@ -68,7 +68,7 @@ type security struct {
 // or with --insecure-management; else infer, so management routes refuse each call
 // with a 403 saying why (the server still serves inference: Ferry in a container
 // binds 0.0.0.0 and must not stop, yet its management must not be open to the network).
-func newSecurity(ctx context.Context, cfg serveConfig, store registry.Store, log *slog.Logger) (*security, error) {
+func newSecurity(ctx context.Context, cfg serveConfig, store registry.Store, lane laneAuth, log *slog.Logger) (*security, error) {
 	sc := cfg.security
 	s := &security{}
 	var err error
@@ -77,7 +77,7 @@ func newSecurity(ctx context.Context, cfg serveConfig, store registry.Store, log
 			return nil, err
 		}
 	}
-	ac := auth.Config{KeyTTL: sc.keyTTL, OpenMetrics: sc.openMetrics, Anonymous: auth.RoleAdmin}
+	ac := auth.Config{KeyTTL: sc.keyTTL, OpenMetrics: sc.openMetrics, Anonymous: auth.RoleAdmin, LaneBearers: lane.bearers, LaneOpen: lane.open}
 	var why []string
 	if store != nil {
 		ac.Keys = store

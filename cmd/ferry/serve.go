@@ -337,7 +337,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		s.lanes.mgmtOptions(&mo)
 		api = mgmt.New(s.plat.service(), mo)
 	}
-	sec, err := newSecurity(context.Background(), cfg, s.plat.registry(), log) // security.go
+	sec, err := newSecurity(context.Background(), cfg, s.plat.registry(), s.llm.auth(), log) // security.go
 	if err != nil {
 		return nil, err
 	}

@@ -31,6 +31,14 @@ type Config struct {
 	AnonymousWhy string
 	// OpenMetrics leaves /metrics open even when credentials are required.
 	OpenMetrics bool
+	// LaneBearers are path prefixes (the OpenAI-compatible /v1/) whose service reads
+	// bearer values of its own: there, a bearer that is neither a Ferry key nor a JWT is
+	// the service's (an OpenAI client always sends one, "sk-..." or "EMPTY") and is not
+	// judged here: the request counts as without credentials.
+	LaneBearers []string
+	// LaneOpen are path prefixes whose service authenticates every request itself (the
+	// LLM gateway with keys): this layer lets them through.
+	LaneOpen []string
 }
 
 // Authenticator turns a request's credentials into an Identity and applies the rules.

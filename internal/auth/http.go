@@ -4,6 +4,7 @@ import (
 	"crypto/x509"
 	"errors"
 	"net/http"
+	"strings"
 
 	"github.com/ferryml/ferry/internal/transport/middleware"
 )
@@ -17,11 +18,15 @@ func (a *Authenticator) HTTP(next http.Handler) http.Handler {
 		if a.cfg.OpenMetrics && r.URL.Path == "/metrics" {
 			action = ActionOpen
 		}
-		if action == ActionOpen {
+		if action == ActionOpen || hasPrefix(r.URL.Path, a.cfg.LaneOpen) {
 			next.ServeHTTP(w, r)
 			return
 		}
-		id, err := a.Check(r.Context(), CredentialsOf(r.Header.Get("Authorization"), verifiedCert(r)), action, model)
+		c := CredentialsOf(r.Header.Get("Authorization"), verifiedCert(r))
+		if hasPrefix(r.URL.Path, a.cfg.LaneBearers) && !a.ownsBearer(c.Bearer) {
+			c.Bearer = ""
+		}
+		id, err := a.Check(r.Context(), c, action, model)
 		if err != nil {
 			status, msg := httpRefusal(err)
 			if status == http.StatusUnauthorized {
@@ -32,6 +37,21 @@ func (a *Authenticator) HTTP(next http.Handler) http.Handler {
 		}
 		next.ServeHTTP(w, r.WithContext(NewContext(r.Context(), id)))
 	})
+}
+
+func hasPrefix(p string, prefixes []string) bool {
+	for _, pre := range prefixes {
+		if strings.HasPrefix(p, pre) {
+			return true
+		}
+	}
+	return false
+}
+
+// ownsBearer reports whether a bearer value has a form this layer judges: a Ferry key,
+// or a JWT when JWTs are accepted.
+func (a *Authenticator) ownsBearer(b string) bool {
+	return strings.HasPrefix(b, "fk_") || (a.jwt != nil && strings.Count(b, ".") == 2)
 }
 
 func verifiedCert(r *http.Request) *x509.Certificate {
