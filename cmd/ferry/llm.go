@@ -38,7 +38,7 @@ type llmLane struct {
 	handler http.Handler // nil when disabled
 	// gatewayKeys: the gateway has API keys, so it authenticates /v1 itself.
 	gatewayKeys bool
-	metrics *engine.Metrics
+	metrics     *engine.Metrics
 }
 
 // newLLM opens the native models found in the repository root (a local folder) and the

@@ -15,12 +15,16 @@ import (
 type clientResults struct {
 	Chat struct {
 		Object, Role, FinishReason string
-		Usage                      struct{ CompletionTokens int `json:"completion_tokens"` }
+		Usage                      struct {
+			CompletionTokens int `json:"completion_tokens"`
+		}
 	}
 	ChatStream struct {
 		Chunks, UsageChunks, EmptyChoiceChunks int
 		FirstRole                              string
-		Usage                                  struct{ CompletionTokens int `json:"completion_tokens"` }
+		Usage                                  struct {
+			CompletionTokens int `json:"completion_tokens"`
+		}
 	}
 	Completion       struct{ Object, Text string }
 	CompletionStream struct{ Chunks int }
