@@ -56,7 +56,7 @@ func newLLM(c llmConfig, root string, rt *onnx.Runtime, log *slog.Logger) (*llmL
 				return nil, err
 			}
 			for _, s := range specs {
-				m, err := native.Open(s, rt, l.metrics, log)
+				m, err := native.Open(s, engine.Config{Runtime: rt, Metrics: l.metrics, Logger: log})
 				if err != nil {
 					for _, o := range models {
 						o.Close()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"log/slog"
 	"os"
 	"path/filepath"
 	"slices"
@@ -12,7 +11,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/llm"
 	"github.com/ferryml/ferry/internal/llm/chat"
 	"github.com/ferryml/ferry/internal/llm/engine"
@@ -29,9 +27,10 @@ type Model struct {
 	created int64
 }
 
-// Open loads spec's tokenizer, template and engine. The engine's step loop runs in
-// Server.Run.
-func Open(spec Spec, rt *onnx.Runtime, metrics *engine.Metrics, log *slog.Logger) (*Model, error) {
+// Open loads spec's tokenizer, template and engine; base gives what every engine of the
+// process shares (the ONNX Runtime, the metrics, the logger), spec the rest. The
+// engine's step loop runs in Server.Run.
+func Open(spec Spec, base engine.Config) (*Model, error) {
 	tok, err := openTokenizer(spec)
 	if err != nil {
 		return nil, fmt.Errorf("llm model %q: tokenizer: %w", spec.Name, err)
@@ -40,11 +39,11 @@ func Open(spec Spec, rt *onnx.Runtime, metrics *engine.Metrics, log *slog.Logger
 	if err != nil {
 		return nil, fmt.Errorf("llm model %q: chat_template: %w", spec.Name, err)
 	}
-	eng, err := engine.Open(engine.Config{
-		Model: spec.Name, Path: spec.ModelPath, Runtime: rt, Threads: spec.Threads, ContextLength: spec.ContextLength,
-		BlockSize: spec.BlockSize, CacheTokens: spec.CacheTokens, MaxSeqs: spec.MaxSeqs, MaxBatchedTokens: spec.MaxBatchedTokens,
-		PrefixCache: spec.PrefixCache, EOS: tok.EOS(), Logger: log, Metrics: metrics,
-	})
+	cfg := base
+	cfg.Model, cfg.Path, cfg.Threads, cfg.ContextLength = spec.Name, spec.ModelPath, spec.Threads, spec.ContextLength
+	cfg.BlockSize, cfg.CacheTokens, cfg.MaxSeqs, cfg.MaxBatchedTokens = spec.BlockSize, spec.CacheTokens, spec.MaxSeqs, spec.MaxBatchedTokens
+	cfg.PrefixCache, cfg.EOS = spec.PrefixCache, tok.EOS()
+	eng, err := engine.Open(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("llm model %q: %w", spec.Name, err)
 	}
