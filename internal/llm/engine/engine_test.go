@@ -126,7 +126,7 @@ func TestPreemptionKeepsGreedyOutputs(t *testing.T) {
 // The model that returns logits for every position ([B,S,V]) decodes the same as
 // the one that returns only the last ([B,1,V]): same weights, other output.
 func TestAllPositionLogitsModel(t *testing.T) {
-	checkGreedy(t, optionalModel(t, "FERRY_LLM_TINY_ALL"), Config{MaxBatchedTokens: 48}, 8)
+	checkGreedy(t, allPositionsModel(t), Config{MaxBatchedTokens: 48}, 8)
 }
 
 func TestPrefixCacheHitSkipsTheSharedBlocks(t *testing.T) {

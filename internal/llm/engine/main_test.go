@@ -15,6 +15,7 @@ import (
 	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/llm"
 	"github.com/ferryml/ferry/internal/platform/ortlib"
+	"github.com/ferryml/ferry/tools/onnxgen"
 )
 
 // rt is the process's one ONNX Runtime; nil when the library is missing.
@@ -29,6 +30,9 @@ func TestMain(m *testing.M) {
 		}
 	}
 	code := m.Run()
+	if modelsDir != "" {
+		os.RemoveAll(modelsDir)
+	}
 	if rt != nil {
 		if err := rt.Close(); err != nil {
 			fmt.Fprintln(os.Stderr, "closing runtime:", err)
@@ -44,37 +48,56 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// tinyModel finds the tiny GPT-2-shaped test model: $FERRY_LLM_TINY, else what
-// `make models` writes. It skips the test when neither exists.
+// tinyModel is the tiny GPT-2-shaped test model (onnxgen.TinyGPT: last-position logits
+// and hidden states), generated once per run, or $FERRY_LLM_TINY.
 func tinyModel(t testing.TB) string {
+	t.Helper()
+	if p := os.Getenv("FERRY_LLM_TINY"); p != "" {
+		if rt == nil {
+			t.Skip("ONNX Runtime library not found: run `make ort` or set FERRY_ORT_LIB")
+		}
+		return p
+	}
+	return generated(t, "tiny", onnxgen.TinyGPT())
+}
+
+// allPositionsModel is TinyGPT with logits for every position ([B,S,V]), as Optimum
+// exports decoders.
+func allPositionsModel(t testing.TB) string {
+	cfg := onnxgen.TinyGPT()
+	cfg.LastLogitsOnly = false
+	return generated(t, "all-positions", cfg)
+}
+
+var (
+	modelsMu  sync.Mutex
+	modelsDir string                // removed by TestMain
+	models    = map[string]string{} // name -> path, guarded by modelsMu
+)
+
+// generated writes the model cfg describes once per run and returns its path.
+func generated(t testing.TB, name string, cfg onnxgen.GPTConfig) string {
 	t.Helper()
 	if rt == nil {
 		t.Skip("ONNX Runtime library not found: run `make ort` or set FERRY_ORT_LIB")
 	}
-	if p := os.Getenv("FERRY_LLM_TINY"); p != "" {
+	modelsMu.Lock()
+	defer modelsMu.Unlock()
+	if p, ok := models[name]; ok {
 		return p
 	}
-	dir, _ := os.Getwd()
-	for ; dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			break
+	if modelsDir == "" {
+		dir, err := os.MkdirTemp("", "ferry-llm-engine-test-")
+		if err != nil {
+			t.Fatal(err)
 		}
+		modelsDir = dir
 	}
-	p := filepath.Join(dir, "examples", "models", "tinygpt", "1", "model.onnx")
-	if _, err := os.Stat(p); err != nil {
-		t.Skipf("no tiny LLM model: set $FERRY_LLM_TINY or run `make models` to write %s", p)
+	p := filepath.Join(modelsDir, name+".onnx")
+	if err := os.WriteFile(p, onnxgen.GPT(cfg), 0o644); err != nil {
+		t.Fatal(err)
 	}
-	return p
-}
-
-// optionalModel is the model at $env, or a skip.
-func optionalModel(t testing.TB, env string) string {
-	t.Helper()
-	tinyModel(t)
-	p := os.Getenv(env)
-	if p == "" {
-		t.Skipf("$%s not set", env)
-	}
+	models[name] = p
 	return p
 }
 

@@ -179,11 +179,13 @@ func TestOpenRejectsWhatIsNotADecoder(t *testing.T) {
 }
 
 func TestEmbedIsNormalisedMeanOfHiddenStates(t *testing.T) {
-	e := start(t, tinyModel(t), Config{})
+	noHidden := onnxgen.TinyGPT()
+	noHidden.HiddenStates = false
+	e := start(t, generated(t, "no-hidden", noHidden), Config{})
 	if _, err := e.Embed(context.Background(), [][]int{{1, 2}}); llm.AsError(err) == nil || llm.AsError(err).Status != 400 {
 		t.Fatalf("Embed on a model without hidden_states: %v, want a 400", err)
 	}
-	e = start(t, optionalModel(t, "FERRY_LLM_TINY_HIDDEN"), Config{})
+	e = start(t, tinyModel(t), Config{})
 	ps := prompts(5, 17, 9)
 	vecs, err := e.Embed(context.Background(), ps)
 	if err != nil {
