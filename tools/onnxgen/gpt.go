@@ -147,8 +147,11 @@ func gptModel(cfg GPTConfig) (*Model, error) {
 		return nil, err
 	}
 	b := &gptBuilder{m: NewModel("gpt").Opset(gptOpset), cfg: cfg}
-	b.m.DocString = fmt.Sprintf("random-weight GPT-2-style decoder: layers=%d heads=%d dim=%d vocab=%d max_pos=%d seed=%d fused_attention=%t",
-		cfg.Layers, cfg.Heads, cfg.Dim, cfg.Vocab, cfg.MaxPos, cfg.Seed, cfg.FusedAttention)
+	b.m.DocString = fmt.Sprintf("random-weight GPT-2-style decoder: layers=%d heads=%d dim=%d vocab=%d max_pos=%d seed=%d",
+		cfg.Layers, cfg.Heads, cfg.Dim, cfg.Vocab, cfg.MaxPos, cfg.Seed)
+	if cfg.FusedAttention {
+		b.m.DocString += " attention=com.microsoft.MultiHeadAttention"
+	}
 	b.declareIO()
 	b.constants()
 	D, V := int64(cfg.Dim), int64(cfg.Vocab)
