@@ -102,38 +102,37 @@ func TestGPTFusedContract(t *testing.T) {
 func opsetImports(t *testing.T, model []byte) []string {
 	t.Helper()
 	var domains []string
-	for b := model; len(b) > 0; {
-		num, typ, n := protowire.ConsumeTag(b)
-		if n < 0 {
-			t.Fatalf("model: bad tag: %v", protowire.ParseError(n))
+	eachField(t, model, func(num protowire.Number, v []byte) {
+		if num != 8 {
+			return
 		}
-		b = b[n:]
-		m := protowire.ConsumeFieldValue(num, typ, b)
-		if m < 0 {
-			t.Fatalf("model: field %d: %v", num, protowire.ParseError(m))
-		}
-		if num == 8 {
-			v, _ := protowire.ConsumeBytes(b)
-			domain := ""
-			for f := v; len(f) > 0; {
-				fn, ft, k := protowire.ConsumeTag(f)
-				if k < 0 {
-					t.Fatalf("opset_import: bad tag: %v", protowire.ParseError(k))
-				}
-				f = f[k:]
-				l := protowire.ConsumeFieldValue(fn, ft, f)
-				if l < 0 {
-					t.Fatalf("opset_import: field %d: %v", fn, protowire.ParseError(l))
-				}
-				if fn == 1 {
-					s, _ := protowire.ConsumeString(f)
-					domain = s
-				}
-				f = f[l:]
+		opset, _ := protowire.ConsumeBytes(v)
+		domain := ""
+		eachField(t, opset, func(num protowire.Number, v []byte) {
+			if num == 1 {
+				domain, _ = protowire.ConsumeString(v)
 			}
-			domains = append(domains, domain)
-		}
-		b = b[m:]
-	}
+		})
+		domains = append(domains, domain)
+	})
 	return domains
+}
+
+// eachField calls visit with each field of the encoded message msg: its
+// number and its encoded value.
+func eachField(t *testing.T, msg []byte, visit func(num protowire.Number, v []byte)) {
+	t.Helper()
+	for len(msg) > 0 {
+		num, typ, n := protowire.ConsumeTag(msg)
+		if n < 0 {
+			t.Fatalf("bad tag: %v", protowire.ParseError(n))
+		}
+		msg = msg[n:]
+		m := protowire.ConsumeFieldValue(num, typ, msg)
+		if m < 0 {
+			t.Fatalf("field %d: %v", num, protowire.ParseError(m))
+		}
+		visit(num, msg[:m])
+		msg = msg[m:]
+	}
 }
