@@ -22,6 +22,20 @@ type GPTConfig struct {
 	// HiddenStates adds the output "hidden_states", float [batch, sequence,
 	// Dim]: the final LayerNorm's output at every position (for embeddings).
 	HiddenStates bool
+	// FusedAttention computes each layer's attention with ONNX Runtime's
+	// contrib operator com.microsoft.MultiHeadAttention instead of
+	// MatMul/Softmax/Where: one kernel appends this step's keys and values
+	// to the past and attends over them causally, under the padding mask,
+	// without the unfused graph's Concat of the whole past into a new
+	// tensor, its Transpose of K, and its [batch, heads, sequence, total]
+	// score tensors. The model's inputs, outputs and weights are the same
+	// as without it, and its logits agree to float error; it needs ONNX
+	// Runtime (the operator is not standard ONNX). It is off by default: ONNX
+	// Runtime already folds the unfused graph's K Transpose and scale into
+	// one FusedMatMul, and both forms must copy the whole past into present
+	// (the contract), so on GPT2Small the fused step was only 0-6% faster at
+	// batch 8 and past 192-512, equal at past 128 (TestGPTDecodeStepCost).
+	FusedAttention bool
 }
 
 // gptOpset is the operator set GPT models import: LayerNormalization is a
@@ -99,6 +113,9 @@ func GPT(cfg GPTConfig) []byte {
 	if err != nil {
 		panic(err)
 	}
+	if cfg.FusedAttention {
+		return append(m.Bytes(), msOpsetImport()...)
+	}
 	return m.Bytes()
 }
 
@@ -112,6 +129,11 @@ func WriteGPT(w io.Writer, cfg GPTConfig) error {
 	bw := bufio.NewWriterSize(w, 1<<20)
 	if err := m.Encode(bw); err != nil {
 		return err
+	}
+	if cfg.FusedAttention {
+		if err := writeMSOpsetImport(bw); err != nil {
+			return err
+		}
 	}
 	return bw.Flush()
 }
@@ -131,6 +153,9 @@ func gptModel(cfg GPTConfig) (*Model, error) {
 	b := &gptBuilder{m: NewModel("gpt").Opset(gptOpset), cfg: cfg}
 	b.m.DocString = fmt.Sprintf("random-weight GPT-2-style decoder: layers=%d heads=%d dim=%d vocab=%d max_pos=%d seed=%d",
 		cfg.Layers, cfg.Heads, cfg.Dim, cfg.Vocab, cfg.MaxPos, cfg.Seed)
+	if cfg.FusedAttention {
+		b.m.DocString += " attention=com.microsoft.MultiHeadAttention"
+	}
 	b.declareIO()
 	b.constants()
 	D, V := int64(cfg.Dim), int64(cfg.Vocab)
@@ -200,6 +225,12 @@ func (b *gptBuilder) constants() {
 // i (at absolute position past+i) may see key j if j <= past+i (causal) and
 // attention_mask[j] is 1 (not padding).
 func (b *gptBuilder) mask() string {
+	if b.cfg.FusedAttention {
+		// MultiHeadAttention applies causality itself (unidirectional) and
+		// takes the padding mask as int32 [batch, total].
+		b.m.Node("Cast", []string{"attention_mask"}, []string{"am_i32"}, AttrInt("to", int64(Int32)))
+		return "am_i32"
+	}
 	b.node("Shape", "ids_shape", "input_ids")
 	S := b.node("Gather", "S", "ids_shape", "c_i1")
 	b.node("Shape", "am_shape", "attention_mask")
@@ -220,9 +251,45 @@ func (b *gptBuilder) mask() string {
 func (b *gptBuilder) block(i int, x, mask string) string {
 	p := "l" + strconv.Itoa(i) + "_"
 	D := int64(b.cfg.Dim)
-	ln1 := b.layerNorm(p+"ln1", x)
-	qkv := b.linear(p+"qkv", ln1, D, 3*D)
+	x = b.node("Add", p+"res1", x, b.attention(i, b.layerNorm(p+"ln1", x), mask))
+
+	f1 := b.linear(p+"f1", b.layerNorm(p+"ln2", x), D, 4*D)
+	// GELU, exactly: x/2 · (1 + erf(x/√2)).
+	erf := b.node("Erf", p+"erf", b.node("Mul", p+"f1_s", f1, "c_isqrt2"))
+	gelu := b.node("Mul", p+"gelu", b.node("Mul", p+"f1_h", f1, "c_half"), b.node("Add", p+"erf1", erf, "c_one"))
+	return b.node("Add", p+"res2", x, b.linear(p+"f2", gelu, 4*D, D))
+}
+
+// attention adds layer i's self-attention on x (its QKV projection, the
+// attention over the past and x, and the output projection), writes the
+// layer's present key and value, and returns the projected output. Both
+// forms create the same weights in the same order, so a seed gives the same
+// model either way.
+func (b *gptBuilder) attention(i int, x, mask string) string {
+	p := "l" + strconv.Itoa(i) + "_"
+	D := int64(b.cfg.Dim)
+	qkv := b.linear(p+"qkv", x, D, 3*D)
 	b.m.Node("Split", []string{qkv, "c_split"}, []string{p + "q", p + "k", p + "v"}, AttrInt("axis", -1))
+	var ctx string
+	if b.cfg.FusedAttention {
+		ctx = p + "ctx_m"
+		// Inputs: query, key, value, bias, key_padding_mask,
+		// attention_bias, past_key, past_value; "" leaves one out. The
+		// scale defaults to 1/sqrt(head size), as the unfused graph's.
+		b.m.contribNode("MultiHeadAttention",
+			[]string{p + "q", p + "k", p + "v", "", mask, "", pastName(i, "key"), pastName(i, "value")},
+			[]string{ctx, presentName(i, "key"), presentName(i, "value")},
+			AttrInt("num_heads", int64(b.cfg.Heads)), AttrInt("unidirectional", 1),
+			AttrFloat("mask_filter_value", -1e9))
+	} else {
+		ctx = b.unfusedAttention(i, p, mask)
+	}
+	return b.linear(p+"o", ctx, D, D)
+}
+
+// unfusedAttention attends with standard operators on layer i's split q, k
+// and v, and returns the context [batch, sequence, Dim].
+func (b *gptBuilder) unfusedAttention(i int, p, mask string) string {
 	heads := map[string]string{}
 	for _, t := range []string{"q", "k", "v"} {
 		r := b.node("Reshape", p+t+"_r", p+t, "c_heads")
@@ -235,14 +302,7 @@ func (b *gptBuilder) block(i int, x, mask string) string {
 	masked := b.node("Where", p+"masked", mask, scores, "c_neg")
 	b.m.Node("Softmax", []string{masked}, []string{p + "probs"}, AttrInt("axis", -1))
 	ctx := b.transpose(p+"ctx_t", b.node("MatMul", p+"ctx", p+"probs", vAll), 0, 2, 1, 3)
-	att := b.linear(p+"o", b.node("Reshape", p+"ctx_m", ctx, "c_model"), D, D)
-	x = b.node("Add", p+"res1", x, att)
-
-	f1 := b.linear(p+"f1", b.layerNorm(p+"ln2", x), D, 4*D)
-	// GELU, exactly: x/2 · (1 + erf(x/√2)).
-	erf := b.node("Erf", p+"erf", b.node("Mul", p+"f1_s", f1, "c_isqrt2"))
-	gelu := b.node("Mul", p+"gelu", b.node("Mul", p+"f1_h", f1, "c_half"), b.node("Add", p+"erf1", erf, "c_one"))
-	return b.node("Add", p+"res2", x, b.linear(p+"f2", gelu, 4*D, D))
+	return b.node("Reshape", p+"ctx_m", ctx, "c_model")
 }
 
 // head adds the final LayerNorm, the optional hidden_states output and the

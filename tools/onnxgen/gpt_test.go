@@ -18,21 +18,43 @@ import (
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
 
-// tinyGPTDir holds TinyGPT's file once a test has written it; TestMain
+// tinyGPTDir holds TinyGPT's files once a test has written them; TestMain
 // removes it.
 var tinyGPTDir string
 
-// tinyGPTPath writes TinyGPT once per test binary: generating its 50 MB
-// takes about a second.
-var tinyGPTPath = sync.OnceValues(func() (string, error) {
+var makeTinyGPTDir = sync.OnceValues(func() (string, error) {
 	dir, err := os.MkdirTemp("", "onnxgen-gpt-")
-	if err != nil {
-		return "", err
-	}
 	tinyGPTDir = dir
-	p := filepath.Join(dir, "model.onnx")
-	return p, os.WriteFile(p, onnxgen.GPT(onnxgen.TinyGPT()), 0o644)
+	return dir, err
 })
+
+// attentionForms are the two ways a GPT can compute attention; the tests that
+// check a GPT's outputs run on both.
+var attentionForms = []struct {
+	name  string
+	fused bool
+}{{"unfused", false}, {"fused", true}}
+
+// tinyGPTs writes TinyGPT with each attention form, once per test binary:
+// generating its 50 MB takes about a second.
+var tinyGPTs = map[bool]func() (string, error){false: tinyGPTWriter(false), true: tinyGPTWriter(true)}
+
+func tinyGPTWriter(fused bool) func() (string, error) {
+	return sync.OnceValues(func() (string, error) {
+		dir, err := makeTinyGPTDir()
+		if err != nil {
+			return "", err
+		}
+		p := filepath.Join(dir, "model-fused-"+strconv.FormatBool(fused)+".onnx")
+		return p, os.WriteFile(p, onnxgen.GPT(tinyGPT(fused)), 0o644)
+	})
+}
+
+func tinyGPT(fused bool) onnxgen.GPTConfig {
+	cfg := onnxgen.TinyGPT()
+	cfg.FusedAttention = fused
+	return cfg
+}
 
 // gpt runs a GPT model through Ferry's ONNX backend.
 type gpt struct {
@@ -41,10 +63,10 @@ type gpt struct {
 	cfg onnxgen.GPTConfig
 }
 
-func openTinyGPT(t *testing.T) *gpt {
+func openTinyGPT(t *testing.T, fused bool) *gpt {
 	t.Helper()
 	needORT(t)
-	p, err := tinyGPTPath()
+	p, err := tinyGPTs[fused]()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -53,7 +75,14 @@ func openTinyGPT(t *testing.T) *gpt {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Close() })
-	return &gpt{t: t, s: s, cfg: onnxgen.TinyGPT()}
+	return &gpt{t: t, s: s, cfg: tinyGPT(fused)}
+}
+
+// eachAttention runs test on TinyGPT with each attention form.
+func eachAttention(t *testing.T, test func(t *testing.T, g *gpt)) {
+	for _, f := range attentionForms {
+		t.Run(f.name, func(t *testing.T) { test(t, openTinyGPT(t, f.fused)) })
+	}
 }
 
 // step is one forward pass's result.
@@ -110,109 +139,113 @@ func (g *gpt) alone(ids []int64) []float32 {
 }
 
 func TestGPTIncrementalMatchesFull(t *testing.T) {
-	g := openTinyGPT(t)
-	ids := []int64{464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13, 50256, 17}
-	const prefill = 5
-	st := g.forward([][]int64{ids[:prefill]}, [][]int64{ones(prefill)}, [][]int64{seq(0, prefill)}, nil)
-	worst := maxDiff(st.logits[0], g.alone(ids[:prefill]))
-	for k := prefill; k < len(ids); k++ {
-		st = g.forward([][]int64{{ids[k]}}, [][]int64{ones(k + 1)}, [][]int64{{int64(k)}}, st.present)
-		for _, p := range st.present {
-			if p.Shape[2] != int64(k+1) {
-				t.Fatalf("step %d: %s shape %v, want past+1 = %d positions", k, p.Name, p.Shape, k+1)
+	eachAttention(t, func(t *testing.T, g *gpt) {
+		ids := []int64{464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290, 13, 50256, 17}
+		const prefill = 5
+		st := g.forward([][]int64{ids[:prefill]}, [][]int64{ones(prefill)}, [][]int64{seq(0, prefill)}, nil)
+		worst := maxDiff(st.logits[0], g.alone(ids[:prefill]))
+		for k := prefill; k < len(ids); k++ {
+			st = g.forward([][]int64{{ids[k]}}, [][]int64{ones(k + 1)}, [][]int64{{int64(k)}}, st.present)
+			for _, p := range st.present {
+				if p.Shape[2] != int64(k+1) {
+					t.Fatalf("step %d: %s shape %v, want past+1 = %d positions", k, p.Name, p.Shape, k+1)
+				}
+			}
+			d := maxDiff(st.logits[0], g.alone(ids[:k+1]))
+			worst = max(worst, d)
+			if d >= 1e-4 {
+				t.Errorf("decode step at position %d: max |Δlogit| vs a full forward = %g, want < 1e-4", k, d)
 			}
 		}
-		d := maxDiff(st.logits[0], g.alone(ids[:k+1]))
-		worst = max(worst, d)
-		if d >= 1e-4 {
-			t.Errorf("decode step at position %d: max |Δlogit| vs a full forward = %g, want < 1e-4", k, d)
-		}
-	}
-	t.Logf("prefill %d + %d decode steps: max |Δlogit| incremental vs full = %.3g", prefill, len(ids)-prefill, worst)
+		t.Logf("prefill %d + %d decode steps: max |Δlogit| incremental vs full = %.3g", prefill, len(ids)-prefill, worst)
+	})
 }
 
 // A chunk of several tokens on a past (chunked prefill, a prefix-cache hit) sees the
 // past and, causally, itself.
 func TestGPTChunkOnPast(t *testing.T) {
-	g := openTinyGPT(t)
-	ids := []int64{464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290}
-	st := g.forward([][]int64{ids[:4]}, [][]int64{ones(4)}, [][]int64{seq(0, 4)}, nil)
-	st = g.forward([][]int64{ids[4:]}, [][]int64{ones(len(ids))}, [][]int64{seq(4, len(ids)-4)}, st.present)
-	if got := st.out["hidden_states"].Shape; !got.Equal(ft.Shape{1, int64(len(ids) - 4), int64(g.cfg.Dim)}) {
-		t.Errorf("hidden_states shape %v, want the chunk's %d positions", got, len(ids)-4)
-	}
-	if d := maxDiff(st.logits[0], g.alone(ids)); d >= 1e-4 {
-		t.Errorf("4 tokens, then 5 on that past: max |Δlogit| vs a full forward = %g, want < 1e-4", d)
-	} else {
-		t.Logf("chunk of 5 on a past of 4: max |Δlogit| vs full = %.3g", d)
-	}
+	eachAttention(t, func(t *testing.T, g *gpt) {
+		ids := []int64{464, 2068, 7586, 21831, 18045, 625, 262, 16931, 3290}
+		st := g.forward([][]int64{ids[:4]}, [][]int64{ones(4)}, [][]int64{seq(0, 4)}, nil)
+		st = g.forward([][]int64{ids[4:]}, [][]int64{ones(len(ids))}, [][]int64{seq(4, len(ids)-4)}, st.present)
+		if got := st.out["hidden_states"].Shape; !got.Equal(ft.Shape{1, int64(len(ids) - 4), int64(g.cfg.Dim)}) {
+			t.Errorf("hidden_states shape %v, want the chunk's %d positions", got, len(ids)-4)
+		}
+		if d := maxDiff(st.logits[0], g.alone(ids)); d >= 1e-4 {
+			t.Errorf("4 tokens, then 5 on that past: max |Δlogit| vs a full forward = %g, want < 1e-4", d)
+		} else {
+			t.Logf("chunk of 5 on a past of 4: max |Δlogit| vs full = %.3g", d)
+		}
+	})
 }
 
 func TestGPTLeftPaddedBatch(t *testing.T) {
-	g := openTinyGPT(t)
-	a := []int64{40, 1842, 262, 1110, 286, 257, 3332, 11, 290, 314, 588, 340}
-	b := []int64{15496, 995, 0, 770, 318, 257, 1332}
-	pad := len(a) - len(b)
-	ids := [][]int64{a, append(make([]int64, pad), b...)}
-	mask := [][]int64{ones(len(a)), append(make([]int64, pad), ones(len(b))...)}
-	// Padding positions take position 1 as Hugging Face's generate does;
-	// the mask hides them, so any valid position would do.
-	pos := [][]int64{seq(0, len(a)), append(slices.Repeat([]int64{1}, pad), seq(0, len(b))...)}
-	st := g.forward(ids, mask, pos, nil)
-	worst := 0.0
-	check := func(what string, got, want []float32) {
-		d := maxDiff(got, want)
-		worst = max(worst, d)
-		if d >= 1e-4 {
-			t.Errorf("%s: max |Δlogit| batched vs alone = %g, want < 1e-4", what, d)
+	eachAttention(t, func(t *testing.T, g *gpt) {
+		a := []int64{40, 1842, 262, 1110, 286, 257, 3332, 11, 290, 314, 588, 340}
+		b := []int64{15496, 995, 0, 770, 318, 257, 1332}
+		pad := len(a) - len(b)
+		ids := [][]int64{a, append(make([]int64, pad), b...)}
+		mask := [][]int64{ones(len(a)), append(make([]int64, pad), ones(len(b))...)}
+		// Padding positions take position 1 as Hugging Face's generate does;
+		// the mask hides them, so any valid position would do.
+		pos := [][]int64{seq(0, len(a)), append(slices.Repeat([]int64{1}, pad), seq(0, len(b))...)}
+		st := g.forward(ids, mask, pos, nil)
+		worst := 0.0
+		check := func(what string, got, want []float32) {
+			d := maxDiff(got, want)
+			worst = max(worst, d)
+			if d >= 1e-4 {
+				t.Errorf("%s: max |Δlogit| batched vs alone = %g, want < 1e-4", what, d)
+			}
 		}
-	}
-	check("prefill, long row", st.logits[0], g.alone(a))
-	check("prefill, padded row", st.logits[1], g.alone(b))
+		check("prefill, long row", st.logits[0], g.alone(a))
+		check("prefill, padded row", st.logits[1], g.alone(b))
 
-	// Decode three greedy steps in the batch, each row's mask growing by one.
-	for k := range 3 {
-		next := []int64{argmax(st.logits[0]), argmax(st.logits[1])}
-		a, b = append(a, next[0]), append(b, next[1])
-		mask[0], mask[1] = append(mask[0], 1), append(mask[1], 1)
-		st = g.forward([][]int64{{next[0]}, {next[1]}}, mask,
-			[][]int64{{int64(len(a) - 1)}, {int64(len(b) - 1)}}, st.present)
-		check("decode step "+strconv.Itoa(k)+", long row", st.logits[0], g.alone(a))
-		check("decode step "+strconv.Itoa(k)+", padded row", st.logits[1], g.alone(b))
-	}
-	t.Logf("rows of %d and %d tokens, left padded, prefill + 3 decode steps: max |Δlogit| = %.3g", len(a)-3, len(b)-3, worst)
+		// Decode three greedy steps in the batch, each row's mask growing by one.
+		for k := range 3 {
+			next := []int64{argmax(st.logits[0]), argmax(st.logits[1])}
+			a, b = append(a, next[0]), append(b, next[1])
+			mask[0], mask[1] = append(mask[0], 1), append(mask[1], 1)
+			st = g.forward([][]int64{{next[0]}, {next[1]}}, mask,
+				[][]int64{{int64(len(a) - 1)}, {int64(len(b) - 1)}}, st.present)
+			check("decode step "+strconv.Itoa(k)+", long row", st.logits[0], g.alone(a))
+			check("decode step "+strconv.Itoa(k)+", padded row", st.logits[1], g.alone(b))
+		}
+		t.Logf("rows of %d and %d tokens, left padded, prefill + 3 decode steps: max |Δlogit| = %.3g", len(a)-3, len(b)-3, worst)
+	})
 }
 
 // A zero-length past is a valid first step; the outputs have the contract's
 // shapes, and the logits are spread wide enough for stable greedy decoding.
 func TestGPTZeroLengthPastAndOutputs(t *testing.T) {
-	g := openTinyGPT(t)
-	ids := []int64{464, 2068, 7586, 21831, 18045, 625}
-	st := g.forward([][]int64{ids}, [][]int64{ones(len(ids))}, [][]int64{seq(0, len(ids))}, nil)
-	H, Dh, S := int64(g.cfg.Heads), int64(g.cfg.Dim/g.cfg.Heads), int64(len(ids))
-	for _, p := range st.present {
-		if !p.Shape.Equal(ft.Shape{1, H, S, Dh}) {
-			t.Errorf("%s shape %v, want [1 %d %d %d]", p.Name, p.Shape, H, S, Dh)
+	eachAttention(t, func(t *testing.T, g *gpt) {
+		ids := []int64{464, 2068, 7586, 21831, 18045, 625}
+		st := g.forward([][]int64{ids}, [][]int64{ones(len(ids))}, [][]int64{seq(0, len(ids))}, nil)
+		H, Dh, S := int64(g.cfg.Heads), int64(g.cfg.Dim/g.cfg.Heads), int64(len(ids))
+		for _, p := range st.present {
+			if !p.Shape.Equal(ft.Shape{1, H, S, Dh}) {
+				t.Errorf("%s shape %v, want [1 %d %d %d]", p.Name, p.Shape, H, S, Dh)
+			}
 		}
-	}
-	if hs := st.out["hidden_states"]; !hs.Shape.Equal(ft.Shape{1, S, int64(g.cfg.Dim)}) {
-		t.Errorf("hidden_states shape %v, want [1 %d %d]", hs.Shape, S, g.cfg.Dim)
-	}
-	l := st.logits[0]
-	var sum, sq float64
-	for _, v := range l {
-		sum += float64(v)
-		sq += float64(v) * float64(v)
-	}
-	mean := sum / float64(len(l))
-	std := math.Sqrt(sq/float64(len(l)) - mean*mean)
-	top := slices.Clone(l)
-	slices.Sort(top)
-	gap := top[len(top)-1] - top[len(top)-2]
-	t.Logf("logits: std %.2f, top-1 minus top-2 %.3f", std, gap)
-	if std < 2 || std > 4 {
-		t.Errorf("logits std = %.2f, want 2..4", std)
-	}
+		if hs := st.out["hidden_states"]; !hs.Shape.Equal(ft.Shape{1, S, int64(g.cfg.Dim)}) {
+			t.Errorf("hidden_states shape %v, want [1 %d %d]", hs.Shape, S, g.cfg.Dim)
+		}
+		l := st.logits[0]
+		var sum, sq float64
+		for _, v := range l {
+			sum += float64(v)
+			sq += float64(v) * float64(v)
+		}
+		mean := sum / float64(len(l))
+		std := math.Sqrt(sq/float64(len(l)) - mean*mean)
+		top := slices.Clone(l)
+		slices.Sort(top)
+		gap := top[len(top)-1] - top[len(top)-2]
+		t.Logf("logits: std %.2f, top-1 minus top-2 %.3f", std, gap)
+		if std < 2 || std > 4 {
+			t.Errorf("logits std = %.2f, want 2..4", std)
+		}
+	})
 }
 
 func TestGPTDeterministicAndStreamed(t *testing.T) {
