@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/ferryml/ferry/internal/llm"
+	"github.com/ferryml/ferry/internal/transport/middleware"
 )
 
 // statusClientClosed is nginx's 499: the client left before the answer. Nobody reads
@@ -57,7 +58,7 @@ func errorJSON(e *llm.Error) []byte {
 	if e.Code != "" {
 		body.Error.Code = &e.Code
 	}
-	b, _ := marshalJSON(body) // strings and pointers to strings always encode
+	b, _ := middleware.MarshalJSON(body) // strings and pointers to strings always encode
 	return b
 }
 

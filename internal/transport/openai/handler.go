@@ -1,15 +1,14 @@
 package openai
 
 import (
-	"bytes"
 	"crypto/rand"
-	"encoding/json"
 	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 
 	"github.com/ferryml/ferry/internal/llm"
+	"github.com/ferryml/ferry/internal/transport/middleware"
 )
 
 // DefaultKeepAlive is how often a waiting stream sends a comment line, so proxies and
@@ -118,23 +117,11 @@ func apiKey(r *http.Request) string {
 
 // writeJSON answers 200 with v as JSON.
 func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, v any) {
-	body, err := marshalJSON(v)
+	body, err := middleware.MarshalJSON(v)
 	if err != nil {
 		h.writeError(w, r, err)
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(body)
-}
-
-// marshalJSON is json.Marshal without HTML escaping: generated text holds "<" and "&"
-// often, and clients read them better unescaped.
-func marshalJSON(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/internal/llm"
+	"github.com/ferryml/ferry/internal/transport/middleware"
 )
 
 // sseWriter writes server-sent events to one response. The backend's emit and the
@@ -160,7 +161,7 @@ func (c *chunker) chunk(d llm.Delta) ([]byte, error) {
 		if c.req.Sampling.WantLogprobs {
 			ch.Logprobs = appendText(nil, d.Logprobs, offset)
 		}
-		return marshalJSON(answer[textChoice]{ID: c.req.ID, Object: "text_completion", Created: c.created, Model: c.req.Model, Choices: []textChoice{ch}, Usage: usage})
+		return middleware.MarshalJSON(answer[textChoice]{ID: c.req.ID, Object: "text_completion", Created: c.created, Model: c.req.Model, Choices: []textChoice{ch}, Usage: usage})
 	}
 	ch := chunkChoice{Index: d.Index, FinishReason: finishReason(d.FinishReason)}
 	if first || d.Text != "" { // the first delta has content "" at least, as OpenAI's
@@ -173,7 +174,7 @@ func (c *chunker) chunk(d llm.Delta) ([]byte, error) {
 	if c.req.Sampling.WantLogprobs {
 		ch.Logprobs = appendChat(nil, d.Logprobs)
 	}
-	return marshalJSON(answer[chunkChoice]{ID: c.req.ID, Object: "chat.completion.chunk", Created: c.created, Model: c.req.Model, Choices: []chunkChoice{ch}, Usage: usage})
+	return middleware.MarshalJSON(answer[chunkChoice]{ID: c.req.ID, Object: "chat.completion.chunk", Created: c.created, Model: c.req.Model, Choices: []chunkChoice{ch}, Usage: usage})
 }
 
 // usage is the last chunk of an include_usage stream: no choices, the exchange's usage.
@@ -182,6 +183,6 @@ func (c *chunker) usage(u llm.Usage) []byte {
 	if c.req.Kind == llm.Completion {
 		object = "text_completion"
 	}
-	p, _ := marshalJSON(answer[struct{}]{ID: c.req.ID, Object: object, Created: c.created, Model: c.req.Model, Choices: []struct{}{}, Usage: toUsage(u)}) // strings and integers always encode
+	p, _ := middleware.MarshalJSON(answer[struct{}]{ID: c.req.ID, Object: object, Created: c.created, Model: c.req.Model, Choices: []struct{}{}, Usage: toUsage(u)}) // strings and integers always encode
 	return p
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/shm"
+	"github.com/ferryml/ferry/internal/transport/middleware"
 )
 
 // statusClientClosed is nginx's 499 Client Closed Request: the client went away (its
@@ -56,7 +57,7 @@ func (h *Handler) writeError(w http.ResponseWriter, r *http.Request, err error) 
 	case status >= http.StatusInternalServerError && status != http.StatusServiceUnavailable:
 		h.log.ErrorContext(r.Context(), "request failed", "method", r.Method, "path", r.URL.Path, "status", status, "err", err)
 	}
-	body, _ := marshalJSON(errorBody{Error: err.Error()})
+	body, _ := middleware.MarshalJSON(errorBody{Error: err.Error()})
 	hd := w.Header()
 	hd.Del("Content-Encoding")
 	hd.Del("Inference-Header-Content-Length")

@@ -1,8 +1,6 @@
 package v2http
 
 import (
-	"bytes"
-	"encoding/json"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -10,6 +8,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/shm"
+	"github.com/ferryml/ferry/internal/transport/middleware"
 )
 
 // Core is the serving API this transport calls: core's one API, which every transport
@@ -93,7 +92,7 @@ func modelPath(r *http.Request) (model, version string, err error) {
 
 // writeJSON answers with v as JSON.
 func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, status int, v any) {
-	body, err := marshalJSON(v)
+	body, err := middleware.MarshalJSON(v)
 	if err != nil {
 		h.writeError(w, r, fmt.Errorf("encoding response: %w", err))
 		return
@@ -101,16 +100,4 @@ func (h *Handler) writeJSON(w http.ResponseWriter, r *http.Request, status int, 
 	w.Header().Set("Content-Type", "application/json")
 	w.WriteHeader(status)
 	_, _ = w.Write(body)
-}
-
-// marshalJSON is json.Marshal without HTML escaping: these bodies are read by programs,
-// and "<path>" reads better than "\u003cpath\u003e" in an error message.
-func marshalJSON(v any) ([]byte, error) {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return nil, err
-	}
-	return bytes.TrimSuffix(b.Bytes(), []byte("\n")), nil
 }
