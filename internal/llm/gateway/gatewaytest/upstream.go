@@ -119,6 +119,14 @@ func (u *Upstream) Requests() []Request {
 // Count is how many scripted requests arrived.
 func (u *Upstream) Count() int { return int(u.n.Load()) }
 
+// Forget drops the recorded requests (Count keeps counting), so a long run's memory
+// measures the server, not this record.
+func (u *Upstream) Forget() {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	u.reqs = nil
+}
+
 func (u *Upstream) metrics(w http.ResponseWriter, _ *http.Request) {
 	w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 	f := func(a *atomic.Uint64) float64 { return math.Float64frombits(a.Load()) }
