@@ -11,6 +11,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/llm"
 	"github.com/ferryml/ferry/internal/llm/engine"
 	"github.com/ferryml/ferry/internal/llm/gateway"
@@ -43,7 +44,7 @@ type llmLane struct {
 
 // newLLM opens the native models found in the repository root (a local folder) and the
 // gateway. A model that fails to open is an error: the operator put it there to serve.
-func newLLM(c llmConfig, root string, rt *onnx.Runtime, log *slog.Logger) (*llmLane, error) {
+func newLLM(c llmConfig, root string, rt *onnx.Runtime, taps []core.Tap, log *slog.Logger) (*llmLane, error) {
 	l := &llmLane{metrics: engine.NewMetrics()}
 	if c.disable {
 		return l, nil
@@ -82,6 +83,9 @@ func newLLM(c llmConfig, root string, rt *onnx.Runtime, log *slog.Logger) (*llmL
 		}
 		b = l.gw
 		l.gatewayKeys = len(cfg.Keys) > 0
+	}
+	if len(taps) > 0 {
+		b = &loggedLLM{Backend: b, taps: taps} // llmlog.go
 	}
 	mux := http.NewServeMux()
 	openai.New(b, openai.Options{Logger: log.With("component", "openai")}).Mount(mux)

@@ -260,3 +260,45 @@ func metricValue(t testing.TB, url, sample string) float64 {
 var _ = bytes.NewReader
 var _ = os.Getenv
 var _ = filepath.Join
+
+// TestLLMExchangesInTheInferenceLog: with --inference-log, a chat exchange is logged
+// like a V2 request: its id, the messages in, the text and usage out, route "llm",
+// readable at /api/v1/logs by model and id (the chat's id is the client request id).
+func TestLLMExchangesInTheInferenceLog(t *testing.T) {
+	dir := t.TempDir()
+	ts := startServer(t, llmRepo(t), func(c *serveConfig) { c.monitoring.inferenceLog = dir })
+	code, _, body := httpDo(t, "POST", ts.URL+"/v1/chat/completions", "application/json", strings.NewReader(chatBody("tinygpt", "log me", 6, false)))
+	var a struct {
+		ID      string
+		Choices []struct{ Message struct{ Content string } }
+	}
+	if code != 200 || json.Unmarshal(body, &a) != nil || a.ID == "" {
+		t.Fatalf("chat: %d %s", code, body)
+	}
+	var entries []map[string]any
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) && len(entries) == 0 {
+		time.Sleep(100 * time.Millisecond)
+		code, _, body = httpDo(t, "GET", ts.URL+"/api/v1/logs?model=tinygpt&id="+a.ID, "", nil)
+		entries = entries[:0]
+		for _, line := range strings.Split(strings.TrimSpace(string(body)), "\n") { // JSON lines
+			var e map[string]any
+			if code == 200 && json.Unmarshal([]byte(line), &e) == nil {
+				entries = append(entries, e)
+			}
+		}
+	}
+	if len(entries) != 1 {
+		t.Fatalf("/api/v1/logs for %s: %d %s", a.ID, code, body)
+	}
+	e, _ := json.Marshal(entries[0])
+	for _, want := range []string{`"route":"llm"`, `"client_request_id":"` + a.ID + `"`, `log me`, `"name":"usage"`} {
+		if !strings.Contains(string(e), want) {
+			t.Errorf("log entry %s lacks %s", e, want)
+		}
+	}
+	text, _ := json.Marshal(a.Choices[0].Message.Content)
+	if !strings.Contains(string(e), string(text[1:len(text)-1])) {
+		t.Errorf("log entry %s lacks the answer %s", e, text)
+	}
+}

@@ -321,7 +321,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		return nil, err
 	}
 	s.lanes.register(reg)
-	if s.llm, err = newLLM(cfg.llm, llmRoot(cfg, store), rt, log.With("component", "llm")); err != nil {
+	if s.llm, err = newLLM(cfg.llm, llmRoot(cfg, store), rt, s.mon.taps(), log.With("component", "llm")); err != nil {
 		return nil, err
 	}
 	s.llm.register(reg)
