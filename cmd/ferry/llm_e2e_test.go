@@ -127,6 +127,26 @@ func TestLLMServesTinyGPT(t *testing.T) {
 		}
 	})
 
+	t.Run("StopString", func(t *testing.T) {
+		// The greedy answer, cut where a stop string taken from its middle begins.
+		whole := []rune(alone.Choices[0].Message.Content)
+		stop := string(whole[len(whole)/2 : len(whole)/2+2])
+		want := string(whole)[:strings.Index(string(whole), stop)]
+		b, _ := json.Marshal(map[string]any{"model": "tinygpt", "messages": []map[string]string{{"role": "user", "content": "Hello there"}},
+			"max_tokens": 12, "temperature": 0, "ignore_eos": true, "stop": []string{stop}})
+		got := postChat(t, ts.URL, string(b))
+		if c := got.Choices[0]; c.Message.Content != want || c.FinishReason != "stop" {
+			t.Errorf("stop %q: %q (finish %s), want %q (finish stop)", stop, c.Message.Content, c.FinishReason, want)
+		}
+		text, _ := streamChat(t, ts.URL, strings.Replace(string(b), `"model"`, `"stream":true,"model"`, 1))
+		if text != want {
+			t.Errorf("stop %q streamed: %q, want %q", stop, text, want)
+		}
+		if v := metricValue(t, ts.URL, `vllm:request_success_total{finished_reason="stop",model_name="tinygpt"}`); v < 2 {
+			t.Errorf(`vllm:request_success_total{finished_reason="stop"} = %v, want the two stop-string finishes`, v)
+		}
+	})
+
 	t.Run("ContextWindow", func(t *testing.T) {
 		long := strings.Repeat("hello ", 1100)
 		code, _, body := httpDo(t, "POST", ts.URL+"/v1/chat/completions", "application/json", strings.NewReader(chatBody("tinygpt", long, 4, false)))

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/ferryml/ferry/internal/llm"
@@ -28,7 +29,9 @@ type Result struct {
 // of the text); one that reaches MaxTokens or the context finishes "length".
 //
 // When emit returns an error or ctx ends, the sequence's KV blocks are released
-// before Generate returns the error (finish "abort"). A prompt that does not fit the
+// before Generate returns the error (finish "abort"); when emit returns ErrStop (the
+// caller's stop string matched), they are released and the sequence finishes "stop"
+// with no error. A prompt that does not fit the
 // context is llm.ContextLengthExceeded, never truncated. Generate needs Run.
 func (e *Engine) Generate(ctx context.Context, prompt []int, p llm.Sampling, emit func(Token) error) (Result, error) {
 	s, err := e.newSeq(prompt, p)
@@ -49,6 +52,9 @@ func (e *Engine) Generate(ctx context.Context, prompt []int, p llm.Sampling, emi
 	}
 	reason, err := e.deliver(ctx, s, emit, &res)
 	switch {
+	case reason == "abort" && errors.Is(err, ErrStop):
+		e.release(s)
+		reason, err = "stop", nil
 	case reason == "abort":
 		return e.cancel(s, res, err)
 	case err != nil:
@@ -148,8 +154,18 @@ func (e *Engine) newSeq(prompt []int, p llm.Sampling) (*seq, error) {
 	return s, nil
 }
 
-// cancel asks the loop to drop s and waits until its blocks are free.
+// ErrStop, returned by Generate's emit, ends the sequence as finished ("stop"): the
+// caller saw its stop string in the text.
+var ErrStop = errors.New("engine: stop")
+
+// cancel drops s as aborted.
 func (e *Engine) cancel(s *seq, res Result, err error) (Result, error) {
+	e.release(s)
+	return e.abandon(res, err)
+}
+
+// release asks the loop to drop s and waits until its blocks are free.
+func (e *Engine) release(s *seq) {
 	s.cancelled.Store(true)
 	select {
 	case e.wake <- struct{}{}:
@@ -159,14 +175,13 @@ func (e *Engine) cancel(s *seq, res Result, err error) (Result, error) {
 	started := e.started
 	e.mu.Unlock()
 	if !started { // no loop holds s yet; one that starts later drops it unrun
-		return e.abandon(res, err)
+		return
 	}
 	select {
 	case <-s.freed:
 	case <-e.stopped:
 	case <-e.closed:
 	}
-	return e.abandon(res, err)
 }
 
 // abandon counts an aborted request.

@@ -2,7 +2,6 @@ package native
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -121,9 +120,6 @@ func (m *Model) checkLength(prompt []int, maxTokens int) error {
 	return nil
 }
 
-// errStopString ends a sequence whose text matched a stop string.
-var errStopString = errors.New("native: stop string matched")
-
 // generate runs the request's choices concurrently on the engine and serialises
 // their Deltas into emit.
 func (m *Model) generate(ctx context.Context, req *llm.Request, emit func(llm.Delta) error) (llm.Usage, error) {
@@ -225,25 +221,25 @@ func (m *Model) choice(ctx context.Context, req *llm.Request, index int, prompt 
 			}
 		}
 		if stopped {
-			return errStopString
+			return engine.ErrStop // the engine frees the sequence and finishes it "stop"
 		}
 		return nil
 	})
-	finish := res.FinishReason
-	switch {
-	case errors.Is(err, errStopString):
-		finish, err = "stop", nil
-	case err != nil:
+	if err != nil {
 		return choiceResult{tokens: count, cached: res.CachedTokens, err: err}
-	default:
-		tail, _ := match.Push(dec.Flush())
-		tail += match.Flush()
-		if e := send(delta(tail, nil, nil, finish)); e != nil {
-			return choiceResult{tokens: count, cached: res.CachedTokens, err: e}
-		}
-		return choiceResult{tokens: count, cached: res.CachedTokens}
 	}
-	if e := send(delta("", nil, nil, finish)); e != nil {
+	tail := ""
+	if !match.Stopped() { // what a stop string cut stays cut
+		tail, _ = match.Push(dec.Flush())
+		if !match.Stopped() {
+			tail += match.Flush()
+		}
+	}
+	finish := res.FinishReason
+	if match.Stopped() {
+		finish = "stop"
+	}
+	if e := send(delta(tail, nil, nil, finish)); e != nil {
 		return choiceResult{tokens: count, cached: res.CachedTokens, err: e}
 	}
 	return choiceResult{tokens: count, cached: res.CachedTokens}
