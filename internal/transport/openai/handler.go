@@ -2,6 +2,7 @@ package openai
 
 import (
 	"crypto/rand"
+	"fmt"
 	"log/slog"
 	"net/http"
 	"strings"
@@ -55,6 +56,12 @@ func (h *Handler) Mount(m *http.ServeMux) {
 	m.HandleFunc("POST /v1/embeddings", h.embeddings)
 	m.HandleFunc("GET /v1/models", h.models)
 	m.HandleFunc("GET /v1/models/{model...}", h.model) // ids may hold slashes (org/name)
+	// Anything else under /v1 is OpenAI's own 404, in its error shape (its clients
+	// parse no other), wrong methods included, as OpenAI answers them.
+	m.HandleFunc("/v1/", func(w http.ResponseWriter, r *http.Request) {
+		h.writeError(w, r, &llm.Error{Status: http.StatusNotFound, Type: "invalid_request_error",
+			Message: fmt.Sprintf("Invalid URL (%s %s)", r.Method, r.URL.Path)})
+	})
 }
 
 // randomID is prefix followed by 26 random base32 characters (130 bits).

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -268,5 +269,21 @@ func TestStreamThroughAWriterThatCannotFlush(t *testing.T) {
 	res := post(t, srv.URL, "/v1/completions", `{"model":"fake-chat","prompt":[1,2,3],"stream":true}`)
 	if res.status != 200 || !bytes.HasSuffix(res.body, []byte("data: [DONE]\n\n")) {
 		t.Fatalf("status %d body %s; want a whole stream", res.status, res.body)
+	}
+}
+
+// TestUnknownRoutesAreOpenAIErrors: a path or method the API does not have is a 404 in
+// OpenAI's error shape, not the server's V2 one.
+func TestUnknownRoutesAreOpenAIErrors(t *testing.T) {
+	mux := http.NewServeMux()
+	New(newFakeBackend(), Options{}).Mount(mux)
+	for _, tc := range []struct{ method, path string }{{"POST", "/v1/models"}, {"GET", "/v1/chat/completions"}, {"POST", "/v1/responses"}} {
+		r := httptest.NewRequest(tc.method, tc.path, strings.NewReader("{}"))
+		w := httptest.NewRecorder()
+		mux.ServeHTTP(w, r)
+		want := `{"error":{"message":"Invalid URL (` + tc.method + " " + tc.path + `)","type":"invalid_request_error","param":null,"code":null}}`
+		if w.Code != 404 || strings.TrimSpace(w.Body.String()) != want {
+			t.Errorf("%s %s: %d %s, want 404 %s", tc.method, tc.path, w.Code, w.Body, want)
+		}
 	}
 }
