@@ -16,7 +16,6 @@ import (
 	"github.com/ferryml/ferry/internal/llm/engine"
 	"github.com/ferryml/ferry/internal/llm/gateway"
 	"github.com/ferryml/ferry/internal/llm/native"
-	"github.com/ferryml/ferry/internal/objstore"
 	"github.com/ferryml/ferry/internal/transport/openai"
 )
 
@@ -93,10 +92,6 @@ func newLLM(c llmConfig, root string, rt *onnx.Runtime, taps []core.Tap, log *sl
 	return l, nil
 }
 
-// llmRoot is where the native models are looked for: the repository folder, or the
-// local mirror of an object-store repository.
-func llmRoot(cfg serveConfig, st *objstore.Syncer) string { return repositoryRoot(cfg, st) }
-
 // laneAuth is what the server's authentication leaves to a lane (auth.Config's
 // LaneBearers and LaneOpen).
 type laneAuth struct{ bearers, open []string }
@@ -147,6 +142,12 @@ func (l *llmLane) runners() []func(context.Context) error {
 }
 
 func (l *llmLane) close() {
+	if l == nil {
+		return
+	}
+	if l.gw != nil {
+		l.gw.Close() // shadow copies still in flight end first
+	}
 	if l.native != nil {
 		l.native.Close()
 	}

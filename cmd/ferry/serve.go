@@ -321,9 +321,15 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		return nil, err
 	}
 	s.lanes.register(reg)
-	if s.llm, err = newLLM(cfg.llm, llmRoot(cfg, store), rt, s.mon.taps(), log.With("component", "llm")); err != nil {
+	if s.llm, err = newLLM(cfg.llm, repositoryRoot(cfg, store), rt, s.mon.taps(), log.With("component", "llm")); err != nil {
 		return nil, err
 	}
+	built := false
+	defer func() {
+		if !built {
+			s.llm.close() // the engines hold ONNX Runtime sessions
+		}
+	}()
 	s.llm.register(reg)
 	s.ready = make(chan struct{})
 	metricsHandler := promhttp.HandlerFor(reg, promhttp.HandlerOpts{Registry: reg})
@@ -358,6 +364,7 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		return nil, err
 	}
 	sec.secureListeners(s)
+	built = true
 	return s, nil
 }
 
