@@ -54,8 +54,12 @@ func (o *outcome) wrap(emit func(llm.Delta) error) func(llm.Delta) error {
 // plan says how to call targets for one exchange: fits sizes a target's reservation
 // (ok false: its context window is too small), call makes the upstream call.
 type plan struct {
-	key       *keyEntry
-	fits      func(t *target) (prompt, maxOut int, ok bool)
+	key  *keyEntry
+	fits func(t *target) (prompt, maxOut int, ok bool)
+	// exact is the prompt's token count on t, when fits may have given a bound
+	// instead (nil: fits' count is exact); a charge without the upstream's usage
+	// needs it.
+	exact     func(t *target) int
 	call      func(ctx context.Context, t *target, maxOut int, o *outcome) error
 	n         int       // choices per request: the completion reservation is maxOut × n
 	maxTokens int       // what the request asked for, for the context-length error
@@ -158,6 +162,9 @@ func (g *Gateway) attempt(ctx context.Context, r *route, t *target, p plan, prom
 
 	usage := o.usage
 	if !o.hasUsage && (callErr == nil || o.started.Load()) {
+		if p.exact != nil {
+			prompt = p.exact(t)
+		}
 		usage = llm.Usage{PromptTokens: prompt, CompletionTokens: countText(t.up, o.texts)}
 	}
 	spent := g.ledger.settle(resv, usage)

@@ -205,6 +205,17 @@ func (k *keyEntry) allowed(alias string) bool {
 	return k == nil || ((k.models == nil || k.models[alias]) && (k.team == nil || k.team[alias]))
 }
 
+// metered reports whether the key or its team is limited in tokens or money, so
+// that a request's prompt must be counted before it is admitted.
+func (k *keyEntry) metered() bool {
+	for _, a := range k.accounts() {
+		if a.limits.Budget > 0 || a.limits.TPM > 0 {
+			return true
+		}
+	}
+	return false
+}
+
 func (k *keyEntry) accounts() []*account {
 	if k == nil {
 		return nil

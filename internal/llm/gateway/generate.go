@@ -36,16 +36,31 @@ func (g *Gateway) Generate(ctx context.Context, req *llm.Request, emit func(llm.
 	}
 	defer release()
 	prompts := map[string]int{} // by encoding: targets sharing one count once
+	exact := func(t *target) int {
+		enc := t.up.enc.Name()
+		n, ok := prompts[enc]
+		if !ok {
+			n = promptTokens(t.up, req)
+			prompts[enc] = n
+		}
+		return n
+	}
+	bound := -1 // promptBound's, computed once when it may stand in for the count
+	if req.Sampling.MaxTokens > 0 && !k.metered() {
+		bound = promptBound(req)
+	}
 	p := plan{key: k, n: max(1, req.N), maxTokens: req.Sampling.MaxTokens, start: start,
 		fits: func(t *target) (int, int, bool) {
-			enc := t.up.enc.Name()
-			n, ok := prompts[enc]
-			if !ok {
-				n = promptTokens(t.up, req)
-				prompts[enc] = n
+			// Counting a prompt costs ~100 µs a request. When nothing is metered in
+			// tokens or money and the answer's size is given, the count only decides
+			// whether the prompt fits: a bound that fits settles that, and the
+			// reservation it sizes is replaced by the upstream's usage.
+			if bound >= 0 && bound+req.Sampling.MaxTokens <= t.up.cfg.ContextWindow {
+				return bound, req.Sampling.MaxTokens, true
 			}
-			return fitWindow(t.up.cfg.ContextWindow, n, req.Sampling.MaxTokens)
+			return fitWindow(t.up.cfg.ContextWindow, exact(t), req.Sampling.MaxTokens)
 		},
+		exact: exact,
 		call: func(ctx context.Context, t *target, maxTokens int, o *outcome) error {
 			return g.callGenerate(ctx, t, req, maxTokens, o, o.wrap(emit))
 		},
@@ -60,6 +75,25 @@ func (g *Gateway) Generate(ctx context.Context, req *llm.Request, emit func(llm.
 		}
 	}
 	return res.usage, g.clientError(err)
+}
+
+// promptBound is at least a request's prompt tokens in any byte-level encoding (every
+// token stands for one byte or more), with promptTokens' framing of a chat.
+func promptBound(req *llm.Request) int {
+	if req.Kind != llm.Chat {
+		if len(req.PromptTokens) > 0 {
+			return len(req.PromptTokens)
+		}
+		return len(req.Prompt)
+	}
+	n := 3
+	for _, m := range req.Messages {
+		n += 3 + len(m.Role) + len(m.Content)
+		if m.Name != "" {
+			n += 1 + len(m.Name)
+		}
+	}
+	return n
 }
 
 // fitWindow is a target's prompt and completion budget, and whether the prompt (with

@@ -246,12 +246,14 @@ func TestUsageCountedWhenTheUpstreamOmitsIt(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, tc := range []struct {
-		name  string
-		reply gt.Reply
-		text  string
+		name      string
+		reply     gt.Reply
+		text      string
+		maxTokens int // > 0: the window is checked with a byte bound, the charge still counts
 	}{
-		{"stream without a usage chunk", gt.Reply{Chunks: chunks, OmitUsage: true}, "Hello wonderful world! Ünïcödé ✓"},
-		{"stream cut after two chunks", gt.Reply{Chunks: chunks, DropAfter: 2}, "Hello wonderful"},
+		{"stream without a usage chunk", gt.Reply{Chunks: chunks, OmitUsage: true}, "Hello wonderful world! Ünïcödé ✓", 0},
+		{"stream cut after two chunks", gt.Reply{Chunks: chunks, DropAfter: 2}, "Hello wonderful", 0},
+		{"max_tokens given, no usage chunk", gt.Reply{Chunks: chunks, OmitUsage: true}, "Hello wonderful world! Ünïcödé ✓", 64},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			up := gt.NewUpstream(t, gt.Always(tc.reply))
@@ -259,7 +261,7 @@ func TestUsageCountedWhenTheUpstreamOmitsIt(t *testing.T) {
 keys: [{name: k, key: sk-k}]
 `, Options{})
 			req := chatReq("m", "count me", true)
-			req.Key = "sk-k"
+			req.Key, req.Sampling.MaxTokens = "sk-k", tc.maxTokens
 			text, u, _ := answer(g, req)
 			want := llm.Usage{PromptTokens: promptTokens(g.ups["a"], req), CompletionTokens: len(enc.Encode(tc.text))}
 			if text != tc.text || u != want {
