@@ -3,12 +3,11 @@ package main
 import (
 	"bytes"
 	"flag"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
+	"github.com/ferryml/ferry/internal/goldentest"
 )
 
 var update = flag.Bool("update", false, "rewrite testdata/*.golden")
@@ -56,19 +55,7 @@ func TestTablesMatchGolden(t *testing.T) {
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name)
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if d := cmp.Diff(string(want), got); d != "" {
-		t.Errorf("%s (-want +got):\n%s", name, d)
-	}
+	goldentest.Compare(t, filepath.Join("testdata", name), []byte(got), *update)
 }
 
 func TestPerfTableRatios(t *testing.T) {

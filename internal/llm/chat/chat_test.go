@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/ferryml/ferry/internal/goldentest"
 	"github.com/ferryml/ferry/internal/llm"
 )
 
@@ -22,19 +23,7 @@ var conversation = []llm.Message{
 
 func golden(t *testing.T, name, got string) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, []byte(got), 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if got != string(want) {
-		t.Errorf("%s:\n got %q\nwant %q", name, got, want)
-	}
+	goldentest.Compare(t, filepath.Join("testdata", name+".golden"), []byte(got), *update)
 }
 
 func TestBuiltinGolden(t *testing.T) {

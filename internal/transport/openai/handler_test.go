@@ -10,12 +10,12 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/ferryml/ferry/internal/goldentest"
 	"github.com/ferryml/ferry/internal/llm"
 	"github.com/google/go-cmp/cmp"
 	"go.uber.org/goleak"
@@ -69,20 +69,7 @@ func do(t *testing.T, req *http.Request) result {
 // golden compares got with testdata/name.golden, or rewrites it under -update.
 func golden(t *testing.T, name string, got []byte) {
 	t.Helper()
-	path := filepath.Join("testdata", name+".golden")
-	if *update {
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run with -update to create it)", err)
-	}
-	if diff := cmp.Diff(string(want), string(got)); diff != "" {
-		t.Errorf("%s differs (-want +got):\n%s", path, diff)
-	}
+	goldentest.Compare(t, filepath.Join("testdata", name+".golden"), got, *update)
 }
 
 // TestAnswersMatchGoldenFiles: each answer, JSON object or SSE byte stream, is the
