@@ -41,42 +41,23 @@ type llmLane struct {
 	metrics     *engine.Metrics
 }
 
-// newLLM opens the native models found in the repository root (a local folder) and the
-// gateway. A model that fails to open is an error: the operator put it there to serve.
+// newLLM opens the native models found in the repository root and the gateway.
 func newLLM(c llmConfig, root string, rt *onnx.Runtime, taps []core.Tap, log *slog.Logger) (*llmLane, error) {
 	l := &llmLane{metrics: engine.NewMetrics()}
 	if c.disable {
 		return l, nil
 	}
-	var models []*native.Model
-	if root != "" {
-		if _, err := os.Stat(root); err == nil {
-			specs, err := native.Discover(root)
-			if err != nil {
-				return nil, err
-			}
-			for _, s := range specs {
-				m, err := native.Open(s, engine.Config{Runtime: rt, Metrics: l.metrics, Logger: log})
-				if err != nil {
-					for _, o := range models {
-						o.Close()
-					}
-					return nil, err
-				}
-				log.Info("llm model ready", "model", s.Name, "context_length", s.ContextLength)
-				models = append(models, m)
-			}
-		}
+	var err error
+	if l.native, err = openNative(root, engine.Config{Runtime: rt, Metrics: l.metrics, Logger: log}, log); err != nil {
+		return nil, err
 	}
-	l.native = native.NewServer(models...)
 	var b llm.Backend = l.native
 	if c.gatewayFile != "" {
 		cfg, err := gateway.Load(c.gatewayFile)
-		if err != nil {
-			l.native.Close()
-			return nil, fmt.Errorf("--llm-gateway: %w", err)
+		if err == nil {
+			l.gw, err = gateway.New(cfg, gateway.Options{Logger: log.With("component", "gateway"), Native: l.native})
 		}
-		if l.gw, err = gateway.New(cfg, gateway.Options{Logger: log.With("component", "gateway"), Native: l.native}); err != nil {
+		if err != nil {
 			l.native.Close()
 			return nil, fmt.Errorf("--llm-gateway: %w", err)
 		}
@@ -90,6 +71,30 @@ func newLLM(c llmConfig, root string, rt *onnx.Runtime, taps []core.Tap, log *sl
 	openai.New(b, openai.Options{Logger: log.With("component", "openai")}).Mount(mux)
 	l.handler = mux
 	return l, nil
+}
+
+// openNative opens every generative model of the repository folder root (none when
+// root is not a local folder). A model that fails to open is an error: the operator
+// put it there to serve.
+func openNative(root string, base engine.Config, log *slog.Logger) (*native.Server, error) {
+	if _, err := os.Stat(root); root == "" || err != nil {
+		return native.NewServer(), nil
+	}
+	specs, err := native.Discover(root)
+	if err != nil {
+		return nil, err
+	}
+	var models []*native.Model
+	for _, s := range specs {
+		m, err := native.Open(s, base)
+		if err != nil {
+			native.NewServer(models...).Close()
+			return nil, err
+		}
+		log.Info("llm model ready", "model", s.Name, "context_length", s.ContextLength)
+		models = append(models, m)
+	}
+	return native.NewServer(models...), nil
 }
 
 // laneAuth is what the server's authentication leaves to a lane (auth.Config's
