@@ -203,9 +203,7 @@ func (m *Model) choice(ctx context.Context, req *llm.Request, index int, prompt 
 			return choiceResult{err: err}
 		}
 	}
-	count := 0
 	res, err := m.eng.Generate(ctx, prompt, p, func(t engine.Token) error {
-		count++
 		if m.ends(t.ID, p) {
 			return nil // the engine's last token: counted, as vLLM counts it, but not text
 		}
@@ -226,7 +224,7 @@ func (m *Model) choice(ctx context.Context, req *llm.Request, index int, prompt 
 		return nil
 	})
 	if err != nil {
-		return choiceResult{tokens: count, cached: res.CachedTokens, err: err}
+		return choiceResult{tokens: res.CompletionTokens, cached: res.CachedTokens, err: err}
 	}
 	tail := ""
 	if !match.Stopped() { // what a stop string cut stays cut
@@ -240,9 +238,9 @@ func (m *Model) choice(ctx context.Context, req *llm.Request, index int, prompt 
 		finish = "stop"
 	}
 	if e := send(delta(tail, nil, nil, finish)); e != nil {
-		return choiceResult{tokens: count, cached: res.CachedTokens, err: e}
+		return choiceResult{tokens: res.CompletionTokens, cached: res.CachedTokens, err: e}
 	}
-	return choiceResult{tokens: count, cached: res.CachedTokens}
+	return choiceResult{tokens: res.CompletionTokens, cached: res.CachedTokens}
 }
 
 // ends reports whether id is the token that ends a sequence (the engine emits it last).
