@@ -36,7 +36,7 @@ type batchConfig struct {
 }
 
 func batchCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
-	cfg := batchConfig{serve: serveConfig{limits: core.DefaultLimits()}}
+	cfg := batchConfig{serve: serveConfig{limits: core.DefaultLimits(), gcHeadroom: defaultGCHeadroom}}
 	cfg.serve.store = storeEnvFrom(getenv)
 	cmd := &cobra.Command{
 		Use:   "batch",
@@ -65,6 +65,7 @@ func batchCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f.StringVar(&cfg.opts.Rejects, "rejects", "", "rejects file, one JSON line per failed row (default: OUTPUT.rejects.jsonl)")
 	f.StringSliceVar(&cfg.opts.IDColumns, "id-column", nil, "column copied beside the outputs (repeatable or a comma list; default: a \"row\" column with the row's index)")
 	f.StringVar(&cfg.mapping, "mapping", "", "YAML or JSON file: model input -> the columns that fill it, in order (default: columns named as the inputs)")
+	f.Var(&cfg.serve.gcHeadroom, "gc-headroom", "memory Go may allocate between garbage collections while the live heap is smaller (as ferry serve; 0: Go's default, GOGC=100; ignored when GOGC is set)")
 	f.StringVar(&cfg.shard, "shard", "", "score the I-th of N disjoint parts of the input, I/N (Parquet: by row group; CSV, JSON lines: by byte range)")
 	f.IntVar(&cfg.opts.ChunkRows, "chunk-rows", 0, "rows per committed chunk (default: 64 x the model's max batch size)")
 	f.IntVar(&cfg.opts.Concurrency, "concurrency", 0, "requests in flight (default: 4)")
@@ -106,6 +107,9 @@ func runBatch(ctx context.Context, cfg batchConfig, getenv func(string) string, 
 	if err != nil {
 		return err
 	}
+	// A job's live heap is small and it allocates per row: tune the collector as serve
+	// does, or GOGC=100 collects many times a second.
+	tuneGC(ctx, cfg.serve.gcHeadroom, getenv)
 	var c lane.Core
 	if cfg.server != "" {
 		cl, err := grpcClient(cfg.server)

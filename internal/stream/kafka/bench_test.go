@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"encoding/json"
+	"os"
 	"slices"
 	"strconv"
 	"sync"
@@ -13,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"github.com/twmb/franz-go/pkg/kgo"
 
+	"github.com/ferryml/ferry/internal/platform/gctune"
 	"github.com/ferryml/ferry/internal/stream"
 )
 
@@ -27,6 +29,7 @@ import (
 //	go test -run=NONE -bench=KafkaLane ./internal/stream/kafka/
 func BenchmarkKafkaLane(b *testing.B) {
 	const benchMessages, rounds = 100_000, 5
+	servingGC(b)
 	p := newProcessor(b)
 	var laneRate, directRate, laneCPU, directCPU []float64 // CPU: seconds per message, the process's
 	for range rounds {
@@ -61,6 +64,19 @@ func BenchmarkKafkaLane(b *testing.B) {
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 	b.Logf("%d rounds of %d messages: lane %.0f/s, core directly with the same batches %.0f/s, ratio %.2f (medians); CPU %.1f µs a message through the lane (broker and client included), %.1f directly; end-to-end p99 %v at %d msgs/s paced",
 		len(laneRate), benchMessages, l, d, l/d, median(laneCPU)*1e6, median(directCPU)*1e6, p99, pacedRate)
+}
+
+// servingGC runs the garbage collector as `ferry serve`, where the lane runs, runs it:
+// gctune with --gc-headroom's default (64 MiB), unless GOGC is set. Both sides of the
+// comparison share the process, so both get it.
+func servingGC(b *testing.B) {
+	if os.Getenv("GOGC") != "" {
+		return
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan struct{})
+	go func() { gctune.Run(ctx, 64<<20, time.Second); close(done) }()
+	b.Cleanup(func() { cancel(); <-done })
 }
 
 // laneRound runs a consumer until n results are acknowledged, recording the messages of
