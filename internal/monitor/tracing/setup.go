@@ -11,6 +11,7 @@ import (
 
 	"go.opentelemetry.io/otel"
 	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/exporters/otlp/otlptrace"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
@@ -144,23 +145,22 @@ func envOr(keys ...string) string {
 	return ""
 }
 
-// newExporter builds the OTLP exporter the protocol variables name; the exporter reads
-// its endpoint, headers, timeout and TLS from the environment itself.
+// newExporter builds the OTLP exporter the protocol variables name: the SDK's client,
+// which reads its endpoint, headers, timeout and TLS from the environment itself, behind
+// our transform (export.go).
 func newExporter(ctx context.Context) (sdktrace.SpanExporter, string, error) {
 	proto := envOr("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL")
-	var (
-		exp sdktrace.SpanExporter
-		err error
-	)
+	var client otlptrace.Client
 	switch proto {
 	case "grpc":
-		exp, err = otlptracegrpc.New(ctx)
+		client = otlptracegrpc.NewClient()
 	case "http/protobuf", "":
 		proto = "http/protobuf"
-		exp, err = otlptracehttp.New(ctx)
+		client = otlptracehttp.NewClient()
 	default:
 		return nil, "", fmt.Errorf("OTEL_EXPORTER_OTLP_PROTOCOL %q: want grpc or http/protobuf", proto)
 	}
+	exp, err := newOTLPExporter(ctx, client)
 	if err != nil {
 		return nil, "", fmt.Errorf("tracing: OTLP %s exporter: %w", proto, err)
 	}
