@@ -8,6 +8,7 @@ import (
 	"slices"
 	"testing"
 
+	"github.com/ferryml/ferry/internal/llm/gateway/gatewaytest"
 	"github.com/ferryml/ferry/internal/transport/openai/openaitest"
 )
 
@@ -40,9 +41,14 @@ type clientResults struct {
 		Data      []struct{ ID string }
 		Retrieved string
 	}
-	ContextLength, NotFound, RateLimited struct {
-		Class, Code string
-		Status      int
+	ContextLength, NotFound, RateLimited, ToolsRefused struct {
+		Class, Code, Param string
+		Status             int
+	}
+	Tools, ToolsStream struct {
+		Content      *string
+		FinishReason string
+		Calls        []struct{ ID, Type, Name, Arguments string }
 	}
 }
 
@@ -125,6 +131,60 @@ keys:
 	}
 	if v := metricValue(t, ts.URL, `ferry_llm_gateway_rejected_total{reason="budget"}`); v < 1 {
 		t.Errorf(`ferry_llm_gateway_rejected_total{reason="budget"} = %v`, v)
+	}
+}
+
+// TestOpenAIClientToolsThroughTheGateway: a chat with tools, tool_choice and the tool
+// turns of an agent loop reaches an upstream as the client sent it, and the upstream's
+// tool calls reach the official client whole and streamed (the stream put together by
+// the client's own helper); the native model, which has no tools, refuses them with a
+// 400 naming "tools".
+func TestOpenAIClientToolsThroughTheGateway(t *testing.T) {
+	call := gatewaytest.ToolCall{ID: "call_1", Name: "get_weather", Arguments: `{"city":"Paris","unit":"celsius"}`}
+	up := gatewaytest.NewUpstream(t, gatewaytest.Always(gatewaytest.Reply{Chunks: []string{}, ToolCalls: []gatewaytest.ToolCall{call}}))
+	ts := gatewayServer(t, `upstreams:
+  - {name: agent, kind: openai, base_url: "%s", models: {agent: fake-model}, context_window: 4096}
+  - {name: local, kind: native, models: {tinygpt: tinygpt}, context_window: 1024}
+`, up)
+	t.Setenv("FERRY_TOOLS_MODEL", "agent")
+	r := runClient(t, ts.URL+"/v1", "tinygpt", "tinygpt")
+	want := fmt.Sprint([]any{call.ID, "function", call.Name, call.Arguments})
+	for name, got := range map[string]struct {
+		Content      *string
+		FinishReason string
+		Calls        []struct{ ID, Type, Name, Arguments string }
+	}{"whole": r.Tools, "streamed": r.ToolsStream} {
+		if len(got.Calls) != 1 || got.Content != nil && *got.Content != "" || got.FinishReason != "tool_calls" {
+			t.Errorf("%s: %+v; want one call, no content, finish_reason tool_calls", name, got)
+			continue
+		}
+		c := got.Calls[0]
+		if g := fmt.Sprint([]any{c.ID, c.Type, c.Name, c.Arguments}); g != want {
+			t.Errorf("%s call %s, want %s", name, g, want)
+		}
+	}
+	if got := fmt.Sprintln(r.ToolsRefused.Class, r.ToolsRefused.Status, r.ToolsRefused.Param); got != "BadRequestError 400 tools\n" {
+		t.Errorf("tools to the native model: %s, want BadRequestError 400 tools", got)
+	}
+	reqs := up.Requests()
+	if len(reqs) != 2 {
+		t.Fatalf("the upstream got %d requests, want 2", len(reqs))
+	}
+	var body struct {
+		Tools      []struct{ Function struct{ Name string } }
+		ToolChoice string `json:"tool_choice"`
+		Messages   []struct {
+			Role       string
+			ToolCallID string                `json:"tool_call_id"`
+			ToolCalls  []struct{ ID string } `json:"tool_calls"`
+		}
+	}
+	if err := json.Unmarshal(reqs[0].Body, &body); err != nil {
+		t.Fatal(err)
+	}
+	if len(body.Tools) != 1 || body.Tools[0].Function.Name != "get_weather" || body.ToolChoice != "auto" || len(body.Messages) != 3 ||
+		len(body.Messages[1].ToolCalls) != 1 || body.Messages[2].Role != "tool" || body.Messages[2].ToolCallID != "call_0" {
+		t.Errorf("the upstream got %s", reqs[0].Body)
 	}
 }
 

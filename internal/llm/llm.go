@@ -2,6 +2,7 @@ package llm
 
 import (
 	"context"
+	"encoding/json"
 )
 
 // Kind is what a Request asks for.
@@ -19,6 +20,11 @@ type Message struct {
 	Role    string `json:"role"` // system, user, assistant, tool
 	Content string `json:"content"`
 	Name    string `json:"name,omitempty"`
+	// ToolCalls is an assistant turn's tool_calls, as the client sent them (a JSON
+	// array); ToolCallID is the call a "tool" turn answers. Only a backend that takes
+	// tools (Request.Tools) reads them; the others refuse them (Request.Unsupported).
+	ToolCalls  json.RawMessage `json:"tool_calls,omitempty"`
+	ToolCallID string          `json:"tool_call_id,omitempty"`
 }
 
 // Sampling holds the sampling parameters of llm.md §1.2, with vLLM's meanings. The
@@ -60,6 +66,11 @@ type Request struct {
 	Echo         bool   // Completion: the prompt is sent back before the answer
 	Key          string // the API key the client presented (Authorization: Bearer), "" for none
 	User         string // OpenAI's end-user id, for logs
+	// Tools, ToolChoice and ResponseFormat are OpenAI's fields as the client sent them
+	// (JSON; nil when absent), for a backend that passes them on: the gateway sends them
+	// to its upstreams. A backend that cannot honour them refuses the request
+	// (Unsupported), never answers as if they had been.
+	Tools, ToolChoice, ResponseFormat json.RawMessage
 	// Stream is whether the client reads a stream. Backends emit Deltas either way; the
 	// gateway uses it to choose how it calls an upstream.
 	Stream bool
@@ -73,7 +84,11 @@ type Delta struct {
 	Text         string
 	TokenIDs     []int     // the tokens Text came from, when the backend knows them
 	Logprobs     []Logprob // one per token, when Sampling.WantLogprobs
-	FinishReason string    // "" until the choice ends
+	FinishReason string    // "" until the choice ends ("tool_calls" when it ends on them)
+	// ToolCalls is the choice's tool_calls (a JSON array) as an upstream sent them:
+	// whole in an answer, in pieces (elements with an "index", arguments in fragments)
+	// in a stream's chunks; MergeToolCalls puts pieces together.
+	ToolCalls json.RawMessage
 }
 
 // Logprob is one sampled token's log probability and its best alternatives.

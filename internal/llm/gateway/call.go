@@ -44,6 +44,9 @@ func (o *outcome) wrap(emit func(llm.Delta) error) func(llm.Delta) error {
 			o.texts[d.Index] = b
 		}
 		b.WriteString(d.Text)
+		// Tool calls count as their JSON: a little over their tokens, which a charge
+		// without the upstream's usage had better be than under.
+		b.Write(d.ToolCalls)
 		if err := emit(d); err != nil {
 			return &emitError{err}
 		}
@@ -264,11 +267,14 @@ func promptTokens(u *upstream, req *llm.Request) int {
 		}
 		return len(u.enc.Encode(req.Prompt))
 	}
-	n := 3
+	n := 3 + len(u.enc.Encode(string(req.Tools))) // the upstream renders tools into the prompt
 	for _, m := range req.Messages {
 		n += 3 + len(u.enc.Encode(m.Role)) + len(u.enc.Encode(m.Content))
 		if m.Name != "" {
 			n += 1 + len(u.enc.Encode(m.Name))
+		}
+		if len(m.ToolCalls) > 0 || m.ToolCallID != "" {
+			n += len(u.enc.Encode(string(m.ToolCalls))) + len(u.enc.Encode(m.ToolCallID))
 		}
 	}
 	return n

@@ -86,9 +86,9 @@ func promptBound(req *llm.Request) int {
 		}
 		return len(req.Prompt)
 	}
-	n := 3
+	n := 3 + len(req.Tools)
 	for _, m := range req.Messages {
-		n += 3 + len(m.Role) + len(m.Content)
+		n += 3 + len(m.Role) + len(m.Content) + len(m.ToolCalls) + len(m.ToolCallID)
 		if m.Name != "" {
 			n += 1 + len(m.Name)
 		}

@@ -37,6 +37,10 @@ type wireRequest struct {
 	MinTokens         int                `json:"min_tokens,omitempty"`
 	IgnoreEOS         bool               `json:"ignore_eos,omitempty"`
 	StopTokenIDs      []int              `json:"stop_token_ids,omitempty"`
+	// The client's tools and structured output, passed on as they came.
+	Tools          json.RawMessage `json:"tools,omitempty"`
+	ToolChoice     json.RawMessage `json:"tool_choice,omitempty"`
+	ResponseFormat json.RawMessage `json:"response_format,omitempty"`
 }
 
 type streamOptions struct {
@@ -47,23 +51,24 @@ type streamOptions struct {
 // that do not apply stay empty.
 type wireChunk struct {
 	Choices []struct {
-		Index        int     `json:"index"`
-		Text         string  `json:"text"`
-		FinishReason *string `json:"finish_reason"`
-		Delta        *struct {
-			Role    string `json:"role"`
-			Content string `json:"content"`
-		} `json:"delta"`
-		Message *struct {
-			Role    string `json:"role"`
-			Content string `json:"content"`
-		} `json:"message"`
+		Index        int          `json:"index"`
+		Text         string       `json:"text"`
+		FinishReason *string      `json:"finish_reason"`
+		Delta        *wireMessage `json:"delta"`
+		Message      *wireMessage `json:"message"`
 	} `json:"choices"`
 	Usage *wireUsage `json:"usage"`
 	// Error is an error event some servers (vLLM) send inside a stream.
 	Error *struct {
 		Message string `json:"message"`
 	} `json:"error"`
+}
+
+// wireMessage is a chat answer's message or a chunk's delta.
+type wireMessage struct {
+	Role      string          `json:"role"`
+	Content   string          `json:"content"`
+	ToolCalls json.RawMessage `json:"tool_calls"`
 }
 
 type wireUsage struct {
@@ -101,7 +106,7 @@ func buildRequest(kind, modelID string, req *llm.Request, maxTokens int) wireReq
 	s := req.Sampling
 	w := wireRequest{Model: modelID, MaxTokens: maxTokens, Temperature: s.Temperature, TopP: s.TopP,
 		Stop: s.Stop, Seed: s.Seed, PresencePenalty: s.PresencePenalty, FrequencyPenalty: s.FrequencyPenalty,
-		User: req.User, Stream: req.Stream}
+		User: req.User, Stream: req.Stream, Tools: req.Tools, ToolChoice: req.ToolChoice, ResponseFormat: req.ResponseFormat}
 	if req.N > 1 {
 		w.N = req.N
 	}
@@ -141,19 +146,20 @@ func (c *wireChunk) deltas(chat bool) []llm.Delta {
 	out := make([]llm.Delta, 0, len(c.Choices))
 	for _, ch := range c.Choices {
 		d := llm.Delta{Index: ch.Index, Text: ch.Text}
-		switch {
-		case ch.Delta != nil:
-			d.Role, d.Text = ch.Delta.Role, ch.Delta.Content
-		case ch.Message != nil:
-			d.Role, d.Text = ch.Message.Role, ch.Message.Content
+		m := ch.Delta
+		if m == nil {
+			m = ch.Message
 		}
-		if !chat {
-			d.Role = ""
+		if m != nil && chat {
+			d.Role, d.Text = m.Role, m.Content
+			if string(m.ToolCalls) != "null" && string(m.ToolCalls) != "[]" {
+				d.ToolCalls = m.ToolCalls
+			}
 		}
 		if ch.FinishReason != nil {
 			d.FinishReason = *ch.FinishReason
 		}
-		if d.Role == "" && d.Text == "" && d.FinishReason == "" {
+		if d.Role == "" && d.Text == "" && d.FinishReason == "" && d.ToolCalls == nil {
 			continue
 		}
 		out = append(out, d)

@@ -123,6 +123,9 @@ func (m *Model) checkLength(prompt []int, maxTokens int) error {
 // generate runs the request's choices concurrently on the engine and serialises
 // their Deltas into emit.
 func (m *Model) generate(ctx context.Context, req *llm.Request, emit func(llm.Delta) error) (llm.Usage, error) {
+	if err := req.Unsupported(); err != nil { // no tools, no structured output
+		return llm.Usage{}, err
+	}
 	prompt, stops, err := m.prompt(req)
 	if err != nil {
 		return llm.Usage{}, err

@@ -47,15 +47,14 @@ type samplingBody struct {
 	MinTokens         *int     `json:"min_tokens"`
 	IgnoreEOS         *bool    `json:"ignore_eos"`
 	StopTokenIDs      []int    `json:"stop_token_ids"`
-	// Features this edge does not serve: present and not null, they are refused, never
-	// silently ignored, so a client relying on them learns at once.
+	// Tools and structured output go to the backend as they came; one that cannot honour
+	// them refuses the request (llm.Request.Unsupported), never ignores them.
 	Tools          json.RawMessage `json:"tools"`
 	ToolChoice     json.RawMessage `json:"tool_choice"`
-	Functions      json.RawMessage `json:"functions"`
-	FunctionCall   json.RawMessage `json:"function_call"`
-	ResponseFormat *struct {
-		Type string `json:"type"`
-	} `json:"response_format"`
+	ResponseFormat json.RawMessage `json:"response_format"`
+	// The deprecated function-calling fields are refused here: tools replaced them.
+	Functions    json.RawMessage `json:"functions"`
+	FunctionCall json.RawMessage `json:"function_call"`
 }
 
 // chatBody is a /v1/chat/completions request.
@@ -154,6 +153,9 @@ func (b *samplingBody) decode(req *llm.Request) (*decoded, error) {
 		return nil, llm.BadRequest("model", "you must provide a model parameter")
 	}
 	req.Model = *b.Model
+	if err := b.tools(req); err != nil {
+		return nil, err
+	}
 	if b.N != nil {
 		if *b.N < 1 || *b.N > maxChoices {
 			return nil, llm.BadRequest("n", "n must be between 1 and %d, got %d", maxChoices, *b.N)
@@ -178,19 +180,16 @@ func (b *samplingBody) decode(req *llm.Request) (*decoded, error) {
 	return s, err
 }
 
-// unsupported refuses tools, functions and structured output: a client relying on them
-// must not get plain text as if they had been honoured.
+// unsupported refuses what no backend here takes: the deprecated function-calling
+// fields (tools replaced them) and best_of.
 func (b *samplingBody) unsupported() error {
 	for _, f := range []struct {
 		name string
 		v    json.RawMessage
-	}{{"tools", b.Tools}, {"tool_choice", b.ToolChoice}, {"functions", b.Functions}, {"function_call", b.FunctionCall}} {
+	}{{"functions", b.Functions}, {"function_call", b.FunctionCall}} {
 		if present(f.v) {
-			return llm.BadRequest(f.name, "%s is not supported by this server", f.name)
+			return llm.BadRequest(f.name, "%s is not supported by this server; use tools", f.name)
 		}
-	}
-	if rf := b.ResponseFormat; rf != nil && rf.Type != "" && rf.Type != "text" {
-		return llm.BadRequest("response_format", "response_format %q is not supported by this server; only \"text\"", rf.Type)
 	}
 	if b.BestOf != nil && *b.BestOf != 1 {
 		return llm.BadRequest("best_of", "best_of is not supported by this server")
@@ -318,6 +317,30 @@ func tokenIDs(param string, ids []int) ([]int, error) {
 		}
 	}
 	return ids, nil
+}
+
+// tools checks the shapes of tools, tool_choice and response_format (what they hold
+// is the backend's to judge) and hands them on.
+func (b *samplingBody) tools(req *llm.Request) error {
+	for _, f := range []struct {
+		name, want string
+		v          json.RawMessage
+		dst        *json.RawMessage
+		ok         func(byte) bool
+	}{
+		{"tools", "an array of tools", b.Tools, &req.Tools, func(c byte) bool { return c == '[' }},
+		{"tool_choice", `"none", "auto", "required" or an object naming a tool`, b.ToolChoice, &req.ToolChoice, func(c byte) bool { return c == '"' || c == '{' }},
+		{"response_format", `an object with a "type"`, b.ResponseFormat, &req.ResponseFormat, func(c byte) bool { return c == '{' }},
+	} {
+		if !present(f.v) {
+			continue
+		}
+		if !f.ok(f.v[0]) {
+			return llm.BadRequest(f.name, "%s must be %s", f.name, f.want)
+		}
+		*f.dst = f.v
+	}
+	return nil
 }
 
 // present is whether a raw field was given with a value other than null.

@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"net/http"
@@ -66,6 +67,7 @@ func (t *tracker) observe(d llm.Delta) (first bool, offset int, err error) {
 // choiceAcc gathers one choice's answer for a non-streamed response.
 type choiceAcc struct {
 	text   strings.Builder
+	tools  []json.RawMessage // the Deltas' tool_calls, merged at the end
 	chatLP *chatLogprobs
 	textLP *textLogprobs
 	finish string
@@ -88,6 +90,9 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, req *llm.Requ
 		}
 		a := &acc[d.Index]
 		a.text.WriteString(d.Text)
+		if len(d.ToolCalls) > 0 {
+			a.tools = append(a.tools, d.ToolCalls)
+		}
 		if req.Sampling.WantLogprobs {
 			if req.Kind == llm.Chat {
 				a.chatLP = appendChat(a.chatLP, d.Logprobs)
@@ -105,20 +110,32 @@ func (h *Handler) complete(w http.ResponseWriter, r *http.Request, req *llm.Requ
 		return
 	}
 	if req.Kind == llm.Chat {
-		h.writeJSON(w, r, h.chatAnswer(req, acc, usage))
+		a, err := h.chatAnswer(req, acc, usage)
+		if err != nil {
+			h.writeError(w, r, err)
+			return
+		}
+		h.writeJSON(w, r, a)
 		return
 	}
 	h.writeJSON(w, r, h.textAnswer(req, acc, usage))
 }
 
-func (h *Handler) chatAnswer(req *llm.Request, acc []choiceAcc, u llm.Usage) *answer[chatChoice] {
+func (h *Handler) chatAnswer(req *llm.Request, acc []choiceAcc, u llm.Usage) (*answer[chatChoice], error) {
 	c := &answer[chatChoice]{ID: req.ID, Object: "chat.completion", Created: h.now().Unix(), Model: req.Model,
 		Choices: make([]chatChoice, len(acc)), Usage: toUsage(u)}
 	for i := range acc {
-		c.Choices[i] = chatChoice{Index: i, Message: chatMessage{Role: "assistant", Content: acc[i].text.String()},
-			Logprobs: acc[i].chatLP, FinishReason: finishReason(acc[i].finish)}
+		calls, err := llm.MergeToolCalls(acc[i].tools)
+		if err != nil {
+			return nil, fmt.Errorf("choice %d: %w", i, err) // the backend's upstream sent them: a 500
+		}
+		msg := chatMessage{Role: "assistant", ToolCalls: calls}
+		if text := acc[i].text.String(); text != "" || calls == nil {
+			msg.Content = &text
+		}
+		c.Choices[i] = chatChoice{Index: i, Message: msg, Logprobs: acc[i].chatLP, FinishReason: finishReason(acc[i].finish)}
 	}
-	return c
+	return c, nil
 }
 
 func (h *Handler) textAnswer(req *llm.Request, acc []choiceAcc, u llm.Usage) *answer[textChoice] {

@@ -161,7 +161,8 @@ func TestRequestReachesTheBackend(t *testing.T) {
 		Messages: []llm.Message{{Role: "system", Content: "Be brief."}, {Role: "user", Content: "a\nb", Name: "ann"}},
 		Sampling: llm.Sampling{Temperature: 0.5, TopP: 0.9, TopK: 40, MinP: 0.05, PresencePenalty: 0.1, FrequencyPenalty: -0.1,
 			RepetitionPenalty: 1.1, Seed: &seed, MaxTokens: 9, MinTokens: 2, Stop: []string{"\n"}, StopTokenIDs: []int{0, 2},
-			IgnoreEOS: true, LogitBias: map[int]float64{50256: -100}}}
+			IgnoreEOS: true, LogitBias: map[int]float64{50256: -100}},
+		ResponseFormat: json.RawMessage(`{"type":"text"}`)}
 	if diff := cmp.Diff(want, f.lastRequest()); diff != "" {
 		t.Errorf("backend got (-want +got):\n%s", diff)
 	}

@@ -18,6 +18,7 @@ type messageBody struct {
 	Content      json.RawMessage `json:"content"`
 	Name         *string         `json:"name"`
 	ToolCalls    json.RawMessage `json:"tool_calls"`
+	ToolCallID   *string         `json:"tool_call_id"`
 	FunctionCall json.RawMessage `json:"function_call"`
 }
 
@@ -64,28 +65,42 @@ func unmarshalElement(param string, raw json.RawMessage, v any, want string) err
 	return llm.BadRequest(param, "%s must be %s", param, want)
 }
 
-// decodeMessage checks one message's role and flattens its content to text.
+// decodeMessage checks one message's role and flattens its content to text. Tool
+// turns (an assistant's tool_calls, a "tool" answer with its tool_call_id) pass on to
+// the backend, which refuses them when it has no tools.
 func decodeMessage(param string, m *messageBody) (llm.Message, error) {
 	role := m.Role
 	switch role {
-	case "system", "user", "assistant":
+	case "system", "user", "assistant", "tool":
 	case "developer": // OpenAI's newer name for the system turn; chat templates know "system"
 		role = "system"
-	case "tool", "function":
-		return llm.Message{}, llm.BadRequest(param+".role", "%s messages are not supported by this server (no tools)", role)
+	case "function":
+		return llm.Message{}, llm.BadRequest(param+".role", "function messages are not supported by this server; use tools")
 	case "":
 		return llm.Message{}, llm.BadRequest(param+".role", "%s.role is required", param)
 	default:
-		return llm.Message{}, llm.BadRequest(param+".role", "%s.role %q is not one of system, developer, user, assistant", param, role)
+		return llm.Message{}, llm.BadRequest(param+".role", "%s.role %q is not one of system, developer, user, assistant, tool", param, role)
 	}
-	if present(m.ToolCalls) || present(m.FunctionCall) {
-		return llm.Message{}, llm.BadRequest(param+".tool_calls", "tool calls are not supported by this server")
+	if present(m.FunctionCall) {
+		return llm.Message{}, llm.BadRequest(param+".function_call", "function_call is not supported by this server; use tool_calls")
 	}
-	content, err := decodeContent(param+".content", m.Content, role == "assistant")
-	if err != nil {
+	msg := llm.Message{Role: role}
+	if present(m.ToolCalls) {
+		if role != "assistant" || m.ToolCalls[0] != '[' {
+			return llm.Message{}, llm.BadRequest(param+".tool_calls", "%s.tool_calls must be an array, on an assistant message", param)
+		}
+		msg.ToolCalls = m.ToolCalls
+	}
+	if role == "tool" {
+		if m.ToolCallID == nil || *m.ToolCallID == "" {
+			return llm.Message{}, llm.BadRequest(param+".tool_call_id", "%s.tool_call_id is required on a tool message", param)
+		}
+		msg.ToolCallID = *m.ToolCallID
+	}
+	var err error
+	if msg.Content, err = decodeContent(param+".content", m.Content, role == "assistant"); err != nil {
 		return llm.Message{}, err
 	}
-	msg := llm.Message{Role: role, Content: content}
 	if m.Name != nil {
 		msg.Name = *m.Name
 	}

@@ -164,10 +164,11 @@ func (c *chunker) chunk(d llm.Delta) ([]byte, error) {
 		return middleware.MarshalJSON(answer[textChoice]{ID: c.req.ID, Object: "text_completion", Created: c.created, Model: c.req.Model, Choices: []textChoice{ch}, Usage: usage})
 	}
 	ch := chunkChoice{Index: d.Index, FinishReason: finishReason(d.FinishReason)}
-	if first || d.Text != "" { // the first delta has content "" at least, as OpenAI's
+	if d.Text != "" || first && len(d.ToolCalls) == 0 { // the first delta has content "" at least, as OpenAI's
 		text := d.Text
 		ch.Delta.Content = &text
 	}
+	ch.Delta.ToolCalls = d.ToolCalls
 	if first {
 		ch.Delta.Role = "assistant"
 	}

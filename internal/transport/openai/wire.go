@@ -1,6 +1,7 @@
 package openai
 
 import (
+	"encoding/json"
 	"math"
 
 	"github.com/ferryml/ferry/internal/llm"
@@ -29,9 +30,12 @@ type chatChoice struct {
 	FinishReason *string       `json:"finish_reason"`
 }
 
+// chatMessage is the answer's message: content null when the answer is tool calls
+// alone, as OpenAI writes it.
 type chatMessage struct {
-	Role    string `json:"role"`
-	Content string `json:"content"`
+	Role      string          `json:"role"`
+	Content   *string         `json:"content"`
+	ToolCalls json.RawMessage `json:"tool_calls,omitempty"`
 }
 
 // textChoice is a completion's choice, whole or in a chunk.
@@ -52,8 +56,9 @@ type chunkChoice struct {
 // chunkDelta is a choice's new text; its first carries the role, and a last one with
 // nothing new is {}.
 type chunkDelta struct {
-	Role    string  `json:"role,omitempty"`
-	Content *string `json:"content,omitempty"`
+	Role      string          `json:"role,omitempty"`
+	Content   *string         `json:"content,omitempty"`
+	ToolCalls json.RawMessage `json:"tool_calls,omitempty"` // pieces, as the backend's upstream sent them
 }
 
 type usageJSON struct {

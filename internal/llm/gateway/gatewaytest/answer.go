@@ -36,7 +36,11 @@ func (u *Upstream) generate(w http.ResponseWriter, r *http.Request) {
 		chunks = []string{"Hello", " world"}
 	}
 	finish := rep.FinishReason
-	if finish == "" {
+	switch {
+	case finish != "":
+	case len(rep.ToolCalls) > 0:
+		finish = "tool_calls"
+	default:
 		finish = "stop"
 	}
 	usage := rep.Usage
@@ -52,7 +56,7 @@ func (u *Upstream) generate(w http.ResponseWriter, r *http.Request) {
 		if rep.DropAfter != 0 {
 			panic(http.ErrAbortHandler)
 		}
-		whole(w, chat, strings.Join(chunks, ""), finish, usage, rep.OmitUsage)
+		whole(w, chat, strings.Join(chunks, ""), rep.ToolCalls, finish, usage, rep.OmitUsage)
 		return
 	}
 	stream(w, r, rep, chat, chunks, finish, usage, req.IncludeUsage)
@@ -85,7 +89,22 @@ func stream(w http.ResponseWriter, r *http.Request, rep Reply, chat bool, chunks
 	if rep.DropAfter > 0 {
 		panic(http.ErrAbortHandler)
 	}
-	send(chunk(chat, len(chunks) == 0, "", &finish))
+	first := len(chunks) == 0
+	if chat {
+		for _, piece := range toolPieces(rep.ToolCalls) {
+			c := chunk(chat, first, "", nil)
+			d := c["choices"].([]any)[0].(map[string]any)["delta"].(map[string]any)
+			d["tool_calls"] = []any{piece}
+			if first {
+				d["content"] = nil
+			} else {
+				delete(d, "content")
+			}
+			send(c)
+			first = false
+		}
+	}
+	send(chunk(chat, first, "", &finish))
 	if includeUsage && !rep.OmitUsage {
 		send(map[string]any{"object": object(chat, true), "choices": []any{}, "usage": wireUsage(usage)})
 	}
@@ -122,10 +141,35 @@ func wireUsage(u *llm.Usage) map[string]any {
 		"total_tokens": u.Total(), "prompt_tokens_details": map[string]any{"cached_tokens": u.CachedTokens}}
 }
 
-func whole(w http.ResponseWriter, chat bool, text, finish string, usage *llm.Usage, omitUsage bool) {
+// toolPieces are calls as a stream carries them: per call, its id, type and name with
+// empty arguments, then the arguments in two fragments, each piece with its index.
+func toolPieces(calls []ToolCall) []map[string]any {
+	var out []map[string]any
+	for i, c := range calls {
+		half := len(c.Arguments) / 2
+		out = append(out,
+			map[string]any{"index": i, "id": c.ID, "type": "function", "function": map[string]any{"name": c.Name, "arguments": ""}},
+			map[string]any{"index": i, "function": map[string]any{"arguments": c.Arguments[:half]}},
+			map[string]any{"index": i, "function": map[string]any{"arguments": c.Arguments[half:]}})
+	}
+	return out
+}
+
+func whole(w http.ResponseWriter, chat bool, text string, calls []ToolCall, finish string, usage *llm.Usage, omitUsage bool) {
 	c := map[string]any{"index": 0, "finish_reason": finish}
 	if chat {
-		c["message"] = map[string]any{"role": "assistant", "content": text}
+		m := map[string]any{"role": "assistant", "content": text}
+		if len(calls) > 0 {
+			tc := make([]any, len(calls))
+			for i, call := range calls {
+				tc[i] = map[string]any{"id": call.ID, "type": "function", "function": map[string]any{"name": call.Name, "arguments": call.Arguments}}
+			}
+			m["tool_calls"] = tc
+			if text == "" {
+				m["content"] = nil
+			}
+		}
+		c["message"] = m
 	} else {
 		c["text"] = text
 	}

@@ -35,6 +35,15 @@ type Reply struct {
 	Comments  bool // a ": keep-alive" comment before every chunk
 	// Vectors answer /v1/embeddings; nil means a 4-float vector per input [i, 1, 2, 3].
 	Vectors [][]float32
+	// ToolCalls, on a chat answer, come after its text chunks: whole in a whole answer,
+	// streamed as OpenAI streams them (a first piece with the id and name, then the
+	// arguments in two fragments). FinishReason then defaults to "tool_calls".
+	ToolCalls []ToolCall
+}
+
+// ToolCall is one function call of a scripted answer.
+type ToolCall struct {
+	ID, Name, Arguments string
 }
 
 // Script picks the reply to the n-th request (n from 0, counted over every endpoint

@@ -9,6 +9,11 @@
 // if unset). OPENAI_NODE_PREFIX is where `npm install --prefix` put the client (else it
 // is resolved from the working directory).
 //
+// FERRY_TOOLS_MODEL, when set, is a model to call with tools: its answers (tool calls,
+// whole and streamed, the stream put together by the client's own helper) are recorded
+// under "tools" and "toolsStream"; MODEL is then also asked with tools, which a model
+// without them refuses ("toolsRefused").
+//
 // The script is generic: it asserts nothing about the model's text, only records it,
 // so it runs against a fake backend and against a real server with a real model alike.
 // Each case catches its own failure and records it, so one broken case does not hide
@@ -114,6 +119,26 @@ await run('notFound', results, () => expectError(() => client.chat.completions.c
 if (limitedModel) {
   const limited = new OpenAI({ baseURL, apiKey: process.env.FERRY_LIMITED_KEY || apiKey, maxRetries: 0, timeout: 60_000 });
   await run('rateLimited', results, () => expectError(() => limited.chat.completions.create({ model: limitedModel, messages })));
+}
+
+const toolsModel = process.env.FERRY_TOOLS_MODEL;
+if (toolsModel) {
+  const tools = [{ type: 'function', function: { name: 'get_weather', description: 'The weather in a city', parameters: { type: 'object', properties: { city: { type: 'string' } }, required: ['city'] } } }];
+  const asked = [{ role: 'user', content: 'Weather in Paris?' }];
+  const answered = [...asked,
+    { role: 'assistant', content: null, tool_calls: [{ id: 'call_0', type: 'function', function: { name: 'get_weather', arguments: '{"city":"Paris"}' } }] },
+    { role: 'tool', tool_call_id: 'call_0', content: '18 C, sunny' }];
+  const calls = (m) => (m.tool_calls ?? []).map((c) => ({ id: c.id, type: c.type, name: c.function.name, arguments: c.function.arguments }));
+  await run('tools', results, async () => {
+    const r = await client.chat.completions.create({ model: toolsModel, messages: answered, tools, tool_choice: 'auto' });
+    return { content: r.choices[0].message.content, calls: calls(r.choices[0].message), finishReason: r.choices[0].finish_reason };
+  });
+  await run('toolsStream', results, async () => {
+    const s = client.chat.completions.stream({ model: toolsModel, messages: asked, tools, stream_options: { include_usage: true } });
+    const r = await s.finalChatCompletion();
+    return { content: r.choices[0].message.content, calls: calls(r.choices[0].message), finishReason: r.choices[0].finish_reason };
+  });
+  await run('toolsRefused', results, () => expectError(() => client.chat.completions.create({ model, messages: asked, tools })));
 }
 
 console.log(JSON.stringify(results));
