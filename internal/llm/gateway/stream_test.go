@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -127,6 +128,47 @@ teams: [{name: t}]
 		"ferry_llm_gateway_upstream_requests_total", "ferry_llm_gateway_rejected_total", "ferry_llm_gateway_spend_total"} {
 		if !have[name] {
 			t.Errorf("metric %s missing; have %v", name, have)
+		}
+	}
+}
+
+// TestLogprobsPassThrough: a request for logprobs asks the upstream in its endpoint's
+// form (chat: logprobs true and top_logprobs; completions: logprobs n), and the
+// upstream's logprobs, whole or chunk by chunk, come back as Deltas' Logprobs with their
+// alternatives best first.
+func TestLogprobsPassThrough(t *testing.T) {
+	texts := []string{"Hel", "lo"}
+	up := gt.NewUpstream(t, gt.Always(gt.Reply{Chunks: texts, Logprobs: true}))
+	g := newGateway(t, "upstreams:"+upstreamYAML("a", "vllm", up.URL, 4096, ""), Options{})
+	for _, kind := range []llm.Kind{llm.Chat, llm.Completion} {
+		for _, stream := range []bool{true, false} {
+			req := chatReq("m", "hi", stream)
+			if kind == llm.Completion {
+				req = &llm.Request{Model: "m", Kind: llm.Completion, Prompt: "hi", Sampling: llm.DefaultSampling(), Stream: stream}
+			}
+			req.Sampling.WantLogprobs, req.Sampling.Logprobs = true, 2
+			var got []llm.Logprob
+			if _, err := g.Generate(context.Background(), req, func(d llm.Delta) error { got = append(got, d.Logprobs...); return nil }); err != nil {
+				t.Fatal(err)
+			}
+			name := fmt.Sprintf("kind %d stream %v", kind, stream)
+			if len(got) != len(texts) {
+				t.Fatalf("%s: %d logprobs, want %d: %+v", name, len(got), len(texts), got)
+			}
+			for i, lp := range got {
+				want := -float64(i+1) / 2
+				if lp.Token != texts[i] || lp.Logprob != want || len(lp.Top) != 2 || lp.Top[0] != (llm.TopLogprob{Token: texts[i], Logprob: want}) || lp.Top[1].Token != "x" {
+					t.Errorf("%s: token %d = %+v", name, i, lp)
+				}
+			}
+			body := string(up.Requests()[len(up.Requests())-1].Body)
+			wantField := `"logprobs":2`
+			if kind == llm.Chat {
+				wantField = `"logprobs":true,"top_logprobs":2`
+			}
+			if !strings.Contains(body, wantField) {
+				t.Errorf("%s: the upstream got %s, want %s in it", name, body, wantField)
+			}
 		}
 	}
 }

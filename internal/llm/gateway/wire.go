@@ -1,10 +1,13 @@
 package gateway
 
 import (
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -37,6 +40,10 @@ type wireRequest struct {
 	MinTokens         int                `json:"min_tokens,omitempty"`
 	IgnoreEOS         bool               `json:"ignore_eos,omitempty"`
 	StopTokenIDs      []int              `json:"stop_token_ids,omitempty"`
+	// Logprobs is true (chat) or the number of alternatives (completions), as each
+	// endpoint takes it; TopLogprobs is chat's number of alternatives.
+	Logprobs    any  `json:"logprobs,omitempty"`
+	TopLogprobs *int `json:"top_logprobs,omitempty"`
 	// The client's tools and structured output, passed on as they came.
 	Tools          json.RawMessage `json:"tools,omitempty"`
 	ToolChoice     json.RawMessage `json:"tool_choice,omitempty"`
@@ -51,11 +58,12 @@ type streamOptions struct {
 // that do not apply stay empty.
 type wireChunk struct {
 	Choices []struct {
-		Index        int          `json:"index"`
-		Text         string       `json:"text"`
-		FinishReason *string      `json:"finish_reason"`
-		Delta        *wireMessage `json:"delta"`
-		Message      *wireMessage `json:"message"`
+		Index        int           `json:"index"`
+		Text         string        `json:"text"`
+		FinishReason *string       `json:"finish_reason"`
+		Delta        *wireMessage  `json:"delta"`
+		Message      *wireMessage  `json:"message"`
+		Logprobs     *wireLogprobs `json:"logprobs"`
 	} `json:"choices"`
 	Usage *wireUsage `json:"usage"`
 	// Error is an error event some servers (vLLM) send inside a stream.
@@ -69,6 +77,54 @@ type wireMessage struct {
 	Role      string          `json:"role"`
 	Content   string          `json:"content"`
 	ToolCalls json.RawMessage `json:"tool_calls"`
+}
+
+// wireLogprobs is a choice's logprobs in either form: chat's (content, one entry per
+// token) or the completions' parallel arrays.
+type wireLogprobs struct {
+	Content []struct {
+		Token       string  `json:"token"`
+		Logprob     float64 `json:"logprob"`
+		TopLogprobs []struct {
+			Token   string  `json:"token"`
+			Logprob float64 `json:"logprob"`
+		} `json:"top_logprobs"`
+	} `json:"content"`
+	Tokens        []string             `json:"tokens"`
+	TokenLogprobs []*float64           `json:"token_logprobs"` // null for an echoed prompt's first token
+	TopLogprobs   []map[string]float64 `json:"top_logprobs"`
+}
+
+// logprobs are w's entries as the seam holds them (token ids are the upstream's
+// business: 0). A completion's alternatives, a JSON object, come best first.
+func (w *wireLogprobs) logprobs() []llm.Logprob {
+	if w == nil {
+		return nil
+	}
+	var out []llm.Logprob
+	for _, c := range w.Content {
+		lp := llm.Logprob{Token: c.Token, Logprob: c.Logprob}
+		for _, t := range c.TopLogprobs {
+			lp.Top = append(lp.Top, llm.TopLogprob{Token: t.Token, Logprob: t.Logprob})
+		}
+		out = append(out, lp)
+	}
+	for i, tok := range w.Tokens {
+		lp := llm.Logprob{Token: tok, Logprob: math.Inf(-1)}
+		if i < len(w.TokenLogprobs) && w.TokenLogprobs[i] != nil {
+			lp.Logprob = *w.TokenLogprobs[i]
+		}
+		if i < len(w.TopLogprobs) {
+			for t, v := range w.TopLogprobs[i] {
+				lp.Top = append(lp.Top, llm.TopLogprob{Token: t, Logprob: v})
+			}
+			slices.SortFunc(lp.Top, func(a, b llm.TopLogprob) int {
+				return cmp.Or(cmp.Compare(b.Logprob, a.Logprob), cmp.Compare(a.Token, b.Token))
+			})
+		}
+		out = append(out, lp)
+	}
+	return out
 }
 
 type wireUsage struct {
@@ -119,6 +175,13 @@ func buildRequest(kind, modelID string, req *llm.Request, maxTokens int) wireReq
 			w.LogitBias[strconv.Itoa(id)] = b
 		}
 	}
+	if s.WantLogprobs {
+		if req.Kind == llm.Chat {
+			w.Logprobs, w.TopLogprobs = true, &s.Logprobs
+		} else {
+			w.Logprobs = s.Logprobs
+		}
+	}
 	if req.Kind == llm.Chat {
 		w.Messages = req.Messages
 	} else {
@@ -159,7 +222,8 @@ func (c *wireChunk) deltas(chat bool) []llm.Delta {
 		if ch.FinishReason != nil {
 			d.FinishReason = *ch.FinishReason
 		}
-		if d.Role == "" && d.Text == "" && d.FinishReason == "" && d.ToolCalls == nil {
+		d.Logprobs = ch.Logprobs.logprobs()
+		if d.Role == "" && d.Text == "" && d.FinishReason == "" && d.ToolCalls == nil && d.Logprobs == nil {
 			continue
 		}
 		out = append(out, d)

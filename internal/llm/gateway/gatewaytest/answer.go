@@ -56,7 +56,11 @@ func (u *Upstream) generate(w http.ResponseWriter, r *http.Request) {
 		if rep.DropAfter != 0 {
 			panic(http.ErrAbortHandler)
 		}
-		whole(w, chat, strings.Join(chunks, ""), rep.ToolCalls, finish, usage, rep.OmitUsage)
+		var lps map[string]any
+		if rep.Logprobs {
+			lps = logprobs(chat, chunks, 0)
+		}
+		whole(w, chat, strings.Join(chunks, ""), rep.ToolCalls, lps, finish, usage, rep.OmitUsage)
 		return
 	}
 	stream(w, r, rep, chat, chunks, finish, usage, req.IncludeUsage)
@@ -84,7 +88,11 @@ func stream(w http.ResponseWriter, r *http.Request, rep Reply, chat bool, chunks
 		if rep.Comments {
 			fmt.Fprint(w, ": keep-alive\n\n")
 		}
-		send(chunk(chat, i == 0, text, nil))
+		c := chunk(chat, i == 0, text, nil)
+		if rep.Logprobs {
+			c["choices"].([]any)[0].(map[string]any)["logprobs"] = logprobs(chat, chunks[i:i+1], i)
+		}
+		send(c)
 	}
 	if rep.DropAfter > 0 {
 		panic(http.ErrAbortHandler)
@@ -155,8 +163,34 @@ func toolPieces(calls []ToolCall) []map[string]any {
 	return out
 }
 
-func whole(w http.ResponseWriter, chat bool, text string, calls []ToolCall, finish string, usage *llm.Usage, omitUsage bool) {
+// logprobs are texts' logprobs as chat (content) or completions (parallel arrays)
+// write them; first is the index of texts[0] among the answer's chunks.
+func logprobs(chat bool, texts []string, first int) map[string]any {
+	var content, tops []any
+	var tokens []string
+	var lps []float64
+	for i, t := range texts {
+		lp := -float64(first+i+1) / 2
+		bytes := make([]int, len(t))
+		for j := range len(t) {
+			bytes[j] = int(t[j])
+		}
+		content = append(content, map[string]any{"token": t, "logprob": lp, "bytes": bytes,
+			"top_logprobs": []any{map[string]any{"token": t, "logprob": lp}, map[string]any{"token": "x", "logprob": -3.0}}})
+		tokens, lps = append(tokens, t), append(lps, lp)
+		tops = append(tops, map[string]float64{t: lp, "x": -3})
+	}
+	if chat {
+		return map[string]any{"content": content}
+	}
+	return map[string]any{"tokens": tokens, "token_logprobs": lps, "top_logprobs": tops}
+}
+
+func whole(w http.ResponseWriter, chat bool, text string, calls []ToolCall, lps map[string]any, finish string, usage *llm.Usage, omitUsage bool) {
 	c := map[string]any{"index": 0, "finish_reason": finish}
+	if lps != nil {
+		c["logprobs"] = lps
+	}
 	if chat {
 		m := map[string]any{"role": "assistant", "content": text}
 		if len(calls) > 0 {

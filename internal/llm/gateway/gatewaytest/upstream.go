@@ -39,6 +39,9 @@ type Reply struct {
 	// streamed as OpenAI streams them (a first piece with the id and name, then the
 	// arguments in two fragments). FinishReason then defaults to "tool_calls".
 	ToolCalls []ToolCall
+	// Logprobs gives every chunk of text its logprobs, in the endpoint's form: chunk i
+	// (from 0) has logprob -(i+1)/2 and the alternatives itself and "x" at -3.
+	Logprobs bool
 }
 
 // ToolCall is one function call of a scripted answer.
