@@ -134,7 +134,9 @@ func setPolicy(t *testing.T, p *platform, pol *router.Policy) {
 }
 
 // llmOnVersion1 serves the gpt repository with every request on version 1 and four
-// clients chatting with gpt, which have had their first answers.
+// clients chatting with gpt, which have had their first answers. (On two shared cores
+// under -race an answer takes up to a few hundred milliseconds: analysis intervals
+// are seconds long so that each has its minimum samples.)
 func llmOnVersion1(t *testing.T) (*testServer, *platform, *clientLoad) {
 	ts, p := startLLMPlatform(t)
 	texts := versionTexts(t, ts)
@@ -174,7 +176,7 @@ func TestLLMRoutingByPolicy(t *testing.T) {
 // candidate.
 func TestLLMCanaryPromotes(t *testing.T) {
 	ts, p, tr := llmOnVersion1(t)
-	mustCLI(t, ts.URL, "rollout", "start", "gpt", "--candidate", "2", "--steps", "20,60,100", "--interval", "700ms", "--min-samples", "3", "--max-error-rate", "0.01")
+	mustCLI(t, ts.URL, "rollout", "start", "gpt", "--candidate", "2", "--steps", "50,100", "--interval", "3s", "--min-samples", "3", "--max-error-rate", "0.01")
 	st := waitRollout(t, p, "gpt", 90*time.Second, rollout.Succeeded, rollout.Aborted)
 	done := time.Now()
 	tr.waitAnswers(t, 20)
@@ -210,8 +212,22 @@ func TestLLMFailingCandidateRollsBack(t *testing.T) {
 	t.Logf("rolled back: %s", st.Reason)
 	tr.waitAnswers(t, 30)
 	as := tr.end()
-	if _, failed := answersBy(as); len(failed) == 0 {
-		t.Error("no request failed on the candidate: the test did not exercise a failing version")
+	_, failed := answersBy(as)
+	if len(failed) == 0 {
+		t.Fatal("no request failed on the candidate: the test did not exercise a failing version")
+	}
+	first := failed[0].end
+	for _, a := range failed {
+		if a.end.Before(first) {
+			first = a.end
+		}
+	}
+	// The analysis needs one failed measurement (failureLimit 0): one interval, plus
+	// the time to apply the abort; a loaded machine gets twice that.
+	took, limit := stable.Sub(first), 2*(r.Analysis.Interval.D()+time.Second)
+	t.Logf("all traffic back on version 1 %v after the candidate's first failed answer (limit %v); %d requests failed", took.Round(time.Millisecond), limit, len(failed))
+	if took > limit {
+		t.Errorf("rolled back %v after the first failed answer, want within %v", took, limit)
 	}
 	after, failed := answersBy(startedAfter(as, stable.Add(50*time.Millisecond)))
 	if len(failed) > 0 || after["1"] == 0 {
