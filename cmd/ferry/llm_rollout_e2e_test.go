@@ -18,10 +18,11 @@ import (
 // /v1 traffic alone. Real ONNX Runtime, real sockets, the registry on SQLite.
 //
 // Model "gpt" has three versions of a small GPT: 1 and 2 differ in their weights' seed,
-// so their greedy answers differ; 3 has a vocabulary of 300 tokens, so every prompt
-// holding a larger token id fails when it runs (a Gather out of range), a candidate
-// that loads but errors. "ref1" and "ref2" hold versions 1 and 2 alone: what each
-// version answers, asked without any routing.
+// so their greedy answers differ; 3 was exported with a vocabulary of 300 tokens
+// while the model's tokenizer is GPT-2's, so it loads (its contract and positions are
+// sound) but refuses every prompt holding a larger token id: a candidate that fails the
+// requests the stable version serves. "ref1" and "ref2" hold versions 1 and 2 alone:
+// what each version answers, asked without any routing.
 const gptConfig = `backend: "llm"
 parameters { key: "tokenizer" value { string_value: "r50k_base" } }
 parameters { key: "context_length" value { string_value: "128" } }
@@ -30,7 +31,7 @@ parameters { key: "threads" value { string_value: "1" } }
 `
 
 func smallGPT(seed uint64, vocab int) []byte {
-	return onnxgen.GPT(onnxgen.GPTConfig{Layers: 1, Heads: 2, Dim: 32, Vocab: vocab, MaxPos: 128, LastLogitsOnly: true, Seed: seed})
+	return onnxgen.GPT(onnxgen.GPTConfig{Layers: 1, Heads: 2, Dim: 32, Vocab: vocab, MaxPos: 128, LastLogitsOnly: true, HiddenStates: true, Seed: seed})
 }
 
 // startLLMPlatform serves the gpt repository with a registry in a fresh data folder.
@@ -92,6 +93,22 @@ func versionTexts(t *testing.T, ts *testServer) map[string]string {
 	return texts
 }
 
+// embedding is model's vector for gptPrompt, asked with the header x-model-version
+// set to header (none when "").
+func embedding(t *testing.T, ts *testServer, model, header string) []float64 {
+	t.Helper()
+	var hdr []string
+	if header != "" {
+		hdr = []string{"X-Model-Version", header}
+	}
+	code, _, body := httpDo(t, "POST", ts.URL+"/v1/embeddings", "application/json", strings.NewReader(`{"model":"`+model+`","input":"`+gptPrompt+`"}`), hdr...)
+	var e struct{ Data []struct{ Embedding []float64 } }
+	if code != http.StatusOK || json.Unmarshal(body, &e) != nil || len(e.Data) != 1 || len(e.Data[0].Embedding) < 4 {
+		t.Fatalf("embeddings of %s: %d %s", model, code, body)
+	}
+	return e.Data[0].Embedding
+}
+
 // sendChats has clients chat with gpt until stopped; each answer is attributed to the
 // version whose text it is (an answer no version gives is a failure).
 func sendChats(ts *testServer, clients int, texts map[string]string) *clientLoad {
@@ -147,8 +164,8 @@ func llmOnVersion1(t *testing.T) (*testServer, *platform, *clientLoad) {
 }
 
 // TestLLMRoutingByPolicy: an endpoint policy sending everything to version 2 makes /v1
-// answer with version 2's text; a header match sends a request to version 1; a
-// version that failed to load is refused before traffic moves.
+// answer with version 2's text and embeddings; a header match sends a request to
+// version 1; a policy naming a version with no folder is refused before traffic moves.
 func TestLLMRoutingByPolicy(t *testing.T) {
 	ts, p := startLLMPlatform(t)
 	texts := versionTexts(t, ts)
@@ -160,6 +177,15 @@ func TestLLMRoutingByPolicy(t *testing.T) {
 		}
 		if got, err := chat(t.Context(), ts.URL, "gpt", "X-Model-Version", "one"); err != nil || got != texts["1"] {
 			t.Fatalf("header match to 1: %q, %v; want version 1's %q", got, err, texts["1"])
+		}
+	}
+	if fmt.Sprint(embedding(t, ts, "ref1", "")) == fmt.Sprint(embedding(t, ts, "ref2", "")) {
+		t.Fatal("versions 1 and 2 embed alike: the test cannot tell them apart")
+	}
+	for _, tc := range []struct{ ref, header string }{{"ref2", ""}, {"ref1", "one"}} {
+		want, got := embedding(t, ts, tc.ref, ""), embedding(t, ts, "gpt", tc.header)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Errorf("embedding of gpt with header %q: %v, want %s's %v", tc.header, got[:4], tc.ref, want[:4])
 		}
 	}
 	err := p.SetPolicy(context.Background(), "gpt", &router.Policy{Arms: []router.Arm{{Version: "9", Weight: 100}}})
