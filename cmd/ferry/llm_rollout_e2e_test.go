@@ -18,11 +18,10 @@ import (
 // /v1 traffic alone. Real ONNX Runtime, real sockets, the registry on SQLite.
 //
 // Model "gpt" has three versions of a small GPT: 1 and 2 differ in their weights' seed,
-// so their greedy answers differ; 3 was exported with a vocabulary of 300 tokens
-// while the model's tokenizer is GPT-2's, so it loads (its contract and positions are
-// sound) but refuses every prompt holding a larger token id: a candidate that fails the
-// requests the stable version serves. "ref1" and "ref2" hold versions 1 and 2 alone:
-// what each version answers, asked without any routing.
+// so their greedy answers differ; 3 is a decoder exported for one token at a time
+// (oneTokenDecoder): it loads, since the engine's probe at open runs one token, and
+// every prompt fails in ONNX Runtime when it runs, a 500. "ref1" and "ref2" hold
+// versions 1 and 2 alone: what each version answers, asked without any routing.
 const gptConfig = `backend: "llm"
 parameters { key: "tokenizer" value { string_value: "r50k_base" } }
 parameters { key: "context_length" value { string_value: "128" } }
@@ -30,18 +29,50 @@ parameters { key: "max_num_seqs" value { string_value: "4" } }
 parameters { key: "threads" value { string_value: "1" } }
 `
 
-func smallGPT(seed uint64, vocab int) []byte {
-	return onnxgen.GPT(onnxgen.GPTConfig{Layers: 1, Heads: 2, Dim: 32, Vocab: vocab, MaxPos: 128, LastLogitsOnly: true, HiddenStates: true, Seed: seed})
+func smallGPT(seed uint64) []byte {
+	return onnxgen.GPT(onnxgen.GPTConfig{Layers: 1, Heads: 2, Dim: 32, Vocab: 50257, MaxPos: 128, LastLogitsOnly: true, HiddenStates: true, Seed: seed})
+}
+
+// oneTokenDecoder meets the decoder contract (one layer, one head of width 1, GPT-2's
+// vocabulary) but reshapes its logits to [1, 1, vocab], as a model exported for
+// single-token decoding would: a run of one token works, and a prompt's prefill (more
+// than one token) fails in ONNX Runtime.
+func oneTokenDecoder() []byte {
+	const vocab = 50257
+	kv := func(name, seq string) (string, onnxgen.DataType, onnxgen.Dim, onnxgen.Dim, onnxgen.Dim, onnxgen.Dim) {
+		return name, onnxgen.Float, onnxgen.Sym("batch"), onnxgen.Fixed(1), onnxgen.Sym(seq), onnxgen.Fixed(1)
+	}
+	m := onnxgen.NewModel("gpt").
+		Input("input_ids", onnxgen.Int64, onnxgen.Sym("batch"), onnxgen.Sym("seq")).
+		Input("attention_mask", onnxgen.Int64, onnxgen.Sym("batch"), onnxgen.Sym("total")).
+		Input("position_ids", onnxgen.Int64, onnxgen.Sym("batch"), onnxgen.Sym("seq"))
+	m.Input(kv("past_key_values.0.key", "past")).Input(kv("past_key_values.0.value", "past"))
+	m.InitializerFloat32("E", []int64{vocab, 1, 1}, make([]float32, vocab)).
+		InitializerFloat32("BIAS", []int64{vocab}, make([]float32, vocab)).
+		InitializerFloat32("ZERO", []int64{}, []float32{0}).
+		InitializerInt64("AXIS2", []int64{1}, []int64{2}).
+		InitializerInt64("ONE_TOKEN", []int64{3}, []int64{1, 1, vocab}).
+		Node("Gather", []string{"E", "input_ids"}, []string{"emb"}).                               // [batch, seq, 1, 1]
+		Node("Transpose", []string{"emb"}, []string{"new"}, onnxgen.AttrInts("perm", 0, 2, 1, 3)). // [batch, 1, seq, 1]
+		Node("Concat", []string{"past_key_values.0.key", "new"}, []string{"present.0.key"}, onnxgen.AttrInt("axis", 2)).
+		Node("Concat", []string{"past_key_values.0.value", "new"}, []string{"present.0.value"}, onnxgen.AttrInt("axis", 2)).
+		Node("Cast", []string{"input_ids"}, []string{"ids"}, onnxgen.AttrInt("to", 1)). // FP32
+		Node("Unsqueeze", []string{"ids", "AXIS2"}, []string{"ids3"}).                  // [batch, seq, 1]
+		Node("Mul", []string{"ids3", "ZERO"}, []string{"zeros"}).
+		Node("Add", []string{"zeros", "BIAS"}, []string{"all"}).          // [batch, seq, vocab]
+		Node("Reshape", []string{"all", "ONE_TOKEN"}, []string{"logits"}) // fails past one token
+	m.Output("logits", onnxgen.Float, onnxgen.Sym("batch"), onnxgen.Sym("seq"), onnxgen.Fixed(vocab))
+	return m.Output(kv("present.0.key", "total")).Output(kv("present.0.value", "total")).Bytes()
 }
 
 // startLLMPlatform serves the gpt repository with a registry in a fresh data folder.
 func startLLMPlatform(t *testing.T) (*testServer, *platform) {
 	repo := t.TempDir()
-	writeModel(t, repo, "gpt", 1, smallGPT(1, 50257), gptConfig)
-	writeModel(t, repo, "gpt", 2, smallGPT(2, 50257), "")
-	writeModel(t, repo, "gpt", 3, smallGPT(3, 300), "")
-	writeModel(t, repo, "ref1", 1, smallGPT(1, 50257), gptConfig)
-	writeModel(t, repo, "ref2", 1, smallGPT(2, 50257), gptConfig)
+	writeModel(t, repo, "gpt", 1, smallGPT(1), gptConfig)
+	writeModel(t, repo, "gpt", 2, smallGPT(2), "")
+	writeModel(t, repo, "gpt", 3, oneTokenDecoder(), "")
+	writeModel(t, repo, "ref1", 1, smallGPT(1), gptConfig)
+	writeModel(t, repo, "ref2", 1, smallGPT(2), gptConfig)
 	ts := startServer(t, repo, withDataDir(t.TempDir()))
 	if ts.plat == nil {
 		t.Fatal("no platform with --data-dir")
@@ -102,7 +133,9 @@ func embedding(t *testing.T, ts *testServer, model, header string) []float64 {
 		hdr = []string{"X-Model-Version", header}
 	}
 	code, _, body := httpDo(t, "POST", ts.URL+"/v1/embeddings", "application/json", strings.NewReader(`{"model":"`+model+`","input":"`+gptPrompt+`"}`), hdr...)
-	var e struct{ Data []struct{ Embedding []float64 } }
+	var e struct {
+		Data []struct{ Embedding []float64 }
+	}
 	if code != http.StatusOK || json.Unmarshal(body, &e) != nil || len(e.Data) != 1 || len(e.Data[0].Embedding) < 4 {
 		t.Fatalf("embeddings of %s: %d %s", model, code, body)
 	}
@@ -246,6 +279,9 @@ func TestLLMFailingCandidateRollsBack(t *testing.T) {
 	for _, a := range failed {
 		if a.end.Before(first) {
 			first = a.end
+		}
+		if !strings.Contains(a.err.Error(), "status 500") {
+			t.Errorf("a failed request: %v, want the candidate's 500", a.err)
 		}
 	}
 	// The analysis needs one failed measurement (failureLimit 0): one interval, plus
