@@ -332,3 +332,37 @@ func TestLLMShadow(t *testing.T) {
 		t.Errorf("output differences: %v compared, %v at most 1; want all exactly 1", c, le1)
 	}
 }
+
+// TestLLMShadowThenCanary: `ferry rollout --preset shadow-then-canary` on an LLM model
+// first mirrors /v1 traffic to the candidate, judging it by its copies alone (clients
+// see only the stable version meanwhile), then canaries it to promotion.
+func TestLLMShadowThenCanary(t *testing.T) {
+	ts, p, tr := llmOnVersion1(t)
+	mustCLI(t, ts.URL, "rollout", "start", "gpt", "--candidate", "2", "--preset", "shadow-then-canary", "--mirror-duration", "3s",
+		"--steps", "100", "--interval", "3s", "--min-samples", "3", "--max-error-rate", "0.01")
+	waitRollout(t, p, "gpt", 30*time.Second, rollout.Mirroring)
+	mirrored := time.Now()
+	st := waitRollout(t, p, "gpt", 90*time.Second, rollout.Progressing, rollout.FinalBake, rollout.Succeeded, rollout.Aborted)
+	canaried := time.Now()
+	if st.State == rollout.Aborted {
+		t.Fatalf("rollout aborted while mirroring: %s", st.Reason)
+	}
+	st = waitRollout(t, p, "gpt", 90*time.Second, rollout.Succeeded, rollout.Aborted)
+	as := tr.end()
+	wantNoFailures(t, "shadow then canary", as)
+	if st.State != rollout.Succeeded || st.Weights["2"] != 100 {
+		t.Fatalf("rollout ended %s (%s) with %v, want Succeeded with 2 at 100", st.State, st.Reason, st.Weights)
+	}
+	var whileMirrored []answer
+	for _, a := range startedAfter(as, mirrored) {
+		if a.end.Before(canaried.Add(-200 * time.Millisecond)) { // waitRollout sees the change up to a poll late
+			whileMirrored = append(whileMirrored, a)
+		}
+	}
+	if by, _ := answersBy(whileMirrored); by["2"] > 0 || by["1"] == 0 {
+		t.Errorf("clients while mirroring saw %v, want only version 1", by)
+	}
+	if n := schedScrape(t, ts).get("ferry_shadow_requests_total", "model", "gpt", "version", "2"); n < 3 {
+		t.Errorf("%v shadow copies reached version 2, want the mirror phase's", n)
+	}
+}
