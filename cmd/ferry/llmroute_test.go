@@ -17,7 +17,7 @@ import (
 // versionedLLM answers "v<version>" and lets a test hold the requests to one version.
 type versionedLLM struct {
 	llm.Backend
-	hold    string        // requests to this version wait for release
+	hold    string        // requests to this version wait for release ("": none wait)
 	release chan struct{} // closed by the test
 	// onVersion, when set, runs first and may answer instead (a non-nil error).
 	onVersion func(version string) error
@@ -29,7 +29,7 @@ func (b *versionedLLM) Generate(ctx context.Context, req *llm.Request, emit func
 			return llm.Usage{}, err
 		}
 	}
-	if req.Version == b.hold {
+	if b.hold != "" && req.Version == b.hold {
 		select {
 		case <-b.release:
 		case <-ctx.Done():
@@ -148,5 +148,33 @@ func TestLLMRouteByUserAndRedecide(t *testing.T) {
 	}
 	if w := rec.byRoute()["weight"]; len(w) != before+1 || w[len(w)-1].Version != "4" || w[len(w)-1].Err != nil {
 		t.Errorf("records after the move: %d more, last %+v; want one, version 4, no error", len(w)-before, w[len(w)-1])
+	}
+}
+
+type discardTap struct{}
+
+func (discardTap) Finished(*core.Record) {}
+
+// BenchmarkLLMRecordAndRoute is the LLM lane's cost per exchange around the backend:
+// the record alone (no policy), and with a policy deciding the version.
+func BenchmarkLLMRecordAndRoute(b *testing.B) {
+	routes := new(router.Table)
+	if err := routes.Set("routed", &router.Policy{Arms: []router.Arm{{Version: "2", Weight: 50}, {Version: "1", Weight: 50}},
+		Matches: []router.Match{{From: router.SourceHeader, Key: "x-variant", Value: "b", Version: "2"}}}); err != nil {
+		b.Fatal(err)
+	}
+	l := &loggedLLM{Backend: &versionedLLM{}, taps: []core.Tap{discardTap{}}, router: newLLMRouter(routes, slog.New(slog.DiscardHandler)),
+		defaults: func(string) (string, bool) { return "1", true }}
+	hdr := http.Header{"Content-Type": {"application/json"}}
+	for _, model := range []string{"unrouted", "routed"} {
+		b.Run(model, func(b *testing.B) {
+			req := &llm.Request{Model: model, Kind: llm.Chat, Messages: []llm.Message{{Role: "user", Content: "Hello there"}}, Header: hdr}
+			b.ReportAllocs()
+			for b.Loop() {
+				if _, err := l.Generate(context.Background(), req, func(llm.Delta) error { return nil }); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
 	}
 }
