@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -16,6 +17,7 @@ import (
 	"github.com/ferryml/ferry/internal/llm/engine"
 	"github.com/ferryml/ferry/internal/llm/gateway"
 	"github.com/ferryml/ferry/internal/llm/native"
+	"github.com/ferryml/ferry/internal/router"
 	"github.com/ferryml/ferry/internal/transport/openai"
 )
 
@@ -35,14 +37,28 @@ func (c *llmConfig) addFlags(f *pflag.FlagSet) {
 type llmLane struct {
 	native  *native.Server
 	gw      *gateway.Gateway
+	router  *llmRouter   // routes the native models' requests (llmroute.go)
 	handler http.Handler // nil when disabled
 	// gatewayKeys: the gateway has API keys, so it authenticates /v1 itself.
 	gatewayKeys bool
 	metrics     *engine.Metrics
 }
 
-// newLLM opens the native models found in the repository root and the gateway.
-func newLLM(c llmConfig, root string, rt *onnx.Runtime, taps []core.Tap, log *slog.Logger) (*llmLane, error) {
+// llmWiring is what the lane shares with the rest of the server.
+type llmWiring struct {
+	routes *router.Table // the endpoints' routing policies, core's too
+	// monitor are the monitoring taps (the inference log, feedback, drift): they see
+	// every exchange, the gateway's included.
+	monitor []core.Tap
+	// routed are the taps that count per version (the metrics, a rollout's Meter):
+	// they see the native models' exchanges.
+	routed []core.Tap
+}
+
+// newLLM opens the native models found in the repository root and the gateway. Native
+// requests naming no version are routed by w.routes: directly from /v1, or from the
+// gateway's native upstreams.
+func newLLM(c llmConfig, root string, rt *onnx.Runtime, w llmWiring, log *slog.Logger) (*llmLane, error) {
 	l := &llmLane{metrics: engine.NewMetrics()}
 	if c.disable {
 		return l, nil
@@ -51,26 +67,29 @@ func newLLM(c llmConfig, root string, rt *onnx.Runtime, taps []core.Tap, log *sl
 	if l.native, err = openNative(root, engine.Config{Runtime: rt, Metrics: l.metrics, Logger: log}, log); err != nil {
 		return nil, err
 	}
-	var b llm.Backend = l.native
-	if c.gatewayFile != "" {
-		cfg, err := gateway.Load(c.gatewayFile)
-		if err == nil {
-			l.gw, err = gateway.New(cfg, gateway.Options{Logger: log.With("component", "gateway"), Native: l.native})
-		}
-		if err != nil {
-			l.native.Close()
-			return nil, fmt.Errorf("--llm-gateway: %w", err)
-		}
-		b = l.gw
-		l.gatewayKeys = len(cfg.Keys) > 0
+	l.router = newLLMRouter(w.routes, log.With("component", "llm-router"))
+	if c.gatewayFile == "" {
+		l.handler = openaiHandler(&loggedLLM{Backend: l.native, taps: slices.Concat(w.routed, w.monitor), router: l.router, defaults: l.native.DefaultVersion}, log)
+		return l, nil
 	}
-	if len(taps) > 0 {
-		b = &loggedLLM{Backend: b, taps: taps} // llmlog.go
+	cfg, err := gateway.Load(c.gatewayFile)
+	if err == nil {
+		routed := &loggedLLM{Backend: l.native, taps: w.routed, router: l.router, defaults: l.native.DefaultVersion}
+		l.gw, err = gateway.New(cfg, gateway.Options{Logger: log.With("component", "gateway"), Native: routed})
 	}
+	if err != nil {
+		l.native.Close()
+		return nil, fmt.Errorf("--llm-gateway: %w", err)
+	}
+	l.gatewayKeys = len(cfg.Keys) > 0
+	l.handler = openaiHandler(&loggedLLM{Backend: l.gw, taps: w.monitor}, log)
+	return l, nil
+}
+
+func openaiHandler(b llm.Backend, log *slog.Logger) http.Handler {
 	mux := http.NewServeMux()
 	openai.New(b, openai.Options{Logger: log.With("component", "openai")}).Mount(mux)
-	l.handler = mux
-	return l, nil
+	return mux
 }
 
 // openNative opens every generative model of the repository folder root (none when
@@ -78,7 +97,7 @@ func newLLM(c llmConfig, root string, rt *onnx.Runtime, taps []core.Tap, log *sl
 // put it there to serve.
 func openNative(root string, base engine.Config, log *slog.Logger) (*native.Server, error) {
 	if _, err := os.Stat(root); root == "" || err != nil {
-		return native.NewServer(), nil
+		return native.NewServer(base), nil
 	}
 	specs, err := native.Discover(root)
 	if err != nil {
@@ -88,13 +107,13 @@ func openNative(root string, base engine.Config, log *slog.Logger) (*native.Serv
 	for _, s := range specs {
 		m, err := native.Open(s, base)
 		if err != nil {
-			native.NewServer(models...).Close()
+			native.NewServer(base, models...).Close()
 			return nil, err
 		}
-		log.Info("llm model ready", "model", s.Name, "context_length", s.ContextLength)
+		log.Info("llm model ready", "model", s.Name, "version", s.Version, "context_length", s.ContextLength)
 		models = append(models, m)
 	}
-	return native.NewServer(models...), nil
+	return native.NewServer(base, models...), nil
 }
 
 // laneAuth is what the server's authentication leaves to a lane (auth.Config's
@@ -117,6 +136,9 @@ func (l *llmLane) auth() laneAuth {
 
 func (l *llmLane) register(reg prometheus.Registerer) {
 	reg.MustRegister(l.metrics)
+	if l.router != nil {
+		reg.MustRegister(l.router.dropped)
+	}
 	if l.gw != nil {
 		reg.MustRegister(l.gw.Collector())
 	}
@@ -153,6 +175,7 @@ func (l *llmLane) close() {
 	if l.gw != nil {
 		l.gw.Close() // shadow copies still in flight end first
 	}
+	l.router.close() // and the routed native models' copies
 	if l.native != nil {
 		l.native.Close()
 	}

@@ -5,13 +5,16 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
 
+	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/endpoint"
+	"github.com/ferryml/ferry/internal/llm/native"
 	"github.com/ferryml/ferry/internal/monitor/metrics"
 	"github.com/ferryml/ferry/internal/registry"
 	"github.com/ferryml/ferry/internal/repository"
@@ -45,6 +48,7 @@ type platform struct {
 	rollouts  *rollout.Controller
 	meter     *rollout.Meter
 	observer  *metrics.Rollouts
+	loader    *modelLoader
 	repoRoot  string // "" for an s3:// repository: nothing to import or push into
 	log       *slog.Logger
 }
@@ -63,7 +67,7 @@ func newPlatform(ctx context.Context, cfg serveConfig, repo *repository.Reposito
 	if err != nil {
 		return nil, fmt.Errorf("registry: %w", err)
 	}
-	p := &platform{store: store, meter: rollout.NewMeter(), observer: metrics.NewRollouts(), log: log}
+	p := &platform{store: store, meter: rollout.NewMeter(), observer: metrics.NewRollouts(), loader: &modelLoader{repo: repo}, log: log}
 	if !strings.HasPrefix(cfg.repository, "s3://") {
 		p.repoRoot = cfg.repository
 	}
@@ -71,9 +75,8 @@ func newPlatform(ctx context.Context, cfg serveConfig, repo *repository.Reposito
 	if pc.dataDir != "" {
 		artifacts = registry.NewArtifacts(pc.dataDir, 0)
 	}
-	p.endpoints = endpoint.New(endpoint.Config{Store: store, Routes: routes, Loader: repo, RepositoryRoot: p.repoRoot, Artifacts: artifacts,
-		Serving: func(ctx context.Context, model string) (string, error) { return servingVersion(ctx, repo, model) },
-		Logger:  log.With("component", "endpoint")})
+	p.endpoints = endpoint.New(endpoint.Config{Store: store, Routes: routes, Loader: p.loader, RepositoryRoot: p.repoRoot, Artifacts: artifacts,
+		Serving: p.loader.serving, Logger: log.With("component", "endpoint")})
 	p.rollouts, err = rollout.New(rollout.Config{Store: store, Traffic: traffic{p.endpoints}, Models: p.endpoints, Meter: p.meter,
 		Observer: p.observer, EventHooks: pc.eventHooks, Logger: log.With("component", "rollout")})
 	if err != nil {
@@ -83,14 +86,60 @@ func newPlatform(ctx context.Context, cfg serveConfig, repo *repository.Reposito
 	return p, nil
 }
 
-// servingVersion is the version a request naming none gets from the repository now.
-func servingVersion(ctx context.Context, repo *repository.Repository, model string) (string, error) {
-	l, err := repo.Acquire(ctx, model, "")
+// modelLoader is the endpoint manager's Loader and Serving: the native LLM models'
+// versions load as engines of the LLM lane, every other model's in the repository.
+type modelLoader struct {
+	repo *repository.Repository
+	llm  *native.Server // nil until serveLLM (before the platform starts), or without the lane
+}
+
+// serveLLM makes the platform load and route the native LLM models too (nil: none).
+func (p *platform) serveLLM(n *native.Server) {
+	if p != nil {
+		p.loader.llm = n
+	}
+}
+
+// llmTaps are what the LLM lane's routed exchanges feed: the rollouts' Meter.
+func (p *platform) llmTaps() []core.Tap {
+	if p == nil {
+		return nil
+	}
+	return []core.Tap{p.meter}
+}
+
+func (l *modelLoader) native(model string) bool { return l.llm != nil && l.llm.Has(model) }
+
+// Pin keeps the versions loaded. The native server's errors become core's: a missing
+// version folder is not found, one that does not open is unavailable, as the
+// repository's.
+func (l *modelLoader) Pin(ctx context.Context, model string, versions []int64) error {
+	if !l.native(model) {
+		return l.repo.Pin(ctx, model, versions)
+	}
+	err := l.llm.Pin(ctx, model, versions)
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, fs.ErrNotExist):
+		return fmt.Errorf("%w: %v", core.ErrNotFound, err)
+	}
+	return core.Unavailablef("%v", err) // a version failed to load: traffic must not move to it
+}
+
+// serving is the version a request naming none gets now: a native model's default,
+// else the repository's.
+func (l *modelLoader) serving(ctx context.Context, model string) (string, error) {
+	if l.native(model) {
+		v, _ := l.llm.DefaultVersion(model)
+		return v, nil
+	}
+	r, err := l.repo.Acquire(ctx, model, "")
 	if err != nil {
 		return "", err
 	}
-	defer l.Release()
-	return l.Version, nil
+	defer r.Release()
+	return r.Version, nil
 }
 
 // traffic adapts the endpoint manager to the rollout controller's Traffic.

@@ -321,9 +321,11 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 		return nil, err
 	}
 	s.lanes.register(reg)
-	if s.llm, err = newLLM(cfg.llm, repositoryRoot(cfg, store), rt, s.mon.taps(), log.With("component", "llm")); err != nil {
+	llmw := llmWiring{routes: s.routes, monitor: s.mon.taps(), routed: append([]core.Tap{llmMetrics{m}}, s.plat.llmTaps()...)}
+	if s.llm, err = newLLM(cfg.llm, repositoryRoot(cfg, store), rt, llmw, log.With("component", "llm")); err != nil {
 		return nil, err
 	}
+	s.plat.serveLLM(s.llm.native) // llm.go, platform.go: rollouts of LLM models
 	built := false
 	defer func() {
 		if !built {

@@ -48,6 +48,13 @@ func ModelNotFound(model string) *Error {
 		Message: fmt.Sprintf("The model `%s` does not exist or you do not have access to it.", model)}
 }
 
+// VersionNotFound is the 404 for a version of a model that is not served (not
+// loaded, or unloaded since).
+func VersionNotFound(model, version string) *Error {
+	return &Error{Status: http.StatusNotFound, Type: "invalid_request_error", Code: "model_not_found", Param: "model",
+		Message: fmt.Sprintf("The model `%s` has no version %s served.", model, version)}
+}
+
 // InvalidKey is the 401 for a missing or unknown API key.
 func InvalidKey() *Error {
 	return &Error{Status: http.StatusUnauthorized, Type: "invalid_request_error", Code: "invalid_api_key",

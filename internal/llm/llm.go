@@ -3,6 +3,7 @@ package llm
 import (
 	"context"
 	"encoding/json"
+	"net/http"
 )
 
 // Kind is what a Request asks for.
@@ -74,6 +75,13 @@ type Request struct {
 	// Stream is whether the client reads a stream. Backends emit Deltas either way; the
 	// gateway uses it to choose how it calls an upstream.
 	Stream bool
+	// Version is the model version to serve (a native model's version folder): "" is
+	// the model's default, or whatever its endpoint's routing policy picks.
+	Version string
+	// Header is the HTTP request's header, read by routing rules (a match or sticky
+	// key on a header); nil when the request came some other way. Shared with the
+	// edge: read it only while the request is being served.
+	Header http.Header
 }
 
 // Delta is one piece of one choice's answer. A choice's last Delta has FinishReason
@@ -125,6 +133,9 @@ type EmbedRequest struct {
 	Tokens [][]int  // token ids (then Input is empty)
 	Key    string
 	User   string
+	// Version and Header are Request's.
+	Version string
+	Header  http.Header
 }
 
 // EmbedResponse holds one vector per input, in order.

@@ -42,6 +42,9 @@ func Open(spec Spec, base engine.Config) (*Model, error) {
 	cfg.Model, cfg.Path, cfg.Threads, cfg.ContextLength = spec.Name, spec.ModelPath, spec.Threads, spec.ContextLength
 	cfg.BlockSize, cfg.CacheTokens, cfg.MaxSeqs, cfg.MaxBatchedTokens = spec.BlockSize, spec.CacheTokens, spec.MaxSeqs, spec.MaxBatchedTokens
 	cfg.PrefixCache, cfg.EOS = spec.PrefixCache, tok.EOS()
+	if cfg.Logger != nil {
+		cfg.Logger = cfg.Logger.With("version", spec.Version) // a model's versions run side by side
+	}
 	eng, err := engine.Open(cfg)
 	if err != nil {
 		return nil, fmt.Errorf("llm model %q: %w", spec.Name, err)

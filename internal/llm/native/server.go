@@ -3,74 +3,331 @@ package native
 import (
 	"context"
 	"errors"
-	"sort"
-
-	"golang.org/x/sync/errgroup"
+	"fmt"
+	"log/slog"
+	"maps"
+	"slices"
+	"strconv"
+	"sync"
 
 	"github.com/ferryml/ferry/internal/llm"
+	"github.com/ferryml/ferry/internal/llm/engine"
 )
 
-// Server is the native models as one llm.Backend.
+// Server is the native models as one llm.Backend. Each model serves its default
+// version (the one it was opened with: Discover's newest folder) and whatever versions
+// Pin adds, each on its own engine. Its methods are safe for concurrent use.
 type Server struct {
-	models map[string]*Model
-	names  []string
+	base engine.Config // what Pin opens further versions with
+	log  *slog.Logger
+
+	mu      sync.Mutex // guards everything below; never held while an engine runs or opens
+	models  map[string]*family
+	names   []string
+	running bool       // Run is running: new engines go to pending, and wake tells it
+	pending []*version // engines opened while Run runs, not yet started
+	wake    chan struct{}
+
+	retiring sync.WaitGroup // versions closing after their last request; Close waits
 }
 
-// NewServer serves models by their names.
-func NewServer(models ...*Model) *Server {
-	s := &Server{models: map[string]*Model{}}
+// family is one model's opened versions.
+type family struct {
+	spec     Spec // the default version's
+	versions map[int64]*version
+}
+
+// version is one opened version of a model: its engine, the requests using it, and
+// its step loop. A version unpinned while requests use it is retired: it takes no new
+// request and closes when the last one ends.
+type version struct {
+	m       *Model
+	users   int  // requests in flight; guarded by Server.mu
+	retired bool // guarded by Server.mu
+	// stop ends the step loop Run started (nil before); stopped is closed once it has
+	// returned (or at once when Run never started it).
+	stop    context.CancelFunc
+	stopped chan struct{}
+}
+
+// NewServer serves models, each as its default version, and opens the versions Pin
+// asks for with base (the ONNX Runtime, metrics and logger every engine shares).
+func NewServer(base engine.Config, models ...*Model) *Server {
+	log := base.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Server{base: base, log: log, models: map[string]*family{}, wake: make(chan struct{}, 1)}
 	for _, m := range models {
-		s.models[m.spec.Name] = m
+		s.models[m.spec.Name] = &family{spec: m.spec, versions: map[int64]*version{m.spec.Version: newVersion(m)}}
 		s.names = append(s.names, m.spec.Name)
 	}
-	sort.Strings(s.names)
+	slices.Sort(s.names)
 	return s
 }
 
-// Len is how many models the server holds.
-func (s *Server) Len() int { return len(s.models) }
+func newVersion(m *Model) *version { return &version{m: m, stopped: make(chan struct{})} }
 
-// Run runs every engine's step loop until ctx ends.
-func (s *Server) Run(ctx context.Context) error {
-	g, ctx := errgroup.WithContext(ctx)
-	for _, m := range s.models {
-		g.Go(func() error { return m.eng.Run(ctx) })
-	}
-	return g.Wait()
+// Len is how many models the server holds.
+func (s *Server) Len() int { return len(s.names) }
+
+// Has reports whether model is one of the server's.
+func (s *Server) Has(model string) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.models[model] != nil
 }
 
-// Close closes every engine.
+// DefaultVersion is the version a request naming none gets when no routing picks one.
+func (s *Server) DefaultVersion(model string) (string, bool) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.models[model]
+	if f == nil {
+		return "", false
+	}
+	return strconv.FormatInt(f.spec.Version, 10), true
+}
+
+// Run runs every engine's step loop, including those Pin opens while it runs, until
+// ctx ends; it returns once they have all stopped.
+func (s *Server) Run(ctx context.Context) error {
+	var wg sync.WaitGroup
+	start := func(v *version) {
+		vctx, cancel := context.WithCancel(ctx)
+		v.stop = cancel
+		wg.Go(func() {
+			defer close(v.stopped)
+			if err := v.m.eng.Run(vctx); err != nil {
+				s.log.Error("llm engine stopped", "model", v.m.spec.Name, "version", v.m.spec.Version, "err", err)
+			}
+		})
+	}
+	s.mu.Lock()
+	if s.running {
+		s.mu.Unlock()
+		return errors.New("native: Run called twice")
+	}
+	s.running = true
+	for _, f := range s.models {
+		for _, v := range f.versions {
+			start(v)
+		}
+	}
+	s.mu.Unlock()
+	for {
+		select {
+		case <-s.wake:
+			s.mu.Lock()
+			for _, v := range s.pending {
+				if !v.retired || v.users > 0 { // else retire closes it without a loop
+					start(v)
+				}
+			}
+			s.pending = nil
+			s.mu.Unlock()
+		case <-ctx.Done():
+			s.mu.Lock()
+			s.running, s.pending = false, nil
+			s.mu.Unlock()
+			wg.Wait()
+			return nil
+		}
+	}
+}
+
+// Close closes every engine. Call it after Run has returned.
 func (s *Server) Close() error {
+	s.retiring.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	var errs []error
-	for _, m := range s.models {
-		errs = append(errs, m.Close())
+	for _, f := range s.models {
+		for _, v := range f.versions {
+			errs = append(errs, v.m.Close())
+		}
 	}
 	return errors.Join(errs...)
 }
 
-// Models lists the native models.
+// Models lists the native models (their default versions).
 func (s *Server) Models(context.Context) ([]llm.ModelInfo, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	out := make([]llm.ModelInfo, 0, len(s.names))
 	for _, n := range s.names {
-		out = append(out, s.models[n].Info())
+		f := s.models[n]
+		out = append(out, f.versions[f.spec.Version].m.Info())
 	}
 	return out, nil
 }
 
-// Generate answers a chat or completion request.
+// Generate answers a chat or completion request on the version it names.
 func (s *Server) Generate(ctx context.Context, req *llm.Request, emit func(llm.Delta) error) (llm.Usage, error) {
-	m, ok := s.models[req.Model]
-	if !ok {
-		return llm.Usage{}, llm.ModelNotFound(req.Model)
+	v, err := s.acquire(req.Model, req.Version)
+	if err != nil {
+		return llm.Usage{}, err
 	}
-	return m.generate(ctx, req, emit)
+	defer s.release(v)
+	return v.m.generate(ctx, req, emit)
 }
 
-// Embed answers an embeddings request.
+// Embed answers an embeddings request on the version it names.
 func (s *Server) Embed(ctx context.Context, req *llm.EmbedRequest) (*llm.EmbedResponse, error) {
-	m, ok := s.models[req.Model]
-	if !ok {
-		return nil, llm.ModelNotFound(req.Model)
+	v, err := s.acquire(req.Model, req.Version)
+	if err != nil {
+		return nil, err
 	}
-	return m.embed(ctx, req)
+	defer s.release(v)
+	return v.m.embed(ctx, req)
+}
+
+// acquire finds the version a request names ("": the default) and counts the request
+// as its user until release.
+func (s *Server) acquire(model, ver string) (*version, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	f := s.models[model]
+	if f == nil {
+		return nil, llm.ModelNotFound(model)
+	}
+	n := f.spec.Version
+	if ver != "" {
+		var err error
+		if n, err = strconv.ParseInt(ver, 10, 64); err != nil {
+			return nil, llm.VersionNotFound(model, strconv.Quote(ver))
+		}
+	}
+	v := f.versions[n]
+	if v == nil || v.retired {
+		return nil, llm.VersionNotFound(model, ver)
+	}
+	v.users++
+	return v, nil
+}
+
+// release ends a request's use of v; the last user of a retired version closes it.
+func (s *Server) release(v *version) {
+	s.mu.Lock()
+	v.users--
+	last := v.retired && v.users == 0
+	s.mu.Unlock()
+	if last {
+		s.retiring.Go(func() { s.retire(v) }) // not on the request's path: its loop may take a step to stop
+	}
+}
+
+// Pin serves exactly the versions given of model, besides its default: it opens
+// those not open yet and retires the others, each closing once its requests have
+// ended. Nothing changes when a version fails to open.
+func (s *Server) Pin(ctx context.Context, model string, versions []int64) error {
+	s.mu.Lock()
+	f := s.models[model]
+	if f == nil {
+		s.mu.Unlock()
+		return llm.ModelNotFound(model)
+	}
+	keep := map[int64]bool{f.spec.Version: true}
+	for _, n := range versions {
+		keep[n] = true
+	}
+	var open []int64
+	for n := range keep {
+		if f.versions[n] == nil {
+			open = append(open, n)
+		}
+	}
+	spec := f.spec
+	s.mu.Unlock()
+	opened, err := s.open(ctx, spec, open)
+	if err != nil {
+		return err
+	}
+	s.swap(f, keep, opened)
+	return nil
+}
+
+// open opens the versions of spec's model numbered ns; on an error it closes what it
+// opened.
+func (s *Server) open(ctx context.Context, spec Spec, ns []int64) (map[int64]*Model, error) {
+	opened := map[int64]*Model{}
+	for _, n := range ns {
+		err := ctx.Err()
+		var m *Model
+		if err == nil {
+			m, err = s.openVersion(spec, n)
+		}
+		if err != nil {
+			for _, m := range opened {
+				m.Close()
+			}
+			return nil, err
+		}
+		opened[n] = m
+	}
+	return opened, nil
+}
+
+func (s *Server) openVersion(spec Spec, n int64) (*Model, error) {
+	vs, err := spec.At(n)
+	if err != nil {
+		return nil, fmt.Errorf("llm model %q: %w", spec.Name, err)
+	}
+	m, err := Open(vs, s.base)
+	if err != nil {
+		return nil, fmt.Errorf("version %d: %w", n, err)
+	}
+	s.log.Info("llm model version ready", "model", spec.Name, "version", n)
+	return m, nil
+}
+
+// swap makes f serve keep: the opened versions join (a version another Pin opened
+// meanwhile wins, and the copy is closed), the rest are retired.
+func (s *Server) swap(f *family, keep map[int64]bool, opened map[int64]*Model) {
+	var idle, extra []*version
+	s.mu.Lock()
+	for n, m := range opened {
+		if f.versions[n] != nil {
+			extra = append(extra, newVersion(m))
+			continue
+		}
+		v := newVersion(m)
+		f.versions[n] = v
+		if s.running {
+			s.pending = append(s.pending, v)
+		}
+	}
+	for _, n := range slices.Sorted(maps.Keys(f.versions)) {
+		v := f.versions[n]
+		v.retired = !keep[n]
+		if v.retired {
+			delete(f.versions, n)
+			if v.users == 0 {
+				idle = append(idle, v)
+			}
+		}
+	}
+	s.mu.Unlock()
+	select {
+	case s.wake <- struct{}{}:
+	default: // Run has a wake-up pending already
+	}
+	for _, v := range slices.Concat(idle, extra) {
+		s.retire(v)
+	}
+}
+
+// retire stops v's step loop, waits for it, and closes the engine.
+func (s *Server) retire(v *version) {
+	s.mu.Lock()
+	stop := v.stop
+	s.mu.Unlock()
+	if stop != nil {
+		stop()
+		<-v.stopped
+	}
+	if err := v.m.Close(); err != nil {
+		s.log.Warn("llm engine close", "model", v.m.spec.Name, "version", v.m.spec.Version, "err", err)
+	}
+	s.log.Info("llm model version unloaded", "model", v.m.spec.Name, "version", v.m.spec.Version)
 }

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"sort"
 	"strconv"
 
 	"github.com/ferryml/ferry/internal/inference"
@@ -28,6 +27,7 @@ import (
 //	threads                 ONNX Runtime intra-op threads (default: every core)
 type Spec struct {
 	Name             string
+	Version          int64  // the version folder's number
 	Dir              string // the version folder
 	ModelPath        string // Dir/model.onnx
 	Tokenizer        string
@@ -76,13 +76,12 @@ func specOf(name, dir string, cfg *inference.ModelConfig) (Spec, error) {
 	if err != nil {
 		return Spec{}, err
 	}
-	s := Spec{Name: name, Dir: filepath.Join(dir, ver), PrefixCache: true, ChatTemplate: "plain"}
 	if cfg.GetName() != "" && cfg.GetName() != name {
 		return Spec{}, fmt.Errorf("config name %q does not match its folder", cfg.GetName())
 	}
-	s.ModelPath = filepath.Join(s.Dir, "model.onnx")
-	if _, err := os.Stat(s.ModelPath); err != nil {
-		return Spec{}, fmt.Errorf("version %s: %w", ver, err)
+	s, err := Spec{Name: name, PrefixCache: true, ChatTemplate: "plain"}.in(dir, ver)
+	if err != nil {
+		return Spec{}, err
 	}
 	s.Tokenizer, _ = modelconfig.Param(cfg, "tokenizer")
 	if s.Tokenizer == "" {
@@ -122,21 +121,40 @@ func specOf(name, dir string, cfg *inference.ModelConfig) (Spec, error) {
 	return s, errors.Join(errs...)
 }
 
-// newestVersion is the largest numeric folder name in dir.
-func newestVersion(dir string) (string, error) {
+// At is the spec of another version of the same model: the config's parameters are
+// the model folder's, shared by its versions; the version folder must hold model.onnx.
+func (s Spec) At(version int64) (Spec, error) {
+	return s.in(filepath.Dir(s.Dir), version)
+}
+
+// in is s at version under the model folder dir.
+func (s Spec) in(dir string, version int64) (Spec, error) {
+	if version < 0 {
+		return Spec{}, fmt.Errorf("version %d: not a version folder number", version)
+	}
+	s.Version = version
+	s.Dir = filepath.Join(dir, strconv.FormatInt(version, 10))
+	s.ModelPath = filepath.Join(s.Dir, "model.onnx")
+	if _, err := os.Stat(s.ModelPath); err != nil {
+		return Spec{}, fmt.Errorf("version %d: %w", version, err)
+	}
+	return s, nil
+}
+
+// newestVersion is the largest numeric folder number in dir.
+func newestVersion(dir string) (int64, error) {
 	ents, err := os.ReadDir(dir)
 	if err != nil {
-		return "", err
+		return 0, err
 	}
-	var vs []int
+	newest := int64(-1)
 	for _, e := range ents {
-		if v, err := strconv.Atoi(e.Name()); err == nil && v >= 0 && e.IsDir() {
-			vs = append(vs, v)
+		if v, err := strconv.ParseInt(e.Name(), 10, 64); err == nil && v >= 0 && e.IsDir() {
+			newest = max(newest, v)
 		}
 	}
-	if len(vs) == 0 {
-		return "", errors.New("no numeric version folder")
+	if newest < 0 {
+		return 0, errors.New("no numeric version folder")
 	}
-	sort.Ints(vs)
-	return strconv.Itoa(vs[len(vs)-1]), nil
+	return newest, nil
 }

@@ -182,6 +182,10 @@ func TestEmbeddingDimensions(t *testing.T) {
 	f.mu.Lock()
 	got := *f.lastEmbed
 	f.mu.Unlock()
+	if h := got.Header.Get("Content-Type"); h != "application/json" {
+		t.Errorf("backend got header Content-Type %q, want the HTTP request's", h)
+	}
+	got.Header = nil
 	if diff := cmp.Diff(llm.EmbedRequest{Model: "fake-embed", Input: []string{"abc"}, Key: "sk-test-key", User: "u2"}, got); diff != "" {
 		t.Errorf("backend got (-want +got):\n%s", diff)
 	}

@@ -93,7 +93,7 @@ func (h *Handler) embeddings(w http.ResponseWriter, r *http.Request) {
 		h.writeError(w, r, err)
 		return
 	}
-	c.req.Key = apiKey(r)
+	c.req.Key, c.req.Header = apiKey(r), r.Header
 	resp, err := h.backend.Embed(r.Context(), &c.req)
 	if err != nil {
 		h.writeError(w, r, err)

@@ -32,7 +32,7 @@ func (h *Handler) generate(w http.ResponseWriter, r *http.Request, decode func([
 		return
 	}
 	s.req.ID = h.newID(idPrefix)
-	s.req.Key = apiKey(r)
+	s.req.Key, s.req.Header = apiKey(r), r.Header
 	if s.req.Stream {
 		h.stream(w, r, s)
 		return
