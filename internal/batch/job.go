@@ -171,6 +171,7 @@ func (j *job) openInput() error {
 	switch s := j.src.(type) {
 	case *parquetSource:
 		s.wanted = wanted
+		s.plan = planColumns(j.schema, s, len(j.ids))
 	case *textSource:
 		s.wanted = wanted
 	}
