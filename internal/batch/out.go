@@ -33,6 +33,7 @@ type outCol struct {
 	kind outKind
 	list bool // several values per row
 	id   bool // an id column: may be null
+	per  int  // values per row, as far as known (a list of a variable length: 1)
 }
 
 // outColumns plans the output: ids (their types from the input), then each model output,
@@ -41,11 +42,11 @@ func outColumns(ids []string, idType func(string) idType, outs []lane.Column) []
 	var cols []outCol
 	for _, id := range ids {
 		k := [...]outKind{idString: kString, idInt64: kInt64, idFloat64: kFloat64, idBool: kBool}[idType(id)]
-		cols = append(cols, outCol{name: id, kind: k, id: true})
+		cols = append(cols, outCol{name: id, kind: k, id: true, per: 1})
 	}
 	for _, o := range outs {
 		n, err := o.Shape.NumElements() // an error: a variable dimension
-		cols = append(cols, outCol{name: o.Name, kind: kindOf(o.DType), list: err != nil || n != 1})
+		cols = append(cols, outCol{name: o.Name, kind: kindOf(o.DType), list: err != nil || n != 1, per: max(int(n), 1)})
 	}
 	return cols
 }
@@ -217,12 +218,16 @@ type parquetPart struct {
 	rows int               // rows in vals
 }
 
+// partFlushRows is how many rows a parquetPart gathers before writing them.
+const partFlushRows = 1024
+
 func newParquetPart(w io.Writer, cols []outCol) *parquetPart {
 	schema := outSchema(cols)
 	p := &parquetPart{w: parquet.NewWriter(w, schema, parquet.Compression(&parquet.Snappy)), cols: cols, vals: make([][]parquet.Value, len(cols))}
-	for _, path := range schema.Columns() {
+	for i, path := range schema.Columns() {
 		leaf, _ := schema.Lookup(path...)
 		p.def = append(p.def, leaf.MaxDefinitionLevel)
+		p.vals[i] = make([]parquet.Value, 0, min(partFlushRows*cols[i].per, 1<<16)) // large outputs grow as they come
 	}
 	return p
 }
@@ -283,7 +288,7 @@ func (p *parquetPart) Write(vals []any) error {
 		p.vals[i] = p.appendValue(p.vals[i], i, c, vals[i])
 	}
 	p.rows++
-	if p.rows >= 1024 {
+	if p.rows >= partFlushRows {
 		return p.flush()
 	}
 	return nil

@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"encoding/binary"
 	"fmt"
 
 	"github.com/ferryml/ferry/internal/lane"
@@ -132,7 +133,9 @@ func (p *colPlan) fill(dst []byte, i, k int, row *numRow) error {
 	// The row's own part of the buffer, capped: a list too long for it is written
 	// elsewhere by append, never over the next row.
 	at := dst[k*size : k*size : len(dst)]
-	if _, err := row.appendTo(at, in.dt); err != nil {
+	if row.raw != nil && in.dt == tensor.FP32 {
+		copy(at[:min(len(row.raw), cap(at))], row.raw) // the floats as they are; a long list is rejected below
+	} else if _, err := row.appendTo(at, in.dt); err != nil {
 		return &lane.RowError{Field: field, Input: name, Reason: err.Error()}
 	}
 	if n := row.len(); in.list && n != in.elems {
@@ -151,12 +154,18 @@ type numRow struct {
 	i64  []int64
 	null bool
 	own  []float32 // f32's storage when the row is not one slice of a page
+	// raw is f32's bytes in the page when they are FP32 request data as they lie (a
+	// little-endian machine): an FP32 input copies them whole.
+	raw []byte
 }
+
+// littleEndian: the machine's float32s are laid out as V2 request data.
+var littleEndian = binary.NativeEndian.Uint16([]byte{1, 0}) == 1
 
 func (r *numRow) reset(kind parquet.Kind) {
 	r.kind, r.null = kind, false
 	r.own, r.f64, r.i64 = r.own[:0], r.f64[:0], r.i64[:0]
-	r.f32 = r.own
+	r.f32, r.raw = r.own, nil
 }
 
 func (r *numRow) len() int { return len(r.f32) + len(r.f64) + len(r.i64) }
@@ -223,6 +232,9 @@ func (c *colCursor) numbers(row *numRow) error {
 		}
 		if spans == 1 && l1 < c.n { // the whole row in one page: no copy
 			row.f32 = c.floats[v0:v1:v1]
+			if littleEndian && len(c.raw) == 4*len(c.floats) {
+				row.raw = c.raw[4*v0 : 4*v1 : 4*v1]
+			}
 			return
 		}
 		row.own = append(row.own, c.floats[v0:v1]...)

@@ -245,6 +245,7 @@ type colCursor struct {
 	reps, defs []byte
 	n          int // levels (or values) in the page
 	floats     []float32
+	raw        []byte // floats' memory, which on a little-endian machine is FP32 request data
 	vals       []parquet.Value
 	li, vi     int // next level, next float
 }
@@ -261,6 +262,7 @@ func (c *colCursor) load() error {
 	if c.kind == parquet.Float && page.Dictionary() == nil {
 		data := page.Data()
 		c.floats = data.Float()
+		c.raw, _ = data.Data()
 		return nil
 	}
 	c.vals = make([]parquet.Value, c.n)

@@ -209,15 +209,15 @@ func (j *job) split(resp *core.InferResponse, idx []int, ch *chunk) error {
 			return fmt.Errorf("the response has no output %q", col.Name)
 		}
 	}
-	pieces, err := j.schema.Split(resp, len(idx))
-	if err != nil {
-		return err
-	}
 	if outs, ok := floatValues(resp, order, len(idx), j.schema.Batching); ok {
 		for r, i := range idx {
 			ch.res[i].out = outs[r]
 		}
 		return nil
+	}
+	pieces, err := j.schema.Split(resp, len(idx))
+	if err != nil {
+		return err
 	}
 	for r, i := range idx {
 		out := make([]any, len(order))
