@@ -219,7 +219,7 @@ func (r *parquetReader) open() error {
 			pages.Close()
 			return fmt.Errorf("column %q: %w", name, err)
 		}
-		r.cols = append(r.cols, &colCursor{name: name, leaf: leaf, kind: leaf.Node.Type().Kind(), pages: pages})
+		r.cols = append(r.cols, &colCursor{name: name, leaf: leaf, kind: leaf.Node.Type().Kind(), pages: pages, recycle: r.p.plan != nil})
 	}
 	return nil
 }
@@ -227,6 +227,7 @@ func (r *parquetReader) open() error {
 func (r *parquetReader) closeGroup() {
 	for _, c := range r.cols {
 		if c != nil {
+			c.release()
 			c.pages.Close()
 		}
 	}
@@ -239,6 +240,11 @@ type colCursor struct {
 	leaf  parquet.LeafColumn
 	kind  parquet.Kind
 	pages parquet.Pages
+	// recycle gives each page back to parquet-go's buffer pool once read past: set
+	// when nothing read from a page outlives it (the plan copies what it reads), as
+	// the row path's zero-copy lists do.
+	recycle bool
+	page    parquet.Page // the current page, when recycled
 	// The current page: its levels (none for a required flat column), and its values:
 	// floats holds a plain float page's defined values, vals any other page's values,
 	// one per level (nulls included).
@@ -252,9 +258,13 @@ type colCursor struct {
 
 // load reads the next page.
 func (c *colCursor) load() error {
+	c.release()
 	page, err := c.pages.ReadPage()
 	if err != nil {
 		return err
+	}
+	if c.recycle {
+		c.page = page
 	}
 	c.reps, c.defs = page.RepetitionLevels(), page.DefinitionLevels()
 	c.n, c.li, c.vi = int(page.NumValues()), 0, 0
@@ -275,6 +285,14 @@ func (c *colCursor) load() error {
 		return fmt.Errorf("page holds %d values for %d levels", k, c.n)
 	}
 	return nil
+}
+
+// release gives the current page back to the pool, if the cursor recycles them.
+func (c *colCursor) release() {
+	if c.page != nil {
+		parquet.Release(c.page)
+		c.page, c.floats, c.raw, c.vals = nil, nil, nil, nil
+	}
 }
 
 // defined reports whether level i holds a value (not a null or an empty list).
@@ -333,7 +351,7 @@ func (c *colCursor) list() (any, error) {
 			}
 			return
 		}
-		if spans == 1 && l1 < c.n {
+		if spans == 1 && l1 < c.n && !c.recycle {
 			floats = c.floats[v0:v1:v1] // the whole row in one page: no copy
 			return
 		}
