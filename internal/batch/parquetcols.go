@@ -76,7 +76,9 @@ func (p *colPlan) newRecords(n int) []record {
 	for i, in := range p.inputs {
 		buf := make([]byte, n*in.rowBytes)
 		for r := range recs {
-			enc[r*k+i] = buf[r*in.rowBytes : (r+1)*in.rowBytes : (r+1)*in.rowBytes]
+			// The capacity runs on to the buffer's end: a request of consecutive rows
+			// is then a slice of the buffer (lane.Builder.AddEncoded), not a copy.
+			enc[r*k+i] = buf[r*in.rowBytes : (r+1)*in.rowBytes]
 		}
 	}
 	ids := make([]any, n*p.ids)

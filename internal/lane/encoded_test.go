@@ -111,3 +111,36 @@ func number(t *testing.T, v any) float64 {
 	t.Fatalf("value %T", v)
 	return 0
 }
+
+// TestAddEncodedKeepsConsecutiveRows: rows that lie one after another in one array
+// become the request's data without a copy, its capacity cut to its length; a row from
+// elsewhere makes the builder copy, and the caller's array is never written.
+func TestAddEncodedKeepsConsecutiveRows(t *testing.T) {
+	s, err := lane.Describe(context.Background(), testCore, "tabular", "", features)
+	if err != nil {
+		t.Fatal(err)
+	}
+	buf, _ := lane.AppendNumbers(nil, tensor.FP32, []int32{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18})
+	row := func(r int) [][]byte { return [][]byte{buf[r*24 : (r+1)*24]} }
+	b := s.NewBuilder()
+	for r := range 2 {
+		if err := b.AddEncoded(row(r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in := b.Request("").Inputs[0]
+	if &in.Data[0] != &buf[0] || len(in.Data) != 48 || cap(in.Data) != 48 {
+		t.Fatalf("two consecutive rows: data at %p len %d cap %d, want the caller's %p, 48, 48", &in.Data[0], len(in.Data), cap(in.Data), &buf[0])
+	}
+	before := bytes.Clone(buf)
+	for _, r := range []int{0, 2, 1} { // row 2 does not follow row 0
+		if err := b.AddEncoded(row(r)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	in = b.Request("").Inputs[0]
+	want := append(append(bytes.Clone(buf[0:24]), buf[48:72]...), buf[24:48]...)
+	if !bytes.Equal(in.Data, want) || &in.Data[0] == &buf[0] || !bytes.Equal(buf, before) {
+		t.Fatalf("rows 0, 2, 1: data %x (shared %v), want a copy %x; the caller's array changed: %v", in.Data, &in.Data[0] == &buf[0], want, !bytes.Equal(buf, before))
+	}
+}

@@ -48,12 +48,14 @@ type Builder struct {
 	enc  [][]byte
 	shp  []tensor.Shape
 	ends []int
+	// borrowed: data[i] is the caller's memory (rows AddEncoded took where they lie).
+	borrowed []bool
 }
 
 // NewBuilder starts an empty request for the schema's model.
 func (s *Schema) NewBuilder() *Builder {
 	k := len(s.Inputs)
-	return &Builder{s: s, data: make([][]byte, k), shapes: make([]tensor.Shape, k), enc: make([][]byte, k), shp: make([]tensor.Shape, k), ends: make([]int, k)}
+	return &Builder{s: s, data: make([][]byte, k), shapes: make([]tensor.Shape, k), enc: make([][]byte, k), shp: make([]tensor.Shape, k), ends: make([]int, k), borrowed: make([]bool, k)}
 }
 
 // Len is the number of rows added since the last Request.
@@ -91,7 +93,7 @@ func (b *Builder) Add(r Row) error {
 	for i, end := range b.ends {
 		b.enc[i], start = b.vals[start:end], end
 	}
-	return b.append(b.enc, b.shp)
+	return b.append(b.enc, b.shp, false)
 }
 
 // AddEncoded appends a row given as each input's elements already encoded as a request
@@ -99,6 +101,10 @@ func (b *Builder) Add(r Row) error {
 // reader fills them straight from its columns. The shapes are checked as Add checks
 // them, with the same errors, the field named being the input's first. Inputs of
 // BYTES cannot come this way: their elements have no fixed size.
+//
+// The request uses the bytes where they lie, without a copy, while each row's follow
+// the previous row's in one array (and row[i]'s capacity reaches them): the caller
+// must leave them unchanged until the request has been scored.
 func (b *Builder) AddEncoded(row [][]byte) error {
 	if b.n >= b.s.MaxBatch {
 		return ErrFull
@@ -117,11 +123,13 @@ func (b *Builder) AddEncoded(row [][]byte) error {
 		}
 		b.shp[i] = shape
 	}
-	return b.append(row, b.shp)
+	return b.append(row, b.shp, true)
 }
 
 // append adds a checked row's inputs, unless their shapes differ from the request's.
-func (b *Builder) append(encoded [][]byte, shapes []tensor.Shape) error {
+// kept: the row's bytes are the caller's (AddEncoded), which the request may use where
+// they lie.
+func (b *Builder) append(encoded [][]byte, shapes []tensor.Shape, kept bool) error {
 	if b.n > 0 {
 		for i := range shapes {
 			if !shapes[i].Equal(b.shapes[i]) {
@@ -129,17 +137,42 @@ func (b *Builder) append(encoded [][]byte, shapes []tensor.Shape) error {
 			}
 		}
 	}
-	for i := range encoded {
-		if b.n == 1 && cap(b.data[i])-len(b.data[i]) < len(encoded[i]) {
-			// A second row: make room for a full request at once rather than copying
-			// as it grows (a request of one row, as a quiet stream sends, stays small).
-			b.data[i] = slices.Grow(b.data[i], (b.s.MaxBatch-1)*len(encoded[i]))
-		}
-		b.data[i] = append(b.data[i], encoded[i]...)
+	for i, enc := range encoded {
+		b.data[i] = b.extend(i, enc, kept)
 	}
 	copy(b.shapes, shapes)
 	b.n++
 	return nil
+}
+
+// extend is input i's data with one more row's bytes. While each kept row follows the
+// one before in memory, as the rows of a columnar reader's buffer do, the request is
+// those bytes themselves and copies nothing; otherwise the builder copies into memory
+// of its own, and never appends into the caller's.
+func (b *Builder) extend(i int, enc []byte, kept bool) []byte {
+	d := b.data[i]
+	if kept && b.n == 0 {
+		b.borrowed[i] = true
+		return enc
+	}
+	if b.borrowed[i] {
+		if kept && follows(d, enc) {
+			return d[:len(d)+len(enc)]
+		}
+		b.borrowed[i] = false
+		d = append(make([]byte, 0, max(b.s.MaxBatch*len(enc), len(d)+len(enc))), d...)
+	}
+	if b.n == 1 && cap(d)-len(d) < len(enc) {
+		// A second row: make room for a full request at once rather than copying
+		// as it grows (a request of one row, as a quiet stream sends, stays small).
+		d = slices.Grow(d, (b.s.MaxBatch-1)*len(enc))
+	}
+	return append(d, enc...)
+}
+
+// follows reports whether enc starts where d ends, in the same array.
+func follows(d, enc []byte) bool {
+	return len(enc) > 0 && cap(d)-len(d) >= len(enc) && &d[:len(d)+1][len(d)] == &enc[0]
 }
 
 // Request hands over the rows added so far as one request for the schema's model and
@@ -151,8 +184,9 @@ func (b *Builder) Request(id string) *core.InferRequest {
 		if b.s.Batching {
 			shape = append(tensor.Shape{int64(b.n)}, shape...)
 		}
-		req.Inputs = append(req.Inputs, &tensor.Tensor{Name: in.Name, DType: in.DType, Shape: shape, Data: b.data[i]})
-		b.data[i] = nil
+		data := b.data[i]
+		req.Inputs = append(req.Inputs, &tensor.Tensor{Name: in.Name, DType: in.DType, Shape: shape, Data: data[:len(data):len(data)]})
+		b.data[i], b.borrowed[i] = nil, false
 	}
 	b.n = 0
 	return req
