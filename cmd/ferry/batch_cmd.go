@@ -22,6 +22,7 @@ import (
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/lane"
+	"github.com/ferryml/ferry/internal/platform/threadprio"
 	"github.com/ferryml/ferry/internal/repository"
 	"github.com/ferryml/ferry/internal/v2client"
 )
@@ -115,6 +116,12 @@ func runBatch(ctx context.Context, cfg batchConfig, getenv func(string) string, 
 		defer cl.Close()
 		c = remoteCore{cl}
 	} else {
+		// As ferry serve does (--inference-first): the job's reading and writing run as
+		// SCHED_BATCH, so that their wakeups do not preempt the model (see threadprio).
+		// Before the runtime exists: inference threads are put in front explicitly.
+		if err := threadprio.Background(); err != nil {
+			log.Warn("the job's threads keep their scheduling class", "err", err)
+		}
 		rt, err := loadRuntime(getenv, log)
 		if err != nil {
 			return err
