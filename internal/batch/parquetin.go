@@ -241,8 +241,8 @@ type colCursor struct {
 	kind  parquet.Kind
 	pages parquet.Pages
 	// recycle gives each page back to parquet-go's buffer pool once read past: set
-	// when nothing read from a page outlives it (the plan copies what it reads), as
-	// the row path's zero-copy lists do.
+	// when nothing read from a page outlives it (a colPlan copies what it reads; the
+	// row path's lists of floats are slices of their page, so it keeps them).
 	recycle bool
 	page    parquet.Page // the current page, when recycled
 	// The current page: its levels (none for a required flat column), and its values:
@@ -268,7 +268,7 @@ func (c *colCursor) load() error {
 	}
 	c.reps, c.defs = page.RepetitionLevels(), page.DefinitionLevels()
 	c.n, c.li, c.vi = int(page.NumValues()), 0, 0
-	c.floats, c.vals = nil, nil
+	c.floats, c.raw, c.vals = nil, nil, nil
 	if c.kind == parquet.Float && page.Dictionary() == nil {
 		data := page.Data()
 		c.floats = data.Float()
