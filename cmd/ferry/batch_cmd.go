@@ -68,7 +68,7 @@ func batchCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f.StringVar(&cfg.mapping, "mapping", "", "YAML or JSON file: model input -> the columns that fill it, in order (default: columns named as the inputs)")
 	f.StringVar(&cfg.shard, "shard", "", "score the I-th of N disjoint parts of the input, I/N (Parquet: by row group; CSV, JSON lines: by byte range)")
 	f.IntVar(&cfg.opts.ChunkRows, "chunk-rows", 0, "rows per committed chunk (default: 64 x the model's max batch size)")
-	f.IntVar(&cfg.opts.Concurrency, "concurrency", 0, "requests in flight (default: 4)")
+	f.IntVar(&cfg.opts.Concurrency, "concurrency", 0, "requests in flight (default: 8)")
 	f.IntVar(&cfg.opts.Priority, "priority", 0, "V2 priority parameter on every request (0: the model's default)")
 	f.StringVar(&cfg.opts.WorkDir, "work-dir", "", "folder for part files and the checkpoint (default: OUTPUT.ferry-batch, or a temporary folder for s3://)")
 	for _, name := range []string{"model", "input", "output"} {

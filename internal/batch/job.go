@@ -201,7 +201,7 @@ func (j *job) concurrency() int {
 	if j.opts.Concurrency > 0 {
 		return j.opts.Concurrency
 	}
-	return 4
+	return 8
 }
 
 // run resumes or starts the job, scores every chunk and puts the output in place.
