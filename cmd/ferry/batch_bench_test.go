@@ -26,6 +26,10 @@ import (
 // any file can feed, so its ratio would measure Parquet decoding, not the lane.
 func BenchmarkBatchVsEngine(b *testing.B) {
 	const rows, maxBatch = 120000, 64
+	// `ferry batch` runs its threads as SCHED_BATCH (runBatch); this process does not:
+	// the engine limit, measured here too, is measured as `ferry bench --engine`
+	// measures it, on threads of the normal class, and the job's figure is the lower
+	// for it if anything.
 	repo, _ := batchSetup(b) // examples/models/mlp: batches of up to 64 rows, one instance
 	in := filepath.Join(b.TempDir(), "in.parquet")
 	if err := batchgen.Write(in, batchgen.Options{Rows: rows, Vector: 256, RowGroupRows: 8192, Seed: 1}); err != nil {

@@ -22,6 +22,7 @@ import (
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/lane"
+	"github.com/ferryml/ferry/internal/platform/threadprio"
 	"github.com/ferryml/ferry/internal/repository"
 	"github.com/ferryml/ferry/internal/v2client"
 )
@@ -68,7 +69,7 @@ func batchCommand(getenv func(string) string, stderr io.Writer) *cobra.Command {
 	f.Var(&cfg.serve.gcHeadroom, "gc-headroom", "memory Go may allocate between garbage collections while the live heap is smaller (as ferry serve; 0: Go's default, GOGC=100; ignored when GOGC is set)")
 	f.StringVar(&cfg.shard, "shard", "", "score the I-th of N disjoint parts of the input, I/N (Parquet: by row group; CSV, JSON lines: by byte range)")
 	f.IntVar(&cfg.opts.ChunkRows, "chunk-rows", 0, "rows per committed chunk (default: 64 x the model's max batch size)")
-	f.IntVar(&cfg.opts.Concurrency, "concurrency", 0, "requests in flight (default: 4)")
+	f.IntVar(&cfg.opts.Concurrency, "concurrency", 0, "requests in flight (default: 8)")
 	f.IntVar(&cfg.opts.Priority, "priority", 0, "V2 priority parameter on every request (0: the model's default)")
 	f.StringVar(&cfg.opts.WorkDir, "work-dir", "", "folder for part files and the checkpoint (default: OUTPUT.ferry-batch, or a temporary folder for s3://)")
 	for _, name := range []string{"model", "input", "output"} {
@@ -119,6 +120,12 @@ func runBatch(ctx context.Context, cfg batchConfig, getenv func(string) string, 
 		defer cl.Close()
 		c = remoteCore{cl}
 	} else {
+		// As ferry serve does (--inference-first): the job's reading and writing run as
+		// SCHED_BATCH, so that their wakeups do not preempt the model (see threadprio).
+		// Before the runtime exists: inference threads are put in front explicitly.
+		if err := threadprio.Background(); err != nil {
+			log.Warn("the job's threads keep their scheduling class", "err", err)
+		}
 		rt, err := loadRuntime(getenv, log)
 		if err != nil {
 			return err

@@ -65,10 +65,13 @@ type Options struct {
 	Mapping        lane.Mapping // nil: columns named as the inputs
 	// IDColumns are copied beside the outputs; none: a "row" column, the row's 0-based
 	// index in the input.
-	IDColumns   []string
-	Shard       Shard
-	ChunkRows   int // rows per committed chunk (0: 64 x the model's max batch)
-	Concurrency int // requests in flight (0: 4)
+	IDColumns []string
+	Shard     Shard
+	ChunkRows int // rows per committed chunk (0: 64 x the model's max batch)
+	// Concurrency is the requests in flight (0: 8): enough queued behind each running
+	// batch that the model does not wait for the job's threads to wake between
+	// batches, on a machine whose cores it keeps busy.
+	Concurrency int
 	Priority    int // V2 "priority" parameter on every request (0: the model's default)
 	// Background queues the job's requests behind every online request
 	// (core.InferRequest.Background): a job on a serving process leaves online latency

@@ -171,6 +171,7 @@ func (j *job) openInput() error {
 	switch s := j.src.(type) {
 	case *parquetSource:
 		s.wanted = wanted
+		s.plan = planColumns(j.schema, s, len(j.ids))
 	case *textSource:
 		s.wanted = wanted
 	}
@@ -200,7 +201,7 @@ func (j *job) concurrency() int {
 	if j.opts.Concurrency > 0 {
 		return j.opts.Concurrency
 	}
-	return 4
+	return 8
 }
 
 // run resumes or starts the job, scores every chunk and puts the output in place.

@@ -33,6 +33,7 @@ type outCol struct {
 	kind outKind
 	list bool // several values per row
 	id   bool // an id column: may be null
+	per  int  // values per row, as far as known (a list of a variable length: 1)
 }
 
 // outColumns plans the output: ids (their types from the input), then each model output,
@@ -41,11 +42,11 @@ func outColumns(ids []string, idType func(string) idType, outs []lane.Column) []
 	var cols []outCol
 	for _, id := range ids {
 		k := [...]outKind{idString: kString, idInt64: kInt64, idFloat64: kFloat64, idBool: kBool}[idType(id)]
-		cols = append(cols, outCol{name: id, kind: k, id: true})
+		cols = append(cols, outCol{name: id, kind: k, id: true, per: 1})
 	}
 	for _, o := range outs {
 		n, err := o.Shape.NumElements() // an error: a variable dimension
-		cols = append(cols, outCol{name: o.Name, kind: kindOf(o.DType), list: err != nil || n != 1})
+		cols = append(cols, outCol{name: o.Name, kind: kindOf(o.DType), list: err != nil || n != 1, per: max(int(n), 1)})
 	}
 	return cols
 }
@@ -207,20 +208,26 @@ func appendList[T any](b []byte, xs []T) []byte {
 	return append(b, ']')
 }
 
-// parquetPart writes rows to a Parquet file, columns in plan order.
+// parquetPart writes rows to a Parquet file, columns in plan order. Rows gather column
+// by column and go to the file a column at a time: no parquet.Row per row.
 type parquetPart struct {
-	w       *parquet.Writer
-	cols    []outCol
-	def     []int // each column's max definition level
-	pending []parquet.Row
+	w    *parquet.Writer
+	cols []outCol
+	def  []int             // each column's max definition level
+	vals [][]parquet.Value // per column, the values of the rows not yet written
+	rows int               // rows in vals
 }
+
+// partFlushRows is how many rows a parquetPart gathers before writing them.
+const partFlushRows = 1024
 
 func newParquetPart(w io.Writer, cols []outCol) *parquetPart {
 	schema := outSchema(cols)
-	p := &parquetPart{w: parquet.NewWriter(w, schema, parquet.Compression(&parquet.Snappy)), cols: cols}
-	for _, path := range schema.Columns() {
+	p := &parquetPart{w: parquet.NewWriter(w, schema, parquet.Compression(&parquet.Snappy)), cols: cols, vals: make([][]parquet.Value, len(cols))}
+	for i, path := range schema.Columns() {
 		leaf, _ := schema.Lookup(path...)
 		p.def = append(p.def, leaf.MaxDefinitionLevel)
+		p.vals[i] = make([]parquet.Value, 0, min(partFlushRows*cols[i].per, 1<<16)) // large outputs grow as they come
 	}
 	return p
 }
@@ -277,41 +284,52 @@ func (f namedField) Name() string { return f.name }
 func (f namedField) Value(reflect.Value) reflect.Value { return reflect.Value{} }
 
 func (p *parquetPart) Write(vals []any) error {
-	var row parquet.Row
 	for i, c := range p.cols {
-		if !c.list {
-			if vals[i] == nil {
-				row = append(row, parquet.Value{}.Level(0, 0, i))
-				continue
-			}
-			row = append(row, parquetValue(c.kind, vals[i]).Level(0, p.def[i], i))
-			continue
-		}
-		if fs, ok := vals[i].([]float32); ok && c.kind == kFloat32 && len(fs) > 0 { // most outputs, without boxing each
-			for k, f := range fs {
-				row = append(row, parquet.FloatValue(f).Level(min(k, 1), p.def[i], i))
-			}
-			continue
-		}
-		elems := elements(vals[i])
-		if len(elems) == 0 {
-			row = append(row, parquet.Value{}.Level(0, p.def[i]-1, i))
-		}
-		for k, e := range elems {
-			row = append(row, parquetValue(c.kind, e).Level(min(k, 1), p.def[i], i))
-		}
+		p.vals[i] = p.appendValue(p.vals[i], i, c, vals[i])
 	}
-	p.pending = append(p.pending, row)
-	if len(p.pending) >= 1024 {
+	p.rows++
+	if p.rows >= partFlushRows {
 		return p.flush()
 	}
 	return nil
 }
 
+// appendValue appends column i's levelled values of one row.
+func (p *parquetPart) appendValue(dst []parquet.Value, i int, c outCol, v any) []parquet.Value {
+	if !c.list {
+		if v == nil {
+			return append(dst, parquet.Value{}.Level(0, 0, i))
+		}
+		return append(dst, parquetValue(c.kind, v).Level(0, p.def[i], i))
+	}
+	if fs, ok := v.([]float32); ok && c.kind == kFloat32 && len(fs) > 0 { // most outputs, without boxing each
+		for k, f := range fs {
+			dst = append(dst, parquet.FloatValue(f).Level(min(k, 1), p.def[i], i))
+		}
+		return dst
+	}
+	elems := elements(v)
+	if len(elems) == 0 {
+		return append(dst, parquet.Value{}.Level(0, p.def[i]-1, i))
+	}
+	for k, e := range elems {
+		dst = append(dst, parquetValue(c.kind, e).Level(min(k, 1), p.def[i], i))
+	}
+	return dst
+}
+
 func (p *parquetPart) flush() error {
-	_, err := p.w.WriteRows(p.pending)
-	p.pending = p.pending[:0]
-	return err
+	if p.rows == 0 {
+		return nil
+	}
+	for i, cw := range p.w.ColumnWriters() {
+		if _, err := cw.WriteRowValues(p.vals[i]); err != nil {
+			return fmt.Errorf("column %q: %w", p.cols[i].name, err)
+		}
+		p.vals[i] = p.vals[i][:0]
+	}
+	p.rows = 0
+	return nil
 }
 
 func (p *parquetPart) Close() error {

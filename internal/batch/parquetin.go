@@ -1,6 +1,7 @@
 package batch
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -17,6 +18,7 @@ type parquetSource struct {
 	pf     *parquet.File
 	leaves map[string]parquet.LeafColumn // top-level field -> its one leaf column
 	wanted []string                      // the fields a record keeps
+	plan   *colPlan                      // nil: records are read as rows
 }
 
 func openParquet(path string) (*parquetSource, error) {
@@ -134,6 +136,9 @@ type parquetReader struct {
 }
 
 func (r *parquetReader) Next(n int) ([]record, position, error) {
+	if r.p.plan != nil {
+		return r.nextColumns(n)
+	}
 	var out []record
 	for len(out) < n && r.g < r.to {
 		if r.cols == nil {
@@ -144,6 +149,9 @@ func (r *parquetReader) Next(n int) ([]record, position, error) {
 		for len(out) < n && r.next < r.first[r.g+1] {
 			row := make(lane.Row, len(r.cols))
 			for _, c := range r.cols {
+				if c == nil {
+					continue
+				}
 				v, err := c.value()
 				if err != nil {
 					return nil, position{Row: r.next}, fmt.Errorf("column %q: %w", c.name, err)
@@ -161,12 +169,49 @@ func (r *parquetReader) Next(n int) ([]record, position, error) {
 	return out, position{Row: r.next}, nil
 }
 
+// nextColumns reads up to n rows as the plan says, column by column, a row group's
+// part at a time.
+func (r *parquetReader) nextColumns(n int) ([]record, position, error) {
+	if r.g < r.to {
+		n = int(min(int64(n), r.first[r.to]-r.next))
+	} else {
+		n = 0
+	}
+	if n <= 0 {
+		return nil, position{Row: r.next}, nil
+	}
+	recs := r.p.plan.newRecords(n)
+	for done := 0; done < n; {
+		if r.cols == nil {
+			if err := r.open(); err != nil {
+				return nil, position{Row: r.next}, err
+			}
+		}
+		m := int(min(int64(n-done), r.first[r.g+1]-r.next))
+		part := recs[done : done+m]
+		if err := r.p.plan.read(r.cols, part); err != nil {
+			return nil, position{Row: r.next}, err
+		}
+		for k := range part {
+			part[k].index = r.next + int64(k)
+		}
+		r.next += int64(m)
+		done += m
+		if r.next >= r.first[r.g+1] {
+			r.closeGroup()
+			r.g++
+		}
+	}
+	return recs, position{Row: r.next}, nil
+}
+
 // open positions a cursor per wanted column at the next row of group g.
 func (r *parquetReader) open() error {
 	chunks := r.p.pf.RowGroups()[r.g].ColumnChunks()
 	for _, name := range r.p.wanted {
 		leaf, ok := r.p.leaves[name]
 		if !ok {
+			r.cols = append(r.cols, nil) // a group: no value; cursors stay in wanted's order
 			continue
 		}
 		pages := chunks[leaf.ColumnIndex].Pages()
@@ -174,14 +219,17 @@ func (r *parquetReader) open() error {
 			pages.Close()
 			return fmt.Errorf("column %q: %w", name, err)
 		}
-		r.cols = append(r.cols, &colCursor{name: name, leaf: leaf, kind: leaf.Node.Type().Kind(), pages: pages})
+		r.cols = append(r.cols, &colCursor{name: name, leaf: leaf, kind: leaf.Node.Type().Kind(), pages: pages, recycle: r.p.plan != nil})
 	}
 	return nil
 }
 
 func (r *parquetReader) closeGroup() {
 	for _, c := range r.cols {
-		c.pages.Close()
+		if c != nil {
+			c.release()
+			c.pages.Close()
+		}
 	}
 	r.cols = nil
 }
@@ -192,28 +240,39 @@ type colCursor struct {
 	leaf  parquet.LeafColumn
 	kind  parquet.Kind
 	pages parquet.Pages
+	// recycle gives each page back to parquet-go's buffer pool once read past: set
+	// when nothing read from a page outlives it (a colPlan copies what it reads; the
+	// row path's lists of floats are slices of their page, so it keeps them).
+	recycle bool
+	page    parquet.Page // the current page, when recycled
 	// The current page: its levels (none for a required flat column), and its values:
 	// floats holds a plain float page's defined values, vals any other page's values,
 	// one per level (nulls included).
 	reps, defs []byte
 	n          int // levels (or values) in the page
 	floats     []float32
+	raw        []byte // floats' memory, which on a little-endian machine is FP32 request data
 	vals       []parquet.Value
 	li, vi     int // next level, next float
 }
 
 // load reads the next page.
 func (c *colCursor) load() error {
+	c.release()
 	page, err := c.pages.ReadPage()
 	if err != nil {
 		return err
 	}
+	if c.recycle {
+		c.page = page
+	}
 	c.reps, c.defs = page.RepetitionLevels(), page.DefinitionLevels()
 	c.n, c.li, c.vi = int(page.NumValues()), 0, 0
-	c.floats, c.vals = nil, nil
+	c.floats, c.raw, c.vals = nil, nil, nil
 	if c.kind == parquet.Float && page.Dictionary() == nil {
 		data := page.Data()
 		c.floats = data.Float()
+		c.raw, _ = data.Data()
 		return nil
 	}
 	c.vals = make([]parquet.Value, c.n)
@@ -228,9 +287,25 @@ func (c *colCursor) load() error {
 	return nil
 }
 
+// release gives the current page back to the pool, if the cursor recycles them.
+func (c *colCursor) release() {
+	if c.page != nil {
+		parquet.Release(c.page)
+		c.page, c.floats, c.raw, c.vals = nil, nil, nil, nil
+	}
+}
+
 // defined reports whether level i holds a value (not a null or an empty list).
 func (c *colCursor) defined(i int) bool {
 	return c.defs == nil || int(c.defs[i]) == c.leaf.MaxDefinitionLevel
+}
+
+// definedIn counts the levels in [from, to) that hold a value.
+func (c *colCursor) definedIn(from, to int) int {
+	if c.defs == nil {
+		return to - from
+	}
+	return bytes.Count(c.defs[from:to], []byte{byte(c.leaf.MaxDefinitionLevel)})
 }
 
 // take is the value of level i.
@@ -265,44 +340,64 @@ func (c *colCursor) value() (any, error) {
 func (c *colCursor) list() (any, error) {
 	var floats []float32
 	var elems []any
-	for {
-		startLevel, startFloat := c.li, c.vi
-		for c.li < c.n && (c.li == startLevel || c.reps[c.li] != 0) {
-			if c.defined(c.li) {
-				if c.floats == nil {
-					elems = append(elems, c.take(c.li))
-				} else {
-					c.vi++
+	spans := 0
+	err := c.rowSpans(func(l0, l1, v0, v1 int) {
+		spans++
+		if c.floats == nil {
+			for i := l0; i < l1; i++ {
+				if c.defined(i) {
+					elems = append(elems, scalar(c.vals[i]))
 				}
 			}
-			c.li++
+			return
 		}
-		if c.floats != nil {
-			if floats == nil && c.li < c.n {
-				floats = c.floats[startFloat:c.vi:c.vi] // the whole row in one page: no copy
-			} else {
-				floats = append(floats, c.floats[startFloat:c.vi]...)
-			}
+		if spans == 1 && l1 < c.n && !c.recycle {
+			floats = c.floats[v0:v1:v1] // the whole row in one page: no copy
+			return
 		}
-		if c.li < c.n {
-			break
-		}
-		// The page ended: the row goes on only if the next page starts mid-row.
-		if err := c.load(); err != nil {
-			if errors.Is(err, io.EOF) {
-				break
-			}
-			return nil, err
-		}
-		if c.n == 0 || c.reps[0] == 0 {
-			break
-		}
+		floats = append(floats, c.floats[v0:v1]...)
+	})
+	if err != nil {
+		return nil, err
 	}
 	if floats != nil || c.kind == parquet.Float && elems == nil {
 		return listOf(floats), nil
 	}
 	return typedList(elems, c.kind), nil
 }
+
+// rowSpans walks the next row's levels, page by page while the row runs on into the
+// next page, calling f with each page's part of it: levels [l0, l1) and, on a plain
+// FLOAT page, the floats [v0, v1) of their defined levels.
+func (c *colCursor) rowSpans(f func(l0, l1, v0, v1 int)) error {
+	for {
+		l0, v0 := c.li, c.vi
+		// The row ends before the next level of repetition 0; the first level is the
+		// row's own whatever its repetition (a row going on from the page before).
+		c.li = c.n
+		if k := bytes.IndexByte(c.reps[l0+1:c.n], 0); k >= 0 {
+			c.li = l0 + 1 + k
+		}
+		if c.floats != nil {
+			c.vi += c.definedIn(l0, c.li)
+		}
+		f(l0, c.li, v0, c.vi)
+		if c.li < c.n {
+			return nil
+		}
+		// The page ended: the row goes on only if the next page starts mid-row.
+		if err := c.load(); err != nil {
+			if errors.Is(err, io.EOF) {
+				return nil
+			}
+			return err
+		}
+		if c.n == 0 || c.reps[0] == 0 {
+			return nil
+		}
+	}
+}
+
 func scalar(v parquet.Value) any {
 	if v.IsNull() {
 		return nil

@@ -2,8 +2,10 @@ package batch
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/lane"
+	"github.com/ferryml/ferry/internal/tensor"
 )
 
 // chunk is rows read together and committed together.
@@ -117,15 +120,16 @@ func (j *job) dispatch(ctx context.Context, ch *chunk, sem chan struct{}) {
 			j.infer(ctx, req, rows, ch)
 		})
 	}
-	for i, r := range ch.recs {
+	for i := range ch.recs {
+		r := &ch.recs[i]
 		if r.err != nil {
 			ch.res[i].err = r.err
 			continue
 		}
-		err := b.Add(r.row)
+		err := r.addTo(b)
 		if errors.Is(err, lane.ErrFull) {
 			flush()
-			err = b.Add(r.row)
+			err = r.addTo(b)
 		}
 		if err != nil {
 			ch.res[i].err = err
@@ -151,7 +155,7 @@ func (j *job) infer(ctx context.Context, req *core.InferRequest, idx []int, ch *
 	case err != nil && len(idx) > 1:
 		for _, i := range idx {
 			b := j.schema.NewBuilder()
-			if err := b.Add(ch.recs[i].row); err != nil {
+			if err := ch.recs[i].addTo(b); err != nil {
 				ch.res[i].err = err
 				continue
 			}
@@ -193,10 +197,6 @@ func retryable(err error) bool {
 
 // split cuts a response into the rows' output values, in the schema's output order.
 func (j *job) split(resp *core.InferResponse, idx []int, ch *chunk) error {
-	pieces, err := j.schema.Split(resp, len(idx))
-	if err != nil {
-		return err
-	}
 	order := make([]int, len(j.schema.Outputs))
 	for o, col := range j.schema.Outputs {
 		order[o] = -1
@@ -209,6 +209,16 @@ func (j *job) split(resp *core.InferResponse, idx []int, ch *chunk) error {
 			return fmt.Errorf("the response has no output %q", col.Name)
 		}
 	}
+	if outs, ok := floatValues(resp, order, len(idx), j.schema.Batching); ok {
+		for r, i := range idx {
+			ch.res[i].out = outs[r]
+		}
+		return nil
+	}
+	pieces, err := j.schema.Split(resp, len(idx))
+	if err != nil {
+		return err
+	}
 	for r, i := range idx {
 		out := make([]any, len(order))
 		for o, k := range order {
@@ -219,6 +229,46 @@ func (j *job) split(resp *core.InferResponse, idx []int, ch *chunk) error {
 		ch.res[i].out = out
 	}
 	return nil
+}
+
+// floatValues is split's answer for the common response, a batching model's FP32
+// outputs, decoded a tensor at a time rather than cut into a tensor per row first: a
+// row's value is what lane.Value gives for its piece. ok is false for any other
+// response, which split cuts the general way.
+func floatValues(resp *core.InferResponse, order []int, n int, batching bool) (rows [][]any, ok bool) {
+	if !batching || n == 0 {
+		return nil, false
+	}
+	total := 0
+	for _, k := range order {
+		t := resp.Outputs[k]
+		if t.DType != tensor.FP32 || len(t.Shape) == 0 || t.Shape[0] != int64(n) || len(t.Data)%(4*n) != 0 {
+			return nil, false
+		}
+		total += len(t.Data) / 4
+	}
+	floats := make([]float32, 0, total)
+	vals := make([]any, n*len(order))
+	rows = make([][]any, n)
+	for r := range rows {
+		rows[r] = vals[r*len(order) : (r+1)*len(order) : (r+1)*len(order)]
+	}
+	for o, k := range order {
+		t := resp.Outputs[k]
+		per, start := len(t.Data)/(4*n), len(floats)
+		for b := 0; b < len(t.Data); b += 4 {
+			floats = append(floats, math.Float32frombits(binary.LittleEndian.Uint32(t.Data[b:])))
+		}
+		for r := range rows {
+			fs := floats[start+r*per : start+(r+1)*per : start+(r+1)*per]
+			if per == 1 {
+				rows[r][o] = fs[0] // lane.Value's scalar for one element
+			} else {
+				rows[r][o] = fs
+			}
+		}
+	}
+	return rows, true
 }
 
 // commitAll commits chunks in order as their requests finish.
@@ -272,7 +322,7 @@ func (j *job) commit(ch *chunk, cp *checkpoint) error {
 			if r.err != nil {
 				continue
 			}
-			j.idValues(vals, ch.recs[i])
+			j.idValues(vals, &ch.recs[i])
 			copy(vals[len(vals)-len(r.out):], r.out)
 			if err := w.Write(vals); err != nil {
 				return err
@@ -289,7 +339,7 @@ func (j *job) commit(ch *chunk, cp *checkpoint) error {
 		for i, r := range ch.res {
 			if r.err != nil {
 				rejected++
-				b = j.appendReject(b, ch.recs[i], r.err)
+				b = j.appendReject(b, &ch.recs[i], r.err)
 			}
 		}
 		_, err := f.Write(b)
@@ -310,18 +360,18 @@ func (j *job) commit(ch *chunk, cp *checkpoint) error {
 }
 
 // idValues fills the leading id values of a row.
-func (j *job) idValues(vals []any, r record) {
+func (j *job) idValues(vals []any, r *record) {
 	if len(j.ids) == 0 {
 		vals[0] = r.index
 		return
 	}
 	for k, id := range j.ids {
-		vals[k] = r.row[id]
+		vals[k] = r.id(k, id)
 	}
 }
 
 // appendReject adds one line to the rejects file: the row's index, its ids, the error.
-func (j *job) appendReject(b []byte, r record, err error) []byte {
+func (j *job) appendReject(b []byte, r *record, err error) []byte {
 	b = append(b, `{"row":`...)
 	b = strconv.AppendInt(b, r.index, 10)
 	if len(j.ids) > 0 {
@@ -332,7 +382,7 @@ func (j *job) appendReject(b []byte, r record, err error) []byte {
 			}
 			b = strconv.AppendQuote(b, id)
 			b = append(b, ':')
-			b = appendJSON(b, r.row[id]) // nil when the row could not be read
+			b = appendJSON(b, r.id(k, id)) // nil when the row could not be read
 		}
 		b = append(b, '}')
 	}

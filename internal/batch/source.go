@@ -43,11 +43,31 @@ type position struct {
 }
 
 // record is one input row: the fields a job reads (model inputs and id columns), or
-// the error that kept the row from being read.
+// the error that kept the row from being read. A row read column by column (colPlan)
+// has no fields but its model inputs, encoded, and its ids.
 type record struct {
 	index int64
 	row   lane.Row
+	enc   [][]byte // per model input, its encoded elements; nil on the row path
+	ids   []any    // with enc: the id columns' values, in the job's order
 	err   error
+}
+
+// addTo adds the record to a request being built, as it was read.
+func (r *record) addTo(b *lane.Builder) error {
+	if r.enc != nil {
+		return b.AddEncoded(r.enc)
+	}
+	return b.Add(r.row)
+}
+
+// id is the value of the job's k-th id column, named name: nil when the row could
+// not be read.
+func (r *record) id(k int, name string) any {
+	if r.enc != nil {
+		return r.ids[k]
+	}
+	return r.row[name]
 }
 
 // source is an opened input file.

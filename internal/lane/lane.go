@@ -116,6 +116,9 @@ func (s *Schema) Fields() []string {
 	return out
 }
 
+// InputFields lists the row fields that fill input i (of Inputs), in order.
+func (s *Schema) InputFields(i int) []string { return s.sources[i] }
+
 // CheckFields fails, naming every missing field and the input it would fill, when
 // have (a file's columns) lacks a field the model needs: a job fails at start, not on
 // its millionth row.

@@ -43,11 +43,19 @@ type Builder struct {
 	shapes []tensor.Shape // each input's per-row shape, variable dimensions set by the first row
 	n      int
 	vals   []byte // one row's encoded input, before it is known to be whole
+	// One row's inputs and shapes while Add checks them: kept so that a row costs no
+	// allocation of its own.
+	enc  [][]byte
+	shp  []tensor.Shape
+	ends []int
+	// borrowed: data[i] is the caller's memory (rows AddEncoded took where they lie).
+	borrowed []bool
 }
 
 // NewBuilder starts an empty request for the schema's model.
 func (s *Schema) NewBuilder() *Builder {
-	return &Builder{s: s, data: make([][]byte, len(s.Inputs)), shapes: make([]tensor.Shape, len(s.Inputs))}
+	k := len(s.Inputs)
+	return &Builder{s: s, data: make([][]byte, k), shapes: make([]tensor.Shape, k), enc: make([][]byte, k), shp: make([]tensor.Shape, k), ends: make([]int, k), borrowed: make([]bool, k)}
 }
 
 // Len is the number of rows added since the last Request.
@@ -59,10 +67,8 @@ func (b *Builder) Add(r Row) error {
 	if b.n >= b.s.MaxBatch {
 		return ErrFull
 	}
-	encoded := make([][]byte, len(b.s.Inputs))
-	shapes := make([]tensor.Shape, len(b.s.Inputs))
+	b.vals = b.vals[:0]
 	for i, in := range b.s.Inputs {
-		start := len(b.vals)
 		count := int64(0)
 		for _, f := range b.s.sources[i] {
 			v, ok := r[f]
@@ -78,25 +84,95 @@ func (b *Builder) Add(r Row) error {
 		}
 		shape, err := rowShape(in.Shape, count)
 		if err != nil {
-			return &RowError{Field: b.s.sources[i][0], Input: in.Name, Reason: err.Error()}
+			return b.s.countError(i, err)
 		}
-		encoded[i], shapes[i] = b.vals[start:], shape
+		b.shp[i], b.ends[i] = shape, len(b.vals)
 	}
+	// b.vals may have moved while it grew: cut the inputs out once it is whole.
+	start := 0
+	for i, end := range b.ends {
+		b.enc[i], start = b.vals[start:end], end
+	}
+	return b.append(b.enc, b.shp, false)
+}
+
+// AddEncoded appends a row given as each input's elements already encoded as a request
+// carries them (little-endian, the input's type; what AppendNumbers writes): a columnar
+// reader fills them straight from its columns. The shapes are checked as Add checks
+// them, with the same errors, the field named being the input's first. Inputs of
+// BYTES cannot come this way: their elements have no fixed size.
+//
+// The request uses the bytes where they lie, without a copy, while each row's follow
+// the previous row's in one array (and row[i]'s capacity reaches them): the caller
+// must leave them unchanged until the request has been scored.
+func (b *Builder) AddEncoded(row [][]byte) error {
+	if b.n >= b.s.MaxBatch {
+		return ErrFull
+	}
+	for i, in := range b.s.Inputs {
+		size := in.DType.Size()
+		if size == 0 {
+			return &RowError{Field: b.s.sources[i][0], Input: in.Name, Reason: fmt.Sprintf("%s values cannot come encoded", in.DType)}
+		}
+		if len(row[i])%size != 0 {
+			return &RowError{Field: b.s.sources[i][0], Input: in.Name, Reason: fmt.Sprintf("%d bytes are no whole number of %s values", len(row[i]), in.DType)}
+		}
+		shape, err := rowShape(in.Shape, int64(len(row[i])/size))
+		if err != nil {
+			return b.s.countError(i, err)
+		}
+		b.shp[i] = shape
+	}
+	return b.append(row, b.shp, true)
+}
+
+// append adds a checked row's inputs, unless their shapes differ from the request's.
+// kept: the row's bytes are the caller's (AddEncoded), which the request may use where
+// they lie.
+func (b *Builder) append(encoded [][]byte, shapes []tensor.Shape, kept bool) error {
 	if b.n > 0 {
 		for i := range shapes {
 			if !shapes[i].Equal(b.shapes[i]) {
-				b.vals = b.vals[:0]
 				return ErrFull
 			}
 		}
 	}
-	for i := range encoded {
-		b.data[i] = append(b.data[i], encoded[i]...)
+	for i, enc := range encoded {
+		b.data[i] = b.extend(i, enc, kept)
 	}
 	copy(b.shapes, shapes)
-	b.vals = b.vals[:0]
 	b.n++
 	return nil
+}
+
+// extend is input i's data with one more row's bytes. While each kept row follows the
+// one before in memory, as the rows of a columnar reader's buffer do, the request is
+// those bytes themselves and copies nothing; otherwise the builder copies into memory
+// of its own, and never appends into the caller's.
+func (b *Builder) extend(i int, enc []byte, kept bool) []byte {
+	d := b.data[i]
+	if kept && b.n == 0 {
+		b.borrowed[i] = true
+		return enc
+	}
+	if b.borrowed[i] {
+		if kept && follows(d, enc) {
+			return d[:len(d)+len(enc)]
+		}
+		b.borrowed[i] = false
+		d = append(make([]byte, 0, max(b.s.MaxBatch*len(enc), len(d)+len(enc))), d...)
+	}
+	if b.n == 1 && cap(d)-len(d) < len(enc) {
+		// A second row: make room for a full request at once rather than copying
+		// as it grows (a request of one row, as a quiet stream sends, stays small).
+		d = slices.Grow(d, (b.s.MaxBatch-1)*len(enc))
+	}
+	return append(d, enc...)
+}
+
+// follows reports whether enc starts where d ends, in the same array.
+func follows(d, enc []byte) bool {
+	return len(enc) > 0 && cap(d)-len(d) >= len(enc) && &d[:len(d)+1][len(d)] == &enc[0]
 }
 
 // Request hands over the rows added so far as one request for the schema's model and
@@ -108,11 +184,46 @@ func (b *Builder) Request(id string) *core.InferRequest {
 		if b.s.Batching {
 			shape = append(tensor.Shape{int64(b.n)}, shape...)
 		}
-		req.Inputs = append(req.Inputs, &tensor.Tensor{Name: in.Name, DType: in.DType, Shape: shape, Data: b.data[i]})
-		b.data[i] = nil
+		data := b.data[i]
+		req.Inputs = append(req.Inputs, &tensor.Tensor{Name: in.Name, DType: in.DType, Shape: shape, Data: data[:len(data):len(data)]})
+		b.data[i], b.borrowed[i] = nil, false
 	}
 	b.n = 0
 	return req
+}
+
+// countError is the *RowError of a row whose fields give input i a count of elements
+// its shape cannot take.
+func (s *Schema) countError(i int, err error) *RowError {
+	return &RowError{Field: s.sources[i][0], Input: s.Inputs[i].Name, Reason: err.Error()}
+}
+
+// CountError is the *RowError Add returns for a row whose fields give input i count
+// elements in all, or nil when that many fill the input's shape: a columnar reader
+// checks a row with it without making the row.
+func (s *Schema) CountError(i int, count int64) error {
+	if _, err := rowShape(s.Inputs[i].Shape, count); err != nil {
+		return s.countError(i, err)
+	}
+	return nil
+}
+
+// AppendNumbers appends xs as dt, converted as Add converts a field holding them: an
+// element that does not fit dt is an error naming it, which Add would give as the
+// Reason of its *RowError.
+func AppendNumbers[T float32 | float64 | int32 | int64](dst []byte, dt tensor.DType, xs []T) ([]byte, error) {
+	var err error
+	switch x := any(xs).(type) {
+	case []float32:
+		dst, _, err = appendValues(dst, dt, x)
+	case []float64:
+		dst, _, err = appendValues(dst, dt, x)
+	case []int32:
+		dst, _, err = appendValues(dst, dt, x)
+	case []int64:
+		dst, _, err = appendValues(dst, dt, x)
+	}
+	return dst, err
 }
 
 // rowShape sets a per-row shape's variable dimension (at most one) from the number of
@@ -160,9 +271,11 @@ func appendValues(dst []byte, dt tensor.DType, v any) ([]byte, int64, error) {
 		return dst, total, nil
 	case []float32:
 		if dt == tensor.FP32 { // the common case (a Parquet list of floats), without a conversion per element
-			dst = slices.Grow(dst, 4*len(x))
-			for _, f := range x {
-				dst = binary.LittleEndian.AppendUint32(dst, math.Float32bits(f))
+			n := len(dst)
+			dst = slices.Grow(dst, 4*len(x))[:n+4*len(x)]
+			out := dst[n:]
+			for k, f := range x {
+				binary.LittleEndian.PutUint32(out[4*k:], math.Float32bits(f))
 			}
 			return dst, int64(len(x)), nil
 		}
