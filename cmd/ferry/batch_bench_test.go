@@ -26,6 +26,7 @@ import (
 // any file can feed, so its ratio would measure Parquet decoding, not the lane.
 func BenchmarkBatchVsEngine(b *testing.B) {
 	const rows, maxBatch = 120000, 64
+	servingGC(b) // ferry batch tunes the collector as ferry serve does
 	// `ferry batch` runs its threads as SCHED_BATCH (runBatch); this process does not:
 	// the engine limit, measured here too, is measured as `ferry bench --engine`
 	// measures it, on threads of the normal class, and the job's figure is the lower

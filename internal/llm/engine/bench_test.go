@@ -155,3 +155,36 @@ func BenchmarkDecodeStep(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkPrefill is ONNX Runtime's Run alone for a prompt batch with no past, by
+// shape [batch, prompt]: the prompt tokens/s a prefill step can reach.
+//
+//	FERRY_LLM_BENCH_MODEL=/tmp/llm/gpt2small/1/model.onnx go test -run XXX -bench Prefill -benchtime=3x ./internal/llm/engine
+func BenchmarkPrefill(b *testing.B) {
+	path := os.Getenv("FERRY_LLM_BENCH_MODEL")
+	if path == "" || rt == nil {
+		b.Skip("set $FERRY_LLM_BENCH_MODEL (and the ONNX Runtime library) to run")
+	}
+	e := start(b, path, Config{ContextLength: 1024, Threads: -1})
+	for _, s := range [][2]int{{1, 128}, {4, 128}, {1, 512}, {8, 128}} {
+		B, S := s[0], s[1]
+		b.Run(fmt.Sprintf("%dx%d", B, S), func(b *testing.B) {
+			var bt batch
+			sh := e.shape
+			bt.past = growAll(nil, 2*sh.layers, 0)
+			bt.present = growAll(nil, 2*sh.layers, B*sh.heads*S*sh.headDim)
+			bt.ids, bt.pos, bt.mask = make([]int64, B*S), make([]int64, B*S), make([]int64, B*S)
+			for i := range bt.mask {
+				bt.ids[i], bt.pos[i], bt.mask[i] = int64(i%5000), int64(i%S), 1
+			}
+			bt.logits = make([]float32, B*sh.vocab)
+			bt.bind(sh, B, 0, S, 1)
+			for b.Loop() {
+				if err := e.sess.RunBuffers(context.Background(), bt.in, bt.out); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(B*S)*float64(b.N)/b.Elapsed().Seconds(), "tok/s")
+		})
+	}
+}
