@@ -219,6 +219,7 @@ func (e *Engine) Close() error {
 	var err error
 	e.closeOnce.Do(func() {
 		close(e.closed)
+		e.met.release()
 		e.runMu.Lock()
 		defer e.runMu.Unlock()
 		err = e.sess.Close()

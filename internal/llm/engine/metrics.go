@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -9,6 +10,9 @@ import (
 // Metrics are the engine's Prometheus series, with vLLM V1's names and a model_name
 // label (llm.md §1.3). One Metrics may serve several engines; register it once.
 type Metrics struct {
+	mu     sync.Mutex
+	models map[string]*modelGauges // the engines of each model_name
+
 	running, waiting, kvUsage                   *prometheus.GaugeVec
 	prefixQueries, prefixHits                   *prometheus.CounterVec
 	promptTokens, generationTokens, preemptions *prometheus.CounterVec
@@ -40,6 +44,7 @@ func NewMetrics() *Metrics {
 		return prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: name, Help: help, Buckets: buckets}, label)
 	}
 	return &Metrics{
+		models:           map[string]*modelGauges{},
 		running:          gauge("vllm:num_requests_running", "Number of requests in model execution batches."),
 		waiting:          gauge("vllm:num_requests_waiting", "Number of requests waiting to be processed."),
 		kvUsage:          gauge("vllm:kv_cache_usage_perc", "KV-cache usage. 1 means 100 percent usage."),
@@ -77,9 +82,24 @@ func (m *Metrics) Collect(ch chan<- prometheus.Metric) {
 	}
 }
 
+// modelGauges are the engines of one model_name: the engines of a model's versions
+// (several run during a rollout) share its series, so its gauges are their sums
+// (requests running, waiting) and the mean of their KV-cache usage, not whichever
+// engine reported last.
+type modelGauges struct {
+	running, waiting, kvUsage prometheus.Gauge
+	engines                   map[*modelMetrics]engineState
+}
+
+type engineState struct {
+	running, waiting int
+	usage            float64
+}
+
 // modelMetrics is one engine's children of Metrics; nil counts nothing.
 type modelMetrics struct {
-	running, waiting, kvUsage                   prometheus.Gauge
+	m                                           *Metrics
+	model                                       string
 	prefixQueries, prefixHits                   prometheus.Counter
 	promptTokens, generationTokens, preemptions prometheus.Counter
 	success                                     *prometheus.CounterVec
@@ -93,7 +113,7 @@ func (m *Metrics) forModel(model string) *modelMetrics {
 	}
 	l := prometheus.Labels{"model_name": model}
 	mm := &modelMetrics{
-		running: m.running.With(l), waiting: m.waiting.With(l), kvUsage: m.kvUsage.With(l),
+		m: m, model: model,
 		prefixQueries: m.prefixQueries.With(l), prefixHits: m.prefixHits.With(l),
 		promptTokens: m.promptTokens.With(l), generationTokens: m.generationTokens.With(l), preemptions: m.preemptions.With(l),
 		success: m.success.MustCurryWith(l),
@@ -103,18 +123,56 @@ func (m *Metrics) forModel(model string) *modelMetrics {
 	for _, reason := range []string{"stop", "length", "abort"} {
 		mm.success.WithLabelValues(reason) // present at 0 from the start, as vLLM's
 	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	g := m.models[model]
+	if g == nil {
+		g = &modelGauges{running: m.running.With(l), waiting: m.waiting.With(l), kvUsage: m.kvUsage.With(l), engines: map[*modelMetrics]engineState{}}
+		m.models[model] = g
+	}
+	g.engines[mm] = engineState{}
+	g.publish()
 	return mm
+}
+
+// publish sets the model's gauges from its engines' states; called with Metrics.mu held.
+func (g *modelGauges) publish() {
+	var sum engineState
+	for _, st := range g.engines {
+		sum.running += st.running
+		sum.waiting += st.waiting
+		sum.usage += st.usage
+	}
+	g.running.Set(float64(sum.running))
+	g.waiting.Set(float64(sum.waiting))
+	g.kvUsage.Set(sum.usage / float64(max(1, len(g.engines))))
 }
 
 func (m *modelMetrics) state(running, waiting int, usage float64, queries, hits int64) {
 	if m == nil {
 		return
 	}
-	m.running.Set(float64(running))
-	m.waiting.Set(float64(waiting))
-	m.kvUsage.Set(usage)
+	m.m.mu.Lock()
+	g := m.m.models[m.model]
+	if _, ok := g.engines[m]; ok {
+		g.engines[m] = engineState{running: running, waiting: waiting, usage: usage}
+		g.publish()
+	}
+	m.m.mu.Unlock()
 	m.prefixQueries.Add(float64(queries))
 	m.prefixHits.Add(float64(hits))
+}
+
+// release takes a closed engine out of its model's gauges.
+func (m *modelMetrics) release() {
+	if m == nil {
+		return
+	}
+	m.m.mu.Lock()
+	defer m.m.mu.Unlock()
+	g := m.m.models[m.model]
+	delete(g.engines, m)
+	g.publish()
 }
 
 func (m *modelMetrics) preempted() {

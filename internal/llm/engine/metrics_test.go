@@ -1,6 +1,7 @@
 package engine
 
 import (
+	"math"
 	"strings"
 	"testing"
 
@@ -99,4 +100,30 @@ func TestMetricsHaveVLLMNames(t *testing.T) {
 	if !strings.HasPrefix(byName["vllm:time_to_first_token_seconds"].GetHelp(), "Histogram of time to first token") {
 		t.Errorf("ttft help %q", byName["vllm:time_to_first_token_seconds"].GetHelp())
 	}
+}
+
+// The engines of one model's versions share its series: the gauges are their sums
+// (running, waiting) and the mean of their KV usage, and a closed engine leaves them.
+func TestVersionsShareTheModelGauges(t *testing.T) {
+	m := NewMetrics()
+	v1, v2, other := m.forModel("gpt"), m.forModel("gpt"), m.forModel("other")
+	v1.state(2, 1, 0.5, 0, 0)
+	v2.state(3, 0, 0.1, 0, 0)
+	other.state(7, 7, 0.9, 0, 0)
+	gpt := map[string]string{"model_name": "gpt"}
+	check := func(when string, running, waiting, usage float64) {
+		t.Helper()
+		for name, want := range map[string]float64{"vllm:num_requests_running": running, "vllm:num_requests_waiting": waiting, "vllm:kv_cache_usage_perc": usage} {
+			if got := counterValue(t, m, name, gpt); math.Abs(got-want) > 1e-12 {
+				t.Errorf("%s: %s = %v, want %v", when, name, got, want)
+			}
+		}
+	}
+	check("two versions", 5, 1, 0.3)
+	v1.state(0, 0, 0.2, 0, 0)
+	check("v1 idle", 3, 0, 0.15)
+	v1.release()
+	check("v1 closed", 3, 0, 0.1)
+	v1.state(9, 9, 1, 0, 0) // a closed engine's late report counts for nothing
+	check("after a late report", 3, 0, 0.1)
 }
