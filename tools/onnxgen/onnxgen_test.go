@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/encoding/protowire"
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/internal/backend/onnx/onnxtest"
 	"github.com/ferryml/ferry/internal/platform/ortlib"
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
@@ -32,24 +33,11 @@ var rt *onnx.Runtime
 // and onnxruntime_go refuses a second InitializeEnvironment.
 func TestMain(m *testing.M) {
 	ortLib = findORTLib()
-	if ortLib != "" {
-		var err error
-		if rt, err = onnx.NewRuntime(onnx.Options{LibraryPath: ortLib}); err != nil {
-			fmt.Fprintf(os.Stderr, "initialising ONNX Runtime from %s: %v\n", ortLib, err)
-			os.Exit(1)
+	onnxtest.Main(m, &rt, onnxtest.Options{Cleanup: func() {
+		if tinyGPTDir != "" {
+			os.RemoveAll(tinyGPTDir)
 		}
-	}
-	code := m.Run()
-	if tinyGPTDir != "" {
-		os.RemoveAll(tinyGPTDir)
-	}
-	if rt != nil {
-		if err := rt.Close(); err != nil {
-			fmt.Fprintf(os.Stderr, "closing ONNX Runtime: %v\n", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	}})
 }
 
 // findORTLib returns the library `make ort` fetched (or $FERRY_ORT_LIB); "" if none.

@@ -3,18 +3,15 @@ package engine
 import (
 	"context"
 	"errors"
-	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
 	"sync"
 	"testing"
 
-	"go.uber.org/goleak"
-
 	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/internal/backend/onnx/onnxtest"
 	"github.com/ferryml/ferry/internal/llm"
-	"github.com/ferryml/ferry/internal/platform/ortlib"
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
 
@@ -22,30 +19,11 @@ import (
 var rt *onnx.Runtime
 
 func TestMain(m *testing.M) {
-	if lib := ortlib.Find(os.Getenv); lib != "" {
-		var err error
-		if rt, err = onnx.NewRuntime(onnx.Options{LibraryPath: lib}); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
+	onnxtest.Main(m, &rt, onnxtest.Options{Leaks: true, Cleanup: func() {
+		if modelsDir != "" {
+			os.RemoveAll(modelsDir)
 		}
-	}
-	code := m.Run()
-	if modelsDir != "" {
-		os.RemoveAll(modelsDir)
-	}
-	if rt != nil {
-		if err := rt.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, "closing runtime:", err)
-			code = 1
-		}
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
+	}})
 }
 
 // tinyModel is the tiny GPT-2-shaped test model (onnxgen.TinyGPT: last-position logits

@@ -10,41 +10,17 @@ import (
 	"testing"
 	"time"
 
-	"go.uber.org/goleak"
-
 	"github.com/ferryml/ferry/internal/backend/onnx"
+	"github.com/ferryml/ferry/internal/backend/onnx/onnxtest"
 	"github.com/ferryml/ferry/internal/llm"
 	"github.com/ferryml/ferry/internal/llm/engine"
-	"github.com/ferryml/ferry/internal/platform/ortlib"
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
 
 // rt is the process's one ONNX Runtime; nil when the library is missing.
 var rt *onnx.Runtime
 
-func TestMain(m *testing.M) {
-	if lib := ortlib.Find(os.Getenv); lib != "" {
-		var err error
-		if rt, err = onnx.NewRuntime(onnx.Options{LibraryPath: lib}); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			os.Exit(1)
-		}
-	}
-	code := m.Run()
-	if rt != nil {
-		if err := rt.Close(); err != nil {
-			fmt.Fprintln(os.Stderr, "closing runtime:", err)
-			code = 1
-		}
-	}
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			fmt.Fprintln(os.Stderr, "goleak:", err)
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { onnxtest.Main(m, &rt, onnxtest.Options{Leaks: true}) }
 
 const gptConfig = `backend: "llm"
 parameters { key: "tokenizer" value { string_value: "r50k_base" } }
