@@ -24,8 +24,7 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/google/go-cmp/cmp"
-
+	"github.com/ferryml/ferry/internal/goldentest"
 	"github.com/ferryml/ferry/tools/onnxgen"
 )
 
@@ -199,23 +198,12 @@ func restGolden(t *testing.T, name string, got []byte) {
 	if json.Indent(&buf, got, "", "  ") == nil {
 		got = append(buf.Bytes(), '\n')
 	}
-	path := filepath.Join("testdata", "rest_"+name+".golden")
 	if *restUpdate {
 		if err := os.MkdirAll("testdata", 0o755); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
 	}
-	want, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatalf("%v (run go test -update to create it)", err)
-	}
-	if d := cmp.Diff(string(got), string(want)); d != "" {
-		t.Errorf("%s differs (-got +want):\n%s", path, d)
-	}
+	goldentest.Compare(t, filepath.Join("testdata", "rest_"+name+".golden"), got, *restUpdate)
 }
 
 // restSimpleRows are the INT32 inputs of simple for batch rows; INPUT1 mixes signs.
