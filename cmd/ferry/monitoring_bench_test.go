@@ -81,7 +81,12 @@ func BenchmarkMonitoring(b *testing.B) {
 		req := monitoringBenchRequest(model)
 		for _, proto := range []string{"rest", "grpc"} {
 			b.Run(model+"/"+proto, func(b *testing.B) {
+				w0, p0 := modelStats(b, watched, model), modelStats(b, plain, model)
 				vsCompare(b, requestSide("watched", watched.v2(proto, model, ""), req), requestSide("plain", plain.v2(proto, model, ""), req))
+				// Rows per execution on each side: a side whose requests reach the batcher
+				// further apart runs smaller batches and pays more ONNX Runtime time a request.
+				w1, p1 := modelStats(b, watched, model), modelStats(b, plain, model)
+				b.Logf("rows per execution: watched %.2f, plain %.2f", perExecution(w0, w1), perExecution(p0, p1))
 			})
 		}
 	}
@@ -109,6 +114,11 @@ func BenchmarkMonitoring(b *testing.B) {
 			b.Log(line)
 		}
 	}
+}
+
+// perExecution is the rows per execution between two stats of a model.
+func perExecution(before, after statsJSON) float64 {
+	return float64(after.InferenceCount-before.InferenceCount) / float64(max(1, after.ExecutionCount-before.ExecutionCount))
 }
 
 // vsFlushTimeout bounds the inference log's flush after the benchmark.
