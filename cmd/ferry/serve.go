@@ -458,7 +458,7 @@ func (s *server) Run(ctx context.Context) error {
 }
 
 // defaultGCHeadroom is --gc-headroom's default; ferry bench keeps it too.
-const defaultGCHeadroom byteSize = 64 << 20
+const defaultGCHeadroom byteSize = gctune.DefaultHeadroom
 
 // gcHeadroom is what gctune keeps allocatable between collections: headroom, or nothing
 // when the environment sets GOGC. A server's live heap is small (models live in ONNX

@@ -11,6 +11,10 @@ import (
 	"github.com/ferryml/ferry/internal/platform/periodic"
 )
 
+// DefaultHeadroom is the headroom ferry serve and ferry batch keep by default
+// (--gc-headroom); benchmarks of code that runs inside them tune with it too.
+const DefaultHeadroom = 64 << 20
+
 // maxPercent bounds GOGC when the live heap is tiny.
 const maxPercent = 10000
 

@@ -67,7 +67,7 @@ func BenchmarkKafkaLane(b *testing.B) {
 }
 
 // servingGC runs the garbage collector as `ferry serve`, where the lane runs, runs it:
-// gctune with --gc-headroom's default (64 MiB), unless GOGC is set. Both sides of the
+// gctune with --gc-headroom's default, unless GOGC is set. Both sides of the
 // comparison share the process, so both get it.
 func servingGC(b *testing.B) {
 	if os.Getenv("GOGC") != "" {
@@ -75,7 +75,7 @@ func servingGC(b *testing.B) {
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan struct{})
-	go func() { gctune.Run(ctx, 64<<20, time.Second); close(done) }()
+	go func() { gctune.Run(ctx, gctune.DefaultHeadroom, time.Second); close(done) }()
 	b.Cleanup(func() { cancel(); <-done })
 }
 
