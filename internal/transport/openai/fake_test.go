@@ -39,9 +39,10 @@ type fakeBackend struct {
 	mu        sync.Mutex
 	last      *llm.Request
 	lastEmbed *llm.EmbedRequest
-	// hangEnded receives when hangModel's Generate saw its context end, and what its
-	// next emit returned.
-	hangEnded chan hangEnd
+	// hangStarted receives when hangModel's Generate began; hangEnded when it saw its
+	// context end, and what its next emit returned.
+	hangStarted chan struct{}
+	hangEnded   chan hangEnd
 }
 
 type hangEnd struct {
@@ -51,7 +52,9 @@ type hangEnd struct {
 
 var _ llm.Backend = (*fakeBackend)(nil)
 
-func newFakeBackend() *fakeBackend { return &fakeBackend{hangEnded: make(chan hangEnd, 1)} }
+func newFakeBackend() *fakeBackend {
+	return &fakeBackend{hangStarted: make(chan struct{}, 1), hangEnded: make(chan hangEnd, 1)}
+}
 
 func (f *fakeBackend) lastRequest() *llm.Request {
 	f.mu.Lock()
@@ -98,6 +101,10 @@ func (f *fakeBackend) Generate(ctx context.Context, req *llm.Request, emit func(
 		}
 		return llm.Usage{}, fmt.Errorf("engine: %s", secret)
 	case hangModel:
+		select {
+		case f.hangStarted <- struct{}{}:
+		default:
+		}
 		if err := emit(llm.Delta{Role: "assistant", Text: "Hel"}); err != nil {
 			return llm.Usage{}, err
 		}

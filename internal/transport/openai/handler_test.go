@@ -214,7 +214,9 @@ func TestDisconnectCancelsBackend(t *testing.T) {
 				left <- time.Now()
 				cancel() // the transport closes the connection
 			} else {
-				time.AfterFunc(50*time.Millisecond, func() { left <- time.Now(); cancel() })
+				// Leave once the backend holds the request: a fixed delay raced a slow
+				// machine, where the client gave up before the handler began.
+				go func() { <-f.hangStarted; left <- time.Now(); cancel() }()
 				if _, err := http.DefaultClient.Do(req); err == nil {
 					t.Fatal("request succeeded after its client gave up")
 				}
