@@ -132,9 +132,11 @@ func BenchmarkDecodeStep(b *testing.B) {
 		b.Skip("set $FERRY_LLM_BENCH_MODEL (and the ONNX Runtime library) to run")
 	}
 	e := start(b, path, Config{ContextLength: 1024, Threads: -1})
-	for _, B := range []int{1, 8} {
-		b.Run(fmt.Sprintf("batch %d", B), func(b *testing.B) {
-			const past = 192
+	// Two past lengths: the difference is what moving the KV cache through each step
+	// costs (ORT concatenates past and the new column into present).
+	for _, c := range [][2]int{{1, 16}, {1, 192}, {8, 16}, {8, 192}} {
+		B, past := c[0], c[1]
+		b.Run(fmt.Sprintf("batch %d past %d", B, past), func(b *testing.B) {
 			var bt batch
 			sh := e.shape
 			kvLen := B * sh.heads * past * sh.headDim

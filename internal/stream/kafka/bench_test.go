@@ -3,6 +3,7 @@ package kafka
 import (
 	"context"
 	"encoding/json"
+	"flag"
 	"os"
 	"slices"
 	"strconv"
@@ -27,6 +28,10 @@ import (
 // output's.
 //
 //	go test -run=NONE -bench=KafkaLane ./internal/stream/kafka/
+//
+// benchFlight sets the lane's MaxInFlight in BenchmarkKafkaLane (0: the default).
+var benchFlight = flag.Int("benchflight", 0, "BenchmarkKafkaLane: the lane's MaxInFlight (0: the default)")
+
 func BenchmarkKafkaLane(b *testing.B) {
 	const benchMessages, rounds = 100_000, 5
 	servingGC(b)
@@ -82,7 +87,7 @@ func servingGC(b *testing.B) {
 // laneRound runs a consumer until n results are acknowledged, recording the messages of
 // each Process call per partition.
 func laneRound(b *testing.B, kc *kfake.Cluster, p *stream.Processor, n uint64) (time.Duration, map[int32][][]stream.Message) {
-	c, err := New(Config{Name: "bench", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out"}, p, nil)
+	c, err := New(Config{Name: "bench", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: *benchFlight}, p, nil)
 	if err != nil {
 		b.Fatal(err)
 	}
