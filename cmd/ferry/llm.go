@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"slices"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/spf13/pflag"
@@ -17,6 +18,7 @@ import (
 	"github.com/ferryml/ferry/internal/llm/engine"
 	"github.com/ferryml/ferry/internal/llm/gateway"
 	"github.com/ferryml/ferry/internal/llm/native"
+	"github.com/ferryml/ferry/internal/platform/periodic"
 	"github.com/ferryml/ferry/internal/router"
 	"github.com/ferryml/ferry/internal/transport/openai"
 )
@@ -26,6 +28,9 @@ import (
 type llmConfig struct {
 	gatewayFile string
 	disable     bool
+	// rescan is how often the native models' folders are rescanned for a newer default
+	// version: the repository's poll interval in poll mode, else 0 (never), as V2's.
+	rescan time.Duration
 }
 
 func (c *llmConfig) addFlags(f *pflag.FlagSet) {
@@ -42,6 +47,7 @@ type llmLane struct {
 	// gatewayKeys: the gateway has API keys, so it authenticates /v1 itself.
 	gatewayKeys bool
 	metrics     *engine.Metrics
+	rescan      time.Duration // llmConfig.rescan
 }
 
 // llmWiring is what the lane shares with the rest of the server.
@@ -59,7 +65,7 @@ type llmWiring struct {
 // requests naming no version are routed by w.routes: directly from /v1, or from the
 // gateway's native upstreams.
 func newLLM(c llmConfig, root string, rt *onnx.Runtime, w llmWiring, log *slog.Logger) (*llmLane, error) {
-	l := &llmLane{metrics: engine.NewMetrics()}
+	l := &llmLane{metrics: engine.NewMetrics(), rescan: c.rescan}
 	if c.disable {
 		return l, nil
 	}
@@ -161,6 +167,9 @@ func (l *llmLane) runners() []func(context.Context) error {
 	var rs []func(context.Context) error
 	if l.native != nil && l.native.Len() > 0 {
 		rs = append(rs, l.native.Run)
+		if l.rescan > 0 {
+			rs = append(rs, func(ctx context.Context) error { periodic.Run(ctx, l.rescan, l.native.Rescan); return nil })
+		}
 	}
 	if l.gw != nil {
 		rs = append(rs, l.gw.Run)

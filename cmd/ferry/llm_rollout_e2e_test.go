@@ -366,3 +366,46 @@ func TestLLMShadowThenCanary(t *testing.T) {
 		t.Errorf("%v shadow copies reached version 2, want the mirror phase's", n)
 	}
 }
+
+// TestLLMPollMovesTheDefault: in poll mode a newer version folder of a native model
+// becomes what requests naming no version get, as for V2 models, while clients keep
+// sending: none fails, and once one answer comes from the new version every request
+// sent after it does too.
+func TestLLMPollMovesTheDefault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads several LLM engines")
+	}
+	repo := t.TempDir()
+	writeModel(t, repo, "gpt", 1, smallGPT(1), gptConfig)
+	writeModel(t, repo, "ref1", 1, smallGPT(1), gptConfig)
+	writeModel(t, repo, "ref2", 1, smallGPT(2), gptConfig)
+	ts := startServer(t, repo, func(c *serveConfig) { c.mode, c.pollInterval = "poll", 50*time.Millisecond })
+	texts := versionTexts(t, ts)
+	load := sendChats(ts, 3, texts)
+	load.waitAnswers(t, 10)
+	writeModel(t, repo, "gpt", 2, smallGPT(2), "") // written while polls run: one may see it half-written
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		if text, err := chat(t.Context(), ts.URL, "gpt"); err == nil && text == texts["2"] {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("requests still answered by version 1 30s after version 2 was written")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	load.waitAnswers(t, 10)
+	answers := load.end()
+	wantNoFailures(t, "while version 2 arrived", answers)
+	var moved time.Time
+	for _, a := range answers {
+		if a.version == "2" && (moved.IsZero() || a.end.Before(moved)) {
+			moved = a.end
+		}
+	}
+	for _, a := range answers {
+		if a.version == "1" && !moved.IsZero() && a.start.After(moved) {
+			t.Errorf("a request sent %v after version 2 answered got version 1", a.start.Sub(moved))
+		}
+	}
+}

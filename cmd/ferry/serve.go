@@ -322,6 +322,9 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	}
 	s.lanes.register(reg)
 	llmw := llmWiring{routes: s.routes, monitor: s.mon.taps(), routed: append([]core.Tap{llmMetrics{m}}, s.plat.llmTaps()...)}
+	if mode == repository.ModePoll {
+		cfg.llm.rescan = cfg.pollInterval // a newer version folder becomes the default, as for V2 models
+	}
 	if s.llm, err = newLLM(cfg.llm, repositoryRoot(cfg, store), rt, llmw, log.With("component", "llm")); err != nil {
 		return nil, err
 	}

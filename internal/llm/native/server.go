@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
+	"os"
+	"path/filepath"
 	"slices"
 	"strconv"
 	"sync"
@@ -15,11 +17,16 @@ import (
 )
 
 // Server is the native models as one llm.Backend. Each model serves its default
-// version (the one it was opened with: Discover's newest folder) and whatever versions
-// Pin adds, each on its own engine. Its methods are safe for concurrent use.
+// version (the one it was opened with: Discover's newest folder, later the newest
+// Rescan found) and whatever versions Pin adds, each on its own engine. Its methods are
+// safe for concurrent use.
 type Server struct {
 	base engine.Config // what Pin opens further versions with
 	log  *slog.Logger
+
+	// changing serializes Pin and Rescan: each decides the versions to keep from the
+	// default and the pins, then opens and swaps without holding mu.
+	changing sync.Mutex
 
 	mu      sync.Mutex // guards everything below; never held while an engine runs or opens
 	models  map[string]*family
@@ -35,6 +42,11 @@ type Server struct {
 type family struct {
 	spec     Spec // the default version's
 	versions map[int64]*version
+	pinned   []int64 // what the last Pin kept besides the default; guarded by changing
+	// failed holds the newer folders Rescan could not open, by their model file's
+	// fingerprint: tried again only once the file changes (a copy still being written
+	// fails once, then opens). Guarded by changing.
+	failed map[int64]string
 }
 
 // version is one opened version of a model: its engine, the requests using it, and
@@ -59,7 +71,7 @@ func NewServer(base engine.Config, models ...*Model) *Server {
 	}
 	s := &Server{base: base, log: log, models: map[string]*family{}, wake: make(chan struct{}, 1)}
 	for _, m := range models {
-		s.models[m.spec.Name] = &family{spec: m.spec, versions: map[int64]*version{m.spec.Version: newVersion(m)}}
+		s.models[m.spec.Name] = &family{spec: m.spec, versions: map[int64]*version{m.spec.Version: newVersion(m)}, failed: map[int64]string{}}
 		s.names = append(s.names, m.spec.Name)
 	}
 	slices.Sort(s.names)
@@ -221,6 +233,8 @@ func (s *Server) release(v *version) {
 // those not open yet and retires the others, each closing once its requests have
 // ended. Nothing changes when a version fails to open.
 func (s *Server) Pin(ctx context.Context, model string, versions []int64) error {
+	s.changing.Lock()
+	defer s.changing.Unlock()
 	s.mu.Lock()
 	f := s.models[model]
 	if f == nil {
@@ -243,8 +257,71 @@ func (s *Server) Pin(ctx context.Context, model string, versions []int64) error 
 	if err != nil {
 		return err
 	}
-	s.swap(f, keep, opened)
+	s.swap(f, keep, opened, nil)
+	f.pinned = slices.Clone(versions)
 	return nil
+}
+
+// Rescan moves each model's default to its newest version folder when a newer one has
+// appeared, as the repository's poll mode does for V2 models: the new version opens
+// beside the old one and takes the requests naming no version from then on; the old
+// default is retired once its requests end, unless Pin keeps it. A newer folder that
+// does not open is logged and the default stays; it is tried again once its model
+// file changes. A default whose folder is gone keeps serving what it opened.
+func (s *Server) Rescan(ctx context.Context) {
+	s.changing.Lock()
+	defer s.changing.Unlock()
+	for _, name := range s.names {
+		if ctx.Err() != nil {
+			return
+		}
+		s.rescan(ctx, name)
+	}
+}
+
+func (s *Server) rescan(ctx context.Context, name string) {
+	s.mu.Lock()
+	f := s.models[name]
+	spec := f.spec
+	s.mu.Unlock()
+	newest, err := newestVersion(filepath.Dir(spec.Dir))
+	if err != nil || newest <= spec.Version {
+		return
+	}
+	fp := fingerprint(filepath.Join(filepath.Dir(spec.Dir), strconv.FormatInt(newest, 10), "model.onnx"))
+	if seen, ok := f.failed[newest]; ok && seen == fp {
+		return
+	}
+	next, err := spec.At(newest)
+	s.mu.Lock()
+	pinned := f.versions[newest] != nil
+	s.mu.Unlock()
+	var opened map[int64]*Model
+	if err == nil && !pinned {
+		opened, err = s.open(ctx, spec, []int64{newest})
+	}
+	if err != nil {
+		f.failed[newest] = fp
+		s.log.Warn("llm model: newer version not served", "model", name, "version", newest, "default", spec.Version, "err", err)
+		return
+	}
+	delete(f.failed, newest)
+	keep := map[int64]bool{newest: true}
+	for _, n := range f.pinned {
+		keep[n] = true
+	}
+	s.swap(f, keep, opened, &next)
+	s.log.Info("llm model default version moved", "model", name, "from", spec.Version, "to", newest)
+}
+
+// fingerprint tells one state of a file from another: its size and modification time
+// ("" when it cannot be read).
+func fingerprint(path string) string {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return ""
+	}
+	return fmt.Sprintf("%d:%d", fi.Size(), fi.ModTime().UnixNano())
 }
 
 // open opens the versions of spec's model numbered ns; on an error it closes what it
@@ -281,11 +358,15 @@ func (s *Server) openVersion(spec Spec, n int64) (*Model, error) {
 	return m, nil
 }
 
-// swap makes f serve keep: the opened versions join (a version another Pin opened
-// meanwhile wins, and the copy is closed), the rest are retired.
-func (s *Server) swap(f *family, keep map[int64]bool, opened map[int64]*Model) {
+// swap makes f serve keep: the opened versions join (a version already open wins, and
+// the copy is closed), the rest are retired. A non-nil def becomes the default in the
+// same step, so no request finds the default missing.
+func (s *Server) swap(f *family, keep map[int64]bool, opened map[int64]*Model, def *Spec) {
 	var idle, extra []*version
 	s.mu.Lock()
+	if def != nil {
+		f.spec = *def
+	}
 	for n, m := range opened {
 		if f.versions[n] != nil {
 			extra = append(extra, newVersion(m))

@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -36,19 +37,29 @@ func gptRepo(t *testing.T) string {
 	}
 	root := t.TempDir()
 	for v := range 2 {
-		dir := filepath.Join(root, "gpt", fmt.Sprint(v+1))
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			t.Fatal(err)
-		}
-		cfg := onnxgen.GPTConfig{Layers: 1, Heads: 2, Dim: 32, Vocab: 50257, MaxPos: 128, LastLogitsOnly: true, Seed: uint64(v + 1)}
-		if err := os.WriteFile(filepath.Join(dir, "model.onnx"), onnxgen.GPT(cfg), 0o644); err != nil {
-			t.Fatal(err)
-		}
+		writeGPT(t, root, v+1, smallGPT(uint64(v+1)))
 	}
 	if err := os.WriteFile(filepath.Join(root, "gpt", "config.pbtxt"), []byte(gptConfig), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	return root
+}
+
+// smallGPT is a one-layer GPT of the given seed.
+func smallGPT(seed uint64) []byte {
+	return onnxgen.GPT(onnxgen.GPTConfig{Layers: 1, Heads: 2, Dim: 32, Vocab: 50257, MaxPos: 128, LastLogitsOnly: true, Seed: seed})
+}
+
+// writeGPT writes model as version v of "gpt" under root.
+func writeGPT(t *testing.T, root string, v int, model []byte) {
+	t.Helper()
+	dir := filepath.Join(root, "gpt", fmt.Sprint(v))
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "model.onnx"), model, 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // startServer opens the repository's default versions and runs the server until the
@@ -141,5 +152,87 @@ func TestPinServesVersions(t *testing.T) {
 	}
 	if err := s.Pin(ctx, "other", []int64{1}); llm.AsError(err) == nil {
 		t.Errorf("Pin of an unknown model: %v, want a model-not-found error", err)
+	}
+}
+
+// TestRescanMovesTheDefault: a newer version folder becomes the default at the next
+// Rescan while clients keep sending requests naming no version, none of which fails;
+// a folder that does not open leaves the default where it was until its file changes;
+// the old default goes, a pinned version stays.
+func TestRescanMovesTheDefault(t *testing.T) {
+	root := gptRepo(t)
+	s := startServer(t, root)
+	ctx := t.Context()
+	v2, err := greedy(ctx, s, "", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Pin(ctx, "gpt", []int64{1}); err != nil {
+		t.Fatal(err)
+	}
+	v1, err := greedy(ctx, s, "1", 8)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	writeGPT(t, root, 3, []byte("not a model: a copy still being written"))
+	s.Rescan(ctx)
+	if got, err := greedy(ctx, s, "", 8); err != nil || got != v2 {
+		t.Fatalf("default after a broken version 3: %q, %v; want version 2's %q", got, err, v2)
+	}
+	if v, _ := s.DefaultVersion("gpt"); v != "2" {
+		t.Fatalf("DefaultVersion after a broken version 3: %s, want 2", v)
+	}
+
+	// Clients naming no version run throughout the move.
+	stop := make(chan struct{})
+	var wg sync.WaitGroup
+	var failed atomic.Int64
+	var served atomic.Int64
+	for range 4 {
+		wg.Go(func() {
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				if _, err := greedy(ctx, s, "", 2); err != nil {
+					failed.Add(1)
+					t.Errorf("request during the move: %v", err)
+				}
+				served.Add(1)
+			}
+		})
+	}
+	time.Sleep(20 * time.Millisecond)
+	writeGPT(t, root, 3, smallGPT(3))
+	s.Rescan(ctx)
+	time.Sleep(20 * time.Millisecond)
+	close(stop)
+	wg.Wait()
+	if failed.Load() > 0 || served.Load() == 0 {
+		t.Fatalf("%d of %d requests failed during the move", failed.Load(), served.Load())
+	}
+
+	if v, _ := s.DefaultVersion("gpt"); v != "3" {
+		t.Errorf("DefaultVersion after version 3 was written whole: %s, want 3", v)
+	}
+	v3, err := greedy(ctx, s, "", 8)
+	if err != nil || v3 == v2 {
+		t.Errorf("default after the move: %q, %v; want version 3's answer, unlike version 2's %q", v3, err, v2)
+	}
+	if got, err := greedy(ctx, s, "3", 8); err != nil || got != v3 {
+		t.Errorf("version 3 by name: %q, %v; want %q", got, err, v3)
+	}
+	if _, err := greedy(ctx, s, "2", 4); llm.AsError(err) == nil || llm.AsError(err).Status != 404 {
+		t.Errorf("the old default after the move: %v, want a 404", err)
+	}
+	if got, err := greedy(ctx, s, "1", 8); err != nil || got != v1 {
+		t.Errorf("pinned version 1 after the move: %q, %v; want %q", got, err, v1)
+	}
+	s.Rescan(ctx) // nothing newer: nothing changes
+	if v, _ := s.DefaultVersion("gpt"); v != "3" {
+		t.Errorf("DefaultVersion after an idle Rescan: %s, want 3", v)
 	}
 }
