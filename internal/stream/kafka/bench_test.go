@@ -30,10 +30,14 @@ import (
 //	go test -run=NONE -bench=KafkaLane ./internal/stream/kafka/
 //
 // benchFlight sets the lane's MaxInFlight in BenchmarkKafkaLane (0: the default).
-var benchFlight = flag.Int("benchflight", 0, "BenchmarkKafkaLane: the lane's MaxInFlight (0: the default)")
+var (
+	benchFlight = flag.Int("benchflight", 0, "BenchmarkKafkaLane: the lane's MaxInFlight (0: the default)")
+	benchRounds = flag.Int("benchrounds", 5, "BenchmarkKafkaLane: rounds, each a lane run then a direct run of the same batches")
+)
 
 func BenchmarkKafkaLane(b *testing.B) {
-	const benchMessages, rounds = 100_000, 5
+	const benchMessages = 100_000
+	rounds := *benchRounds
 	servingGC(b)
 	p := newProcessor(b)
 	var laneRate, directRate, laneCPU, directCPU []float64 // CPU: seconds per message, the process's
@@ -63,9 +67,17 @@ func BenchmarkKafkaLane(b *testing.B) {
 		p99 = pacedP99(b, p)
 	}
 	l, d := median(laneRate), median(directRate)
+	// Each round's own ratio too: a round's two runs are a second apart, so the
+	// machine's speed, which drifts over minutes here, cancels out of it.
+	perRound := make([]float64, len(laneRate))
+	for i := range laneRate {
+		perRound[i] = laneRate[i] / directRate[i]
+	}
 	b.ReportMetric(l, "lane-msgs/s")
 	b.ReportMetric(d, "direct-msgs/s")
 	b.ReportMetric(l/d, "ratio")
+	b.ReportMetric(median(perRound), "round-ratio-median")
+	b.Logf("per-round ratios %.2f", perRound)
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
 	b.Logf("%d rounds of %d messages: lane %.0f/s, core directly with the same batches %.0f/s, ratio %.2f (medians); CPU %.1f µs a message through the lane (broker and client included), %.1f directly; end-to-end p99 %v at %d msgs/s paced",
 		len(laneRate), benchMessages, l, d, l/d, median(laneCPU)*1e6, median(directCPU)*1e6, p99, pacedRate)
