@@ -12,6 +12,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -30,10 +31,17 @@ import (
 // serve identity_fp32 (16 floats in and out) and the mlp example (256 features in, 10
 // out, dynamic batching):
 //
-//	go test -run=NONE -bench=Monitoring -benchtime=1x ./cmd/ferry/
+//	go test -run=NONE -bench=Monitoring -benchtime=1x ./cmd/ferry/ -args -benchrounds=6
 //
 // -benchmon picks the parts (default all): e.g. -benchmon=trace to measure one alone.
-var benchMon = flag.String("benchmon", "log,drift,trace", "BenchmarkMonitoring: the parts the watched server runs (log, drift, trace)")
+var (
+	benchMon = flag.String("benchmon", "log,drift,trace", "BenchmarkMonitoring: the parts the watched server runs (log, drift, trace)")
+	// Two loads by default: 16 clients (-benchconc's default) leave mlp's batcher
+	// waiting out its 2 ms queue delay with a core idle, so that figure is latency
+	// under a moderate load; 64 clients saturate both cores, which is what a
+	// throughput figure means.
+	benchMonConc = flag.String("benchmonconc", "16,64", "BenchmarkMonitoring: the client counts to measure at, comma-separated")
+)
 
 func BenchmarkMonitoring(b *testing.B) {
 	if testing.Short() {
@@ -77,17 +85,22 @@ func BenchmarkMonitoring(b *testing.B) {
 		b.Fatal(err)
 	}
 	watched := startServer(b, repo, withMonitoring(file))
+	concs := monitoringBenchConcs(b)
+	defer func(c int) { *vsConc = c }(*vsConc)
 	for _, model := range []string{"identity_fp32", "mlp"} {
 		req := monitoringBenchRequest(model)
 		for _, proto := range []string{"rest", "grpc"} {
-			b.Run(model+"/"+proto, func(b *testing.B) {
-				w0, p0 := modelStats(b, watched, model), modelStats(b, plain, model)
-				vsCompare(b, requestSide("watched", watched.v2(proto, model, ""), req), requestSide("plain", plain.v2(proto, model, ""), req))
-				// Rows per execution on each side: a side whose requests reach the batcher
-				// further apart runs smaller batches and pays more ONNX Runtime time a request.
-				w1, p1 := modelStats(b, watched, model), modelStats(b, plain, model)
-				b.Logf("rows per execution: watched %.2f, plain %.2f", perExecution(w0, w1), perExecution(p0, p1))
-			})
+			for _, conc := range concs {
+				*vsConc = conc
+				b.Run(fmt.Sprintf("%s/%s/c%d", model, proto, conc), func(b *testing.B) {
+					w0, p0 := modelStats(b, watched, model), modelStats(b, plain, model)
+					vsCompare(b, requestSide("watched", watched.v2(proto, model, ""), req), requestSide("plain", plain.v2(proto, model, ""), req))
+					// Rows per execution on each side: a side whose requests reach the batcher
+					// further apart runs smaller batches and pays more ONNX Runtime time a request.
+					w1, p1 := modelStats(b, watched, model), modelStats(b, plain, model)
+					b.Logf("rows per execution: watched %.2f, plain %.2f", perExecution(w0, w1), perExecution(p0, p1))
+				})
+			}
 		}
 	}
 	b.StopTimer()
@@ -114,6 +127,19 @@ func BenchmarkMonitoring(b *testing.B) {
 			b.Log(line)
 		}
 	}
+}
+
+// monitoringBenchConcs parses -benchmonconc.
+func monitoringBenchConcs(b *testing.B) []int {
+	var out []int
+	for _, f := range strings.Split(*benchMonConc, ",") {
+		n, err := strconv.Atoi(strings.TrimSpace(f))
+		if err != nil || n < 1 {
+			b.Fatalf("-benchmonconc %q: want positive client counts separated by commas", *benchMonConc)
+		}
+		out = append(out, n)
+	}
+	return out
 }
 
 // perExecution is the rows per execution between two stats of a model.
