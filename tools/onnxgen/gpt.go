@@ -36,6 +36,41 @@ type GPTConfig struct {
 	// (the contract), so on GPT2Small the fused step was only 0-6% faster at
 	// batch 8 and past 192-512, equal at past 128 (TestGPTDecodeStepCost).
 	FusedAttention bool
+	// SharedKV computes attention with ONNX Runtime's contrib operator
+	// com.microsoft.GroupQueryAttention in the mode where each layer's past
+	// and present key (and value) are one buffer, updated in place: a step
+	// writes only its own tokens' keys and values, instead of copying the
+	// whole past into present as the Optimum contract must. The weights are
+	// those of the model without it for the same Seed, so logits can be
+	// compared. It changes the contract (see [GPT] for Optimum's):
+	//
+	//   - past_key_values.{i}.key/.value and present.{i}.key/.value are
+	//     float [batch_size, Heads, max_sequence_length, Dim/Heads]: a cache
+	//     of fixed capacity, the same shape in and out, meant to be bound to
+	//     the same memory (ONNX Runtime checks that the pointers are equal;
+	//     with distinct buffers it zeroes present and copies the past in);
+	//   - rows are left-aligned (right padded): row r's tokens sit in
+	//     columns [0, len_r) of the cache, and a step's S tokens are written
+	//     at columns [len_r - S, len_r), len_r being the row's length after
+	//     the step;
+	//   - attention_mask int64 [batch_size, total_sequence_length]: row r is
+	//     len_r ones then zeros, total_sequence_length the longest row's
+	//     length after this step. The graph derives GroupQueryAttention's
+	//     seqlens_k (len_r - 1, int32) and total_sequence_length (int32) from
+	//     it, as onnxruntime-genai's builder does; only its row sums and
+	//     width matter;
+	//   - input_ids and position_ids [batch_size, sequence_length] as before.
+	//     A first prompt (no past: sequence_length = total_sequence_length)
+	//     may batch rows of different lengths, right padded; a chunk on a
+	//     past needs batch 1; a decode step (sequence_length 1) may batch
+	//     rows of any lengths;
+	//   - with LastLogitsOnly, logits are each row's last real token's:
+	//     position min(sequence_length, len_r) - 1 of the step, not the last
+	//     column, which is padding in a right-padded prompt.
+	//
+	// It excludes FusedAttention and needs Dim/Heads to be a multiple of 8
+	// (the operator's limit) and ONNX Runtime.
+	SharedKV bool
 }
 
 // gptOpset is the operator set GPT models import: LayerNormalization is a
@@ -80,6 +115,7 @@ func (c GPTConfig) Validate() error {
 	if c.Heads > 0 && c.Dim%c.Heads != 0 {
 		errs = append(errs, fmt.Errorf("Dim: must be a multiple of Heads (%d), got %d", c.Heads, c.Dim))
 	}
+	errs = append(errs, c.validateSharedKV()...)
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("onnxgen: GPT config: %w", err)
 	}
@@ -113,7 +149,7 @@ func GPT(cfg GPTConfig) []byte {
 	if err != nil {
 		panic(err)
 	}
-	if cfg.FusedAttention {
+	if cfg.contrib() {
 		return append(m.Bytes(), msOpsetImport()...)
 	}
 	return m.Bytes()
@@ -130,7 +166,7 @@ func WriteGPT(w io.Writer, cfg GPTConfig) error {
 	if err := m.Encode(bw); err != nil {
 		return err
 	}
-	if cfg.FusedAttention {
+	if cfg.contrib() {
 		if err := writeMSOpsetImport(bw); err != nil {
 			return err
 		}
@@ -156,6 +192,9 @@ func gptModel(cfg GPTConfig) (*Model, error) {
 	if cfg.FusedAttention {
 		b.m.DocString += " attention=com.microsoft.MultiHeadAttention"
 	}
+	if cfg.SharedKV {
+		b.m.DocString += " attention=com.microsoft.GroupQueryAttention shared_kv=1"
+	}
 	b.declareIO()
 	b.constants()
 	D, V := int64(cfg.Dim), int64(cfg.Vocab)
@@ -176,6 +215,12 @@ func (b *gptBuilder) declareIO() {
 	c := b.cfg
 	batch, seq, past := Sym("batch_size"), Sym("sequence_length"), Sym("past_sequence_length")
 	total := Sym("past_sequence_length + sequence_length")
+	present := total
+	if c.SharedKV {
+		// One cache buffer in and out, whose capacity the caller picks.
+		total, past = Sym("total_sequence_length"), Sym("max_sequence_length")
+		present = past
+	}
 	H, Dh := Fixed(int64(c.Heads)), Fixed(int64(c.Dim/c.Heads))
 	b.m.Input("input_ids", Int64, batch, seq).
 		Input("attention_mask", Int64, batch, total).
@@ -188,7 +233,7 @@ func (b *gptBuilder) declareIO() {
 	for i := range c.Layers {
 		for _, kv := range []string{"key", "value"} {
 			b.m.Input(pastName(i, kv), Float, batch, H, past, Dh)
-			b.m.Output(presentName(i, kv), Float, batch, H, total, Dh)
+			b.m.Output(presentName(i, kv), Float, batch, H, present, Dh)
 		}
 	}
 	if c.HiddenStates {
@@ -225,6 +270,9 @@ func (b *gptBuilder) constants() {
 // i (at absolute position past+i) may see key j if j <= past+i (causal) and
 // attention_mask[j] is 1 (not padding).
 func (b *gptBuilder) mask() string {
+	if b.cfg.SharedKV {
+		return b.gqaLengths()
+	}
 	if b.cfg.FusedAttention {
 		// MultiHeadAttention applies causality itself (unidirectional) and
 		// takes the padding mask as int32 [batch, total].
@@ -269,6 +317,9 @@ func (b *gptBuilder) attention(i int, x, mask string) string {
 	p := "l" + strconv.Itoa(i) + "_"
 	D := int64(b.cfg.Dim)
 	qkv := b.linear(p+"qkv", x, D, 3*D)
+	if b.cfg.SharedKV {
+		return b.linear(p+"o", b.gqaAttention(i, p, qkv), D, D)
+	}
 	b.m.Node("Split", []string{qkv, "c_split"}, []string{p + "q", p + "k", p + "v"}, AttrInt("axis", -1))
 	var ctx string
 	if b.cfg.FusedAttention {
@@ -313,7 +364,9 @@ func (b *gptBuilder) head(x string) {
 	if c.HiddenStates {
 		lnf = b.node("Identity", "hidden_states", lnf)
 	}
-	if c.LastLogitsOnly {
+	if c.LastLogitsOnly && c.SharedKV {
+		lnf = b.lastRealTokens(lnf)
+	} else if c.LastLogitsOnly {
 		b.m.InitializerInt64("c_m1", []int64{1}, []int64{-1}).
 			InitializerInt64("c_big", []int64{1}, []int64{math.MaxInt64})
 		lnf = b.node("Slice", "lnf_last", lnf, "c_m1", "c_big", "c_ax1")
