@@ -97,11 +97,10 @@ func decodeStepMillis(t *testing.T, sess []*onnx.Session, cfg onnxgen.GPTConfig,
 	return med
 }
 
-// decodeStepBuffers returns the inputs and outputs of a decode step of batch
-// rows over past positions, bound as the engine binds them.
-func decodeStepBuffers(cfg onnxgen.GPTConfig, batch, past int) (in, out []onnx.Buffer) {
+// stepTokens is a decode step's token inputs (one token a row, every past position
+// real) and its logits output.
+func stepTokens(cfg onnxgen.GPTConfig, batch, past int) (in, out []onnx.Buffer) {
 	B, P := int64(batch), int64(past)
-	H, Dh := int64(cfg.Heads), int64(cfg.Dim/cfg.Heads)
 	ids, pos, mask := make([]int64, B), make([]int64, B), make([]int64, B*(P+1))
 	for i := range ids {
 		ids[i], pos[i] = int64(100+i), P
@@ -115,6 +114,15 @@ func decodeStepBuffers(cfg onnxgen.GPTConfig, batch, past int) (in, out []onnx.B
 		{Name: "position_ids", Shape: []int64{B, 1}, I64: pos},
 	}
 	out = []onnx.Buffer{{Name: "logits", Shape: []int64{B, 1, int64(cfg.Vocab)}, F32: make([]float32, B*int64(cfg.Vocab))}}
+	return in, out
+}
+
+// decodeStepBuffers returns the inputs and outputs of a decode step of batch
+// rows over past positions, bound as the engine binds them.
+func decodeStepBuffers(cfg onnxgen.GPTConfig, batch, past int) (in, out []onnx.Buffer) {
+	B, P := int64(batch), int64(past)
+	H, Dh := int64(cfg.Heads), int64(cfg.Dim/cfg.Heads)
+	in, out = stepTokens(cfg, batch, past)
 	for i := range cfg.Layers {
 		for _, kv := range []string{"key", "value"} {
 			pastKV := make([]float32, B*H*P*Dh)

@@ -109,21 +109,9 @@ func writeModelFile(path string, cfg onnxgen.GPTConfig) error {
 // decode step of batch rows over past positions, each layer's cache of
 // capacity columns bound as both its past and its present.
 func sharedDecodeStepBuffers(cfg onnxgen.GPTConfig, batch, past, capacity int) (in, out []onnx.Buffer) {
-	B, P, L := int64(batch), int64(past), int64(capacity)
+	B, L := int64(batch), int64(capacity)
 	H, Dh := int64(cfg.Heads), int64(cfg.Dim/cfg.Heads)
-	ids, pos, mask := make([]int64, B), make([]int64, B), make([]int64, B*(P+1))
-	for i := range ids {
-		ids[i], pos[i] = int64(100+i), P
-	}
-	for i := range mask {
-		mask[i] = 1
-	}
-	in = []onnx.Buffer{
-		{Name: "input_ids", Shape: []int64{B, 1}, I64: ids},
-		{Name: "attention_mask", Shape: []int64{B, P + 1}, I64: mask},
-		{Name: "position_ids", Shape: []int64{B, 1}, I64: pos},
-	}
-	out = []onnx.Buffer{{Name: "logits", Shape: []int64{B, 1, int64(cfg.Vocab)}, F32: make([]float32, B*int64(cfg.Vocab))}}
+	in, out = stepTokens(cfg, batch, past)
 	kv := []int64{B, H, L, Dh}
 	for i := range cfg.Layers {
 		for _, name := range []string{"key", "value"} {
