@@ -70,6 +70,8 @@ type kafkaSpec struct {
 	InputTopic      string   `json:"input_topic"`
 	OutputTopic     string   `json:"output_topic"`
 	DeadLetterTopic string   `json:"dead_letter_topic,omitempty"`
+	// MaxInFlightBytes bounds the bytes of the messages in flight (0: 64 MiB).
+	MaxInFlightBytes int `json:"max_in_flight_bytes,omitempty"`
 }
 
 type redisSpec struct {
@@ -133,14 +135,14 @@ func (s consumerSpec) check() error {
 		return errors.New("kafka needs brokers, input_topic and output_topic")
 	case s.Redis != nil && (s.Redis.Stream == "" || s.Redis.OutputStream == ""):
 		return errors.New("redis needs stream and output_stream")
-	case s.Priority < 0 || s.MaxInFlight < 0:
-		return errors.New("priority and max_in_flight must not be negative")
+	case s.Priority < 0 || s.MaxInFlight < 0 || s.Kafka != nil && s.Kafka.MaxInFlightBytes < 0:
+		return errors.New("priority, max_in_flight and max_in_flight_bytes must not be negative")
 	}
 	return nil
 }
 
 // parseConsumeURI reads the compact form of one consumer:
-// kafka://b1:9092,b2:9092/TOPIC?model=M&output=OUT[&dlq=T&group=G&name=N&version=V&max_in_flight=N&priority=P
+// kafka://b1:9092,b2:9092/TOPIC?model=M&output=OUT[&dlq=T&group=G&name=N&version=V&max_in_flight=N&max_in_flight_bytes=N&priority=P
 // &mapping=INPUT:col,col&passthrough=col,col]
 // redis://host:6379/0?stream=S&model=M&output=OUT[&dlq=S&group=G&consumer=C&field=F&name=N&...]
 func parseConsumeURI(raw string) (consumerSpec, error) {
@@ -174,6 +176,11 @@ func parseConsumeURI(raw string) (consumerSpec, error) {
 	case "kafka":
 		s.Kafka = &kafkaSpec{Brokers: strings.Split(u.Host, ","), InputTopic: strings.TrimPrefix(u.Path, "/"),
 			OutputTopic: q.Get("output"), DeadLetterTopic: q.Get("dlq"), Group: q.Get("group")}
+		if v := q.Get("max_in_flight_bytes"); v != "" {
+			if s.Kafka.MaxInFlightBytes, err = strconv.Atoi(v); err != nil {
+				return s, fmt.Errorf("max_in_flight_bytes: %w", err)
+			}
+		}
 	case "redis", "rediss":
 		base := url.URL{Scheme: u.Scheme, User: u.User, Host: u.Host, Path: u.Path}
 		s.Redis = &redisSpec{URL: base.String(), Stream: q.Get("stream"), OutputStream: q.Get("output"), DeadLetterStream: q.Get("dlq"),
@@ -397,7 +404,7 @@ func (l *lanes) start(ctx context.Context, c *core.Server, s consumerSpec) (func
 	var src statsSource
 	if k := s.Kafka; k != nil {
 		cons, err := kafka.New(kafka.Config{Name: s.Name, Brokers: k.Brokers, Group: k.Group, InputTopic: k.InputTopic, OutputTopic: k.OutputTopic,
-			DeadLetterTopic: k.DeadLetterTopic, MaxInFlight: s.MaxInFlight}, p, log)
+			DeadLetterTopic: k.DeadLetterTopic, MaxInFlight: s.MaxInFlight, MaxInFlightBytes: k.MaxInFlightBytes}, p, log)
 		if err != nil {
 			return nil, err
 		}

@@ -133,6 +133,8 @@ func TestStreamsConfigErrors(t *testing.T) {
 		{consume: "kafka://b:9092/in?model=m", want: "output_topic"},
 		{consume: "redis://127.0.0.1:6379/0?model=m&output=o", want: "stream and output_stream"},
 		{consume: "kafka://b:9092/in?model=m&output=o&max_in_flight=x", want: "max_in_flight"},
+		{consume: "kafka://b:9092/in?model=m&output=o&max_in_flight_bytes=1MiB", want: "max_in_flight_bytes"},
+		{file: "consumers:\n  - {name: a, model: m, kafka: {brokers: [b], input_topic: i, output_topic: o, max_in_flight_bytes: -1}}\n", want: "max_in_flight_bytes must not be negative"},
 		{consume: "kafka://b:9092/in?model=m&output=o&mapping=features", want: "INPUT:column"},
 		{file: "consumers:\n  - {name: a, model: m, kafka: {brokers: [b], input_topic: i, output_topic: o}, redis: {stream: s, output_stream: o}}\n", want: "exactly one of kafka and redis"},
 		{file: "consumers:\n  - {name: a, model: m, kafka: {brokers: [b], input_topic: i, output_topic: o}}\n  - {name: a, model: m, kafka: {brokers: [b], input_topic: i, output_topic: o}}\n", want: `two consumers are named "a"`},

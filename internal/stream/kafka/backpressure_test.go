@@ -1,6 +1,7 @@
 package kafka
 
 import (
+	"bytes"
 	"encoding/binary"
 	"hash/crc32"
 	"os"
@@ -11,6 +12,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 )
 
@@ -120,3 +122,31 @@ func TestBackpressureHoldsMemoryFlat(t *testing.T) {
 }
 
 func mib(b uint64) float64 { return float64(b) / (1 << 20) }
+
+// TestByteBoundHoldsLargeMessages: with messages of 20 KB and a count bound far above
+// what fits, MaxInFlightBytes is what stops fetching: the bytes held never pass it by
+// more than the small first poll, and every message is still scored.
+func TestByteBoundHoldsLargeMessages(t *testing.T) {
+	const n, size, bound = 400, 20_000, 256 << 10
+	kc := newCluster(t, 4, "in", "out", "in.dlq")
+	recs := rows("in", n, 16)
+	for _, r := range recs {
+		r.Value = append(r.Value, bytes.Repeat([]byte(" "), size)...) // JSON allows the whitespace
+	}
+	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), recs)
+	r := start(t, Config{Name: "bytes", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: 100_000, MaxInFlightBytes: bound}, newProcessor(t))
+	eventually(t, "every message scored", func() bool { return totals(r.c).Produced >= n })
+	if err := r.wait(t); err != nil {
+		t.Fatal(err)
+	}
+	r.c.mu.Lock()
+	peak, peakB := r.c.peak, r.c.peakB
+	r.c.mu.Unlock()
+	t.Logf("bound %d bytes: at most %d bytes (%d messages) in flight", bound, peakB, peak)
+	if over := bound + minChunk*(size+200); peakB > over {
+		t.Errorf("%d bytes in flight, bound %d (the first poll may bring %d messages: %d)", peakB, bound, minChunk, over)
+	}
+	if st := totals(r.c); st.Failed != 0 {
+		t.Errorf("stats %+v: the padded rows should all score", st)
+	}
+}

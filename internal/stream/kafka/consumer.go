@@ -25,9 +25,9 @@ type Consumer struct {
 	// records the batches the lane made).
 	process func(ctx context.Context, partition int32, msgs []stream.Message) []stream.Result
 
-	// chunk is the most messages one Process call takes: a quarter of the in-flight
-	// bound, so a partition scores one chunk while the results of the one before are
-	// acknowledged and the next is fetched.
+	// chunk is the most messages one Process call takes: four model batches, and at
+	// most a quarter of the in-flight bound, so a partition scores one chunk while the
+	// results of the one before are acknowledged and the next is fetched.
 	chunk int
 
 	running atomic.Bool
@@ -43,8 +43,13 @@ type Consumer struct {
 	parts    map[int32]*partition // assigned partitions of the input topic
 	stats    map[int32]*counters  // every partition consumed, kept across rebalances
 	inflight int                  // messages fetched and not finished, across partitions
+	bytes    int                  // their keys' and values' bytes
 	peak     int                  // the most inflight ever was
-	freed    chan struct{}        // cap 1: inflight went down
+	peakB    int                  // the most bytes ever were
+	// seen and seenB count every message fetched and its bytes: their mean turns
+	// the bytes free into a poll's count.
+	seen, seenB int
+	freed       chan struct{} // cap 1: inflight went down
 }
 
 // New validates cfg and builds a consumer around p; it connects to nothing until Run.
@@ -57,7 +62,7 @@ func New(cfg Config, p *stream.Processor, log *slog.Logger) (*Consumer, error) {
 	}
 	c := &Consumer{cfg: cfg, p: p, log: log.With("consumer", cfg.Name, "topic", cfg.InputTopic),
 		parts: map[int32]*partition{}, stats: map[int32]*counters{}, freed: make(chan struct{}, 1)}
-	c.chunk = max(1, cfg.MaxInFlight/4)
+	c.chunk = max(1, min(cfg.MaxInFlight/4, max(chunkBatches*p.Schema().MaxBatch, minChunk)))
 	c.process = func(ctx context.Context, _ int32, msgs []stream.Message) []stream.Result { return p.Process(ctx, msgs) }
 	return c, nil
 }
@@ -166,6 +171,16 @@ func (c *Consumer) room(ctx context.Context, cl *kgo.Client, paused *bool) (int,
 		if *paused && c.inflight > c.cfg.MaxInFlight-c.chunk {
 			free = 0
 		}
+		// The byte bound pauses alike, and resumes with a quarter of it free. A poll
+		// is counted in messages, so the bytes still free become messages at the mean
+		// size seen so far; before any, a small first poll learns it.
+		if c.bytes >= c.cfg.MaxInFlightBytes || *paused && c.bytes > c.cfg.MaxInFlightBytes*3/4 {
+			free = 0
+		} else if c.seen == 0 {
+			free = min(free, minChunk)
+		} else {
+			free = min(free, max(1, (c.cfg.MaxInFlightBytes-c.bytes)*c.seen/max(1, c.seenB)))
+		}
 		c.mu.Unlock()
 		switch {
 		case free > 0 && *paused:
@@ -208,19 +223,23 @@ func (c *Consumer) dispatch(ftp kgo.FetchTopicPartition) {
 	st.pos.CompareAndSwap(-1, ftp.Records[0].Offset)
 }
 
-func (c *Consumer) acquire(n int) {
+func (c *Consumer) acquire(n, bytes int) {
 	c.mu.Lock()
 	c.inflight += n
+	c.bytes += bytes
+	c.peakB = max(c.peakB, c.bytes)
+	c.seen, c.seenB = c.seen+n, c.seenB+bytes
 	c.peak = max(c.peak, c.inflight)
 	c.mu.Unlock()
 }
 
-func (c *Consumer) release(n int) {
+func (c *Consumer) release(n, bytes int) {
 	if n == 0 {
 		return
 	}
 	c.mu.Lock()
 	c.inflight -= n
+	c.bytes -= bytes
 	c.mu.Unlock()
 	select {
 	case c.freed <- struct{}{}:

@@ -471,6 +471,7 @@ func TestBadConfigurationsSayWhatIsWrong(t *testing.T) {
 		{"output is the input", Config{Name: "c", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "in"}, p, []string{`must differ from input_topic "in"`}},
 		{"dead letters into the input", Config{Name: "c", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "out", DeadLetterTopic: "in"}, p, []string{`must differ from input_topic "in"`}},
 		{"negative bound", Config{Name: "c", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "out", MaxInFlight: -1}, p, []string{"max_in_flight: must be >= 0, got -1"}},
+		{"negative byte bound", Config{Name: "c", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "out", MaxInFlightBytes: -1}, p, []string{"max_in_flight_bytes: must be >= 0, got -1"}},
 		{"no processor", Config{Name: "c", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "out"}, nil, []string{"processor: required"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -494,8 +495,8 @@ func TestBadConfigurationsSayWhatIsWrong(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if c.cfg.Group != "ferry-d" || c.cfg.DeadLetterTopic != "in.dlq" || c.cfg.MaxInFlight != 16*256 || c.chunk != 4*256 {
-		t.Errorf("defaults: group %q, dead letters %q, in flight %d, chunk %d; want ferry-d, in.dlq, 4096, 1024", c.cfg.Group, c.cfg.DeadLetterTopic, c.cfg.MaxInFlight, c.chunk)
+	if c.cfg.Group != "ferry-d" || c.cfg.DeadLetterTopic != "in.dlq" || c.cfg.MaxInFlight != 64*256 || c.chunk != 4*256 || c.cfg.MaxInFlightBytes != 64<<20 {
+		t.Errorf("defaults: group %q, dead letters %q, in flight %d (%d bytes), chunk %d; want ferry-d, in.dlq, 16384 (64 MiB), 1024", c.cfg.Group, c.cfg.DeadLetterTopic, c.cfg.MaxInFlight, c.cfg.MaxInFlightBytes, c.chunk)
 	}
 }
 

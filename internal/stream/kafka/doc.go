@@ -6,6 +6,7 @@
 // Delivery is at least once: a partition's offset is committed only past messages whose
 // output (or dead letter) the brokers have acknowledged. Results are produced in each
 // partition's input order, so per-key order holds; partitions run concurrently. At most
-// Config.MaxInFlight messages are held between fetch and commit: at that bound, and
+// Config.MaxInFlight messages (and about Config.MaxInFlightBytes of them) are held
+// between fetch and commit: at either bound, and
 // while the model answers that it cannot take work, fetching pauses.
 package kafka

@@ -29,6 +29,7 @@ type partition struct {
 	mu     sync.Mutex
 	queue  []*kgo.Record // fetched, not yet taken by the worker
 	held   int           // messages of this partition counted in flight
+	heldB  int           // and their bytes
 	chunks []*chunk      // produced results, oldest first, awaiting acknowledgement
 	gone   bool          // given up: late acknowledgements mark nothing
 }
@@ -38,6 +39,16 @@ type partition struct {
 type chunk struct {
 	last       *kgo.Record
 	n, pending int
+	bytes      int // the messages' sizes (recordBytes)
+}
+
+// recordBytes is what a message counts against MaxInFlightBytes.
+func recordBytes(recs []*kgo.Record) int {
+	n := 0
+	for _, r := range recs {
+		n += len(r.Key) + len(r.Value)
+	}
+	return n
 }
 
 func newPartition(c *Consumer, cl *kgo.Client, id int32) (*partition, context.Context) {
@@ -54,8 +65,10 @@ func (p *partition) add(recs []*kgo.Record) bool {
 		return false
 	}
 	p.queue = append(p.queue, recs...)
+	size := recordBytes(recs)
 	p.held += len(recs)
-	p.c.acquire(len(recs))
+	p.heldB += size
+	p.c.acquire(len(recs), size)
 	select {
 	case p.wake <- struct{}{}:
 	default:
@@ -138,7 +151,7 @@ func (p *partition) score(ctx context.Context, recs []*kgo.Record) {
 			case <-ctx.Done():
 			}
 		}
-		p.drop(len(recs)) // stopping: the next owner consumes them again
+		p.drop(recs) // stopping: the next owner consumes them again
 		return
 	}
 }
@@ -149,7 +162,7 @@ func (p *partition) produce(recs []*kgo.Record, res []stream.Result) {
 	if len(recs) == 0 {
 		return
 	}
-	ch := &chunk{last: recs[len(recs)-1], n: len(recs), pending: len(recs)}
+	ch := &chunk{last: recs[len(recs)-1], n: len(recs), pending: len(recs), bytes: recordBytes(recs)}
 	p.mu.Lock()
 	p.chunks = append(p.chunks, ch)
 	p.mu.Unlock()
@@ -197,15 +210,16 @@ func (p *partition) acked(ch *chunk, in, out *kgo.Record, err error) {
 	p.mu.Lock()
 	ch.pending--
 	var last *kgo.Record
-	n := 0
+	n, size := 0, 0
 	for len(p.chunks) > 0 && p.chunks[0].pending == 0 {
-		last, n = p.chunks[0].last, n+p.chunks[0].n
+		last, n, size = p.chunks[0].last, n+p.chunks[0].n, size+p.chunks[0].bytes
 		p.chunks = p.chunks[1:]
 	}
 	mark := last != nil && !p.gone
 	if mark {
 		p.held -= n
-		p.c.release(n)
+		p.heldB -= size
+		p.c.release(n, size)
 		p.st.pos.Store(last.Offset + 1)
 	}
 	p.mu.Unlock()
@@ -214,13 +228,15 @@ func (p *partition) acked(ch *chunk, in, out *kgo.Record, err error) {
 	}
 }
 
-// drop gives up n messages the worker held: they were not produced.
-func (p *partition) drop(n int) {
+// drop gives up messages the worker held: they were not produced.
+func (p *partition) drop(recs []*kgo.Record) {
+	size := recordBytes(recs)
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if !p.gone {
-		p.held -= n
-		p.c.release(n)
+		p.held -= len(recs)
+		p.heldB -= size
+		p.c.release(len(recs), size)
 	}
 }
 
@@ -230,6 +246,6 @@ func (p *partition) close() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.gone = true
-	p.c.release(p.held)
-	p.held, p.queue, p.chunks = 0, nil, nil
+	p.c.release(p.held, p.heldB)
+	p.held, p.heldB, p.queue, p.chunks = 0, 0, nil, nil
 }
