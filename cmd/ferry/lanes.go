@@ -72,6 +72,8 @@ type kafkaSpec struct {
 	DeadLetterTopic string   `json:"dead_letter_topic,omitempty"`
 	// MaxInFlightBytes bounds the bytes of the messages in flight (0: 64 MiB).
 	MaxInFlightBytes int `json:"max_in_flight_bytes,omitempty"`
+	// Compression is the output batches' codec: none (default), gzip, snappy, lz4, zstd.
+	Compression string `json:"compression,omitempty"`
 }
 
 type redisSpec struct {
@@ -142,7 +144,7 @@ func (s consumerSpec) check() error {
 }
 
 // parseConsumeURI reads the compact form of one consumer:
-// kafka://b1:9092,b2:9092/TOPIC?model=M&output=OUT[&dlq=T&group=G&name=N&version=V&max_in_flight=N&max_in_flight_bytes=N&priority=P
+// kafka://b1:9092,b2:9092/TOPIC?model=M&output=OUT[&dlq=T&group=G&name=N&version=V&max_in_flight=N&max_in_flight_bytes=N&compression=C&priority=P
 // &mapping=INPUT:col,col&passthrough=col,col]
 // redis://host:6379/0?stream=S&model=M&output=OUT[&dlq=S&group=G&consumer=C&field=F&name=N&...]
 func parseConsumeURI(raw string) (consumerSpec, error) {
@@ -175,7 +177,7 @@ func parseConsumeURI(raw string) (consumerSpec, error) {
 	switch u.Scheme {
 	case "kafka":
 		s.Kafka = &kafkaSpec{Brokers: strings.Split(u.Host, ","), InputTopic: strings.TrimPrefix(u.Path, "/"),
-			OutputTopic: q.Get("output"), DeadLetterTopic: q.Get("dlq"), Group: q.Get("group")}
+			OutputTopic: q.Get("output"), DeadLetterTopic: q.Get("dlq"), Group: q.Get("group"), Compression: q.Get("compression")}
 		if v := q.Get("max_in_flight_bytes"); v != "" {
 			if s.Kafka.MaxInFlightBytes, err = strconv.Atoi(v); err != nil {
 				return s, fmt.Errorf("max_in_flight_bytes: %w", err)
@@ -404,7 +406,7 @@ func (l *lanes) start(ctx context.Context, c *core.Server, s consumerSpec) (func
 	var src statsSource
 	if k := s.Kafka; k != nil {
 		cons, err := kafka.New(kafka.Config{Name: s.Name, Brokers: k.Brokers, Group: k.Group, InputTopic: k.InputTopic, OutputTopic: k.OutputTopic,
-			DeadLetterTopic: k.DeadLetterTopic, MaxInFlight: s.MaxInFlight, MaxInFlightBytes: k.MaxInFlightBytes}, p, log)
+			DeadLetterTopic: k.DeadLetterTopic, MaxInFlight: s.MaxInFlight, MaxInFlightBytes: k.MaxInFlightBytes, Compression: k.Compression}, p, log)
 		if err != nil {
 			return nil, err
 		}

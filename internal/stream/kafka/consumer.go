@@ -29,6 +29,7 @@ type Consumer struct {
 	// most a quarter of the in-flight bound, so a partition scores one chunk while the
 	// results of the one before are acknowledged and the next is fetched.
 	chunk int
+	codec kgo.CompressionCodec // Config.Compression's
 
 	running atomic.Bool
 	// runCtx is Run's context, the parent of the partition workers that
@@ -63,6 +64,7 @@ func New(cfg Config, p *stream.Processor, log *slog.Logger) (*Consumer, error) {
 	c := &Consumer{cfg: cfg, p: p, log: log.With("consumer", cfg.Name, "topic", cfg.InputTopic),
 		parts: map[int32]*partition{}, stats: map[int32]*counters{}, freed: make(chan struct{}, 1)}
 	c.chunk = max(1, min(cfg.MaxInFlight/4, max(chunkBatches*p.Schema().MaxBatch, minChunk)))
+	c.codec, _ = codec(cfg.Compression) // validated
 	c.process = func(ctx context.Context, _ int32, msgs []stream.Message) []stream.Result { return p.Process(ctx, msgs) }
 	return c, nil
 }
@@ -93,6 +95,7 @@ func (c *Consumer) clientOpts() []kgo.Opt {
 		kgo.ProducerLinger(0),
 		// Each message in flight has at most one result buffered, so Produce never blocks.
 		kgo.MaxBufferedRecords(max(50_000, 2*c.cfg.MaxInFlight)),
+		kgo.ProducerBatchCompression(c.codec),
 		kgo.WithLogger(kgolog.New(c.log)),
 	}
 	return append(opts, c.cfg.Opts...)

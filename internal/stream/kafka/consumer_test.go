@@ -471,6 +471,7 @@ func TestBadConfigurationsSayWhatIsWrong(t *testing.T) {
 		{"output is the input", Config{Name: "c", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "in"}, p, []string{`must differ from input_topic "in"`}},
 		{"dead letters into the input", Config{Name: "c", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "out", DeadLetterTopic: "in"}, p, []string{`must differ from input_topic "in"`}},
 		{"negative bound", Config{Name: "c", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "out", MaxInFlight: -1}, p, []string{"max_in_flight: must be >= 0, got -1"}},
+		{"unknown codec", Config{Name: "c", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "out", Compression: "brotli"}, p, []string{`compression "brotli": want none, gzip, snappy, lz4 or zstd`}},
 		{"negative byte bound", Config{Name: "c", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "out", MaxInFlightBytes: -1}, p, []string{"max_in_flight_bytes: must be >= 0, got -1"}},
 		{"no processor", Config{Name: "c", Brokers: []string{"b:9092"}, InputTopic: "in", OutputTopic: "out"}, nil, []string{"processor: required"}},
 	} {
@@ -516,5 +517,28 @@ func TestAMissingOutputTopicStopsTheConsumer(t *testing.T) {
 	t.Log(err)
 	if got := committed(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), "ferry-nowhere", "in", 1); got != 0 {
 		t.Errorf("committed offset %d for a message never produced", got)
+	}
+}
+
+// TestCompressionOfOutputs: outputs go uncompressed by default and in the codec the
+// configuration names otherwise.
+func TestCompressionOfOutputs(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want uint8 // kgo.RecordAttrs.CompressionType
+	}{{"", 0}, {"zstd", 4}} {
+		kc := newCluster(t, 1, "in", "out", "in.dlq")
+		const n = 200
+		produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), rows("in", n, 4))
+		r := start(t, Config{Name: "codec", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", Compression: tc.name}, newProcessor(t))
+		outs := readTopic(t, kc.ListenAddrs(), "out", atLeast(n))
+		if err := r.wait(t); err != nil {
+			t.Fatal(err)
+		}
+		for _, o := range outs {
+			if got := o.rec.Attrs.CompressionType(); got != tc.want {
+				t.Fatalf("compression %q: an output batch has codec %d, want %d", tc.name, got, tc.want)
+			}
+		}
 	}
 }
