@@ -11,9 +11,11 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -34,6 +36,11 @@ import (
 //	go test -run=NONE -bench=Monitoring -benchtime=1x ./cmd/ferry/ -args -benchrounds=6
 //
 // -benchmon picks the parts (default all): e.g. -benchmon=trace to measure one alone.
+// Each side's goroutines carry the profiler label side, so one profile of the
+// alternating run compares them per request:
+//
+//	go test -run=NONE -bench=Monitoring/identity_fp32/grpc/c64 -benchtime=1x -cpuprofile=/tmp/m.prof ./cmd/ferry/
+//	go tool pprof -proto -tagfocus=side=watched ferry.test /tmp/m.prof > /tmp/watched.pb.gz  (and side=plain)
 var (
 	benchMon = flag.String("benchmon", "log,drift,trace", "BenchmarkMonitoring: the parts the watched server runs (log, drift, trace)")
 	// Two loads by default: 16 clients (-benchconc's default) leave mlp's batcher
@@ -49,7 +56,11 @@ func BenchmarkMonitoring(b *testing.B) {
 	}
 	servingGC(b)
 	repo := monitoringBenchRepo(b)
-	plain := startServer(b, repo) // built before tracing is on: no tracer, no layers
+	// Every goroutine of a side (its server's, its clients') carries the profiler label
+	// side=watched or side=plain, so that one -cpuprofile of the alternating run splits
+	// by side: go tool pprof -tagfocus=side=watched.
+	var plain, watched *testServer
+	onSide("plain", func() { plain = startServer(b, repo) }) // built before tracing is on: no tracer, no layers
 	sink := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/x-protobuf")
@@ -84,7 +95,7 @@ func BenchmarkMonitoring(b *testing.B) {
 	if err := os.WriteFile(file, []byte(cfg), 0o600); err != nil {
 		b.Fatal(err)
 	}
-	watched := startServer(b, repo, withMonitoring(file))
+	onSide("watched", func() { watched = startServer(b, repo, withMonitoring(file)) })
 	concs := monitoringBenchConcs(b)
 	defer func(c int) { *vsConc = c }(*vsConc)
 	for _, model := range []string{"identity_fp32", "mlp"} {
@@ -94,7 +105,10 @@ func BenchmarkMonitoring(b *testing.B) {
 				*vsConc = conc
 				b.Run(fmt.Sprintf("%s/%s/c%d", model, proto, conc), func(b *testing.B) {
 					w0, p0 := modelStats(b, watched, model), modelStats(b, plain, model)
-					vsCompare(b, requestSide("watched", watched.v2(proto, model, ""), req), requestSide("plain", plain.v2(proto, model, ""), req))
+					var w, p v2model
+					onSide("watched", func() { w = watched.v2(proto, model, "") })
+					onSide("plain", func() { p = plain.v2(proto, model, "") })
+					vsCompare(b, requestSide("watched", w, req), requestSide("plain", p, req))
 					// Rows per execution on each side: a side whose requests reach the batcher
 					// further apart runs smaller batches and pays more ONNX Runtime time a request.
 					w1, p1 := modelStats(b, watched, model), modelStats(b, plain, model)
@@ -178,12 +192,22 @@ func monitoringBenchRequest(model string) *v2client.Request {
 	return &v2client.Request{ID: "bench", Inputs: []*tensor.Tensor{{Name: name, DType: tensor.FP32, Shape: tensor.Shape{1, int64(n)}, Data: data}}}
 }
 
-// requestSide sends req through m from every client goroutine.
+// requestSide sends req through m from every client goroutine, each labelled with
+// the side's name (onSide).
 func requestSide(name string, m v2model, req *v2client.Request) vsSide {
+	labels := pprof.WithLabels(context.Background(), pprof.Labels("side", name))
 	return vsSide{name: name, newWorker: func() vsWorker {
+		var once sync.Once
 		return func(ctx context.Context) error {
+			once.Do(func() { pprof.SetGoroutineLabels(labels) }) // the worker's goroutine, once
 			_, err := m.Infer(ctx, req)
 			return err
 		}
 	}}
+}
+
+// onSide runs f with the profiler label side=name, which every goroutine f starts
+// inherits.
+func onSide(name string, f func()) {
+	pprof.Do(context.Background(), pprof.Labels("side", name), func(context.Context) { f() })
 }
