@@ -189,3 +189,50 @@ func (l *llmLane) close() {
 		l.native.Close()
 	}
 }
+
+// nativeServer is the lane's native models (nil before the lane is built, or without it).
+func (l *llmLane) nativeServer() *native.Server {
+	if l == nil {
+		return nil
+	}
+	return l.native
+}
+
+// llmRepository is the repository as core sees it, with the repository extension's
+// load and unload answering for the native LLM models too. Loading one moves its
+// default to its newest version folder (native.Server.Reload), as loading a V2 model
+// picks up its new versions; unloading one is refused, naming why. Before, loading
+// tinygpt answered that backend "llm" was not available in this server.
+type llmRepository struct {
+	core.Repository
+	explicit bool                  // load and unload are allowed (explicit and on-demand modes)
+	native   func() *native.Server // nil until the lane is built
+}
+
+func (r llmRepository) serves(model string) *native.Server {
+	if n := r.native(); n != nil && n.Has(model) {
+		return n
+	}
+	return nil
+}
+
+func (r llmRepository) Load(ctx context.Context, model string, opts core.LoadOptions) error {
+	n := r.serves(model)
+	if n == nil {
+		return r.Repository.Load(ctx, model, opts)
+	}
+	if !r.explicit {
+		return r.Repository.Load(ctx, model, opts) // its refusal names the mode
+	}
+	if err := n.Reload(ctx, model); err != nil {
+		return core.Invalidf("failed to load '%s': %v", model, err)
+	}
+	return nil
+}
+
+func (r llmRepository) Unload(ctx context.Context, model string) error {
+	if r.serves(model) == nil || !r.explicit {
+		return r.Repository.Unload(ctx, model)
+	}
+	return core.Invalidf("'%s' is an LLM model served at /v1; it is not unloaded while the server runs (route its traffic away with a policy, or remove its folder and restart)", model)
+}

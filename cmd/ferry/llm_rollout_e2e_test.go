@@ -409,3 +409,36 @@ func TestLLMPollMovesTheDefault(t *testing.T) {
 		}
 	}
 }
+
+// TestLLMRepositoryLoad: in explicit mode the repository API's load answers for a
+// native LLM model as for a V2 one, moving it to its newest version folder, and unload
+// is refused naming why; an LLM folder the lane did not open is refused naming the lane.
+func TestLLMRepositoryLoad(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads several LLM engines")
+	}
+	repo := t.TempDir()
+	writeModel(t, repo, "gpt", 1, smallGPT(1), gptConfig)
+	writeModel(t, repo, "ref2", 1, smallGPT(2), gptConfig)
+	ts := startServer(t, repo, withExplicit())
+	want2, err := chat(t.Context(), ts.URL, "ref2")
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeModel(t, repo, "gpt", 2, smallGPT(2), "")
+	writeModel(t, repo, "late", 1, smallGPT(1), gptConfig) // after start: the lane never opened it
+	if code, _, body := httpDo(t, http.MethodPost, ts.URL+"/v2/repository/models/gpt/load", "", nil); code != http.StatusOK {
+		t.Fatalf("load gpt: %d %s", code, body)
+	}
+	if got, err := chat(t.Context(), ts.URL, "gpt"); err != nil || got != want2 {
+		t.Errorf("gpt after load: %q, %v; want version 2's %q", got, err, want2)
+	}
+	code, _, body := httpDo(t, http.MethodPost, ts.URL+"/v2/repository/models/gpt/unload", "", nil)
+	if code != http.StatusBadRequest || !strings.Contains(string(body), "LLM model served at /v1") {
+		t.Errorf("unload gpt: %d %s; want a 400 saying it is an LLM model", code, body)
+	}
+	code, _, body = httpDo(t, http.MethodPost, ts.URL+"/v2/repository/models/late/load", "", nil)
+	if code != http.StatusBadRequest || !strings.Contains(string(body), "LLM lane") {
+		t.Errorf("load late: %d %s; want a 400 naming the LLM lane", code, body)
+	}
+}

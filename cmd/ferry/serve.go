@@ -15,6 +15,7 @@ import (
 	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/backend/remote"
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/llm/native"
 	"github.com/ferryml/ferry/internal/monitor/metrics"
 	"github.com/ferryml/ferry/internal/monitor/reqlog"
 	"github.com/ferryml/ferry/internal/monitor/tracing"
@@ -297,7 +298,9 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	}
 	taps = append(taps, s.mon.taps()...)
 	adm := cfg.admission.build(log.With("component", "admission")) // admission.go
-	s.core = core.New(core.Options{Name: "ferry", Version: version, Repository: s.repo, Limits: cfg.limits, Routes: s.routes,
+	coreRepo := llmRepository{Repository: s.repo, explicit: mode == repository.ModeExplicit || mode == repository.ModeOnDemand,
+		native: func() *native.Server { return s.llm.nativeServer() }} // llm.go: the lane is built below
+	s.core = core.New(core.Options{Name: "ferry", Version: version, Repository: coreRepo, Limits: cfg.limits, Routes: s.routes,
 		Logger: log.With("component", "core"), Observer: m, Taps: taps, StrictReadiness: cfg.strictReady, Cache: coreCache(rc),
 		Trace: s.trace, Log: logSettings(cfg.level), Admission: adm.core(), CallerOf: callerOf, Tracer: tracing.Tracer()})
 

@@ -418,6 +418,9 @@ func (r *Repository) pickBackend(dir string, cfg *inference.ModelConfig) (Backen
 	}
 	if name := cfg.GetBackend(); name != "" {
 		name, b, ok := r.opts.Backends.lookup(name)
+		if !ok && cfg.GetBackend() == modelconfig.BackendLLM {
+			return Backend{}, fmt.Errorf("backend %q: LLM models are served at /v1 by the LLM lane, which opens the ones it finds at start, not by the V2 repository", cfg.GetBackend())
+		}
 		if !ok {
 			return Backend{}, fmt.Errorf("backend %q is not available in this server", cfg.GetBackend())
 		}

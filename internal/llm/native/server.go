@@ -275,22 +275,37 @@ func (s *Server) Rescan(ctx context.Context) {
 		if ctx.Err() != nil {
 			return
 		}
-		s.rescan(ctx, name)
+		if err := s.rescan(ctx, name, false); err != nil {
+			s.log.Warn("llm model: newer version not served", "model", name, "err", err)
+		}
 	}
 }
 
-func (s *Server) rescan(ctx context.Context, name string) {
+// Reload is Rescan for one model, asked for (the repository API's load): it always
+// tries the newest folder, and says why it could not serve it.
+func (s *Server) Reload(ctx context.Context, model string) error {
+	s.changing.Lock()
+	defer s.changing.Unlock()
+	if !s.Has(model) {
+		return llm.ModelNotFound(model)
+	}
+	return s.rescan(ctx, model, true)
+}
+
+// rescan moves model's default to its newest folder if that is newer; a folder that
+// failed before with the same model file is skipped unless again is set.
+func (s *Server) rescan(ctx context.Context, name string, again bool) error {
 	s.mu.Lock()
 	f := s.models[name]
 	spec := f.spec
 	s.mu.Unlock()
 	newest, err := newestVersion(filepath.Dir(spec.Dir))
 	if err != nil || newest <= spec.Version {
-		return
+		return nil // a default whose folders are gone keeps serving what it opened
 	}
 	fp := fingerprint(filepath.Join(filepath.Dir(spec.Dir), strconv.FormatInt(newest, 10), "model.onnx"))
-	if seen, ok := f.failed[newest]; ok && seen == fp {
-		return
+	if seen, ok := f.failed[newest]; ok && seen == fp && !again {
+		return nil
 	}
 	next, err := spec.At(newest)
 	s.mu.Lock()
@@ -302,8 +317,7 @@ func (s *Server) rescan(ctx context.Context, name string) {
 	}
 	if err != nil {
 		f.failed[newest] = fp
-		s.log.Warn("llm model: newer version not served", "model", name, "version", newest, "default", spec.Version, "err", err)
-		return
+		return fmt.Errorf("newer version (the default stays %d): %w", spec.Version, err)
 	}
 	delete(f.failed, newest)
 	keep := map[int64]bool{newest: true}
@@ -312,6 +326,7 @@ func (s *Server) rescan(ctx context.Context, name string) {
 	}
 	s.swap(f, keep, opened, &next)
 	s.log.Info("llm model default version moved", "model", name, "from", spec.Version, "to", newest)
+	return nil
 }
 
 // fingerprint tells one state of a file from another: its size and modification time
