@@ -182,7 +182,7 @@ func (c *Consumer) room(ctx context.Context, cl *kgo.Client, paused *bool) (int,
 		} else if c.seen == 0 {
 			free = min(free, minChunk)
 		} else {
-			free = min(free, max(1, (c.cfg.MaxInFlightBytes-c.bytes)*c.seen/max(1, c.seenB)))
+			free = min(free, max(1, (c.cfg.MaxInFlightBytes-c.bytes)/max(1, c.seenB/c.seen)))
 		}
 		c.mu.Unlock()
 		switch {
