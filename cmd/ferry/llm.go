@@ -218,11 +218,8 @@ func (r llmRepository) serves(model string) *native.Server {
 
 func (r llmRepository) Load(ctx context.Context, model string, opts core.LoadOptions) error {
 	n := r.serves(model)
-	if n == nil {
+	if n == nil || !r.explicit { // in none and poll modes the repository's refusal names the mode
 		return r.Repository.Load(ctx, model, opts)
-	}
-	if !r.explicit {
-		return r.Repository.Load(ctx, model, opts) // its refusal names the mode
 	}
 	if err := n.Reload(ctx, model); err != nil {
 		return core.Invalidf("failed to load '%s': %v", model, err)

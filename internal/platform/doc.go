@@ -1,7 +1,7 @@
 // Package platform is the room for small OS-level helpers that any package may use and
 // that use nothing of Ferry's (archtest holds them a leaf): threadprio (which threads
 // the Linux scheduler favours), gctune (the garbage collector's target from the memory
-// limit), periodic (a task on a ticker that stops cleanly) and ortlib (finding the ONNX
-// Runtime library). A new helper of that kind goes here; anything that knows models,
+// limit), periodic (a task on a ticker that stops cleanly), filestate (whether a
+// folder's files changed, for polling) and ortlib (finding the ONNX Runtime library). A new helper of that kind goes here; anything that knows models,
 // tensors or requests does not.
 package platform

@@ -1,8 +1,6 @@
 package repository
 
 import (
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -14,6 +12,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/modelconfig"
+	"github.com/ferryml/ferry/internal/platform/filestate"
 )
 
 // modelDirs lists the model folders directly under root.
@@ -95,28 +94,5 @@ func within(dir, path string) error {
 	return nil
 }
 
-// fingerprint summarises a folder's files (names, sizes, modification times) and
-// subfolders so polling can tell a changed version or config from an unchanged one
-// without reading contents.
-func fingerprint(paths ...string) string {
-	h := sha256.New()
-	for _, p := range paths {
-		_ = filepath.WalkDir(p, func(path string, d fs.DirEntry, err error) error {
-			if err != nil {
-				fmt.Fprintf(h, "%s:err\n", path)
-				return nil
-			}
-			if d.IsDir() {
-				fmt.Fprintf(h, "%s:dir\n", path) // an ensemble's version folders are empty
-				return nil
-			}
-			info, err := d.Info()
-			if err != nil {
-				return nil
-			}
-			fmt.Fprintf(h, "%s:%d:%d\n", path, info.Size(), info.ModTime().UnixNano())
-			return nil
-		})
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
+// fingerprint is filestate.Fingerprint: what polling compares.
+var fingerprint = filestate.Fingerprint

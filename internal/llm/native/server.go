@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"os"
 	"path/filepath"
 	"slices"
 	"strconv"
@@ -14,6 +13,7 @@ import (
 
 	"github.com/ferryml/ferry/internal/llm"
 	"github.com/ferryml/ferry/internal/llm/engine"
+	"github.com/ferryml/ferry/internal/platform/filestate"
 )
 
 // Server is the native models as one llm.Backend. Each model serves its default
@@ -43,9 +43,9 @@ type family struct {
 	spec     Spec // the default version's
 	versions map[int64]*version
 	pinned   []int64 // what the last Pin kept besides the default; guarded by changing
-	// failed holds the newer folders Rescan could not open, by their model file's
-	// fingerprint: tried again only once the file changes (a copy still being written
-	// fails once, then opens). Guarded by changing.
+	// failed holds the newer folders Rescan could not open, by their fingerprint:
+	// tried again only once a file in them changes (a copy still being written fails
+	// once, then opens). Guarded by changing.
 	failed map[int64]string
 }
 
@@ -266,8 +266,8 @@ func (s *Server) Pin(ctx context.Context, model string, versions []int64) error 
 // appeared, as the repository's poll mode does for V2 models: the new version opens
 // beside the old one and takes the requests naming no version from then on; the old
 // default is retired once its requests end, unless Pin keeps it. A newer folder that
-// does not open is logged and the default stays; it is tried again once its model
-// file changes. A default whose folder is gone keeps serving what it opened.
+// does not open is logged and the default stays; it is tried again once a file in it
+// changes. A default whose folder is gone keeps serving what it opened.
 func (s *Server) Rescan(ctx context.Context) {
 	s.changing.Lock()
 	defer s.changing.Unlock()
@@ -293,7 +293,7 @@ func (s *Server) Reload(ctx context.Context, model string) error {
 }
 
 // rescan moves model's default to its newest folder if that is newer; a folder that
-// failed before with the same model file is skipped unless again is set.
+// failed before in the same state is skipped unless again is set.
 func (s *Server) rescan(ctx context.Context, name string, again bool) error {
 	s.mu.Lock()
 	f := s.models[name]
@@ -303,7 +303,8 @@ func (s *Server) rescan(ctx context.Context, name string, again bool) error {
 	if err != nil || newest <= spec.Version {
 		return nil // a default whose folders are gone keeps serving what it opened
 	}
-	fp := fingerprint(filepath.Join(filepath.Dir(spec.Dir), strconv.FormatInt(newest, 10), "model.onnx"))
+	// The whole version folder: a tokenizer still being copied changes it too.
+	fp := filestate.Fingerprint(filepath.Join(filepath.Dir(spec.Dir), strconv.FormatInt(newest, 10)))
 	if seen, ok := f.failed[newest]; ok && seen == fp && !again {
 		return nil
 	}
@@ -327,16 +328,6 @@ func (s *Server) rescan(ctx context.Context, name string, again bool) error {
 	s.swap(f, keep, opened, &next)
 	s.log.Info("llm model default version moved", "model", name, "from", spec.Version, "to", newest)
 	return nil
-}
-
-// fingerprint tells one state of a file from another: its size and modification time
-// ("" when it cannot be read).
-func fingerprint(path string) string {
-	fi, err := os.Stat(path)
-	if err != nil {
-		return ""
-	}
-	return fmt.Sprintf("%d:%d", fi.Size(), fi.ModTime().UnixNano())
 }
 
 // open opens the versions of spec's model numbered ns; on an error it closes what it
