@@ -261,7 +261,7 @@ func TestLogprobs(t *testing.T) {
 	// Sampled tokens report the raw log-softmax too, whatever the temperature (at 1
 	// it comes from the draw's own sum).
 	for _, temp := range []float64{1, 0.5} {
-		s := New(seeded(llm.Sampling{Temperature: temp, TopP: 0.9, RepetitionPenalty: 1}, 3), nil, -1)
+		s := New(seeded(llm.Sampling{Temperature: temp, TopP: 0.9, RepetitionPenalty: 1, WantLogprobs: true}, 3), nil, -1)
 		for range 20 {
 			tok := s.Next(logits)
 			if got, want := float64(tok.Logprob), math.Log(raw[tok.ID]); math.Abs(got-want) > 1e-5 {
@@ -282,6 +282,10 @@ func TestLogprobs(t *testing.T) {
 		if math.Abs(float64(a.Logprob)-math.Log(raw[a.ID])) > 1e-5 {
 			t.Errorf("Top %d logprob %v, want %v", a.ID, a.Logprob, math.Log(raw[a.ID]))
 		}
+	}
+	// Unasked, the logprob is not computed: the same pick, Logprob 0.
+	if got := New(llm.Sampling{Temperature: 0, RepetitionPenalty: 1}, nil, -1).Next(logits); got.ID != 1 || got.Logprob != 0 || got.Top != nil {
+		t.Errorf("without WantLogprobs: %+v, want {ID:1 Logprob:0 Top:[]}", got)
 	}
 }
 
