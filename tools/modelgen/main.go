@@ -23,12 +23,15 @@
 // With -gpt2small DIR it writes only DIR/gpt2small/config.pbtxt and
 // DIR/gpt2small/1/model.onnx: the same decoder in GPT-2 small's shape (about
 // 650 MB, streamed to the file), for LLM benchmarks; never part of the
-// example repository.
+// example repository. -shared-kv writes DIR/gpt2small-shared instead: the same
+// weights with attention on in-place KV buffers (GroupQueryAttention), the
+// layout the LLM engine runs without copying its KV cache every step.
 //
 // Usage:
 //
 //	go run ./tools/modelgen -out examples/models -candidates examples/candidates
 //	go run ./tools/modelgen -gpt2small /tmp/llm-models
+//	go run ./tools/modelgen -gpt2small /tmp/llm-models -shared-kv
 //
 // It is idempotent: a file is rewritten only if its content changed (so a
 // second `make run` touches nothing), and a stale identity_fp32/config.pbtxt
@@ -197,13 +200,18 @@ func main() {
 	out := flag.String("out", "examples/models", "model repository `directory` to write")
 	cands := flag.String("candidates", "", "`directory` to write the pushable candidate versions to (none when empty)")
 	gpt2small := flag.String("gpt2small", "", "write only the GPT-2-small-shaped benchmark model to `directory`/gpt2small")
+	sharedKV := flag.Bool("shared-kv", false, "with -gpt2small: attention by GroupQueryAttention on in-place KV buffers (onnxgen.GPTConfig.SharedKV), to `directory`/gpt2small-shared")
 	flag.Parse()
 	if flag.NArg() != 0 {
-		fmt.Fprintln(os.Stderr, "usage: modelgen [-out dir] [-candidates dir] | modelgen -gpt2small dir")
+		fmt.Fprintln(os.Stderr, "usage: modelgen [-out dir] [-candidates dir] | modelgen -gpt2small dir [-shared-kv]")
 		os.Exit(2)
 	}
 	if *gpt2small != "" {
-		if err := writeGPT(*gpt2small, "gpt2small", onnxgen.GPT2Small(), os.Stdout); err != nil {
+		cfg, name := onnxgen.GPT2Small(), "gpt2small"
+		if *sharedKV {
+			cfg.SharedKV, name = true, "gpt2small-shared"
+		}
+		if err := writeGPT(*gpt2small, name, cfg, os.Stdout); err != nil {
 			fmt.Fprintln(os.Stderr, "modelgen:", err)
 			os.Exit(1)
 		}

@@ -26,6 +26,9 @@ type batch struct {
 // as one left-padded batch, stores the new KV columns into the rows' blocks, and
 // returns each row's last-position logits, vocab floats per row.
 func (e *Engine) forward(ctx context.Context, b *batch, rows []row) ([]float32, error) {
+	if e.slots != nil {
+		return e.forwardShared(ctx, b, rows)
+	}
 	sh := e.shape
 	B, pmax, smax := len(rows), 0, 0
 	for _, r := range rows {

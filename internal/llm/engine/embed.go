@@ -35,21 +35,35 @@ func (e *Engine) Embed(ctx context.Context, inputs [][]int) ([][]float32, error)
 		smax = max(smax, len(in))
 	}
 	B, sh := len(inputs), e.shape
+	// Optimum models take the inputs left padded on an empty past. A shared-KV model
+	// takes them right padded (its attention reads each row's first len columns), on
+	// caches of smax columns bound as past and present.
+	shared := e.slots != nil
 	ids, pos, mask := make([]int64, B*smax), make([]int64, B*smax), make([]int64, B*smax)
 	for i, in := range inputs {
 		pad := smax - len(in)
+		if shared {
+			pad = 0
+		}
 		for j, id := range in {
 			ids[i*smax+pad+j], pos[i*smax+pad+j], mask[i*smax+pad+j] = int64(id), int64(j), 1
 		}
 	}
 	bs := []int64{int64(B), int64(smax)}
 	in := []onnx.Buffer{{Name: "input_ids", Shape: bs, I64: ids}, {Name: "position_ids", Shape: bs, I64: pos}, {Name: "attention_mask", Shape: bs, I64: mask}}
-	empty := []int64{int64(B), int64(sh.heads), 0, int64(sh.headDim)}
-	for _, name := range sh.pastNames {
-		in = append(in, onnx.Buffer{Name: name, Shape: empty, F32: []float32{}})
-	}
 	hidden := make([]float32, B*smax*sh.hidden)
 	out := []onnx.Buffer{{Name: "hidden_states", Shape: []int64{int64(B), int64(smax), int64(sh.hidden)}, F32: hidden}}
+	kvShape := []int64{int64(B), int64(sh.heads), 0, int64(sh.headDim)}
+	if shared {
+		kvShape[2] = int64(smax)
+	}
+	for j, name := range sh.pastNames {
+		c := make([]float32, B*sh.heads*int(kvShape[2])*sh.headDim)
+		in = append(in, onnx.Buffer{Name: name, Shape: kvShape, F32: c})
+		if shared {
+			out = append(out, onnx.Buffer{Name: sh.presentNames[j], Shape: kvShape, F32: c})
+		}
+	}
 	e.runMu.Lock()
 	err := e.sess.RunBuffers(ctx, in, out)
 	e.runMu.Unlock()
@@ -58,17 +72,22 @@ func (e *Engine) Embed(ctx context.Context, inputs [][]int) ([][]float32, error)
 	}
 	vecs := make([][]float32, B)
 	for i, inp := range inputs {
-		vecs[i] = meanNorm(hidden[i*smax*sh.hidden:(i+1)*smax*sh.hidden], smax-len(inp), sh.hidden)
+		row := hidden[i*smax*sh.hidden : (i+1)*smax*sh.hidden]
+		if shared {
+			row = row[:len(inp)*sh.hidden]
+		} else {
+			row = row[(smax-len(inp))*sh.hidden:]
+		}
+		vecs[i] = meanNorm(row, sh.hidden)
 	}
 	return vecs, nil
 }
 
-// meanNorm averages the rows of h (width d) from row `from` on, then scales the
-// mean to unit length.
-func meanNorm(h []float32, from, d int) []float32 {
+// meanNorm averages the rows of h (width d), then scales the mean to unit length.
+func meanNorm(h []float32, d int) []float32 {
 	v := make([]float64, d)
-	rows := len(h)/d - from
-	for r := from; r < len(h)/d; r++ {
+	rows := len(h) / d
+	for r := range rows {
 		for k, x := range h[r*d : (r+1)*d] {
 			v[k] += float64(x)
 		}

@@ -87,6 +87,7 @@ type Engine struct {
 	sess  *onnx.Session
 	shape shape
 	kv    *kv.Manager // owned by Run
+	slots *slots      // a shared-KV model's cache rows (slots.go); nil under the Optimum contract
 	arena []float32   // the KV blocks' floats: [block][layer][k,v][head][slot][headDim]; owned by Run
 	met   *modelMetrics
 
@@ -125,6 +126,10 @@ func Open(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
+	dims, err := onnx.DimNames(cfg.Path)
+	if err != nil {
+		return nil, fmt.Errorf("engine: %w", err)
+	}
 	sess, err := cfg.Runtime.Open(cfg.Path, onnx.SessionOptions{IntraOpThreads: cfg.Threads})
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
@@ -136,13 +141,16 @@ func Open(cfg Config) (*Engine, error) {
 		submit: make(chan *seq, 4096), wake: make(chan struct{}, 1), probe: make(chan chan kv.Stats),
 		stopped: make(chan struct{}), closed: make(chan struct{}),
 	}
+	if sharedKV(dims, sh) {
+		e.slots = newSlots(sh, cfg.MaxSeqs, cfg.ContextLength)
+	}
 	if err := e.probePosition(cfg.ContextLength - 1); err != nil {
 		sess.Close()
 		return nil, fmt.Errorf("engine: %s: ContextLength %d: the model does not take position %d (is its position table shorter?): %w",
 			cfg.Path, cfg.ContextLength, cfg.ContextLength-1, err)
 	}
 	e.log.Info("llm engine opened", "layers", sh.layers, "heads", sh.heads, "head_dim", sh.headDim, "vocab", sh.vocab,
-		"last_position_logits", sh.lastOnly, "kv_blocks", numBlocks, "block_size", cfg.BlockSize, "prefix_cache", cfg.PrefixCache)
+		"last_position_logits", sh.lastOnly, "shared_kv", e.slots != nil, "kv_blocks", numBlocks, "block_size", cfg.BlockSize, "prefix_cache", cfg.PrefixCache)
 	return e, nil
 }
 
@@ -245,6 +253,9 @@ func (e *Engine) poolStats(ctx context.Context) (kv.Stats, error) {
 // model's position table fails Open rather than every batch that reaches it.
 func (e *Engine) probePosition(pos int) error {
 	var b batch
+	if e.slots != nil {
+		return e.probeShared(pos)
+	}
 	b.past = growAll(nil, 2*e.shape.layers, 0)
 	b.present = growAll(nil, 2*e.shape.layers, e.shape.heads*e.shape.headDim)
 	b.ids, b.pos, b.mask = []int64{0}, []int64{int64(pos)}, []int64{1}

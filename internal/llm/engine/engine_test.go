@@ -12,9 +12,13 @@ import (
 
 // recompute is the reference: greedy decoding that runs the whole sequence through
 // the model at every step with an empty past, so no KV cache, block or batch is
-// involved.
+// involved. For a shared-KV engine it runs the Optimum model of the same weights
+// (sharedModel's twin), which takes an empty past.
 func recompute(t testing.TB, e *Engine, prompt []int, n int) []int {
 	t.Helper()
+	if e.slots != nil {
+		e = twinOf(t, e)
+	}
 	sh := e.shape
 	seq := slices.Clone(prompt)
 	for range n {
@@ -62,7 +66,7 @@ var batchLengths = []int{3, 17, 40, 5, 64, 9, 33, 100}
 
 // checkGreedy runs the 8 prompts at once on an engine with cfg and compares each
 // output with the no-cache reference.
-func checkGreedy(t *testing.T, path string, cfg Config, n int) *Engine {
+func checkGreedy(t testing.TB, path string, cfg Config, n int) *Engine {
 	t.Helper()
 	e := start(t, path, cfg)
 	ps := prompts(batchLengths...)

@@ -136,7 +136,7 @@ func (e *Engine) newSeq(prompt []int, p llm.Sampling) (*seq, error) {
 	s := &seq{
 		tokens: append(make([]int, 0, n+16), prompt...), promptLen: n, limit: ctxLen,
 		sampler: sample.New(p, prompt, e.cfg.EOS), eos: eos, arrival: time.Now(),
-		freed: make(chan struct{}), notify: make(chan struct{}, 1),
+		freed: make(chan struct{}), notify: make(chan struct{}, 1), slot: -1,
 	}
 	if p.MaxTokens > 0 {
 		s.limit = n + p.MaxTokens

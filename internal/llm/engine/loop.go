@@ -186,6 +186,7 @@ func (l *loop) reserve(s *seq, n int) bool {
 // recomputed (prompt and generated tokens) when there is room.
 func (l *loop) preempt(s *seq) {
 	l.e.kv.Free(&s.table)
+	l.e.freeSlot(s)
 	s.computed = 0
 	l.running = slices.DeleteFunc(l.running, func(x *seq) bool { return x == s })
 	l.waiting = slices.Insert(l.waiting, 0, s)
@@ -203,6 +204,9 @@ func (l *loop) admit(s *seq, budget int) (int, bool) {
 		l.e.kv.Free(&s.table)
 		s.computed = 0
 		return 0, false
+	}
+	if l.e.slots != nil {
+		l.e.takeSlot(s)
 	}
 	if !s.admitted {
 		s.admitted = true
@@ -241,6 +245,7 @@ func (l *loop) advance(rows []row, logits []float32) {
 // compact drops it from the loop's lists.
 func (l *loop) finish(s *seq, reason string, err error) {
 	l.e.kv.Free(&s.table)
+	l.e.freeSlot(s)
 	s.computed = -1 // marks it for compact
 	s.push(nil, reason, err)
 	close(s.freed)
@@ -250,6 +255,9 @@ func (l *loop) compact() {
 	gone := func(s *seq) bool { return s.computed < 0 }
 	l.running = slices.DeleteFunc(l.running, gone)
 	l.waiting = slices.DeleteFunc(l.waiting, gone)
+	if l.e.slots != nil {
+		l.e.compactSlots()
+	}
 }
 
 // failAll ends every sequence the loop holds or that is queued for it.

@@ -18,6 +18,7 @@ type seq struct {
 	limit     int // generation ends ("length") when len(tokens) reaches it
 	computed  int // leading tokens whose KV is in table
 	table     kv.Table
+	slot      int // its row of a shared-KV cache (slots.go); -1: none
 	sampler   *sample.Sampler
 	stop      map[int]bool // StopTokenIDs
 	eos       int          // -1 when ignored
