@@ -160,6 +160,10 @@ func BenchmarkDecodeStep(b *testing.B) {
 	// costs (ORT concatenates past and the new column into present).
 	for _, c := range [][2]int{{1, 16}, {1, 192}, {8, 16}, {8, 192}} {
 		B, past := c[0], c[1]
+		if e.slots != nil {
+			b.Run(fmt.Sprintf("shared kv batch %d past %d", B, past), func(b *testing.B) { benchSharedStep(b, B, past) })
+			continue
+		}
 		b.Run(fmt.Sprintf("batch %d past %d", B, past), func(b *testing.B) {
 			var bt batch
 			sh := e.shape
@@ -180,6 +184,33 @@ func BenchmarkDecodeStep(b *testing.B) {
 			b.ReportMetric(float64(B)*float64(b.N)/b.Elapsed().Seconds(), "tok/s")
 		})
 	}
+}
+
+// benchSharedStep is a decode step of a shared-KV model as the engine runs it
+// (forwardShared: the run over B slots, then each row's new column copied to its
+// blocks), on an engine of its own that is not running.
+func benchSharedStep(b *testing.B, B, past int) {
+	e, err := Open(Config{Path: os.Getenv("FERRY_LLM_BENCH_MODEL"), Runtime: rt, Model: "bench", ContextLength: 1024, EOS: -1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer e.Close()
+	rows := make([]row, B)
+	for i := range rows {
+		s := &seq{tokens: prompts(past + 1)[0], computed: past}
+		if err := e.kv.Reserve(&s.table, past+1); err != nil {
+			b.Fatal(err)
+		}
+		e.takeSlot(s)
+		rows[i] = row{s, 1}
+	}
+	var bt batch
+	for b.Loop() {
+		if _, err := e.forward(context.Background(), &bt, rows); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(B)*float64(b.N)/b.Elapsed().Seconds(), "tok/s")
 }
 
 // BenchmarkPrefill is ONNX Runtime's Run alone for a prompt batch with no past, by
