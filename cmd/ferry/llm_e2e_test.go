@@ -322,3 +322,31 @@ func TestLLMExchangesInTheInferenceLog(t *testing.T) {
 		t.Errorf("log entry %s lacks the answer %s", e, text)
 	}
 }
+
+// TestLLMServesASharedKVModel: a decoder whose attention updates one KV buffer in
+// place (onnxgen's SharedKV, onnxruntime-genai's layout) is served like any other,
+// and answers as the Optimum model of the same weights does, alone and eight at once.
+func TestLLMServesASharedKVModel(t *testing.T) {
+	repo := t.TempDir()
+	shared := onnxgen.TinyGPT()
+	shared.SharedKV = true
+	writeModel(t, repo, "tinygpt", 1, onnxgen.GPT(onnxgen.TinyGPT()), tinygptConfig)
+	writeModel(t, repo, "tinygpt-shared", 1, onnxgen.GPT(shared), strings.Replace(tinygptConfig, `"tinygpt"`, `"tinygpt-shared"`, 1))
+	ts := startServer(t, repo)
+	prompts := []string{"Hello there", "a", "The quick brown fox jumps over the lazy dog", "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15", "Ferry", "Why is the sky blue?", "x y", "Go is a language"}
+	want := make([]string, len(prompts))
+	for i, p := range prompts {
+		want[i] = postChat(t, ts.URL, chatBody("tinygpt", p, 10, false)).Choices[0].Message.Content
+	}
+	got := make([]string, len(prompts))
+	var wg sync.WaitGroup
+	for i, p := range prompts {
+		wg.Go(func() { got[i] = postChat(t, ts.URL, chatBody("tinygpt-shared", p, 10, false)).Choices[0].Message.Content })
+	}
+	wg.Wait()
+	for i := range prompts {
+		if got[i] != want[i] {
+			t.Errorf("prompt %q: shared-KV model %q, Optimum model %q", prompts[i], got[i], want[i])
+		}
+	}
+}
