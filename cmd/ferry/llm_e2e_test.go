@@ -341,7 +341,9 @@ func TestLLMServesASharedKVModel(t *testing.T) {
 	got := make([]string, len(prompts))
 	var wg sync.WaitGroup
 	for i, p := range prompts {
-		wg.Go(func() { got[i] = postChat(t, ts.URL, chatBody("tinygpt-shared", p, 10, false)).Choices[0].Message.Content })
+		wg.Go(func() {
+			got[i] = postChat(t, ts.URL, chatBody("tinygpt-shared", p, 10, false)).Choices[0].Message.Content
+		})
 	}
 	wg.Wait()
 	for i := range prompts {
