@@ -126,7 +126,7 @@ func BenchmarkMonitoring(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		b.Logf("%s: drift over %d features, %d windows' rows (%d dropped), state %d bytes", model, rep.Evaluated, rep.Rows, rep.Dropped, watched.mon.drift.StateBytes(model))
+		b.Logf("%s: drift over %d features, %d windows' rows (%d dropped, %d sampled out), state %d bytes", model, rep.Evaluated, rep.Rows, rep.Dropped, rep.SampledOut, watched.mon.drift.StateBytes(model))
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), vsFlushTimeout)
 	defer cancel()
