@@ -2,11 +2,14 @@ package engine
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferryml/ferry/internal/llm"
 	"github.com/ferryml/ferry/tools/onnxgen"
@@ -192,5 +195,96 @@ func TestSharedKVGroupsOrder(t *testing.T) {
 	want := []group{{0, 3, []int{1, 3}}, {1, 2, []int{2}}, {3, 5, []int{0, 4}}, {6, 7, []int{5}}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("groups = %v, want %v (decode run first, then chunks alone, then prompts over consecutive slots)", got, want)
+	}
+}
+
+// TestUnderChurn drives the engine as traffic does, for two seconds, with either KV
+// layout (the slots of a shared-KV model, the gathered pasts of an Optimum one): 24
+// clients send prompts over three shared prefixes with random lengths and token
+// counts into a pool of 1.5 contexts, and a quarter of them leave after a random
+// number of tokens. Preemption, prefix hits, chunks, compaction after every exit and
+// cancellations mid-prefill all interleave. Every request that was not cancelled
+// must equal the reference (the first 60 are compared), and the pool must be empty at
+// the end.
+func TestUnderChurn(t *testing.T) {
+	if testing.Short() {
+		t.Skip("seconds of churn")
+	}
+	for _, shared := range []bool{true, false} {
+		t.Run(fmt.Sprintf("shared kv %v", shared), func(t *testing.T) { churn(t, shared) })
+	}
+}
+
+func churn(t *testing.T, shared bool) {
+	m := NewMetrics()
+	cfg := Config{ContextLength: 128, CacheTokens: 192, BlockSize: 4, MaxSeqs: 6, MaxBatchedTokens: 40, PrefixCache: true, Metrics: m}
+	var e *Engine
+	if shared {
+		e = startShared(t, cfg, true)
+	} else {
+		e = start(t, tinyModel(t), cfg)
+	}
+	bases := prompts(60, 60, 60)
+	type done struct {
+		prompt []int
+		n      int
+		out    []int
+	}
+	var (
+		mu       sync.Mutex
+		finished []done
+		left     int
+	)
+	deadline := time.Now().Add(2 * time.Second)
+	var wg sync.WaitGroup
+	for c := range 24 {
+		wg.Go(func() {
+			rng := rand.New(rand.NewPCG(uint64(c), 7))
+			for time.Now().Before(deadline) {
+				p := slices.Clone(bases[rng.IntN(3)][:rng.IntN(50)])
+				for range 1 + rng.IntN(20) {
+					p = append(p, rng.IntN(50000))
+				}
+				n, quit := 1+rng.IntN(24), -1
+				if rng.IntN(4) == 0 {
+					quit = rng.IntN(n)
+				}
+				var out []int
+				errLeft := errors.New("left")
+				_, err := e.Generate(context.Background(), p, greedy(n), func(tok Token) error {
+					if len(out) == quit {
+						return errLeft
+					}
+					out = append(out, tok.ID)
+					return nil
+				})
+				mu.Lock()
+				switch {
+				case errors.Is(err, errLeft):
+					left++
+				case err != nil:
+					t.Errorf("Generate: %v", err)
+				default:
+					finished = append(finished, done{p, n, out})
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	// Each reference is a full forward per token: the first 60 to finish are checked.
+	for _, d := range finished[:min(len(finished), 60)] {
+		if want := recompute(t, e, d.prompt, d.n); !slices.Equal(d.out, want) {
+			t.Fatalf("a %d-token prompt: %v, want %v", len(d.prompt), d.out, want)
+		}
+	}
+	st, err := e.poolStats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	pre, hits := counterValue(t, m, "vllm:num_preemptions_total", nil), counterValue(t, m, "vllm:prefix_cache_hits", nil)
+	t.Logf("%d requests finished, %d left early; %v preemptions, %v prefix-cache hit tokens", len(finished), left, pre, hits)
+	if st.Used != 0 || len(finished) < 50 || left == 0 || pre == 0 || hits == 0 {
+		t.Errorf("blocks in use %d, requests %d, left %d, preemptions %v, hits %v: want 0 and more than 50 requests with each path taken", st.Used, len(finished), left, pre, hits)
 	}
 }
