@@ -288,3 +288,58 @@ func churn(t *testing.T, shared bool) {
 		t.Errorf("blocks in use %d, requests %d, left %d, preemptions %v, hits %v: want 0 and more than 50 requests with each path taken", st.Used, len(finished), left, pre, hits)
 	}
 }
+
+// relayout keeps every occupied slot's columns when the capacity grows and shrinks.
+func TestSharedKVRelayoutKeepsColumns(t *testing.T) {
+	e := &Engine{cfg: Config{ContextLength: 512}, shape: shape{layers: 1, heads: 3, headDim: 2}}
+	e.slots = newSlots(e.shape, 4, 512)
+	lens := []int{50, 0, 37, 60}
+	for slot, n := range lens {
+		if n > 0 {
+			e.slots.owner[slot] = &seq{slot: slot, computed: n}
+		}
+	}
+	val := func(buf, slot, h, col, d int) float32 { return float32(buf*1e6 + slot*1e5 + h*1e4 + col*10 + d) }
+	fill := func() {
+		for buf, c := range e.slots.cache {
+			for slot, n := range lens {
+				for h := range 3 {
+					for col := range n {
+						for d := range 2 {
+							c[e.slotAt(slot, h, col)+d] = val(buf, slot, h, col, d)
+						}
+					}
+				}
+			}
+		}
+	}
+	check := func(when string) {
+		t.Helper()
+		for buf, c := range e.slots.cache {
+			for slot, n := range lens {
+				for h := range 3 {
+					for col := range n {
+						for d := range 2 {
+							if got, want := c[e.slotAt(slot, h, col)+d], val(buf, slot, h, col, d); got != want {
+								t.Fatalf("%s (capacity %d): buffer %d slot %d head %d column %d: %v, want %v", when, e.slots.capacity, buf, slot, h, col, got, want)
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+	e.fit(64)
+	fill()
+	check("at 64")
+	e.fit(300)
+	if e.slots.capacity != 512 {
+		t.Fatalf("capacity %d after fitting 300 columns, want 512", e.slots.capacity)
+	}
+	check("grown")
+	e.shrink()
+	if e.slots.capacity != 128 {
+		t.Fatalf("capacity %d after shrinking with 60 columns in use, want 128", e.slots.capacity)
+	}
+	check("shrunk")
+}

@@ -16,19 +16,27 @@ import (
 // O(past) per step, 9 ms of a 35 ms batch-8 GPT-2-small step at past 192).
 //
 // The engine then gives each running sequence a slot: its row of the cache
-// [MaxSeqs, heads, ContextLength, headDim] per layer and K/V, its tokens in columns
-// [0, computed). The KV blocks stay the budget's unit and the prefix cache's store:
+// [MaxSeqs, heads, capacity, headDim] per layer and K/V, its tokens in columns
+// [0, computed). The capacity is the bound buffer's sequence extent, a power of two up
+// to ContextLength that follows the longest running sequence: GroupQueryAttention's
+// CPU kernel does work in proportion to it (a batch-8 GPT-2-small step at a past of
+// 192 took 1.5-2.5 ms longer with a capacity of 1024 than of 256), so a cache sized for
+// the whole context would tax every step of short sequences. The KV blocks stay the budget's unit and the prefix cache's store:
 // each run copies its new columns into the sequence's blocks (a few KB a token), and
 // a prefix hit copies the cached blocks into the slot once, at admission.
 
 // slots is the shared cache and who holds each row; owned by Run.
 type slots struct {
-	cache [][]float32 // layer*2 + 0 (key) or 1 (value): [MaxSeqs, heads, ContextLength, headDim]
-	owner []*seq      // slot -> sequence; nil: free
+	cache    [][]float32 // layer*2 + 0 (key) or 1 (value): [MaxSeqs, heads, capacity, headDim] at the front of a buffer sized for ContextLength
+	owner    []*seq      // slot -> sequence; nil: free
+	capacity int         // the columns of a slot's head; see relayout
 }
 
+// minCapacity is the smallest capacity the cache shrinks to.
+const minCapacity = 64
+
 func newSlots(sh shape, maxSeqs, ctxLen int) *slots {
-	s := &slots{owner: make([]*seq, maxSeqs)}
+	s := &slots{owner: make([]*seq, maxSeqs), capacity: min(minCapacity, ctxLen)}
 	for range 2 * sh.layers {
 		// Untouched pages cost nothing: only the columns sequences reach are faulted in.
 		s.cache = append(s.cache, make([]float32, maxSeqs*sh.heads*ctxLen*sh.headDim))
@@ -48,6 +56,7 @@ func sharedKV(dims map[string][]string, sh shape) bool {
 // takeSlot gives s the lowest free slot and copies in the KV of its first
 // s.computed tokens (a prefix-cache hit) from its blocks.
 func (e *Engine) takeSlot(s *seq) {
+	e.fit(s.computed + 1)
 	free := slices.Index(e.slots.owner, nil)
 	e.slots.owner[free], s.slot = s, free // admission keeps running sequences <= MaxSeqs
 	sh, bs := e.shape, e.cfg.BlockSize
@@ -81,6 +90,7 @@ func (e *Engine) compactSlots() {
 			top--
 		}
 		if free < 0 || top < free {
+			e.shrink()
 			return
 		}
 		s := own[top]
@@ -96,7 +106,66 @@ func (e *Engine) compactSlots() {
 
 // slotAt is the cache offset of slot's head h, column col.
 func (e *Engine) slotAt(slot, h, col int) int {
-	return ((slot*e.shape.heads+h)*e.cfg.ContextLength + col) * e.shape.headDim
+	return ((slot*e.shape.heads+h)*e.slots.capacity + col) * e.shape.headDim
+}
+
+// fit grows the capacity to hold cols columns: the next power of two, at most
+// ContextLength.
+func (e *Engine) fit(cols int) {
+	if cols > e.slots.capacity {
+		e.relayout(capacityFor(cols, e.cfg.ContextLength))
+	}
+}
+
+// shrink halves the capacity while the longest running sequence would fill less than
+// half of it after: a server past a long answer does not keep paying for its length,
+// and a sequence must double before it grows the cache again.
+func (e *Engine) shrink() {
+	need := 1
+	for _, s := range e.slots.owner {
+		if s != nil {
+			need = max(need, s.computed+1)
+		}
+	}
+	if c := capacityFor(2*need, e.cfg.ContextLength); c < e.slots.capacity {
+		e.relayout(c)
+	}
+}
+
+func capacityFor(cols, ctxLen int) int {
+	c := minCapacity
+	for c < cols {
+		c *= 2
+	}
+	return min(c, ctxLen)
+}
+
+// relayout moves every occupied slot's columns to the stride of capacity c, in place:
+// growing, from the last (slot, head) row to the first, since each row's new place is
+// at or after its old one; shrinking, from the first.
+func (e *Engine) relayout(c int) {
+	old, dh, H := e.slots.capacity, e.shape.headDim, e.shape.heads
+	rows := len(e.slots.owner) * H
+	move := func(r int) {
+		s := e.slots.owner[r/H]
+		if s == nil || s.computed <= 0 {
+			return
+		}
+		n := min(s.computed, c) * dh
+		for _, buf := range e.slots.cache {
+			copy(buf[r*c*dh:r*c*dh+n], buf[r*old*dh:r*old*dh+n])
+		}
+	}
+	if c > old {
+		for r := rows - 1; r >= 0; r-- {
+			move(r)
+		}
+	} else {
+		for r := range rows {
+			move(r)
+		}
+	}
+	e.slots.capacity = c
 }
 
 // group is one run of a shared-KV step: the slots [lo, hi) bound, and the step's
@@ -150,6 +219,16 @@ func groups(rows []row) []group {
 // columns into the slots in place, and each row's logits land in b.last in rows'
 // order.
 func (e *Engine) forwardShared(ctx context.Context, b *batch, rows []row) ([]float32, error) {
+	need := 0
+	for _, r := range rows {
+		need = max(need, r.s.computed+r.n)
+	}
+	for _, s := range e.slots.owner {
+		if s != nil {
+			need = max(need, s.computed+1) // a throwaway token's column
+		}
+	}
+	e.fit(need)
 	V := e.shape.vocab
 	b.last = grow(b.last, len(rows)*V)
 	for _, g := range groups(rows) {
@@ -239,7 +318,7 @@ func (e *Engine) bindShared(b *batch, g group, S, T, logitRows int) {
 		onnx.Buffer{Name: "position_ids", Shape: []int64{int64(B), int64(S)}, I64: b.pos[:B*S]},
 		onnx.Buffer{Name: "attention_mask", Shape: []int64{int64(B), int64(T)}, I64: b.mask[:B*T]})
 	b.out = append(b.out, onnx.Buffer{Name: "logits", Shape: []int64{int64(B), int64(logitRows), int64(sh.vocab)}, F32: b.logits[:B*logitRows*sh.vocab]})
-	kvShape := []int64{int64(B), int64(sh.heads), int64(e.cfg.ContextLength), int64(sh.headDim)}
+	kvShape := []int64{int64(B), int64(sh.heads), int64(e.slots.capacity), int64(sh.headDim)}
 	lo, hi := e.slotAt(g.lo, 0, 0), e.slotAt(g.hi, 0, 0)
 	for j, c := range e.slots.cache {
 		b.in = append(b.in, onnx.Buffer{Name: sh.pastNames[j], Shape: kvShape, F32: c[lo:hi]})
