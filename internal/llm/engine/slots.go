@@ -21,13 +21,15 @@ import (
 // to ContextLength that follows the longest running sequence: GroupQueryAttention's
 // CPU kernel does work in proportion to it (a batch-8 GPT-2-small step at a past of
 // 192 took 1.5-2.5 ms longer with a capacity of 1024 than of 256), so a cache sized for
-// the whole context would tax every step of short sequences. The KV blocks stay the budget's unit and the prefix cache's store:
-// each run copies its new columns into the sequence's blocks (a few KB a token), and
-// a prefix hit copies the cached blocks into the slot once, at admission.
+// the whole context would tax every step of short sequences.
+//
+// The KV blocks stay the budget's unit and the prefix cache's store: each run copies
+// its new columns into the sequence's blocks (a few KB a token), and a prefix hit
+// copies the cached blocks into the slot once, at admission.
 
 // slots is the shared cache and who holds each row; owned by Run.
 type slots struct {
-	cache    [][]float32 // layer*2 + 0 (key) or 1 (value): [MaxSeqs, heads, capacity, headDim] at the front of a buffer sized for ContextLength
+	cache    [][]float32 // layer*2 + 0 (key) or 1 (value): [MaxSeqs, heads, capacity, headDim], in a buffer sized for ContextLength
 	owner    []*seq      // slot -> sequence; nil: free
 	capacity int         // the columns of a slot's head; see relayout
 }
