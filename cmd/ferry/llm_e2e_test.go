@@ -36,6 +36,19 @@ func llmRepo(t testing.TB) string {
 	return repo
 }
 
+// batchPrompts are eight chat prompts of different lengths, sent at once.
+var batchPrompts = []string{"Hello there", "a", "The quick brown fox jumps over the lazy dog", "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15", "Ferry", "Why is the sky blue?", "x y", "Go is a language"}
+
+// answersAlone is each prompt's greedy 10-token answer from model, one request at a time.
+func answersAlone(t testing.TB, url, model string, prompts []string) []string {
+	t.Helper()
+	out := make([]string, len(prompts))
+	for i, p := range prompts {
+		out[i] = postChat(t, url, chatBody(model, p, 10, false)).Choices[0].Message.Content
+	}
+	return out
+}
+
 // chatBody is a greedy chat request for n tokens exactly.
 func chatBody(model, content string, n int, stream bool) string {
 	b, _ := json.Marshal(map[string]any{
@@ -103,11 +116,8 @@ func TestLLMServesTinyGPT(t *testing.T) {
 	})
 
 	t.Run("GreedySameInABatch", func(t *testing.T) {
-		prompts := []string{"Hello there", "a", "The quick brown fox jumps over the lazy dog", "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15", "Ferry", "Why is the sky blue?", "x y", "Go is a language"}
-		want := make([]string, len(prompts))
-		for i, p := range prompts {
-			want[i] = postChat(t, ts.URL, chatBody("tinygpt", p, 10, false)).Choices[0].Message.Content
-		}
+		prompts := batchPrompts
+		want := answersAlone(t, ts.URL, "tinygpt", prompts)
 		got := make([]string, len(prompts))
 		var wg sync.WaitGroup
 		for round := 0; round < 2; round++ {
@@ -333,11 +343,8 @@ func TestLLMServesASharedKVModel(t *testing.T) {
 	writeModel(t, repo, "tinygpt", 1, onnxgen.GPT(onnxgen.TinyGPT()), tinygptConfig)
 	writeModel(t, repo, "tinygpt-shared", 1, onnxgen.GPT(shared), strings.Replace(tinygptConfig, `"tinygpt"`, `"tinygpt-shared"`, 1))
 	ts := startServer(t, repo)
-	prompts := []string{"Hello there", "a", "The quick brown fox jumps over the lazy dog", "1 2 3 4 5 6 7 8 9 10 11 12 13 14 15", "Ferry", "Why is the sky blue?", "x y", "Go is a language"}
-	want := make([]string, len(prompts))
-	for i, p := range prompts {
-		want[i] = postChat(t, ts.URL, chatBody("tinygpt", p, 10, false)).Choices[0].Message.Content
-	}
+	prompts := batchPrompts
+	want := answersAlone(t, ts.URL, "tinygpt", prompts)
 	got := make([]string, len(prompts))
 	var wg sync.WaitGroup
 	for i, p := range prompts {

@@ -181,10 +181,18 @@ func (e *Engine) gather(past [][]float32, i int, r row, pmax int) {
 // scatter copies row i's r.n new KV columns (the last ones of present, t wide) into
 // its blocks at positions [computed, computed+n).
 func (e *Engine) scatter(present [][]float32, i int, r row, t int) {
+	e.storeColumns(r, func(l, k, h int) []float32 {
+		return present[2*l+k][((i*e.shape.heads+h)*t+t-r.n)*e.shape.headDim:]
+	})
+}
+
+// storeColumns copies row r's r.n new KV columns into its blocks at positions
+// [computed, computed+n); src gives a layer's K or V head's new columns, first first.
+func (e *Engine) storeColumns(r row, src func(l, k, h int) []float32) {
 	dh, bs, start := e.shape.headDim, e.cfg.BlockSize, r.s.computed
 	blocks := r.s.table.Blocks()
 	e.eachHead(func(l, k, h int) {
-		src := present[2*l+k][((i*e.shape.heads+h)*t+t-r.n)*dh:]
+		src := src(l, k, h)
 		for j := 0; j < r.n; {
 			p := start + j
 			slot := p % bs

@@ -68,7 +68,13 @@ var batchLengths = []int{3, 17, 40, 5, 64, 9, 33, 100}
 // output with the no-cache reference.
 func checkGreedy(t testing.TB, path string, cfg Config, n int) *Engine {
 	t.Helper()
-	e := start(t, path, cfg)
+	return checkOutputs(t, start(t, path, cfg), n)
+}
+
+// checkOutputs runs the 8 prompts at once on e and compares each output with the
+// no-cache reference.
+func checkOutputs(t testing.TB, e *Engine, n int) *Engine {
+	t.Helper()
 	ps := prompts(batchLengths...)
 	outs, _ := genAll(t, e, ps, func(int) llm.Sampling { return greedy(n) })
 	for i, p := range ps {
@@ -116,13 +122,7 @@ func TestPreemptionKeepsGreedyOutputs(t *testing.T) {
 			if n := counterValue(t, m, "vllm:num_preemptions_total", nil); n == 0 {
 				t.Error("no preemption counted under a one-context KV budget")
 			}
-			st, err := e.poolStats(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st.Used != 0 {
-				t.Errorf("after every request finished, %d blocks are still in use", st.Used)
-			}
+			poolEmpty(t, e)
 		})
 	}
 }
@@ -156,16 +156,23 @@ func TestPrefixCacheHitSkipsTheSharedBlocks(t *testing.T) {
 	}
 }
 
-// Many sequences over two shared prefixes, a pool of one context, small blocks and
-// a small token budget: prefix hits, chunked prefill, preemption and readmission all
-// at once, and every output still equals the no-cache reference.
-func TestGreedySameUnderPressureWithSharedPrefixes(t *testing.T) {
+// sharedPrefixPrompts are 12 prompts over two shared prefixes of 16 to 32 tokens,
+// each with its own tail of 1 to 12 tokens.
+func sharedPrefixPrompts() [][]int {
 	base := prompts(40, 40)
 	var ps [][]int
 	for i := range 12 {
 		p := slices.Clone(base[i%2][:16+8*(i%3)])
 		ps = append(ps, append(p, prompts(1 + i)[0][:1+i]...))
 	}
+	return ps
+}
+
+// Many sequences over two shared prefixes, a pool of one context, small blocks and
+// a small token budget: prefix hits, chunked prefill, preemption and readmission all
+// at once, and every output still equals the no-cache reference.
+func TestGreedySameUnderPressureWithSharedPrefixes(t *testing.T) {
+	ps := sharedPrefixPrompts()
 	m := NewMetrics()
 	e := start(t, tinyModel(t), Config{ContextLength: 96, CacheTokens: 96, BlockSize: 4, MaxSeqs: 6, MaxBatchedTokens: 20, PrefixCache: true, Metrics: m})
 	outs, _ := genAll(t, e, ps, func(int) llm.Sampling { return greedy(16) })

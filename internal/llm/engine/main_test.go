@@ -176,3 +176,15 @@ func prompts(lengths ...int) [][]int {
 	}
 	return out
 }
+
+// poolEmpty fails t unless every KV block is back in the pool.
+func poolEmpty(t testing.TB, e *Engine) {
+	t.Helper()
+	st, err := e.poolStats(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st.Used != 0 {
+		t.Errorf("after every request ended, %d of %d blocks are still in use", st.Used, st.Total)
+	}
+}

@@ -124,13 +124,7 @@ func TestCancellationFreesBlocks(t *testing.T) {
 	if !slices.Equal(others, want) {
 		t.Errorf("the request beside the cancelled ones: %v, want %v", others, want)
 	}
-	st, err := e.poolStats(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	if st.Used != 0 {
-		t.Errorf("after every request ended, %d of %d blocks are in use", st.Used, st.Total)
-	}
+	poolEmpty(t, e)
 	if got := counterValue(t, m, "vllm:request_success_total", map[string]string{"finished_reason": "abort"}); got != 2 {
 		t.Errorf("aborted requests counted %v, want 2", got)
 	}

@@ -77,15 +77,7 @@ func twinOf(t testing.TB, e *Engine) *Engine {
 // checkSharedGreedy is checkGreedy on the shared-KV model.
 func checkSharedGreedy(t *testing.T, cfg Config, lastOnly bool, n int) *Engine {
 	t.Helper()
-	e := startShared(t, cfg, lastOnly)
-	ps := prompts(batchLengths...)
-	outs, _ := genAll(t, e, ps, func(int) llm.Sampling { return greedy(n) })
-	for i, p := range ps {
-		if want := recompute(t, e, p, n); !slices.Equal(outs[i], want) {
-			t.Errorf("prompt %d (%d tokens): shared-KV batched greedy %v, want (Optimum full recompute) %v", i, len(p), outs[i], want)
-		}
-	}
-	return e
+	return checkOutputs(t, startShared(t, cfg, lastOnly), n)
 }
 
 // Eight prompts of different lengths at once: their first prompts batch over
@@ -135,12 +127,7 @@ func TestSharedKVPrefixCacheHit(t *testing.T) {
 func TestSharedKVUnderPressure(t *testing.T) {
 	for _, prefix := range []bool{false, true} {
 		t.Run(fmt.Sprintf("prefix cache %v", prefix), func(t *testing.T) {
-			base := prompts(40, 40)
-			var ps [][]int
-			for i := range 12 {
-				p := slices.Clone(base[i%2][:16+8*(i%3)])
-				ps = append(ps, append(p, prompts(1 + i)[0][:1+i]...))
-			}
+			ps := sharedPrefixPrompts()
 			m := NewMetrics()
 			e := startShared(t, Config{ContextLength: 96, CacheTokens: 96, BlockSize: 4, MaxSeqs: 6, MaxBatchedTokens: 20, PrefixCache: prefix, Metrics: m}, true)
 			outs, _ := genAll(t, e, ps, func(i int) llm.Sampling { return greedy(8 + i%3*4) })
@@ -152,13 +139,7 @@ func TestSharedKVUnderPressure(t *testing.T) {
 			if counterValue(t, m, "vllm:num_preemptions_total", nil) == 0 {
 				t.Error("the test meant to cause preemptions and caused none")
 			}
-			st, err := e.poolStats(context.Background())
-			if err != nil {
-				t.Fatal(err)
-			}
-			if st.Used != 0 {
-				t.Errorf("after every request finished, %d blocks are still in use", st.Used)
-			}
+			poolEmpty(t, e)
 		})
 	}
 }
@@ -278,14 +259,11 @@ func churn(t *testing.T, shared bool) {
 			t.Fatalf("a %d-token prompt: %v, want %v", len(d.prompt), d.out, want)
 		}
 	}
-	st, err := e.poolStats(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
+	poolEmpty(t, e)
 	pre, hits := counterValue(t, m, "vllm:num_preemptions_total", nil), counterValue(t, m, "vllm:prefix_cache_hits", nil)
 	t.Logf("%d requests finished, %d left early; %v preemptions, %v prefix-cache hit tokens", len(finished), left, pre, hits)
-	if st.Used != 0 || len(finished) < 50 || left == 0 || pre == 0 || hits == 0 {
-		t.Errorf("blocks in use %d, requests %d, left %d, preemptions %v, hits %v: want 0 and more than 50 requests with each path taken", st.Used, len(finished), left, pre, hits)
+	if len(finished) < 50 || left == 0 || pre == 0 || hits == 0 {
+		t.Errorf("requests %d, left %d, preemptions %v, hits %v: want more than 50 requests with each path taken", len(finished), left, pre, hits)
 	}
 }
 

@@ -331,18 +331,8 @@ func (e *Engine) bindShared(b *batch, g group, S, T, logitRows int) {
 // scatterSlot copies row r's new columns [computed, computed+n) from its slot into
 // its blocks, where the prefix cache and a later admission find them.
 func (e *Engine) scatterSlot(r row) {
-	dh, bs, start := e.shape.headDim, e.cfg.BlockSize, r.s.computed
-	blocks := r.s.table.Blocks()
-	e.eachHead(func(l, k, h int) {
-		src := e.slots.cache[2*l+k][e.slotAt(r.s.slot, h, start):]
-		for j := 0; j < r.n; {
-			p := start + j
-			slot := p % bs
-			n := min(bs-slot, r.n-j)
-			dst := e.at(blocks[p/bs], l, k, h) + slot*dh
-			copy(e.arena[dst:dst+n*dh], src[j*dh:(j+n)*dh])
-			j += n
-		}
+	e.storeColumns(r, func(l, k, h int) []float32 {
+		return e.slots.cache[2*l+k][e.slotAt(r.s.slot, h, r.s.computed):]
 	})
 }
 
