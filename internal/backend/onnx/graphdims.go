@@ -41,6 +41,8 @@ const (
 	dimValue        = 1  // TensorShapeProto.Dimension.dim_value
 	dimParam        = 2  // TensorShapeProto.Dimension.dim_param
 
+	graphNode              = 1  // GraphProto.node
+	nodeOpType             = 4  // NodeProto.op_type
 	graphInitializer       = 5  // GraphProto.initializer
 	graphSparseInitializer = 15 // GraphProto.sparse_initializer
 	tensorName             = 8  // TensorProto.name

@@ -170,30 +170,39 @@ func tensorType(b []byte, info *ort.InputOutputInfo, shape *valueShape) error {
 	return nil
 }
 
-// DimNames returns the symbolic names a model file declares for the dimensions of
-// its graph inputs and outputs, by value name; "" marks a dimension without one (a
-// fixed size, or none declared). It reads the file, not a session: a caller can tell
-// two values declared with the same dynamic extent, which ONNX Runtime reports only
-// as -1 each.
-func DimNames(path string) (map[string][]string, error) {
+// OpTypes returns the operator types of the nodes of a model file's main graph (not
+// of subgraphs). It reads the file, not a session: a caller can tell how a model
+// computes before paying for one.
+func OpTypes(path string) (map[string]bool, error) {
 	model, release, err := mapFile(path)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: model %s: %w", path, err)
 	}
 	defer release()
-	g, err := parseGraph(model)
+	ops, err := opTypes(model)
 	if err != nil {
 		return nil, fmt.Errorf("onnx: model %s: %w", path, err)
 	}
-	out := map[string][]string{}
-	for _, shapes := range []map[string]valueShape{g.shapes.inputs, g.shapes.outputs} {
-		for name, s := range shapes {
-			names := make([]string, len(s.dims))
-			for i, d := range s.dims {
-				names[i] = d.param
-			}
-			out[name] = names
+	return ops, nil
+}
+
+func opTypes(model []byte) (map[string]bool, error) {
+	ops := map[string]bool{}
+	err := eachField(model, func(num protowire.Number, v []byte) error {
+		if num != modelGraph {
+			return nil
 		}
-	}
-	return out, nil
+		return eachField(v, func(num protowire.Number, v []byte) error {
+			if num != graphNode {
+				return nil
+			}
+			return eachField(v, func(num protowire.Number, v []byte) error {
+				if num == nodeOpType {
+					ops[string(v)] = true
+				}
+				return nil
+			})
+		})
+	})
+	return ops, err
 }

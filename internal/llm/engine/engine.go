@@ -126,7 +126,7 @@ func Open(cfg Config) (*Engine, error) {
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
-	dims, err := onnx.DimNames(cfg.Path)
+	ops, err := onnx.OpTypes(cfg.Path)
 	if err != nil {
 		return nil, fmt.Errorf("engine: %w", err)
 	}
@@ -141,7 +141,7 @@ func Open(cfg Config) (*Engine, error) {
 		submit: make(chan *seq, 4096), wake: make(chan struct{}, 1), probe: make(chan chan kv.Stats),
 		stopped: make(chan struct{}), closed: make(chan struct{}),
 	}
-	if sharedKV(dims, sh) {
+	if sharedKV(ops) {
 		e.slots = newSlots(sh, cfg.MaxSeqs, cfg.ContextLength)
 	}
 	if err := e.probePosition(cfg.ContextLength - 1); err != nil {

@@ -46,14 +46,11 @@ func newSlots(sh shape, maxSeqs, ctxLen int) *slots {
 	return s
 }
 
-// sharedKV reports whether the model declares each layer's past and present with the
-// same sequence extent, which is how a model says they are one buffer (the Optimum
-// contract grows present by the step's tokens: past_sequence_length +
-// sequence_length).
-func sharedKV(dims map[string][]string, sh shape) bool {
-	past, present := dims[sh.pastNames[0]], dims[sh.presentNames[0]]
-	return len(past) == 4 && len(present) == 4 && past[2] != "" && past[2] == present[2]
-}
+// sharedKV reports whether the model attends with GroupQueryAttention, which takes
+// its rows right padded and its past and present as one buffer when they are bound
+// to the same memory: the slots' layout. (A model declaring the two alike is not
+// enough: an exporter may name both extents "sequence".)
+func sharedKV(ops map[string]bool) bool { return ops["GroupQueryAttention"] }
 
 // takeSlot gives s the lowest free slot and copies in the KV of its first
 // s.computed tokens (a prefix-cache hit) from its blocks.
