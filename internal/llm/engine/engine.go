@@ -252,10 +252,10 @@ func (e *Engine) poolStats(ctx context.Context) (kv.Stats, error) {
 // probePosition runs one token at position pos, so that a ContextLength past the
 // model's position table fails Open rather than every batch that reaches it.
 func (e *Engine) probePosition(pos int) error {
-	var b batch
 	if e.slots != nil {
 		return e.probeShared(pos)
 	}
+	var b batch
 	b.past = growAll(nil, 2*e.shape.layers, 0)
 	b.present = growAll(nil, 2*e.shape.layers, e.shape.heads*e.shape.headDim)
 	b.ids, b.pos, b.mask = []int64{0}, []int64{int64(pos)}, []int64{1}

@@ -341,8 +341,7 @@ func (e *Engine) probeShared(pos int) error {
 		{Name: "input_ids", Shape: []int64{1, 1}, I64: []int64{0}},
 		{Name: "position_ids", Shape: []int64{1, 1}, I64: []int64{int64(pos)}},
 		{Name: "attention_mask", Shape: []int64{1, 1}, I64: []int64{1}}}
-	logitRows := 1
-	out := []onnx.Buffer{{Name: "logits", Shape: []int64{1, int64(logitRows), int64(sh.vocab)}, F32: make([]float32, sh.vocab)}}
+	out := []onnx.Buffer{{Name: "logits", Shape: []int64{1, 1, int64(sh.vocab)}, F32: make([]float32, sh.vocab)}}
 	kvShape := []int64{1, int64(sh.heads), 1, int64(sh.headDim)}
 	for j := range sh.pastNames {
 		c := make([]float32, sh.heads*sh.headDim)

@@ -309,8 +309,8 @@ func (m *Monitor) Run(ctx context.Context) error {
 }
 
 // resampleEvery is how often the offered rate is measured. Rows are all kept until the
-// first measurement, so it is short: a burst of traffic to a model binned in full for a
-// second cost as much CPU as serving it (binning a row of 32 features ~10 µs).
+// first measurement, so it is short: measured every second, a burst of traffic to a
+// model was binned in full for its first two seconds.
 const resampleEvery = 100 * time.Millisecond
 
 // rateHalfLife is how fast the rate resample samples to falls when traffic does: it
