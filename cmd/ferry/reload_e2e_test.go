@@ -63,9 +63,10 @@ func TestReadinessWhileReloadFails(t *testing.T) {
 			writeFileAtomic(t, path, tc.broken)
 			waitFor(t, func() bool { return modelReason(t, ts) != "" })
 			serving(t, ts, "after the reload failed", tc.reason)
-			if !logs.has(`"level":"ERROR"`, `"model":"m"`, tc.reason) {
-				t.Errorf("the log has no error for model m naming %s", tc.reason)
-			}
+			// The repository logs the failure just after it updates the index.
+			waitUntil(t, 5*time.Second, "error for model m naming "+tc.reason+" in the log", func() bool {
+				return logs.has(`"level":"ERROR"`, `"model":"m"`, tc.reason)
+			})
 
 			writeFileAtomic(t, path, before)
 			waitFor(t, func() bool { return modelReason(t, ts) == "" })
