@@ -236,6 +236,9 @@ func (c *Controller) Run(ctx context.Context) error {
 	results := make(chan request)
 	rs, err := c.resume(bg, results)
 	if err != nil {
+		if ctx.Err() != nil {
+			return nil // stopped while starting: a clean stop, like one after start
+		}
 		return err
 	}
 	l := &loop{c: c, ctx: bg, results: results, rs: rs}

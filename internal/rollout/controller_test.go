@@ -386,6 +386,20 @@ func TestControllerPauseResumeAndObserver(t *testing.T) {
 
 // TestControllerStoreDown: while the store refuses writes, no change that raises the
 // candidate's traffic happens, but an abort still sends everything back at once.
+// TestControllerStoppedWhileStarting: a Run cancelled before it has read the store
+// is a clean stop, as one cancelled later is (a server told to stop at once).
+func TestControllerStoppedWhileStarting(t *testing.T) {
+	c, err := New(Config{Store: newMemStore(), Traffic: &routing{}, Models: &models{}, Meter: NewMeter()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	cancel()
+	if err := c.Run(ctx); err != nil {
+		t.Fatalf("Run cancelled before it started: %v, want nil", err)
+	}
+}
+
 func TestControllerStoreDown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		store := newMemStore()

@@ -39,7 +39,10 @@ func (m *memStore) SaveRollout(_ context.Context, ep string, status, event []byt
 	return nil
 }
 
-func (m *memStore) Rollouts(context.Context) (map[string][]byte, error) {
+func (m *memStore) Rollouts(ctx context.Context) (map[string][]byte, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err // as a database query does
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	return maps.Clone(m.statuses), nil
