@@ -201,6 +201,9 @@ func TestBinnerMatchesSearch(t *testing.T) {
 		for i := range 2000 {
 			probe = append(probe, edges[0]+(edges[len(edges)-1]-edges[0])*float64(i)/1999)
 		}
+		for _, e := range edges { // either side of every edge: where rounding of the cell index bites
+			probe = append(probe, math.Nextafter(e, math.Inf(-1)), math.Nextafter(e, math.Inf(1)))
+		}
 		for _, v := range probe {
 			if got, want := b.slot(v), slotBySearch(edges, v); got != want {
 				t.Fatalf("edges %v: slot(%v) = %d, want %d", edges, v, got, want)
