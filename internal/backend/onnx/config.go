@@ -141,13 +141,21 @@ func OptionsFromConfig(cfg *inference.ModelConfig, intraOpFlag int, arena bool) 
 	case 2:
 		o.Optimization = OptimizeNone
 	}
+	o.Config = SessionEntries(cfg)
+	return o, nil
+}
+
+// SessionEntries is a config's parameters named session.*: ONNX Runtime session config
+// entries, passed to the session as they are (nil when there are none).
+func SessionEntries(cfg *inference.ModelConfig) map[string]string {
+	var out map[string]string
 	for key := range cfg.GetParameters() {
 		if strings.HasPrefix(key, "session.") {
-			if o.Config == nil {
-				o.Config = map[string]string{}
+			if out == nil {
+				out = map[string]string{}
 			}
-			o.Config[key], _ = modelconfig.Param(cfg, key)
+			out[key], _ = modelconfig.Param(cfg, key)
 		}
 	}
-	return o, nil
+	return out
 }

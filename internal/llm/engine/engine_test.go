@@ -3,6 +3,7 @@ package engine
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 
@@ -183,5 +184,17 @@ func TestGreedySameUnderPressureWithSharedPrefixes(t *testing.T) {
 	}
 	if counterValue(t, m, "vllm:num_preemptions_total", nil) == 0 || counterValue(t, m, "vllm:prefix_cache_hits", nil) == 0 {
 		t.Error("the test meant to cause preemptions and prefix hits and caused none")
+	}
+}
+
+// TestSessionConfig: the engine's threads spin unless the model's config says
+// otherwise, and the model's other entries pass through.
+func TestSessionConfig(t *testing.T) {
+	if got := sessionConfig(nil); !maps.Equal(got, map[string]string{"session.intra_op.allow_spinning": "1"}) {
+		t.Errorf("default %v: want spinning on", got)
+	}
+	set := map[string]string{"session.intra_op.allow_spinning": "0", "session.intra_op.spin_duration_us": "100"}
+	if got := sessionConfig(set); !maps.Equal(got, set) {
+		t.Errorf("with %v: %v, want the model's entries", set, got)
 	}
 }

@@ -41,7 +41,7 @@ func Open(spec Spec, base engine.Config) (*Model, error) {
 	cfg := base
 	cfg.Model, cfg.Path, cfg.Threads, cfg.ContextLength = spec.Name, spec.ModelPath, spec.Threads, spec.ContextLength
 	cfg.BlockSize, cfg.CacheTokens, cfg.MaxSeqs, cfg.MaxBatchedTokens = spec.BlockSize, spec.CacheTokens, spec.MaxSeqs, spec.MaxBatchedTokens
-	cfg.PrefixCache, cfg.EOS = spec.PrefixCache, tok.EOS()
+	cfg.PrefixCache, cfg.EOS, cfg.SessionConfig = spec.PrefixCache, tok.EOS(), spec.SessionConfig
 	if cfg.Logger != nil {
 		cfg.Logger = cfg.Logger.With("version", spec.Version) // a model's versions run side by side
 	}

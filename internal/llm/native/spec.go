@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"strconv"
 
+	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/modelconfig"
 )
@@ -25,6 +26,9 @@ import (
 //	block_size              tokens per KV block (default 16)
 //	enable_prefix_caching   share the KV blocks of common prompt prefixes (default true)
 //	threads                 ONNX Runtime intra-op threads (default: every core)
+//	session.*               ONNX Runtime session config entries, as for V2 models; the engine's
+//	                        threads spin between operators unless session.intra_op.allow_spinning
+//	                        is "0"
 type Spec struct {
 	Name             string
 	Version          int64  // the version folder's number
@@ -39,6 +43,7 @@ type Spec struct {
 	BlockSize        int
 	PrefixCache      bool
 	Threads          int
+	SessionConfig    map[string]string // parameters named session.*: ONNX Runtime's session config
 }
 
 // Discover returns a Spec for every folder under root whose config names backend
@@ -115,6 +120,7 @@ func specOf(name, dir string, cfg *inference.ModelConfig) (Spec, error) {
 		}
 		*p.dst = n
 	}
+	s.SessionConfig = onnx.SessionEntries(cfg)
 	if s.PrefixCache, err = modelconfig.ParamBool(cfg, "enable_prefix_caching", true); err != nil {
 		errs = append(errs, err)
 	}

@@ -1,6 +1,7 @@
 package native
 
 import (
+	"maps"
 	"os"
 	"path/filepath"
 	"strings"
@@ -36,6 +37,7 @@ parameters { key: "tokenizer" value { string_value: "cl100k_base" } }
 parameters { key: "context_length" value { string_value: "2048" } }
 parameters { key: "max_num_seqs" value { string_value: "4" } }
 parameters { key: "enable_prefix_caching" value { string_value: "false" } }
+parameters { key: "session.intra_op.allow_spinning" value { string_value: "0" } }
 `, "1", "3", "2")
 	writeFolder(t, root, "mlp", `name: "mlp"
 platform: "onnxruntime_onnx"
@@ -57,7 +59,8 @@ parameters { key: "context_length" value { string_value: "64" } }
 	}
 	s := specs[0]
 	if s.Name != "chat" || s.Dir != filepath.Join(root, "chat", "3") || s.Tokenizer != "cl100k_base" || s.ChatTemplate != "plain" ||
-		s.ContextLength != 2048 || s.MaxSeqs != 4 || s.PrefixCache || s.BlockSize != 0 {
+		s.ContextLength != 2048 || s.MaxSeqs != 4 || s.PrefixCache || s.BlockSize != 0 ||
+		!maps.Equal(s.SessionConfig, map[string]string{"session.intra_op.allow_spinning": "0"}) {
 		t.Errorf("chat spec %+v", s)
 	}
 }
