@@ -27,13 +27,14 @@ const scanWidth = 4
 
 func newBinner(edges []float64) *binner {
 	nb := len(edges) - 1
-	b := &binner{edges: edges, lo: edges[0], hi: edges[nb]}
+	// One array holds edges and padding, so the two views share their cache lines.
+	padded := append(slices.Clip(edges), slices.Repeat([]float64{math.Inf(1)}, scanWidth)...)
+	b := &binner{edges: padded[: nb+1 : nb+1], padded: padded, lo: edges[0], hi: edges[nb]}
 	if b.hi <= b.lo || nb < 2 || !finite(b.hi-b.lo) {
 		return b // one (possibly zero-width) bin, or a range too wide for a grid: search
 	}
 	cells := nb * gridPerBin
 	b.scale = float64(cells) / (b.hi - b.lo)
-	b.padded = append(slices.Clip(edges), slices.Repeat([]float64{math.Inf(1)}, scanWidth)...)
 	b.first = make([]uint16, cells+1)
 	k := 0
 	for c := range b.first {

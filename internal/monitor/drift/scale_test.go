@@ -133,6 +133,39 @@ func BenchmarkBinRow(b *testing.B) {
 	}
 }
 
+// BenchmarkBinRowCold is BenchmarkBinRow as a server sees it: one-row records, 20
+// of them per drain (2000 rows/s drained every 10 ms), with 4 MiB of other work
+// between drains evicting the feature tables from the caches (not timed). Run it
+// with a fixed count, as the untimed work would stretch a timed one:
+//
+//	go test -run=NONE -bench=BinRowCold -benchtime=20000x ./internal/monitor/drift/
+func BenchmarkBinRowCold(b *testing.B) {
+	const perDrain = 20
+	other := make([]byte, 4<<20)
+	for _, f := range []int{16, 256} {
+		b.Run(strconv.Itoa(f)+"_features", func(b *testing.B) {
+			m, _ := New(Config{Window: WindowConfig{Count: 1 << 40}, Models: map[string]ModelConfig{"m": {}}}, nil)
+			m.SetBaseline("m", wideProfile(f, 2000))
+			md := m.model("m")
+			rng := rand.New(rand.NewPCG(1, 1))
+			bts := make([]*batch, 64)
+			for i := range bts {
+				bts[i] = new(batch)
+				bts[i].fill(md, md.plan.Load(), wideRecord(rng, 1, f))
+			}
+			n := 0
+			for b.Loop() {
+				md.ingest(m, bts[n%len(bts)])
+				if n++; n%perDrain == 0 {
+					b.StopTimer()
+					clear(other)
+					b.StartTimer()
+				}
+			}
+		})
+	}
+}
+
 // BenchmarkReport is the cost of comparing a closed window of 1000 rows with a
 // 2000-row baseline for 256 numeric features, by method.
 func BenchmarkReport(b *testing.B) {
