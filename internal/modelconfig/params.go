@@ -84,3 +84,19 @@ func ParamDuration(cfg *inference.ModelConfig, key string, def time.Duration, of
 	}
 	return def, ParamError(key, `must be a positive duration such as "2s", got %q`, v)
 }
+
+// SessionEntries is a config's parameters named session.*: ONNX Runtime session config
+// entries, which the ONNX backend and the LLM engine pass to their sessions as they
+// are (nil when there are none).
+func SessionEntries(cfg *inference.ModelConfig) map[string]string {
+	var out map[string]string
+	for key := range cfg.GetParameters() {
+		if strings.HasPrefix(key, "session.") {
+			if out == nil {
+				out = map[string]string{}
+			}
+			out[key], _ = Param(cfg, key)
+		}
+	}
+	return out
+}

@@ -6,7 +6,6 @@ import (
 	"log/slog"
 	"math"
 	"strconv"
-	"strings"
 
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/modelconfig"
@@ -141,21 +140,7 @@ func OptionsFromConfig(cfg *inference.ModelConfig, intraOpFlag int, arena bool) 
 	case 2:
 		o.Optimization = OptimizeNone
 	}
-	o.Config = SessionEntries(cfg)
+	o.Config = modelconfig.SessionEntries(cfg)
 	return o, nil
 }
 
-// SessionEntries is a config's parameters named session.*: ONNX Runtime session config
-// entries, passed to the session as they are (nil when there are none).
-func SessionEntries(cfg *inference.ModelConfig) map[string]string {
-	var out map[string]string
-	for key := range cfg.GetParameters() {
-		if strings.HasPrefix(key, "session.") {
-			if out == nil {
-				out = map[string]string{}
-			}
-			out[key], _ = modelconfig.Param(cfg, key)
-		}
-	}
-	return out
-}

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strconv"
 
-	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/modelconfig"
 )
@@ -120,7 +119,7 @@ func specOf(name, dir string, cfg *inference.ModelConfig) (Spec, error) {
 		}
 		*p.dst = n
 	}
-	s.SessionConfig = onnx.SessionEntries(cfg)
+	s.SessionConfig = modelconfig.SessionEntries(cfg)
 	if s.PrefixCache, err = modelconfig.ParamBool(cfg, "enable_prefix_caching", true); err != nil {
 		errs = append(errs, err)
 	}
