@@ -123,6 +123,9 @@ func intAt(b []byte, size int) int64 {
 // else must be a flat JSON object, which comes back as a row with numbers as
 // json.Number.
 func DecodeMessage(body []byte, limits core.Limits) (req *core.InferRequest, row Row, err error) {
+	if row, ok := flatRow(body); ok {
+		return nil, row, nil
+	}
 	dec := json.NewDecoder(bytes.NewReader(body))
 	dec.UseNumber()
 	if err := dec.Decode(&row); err != nil {

@@ -2,7 +2,6 @@ package stream
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"runtime"
@@ -202,7 +201,7 @@ func (p *Processor) outputRow(in lane.Row, names []*tensor.Tensor, outs []*tenso
 		}
 		row[names[j].Name] = v
 	}
-	b, err := json.Marshal(row)
+	b, err := lane.MarshalRow(row)
 	if err != nil {
 		return Result{Err: fmt.Errorf("encoding the output row: %w", err)}
 	}
