@@ -33,12 +33,12 @@ var flatRowCases = []struct {
 	{"{\"\t\":1}", false}, // a control character in a key: encoding/json refuses it
 	{`{}`, true},
 	{` {} `, true},
-	{`{"a":1,"a":2}`, true},          // the last wins, as in encoding/json
-	{`{"é":"ü"}`, true},              // UTF-8
-	{"{\"a\":\"\xff\"}", false},      // invalid UTF-8: encoding/json replaces it
-	{`{"a":"x\"y"}`, false},          // an escape
-	{`{"a":[1,2]}`, false},           // nested
-	{`{"a":{"b":1}}`, false},         // nested
+	{`{"a":1,"a":2}`, true},     // the last wins, as in encoding/json
+	{`{"é":"ü"}`, true},         // UTF-8
+	{"{\"a\":\"\xff\"}", false}, // invalid UTF-8: encoding/json replaces it
+	{`{"a":"x\"y"}`, false},     // an escape
+	{`{"a":[1,2]}`, false},      // nested
+	{`{"a":{"b":1}}`, false},    // nested
 	{`{"inputs":[{"name":"x"}]}`, false},
 	{`{"a":01}`, false},
 	{`{"a":1.}`, false},

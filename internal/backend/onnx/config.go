@@ -143,4 +143,3 @@ func OptionsFromConfig(cfg *inference.ModelConfig, intraOpFlag int, arena bool) 
 	o.Config = modelconfig.SessionEntries(cfg)
 	return o, nil
 }
-
