@@ -15,22 +15,20 @@ import (
 
 // Config configures an Engine. Model, Path, Runtime and ContextLength are required.
 type Config struct {
-	Model   string        // the model_name label
-	Path    string        // model.onnx in the Optimum decoder layout
-	Runtime *onnx.Runtime // one per process; the caller owns it
-	Threads int           // ONNX Runtime intra-op threads, 0 = all cores
-	// SessionConfig holds ONNX Runtime session config entries, over the engine's
-	// defaults (sessionConfig).
-	SessionConfig    map[string]string
-	ContextLength    int // max positions (prompt + output); required
-	BlockSize        int // tokens per KV block; default 16
-	CacheTokens      int // KV budget in tokens; default ContextLength * MaxSeqs
-	MaxSeqs          int // sequences in one step (vLLM max_num_seqs); default 8
-	MaxBatchedTokens int // token budget per step (decodes first, then prefill chunks); default 512
+	Model            string        // the model_name label
+	Path             string        // model.onnx in the Optimum decoder layout
+	Runtime          *onnx.Runtime // one per process; the caller owns it
+	Threads          int           // ONNX Runtime intra-op threads, 0 = all cores
+	ContextLength    int           // max positions (prompt + output); required
+	BlockSize        int           // tokens per KV block; default 16
+	CacheTokens      int           // KV budget in tokens; default ContextLength * MaxSeqs
+	MaxSeqs          int           // sequences in one step (vLLM max_num_seqs); default 8
+	MaxBatchedTokens int           // token budget per step (decodes first, then prefill chunks); default 512
 	PrefixCache      bool
 	EOS              int // -1: none
 	Logger           *slog.Logger
-	Metrics          *Metrics // nil: not counted
+	Metrics          *Metrics          // nil: not counted
+	SessionConfig    map[string]string // ONNX Runtime session config entries, over the engine's (sessionConfig)
 }
 
 // withDefaults fills the zero fields and checks the rest, naming every bad field.
