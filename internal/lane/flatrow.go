@@ -157,22 +157,17 @@ func MarshalRow(row map[string]any) ([]byte, error) {
 		keys = append(keys, k)
 	}
 	slices.Sort(keys)
-	b := make([]byte, 0, 32*len(row)+2)
-	b = append(b, '{')
-	for i, k := range keys {
-		if i > 0 {
-			b = append(b, ',')
+	b, ok := appendJSONList(make([]byte, 0, 32*len(row)+2), '{', '}', keys, func(b []byte, k string) ([]byte, bool) {
+		b, ok := appendSimpleString(b, k)
+		if !ok {
+			return b, false
 		}
-		var ok bool
-		if b, ok = appendSimpleString(b, k); !ok {
-			return json.Marshal(row)
-		}
-		b = append(b, ':')
-		if b, ok = appendJSONValue(b, row[k]); !ok {
-			return json.Marshal(row)
-		}
+		return appendJSONValue(append(b, ':'), row[k])
+	})
+	if !ok {
+		return json.Marshal(row)
 	}
-	return append(b, '}'), nil
+	return b, nil
 }
 
 // appendSimpleString appends s quoted when nothing in it needs escaping by
@@ -234,7 +229,12 @@ func appendJSONSlice[T any](b []byte, xs []T, each func([]byte, T) ([]byte, bool
 	if xs == nil {
 		return append(b, "null"...), true
 	}
-	b = append(b, '[')
+	return appendJSONList(b, '[', ']', xs, each)
+}
+
+// appendJSONList appends xs between opening and closing, separated by commas.
+func appendJSONList[T any](b []byte, opening, closing byte, xs []T, each func([]byte, T) ([]byte, bool)) ([]byte, bool) {
+	b = append(b, opening)
 	for i, x := range xs {
 		if i > 0 {
 			b = append(b, ',')
@@ -244,7 +244,7 @@ func appendJSONSlice[T any](b []byte, xs []T, each func([]byte, T) ([]byte, bool
 			return b, false
 		}
 	}
-	return append(b, ']'), true
+	return append(b, closing), true
 }
 
 // appendJSONFloat writes f as encoding/json does: the shortest decimal that reads back
