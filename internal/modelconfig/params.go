@@ -87,16 +87,37 @@ func ParamDuration(cfg *inference.ModelConfig, key string, def time.Duration, of
 
 // SessionEntries is a config's parameters named session.*: ONNX Runtime session config
 // entries, which the ONNX backend and the LLM engine pass to their sessions as they
-// are (nil when there are none).
-func SessionEntries(cfg *inference.ModelConfig) map[string]string {
+// are (nil when there are none). ONNX Runtime reads its on/off entries as "1" or not,
+// so "true" would silently mean off: those take what ParamBool takes, written as "1"
+// or "0", and anything else is an error naming the parameter.
+func SessionEntries(cfg *inference.ModelConfig) (map[string]string, error) {
 	var out map[string]string
 	for key := range cfg.GetParameters() {
-		if strings.HasPrefix(key, "session.") {
-			if out == nil {
-				out = map[string]string{}
-			}
-			out[key], _ = Param(cfg, key)
+		if !strings.HasPrefix(key, "session.") {
+			continue
 		}
+		if out == nil {
+			out = map[string]string{}
+		}
+		v, _ := Param(cfg, key)
+		if sessionFlags[key] {
+			b, err := ParamBool(cfg, key, false)
+			if err != nil {
+				return nil, err
+			}
+			v = "0"
+			if b {
+				v = "1"
+			}
+		}
+		out[key] = v
 	}
-	return out
+	return out, nil
+}
+
+// sessionFlags are the ONNX Runtime session entries that are "1" or "0".
+var sessionFlags = map[string]bool{
+	"session.intra_op.allow_spinning": true,
+	"session.inter_op.allow_spinning": true,
+	"session.disable_prepacking":      true,
 }

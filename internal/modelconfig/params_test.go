@@ -2,6 +2,7 @@ package modelconfig
 
 import (
 	"errors"
+	"maps"
 	"math"
 	"testing"
 	"time"
@@ -97,4 +98,21 @@ func TestParamDuration(t *testing.T) {
 		got, err := ParamDuration(cfg, "p", time.Second, tc.offOK)
 		checkParam(t, "ParamDuration("+tc.value+")", got, err, tc.want, tc.wantErr)
 	}
+}
+
+// TestSessionEntries: session.* parameters pass as they are, except ONNX Runtime's
+// on/off entries, which read "1" as on and anything else as off: those are written
+// as "1" or "0" from what ParamBool takes, and refused otherwise.
+func TestSessionEntries(t *testing.T) {
+	got, err := SessionEntries(paramCfg("session.intra_op.allow_spinning", "true", "session.inter_op.allow_spinning", " 0 ",
+		"session.intra_op.spin_duration_us", "100", "threads", "2"))
+	want := map[string]string{"session.intra_op.allow_spinning": "1", "session.inter_op.allow_spinning": "0", "session.intra_op.spin_duration_us": "100"}
+	if err != nil || !maps.Equal(got, want) {
+		t.Errorf("SessionEntries = %v, %v; want %v", got, err, want)
+	}
+	if got, err := SessionEntries(paramCfg("threads", "2")); got != nil || err != nil {
+		t.Errorf("SessionEntries with no session.* = %v, %v; want nil", got, err)
+	}
+	_, err = SessionEntries(paramCfg("session.intra_op.allow_spinning", "yes please"))
+	checkParam(t, "SessionEntries(yes please)", 0, err, 0, `parameters["session.intra_op.allow_spinning"]: must be true or false (or 1 or 0), got "yes please"`)
 }

@@ -140,6 +140,6 @@ func OptionsFromConfig(cfg *inference.ModelConfig, intraOpFlag int, arena bool) 
 	case 2:
 		o.Optimization = OptimizeNone
 	}
-	o.Config = modelconfig.SessionEntries(cfg)
-	return o, nil
+	o.Config, err = modelconfig.SessionEntries(cfg)
+	return o, err
 }

@@ -50,6 +50,9 @@ func TestONNXOptionsReadTritonParameters(t *testing.T) {
 		{name: "negative threads", config: params("inter_op_thread_count", "-1"), wantErr: `parameters["inter_op_thread_count"]: must be a whole number >= 0, got "-1"`},
 		{name: "unknown mode", config: params("execution_mode", "2"), wantErr: `parameters["execution_mode"]: must be 0 (sequential) or 1 (parallel), got "2"`},
 		{name: "arena not a flag", config: params("enable_mem_arena", "yes"), wantErr: `parameters["enable_mem_arena"]: must be true or false (or 1 or 0), got "yes"`},
+		{name: "spinning as ONNX Runtime reads it", config: params("intra_op_thread_count", "1", "session.intra_op.allow_spinning", "true"),
+			want: SessionOptions{IntraOpThreads: 1, Config: map[string]string{"session.intra_op.allow_spinning": "1"}}},
+		{name: "spinning not a flag", config: params("session.intra_op.allow_spinning", "on"), wantErr: `parameters["session.intra_op.allow_spinning"]: must be true or false (or 1 or 0), got "on"`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			cfg, err := modelconfig.Parse([]byte(tc.config))

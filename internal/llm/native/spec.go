@@ -119,7 +119,9 @@ func specOf(name, dir string, cfg *inference.ModelConfig) (Spec, error) {
 		}
 		*p.dst = n
 	}
-	s.SessionConfig = modelconfig.SessionEntries(cfg)
+	if s.SessionConfig, err = modelconfig.SessionEntries(cfg); err != nil {
+		errs = append(errs, err)
+	}
 	if s.PrefixCache, err = modelconfig.ParamBool(cfg, "enable_prefix_caching", true); err != nil {
 		errs = append(errs, err)
 	}

@@ -44,12 +44,13 @@ platform: "onnxruntime_onnx"
 `, "1")
 	writeFolder(t, root, "broken", `backend: "llm"
 parameters { key: "max_num_seqs" value { string_value: "many" } }
+parameters { key: "session.intra_op.allow_spinning" value { string_value: "yes please" } }
 `, "1")
 	writeFolder(t, root, "noversion", `backend: "llm"
 parameters { key: "context_length" value { string_value: "64" } }
 `)
 	specs, err := Discover(root)
-	for _, want := range []string{`"broken"`, `parameters["context_length"]`, `parameters["max_num_seqs"]`, `"many"`, `"noversion"`, "no numeric version folder"} {
+	for _, want := range []string{`"broken"`, `parameters["context_length"]`, `parameters["max_num_seqs"]`, `"many"`, `parameters["session.intra_op.allow_spinning"]`, `"noversion"`, "no numeric version folder"} {
 		if err == nil || !strings.Contains(err.Error(), want) {
 			t.Errorf("Discover error %v: want it to name %s", err, want)
 		}
