@@ -269,6 +269,9 @@ func TestLLMFailingCandidateRollsBack(t *testing.T) {
 		t.Fatalf("failing candidate: rollout %s (%s) with %v, want aborted with 1 at 100", st.State, st.Reason, st.Weights)
 	}
 	t.Logf("rolled back: %s", st.Reason)
+	// Answers are counted from 50 ms after the rollback (requests already routed may
+	// still reach the candidate); thirty answers can all come sooner than that.
+	time.Sleep(time.Until(stable.Add(50 * time.Millisecond)))
 	tr.waitAnswers(t, 30)
 	as := tr.end()
 	_, failed := answersBy(as)
