@@ -28,11 +28,11 @@ type Config struct {
 	// Queue is how many records may wait for the binning goroutine; more are dropped
 	// and counted (1024 when 0).
 	Queue int `json:"queue,omitempty"`
-	// MaxRowsPerSecond bounds the rows of one model binned per second: past it, rows
-	// are sampled uniformly at random at the rate that keeps to it (measured every
-	// second), and counted as sampled out. A window by count then takes longer to
-	// fill, never more CPU: binning a 256-feature row costs ~5-25 µs, as much as
-	// serving it. Default 2000; -1: every row.
+	// MaxRowsPerSecond bounds the rows of one model binned per second: a burst of up
+	// to that many rows is binned whole, and past it rows are kept at that rate,
+	// evenly in time, the others counted as sampled out. A window by count then takes
+	// longer to fill, never more CPU: binning a 256-feature row costs ~4-25 µs, as
+	// much as serving it. Default 2000; -1: every row.
 	MaxRowsPerSecond int64 `json:"max_rows_per_second,omitempty"`
 	// Models to watch; a model absent here is not watched.
 	Models map[string]ModelConfig `json:"models"`

@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"log/slog"
 	"maps"
-	"math"
-	"math/rand/v2"
 	"slices"
 	"sort"
 	"sync"
@@ -35,6 +33,7 @@ type Monitor struct {
 	free    freeList    // empty batches for Finished
 	work    chan *batch // filled batches for Run; holds every batch, so a send never blocks
 	now     func() time.Time
+	epoch   time.Time // the rows-per-second bound's zero (model.due)
 	closed  atomic.Bool
 	done    chan struct{} // closed by Close
 }
@@ -58,11 +57,12 @@ type model struct {
 	dropped atomic.Uint64 // rows dropped because the queue was full
 	shadow  atomic.Uint64 // shadow-copy records skipped
 	failed  atomic.Uint64 // failed records skipped
-	// seen counts the rows offered since the last resample; a record is sampled out
-	// when a random draw is below skip (0: every row is kept); sampledOut counts them.
-	seen, skip, sampledOut atomic.Uint64
-	rateAt                 time.Time // the last resample; Run's goroutine only
-	rate                   float64   // the rate resample samples to; Run's goroutine only
+	// due is the rows-per-second bound's clock (the generic cell rate algorithm): the
+	// monotonic time, in ns since the Monitor's epoch, at which the rows kept so far
+	// are paid for. A row is kept when that is at most a second ahead; sampledOut
+	// counts the others.
+	due        atomic.Int64
+	sampledOut atomic.Uint64
 
 	mu        sync.Mutex
 	cur, last *window
@@ -83,7 +83,7 @@ func New(cfg Config, log *slog.Logger) (*Monitor, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m := &Monitor{cfg: cfg, log: log, now: time.Now,
+	m := &Monitor{cfg: cfg, log: log, now: time.Now, epoch: time.Now(),
 		work: make(chan *batch, cfg.Queue), done: make(chan struct{})}
 	for range cfg.Queue {
 		m.free.put(new(batch))
@@ -178,8 +178,7 @@ func (m *Monitor) Finished(r *core.Record) {
 		return
 	}
 	rows := uint64(max(r.Items, 1))
-	md.seen.Add(rows)
-	if skip := md.skip.Load(); skip > 0 && rand.Uint64() < skip {
+	if !md.admit(m.cfg.MaxRowsPerSecond, int64(m.now().Sub(m.epoch)), rows) {
 		md.sampledOut.Add(rows)
 		return
 	}
@@ -276,8 +275,6 @@ func (m *Monitor) Run(ctx context.Context) error {
 	defer t.Stop()
 	poll := time.NewTicker(pollEvery)
 	defer poll.Stop()
-	rs := time.NewTicker(resampleEvery)
-	defer rs.Stop()
 	for idle := 0; ; {
 		if idle = idle + 1; m.drain() > 0 {
 			idle = 0
@@ -295,11 +292,6 @@ func (m *Monitor) Run(ctx context.Context) error {
 			m.ingest(b)
 			idle = 0
 		case <-polled:
-		case <-rs.C:
-			now := m.now()
-			for _, md := range m.watched.Load().byName {
-				md.resample(now, m.cfg.MaxRowsPerSecond)
-			}
 		case <-t.C:
 			for _, md := range m.watched.Load().byName {
 				md.tick(m)
@@ -308,36 +300,26 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 }
 
-// resampleEvery is how often the offered rate is measured. Rows are all kept until the
-// first measurement, so it is short: measured every second, a burst of traffic to a
-// model was binned in full for its first two seconds.
-const resampleEvery = 100 * time.Millisecond
-
-// rateHalfLife is how fast the rate resample samples to falls when traffic does: it
-// rises at once to a burst, but a lull of a few intervals does not reset it, or every
-// burst after one would start unsampled.
-const rateHalfLife = 500 * time.Millisecond
-
-// resample sets the share of rows sampled out from the rate offered since the last
-// call, so that about limit rows a second are kept (limit < 0: all of them).
-func (md *model) resample(now time.Time, limit int64) {
-	if md.rateAt.IsZero() {
-		md.rateAt = now
-		md.seen.Store(0)
-		return
+// admit keeps rows (a record's) within limit rows a second (limit < 0: all of them),
+// as a bucket of one second's rows refilled at limit a second: a burst under a
+// second's budget is kept whole, a sustained rate past it keeps limit rows a second,
+// spread evenly in time. A record of more rows than a second holds is kept when the
+// bucket is full. now is monotonic ns.
+func (md *model) admit(limit, now int64, rows uint64) bool {
+	if limit < 0 {
+		return true
 	}
-	el := now.Sub(md.rateAt).Seconds()
-	if el < resampleEvery.Seconds()/2 {
-		return
+	cost := int64(rows) * int64(time.Second) / max(limit, 1)
+	for {
+		due := md.due.Load()
+		from := max(due, now)
+		if from > now && from+cost-now > int64(time.Second) {
+			return false
+		}
+		if md.due.CompareAndSwap(due, from+cost) {
+			return true
+		}
 	}
-	md.rate = max(float64(md.seen.Swap(0))/el, md.rate*math.Exp2(-el/rateHalfLife.Seconds()))
-	md.rateAt = now
-	rate := md.rate
-	if limit < 0 || rate <= float64(limit) {
-		md.skip.Store(0)
-		return
-	}
-	md.skip.Store(uint64(min((1-float64(limit)/rate)*math.MaxUint64, math.MaxUint64-4096))) // the float rounds up past 2^64 near 1
 }
 
 // drain bins every queued record and says how many there were.

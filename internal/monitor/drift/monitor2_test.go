@@ -22,7 +22,7 @@ import (
 func TestReferenceWindowBecomesBaseline(t *testing.T) {
 	rng := rand.New(rand.NewPCG(5, 6))
 	synctest.Test(t, func(t *testing.T) {
-		m, err := New(Config{Window: WindowConfig{Count: 1000}, Models: map[string]ModelConfig{
+		m, err := New(Config{Window: WindowConfig{Count: 1000}, MaxRowsPerSecond: -1, Models: map[string]ModelConfig{
 			"m": {ReferenceWindow: &WindowConfig{Count: 3000}, Names: map[string][]string{"x": {"a", "b"}}}}}, nil)
 		if err != nil {
 			t.Fatal(err)

@@ -114,7 +114,7 @@ func TestMonitorDetectsShift(t *testing.T) {
 	rng := rand.New(rand.NewPCG(7, 8))
 	base := baselineFile(t, gen(rng, 5000, 0, []string{"a", "b", "c"}))
 	synctest.Test(t, func(t *testing.T) {
-		m, err := New(Config{Window: WindowConfig{Count: 2000}, Models: map[string]ModelConfig{
+		m, err := New(Config{Window: WindowConfig{Count: 2000}, MaxRowsPerSecond: -1, Models: map[string]ModelConfig{
 			"iris": {Baseline: &BaselineSource{Path: base}},
 		}}, nil)
 		if err != nil {
@@ -292,7 +292,7 @@ func TestKSLargeWindowIsAsymptotic(t *testing.T) {
 		t.Fatal(err)
 	}
 	synctest.Test(t, func(t *testing.T) {
-		m, _ := New(Config{Window: WindowConfig{Count: 12000}, Models: map[string]ModelConfig{
+		m, _ := New(Config{Window: WindowConfig{Count: 12000}, MaxRowsPerSecond: -1, Models: map[string]ModelConfig{
 			"m": {Features: map[string]FeatureConfig{"x[0]": {Method: "ks"}}}}}, nil)
 		m.SetBaseline("m", p)
 		run(t, m)
@@ -362,9 +362,40 @@ func TestUploadStartsWatching(t *testing.T) {
 	})
 }
 
+// TestBurstsUnderTheBoundAreKept: bursts of traffic that stay under
+// max_rows_per_second in every second are binned whole, however fast each comes (the
+// README's drift walkthrough sends 1000 requests in ~60 ms, twice, a second apart).
+func TestBurstsUnderTheBoundAreKept(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		m, err := New(Config{Window: WindowConfig{Count: 100_000}, MaxRowsPerSecond: 2000, Models: map[string]ModelConfig{"m": {}}}, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rng := rand.New(rand.NewPCG(5, 5))
+		p, _ := ProfileFromCSV(strings.NewReader(csvOf(gen(rng, 500, 0, []string{"a"}))), ProfileOptions{})
+		m.SetBaseline("m", p)
+		run(t, m)
+		burst := func() { // 1000 one-row records over 60 ms
+			for i := range 1000 {
+				m.Finished(record("m", gen(rng, 1, 0, []string{"a"})))
+				if i%50 == 49 {
+					time.Sleep(3 * time.Millisecond)
+				}
+			}
+			settle()
+		}
+		burst()
+		time.Sleep(300 * time.Millisecond)
+		burst()
+		if r, _ := m.ReportCurrent("m"); r.Rows != 2000 || r.SampledOut != 0 {
+			t.Fatalf("two bursts of 1000 rows 0.3 s apart under a bound of 2000 a second: %d rows kept, %d sampled out; want all kept", r.Rows, r.SampledOut)
+		}
+	})
+}
+
 // TestRowsPerSecondAreCapped: a model offered ten times its max_rows_per_second keeps
-// about a tenth of the rows once the rate is measured (every resampleEvery, the first
-// time after at most two), and counts the rest.
+// a second's budget and then that rate (about 200 + 200 rows of the first second's
+// 2000, 200 of the second's), and counts the rest.
 func TestRowsPerSecondAreCapped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		m, err := New(Config{Window: WindowConfig{Count: 100_000}, MaxRowsPerSecond: 200, Models: map[string]ModelConfig{"m": {}}}, nil)
@@ -382,15 +413,15 @@ func TestRowsPerSecondAreCapped(t *testing.T) {
 			}
 			settle()
 		}
-		second() // every row kept until the rate is measured, then a tenth
+		second() // the bucket's 200 rows, then 200 a second
 		r1, _ := m.ReportCurrent("m")
 		second()
 		r2, _ := m.ReportCurrent("m")
 		t.Logf("rows kept: first second %d, second second %d", r1.Rows, r2.Rows-r1.Rows)
-		if first := r1.Rows; first < 200 || first > 700 {
-			t.Errorf("first second: %d of 2000 rows kept, want the first 100-200 ms' (200-400) and a tenth of the rest", first)
+		if first := r1.Rows; first < 350 || first > 450 {
+			t.Errorf("first second: %d of 2000 rows kept, want a second's budget and a second's rate (about 400)", first)
 		}
-		if kept := r2.Rows - r1.Rows; r2.Rows+int64(r2.SampledOut) != 4000 || kept < 100 || kept > 400 {
+		if kept := r2.Rows - r1.Rows; r2.Rows+int64(r2.SampledOut) != 4000 || kept < 180 || kept > 220 {
 			t.Fatalf("rows %d, sampled out %d: in the second second %d of 2000 rows kept, want about 200", r2.Rows, r2.SampledOut, kept)
 		}
 	})

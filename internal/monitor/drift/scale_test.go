@@ -56,7 +56,7 @@ func TestStateSizeIsConstant(t *testing.T) {
 		recs[i] = wideRecord(rng, perRecord, features)
 	}
 	synctest.Test(t, func(t *testing.T) {
-		m, _ := New(Config{Window: WindowConfig{Count: 10000}, Models: map[string]ModelConfig{"m": {}}}, nil)
+		m, _ := New(Config{Window: WindowConfig{Count: 10000}, MaxRowsPerSecond: -1, Models: map[string]ModelConfig{"m": {}}}, nil)
 		m.SetBaseline("m", p)
 		run(t, m)
 		var first int
