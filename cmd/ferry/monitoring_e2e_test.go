@@ -136,7 +136,6 @@ inference_log:
   dir: %s
 drift:
   window: {count: %d}
-  max_rows_per_second: -1
   models:
     tabular:
       baseline: {path: %s}
