@@ -178,7 +178,7 @@ func (m *Monitor) Finished(r *core.Record) {
 		return
 	}
 	rows := uint64(max(r.Items, 1))
-	if !md.admit(m.cfg.MaxRowsPerSecond, int64(m.now().Sub(m.epoch)), rows) {
+	if limit := m.cfg.MaxRowsPerSecond; limit >= 0 && !md.admit(limit, int64(m.now().Sub(m.epoch)), rows) {
 		md.sampledOut.Add(rows)
 		return
 	}
@@ -300,15 +300,12 @@ func (m *Monitor) Run(ctx context.Context) error {
 	}
 }
 
-// admit keeps rows (a record's) within limit rows a second (limit < 0: all of them),
-// as a bucket of one second's rows refilled at limit a second: a burst under a
-// second's budget is kept whole, a sustained rate past it keeps limit rows a second,
-// spread evenly in time. A record of more rows than a second holds is kept when the
-// bucket is full. now is monotonic ns.
+// admit keeps rows (a record's) within limit rows a second, as a bucket of one
+// second's rows refilled at limit a second: a burst under a second's budget is kept
+// whole, a sustained rate past it keeps limit rows a second, spread evenly in time. A
+// record of more rows than a second holds is kept when the bucket is full. now is
+// monotonic ns.
 func (md *model) admit(limit, now int64, rows uint64) bool {
-	if limit < 0 {
-		return true
-	}
 	cost := int64(rows) * int64(time.Second) / max(limit, 1)
 	for {
 		due := md.due.Load()
