@@ -39,7 +39,7 @@ type fakeBackend struct {
 	mu        sync.Mutex
 	last      *llm.Request
 	lastEmbed *llm.EmbedRequest
-	// hangStarted receives when hangModel's Generate began; hangEnded when it saw its
+	// hangStarted receives when hangModel has emitted its first delta; hangEnded when it saw its
 	// context end, and what its next emit returned.
 	hangStarted chan struct{}
 	hangEnded   chan hangEnd
@@ -101,12 +101,14 @@ func (f *fakeBackend) Generate(ctx context.Context, req *llm.Request, emit func(
 		}
 		return llm.Usage{}, fmt.Errorf("engine: %s", secret)
 	case hangModel:
+		if err := emit(llm.Delta{Role: "assistant", Text: "Hel"}); err != nil {
+			return llm.Usage{}, err
+		}
+		// Only now: a client that left on hangStarted before this first emit made it
+		// fail, and the model returned without reporting hangEnded (1 run in ~200).
 		select {
 		case f.hangStarted <- struct{}{}:
 		default:
-		}
-		if err := emit(llm.Delta{Role: "assistant", Text: "Hel"}); err != nil {
-			return llm.Usage{}, err
 		}
 		<-ctx.Done()
 		end := hangEnd{at: time.Now(), emitErr: emit(llm.Delta{Text: "lo"})} // must fail: the client left
