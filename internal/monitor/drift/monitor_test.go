@@ -362,19 +362,27 @@ func TestUploadStartsWatching(t *testing.T) {
 	})
 }
 
+// boundedMonitor runs a monitor of model "m" (one feature, "a") under a rows-per-second
+// bound, with the random source that made its baseline.
+func boundedMonitor(t *testing.T, limit int64, seed uint64) (*Monitor, *rand.Rand) {
+	t.Helper()
+	m, err := New(Config{Window: WindowConfig{Count: 100_000}, MaxRowsPerSecond: limit, Models: map[string]ModelConfig{"m": {}}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(seed, seed))
+	p, _ := ProfileFromCSV(strings.NewReader(csvOf(gen(rng, 500, 0, []string{"a"}))), ProfileOptions{})
+	m.SetBaseline("m", p)
+	run(t, m)
+	return m, rng
+}
+
 // TestBurstsUnderTheBoundAreKept: bursts of traffic that stay under
 // max_rows_per_second in every second are binned whole, however fast each comes (the
 // README's drift walkthrough sends 1000 requests in ~60 ms, twice, a second apart).
 func TestBurstsUnderTheBoundAreKept(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		m, err := New(Config{Window: WindowConfig{Count: 100_000}, MaxRowsPerSecond: 2000, Models: map[string]ModelConfig{"m": {}}}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rng := rand.New(rand.NewPCG(5, 5))
-		p, _ := ProfileFromCSV(strings.NewReader(csvOf(gen(rng, 500, 0, []string{"a"}))), ProfileOptions{})
-		m.SetBaseline("m", p)
-		run(t, m)
+		m, rng := boundedMonitor(t, 2000, 5)
 		burst := func() { // 1000 one-row records over 60 ms
 			for i := range 1000 {
 				m.Finished(record("m", gen(rng, 1, 0, []string{"a"})))
@@ -398,14 +406,7 @@ func TestBurstsUnderTheBoundAreKept(t *testing.T) {
 // 2000, 200 of the second's), and counts the rest.
 func TestRowsPerSecondAreCapped(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		m, err := New(Config{Window: WindowConfig{Count: 100_000}, MaxRowsPerSecond: 200, Models: map[string]ModelConfig{"m": {}}}, nil)
-		if err != nil {
-			t.Fatal(err)
-		}
-		rng := rand.New(rand.NewPCG(3, 3))
-		p, _ := ProfileFromCSV(strings.NewReader(csvOf(gen(rng, 500, 0, []string{"a"}))), ProfileOptions{})
-		m.SetBaseline("m", p)
-		run(t, m)
+		m, rng := boundedMonitor(t, 200, 3)
 		second := func() { // 2000 rows over one second, in records of 10
 			for range 200 {
 				m.Finished(record("m", gen(rng, 10, 0, []string{"a"})))
