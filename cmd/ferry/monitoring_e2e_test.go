@@ -356,3 +356,64 @@ func b2i(b bool) int {
 	}
 	return 0
 }
+
+// TestREADMEMonitoringWalkthrough is README.md's "Watch models in production" with its
+// own configuration, examples/monitoring.yaml (its .ferry-data paths moved to a
+// temporary folder): a training sample uploaded as the baseline, 1000 requests like it
+// at full speed (no drift, the alert inactive), then 1000 shifted ones (drift, the
+// alert firing, the retraining command run). The drift monitor's default row bound
+// applies, as it does for a reader; a bound that sampled such bursts away (stop 20's)
+// broke the README and no test saw it.
+func TestREADMEMonitoringWalkthrough(t *testing.T) {
+	repo := t.TempDir()
+	writeModel(t, repo, "tabular", 1, onnxgen.Tabular(1), tabularTestConfig)
+	dir := t.TempDir()
+	cfg, err := os.ReadFile(filepath.Join("..", "..", "examples", "monitoring.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(dir, "monitoring.yaml")
+	if err := os.WriteFile(file, bytes.ReplaceAll(cfg, []byte(".ferry-data/"), []byte(dir+"/")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ts := startServer(t, repo, withMonitoring(file))
+	rng := rand.New(rand.NewPCG(21, 21))
+	if code, _, body := httpDo(t, http.MethodPut, ts.URL+"/api/v1/drift/tabular/baseline", "text/csv",
+		strings.NewReader(tabularCSV(tabularRows(rng, 5000, 0)))); code != http.StatusOK {
+		t.Fatalf("baseline upload: %d %s", code, body)
+	}
+	alertState := func() string {
+		_, _, body := httpDo(t, http.MethodGet, ts.URL+"/api/v1/alerts", "", nil)
+		var rules []struct{ State string }
+		if err := json.Unmarshal(body, &rules); err != nil || len(rules) != 1 {
+			t.Fatalf("alerts: %s (%v)", body, err)
+		}
+		return rules[0].State
+	}
+
+	sendTabular(t, ts, "calm", tabularRows(rng, 1000, 0))
+	rep := driftReport(t, ts, func(r drift.Report) bool { return r.Rows == 500 && r.Status == drift.StatusOK })
+	if rep.DatasetDrift || alertState() != "inactive" {
+		t.Fatalf("traffic like the training data: dataset drift %v, alert %s; want neither", rep.DatasetDrift, alertState())
+	}
+
+	time.Sleep(500 * time.Millisecond) // a reader's next command
+	sendTabular(t, ts, "shifted", tabularRows(rng, 1000, 1))
+	driftReport(t, ts, func(r drift.Report) bool { return r.DatasetDrift })
+	waitUntil(t, 15*time.Second, "the alert firing", func() bool { return alertState() == "firing" })
+	waitUntil(t, 15*time.Second, "the retraining request", func() bool {
+		b, err := os.ReadFile(filepath.Join(dir, "retrain-request.json"))
+		return err == nil && bytes.Contains(b, []byte(`"data_uri":"`))
+	})
+	if r, _ := driftReportNow(t, ts); r.SampledOut != 0 {
+		t.Errorf("%d rows sampled out of two 1000-request bursts; the default bound should keep them", r.SampledOut)
+	}
+}
+
+// driftReportNow is the model's report as it stands.
+func driftReportNow(t *testing.T, ts *testServer) (drift.Report, error) {
+	t.Helper()
+	var rep drift.Report
+	_, _, body := httpDo(t, http.MethodGet, ts.URL+"/api/v1/drift/tabular", "", nil)
+	return rep, json.Unmarshal(body, &rep)
+}
