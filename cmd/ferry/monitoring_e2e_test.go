@@ -405,15 +405,7 @@ func TestREADMEMonitoringWalkthrough(t *testing.T) {
 		b, err := os.ReadFile(filepath.Join(dir, "retrain-request.json"))
 		return err == nil && bytes.Contains(b, []byte(`"data_uri":"`))
 	})
-	if r, _ := driftReportNow(t, ts); r.SampledOut != 0 {
+	if r := driftReport(t, ts, func(drift.Report) bool { return true }); r.SampledOut != 0 {
 		t.Errorf("%d rows sampled out of two 1000-request bursts; the default bound should keep them", r.SampledOut)
 	}
-}
-
-// driftReportNow is the model's report as it stands.
-func driftReportNow(t *testing.T, ts *testServer) (drift.Report, error) {
-	t.Helper()
-	var rep drift.Report
-	_, _, body := httpDo(t, http.MethodGet, ts.URL+"/api/v1/drift/tabular", "", nil)
-	return rep, json.Unmarshal(body, &rep)
 }
