@@ -401,12 +401,11 @@ func (l *lanes) start(ctx context.Context, c *core.Server, s consumerSpec) (func
 	if err != nil {
 		return nil, err
 	}
-	log := l.log.With("consumer", s.Name)
 	var run func(context.Context) error
 	var src statsSource
 	if k := s.Kafka; k != nil {
 		cons, err := kafka.New(kafka.Config{Name: s.Name, Brokers: k.Brokers, Group: k.Group, InputTopic: k.InputTopic, OutputTopic: k.OutputTopic,
-			DeadLetterTopic: k.DeadLetterTopic, MaxInFlight: s.MaxInFlight, MaxInFlightBytes: k.MaxInFlightBytes, Compression: k.Compression}, p, log)
+			DeadLetterTopic: k.DeadLetterTopic, MaxInFlight: s.MaxInFlight, MaxInFlightBytes: k.MaxInFlightBytes, Compression: k.Compression}, p, l.log)
 		if err != nil {
 			return nil, err
 		}
@@ -415,7 +414,7 @@ func (l *lanes) start(ctx context.Context, c *core.Server, s consumerSpec) (func
 		r := s.Redis
 		cons, err := redisstream.New(redisstream.Config{Name: s.Name, URL: r.URL, Stream: r.Stream, OutputStream: r.OutputStream,
 			DeadLetterStream: r.DeadLetterStream, Group: r.Group, Consumer: r.Consumer, Field: r.Field, MaxInFlight: s.MaxInFlight,
-			ClaimIdle: r.ClaimIdle.D(), MaxLen: r.MaxLen}, p, log)
+			ClaimIdle: r.ClaimIdle.D(), MaxLen: r.MaxLen}, p, l.log) // each consumer names itself in its lines
 		if err != nil {
 			return nil, err
 		}
@@ -424,7 +423,7 @@ func (l *lanes) start(ctx context.Context, c *core.Server, s consumerSpec) (func
 	l.mu.Lock()
 	l.consumers[s.Name] = src
 	l.mu.Unlock()
-	log.Info("consuming", "model", s.Model)
+	l.log.Info("consuming", "consumer", s.Name, "model", s.Model)
 	return run, nil
 }
 
