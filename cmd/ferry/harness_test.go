@@ -40,6 +40,9 @@ var testRuntime *onnx.Runtime
 // hard way (kill -9) start one so, as a child process.
 const runAsFerry = "FERRY_TEST_RUN_AS_FERRY"
 
+// argvFromArgs, as runAsFerry's value, takes the ferry arguments from the command line.
+const argvFromArgs = "argv"
+
 func TestMain(m *testing.M) {
 	if args := os.Getenv(runAsFerry); args != "" {
 		os.Exit(ferryChild(args))
@@ -65,12 +68,15 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-// ferryChild runs the ferry command line args (JSON) until SIGTERM or SIGKILL.
+// ferryChild runs the ferry command line args (JSON, or argvFromArgs: the process's
+// own arguments, as the README tests' bin/ferry passes them) until SIGTERM or SIGKILL.
 func ferryChild(args string) int {
-	var argv []string
-	if err := json.Unmarshal([]byte(args), &argv); err != nil {
-		fmt.Fprintln(os.Stderr, runAsFerry, err)
-		return 2
+	argv := os.Args[1:]
+	if args != argvFromArgs {
+		if err := json.Unmarshal([]byte(args), &argv); err != nil {
+			fmt.Fprintln(os.Stderr, runAsFerry, err)
+			return 2
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()

@@ -1,0 +1,342 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// The README's walkthroughs, run with bash as a reader runs them: the same commands, in
+// the same order, in a fresh folder holding examples/ (the repository's, made by `make
+// models`) and a bin/ferry that is this test binary running ferry. What differs from a
+// reader's terminal, and why:
+//   - `go run ./tools/X` runs X built once by the test (the commands' folder is not the
+//     module's);
+//   - names a test run must not share with other runs (Redis streams) get a prefix;
+//   - a server started in the foreground ("in another terminal: ...") runs in the
+//     background, and the next command waits until it is ready;
+//   - a command with an expected answer (the README's trailing comment) is retried for a
+//     few seconds, as a reader would look again.
+//
+// Nothing in CI ran the README's lane and LLM sections before these tests; the
+// monitoring walkthrough broke once for a whole session unseen
+// (TestREADMEMonitoringWalkthrough).
+
+// TestREADMELanes is "Batch and streaming lanes": a million rows generated and scored
+// in process, a server running the same job and a Redis Streams consumer, an event in
+// and its score out.
+func TestREADMELanes(t *testing.T) {
+	rd := newReadmeRun(t, 8000, 8001)
+	rd.needRedis()
+	prefix := fmt.Sprintf("readme-%d-", os.Getpid())
+	block := strings.NewReplacer("applicants", prefix+"applicants", "scores", prefix+"scores").
+		Replace(readmeBlocks(t, "Batch and streaming lanes")[0])
+	t.Cleanup(func() {
+		exec.Command("redis-cli", "DEL", prefix+"applicants", prefix+"scores").Run()
+	})
+	rd.run(block, map[string]string{
+		"./bin/ferry batch":         "1000000 rows scored, 0 rejected",
+		"./bin/ferry jobs submit":   "1000000",
+		"redis-cli XRANGE":          `{"id":"a1","score":0.31547773}`, // the README's answer
+		"curl -s localhost:8000/me": `ferry_stream_produced_total{broker="redis"`,
+	})
+}
+
+// TestREADMELLM is "LLMs": tinygpt through curl with `make run`'s server, then the
+// gateway in front of a second Ferry.
+func TestREADMELLM(t *testing.T) {
+	rd := newReadmeRun(t, 8000, 8001, 9000, 9001)
+	blocks := readmeBlocks(t, "LLMs: an OpenAI-compatible API, a native engine and a gateway")
+	if len(blocks) != 2 {
+		t.Fatalf("the LLM section has %d sh blocks, want 2 (make run's, the gateway's)", len(blocks))
+	}
+	stop := rd.start(makeRunCommand(t)) // "With `make run` running"
+	rd.run(blocks[0], map[string]string{
+		"curl -s localhost:8000/v1/chat":  `"finish_reason":"length"`,
+		"curl -sN localhost:8000/v1/comp": "\"usage\":{\"prompt_tokens\":4,", // sampled: the count of output tokens may vary
+		"curl -s localhost:8000/metrics":  `vllm:time_to_first_token_seconds_count{model_name="tinygpt"} 2`,
+	})
+	stop() // "With the server from `make run` stopped"
+	rd.run(blocks[1], map[string]string{
+		"curl -s localhost:8000/v1/chat": `"model":"chat"`,
+		"curl -s localhost:8000/metrics": `ferry_llm_gateway_spend_total{key="alice",team=""} `,
+	})
+}
+
+// readmeRun is one walkthrough's folder, servers and commands.
+type readmeRun struct {
+	t    *testing.T
+	dir  string
+	env  []string
+	repo string // the repository's root
+}
+
+// newReadmeRun makes the folder; the test is skipped when one of the README's fixed
+// ports is taken (a reader's `make run`, say) or bash or curl is missing.
+func newReadmeRun(t *testing.T, ports ...int) *readmeRun {
+	t.Helper()
+	for _, tool := range []string{"bash", "curl"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Skipf("the README's commands need %s: %v", tool, err)
+		}
+	}
+	for _, p := range ports {
+		ln, err := net.Listen("tcp", fmt.Sprintf("127.0.0.1:%d", p))
+		if err != nil {
+			t.Skipf("the README's commands use port %d, which is taken here: %v", p, err)
+		}
+		ln.Close()
+	}
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(filepath.Join(repo, "examples", "models", "tinygpt")); err != nil {
+		t.Fatalf("the README's commands need the example models (make models): %v", err)
+	}
+	ort, err := findORT()
+	if err != nil {
+		t.Fatal(err)
+	}
+	self, err := os.Executable()
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := t.TempDir()
+	rd := &readmeRun{t: t, dir: dir, repo: repo,
+		env: append(os.Environ(), runAsFerry+"="+argvFromArgs, "FERRY_ORT_LIB="+ort)}
+	must(t, os.Symlink(filepath.Join(repo, "examples"), filepath.Join(dir, "examples")))
+	must(t, os.MkdirAll(filepath.Join(dir, "bin"), 0o755))
+	must(t, os.WriteFile(filepath.Join(dir, "bin", "ferry"), []byte("#!/bin/sh\nexec '"+self+"' \"$@\"\n"), 0o755))
+	return rd
+}
+
+func must(t *testing.T, err error) {
+	t.Helper()
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// needRedis skips the test without redis-cli and a Redis on its default address.
+func (rd *readmeRun) needRedis() {
+	if out, err := exec.Command("redis-cli", "PING").CombinedOutput(); err != nil || !bytes.Contains(out, []byte("PONG")) {
+		rd.t.Skipf("the README's streaming example needs redis-cli and redis-server on 127.0.0.1:6379: %v %s", err, out)
+	}
+}
+
+var goRunTool = regexp.MustCompile(`go run \./tools/(\w+)`)
+
+// run runs a block's commands in order, each to a zero exit; expect maps a command's
+// beginning to what its output must hold.
+func (rd *readmeRun) run(block string, expect map[string]string) {
+	rd.t.Helper()
+	block = goRunTool.ReplaceAllStringFunc(block, func(m string) string {
+		return rd.tool(goRunTool.FindStringSubmatch(m)[1])
+	})
+	seen := map[string]bool{}
+	for _, cmd := range readmeCommands(block) {
+		if strings.HasPrefix(cmd, "./bin/ferry serve") {
+			rd.start(cmd)
+			continue
+		}
+		want, prefix := "", ""
+		for p, w := range expect {
+			if strings.HasPrefix(cmd, p) {
+				want, prefix = w, p
+			}
+		}
+		seen[prefix] = true
+		rd.command(cmd, want)
+	}
+	for p := range expect {
+		if !seen[p] {
+			rd.t.Errorf("no command of the block begins with %q: the README changed, or this test did not follow it", p)
+		}
+	}
+}
+
+// command runs one command with bash, again for up to 15 s while its output misses want.
+func (rd *readmeRun) command(cmd, want string) {
+	rd.t.Helper()
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+		c := exec.CommandContext(ctx, "bash", "-o", "pipefail", "-c", cmd)
+		c.Dir, c.Env = rd.dir, rd.env
+		out, err := c.CombinedOutput()
+		cancel()
+		ok := err == nil && strings.Contains(string(out), want)
+		if ok || want == "" || time.Now().After(deadline) {
+			rd.t.Logf("$ %s\n%s", cmd, tail(out, 600))
+			if !ok {
+				rd.t.Fatalf("README command %q: %v; want %q in its output", cmd, err, want)
+			}
+			return
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
+func tail(b []byte, n int) string {
+	if len(b) > n {
+		return "..." + string(b[len(b)-n:])
+	}
+	return string(b)
+}
+
+// tool builds tools/name once for this run and returns its path.
+func (rd *readmeRun) tool(name string) string {
+	rd.t.Helper()
+	bin := filepath.Join(rd.dir, ".tools", name)
+	if _, err := os.Stat(bin); err == nil {
+		return bin
+	}
+	c := exec.Command("go", "build", "-o", bin, "./tools/"+name)
+	c.Dir = rd.repo
+	if out, err := c.CombinedOutput(); err != nil {
+		rd.t.Fatalf("go build ./tools/%s: %v\n%s", name, err, out)
+	}
+	return bin
+}
+
+var httpPortFlag = regexp.MustCompile(`--http-port[ =](\d+)`)
+
+// start runs a `ferry serve` command in the background until the test ends, or until
+// the returned stop, waiting until it is ready; a server that exits early, or with an
+// error when stopped, fails the test.
+func (rd *readmeRun) start(cmd string) (stop func()) {
+	rd.t.Helper()
+	cmd = strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(cmd), "&"))
+	port := "8000"
+	if m := httpPortFlag.FindStringSubmatch(cmd); m != nil {
+		port = m[1]
+	}
+	var out bytes.Buffer
+	c := exec.Command("bash", "-c", "exec "+cmd)
+	c.Dir, c.Env, c.Stdout, c.Stderr = rd.dir, rd.env, &out, &out
+	must(rd.t, c.Start())
+	exited := make(chan error, 1)
+	go func() { exited <- c.Wait() }()
+	stopped := false
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		c.Process.Signal(syscall.SIGTERM)
+		select {
+		case err := <-exited:
+			if err != nil {
+				rd.t.Errorf("README server %q stopped with %v:\n%s", cmd, err, tail(out.Bytes(), 2000))
+			}
+		case <-time.After(30 * time.Second):
+			c.Process.Kill()
+			<-exited
+			rd.t.Errorf("README server %q did not stop within 30 s of SIGTERM", cmd)
+		}
+	}
+	rd.t.Cleanup(stop)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		resp, err := http.Get("http://127.0.0.1:" + port + "/v2/health/ready")
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == http.StatusOK {
+				rd.t.Logf("$ %s  (ready)", cmd)
+				return stop
+			}
+		}
+		select {
+		case err := <-exited:
+			stopped = true
+			rd.t.Fatalf("README server %q exited before it was ready: %v\n%s", cmd, err, tail(out.Bytes(), 2000))
+		case <-time.After(100 * time.Millisecond):
+		}
+		if time.Now().After(deadline) {
+			rd.t.Fatalf("README server %q not ready on port %s after a minute:\n%s", cmd, port, tail(out.Bytes(), 2000))
+		}
+	}
+}
+
+// readmeBlocks are the ```sh blocks of the README section with this heading.
+func readmeBlocks(t *testing.T, heading string) []string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, ok := strings.Cut(string(b), "\n## "+heading+"\n")
+	if !ok {
+		t.Fatalf("README.md has no section %q", heading)
+	}
+	section, _, _ = strings.Cut(section, "\n## ")
+	var blocks []string
+	for {
+		_, rest, ok := strings.Cut(section, "```sh\n")
+		if !ok {
+			return blocks
+		}
+		block, after, _ := strings.Cut(rest, "```")
+		blocks, section = append(blocks, block), after
+	}
+}
+
+// readmeCommands splits a block into commands: continued lines joined, a here-document
+// kept with its command, comment and blank lines left out.
+func readmeCommands(block string) []string {
+	var cmds []string
+	lines := strings.Split(block, "\n")
+	for i := 0; i < len(lines); i++ {
+		line := lines[i]
+		if t := strings.TrimSpace(line); t == "" || strings.HasPrefix(t, "#") {
+			continue
+		}
+		cmd := line
+		for strings.HasSuffix(cmd, "\\") && i+1 < len(lines) {
+			i++
+			cmd += "\n" + lines[i] // bash joins them
+		}
+		if strings.Contains(cmd, "<<'EOF'") {
+			for i+1 < len(lines) {
+				i++
+				cmd += "\n" + lines[i]
+				if lines[i] == "EOF" {
+					break
+				}
+			}
+		}
+		cmds = append(cmds, cmd)
+	}
+	return cmds
+}
+
+// makeRunCommand is `make run`'s server command, from the Makefile.
+func makeRunCommand(t *testing.T) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "Makefile"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, recipe, ok := strings.Cut(string(b), "\nrun:")
+	if !ok {
+		t.Fatal("the Makefile has no run target")
+	}
+	for _, line := range strings.Split(recipe, "\n")[1:] {
+		if strings.HasPrefix(line, "\t") {
+			return strings.ReplaceAll(strings.TrimSpace(line), "$(MODELS)", "examples/models")
+		}
+	}
+	t.Fatal("the Makefile's run target has no command")
+	return ""
+}
