@@ -44,11 +44,11 @@ func TestREADMELanes(t *testing.T) {
 	t.Cleanup(func() {
 		exec.Command("redis-cli", "DEL", prefix+"applicants", prefix+"scores").Run()
 	})
-	rd.run(block, map[string]string{
-		"./bin/ferry batch":         "1000000 rows scored, 0 rejected",
-		"./bin/ferry jobs submit":   "1000000",
-		"redis-cli XRANGE":          `{"id":"a1","score":0.31547773}`, // the README's answer
-		"curl -s localhost:8000/me": `ferry_stream_produced_total{broker="redis"`,
+	rd.run(block, []printed{
+		{"./bin/ferry batch", "1000000 rows scored, 0 rejected"},
+		{"./bin/ferry jobs submit", "rows:      1000000/1000000"},
+		{"redis-cli XRANGE", `{"id":"a1","score":0.31547773}`}, // the README's answer
+		{"curl -s localhost:8000/metrics", `ferry_stream_produced_total{broker="redis"`},
 	})
 }
 
@@ -61,15 +61,15 @@ func TestREADMELLM(t *testing.T) {
 		t.Fatalf("the LLM section has %d sh blocks, want 2 (make run's, the gateway's)", len(blocks))
 	}
 	stop := rd.start(makeRunCommand(t)) // "With `make run` running"
-	rd.run(blocks[0], map[string]string{
-		"curl -s localhost:8000/v1/chat":  `"finish_reason":"length"`,
-		"curl -sN localhost:8000/v1/comp": "\"usage\":{\"prompt_tokens\":4,", // sampled: the count of output tokens may vary
-		"curl -s localhost:8000/metrics":  `vllm:time_to_first_token_seconds_count{model_name="tinygpt"} 2`,
+	rd.run(blocks[0], []printed{
+		{"curl -s localhost:8000/v1/chat", `"finish_reason":"length"`},
+		{"curl -sN localhost:8000/v1/comp", "\"usage\":{\"prompt_tokens\":4,"}, // sampled: the count of output tokens may vary
+		{"curl -s localhost:8000/metrics", `vllm:time_to_first_token_seconds_count{model_name="tinygpt"} 2`},
 	})
 	stop() // "With the server from `make run` stopped"
-	rd.run(blocks[1], map[string]string{
-		"curl -s localhost:8000/v1/chat": `"model":"chat"`,
-		"curl -s localhost:8000/metrics": `ferry_llm_gateway_spend_total{key="alice",team=""} `,
+	rd.run(blocks[1], []printed{
+		{"curl -s localhost:8000/v1/chat", `"model":"chat"`},
+		{"curl -s localhost:8000/metrics", `ferry_llm_gateway_spend_total{key="alice",team=""} `},
 	})
 }
 
@@ -115,7 +115,12 @@ func newReadmeRun(t *testing.T, ports ...int) *readmeRun {
 	dir := t.TempDir()
 	rd := &readmeRun{t: t, dir: dir, repo: repo,
 		env: append(os.Environ(), runAsFerry+"="+argvFromArgs, "FERRY_ORT_LIB="+ort)}
-	must(t, os.Symlink(filepath.Join(repo, "examples"), filepath.Join(dir, "examples")))
+	// The model repository is copied: pushing a version writes into it. The rest of
+	// examples/ is only read.
+	must(t, os.CopyFS(filepath.Join(dir, "examples", "models"), os.DirFS(filepath.Join(repo, "examples", "models"))))
+	for _, name := range []string{"candidates", "monitoring.yaml"} {
+		must(t, os.Symlink(filepath.Join(repo, "examples", name), filepath.Join(dir, "examples", name)))
+	}
 	must(t, os.MkdirAll(filepath.Join(dir, "bin"), 0o755))
 	must(t, os.WriteFile(filepath.Join(dir, "bin", "ferry"), []byte("#!/bin/sh\nexec '"+self+"' \"$@\"\n"), 0o755))
 	return rd
@@ -137,32 +142,42 @@ func (rd *readmeRun) needRedis() {
 
 var goRunTool = regexp.MustCompile(`go run \./tools/(\w+)`)
 
-// run runs a block's commands in order, each to a zero exit; expect maps a command's
-// beginning to what its output must hold.
-func (rd *readmeRun) run(block string, expect map[string]string) {
+// printed is what the output of a block's command must hold: the next command, in
+// order, that begins with cmd (a cmd ending in a newline is the whole command).
+type printed struct{ cmd, holds string }
+
+// run runs a block's commands in order, each to a zero exit, checking answers on the
+// way. Commands beginning with one of background (traffic "in another terminal") run
+// beside the next ones until the block ends.
+func (rd *readmeRun) run(block string, answers []printed, background ...string) {
 	rd.t.Helper()
-	block = goRunTool.ReplaceAllStringFunc(block, func(m string) string {
-		return rd.tool(goRunTool.FindStringSubmatch(m)[1])
-	})
-	seen := map[string]bool{}
+	block = rd.tools(block)
+	var behind []func()
+	defer func() {
+		for _, stop := range behind {
+			stop()
+		}
+	}()
+commands:
 	for _, cmd := range readmeCommands(block) {
 		if strings.HasPrefix(cmd, "./bin/ferry serve") {
 			rd.start(cmd)
 			continue
 		}
-		want, prefix := "", ""
-		for p, w := range expect {
+		for _, p := range background {
 			if strings.HasPrefix(cmd, p) {
-				want, prefix = w, p
+				behind = append(behind, rd.beside(cmd))
+				continue commands
 			}
 		}
-		seen[prefix] = true
+		want := ""
+		if len(answers) > 0 && strings.HasPrefix(cmd+"\n", answers[0].cmd) { // "...\n": the whole command
+			want, answers = answers[0].holds, answers[1:]
+		}
 		rd.command(cmd, want)
 	}
-	for p := range expect {
-		if !seen[p] {
-			rd.t.Errorf("no command of the block begins with %q: the README changed, or this test did not follow it", p)
-		}
+	for _, a := range answers {
+		rd.t.Errorf("no command of the block, in order, begins with %q: the README changed, or this test did not follow it", a.cmd)
 	}
 }
 
@@ -193,6 +208,43 @@ func tail(b []byte, n int) string {
 		return "..." + string(b[len(b)-n:])
 	}
 	return string(b)
+}
+
+// tools replaces the block's `go run ./tools/X` with X built once for this run.
+func (rd *readmeRun) tools(block string) string {
+	return goRunTool.ReplaceAllStringFunc(block, func(m string) string {
+		return rd.tool(goRunTool.FindStringSubmatch(m)[1])
+	})
+}
+
+// script runs a whole block as one bash script, stopping at the first failure, and
+// returns its standard output.
+func (rd *readmeRun) script(block string) string {
+	rd.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	var stdout, stderr bytes.Buffer
+	c := exec.CommandContext(ctx, "bash", "-euo", "pipefail", "-c", rd.tools(block))
+	c.Dir, c.Env, c.Stdout, c.Stderr = rd.dir, rd.env, &stdout, &stderr
+	if err := c.Run(); err != nil {
+		rd.t.Fatalf("README block:\n%s\nfailed: %v\n%s%s", block, err, stdout.String(), stderr.String())
+	}
+	return stdout.String()
+}
+
+// beside runs a command in the background; the returned stop interrupts it (Ctrl-C)
+// if it is still running.
+func (rd *readmeRun) beside(cmd string) (stop func()) {
+	var out bytes.Buffer
+	c := exec.Command("bash", "-c", "exec "+cmd)
+	c.Dir, c.Env, c.Stdout, c.Stderr = rd.dir, rd.env, &out, &out
+	must(rd.t, c.Start())
+	rd.t.Logf("$ %s  (in another terminal)", cmd)
+	return func() {
+		c.Process.Signal(os.Interrupt)
+		c.Wait()
+		rd.t.Logf("(the other terminal's %q:)\n%s", cmd, tail(out.Bytes(), 600))
+	}
 }
 
 // tool builds tools/name once for this run and returns its path.
@@ -303,7 +355,7 @@ func readmeCommands(block string) []string {
 			continue
 		}
 		cmd := line
-		for strings.HasSuffix(cmd, "\\") && i+1 < len(lines) {
+		for (strings.HasSuffix(cmd, "\\") || openQuote(cmd)) && i+1 < len(lines) {
 			i++
 			cmd += "\n" + lines[i] // bash joins them
 		}
@@ -319,6 +371,25 @@ func readmeCommands(block string) []string {
 		cmds = append(cmds, cmd)
 	}
 	return cmds
+}
+
+// openQuote reports whether cmd ends inside a quoted string (which goes on on the
+// next line).
+func openQuote(cmd string) bool {
+	var quote byte
+	for i := 0; i < len(cmd); i++ {
+		switch c := cmd[i]; {
+		case quote == 0 && (c == '\'' || c == '"'):
+			quote = c
+		case c == quote:
+			quote = 0
+		case c == '\\' && quote != '\'':
+			i++
+		case c == '#' && quote == 0 && (i == 0 || cmd[i-1] == ' '):
+			return false // a comment to the end of the line
+		}
+	}
+	return quote != 0
 }
 
 // makeRunCommand is `make run`'s server command, from the Makefile.
@@ -339,4 +410,89 @@ func makeRunCommand(t *testing.T) string {
 	}
 	t.Fatal("the Makefile's run target has no command")
 	return ""
+}
+
+// TestREADMETryIt is "Try it" with `make run`'s server: the curl tour, and the binary
+// data example, whose output must be what the README says it prints.
+func TestREADMETryIt(t *testing.T) {
+	rd := newReadmeRun(t, 8000, 8001)
+	blocks := readmeBlocks(t, "Try it")
+	if len(blocks) != 3 {
+		t.Fatalf("the Try it section has %d sh blocks, want 3 (curl, binary, grpcurl)", len(blocks))
+	}
+	rd.start(makeRunCommand(t))
+	rd.run(blocks[0], []printed{
+		{"curl -s localhost:8000/v2/health/ready", "200"},
+		{"curl -s localhost:8000/v2\n", `"extensions":[`},
+		{"curl -s localhost:8000/v2/models/simple\n", `"name":"simple"`},
+		{"curl -s localhost:8000/v2/models/identity_fp32/config", `"name":"identity_fp32"`},
+		{"curl -s localhost:8000/v2/models/simple/infer", `"data":[1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16]`},
+		{"curl -s localhost:8000/v2/models/accumulator/infer", `"data":[10]`},
+		{"curl -s localhost:8000/v2/models/accumulator/infer", `"data":[15]`},
+		{"curl -s localhost:8000/v2/models/simple/stats", `"inference_count":1`},
+		{"curl -s -X POST localhost:8000/v2/repository/index", `{"name":"simple","version":"1","state":"READY"}`},
+		{"curl -s localhost:8000/metrics", `ferry_request_success_total{model="simple",version="1"} 1`},
+	})
+	if got, want := rd.script(blocks[1]), readmePrinted(t, "Try it"); got != want {
+		t.Errorf("the binary data example printed\n%s\nthe README says it prints\n%s", got, want)
+	}
+	if _, err := exec.LookPath("grpcurl"); err != nil {
+		t.Log("grpcurl is not installed here: its block is not run")
+		return
+	}
+	rd.run(blocks[2], []printed{
+		{"grpcurl -plaintext localhost:8001 list", "inference.GRPCInferenceService"},
+		{"grpcurl -plaintext localhost:8001 inference.GRPCInferenceService/ServerReady", `"ready": true`},
+		{"grpcurl -plaintext", "rawOutputContents"},
+	})
+}
+
+// TestREADMEShipSafely is "Ship models safely" with `make run`'s server: a version
+// pushed and rolled out under the README's own traffic, a failing one rolled back, an
+// alias in an inference URL.
+func TestREADMEShipSafely(t *testing.T) {
+	rd := newReadmeRun(t, 8000, 8001)
+	rd.start(makeRunCommand(t))
+	rd.run(readmeBlocks(t, "Ship models safely")[0], []printed{
+		{"./bin/ferry models list", "mlp"},
+		{"./bin/ferry models push mlp examples/candidates/mlp_v2", "2"},
+		{"./bin/ferry rollout status mlp --watch", "Succeeded"},
+		{"./bin/ferry models push mlp examples/candidates/mlp_failing", "3"},
+		{"./bin/ferry rollout status mlp --watch", "Aborting"},
+		{"curl -s -D - -o /dev/null -X POST localhost:8000/v2/models/mlp/versions/champion/infer", "X-Ferry-Model-Version: 2"},
+	}, "./bin/ferry bench")
+}
+
+// readmePrinted is the first plain ``` block after "It prints:" in the section.
+func readmePrinted(t *testing.T, heading string) string {
+	t.Helper()
+	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, section, _ := strings.Cut(string(b), "\n## "+heading+"\n")
+	_, after, ok := strings.Cut(section, "It prints:\n\n```\n")
+	if !ok {
+		t.Fatalf("README.md's %q has no \"It prints:\" block", heading)
+	}
+	printed, _, _ := strings.Cut(after, "```")
+	return printed
+}
+
+// TestREADMEMonitoring is "Watch models in production": a baseline uploaded, calm
+// traffic (no drift, the alert inactive), shifted traffic (drift, the alert firing, the
+// retraining hook handed a data window), the inference log read back, ground truth
+// joined. TestREADMEMonitoringWalkthrough checks the same story's reports in detail.
+func TestREADMEMonitoring(t *testing.T) {
+	rd := newReadmeRun(t, 8000, 8001)
+	rd.run(readmeBlocks(t, "Watch models in production")[0], []printed{
+		{"curl -s localhost:8000/api/v1/drift/tabular", `"dataset_drift":false`},
+		{"curl -s localhost:8000/api/v1/alerts", `"state":"inactive"`},
+		{"curl -s localhost:8000/api/v1/drift/tabular", `"dataset_drift":true`},
+		{"curl -s localhost:8000/api/v1/alerts", `"state":"firing"`},
+		{"grep -o '\"data_uri\"", `"data_uri":"http://127.0.0.1:8000/api/v1/logs?limit=100000&model=tabular&since=`},
+		{"./bin/ferry logs --model tabular", `"model":"tabular"`},
+		{"curl -s -X POST localhost:8000/api/v1/feedback", `"accepted":2`},
+		{"curl -s localhost:8000/api/v1/quality/tabular", `"accuracy"`},
+	})
 }
