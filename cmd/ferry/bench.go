@@ -225,6 +225,9 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 	}()
 	opts.Protocol = protocolOf(cmd, cfg)
 	rep, err := bench.Run(ctx, client, opts)
+	if err != nil && ctx.Err() != nil { // interrupted (Ctrl-C)
+		return interrupted(rep, cfg, stdout, ctx.Err())
+	}
 	if err != nil {
 		return err
 	}
@@ -232,6 +235,22 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 		return err
 	}
 	return cfg.pa.writeCSV(rep)
+}
+
+// interrupted reports the levels an interrupted run finished, as perf_analyzer does on
+// Ctrl-C, and says what was cut short; the unfinished level has no whole window to
+// report.
+func interrupted(rep *bench.Report, cfg benchConfig, stdout io.Writer, why error) error {
+	if rep == nil || len(rep.Levels) == 0 {
+		return fmt.Errorf("interrupted before a level was measured whole, nothing to report: %w", why)
+	}
+	if err := writeReport(rep, cfg, stdout); err != nil {
+		return err
+	}
+	if err := cfg.pa.writeCSV(rep); err != nil {
+		return err
+	}
+	return fmt.Errorf("interrupted: %d level(s) measured (reported above), the level after them cut short: %w", len(rep.Levels), why)
 }
 
 // metricsURL is where the server's CPU time is read: --metrics-url, else /metrics at the

@@ -6,11 +6,14 @@ import (
 	"encoding/csv"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"regexp"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferryml/ferry/internal/backend/onnx"
 	"github.com/ferryml/ferry/internal/bench"
@@ -27,18 +30,72 @@ func runBench(t *testing.T, args ...string) (string, error) {
 // runBenchOutputs runs `ferry bench args...` and returns stdout and stderr.
 func runBenchOutputs(t *testing.T, args ...string) (string, string, error) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	cmd := newBenchCommand(&stdout, &stderr, func() (*onnx.Runtime, func(), error) {
+	var stderr bytes.Buffer
+	stdout, err := runBenchContext(t, context.Background(), &stderr, args...)
+	return stdout, stderr.String(), err
+}
+
+// runBenchContext runs `ferry bench args...` until ctx ends, its progress and errors
+// to stderr, and returns stdout.
+func runBenchContext(t *testing.T, ctx context.Context, stderr io.Writer, args ...string) (string, error) {
+	t.Helper()
+	var stdout, both bytes.Buffer
+	errs := io.MultiWriter(stderr, &both)
+	cmd := newBenchCommand(&stdout, errs, func() (*onnx.Runtime, func(), error) {
 		return testRuntime, func() {}, nil // TestMain owns the process's one runtime
 	})
 	cmd.SetArgs(args)
-	cmd.SetOut(&stderr)
-	cmd.SetErr(&stderr)
-	err := cmd.ExecuteContext(context.Background())
+	cmd.SetOut(errs)
+	cmd.SetErr(errs)
+	err := cmd.ExecuteContext(ctx)
 	if testing.Verbose() {
-		t.Logf("ferry bench %s\n%s%s", strings.Join(args, " "), stderr.String(), stdout.String())
+		t.Logf("ferry bench %s\n%s%s", strings.Join(args, " "), both.String(), stdout.String())
 	}
-	return stdout.String(), stderr.String(), err
+	return stdout.String(), err
+}
+
+// TestBenchInterrupted: Ctrl-C during a sweep reports the levels measured whole, as
+// perf_analyzer does, and says the run was cut short; before any level ends there is
+// nothing to report, and the error says so (it was "context canceled").
+func TestBenchInterrupted(t *testing.T) {
+	ts := startServer(t, exampleRepo(t))
+	args := []string{"-m", "mlp", "-u", ts.URL, "--concurrency", "1:2:x2", "--duration", "300ms", "--warmup", "100ms"}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	// The first level's summary: it is over, the second is starting.
+	stderr := &cancelOn{pattern: regexp.MustCompile(`concurrency 1: [0-9.]+ req/s`), cancel: cancel}
+	out, err := runBenchContext(t, ctx, stderr, args...)
+	if err == nil || !strings.Contains(err.Error(), "interrupted: 1 level(s) measured") {
+		t.Fatalf("interrupted after the first level: error %v, want it to say one level was measured", err)
+	}
+	if !regexp.MustCompile(`(?m)^ +1 +[0-9.]+ `).MatchString(out) || regexp.MustCompile(`(?m)^ +2 +[0-9.]+ `).MatchString(out) {
+		t.Errorf("interrupted after the first level: stdout\n%s\nwant the table with concurrency 1's row only", out)
+	}
+
+	ctx, cancel = context.WithTimeout(context.Background(), 50*time.Millisecond)
+	defer cancel()
+	_, err = runBenchContext(t, ctx, io.Discard, "-m", "mlp", "-u", ts.URL, "--duration", "10s")
+	if err == nil || !strings.Contains(err.Error(), "interrupted before a level was measured whole, nothing to report") {
+		t.Errorf("interrupted in the first level: error %v, want it to say nothing was measured", err)
+	}
+}
+
+// cancelOn calls cancel once what is written to it matches pattern.
+type cancelOn struct {
+	pattern *regexp.Regexp
+	cancel  func()
+	mu      sync.Mutex
+	seen    strings.Builder
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.seen.Write(p)
+	if c.pattern.MatchString(c.seen.String()) {
+		c.cancel()
+	}
+	return len(p), nil
 }
 
 // readReport parses the --json and --csv files of a run and checks they agree.
