@@ -128,8 +128,12 @@ func intAt(b []byte, size int) int64 {
 // their own with at least one input. The general path decodes a V2 body twice (into
 // a map to find "inputs", then with v2http), three times the work of v2http alone.
 func DecodeMessage(body []byte, limits core.Limits) (req *core.InferRequest, row Row, err error) {
-	if row, ok := flatRow(body); ok {
-		return nil, row, nil
+	// A flat row has no array, and flatRow copies the body before it finds out: a V2
+	// body (which always has one) skips that copy.
+	if bytes.IndexByte(body, '[') < 0 {
+		if row, ok := flatRow(body); ok {
+			return nil, row, nil
+		}
 	}
 	if bytes.Contains(body, inputsKey) {
 		// v2http refuses duplicate fields, trailing text and invalid JSON, so a body it
