@@ -308,7 +308,9 @@ func newServer(cfg serveConfig, rt *onnx.Runtime, log *slog.Logger) (*server, er
 	reg.MustRegister(m, metrics.Upstreams(upstreamStats(rb)), metrics.ShadowsDropped(s.core.ShadowsDropped), collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	registerCache(reg, rc)
 	reg.MustRegister(prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ferry_trace_spans_dropped_total",
-		Help: "Sampled spans dropped because the export buffer was full (OTEL_BSP_MAX_QUEUE_SIZE)."}, func() float64 { return float64(tracing.SpansDropped()) }))
+		Help: "Sampled spans dropped because the export buffer was full (OTEL_BSP_MAX_QUEUE_SIZE)."}, func() float64 { return float64(tracing.SpansDropped()) }),
+		prometheus.NewCounterFunc(prometheus.CounterOpts{Name: "ferry_trace_spans_failed_total",
+			Help: "Sampled spans lost because their export to the collector failed."}, func() float64 { return float64(tracing.SpansFailed()) }))
 	adm.register(reg)
 	registerResident(reg, cfg.onDemand, s.repo)
 	registerStore(reg, store)

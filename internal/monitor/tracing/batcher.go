@@ -3,12 +3,14 @@ package tracing
 import (
 	"context"
 	"errors"
+	"fmt"
 	"os"
 	"strconv"
 	"sync"
 	"sync/atomic"
 	"time"
 
+	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 )
 
@@ -32,6 +34,16 @@ type batcher struct {
 	mu      sync.Mutex
 	spans   []sdktrace.ReadOnlySpan
 	dropped atomic.Uint64
+	failed  atomic.Uint64 // spans whose export failed: lost
+
+	// The loop's failed exports are reported through report (otel.Handle, the log):
+	// the first of a run of them, then at most one a minute while it lasts. A collector
+	// that is down would otherwise either fill the log with ten errors a second or,
+	// as before, leave no trace at all.
+	report     func(error)
+	failing    bool      // the last export failed
+	reported   time.Time // when a failure was last reported
+	unreported int       // failed exports since then
 
 	exportMu sync.Mutex // one export at a time: the loop's, a ForceFlush's
 	loopCtx  context.Context
@@ -48,7 +60,7 @@ func newBatcher(exp sdktrace.SpanExporter) *batcher {
 	b := &batcher{exp: exp, maxQueue: envInt("OTEL_BSP_MAX_QUEUE_SIZE", 2048), maxBatch: envInt("OTEL_BSP_MAX_EXPORT_BATCH_SIZE", 512),
 		timeout:    time.Duration(envInt("OTEL_BSP_EXPORT_TIMEOUT", 30000)) * time.Millisecond,
 		flushEvery: min(defaultFlushEvery, time.Duration(envInt("OTEL_BSP_SCHEDULE_DELAY", 5000))*time.Millisecond),
-		stop:       make(chan struct{}), done: make(chan struct{})}
+		stop:       make(chan struct{}), done: make(chan struct{}), report: otel.Handle}
 	b.maxBatch = min(b.maxBatch, b.maxQueue)
 	b.loopCtx, b.cancel = context.WithCancel(context.Background())
 	go b.run()
@@ -87,14 +99,47 @@ func (b *batcher) run() {
 		select {
 		case <-b.stop:
 			return
-		case <-t.C:
-			_ = b.export(b.loopCtx)
+		case now := <-t.C:
+			n, err := b.export(b.loopCtx)
+			b.noteExport(now, n, err)
 		}
 	}
 }
 
-// export sends everything buffered, in batches of maxBatch.
-func (b *batcher) export(ctx context.Context) error {
+// reportEvery is the most often a run of failed exports is reported.
+const reportEvery = time.Minute
+
+// noteExport reports the loop's export failures (see report). An export of nothing
+// says nothing about the collector.
+func (b *batcher) noteExport(now time.Time, spans int, err error) {
+	if spans == 0 {
+		return
+	}
+	if err == nil {
+		b.failing = false
+		return
+	}
+	b.unreported++
+	if b.failing && now.Sub(b.reported) < reportEvery {
+		return
+	}
+	b.report(fmt.Errorf("exporting spans failed (%d failed exports, %d spans lost in all; reported at most once a minute): %w",
+		b.unreported, b.failed.Load(), err))
+	b.failing, b.reported, b.unreported = true, now, 0
+}
+
+// SpansFailed counts the sampled spans lost because their export failed, over the
+// latest Setup.
+func SpansFailed() uint64 {
+	if b := lastBatcher.Load(); b != nil {
+		return b.failed.Load()
+	}
+	return 0
+}
+
+// export sends everything buffered, in batches of maxBatch, and returns how many spans
+// it tried to send.
+func (b *batcher) export(ctx context.Context) (int, error) {
 	b.exportMu.Lock()
 	defer b.exportMu.Unlock()
 	b.mu.Lock()
@@ -102,17 +147,24 @@ func (b *batcher) export(ctx context.Context) error {
 	b.spans = make([]sdktrace.ReadOnlySpan, 0, min(2*len(spans)+16, b.maxQueue))
 	b.mu.Unlock()
 	var errs []error
+	tried := len(spans)
 	for len(spans) > 0 {
 		n := min(len(spans), b.maxBatch)
 		ectx, cancel := context.WithTimeout(ctx, b.timeout)
-		errs = append(errs, b.exp.ExportSpans(ectx, spans[:n]))
+		if err := b.exp.ExportSpans(ectx, spans[:n]); err != nil {
+			b.failed.Add(uint64(n))
+			errs = append(errs, err)
+		}
 		cancel()
 		spans = spans[n:]
 	}
-	return errors.Join(errs...)
+	return tried, errors.Join(errs...)
 }
 
-func (b *batcher) ForceFlush(ctx context.Context) error { return b.export(ctx) }
+func (b *batcher) ForceFlush(ctx context.Context) error {
+	_, err := b.export(ctx)
+	return err
+}
 
 func (b *batcher) Shutdown(ctx context.Context) error {
 	var err error
@@ -125,7 +177,8 @@ func (b *batcher) Shutdown(ctx context.Context) error {
 			<-b.done
 		}
 		b.cancel()
-		err = errors.Join(b.export(ctx), b.exp.Shutdown(ctx))
+		_, flushErr := b.export(ctx)
+		err = errors.Join(flushErr, b.exp.Shutdown(ctx))
 	})
 	return err
 }

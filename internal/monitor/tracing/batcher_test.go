@@ -1,7 +1,12 @@
 package tracing
 
 import (
+	"bytes"
 	"context"
+	"log/slog"
+	"net"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -44,4 +49,63 @@ func TestBatcherExportsEverySpanOnceAndDropsPastItsQueue(t *testing.T) {
 	if err := tp.Shutdown(context.Background()); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// TestExportFailuresAreReportedOnceAMinute: with no collector at the endpoint, the
+// spans lost are counted and the failure is logged once, not at every 100 ms export,
+// and the empty exports between spans do not count as the collector being back (it was
+// not logged at all: a soak ran 5 minutes against a dead endpoint in silence).
+func TestExportFailuresAreReportedOnceAMinute(t *testing.T) {
+	clearEnv(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	dead := ln.Addr().String()
+	ln.Close() // nothing listens there now
+	t.Setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://"+dead)
+	t.Setenv("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf")
+	t.Setenv("OTEL_BSP_EXPORT_TIMEOUT", "100") // ms: the exporter's retries give up within it
+	var logs syncBuffer
+	shutdown, err := Setup(context.Background(), "ferry-test", "v0.0.1", slog.New(slog.NewJSONHandler(&logs, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	start := time.Now()
+	for time.Since(start) < 1500*time.Millisecond { // flushes of a span, then of nothing
+		_, s := Tracer().Start(context.Background(), "lost")
+		s.End()
+		time.Sleep(250 * time.Millisecond)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	_ = shutdown(ctx) // its flush fails too, and says so to the caller
+	out := logs.String()
+	if n := strings.Count(out, "exporting spans failed"); n != 1 {
+		t.Errorf("%d reports of failed exports in 1.5 s, want 1:\n%s", n, out)
+	}
+	if !strings.Contains(out, dead) && !strings.Contains(out, "context deadline exceeded") {
+		t.Errorf("the report does not say what failed:\n%s", out)
+	}
+	if SpansFailed() == 0 {
+		t.Error("no span counted as lost")
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger's concurrent writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }
