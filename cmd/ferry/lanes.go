@@ -236,8 +236,15 @@ func newLanes(cfg lanesConfig, c *core.Server, s3 batch.S3Options, log *slog.Log
 // redisLogger hands go-redis's messages to slog as warnings.
 type redisLogger struct{ log *slog.Logger }
 
+// Printf logs go-redis's message; its failed dials go at debug level, since the
+// consumer reports each failed connection itself, once per retry with its backoff,
+// where go-redis logged four lines a second for a Redis that was down.
 func (l redisLogger) Printf(ctx context.Context, format string, v ...any) {
-	l.log.WarnContext(ctx, fmt.Sprintf(format, v...))
+	level := slog.LevelWarn
+	if strings.Contains(format, "failed to dial") {
+		level = slog.LevelDebug
+	}
+	l.log.Log(ctx, level, fmt.Sprintf(format, v...))
 }
 
 // jobRunner runs a server-side job as `ferry batch` would, its rows queued behind online

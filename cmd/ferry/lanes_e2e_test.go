@@ -1,9 +1,12 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -151,5 +154,18 @@ func TestStreamsConfigErrors(t *testing.T) {
 		if _, err := cfg.specs(); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%q%q: %v, want an error naming %q", tc.consume, tc.file, err, tc.want)
 		}
+	}
+}
+
+// TestRedisLoggerLevels: go-redis's failed dials are debug lines (the consumer reports
+// each failed connection itself, with its backoff); its other messages stay warnings.
+func TestRedisLoggerLevels(t *testing.T) {
+	var buf bytes.Buffer
+	l := redisLogger{slog.New(slog.NewJSONHandler(&buf, &slog.HandlerOptions{Level: slog.LevelDebug}))}
+	l.Printf(context.Background(), "redis: connection pool: failed to dial after %d attempts: %v", 5, errors.New("connection refused"))
+	l.Printf(context.Background(), "redis: discarding bad PubSub connection: %v", errors.New("EOF"))
+	lines := strings.Split(strings.TrimSpace(buf.String()), "\n")
+	if len(lines) != 2 || !strings.Contains(lines[0], `"level":"DEBUG"`) || !strings.Contains(lines[1], `"level":"WARN"`) {
+		t.Errorf("go-redis lines:\n%s\nwant the failed dial at DEBUG, the other at WARN", buf.String())
 	}
 }
