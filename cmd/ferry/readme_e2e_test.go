@@ -18,15 +18,15 @@ import (
 )
 
 // The README's walkthroughs, run with bash as a reader runs them: the same commands, in
-// the same order, in a fresh folder holding examples/ (the repository's, made by `make
-// models`) and a bin/ferry that is this test binary running ferry. What differs from a
-// reader's terminal, and why:
+// the same order, in a fresh folder holding examples/ (a copy of the model repository
+// `make models` made, the rest linked) and a bin/ferry that is this test binary running
+// ferry. What differs from a reader's terminal, and why:
 //   - `go run ./tools/X` runs X built once by the test (the commands' folder is not the
 //     module's);
 //   - names a test run must not share with other runs (Redis streams) get a prefix;
 //   - a server started in the foreground ("in another terminal: ...") runs in the
 //     background, and the next command waits until it is ready;
-//   - a command with an expected answer (the README's trailing comment) is retried for a
+//   - a command with an expected answer (what the README says it shows) is retried for a
 //     few seconds, as a reader would look again.
 //
 // Nothing in CI ran the README's lane and LLM sections before these tests; the
