@@ -224,25 +224,12 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 		err = errors.Join(err, client.Close())
 	}()
 	opts.Protocol = protocolOf(cmd, cfg)
-	rep, err := bench.Run(ctx, client, opts)
-	if err != nil && ctx.Err() != nil { // interrupted (Ctrl-C)
-		return interrupted(rep, cfg, stdout, ctx.Err())
-	}
-	if err != nil {
-		return err
-	}
-	if err := writeReport(rep, cfg, stdout); err != nil {
-		return err
-	}
-	return cfg.pa.writeCSV(rep)
-}
-
-// interrupted reports the levels an interrupted run finished, as perf_analyzer does on
-// Ctrl-C, and says what was cut short; the unfinished level has no whole window to
-// report.
-func interrupted(rep *bench.Report, cfg benchConfig, stdout io.Writer, why error) error {
-	if rep == nil || len(rep.Levels) == 0 {
-		return fmt.Errorf("interrupted before a level was measured whole, nothing to report: %w", why)
+	rep, runErr := bench.Run(ctx, client, opts)
+	if runErr != nil {
+		runErr = interrupted(ctx, rep, runErr)
+		if ctx.Err() == nil || rep == nil || len(rep.Levels) == 0 {
+			return runErr // nothing measured to report
+		}
 	}
 	if err := writeReport(rep, cfg, stdout); err != nil {
 		return err
@@ -250,7 +237,20 @@ func interrupted(rep *bench.Report, cfg benchConfig, stdout io.Writer, why error
 	if err := cfg.pa.writeCSV(rep); err != nil {
 		return err
 	}
-	return fmt.Errorf("interrupted: %d level(s) measured (reported above), the level after them cut short: %w", len(rep.Levels), why)
+	return runErr
+}
+
+// interrupted words the error of a run that Ctrl-C cut short: the levels it finished are
+// reported, as perf_analyzer does, and the unfinished one has no whole window to report.
+// Other errors come back as they are.
+func interrupted(ctx context.Context, rep *bench.Report, err error) error {
+	switch {
+	case ctx.Err() == nil:
+		return err
+	case rep == nil || len(rep.Levels) == 0:
+		return fmt.Errorf("interrupted before a level was measured whole, nothing to report: %w", ctx.Err())
+	}
+	return fmt.Errorf("interrupted: %d level(s) measured (reported above), the level after them cut short: %w", len(rep.Levels), ctx.Err())
 }
 
 // metricsURL is where the server's CPU time is read: --metrics-url, else /metrics at the
