@@ -228,7 +228,7 @@ func runServerBench(ctx context.Context, cmd *cobra.Command, cfg benchConfig, st
 	if runErr != nil {
 		runErr = interrupted(ctx, rep, runErr)
 		if ctx.Err() == nil || rep == nil || len(rep.Levels) == 0 {
-			return runErr // nothing measured to report
+			return runErr // a failure, or Ctrl-C before any level ended: no report
 		}
 	}
 	if err := writeReport(rep, cfg, stdout); err != nil {
