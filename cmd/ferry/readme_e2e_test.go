@@ -233,13 +233,20 @@ func (rd *readmeRun) script(block string) string {
 	return stdout.String()
 }
 
+// spawn starts a command in the background, its output to out (read it only once the
+// command has been waited for).
+func (rd *readmeRun) spawn(cmd string) (*exec.Cmd, *bytes.Buffer) {
+	out := &bytes.Buffer{}
+	c := exec.Command("bash", "-c", "exec "+cmd)
+	c.Dir, c.Env, c.Stdout, c.Stderr = rd.dir, rd.env, out, out
+	must(rd.t, c.Start())
+	return c, out
+}
+
 // beside runs a command in the background; the returned stop interrupts it (Ctrl-C)
 // if it is still running.
 func (rd *readmeRun) beside(cmd string) (stop func()) {
-	var out bytes.Buffer
-	c := exec.Command("bash", "-c", "exec "+cmd)
-	c.Dir, c.Env, c.Stdout, c.Stderr = rd.dir, rd.env, &out, &out
-	must(rd.t, c.Start())
+	c, out := rd.spawn(cmd)
 	rd.t.Logf("$ %s  (in another terminal)", cmd)
 	return func() {
 		c.Process.Signal(os.Interrupt)
@@ -281,10 +288,7 @@ func (rd *readmeRun) start(cmd string) (stop func()) {
 		ready = "https" + strings.TrimPrefix(ready, "http")
 		client = &http.Client{Transport: &http.Transport{TLSClientConfig: &tls.Config{InsecureSkipVerify: true}}} //nolint:gosec // see above
 	}
-	var out bytes.Buffer
-	c := exec.Command("bash", "-c", "exec "+cmd)
-	c.Dir, c.Env, c.Stdout, c.Stderr = rd.dir, rd.env, &out, &out
-	must(rd.t, c.Start())
+	c, out := rd.spawn(cmd)
 	exited := make(chan error, 1)
 	go func() { exited <- c.Wait() }()
 	stopped := false
@@ -323,6 +327,9 @@ func (rd *readmeRun) start(cmd string) (stop func()) {
 		case <-time.After(100 * time.Millisecond):
 		}
 		if time.Now().After(deadline) {
+			c.Process.Kill()
+			<-exited
+			stopped = true
 			rd.t.Fatalf("README server %q not ready on port %s after a minute:\n%s", cmd, port, tail(out.Bytes(), 2000))
 		}
 	}
@@ -330,6 +337,21 @@ func (rd *readmeRun) start(cmd string) (stop func()) {
 
 // readmeBlocks are the ```sh blocks of the README section with this heading.
 func readmeBlocks(t *testing.T, heading string) []string {
+	t.Helper()
+	section := readmeSection(t, heading)
+	var blocks []string
+	for {
+		_, rest, ok := strings.Cut(section, "```sh\n")
+		if !ok {
+			return blocks
+		}
+		block, after, _ := strings.Cut(rest, "```")
+		blocks, section = append(blocks, block), after
+	}
+}
+
+// readmeSection is the text of the README section with this heading.
+func readmeSection(t *testing.T, heading string) string {
 	t.Helper()
 	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
 	if err != nil {
@@ -340,15 +362,7 @@ func readmeBlocks(t *testing.T, heading string) []string {
 		t.Fatalf("README.md has no section %q", heading)
 	}
 	section, _, _ = strings.Cut(section, "\n## ")
-	var blocks []string
-	for {
-		_, rest, ok := strings.Cut(section, "```sh\n")
-		if !ok {
-			return blocks
-		}
-		block, after, _ := strings.Cut(rest, "```")
-		blocks, section = append(blocks, block), after
-	}
+	return section
 }
 
 // readmeCommands splits a block into commands: continued lines joined, a here-document
@@ -488,12 +502,7 @@ func TestREADMESecuring(t *testing.T) {
 // readmePrinted is the first plain ``` block after "It prints:" in the section.
 func readmePrinted(t *testing.T, heading string) string {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join("..", "..", "README.md"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, section, _ := strings.Cut(string(b), "\n## "+heading+"\n")
-	_, after, ok := strings.Cut(section, "It prints:\n\n```\n")
+	_, after, ok := strings.Cut(readmeSection(t, heading), "It prints:\n\n```\n")
 	if !ok {
 		t.Fatalf("README.md's %q has no \"It prints:\" block", heading)
 	}
