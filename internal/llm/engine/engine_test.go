@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"runtime"
 	"slices"
 	"testing"
 
@@ -196,5 +197,16 @@ func TestSessionConfig(t *testing.T) {
 	set := map[string]string{"session.intra_op.allow_spinning": "0", "session.intra_op.spin_duration_us": "100"}
 	if got := sessionConfig(set); !maps.Equal(got, set) {
 		t.Errorf("with %v: %v, want the model's entries", set, got)
+	}
+}
+
+// An engine left to choose its threads takes every core the process may use: ONNX
+// Runtime's own default counted one core on a 2-vCPU VM.
+func TestIntraOpThreadsDefaultToEveryCore(t *testing.T) {
+	if got := intraOpThreads(0); got != runtime.NumCPU() {
+		t.Errorf("intraOpThreads(0) = %d, want runtime.NumCPU() = %d", got, runtime.NumCPU())
+	}
+	if got := intraOpThreads(3); got != 3 {
+		t.Errorf("intraOpThreads(3) = %d, want 3", got)
 	}
 }
