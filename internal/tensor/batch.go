@@ -55,6 +55,9 @@ func Split(t *Tensor, rows []int64) ([]*Tensor, error) {
 		if err != nil {
 			return nil, err
 		}
+		if int64(len(elems)) != total*inner {
+			return nil, fmt.Errorf("split %q: %d BYTES elements, shape %v holds %d", t.Name, len(elems), t.Shape, total*inner)
+		}
 		off := int64(0)
 		for i, r := range rows {
 			var data []byte
@@ -67,6 +70,9 @@ func Split(t *Tensor, rows []int64) ([]*Tensor, error) {
 		return out, nil
 	}
 	rowBytes := inner * int64(t.DType.Size())
+	if int64(len(t.Data)) < total*rowBytes {
+		return nil, fmt.Errorf("split %q: %d bytes, shape %v of %s holds %d", t.Name, len(t.Data), t.Shape, t.DType, total*rowBytes)
+	}
 	off := int64(0)
 	for i, r := range rows {
 		out[i] = piece(t, r, t.Data[off:off+r*rowBytes:off+r*rowBytes])

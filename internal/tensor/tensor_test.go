@@ -126,3 +126,18 @@ func TestConcatSplitBytes(t *testing.T) {
 		t.Fatalf("BYTES split = %q / %q", parts[0].Data, parts[1].Data)
 	}
 }
+
+// A tensor whose data holds fewer elements than its shape is an error, not a panic: a
+// backend's malformed output reaches Split when a lane splits a batch's answer.
+func TestSplitShortData(t *testing.T) {
+	for _, tc := range []*Tensor{
+		{Name: "s", DType: Bytes, Shape: Shape{2, 1}, Data: AppendBytesElement(nil, []byte("x"))},
+		{Name: "f", DType: FP32, Shape: Shape{2, 2}, Data: make([]byte, 12)},
+	} {
+		if _, err := Split(tc, []int64{1, 1}); err == nil {
+			t.Errorf("%s: Split of %d bytes for shape %v: no error", tc.DType, len(tc.Data), tc.Shape)
+		} else {
+			t.Log(err)
+		}
+	}
+}
