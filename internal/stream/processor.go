@@ -48,6 +48,7 @@ type Processor struct {
 	s      *lane.Schema
 	opts   Options
 	reads  map[string]bool // fields the model reads
+	pass   map[string]bool // Options.Passthrough's fields
 	params core.Parameters
 }
 
@@ -64,6 +65,12 @@ func NewProcessor(ctx context.Context, c lane.Core, opts Options) (*Processor, e
 	p := &Processor{c: c, s: s, opts: opts, reads: map[string]bool{}}
 	for _, f := range s.Fields() {
 		p.reads[f] = true
+	}
+	if opts.Passthrough != nil {
+		p.pass = map[string]bool{}
+		for _, f := range opts.Passthrough {
+			p.pass[f] = true
+		}
 	}
 	if opts.Priority > 0 {
 		p.params = core.Parameters{"priority": int64(opts.Priority)}
@@ -166,16 +173,41 @@ func (p *Processor) scoreRows(ctx context.Context, req *core.InferRequest, idx [
 		}
 		return
 	}
-	split, err := p.s.Split(resp, len(idx))
-	if err != nil {
-		for _, i := range idx {
-			results[i].Err = err
-		}
-		return
-	}
+	var split [][]*tensor.Tensor // the general way's pieces, made once a row needs them
+	w, fast := lane.NewOutputRows(resp.Outputs, len(idx), p.s.Batching)
+	var buf []byte
 	for k, i := range idx {
+		if fast {
+			if cap(buf)-len(buf) < 256 { // rows share 4 KB buffers: one allocation for many rows
+				buf = make([]byte, 0, 4096)
+			}
+			start := len(buf)
+			var ok bool
+			if buf, ok = w.Append(buf, rows[i], p.keep, k); ok {
+				results[i] = Result{Value: buf[start:len(buf):len(buf)]}
+				continue
+			}
+			buf = buf[:start]
+		}
+		if split == nil {
+			var err error
+			if split, err = p.s.Split(resp, len(idx)); err != nil {
+				for _, i := range idx {
+					results[i].Err = err
+				}
+				return
+			}
+		}
 		results[i] = p.outputRow(rows[i], resp.Outputs, split[k])
 	}
+}
+
+// keep says whether an input field is copied into the output row.
+func (p *Processor) keep(f string) bool {
+	if p.opts.Passthrough != nil {
+		return p.pass[f]
+	}
+	return !p.reads[f]
 }
 
 // outputRow is a flat JSON row: the passthrough fields, then each output by name.
