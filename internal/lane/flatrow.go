@@ -16,40 +16,72 @@ import (
 // values, escapes, invalid UTF-8, syntax errors, text after the object): the caller
 // decodes those with encoding/json, which also words the errors.
 func flatRow(body []byte) (row Row, ok bool) {
-	s := string(body)
-	i := skipSpace(s, 0)
-	if i >= len(s) || s[i] != '{' {
+	row = Row{}
+	ok = eachFlatField(string(body), func(key string, v span) { row[key] = v.value() })
+	if !ok {
 		return nil, false
 	}
-	row = Row{}
+	return row, true
+}
+
+// span is one scalar of a flat row as written: kind is '"' (a plain string, raw holding
+// its contents), '0' (a number), 't', 'f' or 'n' (true, false, null).
+type span struct {
+	kind byte
+	raw  string
+}
+
+// value is the span as encoding/json with UseNumber decodes it.
+func (v span) value() any {
+	switch v.kind {
+	case '"':
+		return v.raw
+	case '0':
+		return json.Number(v.raw)
+	case 't':
+		return true
+	case 'f':
+		return false
+	}
+	return nil
+}
+
+// eachFlatField calls each with every field of s, a flat JSON object (flatRow's), in
+// order, duplicates included; false when s is not one (each may have been called).
+// Keys and raw values are pieces of s.
+func eachFlatField(s string, each func(key string, v span)) bool {
+	i := skipSpace(s, 0)
+	if i >= len(s) || s[i] != '{' {
+		return false
+	}
 	i = skipSpace(s, i+1)
 	if i < len(s) && s[i] == '}' {
-		return row, skipSpace(s, i+1) == len(s)
+		return skipSpace(s, i+1) == len(s)
 	}
 	for {
 		key, j, ok := plainString(s, i)
 		if !ok {
-			return nil, false
+			return false
 		}
 		i = skipSpace(s, j)
 		if i >= len(s) || s[i] != ':' {
-			return nil, false
+			return false
 		}
-		var v any
+		var v span
 		if v, i, ok = scalar(s, skipSpace(s, i+1)); !ok {
-			return nil, false
+			return false
 		}
-		row[key] = v
+		each(key, v)
 		i = skipSpace(s, i)
 		switch {
 		case i >= len(s):
-			return nil, false
+			return false
 		case s[i] == ',':
 			i = skipSpace(s, i+1)
 		case s[i] == '}':
-			return row, skipSpace(s, i+1) == len(s)
+			return skipSpace(s, i+1) == len(s)
 		default:
-			return nil, false
+			return false
 		}
 	}
 }
@@ -82,28 +114,29 @@ func plainString(s string, i int) (v string, end int, ok bool) {
 	return "", 0, false
 }
 
-// scalar reads a number (as json.Number), a plain string, true, false or null.
-func scalar(s string, i int) (v any, end int, ok bool) {
+// scalar reads a number, a plain string, true, false or null.
+func scalar(s string, i int) (v span, end int, ok bool) {
 	if i >= len(s) {
-		return nil, 0, false
+		return span{}, 0, false
 	}
 	switch c := s[i]; {
 	case c == '"':
-		return plainString(s, i)
+		str, end, ok := plainString(s, i)
+		return span{'"', str}, end, ok
 	case c == '-' || '0' <= c && c <= '9':
 		end, ok := number(s, i)
 		if !ok {
-			return nil, 0, false
+			return span{}, 0, false
 		}
-		return json.Number(s[i:end]), end, true
+		return span{'0', s[i:end]}, end, true
 	case len(s)-i >= 4 && s[i:i+4] == "true":
-		return true, i + 4, true
+		return span{'t', ""}, i + 4, true
 	case len(s)-i >= 5 && s[i:i+5] == "false":
-		return false, i + 5, true
+		return span{'f', ""}, i + 5, true
 	case len(s)-i >= 4 && s[i:i+4] == "null":
-		return nil, i + 4, true
+		return span{'n', ""}, i + 4, true
 	}
-	return nil, 0, false
+	return span{}, 0, false
 }
 
 // number scans JSON's number grammar: -?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?

@@ -50,6 +50,10 @@ type Builder struct {
 	ends []int
 	// borrowed: data[i] is the caller's memory (rows AddEncoded took where they lie).
 	borrowed []bool
+	// AddFlat's: each field the model reads -> its places among all inputs' sources,
+	// and one row's values in those places.
+	places map[string][]int
+	flat   []span
 }
 
 // NewBuilder starts an empty request for the schema's model.
@@ -88,12 +92,87 @@ func (b *Builder) Add(r Row) error {
 		}
 		b.shp[i], b.ends[i] = shape, len(b.vals)
 	}
+	return b.appendVals()
+}
+
+// appendVals appends the row Add or AddFlat encoded in b.vals, b.ends and b.shp.
+func (b *Builder) appendVals() error {
 	// b.vals may have moved while it grew: cut the inputs out once it is whole.
 	start := 0
 	for i, end := range b.ends {
 		b.enc[i], start = b.vals[start:end], end
 	}
 	return b.append(b.enc, b.shp, false)
+}
+
+// AddFlat is Add of the row flatRow decodes from body, without making that row: the
+// fields the model reads go straight into their inputs, and only the fields keep
+// accepts (the output's passthrough) come back, in a Row of their own. It takes the
+// streaming lanes' common message, a flat object whose model fields are all numbers
+// for numeric inputs; for any other it adds nothing and answers ok false, and the
+// caller decodes and adds it the general way, which also words its errors. err is
+// ErrFull as Add's: flush, then add again.
+//
+// Decoding into a Row boxed every value and hashed every field into a map that the
+// lane then read back; BenchmarkAddFlat measures the difference.
+func (b *Builder) AddFlat(body []byte, keep func(string) bool) (kept Row, ok bool, err error) {
+	if b.n >= b.s.MaxBatch {
+		return nil, true, ErrFull
+	}
+	if b.places == nil {
+		b.indexPlaces()
+	}
+	clear(b.flat)
+	if !eachFlatField(string(body), func(key string, v span) {
+		for _, k := range b.places[key] {
+			b.flat[k] = v
+		}
+		if keep(key) {
+			if kept == nil {
+				kept = Row{}
+			}
+			kept[key] = v.value()
+		}
+	}) {
+		return nil, false, nil
+	}
+	b.vals = b.vals[:0]
+	k := 0
+	for i, in := range b.s.Inputs {
+		if in.DType == tensor.Bytes || in.DType == tensor.Bool {
+			return nil, false, nil
+		}
+		for range b.s.sources[i] {
+			v := b.flat[k]
+			k++
+			if v.kind != '0' { // missing, null, a string or a boolean: Add says what is wrong
+				return nil, false, nil
+			}
+			var err error
+			if b.vals, err = v2json.AppendNumber(b.vals, in.DType, json.Number(v.raw)); err != nil {
+				return nil, false, nil
+			}
+		}
+		shape, err := rowShape(in.Shape, int64(len(b.s.sources[i])))
+		if err != nil {
+			return nil, false, nil
+		}
+		b.shp[i], b.ends[i] = shape, len(b.vals)
+	}
+	return kept, true, b.appendVals() // kept is nil when no field is: reading it is as reading Row{}
+}
+
+// indexPlaces numbers the inputs' sources in Add's order and indexes them by field.
+func (b *Builder) indexPlaces() {
+	b.places = map[string][]int{}
+	k := 0
+	for _, fields := range b.s.sources {
+		for _, f := range fields {
+			b.places[f] = append(b.places[f], k)
+			k++
+		}
+	}
+	b.flat = make([]span, k)
 }
 
 // AddEncoded appends a row given as each input's elements already encoded as a request

@@ -107,6 +107,11 @@ func (p *Processor) Process(ctx context.Context, msgs []Message) []Result {
 			// Kafka lane: a chunk's acknowledgement wait fell from 4.3-7.4 ms to 2.7-4.3 ms.
 			runtime.Gosched()
 		}
+		if kept, ok := p.addFlat(b, m.Value, flush); ok {
+			rows[i] = kept
+			batch = append(batch, i)
+			continue
+		}
 		req, row, err := lane.DecodeMessage(m.Value, p.opts.Limits)
 		switch {
 		case err != nil:
@@ -130,6 +135,17 @@ func (p *Processor) Process(ctx context.Context, msgs []Message) []Result {
 	flush()
 	wg.Wait()
 	return results
+}
+
+// addFlat adds a flat row the direct way (Builder.AddFlat), flushing first when the
+// request is full; false when the message needs the general way.
+func (p *Processor) addFlat(b *lane.Builder, body []byte, flush func()) (lane.Row, bool) {
+	kept, ok, err := b.AddFlat(body, p.keep)
+	if ok && errors.Is(err, lane.ErrFull) {
+		flush()
+		kept, ok, err = b.AddFlat(body, p.keep)
+	}
+	return kept, ok && err == nil
 }
 
 func (p *Processor) scoreRequest(ctx context.Context, req *core.InferRequest) Result {

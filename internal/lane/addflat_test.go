@@ -1,0 +1,173 @@
+package lane
+
+import (
+	"errors"
+	"maps"
+	"reflect"
+	"strings"
+	"testing"
+
+	"github.com/ferryml/ferry/internal/tensor"
+)
+
+// flatSchema has the input kinds AddFlat takes and one it leaves to Add: features
+// from three fields (one of them also an input of its own), a count, a half-precision
+// input of variable length, and, when withBytes, a BYTES input.
+func flatSchema(withBytes bool) *Schema {
+	s := &Schema{Model: "m", MaxBatch: 3, Batching: true,
+		Inputs: []Column{
+			{Name: "features", DType: tensor.FP32, Shape: tensor.Shape{3}},
+			{Name: "n", DType: tensor.Int16, Shape: tensor.Shape{1}},
+			{Name: "h", DType: tensor.FP16, Shape: tensor.Shape{-1}},
+		},
+		sources: [][]string{{"a", "b", "n"}, {"n"}, {"h"}}}
+	if withBytes {
+		s.Inputs = append(s.Inputs, Column{Name: "s", DType: tensor.Bytes, Shape: tensor.Shape{1}})
+		s.sources = append(s.sources, []string{"s"})
+	}
+	return s
+}
+
+func keepID(f string) bool { return f == "id" || f == "n" }
+
+// checkAddFlat adds bodies to one builder as the streaming Processor does (AddFlat, and
+// the general way for what it leaves) and to another the general way only (flatRow,
+// then Add), flushing each when full, and wants the same requests, and from AddFlat the
+// row's kept fields. It returns how many bodies AddFlat took.
+func checkAddFlat(t testing.TB, s *Schema, bodies []string) int {
+	t.Helper()
+	direct, general := s.NewBuilder(), s.NewBuilder()
+	var want, got []string
+	took := 0
+	for _, body := range bodies {
+		kept, ok, err := direct.AddFlat([]byte(body), keepID)
+		if ok && errors.Is(err, ErrFull) {
+			got = append(got, requestString(direct))
+			kept, ok, err = direct.AddFlat([]byte(body), keepID)
+		}
+		row, rowOK := flatRow([]byte(body))
+		var gerr error
+		if rowOK {
+			if gerr = general.Add(row); errors.Is(gerr, ErrFull) {
+				want = append(want, requestString(general))
+				gerr = general.Add(row)
+			}
+		}
+		if !ok { // the caller takes the general way, into the same request
+			if rowOK {
+				if err := direct.Add(row); errors.Is(err, ErrFull) {
+					got = append(got, requestString(direct))
+					direct.Add(row) //nolint:errcheck // as general's
+				}
+			}
+			continue
+		}
+		took++
+		switch {
+		case !rowOK:
+			t.Fatalf("%s: AddFlat took a body flatRow refuses", body)
+		case err != nil || gerr != nil:
+			t.Fatalf("%s: AddFlat error %v, Add error %v", body, err, gerr)
+		}
+		wantKept := Row{}
+		maps.Copy(wantKept, row)
+		maps.DeleteFunc(wantKept, func(f string, _ any) bool { return !keepID(f) })
+		if len(kept) != len(wantKept) || len(kept) > 0 && !reflect.DeepEqual(kept, wantKept) {
+			t.Fatalf("%s: AddFlat kept %v, want %v", body, kept, wantKept)
+		}
+	}
+	got, want = append(got, requestString(direct)), append(want, requestString(general))
+	if !reflect.DeepEqual(got, want) {
+		t.Fatalf("requests:\nAddFlat %q\nAdd     %q", got, want)
+	}
+	return took
+}
+
+// requestString is the builder's request, inputs as shape and bytes, and restarts it.
+func requestString(b *Builder) string {
+	if b.Len() == 0 {
+		return ""
+	}
+	var sb strings.Builder
+	for _, in := range b.Request("").Inputs {
+		sb.WriteString(in.Name + in.Shape.String() + ":" + string(in.Data) + ";")
+	}
+	return sb.String()
+}
+
+func TestAddFlatMatchesAdd(t *testing.T) {
+	for _, tc := range []struct {
+		name      string
+		withBytes bool
+		bodies    []string
+		took      int
+	}{
+		{"rows", false, []string{
+			`{"id":1,"a":0.5,"b":-2,"n":3,"h":1.5}`,
+			`{"h":1e-3, "n":7 ,"b":1E+2,"a":0,"id":"x-2","other":true}`,
+			` {"a":1,"b":2,"n":-32768,"h":65504} `,
+			`{"a":1,"b":2,"n":1,"h":0.1,"id":null}`, // a fourth row: the first request is full
+		}, 4},
+		{"a duplicate field: the last counts", false, []string{`{"a":1,"a":2,"b":3,"n":4,"h":5,"id":1,"id":2}`}, 1},
+		{"left to Add", false, []string{
+			`{"a":1,"b":2,"n":3}`,                // h missing
+			`{"a":1,"b":2,"n":3,"h":null}`,       // h null
+			`{"a":"1","b":2,"n":3,"h":1}`,        // a string
+			`{"a":true,"b":2,"n":3,"h":1}`,       // a boolean
+			`{"a":1,"b":2,"n":1.5,"h":1}`,        // no INT16
+			`{"a":1,"b":2,"n":40000,"h":1}`,      // out of INT16's range
+			`{"a":[1],"b":2,"n":3,"h":1}`,        // not flat
+			`{"a":1,"b":2,"n":3,"h":1} x`,        // trailing text
+			`{"a":1,"b":2,"n":3,"h":1,"e":"\n"}`, // an escape
+		}, 0},
+		{"a BYTES input is left to Add", true, []string{`{"a":1,"b":2,"n":3,"h":1,"s":"x"}`}, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if took := checkAddFlat(t, flatSchema(tc.withBytes), tc.bodies); took != tc.took {
+				t.Errorf("AddFlat took %d bodies, want %d", took, tc.took)
+			}
+		})
+	}
+}
+
+// FuzzAddFlatMatchesAdd holds AddFlat to flatRow and Add on fuzzed rows, three at a
+// time into one request.
+func FuzzAddFlatMatchesAdd(f *testing.F) {
+	f.Add(`{"id":1,"a":0.5,"b":-2,"n":3,"h":1.5}`, `{"a":1,"b":2,"n":3}`, `{"a":1e400,"b":-0,"n":-1,"h":[1]}`)
+	f.Fuzz(func(t *testing.T, a, b, c string) {
+		checkAddFlat(t, flatSchema(false), []string{a, b, c, a})
+	})
+}
+
+// BenchmarkAddFlat adds the Kafka benchmark's row to a tabular request both ways.
+func BenchmarkAddFlat(b *testing.B) {
+	s := &Schema{Model: "tabular", MaxBatch: 256, Batching: true,
+		Inputs:  []Column{{Name: "features", DType: tensor.FP32, Shape: tensor.Shape{6}}},
+		sources: [][]string{{"age", "income", "debt_ratio", "tenure", "late_payments", "utilization"}}}
+	body := []byte(`{"id":12345,"age":4.5,"income":0.1,"debt_ratio":0.2,"tenure":0.3,"late_payments":1,"utilization":0.5}`)
+	keep := func(f string) bool { return f == "id" }
+	run := func(b *testing.B, add func(*Builder) error) {
+		b.ReportAllocs()
+		bl := s.NewBuilder()
+		for b.Loop() {
+			if err := add(bl); errors.Is(err, ErrFull) {
+				bl.Request("")
+				err = add(bl)
+			} else if err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+	b.Run("flatRow+Add", func(b *testing.B) {
+		run(b, func(bl *Builder) error {
+			row, _ := flatRow(body)
+			return bl.Add(row)
+		})
+	})
+	b.Run("AddFlat", func(b *testing.B) {
+		run(b, func(bl *Builder) error {
+			_, _, err := bl.AddFlat(body, keep)
+			return err
+		})
+	})
+}
