@@ -4,6 +4,7 @@ import (
 	"errors"
 	"maps"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 
@@ -28,23 +29,30 @@ func flatSchema(withBytes bool) *Schema {
 	return s
 }
 
-func keepID(f string) bool { return f == "id" || f == "n" }
+// passID passes the id through, and n, which the model reads too.
+var passID = map[string]bool{"id": true, "n": true}
 
 // checkAddFlat adds bodies to one builder as the streaming Processor does (AddFlat, and
 // the general way for what it leaves) and to another the general way only (flatRow,
 // then Add), flushing each when full, and wants the same requests, and from AddFlat the
 // row's kept fields. It returns how many bodies AddFlat took.
-func checkAddFlat(t testing.TB, s *Schema, bodies []string) int {
+func checkAddFlat(t testing.TB, s *Schema, bodies []string, pass map[string]bool) int {
 	t.Helper()
+	keep := func(f string) bool { return pass[f] || pass == nil && !slices.Contains(s.Fields(), f) }
 	direct, general := s.NewBuilder(), s.NewBuilder()
 	var want, got []string
+	var all []Field
 	took := 0
 	for _, body := range bodies {
-		kept, ok, err := direct.AddFlat([]byte(body), keepID)
+		start := len(all)
+		var ok bool
+		var err error
+		all, ok, err = direct.AddFlat([]byte(body), pass, all)
 		if ok && errors.Is(err, ErrFull) {
 			got = append(got, requestString(direct))
-			kept, ok, err = direct.AddFlat([]byte(body), keepID)
+			all, ok, err = direct.AddFlat([]byte(body), pass, all)
 		}
+		kept := all[start:]
 		row, rowOK := flatRow([]byte(body))
 		var gerr error
 		if rowOK {
@@ -71,8 +79,8 @@ func checkAddFlat(t testing.TB, s *Schema, bodies []string) int {
 		}
 		wantKept := Row{}
 		maps.Copy(wantKept, row)
-		maps.DeleteFunc(wantKept, func(f string, _ any) bool { return !keepID(f) })
-		if len(kept) != len(wantKept) || len(kept) > 0 && !reflect.DeepEqual(kept, wantKept) {
+		maps.DeleteFunc(wantKept, func(f string, _ any) bool { return !keep(f) })
+		if !reflect.DeepEqual(FieldsRow(kept), wantKept) {
 			t.Fatalf("%s: AddFlat kept %v, want %v", body, kept, wantKept)
 		}
 	}
@@ -123,8 +131,10 @@ func TestAddFlatMatchesAdd(t *testing.T) {
 		{"a BYTES input is left to Add", true, []string{`{"a":1,"b":2,"n":3,"h":1,"s":"x"}`}, 0},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			if took := checkAddFlat(t, flatSchema(tc.withBytes), tc.bodies); took != tc.took {
-				t.Errorf("AddFlat took %d bodies, want %d", took, tc.took)
+			for _, pass := range []map[string]bool{passID, nil} {
+				if took := checkAddFlat(t, flatSchema(tc.withBytes), tc.bodies, pass); took != tc.took {
+					t.Errorf("pass %v: AddFlat took %d bodies, want %d", pass, took, tc.took)
+				}
 			}
 		})
 	}
@@ -135,7 +145,8 @@ func TestAddFlatMatchesAdd(t *testing.T) {
 func FuzzAddFlatMatchesAdd(f *testing.F) {
 	f.Add(`{"id":1,"a":0.5,"b":-2,"n":3,"h":1.5}`, `{"a":1,"b":2,"n":3}`, `{"a":1e400,"b":-0,"n":-1,"h":[1]}`)
 	f.Fuzz(func(t *testing.T, a, b, c string) {
-		checkAddFlat(t, flatSchema(false), []string{a, b, c, a})
+		checkAddFlat(t, flatSchema(false), []string{a, b, c, a}, passID)
+		checkAddFlat(t, flatSchema(false), []string{a, b, c, a}, nil)
 	})
 }
 
@@ -145,7 +156,7 @@ func BenchmarkAddFlat(b *testing.B) {
 		Inputs:  []Column{{Name: "features", DType: tensor.FP32, Shape: tensor.Shape{6}}},
 		sources: [][]string{{"age", "income", "debt_ratio", "tenure", "late_payments", "utilization"}}}
 	body := []byte(`{"id":12345,"age":4.5,"income":0.1,"debt_ratio":0.2,"tenure":0.3,"late_payments":1,"utilization":0.5}`)
-	keep := func(f string) bool { return f == "id" }
+	pass := map[string]bool{"id": true}
 	run := func(b *testing.B, add func(*Builder) error) {
 		b.ReportAllocs()
 		bl := s.NewBuilder()
@@ -165,8 +176,10 @@ func BenchmarkAddFlat(b *testing.B) {
 		})
 	})
 	b.Run("AddFlat", func(b *testing.B) {
+		var kept []Field
 		run(b, func(bl *Builder) error {
-			_, _, err := bl.AddFlat(body, keep)
+			var err error
+			kept, _, err = bl.AddFlat(body, pass, kept[:0])
 			return err
 		})
 	})

@@ -27,10 +27,14 @@ type OutputRows struct {
 	fields []rowField
 }
 
-// rowField is one key of a row: a passthrough field (out < 0) or output out.
+// rowField is one key of a row: output out, or (out < 0) a passthrough field, its
+// value v from a Row or, with flat, sp as AddFlat read it.
 type rowField struct {
-	key string
-	out int
+	key  string
+	out  int
+	v    any
+	sp   span
+	flat bool
 }
 
 // NewOutputRows prepares to write the n rows of outs; batching says whether the model
@@ -64,11 +68,28 @@ func NewOutputRows(outs []*tensor.Tensor, n int, batching bool) (*OutputRows, bo
 // MarshalRow's order (sorted keys; an output replaces a field of its name).
 func (o *OutputRows) Append(b []byte, in Row, keep func(string) bool, k int) ([]byte, bool) {
 	o.fields = o.fields[:0]
-	for f := range in {
-		if keep(f) && !slices.ContainsFunc(o.outs, func(t *tensor.Tensor) bool { return t.Name == f }) {
-			o.fields = append(o.fields, rowField{key: f, out: -1})
+	for f, v := range in {
+		if keep(f) {
+			o.fields = append(o.fields, rowField{key: f, out: -1, v: v})
 		}
 	}
+	return o.appendRow(b, k)
+}
+
+// AppendFields is Append for a row AddFlat took: fields are the ones it kept.
+func (o *OutputRows) AppendFields(b []byte, fields []Field, k int) ([]byte, bool) {
+	o.fields = o.fields[:0]
+	for _, f := range fields {
+		o.fields = append(o.fields, rowField{key: f.Key, out: -1, sp: f.v, flat: true})
+	}
+	return o.appendRow(b, k)
+}
+
+// appendRow writes row k of the outputs with o.fields, the passthrough fields.
+func (o *OutputRows) appendRow(b []byte, k int) ([]byte, bool) {
+	o.fields = slices.DeleteFunc(o.fields, func(f rowField) bool {
+		return slices.ContainsFunc(o.outs, func(t *tensor.Tensor) bool { return t.Name == f.key })
+	})
 	for j, t := range o.outs {
 		o.fields = append(o.fields, rowField{key: t.Name, out: j})
 	}
@@ -79,11 +100,27 @@ func (o *OutputRows) Append(b []byte, in Row, keep func(string) bool, k int) ([]
 			return b, false
 		}
 		b = append(b, ':')
-		if f.out < 0 {
-			return appendJSONValue(b, in[f.key])
+		switch {
+		case f.out >= 0:
+			return o.appendValue(b, f.out, k)
+		case f.flat:
+			return appendSpan(b, f.sp)
 		}
-		return o.appendValue(b, f.out, k)
+		return appendJSONValue(b, f.v)
 	})
+}
+
+// appendSpan writes a flat row's value as appendJSONValue writes span.value() of it.
+func appendSpan(b []byte, v span) ([]byte, bool) {
+	switch v.kind {
+	case '0':
+		return append(b, v.raw...), true // a number as the scanner found it, as json.Number writes
+	case '"':
+		return appendSimpleString(b, v.raw)
+	case 't', 'f':
+		return strconv.AppendBool(b, v.kind == 't'), true
+	}
+	return append(b, "null"...), true
 }
 
 // appendValue writes row k's piece of output j as appendJSONValue writes Value of it:

@@ -56,6 +56,13 @@ func checkOutputRows(t testing.TB, outs []*tensor.Tensor, rows []Row, keep func(
 	wrote := 0
 	for k, in := range rows {
 		got, ok := w.Append([]byte("prefix"), in, keep, k)
+		if fields, flat := rowFields(in, keep); flat {
+			// The same row as AddFlat keeps it: written alike.
+			fromFields, fok := w.AppendFields([]byte("prefix"), fields, k)
+			if fok != ok || ok && !bytes.Equal(fromFields, got) {
+				t.Fatalf("row %d: AppendFields wrote %s (%v), Append %s (%v)", k, fromFields, fok, got, ok)
+			}
+		}
 		if !ok {
 			continue
 		}
@@ -69,6 +76,35 @@ func checkOutputRows(t testing.TB, outs []*tensor.Tensor, rows []Row, keep func(
 		}
 	}
 	return wrote
+}
+
+// rowFields is in's kept fields as AddFlat keeps them; false when a value is not one a
+// flat row holds.
+func rowFields(in Row, keep func(string) bool) ([]Field, bool) {
+	var fields []Field
+	for f, v := range in {
+		if !keep(f) {
+			continue
+		}
+		var sp span
+		switch v := v.(type) {
+		case json.Number:
+			sp = span{'0', string(v)}
+		case string:
+			sp = span{'"', v}
+		case bool:
+			sp = span{'f', ""}
+			if v {
+				sp.kind = 't'
+			}
+		case nil:
+			sp = span{'n', ""}
+		default:
+			return nil, false
+		}
+		fields = append(fields, Field{f, sp})
+	}
+	return fields, true
 }
 
 func f32s(vs ...float32) []byte {

@@ -106,60 +106,90 @@ func (b *Builder) appendVals() error {
 }
 
 // AddFlat is Add of the row flatRow decodes from body, without making that row: the
-// fields the model reads go straight into their inputs, and only the fields keep
-// accepts (the output's passthrough) come back, in a Row of their own. It takes the
-// streaming lanes' common message, a flat object whose model fields are all numbers
-// for numeric inputs; for any other it adds nothing and answers ok false, and the
-// caller decodes and adds it the general way, which also words its errors. err is
-// ErrFull as Add's: flush, then add again.
+// fields the model reads go straight into their inputs, and the fields the output
+// passes through are appended to kept, as written. pass names those fields; nil passes
+// every field the model does not read. It takes the streaming lanes' common message, a
+// flat object whose model fields are all numbers for numeric inputs; for any other it
+// adds nothing and answers ok false, and the caller decodes and adds it the general
+// way, which also words its errors. err is ErrFull as Add's: flush, then add again.
 //
 // Decoding into a Row boxed every value and hashed every field into a map that the
-// lane then read back; BenchmarkAddFlat measures the difference.
-func (b *Builder) AddFlat(body []byte, keep func(string) bool) (kept Row, ok bool, err error) {
+// lane read back once; BenchmarkAddFlat measures the difference.
+func (b *Builder) AddFlat(body []byte, pass map[string]bool, kept []Field) (_ []Field, ok bool, err error) {
 	if b.n >= b.s.MaxBatch {
-		return nil, true, ErrFull
+		return kept, true, ErrFull
 	}
 	if b.places == nil {
 		b.indexPlaces()
 	}
 	clear(b.flat)
+	start := len(kept)
 	if !eachFlatField(string(body), func(key string, v span) {
-		for _, k := range b.places[key] {
+		places, reads := b.places[key]
+		for _, k := range places {
 			b.flat[k] = v
 		}
-		if keep(key) {
-			if kept == nil {
-				kept = Row{}
-			}
-			kept[key] = v.value()
+		if pass == nil && !reads || pass[key] {
+			kept = keepField(kept, start, Field{key, v})
 		}
 	}) {
-		return nil, false, nil
+		return kept[:start], false, nil
 	}
 	b.vals = b.vals[:0]
 	k := 0
 	for i, in := range b.s.Inputs {
 		if in.DType == tensor.Bytes || in.DType == tensor.Bool {
-			return nil, false, nil
+			return kept[:start], false, nil
 		}
 		for range b.s.sources[i] {
 			v := b.flat[k]
 			k++
 			if v.kind != '0' { // missing, null, a string or a boolean: Add says what is wrong
-				return nil, false, nil
+				return kept[:start], false, nil
 			}
 			var err error
 			if b.vals, err = v2json.AppendNumber(b.vals, in.DType, json.Number(v.raw)); err != nil {
-				return nil, false, nil
+				return kept[:start], false, nil
 			}
 		}
 		shape, err := rowShape(in.Shape, int64(len(b.s.sources[i])))
 		if err != nil {
-			return nil, false, nil
+			return kept[:start], false, nil
 		}
 		b.shp[i], b.ends[i] = shape, len(b.vals)
 	}
-	return kept, true, b.appendVals() // kept is nil when no field is: reading it is as reading Row{}
+	if err := b.appendVals(); err != nil {
+		return kept[:start], true, err
+	}
+	return kept, true, nil
+}
+
+// Field is one field a row passes through to its output, as AddFlat read it.
+type Field struct {
+	Key string
+	v   span
+}
+
+// keepField appends f to the row's fields kept[start:], or replaces the one of its key:
+// in a row, as in a map, the last of duplicate fields counts.
+func keepField(kept []Field, start int, f Field) []Field {
+	for i := start; i < len(kept); i++ {
+		if kept[i].Key == f.Key {
+			kept[i] = f
+			return kept
+		}
+	}
+	return append(kept, f)
+}
+
+// FieldsRow is the Row of fields, as flatRow would have decoded them: for a row that
+// AddFlat took but whose output takes the general way.
+func FieldsRow(fields []Field) Row {
+	row := make(Row, len(fields))
+	for _, f := range fields {
+		row[f.Key] = f.v.value()
+	}
+	return row
 }
 
 // indexPlaces numbers the inputs' sources in Add's order and indexes them by field.

@@ -112,3 +112,64 @@ ferry_stream_lag{broker="kafka",consumer="c",partition="2",topic="in"} 7
 		t.Fatalf("consumed series: %d, %v", n, err)
 	}
 }
+
+// TestProcessPassesFieldsThrough: a row's output carries the fields the model does not
+// read (or the listed ones), as written, beside the score, in encoding/json's order and
+// spelling, whichever way the row was decoded (a duplicate field, null, a non-ASCII
+// string, a nested value).
+func TestProcessPassesFieldsThrough(t *testing.T) {
+	ctx := context.Background()
+	const model = `"age":1,"income":0.1,"debt_ratio":0.2,"tenure":0.3,"late_payments":1,"utilization":0.5`
+	msgs := []stream.Message{
+		{Value: []byte(`{"id":7,` + model + `,"zone":"eu","vip":true,"note":null}`)},
+		{Value: []byte(`{"id":1,"id":2.50,` + model + `}`)},
+		{Value: []byte(`{"id":"x<y",` + model + `,"zone":"é"}`)},
+		{Value: []byte(`{"id":3,` + model + `,"tags":["a"]}`)},
+	}
+	for _, tc := range []struct {
+		pass []string
+		want []map[string]string // each output's fields but the score, as JSON
+	}{
+		{nil, []map[string]string{
+			{"id": "7", "zone": `"eu"`, "vip": "true", "note": "null"},
+			{"id": "2.50"},
+			{"id": `"x\u003cy"`, "zone": `"é"`},
+			{"id": "3", "tags": `["a"]`},
+		}},
+		{[]string{"id", "age"}, []map[string]string{
+			{"id": "7", "age": "1"}, {"id": "2.50", "age": "1"}, {"id": `"x\u003cy"`, "age": "1"}, {"id": "3", "age": "1"},
+		}},
+	} {
+		p, err := stream.NewProcessor(ctx, testCore, stream.Options{Model: "tabular", Mapping: features, Passthrough: tc.pass})
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, r := range p.Process(ctx, msgs) {
+			if r.Err != nil {
+				t.Fatalf("pass %v, message %d: %v", tc.pass, i, r.Err)
+			}
+			var got map[string]json.RawMessage
+			if err := json.Unmarshal(r.Value, &got); err != nil {
+				t.Fatal(err)
+			}
+			if _, ok := got["score"]; !ok {
+				t.Errorf("pass %v, message %d: no score in %s", tc.pass, i, r.Value)
+			}
+			delete(got, "score")
+			if len(got) != len(tc.want[i]) {
+				t.Errorf("pass %v, message %d: %s, want the fields %v and the score", tc.pass, i, r.Value, tc.want[i])
+			}
+			for f, v := range tc.want[i] {
+				if string(got[f]) != v {
+					t.Errorf("pass %v, message %d: %s = %s, want %s (in %s)", tc.pass, i, f, got[f], v, r.Value)
+				}
+			}
+			// encoding/json writes the same object byte for byte: sorted keys, its escapes.
+			var same map[string]json.RawMessage
+			_ = json.Unmarshal(r.Value, &same)
+			if want, _ := json.Marshal(same); string(want) != string(r.Value) {
+				t.Errorf("pass %v, message %d: %s, encoding/json writes %s", tc.pass, i, r.Value, want)
+			}
+		}
+	}
+}
