@@ -237,7 +237,7 @@ func (p *Processor) scoreRows(ctx context.Context, req *core.InferRequest, idx [
 		if split == nil {
 			var err error
 			if split, err = p.s.Split(resp, len(idx)); err != nil {
-				for _, i := range idx {
+				for _, i := range idx[k:] { // the rows before k are written: OutputRows took them
 					results[i].Err = err
 				}
 				return
