@@ -129,7 +129,7 @@ func (b *Builder) AddFlat(body []byte, pass map[string]bool, kept []Field) (_ []
 		for _, k := range places {
 			b.flat[k] = v
 		}
-		if pass == nil && !reads || pass[key] {
+		if Passes(pass, key, reads) {
 			kept = keepField(kept, start, Field{key, v})
 		}
 	}) {
@@ -162,6 +162,12 @@ func (b *Builder) AddFlat(body []byte, pass map[string]bool, kept []Field) (_ []
 		return kept[:start], true, err
 	}
 	return kept, true, nil
+}
+
+// Passes says whether a row's field f goes to its output row: the fields pass names,
+// or, when pass is nil, every field the model does not read (reads).
+func Passes(pass map[string]bool, f string, reads bool) bool {
+	return pass[f] || pass == nil && !reads
 }
 
 // Field is one field a row passes through to its output, as AddFlat read it.

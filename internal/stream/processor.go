@@ -48,7 +48,7 @@ type Processor struct {
 	s      *lane.Schema
 	opts   Options
 	reads  map[string]bool // fields the model reads
-	pass   map[string]bool // Options.Passthrough's fields
+	pass   map[string]bool // Options.Passthrough's fields; nil when it is nil
 	params core.Parameters
 }
 
@@ -248,12 +248,7 @@ func (p *Processor) scoreRows(ctx context.Context, req *core.InferRequest, idx [
 }
 
 // keep says whether an input field is copied into the output row.
-func (p *Processor) keep(f string) bool {
-	if p.opts.Passthrough != nil {
-		return p.pass[f]
-	}
-	return !p.reads[f]
-}
+func (p *Processor) keep(f string) bool { return lane.Passes(p.pass, f, p.reads[f]) }
 
 // outputRow is a flat JSON row: the passthrough fields, then each output by name.
 func (p *Processor) outputRow(in lane.Row, names []*tensor.Tensor, outs []*tensor.Tensor) Result {

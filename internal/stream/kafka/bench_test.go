@@ -173,25 +173,34 @@ func servingGC(b *testing.B) {
 }
 
 // laneRound runs a consumer until n results are acknowledged, recording the messages of
-// each Process call per partition. The time counts from the first Process call: joining
-// the group and the first fetch (10-25 ms) are the consumer's start, once per process,
-// not its throughput, and the direct run has no counterpart for them.
+// each Process call per partition.
 func laneRound(b *testing.B, kc *kfake.Cluster, p *stream.Processor, n uint64) (time.Duration, map[int32][][]stream.Message) {
-	c, err := New(Config{Name: "bench", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: *benchFlight}, p, nil)
-	if err != nil {
-		b.Fatal(err)
-	}
 	var mu sync.Mutex
 	batches := map[int32][][]stream.Message{}
-	var first atomic.Pointer[time.Time]
-	c.process = func(ctx context.Context, partition int32, msgs []stream.Message) []stream.Result {
-		now := time.Now()
-		first.CompareAndSwap(nil, &now)
+	took := timeLane(b, kc, p, n, func(ctx context.Context, partition int32, msgs []stream.Message) []stream.Result {
 		res := p.Process(ctx, msgs)
 		mu.Lock()
 		batches[partition] = append(batches[partition], msgs)
 		mu.Unlock()
 		return res
+	})
+	return took, batches
+}
+
+// timeLane runs a consumer whose model calls are process until n results are
+// acknowledged. The time counts from the first call: joining the group and the first
+// fetch (10-25 ms) are the consumer's start, once per process, not its throughput, and
+// the direct run has no counterpart for them.
+func timeLane(b *testing.B, kc *kfake.Cluster, p *stream.Processor, n uint64, process func(context.Context, int32, []stream.Message) []stream.Result) time.Duration {
+	c, err := New(Config{Name: "bench", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: *benchFlight}, p, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var first atomic.Pointer[time.Time]
+	c.process = func(ctx context.Context, partition int32, msgs []stream.Message) []stream.Result {
+		now := time.Now()
+		first.CompareAndSwap(nil, &now)
+		return process(ctx, partition, msgs)
 	}
 	r := run(b, c)
 	for totals(c).Produced < n {
@@ -201,7 +210,7 @@ func laneRound(b *testing.B, kc *kfake.Cluster, p *stream.Processor, n uint64) (
 	if err := r.wait(b); err != nil {
 		b.Fatal(err)
 	}
-	return took, batches
+	return took
 }
 
 // directRound calls Process on the recorded batches, one goroutine per partition as the
