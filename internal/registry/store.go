@@ -202,10 +202,19 @@ func (s *sqlStore) write(ctx context.Context, ch *change, fn func(c conn) error)
 		ch.At, who, ch.Action, ch.Object, string(detail)); err != nil {
 		return s.dbErr(ch.Action, err)
 	}
-	if err := tx.Commit(); err != nil {
-		return s.dbErr(ch.Action, err)
+	return s.commit(ctx, tx, ch.Action)
+}
+
+// commit commits tx, begun with ctx. When ctx has ended (a client that went away),
+// database/sql has rolled tx back itself and Commit says only that tx is done: the
+// change did not happen, because of ctx, not of the database, and the error says so
+// (the API answers 499, not 500).
+func (s *sqlStore) commit(ctx context.Context, tx *sql.Tx, op string) error {
+	err := tx.Commit()
+	if ctxErr := ctx.Err(); ctxErr != nil && errors.Is(err, sql.ErrTxDone) {
+		return fmt.Errorf("registry: %s: %w", op, ctxErr)
 	}
-	return nil
+	return s.dbErr(op, err)
 }
 
 // dbErr passes the package's own errors through and gives a driver error its

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"testing"
+	"time"
 
 	"go.uber.org/goleak"
 )
@@ -115,4 +116,28 @@ func versionDir(t *testing.T, content string) string {
 func auditCount(t *testing.T, s Store) int {
 	t.Helper()
 	return len(must(s.Audit(context.Background(), AuditFilter{}))(t))
+}
+
+// A write whose context ends before its commit (a client that went away) fails with the
+// context's error, which the API answers 499, not 500: database/sql rolls such a
+// transaction back itself and Commit then says only that it is done. A fuzzed DELETE
+// of a model got "sql: transaction has already been committed or rolled back" as a 500.
+func TestCommitAfterCancel(t *testing.T) {
+	eachStore(t, func(t *testing.T, s *sqlStore) {
+		ctx, cancel := context.WithCancel(context.Background())
+		tx, err := s.db.BeginTx(ctx, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO audit_log (at, actor, action, object, detail) VALUES (1, '', 'test.cancel', 'x', '{}')`); err != nil {
+			t.Fatal(err)
+		}
+		cancel()
+		time.Sleep(50 * time.Millisecond) // database/sql's watcher rolls the transaction back
+		wantErr(t, "commit", s.commit(ctx, tx, "test.cancel"), context.Canceled)
+		var n int
+		if err := s.db.QueryRow(`SELECT COUNT(*) FROM audit_log WHERE action = 'test.cancel'`).Scan(&n); err != nil || n != 0 {
+			t.Errorf("audit rows of the cancelled write: %d (%v), want 0", n, err)
+		}
+	})
 }
