@@ -132,36 +132,43 @@ func (b *Builder) AddFlat(body []byte, pass map[string]bool, kept []Field) (_ []
 		if Passes(pass, key, reads) {
 			kept = keepField(kept, start, Field{key, v})
 		}
-	}) {
+	}) || !b.encodeFlat() {
 		return kept[:start], false, nil
-	}
-	b.vals = b.vals[:0]
-	k := 0
-	for i, in := range b.s.Inputs {
-		if in.DType == tensor.Bytes || in.DType == tensor.Bool {
-			return kept[:start], false, nil
-		}
-		for range b.s.sources[i] {
-			v := b.flat[k]
-			k++
-			if v.kind != '0' { // missing, null, a string or a boolean: Add says what is wrong
-				return kept[:start], false, nil
-			}
-			var err error
-			if b.vals, err = v2json.AppendNumber(b.vals, in.DType, json.Number(v.raw)); err != nil {
-				return kept[:start], false, nil
-			}
-		}
-		shape, err := rowShape(in.Shape, int64(len(b.s.sources[i])))
-		if err != nil {
-			return kept[:start], false, nil
-		}
-		b.shp[i], b.ends[i] = shape, len(b.vals)
 	}
 	if err := b.appendVals(); err != nil {
 		return kept[:start], true, err
 	}
 	return kept, true, nil
+}
+
+// encodeFlat encodes the row in b.flat into b.vals, b.ends and b.shp, as Add would;
+// false for a row Add is to take (a value that is missing, null, not a number, or out
+// of its input's range; a BYTES or BOOL input; a count the input's shape refuses).
+func (b *Builder) encodeFlat() bool {
+	b.vals = b.vals[:0]
+	k := 0
+	for i, in := range b.s.Inputs {
+		if in.DType == tensor.Bytes || in.DType == tensor.Bool {
+			return false
+		}
+		for range b.s.sources[i] {
+			v := b.flat[k]
+			k++
+			if v.kind != '0' {
+				return false
+			}
+			var err error
+			if b.vals, err = v2json.AppendNumber(b.vals, in.DType, json.Number(v.raw)); err != nil {
+				return false
+			}
+		}
+		shape, err := rowShape(in.Shape, int64(len(b.s.sources[i])))
+		if err != nil {
+			return false
+		}
+		b.shp[i], b.ends[i] = shape, len(b.vals)
+	}
+	return true
 }
 
 // Passes says whether a row's field f goes to its output row: the fields pass names,

@@ -284,8 +284,8 @@ func sessionConfig(set map[string]string) map[string]string {
 // intraOpThreads is the session's intra-op thread count for Config.Threads: all cores
 // the process may run on when it is 0, counted here rather than left to ONNX Runtime,
 // whose own default (0) is its count of physical cores and can be one where the machine
-// has two: on a 2-vCPU VM (ONNX Runtime 1.30) it ran GPT-2 small on one thread, 34 tokens/s for one
-// stream and 119 for eight, against 52 and 200 with two threads.
+// has two: on a 2-vCPU VM (ONNX Runtime 1.30) it ran GPT-2 small on one thread, 34
+// tokens/s for one stream and 119 for eight, against 60 and 205-214 with two.
 func intraOpThreads(threads int) int {
 	if threads == 0 {
 		return runtime.NumCPU()
