@@ -47,7 +47,11 @@ func slowModel(rows int64, steps int) []byte {
 // finish successfully; the server stops accepting new connections meanwhile.
 func TestShutdownDrainsInFlightRequests(t *testing.T) {
 	repo := t.TempDir()
-	writeModel(t, repo, "slow", 1, slowModel(64, 400), "")
+	// A run lasts long enough (0.5-1 s here) that the three requests, which reach core
+	// one after another, are all inside it at once even when make test's other
+	// packages load the machine: with 400 steps (0.15 s a run) a fresh-clone run saw all
+	// three finish before any moment with three in flight.
+	writeModel(t, repo, "slow", 1, slowModel(64, 2000), "")
 	ts := startServer(t, repo, func(c *serveConfig) { c.drain = 30 * time.Second })
 	body := `{"inputs":[{"name":"INPUT0","shape":[64,512],"datatype":"FP32","data":[` +
 		strings.TrimSuffix(strings.Repeat("1,", 64*512), ",") + `]}]}`
