@@ -106,7 +106,9 @@ func (l *loop) step(ctx context.Context) {
 		logits, err := l.e.forward(ctx, run.b, run.rows)
 		if err != nil {
 			if ctx.Err() != nil {
-				return // Run returns; failAll ends every sequence
+				// Run returns and failAll ends every sequence still held; the ones an
+				// earlier run of this step finished must leave the lists first (compact).
+				break
 			}
 			l.e.log.Error("llm step failed", "rows", len(run.rows), "err", err)
 			for _, r := range run.rows {

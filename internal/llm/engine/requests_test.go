@@ -11,6 +11,7 @@ import (
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/ferryml/ferry/internal/llm"
 	"github.com/ferryml/ferry/tools/onnxgen"
@@ -197,6 +198,41 @@ func TestEmbedIsNormalisedMeanOfHiddenStates(t *testing.T) {
 		}
 		if math.Abs(norm-1) > 1e-4 || diff > 1e-4 {
 			t.Errorf("input %d: |v|² = %v, max |batched - alone| = %v; want 1 and ~0", i, norm, diff)
+		}
+	}
+}
+
+// TestStopMidStep: the engine stopping (its context cancelled) while a step runs ends
+// every sequence once. A step whose decode run finished sequences and whose prefill
+// run then saw the context end returned before dropping the finished ones, and Run's
+// exit finished them again: "close of closed channel" (seen once in make test).
+func TestStopMidStep(t *testing.T) {
+	path := tinyModel(t)
+	for round := range 30 {
+		cfg := Config{Path: path, Runtime: rt, Model: "tiny", ContextLength: 64, Threads: 1, EOS: -1}
+		e, err := Open(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx, cancel := context.WithCancel(context.Background())
+		done := make(chan error, 1)
+		go func() { done <- e.Run(ctx) }()
+		var wg sync.WaitGroup
+		for i := range 8 {
+			wg.Go(func() {
+				// Short answers finish in decode runs while longer prompts prefill beside them.
+				prompt := make([]int, 2+(i*7+round)%40)
+				e.Generate(context.Background(), prompt, greedy(1+i%3), func(Token) error { return nil }) //nolint:errcheck // stopped engines fail them
+			})
+		}
+		time.Sleep(time.Duration(round%10) * time.Millisecond)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		wg.Wait()
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
 		}
 	}
 }
