@@ -40,7 +40,6 @@ const minCapacity = 64
 func newSlots(sh shape, maxSeqs, ctxLen int) *slots {
 	s := &slots{owner: make([]*seq, maxSeqs), capacity: min(minCapacity, ctxLen)}
 	for range 2 * sh.layers {
-		// Untouched pages cost nothing: only the columns sequences reach are faulted in.
 		s.cache = append(s.cache, make([]float32, maxSeqs*sh.heads*ctxLen*sh.headDim))
 	}
 	return s
