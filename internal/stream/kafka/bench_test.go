@@ -20,20 +20,31 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/ferryml/ferry/internal/lane"
 	"github.com/ferryml/ferry/internal/platform/gctune"
 	"github.com/ferryml/ferry/internal/stream"
 )
 
 // BenchmarkKafkaLane compares, in alternating rounds (medians reported), messages/s through the Kafka lane
-// (an in-process kfake cluster: four partitions, consumed until -benchmessages results
+// (an in-process kfake cluster: four partitions, consumed until a round's messages' results
 // are acknowledged) with calling the same Processor.Process directly on the same
 // messages in the same batches, with the same concurrency (one goroutine per partition),
-// no broker. It then paces benchPaced messages through a running lane and reports the
+// no broker. It then paces messages through a running lane and reports the
 // end-to-end p99, from the input's produce time to its output's.
+//
+// Two models, each a sub-benchmark:
+//
+//   - mlp (256 features in a JSON array, 10 outputs), a model that computes, as
+//     BenchmarkBatchVsEngine measures the batch lane on: the ratio is what the lane
+//     costs a deployment.
+//   - tabular (6 flat fields, one small tree-like graph): the lane's worst case. The
+//     model and the row path take ~1 µs a message, about what the in-process broker and
+//     franz-go take, so its ratio is near 0.5 by construction; it watches the lane's own
+//     cost per message, which BenchmarkKafkaLaneEcho isolates.
 //
 // The lane runs against two brokers each round, each with its own direct run:
 //
-//   - stored: a topic of -benchmessages rows, its outputs written to the broker's log;
+//   - stored: a topic of the round's rows, its outputs written to the broker's log;
 //
 //   - broker storage out: kfake's benchmark modes (SyntheticFetch, BlackholeProduce).
 //     Fetches are served from one canned batch of the same rows, snappy-compressed as
@@ -52,18 +63,36 @@ var (
 	// Rounds of 100,000 messages (0.15 s a run) gave ratios from 0.61 to 0.98 within one
 	// run and medians from 0.68 to 0.87 between runs; rounds of 500,000 give 0.66-0.76
 	// and 0.71-0.72.
-	benchCount = flag.Int("benchmessages", 500_000, "BenchmarkKafkaLane: messages a round")
+	benchCount = flag.Int("benchmessages", 500_000, "BenchmarkKafkaLane: messages a round of the tabular model (mlp's rounds are a tenth)")
 )
 
 func BenchmarkKafkaLane(b *testing.B) {
 	servingGC(b)
-	p := newProcessor(b)
-	canned := cannedBatch(b, 1000)
-	stored := &laneFigures{name: "stored"}
-	storageOut := &laneFigures{name: "broker storage out"}
+	for _, ld := range []benchLoad{
+		{model: "mlp", row: mlpRow, messages: *benchCount / 10, paced: 5_000},
+		{model: "tabular", mapping: features, row: row, messages: *benchCount, paced: 20_000},
+	} {
+		b.Run(ld.model, func(b *testing.B) { benchLane(b, ld) })
+	}
+}
+
+// benchLoad is one model's traffic in BenchmarkKafkaLane.
+type benchLoad struct {
+	model    string
+	mapping  lane.Mapping
+	row      func(int) []byte
+	messages int // a round's
+	paced    int // messages/s of the latency phase
+}
+
+func benchLane(b *testing.B, ld benchLoad) {
+	p := processorFor(b, ld.model, ld.mapping)
+	canned := cannedBatch(b, ld.row)
+	stored := &laneFigures{name: ld.model + ", stored", n: ld.messages}
+	storageOut := &laneFigures{name: ld.model + ", broker storage out", n: ld.messages}
 	for range *benchRounds {
 		kc := newCluster(b, 4, "in", "out")
-		produce(b, newClient(b, kgo.SeedBrokers(kc.ListenAddrs()...)), rows("in", *benchCount, 64))
+		produce(b, newClient(b, kgo.SeedBrokers(kc.ListenAddrs()...)), rowsOf(ld.row, "in", ld.messages, 64))
 		stored.round(b, kc, p)
 		kc.Close()
 		sc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "in", "out"),
@@ -76,18 +105,33 @@ func BenchmarkKafkaLane(b *testing.B) {
 	}
 	var p99 time.Duration
 	for b.Loop() {
-		p99 = pacedP99(b, p)
+		p99 = pacedP99(b, p, ld)
 	}
 	stored.report(b, "")
 	storageOut.report(b, "nostore-")
 	b.ReportMetric(float64(p99.Microseconds())/1000, "p99-ms")
-	b.Logf("end-to-end p99 %v at %d msgs/s paced (stored broker)", p99, pacedRate)
+	b.Logf("%s: end-to-end p99 %v at %d msgs/s paced (stored broker)", ld.model, p99, ld.paced)
+}
+
+// mlpRow is a row for the mlp example: an id and its 256 features as a JSON array
+// (~1.5 KB), filling the model's input "input" by name.
+func mlpRow(id int) []byte {
+	out := strconv.AppendInt([]byte(`{"id":`), int64(id), 10)
+	out = append(out, `,"input":[`...)
+	for j := range 256 {
+		if j > 0 {
+			out = append(out, ',')
+		}
+		out = strconv.AppendFloat(out, float64((id*7+j*13)%1000)/1000, 'g', -1, 64)
+	}
+	return append(out, "]}"...)
 }
 
 // laneFigures are one broker's rounds: messages/s and CPU seconds a message, through
 // the lane and directly.
 type laneFigures struct {
 	name                                     string
+	n                                        int // messages a round
 	laneRate, directRate, laneCPU, directCPU []float64
 }
 
@@ -95,7 +139,7 @@ type laneFigures struct {
 // Process directly on the batches the lane made.
 func (f *laneFigures) round(b *testing.B, kc *kfake.Cluster, p *stream.Processor) {
 	c0 := cpuTime()
-	lane, batches := laneRound(b, kc, p, uint64(*benchCount))
+	lane, batches := laneRound(b, kc, p, uint64(f.n))
 	c1 := cpuTime()
 	direct := directRound(p, batches)
 	c2 := cpuTime()
@@ -108,7 +152,7 @@ func (f *laneFigures) round(b *testing.B, kc *kfake.Cluster, p *stream.Processor
 			msgs += len(m)
 		}
 	}
-	n := float64(*benchCount)
+	n := float64(f.n)
 	f.laneCPU, f.directCPU = append(f.laneCPU, (c1-c0)/n), append(f.directCPU, (c2-c1)/float64(msgs))
 	f.laneRate, f.directRate = append(f.laneRate, n/lane.Seconds()), append(f.directRate, float64(msgs)/direct.Seconds())
 	b.Logf("round (%s): lane %v, direct %v; %d Process calls of %.0f messages on average; CPU %.1f and %.1f µs a message",
@@ -128,15 +172,21 @@ func (f *laneFigures) report(b *testing.B, prefix string) {
 	b.ReportMetric(l/d, prefix+"ratio")
 	b.ReportMetric(median(perRound), prefix+"round-ratio-median")
 	b.Logf("%s: %d rounds of %d messages: lane %.0f/s, core directly with the same batches %.0f/s, ratio %.2f (medians; per round %.2f); CPU %.1f µs a message through the lane (broker and client included), %.1f directly",
-		f.name, len(f.laneRate), *benchCount, l, d, l/d, perRound, median(f.laneCPU)*1e6, median(f.directCPU)*1e6)
+		f.name, len(f.laneRate), f.n, l, d, l/d, perRound, median(f.laneCPU)*1e6, median(f.directCPU)*1e6)
 }
 
-// cannedBatch is a v2 record batch of n rows (keys and values as rows makes them),
+// cannedBatch is a v2 record batch of up to 1000 rows of row, keyed as rowsOf keys
+// them, under 512 KB before compression (a fetch's partition limit is 1 MB),
 // snappy-compressed as franz-go's producer compresses by default, for kfake's
 // SyntheticFetch.
-func cannedBatch(b *testing.B, n int) []byte {
+func cannedBatch(b *testing.B, row func(int) []byte) []byte {
 	var recs []byte
-	for i, r := range rows("in", n, 64) {
+	n := 0
+	for i, r := range rowsOf(row, "in", 1000, 64) {
+		if len(recs)+len(r.Value) > 512<<10 {
+			break
+		}
+		n++
 		rec := kmsg.Record{OffsetDelta: int32(i), Key: r.Key, Value: r.Value}
 		rec.Length = int32(len(rec.AppendTo(nil)) - 1) // the body after a one-byte length of 0
 		recs = rec.AppendTo(recs)
@@ -229,11 +279,9 @@ func directRound(p *stream.Processor, batches map[int32][][]stream.Message) time
 	return time.Since(start)
 }
 
-const pacedRate = 20_000 // messages/s for the latency phase
-
-// pacedP99 produces 2 s of messages at pacedRate through a running lane and returns the
-// 99th percentile of output time less input time.
-func pacedP99(b *testing.B, p *stream.Processor) time.Duration {
+// pacedP99 produces 2 s of messages at ld.paced a second through a running lane and
+// returns the 99th percentile of output time less input time.
+func pacedP99(b *testing.B, p *stream.Processor, ld benchLoad) time.Duration {
 	kc := newCluster(b, 4, "in", "out")
 	c, err := New(Config{Name: "paced", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out"}, p, nil)
 	if err != nil {
@@ -241,15 +289,16 @@ func pacedP99(b *testing.B, p *stream.Processor) time.Duration {
 	}
 	r := run(b, c)
 	prod := newClient(b, kgo.SeedBrokers(kc.ListenAddrs()...), kgo.ProducerLinger(0))
-	const total, tick = 2 * pacedRate, time.Millisecond
+	const tick = time.Millisecond
+	total := 2 * ld.paced
 	sent := make([]time.Time, total)
 	var wg sync.WaitGroup
 	begin := time.Now()
 	for i := 0; i < total; {
 		// Messages due by now go out together, so the rate holds however the sleeps fall.
-		due := min(total, int(time.Since(begin).Seconds()*pacedRate)+1)
+		due := min(total, int(time.Since(begin).Seconds()*float64(ld.paced))+1)
 		for ; i < due; i++ {
-			rec := &kgo.Record{Topic: "in", Key: []byte("k" + strconv.Itoa(i%64)), Value: row(i)}
+			rec := &kgo.Record{Topic: "in", Key: []byte("k" + strconv.Itoa(i%64)), Value: ld.row(i)}
 			sent[i] = time.Now()
 			rec.Timestamp = sent[i]
 			wg.Add(1)

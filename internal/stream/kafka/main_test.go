@@ -13,6 +13,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kgo"
 	"go.uber.org/goleak"
 
+	"github.com/ferryml/ferry/internal/lane"
 	"github.com/ferryml/ferry/internal/lane/lanetest"
 	"github.com/ferryml/ferry/internal/stream"
 )
@@ -22,7 +23,7 @@ var testCore *lanetest.Core
 
 func TestMain(m *testing.M) {
 	var err error
-	testCore, err = lanetest.OpenExamples("tabular")
+	testCore, err = lanetest.OpenExamples("tabular", "mlp") // mlp: BenchmarkKafkaLane
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "kafka lane tests need the example models and ONNX Runtime:", err)
 		os.Exit(1)
@@ -47,7 +48,10 @@ func row(id int) []byte {
 }
 
 // rows are n rows for topic, message i keyed "k<i%keys>".
-func rows(topic string, n, keys int) []*kgo.Record {
+func rows(topic string, n, keys int) []*kgo.Record { return rowsOf(row, topic, n, keys) }
+
+// rowsOf are rows whose values row makes.
+func rowsOf(row func(int) []byte, topic string, n, keys int) []*kgo.Record {
 	recs := make([]*kgo.Record, n)
 	for i := range recs {
 		recs[i] = &kgo.Record{Topic: topic, Key: []byte("k" + strconv.Itoa(i%keys)), Value: row(i)}
@@ -62,7 +66,12 @@ func v2(id int) []byte {
 
 func newProcessor(t testing.TB) *stream.Processor {
 	t.Helper()
-	p, err := stream.NewProcessor(context.Background(), testCore, stream.Options{Model: "tabular", Mapping: features})
+	return processorFor(t, "tabular", features)
+}
+
+func processorFor(t testing.TB, model string, m lane.Mapping) *stream.Processor {
+	t.Helper()
+	p, err := stream.NewProcessor(context.Background(), testCore, stream.Options{Model: model, Mapping: m})
 	if err != nil {
 		t.Fatal(err)
 	}
