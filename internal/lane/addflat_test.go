@@ -5,9 +5,11 @@ import (
 	"maps"
 	"reflect"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 
+	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
@@ -117,6 +119,12 @@ func TestAddFlatMatchesAdd(t *testing.T) {
 			`{"a":1,"b":2,"n":1,"h":0.1,"id":null}`, // a fourth row: the first request is full
 		}, 4},
 		{"a duplicate field: the last counts", false, []string{`{"a":1,"a":2,"b":3,"n":4,"h":5,"id":1,"id":2}`}, 1},
+		{"lists of numbers", false, []string{
+			`{"a":[1],"b":2,"n":3,"h":[1.5, 2,-0.25],"id":[7,8]}`, // one element from a list; h of three; a list passed through
+			`{"a":[1,2],"n":3,"h":[0,0,1]}`,                       // a list fills two of features' places, and b is missing: Add refuses it
+			`{"a":[1],"b":[2],"n":3,"h":[4,5,6]}`,
+			`{"a":1,"b":2,"n":3,"h":[1,2]}`, // h of two: another request
+		}, 3},
 		{"left to Add", false, []string{
 			`{"a":1,"b":2,"n":3}`,                // h missing
 			`{"a":1,"b":2,"n":3,"h":null}`,       // h null
@@ -124,7 +132,10 @@ func TestAddFlatMatchesAdd(t *testing.T) {
 			`{"a":true,"b":2,"n":3,"h":1}`,       // a boolean
 			`{"a":1,"b":2,"n":1.5,"h":1}`,        // no INT16
 			`{"a":1,"b":2,"n":40000,"h":1}`,      // out of INT16's range
-			`{"a":[1],"b":2,"n":3,"h":1}`,        // not flat
+			`{"a":[[1]],"b":2,"n":3,"h":1}`,      // not flat
+			`{"a":[],"b":2,"n":3,"h":1}`,         // an empty list
+			`{"a":[1,2],"b":2,"n":3,"h":1}`,      // four elements for features' three
+			`{"a":1,"b":2,"n":[3,1e9],"h":1}`,    // out of INT16's range, in a list
 			`{"a":1,"b":2,"n":3,"h":1} x`,        // trailing text
 			`{"a":1,"b":2,"n":3,"h":1,"e":"\n"}`, // an escape
 		}, 0},
@@ -150,37 +161,71 @@ func FuzzAddFlatMatchesAdd(f *testing.F) {
 	})
 }
 
-// BenchmarkAddFlat adds the Kafka benchmark's row to a tabular request both ways.
+// BenchmarkAddFlat adds the Kafka benchmark's rows both ways: a tabular row (six
+// fields) and an mlp row (a list of 256 numbers in one field), the general way being
+// the one the streaming Processor took before (flatRow, or for a list
+// DecodeMessage's encoding/json, then Add).
+//
+//	go test -run=NONE -bench=AddFlat ./internal/lane/
 func BenchmarkAddFlat(b *testing.B) {
-	s := &Schema{Model: "tabular", MaxBatch: 256, Batching: true,
+	tabular := &Schema{Model: "tabular", MaxBatch: 256, Batching: true,
 		Inputs:  []Column{{Name: "features", DType: tensor.FP32, Shape: tensor.Shape{6}}},
 		sources: [][]string{{"age", "income", "debt_ratio", "tenure", "late_payments", "utilization"}}}
-	body := []byte(`{"id":12345,"age":4.5,"income":0.1,"debt_ratio":0.2,"tenure":0.3,"late_payments":1,"utilization":0.5}`)
+	vector := &Schema{Model: "mlp", MaxBatch: 64, Batching: true,
+		Inputs:  []Column{{Name: "input", DType: tensor.FP32, Shape: tensor.Shape{256}}},
+		sources: [][]string{{"input"}}}
+	list := []byte(`{"id":12345,"input":[`)
+	for j := range 256 {
+		if j > 0 {
+			list = append(list, ',')
+		}
+		list = strconv.AppendFloat(list, float64((12345*7+j*13)%1000)/1000, 'g', -1, 64)
+	}
+	list = append(list, "]}"...)
 	pass := map[string]bool{"id": true}
-	run := func(b *testing.B, add func(*Builder) error) {
-		b.ReportAllocs()
-		bl := s.NewBuilder()
-		for b.Loop() {
-			if err := add(bl); errors.Is(err, ErrFull) {
-				bl.Request("")
-				err = add(bl)
-			} else if err != nil {
-				b.Fatal(err)
+	for _, c := range []struct {
+		name string
+		s    *Schema
+		body []byte
+	}{
+		{"tabular", tabular, []byte(`{"id":12345,"age":4.5,"income":0.1,"debt_ratio":0.2,"tenure":0.3,"late_payments":1,"utilization":0.5}`)},
+		{"vector", vector, list},
+	} {
+		run := func(b *testing.B, add func(*Builder) error) {
+			b.ReportAllocs()
+			bl := c.s.NewBuilder()
+			for b.Loop() {
+				if err := add(bl); errors.Is(err, ErrFull) {
+					bl.Request("")
+					err = add(bl)
+				} else if err != nil {
+					b.Fatal(err)
+				}
 			}
 		}
+		b.Run(c.name+"/general+Add", func(b *testing.B) {
+			run(b, func(bl *Builder) error {
+				if c.name == "tabular" {
+					row, _ := flatRow(c.body)
+					return bl.Add(row)
+				}
+				_, row, err := DecodeMessage(c.body, core.Limits{})
+				if err != nil {
+					b.Fatal(err)
+				}
+				return bl.Add(row)
+			})
+		})
+		b.Run(c.name+"/AddFlat", func(b *testing.B) {
+			var kept []Field
+			run(b, func(bl *Builder) error {
+				var ok bool
+				var err error
+				if kept, ok, err = bl.AddFlat(c.body, pass, kept[:0]); !ok {
+					b.Fatal("AddFlat did not take the row")
+				}
+				return err
+			})
+		})
 	}
-	b.Run("flatRow+Add", func(b *testing.B) {
-		run(b, func(bl *Builder) error {
-			row, _ := flatRow(body)
-			return bl.Add(row)
-		})
-	})
-	b.Run("AddFlat", func(b *testing.B) {
-		var kept []Field
-		run(b, func(bl *Builder) error {
-			var err error
-			kept, _, err = bl.AddFlat(body, pass, kept[:0])
-			return err
-		})
-	})
 }

@@ -9,11 +9,13 @@ import (
 )
 
 // flatRow decodes the common message, a flat JSON object of numbers, plain strings,
-// booleans and nulls, exactly as encoding/json with UseNumber decodes it into a Row,
+// booleans, nulls and lists of numbers (a feature vector), exactly as encoding/json
+// with UseNumber decodes it into a Row,
 // at a fraction of the cost: the streaming lanes decode every message, and
 // encoding/json was most of a Kafka lane's CPU. The body is copied once into a string
 // whose pieces become the keys and the numbers. ok is false for anything else (nested
-// values, escapes, invalid UTF-8, syntax errors, text after the object): the caller
+// values other than a list of numbers, an empty list, escapes, invalid UTF-8, syntax
+// errors, text after the object): the caller
 // decodes those with encoding/json, which also words the errors.
 func flatRow(body []byte) (row Row, ok bool) {
 	row = Row{}
@@ -24,8 +26,9 @@ func flatRow(body []byte) (row Row, ok bool) {
 	return row, true
 }
 
-// span is one scalar of a flat row as written: kind is '"' (a plain string, raw holding
-// its contents), '0' (a number), 't', 'f' or 'n' (true, false, null).
+// span is one value of a flat row as written: kind is '"' (a plain string, raw holding
+// its contents), '0' (a number), '[' (a non-empty list of numbers, raw holding it
+// brackets and all; eachNumber reads it), 't', 'f' or 'n' (true, false, null).
 type span struct {
 	kind byte
 	raw  string
@@ -38,6 +41,10 @@ func (v span) value() any {
 		return v.raw
 	case '0':
 		return json.Number(v.raw)
+	case '[':
+		var xs []any
+		eachNumber(v.raw, func(n string) bool { xs = append(xs, json.Number(n)); return true })
+		return xs
 	case 't':
 		return true
 	case 'f':
@@ -114,12 +121,18 @@ func plainString(s string, i int) (v string, end int, ok bool) {
 	return "", 0, false
 }
 
-// scalar reads a number, a plain string, true, false or null.
+// scalar reads a number, a plain string, true, false, null or a list of numbers.
 func scalar(s string, i int) (v span, end int, ok bool) {
 	if i >= len(s) {
 		return span{}, 0, false
 	}
 	switch c := s[i]; {
+	case c == '[':
+		end, ok := numberList(s, i)
+		if !ok {
+			return span{}, 0, false
+		}
+		return span{'[', s[i:end]}, end, true
 	case c == '"':
 		str, end, ok := plainString(s, i)
 		return span{'"', str}, end, ok
@@ -171,6 +184,48 @@ func number(s string, i int) (end int, ok bool) {
 		i = j
 	}
 	return i, true
+}
+
+// numberList scans a list of numbers at s[i] ('['), not nested and not empty (the
+// general way takes those), whitespace allowed where JSON allows it.
+func numberList(s string, i int) (end int, ok bool) {
+	i = skipSpace(s, i+1)
+	for {
+		if i >= len(s) || s[i] != '-' && (s[i] < '0' || s[i] > '9') {
+			return 0, false
+		}
+		if i, ok = number(s, i); !ok {
+			return 0, false
+		}
+		i = skipSpace(s, i)
+		switch {
+		case i >= len(s):
+			return 0, false
+		case s[i] == ',':
+			i = skipSpace(s, i+1)
+		case s[i] == ']':
+			return i + 1, true
+		default:
+			return 0, false
+		}
+	}
+}
+
+// eachNumber calls each with every number of a list numberList scanned, as written,
+// until each answers false; it reports whether each always answered true.
+func eachNumber(list string, each func(n string) bool) bool {
+	i := 1
+	for {
+		i = skipSpace(list, i)
+		j, _ := number(list, i)
+		if !each(list[i:j]) {
+			return false
+		}
+		if i = skipSpace(list, j); list[i] == ']' {
+			return true
+		}
+		i++ // the comma
+	}
 }
 
 func digits(s string, i int) int {
@@ -254,6 +309,8 @@ func appendJSONValue(b []byte, v any) ([]byte, bool) {
 		return appendJSONSlice(b, v, func(b []byte, x bool) ([]byte, bool) { return strconv.AppendBool(b, x), true })
 	case []string:
 		return appendJSONSlice(b, v, appendSimpleString)
+	case []any: // a list as encoding/json decodes it: a feature vector passed through
+		return appendJSONSlice(b, v, appendJSONValue)
 	}
 	return b, false
 }

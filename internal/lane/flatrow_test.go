@@ -37,8 +37,18 @@ var flatRowCases = []struct {
 	{`{"é":"ü"}`, true},         // UTF-8
 	{"{\"a\":\"\xff\"}", false}, // invalid UTF-8: encoding/json replaces it
 	{`{"a":"x\"y"}`, false},     // an escape
-	{`{"a":[1,2]}`, false},      // nested
-	{`{"a":{"b":1}}`, false},    // nested
+	{`{"a":[1,2]}`, true},       // a list of numbers
+	{`{"a":[ -1.5e3 ,0, 2 ],"b":"x"}`, true},
+	{`{"a":[]}`, false},      // empty: left to encoding/json
+	{`{"a":[1,[2]]}`, false}, // nested
+	{`{"a":[1,"x"]}`, false}, // not all numbers
+	{`{"a":[1,]}`, false},    // a trailing comma
+	{`{"a":[1 2]}`, false},   // no comma
+	{`{"a":[01]}`, false},    // not a JSON number
+	{`{"a":[1}`, false},      // unclosed
+	{`{"a":[1,2`, false},     // unclosed
+	{`{"a":[true]}`, false},  // not a number
+	{`{"a":{"b":1}}`, false}, // nested
 	{`{"inputs":[{"name":"x"}]}`, false},
 	{`{"a":01}`, false},
 	{`{"a":1.}`, false},
@@ -131,6 +141,8 @@ var marshalRowCases = []map[string]any{
 	{"bad": json.Number("1.2.3")}, // an error from encoding/json
 	{"empty": json.Number("")},
 	{"e": []int64{}, "nilslice": []float64(nil)},
+	{"v": []any{json.Number("1"), json.Number("-2.5e3")}, "w": []any{}, "x": []any(nil), "y": []any{"a", nil, []any{true}}},
+	{"v": []any{json.Number("1"), map[string]any{"a": 1}}}, // left to encoding/json
 	{"ü": 1.5},
 	{},
 }
@@ -155,6 +167,7 @@ func FuzzMarshalRow(f *testing.F) {
 	f.Add("id", "7", float32(0.5), 1e-9, int64(3), "x")
 	f.Fuzz(func(t *testing.T, key, num string, f32 float32, f64 float64, n int64, s string) {
 		checkMarshal(t, map[string]any{key: json.Number(num), key + "f": f32, key + "d": f64, key + "n": n,
-			key + "s": s, key + "v": []float32{f32, float32(f64)}, key + "w": []float64{f64, float64(f32)}})
+			key + "s": s, key + "v": []float32{f32, float32(f64)}, key + "w": []float64{f64, float64(f32)},
+			key + "l": []any{json.Number(num), s, f64}})
 	})
 }

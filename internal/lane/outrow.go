@@ -115,6 +115,16 @@ func appendSpan(b []byte, v span) ([]byte, bool) {
 	switch v.kind {
 	case '0':
 		return append(b, v.raw...), true // a number as the scanner found it, as json.Number writes
+	case '[':
+		b = append(b, '[')
+		eachNumber(v.raw, func(n string) bool {
+			if b[len(b)-1] != '[' {
+				b = append(b, ',')
+			}
+			b = append(b, n...)
+			return true
+		})
+		return append(b, ']'), true
 	case '"':
 		return appendSimpleString(b, v.raw)
 	case 't', 'f':

@@ -99,6 +99,22 @@ func rowFields(in Row, keep func(string) bool) ([]Field, bool) {
 			}
 		case nil:
 			sp = span{'n', ""}
+		case []any: // a list of numbers, written with spaces AddFlat's writer drops
+			raw := "["
+			for i, x := range v {
+				n, ok := x.(json.Number)
+				if !ok {
+					return nil, false
+				}
+				if i > 0 {
+					raw += " , "
+				}
+				raw += string(n)
+			}
+			if len(v) == 0 {
+				return nil, false
+			}
+			sp = span{'[', raw + " ]"}
 		default:
 			return nil, false
 		}
@@ -118,7 +134,7 @@ func f32s(vs ...float32) []byte {
 func TestOutputRowsMatchMarshalRow(t *testing.T) {
 	rows := []Row{
 		{"id": json.Number("7"), "age": json.Number("1.5"), "name": "ann", "ok": true, "none": nil},
-		{"id": "b-2", "age": json.Number("2")},
+		{"id": "b-2", "age": json.Number("2"), "vec": []any{json.Number("1"), json.Number("-2.5e-3")}},
 		{},
 	}
 	notAge := func(f string) bool { return f != "age" }
@@ -170,6 +186,7 @@ func FuzzOutputRowsMatchMarshalRow(f *testing.F) {
 	f.Add(`{"id":7,"x":1.5,"s":"a"}`, uint8(tensor.FP32), uint8(2), uint8(1), "score", f32s(0.5, 1e-7, 3, 4))
 	f.Add(`{"score":1}`, uint8(tensor.Int16), uint8(1), uint8(3), "score", []byte{1, 2, 3, 4, 5, 6})
 	f.Add(`{}`, uint8(tensor.FP16), uint8(3), uint8(0), "a<b", []byte{})
+	f.Add(`{"id":[1, 2.5 ,-3e7],"x":[0]}`, uint8(tensor.FP32), uint8(1), uint8(2), "y", f32s(1, 2))
 	f.Fuzz(func(t *testing.T, row string, dtype, n, inner uint8, name string, data []byte) {
 		in, ok := flatRow([]byte(row))
 		if !ok {

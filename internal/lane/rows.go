@@ -108,8 +108,9 @@ func (b *Builder) appendVals() error {
 // AddFlat is Add of the row flatRow decodes from body, without making that row: the
 // fields the model reads go straight into their inputs, and the fields the output
 // passes through are appended to kept, as written. pass names those fields; nil passes
-// every field the model does not read. It takes the streaming lanes' common message, a
-// flat object whose model fields are all numbers for numeric inputs; for any other it
+// every field the model does not read. It takes the streaming lanes' common messages, a
+// flat object whose model fields are all numbers or lists of numbers (a feature vector)
+// for numeric inputs; for any other it
 // adds nothing and answers ok false, and the caller decodes and adds it the general
 // way, which also words its errors. err is ErrFull as Add's: flush, then add again.
 //
@@ -143,7 +144,8 @@ func (b *Builder) AddFlat(body []byte, pass map[string]bool, kept []Field) (_ []
 
 // encodeFlat encodes the row in b.flat into b.vals, b.ends and b.shp, as Add would;
 // false for a row Add is to take (a value that is missing, null, not a number, or out
-// of its input's range; a BYTES or BOOL input; a count the input's shape refuses).
+// of its input's range; a BYTES or BOOL input; a count the input's shape refuses). A
+// list of numbers gives its elements, as Add flattens a slice.
 func (b *Builder) encodeFlat() bool {
 	b.vals = b.vals[:0]
 	k := 0
@@ -151,18 +153,24 @@ func (b *Builder) encodeFlat() bool {
 		if in.DType == tensor.Bytes || in.DType == tensor.Bool {
 			return false
 		}
+		count := int64(0)
+		number := func(n string) bool {
+			var err error
+			b.vals, err = v2json.AppendNumber(b.vals, in.DType, json.Number(n))
+			count++
+			return err == nil
+		}
 		for range b.s.sources[i] {
 			v := b.flat[k]
 			k++
-			if v.kind != '0' {
-				return false
-			}
-			var err error
-			if b.vals, err = v2json.AppendNumber(b.vals, in.DType, json.Number(v.raw)); err != nil {
+			switch {
+			case v.kind == '0' && number(v.raw):
+			case v.kind == '[' && eachNumber(v.raw, number):
+			default:
 				return false
 			}
 		}
-		shape, err := rowShape(in.Shape, int64(len(b.s.sources[i])))
+		shape, err := rowShape(in.Shape, count)
 		if err != nil {
 			return false
 		}

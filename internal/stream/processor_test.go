@@ -125,6 +125,7 @@ func TestProcessPassesFieldsThrough(t *testing.T) {
 		{Value: []byte(`{"id":1,"id":2.50,` + model + `}`)},
 		{Value: []byte(`{"id":"x<y",` + model + `,"zone":"é"}`)},
 		{Value: []byte(`{"id":3,` + model + `,"tags":["a"]}`)},
+		{Value: []byte(`{"id":4,` + model + `,"emb":[1, -2.5e3 ,0]}`)},
 	}
 	for _, tc := range []struct {
 		pass []string
@@ -135,9 +136,10 @@ func TestProcessPassesFieldsThrough(t *testing.T) {
 			{"id": "2.50"},
 			{"id": `"x\u003cy"`, "zone": `"é"`},
 			{"id": "3", "tags": `["a"]`},
+			{"id": "4", "emb": "[1,-2.5e3,0]"},
 		}},
 		{[]string{"id", "age"}, []map[string]string{
-			{"id": "7", "age": "1"}, {"id": "2.50", "age": "1"}, {"id": `"x\u003cy"`, "age": "1"}, {"id": "3", "age": "1"},
+			{"id": "7", "age": "1"}, {"id": "2.50", "age": "1"}, {"id": `"x\u003cy"`, "age": "1"}, {"id": "3", "age": "1"}, {"id": "4", "age": "1"},
 		}},
 	} {
 		p, err := stream.NewProcessor(ctx, testCore, stream.Options{Model: "tabular", Mapping: features, Passthrough: tc.pass})
@@ -170,6 +172,46 @@ func TestProcessPassesFieldsThrough(t *testing.T) {
 			if want, _ := json.Marshal(same); string(want) != string(r.Value) {
 				t.Errorf("pass %v, message %d: %s, encoding/json writes %s", tc.pass, i, r.Value, want)
 			}
+		}
+	}
+}
+
+// A model input filled from one field holding a list of numbers (a feature vector)
+// scores as the same numbers from one field each, whether the row takes the direct way
+// (Builder.AddFlat) or the general one (an escape in another field), in one request.
+func TestProcessTakesFeatureVectors(t *testing.T) {
+	ctx := context.Background()
+	mapped, err := stream.NewProcessor(ctx, testCore, stream.Options{Model: "tabular", Mapping: features})
+	if err != nil {
+		t.Fatal(err)
+	}
+	byName, err := stream.NewProcessor(ctx, testCore, stream.Options{Model: "tabular"}) // "features" fills features
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := mapped.Process(ctx, []stream.Message{{Value: []byte(`{"id":1,"age":1,"income":0.1,"debt_ratio":0.2,"tenure":0.3,"late_payments":1,"utilization":0.5}`)}})[0]
+	if want.Err != nil {
+		t.Fatal(want.Err)
+	}
+	got := byName.Process(ctx, []stream.Message{
+		{Value: []byte(`{"id":1,"features":[1,0.1,0.2,0.3,1,0.5]}`)},
+		{Value: []byte(`{"id":1,"features":[ 1 , 0.1,0.2,0.3,1 ,0.5 ] }`)},
+		{Value: []byte(`{"features":[1,0.1,0.2,0.3,1,0.5],"id":1}`)},
+		{Value: []byte(`{"id":1,"features":[1,0.1,0.2,0.3,1,0.5],"n":"\u0041"}`)}, // the general way
+		{Value: []byte(`{"id":1,"features":[1,2]}`)},
+		{Value: []byte(`{"id":1,"features":[1,0.1,0.2,0.3,1,"x"]}`)},
+	})
+	for i, r := range got[:3] {
+		if r.Err != nil || string(r.Value) != string(want.Value) {
+			t.Errorf("message %d: %s (%v), want %s", i, r.Value, r.Err, want.Value)
+		}
+	}
+	if r := got[3]; r.Err != nil || string(r.Value) != strings.Replace(string(want.Value), `,"score"`, `,"n":"A","score"`, 1) {
+		t.Errorf("the general way: %s (%v), want %s with n", r.Value, r.Err, want.Value)
+	}
+	for i, r := range got[4:] {
+		if r.Err == nil || !strings.Contains(r.Err.Error(), `field "features"`) {
+			t.Errorf("bad vector %d: %s, %v; want an error naming the field", i, r.Value, r.Err)
 		}
 	}
 }
