@@ -129,21 +129,18 @@ func intAt(b []byte, size int) int64 {
 // a map to find "inputs", then with v2http), about nine times the work of the fast path
 // (BenchmarkDecodeV2Message).
 func DecodeMessage(body []byte, limits core.Limits) (req *core.InferRequest, row Row, err error) {
-	// A flat row has no array, and flatRow copies the body before it finds out: a V2
-	// body (which always has one) skips that copy.
-	if bytes.IndexByte(body, '[') < 0 {
+	// flatRow copies the body before it finds out whether it is a flat row, so a V2 body
+	// (which always names "inputs") skips it. v2http refuses duplicate fields, trailing
+	// text and invalid JSON, so a body it decodes with inputs has exactly one "inputs"
+	// key holding an array: the general path would call it V2 and decode it with the
+	// same call. Anything else, errors included, takes the general path, which words
+	// them as before.
+	if !bytes.Contains(body, inputsKey) {
 		if row, ok := flatRow(body); ok {
 			return nil, row, nil
 		}
-	}
-	if bytes.Contains(body, inputsKey) {
-		// v2http refuses duplicate fields, trailing text and invalid JSON, so a body it
-		// decodes with inputs has exactly one "inputs" key holding an array: the general
-		// path would call it V2 and decode it with the same call. Anything else, errors
-		// included, takes the general path, which words them as before.
-		if req, err := v2http.DecodeInferRequest(body, -1, limits); err == nil && len(req.Inputs) > 0 {
-			return req, nil, nil
-		}
+	} else if req, err := v2http.DecodeInferRequest(body, -1, limits); err == nil && len(req.Inputs) > 0 {
+		return req, nil, nil
 	}
 	return decodeGeneric(body, limits)
 }

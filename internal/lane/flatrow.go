@@ -9,14 +9,13 @@ import (
 )
 
 // flatRow decodes the common message, a flat JSON object of numbers, plain strings,
-// booleans, nulls and lists of numbers (a feature vector), exactly as encoding/json
-// with UseNumber decodes it into a Row,
-// at a fraction of the cost: the streaming lanes decode every message, and
-// encoding/json was most of a Kafka lane's CPU. The body is copied once into a string
-// whose pieces become the keys and the numbers. ok is false for anything else (nested
-// values other than a list of numbers, an empty list, escapes, invalid UTF-8, syntax
-// errors, text after the object): the caller
-// decodes those with encoding/json, which also words the errors.
+// booleans, nulls and lists of numbers (a feature vector), exactly as encoding/json with
+// UseNumber decodes it into a Row, at a fraction of the cost: the streaming lanes
+// decode every message, and encoding/json was most of a Kafka lane's CPU. The body is
+// copied once into a string whose pieces become the keys and the numbers. ok is false
+// for anything else (other nested values, an empty list, escapes, invalid UTF-8,
+// syntax errors, text after the object): the caller decodes those with encoding/json,
+// which also words the errors.
 func flatRow(body []byte) (row Row, ok bool) {
 	row = Row{}
 	ok = eachFlatField(string(body), func(key string, v span) { row[key] = v.value() })
@@ -27,7 +26,7 @@ func flatRow(body []byte) (row Row, ok bool) {
 }
 
 // span is one value of a flat row as written: kind is '"' (a plain string, raw holding
-// its contents), '0' (a number), '[' (a non-empty list of numbers, raw holding it
+// its contents), '0' (a number), '[' (a non-empty list of numbers, raw holding it,
 // brackets and all; eachNumber reads it), 't', 'f' or 'n' (true, false, null).
 type span struct {
 	kind byte

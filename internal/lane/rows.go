@@ -108,11 +108,11 @@ func (b *Builder) appendVals() error {
 // AddFlat is Add of the row flatRow decodes from body, without making that row: the
 // fields the model reads go straight into their inputs, and the fields the output
 // passes through are appended to kept, as written. pass names those fields; nil passes
-// every field the model does not read. It takes the streaming lanes' common messages, a
-// flat object whose model fields are all numbers or lists of numbers (a feature vector)
-// for numeric inputs; for any other it
-// adds nothing and answers ok false, and the caller decodes and adds it the general
-// way, which also words its errors. err is ErrFull as Add's: flush, then add again.
+// every field the model does not read. It takes the streaming lanes' common messages,
+// flat objects whose model fields are all numbers or lists of numbers (a feature
+// vector) for numeric inputs; for any other it adds nothing and answers ok false, and
+// the caller decodes and adds it the general way, which also words its errors. err is
+// ErrFull as Add's: flush, then add again.
 //
 // Decoding into a Row boxed every value and hashed every field into a map that the
 // lane read back once; BenchmarkAddFlat measures the difference.
