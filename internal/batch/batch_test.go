@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 
@@ -237,6 +238,58 @@ func TestParseShard(t *testing.T) {
 	for _, bad := range []string{"4/4", "-1/4", "1", "a/b", "0/0", ""} {
 		if _, err := batch.ParseShard(bad); err == nil {
 			t.Errorf("%q: no error", bad)
+		}
+	}
+}
+
+// TestVectorLinesEqualOnline: a JSON lines file whose rows hold a list of 256 numbers
+// (lane.DecodeFlatRow's fast way) scores as each row online, and as the same rows in
+// Parquet; lines with a short list and a nested one (encoding/json's way) are rejected
+// naming the count.
+func TestVectorLinesEqualOnline(t *testing.T) {
+	const rows = 300
+	in := gen(t, "in.jsonl", batchgen.Options{Rows: rows, Vector: 256, Seed: 3})
+	f, err := os.OpenFile(in, os.O_APPEND|os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.WriteString(`{"id":"short","input":[1,2]}` + "\n" + `{"id":"nested","input":[[1,2]]}` + "\n"); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	run := func(in string, rejected int64) (map[string][]any, string) {
+		out := filepath.Join(t.TempDir(), "out.parquet")
+		p, err := batch.Run(context.Background(), testCore, batch.Options{Input: in, Output: out, Model: "mlp", IDColumns: []string{"id"}, ChunkRows: 128})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := readOutput(t, out)
+		if p.Rows != rows || p.Rejected != rejected || len(got) != rows {
+			t.Fatalf("%s: %+v, %d output rows; want %d and %d rejected", in, p, len(got), rows, rejected)
+		}
+		return got, out
+	}
+	lines, out := run(in, 2)
+	pq, _ := run(gen(t, "in.parquet", batchgen.Options{Rows: rows, Vector: 256, Seed: 3}), 0)
+	for i := range rows {
+		id := fmt.Sprint("r", i)
+		a, _ := lines[id][0].([]any)
+		b, _ := pq[id][0].([]any)
+		if len(a) != 10 || !reflect.DeepEqual(a, b) {
+			t.Fatalf("row %d: JSON lines %v, Parquet %v", i, a, b)
+		}
+		if i%37 == 0 {
+			want := score(t, "mlp", lane.Row{"input": batchgen.VectorAt(3, i, 256).Input})
+			for k := range want {
+				if !near(a[k].(float64), float64(want[k])) {
+					t.Fatalf("row %d output %d: %v, online %v", i, k, a[k], want[k])
+				}
+			}
+		}
+	}
+	for _, r := range rejects(t, out+".rejects.jsonl") {
+		if !strings.Contains(r["error"].(string), "want 256 value(s)") {
+			t.Errorf("reject %v: want the count named", r)
 		}
 	}
 }

@@ -14,10 +14,17 @@ import (
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
-// BenchmarkRun scores a Parquet file of the tabular model's rows and reports rows/s.
+// BenchmarkRun scores a file of the tabular model's rows, Parquet and JSON lines, and
+// reports rows/s.
 func BenchmarkRun(b *testing.B) {
+	for _, name := range []string{"in.parquet", "in.jsonl"} {
+		b.Run(name, func(b *testing.B) { runTabular(b, name) })
+	}
+}
+
+func runTabular(b *testing.B, name string) {
 	const rows = 200000
-	in := gen(b, "in.parquet", batchgen.Options{Rows: rows, Seed: 1})
+	in := gen(b, name, batchgen.Options{Rows: rows, Seed: 1})
 	b.ResetTimer()
 	var total time.Duration
 	for range b.N {
@@ -31,16 +38,21 @@ func BenchmarkRun(b *testing.B) {
 	b.ReportMetric(float64(rows*b.N)/total.Seconds(), "rows/s")
 }
 
-// BenchmarkRunVectors scores a Parquet file of 256-number lists with the mlp model.
-func BenchmarkRunVectors(b *testing.B) { runVectors(b, testCore, 30000) }
+// BenchmarkRunVectors scores a file of 256-number lists with the mlp model, Parquet
+// and JSON lines.
+func BenchmarkRunVectors(b *testing.B) {
+	for _, name := range []string{"in.parquet", "in.jsonl"} {
+		b.Run(name, func(b *testing.B) { runVectors(b, testCore, name, 30000) })
+	}
+}
 
 // BenchmarkRunVectorsLane is BenchmarkRunVectors with an instant model: the lane's cost
 // per row (reading, batching, splitting, writing), which on a busy machine takes
 // cores from the model.
-func BenchmarkRunVectorsLane(b *testing.B) { runVectors(b, headCore{testCore}, 60000) }
+func BenchmarkRunVectorsLane(b *testing.B) { runVectors(b, headCore{testCore}, "in.parquet", 60000) }
 
-func runVectors(b *testing.B, c lane.Core, rows int) {
-	in := gen(b, "in.parquet", batchgen.Options{Rows: rows, Vector: 256, RowGroupRows: 8192, Seed: 1})
+func runVectors(b *testing.B, c lane.Core, name string, rows int) {
+	in := gen(b, name, batchgen.Options{Rows: rows, Vector: 256, RowGroupRows: 8192, Seed: 1})
 	b.ResetTimer()
 	var total time.Duration
 	for range b.N {

@@ -397,9 +397,14 @@ func cellValue(cell string, dt tensor.DType) (any, error) {
 	return json.Number(trimmed), nil
 }
 
-// jsonRow decodes one JSON line, numbers kept as json.Number.
+// jsonRow decodes one JSON line, numbers kept as json.Number: a flat row (numbers,
+// plain strings, lists of numbers) the fast way, anything else with encoding/json.
 func (t *textSource) jsonRow(line []byte) (lane.Row, error) {
-	dec := json.NewDecoder(bytes.NewReader(bytes.TrimPrefix(line, bom)))
+	line = bytes.TrimPrefix(line, bom)
+	if row, ok := lane.DecodeFlatRow(line); ok {
+		return row, nil
+	}
+	dec := json.NewDecoder(bytes.NewReader(line))
 	dec.UseNumber()
 	var row lane.Row
 	if err := dec.Decode(&row); err != nil {

@@ -25,6 +25,11 @@ func flatRow(body []byte) (row Row, ok bool) {
 	return row, true
 }
 
+// DecodeFlatRow is flatRow for readers whose every line is a row (a batch job's JSON
+// lines): the Row encoding/json with UseNumber decodes from body, or ok false for a
+// body the caller decodes with encoding/json, which also words its errors.
+func DecodeFlatRow(body []byte) (row Row, ok bool) { return flatRow(body) }
+
 // span is one value of a flat row as written: kind is '"' (a plain string, raw holding
 // its contents), '0' (a number), '[' (a non-empty list of numbers, raw holding it,
 // brackets and all; eachNumber reads it), 't', 'f' or 'n' (true, false, null).

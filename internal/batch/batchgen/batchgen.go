@@ -32,8 +32,8 @@ type Options struct {
 	Rows         int
 	RowGroupRows int    // Parquet rows per row group (0: 65536)
 	Seed         uint64 // the same seed writes the same rows
-	// Vector, when > 0, writes VectorRows instead (Parquet only): an id and an "input"
-	// list of Vector numbers, as the example "mlp" model reads (Vector 256).
+	// Vector, when > 0, writes VectorRows instead (Parquet or JSON lines): an id and an
+	// "input" list of Vector numbers, as the example "mlp" model reads (Vector 256).
 	Vector int
 }
 
@@ -71,8 +71,10 @@ func Write(path string, o Options) error {
 	switch ext := strings.ToLower(filepath.Ext(path)); {
 	case o.Vector > 0 && ext == ".parquet":
 		err = writeRows(f, o, func(i int) VectorRow { return VectorAt(o.Seed, i, o.Vector) })
+	case o.Vector > 0 && (ext == ".jsonl" || ext == ".ndjson"):
+		err = writeVectorLines(f, o)
 	case o.Vector > 0:
-		err = fmt.Errorf("%s: vector files are Parquet only", path)
+		err = fmt.Errorf("%s: vector files are Parquet or JSON lines", path)
 	case ext == ".parquet":
 		err = writeRows(f, o, func(i int) Row { return RowAt(o.Seed, i) })
 	case ext == ".csv" || ext == ".jsonl" || ext == ".ndjson":
@@ -122,6 +124,27 @@ func writeText(w io.Writer, o Options, csv bool) error {
 		} else {
 			fmt.Fprintf(bw, `{"id":%q,"age":%d,"income":%s,"debt_ratio":%s,"tenure":%d,"late_payments":%d,"utilization":%s}`+"\n",
 				r.ID, r.Age, ftoa(r.Income), ftoa(r.DebtRatio), r.Tenure, r.LatePayments, ftoa32(r.Utilization))
+		}
+	}
+	return bw.Flush()
+}
+
+// writeVectorLines writes VectorRows as JSON lines: {"id":"r0","input":[...]}.
+func writeVectorLines(w io.Writer, o Options) error {
+	bw := bufio.NewWriterSize(w, 1<<20)
+	var line []byte
+	for i := range o.Rows {
+		r := VectorAt(o.Seed, i, o.Vector)
+		line = strconv.AppendQuote(append(line[:0], `{"id":`...), r.ID)
+		line = append(line, `,"input":[`...)
+		for k, v := range r.Input {
+			if k > 0 {
+				line = append(line, ',')
+			}
+			line = strconv.AppendFloat(line, float64(v), 'g', -1, 32)
+		}
+		if _, err := bw.Write(append(line, "]}\n"...)); err != nil {
+			return err
 		}
 	}
 	return bw.Flush()
