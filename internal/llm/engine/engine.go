@@ -322,10 +322,9 @@ func (e *Engine) commitKV() (int, time.Duration) {
 // commit writes to every page of bufs, split over the cores (faults on different
 // pages proceed in parallel).
 func commit(bufs ...[]float32) {
-	stride := max(os.Getpagesize()/4, 1)
+	stride, n := max(os.Getpagesize()/4, 1), runtime.NumCPU()
 	var wg sync.WaitGroup
 	for _, buf := range bufs {
-		n := runtime.NumCPU()
 		per := (len(buf) + n - 1) / n
 		for lo := 0; lo < len(buf); lo += per {
 			part := buf[lo:min(lo+per, len(buf))]
