@@ -115,13 +115,11 @@ func appendSpan(b []byte, v span) ([]byte, bool) {
 	switch v.kind {
 	case '0':
 		return append(b, v.raw...), true // a number as the scanner found it, as json.Number writes
-	case '[':
-		b = append(b, '[')
+	case '[': // without the whitespace the list may have had, as encoding/json writes it
+		sep := byte('[')
 		eachNumber(v.raw, func(n string) bool {
-			if b[len(b)-1] != '[' {
-				b = append(b, ',')
-			}
-			b = append(b, n...)
+			b = append(append(b, sep), n...)
+			sep = ','
 			return true
 		})
 		return append(b, ']'), true

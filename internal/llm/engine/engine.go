@@ -149,12 +149,12 @@ func Open(cfg Config) (*Engine, error) {
 	if sharedKV(ops) {
 		e.slots = newSlots(sh, cfg.MaxSeqs, cfg.ContextLength)
 	}
-	committed, took := e.commitKV()
 	if err := e.probePosition(cfg.ContextLength - 1); err != nil {
 		sess.Close()
 		return nil, fmt.Errorf("engine: %s: ContextLength %d: the model does not take position %d (is its position table shorter?): %w",
 			cfg.Path, cfg.ContextLength, cfg.ContextLength-1, err)
 	}
+	committed, took := e.commitKV() // once the model is known to open
 	e.log.Info("llm engine opened", "layers", sh.layers, "heads", sh.heads, "head_dim", sh.headDim, "vocab", sh.vocab,
 		"last_position_logits", sh.lastOnly, "shared_kv", e.slots != nil, "kv_blocks", numBlocks, "block_size", cfg.BlockSize, "prefix_cache", cfg.PrefixCache,
 		"kv_bytes", committed, "kv_commit_ms", took.Milliseconds())
