@@ -37,7 +37,7 @@ import (
 //   - mlp (256 features in a JSON array, 10 outputs), a model that computes, as
 //     BenchmarkBatchVsEngine measures the batch lane on: the ratio is what the lane
 //     costs a deployment.
-//   - tabular (6 flat fields, one small tree-like graph): the lane's worst case. The
+//   - tabular (6 flat fields -> a sigmoid score, a tiny graph): the lane's worst case. The
 //     model and the row path take ~1 µs a message, about what the in-process broker and
 //     franz-go take, so its ratio is near 0.5 by construction; it watches the lane's own
 //     cost per message, which BenchmarkKafkaLaneEcho isolates.
