@@ -132,7 +132,7 @@ func scalar(s string, i int) (v span, end int, ok bool) {
 	}
 	switch c := s[i]; {
 	case c == '[':
-		end, ok := numberList(s, i)
+		end, ok := numberList(s, i, nil)
 		if !ok {
 			return span{}, 0, false
 		}
@@ -191,17 +191,20 @@ func number(s string, i int) (end int, ok bool) {
 }
 
 // numberList scans a list of numbers at s[i] ('['), not nested and not empty (the
-// general way takes those), whitespace allowed where JSON allows it.
-func numberList(s string, i int) (end int, ok bool) {
+// general way takes those), whitespace allowed where JSON allows it, and calls each
+// (when not nil) with every number as written; false when s holds no such list there
+// or each answered false.
+func numberList(s string, i int, each func(n string) bool) (end int, ok bool) {
 	i = skipSpace(s, i+1)
 	for {
 		if i >= len(s) || s[i] != '-' && (s[i] < '0' || s[i] > '9') {
 			return 0, false
 		}
-		if i, ok = number(s, i); !ok {
+		j, ok := number(s, i)
+		if !ok || each != nil && !each(s[i:j]) {
 			return 0, false
 		}
-		i = skipSpace(s, i)
+		i = skipSpace(s, j)
 		switch {
 		case i >= len(s):
 			return 0, false
@@ -215,21 +218,11 @@ func numberList(s string, i int) (end int, ok bool) {
 	}
 }
 
-// eachNumber calls each with every number of a list numberList scanned, as written,
-// until each answers false; it reports whether each always answered true.
+// eachNumber calls each with every number of a list span's raw text, until each
+// answers false; it reports whether each always answered true.
 func eachNumber(list string, each func(n string) bool) bool {
-	i := 1
-	for {
-		i = skipSpace(list, i)
-		j, _ := number(list, i)
-		if !each(list[i:j]) {
-			return false
-		}
-		if i = skipSpace(list, j); list[i] == ']' {
-			return true
-		}
-		i++ // the comma
-	}
+	_, ok := numberList(list, 0, each)
+	return ok
 }
 
 func digits(s string, i int) int {
