@@ -174,6 +174,7 @@ func (j *job) openInput() error {
 		s.plan = planColumns(j.schema, s, len(j.ids))
 	case *textSource:
 		s.wanted = wanted
+		s.schema, s.ids = j.schema, j.ids
 	}
 	ids := j.ids
 	typeOf := j.src.IDType

@@ -31,6 +31,10 @@ type textSource struct {
 	data   int64    // offset of the first row (after a CSV header)
 	fields map[string]lane.Column
 	wanted []string // the fields a record keeps: model fields and id columns
+	// JSON lines: the model's schema and the id columns, for encoding flat lines
+	// straight into their inputs (nil schema: every line is read as a row).
+	schema *lane.Schema
+	ids    []string
 }
 
 func openText(path string, csv bool) (*textSource, error) {
@@ -256,6 +260,9 @@ func (t *textSource) Read(sh Shard, pos position) (rowReader, error) {
 		end = t.size
 	}
 	r := &textReader{t: t, pos: pos, end: end}
+	if !t.csv && t.schema != nil {
+		r.enc = t.schema.NewFlatEncoder(t.ids)
+	}
 	r.br = bufio.NewReaderSize(io.NewSectionReader(t.f, pos.Offset, t.size-pos.Offset), 1<<20)
 	if t.csv {
 		r.col = map[string]int{}
@@ -276,10 +283,15 @@ type textReader struct {
 	end int64
 	col map[string]int // CSV: column name -> index
 	buf []byte
+	enc *lane.FlatEncoder // JSON lines with a schema
 }
 
 func (r *textReader) Next(n int) ([]record, position, error) {
 	var out []record
+	var flat flatRecords
+	if r.enc != nil {
+		flat = newFlatRecords(len(r.t.schema.Inputs), n, len(r.t.ids))
+	}
 	for len(out) < n && r.pos.Offset < r.end {
 		line, size, err := readLine(r.br, r.buf[:0])
 		r.buf = line[:0]
@@ -299,12 +311,67 @@ func (r *textReader) Next(n int) ([]record, position, error) {
 			rec.err = fmt.Errorf("line longer than %d bytes", maxLine)
 		} else if r.t.csv {
 			rec.row, rec.err = r.csvRow(line)
-		} else {
+		} else if !flat.add(r.enc, line, &rec, len(out)) {
 			rec.row, rec.err = r.t.jsonRow(line)
 		}
 		out = append(out, rec)
 	}
+	flat.finish(out)
 	return out, r.pos, nil
+}
+
+// flatRecords are one Next's JSON lines that lane.FlatEncoder took: their inputs'
+// bytes, one row after another in a buffer per input, and their ids.
+type flatRecords struct {
+	bufs [][]byte
+	ends [][]int // per input, where each row's bytes end
+	recs []int   // the records', in Next's output
+	ids  []any
+	nids int
+}
+
+func newFlatRecords(inputs, n, ids int) flatRecords {
+	return flatRecords{bufs: make([][]byte, inputs), ends: make([][]int, inputs), ids: make([]any, 0, n*ids), nids: ids}
+}
+
+// add encodes line as record i, or answers false for a line to be read as a row.
+func (f *flatRecords) add(e *lane.FlatEncoder, line []byte, rec *record, i int) bool {
+	if e == nil {
+		return false
+	}
+	line = bytes.TrimPrefix(line, bom)
+	vals := f.ids[len(f.ids) : len(f.ids)+f.nids]
+	if !e.Encode(f.bufs, line, vals) {
+		return false
+	}
+	f.ids = f.ids[:len(f.ids)+f.nids]
+	rec.ids = vals[:len(vals):len(vals)]
+	for k := range f.bufs {
+		f.ends[k] = append(f.ends[k], len(f.bufs[k]))
+	}
+	f.recs = append(f.recs, i)
+	return true
+}
+
+// finish points the records at their bytes, now that the buffers no longer grow. Each
+// slice's capacity runs on to its buffer's end: a request of consecutive rows is then
+// a slice of the buffer (lane.Builder.AddEncoded), not a copy.
+func (f *flatRecords) finish(out []record) {
+	if len(f.recs) == 0 {
+		return
+	}
+	k := len(f.bufs)
+	enc := make([][]byte, len(f.recs)*k)
+	for j, i := range f.recs {
+		for in := range f.bufs {
+			start := 0
+			if j > 0 {
+				start = f.ends[in][j-1]
+			}
+			enc[j*k+in] = f.bufs[in][start:f.ends[in][j]]
+		}
+		out[i].enc = enc[j*k : (j+1)*k : (j+1)*k]
+	}
 }
 
 var errLong = errors.New("line too long")

@@ -120,6 +120,21 @@ func (b *Builder) AddFlat(body []byte, pass map[string]bool, kept []Field) (_ []
 	if b.n >= b.s.MaxBatch {
 		return kept, true, ErrFull
 	}
+	start := len(kept)
+	kept, ok = b.readFlat(body, pass, kept)
+	if !ok {
+		return kept, false, nil
+	}
+	if err := b.appendVals(); err != nil {
+		return kept[:start], true, err
+	}
+	return kept, true, nil
+}
+
+// readFlat is AddFlat short of adding the row: it encodes the row into b.vals, b.ends
+// and b.shp (encodeFlat) and appends the fields pass lets through to kept. For a row
+// AddFlat does not take it answers false and kept as it was.
+func (b *Builder) readFlat(body []byte, pass map[string]bool, kept []Field) ([]Field, bool) {
 	if b.places == nil {
 		b.indexPlaces()
 	}
@@ -134,12 +149,9 @@ func (b *Builder) AddFlat(body []byte, pass map[string]bool, kept []Field) (_ []
 			kept = keepField(kept, start, Field{key, v})
 		}
 	}) || !b.encodeFlat() {
-		return kept[:start], false, nil
+		return kept[:start], false
 	}
-	if err := b.appendVals(); err != nil {
-		return kept[:start], true, err
-	}
-	return kept, true, nil
+	return kept, true
 }
 
 // encodeFlat encodes the row in b.flat into b.vals, b.ends and b.shp, as Add would;

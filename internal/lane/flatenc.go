@@ -1,0 +1,50 @@
+package lane
+
+// FlatEncoder encodes flat rows the way AddFlat reads them, for a reader that holds
+// rows before a Builder takes them with AddEncoded (a batch job's JSON lines, read
+// ahead of scoring): each input's elements go straight into bytes, and the fields the
+// reader keeps (id columns) come out as flatRow would have decoded them. Without it
+// such a reader made a Row map per line, boxing every number of a feature vector, and
+// Add then parsed each one again.
+//
+// A FlatEncoder is not safe for concurrent use.
+type FlatEncoder struct {
+	b    *Builder
+	keep []string
+	pass map[string]bool
+	kept []Field
+}
+
+// NewFlatEncoder encodes rows for the schema's model, keeping the fields keep names.
+func (s *Schema) NewFlatEncoder(keep []string) *FlatEncoder {
+	pass := make(map[string]bool, len(keep))
+	for _, k := range keep {
+		pass[k] = true
+	}
+	return &FlatEncoder{b: s.NewBuilder(), keep: keep, pass: pass}
+}
+
+// Encode reads body as AddFlat does. For a row AddFlat would take it appends input i's
+// elements to dst[i], sets vals[k] to the value of field keep[k] (nil when the row
+// lacks it) and answers true. For any other row it changes nothing and answers false:
+// the caller decodes the row and adds it the general way, which also words its errors.
+func (e *FlatEncoder) Encode(dst [][]byte, body []byte, vals []any) bool {
+	var ok bool
+	if e.kept, ok = e.b.readFlat(body, e.pass, e.kept[:0]); !ok {
+		return false
+	}
+	start := 0
+	for i, end := range e.b.ends {
+		dst[i] = append(dst[i], e.b.vals[start:end]...)
+		start = end
+	}
+	clear(vals)
+	for _, f := range e.kept {
+		for k, name := range e.keep {
+			if name == f.Key {
+				vals[k] = f.v.value()
+			}
+		}
+	}
+	return true
+}
