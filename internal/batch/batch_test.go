@@ -151,7 +151,7 @@ func TestBadInputFailsAtStart(t *testing.T) {
 // every row once. Other options find the checkpoint refused.
 func TestResumeAfterStop(t *testing.T) {
 	const rows = 3000
-	for _, ext := range []string{"parquet", "csv"} {
+	for _, ext := range []string{"parquet", "csv", "jsonl"} {
 		t.Run(ext, func(t *testing.T) {
 			in := gen(t, "in."+ext, batchgen.Options{Rows: rows, RowGroupRows: 256, Seed: 3})
 			out := filepath.Join(t.TempDir(), "out."+ext)
