@@ -1,5 +1,7 @@
 package lane
 
+import "strings"
+
 // FlatEncoder encodes flat rows the way AddFlat reads them, for a reader that holds
 // rows before a Builder takes them with AddEncoded (a batch job's JSON lines, read
 // ahead of scoring): each input's elements go straight into bytes, and the fields the
@@ -42,7 +44,9 @@ func (e *FlatEncoder) Encode(dst [][]byte, body []byte, vals []any) bool {
 	for _, f := range e.kept {
 		for k, name := range e.keep {
 			if name == f.Key {
-				vals[k] = f.v.value()
+				// A copy of its text: the value would otherwise hold the whole line's
+				// copy in memory for as long as the reader keeps the row.
+				vals[k] = span{f.v.kind, strings.Clone(f.v.raw)}.value()
 			}
 		}
 	}
