@@ -17,7 +17,7 @@ func main() {
 	flag.IntVar(&o.Rows, "rows", 1000000, "rows to write")
 	flag.IntVar(&o.RowGroupRows, "row-group", 65536, "Parquet rows per row group")
 	flag.Uint64Var(&o.Seed, "seed", 1, "the same seed writes the same rows")
-	flag.IntVar(&o.Vector, "vector", 0, "write an id and an \"input\" list of this many numbers per row instead (Parquet; 256 for the mlp model)")
+	flag.IntVar(&o.Vector, "vector", 0, "write an id and an \"input\" list of this many numbers per row instead (Parquet or JSON lines; 256 for the mlp model)")
 	flag.Parse()
 	if *out == "" {
 		fmt.Fprintln(os.Stderr, "batchgen: -o is required")
