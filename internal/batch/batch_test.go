@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -242,6 +243,27 @@ func TestParseShard(t *testing.T) {
 	}
 }
 
+// vectorCSV writes batchgen's vector rows as CSV, the list in one quoted cell as pandas
+// writes a list ("[0.1, 0.2, ...]").
+func vectorCSV(t *testing.T, rows int, seed uint64) string {
+	t.Helper()
+	var b strings.Builder
+	b.WriteString("id,input\n")
+	for i := range rows {
+		r := batchgen.VectorAt(seed, i, 256)
+		parts := make([]string, len(r.Input))
+		for k, v := range r.Input {
+			parts[k] = strconv.FormatFloat(float64(v), 'g', -1, 32)
+		}
+		fmt.Fprintf(&b, "%s,\"[%s]\"\n", r.ID, strings.Join(parts, ", "))
+	}
+	path := filepath.Join(t.TempDir(), "in.csv")
+	if err := os.WriteFile(path, []byte(b.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestVectorLinesEqualOnline: a JSON lines file whose rows hold a list of 256 numbers
 // (lane.DecodeFlatRow's fast way) scores as each row online, and as the same rows in
 // Parquet; lines with a short list and a nested one (encoding/json's way) are rejected
@@ -271,12 +293,16 @@ func TestVectorLinesEqualOnline(t *testing.T) {
 	}
 	lines, out := run(in, 2)
 	pq, _ := run(gen(t, "in.parquet", batchgen.Options{Rows: rows, Vector: 256, Seed: 3}), 0)
+	csv, _ := run(vectorCSV(t, rows, 3), 0)
 	for i := range rows {
 		id := fmt.Sprint("r", i)
 		a, _ := lines[id][0].([]any)
 		b, _ := pq[id][0].([]any)
 		if len(a) != 10 || !reflect.DeepEqual(a, b) {
 			t.Fatalf("row %d: JSON lines %v, Parquet %v", i, a, b)
+		}
+		if c, _ := csv[id][0].([]any); !reflect.DeepEqual(c, b) {
+			t.Fatalf("row %d: CSV %v, Parquet %v", i, c, b)
 		}
 		if i%37 == 0 {
 			want := score(t, "mlp", lane.Row{"input": batchgen.VectorAt(3, i, 256).Input})

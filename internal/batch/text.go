@@ -444,6 +444,9 @@ func cellValue(cell string, dt tensor.DType) (any, error) {
 	case len(trimmed) == 0:
 		return nil, nil // missing: the builder names the field
 	case trimmed[0] == '[':
+		if v, ok := lane.DecodeNumberList(string(trimmed)); ok {
+			return v, nil // the common list, without encoding/json
+		}
 		var v any
 		dec := json.NewDecoder(bytes.NewReader(trimmed))
 		dec.UseNumber()

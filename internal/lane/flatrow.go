@@ -30,6 +30,23 @@ func flatRow(body []byte) (row Row, ok bool) {
 // body the caller decodes with encoding/json, which also words its errors.
 func DecodeFlatRow(body []byte) (row Row, ok bool) { return flatRow(body) }
 
+// DecodeNumberList is encoding/json's decoding (with UseNumber) of s when s is a
+// non-empty, unnested list of numbers and nothing else, spaces aside: the []any of
+// json.Number that a CSV cell holding a feature vector ("[0.1, 0.2]", as pandas writes a
+// list) becomes. ok is false for anything else, which the caller decodes with
+// encoding/json.
+func DecodeNumberList(s string) (v []any, ok bool) {
+	i := skipSpace(s, 0)
+	if i >= len(s) || s[i] != '[' {
+		return nil, false
+	}
+	end, ok := numberList(s, i, func(n string) bool { v = append(v, json.Number(n)); return true })
+	if !ok || skipSpace(s, end) != len(s) {
+		return nil, false
+	}
+	return v, true
+}
+
 // span is one value of a flat row as written: kind is '"' (a plain string, raw holding
 // its contents), '0' (a number), '[' (a non-empty list of numbers, raw holding it,
 // brackets and all; eachNumber reads it), 't', 'f' or 'n' (true, false, null).

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"math"
 	"reflect"
+	"strings"
 	"testing"
 )
 
@@ -169,5 +170,67 @@ func FuzzMarshalRow(f *testing.F) {
 		checkMarshal(t, map[string]any{key: json.Number(num), key + "f": f32, key + "d": f64, key + "n": n,
 			key + "s": s, key + "v": []float32{f32, float32(f64)}, key + "w": []float64{f64, float64(f32)},
 			key + "l": []any{json.Number(num), s, f64}})
+	})
+}
+
+// decodeListSlow is what DecodeNumberList stands for: encoding/json with UseNumber, one
+// value and nothing after it.
+func decodeListSlow(s string) (any, error) {
+	dec := json.NewDecoder(strings.NewReader(s))
+	dec.UseNumber()
+	var v any
+	if err := dec.Decode(&v); err != nil {
+		return nil, err
+	}
+	if dec.More() {
+		return nil, errMore
+	}
+	return v, nil
+}
+
+var numberListCases = []struct {
+	s  string
+	ok bool
+}{
+	{`[1,2.5,-3e2]`, true}, {` [ 0.1 , 0.2 ] `, true}, {`[-0]`, true}, {`[1E+2,1e-2]`, true},
+	{`[]`, false}, {`[[1]]`, false}, {`[1,"a"]`, false}, {`[01]`, false}, {`[1,]`, false},
+	{`[1] x`, false}, {`[1`, false}, {`1`, false}, {``, false}, {`[1,2] [3]`, false}, {`[.5]`, false}, {`[+1]`, false},
+	{`[true]`, false}, {`[null]`, false}, {"[1,\t2\n]", true},
+}
+
+// TestDecodeNumberList: every list it takes decodes as encoding/json decodes it; what
+// it refuses is left to encoding/json.
+func TestDecodeNumberList(t *testing.T) {
+	for _, c := range numberListCases {
+		v, ok := DecodeNumberList(c.s)
+		if ok != c.ok {
+			t.Fatalf("DecodeNumberList(%q) ok %v, want %v", c.s, ok, c.ok)
+		}
+		if ok {
+			checkSameList(t, c.s, v)
+		}
+	}
+}
+
+func checkSameList(t *testing.T, s string, fast []any) {
+	t.Helper()
+	slow, err := decodeListSlow(s)
+	if err != nil {
+		t.Fatalf("DecodeNumberList took %q, which encoding/json refuses: %v", s, err)
+	}
+	if !reflect.DeepEqual(any(fast), slow) {
+		t.Fatalf("DecodeNumberList(%q) = %#v, encoding/json %#v", s, fast, slow)
+	}
+}
+
+// FuzzDecodeNumberList: whatever DecodeNumberList takes, encoding/json decodes the same.
+func FuzzDecodeNumberList(f *testing.F) {
+	for _, c := range numberListCases {
+		f.Add(c.s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		if v, ok := DecodeNumberList(s); ok {
+			checkSameList(t, s, v)
+		}
 	})
 }
