@@ -10,17 +10,20 @@ import (
 )
 
 // slowRow is what DecodeMessage does for a row without the fast path.
-func slowRow(body []byte) (Row, error) {
-	dec := json.NewDecoder(bytes.NewReader(body))
+func slowRow(body []byte) (Row, error) { return slowDecode[Row](string(body)) }
+
+// slowDecode is encoding/json with UseNumber: one value of s and nothing after it.
+func slowDecode[T any](s string) (T, error) {
+	dec := json.NewDecoder(strings.NewReader(s))
 	dec.UseNumber()
-	var row Row
-	if err := dec.Decode(&row); err != nil {
-		return nil, err
+	var v T
+	if err := dec.Decode(&v); err != nil {
+		return v, err
 	}
 	if dec.More() {
-		return nil, errMore
+		return v, errMore
 	}
-	return row, nil
+	return v, nil
 }
 
 var errMore = bytes.ErrTooLarge // any error: the test only asks whether there was one
@@ -173,21 +176,6 @@ func FuzzMarshalRow(f *testing.F) {
 	})
 }
 
-// decodeListSlow is what DecodeNumberList stands for: encoding/json with UseNumber, one
-// value and nothing after it.
-func decodeListSlow(s string) (any, error) {
-	dec := json.NewDecoder(strings.NewReader(s))
-	dec.UseNumber()
-	var v any
-	if err := dec.Decode(&v); err != nil {
-		return nil, err
-	}
-	if dec.More() {
-		return nil, errMore
-	}
-	return v, nil
-}
-
 var numberListCases = []struct {
 	s  string
 	ok bool
@@ -214,7 +202,7 @@ func TestDecodeNumberList(t *testing.T) {
 
 func checkSameList(t *testing.T, s string, fast []any) {
 	t.Helper()
-	slow, err := decodeListSlow(s)
+	slow, err := slowDecode[any](s)
 	if err != nil {
 		t.Fatalf("DecodeNumberList took %q, which encoding/json refuses: %v", s, err)
 	}
