@@ -325,7 +325,7 @@ func (r *textReader) Next(n int) ([]record, position, error) {
 type flatRecords struct {
 	bufs [][]byte
 	ends [][]int // per input, where each row's bytes end
-	recs []int   // the records', in Next's output
+	recs []int   // their indexes in Next's output
 	ids  []any
 	nids int
 }
