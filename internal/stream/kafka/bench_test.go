@@ -91,8 +91,19 @@ func benchLane(b *testing.B, ld benchLoad) {
 	stored := &laneFigures{name: ld.model + ", stored", n: ld.messages}
 	storageOut := &laneFigures{name: ld.model + ", broker storage out", n: ld.messages}
 	for range *benchRounds {
-		kc := newCluster(b, 4, "in", "out")
-		produce(b, newClient(b, kgo.SeedBrokers(kc.ListenAddrs()...)), rowsOf(ld.row, "in", ld.messages, 64))
+		// A round's broker and producer are closed and dropped when it ends, not at the
+		// benchmark's cleanup, which kept every round's stored messages in this
+		// process's heap, for the collector to mark, until the last round.
+		kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "in", "out"))
+		if err != nil {
+			b.Fatal(err)
+		}
+		pc, err := kgo.NewClient(kgo.SeedBrokers(kc.ListenAddrs()...))
+		if err != nil {
+			b.Fatal(err)
+		}
+		produce(b, pc, rowsOf(ld.row, "in", ld.messages, 64))
+		pc.Close()
 		stored.round(b, kc, p)
 		kc.Close()
 		sc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "in", "out"),
