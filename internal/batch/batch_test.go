@@ -265,9 +265,9 @@ func vectorCSV(t *testing.T, rows int, seed uint64) string {
 }
 
 // TestVectorLinesEqualOnline: a JSON lines file whose rows hold a list of 256 numbers
-// (lane.DecodeFlatRow's fast way) scores as each row online, and as the same rows in
-// Parquet; lines with a short list and a nested one (encoding/json's way) are rejected
-// naming the count.
+// (encoded straight into the input, lane.FlatEncoder) scores as each row online, and as
+// the same rows in Parquet and in CSV (a list cell, lane.DecodeNumberList); lines with a
+// short list and a nested one (encoding/json's way) are rejected naming the count.
 func TestVectorLinesEqualOnline(t *testing.T) {
 	const rows = 300
 	in := gen(t, "in.jsonl", batchgen.Options{Rows: rows, Vector: 256, Seed: 3})
