@@ -17,7 +17,7 @@ import (
 // BenchmarkRun scores a file of the tabular model's rows, Parquet and JSON lines, and
 // reports rows/s.
 func BenchmarkRun(b *testing.B) {
-	for _, name := range []string{"in.parquet", "in.jsonl"} {
+	for _, name := range []string{"in.parquet", "in.jsonl", "in.csv"} {
 		b.Run(name, func(b *testing.B) { runTabular(b, name) })
 	}
 }

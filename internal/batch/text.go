@@ -31,8 +31,8 @@ type textSource struct {
 	data   int64    // offset of the first row (after a CSV header)
 	fields map[string]lane.Column
 	wanted []string // the fields a record keeps: model fields and id columns
-	// JSON lines: the model's schema and the id columns, for encoding flat lines
-	// straight into their inputs (nil schema: every line is read as a row).
+	// The model's schema and the id columns, for encoding lines straight into their
+	// inputs (nil schema: every line is read as a row).
 	schema *lane.Schema
 	ids    []string
 }
@@ -260,7 +260,7 @@ func (t *textSource) Read(sh Shard, pos position) (rowReader, error) {
 		end = t.size
 	}
 	r := &textReader{t: t, pos: pos, end: end}
-	if !t.csv && t.schema != nil {
+	if t.schema != nil {
 		r.enc = t.schema.NewFlatEncoder(t.ids)
 	}
 	r.br = bufio.NewReaderSize(io.NewSectionReader(t.f, pos.Offset, t.size-pos.Offset), 1<<20)
@@ -283,7 +283,7 @@ type textReader struct {
 	end int64
 	col map[string]int // CSV: column name -> index
 	buf []byte
-	enc *lane.FlatEncoder // JSON lines with a schema
+	enc *lane.FlatEncoder // with a schema
 }
 
 func (r *textReader) Next(n int) ([]record, position, error) {
@@ -310,8 +310,10 @@ func (r *textReader) Next(n int) ([]record, position, error) {
 		if errors.Is(err, errLong) {
 			rec.err = fmt.Errorf("line longer than %d bytes", maxLine)
 		} else if r.t.csv {
-			rec.row, rec.err = r.csvRow(line)
-		} else if !flat.add(r.enc, line, &rec, len(out)) {
+			if !r.csvFlat(&flat, line, &rec, len(out)) {
+				rec.row, rec.err = r.csvRow(line)
+			}
+		} else if !r.jsonFlat(&flat, line, &rec, len(out)) {
 			rec.row, rec.err = r.t.jsonRow(line)
 		}
 		out = append(out, rec)
@@ -320,8 +322,45 @@ func (r *textReader) Next(n int) ([]record, position, error) {
 	return out, r.pos, nil
 }
 
-// flatRecords are one Next's JSON lines that lane.FlatEncoder took: their inputs'
-// bytes, one row after another in a buffer per input, and their ids.
+// jsonFlat encodes a JSON line as record i, or answers false for a line to be read as a
+// row.
+func (r *textReader) jsonFlat(f *flatRecords, line []byte, rec *record, i int) bool {
+	if r.enc == nil || !r.enc.Encode(f.bufs, bytes.TrimPrefix(line, bom), f.next()) {
+		return false
+	}
+	f.took(rec, i)
+	return true
+}
+
+// csvFlat encodes a CSV line as record i, its ids the values csvRow gives them, or
+// answers false for a line to be read as a row (which also words its errors).
+func (r *textReader) csvFlat(f *flatRecords, line []byte, rec *record, i int) bool {
+	if r.enc == nil {
+		return false
+	}
+	cells, err := splitCSV(line)
+	if err != nil || len(cells) != len(r.t.header) {
+		return false
+	}
+	if !r.enc.EncodeFields(f.bufs, func(name string) (string, bool) {
+		k, ok := r.col[name] // < len(cells): the line has the header's count
+		if !ok {
+			return "", false
+		}
+		return cells[k], true
+	}) {
+		return false
+	}
+	ids := f.next()
+	for k, id := range r.t.ids {
+		ids[k], _, _ = r.field(cells, id)
+	}
+	f.took(rec, i)
+	return true
+}
+
+// flatRecords are one Next's lines that lane.FlatEncoder took: their inputs' bytes,
+// one row after another in a buffer per input, and their ids.
 type flatRecords struct {
 	bufs [][]byte
 	ends [][]int // per input, where each row's bytes end
@@ -334,23 +373,18 @@ func newFlatRecords(inputs, n, ids int) flatRecords {
 	return flatRecords{bufs: make([][]byte, inputs), ends: make([][]int, inputs), ids: make([]any, 0, n*ids), nids: ids}
 }
 
-// add encodes line as record i, or answers false for a line to be read as a row.
-func (f *flatRecords) add(e *lane.FlatEncoder, line []byte, rec *record, i int) bool {
-	if e == nil {
-		return false
-	}
-	line = bytes.TrimPrefix(line, bom)
-	vals := f.ids[len(f.ids) : len(f.ids)+f.nids]
-	if !e.Encode(f.bufs, line, vals) {
-		return false
-	}
+// next is the next record's id values, for the encoder to fill.
+func (f *flatRecords) next() []any { return f.ids[len(f.ids) : len(f.ids)+f.nids] }
+
+// took notes that the encoder appended record i's inputs to the buffers and filled its
+// ids (next).
+func (f *flatRecords) took(rec *record, i int) {
+	rec.ids = f.next()[:f.nids:f.nids]
 	f.ids = f.ids[:len(f.ids)+f.nids]
-	rec.ids = vals[:len(vals):len(vals)]
 	for k := range f.bufs {
 		f.ends[k] = append(f.ends[k], len(f.bufs[k]))
 	}
 	f.recs = append(f.recs, i)
-	return true
 }
 
 // finish points the records at their bytes, now that the buffers no longer grow. Each
@@ -415,18 +449,12 @@ func (r *textReader) csvRow(line []byte) (lane.Row, error) {
 	row := make(lane.Row, len(r.t.wanted))
 	var bad error
 	for _, f := range r.t.wanted {
-		i, ok := r.col[f]
-		if !ok || i >= len(cells) {
+		v, ok, err := r.field(cells, f)
+		if !ok {
 			continue
 		}
-		in, isInput := r.t.fields[f]
-		if !isInput {
-			row[f] = cells[i]
-			continue
-		}
-		v, err := cellValue(cells[i], in.DType)
 		if err != nil && bad == nil {
-			bad = &lane.RowError{Field: f, Input: in.Name, Reason: err.Error()}
+			bad = err
 		}
 		row[f] = v
 	}
@@ -434,6 +462,24 @@ func (r *textReader) csvRow(line []byte) (lane.Row, error) {
 		bad = fmt.Errorf("line has %d field(s), the header %d", len(cells), len(r.t.header))
 	}
 	return row, bad // the ids, when there are, even for a bad row: the rejects file names it
+}
+
+// field is field f of a CSV line: ok false when the line has no such cell; a field a
+// model input reads is converted for it (err says why it cannot be, v then nil).
+func (r *textReader) field(cells []string, f string) (v any, ok bool, err error) {
+	i, ok := r.col[f]
+	if !ok || i >= len(cells) {
+		return nil, false, nil
+	}
+	in, isInput := r.t.fields[f]
+	if !isInput {
+		return cells[i], true, nil
+	}
+	v, err = cellValue(cells[i], in.DType)
+	if err != nil {
+		return v, true, &lane.RowError{Field: f, Input: in.Name, Reason: err.Error()}
+	}
+	return v, true, nil
 }
 
 func cellValue(cell string, dt tensor.DType) (any, error) {

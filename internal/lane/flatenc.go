@@ -35,11 +35,7 @@ func (e *FlatEncoder) Encode(dst [][]byte, body []byte, vals []any) bool {
 	if e.kept, ok = e.b.readFlat(body, e.pass, e.kept[:0]); !ok {
 		return false
 	}
-	start := 0
-	for i, end := range e.b.ends {
-		dst[i] = append(dst[i], e.b.vals[start:end]...)
-		start = end
-	}
+	e.appendTo(dst)
 	clear(vals)
 	for _, f := range e.kept {
 		for k, name := range e.keep {
@@ -51,4 +47,56 @@ func (e *FlatEncoder) Encode(dst [][]byte, body []byte, vals []any) bool {
 		}
 	}
 	return true
+}
+
+// appendTo appends the row encodeFlat left in the builder to dst, input by input.
+func (e *FlatEncoder) appendTo(dst [][]byte) {
+	start := 0
+	for i, end := range e.b.ends {
+		dst[i] = append(dst[i], e.b.vals[start:end]...)
+		start = end
+	}
+}
+
+// EncodeFields is Encode for a row given field by field as text, a CSV line's cells:
+// text(f) is field f's, ok false when the row lacks it. Each field the model reads must
+// be a JSON number or a non-empty list of numbers, spaces around it aside (the cell a CSV
+// reader turns into a json.Number or a list of them); for any other row it changes
+// nothing and answers false, and the caller takes the general way.
+func (e *FlatEncoder) EncodeFields(dst [][]byte, text func(f string) (string, bool)) bool {
+	b := e.b
+	if b.places == nil {
+		b.indexPlaces()
+	}
+	for f, places := range b.places {
+		s, ok := text(f)
+		if !ok {
+			return false
+		}
+		v, ok := numericSpan(strings.TrimSpace(s))
+		if !ok {
+			return false
+		}
+		for _, k := range places {
+			b.flat[k] = v
+		}
+	}
+	if !b.encodeFlat() {
+		return false
+	}
+	e.appendTo(dst)
+	return true
+}
+
+// numericSpan is s as a span when it is a JSON number or a list of numbers, whole.
+func numericSpan(s string) (span, bool) {
+	switch {
+	case s == "":
+		return span{}, false
+	case s[0] == '[':
+		end, ok := numberList(s, 0, nil)
+		return span{'[', s}, ok && end == len(s)
+	}
+	end, ok := number(s, 0)
+	return span{'0', s}, ok && end == len(s)
 }
