@@ -3,9 +3,9 @@ package lane
 import "strings"
 
 // FlatEncoder encodes flat rows the way AddFlat reads them, for a reader that holds
-// rows before a Builder takes them with AddEncoded (a batch job's JSON lines, read
-// ahead of scoring): each input's elements go straight into bytes, and the fields the
-// reader keeps (id columns) come out as flatRow would have decoded them. Without it
+// rows before a Builder takes them with AddEncoded (a batch job's JSON or CSV lines,
+// read ahead of scoring): each input's elements go straight into bytes, and the fields
+// the reader keeps (id columns) come out as flatRow would have decoded them. Without it
 // such a reader made a Row map per line, boxing every number of a feature vector, and
 // Add then parsed each one again.
 //
