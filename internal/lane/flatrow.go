@@ -5,6 +5,7 @@ import (
 	"math"
 	"slices"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -35,16 +36,12 @@ func DecodeFlatRow(body []byte) (row Row, ok bool) { return flatRow(body) }
 // json.Number that a CSV cell holding a feature vector ("[0.1, 0.2]", as pandas writes a
 // list) becomes. ok is false for anything else, which the caller decodes with
 // encoding/json.
-func DecodeNumberList(s string) (v []any, ok bool) {
-	i := skipSpace(s, 0)
-	if i >= len(s) || s[i] != '[' {
+func DecodeNumberList(s string) ([]any, bool) {
+	v, ok := numericSpan(strings.Trim(s, " \t\n\r")) // JSON's whitespace
+	if !ok || v.kind != '[' {
 		return nil, false
 	}
-	end, ok := numberList(s, i, func(n string) bool { v = append(v, json.Number(n)); return true })
-	if !ok || skipSpace(s, end) != len(s) {
-		return nil, false
-	}
-	return v, true
+	return v.value().([]any), true
 }
 
 // span is one value of a flat row as written: kind is '"' (a plain string, raw holding
