@@ -4,6 +4,8 @@
 // wraps the REST root) and gRPC (interceptors). Core makes the spans below them
 // (InferRequest, queue, compute, ensemble steps) through the trace.Tracer it is given
 // (Tracer), and the remote backend makes its client spans through the global provider.
+// Where the sampler and the span limits leave the SDK nothing to decide per span, Tracer
+// is a lean tracer of our own (lean.go) whose spans the same exporter writes.
 //
 // With no endpoint configured, tracing is off: Tracer returns nil, HTTP returns the
 // handler it wraps, and the interceptors are not installed, so a request meets no span,

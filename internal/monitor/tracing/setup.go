@@ -15,6 +15,7 @@ import (
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracegrpc"
 	"go.opentelemetry.io/otel/exporters/otlp/otlptrace/otlptracehttp"
 	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/sdk/instrumentation"
 	"go.opentelemetry.io/otel/sdk/resource"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 	"go.opentelemetry.io/otel/trace"
@@ -44,14 +45,20 @@ func SpansDropped() uint64 {
 	return 0
 }
 
+// ferryTracer is the tracer Setup made for Ferry's own spans: a leanTracer when the
+// environment allows one (leanAllowed), else the SDK's.
+var ferryTracer atomic.Pointer[trace.Tracer]
+
 // Tracer is the tracer core and the transports start spans with, or nil while tracing is
 // off: a nil tracer is the signal to make no span at all.
 func Tracer() trace.Tracer {
-	tp := active.Load()
-	if tp == nil {
+	if active.Load() == nil {
 		return nil
 	}
-	return tp.Tracer(ScopeName)
+	if tr := ferryTracer.Load(); tr != nil {
+		return *tr
+	}
+	return nil
 }
 
 // Setup turns tracing on when the environment names an OTLP endpoint
@@ -94,6 +101,11 @@ func Setup(ctx context.Context, serviceName, version string, log *slog.Logger) (
 		opts = append(opts, sdktrace.WithSampler(s))
 	}
 	tp := sdktrace.NewTracerProvider(opts...)
+	var tr trace.Tracer = tp.Tracer(ScopeName)
+	if leanAllowed() {
+		tr = &leanTracer{tp: tp, b: bp, res: res, scope: instrumentation.Scope{Name: ScopeName}}
+	}
+	ferryTracer.Store(&tr)
 	lastBatcher.Store(bp)
 	otel.SetErrorHandler(otel.ErrorHandlerFunc(func(err error) { log.Warn("tracing", "err", err) }))
 	otel.SetTracerProvider(tp)
