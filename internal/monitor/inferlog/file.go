@@ -5,6 +5,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -49,6 +50,7 @@ type openFile struct {
 	f          *os.File
 	w          entryWriter
 	dirty      time.Time // when the oldest entry not yet flushed was written; zero when none
+	trail      pageTrail
 }
 
 // flushEvery is how long written entries may wait in a file's buffer before they reach
@@ -115,6 +117,9 @@ func (of *openFile) flushOlder(now time.Time) error {
 	if err := of.w.flush(); err != nil {
 		return fmt.Errorf("%s: %w", of.path, err)
 	}
+	if size, err := of.f.Seek(0, io.SeekCurrent); err == nil {
+		of.trail.advance(of.f, size)
+	}
 	return nil
 }
 
@@ -180,7 +185,11 @@ func (s *fileSink) open(model string, now time.Time) (*openFile, error) {
 // roll closes of and renames it to its final name (or removes it when empty).
 func (s *fileSink) roll(of *openFile) error {
 	delete(s.files, of.model)
-	err := errors.Join(of.w.close(), of.f.Sync(), of.f.Close())
+	werr, serr := of.w.close(), of.f.Sync()
+	if werr == nil && serr == nil {
+		of.trail.done(of.f) // on disk: its pages may go
+	}
+	err := errors.Join(werr, serr, of.f.Close())
 	if err != nil {
 		return fmt.Errorf("closing %s: %w", of.path, err)
 	}
