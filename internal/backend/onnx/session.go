@@ -157,6 +157,12 @@ func sessionOptions(opts SessionOptions) (*ort.SessionOptions, error) {
 			steps = append(steps, func() error { return so.SetInterOpNumThreads(opts.InterOpThreads) })
 		}
 	}
+	// $FERRY_ORT_PROFILE, a file prefix, has ONNX Runtime profile every session opened
+	// (PREFIX_<date>.json each; tools/ortprof summarizes them): a developer's tool for
+	// seeing which operators a model's runs spend their time in.
+	if pf := os.Getenv("FERRY_ORT_PROFILE"); pf != "" {
+		steps = append(steps, func() error { return so.EnableProfiling(pf) })
+	}
 	if opts.NoMemArena {
 		steps = append(steps, func() error { return so.SetCpuMemArena(false) })
 	}
