@@ -61,10 +61,14 @@ func BenchmarkBatchVsEngine(b *testing.B) {
 		bestBatch, bestEngine, bestBatch/bestEngine, bestPairs)
 }
 
-// medianOf is the middle value of xs (the upper one of an even count).
+// medianOf is the middle value of xs, the mean of the two middle ones for an even
+// count.
 func medianOf(xs []float64) float64 {
 	s := slices.Clone(xs)
 	slices.Sort(s)
+	if n := len(s); n%2 == 0 {
+		return (s[n/2-1] + s[n/2]) / 2
+	}
 	return s[len(s)/2]
 }
 

@@ -154,6 +154,7 @@ func vsCompare(b *testing.B, ferry, bare vsSide) {
 
 	var all [2]vsTally // ferry, bare
 	minRatio, maxRatio := math.Inf(1), math.Inf(-1)
+	var ratios []float64
 	sides := [2]vsSide{ferry, bare}
 	slice := 0
 	for r := range *vsRounds {
@@ -168,6 +169,7 @@ func vsCompare(b *testing.B, ferry, bare vsSide) {
 		f, bb := round[0], round[1]
 		b.Logf("round %d: %s %6.0f req/s (%4.0f µs CPU/req, slowest slice %6.0f req/s), %s %6.0f req/s (%4.0f µs CPU/req, slowest slice %6.0f req/s): ratio %.3f, CPU ratio %.3f",
 			r+1, ferry.name, f.rate(), f.cpuPerReq(), f.minSlice, bare.name, bb.rate(), bb.cpuPerReq(), bb.minSlice, f.rate()/bb.rate(), bb.cpuPerReq()/f.cpuPerReq())
+		ratios = append(ratios, f.rate()/bb.rate())
 		minRatio = min(minRatio, f.rate()/bb.rate())
 		maxRatio = max(maxRatio, f.rate()/bb.rate())
 		all[0].add(f)
@@ -176,6 +178,10 @@ func vsCompare(b *testing.B, ferry, bare vsSide) {
 	b.ReportMetric(all[0].rate(), ferry.name+"_req/s")
 	b.ReportMetric(all[1].rate(), bare.name+"_req/s")
 	b.ReportMetric(all[0].rate()/all[1].rate(), "ratio")
+	// The median of the rounds' ratios too, as the other two-sided benchmarks report
+	// theirs: a round in which the machine slowed during one side's slices moves the
+	// whole run's ratio, not the median.
+	b.ReportMetric(medianOf(ratios), "ratio_median")
 	b.ReportMetric(minRatio, "ratio_min")
 	b.ReportMetric(maxRatio, "ratio_max")
 	b.ReportMetric(all[0].cpuPerReq(), ferry.name+"_cpu_us/req")
