@@ -109,7 +109,7 @@ func (t *leanTracer) Start(ctx context.Context, name string, opts ...trace.SpanS
 	if s.start.IsZero() {
 		s.start = time.Now()
 	}
-	s.attrs = s.addAttrs(s.attrBuf[:0], cfg.Attributes(), leanAttrLimit, &s.droppedAttrs)
+	s.attrs = addAttrs(s.attrBuf[:0], cfg.Attributes(), leanAttrLimit, &s.droppedAttrs)
 	for _, l := range cfg.Links() {
 		s.addLink(l)
 	}
@@ -194,14 +194,14 @@ func (s *leanSpan) SetAttributes(kv ...attribute.KeyValue) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if !s.ended {
-		s.attrs = s.addAttrs(s.attrs, kv, leanAttrLimit, &s.droppedAttrs)
+		s.attrs = addAttrs(s.attrs, kv, leanAttrLimit, &s.droppedAttrs)
 	}
 }
 
 // addAttrs adds kv to attrs as the SDK's spans do: an invalid one is dropped, a key
 // already there takes the new value in its first place, and past limit new keys are
 // dropped; dropped counts the drops.
-func (s *leanSpan) addAttrs(attrs, kv []attribute.KeyValue, limit int, dropped *int) []attribute.KeyValue {
+func addAttrs(attrs, kv []attribute.KeyValue, limit int, dropped *int) []attribute.KeyValue {
 next:
 	for _, a := range kv {
 		if !a.Valid() {
