@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -48,12 +49,17 @@ func seq(t testing.TB, o output) int {
 func TestOutputsKeepEachKeysOrder(t *testing.T) {
 	kc := newCluster(t, 4, "in", "out", "in.dlq")
 	const n, keys = 6000, 24
+	before := time.Now().Truncate(time.Millisecond) // Kafka's timestamps are milliseconds
 	produce(t, newClient(t, kgo.SeedBrokers(kc.ListenAddrs()...)), keyed("in", n, keys))
 	r := start(t, Config{Name: "order", Brokers: kc.ListenAddrs(), InputTopic: "in", OutputTopic: "out", MaxInFlight: 300}, newProcessor(t))
 
 	outs := readTopic(t, kc.ListenAddrs(), "out", atLeast(n))
+	after := time.Now()
 	last := map[string]int{}
 	for _, o := range outs {
+		if ts := o.rec.Timestamp; ts.Before(before) || ts.After(after) {
+			t.Fatalf("output %s: timestamp %v, not between the test's start %v and its reading %v", o.rec.Value, ts, before, after)
+		}
 		i := seq(t, o)
 		key := string(o.rec.Key)
 		if want := "k" + strconv.Itoa(i%keys); key != want {

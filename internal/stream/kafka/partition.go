@@ -179,8 +179,13 @@ func (p *partition) produce(recs []*kgo.Record, res []stream.Result) {
 	p.mu.Unlock()
 	ch.outs = outs
 	p.acks.Add(len(recs))
+	// One timestamp for the chunk's results, which are produced together: franz-go
+	// would otherwise read the clock for each (~50 ns a message on a 2-core VM, 7% of
+	// an echoed message's CPU).
+	now := time.Now()
 	for i, in := range recs {
 		p.record(&outs[i], in, res[i])
+		outs[i].Timestamp = now
 		// Not the worker's context: a result handed over is delivered even while stopping,
 		// so its offset can still be committed.
 		p.cl.Produce(context.Background(), &outs[i], func(out *kgo.Record, err error) { p.acked(ch, in, out, err) })
