@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferryml/ferry/internal/background"
 	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/tensor"
 )
@@ -292,6 +293,7 @@ func (m *Monitor) Run(ctx context.Context) error {
 			m.ingest(b)
 			idle = 0
 		case <-polled:
+			background.Yield()
 		case <-t.C:
 			for _, md := range m.watched.Load().byName {
 				md.tick(m)

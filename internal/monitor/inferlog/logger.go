@@ -12,6 +12,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/ferryml/ferry/internal/background"
 	"github.com/ferryml/ferry/internal/core"
 )
 
@@ -230,6 +231,7 @@ func (l *Logger) dispatch() {
 		}
 		if idle < idleTicks {
 			<-t.C
+			background.Yield()
 			continue
 		}
 		t.Stop()
@@ -253,7 +255,9 @@ func (l *Logger) drain() (n int, open bool) {
 				return n, false
 			}
 			l.fan(c)
-			n++
+			if n++; n%yieldEvery == 0 {
+				background.Yield()
+			}
 		default:
 			return n, true
 		}
@@ -289,3 +293,6 @@ func (l *Logger) Close(ctx context.Context) error {
 	})
 	return l.closeErr
 }
+
+// yieldEvery is how many captures the dispatcher encodes between giving way to serving.
+const yieldEvery = 16

@@ -12,6 +12,8 @@ import (
 
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
+
+	"github.com/ferryml/ferry/internal/background"
 )
 
 // batcher is the span processor: ended spans are appended to a buffer under a mutex,
@@ -100,6 +102,7 @@ func (b *batcher) run() {
 		case <-b.stop:
 			return
 		case now := <-t.C:
+			background.Yield()
 			n, err := b.export(b.loopCtx)
 			b.noteExport(now, n, err)
 		}
