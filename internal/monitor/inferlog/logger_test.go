@@ -1,6 +1,7 @@
 package inferlog
 
 import (
+	"bytes"
 	"context"
 	"log/slog"
 	"os"
@@ -8,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -427,4 +429,87 @@ func TestRetentionAndSizeBoundPruneRolledFiles(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestRollDoesNotStopTheWriter: a rolled file's sync runs on its own goroutine, so a
+// slow disk stops neither the runner nor the next file's writes; close waits for it,
+// and every entry is in a rolled file once.
+func TestRollDoesNotStopTheWriter(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, MaxFileBytes: 4 << 10}.withDefaults()
+	s, err := newFileSink(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	release := make(chan struct{})
+	var synced atomic.Int32
+	s.sync = func(f *os.File) error {
+		<-release // a disk that does not answer until the test says so
+		synced.Add(1)
+		return f.Sync()
+	}
+	l := newLogger(cfg, slog.New(slog.DiscardHandler), s, []sink{s})
+	const n = 400
+	t0 := time.Date(2026, 12, 7, 10, 0, 0, 0, time.UTC)
+	for i := range n {
+		l.Finished(record("m", "1", "id-"+strconv.Itoa(i), t0.Add(time.Duration(i)*time.Millisecond)))
+		if i%50 == 0 {
+			time.Sleep(10 * time.Millisecond) // within the queue: nothing may drop
+		}
+	}
+	// Every entry reaches a file while no sync has returned: the writes did not wait.
+	deadline := time.Now().Add(20 * time.Second)
+	for written(t, dir) < n {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d of %d entries in the files while the rolled files' syncs hang: the writer waited on them", written(t, dir), n)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if synced.Load() != 0 {
+		t.Fatal("a sync returned before the test released them")
+	}
+	close(release)
+	closeLogger(t, l)
+	names, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(names) < 4 || int(synced.Load()) != len(names) {
+		t.Fatalf("%d files, %d synced: want several rolled files, each synced", len(names), synced.Load())
+	}
+	for _, nm := range names {
+		if lf, ok := parseName(filepath.Base(nm)); !ok || lf.open {
+			t.Fatalf("file %s after Close: want a rolled name", nm)
+		}
+	}
+	rd, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := rd.Query(context.Background(), Query{})
+	if err != nil || len(got) != n {
+		t.Fatalf("Query: %d entries, %v; want %d", len(got), err, n)
+	}
+	seen := map[string]bool{}
+	for _, e := range got {
+		if seen[e.ClientRequestID] {
+			t.Fatalf("entry %s twice", e.ClientRequestID)
+		}
+		seen[e.ClientRequestID] = true
+	}
+	if d := l.files.retired(); d != nil {
+		t.Fatal(d)
+	}
+}
+
+// written counts the lines in dir's files.
+func written(t *testing.T, dir string) int {
+	t.Helper()
+	names, _ := filepath.Glob(filepath.Join(dir, "*"))
+	lines := 0
+	for _, nm := range names {
+		b, err := os.ReadFile(nm)
+		if err != nil {
+			t.Fatal(err)
+		}
+		lines += bytes.Count(b, []byte{'\n'})
+	}
+	return lines
 }
