@@ -97,19 +97,7 @@ func TestFileSinkRollsAndQueryFilters(t *testing.T) {
 		l.Finished(record(m, strconv.Itoa(1+i%3), "id-"+strconv.Itoa(i), t0.Add(time.Duration(i)*time.Second)))
 	}
 	closeLogger(t, l)
-	names, _ := filepath.Glob(filepath.Join(dir, "*"))
-	if len(names) < 4 {
-		t.Fatalf("files %v: want the 4 KiB cap to roll several", names)
-	}
-	for _, n := range names {
-		if lf, ok := parseName(filepath.Base(n)); !ok || lf.open {
-			t.Fatalf("file %s after Close: want a rolled name", n)
-		}
-	}
-	rd, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	rd := rolledFiles(t, dir, nil)
 	ctx := context.Background()
 	for _, tc := range []struct {
 		name string
@@ -470,19 +458,11 @@ func TestRollDoesNotStopTheWriter(t *testing.T) {
 	}
 	close(release)
 	closeLogger(t, l)
-	names, _ := filepath.Glob(filepath.Join(dir, "*"))
-	if len(names) < 4 || int(synced.Load()) != len(names) {
-		t.Fatalf("%d files, %d synced: want several rolled files, each synced", len(names), synced.Load())
-	}
-	for _, nm := range names {
-		if lf, ok := parseName(filepath.Base(nm)); !ok || lf.open {
-			t.Fatalf("file %s after Close: want a rolled name", nm)
+	rd := rolledFiles(t, dir, func(files int) {
+		if int(synced.Load()) != files {
+			t.Fatalf("%d files, %d synced: want each synced", files, synced.Load())
 		}
-	}
-	rd, err := Open(dir)
-	if err != nil {
-		t.Fatal(err)
-	}
+	})
 	got, err := rd.Query(context.Background(), Query{})
 	if err != nil || len(got) != n {
 		t.Fatalf("Query: %d entries, %v; want %d", len(got), err, n)
@@ -512,4 +492,27 @@ func written(t *testing.T, dir string) int {
 		lines += bytes.Count(b, []byte{'\n'})
 	}
 	return lines
+}
+
+// rolledFiles checks that a closed logger left several files in dir, all with rolled
+// names (check, when given, sees their count), and opens dir for reading.
+func rolledFiles(t *testing.T, dir string, check func(files int)) *Reader {
+	t.Helper()
+	names, _ := filepath.Glob(filepath.Join(dir, "*"))
+	if len(names) < 4 {
+		t.Fatalf("files %v: want the 4 KiB cap to roll several", names)
+	}
+	for _, n := range names {
+		if lf, ok := parseName(filepath.Base(n)); !ok || lf.open {
+			t.Fatalf("file %s after Close: want a rolled name", n)
+		}
+	}
+	if check != nil {
+		check(len(names))
+	}
+	rd, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rd
 }
