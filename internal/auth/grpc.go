@@ -8,9 +8,10 @@ import (
 	"google.golang.org/grpc"
 	"google.golang.org/grpc/codes"
 	"google.golang.org/grpc/credentials"
-	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/peer"
 	"google.golang.org/grpc/status"
+
+	"github.com/ferryml/ferry/internal/grpcmeta"
 )
 
 // Unary is the gRPC unary interceptor: the RPC is classified by method and request
@@ -77,7 +78,7 @@ func (s *checkedStream) RecvMsg(m any) error {
 // and the peer's verified certificate.
 func grpcCredentials(ctx context.Context) Credentials {
 	var authz string
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
+	if md, ok := grpcmeta.Incoming(ctx); ok {
 		if v := md.Get("authorization"); len(v) > 0 {
 			authz = v[0]
 		}

@@ -12,6 +12,8 @@ import (
 	grpccodes "google.golang.org/grpc/codes"
 	"google.golang.org/grpc/metadata"
 	"google.golang.org/grpc/status"
+
+	"github.com/ferryml/ferry/internal/grpcmeta"
 )
 
 // GRPCServerOptions are the interceptors that give each RPC a SERVER span (rpc.system
@@ -51,14 +53,15 @@ func grpcProbe(fullMethod string) bool {
 
 // startRPC starts the span of a call to fullMethod ("/package.Service/Method").
 func startRPC(ctx context.Context, tr trace.Tracer, fullMethod string) (context.Context, trace.Span) {
-	// Only the two keys, not FromIncomingContext: that copies every call's whole
-	// metadata, and most calls carry no trace context at all.
-	if tp := metadata.ValueFromIncomingContext(ctx, "traceparent"); len(tp) > 0 {
-		md := metadata.MD{"traceparent": tp}
-		if ts := metadata.ValueFromIncomingContext(ctx, "tracestate"); len(ts) > 0 {
-			md["tracestate"] = ts
+	// One copy of the metadata, which the layers below (authentication, the V2
+	// transport) read too: asking for an absent key alone scans every key.
+	ctx, md := grpcmeta.Copy(ctx)
+	if tp := md["traceparent"]; len(tp) > 0 {
+		tc := metadata.MD{"traceparent": tp}
+		if ts := md["tracestate"]; len(ts) > 0 {
+			tc["tracestate"] = ts
 		}
-		ctx = traceContext.Extract(ctx, metadataCarrier(md))
+		ctx = traceContext.Extract(ctx, metadataCarrier(tc))
 	}
 	if ctx, skip := skipRoot(ctx); skip {
 		return ctx, trace.SpanFromContext(ctx) // a non-recording span: End and the rest do nothing

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/grpcmeta"
 	"github.com/ferryml/ferry/internal/inference"
 	"github.com/ferryml/ferry/internal/monitor/reqlog"
 	"github.com/ferryml/ferry/internal/shm"
@@ -39,7 +40,7 @@ func (s *Server) infer(ctx context.Context, req *inference.ModelInferRequest) (*
 	if err != nil {
 		return nil, err
 	}
-	if md, ok := metadata.FromIncomingContext(ctx); ok {
+	if md, ok := grpcmeta.Incoming(ctx); ok {
 		if tp := md.Get("traceparent"); len(tp) > 0 {
 			creq.TraceParent = core.TraceParent(tp[0])
 		}
