@@ -301,12 +301,11 @@ func (s *fileSink) tick(now time.Time) {
 }
 
 func (s *fileSink) close(context.Context) error {
-	var errs []error
 	for _, of := range s.files {
 		s.roll(of)
 	}
 	s.retiring.Wait()
-	return errors.Join(append(errs, s.retired())...)
+	return s.retired()
 }
 
 // jsonlWriter writes the dispatcher's JSON lines as they are.

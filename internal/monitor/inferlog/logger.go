@@ -205,6 +205,10 @@ func (l *Logger) put(c *capture) { l.pool.Put(c) }
 // 2-core server woke them a thousand times a second for ~40 entries each.
 const dispatchEvery = 5 * time.Millisecond
 
+// yieldEvery is how many captures the dispatcher encodes between giving way to serving
+// (background.Yield): a tick's worth at once held a core for a quarter of a millisecond.
+const yieldEvery = 16
+
 // idleTicks is how many empty polls in a row (100 ms) send the dispatcher to sleep on
 // the queue: an idle server should not wake hundreds of times a second, and the first
 // request after a lull pays the one wake-up.
@@ -293,6 +297,3 @@ func (l *Logger) Close(ctx context.Context) error {
 	})
 	return l.closeErr
 }
-
-// yieldEvery is how many captures the dispatcher encodes between giving way to serving.
-const yieldEvery = 16
