@@ -12,8 +12,8 @@ import (
 	"sync/atomic"
 	"time"
 
-	"github.com/ferryml/ferry/internal/background"
 	"github.com/ferryml/ferry/internal/core"
+	"github.com/ferryml/ferry/internal/platform/background"
 )
 
 // Logger is the inference log: a core.Tap feeding the configured sinks. Build it with

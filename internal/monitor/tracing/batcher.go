@@ -13,7 +13,7 @@ import (
 	"go.opentelemetry.io/otel"
 	sdktrace "go.opentelemetry.io/otel/sdk/trace"
 
-	"github.com/ferryml/ferry/internal/background"
+	"github.com/ferryml/ferry/internal/platform/background"
 )
 
 // batcher is the span processor: ended spans are appended to a buffer under a mutex,
