@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"runtime/metrics"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -67,6 +68,9 @@ type vsTally struct {
 	cpu      time.Duration
 	slices   int
 	minSlice float64 // lowest req/s of one slice
+	// allocs and allocBytes are the heap allocations of the whole process meanwhile:
+	// what a side allocates a request sets how often the collector runs.
+	allocs, allocBytes uint64
 }
 
 func (t vsTally) rate() float64 { return float64(t.n) / t.wall.Seconds() }
@@ -81,6 +85,20 @@ func (t *vsTally) add(u vsTally) {
 		t.minSlice = r
 	}
 	t.n, t.wall, t.cpu, t.slices = t.n+u.n, t.wall+u.wall, t.cpu+u.cpu, t.slices+1
+	t.allocs, t.allocBytes = t.allocs+u.allocs, t.allocBytes+u.allocBytes
+}
+
+// allocsPerReq is heap objects and bytes allocated per request.
+func (t vsTally) allocsPerReq() (objects, bytes float64) {
+	return float64(t.allocs) / float64(t.n), float64(t.allocBytes) / float64(t.n)
+}
+
+// vsAllocs reads the process's cumulative heap allocations (objects, bytes); unlike
+// runtime.ReadMemStats it does not stop the world.
+func vsAllocs() (objects, bytes uint64) {
+	s := []metrics.Sample{{Name: "/gc/heap/allocs:objects"}, {Name: "/gc/heap/allocs:bytes"}}
+	metrics.Read(s)
+	return s[0].Value.Uint64(), s[1].Value.Uint64()
 }
 
 func vsProcessCPU(b *testing.B) time.Duration {
@@ -112,6 +130,7 @@ func vsMeasure(b *testing.B, s vsSide, conc int, d time.Duration) vsTally {
 	}
 	timer := time.AfterFunc(d, func() { stop.Store(true) })
 	defer timer.Stop()
+	objs0, bytes0 := vsAllocs()
 	cpu0, start := vsProcessCPU(b), time.Now()
 	for _, w := range workers {
 		wg.Go(func() {
@@ -126,10 +145,11 @@ func vsMeasure(b *testing.B, s vsSide, conc int, d time.Duration) vsTally {
 	}
 	wg.Wait()
 	wall, cpu := time.Since(start), vsProcessCPU(b)-cpu0
+	objs, bytes := vsAllocs()
 	if first != nil {
 		b.Fatalf("%s: %v", s.name, first)
 	}
-	return vsTally{n: done.Load(), wall: wall, cpu: cpu}
+	return vsTally{n: done.Load(), wall: wall, cpu: cpu, allocs: objs - objs0, allocBytes: bytes - bytes0}
 }
 
 // vsCompare runs ferry and bare alternately in slices of -benchslice, swapping which goes
@@ -187,6 +207,14 @@ func vsCompare(b *testing.B, ferry, bare vsSide) {
 	b.ReportMetric(all[0].cpuPerReq(), ferry.name+"_cpu_us/req")
 	b.ReportMetric(all[1].cpuPerReq(), bare.name+"_cpu_us/req")
 	b.ReportMetric(all[1].cpuPerReq()/all[0].cpuPerReq(), "cpu_ratio")
+	for _, t := range []struct {
+		name string
+		vsTally
+	}{{ferry.name, all[0]}, {bare.name, all[1]}} {
+		objs, bytes := t.allocsPerReq()
+		b.ReportMetric(objs, t.name+"_allocs/req")
+		b.ReportMetric(bytes, t.name+"_B/req")
+	}
 }
 
 // vsRunOnly runs the side -benchonly names for -benchrounds × -benchdur, so that a CPU

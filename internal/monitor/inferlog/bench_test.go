@@ -4,9 +4,13 @@ import (
 	"context"
 	"log/slog"
 	"runtime"
+	"sync"
+	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/ferryml/ferry/internal/core"
 	"github.com/ferryml/ferry/internal/tensor"
 )
 
@@ -87,4 +91,78 @@ func BenchmarkEndToEnd(b *testing.B) {
 	}
 	b.ReportMetric(float64(l.sinks[0].records.Load())/time.Since(start).Seconds(), "written/s")
 	b.ReportMetric(float64(l.dropped.Load())/float64(b.N), "dropped/op")
+}
+
+// BenchmarkPipeline is the log's whole cost per entry as a busy server pays it. Two
+// goroutines (the cores) each do ~20 µs of stand-in request work and then call
+// Finished, so the machine is saturated and never idles; the log's dispatcher and file
+// sink share the cores with them. Runs with and without the log alternate, and
+// log_cpu_ns/entry is the difference of the process's CPU time (getrusage: user and
+// system, the close that writes the last entry included) divided by the entries.
+// Shapes: identity_fp32's 16 floats in and out, and mlp's 256 in and 10 out
+// (BenchmarkMonitoring's two models).
+func BenchmarkPipeline(b *testing.B) {
+	for _, bc := range []struct {
+		name    string
+		in, out int
+	}{{"16+16 floats", 16, 16}, {"256+10 floats", 256, 10}} {
+		b.Run(bc.name, func(b *testing.B) {
+			r := record("model", "1", "", time.Now())
+			r.Inputs = []*tensor.Tensor{fp32("input", tensor.Shape{1, int64(bc.in)}, make([]float32, bc.in)...)}
+			r.Outputs = []*tensor.Tensor{fp32("output", tensor.Shape{1, int64(bc.out)}, make([]float32, bc.out)...)}
+			const entries = 50000
+			var with, without time.Duration
+			var dropped uint64
+			for range b.N {
+				without += pipelineRun(b, nil, r, entries)
+				l, err := New(Config{Dir: b.TempDir()}, nil)
+				if err != nil {
+					b.Fatal(err)
+				}
+				with += pipelineRun(b, l, r, entries)
+				dropped += l.dropped.Load() + l.sinks[0].dropped.Load()
+			}
+			b.ReportMetric(float64((with-without).Nanoseconds())/float64(b.N*entries), "log_cpu_ns/entry")
+			b.ReportMetric(float64(without.Nanoseconds())/float64(b.N*entries), "work_cpu_ns/entry")
+			b.ReportMetric(float64(dropped), "dropped")
+		})
+	}
+}
+
+// pipelineRun does n units of stand-in work on two goroutines, logging each with l (if
+// any), closes l and returns the process CPU time it took.
+func pipelineRun(b *testing.B, l *Logger, r *core.Record, n int) time.Duration {
+	cpu0 := processCPU(b)
+	var wg sync.WaitGroup
+	var sink atomic.Uint64
+	for range 2 {
+		wg.Go(func() {
+			x := uint64(1)
+			for range n / 2 {
+				for range 20000 { // ~20 µs
+					x = x*6364136223846793005 + 1442695040888963407
+				}
+				if l != nil {
+					l.Finished(r)
+				}
+				runtime.Gosched() // a request goroutine blocks on its connection next
+			}
+			sink.Add(x)
+		})
+	}
+	wg.Wait()
+	if l != nil {
+		if err := l.Close(context.Background()); err != nil {
+			b.Fatal(err)
+		}
+	}
+	return processCPU(b) - cpu0
+}
+
+func processCPU(b *testing.B) time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		b.Fatal(err)
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
