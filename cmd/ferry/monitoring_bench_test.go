@@ -20,6 +20,7 @@ import (
 	"time"
 
 	"github.com/ferryml/ferry/internal/monitor/tracing"
+	"github.com/ferryml/ferry/internal/platform/threadprio"
 	"github.com/ferryml/ferry/internal/tensor"
 	"github.com/ferryml/ferry/internal/v2client"
 	"github.com/ferryml/ferry/tools/onnxgen"
@@ -48,6 +49,9 @@ var (
 	// under a moderate load; 64 clients saturate both cores, which is what a
 	// throughput figure means.
 	benchMonConc = flag.String("benchmonconc", "16,64", "BenchmarkMonitoring: the client counts to measure at, comma-separated")
+	// As ferry serve's --inference-first (default true): request handling, and the
+	// monitoring's goroutines with it, runs as SCHED_BATCH, model execution in front.
+	benchInferenceFirst = flag.Bool("benchinferencefirst", true, "BenchmarkMonitoring: run as ferry serve does by default, request handling as SCHED_BATCH (Linux)")
 )
 
 func BenchmarkMonitoring(b *testing.B) {
@@ -55,6 +59,14 @@ func BenchmarkMonitoring(b *testing.B) {
 		b.Skip("throughput comparison; not run with -short")
 	}
 	servingGC(b)
+	if *benchInferenceFirst {
+		// Before the servers and their sessions exist, as ferry serve does it; both
+		// sides run this way.
+		if err := threadprio.Background(); err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(func() { _ = threadprio.Reset() })
+	}
 	repo := monitoringBenchRepo(b)
 	// Every goroutine of a side (its server's, its clients') carries the profiler label
 	// side=watched or side=plain, so that one -cpuprofile of the alternating run splits
