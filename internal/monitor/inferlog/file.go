@@ -105,6 +105,9 @@ func (s *fileSink) write(_ context.Context, batch []*capture) (int, error) {
 		n++
 	}
 	for of := range touched {
+		if s.files[of.model] != of {
+			continue // rolled by this batch: its finishing goroutine flushes it, and owns it
+		}
 		if of.dirty.IsZero() {
 			of.dirty = now
 		}

@@ -516,3 +516,59 @@ func rolledFiles(t *testing.T, dir string, check func(files int)) *Reader {
 	}
 	return rd
 }
+
+// TestBatchThatRollsLeavesTheRolledFileAlone: a batch that fills a file part way
+// through rolls it (its finishing goroutine flushes and closes it) and goes on in a new
+// file; the batch's closing flush must not touch the rolled file. With -race, flushing
+// it raced with the finishing goroutine's (seen in a fresh-clone make test).
+func TestBatchThatRollsLeavesTheRolledFileAlone(t *testing.T) {
+	dir := t.TempDir()
+	cfg := Config{Dir: dir, MaxFileBytes: 4 << 10}.withDefaults()
+	s, err := newFileSink(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Date(2026, 12, 8, 1, 0, 0, 0, time.UTC)
+	s.now = func() time.Time { return now }
+	cp := capturer{maxBytes: cfg.MaxPayloadBytes, redact: map[string]struct{}{}}
+	entry := func(i int) *capture {
+		c := &capture{seq: uint64(i + 1)}
+		cp.fill(c, record("m", "1", "id-"+strconv.Itoa(i), now))
+		c.setRequestID(1)
+		c.line = appendEntry(nil, c)
+		return c
+	}
+	// The first batch leaves the file unflushed (dirty since now) and nearly full.
+	var first []*capture
+	i := 0
+	for size := 0; size < 3<<10; i++ {
+		c := entry(i)
+		size += len(c.line)
+		first = append(first, c)
+	}
+	if n, err := s.write(context.Background(), first); err != nil || n != len(first) {
+		t.Fatalf("first batch: %d of %d, %v", n, len(first), err)
+	}
+	// Past flushEvery, a batch that fills the file and rolls it part way through: its
+	// first entries go to the old file, the rest to a new one.
+	now = now.Add(2 * flushEvery)
+	var second []*capture
+	for range 2 * len(first) {
+		second = append(second, entry(i))
+		i++
+	}
+	if n, err := s.write(context.Background(), second); err != nil || n != len(second) {
+		t.Fatalf("second batch: %d of %d, %v", n, len(second), err)
+	}
+	if err := s.close(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	rd, err := Open(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := rd.Query(context.Background(), Query{})
+	if err != nil || len(got) != i {
+		t.Fatalf("Query: %d entries, %v; want %d", len(got), err, i)
+	}
+}
