@@ -423,12 +423,7 @@ func TestRetentionAndSizeBoundPruneRolledFiles(t *testing.T) {
 // slow disk stops neither the runner nor the next file's writes; close waits for it,
 // and every entry is in a rolled file once.
 func TestRollDoesNotStopTheWriter(t *testing.T) {
-	dir := t.TempDir()
-	cfg := Config{Dir: dir, MaxFileBytes: 4 << 10}.withDefaults()
-	s, err := newFileSink(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
+	dir, cfg, s := smallFileSink(t)
 	release := make(chan struct{})
 	var synced atomic.Int32
 	s.sync = func(f *os.File) error {
@@ -517,17 +512,24 @@ func rolledFiles(t *testing.T, dir string, check func(files int)) *Reader {
 	return rd
 }
 
-// TestBatchThatRollsLeavesTheRolledFileAlone: a batch that fills a file part way
-// through rolls it (its finishing goroutine flushes and closes it) and goes on in a new
-// file; the batch's closing flush must not touch the rolled file. With -race, flushing
-// it raced with the finishing goroutine's (seen in a fresh-clone make test).
-func TestBatchThatRollsLeavesTheRolledFileAlone(t *testing.T) {
+// smallFileSink is a file sink in a new folder whose files roll every 4 KiB.
+func smallFileSink(t *testing.T) (string, Config, *fileSink) {
+	t.Helper()
 	dir := t.TempDir()
 	cfg := Config{Dir: dir, MaxFileBytes: 4 << 10}.withDefaults()
 	s, err := newFileSink(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return dir, cfg, s
+}
+
+// TestBatchThatRollsLeavesTheRolledFileAlone: a batch that fills a file part way
+// through rolls it (its finishing goroutine flushes and closes it) and goes on in a new
+// file; the batch's closing flush must not touch the rolled file. With -race, flushing
+// it raced with the finishing goroutine's (seen in a fresh-clone make test).
+func TestBatchThatRollsLeavesTheRolledFileAlone(t *testing.T) {
+	dir, cfg, s := smallFileSink(t)
 	now := time.Date(2026, 12, 8, 1, 0, 0, 0, time.UTC)
 	s.now = func() time.Time { return now }
 	cp := capturer{maxBytes: cfg.MaxPayloadBytes, redact: map[string]struct{}{}}
