@@ -88,7 +88,9 @@ func (s *fileSink) name() string { return "file" }
 // flushes once per batch: one write syscall per file per batch.
 func (s *fileSink) write(_ context.Context, batch []*capture) (int, error) {
 	now := s.now()
-	touched := make(map[*openFile]struct{}, 1)
+	// By model: a file the batch rolls is replaced by its successor, and its finishing
+	// goroutine, which owns it from the roll on, flushes it.
+	touched := make(map[string]*openFile, 1)
 	n := 0
 	var errs []error
 	for _, c := range batch {
@@ -101,13 +103,10 @@ func (s *fileSink) write(_ context.Context, batch []*capture) (int, error) {
 			continue
 		}
 		of.seen(c.start)
-		touched[of] = struct{}{}
+		touched[of.model] = of
 		n++
 	}
-	for of := range touched {
-		if s.files[of.model] != of {
-			continue // rolled by this batch: its finishing goroutine flushes it, and owns it
-		}
+	for _, of := range touched {
 		if of.dirty.IsZero() {
 			of.dirty = now
 		}
